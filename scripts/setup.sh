@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install what the build and the tests need on a fresh Debian machine.
+# Idempotent: installs only what is missing. Needs root or sudo for apt.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_pkgs=()
+command -v cc >/dev/null || apt_pkgs+=(build-essential)
+command -v promtool >/dev/null || apt_pkgs+=(prometheus)
+command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
+if ! command -v python3 >/dev/null; then apt_pkgs+=(python3 python3-pip); fi
+
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${apt_pkgs[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+  # The prometheus package may start a server on :9090; the tests start their own.
+  if command -v systemctl >/dev/null; then as_root systemctl stop prometheus >/dev/null 2>&1 || true; fi
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "setup: pip install prometheus-client"
+  python3 -m pip install -q prometheus-client 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages prometheus-client
+fi

@@ -1,0 +1,185 @@
+//! Byte layout of an area, version 1. `docs/FORMAT.md` is the prose version
+//! of this file; keep the two in step.
+//!
+//! All integers are little-endian on the machines we build for and are
+//! accessed in place as naturally aligned atomics. Offsets are byte offsets
+//! from the start of the area; 0 means "none".
+
+/// `b"PROMSHM1"` read as a little-endian u64.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"PROMSHM1");
+/// Layout version written by this build; an area of another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+/// Page size of every area.
+pub const PAGE_SIZE: usize = 4096;
+/// Written in native byte order; a reader of the other endianness sees it swapped.
+pub const ENDIAN_TAG: u32 = 0x0102_0304;
+/// Smallest area: header page, one worker page, one data page.
+pub const MIN_PAGES: u32 = 3;
+/// Largest area (4 GiB of pages would overflow the u32 offsets).
+pub const MAX_PAGES: u32 = (u32::MAX as usize / PAGE_SIZE) as u32;
+/// Most worker slots an area can have.
+pub const MAX_WORKERS: u32 = 4096;
+
+/// `init_state`: the creator is writing the header.
+pub const INIT_BUSY: u32 = 1;
+/// `init_state`: the area is ready.
+pub const INIT_READY: u32 = 2;
+
+/// Header field offsets (page 0).
+pub mod hdr {
+    /// u64 magic, stored last by the creator.
+    pub const MAGIC: usize = 0;
+    /// u32 format version.
+    pub const VERSION: usize = 8;
+    /// u32 header size in bytes (one page).
+    pub const HEADER_SIZE: usize = 12;
+    /// u32 page size.
+    pub const PAGE_SIZE: usize = 16;
+    /// u32 number of pages.
+    pub const PAGE_COUNT: usize = 20;
+    /// u32 endianness tag.
+    pub const ENDIAN: usize = 24;
+    /// u32 init state (atomic).
+    pub const INIT_STATE: usize = 28;
+    /// u32 number of worker slots.
+    pub const MAX_WORKERS: usize = 32;
+    /// u32 flags (bit 0: eager by default).
+    pub const FLAGS: usize = 36;
+    /// u32 offset of the worker table.
+    pub const WORKERS_OFFSET: usize = 40;
+    /// u32 offset of the first data page.
+    pub const DATA_OFFSET: usize = 44;
+    /// u64 next free byte (atomic, written under the area lock).
+    pub const ALLOC_CURSOR: usize = 48;
+    /// u64 lock word: `pid | start_time_low32 << 32`, 0 when free.
+    pub const LOCK: usize = 56;
+    /// u64 pid namespace inode of the creator.
+    pub const PID_NS: usize = 64;
+    /// u64 creation time, Unix milliseconds.
+    pub const CREATED_MS: usize = 72;
+    /// u64 registrations refused because the area was full.
+    pub const STAT_REFUSED: usize = 80;
+    /// u64 dead workers reaped.
+    pub const STAT_REAPED: usize = 88;
+    /// u64 flushes into this area.
+    pub const STAT_FLUSHES: usize = 96;
+    /// u64 bad records seen by the last render.
+    pub const STAT_BAD_RECORDS: usize = 104;
+    /// u64 duration of the last render, nanoseconds.
+    pub const STAT_RENDER_NS: usize = 112;
+    /// u64 locks taken over from dead holders.
+    pub const STAT_LOCK_RECOVERED: usize = 120;
+    /// u64 number of live series (maintained under the lock).
+    pub const STAT_SERIES: usize = 128;
+    /// u64 number of families.
+    pub const STAT_FAMILIES: usize = 136;
+    /// u64 gauge updates dropped because no worker slot was free.
+    pub const STAT_DROPPED: usize = 144;
+}
+
+/// Flag bit: new families are eager (write-through) unless they say otherwise.
+pub const FLAG_EAGER: u32 = 1;
+
+/// Worker slot layout (64 bytes each).
+pub mod slot {
+    /// Size of one slot.
+    pub const SIZE: usize = 64;
+    /// u32 state: 0 free, 1 live, 2 being reaped.
+    pub const STATE: usize = 0;
+    /// u32 generation, bumped on every attach.
+    pub const GENERATION: usize = 4;
+    /// u64 identity: `pid | start_time_low32 << 32`.
+    pub const IDENTITY: usize = 8;
+    /// u64 pid namespace inode.
+    pub const PID_NS: usize = 16;
+    /// u64 full process start time (clock ticks since boot).
+    pub const START_TIME: usize = 24;
+    /// u64 last heartbeat (Unix ms): attach, flush, gauge writes.
+    pub const HEARTBEAT_MS: usize = 32;
+    /// u64 last flush (Unix ms).
+    pub const LAST_FLUSH_MS: usize = 40;
+    /// u64 attach time (Unix ms).
+    pub const ATTACHED_MS: usize = 48;
+    /// u64 flushes by this worker.
+    pub const FLUSHES: usize = 56;
+}
+
+/// Slot state: free.
+pub const SLOT_FREE: u32 = 0;
+/// Slot state: held by a live process.
+pub const SLOT_LIVE: u32 = 1;
+
+/// Record header: `u32 tag` (kind in bits 0..8, state in bits 8..16), `u32 len`.
+pub const RECORD_HEADER: usize = 8;
+/// Record kind: family metadata.
+pub const KIND_FAMILY: u8 = 1;
+/// Record kind: one series.
+pub const KIND_SERIES: u8 = 2;
+/// Record kind: padding up to the end of a page.
+pub const KIND_PADDING: u8 = 3;
+/// Record kind: an info payload (label pairs), referenced from a series.
+pub const KIND_BLOB: u8 = 4;
+/// Record state: being written (or its writer died).
+pub const STATE_WRITING: u8 = 0;
+/// Record state: committed and live.
+pub const STATE_LIVE: u8 = 1;
+/// Record state: removed (series) or cleared.
+pub const STATE_REMOVED: u8 = 2;
+
+/// Family record fields (after the record header).
+pub mod fam {
+    /// u64 hash of the name.
+    pub const NAME_HASH: usize = 8;
+    /// u8 metric type.
+    pub const TYPE: usize = 16;
+    /// u8 gauge mode.
+    pub const GAUGE_MODE: usize = 17;
+    /// u8 flags (bit 0 eager).
+    pub const FLAGS: usize = 18;
+    /// u8 number of label names.
+    pub const N_LABELS: usize = 19;
+    /// u16 number of f64 parameters (buckets without +Inf, or quantiles).
+    pub const N_PARAMS: usize = 20;
+    /// u16 number of states (StateSet).
+    pub const N_STATES: usize = 22;
+    /// u32 summary age buckets (0 = no window).
+    pub const AGE_BUCKETS: usize = 24;
+    /// u32 number of value cells in each series record.
+    pub const N_CELLS: usize = 28;
+    /// u64 summary max age in milliseconds.
+    pub const MAX_AGE_MS: usize = 32;
+    /// Start of the f64 parameter array; strings follow it.
+    pub const PARAMS: usize = 40;
+}
+
+/// Series record fields (after the record header).
+pub mod ser {
+    /// u64 hash of the label values.
+    pub const HASH: usize = 8;
+    /// u32 offset of the family record.
+    pub const FAMILY: usize = 16;
+    /// u32 number of value cells.
+    pub const N_CELLS: usize = 20;
+    /// f64 creation time, Unix seconds.
+    pub const CREATED: usize = 24;
+    /// Start of the u64 value cells; label values follow them.
+    pub const CELLS: usize = 32;
+}
+
+/// Largest metric name, label name, unit or state name, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Largest help text, in bytes.
+pub const MAX_HELP_LEN: usize = 16 * 1024;
+/// Largest label value, in bytes.
+pub const MAX_VALUE_LEN: usize = 16 * 1024;
+/// Most label names a family can have.
+pub const MAX_LABELS: usize = 64;
+/// Most histogram buckets / summary quantiles.
+pub const MAX_PARAMS: usize = 1024;
+/// Most StateSet states.
+pub const MAX_STATES: usize = 1024;
+
+/// Round `n` up to a multiple of 8.
+pub const fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}

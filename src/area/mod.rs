@@ -1,0 +1,658 @@
+//! The shared area: a file or an anonymous shared mapping of fixed-size
+//! pages holding a header, a worker table and records (families and series).
+//!
+//! Everything in the mapping is reached through [`AreaInner`]'s accessors,
+//! which bounds-check every offset: bytes in the area come from other
+//! processes and are never trusted.
+
+pub(crate) mod format;
+mod lock;
+pub(crate) mod records;
+mod workers;
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::process;
+use format::*;
+
+pub(crate) use lock::AreaLockGuard;
+pub use workers::WorkerInfo;
+
+/// How to create an area.
+#[derive(Debug, Clone)]
+pub struct AreaOptions {
+    /// Number of 4 KiB pages (header and worker table included). Default 4096 (16 MiB).
+    pub pages: u32,
+    /// Number of worker slots: the most processes attached at once. Default 64.
+    pub max_workers: u32,
+    /// Make new families eager (write-through) by default.
+    pub eager: bool,
+}
+
+impl Default for AreaOptions {
+    fn default() -> Self {
+        AreaOptions {
+            pages: 4096,
+            max_workers: 64,
+            eager: false,
+        }
+    }
+}
+
+impl AreaOptions {
+    /// Options with `pages` pages and the other defaults.
+    pub fn with_pages(pages: u32) -> Self {
+        AreaOptions {
+            pages,
+            ..Default::default()
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(MIN_PAGES..=MAX_PAGES).contains(&self.pages) {
+            return Err(Error::InvalidArgument(format!(
+                "pages must be in {MIN_PAGES}..={MAX_PAGES}, got {}",
+                self.pages
+            )));
+        }
+        if !(1..=MAX_WORKERS).contains(&self.max_workers) {
+            return Err(Error::InvalidArgument(format!(
+                "max_workers must be in 1..={MAX_WORKERS}, got {}",
+                self.max_workers
+            )));
+        }
+        let worker_pages = worker_table_pages(self.max_workers);
+        if 1 + worker_pages + 1 > self.pages as usize {
+            return Err(Error::InvalidArgument(format!(
+                "{} pages cannot hold the header, {} worker slots and a data page",
+                self.pages, self.max_workers
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn worker_table_pages(max_workers: u32) -> usize {
+    (max_workers as usize * slot::SIZE).div_ceil(PAGE_SIZE)
+}
+
+/// How to open an existing area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read and write: register, update, flush.
+    ReadWrite,
+    /// Read only: render and inspect. Never writes a byte, never reaps.
+    ReadOnly,
+}
+
+/// A shared area, mapped into this process. Cheap to clone (an `Arc`).
+///
+/// Create it in the parent before `fork` (anonymous or file) or open the
+/// same file from every process; all of them then see one store.
+#[derive(Clone)]
+pub struct Area {
+    pub(crate) inner: Arc<AreaInner>,
+}
+
+impl std::fmt::Debug for Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Area")
+            .field("path", &self.inner.path)
+            .field("pages", &(self.inner.len / PAGE_SIZE))
+            .field("read_only", &self.inner.read_only)
+            .finish()
+    }
+}
+
+/// The process-local side of a mapped area.
+pub(crate) struct AreaInner {
+    _map: memmap2::MmapRaw,
+    base: *mut u8,
+    len: usize,
+    pub(crate) read_only: bool,
+    pub(crate) path: Option<PathBuf>,
+    max_workers: u32,
+    workers_offset: usize,
+    data_offset: usize,
+    /// Serializes this process's threads before the cross-process lock.
+    local_lock: parking_lot::Mutex<()>,
+    /// This process's worker slot: `fork_gen << 32 | (slot + 1)`, 0 when not attached.
+    worker: AtomicU64,
+    /// Same pid namespace as the creator: only then may we judge liveness of pids.
+    pub(crate) same_pid_ns: bool,
+    /// Process-local index of families and series (see `registry`).
+    pub(crate) index: parking_lot::Mutex<crate::registry::LocalIndex>,
+}
+
+// SAFETY: the mapping is only accessed through atomics or through copies of
+// bytes that are immutable once their record is committed; the raw pointer
+// stays valid as long as `_map` lives, which is as long as `AreaInner`.
+unsafe impl Send for AreaInner {}
+// SAFETY: see `Send`; every shared mutation goes through atomics.
+unsafe impl Sync for AreaInner {}
+
+impl Area {
+    /// Create the area file at `path`, or open it if it exists with a compatible layout.
+    ///
+    /// The file is created `0600` with `O_NOFOLLOW`. Two processes creating
+    /// the same file at once end up with one valid area (an exclusive `flock`
+    /// guards initialisation). An existing area keeps its own size.
+    pub fn create(path: impl AsRef<Path>, options: &AreaOptions) -> Result<Area> {
+        options.check()?;
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| Error::io("create", path, e))?;
+        let _flock = Flock::exclusive(&file).map_err(|e| Error::io("lock", path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
+        if size == 0 {
+            let len = options.pages as usize * PAGE_SIZE;
+            file.set_len(len as u64)
+                .map_err(|e| Error::io("size", path, e))?;
+            // Reserve the blocks now so a full disk fails here, not as SIGBUS later.
+            // SAFETY: valid fd, offset 0, length within the file we just sized.
+            let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+            if r != 0 && r != libc::EOPNOTSUPP && r != libc::EINVAL {
+                let _ = file.set_len(0);
+                return Err(Error::io(
+                    "allocate",
+                    path,
+                    std::io::Error::from_raw_os_error(r),
+                ));
+            }
+            let map = map_file(&file, len, false).map_err(|e| Error::io("map", path, e))?;
+            let inner = AreaInner::initialize(map, len, options, Some(path.to_path_buf()));
+            return Ok(Area {
+                inner: Arc::new(inner),
+            });
+        }
+        Self::open_file(&file, path, OpenMode::ReadWrite)
+    }
+
+    /// Open an existing area file.
+    pub fn open(path: impl AsRef<Path>, mode: OpenMode) -> Result<Area> {
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(mode == OpenMode::ReadWrite)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
+        // Wait for a creator that is still initialising.
+        let _flock = Flock::shared(&file).map_err(|e| Error::io("lock", path, e))?;
+        Self::open_file(&file, path, mode)
+    }
+
+    fn open_file(file: &File, path: &Path, mode: OpenMode) -> Result<Area> {
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
+        if size < (MIN_PAGES as usize * PAGE_SIZE) as u64 {
+            return Err(Error::IncompatibleArea(format!(
+                "{}: {size} bytes is too small to be an area",
+                path.display()
+            )));
+        }
+        if size > MAX_PAGES as u64 * PAGE_SIZE as u64 {
+            return Err(Error::IncompatibleArea(format!(
+                "{}: {size} bytes is larger than any area",
+                path.display()
+            )));
+        }
+        let map = map_file(file, size as usize, mode == OpenMode::ReadOnly)
+            .map_err(|e| Error::io("map", path, e))?;
+        let inner = AreaInner::validate(
+            map,
+            size as usize,
+            mode == OpenMode::ReadOnly,
+            Some(path.to_path_buf()),
+        )
+        .map_err(|e| match e {
+            Error::IncompatibleArea(m) => {
+                Error::IncompatibleArea(format!("{}: {m}", path.display()))
+            }
+            other => other,
+        })?;
+        Ok(Area {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Create an anonymous shared area (a `memfd` mapped `MAP_SHARED`).
+    ///
+    /// Make it before `fork`: children inherit the mapping and share it.
+    pub fn anonymous(options: &AreaOptions) -> Result<Area> {
+        options.check()?;
+        let len = options.pages as usize * PAGE_SIZE;
+        // SAFETY: a valid NUL-terminated name and flags.
+        let fd = unsafe { libc::memfd_create(c"promshm".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(Error::io(
+                "memfd_create",
+                "(anonymous)",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        file.set_len(len as u64)
+            .map_err(|e| Error::io("size", "(anonymous)", e))?;
+        let map = map_file(&file, len, false).map_err(|e| Error::io("map", "(anonymous)", e))?;
+        Ok(Area {
+            inner: Arc::new(AreaInner::initialize(map, len, options, None)),
+        })
+    }
+
+    /// The file behind the area, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Whether the area was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Total pages of the area.
+    pub fn pages(&self) -> u32 {
+        (self.inner.len / PAGE_SIZE) as u32
+    }
+
+    /// Numbers about the area: usage and the self-metric counters.
+    pub fn stats(&self) -> AreaStats {
+        let a = &self.inner;
+        let cursor = a.cursor();
+        AreaStats {
+            pages_total: (a.len / PAGE_SIZE) as u32,
+            pages_used: cursor.div_ceil(PAGE_SIZE) as u32,
+            bytes_free: a.len - cursor,
+            max_workers: a.max_workers,
+            families: a.hdr(hdr::STAT_FAMILIES).load(Ordering::Relaxed),
+            series: a.hdr(hdr::STAT_SERIES).load(Ordering::Relaxed),
+            refused: a.hdr(hdr::STAT_REFUSED).load(Ordering::Relaxed),
+            reaped_workers: a.hdr(hdr::STAT_REAPED).load(Ordering::Relaxed),
+            flushes: a.hdr(hdr::STAT_FLUSHES).load(Ordering::Relaxed),
+            bad_records: a.hdr(hdr::STAT_BAD_RECORDS).load(Ordering::Relaxed),
+            render_ns: a.hdr(hdr::STAT_RENDER_NS).load(Ordering::Relaxed),
+            locks_recovered: a.hdr(hdr::STAT_LOCK_RECOVERED).load(Ordering::Relaxed),
+            dropped_updates: a.hdr(hdr::STAT_DROPPED).load(Ordering::Relaxed),
+            format_version: FORMAT_VERSION,
+            created_ms: a.hdr(hdr::CREATED_MS).load(Ordering::Relaxed),
+        }
+    }
+
+    /// Attach this process to a worker slot (done lazily by gauge writes and
+    /// flushes; call it to fail early). Returns the slot index.
+    pub fn attach(&self) -> Result<u32> {
+        self.inner.worker_slot()
+    }
+
+    /// The worker table.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.inner.worker_infos()
+    }
+
+    /// Find workers whose process is gone (SIGKILL and OOM included), fold
+    /// their gauge values as their mode says, and free their slots.
+    /// Returns how many were reaped. A read-only area reaps nothing.
+    pub fn reap_dead_workers(&self) -> Result<u32> {
+        self.inner.reap_dead_workers()
+    }
+}
+
+/// Usage and self-metric counters of an area.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AreaStats {
+    /// Pages in the area.
+    pub pages_total: u32,
+    /// Pages holding the header, worker table and records.
+    pub pages_used: u32,
+    /// Bytes not yet allocated.
+    pub bytes_free: usize,
+    /// Worker slots.
+    pub max_workers: u32,
+    /// Families registered.
+    pub families: u64,
+    /// Live series.
+    pub series: u64,
+    /// Registrations refused because the area was full.
+    pub refused: u64,
+    /// Dead workers reaped.
+    pub reaped_workers: u64,
+    /// Flushes into the area.
+    pub flushes: u64,
+    /// Bad records skipped by the last render.
+    pub bad_records: u64,
+    /// Duration of the last render in nanoseconds.
+    pub render_ns: u64,
+    /// Locks taken over from dead holders.
+    pub locks_recovered: u64,
+    /// Gauge updates dropped because no worker slot was free.
+    pub dropped_updates: u64,
+    /// Layout version.
+    pub format_version: u32,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: u64,
+}
+
+fn map_file(file: &File, len: usize, read_only: bool) -> std::io::Result<memmap2::MmapRaw> {
+    let mut opts = memmap2::MmapOptions::new();
+    opts.len(len);
+    if read_only {
+        opts.map_raw_read_only(file)
+    } else {
+        opts.map_raw(file)
+    }
+}
+
+/// An `flock` held for the scope of area creation or opening.
+struct Flock<'f>(&'f File);
+
+impl<'f> Flock<'f> {
+    fn exclusive(file: &'f File) -> std::io::Result<Self> {
+        Self::take(file, libc::LOCK_EX)
+    }
+    fn shared(file: &'f File) -> std::io::Result<Self> {
+        Self::take(file, libc::LOCK_SH)
+    }
+    fn take(file: &'f File, op: libc::c_int) -> std::io::Result<Self> {
+        loop {
+            // SAFETY: valid fd owned by `file`.
+            if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+                return Ok(Flock(file));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for Flock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: valid fd owned by the borrowed file.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+impl AreaInner {
+    fn from_map(
+        map: memmap2::MmapRaw,
+        len: usize,
+        read_only: bool,
+        path: Option<PathBuf>,
+    ) -> AreaInner {
+        process::init();
+        let base = map.as_mut_ptr();
+        AreaInner {
+            _map: map,
+            base,
+            len,
+            read_only,
+            path,
+            max_workers: 0,
+            workers_offset: 0,
+            data_offset: 0,
+            local_lock: parking_lot::Mutex::new(()),
+            worker: AtomicU64::new(0),
+            same_pid_ns: false,
+            index: parking_lot::Mutex::new(Default::default()),
+        }
+    }
+
+    /// Write a fresh header into a zeroed mapping.
+    fn initialize(
+        map: memmap2::MmapRaw,
+        len: usize,
+        options: &AreaOptions,
+        path: Option<PathBuf>,
+    ) -> AreaInner {
+        let mut a = AreaInner::from_map(map, len, false, path);
+        let worker_pages = worker_table_pages(options.max_workers);
+        a.max_workers = options.max_workers;
+        a.workers_offset = PAGE_SIZE;
+        a.data_offset = PAGE_SIZE * (1 + worker_pages);
+        a.same_pid_ns = true;
+        a.hdr32(hdr::INIT_STATE).store(INIT_BUSY, Ordering::Relaxed);
+        a.hdr32(hdr::VERSION)
+            .store(FORMAT_VERSION, Ordering::Relaxed);
+        a.hdr32(hdr::HEADER_SIZE)
+            .store(PAGE_SIZE as u32, Ordering::Relaxed);
+        a.hdr32(hdr::PAGE_SIZE)
+            .store(PAGE_SIZE as u32, Ordering::Relaxed);
+        a.hdr32(hdr::PAGE_COUNT)
+            .store((len / PAGE_SIZE) as u32, Ordering::Relaxed);
+        a.hdr32(hdr::ENDIAN).store(ENDIAN_TAG, Ordering::Relaxed);
+        a.hdr32(hdr::MAX_WORKERS)
+            .store(options.max_workers, Ordering::Relaxed);
+        a.hdr32(hdr::FLAGS).store(
+            if options.eager { FLAG_EAGER } else { 0 },
+            Ordering::Relaxed,
+        );
+        a.hdr32(hdr::WORKERS_OFFSET)
+            .store(a.workers_offset as u32, Ordering::Relaxed);
+        a.hdr32(hdr::DATA_OFFSET)
+            .store(a.data_offset as u32, Ordering::Relaxed);
+        a.hdr(hdr::ALLOC_CURSOR)
+            .store(a.data_offset as u64, Ordering::Relaxed);
+        a.hdr(hdr::PID_NS)
+            .store(process::pid_namespace(), Ordering::Relaxed);
+        a.hdr(hdr::CREATED_MS)
+            .store(process::now_ms(), Ordering::Relaxed);
+        a.hdr32(hdr::INIT_STATE)
+            .store(INIT_READY, Ordering::Release);
+        a.hdr(hdr::MAGIC).store(MAGIC, Ordering::Release);
+        a
+    }
+
+    /// Check an existing header; nothing in it is trusted before this passes.
+    fn validate(
+        map: memmap2::MmapRaw,
+        len: usize,
+        read_only: bool,
+        path: Option<PathBuf>,
+    ) -> Result<AreaInner> {
+        let mut a = AreaInner::from_map(map, len, read_only, path);
+        let magic = a.hdr(hdr::MAGIC).load(Ordering::Acquire);
+        if magic != MAGIC {
+            if magic == 0 && a.hdr32(hdr::INIT_STATE).load(Ordering::Acquire) != INIT_READY {
+                return Err(Error::IncompatibleArea(
+                    "not initialised (its creator died or is still creating it)".into(),
+                ));
+            }
+            return Err(Error::IncompatibleArea(
+                "not a promshm area (bad magic)".into(),
+            ));
+        }
+        let endian = a.hdr32(hdr::ENDIAN).load(Ordering::Relaxed);
+        if endian != ENDIAN_TAG {
+            return Err(Error::IncompatibleArea(format!(
+                "written on a machine of the other byte order (tag {endian:#x})"
+            )));
+        }
+        let version = a.hdr32(hdr::VERSION).load(Ordering::Relaxed);
+        if version != FORMAT_VERSION {
+            return Err(Error::IncompatibleArea(format!(
+                "format version {version}, this build reads version {FORMAT_VERSION}"
+            )));
+        }
+        if a.hdr32(hdr::INIT_STATE).load(Ordering::Acquire) != INIT_READY {
+            return Err(Error::IncompatibleArea(
+                "initialisation never finished".into(),
+            ));
+        }
+        let page_size = a.hdr32(hdr::PAGE_SIZE).load(Ordering::Relaxed) as usize;
+        let header_size = a.hdr32(hdr::HEADER_SIZE).load(Ordering::Relaxed) as usize;
+        if page_size != PAGE_SIZE || header_size != PAGE_SIZE {
+            return Err(Error::IncompatibleArea(format!(
+                "page size {page_size} / header size {header_size}, expected {PAGE_SIZE}"
+            )));
+        }
+        let pages = a.hdr32(hdr::PAGE_COUNT).load(Ordering::Relaxed) as usize;
+        if pages < MIN_PAGES as usize || pages * PAGE_SIZE > len {
+            return Err(Error::CorruptArea(format!(
+                "header says {pages} pages but the file holds {} bytes",
+                len
+            )));
+        }
+        // Only the declared size is used, even if the file is longer.
+        a.len = pages * PAGE_SIZE;
+        let max_workers = a.hdr32(hdr::MAX_WORKERS).load(Ordering::Relaxed);
+        let workers_offset = a.hdr32(hdr::WORKERS_OFFSET).load(Ordering::Relaxed) as usize;
+        let data_offset = a.hdr32(hdr::DATA_OFFSET).load(Ordering::Relaxed) as usize;
+        if !(1..=MAX_WORKERS).contains(&max_workers)
+            || workers_offset != PAGE_SIZE
+            || data_offset != PAGE_SIZE * (1 + worker_table_pages(max_workers))
+            || data_offset >= a.len
+        {
+            return Err(Error::CorruptArea(format!(
+                "inconsistent layout: {max_workers} workers at {workers_offset}, data at {data_offset}"
+            )));
+        }
+        a.max_workers = max_workers;
+        a.workers_offset = workers_offset;
+        a.data_offset = data_offset;
+        let ns = process::pid_namespace();
+        a.same_pid_ns = ns != 0 && ns == a.hdr(hdr::PID_NS).load(Ordering::Relaxed);
+        Ok(a)
+    }
+
+    // ---- bounds-checked access to the mapping -------------------------------------
+
+    /// A u64 header field. Header offsets are constants below `PAGE_SIZE <= len`.
+    #[inline]
+    pub(crate) fn hdr(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= PAGE_SIZE);
+        // SAFETY: `off` is a constant 8-aligned offset inside the header page,
+        // which is inside the mapping (len >= MIN_PAGES pages); the mapping is
+        // page-aligned, so the pointer is 8-aligned; it lives as long as `self`.
+        unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }
+    }
+
+    /// A u32 header field.
+    #[inline]
+    fn hdr32(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= PAGE_SIZE);
+        // SAFETY: as for `hdr`, with 4-byte alignment.
+        unsafe { AtomicU32::from_ptr(self.base.add(off).cast()) }
+    }
+
+    /// The u64 at `off`, or `None` if it is out of bounds or misaligned.
+    #[inline]
+    pub(crate) fn u64_at(&self, off: usize) -> Option<&AtomicU64> {
+        if off % 8 != 0 || off.checked_add(8)? > self.len {
+            return None;
+        }
+        // SAFETY: checked just above: aligned and inside the mapping.
+        Some(unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) })
+    }
+
+    /// The u32 at `off`, or `None` if it is out of bounds or misaligned.
+    #[inline]
+    pub(crate) fn u32_at(&self, off: usize) -> Option<&AtomicU32> {
+        if off % 4 != 0 || off.checked_add(4)? > self.len {
+            return None;
+        }
+        // SAFETY: checked just above: aligned and inside the mapping.
+        Some(unsafe { AtomicU32::from_ptr(self.base.add(off).cast()) })
+    }
+
+    /// Copy `out.len()` bytes from `off`; `false` if out of bounds.
+    pub(crate) fn read_bytes(&self, off: usize, out: &mut [u8]) -> bool {
+        match off.checked_add(out.len()) {
+            Some(end) if end <= self.len => {
+                // SAFETY: the range is inside the mapping; `out` is a distinct
+                // local buffer. Bytes are copied, never referenced, so a racing
+                // writer can only give us wrong bytes, which callers validate.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(self.base.add(off), out.as_mut_ptr(), out.len())
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Write bytes at `off` (only into records this process allocated and has
+    /// not yet committed). `false` if out of bounds or read-only.
+    pub(crate) fn write_bytes(&self, off: usize, data: &[u8]) -> bool {
+        if self.read_only {
+            return false;
+        }
+        match off.checked_add(data.len()) {
+            Some(end) if end <= self.len => {
+                // SAFETY: the range is inside a writable mapping, and belongs to a
+                // record allocated under the area lock that nobody reads before it
+                // is committed with a Release store.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(off), data.len())
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Size of the mapping in use.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// First byte of the data pages.
+    pub(crate) fn data_offset(&self) -> usize {
+        self.data_offset
+    }
+
+    /// End of allocated records, clamped to the mapping.
+    pub(crate) fn cursor(&self) -> usize {
+        let c = self.hdr(hdr::ALLOC_CURSOR).load(Ordering::Acquire) as usize;
+        c.clamp(self.data_offset, self.len)
+    }
+
+    /// Whether new families default to eager.
+    pub(crate) fn eager_default(&self) -> bool {
+        self.hdr32(hdr::FLAGS).load(Ordering::Relaxed) & FLAG_EAGER != 0
+    }
+
+    /// Bump a header statistic.
+    pub(crate) fn bump(&self, field: usize, by: u64) {
+        if !self.read_only {
+            self.hdr(field).fetch_add(by, Ordering::Relaxed);
+        }
+    }
+
+    /// Set a header statistic.
+    pub(crate) fn set_stat(&self, field: usize, v: u64) {
+        if !self.read_only {
+            self.hdr(field).store(v, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn max_workers(&self) -> u32 {
+        self.max_workers
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Records in the data pages: allocation (under the area lock), commit,
+//! and a validating walk that never trusts a length or an offset.
+//!
+//! A record never crosses a page boundary unless it is larger than a page,
+//! in which case it starts on one. So a damaged record costs at most the
+//! rest of its page: the walk skips to the next page and counts it.
+
+use std::sync::atomic::Ordering;
+
+use super::format::*;
+use super::{AreaInner, AreaLockGuard};
+use crate::error::{Error, Result};
+
+/// A record header that passed the structural checks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    /// Offset of the record in the area.
+    pub off: usize,
+    /// `KIND_*`.
+    pub kind: u8,
+    /// `STATE_*`.
+    pub state: u8,
+    /// Total length in bytes, header included.
+    pub len: usize,
+}
+
+/// What a walk found.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct WalkEnd {
+    /// Where the walk stopped (the cursor, or the first uncommitted record
+    /// when `stop_at_writing` was asked for).
+    pub end: usize,
+    /// Damaged records (or page tails) skipped.
+    pub bad: u64,
+}
+
+fn tag(kind: u8, state: u8) -> u32 {
+    u32::from(kind) | (u32::from(state) << 8)
+}
+
+impl AreaInner {
+    /// Read and check the record header at `off` (below `limit`).
+    fn record_at(&self, off: usize, limit: usize) -> Option<Record> {
+        let t = self.u32_at(off)?.load(Ordering::Acquire);
+        let len = self.u32_at(off + 4)?.load(Ordering::Relaxed) as usize;
+        let kind = (t & 0xff) as u8;
+        let state = ((t >> 8) & 0xff) as u8;
+        if !(KIND_FAMILY..=KIND_BLOB).contains(&kind)
+            || state > STATE_REMOVED
+            || t >> 16 != 0
+            || len < RECORD_HEADER
+            || len % 8 != 0
+            || off.checked_add(len)? > limit
+        {
+            return None;
+        }
+        let in_page = off % PAGE_SIZE;
+        if len <= PAGE_SIZE {
+            if in_page + len > PAGE_SIZE {
+                return None;
+            }
+        } else if in_page != 0 {
+            return None;
+        }
+        if kind == KIND_PADDING && (off + len) % PAGE_SIZE != 0 {
+            return None;
+        }
+        Some(Record {
+            off,
+            kind,
+            state,
+            len,
+        })
+    }
+
+    /// Walk records from `from` to the cursor, calling `f` on each family,
+    /// series and blob record (any state). With `stop_at_writing`, stop at
+    /// the first record still being written (its writer may be alive).
+    pub(crate) fn walk(
+        &self,
+        from: usize,
+        stop_at_writing: bool,
+        mut f: impl FnMut(Record),
+    ) -> WalkEnd {
+        let limit = self.cursor();
+        let mut off = from.max(self.data_offset());
+        if off % 8 != 0 {
+            off = align8(off);
+        }
+        let mut bad = 0;
+        while off + RECORD_HEADER <= limit {
+            match self.record_at(off, limit) {
+                Some(r) => {
+                    if r.state == STATE_WRITING && r.kind != KIND_PADDING && stop_at_writing {
+                        return WalkEnd { end: off, bad };
+                    }
+                    if r.kind != KIND_PADDING {
+                        f(r);
+                    }
+                    off += r.len;
+                }
+                None => {
+                    bad += 1;
+                    off = (off / PAGE_SIZE + 1) * PAGE_SIZE;
+                }
+            }
+        }
+        WalkEnd { end: limit, bad }
+    }
+
+    /// Allocate a zeroed record of `len` bytes (rounded up to 8) of `kind`,
+    /// in state WRITING. Call [`commit`](Self::commit) when it is filled in.
+    pub(crate) fn alloc(&self, _lock: &AreaLockGuard<'_>, kind: u8, len: usize) -> Result<usize> {
+        let len = align8(len.max(RECORD_HEADER));
+        let cursor = self.hdr(hdr::ALLOC_CURSOR).load(Ordering::Acquire) as usize;
+        if cursor < self.data_offset() || cursor > self.len() || cursor % 8 != 0 {
+            return Err(Error::CorruptArea(format!(
+                "allocation cursor {cursor} is outside the data pages"
+            )));
+        }
+        let in_page = cursor % PAGE_SIZE;
+        let pad = if in_page == 0 {
+            0
+        } else if len > PAGE_SIZE || in_page + len > PAGE_SIZE {
+            PAGE_SIZE - in_page
+        } else {
+            0
+        };
+        let start = cursor + pad;
+        if start + len > self.len() || len > u32::MAX as usize {
+            self.bump(hdr::STAT_REFUSED, 1);
+            return Err(Error::AreaFull {
+                needed: len,
+                free: self.len() - cursor,
+            });
+        }
+        if pad > 0 {
+            self.write_header(cursor, tag(KIND_PADDING, STATE_LIVE), pad);
+        }
+        self.zero_bytes(start, len);
+        self.write_header(start, tag(kind, STATE_WRITING), len);
+        self.hdr(hdr::ALLOC_CURSOR)
+            .store((start + len) as u64, Ordering::Release);
+        Ok(start)
+    }
+
+    fn write_header(&self, off: usize, t: u32, len: usize) {
+        if let (Some(l), Some(tg)) = (self.u32_at(off + 4), self.u32_at(off)) {
+            l.store(len as u32, Ordering::Relaxed);
+            tg.store(t, Ordering::Release);
+        }
+    }
+
+    fn zero_bytes(&self, off: usize, len: usize) {
+        const ZEROS: [u8; 512] = [0; 512];
+        let mut at = off;
+        while at < off + len {
+            let n = (off + len - at).min(ZEROS.len());
+            self.write_bytes(at, &ZEROS[..n]);
+            at += n;
+        }
+    }
+
+    /// Publish a filled-in record.
+    pub(crate) fn commit(&self, off: usize, kind: u8) {
+        if let Some(t) = self.u32_at(off) {
+            t.store(tag(kind, STATE_LIVE), Ordering::Release);
+        }
+    }
+
+    /// The state of the record at `off` if it is of `kind`.
+    pub(crate) fn record_state(&self, off: usize, kind: u8) -> Option<u8> {
+        let t = self.u32_at(off)?.load(Ordering::Acquire);
+        ((t & 0xff) as u8 == kind).then_some(((t >> 8) & 0xff) as u8)
+    }
+
+    /// Mark a live record removed. `false` if it was not live.
+    pub(crate) fn mark_removed(&self, off: usize, kind: u8) -> bool {
+        match self.u32_at(off) {
+            Some(t) if !self.read_only => t
+                .compare_exchange(
+                    tag(kind, STATE_LIVE),
+                    tag(kind, STATE_REMOVED),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok(),
+            _ => false,
+        }
+    }
+}
+
+/// Reads fields out of one record, bounds-checked against the record.
+pub(crate) struct RecordReader<'a> {
+    area: &'a AreaInner,
+    rec: Record,
+    pos: usize,
+}
+
+impl<'a> RecordReader<'a> {
+    /// Start reading `rec` at relative offset `pos`.
+    pub(crate) fn new(area: &'a AreaInner, rec: Record, pos: usize) -> Self {
+        RecordReader { area, rec, pos }
+    }
+
+    fn take(&mut self, n: usize) -> Option<usize> {
+        let at = self.pos;
+        if at.checked_add(n)? > self.rec.len {
+            return None;
+        }
+        self.pos += n;
+        Some(self.rec.off + at)
+    }
+
+    /// A little-endian u32.
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        let mut b = [0u8; 4];
+        let at = self.take(4)?;
+        self.area
+            .read_bytes(at, &mut b)
+            .then(|| u32::from_le_bytes(b))
+    }
+
+    /// A little-endian f64.
+    pub(crate) fn f64(&mut self) -> Option<f64> {
+        let mut b = [0u8; 8];
+        let at = self.take(8)?;
+        self.area
+            .read_bytes(at, &mut b)
+            .then(|| f64::from_le_bytes(b))
+    }
+
+    /// A u32-length-prefixed UTF-8 string of at most `max` bytes, appended to `out`.
+    pub(crate) fn string_into(&mut self, max: usize, out: &mut String) -> Option<()> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return None;
+        }
+        let at = self.take(n)?;
+        let mut buf = vec![0u8; n];
+        if !self.area.read_bytes(at, &mut buf) {
+            return None;
+        }
+        out.push_str(std::str::from_utf8(&buf).ok()?);
+        Some(())
+    }
+
+    /// A u32-length-prefixed UTF-8 string of at most `max` bytes.
+    pub(crate) fn string(&mut self, max: usize) -> Option<String> {
+        let mut s = String::new();
+        self.string_into(max, &mut s)?;
+        Some(s)
+    }
+
+    /// Compare the next length-prefixed string with `expected`, consuming it.
+    pub(crate) fn string_eq(&mut self, expected: &str, scratch: &mut Vec<u8>) -> Option<bool> {
+        let n = self.u32()? as usize;
+        let at = self.take(n)?;
+        if n != expected.len() {
+            return Some(false);
+        }
+        scratch.clear();
+        scratch.resize(n, 0);
+        if !self.area.read_bytes(at, scratch) {
+            return None;
+        }
+        Some(scratch.as_slice() == expected.as_bytes())
+    }
+}
+
+/// Builds a record's bytes locally before they are copied into the area.
+#[derive(Default)]
+pub(crate) struct RecordWriter {
+    /// The bytes, starting at the record header.
+    pub buf: Vec<u8>,
+}
+
+impl RecordWriter {
+    /// A writer positioned after `fixed` zeroed bytes (header and fixed fields).
+    pub(crate) fn with_fixed(fixed: usize) -> Self {
+        RecordWriter {
+            buf: vec![0; fixed],
+        }
+    }
+    /// Put a u8 at a fixed position.
+    pub(crate) fn put_u8(&mut self, at: usize, v: u8) {
+        self.buf[at] = v;
+    }
+    /// Put a u16 at a fixed position.
+    pub(crate) fn put_u16(&mut self, at: usize, v: u16) {
+        self.buf[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    /// Put a u32 at a fixed position.
+    pub(crate) fn put_u32(&mut self, at: usize, v: u32) {
+        self.buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    /// Put a u64 at a fixed position.
+    pub(crate) fn put_u64(&mut self, at: usize, v: u64) {
+        self.buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    /// Append an f64.
+    pub(crate) fn push_f64(&mut self, v: f64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Append `n` zeroed u64 cells.
+    pub(crate) fn push_zero_cells(&mut self, n: usize) {
+        self.buf.resize(self.buf.len() + n * 8, 0);
+    }
+    /// Append a u32-length-prefixed string.
+    pub(crate) fn push_str(&mut self, s: &str) {
+        self.buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+    /// Final record length (rounded up to 8).
+    pub(crate) fn len(&self) -> usize {
+        align8(self.buf.len())
+    }
+}
+
+/// FNV-1a 64 over length-prefixed strings: the series hash stored in records.
+pub(crate) fn hash_strings<'s>(parts: impl IntoIterator<Item = &'s str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    for p in parts {
+        for b in (p.len() as u32).to_le_bytes() {
+            eat(b);
+        }
+        for &b in p.as_bytes() {
+            eat(b);
+        }
+    }
+    h
+}

@@ -1,0 +1,154 @@
+//! Exposition encoders: Prometheus text 0.0.4 and OpenMetrics 1.0 text.
+//!
+//! The registry walks the area and hands each family to an [`Encoder`] as a
+//! [`FamilyDesc`] followed by its [`Point`]s. Encoders only format: naming
+//! suffixes (`_total`, `_info`, `_bucket`, ...), escaping and numbers. They
+//! stream into any [`std::io::Write`] through a small reusable buffer.
+
+use std::io;
+
+mod negotiate;
+mod number;
+mod openmetrics;
+mod text;
+
+pub use negotiate::{negotiate, Format};
+pub use number::{write_canonical_f64, write_f64, write_u64};
+pub use openmetrics::OpenMetricsEncoder;
+pub use text::TextEncoder;
+
+/// The type of a metric family, as stored in the area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MetricType {
+    /// Monotonic counter (`_total`).
+    Counter = 1,
+    /// Gauge.
+    Gauge = 2,
+    /// Histogram with cumulative `le` buckets.
+    Histogram = 3,
+    /// Summary with `_count`, `_sum` and quantiles.
+    Summary = 4,
+    /// Info (`_info` with value 1).
+    Info = 5,
+    /// StateSet (Enum).
+    StateSet = 6,
+}
+
+impl MetricType {
+    /// Lower-case name, as in OpenMetrics `# TYPE` lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::Info => "info",
+            MetricType::StateSet => "stateset",
+        }
+    }
+
+    /// Decode the byte stored in a family record.
+    pub fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => MetricType::Counter,
+            2 => MetricType::Gauge,
+            3 => MetricType::Histogram,
+            4 => MetricType::Summary,
+            5 => MetricType::Info,
+            6 => MetricType::StateSet,
+            _ => return None,
+        })
+    }
+}
+
+/// What an encoder needs to know about a family.
+///
+/// `name` is the base name: it already carries the registry prefix and the
+/// unit suffix, but never the type suffixes (`_total`, `_info`) — encoders add those.
+#[derive(Debug, Clone, Copy)]
+pub struct FamilyDesc<'a> {
+    /// Base name, e.g. `http_requests` or `request_duration_seconds`.
+    pub name: &'a str,
+    /// Help text, unescaped. Empty means none.
+    pub help: &'a str,
+    /// Unit, e.g. `seconds`. Empty means none.
+    pub unit: &'a str,
+    /// The family's type.
+    pub kind: MetricType,
+}
+
+/// Label pairs of one series, in family order, unescaped.
+pub type Labels<'a> = &'a [(&'a str, &'a str)];
+
+/// One series' values, ready to format.
+#[derive(Debug, Clone, Copy)]
+pub enum Point<'a> {
+    /// A counter total and its creation time (Unix seconds).
+    Counter {
+        /// Current total.
+        value: f64,
+        /// Creation time in Unix seconds, if known.
+        created: Option<f64>,
+    },
+    /// A gauge value.
+    Gauge {
+        /// Current value.
+        value: f64,
+    },
+    /// A histogram. `buckets` are `(upper bound, cumulative count)` in increasing
+    /// order and the last bound is `+Inf`; its count is the `_count`.
+    Histogram {
+        /// Cumulative buckets, ending with `+Inf`.
+        buckets: &'a [(f64, u64)],
+        /// Sum of observations.
+        sum: f64,
+        /// Creation time in Unix seconds, if known.
+        created: Option<f64>,
+    },
+    /// A summary with its `(quantile, value)` pairs (possibly none).
+    Summary {
+        /// `(quantile, value)` in increasing quantile order; value NaN when empty.
+        quantiles: &'a [(f64, f64)],
+        /// Number of observations.
+        count: u64,
+        /// Sum of observations.
+        sum: f64,
+        /// Creation time in Unix seconds, if known.
+        created: Option<f64>,
+    },
+    /// An info metric: the labels are the information, the value is 1.
+    Info,
+    /// A state set: every state and whether it is set.
+    StateSet {
+        /// `(state name, is set)` for every state of the family.
+        states: &'a [(&'a str, bool)],
+    },
+}
+
+/// A streaming exposition encoder.
+///
+/// Call [`family`](Encoder::family) once per family (families sorted by name,
+/// never twice), then [`point`](Encoder::point) for each of its series, then
+/// [`finish`](Encoder::finish) once.
+pub trait Encoder {
+    /// Start a family: writes its metadata lines.
+    fn family(&mut self, family: &FamilyDesc<'_>) -> io::Result<()>;
+    /// Write one series of the current family.
+    fn point(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+    ) -> io::Result<()>;
+    /// End the exposition (OpenMetrics writes `# EOF`) and flush the writer.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// Make the encoder for `format` over `out`.
+pub fn encoder<'w, W: io::Write + 'w>(format: Format, out: W) -> Box<dyn Encoder + 'w> {
+    match format {
+        Format::Prometheus => Box::new(TextEncoder::new(out)),
+        Format::OpenMetrics => Box::new(OpenMetricsEncoder::new(out)),
+    }
+}

@@ -1,0 +1,799 @@
+//! Prometheus text exposition format 0.0.4.
+//!
+//! Also holds the line buffer and label/escaping helpers shared with the
+//! OpenMetrics encoder.
+
+use std::io::{self, Write};
+
+use super::number::{write_canonical_f64, write_f64, write_u64};
+use super::{Encoder, FamilyDesc, Labels, Point};
+
+/// Flush the line buffer to the writer once it holds more than this.
+pub(super) const FLUSH_AT: usize = 32 * 1024;
+
+/// A reusable line buffer in front of a writer.
+pub(super) struct LineBuf<W: Write> {
+    out: W,
+    pub(super) buf: Vec<u8>,
+}
+
+impl<W: Write> LineBuf<W> {
+    pub(super) fn new(out: W) -> Self {
+        LineBuf {
+            out,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Hand the buffer to the writer if it is past the threshold.
+    pub(super) fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.buf.len() > FLUSH_AT {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let r = self.out.write_all(&self.buf);
+            self.buf.clear();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Write everything out and flush the writer.
+    pub(super) fn finish(&mut self) -> io::Result<()> {
+        self.drain()?;
+        self.out.flush()
+    }
+}
+
+/// Append `s`, escaping `\` as `\\`, newline as `\n` and, if `quote`, `"` as `\"`.
+pub(super) fn push_escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
+    let bytes = s.as_bytes();
+    let needs = |b: u8| b == b'\\' || b == b'\n' || (quote && b == b'"');
+    if !bytes.iter().any(|&b| needs(b)) {
+        buf.extend_from_slice(bytes);
+        return;
+    }
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if needs(b) {
+            buf.extend_from_slice(&bytes[start..i]);
+            buf.extend_from_slice(match b {
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                _ => b"\\\"",
+            });
+            start = i + 1;
+        }
+    }
+    buf.extend_from_slice(&bytes[start..]);
+}
+
+/// The label appended after a series' own labels.
+#[derive(Clone, Copy)]
+pub(super) enum Extra<'a> {
+    /// None.
+    No,
+    /// `le`/`quantile` with a number; `canonical` selects the OpenMetrics form.
+    Num(&'a str, f64, bool),
+    /// A string-valued label (the StateSet state).
+    Str(&'a str, &'a str),
+}
+
+/// Append `name` `suffix` `{labels,extra}` and the separating space.
+pub(super) fn push_series(
+    buf: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    labels: Labels<'_>,
+    extra: Extra<'_>,
+) {
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(suffix.as_bytes());
+    if labels.is_empty() && matches!(extra, Extra::No) {
+        buf.push(b' ');
+        return;
+    }
+    buf.push(b'{');
+    let mut first = true;
+    for &(k, v) in labels {
+        if !first {
+            buf.push(b',');
+        }
+        first = false;
+        buf.extend_from_slice(k.as_bytes());
+        buf.extend_from_slice(b"=\"");
+        push_escaped(buf, v, true);
+        buf.push(b'"');
+    }
+    match extra {
+        Extra::No => {}
+        Extra::Num(k, v, canonical) => {
+            if !first {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(k.as_bytes());
+            buf.extend_from_slice(b"=\"");
+            if canonical {
+                write_canonical_f64(buf, v);
+            } else {
+                write_f64(buf, v);
+            }
+            buf.push(b'"');
+        }
+        Extra::Str(k, v) => {
+            if !first {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(k.as_bytes());
+            buf.extend_from_slice(b"=\"");
+            push_escaped(buf, v, true);
+            buf.push(b'"');
+        }
+    }
+    buf.extend_from_slice(b"} ");
+}
+
+/// Append a float sample line: series, value, newline.
+pub(super) fn line_f64(
+    buf: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    labels: Labels<'_>,
+    extra: Extra<'_>,
+    v: f64,
+) {
+    push_series(buf, name, suffix, labels, extra);
+    write_f64(buf, v);
+    buf.push(b'\n');
+}
+
+/// Append an integer sample line: series, value, newline.
+pub(super) fn line_u64(
+    buf: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    labels: Labels<'_>,
+    extra: Extra<'_>,
+    v: u64,
+) {
+    push_series(buf, name, suffix, labels, extra);
+    write_u64(buf, v);
+    buf.push(b'\n');
+}
+
+/// Encoder for the Prometheus text format, version 0.0.4.
+///
+/// Counters are exposed as `name_total` (HELP, TYPE and samples), info
+/// metrics as the gauge `name_info`, state sets as a gauge with one sample per
+/// state. Units and `_created` are not part of this format and are left out.
+/// Output is buffered; call [`Encoder::finish`] to write the rest and flush.
+pub struct TextEncoder<W: Write> {
+    lb: LineBuf<W>,
+}
+
+impl<W: Write> TextEncoder<W> {
+    /// Make an encoder writing to `out`.
+    pub fn new(out: W) -> Self {
+        TextEncoder {
+            lb: LineBuf::new(out),
+        }
+    }
+}
+
+/// The sample/family name suffix and the TYPE word used in 0.0.4.
+fn text_family(kind: super::MetricType) -> (&'static str, &'static str) {
+    use super::MetricType as T;
+    match kind {
+        T::Counter => ("_total", "counter"),
+        T::Gauge => ("", "gauge"),
+        T::Histogram => ("", "histogram"),
+        T::Summary => ("", "summary"),
+        T::Info => ("_info", "gauge"),
+        T::StateSet => ("", "gauge"),
+    }
+}
+
+impl<W: Write> Encoder for TextEncoder<W> {
+    fn family(&mut self, family: &FamilyDesc<'_>) -> io::Result<()> {
+        let (suffix, ty) = text_family(family.kind);
+        let buf = &mut self.lb.buf;
+        if !family.help.is_empty() {
+            buf.extend_from_slice(b"# HELP ");
+            buf.extend_from_slice(family.name.as_bytes());
+            buf.extend_from_slice(suffix.as_bytes());
+            buf.push(b' ');
+            push_escaped(buf, family.help, false);
+            buf.push(b'\n');
+        }
+        buf.extend_from_slice(b"# TYPE ");
+        buf.extend_from_slice(family.name.as_bytes());
+        buf.extend_from_slice(suffix.as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(ty.as_bytes());
+        buf.push(b'\n');
+        self.lb.maybe_flush()
+    }
+
+    fn point(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+    ) -> io::Result<()> {
+        let name = family.name;
+        let buf = &mut self.lb.buf;
+        match *point {
+            Point::Counter { value, .. } => {
+                line_f64(buf, name, "_total", labels, Extra::No, value);
+            }
+            Point::Gauge { value } => {
+                line_f64(buf, name, "", labels, Extra::No, value);
+            }
+            Point::Histogram { buckets, sum, .. } => {
+                for &(le, n) in buckets {
+                    line_u64(buf, name, "_bucket", labels, Extra::Num("le", le, false), n);
+                }
+                line_f64(buf, name, "_sum", labels, Extra::No, sum);
+                let count = buckets.last().map_or(0, |b| b.1);
+                line_u64(buf, name, "_count", labels, Extra::No, count);
+            }
+            Point::Summary {
+                quantiles,
+                count,
+                sum,
+                ..
+            } => {
+                for &(q, v) in quantiles {
+                    line_f64(buf, name, "", labels, Extra::Num("quantile", q, false), v);
+                }
+                line_f64(buf, name, "_sum", labels, Extra::No, sum);
+                line_u64(buf, name, "_count", labels, Extra::No, count);
+            }
+            Point::Info => {
+                line_u64(buf, name, "_info", labels, Extra::No, 1);
+            }
+            Point::StateSet { states } => {
+                for &(state, set) in states {
+                    line_u64(
+                        buf,
+                        name,
+                        "",
+                        labels,
+                        Extra::Str(name, state),
+                        u64::from(set),
+                    );
+                }
+            }
+        }
+        self.lb.maybe_flush()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.lb.finish()
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::super::{encoder, Encoder, FamilyDesc, Format, MetricType, Point};
+    use super::*;
+
+    /// Run `f` against a fresh encoder for `format` and return the text.
+    pub(in super::super) fn render<F>(format: Format, f: F) -> String
+    where
+        F: FnOnce(&mut dyn Encoder),
+    {
+        let mut out = Vec::new();
+        {
+            let mut enc = encoder(format, &mut out);
+            f(&mut *enc);
+            enc.finish().unwrap();
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// One family with its series, for the shared golden fixtures.
+    pub(in super::super) type Series<'a> = (Vec<(&'a str, &'a str)>, Point<'a>);
+
+    /// Encode a list of families and their series.
+    pub(in super::super) fn encode_all(
+        enc: &mut dyn Encoder,
+        fams: &[(FamilyDesc<'_>, Vec<Series<'_>>)],
+    ) {
+        for (fam, series) in fams {
+            enc.family(fam).unwrap();
+            for (labels, p) in series {
+                enc.point(fam, labels, p).unwrap();
+            }
+        }
+    }
+
+    /// Escaping fixture: nasty label values and help texts.
+    pub(in super::super) fn escaping_fixture() -> Vec<(FamilyDesc<'static>, Vec<Series<'static>>)> {
+        vec![
+            (
+                FamilyDesc {
+                    name: "esc_requests",
+                    help: "Back\\slash, \"quotes\" and a\nnewline; UTF-8: größe ✓",
+                    unit: "",
+                    kind: MetricType::Counter,
+                },
+                vec![
+                    (
+                        vec![("path", "C:\\dir\\file")],
+                        Point::Counter {
+                            value: 1.0,
+                            created: Some(1.5),
+                        },
+                    ),
+                    (
+                        vec![("path", "say \"hi\"")],
+                        Point::Counter {
+                            value: 2.0,
+                            created: None,
+                        },
+                    ),
+                    (
+                        vec![("path", "line1\nline2")],
+                        Point::Counter {
+                            value: 3.0,
+                            created: None,
+                        },
+                    ),
+                    (
+                        vec![("path", "ünïcödé ✓ 日本")],
+                        Point::Counter {
+                            value: 4.0,
+                            created: None,
+                        },
+                    ),
+                    (
+                        vec![("path", "")],
+                        Point::Counter {
+                            value: 5.0,
+                            created: None,
+                        },
+                    ),
+                    (
+                        vec![("path", "\\\"\n\\n")],
+                        Point::Counter {
+                            value: 6.0,
+                            created: None,
+                        },
+                    ),
+                    (
+                        vec![("path", "{},=# \t")],
+                        Point::Counter {
+                            value: 7.0,
+                            created: None,
+                        },
+                    ),
+                ],
+            ),
+            (
+                FamilyDesc {
+                    name: "esc_plain",
+                    help: "Plain.",
+                    unit: "",
+                    kind: MetricType::Gauge,
+                },
+                vec![(vec![("a", "x"), ("b", "")], Point::Gauge { value: 0.0 })],
+            ),
+            (
+                FamilyDesc {
+                    name: "esc_state",
+                    help: "A \\ state",
+                    unit: "",
+                    kind: MetricType::StateSet,
+                },
+                vec![(
+                    vec![("q", "\"")],
+                    Point::StateSet {
+                        states: &[("a\\b", true), ("c\"d", false), ("e\nf", false)],
+                    },
+                )],
+            ),
+        ]
+    }
+
+    /// Numbers fixture: gauges with special values, buckets with odd bounds.
+    pub(in super::super) fn numbers_fixture() -> Vec<(FamilyDesc<'static>, Vec<Series<'static>>)> {
+        let gauges: &[(&'static str, f64)] = &[
+            ("zero", 0.0),
+            ("neg_zero", -0.0),
+            ("one", 1.0),
+            ("tenth", 0.1),
+            ("third", 1.0 / 3.0),
+            ("e_minus_5", 1e-5),
+            ("e_minus_4", 1e-4),
+            ("e_minus_10", 1e-10),
+            ("int_6", 123456.0),
+            ("e6", 1e6),
+            ("e21", 1e21),
+            ("e22", 1e22),
+            ("min_sub", 5e-324),
+            ("max", f64::MAX),
+            ("min", f64::MIN),
+            ("pos_inf", f64::INFINITY),
+            ("neg_inf", f64::NEG_INFINITY),
+            ("nan", f64::NAN),
+        ];
+        let series = gauges
+            .iter()
+            .map(|&(k, v)| (vec![("case", k)], Point::Gauge { value: v }))
+            .collect();
+        vec![
+            (
+                FamilyDesc {
+                    name: "num_value",
+                    help: "Special values.",
+                    unit: "",
+                    kind: MetricType::Gauge,
+                },
+                series,
+            ),
+            (
+                FamilyDesc {
+                    name: "num_latency_seconds",
+                    help: "Bucket bounds.",
+                    unit: "seconds",
+                    kind: MetricType::Histogram,
+                },
+                vec![(
+                    vec![],
+                    Point::Histogram {
+                        buckets: &[
+                            (1e-5, 0),
+                            (0.0001, 1),
+                            (0.1, 2),
+                            (1.0, 3),
+                            (10.0, 4),
+                            (100000.0, 5),
+                            (1e6, 6),
+                            (f64::INFINITY, u64::MAX),
+                        ],
+                        sum: 1e21,
+                        created: Some(1_700_000_000.25),
+                    },
+                )],
+            ),
+            (
+                FamilyDesc {
+                    name: "num_size_bytes",
+                    help: "Quantiles.",
+                    unit: "bytes",
+                    kind: MetricType::Summary,
+                },
+                vec![(
+                    vec![],
+                    Point::Summary {
+                        quantiles: &[(0.0, 1.0), (0.5, 2.5), (0.99, 1e6), (1.0, f64::NAN)],
+                        count: 18446744073709551615,
+                        sum: 123456789.0,
+                        created: Some(0.0),
+                    },
+                )],
+            ),
+        ]
+    }
+
+    /// All types fixture.
+    pub(in super::super) fn all_types_fixture() -> Vec<(FamilyDesc<'static>, Vec<Series<'static>>)>
+    {
+        vec![
+            (
+                FamilyDesc {
+                    name: "app_build",
+                    help: "Build information.",
+                    unit: "",
+                    kind: MetricType::Info,
+                },
+                vec![(vec![("version", "1.2.3"), ("revision", "abc")], Point::Info)],
+            ),
+            (
+                FamilyDesc {
+                    name: "app_mode",
+                    help: "Operating mode.",
+                    unit: "",
+                    kind: MetricType::StateSet,
+                },
+                vec![
+                    (
+                        vec![],
+                        Point::StateSet {
+                            states: &[("fast", true), ("slow", false)],
+                        },
+                    ),
+                    (
+                        vec![("worker", "2")],
+                        Point::StateSet {
+                            states: &[("fast", false), ("slow", true)],
+                        },
+                    ),
+                ],
+            ),
+            (
+                FamilyDesc {
+                    name: "app_requests",
+                    help: "Requests served.",
+                    unit: "",
+                    kind: MetricType::Counter,
+                },
+                vec![
+                    (
+                        vec![("code", "200"), ("method", "get")],
+                        Point::Counter {
+                            value: 1027.0,
+                            created: Some(1700000000.0),
+                        },
+                    ),
+                    (
+                        vec![("code", "500"), ("method", "post")],
+                        Point::Counter {
+                            value: 3.0,
+                            created: None,
+                        },
+                    ),
+                ],
+            ),
+            (
+                FamilyDesc {
+                    name: "app_request_duration_seconds",
+                    help: "Request latency.",
+                    unit: "seconds",
+                    kind: MetricType::Histogram,
+                },
+                vec![
+                    (
+                        vec![("method", "get")],
+                        Point::Histogram {
+                            buckets: &[(0.005, 1), (0.1, 5), (1.0, 9), (f64::INFINITY, 10)],
+                            sum: 3.25,
+                            created: Some(1700000000.5),
+                        },
+                    ),
+                    (
+                        vec![("method", "post")],
+                        Point::Histogram {
+                            buckets: &[(0.005, 0), (0.1, 0), (1.0, 0), (f64::INFINITY, 0)],
+                            sum: 0.0,
+                            created: None,
+                        },
+                    ),
+                ],
+            ),
+            (
+                FamilyDesc {
+                    name: "app_response_size_bytes",
+                    help: "Response sizes.",
+                    unit: "bytes",
+                    kind: MetricType::Summary,
+                },
+                vec![
+                    (
+                        vec![("method", "get")],
+                        Point::Summary {
+                            quantiles: &[(0.5, 512.0), (0.9, 2048.0), (0.99, 4096.5)],
+                            count: 100,
+                            sum: 81920.0,
+                            created: Some(1700000000.0),
+                        },
+                    ),
+                    (
+                        vec![("method", "post")],
+                        Point::Summary {
+                            quantiles: &[],
+                            count: 0,
+                            sum: 0.0,
+                            created: None,
+                        },
+                    ),
+                    (
+                        vec![("method", "put")],
+                        Point::Summary {
+                            quantiles: &[(0.5, f64::NAN)],
+                            count: 0,
+                            sum: 0.0,
+                            created: None,
+                        },
+                    ),
+                ],
+            ),
+            (
+                FamilyDesc {
+                    name: "app_temperature_celsius",
+                    help: "Current temperature.",
+                    unit: "celsius",
+                    kind: MetricType::Gauge,
+                },
+                vec![
+                    (vec![], Point::Gauge { value: -3.5 }),
+                    (vec![("room", "b")], Point::Gauge { value: 21.0 }),
+                ],
+            ),
+        ]
+    }
+
+    fn text(fams: &[(FamilyDesc<'_>, Vec<Series<'_>>)]) -> String {
+        render(Format::Prometheus, |e| encode_all(e, fams))
+    }
+
+    /// Compare against a golden file; `UPDATE_GOLDEN=1` rewrites it instead.
+    pub(in super::super) fn golden(name: &str, want: &str, got: &str) {
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::write(path, got).unwrap();
+            return;
+        }
+        assert_eq!(
+            got, want,
+            "golden file tests/golden/{name} differs; got:\n{got}"
+        );
+    }
+
+    #[test]
+    fn golden_escaping() {
+        golden(
+            "escaping.prom",
+            include_str!("../../tests/golden/escaping.prom"),
+            &text(&escaping_fixture()),
+        );
+    }
+
+    #[test]
+    fn golden_numbers() {
+        golden(
+            "numbers.prom",
+            include_str!("../../tests/golden/numbers.prom"),
+            &text(&numbers_fixture()),
+        );
+    }
+
+    #[test]
+    fn golden_all_types() {
+        golden(
+            "all_types.prom",
+            include_str!("../../tests/golden/all_types.prom"),
+            &text(&all_types_fixture()),
+        );
+    }
+
+    #[test]
+    fn escaping_rules() {
+        let mut b = Vec::new();
+        push_escaped(&mut b, "a\\b\"c\nd", false);
+        assert_eq!(b, b"a\\\\b\"c\\nd");
+        b.clear();
+        push_escaped(&mut b, "a\\b\"c\nd", true);
+        assert_eq!(b, b"a\\\\b\\\"c\\nd");
+        b.clear();
+        push_escaped(&mut b, "plain ✓", true);
+        assert_eq!(b, "plain ✓".as_bytes());
+    }
+
+    #[test]
+    fn counter_and_help() {
+        let fam = FamilyDesc {
+            name: "x",
+            help: "h\\\"\n",
+            unit: "seconds",
+            kind: MetricType::Counter,
+        };
+        let got = render(Format::Prometheus, |e| {
+            e.family(&fam).unwrap();
+            e.point(
+                &fam,
+                &[],
+                &Point::Counter {
+                    value: 5.0,
+                    created: Some(1.0),
+                },
+            )
+            .unwrap();
+        });
+        assert_eq!(
+            got,
+            "# HELP x_total h\\\\\"\\n\n# TYPE x_total counter\nx_total 5\n"
+        );
+    }
+
+    #[test]
+    fn empty_help_is_omitted() {
+        let fam = FamilyDesc {
+            name: "g",
+            help: "",
+            unit: "",
+            kind: MetricType::Gauge,
+        };
+        let got = render(Format::Prometheus, |e| {
+            e.family(&fam).unwrap();
+            e.point(&fam, &[("a", "1")], &Point::Gauge { value: 0.5 })
+                .unwrap();
+        });
+        assert_eq!(got, "# TYPE g gauge\ng{a=\"1\"} 0.5\n");
+    }
+
+    #[test]
+    fn empty_exposition() {
+        let got = render(Format::Prometheus, |_| {});
+        assert_eq!(got, "");
+    }
+
+    /// A writer that records how many `write` calls reached it.
+    struct Counting {
+        data: Vec<u8>,
+        writes: usize,
+        flushed: bool,
+    }
+    impl Write for Counting {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.writes += 1;
+            self.data.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.flushed = true;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn buffers_and_flushes_in_chunks() {
+        let mut w = Counting {
+            data: Vec::new(),
+            writes: 0,
+            flushed: false,
+        };
+        let fam = FamilyDesc {
+            name: "g",
+            help: "",
+            unit: "",
+            kind: MetricType::Gauge,
+        };
+        let n = 10_000;
+        {
+            let mut e = TextEncoder::new(&mut w);
+            e.family(&fam).unwrap();
+            for i in 0..n {
+                let v = format!("{i}");
+                e.point(&fam, &[("i", &v)], &Point::Gauge { value: i as f64 })
+                    .unwrap();
+            }
+            e.finish().unwrap();
+        }
+        assert!(w.flushed);
+        let text = String::from_utf8(w.data).unwrap();
+        assert_eq!(text.lines().count(), n + 1);
+        assert!(text.ends_with("g{i=\"9999\"} 9999\n"));
+        // ~20 bytes per line, 32 KiB chunks: a handful of writes, not thousands.
+        assert!(w.writes > 1 && w.writes < 20, "writes = {}", w.writes);
+    }
+
+    struct Failing;
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "gone"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_errors_propagate() {
+        let fam = FamilyDesc {
+            name: "g",
+            help: "",
+            unit: "",
+            kind: MetricType::Gauge,
+        };
+        let mut e = TextEncoder::new(Failing);
+        e.family(&fam).unwrap();
+        e.point(&fam, &[], &Point::Gauge { value: 1.0 }).unwrap();
+        assert_eq!(e.finish().unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    }
+}

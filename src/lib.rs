@@ -1,0 +1,46 @@
+//! # promshm
+//!
+//! Prometheus metrics in a fixed-page shared-memory area, so that every
+//! worker process of a pre-fork server updates one store and any process
+//! renders it.
+//!
+//! ```
+//! use promshm::{Area, AreaOptions, Format, Opts};
+//!
+//! let area = Area::anonymous(&AreaOptions::default())?;   // before fork()
+//! let registry = area.registry().with_prefix("app")?;
+//! let requests = registry.counter(Opts::new("requests", "Requests served.").labels(&["path"]))?;
+//! let home = requests.labels(&["/"])?;                     // resolve once...
+//! home.inc();                                              // ...update in nanoseconds
+//! promshm::flush();                                        // e.g. at request end
+//! let text = registry.render_to_string(Format::Prometheus)?;
+//! assert!(text.contains("app_requests_total{path=\"/\"} 1"));
+//! # Ok::<(), promshm::Error>(())
+//! ```
+//!
+//! The modules follow the architecture: [`area`] (the mapped file, its
+//! format, lock, allocator and worker table), [`metrics`] (one module per
+//! type), [`buffer`] (thread-local buffers and flush), [`registry`],
+//! [`encoding`] (one module per exposition format).
+#![deny(missing_docs)]
+
+pub mod area;
+pub mod buffer;
+pub mod encoding;
+mod error;
+pub mod metrics;
+mod process;
+pub mod registry;
+mod render;
+mod validate;
+
+pub use area::{Area, AreaOptions, AreaStats, OpenMode, WorkerInfo};
+pub use buffer::{flush, FlushStats, Flusher};
+pub use encoding::Format;
+pub use error::{Error, Result};
+pub use metrics::{
+    exponential_buckets, linear_buckets, Counter, Family, Gauge, GaugeMode, Histogram, Info,
+    StateSet, Summary, SummaryOpts, DEFAULT_BUCKETS,
+};
+pub use registry::{Opts, Registry};
+pub use render::RenderStats;

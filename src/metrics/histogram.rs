@@ -1,0 +1,138 @@
+//! Histogram: cumulative `le` buckets, `_sum` and `_count`, buffered per thread.
+//!
+//! Buckets are stored non-cumulative, with the `+Inf` bucket last; the
+//! renderer accumulates them, so `_count` equals the `+Inf` bucket by
+//! construction.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{atomic_add_f64, metric_handle, SeriesInner};
+use crate::buffer;
+use crate::encoding::MetricType;
+use crate::error::{Error, Result};
+
+/// The Prometheus default buckets.
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// `count` buckets `start, start + width, ...`.
+pub fn linear_buckets(start: f64, width: f64, count: usize) -> Result<Vec<f64>> {
+    if count == 0 || width.is_nan() || width <= 0.0 || !start.is_finite() {
+        return Err(Error::InvalidBuckets(format!(
+            "linear buckets need count > 0 and width > 0 (start {start}, width {width}, count {count})"
+        )));
+    }
+    let v: Vec<f64> = (0..count).map(|i| start + width * i as f64).collect();
+    check_buckets(&v)?;
+    Ok(v)
+}
+
+/// `count` buckets `start, start * factor, ...`.
+pub fn exponential_buckets(start: f64, factor: f64, count: usize) -> Result<Vec<f64>> {
+    if count == 0 || start.is_nan() || start <= 0.0 || factor.is_nan() || factor <= 1.0 {
+        return Err(Error::InvalidBuckets(format!(
+            "exponential buckets need count > 0, start > 0 and factor > 1 (start {start}, factor {factor}, count {count})"
+        )));
+    }
+    let v: Vec<f64> = (0..count).map(|i| start * factor.powi(i as i32)).collect();
+    check_buckets(&v)?;
+    Ok(v)
+}
+
+/// Bounds must be finite (a trailing `+Inf` is dropped before this), strictly increasing.
+pub(crate) fn check_buckets(bounds: &[f64]) -> Result<()> {
+    if bounds.len() > crate::area::format::MAX_PARAMS {
+        return Err(Error::InvalidBuckets(format!(
+            "{} buckets, at most {}",
+            bounds.len(),
+            crate::area::format::MAX_PARAMS
+        )));
+    }
+    for (i, b) in bounds.iter().enumerate() {
+        if !b.is_finite() {
+            return Err(Error::InvalidBuckets(format!(
+                "bucket {b} is not a finite number"
+            )));
+        }
+        if i > 0 && bounds[i - 1] >= *b {
+            return Err(Error::InvalidBuckets(format!(
+                "buckets must increase strictly: {} then {}",
+                bounds[i - 1],
+                b
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Normalise user buckets: drop a trailing `+Inf`, then check.
+pub(crate) fn normalize_buckets(buckets: &[f64]) -> Result<Vec<f64>> {
+    let mut v = buckets.to_vec();
+    if v.last() == Some(&f64::INFINITY) {
+        v.pop();
+    }
+    check_buckets(&v)?;
+    Ok(v)
+}
+
+/// A histogram series handle.
+#[derive(Clone)]
+pub struct Histogram {
+    pub(crate) series: Arc<SeriesInner>,
+}
+
+metric_handle!(Histogram, MetricType::Histogram);
+
+impl Histogram {
+    /// Record one observation. NaN is rejected.
+    #[inline]
+    pub fn observe(&self, v: f64) -> Result<()> {
+        if v.is_nan() {
+            return Err(Error::InvalidValue {
+                what: "histogram observation",
+                value: v,
+            });
+        }
+        let bounds = &self.series.family.shape.params;
+        // Buckets are few: a linear scan beats a binary search up to ~30.
+        let bucket = if bounds.len() <= 32 {
+            bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len())
+        } else {
+            bounds.partition_point(|&b| b < v)
+        };
+        if self.series.eager {
+            if let (Some(sum), Some(b)) = (self.series.cell(0), self.series.cell(1 + bucket)) {
+                b.fetch_add(1, Ordering::Relaxed);
+                atomic_add_f64(sum, v);
+            }
+        } else {
+            buffer::observe(&self.series, bucket, v);
+        }
+        Ok(())
+    }
+
+    /// Time `f` and observe its duration in seconds.
+    pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let start = std::time::Instant::now();
+        let out = f();
+        let _ = self.observe(start.elapsed().as_secs_f64());
+        out
+    }
+
+    /// `(count, sum)` in the area (flushed, all processes).
+    pub fn get(&self) -> (u64, f64) {
+        let n = self.series.family.shape.params.len() + 1;
+        let count = (0..n)
+            .filter_map(|i| self.series.cell(1 + i))
+            .map(|c| c.load(Ordering::Relaxed))
+            .fold(0u64, u64::wrapping_add);
+        let sum = self
+            .series
+            .cell(0)
+            .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
+            .unwrap_or(0.0);
+        (count, sum)
+    }
+}

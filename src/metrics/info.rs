@@ -1,0 +1,114 @@
+//! Info: a series whose labels carry information (`build_info{version="1.2"} 1`).
+//!
+//! The `(name, value)` pairs given to [`Info::set`] are stored in a blob
+//! record; the series' one cell holds the blob's offset, swapped atomically.
+//! Setting the same pairs again allocates nothing.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{metric_handle, SeriesInner};
+use crate::area::format::{
+    KIND_BLOB, MAX_LABELS, MAX_NAME_LEN, MAX_VALUE_LEN, RECORD_HEADER, STATE_LIVE,
+};
+use crate::area::records::{Record, RecordReader, RecordWriter};
+use crate::area::AreaInner;
+use crate::encoding::MetricType;
+use crate::error::{Error, Result};
+
+/// An info series handle.
+#[derive(Clone)]
+pub struct Info {
+    pub(crate) series: Arc<SeriesInner>,
+}
+
+metric_handle!(Info, MetricType::Info);
+
+impl Info {
+    /// Replace the information pairs (label names must be valid and distinct
+    /// from the family's own label names).
+    pub fn set(&self, pairs: &[(&str, &str)]) -> Result<()> {
+        let s = &self.series;
+        let area = s.area();
+        area.check_writable()?;
+        if pairs.len() > MAX_LABELS {
+            return Err(Error::InvalidArgument(format!(
+                "at most {MAX_LABELS} info labels"
+            )));
+        }
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            crate::validate::label_name(k)?;
+            if *k == "le" || *k == "quantile" {
+                return Err(Error::ReservedLabelName(k.to_string()));
+            }
+            if s.family.shape.label_names.iter().any(|n| n == k)
+                || pairs[..i].iter().any(|(p, _)| p == k)
+            {
+                return Err(Error::DuplicateLabelName(k.to_string()));
+            }
+            crate::validate::label_values(1, &[v])?;
+        }
+        if self.get().as_deref()
+            == Some(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>()[..],
+            )
+        {
+            return Ok(());
+        }
+        let mut w = RecordWriter::with_fixed(RECORD_HEADER + 8);
+        w.put_u32(RECORD_HEADER, pairs.len() as u32);
+        for (k, v) in pairs {
+            w.push_str(k);
+            w.push_str(v);
+        }
+        let guard = area.lock()?;
+        let off = area.alloc(&guard, KIND_BLOB, w.len())?;
+        area.write_bytes(off + RECORD_HEADER, &w.buf[RECORD_HEADER..]);
+        area.commit(off, KIND_BLOB);
+        if let Some(c) = s.cell(0) {
+            c.store(off as u64, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The current pairs, or `None` if never set.
+    pub fn get(&self) -> Option<Vec<(String, String)>> {
+        let s = &self.series;
+        let off = s.cell(0)?.load(Ordering::Acquire) as usize;
+        read_blob(s.area(), off)
+    }
+}
+
+/// Read and check the info blob at `off`. `None` if unset or damaged.
+pub(crate) fn read_blob(area: &AreaInner, off: usize) -> Option<Vec<(String, String)>> {
+    if off == 0 || area.record_state(off, KIND_BLOB) != Some(STATE_LIVE) {
+        return None;
+    }
+    let len = area.u32_at(off + 4)?.load(Ordering::Relaxed) as usize;
+    if len < RECORD_HEADER + 8 || off.checked_add(len)? > area.len() {
+        return None;
+    }
+    let rec = Record {
+        off,
+        kind: KIND_BLOB,
+        state: STATE_LIVE,
+        len,
+    };
+    let mut r = RecordReader::new(area, rec, RECORD_HEADER);
+    let n = r.u32()? as usize;
+    if n > MAX_LABELS {
+        return None;
+    }
+    let _pad = r.u32()?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let k = r.string(MAX_NAME_LEN)?;
+        let v = r.string(MAX_VALUE_LEN)?;
+        crate::validate::label_name(&k).ok()?;
+        out.push((k, v));
+    }
+    Some(out)
+}

@@ -1,0 +1,88 @@
+//! StateSet (Enum): exactly one of a fixed list of states is set.
+//! The series' one cell holds the index of the current state (initially the first).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{metric_handle, SeriesInner};
+use crate::encoding::MetricType;
+use crate::error::{Error, Result};
+
+/// States: at least one, valid names, no duplicates.
+pub(crate) fn check_states(states: &[String]) -> Result<()> {
+    if states.is_empty() {
+        return Err(Error::InvalidState(
+            "a state set needs at least one state".into(),
+        ));
+    }
+    if states.len() > crate::area::format::MAX_STATES {
+        return Err(Error::InvalidState(format!(
+            "{} states is too many",
+            states.len()
+        )));
+    }
+    for (i, s) in states.iter().enumerate() {
+        if s.len() > crate::area::format::MAX_NAME_LEN {
+            return Err(Error::InvalidState(format!(
+                "state name of {} bytes is too long",
+                s.len()
+            )));
+        }
+        if states[..i].contains(s) {
+            return Err(Error::InvalidState(format!("state {s:?} given twice")));
+        }
+    }
+    Ok(())
+}
+
+/// A state-set series handle.
+#[derive(Clone)]
+pub struct StateSet {
+    pub(crate) series: Arc<SeriesInner>,
+}
+
+metric_handle!(StateSet, MetricType::StateSet);
+
+impl StateSet {
+    /// Make `state` the current state.
+    pub fn set(&self, state: &str) -> Result<()> {
+        let states = &self.series.family.shape.states;
+        let i = states.iter().position(|s| s == state).ok_or_else(|| {
+            Error::InvalidState(format!(
+                "unknown state {state:?}, expected one of {states:?}"
+            ))
+        })?;
+        self.set_index(i)
+    }
+
+    /// Make the `i`-th state current.
+    pub fn set_index(&self, i: usize) -> Result<()> {
+        let states = &self.series.family.shape.states;
+        if i >= states.len() {
+            return Err(Error::InvalidState(format!(
+                "state index {i} out of {}",
+                states.len()
+            )));
+        }
+        self.series.area().check_writable()?;
+        if let Some(c) = self.series.cell(0) {
+            c.store(i as u64, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The current state.
+    pub fn get(&self) -> &str {
+        let states = &self.series.family.shape.states;
+        let i = self
+            .series
+            .cell(0)
+            .map(|c| c.load(Ordering::Acquire))
+            .unwrap_or(0) as usize;
+        states
+            .get(i)
+            .or(states.first())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+}

@@ -1,0 +1,518 @@
+//! Registries: views on an area with an optional prefix (namespace) and
+//! constant labels, where families are registered and series resolved.
+//!
+//! Each process keeps a [`LocalIndex`] of the records it has seen, caught up
+//! incrementally by walking the records added since (records are only ever
+//! appended). Lookups never take the area lock; creating a family or series
+//! does, after a last catch-up, so two processes never create the same one.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::area::format::*;
+use crate::area::records::{hash_strings, RecordReader, RecordWriter};
+use crate::area::{Area, AreaInner};
+use crate::buffer;
+use crate::encoding::{Format, MetricType};
+use crate::error::{Error, Result};
+use crate::metrics::shape::Shape;
+use crate::metrics::{
+    Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, SeriesInner, StateSet,
+    Summary, SummaryOpts,
+};
+use crate::render::{self, RenderStats};
+
+/// Prefix reserved for promshm's own metrics.
+pub const SELF_METRICS_PREFIX: &str = "promshm_";
+
+/// What this process knows of the area's records.
+#[derive(Default)]
+pub(crate) struct LocalIndex {
+    /// Records before this offset have been indexed.
+    scanned: usize,
+    /// Family name -> (record offset, shape).
+    families: HashMap<String, (usize, Arc<Shape>)>,
+    /// Family record offset -> shape.
+    by_offset: HashMap<usize, Arc<Shape>>,
+    /// (family offset, label hash) -> series record offsets.
+    series: HashMap<(usize, u64), Vec<usize>>,
+}
+
+impl LocalIndex {
+    /// Index the records appended since the last call. Without the area lock,
+    /// stop at a record still being written; under it, skip such records
+    /// (their writer died).
+    fn catch_up(&mut self, area: &AreaInner, locked: bool) {
+        let mut values = Vec::new();
+        let end = area.walk(self.scanned, !locked, |rec| {
+            if rec.state != STATE_LIVE {
+                return;
+            }
+            match rec.kind {
+                KIND_FAMILY => {
+                    if let Some(shape) = Shape::decode(area, rec) {
+                        let shape = Arc::new(shape);
+                        self.by_offset.insert(rec.off, shape.clone());
+                        self.families
+                            .entry(shape.name.clone())
+                            .or_insert((rec.off, shape));
+                    }
+                }
+                KIND_SERIES => {
+                    let Some(fam) = area.u32_at(rec.off + ser::FAMILY) else {
+                        return;
+                    };
+                    let fam = fam.load(Ordering::Relaxed) as usize;
+                    let Some(shape) = self.by_offset.get(&fam) else {
+                        return;
+                    };
+                    if read_series_values(area, rec, shape, &mut values).is_some() {
+                        let h = hash_strings(values.iter().map(String::as_str));
+                        self.series.entry((fam, h)).or_default().push(rec.off);
+                    }
+                }
+                _ => {}
+            }
+        });
+        self.scanned = end.end;
+    }
+
+    /// A live series of `fam` with exactly these values.
+    fn find_series(
+        &self,
+        area: &AreaInner,
+        fam: usize,
+        values: &[&str],
+        hash: u64,
+    ) -> Option<usize> {
+        let mut scratch = Vec::new();
+        let shape = self.by_offset.get(&fam)?;
+        let n_cells = shape.n_cells(area.max_workers());
+        self.series.get(&(fam, hash))?.iter().copied().find(|&off| {
+            if area.record_state(off, KIND_SERIES) != Some(STATE_LIVE) {
+                return false;
+            }
+            let Some(len) = area
+                .u32_at(off + 4)
+                .map(|l| l.load(Ordering::Relaxed) as usize)
+            else {
+                return false;
+            };
+            let rec = crate::area::records::Record {
+                off,
+                kind: KIND_SERIES,
+                state: STATE_LIVE,
+                len,
+            };
+            let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
+            values
+                .iter()
+                .all(|v| r.string_eq(v, &mut scratch) == Some(true))
+        })
+    }
+}
+
+/// Read a series' label values (after checking its cell count against the shape).
+pub(crate) fn read_series_values(
+    area: &AreaInner,
+    rec: crate::area::records::Record,
+    shape: &Shape,
+    out: &mut Vec<String>,
+) -> Option<()> {
+    let n_cells = shape.n_cells(area.max_workers());
+    let stored = area.u32_at(rec.off + ser::N_CELLS)?.load(Ordering::Relaxed) as usize;
+    if stored != n_cells || rec.len < ser::CELLS + 8 * n_cells {
+        return None;
+    }
+    let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
+    out.clear();
+    for _ in 0..shape.label_names.len() {
+        out.push(r.string(MAX_VALUE_LEN)?);
+    }
+    Some(())
+}
+
+/// Options common to every metric type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Opts {
+    /// Metric name (the registry prefix and the unit are added to it).
+    pub name: String,
+    /// Help text.
+    pub help: String,
+    /// Unit, e.g. `seconds` (appended to the name unless already there).
+    pub unit: String,
+    /// Label names.
+    pub labels: Vec<String>,
+    /// Write-through instead of thread-local buffering (default: the area's setting).
+    pub eager: Option<bool>,
+}
+
+impl Opts {
+    /// Name and help.
+    pub fn new(name: impl Into<String>, help: impl Into<String>) -> Self {
+        Opts {
+            name: name.into(),
+            help: help.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Set the label names.
+    pub fn labels(mut self, labels: &[&str]) -> Self {
+        self.labels = labels.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Set the unit.
+    pub fn unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = unit.into();
+        self
+    }
+
+    /// Choose eager (write-through) or buffered updates for this family.
+    pub fn eager(mut self, eager: bool) -> Self {
+        self.eager = Some(eager);
+        self
+    }
+}
+
+/// A view on an area with a prefix and constant labels. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    area: Area,
+    prefix: String,
+    const_labels: Vec<(String, String)>,
+    self_metrics: bool,
+}
+
+impl Registry {
+    /// A registry on `area` with no prefix, no constant labels, and self-metrics on.
+    pub fn new(area: &Area) -> Registry {
+        Registry {
+            area: area.clone(),
+            prefix: String::new(),
+            const_labels: Vec::new(),
+            self_metrics: true,
+        }
+    }
+
+    /// Prefix every family name with `prefix_` (a namespace). Rendering this
+    /// registry shows only its namespace.
+    pub fn with_prefix(mut self, prefix: &str) -> Result<Registry> {
+        if !prefix.is_empty() {
+            crate::validate::metric_name(prefix)?;
+        }
+        self.prefix = prefix.to_owned();
+        Ok(self)
+    }
+
+    /// Add constant labels to every family registered through this registry.
+    pub fn with_const_labels(mut self, labels: &[(&str, &str)]) -> Result<Registry> {
+        for (k, v) in labels {
+            crate::validate::label_name(k)?;
+            crate::validate::label_values(1, &[v])?;
+            if self.const_labels.iter().any(|(n, _)| n == k) {
+                return Err(Error::DuplicateLabelName(k.to_string()));
+            }
+            self.const_labels.push((k.to_string(), v.to_string()));
+        }
+        Ok(self)
+    }
+
+    /// Leave promshm's own `promshm_*` metrics out of this registry's renders.
+    pub fn without_self_metrics(mut self) -> Registry {
+        self.self_metrics = false;
+        self
+    }
+
+    /// The area this registry views.
+    pub fn area(&self) -> &Area {
+        &self.area
+    }
+
+    /// The prefix (empty if none).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Register (or find) a counter family.
+    pub fn counter(&self, opts: Opts) -> Result<Family<Counter>> {
+        self.register(opts, MetricType::Counter, |_| Ok(()))
+    }
+
+    /// Register (or find) a gauge family with its multi-process mode.
+    pub fn gauge(&self, opts: Opts, mode: GaugeMode) -> Result<Family<Gauge>> {
+        self.register(opts, MetricType::Gauge, |s| {
+            s.gauge_mode = mode;
+            Ok(())
+        })
+    }
+
+    /// Register (or find) a histogram family with these upper bounds
+    /// (`+Inf` is implied; see [`DEFAULT_BUCKETS`](crate::DEFAULT_BUCKETS)).
+    pub fn histogram(&self, opts: Opts, buckets: &[f64]) -> Result<Family<Histogram>> {
+        let bounds = crate::metrics::histogram::normalize_buckets(buckets)?;
+        self.register(opts, MetricType::Histogram, |s| {
+            s.params = bounds;
+            Ok(())
+        })
+    }
+
+    /// Register (or find) a summary family.
+    pub fn summary(&self, opts: Opts, summary: &SummaryOpts) -> Result<Family<Summary>> {
+        self.register(opts, MetricType::Summary, |s| {
+            s.params = summary.quantiles.clone();
+            if let Some(age) = summary.max_age {
+                s.age_buckets = summary.age_buckets;
+                s.max_age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+            }
+            Ok(())
+        })
+    }
+
+    /// Register (or find) an info family.
+    pub fn info(&self, opts: Opts) -> Result<Family<Info>> {
+        self.register(opts, MetricType::Info, |_| Ok(()))
+    }
+
+    /// Register (or find) a state set (enum) family.
+    pub fn state_set(&self, opts: Opts, states: &[&str]) -> Result<Family<StateSet>> {
+        self.register(opts, MetricType::StateSet, |s| {
+            s.states = states.iter().map(|s| s.to_string()).collect();
+            Ok(())
+        })
+    }
+
+    fn full_name(&self, opts: &Opts, kind: MetricType) -> Result<String> {
+        crate::validate::metric_name(&opts.name)?;
+        let mut name = if self.prefix.is_empty() {
+            opts.name.clone()
+        } else {
+            format!("{}_{}", self.prefix, opts.name)
+        };
+        let strip = match kind {
+            MetricType::Counter => "_total",
+            MetricType::Info => "_info",
+            _ => "",
+        };
+        if !strip.is_empty() && name.len() > strip.len() && name.ends_with(strip) {
+            name.truncate(name.len() - strip.len());
+        }
+        if !opts.unit.is_empty() && !name.ends_with(&format!("_{}", opts.unit)) {
+            name = format!("{name}_{}", opts.unit);
+        }
+        if name.starts_with(SELF_METRICS_PREFIX) {
+            return Err(Error::InvalidMetricName(format!(
+                "{name} (names starting with {SELF_METRICS_PREFIX} are reserved for self-metrics)"
+            )));
+        }
+        crate::validate::metric_name(&name)?;
+        Ok(name)
+    }
+
+    fn register<M: crate::metrics::Metric>(
+        &self,
+        opts: Opts,
+        kind: MetricType,
+        fill: impl FnOnce(&mut Shape) -> Result<()>,
+    ) -> Result<Family<M>> {
+        let name = self.full_name(&opts, kind)?;
+        let mut shape = Shape::new(kind, name, opts.help.clone(), opts.unit.clone());
+        shape.label_names = self.const_labels.iter().map(|(k, _)| k.clone()).collect();
+        shape.label_names.extend(opts.labels.iter().cloned());
+        fill(&mut shape)?;
+        shape.check()?;
+        let area = &self.area.inner;
+        area.check_writable()?;
+        let eager = opts.eager.unwrap_or_else(|| area.eager_default());
+        let off = register_family(area, &shape, eager)?;
+        let const_values = self.const_labels.iter().map(|(_, v)| v.clone()).collect();
+        Ok(Family::new(Arc::new(FamilyInner::new(
+            area.clone(),
+            off,
+            shape,
+            eager,
+            const_values,
+        ))))
+    }
+
+    /// Render this registry's families (its prefix only, if it has one) into `out`.
+    /// Flushes this process's buffers and reaps dead workers first.
+    pub fn render(&self, out: impl Write, format: Format) -> Result<RenderStats> {
+        let prefix = (!self.prefix.is_empty()).then(|| format!("{}_", self.prefix));
+        render::render(
+            &self.area.inner,
+            prefix.as_deref(),
+            self.self_metrics,
+            out,
+            format,
+        )
+    }
+
+    /// Render into a `String`.
+    pub fn render_to_string(&self, format: Format) -> Result<String> {
+        let mut out = Vec::new();
+        self.render(&mut out, format)?;
+        String::from_utf8(out).map_err(|e| Error::CorruptArea(e.to_string()))
+    }
+}
+
+/// Find or create the family record for `shape`; its offset.
+fn register_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<usize> {
+    let mut idx = area.index.lock();
+    idx.catch_up(area, false);
+    if let Some(off) = existing_family(&idx, shape)? {
+        return Ok(off);
+    }
+    let guard = area.lock()?;
+    idx.catch_up(area, true);
+    if let Some(off) = existing_family(&idx, shape)? {
+        return Ok(off);
+    }
+    let w = shape.encode(eager, area.max_workers());
+    let off = area.alloc(&guard, KIND_FAMILY, w.len())?;
+    area.write_bytes(off + RECORD_HEADER, &w.buf[RECORD_HEADER..]);
+    area.commit(off, KIND_FAMILY);
+    area.bump(hdr::STAT_FAMILIES, 1);
+    drop(guard);
+    idx.catch_up(area, false);
+    Ok(off)
+}
+
+fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
+    match idx.families.get(&shape.name) {
+        Some((off, existing)) => match existing.difference(shape) {
+            None => Ok(Some(*off)),
+            Some(detail) => Err(Error::ShapeMismatch {
+                name: shape.name.clone(),
+                detail,
+            }),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Find or create the series of `family` with label values `values` (constant labels included).
+pub(crate) fn resolve_series(
+    family: &Arc<FamilyInner>,
+    values: &[&str],
+    hash: u64,
+) -> Result<Arc<SeriesInner>> {
+    let area = &family.area;
+    let mut idx = area.index.lock();
+    let found = match idx.find_series(area, family.off, values, hash) {
+        Some(off) => Some(off),
+        None => {
+            idx.catch_up(area, false);
+            idx.find_series(area, family.off, values, hash)
+        }
+    };
+    let off = match found {
+        Some(off) => off,
+        None => {
+            let guard = area.lock()?;
+            idx.catch_up(area, true);
+            match idx.find_series(area, family.off, values, hash) {
+                Some(off) => off,
+                None => {
+                    let off = create_series(area, &guard, family, values, hash)?;
+                    idx.series.entry((family.off, hash)).or_default().push(off);
+                    off
+                }
+            }
+        }
+    };
+    drop(idx);
+    let n_cells = family.shape.n_cells(area.max_workers());
+    Ok(Arc::new(SeriesInner {
+        family: family.clone(),
+        off,
+        cells: off + ser::CELLS,
+        local_id: buffer::next_local_id(),
+        eager: family.eager,
+        n_cells,
+        values: values.iter().map(|v| Box::<str>::from(*v)).collect(),
+    }))
+}
+
+fn create_series(
+    area: &AreaInner,
+    guard: &crate::area::AreaLockGuard<'_>,
+    family: &FamilyInner,
+    values: &[&str],
+    hash: u64,
+) -> Result<usize> {
+    let n_cells = family.shape.n_cells(area.max_workers());
+    let mut w = RecordWriter::with_fixed(ser::CELLS);
+    w.put_u64(ser::HASH, hash);
+    w.put_u32(ser::FAMILY, family.off as u32);
+    w.put_u32(ser::N_CELLS, n_cells as u32);
+    w.put_u64(ser::CREATED, crate::process::now_secs().to_bits());
+    w.push_zero_cells(n_cells);
+    for v in values {
+        w.push_str(v);
+    }
+    let off = area.alloc(guard, KIND_SERIES, w.len())?;
+    area.write_bytes(off + RECORD_HEADER, &w.buf[RECORD_HEADER..]);
+    area.commit(off, KIND_SERIES);
+    area.bump(hdr::STAT_SERIES, 1);
+    Ok(off)
+}
+
+/// Mark the live series with these values removed.
+pub(crate) fn remove_series(family: &Arc<FamilyInner>, values: &[&str], hash: u64) -> Result<bool> {
+    let area = &family.area;
+    area.check_writable()?;
+    let mut idx = area.index.lock();
+    idx.catch_up(area, false);
+    let Some(off) = idx.find_series(area, family.off, values, hash) else {
+        return Ok(false);
+    };
+    let removed = area.mark_removed(off, KIND_SERIES);
+    if removed {
+        area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
+    }
+    Ok(removed)
+}
+
+/// Remove every live series of the family; how many.
+pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
+    let area = &family.area;
+    let mut idx = area.index.lock();
+    // Under the lock no process can add a series while we clear.
+    let _guard = area.lock()?;
+    idx.catch_up(area, true);
+    let mut n = 0;
+    for ((fam, _), offs) in idx.series.iter() {
+        if *fam != family.off {
+            continue;
+        }
+        for &off in offs {
+            if area.mark_removed(off, KIND_SERIES) {
+                n += 1;
+            }
+        }
+    }
+    area.hdr(hdr::STAT_SERIES)
+        .fetch_sub(n as u64, Ordering::Relaxed);
+    Ok(n)
+}
+
+impl Area {
+    /// A registry on this area with no prefix.
+    pub fn registry(&self) -> Registry {
+        Registry::new(self)
+    }
+
+    /// Render every family of the area.
+    pub fn render(&self, out: impl Write, format: Format) -> Result<RenderStats> {
+        render::render(&self.inner, None, true, out, format)
+    }
+
+    /// Render every family of the area into a `String`.
+    pub fn render_to_string(&self, format: Format) -> Result<String> {
+        self.registry().render_to_string(format)
+    }
+}

@@ -1,0 +1,386 @@
+//! Rendering: walk the area once, group series by family, sort families by
+//! name, and stream every family through an encoder. Memory is one small
+//! entry per live series; bytes are checked as they are read, and a damaged
+//! record is skipped and counted, never fatal.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::area::format::*;
+use crate::area::records::Record;
+use crate::area::AreaInner;
+use crate::encoding::{self, Encoder, FamilyDesc, Format, MetricType, Point};
+use crate::error::Result;
+use crate::metrics::gauge::{combine, GaugeMode, WORKER_LABEL};
+use crate::metrics::shape::Shape;
+use crate::metrics::sketch::{sketch_quantiles, SKETCH_BUCKETS};
+use crate::metrics::summary::merge_sketches;
+use crate::registry::{read_series_values, SELF_METRICS_PREFIX};
+
+/// What a render did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenderStats {
+    /// Families written.
+    pub families: usize,
+    /// Series written (an `all`-mode gauge counts once).
+    pub series: usize,
+    /// Damaged records skipped.
+    pub bad_records: u64,
+}
+
+struct FamilyEntry {
+    shape: Shape,
+    series: Vec<Record>,
+}
+
+/// A family of promshm's own metrics, rendered among the others by name.
+struct SelfMetric {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    value: f64,
+}
+
+pub(crate) fn render(
+    area: &AreaInner,
+    prefix: Option<&str>,
+    self_metrics: bool,
+    out: impl Write,
+    format: Format,
+) -> Result<RenderStats> {
+    let started = Instant::now();
+    if !area.read_only {
+        crate::buffer::flush();
+        let _ = area.reap_dead_workers();
+    }
+    let mut stats = RenderStats::default();
+    let mut families: Vec<FamilyEntry> = Vec::new();
+    let mut by_offset: HashMap<usize, usize> = HashMap::new();
+    let mut names: HashMap<String, ()> = HashMap::new();
+    let end = area.walk(0, false, |rec| {
+        if rec.state != STATE_LIVE {
+            return;
+        }
+        match rec.kind {
+            KIND_FAMILY => match Shape::decode(area, rec) {
+                Some(shape) => {
+                    if names.insert(shape.name.clone(), ()).is_some() {
+                        stats.bad_records += 1;
+                        return;
+                    }
+                    if prefix.is_some_and(|p| !shape.name.starts_with(p)) {
+                        return;
+                    }
+                    by_offset.insert(rec.off, families.len());
+                    families.push(FamilyEntry {
+                        shape,
+                        series: Vec::new(),
+                    });
+                }
+                None => stats.bad_records += 1,
+            },
+            KIND_SERIES => {
+                let fam = area
+                    .u32_at(rec.off + ser::FAMILY)
+                    .map(|f| f.load(Ordering::Relaxed) as usize)
+                    .unwrap_or(0);
+                if let Some(&i) = by_offset.get(&fam) {
+                    families[i].series.push(rec);
+                } else if !names.is_empty() && prefix.is_none() {
+                    // A series whose family is unknown (or damaged).
+                    stats.bad_records += 1;
+                }
+            }
+            _ => {}
+        }
+    });
+    stats.bad_records += end.bad;
+
+    let selfs = if self_metrics && prefix.is_none() {
+        self_metric_values(area)
+    } else {
+        Vec::new()
+    };
+    enum Item<'a> {
+        Area(&'a FamilyEntry),
+        Own(&'a SelfMetric),
+    }
+    let mut items: Vec<(&str, Item<'_>)> = families
+        .iter()
+        .map(|f| (f.shape.name.as_str(), Item::Area(f)))
+        .chain(selfs.iter().map(|s| (s.name, Item::Own(s))))
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(b.0));
+
+    let mut enc = encoding::encoder(format, std::io::BufWriter::with_capacity(64 * 1024, out));
+    let mut scratch = Scratch::default();
+    for (_, item) in &items {
+        match item {
+            Item::Area(f) => {
+                let (n, bad) = write_family(area, f, &mut *enc, &mut scratch)?;
+                stats.series += n;
+                stats.bad_records += bad;
+            }
+            Item::Own(s) => {
+                let desc = FamilyDesc {
+                    name: s.name,
+                    help: s.help,
+                    unit: "",
+                    kind: s.kind,
+                };
+                enc.family(&desc)?;
+                let point = match s.kind {
+                    MetricType::Counter => Point::Counter {
+                        value: s.value,
+                        created: None,
+                    },
+                    _ => Point::Gauge { value: s.value },
+                };
+                enc.point(&desc, &[], &point)?;
+                stats.series += 1;
+            }
+        }
+        stats.families += 1;
+    }
+    enc.finish()?;
+    area.set_stat(hdr::STAT_BAD_RECORDS, stats.bad_records);
+    area.set_stat(hdr::STAT_RENDER_NS, started.elapsed().as_nanos() as u64);
+    Ok(stats)
+}
+
+#[derive(Default)]
+struct Scratch {
+    values: Vec<String>,
+    buckets: Vec<(f64, u64)>,
+    quantiles: Vec<(f64, f64)>,
+    counts: Vec<u64>,
+    qout: Vec<f64>,
+}
+
+/// Write one family; returns (series written, bad series).
+fn write_family(
+    area: &AreaInner,
+    f: &FamilyEntry,
+    enc: &mut dyn Encoder,
+    sc: &mut Scratch,
+) -> Result<(usize, u64)> {
+    let shape = &f.shape;
+    let desc = FamilyDesc {
+        name: &shape.name,
+        help: &shape.help,
+        unit: &shape.unit,
+        kind: shape.kind,
+    };
+    enc.family(&desc)?;
+    let (mut written, mut bad) = (0, 0);
+    let mut values = std::mem::take(&mut sc.values);
+    for &rec in &f.series {
+        if read_series_values(area, rec, shape, &mut values).is_none() {
+            bad += 1;
+            continue;
+        }
+        let mut labels: Vec<(&str, &str)> = shape
+            .label_names
+            .iter()
+            .map(String::as_str)
+            .zip(values.iter().map(String::as_str))
+            .collect();
+        let cells = rec.off + ser::CELLS;
+        let cell = |i: usize| {
+            area.u64_at(cells + 8 * i)
+                .map(|c| c.load(Ordering::Acquire))
+                .unwrap_or(0)
+        };
+        let created = area
+            .u64_at(rec.off + ser::CREATED)
+            .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
+            .filter(|t| t.is_finite() && *t > 0.0);
+        match shape.kind {
+            MetricType::Counter => {
+                let value = f64::from_bits(cell(0));
+                if value.is_nan() || value < 0.0 {
+                    bad += 1;
+                    continue;
+                }
+                enc.point(&desc, &labels, &Point::Counter { value, created })?;
+            }
+            MetricType::Gauge if shape.gauge_mode == GaugeMode::All => {
+                let mut per_worker = Vec::new();
+                combine(area, cells, GaugeMode::All, |slot, v| {
+                    per_worker.push((slot.to_string(), v))
+                });
+                for (slot, value) in &per_worker {
+                    let mut with_worker = labels.clone();
+                    with_worker.push((WORKER_LABEL, slot));
+                    enc.point(&desc, &with_worker, &Point::Gauge { value: *value })?;
+                }
+            }
+            MetricType::Gauge => {
+                let value = combine(area, cells, shape.gauge_mode, |_, _| {});
+                enc.point(&desc, &labels, &Point::Gauge { value })?;
+            }
+            MetricType::Histogram => {
+                sc.buckets.clear();
+                let mut acc = 0u64;
+                for (i, &bound) in shape.params.iter().chain(&[f64::INFINITY]).enumerate() {
+                    acc = acc.wrapping_add(cell(1 + i));
+                    sc.buckets.push((bound, acc));
+                }
+                let sum = f64::from_bits(cell(0));
+                enc.point(
+                    &desc,
+                    &labels,
+                    &Point::Histogram {
+                        buckets: &sc.buckets,
+                        sum,
+                        created,
+                    },
+                )?;
+            }
+            MetricType::Summary => {
+                sc.quantiles.clear();
+                if !shape.params.is_empty() {
+                    sc.counts.clear();
+                    sc.counts.resize(SKETCH_BUCKETS, 0);
+                    merge_sketches(
+                        area,
+                        cells,
+                        shape.age_buckets,
+                        shape.max_age_ms,
+                        &mut sc.counts,
+                    );
+                    sc.qout.clear();
+                    sc.qout.resize(shape.params.len(), f64::NAN);
+                    sketch_quantiles(&sc.counts, &shape.params, &mut sc.qout);
+                    sc.quantiles
+                        .extend(shape.params.iter().copied().zip(sc.qout.iter().copied()));
+                }
+                enc.point(
+                    &desc,
+                    &labels,
+                    &Point::Summary {
+                        quantiles: &sc.quantiles,
+                        count: cell(0),
+                        sum: f64::from_bits(cell(1)),
+                        created,
+                    },
+                )?;
+            }
+            MetricType::Info => {
+                let pairs =
+                    crate::metrics::info::read_blob(area, cell(0) as usize).unwrap_or_default();
+                if pairs
+                    .iter()
+                    .any(|(k, _)| shape.label_names.iter().any(|n| n == k))
+                {
+                    bad += 1;
+                    continue;
+                }
+                labels.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                enc.point(&desc, &labels, &Point::Info)?;
+            }
+            MetricType::StateSet => {
+                let current = cell(0) as usize;
+                let states: Vec<(&str, bool)> = shape
+                    .states
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.as_str(), i == current))
+                    .collect();
+                enc.point(&desc, &labels, &Point::StateSet { states: &states })?;
+            }
+        }
+        written += 1;
+    }
+    sc.values = values;
+    Ok((written, bad))
+}
+
+fn self_metric_values(area: &AreaInner) -> Vec<SelfMetric> {
+    let h = |f: usize| area.hdr(f).load(Ordering::Relaxed) as f64;
+    let used = area.cursor().div_ceil(PAGE_SIZE) as f64;
+    let live_workers = area.worker_infos().iter().filter(|w| w.alive).count() as f64;
+    let own = |name, help, kind, value| SelfMetric {
+        name,
+        help,
+        kind,
+        value,
+    };
+    debug_assert!(SELF_METRICS_PREFIX == "promshm_");
+    vec![
+        own(
+            "promshm_area_pages",
+            "Pages in the shared area.",
+            MetricType::Gauge,
+            (area.len() / PAGE_SIZE) as f64,
+        ),
+        own(
+            "promshm_area_pages_used",
+            "Pages of the shared area in use.",
+            MetricType::Gauge,
+            used,
+        ),
+        own(
+            "promshm_families",
+            "Metric families registered in the area.",
+            MetricType::Gauge,
+            h(hdr::STAT_FAMILIES),
+        ),
+        own(
+            "promshm_series",
+            "Live series in the area.",
+            MetricType::Gauge,
+            h(hdr::STAT_SERIES),
+        ),
+        own(
+            "promshm_registrations_refused",
+            "Registrations refused because the area was full.",
+            MetricType::Counter,
+            h(hdr::STAT_REFUSED),
+        ),
+        own(
+            "promshm_workers",
+            "Live worker processes attached to the area.",
+            MetricType::Gauge,
+            live_workers,
+        ),
+        own(
+            "promshm_workers_reaped",
+            "Dead worker processes whose slots were reclaimed.",
+            MetricType::Counter,
+            h(hdr::STAT_REAPED),
+        ),
+        own(
+            "promshm_flushes",
+            "Flushes of thread-local buffers into the area.",
+            MetricType::Counter,
+            h(hdr::STAT_FLUSHES),
+        ),
+        own(
+            "promshm_render_duration_seconds",
+            "Duration of the previous render.",
+            MetricType::Gauge,
+            h(hdr::STAT_RENDER_NS) / 1e9,
+        ),
+        own(
+            "promshm_bad_records",
+            "Damaged records skipped by the previous render.",
+            MetricType::Gauge,
+            h(hdr::STAT_BAD_RECORDS),
+        ),
+        own(
+            "promshm_lock_recoveries",
+            "Area locks taken over from dead holders.",
+            MetricType::Counter,
+            h(hdr::STAT_LOCK_RECOVERED),
+        ),
+        own(
+            "promshm_updates_dropped",
+            "Gauge updates dropped because no worker slot was free.",
+            MetricType::Counter,
+            h(hdr::STAT_DROPPED),
+        ),
+    ]
+}
