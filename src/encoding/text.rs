@@ -312,9 +312,17 @@ pub(super) mod tests {
         }
     }
 
+    /// Families in name order, as the registry hands them out.
+    fn sorted<'a>(
+        mut v: Vec<(FamilyDesc<'a>, Vec<Series<'a>>)>,
+    ) -> Vec<(FamilyDesc<'a>, Vec<Series<'a>>)> {
+        v.sort_by_key(|f| f.0.name);
+        v
+    }
+
     /// Escaping fixture: nasty label values and help texts.
     pub(in super::super) fn escaping_fixture() -> Vec<(FamilyDesc<'static>, Vec<Series<'static>>)> {
-        vec![
+        sorted(vec![
             (
                 FamilyDesc {
                     name: "esc_requests",
@@ -397,7 +405,7 @@ pub(super) mod tests {
                     },
                 )],
             ),
-        ]
+        ])
     }
 
     /// Numbers fixture: gauges with special values, buckets with odd bounds.
@@ -426,7 +434,7 @@ pub(super) mod tests {
             .iter()
             .map(|&(k, v)| (vec![("case", k)], Point::Gauge { value: v }))
             .collect();
-        vec![
+        sorted(vec![
             (
                 FamilyDesc {
                     name: "num_value",
@@ -478,13 +486,13 @@ pub(super) mod tests {
                     },
                 )],
             ),
-        ]
+        ])
     }
 
     /// All types fixture.
     pub(in super::super) fn all_types_fixture() -> Vec<(FamilyDesc<'static>, Vec<Series<'static>>)>
     {
-        vec![
+        sorted(vec![
             (
                 FamilyDesc {
                     name: "app_build",
@@ -615,7 +623,7 @@ pub(super) mod tests {
                     (vec![("room", "b")], Point::Gauge { value: 21.0 }),
                 ],
             ),
-        ]
+        ])
     }
 
     fn text(fams: &[(FamilyDesc<'_>, Vec<Series<'_>>)]) -> String {
