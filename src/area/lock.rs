@@ -47,22 +47,11 @@ impl AreaInner {
                 }
                 Err(owner) => {
                     let waited = start.elapsed();
-                    if owner == me {
-                        // Our own identity with no guard alive in this process: a
-                        // previous incarnation with the same pid and start time
-                        // cannot exist, so this is a leftover of ours (e.g. a
-                        // panic mid-section unwound past the guard). Take it.
-                        if word
-                            .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
-                            .is_ok()
-                        {
-                            return Ok(AreaLockGuard {
-                                area: self,
-                                me,
-                                _local: local,
-                            });
-                        }
-                    } else if waited >= next_check {
+                    // `owner == me` is never a leftover to take over: guards
+                    // release on unwind, and another mapping of the same area in
+                    // this process (its own local mutex, the same identity) may
+                    // hold it right now. We are alive, so we wait like anyone.
+                    if waited >= next_check {
                         next_check = waited + Duration::from_millis(2);
                         if self.same_pid_ns
                             && !process::is_alive(owner)
