@@ -11,10 +11,13 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "C header up to date (scripts/gen-header --check)"
+bash scripts/gen-header --check
 
 step "cargo test"
-cargo test --all-targets 2>&1 | tee target/cargo-test.log
+cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
 cargo test --doc
 
 step "all tests passed"

@@ -28,6 +28,7 @@ pub mod area;
 pub mod buffer;
 pub mod encoding;
 mod error;
+pub mod ffi;
 pub mod metrics;
 mod process;
 pub mod registry;

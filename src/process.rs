@@ -67,18 +67,37 @@ pub(crate) fn identity_pid(id: u64) -> u32 {
 
 /// Start time (field 22 of `/proc/PID/stat`) of a process, if it exists.
 pub(crate) fn start_time_of(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|s| s.start_time)
+}
+
+/// The fields of `/proc/PID/stat` that liveness needs.
+struct ProcStat {
+    state: u8,
+    threads: u64,
+    start_time: u64,
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    Some(ProcStat {
+        state: *fields.first()?.as_bytes().first()?,
+        threads: fields.get(17)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
 }
 
 /// Whether the process named by an identity word is still running.
 /// A pid that exists but started at another time has been reused: dead.
 pub(crate) fn is_alive(id: u64) -> bool {
     let pid = identity_pid(id);
-    if pid == 0 {
+    // 0 and pids that are negative as a pid_t are never processes: kill()
+    // would read them as "my process group" / "every process" / a group, and
+    // a garbage word (e.g. 0xffffffff, kill(-1, 0)) would look alive forever.
+    if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
     // SAFETY: signal 0 only checks for existence and permission.
@@ -86,8 +105,12 @@ pub(crate) fn is_alive(id: u64) -> bool {
     if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
         return false;
     }
-    match start_time_of(pid) {
-        Some(start) => make_identity(pid, start) == id,
+    match proc_stat(pid) {
+        // A zombie (dead, not yet waited for by its parent) holds nothing; a
+        // process whose main thread exited while others run shows `Z` too,
+        // but with more than one thread.
+        Some(st) if st.state == b'Z' && st.threads <= 1 => false,
+        Some(st) => make_identity(pid, st.start_time) == id,
         // No /proc (or hidden): trust kill().
         None => true,
     }

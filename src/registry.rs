@@ -15,7 +15,7 @@ use crate::area::format::*;
 use crate::area::records::{hash_strings, RecordReader, RecordWriter};
 use crate::area::{Area, AreaInner};
 use crate::buffer;
-use crate::encoding::{Format, MetricType};
+use crate::encoding::{Encoder, Format, MetricType};
 use crate::error::{Error, Result};
 use crate::metrics::shape::Shape;
 use crate::metrics::{
@@ -36,11 +36,22 @@ pub(crate) struct LocalIndex {
     families: HashMap<String, (usize, Arc<Shape>)>,
     /// Family record offset -> shape.
     by_offset: HashMap<usize, Arc<Shape>>,
+    /// Family objects handed out, so that registering again (e.g. once per
+    /// request from a dynamic language) reuses one object and its series cache.
+    handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
     /// (family offset, label hash) -> series record offsets.
     series: HashMap<(usize, u64), Vec<usize>>,
 }
 
 impl LocalIndex {
+    /// The family objects of this index that are still alive.
+    pub(crate) fn families_handed_out(&self) -> Vec<Arc<FamilyInner>> {
+        self.handed_out
+            .values()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect()
+    }
+
     /// Index the records appended since the last call. Without the area lock,
     /// stop at a record still being written; under it, skip such records
     /// (their writer died).
@@ -131,7 +142,7 @@ pub(crate) fn read_series_values(
     for _ in 0..shape.label_names.len() {
         out.push(r.string(MAX_VALUE_LEN)?);
     }
-    Some(())
+    r.at_end().then_some(())
 }
 
 /// Options common to every metric type.
@@ -287,6 +298,8 @@ impl Registry {
 
     fn full_name(&self, opts: &Opts, kind: MetricType) -> Result<String> {
         crate::validate::metric_name(&opts.name)?;
+        // Before the unit becomes part of the name: a bad unit is InvalidUnit.
+        crate::validate::unit(&opts.unit, kind)?;
         let mut name = if self.prefix.is_empty() {
             opts.name.clone()
         } else {
@@ -328,14 +341,28 @@ impl Registry {
         area.check_writable()?;
         let eager = opts.eager.unwrap_or_else(|| area.eager_default());
         let off = register_family(area, &shape, eager)?;
-        let const_values = self.const_labels.iter().map(|(_, v)| v.clone()).collect();
-        Ok(Family::new(Arc::new(FamilyInner::new(
+        let const_values: Vec<String> = self.const_labels.iter().map(|(_, v)| v.clone()).collect();
+        let key = (off, eager, const_values.clone());
+        let mut idx = area.index.lock();
+        if let Some(existing) = idx.handed_out.get(&key).and_then(std::sync::Weak::upgrade) {
+            return Ok(Family::new(existing));
+        }
+        let family = Arc::new(FamilyInner::new(
             area.clone(),
             off,
             shape,
             eager,
             const_values,
-        ))))
+        ));
+        idx.handed_out.retain(|_, w| w.strong_count() > 0);
+        idx.handed_out.insert(key, Arc::downgrade(&family));
+        drop(idx);
+        let family = Family::new(family);
+        if opts.labels.is_empty() {
+            // Metrics without labels are exposed from the start (value 0).
+            family.inner.resolve(&[])?;
+        }
+        Ok(family)
     }
 
     /// Render this registry's families (its prefix only, if it has one) into `out`.
@@ -349,6 +376,16 @@ impl Registry {
             out,
             format,
         )
+    }
+
+    /// Render this registry's families into any [`Encoder`]: the same walk,
+    /// filter and order as [`render`](Registry::render), for consumers that
+    /// want structured values instead of text, e.g.
+    /// [`SampleEncoder`](crate::encoding::SampleEncoder) (remote-write,
+    /// inspection). `enc.finish()` is called at the end.
+    pub fn render_with(&self, enc: &mut dyn Encoder) -> Result<RenderStats> {
+        let prefix = (!self.prefix.is_empty()).then(|| format!("{}_", self.prefix));
+        render::render_into(&self.area.inner, prefix.as_deref(), self.self_metrics, enc)
     }
 
     /// Render into a `String`.

@@ -50,6 +50,19 @@ pub(crate) fn render(
     out: impl Write,
     format: Format,
 ) -> Result<RenderStats> {
+    let mut enc = encoding::encoder(format, std::io::BufWriter::with_capacity(64 * 1024, out));
+    render_into(area, prefix, self_metrics, &mut *enc)
+}
+
+/// Render into any [`Encoder`] (the exposition encoders, or a
+/// [`SampleEncoder`](crate::encoding::SampleEncoder) that hands out samples):
+/// the same walk, families in the same order. Calls `enc.finish()` at the end.
+pub(crate) fn render_into(
+    area: &AreaInner,
+    prefix: Option<&str>,
+    self_metrics: bool,
+    enc: &mut dyn Encoder,
+) -> Result<RenderStats> {
     let started = Instant::now();
     if !area.read_only {
         crate::buffer::flush();
@@ -59,7 +72,25 @@ pub(crate) fn render(
     let mut families: Vec<FamilyEntry> = Vec::new();
     let mut by_offset: HashMap<usize, usize> = HashMap::new();
     let mut names: HashMap<String, ()> = HashMap::new();
+    let mut removed_values = Vec::new();
     let end = area.walk(0, false, |rec| {
+        if rec.state == STATE_REMOVED {
+            // Only series are ever removed, and a removed series keeps its
+            // committed bytes: check them, so that a damaged length cannot
+            // silently hide the records after it.
+            let ok = rec.kind == KIND_SERIES
+                && area
+                    .u32_at(rec.off + ser::FAMILY)
+                    .and_then(|f| by_offset.get(&(f.load(Ordering::Relaxed) as usize)))
+                    .map_or(names.is_empty() || prefix.is_some(), |&i| {
+                        read_series_values(area, rec, &families[i].shape, &mut removed_values)
+                            .is_some()
+                    });
+            if !ok {
+                stats.bad_records += 1;
+            }
+            return;
+        }
         if rec.state != STATE_LIVE {
             return;
         }
@@ -93,6 +124,13 @@ pub(crate) fn render(
                     stats.bad_records += 1;
                 }
             }
+            // An info blob is read through its series, but a damaged length
+            // here would silently swallow the records after it: count it.
+            KIND_BLOB
+                if prefix.is_none() && crate::metrics::info::read_blob(area, rec.off).is_none() =>
+            {
+                stats.bad_records += 1;
+            }
             _ => {}
         }
     });
@@ -114,12 +152,11 @@ pub(crate) fn render(
         .collect();
     items.sort_by(|a, b| a.0.cmp(b.0));
 
-    let mut enc = encoding::encoder(format, std::io::BufWriter::with_capacity(64 * 1024, out));
     let mut scratch = Scratch::default();
     for (_, item) in &items {
         match item {
             Item::Area(f) => {
-                let (n, bad) = write_family(area, f, &mut *enc, &mut scratch)?;
+                let (n, bad) = write_family(area, f, enc, &mut scratch)?;
                 stats.series += n;
                 stats.bad_records += bad;
             }

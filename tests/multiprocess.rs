@@ -978,12 +978,11 @@ fn fork_threaded_child() {
     send("done");
 }
 
-/// Known bug, not fixed here (see the report): a child forked while another
-/// thread holds an area's process-local mutex (`AreaInner::index`, the local
-/// lock in front of the area lock) or a family's series cache inherits it
-/// locked, and its first registration blocks forever. Run with `--ignored`.
+/// A child forked while another thread holds an area's process-local mutex
+/// (`AreaInner::index`, the local lock in front of the area lock) or a
+/// family's series cache must not inherit it locked: `area::fork` takes them
+/// all before `fork` and releases them in parent and child.
 #[test]
-#[ignore = "known bug: promshm's process-local mutexes are not fork-safe (child deadlocks)"]
 fn fork_while_another_thread_registers() {
     let dir = TempDir::new("forkthr");
     let path = dir.join("area.promshm");

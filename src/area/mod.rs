@@ -5,6 +5,7 @@
 //! which bounds-check every offset: bytes in the area come from other
 //! processes and are never trusted.
 
+mod fork;
 pub(crate) mod format;
 mod lock;
 pub(crate) mod records;
@@ -121,7 +122,7 @@ pub(crate) struct AreaInner {
     workers_offset: usize,
     data_offset: usize,
     /// Serializes this process's threads before the cross-process lock.
-    local_lock: parking_lot::Mutex<()>,
+    pub(crate) local_lock: parking_lot::Mutex<()>,
     /// This process's worker slot: `fork_gen << 32 | (slot + 1)`, 0 when not attached.
     worker: AtomicU64,
     /// Same pid namespace as the creator: only then may we judge liveness of pids.
@@ -155,10 +156,16 @@ impl Area {
             .open(path)
             .map_err(|e| Error::io("create", path, e))?;
         let _flock = Flock::exclusive(&file).map_err(|e| Error::io("lock", path, e))?;
-        let size = file
+        let mut size = file
             .metadata()
             .map_err(|e| Error::io("stat", path, e))?
             .len();
+        if size > 0 && creator_died_initialising(&file) {
+            // We hold the exclusive flock its creator held, and no opener
+            // accepts an uninitialised header: nobody uses it. Start over.
+            file.set_len(0).map_err(|e| Error::io("reset", path, e))?;
+            size = 0;
+        }
         if size == 0 {
             let len = options.pages as usize * PAGE_SIZE;
             file.set_len(len as u64)
@@ -176,9 +183,7 @@ impl Area {
             }
             let map = map_file(&file, len, false).map_err(|e| Error::io("map", path, e))?;
             let inner = AreaInner::initialize(map, len, options, Some(path.to_path_buf()));
-            return Ok(Area {
-                inner: Arc::new(inner),
-            });
+            return Ok(Area::wrap(inner));
         }
         Self::open_file(&file, path, OpenMode::ReadWrite)
     }
@@ -228,9 +233,13 @@ impl Area {
             }
             other => other,
         })?;
-        Ok(Area {
-            inner: Arc::new(inner),
-        })
+        Ok(Area::wrap(inner))
+    }
+
+    fn wrap(inner: AreaInner) -> Area {
+        let inner = Arc::new(inner);
+        fork::register(&inner);
+        Area { inner }
     }
 
     /// Create an anonymous shared area (a `memfd` mapped `MAP_SHARED`).
@@ -253,9 +262,7 @@ impl Area {
         file.set_len(len as u64)
             .map_err(|e| Error::io("size", "(anonymous)", e))?;
         let map = map_file(&file, len, false).map_err(|e| Error::io("map", "(anonymous)", e))?;
-        Ok(Area {
-            inner: Arc::new(AreaInner::initialize(map, len, options, None)),
-        })
+        Ok(Area::wrap(AreaInner::initialize(map, len, options, None)))
     }
 
     /// The file behind the area, if any.
@@ -358,6 +365,27 @@ fn map_file(file: &File, len: usize, read_only: bool) -> std::io::Result<memmap2
     } else {
         opts.map_raw(file)
     }
+}
+
+/// Whether the file starts with a header whose creator never finished:
+/// magic not yet written and init state not READY.
+fn creator_died_initialising(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 32];
+    if file.read_exact_at(&mut head, 0).is_err() {
+        return false;
+    }
+    let magic = u64::from_ne_bytes(
+        head[hdr::MAGIC..hdr::MAGIC + 8]
+            .try_into()
+            .unwrap_or([1; 8]),
+    );
+    let state = u32::from_ne_bytes(
+        head[hdr::INIT_STATE..hdr::INIT_STATE + 4]
+            .try_into()
+            .unwrap_or([0xff; 4]),
+    );
+    magic == 0 && state != INIT_READY
 }
 
 /// An `flock` held for the scope of area creation or opening.

@@ -212,6 +212,13 @@ impl<'a> RecordReader<'a> {
         Some(self.rec.off + at)
     }
 
+    /// Whether everything up to the record's end was read (up to the 8-byte
+    /// alignment). Writers size records exactly, so a longer record has a
+    /// damaged length that would otherwise hide the records it swallowed.
+    pub(crate) fn at_end(&self) -> bool {
+        align8(self.pos) == self.rec.len
+    }
+
     /// A little-endian u32.
     pub(crate) fn u32(&mut self) -> Option<u32> {
         let mut b = [0u8; 4];

@@ -10,11 +10,13 @@ use std::io;
 mod negotiate;
 mod number;
 mod openmetrics;
+mod sample;
 mod text;
 
 pub use negotiate::{negotiate, Format};
 pub use number::{write_canonical_f64, write_f64, write_u64};
 pub use openmetrics::OpenMetricsEncoder;
+pub use sample::{Sample, SampleEncoder};
 pub use text::TextEncoder;
 
 /// The type of a metric family, as stored in the area.

@@ -136,3 +136,48 @@ impl Histogram {
         (count, sum)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Area, AreaOptions, Format, Opts};
+
+    /// A value equal to a bound counts in that bound's bucket (`le` is `<=`),
+    /// in both the buffered and the eager path.
+    #[test]
+    fn bucket_edges() {
+        for eager in [false, true] {
+            let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+            let h = area
+                .registry()
+                .histogram(Opts::new("edges", "h").eager(eager), &[1.0, 2.0, 3.0])
+                .unwrap()
+                .get()
+                .unwrap();
+            for v in [
+                f64::NEG_INFINITY,
+                -1.0,
+                -0.0,
+                1.0,
+                1.5,
+                2.0,
+                2.000_000_1,
+                3.0,
+                3.5,
+                f64::INFINITY,
+            ] {
+                h.observe(v).unwrap();
+            }
+            assert!(h.observe(f64::NAN).is_err());
+            let text = area.render_to_string(Format::Prometheus).unwrap();
+            for want in [
+                "edges_bucket{le=\"1\"} 4\n",
+                "edges_bucket{le=\"2\"} 6\n",
+                "edges_bucket{le=\"3\"} 8\n",
+                "edges_bucket{le=\"+Inf\"} 10\n",
+                "edges_count 10\n",
+            ] {
+                assert!(text.contains(want), "eager={eager}: no {want:?} in\n{text}");
+            }
+        }
+    }
+}

@@ -108,7 +108,12 @@ pub(crate) fn read_blob(area: &AreaInner, off: usize) -> Option<Vec<(String, Str
         let k = r.string(MAX_NAME_LEN)?;
         let v = r.string(MAX_VALUE_LEN)?;
         crate::validate::label_name(&k).ok()?;
+        // What `set` refuses: reserved names and duplicates (they would make
+        // the exposition invalid).
+        if k == "le" || k == "quantile" || out.iter().any(|(p, _)| *p == k) {
+            return None;
+        }
         out.push((k, v));
     }
-    Some(out)
+    r.at_end().then_some(out)
 }

@@ -12,11 +12,12 @@ pub mod sketch;
 pub mod stateset;
 pub mod summary;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 pub use counter::Counter;
 pub use gauge::{Gauge, GaugeMode};
@@ -43,7 +44,8 @@ pub(crate) struct FamilyInner {
     /// Constant labels of the registry that registered it (values, in order).
     pub const_values: Vec<String>,
     /// Process-local cache: label-values hash -> series.
-    cache: parking_lot::RwLock<HashMap<u64, Vec<Arc<SeriesInner>>, BuildHasherDefault<IdHasher>>>,
+    /// Weak, so that series and family do not keep each other alive.
+    cache: parking_lot::RwLock<HashMap<u64, Vec<Weak<SeriesInner>>, BuildHasherDefault<IdHasher>>>,
 }
 
 /// A resolved series: where its cells are, and how to find its buffer.
@@ -80,6 +82,35 @@ impl SeriesInner {
     pub(crate) fn area(&self) -> &AreaInner {
         &self.family.area
     }
+}
+
+/// Key of the process-local series cache: a fast word-at-a-time hash of the
+/// label values (lengths included), not the FNV hash stored in the area,
+/// which a hit does not need. Collisions only cost a compare.
+#[inline]
+fn cache_key(values: &[&str]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = values.len() as u64;
+    let mut eat = |w: u64| h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    for v in values {
+        let b = v.as_bytes();
+        eat(b.len() as u64);
+        let mut words = b.chunks_exact(8);
+        for w in &mut words {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            eat(u64::from_le_bytes(a));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut a = [0u8; 8];
+            a[..rest.len()].copy_from_slice(rest);
+            eat(u64::from_le_bytes(a));
+        }
+    }
+    // Fold the high bits down: the map indexes buckets by the low bits.
+    let m = u128::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (m as u64) ^ ((m >> 64) as u64)
 }
 
 /// Hasher for keys that are already hashes.
@@ -237,7 +268,9 @@ impl FamilyInner {
         }
     }
 
-    fn full_values<'v>(&'v self, values: &[&'v str]) -> Result<Vec<&'v str>> {
+    /// Constant label values followed by `values`, checked. Borrows
+    /// `values` when there are no constant labels (no allocation).
+    fn full_values<'a, 'v: 'a>(&'v self, values: &'a [&'v str]) -> Result<Cow<'a, [&'v str]>> {
         let user = self.shape.label_names.len() - self.const_values.len();
         if values.len() != user {
             return Err(Error::LabelCount {
@@ -245,8 +278,13 @@ impl FamilyInner {
                 got: values.len(),
             });
         }
-        let mut all: Vec<&str> = self.const_values.iter().map(String::as_str).collect();
-        all.extend_from_slice(values);
+        let all = if self.const_values.is_empty() {
+            Cow::Borrowed(values)
+        } else {
+            let mut all: Vec<&str> = self.const_values.iter().map(String::as_str).collect();
+            all.extend_from_slice(values);
+            Cow::Owned(all)
+        };
         crate::validate::label_values(self.shape.label_names.len(), &all)?;
         Ok(all)
     }
@@ -278,29 +316,48 @@ impl FamilyInner {
         Ok(out)
     }
 
+    /// Lock the series cache for `fork` (see `area::fork`); the guard is leaked.
+    pub(crate) fn lock_cache_for_fork(&self) {
+        std::mem::forget(self.cache.write());
+    }
+
+    /// Undo [`lock_cache_for_fork`](Self::lock_cache_for_fork) after `fork`.
+    ///
+    /// # Safety
+    /// Only right after `fork`, in the thread that called `lock_cache_for_fork`.
+    pub(crate) unsafe fn unlock_cache_after_fork(&self) {
+        // SAFETY: the caller guarantees the write guard was leaked by this thread.
+        unsafe { self.cache.force_unlock_write() };
+    }
+
     /// Label values -> series, through the process-local cache first.
     pub(crate) fn resolve(self: &Arc<Self>, values: &[&str]) -> Result<Arc<SeriesInner>> {
         let all = self.full_values(values)?;
-        let hash = crate::area::records::hash_strings(all.iter().copied());
+        let key = cache_key(&all);
         {
             let cache = self.cache.read();
-            if let Some(list) = cache.get(&hash) {
-                for s in list {
+            if let Some(list) = cache.get(&key) {
+                for s in list.iter().filter_map(Weak::upgrade) {
                     if s.values.len() == all.len()
-                        && s.values.iter().zip(&all).all(|(a, b)| &**a == *b)
+                        && s.values.iter().zip(all.iter()).all(|(a, b)| &**a == *b)
                         && s.is_live()
                     {
-                        return Ok(s.clone());
+                        return Ok(s);
                     }
                 }
             }
         }
+        // Miss: the area's own (FNV) hash, computed only here.
+        let hash = crate::area::records::hash_strings(all.iter().copied());
         let series = crate::registry::resolve_series(self, &all, hash)?;
         let mut cache = self.cache.write();
-        let list = cache.entry(hash).or_default();
-        list.retain(|s| s.is_live());
-        if !list.iter().any(|s| Arc::ptr_eq(s, &series)) {
-            list.push(series.clone());
+        let list = cache.entry(key).or_default();
+        list.retain(|s| s.upgrade().is_some_and(|s| s.is_live()));
+        if !list
+            .iter()
+            .any(|s| std::ptr::eq(s.as_ptr(), Arc::as_ptr(&series)))
+        {
+            list.push(Arc::downgrade(&series));
         }
         Ok(series)
     }
@@ -309,7 +366,7 @@ impl FamilyInner {
         let all = self.full_values(values)?;
         let hash = crate::area::records::hash_strings(all.iter().copied());
         let removed = crate::registry::remove_series(self, &all, hash)?;
-        self.cache.write().remove(&hash);
+        self.cache.write().remove(&cache_key(&all));
         Ok(removed)
     }
 
@@ -317,5 +374,58 @@ impl FamilyInner {
         let n = crate::registry::clear_family(self)?;
         self.cache.write().clear();
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_key;
+    use crate::{Area, AreaOptions, Error, Opts};
+
+    #[test]
+    fn resolve_through_the_cache() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let reg = area.registry().with_const_labels(&[("env", "p")]).unwrap();
+        for (reg, eager) in [(area.registry(), true), (reg, false)] {
+            let f = reg
+                .counter(
+                    Opts::new(format!("c{eager}"), "h")
+                        .labels(&["a", "b"])
+                        .eager(eager),
+                )
+                .unwrap();
+            let x = f.labels(&["ab", "c"]).unwrap();
+            let y = f.labels(&["a", "bc"]).unwrap();
+            assert!(!std::sync::Arc::ptr_eq(&x.series, &y.series));
+            let x2 = f.labels(&["ab", "c"]).unwrap();
+            assert!(std::sync::Arc::ptr_eq(&x.series, &x2.series));
+            assert!(matches!(
+                f.labels(&["ab"]),
+                Err(Error::LabelCount {
+                    expected: 2,
+                    got: 1
+                })
+            ));
+            x.inc();
+            crate::flush();
+            assert_eq!(x2.get(), 1.0);
+            assert!(f.remove(&["ab", "c"]).unwrap());
+            let x3 = f.labels(&["ab", "c"]).unwrap();
+            assert!(!std::sync::Arc::ptr_eq(&x.series, &x3.series));
+            assert_eq!(x3.get(), 0.0);
+            assert_eq!(y.get(), 0.0);
+        }
+    }
+
+    #[test]
+    fn cache_key_separates_values() {
+        assert_ne!(cache_key(&["ab", "c"]), cache_key(&["a", "bc"]));
+        assert_ne!(cache_key(&["", "a"]), cache_key(&["a", ""]));
+        assert_ne!(cache_key(&["a"]), cache_key(&["a", ""]));
+        assert_ne!(
+            cache_key(&["/api/item/12345678"]),
+            cache_key(&["/api/item/12345679"])
+        );
+        assert_eq!(cache_key(&["GET", "200"]), cache_key(&["GET", "200"]));
     }
 }

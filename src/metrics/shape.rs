@@ -185,6 +185,9 @@ impl Shape {
         for _ in 0..n_states {
             states.push(r.string(MAX_NAME_LEN)?);
         }
+        if !r.at_end() {
+            return None;
+        }
         let shape = Shape {
             kind,
             name,

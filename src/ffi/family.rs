@@ -1,0 +1,277 @@
+//! `promshm_family`: a registered family; resolves label values to series,
+//! removes and clears series.
+
+use std::ffi::{c_char, CString};
+use std::sync::Arc;
+
+use super::handle::{
+    borrow, clone_handle, free_handle, into_handle, label_pairs, with_strs, write_opt, ArcHandle,
+    Out,
+};
+use super::result::{check, promshm_result};
+use super::series::{promshm_series, AnySeries};
+use crate::metrics::{Counter, Family, Gauge, Histogram, Info, StateSet, Summary};
+
+/// A registered metric family of any type. Reference-counted (an `Arc` in Rust):
+/// `const`, safe to use from several threads at once; series resolved from
+/// it stay usable after `promshm_family_free()`.
+pub struct promshm_family {
+    _private: [u8; 0],
+}
+
+/// The type of a family or series.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum promshm_metric_type {
+    /// Not a metric type: returned for a NULL handle.
+    Invalid = 0,
+    /// Counter.
+    Counter = 1,
+    /// Gauge.
+    Gauge = 2,
+    /// Histogram.
+    Histogram = 3,
+    /// Summary.
+    Summary = 4,
+    /// Info.
+    Info = 5,
+    /// State set (enum).
+    StateSet = 6,
+}
+
+/// A family of one of the six types.
+pub(crate) enum AnyFamily {
+    Counter(Family<Counter>),
+    Gauge(Family<Gauge>),
+    Histogram(Family<Histogram>),
+    Summary(Family<Summary>),
+    Info(Family<Info>),
+    StateSet(Family<StateSet>),
+}
+
+/// Apply the same expression to whichever typed family is inside.
+macro_rules! with_family {
+    ($any:expr, $f:ident => $e:expr) => {
+        match $any {
+            AnyFamily::Counter($f) => $e,
+            AnyFamily::Gauge($f) => $e,
+            AnyFamily::Histogram($f) => $e,
+            AnyFamily::Summary($f) => $e,
+            AnyFamily::Info($f) => $e,
+            AnyFamily::StateSet($f) => $e,
+        }
+    };
+}
+
+/// What a `promshm_family` points to.
+pub(crate) struct FamilyHandle {
+    family: AnyFamily,
+    /// The full name, NUL-terminated, for `promshm_family_name`.
+    name: CString,
+}
+
+impl ArcHandle for promshm_family {
+    type Rust = FamilyHandle;
+    const WHAT: &'static str = "family";
+}
+
+impl FamilyHandle {
+    pub(crate) fn new(family: AnyFamily) -> Self {
+        // Metric names are `[a-zA-Z0-9_:]`: never an interior NUL.
+        let name = CString::new(with_family!(&family, f => f.name())).unwrap_or_default();
+        FamilyHandle { family, name }
+    }
+
+    fn metric_type(&self) -> promshm_metric_type {
+        match self.family {
+            AnyFamily::Counter(_) => promshm_metric_type::Counter,
+            AnyFamily::Gauge(_) => promshm_metric_type::Gauge,
+            AnyFamily::Histogram(_) => promshm_metric_type::Histogram,
+            AnyFamily::Summary(_) => promshm_metric_type::Summary,
+            AnyFamily::Info(_) => promshm_metric_type::Info,
+            AnyFamily::StateSet(_) => promshm_metric_type::StateSet,
+        }
+    }
+
+    fn labels(&self, values: &[&str]) -> crate::Result<AnySeries> {
+        Ok(match &self.family {
+            AnyFamily::Counter(f) => AnySeries::Counter(f.labels(values)?),
+            AnyFamily::Gauge(f) => AnySeries::Gauge(f.labels(values)?),
+            AnyFamily::Histogram(f) => AnySeries::Histogram(f.labels(values)?),
+            AnyFamily::Summary(f) => AnySeries::Summary(f.labels(values)?),
+            AnyFamily::Info(f) => AnySeries::Info(f.labels(values)?),
+            AnyFamily::StateSet(f) => AnySeries::StateSet(f.labels(values)?),
+        })
+    }
+
+    fn labels_by_name(&self, pairs: &[(&str, &str)]) -> crate::Result<AnySeries> {
+        Ok(match &self.family {
+            AnyFamily::Counter(f) => AnySeries::Counter(f.labels_by_name(pairs)?),
+            AnyFamily::Gauge(f) => AnySeries::Gauge(f.labels_by_name(pairs)?),
+            AnyFamily::Histogram(f) => AnySeries::Histogram(f.labels_by_name(pairs)?),
+            AnyFamily::Summary(f) => AnySeries::Summary(f.labels_by_name(pairs)?),
+            AnyFamily::Info(f) => AnySeries::Info(f.labels_by_name(pairs)?),
+            AnyFamily::StateSet(f) => AnySeries::StateSet(f.labels_by_name(pairs)?),
+        })
+    }
+}
+
+ffi_fn! {
+    /// Resolve the series with these label values (`n_values` strings, in
+    /// the order of the family's label names, constant labels excluded),
+    /// creating it in the area if no process has. This validates and may
+    /// take the area lock: do it once and keep the series handle for the
+    /// updates. `values` may be NULL when `n_values` is 0.
+    ///
+    /// On success `*out` receives a new series handle, owned by the caller
+    /// (`promshm_series_free()`). Resolving the same values again gives a
+    /// handle to the same series. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`family`, `values` with `n_values` > 0, a
+    /// value, `out`), `NOT_UTF8`, `LABEL_COUNT`, `TOO_LONG`, `AREA_FULL`,
+    /// `LOCK_TIMEOUT`.
+    unsafe fn promshm_family_labels(
+        family: *const promshm_family,
+        values: *const *const c_char,
+        n_values: usize,
+        out: *mut *const promshm_series,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            let family = unsafe { borrow(family)? };
+            let series =
+                unsafe { with_strs(values, n_values, "values", |v| Ok(family.labels(v)?))? };
+            out.write(into_handle(Arc::new(series)));
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Resolve the series given by `n_labels` name/value pairs in any order
+    /// (every label of the family exactly once, constant labels excluded).
+    /// Otherwise as `promshm_family_labels()`.
+    ///
+    /// Errors: as `promshm_family_labels()`, plus `UNKNOWN_LABEL` and
+    /// `DUPLICATE_LABEL`.
+    unsafe fn promshm_family_labels_by_name(
+        family: *const promshm_family,
+        labels: *const super::registry::promshm_label,
+        n_labels: usize,
+        out: *mut *const promshm_series,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            let family = unsafe { borrow(family)? };
+            let pairs = unsafe { label_pairs(labels, n_labels, "labels")? };
+            let series = family.labels_by_name(&pairs)?;
+            out.write(into_handle(Arc::new(series)));
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Remove the series with these label values, in every process: it is no
+    /// longer rendered, handles to it keep working but update nothing
+    /// visible, and resolving the values again creates a fresh series. Writes
+    /// whether it existed to `*out_removed` if that is not NULL. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `NOT_UTF8`, `LABEL_COUNT`, `TOO_LONG`,
+    /// `READ_ONLY`.
+    unsafe fn promshm_family_remove(
+        family: *const promshm_family,
+        values: *const *const c_char,
+        n_values: usize,
+        out_removed: *mut bool,
+    ) -> promshm_result {
+        check(|| {
+            let family = unsafe { borrow(family)? };
+            let removed = unsafe {
+                with_strs(values, n_values, "values", |v| {
+                    Ok(with_family!(&family.family, f => f.remove(v))?)
+                })?
+            };
+            unsafe { write_opt(out_removed, removed) };
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Remove every series of the family, in every process. Writes how many
+    /// were removed to `*out_removed` if that is not NULL. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`family`), `READ_ONLY`, `LOCK_TIMEOUT`.
+    unsafe fn promshm_family_clear(
+        family: *const promshm_family,
+        out_removed: *mut usize,
+    ) -> promshm_result {
+        check(|| {
+            let family = unsafe { borrow(family)? };
+            let n = with_family!(&family.family, f => f.clear())?;
+            unsafe { write_opt(out_removed, n) };
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// The family's type; `PROMSHM_METRIC_TYPE_INVALID` for NULL. Thread-safe.
+    unsafe fn promshm_family_type(family: *const promshm_family) -> promshm_metric_type {
+        unsafe { borrow(family) }
+            .map(FamilyHandle::metric_type)
+            .unwrap_or(promshm_metric_type::Invalid)
+    }
+}
+
+ffi_fn! {
+    /// The family's full name (prefix and unit included, without the
+    /// `_total`/`_info` the exposition adds), NUL-terminated. Borrowed: valid
+    /// as long as this family handle is; do not free it. NULL for NULL.
+    /// Thread-safe.
+    unsafe fn promshm_family_name(family: *const promshm_family) -> *const c_char {
+        unsafe { borrow(family) }
+            .map(|f| f.name.as_ptr())
+            .unwrap_or(std::ptr::null())
+    }
+}
+
+ffi_fn! {
+    /// The number of label values `promshm_family_labels()` expects
+    /// (constant labels excluded); 0 for NULL. Thread-safe.
+    unsafe fn promshm_family_label_count(family: *const promshm_family) -> usize {
+        unsafe { borrow(family) }
+            .map(|f| with_family!(&f.family, f => f.label_names().len()))
+            .unwrap_or(0)
+    }
+}
+
+ffi_fn! {
+    /// A new reference to the same family; release it with
+    /// `promshm_family_free()`. NULL gives NULL. Thread-safe.
+    unsafe fn promshm_family_clone(family: *const promshm_family) -> *const promshm_family {
+        unsafe { clone_handle(family) }
+    }
+}
+
+ffi_fn! {
+    /// Release a family handle. Series resolved from it stay usable; the
+    /// family stays registered in the area. NULL is a no-op; freeing twice is
+    /// undefined behaviour.
+    unsafe fn promshm_family_free(family: *const promshm_family) {
+        unsafe { free_handle(family) }
+    }
+}
+
+/// The series type of an `AnySeries`.
+pub(crate) fn series_type(s: &AnySeries) -> promshm_metric_type {
+    match s {
+        AnySeries::Counter(_) => promshm_metric_type::Counter,
+        AnySeries::Gauge(_) => promshm_metric_type::Gauge,
+        AnySeries::Histogram(_) => promshm_metric_type::Histogram,
+        AnySeries::Summary(_) => promshm_metric_type::Summary,
+        AnySeries::Info(_) => promshm_metric_type::Info,
+        AnySeries::StateSet(_) => promshm_metric_type::StateSet,
+    }
+}

@@ -1,0 +1,472 @@
+//! `promshm_registry`: a view on an area with a prefix and constant labels,
+//! where families of every type are registered.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::area::promshm_area;
+use super::family::{promshm_family, AnyFamily, FamilyHandle};
+use super::handle::{
+    borrow, clone_handle, free_handle, into_handle, label_pairs, opt_str_arg, slice_arg, str_arg,
+    with_strs, ArcHandle, Out,
+};
+use super::result::{check, promshm_result, FfiError};
+use crate::metrics::{GaugeMode, SummaryOpts};
+use crate::registry::{Opts, Registry};
+
+/// A registry: a view on an area with an optional prefix (namespace) and
+/// constant labels, where families are registered. Reference-counted (an `Arc` in Rust):
+/// `const`, safe to use from several threads at once; families made from it
+/// stay usable after `promshm_registry_free()`.
+pub struct promshm_registry {
+    _private: [u8; 0],
+}
+
+impl ArcHandle for promshm_registry {
+    type Rust = Registry;
+    const WHAT: &'static str = "registry";
+}
+
+/// A label given by name: a constant label, a label of a series resolved by
+/// name, or an info pair. Both strings are NUL-terminated UTF-8, borrowed for
+/// the duration of the call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct promshm_label {
+    /// Label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
+    pub name: *const c_char,
+    /// Label value, any UTF-8 up to 16 KiB.
+    pub value: *const c_char,
+}
+
+/// Whether a family's updates are buffered per thread or written through
+/// (a `uint32_t`).
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct promshm_update_mode(pub u32);
+
+/// The area's default (`promshm_area_options.eager`). The value of a zeroed `promshm_metric_opts`.
+pub const PROMSHM_UPDATE_MODE_DEFAULT: promshm_update_mode = promshm_update_mode(0);
+/// Counter and histogram updates go to a thread-local buffer (nanoseconds, no lock) and reach the area on flush.
+pub const PROMSHM_UPDATE_MODE_BUFFERED: promshm_update_mode = promshm_update_mode(1);
+/// Every update is an atomic write into the area, visible at once.
+pub const PROMSHM_UPDATE_MODE_EAGER: promshm_update_mode = promshm_update_mode(2);
+
+/// How the values that several worker processes set on one gauge combine
+/// (a `uint32_t`).
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct promshm_gauge_mode(pub u32);
+
+/// Sum over all workers, dead ones included (their last value is kept).
+pub const PROMSHM_GAUGE_MODE_SUM: promshm_gauge_mode = promshm_gauge_mode(0);
+/// Sum over live workers only: a dead worker's value disappears.
+pub const PROMSHM_GAUGE_MODE_LIVESUM: promshm_gauge_mode = promshm_gauge_mode(1);
+/// Largest value of any worker, dead ones included.
+pub const PROMSHM_GAUGE_MODE_MAX: promshm_gauge_mode = promshm_gauge_mode(2);
+/// Smallest value of any worker, dead ones included.
+pub const PROMSHM_GAUGE_MODE_MIN: promshm_gauge_mode = promshm_gauge_mode(3);
+/// The value written last, by whichever worker.
+pub const PROMSHM_GAUGE_MODE_MOSTRECENT: promshm_gauge_mode = promshm_gauge_mode(4);
+/// One series per live worker, labelled `worker="<slot>"`.
+pub const PROMSHM_GAUGE_MODE_ALL: promshm_gauge_mode = promshm_gauge_mode(5);
+
+/// What every family needs, whatever its type. Zero-initialise it and set
+/// the fields you need: a zero field is "none" or the default. All pointers
+/// are borrowed for the duration of the registration call only.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct promshm_metric_opts {
+    /// Metric name, required. The registry prefix and the unit are added to
+    /// it; do not add `_total` (counters) or `_info` (info): the exposition
+    /// adds them.
+    pub name: *const c_char,
+    /// Help text; NULL means none.
+    pub help: *const c_char,
+    /// Unit, e.g. "seconds", appended to the name unless already there; NULL or "" means none.
+    pub unit: *const c_char,
+    /// Label names, `n_label_names` strings; may be NULL when `n_label_names` is 0.
+    pub label_names: *const *const c_char,
+    /// Number of label names (at most 64, constant labels included).
+    pub n_label_names: usize,
+    /// `PROMSHM_UPDATE_MODE_*`; 0 is the area's default.
+    pub update_mode: promshm_update_mode,
+}
+
+unsafe fn opts_arg(p: *const promshm_metric_opts) -> Result<Opts, FfiError> {
+    if p.is_null() {
+        return Err(FfiError::null("opts"));
+    }
+    // SAFETY: non-NULL and readable (caller contract).
+    let o = unsafe { *p };
+    let eager = match o.update_mode {
+        PROMSHM_UPDATE_MODE_DEFAULT => None,
+        PROMSHM_UPDATE_MODE_BUFFERED => Some(false),
+        PROMSHM_UPDATE_MODE_EAGER => Some(true),
+        promshm_update_mode(m) => {
+            return Err(FfiError::new(
+                promshm_result::InvalidArgument,
+                format!("unknown update mode {m}"),
+            ))
+        }
+    };
+    let labels = unsafe {
+        with_strs(o.label_names, o.n_label_names, "opts.label_names", |l| {
+            Ok(l.iter().map(|s| s.to_string()).collect())
+        })?
+    };
+    Ok(Opts {
+        name: unsafe { str_arg(o.name, "opts.name")? }.to_owned(),
+        help: unsafe { opt_str_arg(o.help, "opts.help")? }.to_owned(),
+        unit: unsafe { opt_str_arg(o.unit, "opts.unit")? }.to_owned(),
+        labels,
+        eager,
+    })
+}
+
+/// The common steps of every `promshm_registry_<type>` function.
+unsafe fn register(
+    reg: *const promshm_registry,
+    opts: *const promshm_metric_opts,
+    out: *mut *const promshm_family,
+    make: impl FnOnce(&Registry, Opts) -> Result<AnyFamily, FfiError>,
+) -> promshm_result {
+    check(|| {
+        let out = unsafe { Out::new(out, "out")? };
+        let reg = unsafe { borrow(reg)? };
+        let opts = unsafe { opts_arg(opts)? };
+        let family = make(reg, opts)?;
+        out.write(into_handle(Arc::new(FamilyHandle::new(family))));
+        Ok(())
+    })
+}
+
+ffi_fn! {
+    /// A registry on `area` with no prefix and no constant labels, whose
+    /// renders include promshm's own `promshm_*` metrics. On success `*out`
+    /// receives a new handle, owned by the caller (`promshm_registry_free()`).
+    /// Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`area` or `out`).
+    unsafe fn promshm_area_registry(
+        area: *const promshm_area,
+        out: *mut *const promshm_registry,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            let area = unsafe { borrow(area)? };
+            out.write(into_handle(Arc::new(area.registry())));
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// A registry on `area` whose families are named `<prefix>_<name>` and
+    /// carry the constant labels `const_labels` (an array of
+    /// `n_const_labels` name/value pairs, added first to every series).
+    /// `prefix` may be NULL or "" for none; `const_labels` may be NULL when
+    /// `n_const_labels` is 0. Rendering a registry with a prefix shows only
+    /// its namespace. Several registries (apps) can share one area under
+    /// different prefixes.
+    ///
+    /// On success `*out` receives a new handle, owned by the caller
+    /// (`promshm_registry_free()`). The strings are copied. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `NOT_UTF8`, `INVALID_METRIC_NAME` (prefix),
+    /// `INVALID_LABEL_NAME`, `RESERVED_LABEL`, `DUPLICATE_LABEL`, `TOO_LONG`.
+    unsafe fn promshm_registry_new(
+        area: *const promshm_area,
+        prefix: *const c_char,
+        const_labels: *const promshm_label,
+        n_const_labels: usize,
+        out: *mut *const promshm_registry,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            let area = unsafe { borrow(area)? };
+            let prefix = unsafe { opt_str_arg(prefix, "prefix")? };
+            let labels = unsafe { label_pairs(const_labels, n_const_labels, "const_labels")? };
+            let reg = area.registry().with_prefix(prefix)?.with_const_labels(&labels)?;
+            out.write(into_handle(Arc::new(reg)));
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// A copy of `registry` whose renders leave out promshm's own `promshm_*`
+    /// metrics. On success `*out` receives a new handle, owned by the caller
+    /// (`promshm_registry_free()`); `registry` is unchanged. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`.
+    unsafe fn promshm_registry_without_self_metrics(
+        registry: *const promshm_registry,
+        out: *mut *const promshm_registry,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            let reg = unsafe { borrow(registry)? }.clone().without_self_metrics();
+            out.write(into_handle(Arc::new(reg)));
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// A new reference to the same registry; release it with
+    /// `promshm_registry_free()`. NULL gives NULL. Thread-safe.
+    unsafe fn promshm_registry_clone(registry: *const promshm_registry) -> *const promshm_registry {
+        unsafe { clone_handle(registry) }
+    }
+}
+
+ffi_fn! {
+    /// Release a registry handle. Families registered through it stay
+    /// usable. NULL is a no-op; freeing twice is undefined behaviour.
+    unsafe fn promshm_registry_free(registry: *const promshm_registry) {
+        unsafe { free_handle(registry) }
+    }
+}
+
+ffi_fn! {
+    /// Register a counter family (a monotonic total, exposed as
+    /// `<name>_total`), or find the one any process registered with the same
+    /// name and shape. On success `*out` receives a new family handle, owned
+    /// by the caller (`promshm_family_free()`). Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`registry`, `opts`, `opts->name`, a label
+    /// name, `out`), `NOT_UTF8`, `INVALID_METRIC_NAME`, `INVALID_LABEL_NAME`,
+    /// `RESERVED_LABEL`, `DUPLICATE_LABEL`, `INVALID_UNIT`, `TOO_LONG`,
+    /// `INVALID_ARGUMENT` (update mode, too many labels), `SHAPE_MISMATCH`,
+    /// `READ_ONLY`, `AREA_FULL`, `LOCK_TIMEOUT`.
+    unsafe fn promshm_registry_counter(
+        registry: *const promshm_registry,
+        opts: *const promshm_metric_opts,
+        out: *mut *const promshm_family,
+    ) -> promshm_result {
+        unsafe { register(registry, opts, out, |r, o| Ok(AnyFamily::Counter(r.counter(o)?))) }
+    }
+}
+
+ffi_fn! {
+    /// Register (or find) a gauge family whose per-worker values combine as
+    /// `mode` says (`PROMSHM_GAUGE_MODE_*`). On success `*out` receives a new
+    /// family handle, owned by the caller. Thread-safe.
+    ///
+    /// Errors: as `promshm_registry_counter()`, plus `INVALID_ARGUMENT` for an
+    /// unknown mode and `RESERVED_LABEL` for a `worker` label in `ALL` mode.
+    unsafe fn promshm_registry_gauge(
+        registry: *const promshm_registry,
+        opts: *const promshm_metric_opts,
+        mode: promshm_gauge_mode,
+        out: *mut *const promshm_family,
+    ) -> promshm_result {
+        unsafe {
+            register(registry, opts, out, |r, o| {
+                let mode = u8::try_from(mode.0)
+                    .ok()
+                    .and_then(GaugeMode::from_u8)
+                    .ok_or_else(|| {
+                        FfiError::new(
+                            promshm_result::InvalidArgument,
+                            format!("unknown gauge mode {}", mode.0),
+                        )
+                    })?;
+                Ok(AnyFamily::Gauge(r.gauge(o, mode)?))
+            })
+        }
+    }
+}
+
+ffi_fn! {
+    /// Register (or find) a histogram family with the upper bounds `buckets`
+    /// (`n_buckets` finite values, strictly increasing; a trailing +Inf is
+    /// allowed and `+Inf` is always implied; at most 1024). `buckets` may be
+    /// NULL when `n_buckets` is 0 (only the +Inf bucket). See
+    /// `promshm_default_buckets()`, `promshm_buckets_linear()` and
+    /// `promshm_buckets_exponential()`. The array is copied. On success `*out`
+    /// receives a new family handle, owned by the caller. Thread-safe.
+    ///
+    /// Errors: as `promshm_registry_counter()`, plus `INVALID_BUCKETS`.
+    unsafe fn promshm_registry_histogram(
+        registry: *const promshm_registry,
+        opts: *const promshm_metric_opts,
+        buckets: *const f64,
+        n_buckets: usize,
+        out: *mut *const promshm_family,
+    ) -> promshm_result {
+        unsafe {
+            register(registry, opts, out, |r, o| {
+                let buckets = slice_arg(buckets, n_buckets, "buckets")?;
+                Ok(AnyFamily::Histogram(r.histogram(o, buckets)?))
+            })
+        }
+    }
+}
+
+ffi_fn! {
+    /// Register (or find) a summary family: `_count`, `_sum` and the
+    /// `n_quantiles` quantiles in `quantiles` (each in [0, 1], increasing;
+    /// none for count and sum only; NULL allowed when `n_quantiles` is 0),
+    /// which are correct across processes within 1 % relative error.
+    ///
+    /// `max_age_ms` 0 computes quantiles over every observation ever;
+    /// otherwise over the last `max_age_ms` milliseconds, in `age_buckets`
+    /// rotating steps (0: 5 steps; at most 64). On success `*out` receives a
+    /// new family handle, owned by the caller. Thread-safe.
+    ///
+    /// Errors: as `promshm_registry_counter()`, plus `INVALID_SUMMARY`.
+    unsafe fn promshm_registry_summary(
+        registry: *const promshm_registry,
+        opts: *const promshm_metric_opts,
+        quantiles: *const f64,
+        n_quantiles: usize,
+        max_age_ms: u64,
+        age_buckets: u32,
+        out: *mut *const promshm_family,
+    ) -> promshm_result {
+        unsafe {
+            register(registry, opts, out, |r, o| {
+                let q = slice_arg(quantiles, n_quantiles, "quantiles")?;
+                let mut s = SummaryOpts::quantiles(q);
+                if max_age_ms > 0 {
+                    let steps = if age_buckets == 0 { 5 } else { age_buckets };
+                    s = s.window(Duration::from_millis(max_age_ms), steps);
+                }
+                Ok(AnyFamily::Summary(r.summary(o, &s)?))
+            })
+        }
+    }
+}
+
+ffi_fn! {
+    /// Register (or find) an info family (exposed as `<name>_info` with value
+    /// 1; set its information with `promshm_info_set()`). Info families take
+    /// no unit. On success `*out` receives a new family handle, owned by the
+    /// caller. Thread-safe.
+    ///
+    /// Errors: as `promshm_registry_counter()`.
+    unsafe fn promshm_registry_info(
+        registry: *const promshm_registry,
+        opts: *const promshm_metric_opts,
+        out: *mut *const promshm_family,
+    ) -> promshm_result {
+        unsafe { register(registry, opts, out, |r, o| Ok(AnyFamily::Info(r.info(o)?))) }
+    }
+}
+
+ffi_fn! {
+    /// Register (or find) a state-set (enum) family with the `n_states`
+    /// states in `states` (at least one, distinct; a new series starts in the
+    /// first). State sets take no unit, and no label may have the family's
+    /// name. The strings are copied. On success `*out` receives a new family
+    /// handle, owned by the caller. Thread-safe.
+    ///
+    /// Errors: as `promshm_registry_counter()`, plus `INVALID_STATE`.
+    unsafe fn promshm_registry_stateset(
+        registry: *const promshm_registry,
+        opts: *const promshm_metric_opts,
+        states: *const *const c_char,
+        n_states: usize,
+        out: *mut *const promshm_family,
+    ) -> promshm_result {
+        unsafe {
+            register(registry, opts, out, |r, o| {
+                with_strs(states, n_states, "states", |s| {
+                    Ok(AnyFamily::StateSet(r.state_set(o, s)?))
+                })
+            })
+        }
+    }
+}
+
+/// Number of Prometheus default histogram buckets (see `promshm_default_buckets()`).
+pub const PROMSHM_DEFAULT_BUCKETS_COUNT: usize = 11;
+const _: () = assert!(PROMSHM_DEFAULT_BUCKETS_COUNT == crate::metrics::DEFAULT_BUCKETS.len());
+
+ffi_fn! {
+    /// The Prometheus default histogram buckets (0.005, 0.01, 0.025, 0.05,
+    /// 0.1, 0.25, 0.5, 1, 2.5, 5, 10), a static array of
+    /// `PROMSHM_DEFAULT_BUCKETS_COUNT` values owned by the library (never free
+    /// it). Writes the count to `*out_count` if it is not NULL. Thread-safe;
+    /// never fails (on an internal panic: NULL).
+    unsafe fn promshm_default_buckets(out_count: *mut usize) -> *const f64 {
+        static BUCKETS: [f64; PROMSHM_DEFAULT_BUCKETS_COUNT] = crate::metrics::DEFAULT_BUCKETS;
+        unsafe { super::handle::write_opt(out_count, BUCKETS.len()) };
+        BUCKETS.as_ptr()
+    }
+}
+
+/// Copy computed buckets into the caller's array of `count` values.
+unsafe fn write_buckets(
+    made: crate::Result<Vec<f64>>,
+    out: *mut f64,
+    count: usize,
+) -> Result<(), FfiError> {
+    if out.is_null() {
+        return Err(FfiError::null("out"));
+    }
+    let v = made?;
+    debug_assert_eq!(v.len(), count);
+    // SAFETY: `out` holds `count` values (caller contract) and `v` has `count`.
+    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), out, v.len().min(count)) };
+    Ok(())
+}
+
+/// The most buckets the helpers make (a histogram takes at most 1024).
+const MAX_HELPER_BUCKETS: usize = 1024;
+
+fn bucket_count(count: usize) -> Result<(), FfiError> {
+    if count > MAX_HELPER_BUCKETS {
+        return Err(FfiError::new(
+            promshm_result::InvalidBuckets,
+            format!("{count} buckets, at most {MAX_HELPER_BUCKETS}"),
+        ));
+    }
+    Ok(())
+}
+
+ffi_fn! {
+    /// Write `count` buckets `start, start + width, ..., start + (count-1) *
+    /// width` into `out`, an array of at least `count` doubles owned by the
+    /// caller. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`out`), `INVALID_BUCKETS` (`count` 0 or above
+    /// 1024, `width` not > 0, `start` not finite). Nothing is written on error.
+    unsafe fn promshm_buckets_linear(
+        start: f64,
+        width: f64,
+        count: usize,
+        out: *mut f64,
+    ) -> promshm_result {
+        check(|| {
+            bucket_count(count)?;
+            let made = crate::metrics::linear_buckets(start, width, count);
+            unsafe { write_buckets(made, out, count) }
+        })
+    }
+}
+
+ffi_fn! {
+    /// Write `count` buckets `start, start * factor, ..., start *
+    /// factor^(count-1)` into `out`, an array of at least `count` doubles
+    /// owned by the caller. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`out`), `INVALID_BUCKETS` (`count` 0 or above
+    /// 1024, `start` not > 0, `factor` not > 1, or an overflow to infinity).
+    /// Nothing is written on error.
+    unsafe fn promshm_buckets_exponential(
+        start: f64,
+        factor: f64,
+        count: usize,
+        out: *mut f64,
+    ) -> promshm_result {
+        check(|| {
+            bucket_count(count)?;
+            let made = crate::metrics::exponential_buckets(start, factor, count);
+            unsafe { write_buckets(made, out, count) }
+        })
+    }
+}

@@ -1,0 +1,447 @@
+//! `promshm_series`: the updates (the hot path) and the value getters.
+//!
+//! An update is one NULL check, one type check and the Rust update itself:
+//! no allocation, no lock. Errors are built on `#[cold]` paths.
+
+use std::ffi::c_char;
+
+use super::family::{promshm_metric_type, series_type};
+use super::handle::{clone_handle, free_handle, label_pairs, slice_arg, str_arg, ArcHandle, Out};
+use super::registry::promshm_label;
+use super::result::{check, promshm_result, FfiError};
+use crate::metrics::{Counter, Gauge, Histogram, Info, StateSet, Summary};
+
+/// One series (a family plus label values) of any type: what the updates
+/// take. Reference-counted (an `Arc` in Rust): `const`, safe to update from several
+/// threads at once (buffered updates go to each thread's own buffer).
+/// Functions of another type's series return `PROMSHM_RESULT_WRONG_TYPE`.
+pub struct promshm_series {
+    _private: [u8; 0],
+}
+
+/// A series handle of one of the six types.
+pub(crate) enum AnySeries {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
+    Summary(Summary),
+    Info(Info),
+    StateSet(StateSet),
+}
+
+impl ArcHandle for promshm_series {
+    type Rust = AnySeries;
+    const WHAT: &'static str = "series";
+}
+
+/// The series behind a handle, `None` for NULL.
+#[inline(always)]
+unsafe fn get<'a>(p: *const promshm_series) -> Option<&'a AnySeries> {
+    // SAFETY: NULL or a live handle from `into_handle` (caller contract).
+    unsafe { p.cast::<AnySeries>().as_ref() }
+}
+
+fn type_name(t: promshm_metric_type) -> &'static str {
+    match t {
+        promshm_metric_type::Invalid => "invalid",
+        promshm_metric_type::Counter => "counter",
+        promshm_metric_type::Gauge => "gauge",
+        promshm_metric_type::Histogram => "histogram",
+        promshm_metric_type::Summary => "summary",
+        promshm_metric_type::Info => "info",
+        promshm_metric_type::StateSet => "state set",
+    }
+}
+
+/// The error for a NULL series or a series of another type than `want`.
+#[cold]
+#[inline(never)]
+fn mismatch(func: &'static str, want: promshm_metric_type, got: Option<&AnySeries>) -> FfiError {
+    match got {
+        None => FfiError::null("series"),
+        Some(s) => FfiError::new(
+            promshm_result::WrongType,
+            format!(
+                "{func}: the series is a {}, not a {}",
+                type_name(series_type(s)),
+                type_name(want)
+            ),
+        ),
+    }
+}
+
+/// `Ok(&Counter)` etc., or the NULL / wrong-type error.
+macro_rules! typed {
+    ($p:expr, $variant:ident, $func:literal) => {
+        match unsafe { get($p) } {
+            Some(AnySeries::$variant(s)) => Ok(s),
+            other => Err(mismatch($func, promshm_metric_type::$variant, other)),
+        }
+    };
+}
+
+ffi_fn! {
+    /// Add 1 to a counter. The hot path: on a buffered family this touches
+    /// only the calling thread's buffer (nanoseconds, no lock, no syscall);
+    /// the area sees it at the next flush. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+    unsafe fn promshm_counter_inc(series: *const promshm_series) -> promshm_result {
+        match unsafe { get(series) } {
+            Some(AnySeries::Counter(c)) => {
+                c.inc();
+                promshm_result::Ok
+            }
+            other => {
+                mismatch("promshm_counter_inc", promshm_metric_type::Counter, other).into_code()
+            }
+        }
+    }
+}
+
+ffi_fn! {
+    /// Add `value` (>= 0, not NaN) to a counter. Hot path, as
+    /// `promshm_counter_inc()`. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`, `INVALID_VALUE` (negative or
+    /// NaN; nothing is added).
+    unsafe fn promshm_counter_add(series: *const promshm_series, value: f64) -> promshm_result {
+        check(|| Ok(typed!(series, Counter, "promshm_counter_add")?.add(value)?))
+    }
+}
+
+ffi_fn! {
+    /// Write the counter's total in the area (what every process has
+    /// flushed) to `*out`. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`series` or `out`), `WRONG_TYPE`.
+    unsafe fn promshm_counter_get(series: *const promshm_series, out: *mut f64) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            out.write(typed!(series, Counter, "promshm_counter_get")?.get());
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Set this process's value of a gauge. Gauges write through to this
+    /// worker's cell in the area (no flush needed); the family's mode
+    /// combines the workers' values at render time. If every worker slot is
+    /// taken the update is dropped and counted in
+    /// `promshm_area_stats.dropped_updates`. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+    unsafe fn promshm_gauge_set(series: *const promshm_series, value: f64) -> promshm_result {
+        check(|| {
+            typed!(series, Gauge, "promshm_gauge_set")?.set(value);
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Add 1 to this process's value of a gauge. As `promshm_gauge_set()`.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+    unsafe fn promshm_gauge_inc(series: *const promshm_series) -> promshm_result {
+        check(|| {
+            typed!(series, Gauge, "promshm_gauge_inc")?.inc();
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Subtract 1 from this process's value of a gauge. As
+    /// `promshm_gauge_set()`.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+    unsafe fn promshm_gauge_dec(series: *const promshm_series) -> promshm_result {
+        check(|| {
+            typed!(series, Gauge, "promshm_gauge_dec")?.dec();
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Add `value` (any sign) to this process's value of a gauge. As
+    /// `promshm_gauge_set()`.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+    unsafe fn promshm_gauge_add(series: *const promshm_series, value: f64) -> promshm_result {
+        check(|| {
+            typed!(series, Gauge, "promshm_gauge_add")?.add(value);
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Subtract `value` from this process's value of a gauge. As
+    /// `promshm_gauge_set()`.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+    unsafe fn promshm_gauge_sub(series: *const promshm_series, value: f64) -> promshm_result {
+        check(|| {
+            typed!(series, Gauge, "promshm_gauge_sub")?.sub(value);
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Set this process's value of a gauge to the current Unix time in
+    /// seconds. As `promshm_gauge_set()`.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+    unsafe fn promshm_gauge_set_to_current_time(series: *const promshm_series) -> promshm_result {
+        check(|| {
+            typed!(series, Gauge, "promshm_gauge_set_to_current_time")?.set_to_current_time();
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Write the gauge's value as a render would show it (the family's mode
+    /// applied over every worker; for `ALL` mode the sum over live workers)
+    /// to `*out`. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`series` or `out`), `WRONG_TYPE`.
+    unsafe fn promshm_gauge_get(series: *const promshm_series, out: *mut f64) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            out.write(typed!(series, Gauge, "promshm_gauge_get")?.get());
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Write this process's own value of the gauge to `*out`. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`series` or `out`), `WRONG_TYPE`.
+    unsafe fn promshm_gauge_get_local(
+        series: *const promshm_series,
+        out: *mut f64,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            out.write(typed!(series, Gauge, "promshm_gauge_get_local")?.get_local());
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Record one observation in a histogram. The hot path: on a buffered
+    /// family this touches only the calling thread's buffer. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`, `INVALID_VALUE` (NaN; nothing
+    /// is recorded).
+    unsafe fn promshm_histogram_observe(
+        series: *const promshm_series,
+        value: f64,
+    ) -> promshm_result {
+        match unsafe { get(series) } {
+            Some(AnySeries::Histogram(h)) => match h.observe(value) {
+                Ok(()) => promshm_result::Ok,
+                Err(e) => FfiError::from(e).into_code(),
+            },
+            other => {
+                let want = promshm_metric_type::Histogram;
+                mismatch("promshm_histogram_observe", want, other).into_code()
+            }
+        }
+    }
+}
+
+ffi_fn! {
+    /// Write the histogram's observation count and sum in the area (flushed,
+    /// every process) to `*out_count` and `*out_sum`; either may be NULL if
+    /// not wanted. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`series`), `WRONG_TYPE`.
+    unsafe fn promshm_histogram_get(
+        series: *const promshm_series,
+        out_count: *mut u64,
+        out_sum: *mut f64,
+    ) -> promshm_result {
+        check(|| {
+            let (count, sum) = typed!(series, Histogram, "promshm_histogram_get")?.get();
+            unsafe {
+                super::handle::write_opt(out_count, count);
+                super::handle::write_opt(out_sum, sum);
+            }
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Record one observation in a summary. Summaries write through to the
+    /// area (three atomic operations, no lock). Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`, `INVALID_VALUE` (NaN).
+    unsafe fn promshm_summary_observe(series: *const promshm_series, value: f64) -> promshm_result {
+        check(|| Ok(typed!(series, Summary, "promshm_summary_observe")?.observe(value)?))
+    }
+}
+
+ffi_fn! {
+    /// Write the summary's observation count and sum (every process) to
+    /// `*out_count` and `*out_sum`; either may be NULL if not wanted.
+    /// Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`series`), `WRONG_TYPE`.
+    unsafe fn promshm_summary_get(
+        series: *const promshm_series,
+        out_count: *mut u64,
+        out_sum: *mut f64,
+    ) -> promshm_result {
+        check(|| {
+            let (count, sum) = typed!(series, Summary, "promshm_summary_get")?.get();
+            unsafe {
+                super::handle::write_opt(out_count, count);
+                super::handle::write_opt(out_sum, sum);
+            }
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Estimate the `n` quantiles in `quantiles` (each in [0, 1]; any, not
+    /// only the family's) over the summary's window, across every process,
+    /// and write them to `out`, an array of `n` doubles owned by the caller.
+    /// An estimate is NaN when there are no observations. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`series`, or an array with `n` > 0),
+    /// `WRONG_TYPE`, `INVALID_SUMMARY` (a quantile outside [0, 1]).
+    unsafe fn promshm_summary_quantiles(
+        series: *const promshm_series,
+        quantiles: *const f64,
+        n: usize,
+        out: *mut f64,
+    ) -> promshm_result {
+        check(|| {
+            let s = typed!(series, Summary, "promshm_summary_quantiles")?;
+            let q = unsafe { slice_arg(quantiles, n, "quantiles")? };
+            if n > 0 && out.is_null() {
+                return Err(FfiError::null("out"));
+            }
+            if let Some(bad) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                return Err(FfiError::new(
+                    promshm_result::InvalidSummary,
+                    format!("quantile {bad} is not in [0, 1]"),
+                ));
+            }
+            let values = s.quantiles(q);
+            // SAFETY: `out` holds `n` doubles (caller contract); `values` has `n`.
+            unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), out, values.len().min(n)) };
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Replace the information of an info series with the `n_labels`
+    /// name/value pairs in `labels` (names valid, distinct, and not among the
+    /// family's own label names). Setting the same pairs again is free. The
+    /// strings are copied. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `NOT_UTF8`, `WRONG_TYPE`,
+    /// `INVALID_LABEL_NAME`, `RESERVED_LABEL`, `DUPLICATE_LABEL`, `TOO_LONG`,
+    /// `INVALID_ARGUMENT` (more than 64 pairs), `READ_ONLY`, `AREA_FULL`,
+    /// `LOCK_TIMEOUT`.
+    unsafe fn promshm_info_set(
+        series: *const promshm_series,
+        labels: *const promshm_label,
+        n_labels: usize,
+    ) -> promshm_result {
+        check(|| {
+            let info = typed!(series, Info, "promshm_info_set")?;
+            let pairs = unsafe { label_pairs(labels, n_labels, "labels")? };
+            Ok(info.set(&pairs)?)
+        })
+    }
+}
+
+ffi_fn! {
+    /// Make `state` (one of the family's states) the current state of a
+    /// state-set series. Takes effect in the area at once. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `NOT_UTF8`, `WRONG_TYPE`, `INVALID_STATE`
+    /// (unknown state), `READ_ONLY`.
+    unsafe fn promshm_stateset_set(
+        series: *const promshm_series,
+        state: *const c_char,
+    ) -> promshm_result {
+        check(|| {
+            let s = typed!(series, StateSet, "promshm_stateset_set")?;
+            Ok(s.set(unsafe { str_arg(state, "state")? })?)
+        })
+    }
+}
+
+ffi_fn! {
+    /// Make the `index`-th state (0-based, in registration order) the current
+    /// state of a state-set series. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`, `INVALID_STATE` (index out of
+    /// range), `READ_ONLY`.
+    unsafe fn promshm_stateset_set_index(
+        series: *const promshm_series,
+        index: usize,
+    ) -> promshm_result {
+        check(|| Ok(typed!(series, StateSet, "promshm_stateset_set_index")?.set_index(index)?))
+    }
+}
+
+ffi_fn! {
+    /// Write the index of the current state of a state-set series to `*out`.
+    /// Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`series` or `out`), `WRONG_TYPE`.
+    unsafe fn promshm_stateset_get(
+        series: *const promshm_series,
+        out: *mut usize,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            let s = typed!(series, StateSet, "promshm_stateset_get")?;
+            let current = s.get();
+            let states = &s.series.family.shape.states;
+            out.write(states.iter().position(|x| x == current).unwrap_or(0));
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// The series' type; `PROMSHM_METRIC_TYPE_INVALID` for NULL. Thread-safe.
+    unsafe fn promshm_series_type(series: *const promshm_series) -> promshm_metric_type {
+        unsafe { get(series) }
+            .map(series_type)
+            .unwrap_or(promshm_metric_type::Invalid)
+    }
+}
+
+ffi_fn! {
+    /// A new reference to the same series; release it with
+    /// `promshm_series_free()`. NULL gives NULL. Thread-safe.
+    unsafe fn promshm_series_clone(series: *const promshm_series) -> *const promshm_series {
+        unsafe { clone_handle(series) }
+    }
+}
+
+ffi_fn! {
+    /// Release a series handle. What this thread buffered for it is kept and
+    /// flushed as usual. NULL is a no-op; freeing twice is undefined
+    /// behaviour.
+    unsafe fn promshm_series_free(series: *const promshm_series) {
+        unsafe { free_handle(series) }
+    }
+}

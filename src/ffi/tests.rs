@@ -1,0 +1,468 @@
+//! The exports called directly from Rust: NULLs, bad input, undersized
+//! buffers, a caught panic. (The C programs in tests/c/ cover the same
+//! ground from C and C++.)
+
+use std::ffi::{c_char, CStr};
+use std::ptr::{null, null_mut};
+
+use super::*;
+
+fn last_error() -> String {
+    let mut buf = [0 as c_char; 512];
+    let mut len = 0usize;
+    // SAFETY: a writable buffer of the given length and a valid out-pointer.
+    let rc = unsafe { promshm_last_error(buf.as_mut_ptr(), buf.len(), &mut len) };
+    assert_eq!(rc, promshm_result::Ok);
+    // SAFETY: promshm_last_error NUL-terminates within the buffer.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn message(code: u32) -> String {
+    // SAFETY: any integer is accepted; the result is a static C string.
+    unsafe { CStr::from_ptr(promshm_result_message(code)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn opts(name: &CStr) -> promshm_metric_opts {
+    promshm_metric_opts {
+        name: name.as_ptr(),
+        help: null(),
+        unit: null(),
+        label_names: null(),
+        n_label_names: 0,
+        update_mode: PROMSHM_UPDATE_MODE_DEFAULT,
+    }
+}
+
+#[test]
+fn null_arguments_are_errors_not_crashes() {
+    use promshm_result::NullParameter as NP;
+    // SAFETY: every pointer is NULL or valid; NULL is what is being tested.
+    unsafe {
+        let mut area = null();
+        assert_eq!(promshm_area_create(null(), null(), &mut area), NP);
+        assert_eq!(
+            promshm_area_create(c"/tmp/x".as_ptr(), null(), null_mut()),
+            NP
+        );
+        assert_eq!(promshm_area_anonymous(null(), null_mut()), NP);
+        assert_eq!(
+            promshm_area_open(null(), PROMSHM_OPEN_MODE_READ_ONLY, &mut area),
+            NP
+        );
+        assert!(area.is_null(), "out-parameter written on failure");
+        assert_eq!(promshm_area_attach(null(), null_mut()), NP);
+        assert_eq!(promshm_area_reap(null(), null_mut()), NP);
+        assert_eq!(promshm_area_get_stats(null(), null_mut()), NP);
+        assert_eq!(promshm_area_workers(null(), null_mut(), 0, null_mut()), NP);
+        assert!(!promshm_area_is_read_only(null()));
+        assert!(promshm_area_clone(null()).is_null());
+        promshm_area_free(null());
+
+        let mut reg = null();
+        assert_eq!(promshm_area_registry(null(), &mut reg), NP);
+        assert_eq!(
+            promshm_registry_new(null(), null(), null(), 0, &mut reg),
+            NP
+        );
+        assert_eq!(promshm_registry_without_self_metrics(null(), &mut reg), NP);
+        assert!(promshm_registry_clone(null()).is_null());
+        promshm_registry_free(null());
+
+        let o = opts(c"x");
+        let mut fam = null();
+        assert_eq!(promshm_registry_counter(null(), &o, &mut fam), NP);
+        assert_eq!(
+            promshm_registry_gauge(null(), &o, PROMSHM_GAUGE_MODE_SUM, &mut fam),
+            NP
+        );
+        assert_eq!(
+            promshm_registry_histogram(null(), &o, null(), 0, &mut fam),
+            NP
+        );
+        assert_eq!(
+            promshm_registry_summary(null(), &o, null(), 0, 0, 0, &mut fam),
+            NP
+        );
+        assert_eq!(promshm_registry_info(null(), &o, &mut fam), NP);
+        assert_eq!(
+            promshm_registry_stateset(null(), &o, null(), 0, &mut fam),
+            NP
+        );
+        assert!(fam.is_null());
+
+        let mut series = null();
+        assert_eq!(promshm_family_labels(null(), null(), 0, &mut series), NP);
+        assert_eq!(
+            promshm_family_labels_by_name(null(), null(), 0, &mut series),
+            NP
+        );
+        assert_eq!(promshm_family_remove(null(), null(), 0, null_mut()), NP);
+        assert_eq!(promshm_family_clear(null(), null_mut()), NP);
+        assert_eq!(promshm_family_type(null()), promshm_metric_type::Invalid);
+        assert!(promshm_family_name(null()).is_null());
+        assert_eq!(promshm_family_label_count(null()), 0);
+        assert!(promshm_family_clone(null()).is_null());
+        promshm_family_free(null());
+
+        let mut v = 0.0;
+        let mut n = 0usize;
+        assert_eq!(promshm_counter_inc(null()), NP);
+        assert_eq!(promshm_counter_add(null(), 1.0), NP);
+        assert_eq!(promshm_counter_get(null(), &mut v), NP);
+        assert_eq!(promshm_gauge_set(null(), 1.0), NP);
+        assert_eq!(promshm_gauge_inc(null()), NP);
+        assert_eq!(promshm_gauge_dec(null()), NP);
+        assert_eq!(promshm_gauge_add(null(), 1.0), NP);
+        assert_eq!(promshm_gauge_sub(null(), 1.0), NP);
+        assert_eq!(promshm_gauge_set_to_current_time(null()), NP);
+        assert_eq!(promshm_gauge_get(null(), &mut v), NP);
+        assert_eq!(promshm_gauge_get_local(null(), &mut v), NP);
+        assert_eq!(promshm_histogram_observe(null(), 1.0), NP);
+        assert_eq!(promshm_histogram_get(null(), null_mut(), null_mut()), NP);
+        assert_eq!(promshm_summary_observe(null(), 1.0), NP);
+        assert_eq!(promshm_summary_get(null(), null_mut(), null_mut()), NP);
+        assert_eq!(promshm_summary_quantiles(null(), null(), 0, null_mut()), NP);
+        assert_eq!(promshm_info_set(null(), null(), 0), NP);
+        assert_eq!(promshm_stateset_set(null(), c"a".as_ptr()), NP);
+        assert_eq!(promshm_stateset_set_index(null(), 0), NP);
+        assert_eq!(promshm_stateset_get(null(), &mut n), NP);
+        assert_eq!(promshm_series_type(null()), promshm_metric_type::Invalid);
+        assert!(promshm_series_clone(null()).is_null());
+        promshm_series_free(null());
+
+        assert_eq!(promshm_flusher_start(10, null_mut()), NP);
+        promshm_flusher_stop(null_mut());
+
+        let mut len = 0usize;
+        let f = PROMSHM_FORMAT_PROMETHEUS;
+        assert_eq!(promshm_area_render(null(), f, null_mut(), 0, &mut len), NP);
+        assert_eq!(
+            promshm_area_render_callback(null(), f, None, null_mut()),
+            NP
+        );
+        assert_eq!(promshm_area_render_to_file(null(), f, null()), NP);
+        assert_eq!(
+            promshm_registry_render(null(), f, null_mut(), 0, &mut len),
+            NP
+        );
+        assert_eq!(
+            promshm_registry_render_callback(null(), f, None, null_mut()),
+            NP
+        );
+        assert_eq!(promshm_registry_render_to_file(null(), f, null()), NP);
+        assert_eq!(len, 0);
+
+        assert_eq!(promshm_buckets_linear(0.0, 1.0, 3, null_mut()), NP);
+        assert_eq!(promshm_buckets_exponential(1.0, 2.0, 3, null_mut()), NP);
+        assert!(!promshm_default_buckets(null_mut()).is_null());
+        assert_eq!(
+            promshm_format_from_accept(null()),
+            PROMSHM_FORMAT_PROMETHEUS
+        );
+        assert!(promshm_format_content_type(promshm_format(7)).is_null());
+        assert_eq!(promshm_last_error(null_mut(), 1, null_mut()), NP);
+    }
+    assert!(last_error().contains("is NULL"), "{}", last_error());
+}
+
+#[test]
+fn end_to_end_and_wrong_types() {
+    // SAFETY: valid pointers throughout; handles freed once.
+    unsafe {
+        let mut area = null();
+        assert_eq!(
+            promshm_area_anonymous(null(), &mut area),
+            promshm_result::Ok
+        );
+        let mut reg = null();
+        assert_eq!(
+            promshm_registry_new(area, c"ffi_unit".as_ptr(), null(), 0, &mut reg),
+            promshm_result::Ok
+        );
+        let labels = [c"k".as_ptr()];
+        let mut o = opts(c"hits");
+        o.label_names = labels.as_ptr();
+        o.n_label_names = 1;
+        let mut fam = null();
+        assert_eq!(
+            promshm_registry_counter(reg, &o, &mut fam),
+            promshm_result::Ok
+        );
+        // SAFETY: a live family handle returns a NUL-terminated name.
+        let name = CStr::from_ptr(promshm_family_name(fam));
+        assert_eq!(name.to_str().unwrap(), "ffi_unit_hits");
+
+        let values = [c"v".as_ptr()];
+        let mut s = null();
+        assert_eq!(
+            promshm_family_labels(fam, values.as_ptr(), 1, &mut s),
+            promshm_result::Ok
+        );
+        assert_eq!(promshm_counter_inc(s), promshm_result::Ok);
+        assert_eq!(promshm_counter_add(s, 2.0), promshm_result::Ok);
+        assert_eq!(promshm_counter_add(s, -1.0), promshm_result::InvalidValue);
+        assert_eq!(promshm_gauge_set(s, 1.0), promshm_result::WrongType);
+        assert!(last_error().contains("not a gauge"), "{}", last_error());
+        assert_eq!(promshm_histogram_observe(s, 1.0), promshm_result::WrongType);
+        assert_eq!(promshm_flush(), promshm_result::Ok);
+        let mut v = 0.0;
+        assert_eq!(promshm_counter_get(s, &mut v), promshm_result::Ok);
+        assert_eq!(v, 3.0);
+
+        // Wrong label count, and the out-parameter left alone.
+        let mut s2 = null();
+        assert_eq!(
+            promshm_family_labels(fam, null(), 0, &mut s2),
+            promshm_result::LabelCount
+        );
+        assert!(s2.is_null());
+
+        // Render: size query, too small, exact.
+        let mut need = 0usize;
+        let fmt = PROMSHM_FORMAT_OPENMETRICS;
+        assert_eq!(
+            promshm_registry_render(reg, fmt, null_mut(), 0, &mut need),
+            promshm_result::BufferTooSmall
+        );
+        let mut buf = vec![0 as c_char; need];
+        let mut small = 0usize;
+        assert_eq!(
+            promshm_registry_render(reg, fmt, buf.as_mut_ptr(), need - 1, &mut small),
+            promshm_result::BufferTooSmall
+        );
+        assert_eq!(small, need);
+        let mut len = 0usize;
+        assert_eq!(
+            promshm_registry_render(reg, fmt, buf.as_mut_ptr(), need, &mut len),
+            promshm_result::Ok
+        );
+        assert_eq!(len, need - 1);
+        let text = CStr::from_ptr(buf.as_ptr()).to_str().unwrap();
+        assert!(text.contains("ffi_unit_hits_total{k=\"v\"} 3"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+
+        promshm_series_free(s);
+        promshm_family_free(fam);
+        promshm_registry_free(reg);
+        promshm_area_free(area);
+    }
+}
+
+#[test]
+fn bad_strings_and_enums() {
+    // SAFETY: valid pointers; the strings are NUL-terminated.
+    unsafe {
+        let mut area = null();
+        assert_eq!(
+            promshm_area_anonymous(null(), &mut area),
+            promshm_result::Ok
+        );
+        let mut reg = null();
+        assert_eq!(promshm_area_registry(area, &mut reg), promshm_result::Ok);
+        let mut fam = null();
+        let bad = [0x66u8, 0xff, 0];
+        let o = promshm_metric_opts {
+            name: bad.as_ptr().cast(),
+            ..opts(c"x")
+        };
+        assert_eq!(
+            promshm_registry_counter(reg, &o, &mut fam),
+            promshm_result::NotUtf8
+        );
+        let o = promshm_metric_opts {
+            update_mode: promshm_update_mode(3),
+            ..opts(c"x")
+        };
+        assert_eq!(
+            promshm_registry_counter(reg, &o, &mut fam),
+            promshm_result::InvalidArgument
+        );
+        assert_eq!(
+            promshm_registry_gauge(reg, &opts(c"g"), promshm_gauge_mode(6), &mut fam),
+            promshm_result::InvalidArgument
+        );
+        assert_eq!(
+            promshm_registry_gauge(reg, &opts(c"g"), promshm_gauge_mode(256), &mut fam),
+            promshm_result::InvalidArgument
+        );
+        let mut a2 = null();
+        assert_eq!(
+            promshm_area_open(c"/nonexistent".as_ptr(), promshm_open_mode(2), &mut a2),
+            promshm_result::InvalidArgument
+        );
+        assert!(fam.is_null() && a2.is_null());
+        let mut len = 0;
+        assert_eq!(
+            promshm_area_render(area, promshm_format(2), null_mut(), 0, &mut len),
+            promshm_result::InvalidArgument
+        );
+        promshm_registry_free(reg);
+        promshm_area_free(area);
+    }
+}
+
+#[test]
+fn last_error_buffer_handling() {
+    // SAFETY: valid pointers and lengths.
+    unsafe {
+        // A detail with multi-byte characters: the label name "é-é".
+        let mut area = null();
+        assert_eq!(
+            promshm_area_anonymous(null(), &mut area),
+            promshm_result::Ok
+        );
+        let mut reg = null();
+        let labels = [promshm_label {
+            name: c"\u{e9}-\u{e9}".as_ptr(),
+            value: c"v".as_ptr(),
+        }];
+        assert_eq!(
+            promshm_registry_new(area, null(), labels.as_ptr(), 1, &mut reg),
+            promshm_result::InvalidLabelName
+        );
+        let full = last_error();
+        assert!(
+            full.starts_with("invalid label name \"\u{e9}-\u{e9}\""),
+            "{full}"
+        );
+
+        let mut len = 0usize;
+        assert_eq!(
+            promshm_last_error(null_mut(), 0, &mut len),
+            promshm_result::Ok
+        );
+        assert_eq!(len, full.len());
+        // Cut inside the first "é" (bytes 20..22): only whole characters are copied.
+        let mut buf = [0x55 as c_char; 22];
+        assert_eq!(
+            promshm_last_error(buf.as_mut_ptr(), 22, &mut len),
+            promshm_result::Ok
+        );
+        let cut = CStr::from_ptr(buf.as_ptr()).to_str().expect("valid UTF-8");
+        assert_eq!(cut, "invalid label name \"");
+        assert_eq!(len, full.len());
+        // Other threads have their own detail.
+        let other = std::thread::spawn(last_error).join().unwrap();
+        assert_eq!(other, "");
+        promshm_area_free(area);
+    }
+}
+
+#[test]
+fn panics_are_caught_at_the_boundary() {
+    let r: promshm_result = boundary::run(|| panic!("boom {}", 42));
+    assert_eq!(r, promshm_result::Panic);
+    assert!(last_error().contains("boom 42"), "{}", last_error());
+    let p: *const promshm_area = boundary::run(|| panic!("boom"));
+    assert!(p.is_null());
+    let n: usize = boundary::run(|| panic!("boom"));
+    assert_eq!(n, 0);
+    let b: bool = boundary::run(|| panic!("boom"));
+    assert!(!b);
+    let t: promshm_metric_type = boundary::run(|| panic!("boom"));
+    assert_eq!(t, promshm_metric_type::Invalid);
+}
+
+#[test]
+fn result_codes_and_messages() {
+    let mut seen = std::collections::HashSet::new();
+    for &r in promshm_result::ALL {
+        assert_eq!(promshm_result::from_u32(r as u32), Some(r));
+        let m = message(r as u32);
+        assert_ne!(m, "unknown result code");
+        assert!(seen.insert(m), "two codes share a message");
+    }
+    assert_eq!(promshm_result::ALL.len(), 30);
+    assert_eq!(message(1), "unknown result code");
+    assert_eq!(message(u32::MAX), "unknown result code");
+    assert_eq!(message(0), "ok");
+    // The one mapping, spot-checked across blocks.
+    let io = |kind| crate::Error::io("open", "/x", std::io::Error::from(kind));
+    assert_eq!(
+        result::from_error(&io(std::io::ErrorKind::NotFound)),
+        promshm_result::NotFound
+    );
+    assert_eq!(
+        result::from_error(&io(std::io::ErrorKind::Other)),
+        promshm_result::Io
+    );
+    assert_eq!(
+        result::from_error(&crate::Error::ReadOnly),
+        promshm_result::ReadOnly
+    );
+    assert_eq!(
+        result::from_error(&crate::Error::LabelCount {
+            expected: 1,
+            got: 2
+        }),
+        promshm_result::LabelCount
+    );
+}
+
+#[test]
+fn content_types_match_the_core() {
+    for (f, core) in [
+        (PROMSHM_FORMAT_PROMETHEUS, crate::Format::Prometheus),
+        (PROMSHM_FORMAT_OPENMETRICS, crate::Format::OpenMetrics),
+    ] {
+        // SAFETY: known formats give static C strings.
+        let ct = unsafe { CStr::from_ptr(promshm_format_content_type(f)) };
+        assert_eq!(ct.to_str().unwrap(), core.content_type());
+    }
+}
+
+#[test]
+fn version_matches_cargo() {
+    // SAFETY: a static C string.
+    let v = unsafe { CStr::from_ptr(promshm_version()) };
+    assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    let p = |s: &str| s.parse::<u32>().unwrap();
+    assert_eq!(
+        promshm_version_number(),
+        p(env!("CARGO_PKG_VERSION_MAJOR")) * 1_000_000
+            + p(env!("CARGO_PKG_VERSION_MINOR")) * 1_000
+            + p(env!("CARGO_PKG_VERSION_PATCH"))
+    );
+}
+
+/// Every export goes through `ffi_fn!`: `no_mangle` appears nowhere else.
+#[test]
+fn no_mangle_only_in_the_boundary_macro() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let hits = text
+                    .lines()
+                    .map(str::trim_start)
+                    .filter(|l| {
+                        l.starts_with("#[no_mangle")
+                            || l.starts_with("#[unsafe(no_mangle")
+                            || l.starts_with("#[export_name")
+                    })
+                    .count();
+                // The macro's two arms.
+                let allowed = if p.ends_with("ffi/boundary.rs") { 2 } else { 0 };
+                if hits > allowed {
+                    out.push(format!("{}: {hits}", p.display()));
+                }
+            }
+        }
+    }
+    let mut offenders = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut offenders,
+    );
+    assert!(
+        offenders.is_empty(),
+        "no_mangle outside ffi_fn!: {offenders:?}"
+    );
+}
