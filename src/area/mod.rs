@@ -385,7 +385,27 @@ fn creator_died_initialising(file: &File) -> bool {
             .try_into()
             .unwrap_or([0xff; 4]),
     );
-    magic == 0 && state != INIT_READY
+    let version = u32::from_ne_bytes(
+        head[hdr::VERSION..hdr::VERSION + 4]
+            .try_into()
+            .unwrap_or([0xff; 4]),
+    );
+    let page_size = u32::from_ne_bytes(
+        head[hdr::PAGE_SIZE..hdr::PAGE_SIZE + 4]
+            .try_into()
+            .unwrap_or([0xff; 4]),
+    );
+    let size_ok = file
+        .metadata()
+        .map(|m| m.len() % PAGE_SIZE as u64 == 0)
+        .unwrap_or(false);
+    // Only what an interrupted `initialize` leaves behind: no magic, state
+    // none or busy, the fields it writes either unwritten or ours.
+    magic == 0
+        && (state == 0 || state == INIT_BUSY)
+        && (version == 0 || version == FORMAT_VERSION)
+        && (page_size == 0 || page_size == PAGE_SIZE as u32)
+        && size_ok
 }
 
 /// An `flock` held for the scope of area creation or opening.
