@@ -23,7 +23,7 @@ use crate::metrics::{atomic_add_f64, SeriesInner};
 use crate::process;
 
 static NEXT_LOCAL_ID: AtomicU32 = AtomicU32::new(0);
-static BUFFERS: parking_lot::Mutex<Vec<Arc<ThreadShared>>> = parking_lot::Mutex::new(Vec::new());
+static BUFFERS: std::sync::Mutex<Vec<Arc<ThreadShared>>> = std::sync::Mutex::new(Vec::new());
 static AT_EXIT: Once = Once::new();
 
 /// A fresh process-wide id for a series handle.
@@ -82,8 +82,8 @@ impl Local {
             // SAFETY: registers plain extern "C" functions with no arguments.
             unsafe {
                 libc::atexit(flush_at_exit);
-                libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork));
             }
+            crate::area::fork::install_hooks();
         });
         Local {
             shared: UnsafeCell::new(register_shared()),
@@ -155,7 +155,7 @@ impl Drop for Local {
                 }
             }
         }
-        BUFFERS.lock().retain(|b| !Arc::ptr_eq(b, &shared));
+        crate::area::fork::lock(&BUFFERS).retain(|b| !Arc::ptr_eq(b, &shared));
     }
 }
 
@@ -164,7 +164,7 @@ fn register_shared() -> Arc<ThreadShared> {
         gen: process::fork_generation(),
         entries: parking_lot::Mutex::new(Vec::new()),
     });
-    BUFFERS.lock().push(shared.clone());
+    crate::area::fork::lock(&BUFFERS).push(shared.clone());
     shared
 }
 
@@ -229,7 +229,7 @@ pub struct FlushStats {
 pub fn flush() -> FlushStats {
     let gen = process::fork_generation();
     let list: Vec<Arc<ThreadShared>> = {
-        let mut all = BUFFERS.lock();
+        let mut all = crate::area::fork::lock(&BUFFERS);
         // Buffers inherited from a parent process are never flushed here.
         all.retain(|b| b.gen == gen);
         all.clone()
@@ -258,14 +258,11 @@ pub fn flush() -> FlushStats {
     stats
 }
 
-/// Hold the buffer list across `fork` so a child never inherits it locked.
-extern "C" fn before_fork() {
-    std::mem::forget(BUFFERS.lock());
-}
-
-extern "C" fn after_fork() {
-    // SAFETY: `before_fork` locked the list in this thread and leaked the guard.
-    unsafe { BUFFERS.force_unlock() };
+/// Hold the buffer list across `fork` so a child never inherits it locked
+/// (called by `area::fork`'s handler, which releases it after the fork).
+pub(crate) fn hold_for_fork() {
+    // SAFETY: BUFFERS is a static.
+    unsafe { crate::area::fork::hold(crate::area::fork::lock(&BUFFERS)) };
 }
 
 extern "C" fn flush_at_exit() {

@@ -343,7 +343,7 @@ impl Registry {
         let off = register_family(area, &shape, eager)?;
         let const_values: Vec<String> = self.const_labels.iter().map(|(_, v)| v.clone()).collect();
         let key = (off, eager, const_values.clone());
-        let mut idx = area.index.lock();
+        let mut idx = crate::area::fork::lock(&area.index);
         if let Some(existing) = idx.handed_out.get(&key).and_then(std::sync::Weak::upgrade) {
             return Ok(Family::new(existing));
         }
@@ -398,7 +398,7 @@ impl Registry {
 
 /// Find or create the family record for `shape`; its offset.
 fn register_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<usize> {
-    let mut idx = area.index.lock();
+    let mut idx = crate::area::fork::lock(&area.index);
     idx.catch_up(area, false);
     if let Some(off) = existing_family(&idx, shape)? {
         return Ok(off);
@@ -438,7 +438,7 @@ pub(crate) fn resolve_series(
     hash: u64,
 ) -> Result<Arc<SeriesInner>> {
     let area = &family.area;
-    let mut idx = area.index.lock();
+    let mut idx = crate::area::fork::lock(&area.index);
     let found = match idx.find_series(area, family.off, values, hash) {
         Some(off) => Some(off),
         None => {
@@ -502,7 +502,7 @@ fn create_series(
 pub(crate) fn remove_series(family: &Arc<FamilyInner>, values: &[&str], hash: u64) -> Result<bool> {
     let area = &family.area;
     area.check_writable()?;
-    let mut idx = area.index.lock();
+    let mut idx = crate::area::fork::lock(&area.index);
     idx.catch_up(area, false);
     let Some(off) = idx.find_series(area, family.off, values, hash) else {
         return Ok(false);
@@ -517,7 +517,7 @@ pub(crate) fn remove_series(family: &Arc<FamilyInner>, values: &[&str], hash: u6
 /// Remove every live series of the family; how many.
 pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
     let area = &family.area;
-    let mut idx = area.index.lock();
+    let mut idx = crate::area::fork::lock(&area.index);
     // Under the lock no process can add a series while we clear.
     let _guard = area.lock()?;
     idx.catch_up(area, true);

@@ -1,77 +1,111 @@
 //! Fork safety of the in-process locks.
 //!
 //! A child of `fork` has one thread. If another thread of the parent held an
-//! area's index mutex, its local lock, or a family's series cache at that
-//! moment, the child would inherit it locked forever. So before `fork` the
-//! forking thread takes all of them (in the order the rest of the crate
-//! takes them: index, series caches, local lock) and releases them in both
-//! parent and child right after. The data they guard is therefore never
-//! copied half-updated.
+//! area's index mutex, its local lock, a family's series cache or the list
+//! of thread buffers at that moment, the child would inherit it locked
+//! forever. So before `fork` the forking thread takes all of them (in the
+//! order the rest of the crate takes them: buffer list, then per area the
+//! index, the series caches, the local lock) and releases them in both parent
+//! and child right after. The data they guard is never copied half-updated.
+//!
+//! These locks are `std::sync` locks on purpose: unlocking one in the child
+//! only resets its word (a `parking_lot` lock may instead hand itself over to
+//! a parked waiter — a thread that does not exist in the child).
 
-use std::sync::{Arc, Once};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 
 use super::AreaInner;
-use crate::metrics::FamilyInner;
 
 /// Addresses of the live `AreaInner`s of this process.
-static AREAS: parking_lot::Mutex<Vec<usize>> = parking_lot::Mutex::new(Vec::new());
-/// Families whose caches `before_fork` locked, to unlock after.
-static HELD: parking_lot::Mutex<Vec<Arc<FamilyInner>>> = parking_lot::Mutex::new(Vec::new());
+static AREAS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static HOOKS: Once = Once::new();
 
-/// Track an area that now lives at a stable address (inside its `Arc`).
-pub(crate) fn register(area: &Arc<AreaInner>) {
+/// Anything kept until the fork is over (guards, and the Arcs they borrow from).
+trait Held {}
+impl<T> Held for T {}
+
+thread_local! {
+    /// What `before_fork` took, released by `after_fork`.
+    static HELD: RefCell<Vec<Box<dyn Held>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lock a mutex, ignoring poisoning: every critical section of the crate
+/// leaves its data consistent at each step, and a panic is already reported.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Install the fork handlers once.
+pub(crate) fn install_hooks() {
     HOOKS.call_once(|| {
         // SAFETY: registers plain extern "C" functions with no arguments.
         unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
     });
-    AREAS.lock().push(Arc::as_ptr(area) as usize);
+}
+
+/// Track an area that now lives at a stable address (inside its `Arc`).
+pub(crate) fn register(area: &Arc<AreaInner>) {
+    install_hooks();
+    lock(&AREAS).push(Arc::as_ptr(area) as usize);
 }
 
 impl Drop for AreaInner {
     fn drop(&mut self) {
         let me = self as *const AreaInner as usize;
-        AREAS.lock().retain(|&a| a != me);
+        lock(&AREAS).retain(|&a| a != me);
     }
+}
+
+/// Keep `guard` until the fork is over.
+///
+/// # Safety
+/// `guard` must borrow from data that outlives the fork handlers' run
+/// (areas are kept alive because `AREAS` is held; families by their Arc,
+/// pushed before their guard).
+pub(crate) unsafe fn hold<G>(guard: G) {
+    // Per the contract, what the guard borrows outlives its stay in HELD,
+    // which ends in `after_fork` in this same thread.
+    let boxed: Box<dyn Held + '_> = Box::new(guard);
+    // SAFETY: only the lifetime bound changes (same layout), see above.
+    let guard: Box<dyn Held> = unsafe { std::mem::transmute(boxed) };
+    HELD.with(|h| h.borrow_mut().push(guard));
 }
 
 extern "C" fn before_fork() {
-    let areas = AREAS.lock();
-    let mut held = HELD.lock();
-    for &addr in areas.iter() {
-        // SAFETY: addresses are removed (under AREAS, which we hold) before
-        // their AreaInner is freed, so each one is live here.
-        let area = unsafe { &*(addr as *const AreaInner) };
-        let index = area.index.lock();
-        for family in index.families_handed_out() {
-            family.lock_cache_for_fork();
-            held.push(family);
+    let _ = std::panic::catch_unwind(|| {
+        crate::buffer::hold_for_fork();
+        let areas = lock(&AREAS);
+        let addrs = areas.clone();
+        // Held first, released last: no area can be freed while its guards are held.
+        // SAFETY: AREAS is a static.
+        unsafe { hold(areas) };
+        for addr in addrs {
+            // SAFETY: addresses leave AREAS (held until after the fork) before
+            // their AreaInner is freed, so each one is live.
+            let area = unsafe { &*(addr as *const AreaInner) };
+            let index = lock(&area.index);
+            for family in index.families_handed_out() {
+                // SAFETY: the Arc is held (pushed first) as long as its guard.
+                unsafe {
+                    let cache = family.cache_guard_for_fork();
+                    hold(family.clone());
+                    hold(cache);
+                }
+            }
+            // SAFETY: the area outlives the handlers (AREAS is held).
+            unsafe {
+                hold(index);
+                hold(lock(&area.local_lock));
+            }
         }
-        std::mem::forget(index);
-        std::mem::forget(area.local_lock.lock());
-    }
-    drop(held);
-    std::mem::forget(areas);
+    });
 }
 
 extern "C" fn after_fork() {
-    // SAFETY: `before_fork` ran in this same thread and leaked exactly these
-    // guards; nothing else can have locked them since.
-    unsafe {
-        let held = std::mem::take(&mut *HELD.lock());
-        let areas = &*AREAS.data_ptr();
-        for &addr in areas.iter() {
-            let area = &*(addr as *const AreaInner);
-            area.local_lock.force_unlock();
-        }
-        for family in &held {
-            family.unlock_cache_after_fork();
-        }
-        for &addr in areas.iter() {
-            let area = &*(addr as *const AreaInner);
-            area.index.force_unlock();
-        }
-        AREAS.force_unlock();
-        drop(held);
+    // Release in reverse order of acquisition.
+    let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+    for guard in held.into_iter().rev() {
+        drop(guard);
     }
 }

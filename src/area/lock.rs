@@ -23,14 +23,14 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct AreaLockGuard<'a> {
     area: &'a AreaInner,
     me: u64,
-    _local: parking_lot::MutexGuard<'a, ()>,
+    _local: std::sync::MutexGuard<'a, ()>,
 }
 
 impl AreaInner {
     /// Take the area lock, taking it over from a dead holder if needed.
     pub(crate) fn lock(&self) -> Result<AreaLockGuard<'_>> {
         self.check_writable()?;
-        let local = self.local_lock.lock();
+        let local = super::fork::lock(&self.local_lock);
         let me = process::identity();
         let word = self.hdr(hdr::LOCK);
         let start = Instant::now();

@@ -5,7 +5,7 @@
 //! which bounds-check every offset: bytes in the area come from other
 //! processes and are never trusted.
 
-mod fork;
+pub(crate) mod fork;
 pub(crate) mod format;
 mod lock;
 pub(crate) mod records;
@@ -122,13 +122,13 @@ pub(crate) struct AreaInner {
     workers_offset: usize,
     data_offset: usize,
     /// Serializes this process's threads before the cross-process lock.
-    pub(crate) local_lock: parking_lot::Mutex<()>,
+    pub(crate) local_lock: std::sync::Mutex<()>,
     /// This process's worker slot: `fork_gen << 32 | (slot + 1)`, 0 when not attached.
     worker: AtomicU64,
     /// Same pid namespace as the creator: only then may we judge liveness of pids.
     pub(crate) same_pid_ns: bool,
     /// Process-local index of families and series (see `registry`).
-    pub(crate) index: parking_lot::Mutex<crate::registry::LocalIndex>,
+    pub(crate) index: std::sync::Mutex<crate::registry::LocalIndex>,
 }
 
 // SAFETY: the mapping is only accessed through atomics or through copies of
@@ -457,10 +457,10 @@ impl AreaInner {
             max_workers: 0,
             workers_offset: 0,
             data_offset: 0,
-            local_lock: parking_lot::Mutex::new(()),
+            local_lock: std::sync::Mutex::new(()),
             worker: AtomicU64::new(0),
             same_pid_ns: false,
-            index: parking_lot::Mutex::new(Default::default()),
+            index: std::sync::Mutex::new(Default::default()),
         }
     }
 

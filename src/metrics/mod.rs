@@ -45,7 +45,7 @@ pub(crate) struct FamilyInner {
     pub const_values: Vec<String>,
     /// Process-local cache: label-values hash -> series.
     /// Weak, so that series and family do not keep each other alive.
-    cache: parking_lot::RwLock<HashMap<u64, Vec<Weak<SeriesInner>>, BuildHasherDefault<IdHasher>>>,
+    cache: std::sync::RwLock<HashMap<u64, Vec<Weak<SeriesInner>>, BuildHasherDefault<IdHasher>>>,
 }
 
 /// A resolved series: where its cells are, and how to find its buffer.
@@ -316,18 +316,11 @@ impl FamilyInner {
         Ok(out)
     }
 
-    /// Lock the series cache for `fork` (see `area::fork`); the guard is leaked.
-    pub(crate) fn lock_cache_for_fork(&self) {
-        std::mem::forget(self.cache.write());
-    }
-
-    /// Undo [`lock_cache_for_fork`](Self::lock_cache_for_fork) after `fork`.
-    ///
-    /// # Safety
-    /// Only right after `fork`, in the thread that called `lock_cache_for_fork`.
-    pub(crate) unsafe fn unlock_cache_after_fork(&self) {
-        // SAFETY: the caller guarantees the write guard was leaked by this thread.
-        unsafe { self.cache.force_unlock_write() };
+    /// Write-lock the series cache for `fork` (see `area::fork`).
+    pub(crate) fn cache_guard_for_fork(&self) -> impl Sized + '_ {
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Label values -> series, through the process-local cache first.
@@ -335,7 +328,10 @@ impl FamilyInner {
         let all = self.full_values(values)?;
         let key = cache_key(&all);
         {
-            let cache = self.cache.read();
+            let cache = self
+                .cache
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(list) = cache.get(&key) {
                 for s in list.iter().filter_map(Weak::upgrade) {
                     if s.values.len() == all.len()
@@ -350,7 +346,10 @@ impl FamilyInner {
         // Miss: the area's own (FNV) hash, computed only here.
         let hash = crate::area::records::hash_strings(all.iter().copied());
         let series = crate::registry::resolve_series(self, &all, hash)?;
-        let mut cache = self.cache.write();
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let list = cache.entry(key).or_default();
         list.retain(|s| s.upgrade().is_some_and(|s| s.is_live()));
         if !list
@@ -366,13 +365,19 @@ impl FamilyInner {
         let all = self.full_values(values)?;
         let hash = crate::area::records::hash_strings(all.iter().copied());
         let removed = crate::registry::remove_series(self, &all, hash)?;
-        self.cache.write().remove(&cache_key(&all));
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&cache_key(&all));
         Ok(removed)
     }
 
     fn clear(self: &Arc<Self>) -> Result<usize> {
         let n = crate::registry::clear_family(self)?;
-        self.cache.write().clear();
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         Ok(n)
     }
 }
