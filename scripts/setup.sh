@@ -8,8 +8,17 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_pkgs=()
 command -v cc >/dev/null || apt_pkgs+=(build-essential)
 command -v promtool >/dev/null || apt_pkgs+=(prometheus)
+command -v prometheus-pushgateway >/dev/null || apt_pkgs+=(prometheus-pushgateway)
 command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
-if ! command -v python3 >/dev/null; then apt_pkgs+=(python3 python3-pip); fi
+# The uWSGI plugin (bindings/uwsgi): the server, its Python 3 plugin, the build
+# dependencies of plugins (uwsgi-dev), and wrk for its benchmark.
+command -v uwsgi-core >/dev/null || apt_pkgs+=(uwsgi-core)
+[ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || apt_pkgs+=(uwsgi-plugin-python3)
+command -v dh_uwsgi >/dev/null || apt_pkgs+=(uwsgi-dev)
+command -v wrk >/dev/null || apt_pkgs+=(wrk)
+if ! command -v python3 >/dev/null; then apt_pkgs+=(python3 python3-pip python3-venv); fi
+# The Python binding's install test makes a venv (Debian splits ensurepip out).
+if command -v python3 >/dev/null && ! python3 -c 'import ensurepip' 2>/dev/null; then apt_pkgs+=(python3-venv); fi
 
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "setup: apt-get install ${apt_pkgs[*]}"
@@ -17,6 +26,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
   # The prometheus package may start a server on :9090; the tests start their own.
   if command -v systemctl >/dev/null; then as_root systemctl stop prometheus >/dev/null 2>&1 || true; fi
+  if command -v systemctl >/dev/null; then as_root systemctl stop prometheus-pushgateway >/dev/null 2>&1 || true; fi
 fi
 
 if ! command -v cargo >/dev/null; then
@@ -29,3 +39,14 @@ if ! python3 -c 'import prometheus_client' 2>/dev/null; then
   python3 -m pip install -q prometheus-client 2>/dev/null \
     || python3 -m pip install -q --break-system-packages prometheus-client
 fi
+
+# The Python binding's tests (bindings/python/tests): pytest, and gunicorn for
+# the pre-fork server test.
+for mod_pkg in pytest:pytest gunicorn:gunicorn; do
+  mod=${mod_pkg%%:*} pkg=${mod_pkg#*:}
+  if ! python3 -c "import $mod" 2>/dev/null; then
+    echo "setup: pip install $pkg"
+    python3 -m pip install -q "$pkg" 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages "$pkg"
+  fi
+done

@@ -275,7 +275,17 @@ fn write_g(out: &mut Vec<u8>, v: f64, canonical: bool) {
     if v.is_sign_negative() {
         out.push(b'-');
     }
-    let dg = shortest_digits(v.abs());
+    let a = v.abs();
+    // Fast path for the common case, whole numbers below 1e6 (Go prints them
+    // without an exponent): counts, most counters and gauges.
+    if a < 1e6 && a.fract() == 0.0 {
+        write_u64(out, a as u64);
+        if canonical {
+            out.extend_from_slice(b".0");
+        }
+        return;
+    }
+    let dg = shortest_digits(a);
     let exp = dg.dp - 1;
     // Go: with shortest precision, eprec = 6.
     if !(-4..6).contains(&exp) {

@@ -1,0 +1,383 @@
+//! Against the real servers from Debian's `prometheus` and
+//! `prometheus-pushgateway` packages, on loopback, each started here with a
+//! temp data dir and always stopped:
+//! - a Prometheus scraping `promshm serve` while 4 worker processes update
+//!   the area: the exact final counters and histogram buckets;
+//! - a Prometheus receiving `promshm remote-write`: exact values;
+//! - a Pushgateway receiving `promshm push`: the series with job and
+//!   grouping labels.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn worker_entry() {
+    worker_body();
+}
+
+/// `name{...}` series of a query, keyed by the value of `label`.
+fn by_label(port: u16, query: &str, label: &str) -> Option<BTreeMap<String, String>> {
+    Some(
+        prom_query(port, query)?
+            .into_iter()
+            .map(|(l, v)| (l.get(label).cloned().unwrap_or_default(), v))
+            .collect(),
+    )
+}
+
+/// Histogram buckets of a query as (upper bound, count), sorted.
+fn buckets(port: u16, query: &str) -> Option<Vec<(f64, String)>> {
+    let mut b: Vec<(f64, String)> = prom_query(port, query)?
+        .into_iter()
+        .map(|(l, v)| (l["le"].parse::<f64>().unwrap(), v))
+        .collect();
+    b.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Some(b)
+}
+
+fn expect_buckets(counts: [u64; 4]) -> Vec<(f64, String)> {
+    [0.1, 0.5, 1.0, f64::INFINITY]
+        .into_iter()
+        .zip(counts.map(|c| c.to_string()))
+        .collect()
+}
+
+#[test]
+fn prometheus_scrapes_serve_while_workers_update() {
+    if !have("prometheus") {
+        return;
+    }
+    let dir = TempDir::new("scrape");
+    let area_path = dir.path("a.promshm");
+    let _area = promshm::Area::create(&area_path, &promshm::AreaOptions::with_pages(256)).unwrap();
+    let (_serve, addr) = start_serve(&area_path, &[]);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: promshm\n    static_configs:\n      - targets: ['{addr}']\n"
+    );
+    let (_prom, port) = start_prometheus(&dir, &config, &[]);
+    wait_for(Duration::from_secs(30), "the first scrape", || {
+        by_label(port, "up{job=\"promshm\"}", "job")
+            .filter(|m| m.get("promshm").is_some_and(|v| v == "1"))
+    });
+
+    const PER_WORKER: u64 = 2000;
+    let started = Instant::now();
+    let mut workers = spawn_workers("worker_entry", &area_path, 4, PER_WORKER);
+    // Scrapes happen while the workers run.
+    let seen_partial = wait_for(
+        Duration::from_secs(30),
+        "a scrape of a partial total",
+        || {
+            let m = by_label(port, "app_jobs_total", "kind")?;
+            let a: u64 = m.get("a")?.parse().ok()?;
+            Some(a)
+        },
+    );
+    join_workers(&mut workers);
+    eprintln!(
+        "workers ran {:?}; a scrape saw {seen_partial} before they finished",
+        started.elapsed()
+    );
+
+    let total = 4 * PER_WORKER;
+    let expected_jobs: BTreeMap<String, String> = [
+        ("a".to_string(), total.to_string()),
+        ("b".to_string(), (total / 4).to_string()),
+    ]
+    .into();
+    wait_for(Duration::from_secs(30), "the exact final values", || {
+        let jobs = by_label(port, "app_jobs_total", "kind")?;
+        let b = buckets(port, "app_latency_seconds_bucket")?;
+        let count = prom_query(port, "app_latency_seconds_count")?;
+        let ok = jobs == expected_jobs
+            && b == expect_buckets([total / 4, total / 2, 3 * total / 4, total])
+            && count.len() == 1
+            && count[0].1 == total.to_string();
+        if !ok {
+            eprintln!("not yet: {jobs:?} {b:?} {count:?}");
+        }
+        ok.then_some(())
+    });
+    // promshm's own metrics came along.
+    let families = prom_query(port, "promshm_families").unwrap();
+    assert_eq!(families[0].1, "2");
+}
+
+#[test]
+fn remote_write_into_prometheus() {
+    if !have("prometheus") {
+        return;
+    }
+    let dir = TempDir::new("rw");
+    let area = dir.path("a.promshm");
+    let _keep = populate(&area);
+    let a = area.to_str().unwrap();
+    let (_prom, port) = start_prometheus(
+        &dir,
+        "global:\n  scrape_interval: 1m\n",
+        &["--web.enable-remote-write-receiver"],
+    );
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+
+    let o = run(&[
+        "remote-write",
+        a,
+        "--url",
+        &url,
+        "--namespace",
+        "app",
+        "--external-label",
+        "source=rw",
+        "--max-series-per-request",
+        "5",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sent 15 series in 3 requests"),
+        "{o:?}"
+    );
+
+    let q = |query: &str| prom_query(port, query).unwrap();
+    let jobs = by_label(port, "app_jobs_total{source=\"rw\"}", "kind").unwrap();
+    assert_eq!(
+        jobs,
+        [
+            ("a".to_string(), "4000".to_string()),
+            ("b".to_string(), "1000".to_string())
+        ]
+        .into()
+    );
+    assert_eq!(
+        buckets(port, "app_latency_seconds_bucket{source=\"rw\"}").unwrap(),
+        expect_buckets([10, 20, 30, 40])
+    );
+    // The same `le` spelling a scrape of the OpenMetrics output stores.
+    let les: Vec<String> = q("app_latency_seconds_bucket")
+        .into_iter()
+        .map(|(l, _)| l["le"].clone())
+        .collect();
+    assert!(les.contains(&"1.0".to_string()), "{les:?}");
+    assert_eq!(q("app_latency_seconds_count")[0].1, "40");
+    let sum: f64 = q("app_latency_seconds_sum")[0].1.parse().unwrap();
+    assert!((sum - 30.5).abs() < 1e-9, "{sum}");
+    assert_eq!(q("app_size_bytes_count")[0].1, "100");
+    assert_eq!(q("app_size_bytes_sum")[0].1, "5050");
+    let median: f64 = q("app_size_bytes{quantile=\"0.5\"}")[0].1.parse().unwrap();
+    assert!((median - 50.0).abs() <= 1.0, "{median}");
+    assert_eq!(q("app_temperature")[0].1, "21.5");
+    assert_eq!(q("app_build_info{version=\"1.2.3\"}")[0].1, "1");
+    assert_eq!(q("app_mode{app_mode=\"off\"}")[0].1, "1");
+    assert_eq!(q("app_mode{app_mode=\"on\"}")[0].1, "0");
+    assert!(
+        q("promshm_families").is_empty(),
+        "--namespace leaves them out"
+    );
+    let (labels, _) = &q("app_jobs_total{kind=\"a\"}")[0];
+    assert_eq!(labels.get("source").map(String::as_str), Some("rw"));
+
+    // Periodic: several snapshots, then a clean stop on SIGTERM.
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["remote-write", a, "--url", &url, "--interval", "300ms"])
+        .args(["--external-label", "source=periodic"]);
+    let mut g = ChildGuard::spawn("remote-write --interval", &mut cmd);
+    wait_for(Duration::from_secs(20), "several snapshots", || {
+        let r = prom_query(
+            port,
+            "count_over_time(app_jobs_total{kind=\"a\",source=\"periodic\"}[5m])",
+        )?;
+        (r.first()?.1.parse::<u32>().ok()? >= 3).then_some(())
+    });
+    let st = g
+        .terminate(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
+    assert!(st.success(), "{st}");
+
+    // A 4xx is an error at once, not retried.
+    let t = Instant::now();
+    let o = run(&[
+        "remote-write",
+        a,
+        "--url",
+        &format!("http://127.0.0.1:{port}/api/v1/nope"),
+        "--min-backoff",
+        "1s",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("rejected (not retried)") && err.contains("HTTP 404"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+
+    // An unreachable endpoint: retried with backoff, then a clear error.
+    let o = run(&[
+        "remote-write",
+        a,
+        "--url",
+        &format!("http://127.0.0.1:{}/api/v1/write", free_port()),
+        "--max-retries",
+        "2",
+        "--min-backoff",
+        "50ms",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("retry 2/2") && err.contains("gave up after 2 retries"),
+        "{err}"
+    );
+}
+
+#[test]
+fn push_to_pushgateway() {
+    if !have("prometheus-pushgateway") {
+        return;
+    }
+    let dir = TempDir::new("push");
+    let area = dir.path("a.promshm");
+    let _keep = populate(&area);
+    let a = area.to_str().unwrap();
+    let port = free_port();
+    let mut cmd = std::process::Command::new("prometheus-pushgateway");
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn")
+        // Debian's default persists to /var/lib/prometheus: keep this one in memory.
+        .arg("--persistence.file=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _gw = ChildGuard::spawn("pushgateway", &mut cmd);
+    wait_until_ready(port, "pushgateway");
+    let gateway = format!("http://127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let o = run(&[
+        "push",
+        a,
+        "--gateway",
+        &gateway,
+        "--job",
+        "batch",
+        "--grouping",
+        "instance=web-1",
+        "--grouping",
+        "path=/var/x y",
+        "--namespace",
+        "app",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    // Everything (self-metrics, info, state set, summary) under another job, by POST.
+    let o = run(&[
+        "push",
+        a,
+        "--gateway",
+        &gateway,
+        "--job",
+        "all/of it",
+        "--method",
+        "post",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+
+    let text = http_get(addr, "/metrics", &[]).unwrap().text();
+    let has = |name: &str, labels: &[&str], value: &str| {
+        text.lines().any(|l| {
+            l.starts_with(&format!("{name}{{"))
+                && labels.iter().all(|x| l.contains(x))
+                && (value.is_empty() || l.ends_with(&format!(" {value}")))
+        })
+    };
+    let grouping = ["job=\"batch\"", "instance=\"web-1\"", "path=\"/var/x y\""];
+    let with = |extra: &'static str| {
+        let mut v = grouping.to_vec();
+        v.push(extra);
+        v
+    };
+    assert!(has("app_jobs_total", &with("kind=\"a\""), "4000"), "{text}");
+    assert!(has("app_jobs_total", &with("kind=\"b\""), "1000"), "{text}");
+    assert!(
+        has("app_latency_seconds_bucket", &with("le=\"0.5\""), "20"),
+        "{text}"
+    );
+    assert!(has("app_latency_seconds_count", &grouping, "40"), "{text}");
+    assert!(
+        has("app_build_info", &with("version=\"1.2.3\""), "1"),
+        "{text}"
+    );
+    assert!(has("push_time_seconds", &grouping, ""), "{text}");
+    assert!(
+        has(
+            "app_jobs_total",
+            &["job=\"all/of it\"", "kind=\"a\""],
+            "4000"
+        ),
+        "{text}"
+    );
+    assert!(
+        has("promshm_families", &["job=\"all/of it\""], "6"),
+        "{text}"
+    );
+
+    // Periodic push stops cleanly on SIGTERM.
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args([
+        "push",
+        a,
+        "--gateway",
+        &gateway,
+        "--job",
+        "periodic",
+        "--interval",
+        "200ms",
+    ]);
+    let mut g = ChildGuard::spawn("push --interval", &mut cmd);
+    wait_for(Duration::from_secs(20), "a periodic push", || {
+        let t = http_get(addr, "/metrics", &[]).ok()?.text();
+        t.contains("job=\"periodic\"").then_some(())
+    });
+    let st = g
+        .terminate(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
+    assert!(st.success(), "{st}");
+
+    // The gateway rejects a push whose series contradict the grouping: exit 5, not retried.
+    let o = run(&[
+        "push",
+        a,
+        "--gateway",
+        &gateway,
+        "--job",
+        "bad",
+        "--grouping",
+        "kind=zzz",
+        "--namespace",
+        "app",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("push rejected") && err.contains("HTTP 400"),
+        "{err}"
+    );
+
+    // Unreachable gateway.
+    let o = run(&[
+        "push",
+        a,
+        "--gateway",
+        &format!("http://127.0.0.1:{}", free_port()),
+        "--job",
+        "x",
+        "--max-retries",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("push failed"),
+        "{o:?}"
+    );
+}
