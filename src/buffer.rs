@@ -321,3 +321,77 @@ impl Drop for Flusher {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::{Area, AreaOptions, Opts};
+
+    fn counter() -> (Area, crate::Counter) {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let c = area
+            .registry()
+            .counter(Opts::new("buffered", "b").eager(false))
+            .unwrap()
+            .get()
+            .unwrap();
+        (area, c)
+    }
+
+    #[test]
+    fn updates_stay_local_until_flushed_and_flush_is_idempotent() {
+        let (_area, c) = counter();
+        c.inc();
+        c.add(2.5).unwrap();
+        // (Not asserted: other tests in this process may flush at any time.)
+        super::flush();
+        assert_eq!(c.get(), 3.5);
+        super::flush();
+        super::flush();
+        assert_eq!(c.get(), 3.5, "a flush pushes deltas, never totals twice");
+        c.inc();
+        super::flush();
+        assert_eq!(c.get(), 4.5);
+    }
+
+    #[test]
+    fn a_thread_flushes_its_buffer_when_it_exits() {
+        let (_area, c) = counter();
+        let c2 = c.clone();
+        std::thread::spawn(move || {
+            for _ in 0..1000 {
+                c2.inc();
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(c.get(), 1000.0);
+    }
+
+    #[test]
+    fn the_timer_flusher_pushes_updates_and_stops() {
+        let (_area, c) = counter();
+        let flusher = super::Flusher::start(Duration::from_millis(5)).unwrap();
+        for _ in 0..10 {
+            c.inc();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.get() < 10.0 {
+            assert!(Instant::now() < deadline, "the flusher never flushed");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        flusher.stop();
+        assert_eq!(c.get(), 10.0);
+    }
+
+    #[test]
+    fn a_flush_from_another_thread_sees_this_threads_updates() {
+        let (_area, c) = counter();
+        for _ in 0..100 {
+            c.inc();
+        }
+        std::thread::spawn(super::flush).join().unwrap();
+        assert_eq!(c.get(), 100.0);
+    }
+}
