@@ -20,4 +20,19 @@ step "cargo test"
 cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
 cargo test --doc
 
+step "Python binding (pytest, built library via PROMSHM_LIBRARY)"
+cargo build --release --lib
+python3 bindings/python/tools/gen_bindings.py --check
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" \
+  python3 -m pytest -p no:cacheprovider -q bindings/python/tests
+
+step "Python binding (pytest, pip install ./bindings/python into a venv)"
+venv=target/python-venv
+rm -rf "$venv"
+python3 -m venv --system-site-packages "$venv"
+"$venv/bin/python" -m pip install -q ./bindings/python
+rm -rf bindings/python/build bindings/python/promshm.egg-info
+(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_EXPECT_INSTALLED=1 \
+  "$OLDPWD/$venv/bin/python" -m pytest -p no:cacheprovider -q "$OLDPWD/bindings/python/tests")
+
 step "all tests passed"

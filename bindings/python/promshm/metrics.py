@@ -1,0 +1,1065 @@
+"""Counter, Gauge, Histogram, Summary, Info and Enum.
+
+The classes take ``prometheus_client``'s constructor arguments and methods, and
+also pytheus' (``description=``, ``required_labels=``, ``default_labels=``,
+``labels({...})`` with partial labels, metrics as decorators) and
+pyprometheus' (``track_in_progress()``). The values live in a promshm area, so
+every process of the application that uses the same registry updates the same
+series.
+
+A metric *family* is registered in the area when the object is made. Series are
+resolved once per label values by :meth:`labels` (validating, may take the area
+lock) and cached: keep the returned object, or call ``labels()`` again (a dict
+lookup). Updates on a series are one call into the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import math
+import threading
+import time as _time
+from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint64, c_void_p
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    cast,
+)
+
+from . import _area
+from . import _bindings as B
+from ._ffi import check, encode, fast, label_array, lib, raise_for, str_array
+from .errors import (
+    InvalidArgumentError,
+    LabelError,
+    UnobservableMetricError,
+)
+
+__all__ = [
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Summary",
+    "Info",
+    "Enum",
+    "MetricWrapperBase",
+    "DEFAULT_BUCKETS",
+    "INF",
+    "GAUGE_MODES",
+    "linear_buckets",
+    "exponential_buckets",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INF = float("inf")
+#: Prometheus' default histogram buckets (``+Inf`` is implied).
+DEFAULT_BUCKETS: Tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, INF)
+
+#: ``multiprocess_mode`` names accepted by :class:`Gauge`, and the promshm mode
+#: each maps to. promshm reaps dead workers itself, so prometheus_client's
+#: ``live*`` variants map to the nearest promshm mode: ``liveall`` is ``all``
+#: (promshm's ``all`` shows live workers only, labelled by worker slot), and
+#: ``livemax``/``livemin``/``livemostrecent`` are ``max``/``min``/``mostrecent``
+#: (which keep a dead worker's last value, as prometheus_client's non-live modes do).
+GAUGE_MODES: Dict[str, int] = {
+    "livesum": B.PROMSHM_GAUGE_MODE_LIVESUM,
+    "sum": B.PROMSHM_GAUGE_MODE_SUM,
+    "max": B.PROMSHM_GAUGE_MODE_MAX,
+    "min": B.PROMSHM_GAUGE_MODE_MIN,
+    "mostrecent": B.PROMSHM_GAUGE_MODE_MOSTRECENT,
+    "all": B.PROMSHM_GAUGE_MODE_ALL,
+    "liveall": B.PROMSHM_GAUGE_MODE_ALL,
+    "livemax": B.PROMSHM_GAUGE_MODE_MAX,
+    "livemin": B.PROMSHM_GAUGE_MODE_MIN,
+    "livemostrecent": B.PROMSHM_GAUGE_MODE_MOSTRECENT,
+}
+
+_NULL = B.PROMSHM_RESULT_NULL_PARAMETER
+
+
+def linear_buckets(start: float, width: float, count: int) -> Tuple[float, ...]:
+    """``count`` buckets ``start, start + width, ...`` (``+Inf`` implied)."""
+    out = (c_double * max(count, 1))()
+    check(lib.promshm_buckets_linear(float(start), float(width), int(count), out))
+    return tuple(out[:count])
+
+
+def exponential_buckets(start: float, factor: float, count: int) -> Tuple[float, ...]:
+    """``count`` buckets ``start, start * factor, ...`` (``+Inf`` implied)."""
+    out = (c_double * max(count, 1))()
+    check(lib.promshm_buckets_exponential(float(start), float(factor), int(count), out))
+    return tuple(out[:count])
+
+
+# --------------------------------------------------------------------------
+# Decorator and context-manager helpers (sync and async functions alike).
+
+
+def _wrap(func: F, enter: Callable[[], Any], exit_: Callable[[Any, Optional[BaseException]], None]) -> F:
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            token = enter()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as e:
+                exit_(token, e)
+                raise
+            exit_(token, None)
+            return result
+
+        return cast(F, awrapper)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = enter()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as e:
+            exit_(token, e)
+            raise
+        exit_(token, None)
+        return result
+
+    return cast(F, wrapper)
+
+
+class _Guard:
+    """A context manager that is also a decorator (sync or async)."""
+
+    __slots__ = ("_enter", "_exit", "_token")
+
+    def __init__(self, enter: Callable[[], Any], exit_: Callable[[Any, Optional[BaseException]], None]) -> None:
+        self._enter = enter
+        self._exit = exit_
+        self._token: Any = None
+
+    def __enter__(self) -> "_Guard":
+        self._token = self._enter()
+        return self
+
+    def __exit__(self, typ: Any, value: Any, tb: Any) -> None:
+        self._exit(self._token, value)
+
+    async def __aenter__(self) -> "_Guard":
+        return self.__enter__()
+
+    async def __aexit__(self, typ: Any, value: Any, tb: Any) -> None:
+        self.__exit__(typ, value, tb)
+
+    def __call__(self, func: F) -> F:
+        return _wrap(func, self._enter, self._exit)
+
+
+class Timer:
+    """``metric.time()``: a context manager and decorator that records the
+    duration of a block or call in seconds (``observe`` for histograms and
+    summaries, ``set`` for gauges). Inside ``with m.time() as t:``,
+    ``t.labels(...)`` picks the series of a labelled metric."""
+
+    __slots__ = ("_metric", "_method", "_start")
+
+    def __init__(self, metric: Any, method: str) -> None:
+        self._metric = metric
+        self._method = method
+        self._start = 0.0
+
+    def _new(self) -> "Timer":
+        return Timer(self._metric, self._method)
+
+    def labels(self, *args: Any, **kwargs: Any) -> None:
+        self._metric = self._metric.labels(*args, **kwargs)
+
+    def __enter__(self) -> "Timer":
+        self._start = _time.perf_counter()
+        return self
+
+    def __exit__(self, typ: Any, value: Any, tb: Any) -> None:
+        duration = max(_time.perf_counter() - self._start, 0.0)
+        getattr(self._metric, self._method)(duration)
+
+    async def __aenter__(self) -> "Timer":
+        return self.__enter__()
+
+    async def __aexit__(self, typ: Any, value: Any, tb: Any) -> None:
+        self.__exit__(typ, value, tb)
+
+    def __call__(self, func: F) -> F:
+        metric, method = self._metric, self._method
+
+        def enter() -> float:
+            return _time.perf_counter()
+
+        def exit_(start: float, _e: Optional[BaseException]) -> None:
+            getattr(metric, method)(max(_time.perf_counter() - start, 0.0))
+
+        return _wrap(func, enter, exit_)
+
+
+# --------------------------------------------------------------------------
+# Operations, shared by a family without labels (its default series), a series
+# (a labelled child) and a partial-labels object (which has no series: every
+# update raises UnobservableMetricError). `_h` is the series handle or None.
+
+
+def _fail(obj: Any, rc: int) -> None:
+    if rc == _NULL and getattr(obj, "_h", None) is None:
+        raise UnobservableMetricError(
+            "metric needs label values",
+            rc,
+            f"{obj!r} has label names {list(obj._family._labelnames)}: call .labels(...) first",
+        )
+    raise_for(rc, repr(obj))
+
+
+class _Ops:
+    __slots__ = ()
+    _h: Optional[c_void_p]
+    _family: Any  # the family object (a MetricWrapperBase)
+
+    def _values(self) -> Tuple[str, ...]:
+        return ()
+
+
+class _CounterOps(_Ops):
+    __slots__ = ()
+
+    def inc(self, amount: float = 1, exemplar: Optional[Mapping[str, str]] = None) -> None:
+        """Add ``amount`` (>= 0) to the counter. ``exemplar`` is accepted and ignored."""
+        if amount == 1:
+            rc = fast.counter_inc(self._h)
+        else:
+            if amount.__class__ is not float:
+                amount = float(amount)
+            rc = fast.counter_add(self._h, amount)
+        if rc:
+            _fail(self, rc)
+
+    def count_exceptions(self, exception: Union[Type[BaseException], Tuple[Type[BaseException], ...]] = Exception) -> _Guard:
+        """Count exceptions of type ``exception`` raised in a block or function
+        (context manager and decorator); the exception propagates."""
+
+        def exit_(_t: Any, e: Optional[BaseException]) -> None:
+            if e is not None and isinstance(e, exception):
+                self.inc()
+
+        return _Guard(lambda: None, exit_)
+
+    def get(self) -> float:
+        """The counter's total in the area: every process's flushed updates,
+        this process's included (it flushes first)."""
+        lib.promshm_flush()
+        v = c_double()
+        rc = lib.promshm_counter_get(self._h, byref(v))
+        if rc:
+            _fail(self, rc)
+        return v.value
+
+    def __call__(self, func: Optional[F] = None, *, exceptions: Any = Exception) -> Any:
+        """pytheus: ``@counter`` / ``@counter(exceptions=(...))`` counts exceptions."""
+        if func is None:
+            return self.count_exceptions(exceptions)
+        return self.count_exceptions(exceptions)(func)
+
+
+class _GaugeOps(_Ops):
+    __slots__ = ()
+
+    def inc(self, amount: float = 1) -> None:
+        """Add ``amount`` to this process's value."""
+        if amount == 1:
+            rc = fast.gauge_inc(self._h)
+        else:
+            if amount.__class__ is not float:
+                amount = float(amount)
+            rc = fast.gauge_add(self._h, amount)
+        if rc:
+            _fail(self, rc)
+
+    def dec(self, amount: float = 1) -> None:
+        """Subtract ``amount`` from this process's value."""
+        if amount == 1:
+            rc = fast.gauge_dec(self._h)
+        else:
+            if amount.__class__ is not float:
+                amount = float(amount)
+            rc = fast.gauge_sub(self._h, amount)
+        if rc:
+            _fail(self, rc)
+
+    def set(self, value: float) -> None:
+        """Set this process's value."""
+        if value.__class__ is not float:
+            value = float(value)
+        rc = fast.gauge_set(self._h, value)
+        if rc:
+            _fail(self, rc)
+
+    def set_to_current_time(self) -> None:
+        """Set this process's value to the current Unix time in seconds."""
+        rc = fast.gauge_set_to_current_time(self._h)
+        if rc:
+            _fail(self, rc)
+
+    def track_inprogress(self) -> _Guard:
+        """Increment on entry, decrement on exit (context manager and decorator)."""
+        return _Guard(lambda: self.inc(), lambda _t, _e: self.dec())
+
+    #: pyprometheus' name.
+    track_in_progress = track_inprogress
+
+    def time(self) -> Timer:
+        """Set the gauge to the duration of a block or call, in seconds."""
+        return Timer(self, "set")
+
+    def set_function(self, f: Callable[[], float]) -> None:
+        """Call ``f()`` to get the value whenever this process renders.
+
+        Other processes render the value this process set last."""
+        self._family._functions[self._values()] = (self, f)
+
+    def get(self) -> float:
+        """The value as a render shows it (the family's mode over every process)."""
+        v = c_double()
+        rc = lib.promshm_gauge_get(self._h, byref(v))
+        if rc:
+            _fail(self, rc)
+        return v.value
+
+    def get_local(self) -> float:
+        """This process's own value."""
+        v = c_double()
+        rc = lib.promshm_gauge_get_local(self._h, byref(v))
+        if rc:
+            _fail(self, rc)
+        return v.value
+
+    def __call__(self, func: F) -> F:
+        """pytheus: ``@gauge`` sets the gauge to the call's duration."""
+        return self.time()(func)
+
+
+class _ObserveOps(_Ops):
+    __slots__ = ()
+    _observe_name = "histogram_observe"
+
+    def time(self) -> Timer:
+        """Observe the duration of a block or call, in seconds (context manager and decorator)."""
+        return Timer(self, "observe")
+
+    def __call__(self, func: F) -> F:
+        """pytheus: ``@histogram`` observes the call's duration."""
+        return self.time()(func)
+
+
+class _HistogramOps(_ObserveOps):
+    __slots__ = ()
+
+    def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
+        """Record one observation. ``exemplar`` is accepted and ignored."""
+        if amount.__class__ is not float:
+            amount = float(amount)
+        rc = fast.histogram_observe(self._h, amount)
+        if rc:
+            _fail(self, rc)
+
+    def get(self) -> Tuple[int, float]:
+        """``(count, sum)`` in the area: every process's flushed observations,
+        this process's included (it flushes first)."""
+        lib.promshm_flush()
+        n, s = c_uint64(), c_double()
+        rc = lib.promshm_histogram_get(self._h, byref(n), byref(s))
+        if rc:
+            _fail(self, rc)
+        return n.value, s.value
+
+
+class _SummaryOps(_ObserveOps):
+    __slots__ = ()
+
+    def observe(self, amount: float) -> None:
+        """Record one observation."""
+        if amount.__class__ is not float:
+            amount = float(amount)
+        rc = fast.summary_observe(self._h, amount)
+        if rc:
+            _fail(self, rc)
+
+    def get(self) -> Tuple[int, float]:
+        """``(count, sum)`` over every process."""
+        n, s = c_uint64(), c_double()
+        rc = lib.promshm_summary_get(self._h, byref(n), byref(s))
+        if rc:
+            _fail(self, rc)
+        return n.value, s.value
+
+    def quantiles(self, qs: Sequence[float]) -> List[float]:
+        """Estimates of the quantiles ``qs`` across every process (NaN if empty)."""
+        n = len(qs)
+        arr = (c_double * max(n, 1))(*qs)
+        out = (c_double * max(n, 1))()
+        rc = lib.promshm_summary_quantiles(self._h, arr, n, out)
+        if rc:
+            _fail(self, rc)
+        return list(out[:n])
+
+
+class _InfoOps(_Ops):
+    __slots__ = ()
+
+    def info(self, val: Mapping[str, str]) -> None:
+        """Set the info key/value pairs."""
+        fam = self._family
+        overlap = set(val) & set(fam._labelnames)
+        if overlap:
+            raise LabelError("invalid label name", 102, f"overlapping labels for info metric {fam._name}: {sorted(overlap)}")
+        arr, n = label_array((encode(k, "info name"), encode(v, "info value")) for k, v in val.items())
+        rc = lib.promshm_info_set(self._h, arr, n)
+        if rc:
+            _fail(self, rc)
+
+
+class _EnumOps(_Ops):
+    __slots__ = ()
+
+    def state(self, state: str) -> None:
+        """Make ``state`` the current state."""
+        try:
+            idx = self._family._state_index[state]
+        except KeyError:
+            raise InvalidArgumentError(
+                "invalid state", B.PROMSHM_RESULT_INVALID_STATE, f"{state!r} is not a state of {self._family._name}"
+            ) from None
+        rc = lib.promshm_stateset_set_index(self._h, idx)
+        if rc:
+            _fail(self, rc)
+
+    def get(self) -> str:
+        """The current state."""
+        v = c_size_t()
+        rc = lib.promshm_stateset_get(self._h, byref(v))
+        if rc:
+            _fail(self, rc)
+        return self._family._states[v.value]
+
+
+# --------------------------------------------------------------------------
+# Series (labelled children) and partial labels.
+
+
+class _Series:
+    __slots__ = ("_h", "_family", "_labelvalues", "__weakref__")
+
+    def __init__(self, family: "MetricWrapperBase", values: Tuple[str, ...], h: c_void_p) -> None:
+        self._family = family
+        self._labelvalues = values
+        self._h: Optional[c_void_p] = h
+
+    def _values(self) -> Tuple[str, ...]:
+        return self._labelvalues
+
+    def labels(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(f"{self!r} already has all its label values")
+
+    def __repr__(self) -> str:
+        labels = ",".join(f'{k}="{v}"' for k, v in zip(self._family._labelnames, self._labelvalues))
+        return f"<{type(self._family).__name__} {self._family._name}{{{labels}}}>"
+
+    def __del__(self) -> None:
+        h = self._h
+        if h is not None:
+            self._h = None
+            try:
+                lib.promshm_series_free(h)
+            except Exception:
+                pass
+
+
+class _PartialLabels:
+    """pytheus' partial labels: ``m.labels({'a': '1'})`` on a metric that needs
+    more labels returns this cacheable object; ``.labels({'b': '2'})`` finishes
+    it. Updates raise :class:`~promshm.errors.UnobservableMetricError`."""
+
+    __slots__ = ("_family", "_given", "__weakref__")
+    _h = None
+
+    def __init__(self, family: "MetricWrapperBase", given: Dict[str, str]) -> None:
+        self._family = family
+        self._given = given
+
+    def _values(self) -> Tuple[str, ...]:
+        return ()
+
+    def labels(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and isinstance(args[0], Mapping) and not kwargs:
+            more = dict(args[0])
+        elif args:
+            missing = [n for n in self._family._labelnames if n not in self._given]
+            if len(args) != len(missing):
+                raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"expected values for {missing}")
+            more = dict(zip(missing, args))
+        else:
+            more = dict(kwargs)
+        return self._family.labels({**self._given, **more})
+
+    def __repr__(self) -> str:
+        return f"<partial {type(self._family).__name__} {self._family._name} {self._given}>"
+
+
+def _series_class(ops: type, name: str) -> type:
+    return type(name, (ops, _Series), {"__slots__": ()})
+
+
+def _partial_class(ops: type, name: str) -> type:
+    return type(name, (ops, _PartialLabels), {"__slots__": ()})
+
+
+# --------------------------------------------------------------------------
+# Families.
+
+_DEFAULT = object()  # "registry not given": the default REGISTRY
+
+
+class MetricWrapperBase(_Ops):
+    """What every metric class shares: naming, registration, labels, remove, clear."""
+
+    _type = ""
+    _c_register = ""
+    _series_cls: type = _Series
+    _partial_cls: type = _PartialLabels
+    _buffered = False  # counter/histogram: updates go to a thread buffer
+
+    __slots__ = (
+        "_h",
+        "_name",
+        "_documentation",
+        "_unit",
+        "_labelnames",
+        "_default_labels",
+        "_registry",
+        "_fam",
+        "_fam_mode",
+        "_children",
+        "_raw",
+        "_rawkw",
+        "_lock",
+        "_functions",
+        "_kwargs",
+        "__weakref__",
+        "__dict__",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str = "",
+        labelnames: Iterable[str] = (),
+        namespace: str = "",
+        subsystem: str = "",
+        unit: str = "",
+        registry: Any = _DEFAULT,
+        _labelvalues: Optional[Sequence[str]] = None,
+        *,
+        description: Optional[str] = None,
+        required_labels: Optional[Iterable[str]] = None,
+        default_labels: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ) -> None:
+        from .registry import REGISTRY, CollectorRegistry
+
+        if description is not None:
+            documentation = description
+        if isinstance(labelnames, str):
+            labelnames = (labelnames,)
+        names = tuple(labelnames)
+        if required_labels is not None:
+            names = names + tuple(n for n in required_labels if n not in names)
+        self._h: Optional[c_void_p] = None
+        self._fam: Optional[c_void_p] = None
+        self._name = "_".join(p for p in (namespace, subsystem, name) if p)
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("invalid metric name", B.PROMSHM_RESULT_INVALID_METRIC_NAME, f"{name!r}")
+        self._documentation = documentation or ""
+        self._unit = unit or ""
+        self._labelnames = names
+        self._default_labels = {str(k): str(v) for k, v in (default_labels or {}).items()}
+        unknown = set(self._default_labels) - set(names)
+        if unknown:
+            raise LabelError(
+                "unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, f"default labels {sorted(unknown)} are not label names {list(names)}"
+            )
+        self._children: Dict[Tuple[str, ...], Any] = {}
+        self._raw: Dict[Any, Any] = {}  # labels(*values) as given -> series
+        self._rawkw: Dict[Any, Any] = {}  # labels(**kv) items as given -> series
+        self._lock = threading.Lock()
+        self._functions: Dict[Tuple[str, ...], Tuple[Any, Callable[[], float]]] = {}
+        self._kwargs = kwargs
+        self._check_kwargs(kwargs)
+        if registry is _DEFAULT:
+            registry = REGISTRY
+        if registry is None:
+            registry = CollectorRegistry._detached()
+        self._registry: "CollectorRegistry" = registry
+        self._register()
+        registry._add_metric(self)
+        _area._families.add(self)
+        if _labelvalues is not None:  # prometheus_client's private child constructor
+            raise InvalidArgumentError("invalid argument", 114, "_labelvalues is not supported; use .labels()")
+        if not names or all(n in self._default_labels for n in names):
+            key = tuple(self._default_labels[n] for n in names)
+            self._h = self._resolve(key)
+
+    # -- type-specific hooks
+    def _check_kwargs(self, kwargs: Dict[str, Any]) -> None:
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {sorted(kwargs)}")
+
+    def _c_args(self) -> Tuple[Any, ...]:
+        return ()
+
+    # -- registration
+    def _opts(self, mode: int) -> Tuple[B.promshm_metric_opts, Any]:
+        names = [encode(n, "label name") for n in self._labelnames]
+        arr = str_array(names)
+        opts = B.promshm_metric_opts(
+            name=encode(self._name, "metric name"),
+            help=encode(self._documentation, "documentation") if self._documentation else None,
+            unit=encode(self._unit, "unit") if self._unit else None,
+            label_names=arr,
+            n_label_names=len(names),
+            update_mode=mode,
+        )
+        return opts, arr
+
+    def _register(self) -> None:
+        mode = _area.update_mode() if self._buffered else B.PROMSHM_UPDATE_MODE_DEFAULT
+        reg = self._registry._handle()
+        opts, _keep = self._opts(mode)
+        fam = c_void_p()
+        func = getattr(lib, self._c_register)
+        check(func(reg, byref(opts), *self._c_args(), byref(fam)), f"registering {self._name}")
+        old = self._fam
+        self._fam = fam
+        self._fam_mode = mode
+        if old is not None:
+            lib.promshm_family_free(old)
+        if self._buffered and mode == B.PROMSHM_UPDATE_MODE_BUFFERED:
+            _area._need_flusher()
+
+    def _resolve(self, values: Tuple[str, ...]) -> c_void_p:
+        enc = [encode(v, "label value") for v in values]
+        arr = str_array(enc)
+        h = c_void_p()
+        check(lib.promshm_family_labels(self._fam, arr, len(enc), byref(h)), f"{self._name}{list(values)}")
+        return h
+
+    def _rebind(self) -> None:
+        """Re-register with this process's update mode and re-resolve every cached series."""
+        if not self._buffered or self._fam_mode == _area.update_mode():
+            return
+        with self._lock:
+            self._register()
+            if self._h is not None:
+                key = tuple(self._default_labels[n] for n in self._labelnames)
+                old, self._h = self._h, self._resolve(key)
+                lib.promshm_series_free(old)
+            for values, child in list(self._children.items()):
+                old, child._h = child._h, self._resolve(values)
+                if old is not None:
+                    lib.promshm_series_free(old)
+
+    # -- labels
+    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> Any:
+        """The series with these label values: ``labels('GET', '/')``,
+        ``labels(method='GET', path='/')``, or pytheus' ``labels({'method': 'GET'})``
+        (which may leave labels out: a partial object, finished by another
+        ``.labels(...)``). Missing values come from ``default_labels``. The
+        result is cached; keep it for the updates."""
+        if labelvalues:
+            if not labelkwargs:
+                try:
+                    child = self._raw.get(labelvalues)
+                except TypeError:  # a dict (pytheus) or an unhashable value
+                    child = None
+                if child is not None:
+                    return child
+        elif labelkwargs:
+            try:
+                child = self._rawkw.get(tuple(labelkwargs.items()))
+            except TypeError:
+                child = None
+            if child is not None:
+                return child
+        return self._labels_slow(labelvalues, labelkwargs)
+
+    def _labels_slow(self, labelvalues: Tuple[Any, ...], labelkwargs: Dict[str, Any]) -> Any:
+        names = self._labelnames
+        if not names:
+            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"no label names were set when constructing {self!r}")
+        partial_ok = False
+        if labelvalues and labelkwargs:
+            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, "can't pass both *args and **kwargs")
+        if len(labelvalues) == 1 and isinstance(labelvalues[0], Mapping):
+            given = {str(k): v for k, v in labelvalues[0].items()}
+            partial_ok = True
+        elif labelkwargs:
+            given = labelkwargs
+        else:
+            if len(labelvalues) != len(names):
+                raise LabelError(
+                    "wrong label count",
+                    B.PROMSHM_RESULT_LABEL_COUNT,
+                    f"incorrect label count for {self._name}: expected {len(names)} values for {list(names)}, got {len(labelvalues)}",
+                )
+            given = dict(zip(names, labelvalues))
+        unknown = [k for k in given if k not in names]
+        if unknown:
+            raise LabelError("unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, f"incorrect label names {unknown} for {self._name} (labels: {list(names)})")
+        merged = dict(self._default_labels)
+        for k, v in given.items():
+            merged[k] = v if isinstance(v, str) else str(v)
+        if len(merged) < len(names):
+            if partial_ok:
+                return self._partial_cls(self, merged)
+            missing = [n for n in names if n not in merged]
+            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"missing label values for {missing} of {self._name}")
+        key = tuple(merged[n] for n in names)
+        child = self._children.get(key)
+        if child is None:
+            with self._lock:
+                child = self._children.get(key)
+                if child is None:
+                    child = self._series_cls(self, key, self._resolve(key))
+                    self._children[key] = child
+        if not partial_ok:
+            try:
+                if labelvalues and not labelkwargs:
+                    self._raw[labelvalues] = child
+                elif labelkwargs and not labelvalues:
+                    # keyword order matters for this key: each order is cached once
+                    self._rawkw[tuple(labelkwargs.items())] = child
+            except TypeError:
+                pass
+        return child
+
+    def remove(self, *labelvalues: Any) -> None:
+        """Remove the series with these label values, in every process."""
+        if len(labelvalues) == 1 and isinstance(labelvalues[0], Mapping):
+            d = {**self._default_labels, **{k: str(v) for k, v in labelvalues[0].items()}}
+            try:
+                labelvalues = tuple(d[n] for n in self._labelnames)
+            except KeyError as e:
+                raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"missing label value for {e}") from None
+        if len(labelvalues) != len(self._labelnames):
+            raise LabelError(
+                "wrong label count",
+                B.PROMSHM_RESULT_LABEL_COUNT,
+                f"incorrect label count for {self._name}: expected {len(self._labelnames)}, got {len(labelvalues)}",
+            )
+        key = tuple(v if isinstance(v, str) else str(v) for v in labelvalues)
+        enc = [encode(v, "label value") for v in key]
+        removed = c_bool()
+        with self._lock:
+            check(lib.promshm_family_remove(self._fam, str_array(enc), len(enc), byref(removed)))
+            self._children.pop(key, None)
+            self._raw.clear()
+            self._rawkw.clear()
+            self._functions.pop(key, None)
+
+    def remove_by_labels(self, labels: Mapping[str, str]) -> None:
+        """Remove the series with these labels (prometheus_client 0.21+)."""
+        self.remove(labels)
+
+    def clear(self) -> None:
+        """Remove every series of the family, in every process."""
+        with self._lock:
+            check(lib.promshm_family_clear(self._fam, None))
+            self._children.clear()
+            self._raw.clear()
+            self._rawkw.clear()
+            self._functions.clear()
+            if self._h is not None and self._labelnames:
+                pass  # the default-labels series is re-created on next use below
+        if not self._labelnames or all(n in self._default_labels for n in self._labelnames):
+            key = tuple(self._default_labels[n] for n in self._labelnames)
+            old, self._h = self._h, self._resolve(key)
+            if old is not None:
+                lib.promshm_series_free(old)
+
+    # -- introspection
+    @property
+    def _family(self) -> "MetricWrapperBase":
+        return self
+
+    def _values(self) -> Tuple[str, ...]:
+        return tuple(self._default_labels.get(n, "") for n in self._labelnames)
+
+    @property
+    def name(self) -> str:
+        """The full name in the area (registry prefix and unit included, no ``_total``)."""
+        n = lib.promshm_family_name(self._fam)
+        return n.decode() if n else self._name
+
+    @property
+    def documentation(self) -> str:
+        return self._documentation
+
+    @property
+    def labelnames(self) -> Tuple[str, ...]:
+        return self._labelnames
+
+    def _run_functions(self) -> None:
+        for _key, (target, f) in list(self._functions.items()):
+            try:
+                target.set(f())
+            except Exception:
+                pass
+
+    def describe(self) -> List[Any]:
+        return []
+
+    def collect(self) -> List[Any]:
+        """The family as prometheus_client-style metric objects (from a render)."""
+        from .registry import _families_of
+
+        return _families_of(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__module__}.{type(self).__name__}({self._name})"
+
+    def __del__(self) -> None:
+        try:
+            if self._h is not None:
+                lib.promshm_series_free(self._h)
+                self._h = None
+            if self._fam is not None:
+                lib.promshm_family_free(self._fam)
+                self._fam = None
+        except Exception:
+            pass
+
+
+class Counter(_CounterOps, MetricWrapperBase):
+    """A monotonic total, exposed as ``<name>_total`` (a trailing ``_total``
+    in ``name`` is dropped, as prometheus_client does)::
+
+        requests = Counter('requests', 'Requests served.', ['method'])
+        requests.labels('GET').inc()
+        with requests.labels('POST').count_exceptions():
+            ...
+    """
+
+    _type = "counter"
+    _c_register = "promshm_registry_counter"
+    _series_cls = _series_class(_CounterOps, "CounterSeries")
+    _partial_cls = _partial_class(_CounterOps, "CounterPartial")
+    _buffered = True
+    __slots__ = ()
+
+
+class Gauge(_GaugeOps, MetricWrapperBase):
+    """A value that goes up and down.
+
+    Each process has its own value; ``multiprocess_mode`` says how they
+    combine (see :data:`GAUGE_MODES`): ``'livesum'`` (default here; the sum
+    over live processes, so a dead worker's value disappears), ``'sum'``,
+    ``'max'``, ``'min'``, ``'mostrecent'`` (the last value set by any
+    process), ``'all'`` (one series per live worker, labelled
+    ``worker="<slot>"``). prometheus_client's default is ``'all'`` (labelled
+    by pid); promshm's is ``'livesum'``, which renders a single process's gauge
+    exactly as prometheus_client's single-process mode does.
+    """
+
+    _type = "gauge"
+    _c_register = "promshm_registry_gauge"
+    _series_cls = _series_class(_GaugeOps, "GaugeSeries")
+    _partial_cls = _partial_class(_GaugeOps, "GaugePartial")
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str = "",
+        labelnames: Iterable[str] = (),
+        namespace: str = "",
+        subsystem: str = "",
+        unit: str = "",
+        registry: Any = _DEFAULT,
+        _labelvalues: Optional[Sequence[str]] = None,
+        multiprocess_mode: str = "livesum",
+        **kwargs: Any,
+    ) -> None:
+        if multiprocess_mode not in GAUGE_MODES:
+            raise InvalidArgumentError(
+                "invalid argument", 114, f"invalid multiprocess mode {multiprocess_mode!r} (one of {sorted(GAUGE_MODES)})"
+            )
+        self._mode_name = multiprocess_mode
+        super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
+
+    def _c_args(self) -> Tuple[Any, ...]:
+        return (GAUGE_MODES[self._mode_name],)
+
+    @property
+    def multiprocess_mode(self) -> str:
+        return self._mode_name
+
+
+class Histogram(_HistogramOps, MetricWrapperBase):
+    """Observations counted in buckets, with ``_count`` and ``_sum``.
+
+    ``buckets`` are the upper bounds, increasing (``+Inf`` is added if
+    missing); default :data:`DEFAULT_BUCKETS`."""
+
+    _type = "histogram"
+    _c_register = "promshm_registry_histogram"
+    _series_cls = _series_class(_HistogramOps, "HistogramSeries")
+    _partial_cls = _partial_class(_HistogramOps, "HistogramPartial")
+    _buffered = True
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str = "",
+        labelnames: Iterable[str] = (),
+        namespace: str = "",
+        subsystem: str = "",
+        unit: str = "",
+        registry: Any = _DEFAULT,
+        _labelvalues: Optional[Sequence[str]] = None,
+        buckets: Sequence[Union[float, str]] = DEFAULT_BUCKETS,
+        **kwargs: Any,
+    ) -> None:
+        bs = [float(b) for b in buckets]
+        if bs and bs[-1] == INF:
+            bs = bs[:-1]
+        self._buckets = tuple(bs)
+        self._bucket_arr = (c_double * max(len(bs), 1))(*bs)
+        if "le" in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
+            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, "histogram cannot have a label named 'le'")
+        super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
+
+    def _c_args(self) -> Tuple[Any, ...]:
+        return (self._bucket_arr, len(self._buckets))
+
+    @property
+    def buckets(self) -> Tuple[float, ...]:
+        return self._buckets + (INF,)
+
+
+class Summary(_SummaryOps, MetricWrapperBase):
+    """Observations' ``_count`` and ``_sum`` and, unlike prometheus_client,
+    optional **quantiles that are correct across processes** (a mergeable
+    sketch, within 1 % relative error): ``Summary(..., quantiles=(0.5, 0.9,
+    0.99))``, over every observation or, with ``max_age_seconds``, over a
+    sliding window of ``age_buckets`` steps. Without ``quantiles`` it renders
+    exactly like prometheus_client's Summary."""
+
+    _type = "summary"
+    _c_register = "promshm_registry_summary"
+    _series_cls = _series_class(_SummaryOps, "SummarySeries")
+    _partial_cls = _partial_class(_SummaryOps, "SummaryPartial")
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str = "",
+        labelnames: Iterable[str] = (),
+        namespace: str = "",
+        subsystem: str = "",
+        unit: str = "",
+        registry: Any = _DEFAULT,
+        _labelvalues: Optional[Sequence[str]] = None,
+        quantiles: Sequence[float] = (),
+        max_age_seconds: float = 0,
+        age_buckets: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        qs = [float(q) for q in quantiles]
+        self._quantiles = tuple(qs)
+        self._q_arr = (c_double * max(len(qs), 1))(*qs)
+        self._max_age_ms = int(max_age_seconds * 1000)
+        self._age_buckets = int(age_buckets)
+        if "quantile" in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
+            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, "summary cannot have a label named 'quantile'")
+        super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
+
+    def _c_args(self) -> Tuple[Any, ...]:
+        return (self._q_arr, len(self._quantiles), self._max_age_ms, self._age_buckets)
+
+
+class Info(_InfoOps, MetricWrapperBase):
+    """Key/value information, exposed as ``<name>_info{...} 1``::
+
+        Info('build', 'Build.').info({'version': '1.2.3'})
+    """
+
+    _type = "info"
+    _c_register = "promshm_registry_info"
+    _series_cls = _series_class(_InfoOps, "InfoSeries")
+    _partial_cls = _partial_class(_InfoOps, "InfoPartial")
+    __slots__ = ()
+
+
+class Enum(_EnumOps, MetricWrapperBase):
+    """One of a fixed set of states (an OpenMetrics state set)::
+
+        e = Enum('task_state', 'State.', states=['starting', 'running', 'stopped'])
+        e.state('running')
+
+    A new series starts in the first state."""
+
+    _type = "stateset"
+    _c_register = "promshm_registry_stateset"
+    _series_cls = _series_class(_EnumOps, "EnumSeries")
+    _partial_cls = _partial_class(_EnumOps, "EnumPartial")
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str = "",
+        labelnames: Sequence[str] = (),
+        namespace: str = "",
+        subsystem: str = "",
+        unit: str = "",
+        registry: Any = _DEFAULT,
+        _labelvalues: Optional[Sequence[str]] = None,
+        states: Optional[Sequence[str]] = None,
+        **kwargs: Any,
+    ) -> None:
+        if not states:
+            raise InvalidArgumentError("invalid state", B.PROMSHM_RESULT_INVALID_STATE, f"no states provided for Enum {name}")
+        self._states = tuple(str(s) for s in states)
+        self._state_index = {s: i for i, s in enumerate(self._states)}
+        enc = [encode(s, "state") for s in self._states]
+        self._states_arr = (c_char_p * len(enc))(*enc)
+        full = "_".join(p for p in (namespace, subsystem, name) if p)
+        if full in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
+            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, f"overlapping labels for Enum metric: {full}")
+        super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
+
+    def _c_args(self) -> Tuple[Any, ...]:
+        return (self._states_arr, len(self._states))
+
+    @property
+    def states(self) -> Tuple[str, ...]:
+        return self._states
+
+
+_ = (c_void_p, math, asyncio, List)

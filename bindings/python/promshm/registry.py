@@ -1,0 +1,338 @@
+"""Registries: where metrics are registered and what a scrape renders.
+
+A registry is a view on a promshm *area* with an optional ``prefix``
+(namespace) and constant labels, plus any custom collectors registered on it.
+
+* :data:`REGISTRY`, the default, lives on the application's **shared area**
+  (see :mod:`promshm._area`): every worker process of the application sees and
+  renders the same metrics. Its renders include promshm's own ``promshm_*``
+  metrics (area usage, workers, refused registrations).
+* ``CollectorRegistry()`` made without ``area=`` is **private**, like a fresh
+  prometheus_client registry: an anonymous area of its own, shared only with
+  the children this process forks afterwards. Tests use it for isolation.
+* ``CollectorRegistry(area=SHARED, prefix='app1')`` is a registry on the
+  shared area under a namespace (instrumentor's model: several apps in one
+  area, each rendering its own namespace); ``area=`` also takes an
+  :class:`~promshm.Area` or a path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
+
+from . import _area
+from . import _bindings as B
+from ._area import SHARED, Area, _format, _render
+from ._ffi import check, encode, label_array, lib
+from .core import Metric, encode_families, parse_openmetrics
+from ctypes import byref, c_void_p
+
+__all__ = ["CollectorRegistry", "REGISTRY", "Collector"]
+
+EOF = b"# EOF\n"
+
+
+class Collector:
+    """The collector protocol: an object with ``collect()`` yielding metric families."""
+
+    def collect(self) -> Iterable[Any]:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+class CollectorRegistry:
+    """A registry (see the module documentation).
+
+    ``auto_describe`` is accepted for prometheus_client compatibility.
+    ``target_info`` (a dict) adds a ``target_info`` metric. ``prefix`` prefixes
+    every family name (``<prefix>_<name>``) and restricts renders to that
+    namespace; ``const_labels`` (or ``default_labels``) are added to every
+    series of the registry. ``area`` is :data:`~promshm.SHARED`, an
+    :class:`~promshm.Area`, a path, or None for a private area (with ``pages``
+    pages). ``self_metrics`` includes the ``promshm_*`` metrics in renders
+    (default: only for :data:`REGISTRY`).
+    """
+
+    def __init__(
+        self,
+        auto_describe: bool = False,
+        target_info: Optional[Mapping[str, str]] = None,
+        *,
+        prefix: Optional[str] = None,
+        const_labels: Optional[Mapping[str, str]] = None,
+        default_labels: Optional[Mapping[str, str]] = None,
+        area: Union[Area, str, "os.PathLike[str]", None, Any] = None,
+        self_metrics: Optional[bool] = None,
+        pages: int = 0,
+    ) -> None:
+        self.prefix = prefix or ""
+        labels = dict(const_labels or {})
+        labels.update(default_labels or {})
+        self._const = {str(k): str(v) for k, v in labels.items()}
+        self._area_spec = area
+        self._pages = pages
+        self._self_metrics = (area is SHARED) if self_metrics is None else bool(self_metrics)
+        self._lock = threading.RLock()
+        self._h: Optional[c_void_p] = None
+        self._area_obj: Optional[Area] = None
+        self._metrics: List[Any] = []
+        self._collectors: List[Any] = []
+        self._target_info: Optional[Dict[str, str]] = None
+        if target_info is not None:
+            self.set_target_info(target_info)
+
+    # -- the C registry, made on first use (so configure() can come after import)
+    def _handle(self) -> c_void_p:
+        h = self._h
+        if h is not None:
+            return h
+        with self._lock:
+            if self._h is None:
+                spec = self._area_spec
+                if spec is SHARED:
+                    area = _area.shared_area()
+                elif spec is None:
+                    area = Area.anonymous(pages=self._pages)
+                elif isinstance(spec, Area):
+                    area = spec
+                else:
+                    area = Area(os.fspath(spec), pages=self._pages)
+                self._area_obj = area
+                arr, n = label_array((encode(k, "label name"), encode(v, "label value")) for k, v in self._const.items())
+                reg = c_void_p()
+                check(
+                    lib.promshm_registry_new(area.handle, encode(self.prefix, "prefix") if self.prefix else None, arr, n, byref(reg)),
+                    "registry",
+                )
+                if not self._self_metrics:
+                    plain = c_void_p()
+                    rc = lib.promshm_registry_without_self_metrics(reg, byref(plain))
+                    lib.promshm_registry_free(reg)
+                    check(rc)
+                    reg = plain
+                self._h = reg
+            return self._h
+
+    @property
+    def area(self) -> Area:
+        """The area this registry is a view on."""
+        self._handle()
+        assert self._area_obj is not None
+        return self._area_obj
+
+    @classmethod
+    def _detached(cls) -> "CollectorRegistry":
+        """A registry for a metric made with ``registry=None``: its own private
+        area, rendered by nothing (unless a collector yields the metric)."""
+        return cls(pages=64)
+
+    def _add_metric(self, metric: Any) -> None:
+        with self._lock:
+            if all(m is not metric for m in self._metrics):
+                self._metrics.append(metric)
+
+    # -- prometheus_client's registry API
+    def register(self, collector: Any) -> None:
+        """Add a collector (an object with ``collect()``), or a promshm metric of
+        another registry (then this registry renders it too)."""
+        with self._lock:
+            if getattr(collector, "_registry", None) is self:
+                return
+            if any(c is collector for c in self._collectors):
+                raise ValueError(f"Collector already registered: {collector!r}")
+            self._collectors.append(collector)
+
+    def unregister(self, collector: Any) -> None:
+        """Remove a collector. For a metric of this registry: its series are
+        removed from the area (a family cannot be deleted from a shared area)."""
+        with self._lock:
+            for i, c in enumerate(self._collectors):
+                if c is collector:
+                    del self._collectors[i]
+                    return
+            for i, m in enumerate(self._metrics):
+                if m is collector:
+                    del self._metrics[i]
+                    m.clear()
+                    return
+        raise KeyError(f"not registered: {collector!r}")
+
+    def set_target_info(self, labels: Optional[Mapping[str, str]]) -> None:
+        """Set (or with None, clear) the ``target_info`` metric's labels."""
+        from .metrics import Info
+
+        with self._lock:
+            self._target_info = dict(labels) if labels else None
+            info = Info("target", "Target metadata", registry=self)
+            if labels:
+                info.info(dict(labels))
+            else:
+                info.clear()
+
+    def get_target_info(self) -> Optional[Dict[str, str]]:
+        return self._target_info
+
+    def _run_functions(self) -> None:
+        for m in list(self._metrics):
+            if m._functions:
+                m._run_functions()
+
+    def render(self, format: Union[str, int] = "prometheus") -> bytes:
+        """The exposition text of this registry, custom collectors included."""
+        fmt = _format(format)
+        om = fmt == B.PROMSHM_FORMAT_OPENMETRICS
+        self._run_functions()
+        text = _render(lib.promshm_registry_render, self._handle(), fmt)
+        if not self._collectors:
+            return text
+        if om and text.endswith(EOF):
+            text = text[: -len(EOF)]
+        extra = _collectors_text(list(self._collectors), fmt)
+        return text + extra + (EOF if om else b"")
+
+    def render_to_file(self, path: Union[str, "os.PathLike[str]"], format: Union[str, int] = "prometheus") -> None:
+        """Render into ``path``, replaced atomically."""
+        if self._collectors or any(m._functions for m in self._metrics):
+            from .exposition import _atomic_write
+
+            _atomic_write(os.fspath(path), self.render(format))
+            return
+        check(lib.promshm_registry_render_to_file(self._handle(), _format(format), encode(os.fspath(path), "path")))
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family as prometheus_client-style ``Metric`` objects."""
+        return parse_openmetrics(self.render("openmetrics").decode("utf-8"))
+
+    def get_sample_value(self, name: str, labels: Optional[Mapping[str, str]] = None) -> Optional[float]:
+        """The value of one sample, or None (prometheus_client's test helper)."""
+        want = dict(labels or {})
+        for fam in self.collect():
+            for s in fam.samples:
+                if s.name == name and s.labels == want:
+                    return s.value
+        return None
+
+    def restricted_registry(self, names: Iterable[str]) -> "_Restricted":
+        """A view that renders only the families with these sample names."""
+        return _Restricted(self, set(names))
+
+    def __repr__(self) -> str:
+        where = "shared" if self._area_spec is SHARED else ("private" if self._area_spec is None else str(self._area_spec))
+        return f"<promshm.CollectorRegistry {where}{' prefix=' + self.prefix if self.prefix else ''}>"
+
+
+class _Restricted:
+    def __init__(self, registry: CollectorRegistry, names: Set[str]) -> None:
+        self._registry = registry
+        self._names = names
+
+    def render(self, format: Union[str, int] = "prometheus") -> bytes:
+        return filter_families(self._registry.render(format), self._names)
+
+    def collect(self) -> Iterator[Metric]:
+        return parse_openmetrics(self.render("openmetrics").decode("utf-8"))
+
+
+# --------------------------------------------------------------------------
+# Text blocks.
+
+
+def _blocks(text: bytes) -> List[List[bytes]]:
+    """Split an exposition into family blocks (comment lines start a block)."""
+    blocks: List[List[bytes]] = []
+    cur: Optional[List[bytes]] = None
+    cur_name: Optional[bytes] = None
+    for line in text.splitlines(keepends=True):
+        if line.startswith(b"# EOF"):
+            continue
+        if line.startswith(b"#"):
+            parts = line.split(b" ", 3)
+            name = parts[2].rstrip(b"\n") if len(parts) > 2 else b""
+            if cur is None or name != cur_name or _has_samples(cur):
+                cur = []
+                blocks.append(cur)
+                cur_name = name
+            cur.append(line)
+        else:
+            if cur is None:
+                cur = []
+                blocks.append(cur)
+            cur.append(line)
+    return blocks
+
+
+def _has_samples(block: List[bytes]) -> bool:
+    return any(not line.startswith(b"#") for line in block)
+
+
+def _sample_name(line: bytes) -> bytes:
+    end = len(line)
+    for sep in (b"{", b" "):
+        i = line.find(sep)
+        if 0 <= i < end:
+            end = i
+    return line[:end]
+
+
+def filter_families(text: bytes, names: Set[str], om: Optional[bool] = None) -> bytes:
+    """Keep only the family blocks of ``text`` that have a sample (or, for an
+    empty family, a family name) in ``names``."""
+    bnames = {n.encode() for n in names}
+    if om is None:
+        om = text.endswith(EOF)
+    out = []
+    for block in _blocks(text):
+        samples = {_sample_name(line) for line in block if not line.startswith(b"#")}
+        fam_names = {line.split(b" ", 3)[2].rstrip(b"\n") for line in block if line.startswith(b"#") and len(line.split(b" ")) > 2}
+        if samples & bnames or (not samples and fam_names & bnames):
+            out.extend(block)
+    body = b"".join(out)
+    return body + (EOF if om else b"")
+
+
+def _metric_text(metric: Any, fmt: int) -> bytes:
+    """The block of one promshm metric object, from a render of its registry."""
+    name = metric.name
+    names = {name, name + "_total", name + "_info"}
+    reg = metric._registry
+    metric._run_functions()
+    text = _render(lib.promshm_registry_render, reg._handle(), fmt)
+    out = []
+    for block in _blocks(text):
+        fam = {line.split(b" ", 3)[2].rstrip(b"\n") for line in block if line.startswith(b"#") and len(line.split(b" ")) > 2}
+        if fam & {n.encode() for n in names}:
+            out.extend(block)
+    return b"".join(out)
+
+
+def _collectors_text(collectors: List[Any], fmt: int) -> bytes:
+    from .metrics import MetricWrapperBase
+
+    om = fmt == B.PROMSHM_FORMAT_OPENMETRICS
+    parts: List[bytes] = []
+    for c in collectors:
+        if isinstance(c, MetricWrapperBase):
+            parts.append(_metric_text(c, fmt))
+            continue
+        fams: List[Any] = []
+        for fam in c.collect():
+            if isinstance(fam, MetricWrapperBase):
+                if fams:
+                    parts.append(encode_families(fams, om).encode("utf-8"))
+                    fams = []
+                parts.append(_metric_text(fam, fmt))
+            else:
+                fams.append(fam)
+        if fams:
+            parts.append(encode_families(fams, om).encode("utf-8"))
+    return b"".join(parts)
+
+
+def _families_of(metric: Any) -> List[Metric]:
+    fmt = B.PROMSHM_FORMAT_OPENMETRICS
+    return list(parse_openmetrics((_metric_text(metric, fmt) + EOF).decode("utf-8")))
+
+
+#: The default registry, on the application's shared area.
+REGISTRY = CollectorRegistry(area=SHARED)
