@@ -84,7 +84,7 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
                 created,
             } => {
                 for &(le, n) in buckets {
-                    line_u64(buf, name, "_bucket", labels, Extra::Num("le", le, true), n);
+                    line_u64(buf, name, "_bucket", labels, Extra::Num("le", le), n);
                 }
                 let negative = buckets.first().is_some_and(|b| b.0 < 0.0);
                 if !negative {
@@ -101,7 +101,7 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
                 created,
             } => {
                 for &(q, v) in quantiles {
-                    line_f64(buf, name, "", labels, Extra::Num("quantile", q, true), v);
+                    line_f64(buf, name, "", labels, Extra::Num("quantile", q), v);
                 }
                 line_u64(buf, name, "_count", labels, Extra::No, count);
                 line_f64(buf, name, "_sum", labels, Extra::No, sum);

@@ -12,7 +12,7 @@
 
 use std::io;
 
-use super::number::{write_canonical_f64, write_f64};
+use super::number::write_canonical_f64;
 use super::{Encoder, FamilyDesc, Labels, MetricType, Point};
 
 /// One sample: a full metric name, its labels and its value.
@@ -34,14 +34,10 @@ pub struct Sample<'a> {
 
 /// An [`Encoder`] that hands every sample to a callback instead of writing text.
 ///
-/// `le` and `quantile` values are written in OpenMetrics canonical form by
-/// default (`1.0`, `0.005`, `+Inf`): that is what Prometheus stores when it
-/// scrapes OpenMetrics (its preferred format) and, since Prometheus 3, for
-/// every format. [`text_numbers`](SampleEncoder::text_numbers) selects the
-/// 0.0.4 text form (`1`) instead.
+/// `le` and `quantile` values are in canonical form (`1.0`, `0.005`,
+/// `+Inf`), as both text encoders write them.
 pub struct SampleEncoder<F> {
     visit: F,
-    canonical: bool,
 }
 
 impl<F> SampleEncoder<F>
@@ -50,16 +46,7 @@ where
 {
     /// Call `visit` for every sample; an error from it stops the render.
     pub fn new(visit: F) -> Self {
-        SampleEncoder {
-            visit,
-            canonical: true,
-        }
-    }
-
-    /// Write `le`/`quantile` values as the 0.0.4 text encoder does (`1`, not `1.0`).
-    pub fn text_numbers(mut self) -> Self {
-        self.canonical = false;
-        self
+        SampleEncoder { visit }
     }
 
     /// The callback, back.
@@ -69,11 +56,7 @@ where
 
     fn number(&self, v: f64) -> String {
         let mut b = Vec::with_capacity(24);
-        if self.canonical {
-            write_canonical_f64(&mut b, v);
-        } else {
-            write_f64(&mut b, v);
-        }
+        write_canonical_f64(&mut b, v);
         // The number writers only emit ASCII.
         String::from_utf8(b).unwrap_or_default()
     }
@@ -189,7 +172,7 @@ mod tests {
     use crate::encoding::Format;
 
     /// The samples of `fams`, written back as 0.0.4 sample lines.
-    fn sample_lines(fams: &[(FamilyDesc<'_>, Vec<Series<'_>>)], canonical: bool) -> Vec<String> {
+    fn sample_lines(fams: &[(FamilyDesc<'_>, Vec<Series<'_>>)]) -> Vec<String> {
         let mut lines = Vec::new();
         {
             let visit = |s: &Sample<'_>| {
@@ -208,14 +191,11 @@ mod tests {
                     b.push(b'}');
                 }
                 b.push(b' ');
-                write_f64(&mut b, s.value);
+                crate::encoding::write_f64(&mut b, s.value);
                 lines.push(String::from_utf8(b).unwrap());
                 Ok(())
             };
             let mut enc = SampleEncoder::new(visit);
-            if !canonical {
-                enc = enc.text_numbers();
-            }
             encode_all(&mut enc, fams);
             enc.finish().unwrap();
         }
@@ -239,7 +219,7 @@ mod tests {
         for fams in [all_types_fixture(), escaping_fixture(), numbers_fixture()] {
             let text = render(Format::Prometheus, |enc| encode_all(enc, &fams));
             let want: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-            let got = sample_lines(&fams, false);
+            let got = sample_lines(&fams);
             assert_eq!(want.len(), got.len(), "{text}\n{got:#?}");
             for (w, g) in want.iter().zip(&got) {
                 let (ws, wv) = split(w);
@@ -252,7 +232,7 @@ mod tests {
 
     #[test]
     fn canonical_le_and_quantile() {
-        let lines = sample_lines(&all_types_fixture(), true);
+        let lines = sample_lines(&all_types_fixture());
         assert!(
             lines.iter().any(|l| l.contains("le=\"+Inf\"")),
             "{lines:#?}"

@@ -77,8 +77,10 @@ pub(super) fn push_escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
 pub(super) enum Extra<'a> {
     /// None.
     No,
-    /// `le`/`quantile` with a number; `canonical` selects the OpenMetrics form.
-    Num(&'a str, f64, bool),
+    /// `le`/`quantile` with a number, in canonical form (`1.0`) in both formats:
+    /// the form client_python writes in 0.0.4 too, so series keep their
+    /// identity for users moving from it (and Prometheus 3 stores this form).
+    Num(&'a str, f64),
     /// A string-valued label (the StateSet state).
     Str(&'a str, &'a str),
 }
@@ -111,17 +113,13 @@ pub(super) fn push_series(
     }
     match extra {
         Extra::No => {}
-        Extra::Num(k, v, canonical) => {
+        Extra::Num(k, v) => {
             if !first {
                 buf.push(b',');
             }
             buf.extend_from_slice(k.as_bytes());
             buf.extend_from_slice(b"=\"");
-            if canonical {
-                write_canonical_f64(buf, v);
-            } else {
-                write_f64(buf, v);
-            }
+            write_canonical_f64(buf, v);
             buf.push(b'"');
         }
         Extra::Str(k, v) => {
@@ -235,7 +233,7 @@ impl<W: Write> Encoder for TextEncoder<W> {
             }
             Point::Histogram { buckets, sum, .. } => {
                 for &(le, n) in buckets {
-                    line_u64(buf, name, "_bucket", labels, Extra::Num("le", le, false), n);
+                    line_u64(buf, name, "_bucket", labels, Extra::Num("le", le), n);
                 }
                 line_f64(buf, name, "_sum", labels, Extra::No, sum);
                 let count = buckets.last().map_or(0, |b| b.1);
@@ -248,7 +246,7 @@ impl<W: Write> Encoder for TextEncoder<W> {
                 ..
             } => {
                 for &(q, v) in quantiles {
-                    line_f64(buf, name, "", labels, Extra::Num("quantile", q, false), v);
+                    line_f64(buf, name, "", labels, Extra::Num("quantile", q), v);
                 }
                 line_f64(buf, name, "_sum", labels, Extra::No, sum);
                 line_u64(buf, name, "_count", labels, Extra::No, count);

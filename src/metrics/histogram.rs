@@ -170,9 +170,9 @@ mod tests {
             assert!(h.observe(f64::NAN).is_err());
             let text = area.render_to_string(Format::Prometheus).unwrap();
             for want in [
-                "edges_bucket{le=\"1\"} 4\n",
-                "edges_bucket{le=\"2\"} 6\n",
-                "edges_bucket{le=\"3\"} 8\n",
+                "edges_bucket{le=\"1.0\"} 4\n",
+                "edges_bucket{le=\"2.0\"} 6\n",
+                "edges_bucket{le=\"3.0\"} 8\n",
                 "edges_bucket{le=\"+Inf\"} 10\n",
                 "edges_count 10\n",
             ] {

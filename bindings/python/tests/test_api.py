@@ -87,7 +87,7 @@ def test_histogram(registry):
     assert h.get() == (3, 5.55)
     s = parse_text(promshm.generate_latest(registry).decode())
     assert value(s, "lat_seconds_bucket", le="0.1") == 1
-    assert value(s, "lat_seconds_bucket", le="1") == 2
+    assert value(s, "lat_seconds_bucket", le="1.0") == 2
     assert value(s, "lat_seconds_bucket", le="+Inf") == 3
     assert value(s, "lat_seconds_count") == 3
 

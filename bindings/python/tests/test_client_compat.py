@@ -103,7 +103,7 @@ def exercise(pc: ModuleType, registry: Any) -> None:
 
 def _norm_labels(labels: Any) -> Any:
     # `le` and `quantile` are numbers: prometheus_client writes le="1.0" in the
-    # 0.0.4 format, promshm (like client_golang) le="1"; Prometheus 3 normalises both.
+    # 0.0.4 format and so does promshm; client_golang writes le="1". Compare as numbers.
     return frozenset((k, repr(float(v)) if k in ("le", "quantile") else v) for k, v in labels)
 
 
