@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
 pub(crate) fn metric_name(name: &str) -> Result<()> {
+    too_long("metric name", name)?;
     let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
         && name.bytes().enumerate().all(|(i, b)| {
             b.is_ascii_alphabetic() || b == b'_' || b == b':' || (i > 0 && b.is_ascii_digit())
         });
@@ -18,10 +18,21 @@ pub(crate) fn metric_name(name: &str) -> Result<()> {
     }
 }
 
+fn too_long(what: &'static str, name: &str) -> Result<()> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::TooLong {
+            what,
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        });
+    }
+    Ok(())
+}
+
 /// `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`.
 pub(crate) fn label_name(name: &str) -> Result<()> {
+    too_long("label name", name)?;
     let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
         && name
             .bytes()
             .enumerate()
