@@ -10,6 +10,13 @@ command -v cc >/dev/null || apt_pkgs+=(build-essential)
 command -v promtool >/dev/null || apt_pkgs+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || apt_pkgs+=(prometheus-pushgateway)
 command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
+# The C API's tests, examples and install test: C++, make, binutils (nm,
+# readelf, objdump), Valgrind memcheck, and curl for ./scripts/demo.sh.
+command -v c++ >/dev/null || apt_pkgs+=(g++)
+command -v make >/dev/null || apt_pkgs+=(make)
+command -v objdump >/dev/null || apt_pkgs+=(binutils)
+command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
+command -v curl >/dev/null || apt_pkgs+=(curl)
 # The uWSGI plugin (bindings/uwsgi): the server, its Python 3 plugin, the build
 # dependencies of plugins (uwsgi-dev), and wrk for its benchmark.
 command -v uwsgi-core >/dev/null || apt_pkgs+=(uwsgi-core)

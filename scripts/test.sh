@@ -20,6 +20,16 @@ step "cargo test"
 cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
 cargo test --doc
 
+# The C and C++ programs of tests/c_api.rs (C tests, C++ wrapper tests, the
+# examples) again, under the sanitizers: any error or leak fails the run.
+step "C API under AddressSanitizer + LeakSanitizer"
+ASAN_OPTIONS=detect_leaks=1 \
+  PROMSHM_C_TEST_FLAGS="-fsanitize=address -fno-omit-frame-pointer" \
+  cargo test --test c_api
+
+step "C API under Valgrind memcheck"
+PROMSHM_C_TEST_VALGRIND=1 cargo test --test c_api
+
 step "Python binding (pytest, built library via PROMSHM_LIBRARY)"
 cargo build --release --lib
 python3 bindings/python/tools/gen_bindings.py --check

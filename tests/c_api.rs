@@ -13,10 +13,33 @@
 //! where they may be stale. Set `CC`/`CXX` to
 //! use other compilers, and `PROMSHM_C_TEST_FLAGS` to add flags (e.g.
 //! sanitizers) to every compile and link.
+//!
+//! The same way, it builds and runs the C++ wrapper's tests
+//! (`bindings/cpp/tests/test_wrapper.cpp`) and the examples against the
+//! repository build: the pre-fork HTTP server (`examples/c/server.c`, driven
+//! over loopback HTTP) and the C++ example (`examples/cpp/main.cpp`).
+//!
+//! Modes, for `scripts/test.sh`:
+//!
+//! - `PROMSHM_C_TEST_FLAGS="-fsanitize=address -fno-omit-frame-pointer"`
+//!   with `ASAN_OPTIONS=detect_leaks=1`: every program under AddressSanitizer
+//!   and LeakSanitizer (a report makes the program, or the worker and so its
+//!   parent, exit non-zero).
+//! - `PROMSHM_C_TEST_VALGRIND=1`: every program runs under Valgrind memcheck
+//!   (`--error-exitcode=1 --leak-check=full
+//!   --errors-for-leak-kinds=definite,indirect`; forked children are checked
+//!   too). The load tests then make `PROMSHM_C_TEST_ITERATIONS` (default
+//!   20000) iterations per worker or thread instead of their full count.
+//!
+//! Each mode builds into its own directory (`target/<profile>/c-tests*`), so
+//! the modes can run at the same time.
 
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -24,6 +47,25 @@ use std::time::{Duration, Instant};
 /// with `--print native-static-libs` for this toolchain and target.
 /// Documented in docs/C-API.md; `native_static_libs_are_documented` checks it.
 const NATIVE_STATIC_LIBS: &str = "-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc";
+
+/// Set (to anything but "" or "0") to run every program under Valgrind.
+const VALGRIND_ENV: &str = "PROMSHM_C_TEST_VALGRIND";
+/// Iterations per worker/thread of the load tests (they default to their own).
+const ITERATIONS_ENV: &str = "PROMSHM_C_TEST_ITERATIONS";
+/// The load tests' iteration count under Valgrind, unless ITERATIONS_ENV is set.
+const VALGRIND_ITERATIONS: &str = "20000";
+/// Valgrind memcheck: any error or a definite/indirect leak fails the run.
+const VALGRIND_ARGS: &[&str] = &[
+    "--quiet",
+    "--error-exitcode=1",
+    "--leak-check=full",
+    "--errors-for-leak-kinds=definite,indirect",
+    "--show-leak-kinds=definite,indirect",
+];
+
+fn valgrind() -> bool {
+    std::env::var(VALGRIND_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,10 +102,49 @@ fn static_lib() -> PathBuf {
     p
 }
 
+/// `target/<profile>/c-tests`, or `c-tests-<hash>` for extra flags or
+/// Valgrind, so that the modes never overwrite each other's programs.
 fn out_dir() -> PathBuf {
-    let d = profile_dir().join("c-tests");
-    std::fs::create_dir_all(&d).expect("create target/<profile>/c-tests");
+    let flags = extra_flags();
+    let name = if flags.is_empty() && !valgrind() {
+        "c-tests".to_string()
+    } else {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&flags, valgrind()).hash(&mut h);
+        format!("c-tests-{:016x}", h.finish())
+    };
+    let d = profile_dir().join(name);
+    std::fs::create_dir_all(&d).expect("create target/<profile>/c-tests*");
     d
+}
+
+/// The SONAME build.rs gives libpromshm.so: `libpromshm.so.0.MINOR` before
+/// 1.0, `libpromshm.so.MAJOR` after (docs/C-API.md, "ABI stability").
+fn soname() -> String {
+    let (major, minor, _) = cargo_version();
+    if major == 0 {
+        format!("libpromshm.so.0.{minor}")
+    } else {
+        format!("libpromshm.so.{major}")
+    }
+}
+
+/// A directory holding `<soname>` -> the `libpromshm.so` under test. A
+/// program linked with `-lpromshm` records the SONAME and the loader looks
+/// for that name; cargo only makes `libpromshm.so`. (scripts/install.sh
+/// installs the real links.)
+fn soname_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = out_dir().join("lib");
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join(soname());
+        let tmp = dir.join(format!(".{}.{}", soname(), std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(shared_lib(), &tmp).expect("symlink");
+        std::fs::rename(&tmp, &link).expect("rename symlink");
+        dir
+    })
 }
 
 fn extra_flags() -> Vec<String> {
@@ -101,6 +182,13 @@ enum Link {
 /// Compile and link `tests/c/<name>.c`; the path of the executable.
 fn build(name: &str, lang: Lang, link: Link, defines: &[String]) -> PathBuf {
     let src = manifest_dir().join("tests/c").join(format!("{name}.c"));
+    build_program(&src, name, lang, link, defines)
+}
+
+/// Compile and link the C or C++ program `src` (with `include/` on the
+/// include path and `defines`, which may be any flags); the path of the
+/// executable.
+fn build_program(src: &Path, name: &str, lang: Lang, link: Link, defines: &[String]) -> PathBuf {
     let exe = out_dir().join(format!("{name}-{lang:?}-{link:?}").to_lowercase());
     let mut cmd = match lang {
         Lang::C => {
@@ -118,7 +206,7 @@ fn build(name: &str, lang: Lang, link: Link, defines: &[String]) -> PathBuf {
         .arg(format!("-I{}", manifest_dir().join("include").display()))
         .args(defines)
         .args(extra_flags())
-        .arg(&src);
+        .arg(src);
     if let Lang::Cxx = lang {
         cmd.args(["-x", "none"]);
     }
@@ -130,7 +218,7 @@ fn build(name: &str, lang: Lang, link: Link, defines: &[String]) -> PathBuf {
             // target/<profile>, whose libpromshm.so may be stale, and only
             // DT_RPATH takes precedence over LD_LIBRARY_PATH.
             cmd.arg(format!("-L{}", dir.display()))
-                .arg(format!("-Wl,-rpath,{}", dir.display()))
+                .arg(format!("-Wl,-rpath,{}", soname_dir().display()))
                 .arg("-Wl,--disable-new-dtags")
                 .arg("-lpromshm");
         }
@@ -144,9 +232,43 @@ fn build(name: &str, lang: Lang, link: Link, defines: &[String]) -> PathBuf {
     exe
 }
 
+/// The command that runs `exe`: directly, or under Valgrind in that mode
+/// (with the smaller iteration count of the load tests).
+fn program(exe: &Path) -> Command {
+    assert!(
+        !(valgrind() && extra_flags().iter().any(|f| f.starts_with("-fsanitize"))),
+        "{VALGRIND_ENV} and sanitizer flags in PROMSHM_C_TEST_FLAGS do not mix"
+    );
+    if valgrind() {
+        let mut cmd = Command::new("valgrind");
+        cmd.args(VALGRIND_ARGS).arg(exe);
+        if std::env::var_os(ITERATIONS_ENV).is_none() {
+            cmd.env(ITERATIONS_ENV, VALGRIND_ITERATIONS);
+        }
+        cmd
+    } else {
+        Command::new(exe)
+    }
+}
+
+/// How long a program may take: longer under Valgrind.
+fn limit(normal: Duration) -> Duration {
+    if valgrind() {
+        normal * 5
+    } else {
+        normal
+    }
+}
+
 /// Run an executable with a time limit; its stdout.
 fn run(exe: &Path, limit: Duration) -> String {
-    let mut child = Command::new(exe)
+    run_with_args(exe, &[], limit)
+}
+
+/// Run an executable with arguments and a time limit; its stdout.
+fn run_with_args(exe: &Path, args: &[&str], limit: Duration) -> String {
+    let mut child = program(exe)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -185,7 +307,7 @@ fn c_test(name: &str, defines: &[String], expect_prefix: &str) {
     for lang in [Lang::C, Lang::Cxx] {
         for link in [Link::Shared, Link::Static] {
             let exe = build(name, lang, link, defines);
-            let out = run(&exe, Duration::from_secs(300));
+            let out = run(&exe, limit(Duration::from_secs(300)));
             let last = out.lines().last().unwrap_or("");
             assert!(
                 last.starts_with(expect_prefix) && last.contains("checks passed"),
@@ -434,4 +556,341 @@ fn every_result_code_has_a_message() {
         }
     }
     assert!(codes >= 30, "found only {codes} result codes");
+}
+
+#[test]
+fn shared_library_has_versioned_soname() {
+    let out = run_checked(
+        Command::new("readelf").arg("-d").arg(shared_lib()),
+        "readelf -d",
+    );
+    let want = format!("Library soname: [{}]", soname());
+    assert!(
+        out.contains(&want),
+        "libpromshm.so lacks `{want}` (build.rs):\n{out}"
+    );
+}
+
+/// The C++ wrapper's own tests, as C++17 with -Wall -Wextra -Wpedantic
+/// -Werror, against the .so and the .a.
+#[test]
+fn cpp_wrapper() {
+    let src = manifest_dir().join("bindings/cpp/tests/test_wrapper.cpp");
+    let flags = vec![
+        format!("-I{}", manifest_dir().join("bindings/cpp").display()),
+        "-Wpedantic".to_string(),
+    ];
+    for link in [Link::Shared, Link::Static] {
+        let exe = build_program(&src, "test_wrapper", Lang::Cxx, link, &flags);
+        let out = run(&exe, limit(Duration::from_secs(300)));
+        let last = out.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("cpp_wrapper:") && last.ends_with("checks passed"),
+            "test_wrapper ({link:?}): unexpected output:\n{out}"
+        );
+        eprintln!("test_wrapper (C++, {link:?}): {last}");
+    }
+}
+
+/// examples/cpp: forks 3 workers and prints the exposition of their area.
+#[test]
+fn example_cpp_program() {
+    let src = manifest_dir().join("examples/cpp/main.cpp");
+    let flags = vec![format!(
+        "-I{}",
+        manifest_dir().join("bindings/cpp").display()
+    )];
+    for link in [Link::Shared, Link::Static] {
+        let exe = build_program(&src, "example_cpp", Lang::Cxx, link, &flags);
+        let out = run_with_args(&exe, &["3"], limit(Duration::from_secs(120)));
+        check_cpp_example_output(&out, 3);
+        let om = run_with_args(
+            &exe,
+            &["2", "--openmetrics"],
+            limit(Duration::from_secs(120)),
+        );
+        assert!(om.ends_with("# EOF\n"), "not OpenMetrics:\n{om}");
+    }
+}
+
+/// What examples/cpp prints for `workers` workers of 10,000 jobs.
+fn check_cpp_example_output(out: &str, workers: u64) {
+    let value = |series: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {series} in:\n{out}"));
+        line[series.len() + 1..].parse().unwrap()
+    };
+    let jobs = 10_000 * workers;
+    let app = "app=\"cpp-example\"";
+    assert_eq!(
+        value(&format!(
+            "batch_jobs_total{{{app},kind=\"thumbnail\",outcome=\"ok\"}}"
+        )),
+        (jobs / 2) as f64
+    );
+    assert_eq!(
+        value(&format!(
+            "batch_jobs_total{{{app},kind=\"resize\",outcome=\"failed\"}}"
+        )),
+        (workers * 100) as f64
+    );
+    assert_eq!(
+        value(&format!("batch_job_duration_seconds_count{{{app}}}")),
+        jobs as f64
+    );
+    assert_eq!(
+        value(&format!("batch_job_size_bytes_count{{{app}}}")),
+        jobs as f64
+    );
+}
+
+/// examples/c: the pre-fork HTTP server, with 4 workers on a free loopback
+/// port, driven over HTTP, then stopped with SIGTERM.
+#[test]
+fn example_c_server() {
+    let src = manifest_dir().join("examples/c/server.c");
+    for link in [Link::Shared, Link::Static] {
+        let exe = build_program(&src, "example_server", Lang::C, link, &[]);
+        let mut cmd = program(&exe);
+        cmd.args(["-p", "0", "-w", "4", "-q"]);
+        exercise_server(cmd, &format!("{link:?}"));
+    }
+}
+
+// ---- driving the example server ------------------------------------------------
+
+/// A server started from `cmd`, killed if the test fails.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(mut cmd: Command) -> Server {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(limit(Duration::from_secs(60)))
+        .unwrap_or_default();
+    let port = line
+        .strip_prefix("listening on http://127.0.0.1:")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok());
+    let Some(port) = port else {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the server did not say where it listens (first line {line:?})\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    Server { child, port }
+}
+
+/// One HTTP/1.1 request (the raw request head is `head`); status, headers
+/// (lowercased names) and body.
+fn http(port: u16, head: &str) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(limit(Duration::from_secs(30))))
+        .unwrap();
+    stream.write_all(head.as_bytes()).expect("send request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let response = String::from_utf8(response).expect("UTF-8 response");
+    let (top, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {response:?}"));
+    let mut lines = top.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {response:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn get(port: u16, path: &str, accept: Option<&str>) -> (u16, Vec<(String, String)>, String) {
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{accept}\r\n"),
+    )
+}
+
+fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+fn sample_value(text: &str, series: &str) -> f64 {
+    let mut found = text
+        .lines()
+        .filter(|l| l.starts_with(series) && l[series.len()..].starts_with(' '));
+    let line = found
+        .next()
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+    assert!(found.next().is_none(), "{series} twice in:\n{text}");
+    line[series.len() + 1..].parse().unwrap()
+}
+
+/// Start the server, send requests from several threads, check /metrics in
+/// both formats, stop it with SIGTERM and check it exits 0.
+fn exercise_server(cmd: Command, what: &str) {
+    let mut server = start_server(cmd);
+    let port = server.port;
+
+    const CLIENTS: usize = 4;
+    const PER_CLIENT: usize = 25;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..PER_CLIENT {
+                    let (status, headers, body) = get(port, "/?x=1", None);
+                    assert_eq!(status, 200, "{body}");
+                    assert!(body.starts_with("hello from worker"), "{body}");
+                    assert_eq!(
+                        header_of(&headers, "content-length"),
+                        body.len().to_string()
+                    );
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    for _ in 0..5 {
+        assert_eq!(get(port, "/no/such/page", None).0, 404);
+    }
+    let (status, headers, body) = http(port, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert!(
+        header_of(&headers, "content-length")
+            .parse::<usize>()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(http(port, "POST / HTTP/1.1\r\nHost: x\r\n\r\n").0, 405);
+    assert_eq!(http(port, "NONSENSE\r\n\r\n").0, 400);
+    // A port probe (connect, send nothing, close) is not a request.
+    drop(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+
+    // OpenMetrics when the scraper prefers it.
+    let (status, headers, om) = get(
+        port,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        header_of(&headers, "content-type").starts_with("application/openmetrics-text"),
+        "{headers:?}"
+    );
+    assert!(om.ends_with("# EOF\n"), "{om}");
+
+    // Text 0.0.4 otherwise; every response above is counted exactly, whichever
+    // worker served it (each flushes before responding).
+    let (status, headers, text) = get(port, "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(
+        header_of(&headers, "content-type").starts_with("text/plain; version=0.0.4"),
+        "{headers:?}"
+    );
+    let n = (CLIENTS * PER_CLIENT) as f64;
+    assert_eq!(
+        sample_value(&text, "http_requests_total{path=\"/\",status=\"200\"}"),
+        n + 1.0 // and the HEAD
+    );
+    assert_eq!(
+        sample_value(&text, "http_requests_total{path=\"other\",status=\"404\"}"),
+        5.0
+    );
+    assert_eq!(
+        sample_value(&text, "http_requests_total{path=\"/\",status=\"405\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample_value(&text, "http_requests_total{path=\"other\",status=\"400\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample_value(
+            &text,
+            "http_requests_total{path=\"/metrics\",status=\"200\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample_value(&text, "http_request_duration_seconds_count{path=\"/\"}"),
+        n + 2.0
+    );
+    assert_eq!(
+        sample_value(
+            &text,
+            "http_request_duration_seconds_bucket{path=\"/\",le=\"+Inf\"}"
+        ),
+        n + 2.0
+    );
+    assert_eq!(sample_value(&text, "http_requests_in_flight"), 1.0);
+    let per_worker: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("http_worker_requests{worker=\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    // GETs, 404s, HEAD, POST, NONSENSE, the first /metrics; not this one yet.
+    assert_eq!(per_worker, n + 5.0 + 4.0);
+
+    // SIGTERM: the workers finish and the server exits 0.
+    let pid = server.child.id() as libc::pid_t;
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < limit(Duration::from_secs(30)),
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = server.child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(
+        status.success(),
+        "server ({what}) exited with {status}\n--- stderr\n{stderr}"
+    );
+    eprintln!("example server ({what}): {n} + 11 requests, /metrics exact, stopped cleanly");
 }

@@ -108,6 +108,19 @@ static inline double sample_value(const char *text, const char *series) {
     return v;
 }
 
+/* The iteration count of a load test: `dflt`, or PROMSHM_C_TEST_ITERATIONS
+ * when it is set (tests/c_api.rs sets a small one under Valgrind), which must
+ * be a positive multiple of `multiple_of` for the expected totals to be exact. */
+static inline long test_iterations(long dflt, long multiple_of) {
+    const char *env = getenv("PROMSHM_C_TEST_ITERATIONS");
+    if (!env || !*env) return dflt;
+    char *end = NULL;
+    long n = strtol(env, &end, 10);
+    if (*end != '\0' || n <= 0 || n % multiple_of != 0)
+        FAIL("PROMSHM_C_TEST_ITERATIONS=%s: want a positive multiple of %ld", env, multiple_of);
+    return n;
+}
+
 static inline int has_line_prefix(const char *text, const char *prefix) {
     size_t n = strlen(prefix);
     for (const char *line = text; line && *line;) {

@@ -1,7 +1,8 @@
 /*
  * Pre-fork: the parent makes an anonymous area and registers the families,
  * forks 8 workers that each make 1,000,000 labelled counter increments and
- * 1,000,000 labelled histogram observations, then the parent renders the
+ * 1,000,000 labelled histogram observations (fewer with
+ * PROMSHM_C_TEST_ITERATIONS, as under Valgrind), then the parent renders the
  * area and checks the exact totals in the text.
  *
  * Even workers flush explicitly and leave with _exit() (no atexit): their
@@ -16,7 +17,8 @@
 #include "common.h"
 
 #define WORKERS 8
-#define ITERATIONS 1000000L
+/* 1,000,000 per worker; PROMSHM_C_TEST_ITERATIONS (a multiple of 20) overrides it. */
+static long ITERATIONS = 1000000L;
 
 static const char *const PATHS[4] = {"/p0", "/p1", "/p2", "/p3"};
 
@@ -49,6 +51,7 @@ static void worker(int id, const promshm_family *requests, const promshm_family 
 }
 
 int main(void) {
+    ITERATIONS = test_iterations(ITERATIONS, 20);
     promshm_area_options options;
     memset(&options, 0, sizeof options);
     options.pages = 1024;

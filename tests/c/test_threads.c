@@ -15,7 +15,8 @@
 
 #define PROCESSES 2
 #define THREADS 4
-#define ITERATIONS 200000L
+/* Per thread; PROMSHM_C_TEST_ITERATIONS overrides it (Valgrind runs). */
+static long ITERATIONS = 200000L;
 
 typedef struct {
     const promshm_family *ops, *eager, *sizes, *lat, *inflight;
@@ -75,6 +76,7 @@ static void worker_process(int id, shared_families *f) {
 }
 
 int main(void) {
+    ITERATIONS = test_iterations(ITERATIONS, 1);
     const promshm_area *area = NULL;
     OK(promshm_area_anonymous(NULL, &area));
     const promshm_registry *reg = NULL;
@@ -142,14 +144,18 @@ int main(void) {
     EXPECT(sample_value(text, "thr_eager_total") == 2 * n);
     EXPECT(sample_value(text, "thr_latency_count") == n);
     EXPECT(sample_value(text, "thr_latency_bucket{le=\"+Inf\"}") == n);
-    /* i % 3 over 200000 values: 66667 zeros, 66667 ones, 66666 twos per thread. */
-    const double per_thread_0 = 66667, per_thread_1 = 66667;
+    /* i % 3 over 0..ITERATIONS per thread (200000: 66667 zeros, 66667 ones,
+     * 66666 twos); a summary observation for every i % 16 == 0. */
+    const double per_thread_0 = (double)((ITERATIONS + 2) / 3);
+    const double per_thread_1 = (double)((ITERATIONS + 1) / 3);
+    const double per_thread_2 = (double)(ITERATIONS / 3);
+    const double per_thread_sizes = (double)((ITERATIONS + 15) / 16);
     const double tt = (double)PROCESSES * THREADS;
     EXPECT(sample_value(text, "thr_latency_bucket{le=\"0.5\"}") == tt * per_thread_0);
     EXPECT(sample_value(text, "thr_latency_bucket{le=\"1.5\"}") == tt * (per_thread_0 + per_thread_1));
-    EXPECT(sample_value(text, "thr_latency_sum") == tt * (66667.0 * 1 + 66666.0 * 2));
-    EXPECT(sample_value(text, "thr_sizes_count") == n / 16);
-    EXPECT(sample_value(text, "thr_sizes_sum") == n / 16 * 100);
+    EXPECT(sample_value(text, "thr_latency_sum") == tt * (per_thread_1 * 1 + per_thread_2 * 2));
+    EXPECT(sample_value(text, "thr_sizes_count") == tt * per_thread_sizes);
+    EXPECT(sample_value(text, "thr_sizes_sum") == tt * per_thread_sizes * 100);
     double median = sample_value(text, "thr_sizes{quantile=\"0.5\"}");
     EXPECT(median > 99 && median < 101);
     /* Gauge, sum mode: the dead workers' values are kept. */
@@ -161,7 +167,7 @@ int main(void) {
     const promshm_series *sizes = NULL;
     OK(promshm_family_labels(f.sizes, NULL, 0, &sizes));
     OK(promshm_summary_get(sizes, &count, &sum));
-    EXPECT(count == (uint64_t)(n / 16));
+    EXPECT(count == (uint64_t)(tt * per_thread_sizes));
     double est[1];
     const double half[1] = {0.5};
     OK(promshm_summary_quantiles(sizes, half, 1, est));

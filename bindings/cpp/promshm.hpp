@@ -1,0 +1,1074 @@
+// promshm.hpp: a header-only C++17 wrapper of the promshm C API
+// (include/promshm.h), Prometheus metrics in a shared-memory area that every
+// worker process of a pre-fork server updates.
+//
+// Errors are exceptions. Every wrapped call that fails throws
+// `promshm::error`, which carries the `promshm_result` code (`code()`), the
+// code's static message and the library's detail for this failure
+// (`promshm_last_error()`); `what()` is "message: detail". The wrapper itself
+// throws `promshm::error` with `PROMSHM_RESULT_INVALID_ARGUMENT` for a string
+// with an embedded NUL (C strings cannot carry one), and lets
+// `std::bad_alloc` through. Functions marked `noexcept` never throw; the
+// destructors never throw. Exceptions were chosen over an expected-style
+// result because failures are rare and happen on the slow paths
+// (registration, resolution, rendering): the hot-path updates on a handle
+// (`Counter::inc`, `Histogram::observe`, ...) fail only on a moved-from
+// handle or a NaN, and cost what the C call costs when they succeed.
+//
+// Ownership: every class wraps one C handle and is move-only RAII: the
+// destructor calls the handle's `*_free` (`promshm_flusher_stop` for
+// `Flusher`). A moved-from object holds no handle; using it throws
+// `promshm::error` with `PROMSHM_RESULT_NULL_PARAMETER`. `clone()` makes a
+// second owner of the same object (`*_clone`). To mix with C code,
+// `handle()` gives the C handle (still owned by the object), `release()`
+// gives up ownership of it, and `T::adopt(p)` takes ownership of one (and
+// checks its metric type). As in C, objects keep what they were made from
+// alive: a `Counter` stays valid after its `Family`, `Registry` and `Area`
+// are destroyed.
+//
+// Threads and processes: the handles are safe to use from many threads at
+// once, which is why the update methods are `const`. Create the `Area` (and
+// register families) before `fork()`; children use the objects they
+// inherited. Buffered updates reach the area at `promshm::flush()` (call it
+// at request end), before a render, at thread exit and at process exit.
+//
+// Strings are taken as `std::string_view` (copied, with a NUL, for the C
+// call) and label lists as `std::initializer_list`s or any range of strings.
+//
+//     #include "promshm.hpp"
+//
+//     auto area = promshm::Area::anonymous();
+//     auto reg = area.registry("app");
+//     auto requests = reg.counter(
+//         promshm::Opts("http_requests", "Requests.").labels({"path", "status"}));
+//     auto ok = requests.labels({"/", "200"});   // once: validating
+//     ok.inc();                                  // per request: nanoseconds
+//     promshm::flush();                          // at request end
+//     std::cout << reg.render(promshm::format::prometheus);
+//
+// Build: c++ -std=c++17 -I<promshm include dir> app.cpp -lpromshm (the
+// header is installed next to promshm.h; see scripts/install.sh and
+// `pkg-config --cflags --libs promshm`).
+#ifndef PROMSHM_HPP
+#define PROMSHM_HPP
+
+#include "promshm.h"
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <initializer_list>
+#include <iterator>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PROMSHM_HPP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define PROMSHM_HPP_UNLIKELY(x) (x)
+#endif
+
+namespace promshm {
+
+// ---- errors -----------------------------------------------------------------
+
+/// A failed promshm call: the C status code, its message and the detail.
+class error : public std::runtime_error {
+public:
+    /// An error with `code` and `detail` (the library's last-error text, or
+    /// the wrapper's own explanation).
+    error(promshm_result code, const std::string& detail)
+        : std::runtime_error(describe(code, detail)), code_(code), detail_(detail) {}
+
+    /// The `PROMSHM_RESULT_*` code.
+    promshm_result code() const noexcept { return code_; }
+
+    /// The static message of the code, e.g. "invalid label name".
+    const char* message() const noexcept {
+        const char* m = promshm_result_message(static_cast<uint32_t>(code_));
+        return m ? m : "";
+    }
+
+    /// The detail of this failure, e.g. `invalid label name "a-b": ...`.
+    const std::string& detail() const noexcept { return detail_; }
+
+    /// 1xx: a bad argument (name, label, value, NULL, buffer...).
+    bool is_argument_error() const noexcept { return block() == 1; }
+    /// 2xx: an operating-system error on a file or mapping.
+    bool is_io_error() const noexcept { return block() == 2; }
+    /// 3xx: the shared area (full, incompatible, damaged, read-only...).
+    bool is_area_error() const noexcept { return block() == 3; }
+    /// 4xx: the registry (a family registered with another shape).
+    bool is_registry_error() const noexcept { return block() == 4; }
+
+private:
+    static std::string describe(promshm_result code, const std::string& detail) {
+        const char* m = promshm_result_message(static_cast<uint32_t>(code));
+        std::string s = m ? m : "promshm error";
+        if (!detail.empty()) s += ": " + detail;
+        return s;
+    }
+    uint32_t block() const noexcept { return static_cast<uint32_t>(code_) / 100; }
+
+    promshm_result code_;
+    std::string detail_;
+};
+
+namespace detail {
+
+/// Throw the `error` for `rc`, with this thread's last-error detail.
+[[noreturn]] inline void throw_error(promshm_result rc) {
+    std::string detail;
+    size_t need = 0;
+    if (promshm_last_error(nullptr, 0, &need) == PROMSHM_RESULT_OK && need > 0) {
+        detail.resize(need + 1);
+        size_t len = 0;
+        promshm_last_error(&detail[0], detail.size(), &len);
+        detail.resize(len < need ? len : need);
+    }
+    throw error(rc, detail);
+}
+
+/// Throw unless `rc` is `PROMSHM_RESULT_OK`.
+inline void check(promshm_result rc) {
+    if (PROMSHM_HPP_UNLIKELY(rc != PROMSHM_RESULT_OK)) throw_error(rc);
+}
+
+[[noreturn]] inline void throw_nul(const char* what) {
+    throw error(PROMSHM_RESULT_INVALID_ARGUMENT,
+                std::string(what) + " contains a NUL byte, which a C string cannot hold");
+}
+
+/// A NUL-terminated copy of a string_view.
+inline std::string c_string(std::string_view v, const char* what) {
+    if (v.find('\0') != std::string_view::npos) throw_nul(what);
+    return std::string(v);
+}
+
+/// NUL-terminated copies of a list of strings, laid out in one buffer, and
+/// the `const char *` array C takes. Up to 16 strings of 15 bytes together
+/// need no heap allocation (short-string buffer and an inline array).
+class c_strings {
+public:
+    template <class It>
+    c_strings(It first, It last, const char* what) {
+        size_t total = 0;
+        size_t n = 0;
+        for (It it = first; it != last; ++it, ++n) {
+            std::string_view v(*it);
+            if (v.find('\0') != std::string_view::npos) throw_nul(what);
+            total += v.size() + 1;
+        }
+        buf_.reserve(total);
+        for (It it = first; it != last; ++it) {
+            std::string_view v(*it);
+            buf_.append(v.data(), v.size());
+            buf_.push_back('\0');
+        }
+        if (n > inline_.size()) heap_.resize(n);
+        const char** out = n > inline_.size() ? heap_.data() : inline_.data();
+        const char* p = buf_.data();
+        for (size_t i = 0; i < n; i++) {
+            out[i] = p;
+            p += std::char_traits<char>::length(p) + 1;
+        }
+        ptrs_ = out;
+        n_ = n;
+    }
+    c_strings(const c_strings&) = delete;
+    c_strings& operator=(const c_strings&) = delete;
+
+    const char* const* data() const noexcept { return n_ ? ptrs_ : nullptr; }
+    size_t size() const noexcept { return n_; }
+
+private:
+    std::string buf_;
+    std::array<const char*, 16> inline_{};
+    std::vector<const char*> heap_;
+    const char** ptrs_ = nullptr;
+    size_t n_ = 0;
+};
+
+/// Move-only owner of one reference-counted C handle.
+template <class T, void (*Free)(const T*), const T* (*Clone)(const T*)>
+class shared_handle {
+public:
+    shared_handle() noexcept = default;
+    shared_handle(const shared_handle&) = delete;
+    shared_handle& operator=(const shared_handle&) = delete;
+    shared_handle(shared_handle&& other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
+    shared_handle& operator=(shared_handle&& other) noexcept {
+        if (this != &other) {
+            Free(p_);
+            p_ = std::exchange(other.p_, nullptr);
+        }
+        return *this;
+    }
+    ~shared_handle() { Free(p_); }
+
+    /// The C handle, still owned by this object (NULL if moved from).
+    const T* handle() const noexcept { return p_; }
+    /// Whether this object holds a handle (false once moved from).
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    /// Give up ownership: the caller must `*_free` the returned handle.
+    const T* release() noexcept { return std::exchange(p_, nullptr); }
+
+protected:
+    explicit shared_handle(const T* p) noexcept : p_(p) {}
+    /// A new owner of the same C object (throws on a moved-from handle).
+    const T* clone_raw() const {
+        if (!p_) throw error(PROMSHM_RESULT_NULL_PARAMETER, "cannot clone a moved-from handle");
+        return Clone(p_);
+    }
+
+private:
+    const T* p_ = nullptr;
+};
+
+}  // namespace detail
+
+// ---- enumerations and small types ---------------------------------------------
+
+/// An exposition format.
+enum class format : uint32_t {
+    prometheus = PROMSHM_FORMAT_PROMETHEUS,    ///< text 0.0.4
+    openmetrics = PROMSHM_FORMAT_OPENMETRICS,  ///< OpenMetrics 1.0 text
+};
+
+/// How `Area::open` maps an existing area.
+enum class open_mode : uint32_t {
+    read_write = PROMSHM_OPEN_MODE_READ_WRITE,
+    read_only = PROMSHM_OPEN_MODE_READ_ONLY,
+};
+
+/// How the values several workers set on one gauge combine.
+enum class gauge_mode : uint32_t {
+    sum = PROMSHM_GAUGE_MODE_SUM,
+    livesum = PROMSHM_GAUGE_MODE_LIVESUM,
+    max = PROMSHM_GAUGE_MODE_MAX,
+    min = PROMSHM_GAUGE_MODE_MIN,
+    mostrecent = PROMSHM_GAUGE_MODE_MOSTRECENT,
+    all = PROMSHM_GAUGE_MODE_ALL,
+};
+
+/// Buffered (thread-local, flushed) or eager (write-through) updates.
+enum class update_mode : uint32_t {
+    area_default = PROMSHM_UPDATE_MODE_DEFAULT,
+    buffered = PROMSHM_UPDATE_MODE_BUFFERED,
+    eager = PROMSHM_UPDATE_MODE_EAGER,
+};
+
+/// The type of a family or series.
+enum class metric_type : uint32_t {
+    invalid = PROMSHM_METRIC_TYPE_INVALID,
+    counter = PROMSHM_METRIC_TYPE_COUNTER,
+    gauge = PROMSHM_METRIC_TYPE_GAUGE,
+    histogram = PROMSHM_METRIC_TYPE_HISTOGRAM,
+    summary = PROMSHM_METRIC_TYPE_SUMMARY,
+    info = PROMSHM_METRIC_TYPE_INFO,
+    state_set = PROMSHM_METRIC_TYPE_STATE_SET,
+};
+
+/// A label given by name (constant labels, info pairs, `labels_by_name`).
+struct label {
+    std::string_view name;
+    std::string_view value;
+};
+
+/// How to create an area; zero means the library default.
+struct area_options {
+    uint32_t pages = 0;        ///< 4 KiB pages (0: 4096 = 16 MiB)
+    uint32_t max_workers = 0;  ///< worker slots (0: 64)
+    bool eager = false;        ///< families write through unless they say otherwise
+};
+
+/// A histogram's or summary's count and sum.
+struct sample_stats {
+    uint64_t count = 0;
+    double sum = 0;
+};
+
+/// What every family needs: name, help, unit, label names, update mode. The
+/// strings are copied, so an `Opts` may outlive what it was made from.
+///
+///     promshm::Opts("latency", "Request latency.").unit("seconds").labels({"path"})
+class Opts {
+public:
+    /// Name (without `_total`/`_info`: the exposition adds them) and help.
+    explicit Opts(std::string_view name, std::string_view help = {})
+        : name_(detail::c_string(name, "metric name")), help_(detail::c_string(help, "help")) {}
+
+    /// Help text.
+    Opts& help(std::string_view h) { help_ = detail::c_string(h, "help"); return *this; }
+    /// Unit, appended to the name (e.g. "seconds").
+    Opts& unit(std::string_view u) { unit_ = detail::c_string(u, "unit"); return *this; }
+    /// Label names, in the order `Family::labels` takes the values.
+    Opts& labels(std::initializer_list<std::string_view> names) {
+        return labels(std::vector<std::string_view>(names));
+    }
+    /// Label names from any range of strings.
+    template <class Range>
+    Opts& labels(const Range& names) {
+        labels_.clear();
+        for (const auto& n : names) labels_.push_back(detail::c_string(n, "label name"));
+        return *this;
+    }
+    /// Buffered or eager updates for this family.
+    Opts& mode(update_mode m) noexcept { mode_ = m; return *this; }
+    /// Shorthand for `mode(update_mode::eager)`.
+    Opts& eager() noexcept { return mode(update_mode::eager); }
+
+    /// The C options, pointing into this object (valid while it lives and
+    /// is not modified); `names` holds the label-name array.
+    promshm_metric_opts c_opts(std::vector<const char*>& names) const {
+        names.clear();
+        for (const auto& l : labels_) names.push_back(l.c_str());
+        promshm_metric_opts o{};
+        o.name = name_.c_str();
+        o.help = help_.empty() ? nullptr : help_.c_str();
+        o.unit = unit_.empty() ? nullptr : unit_.c_str();
+        o.label_names = names.empty() ? nullptr : names.data();
+        o.n_label_names = names.size();
+        o.update_mode = static_cast<promshm_update_mode>(mode_);
+        return o;
+    }
+
+private:
+    std::string name_, help_, unit_;
+    std::vector<std::string> labels_;
+    update_mode mode_ = update_mode::area_default;
+};
+
+// ---- free functions -------------------------------------------------------------
+
+/// Push every thread's buffered updates of this process into the areas
+/// (call it at request end). Never fails in practice.
+inline void flush() { detail::check(promshm_flush()); }
+
+/// The format to answer a scrape with, from its `Accept` header.
+inline format format_from_accept(std::string_view accept) noexcept {
+    if (accept.find('\0') != std::string_view::npos) return format::prometheus;
+    try {
+        std::string a(accept);
+        return static_cast<format>(promshm_format_from_accept(a.c_str()));
+    } catch (...) {  // std::bad_alloc
+        return format::prometheus;
+    }
+}
+
+/// The `Content-Type` header value for a format (a static string).
+inline const char* content_type(format f) noexcept {
+    return promshm_format_content_type(static_cast<promshm_format>(f));
+}
+
+/// The loaded library's version, e.g. "0.1.0".
+inline const char* version() noexcept { return promshm_version(); }
+
+/// Whether the loaded library is the version this header was made for.
+inline bool library_matches_header() noexcept {
+    return promshm_version_number() == PROMSHM_VERSION_NUMBER;
+}
+
+/// The Prometheus default histogram buckets.
+inline std::vector<double> default_buckets() {
+    size_t n = 0;
+    const double* b = promshm_default_buckets(&n);
+    if (!b) detail::throw_error(PROMSHM_RESULT_PANIC);
+    return std::vector<double>(b, b + n);
+}
+
+/// `count` buckets `start, start + width, ...`.
+inline std::vector<double> linear_buckets(double start, double width, size_t count) {
+    std::vector<double> out(count);
+    detail::check(promshm_buckets_linear(start, width, count, out.data()));
+    return out;
+}
+
+/// `count` buckets `start, start * factor, ...`.
+inline std::vector<double> exponential_buckets(double start, double factor, size_t count) {
+    std::vector<double> out(count);
+    detail::check(promshm_buckets_exponential(start, factor, count, out.data()));
+    return out;
+}
+
+namespace detail {
+
+/// Streams a render into a C++ callable `write(std::string_view)` (which may
+/// return `bool`, false to stop). An exception thrown by `write` is caught
+/// here, never crosses the C library, and is rethrown by `finish`.
+template <class Write>
+struct render_sink {
+    Write& write;
+    std::exception_ptr failure{};
+    bool stopped = false;
+
+    static int call(void* userdata, const uint8_t* data, size_t len) noexcept {
+        auto* self = static_cast<render_sink*>(userdata);
+        try {
+            std::string_view chunk(reinterpret_cast<const char*>(data), len);
+            if constexpr (std::is_same_v<decltype(self->write(chunk)), bool>) {
+                if (!self->write(chunk)) {
+                    self->stopped = true;
+                    return 1;
+                }
+            } else {
+                self->write(chunk);
+            }
+            return 0;
+        } catch (...) {
+            self->failure = std::current_exception();
+            return 1;
+        }
+    }
+
+    void finish(promshm_result rc) {
+        if (failure) std::rethrow_exception(failure);
+        check(rc);
+    }
+};
+
+/// The render methods shared by `Area` and `Registry`.
+template <class Derived, class T,
+          promshm_result (*Callback)(const T*, promshm_format, promshm_write_fn, void*),
+          promshm_result (*ToFile)(const T*, promshm_format, const char*)>
+class renderable {
+public:
+    /// Stream the exposition to `write(std::string_view chunk)`, in chunks
+    /// of at most about 64 KiB, in bounded memory. `write` may throw (the
+    /// exception is rethrown here) or return false to stop (then this throws
+    /// `PROMSHM_RESULT_WRITE_FAILED`).
+    template <class Write>
+    void render(format f, Write&& write) const {
+        render_sink<Write> sink{write};
+        promshm_result rc = Callback(self().handle(), static_cast<promshm_format>(f),
+                                     &render_sink<Write>::call, &sink);
+        sink.finish(rc);
+    }
+
+    /// The exposition as a string.
+    std::string render(format f = format::prometheus) const {
+        std::string out;
+        render(f, [&out](std::string_view chunk) { out.append(chunk.data(), chunk.size()); });
+        return out;
+    }
+
+    /// Write the exposition to a stream (throws if the stream fails).
+    void render(std::ostream& os, format f = format::prometheus) const {
+        render(f, [&os](std::string_view chunk) {
+            os.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+            return static_cast<bool>(os);
+        });
+    }
+
+    /// Replace the file `path` atomically with the exposition (for the
+    /// node_exporter textfile collector: name it `*.prom`).
+    void render_to_file(std::string_view path, format f = format::prometheus) const {
+        std::string p = c_string(path, "path");
+        check(ToFile(self().handle(), static_cast<promshm_format>(f), p.c_str()));
+    }
+
+private:
+    const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+};
+
+/// The base of the series classes.
+template <class Self, metric_type Type>
+class series_base
+    : public shared_handle<promshm_series, promshm_series_free, promshm_series_clone> {
+    using base = shared_handle<promshm_series, promshm_series_free, promshm_series_clone>;
+
+public:
+    /// The metric type of this series class.
+    static constexpr metric_type type = Type;
+
+    series_base() noexcept = default;
+
+    /// Take ownership of a C series handle (NULL gives an empty object).
+    /// Throws `PROMSHM_RESULT_WRONG_TYPE` (after freeing it) if the series
+    /// is of another type.
+    static Self adopt(const promshm_series* s) {
+        Self out{s};
+        if (s && static_cast<metric_type>(promshm_series_type(s)) != Type)
+            throw error(PROMSHM_RESULT_WRONG_TYPE, "adopted series is of another type");
+        return out;
+    }
+
+    /// Another owner of the same series.
+    Self clone() const { return Self{this->clone_raw()}; }
+
+protected:
+    explicit series_base(const promshm_series* s) noexcept : base(s) {}
+};
+
+}  // namespace detail
+
+// ---- series -------------------------------------------------------------------
+
+/// A counter series: a monotonic total.
+class Counter : public detail::series_base<Counter, metric_type::counter> {
+public:
+    Counter() noexcept = default;
+    /// Add 1 (buffered: nanoseconds, no lock).
+    void inc() const { detail::check(promshm_counter_inc(handle())); }
+    /// Add `v` (>= 0).
+    void add(double v) const { detail::check(promshm_counter_add(handle(), v)); }
+    /// The total in the area (every process, flushed).
+    double value() const {
+        double v = 0;
+        detail::check(promshm_counter_get(handle(), &v));
+        return v;
+    }
+
+private:
+    friend class detail::series_base<Counter, metric_type::counter>;
+    template <class>
+    friend class Family;
+    explicit Counter(const promshm_series* s) noexcept : series_base(s) {}
+};
+
+/// A gauge series: this process's value, combined across workers by the
+/// family's `gauge_mode`.
+class Gauge : public detail::series_base<Gauge, metric_type::gauge> {
+public:
+    Gauge() noexcept = default;
+    void set(double v) const { detail::check(promshm_gauge_set(handle(), v)); }
+    void inc() const { detail::check(promshm_gauge_inc(handle())); }
+    void dec() const { detail::check(promshm_gauge_dec(handle())); }
+    void add(double v) const { detail::check(promshm_gauge_add(handle(), v)); }
+    void sub(double v) const { detail::check(promshm_gauge_sub(handle(), v)); }
+    void set_to_current_time() const { detail::check(promshm_gauge_set_to_current_time(handle())); }
+    /// The value as a render shows it (the mode applied over the workers).
+    double value() const {
+        double v = 0;
+        detail::check(promshm_gauge_get(handle(), &v));
+        return v;
+    }
+    /// This process's own value.
+    double local_value() const {
+        double v = 0;
+        detail::check(promshm_gauge_get_local(handle(), &v));
+        return v;
+    }
+
+    /// `inc()` now and `dec()` when the guard goes out of scope.
+    class in_progress {
+    public:
+        explicit in_progress(const Gauge& g) : g_(&g) { g.inc(); }
+        in_progress(const in_progress&) = delete;
+        in_progress& operator=(const in_progress&) = delete;
+        ~in_progress() { promshm_gauge_dec(g_->handle()); }
+
+    private:
+        const Gauge* g_;
+    };
+    /// Track work in progress: `auto guard = gauge.track_inprogress();`.
+    in_progress track_inprogress() const { return in_progress(*this); }
+
+private:
+    friend class detail::series_base<Gauge, metric_type::gauge>;
+    template <class>
+    friend class Family;
+    explicit Gauge(const promshm_series* s) noexcept : series_base(s) {}
+};
+
+namespace detail {
+/// Observes the seconds elapsed between its construction and destruction.
+template <promshm_result (*Observe)(const promshm_series*, double)>
+class timer {
+public:
+    explicit timer(const promshm_series* s) noexcept
+        : s_(s), start_(std::chrono::steady_clock::now()) {}
+    timer(const timer&) = delete;
+    timer& operator=(const timer&) = delete;
+    ~timer() {
+        std::chrono::duration<double> d = std::chrono::steady_clock::now() - start_;
+        Observe(s_, d.count());  // cannot fail for a finite duration
+    }
+
+private:
+    const promshm_series* s_;
+    std::chrono::steady_clock::time_point start_;
+};
+}  // namespace detail
+
+/// A histogram series.
+class Histogram : public detail::series_base<Histogram, metric_type::histogram> {
+public:
+    Histogram() noexcept = default;
+    /// Record one observation (buffered: nanoseconds, no lock).
+    void observe(double v) const { detail::check(promshm_histogram_observe(handle(), v)); }
+    /// Count and sum in the area (every process, flushed).
+    sample_stats stats() const {
+        sample_stats s;
+        detail::check(promshm_histogram_get(handle(), &s.count, &s.sum));
+        return s;
+    }
+    /// Observe the seconds until the returned guard is destroyed.
+    using timer = detail::timer<promshm_histogram_observe>;
+    timer time() const {
+        if (!handle()) throw error(PROMSHM_RESULT_NULL_PARAMETER, "series is moved from");
+        return timer(handle());
+    }
+
+private:
+    friend class detail::series_base<Histogram, metric_type::histogram>;
+    template <class>
+    friend class Family;
+    explicit Histogram(const promshm_series* s) noexcept : series_base(s) {}
+};
+
+/// A summary series: count, sum and cross-process quantiles.
+class Summary : public detail::series_base<Summary, metric_type::summary> {
+public:
+    Summary() noexcept = default;
+    void observe(double v) const { detail::check(promshm_summary_observe(handle(), v)); }
+    sample_stats stats() const {
+        sample_stats s;
+        detail::check(promshm_summary_get(handle(), &s.count, &s.sum));
+        return s;
+    }
+    /// Estimates of the quantiles `qs` (each in [0, 1]) across every process.
+    std::vector<double> quantiles(std::initializer_list<double> qs) const {
+        std::vector<double> out(qs.size());
+        detail::check(promshm_summary_quantiles(handle(), qs.begin(), qs.size(), out.data()));
+        return out;
+    }
+    /// One quantile estimate (NaN without observations).
+    double quantile(double q) const { return quantiles({q})[0]; }
+    using timer = detail::timer<promshm_summary_observe>;
+    timer time() const {
+        if (!handle()) throw error(PROMSHM_RESULT_NULL_PARAMETER, "series is moved from");
+        return timer(handle());
+    }
+
+private:
+    friend class detail::series_base<Summary, metric_type::summary>;
+    template <class>
+    friend class Family;
+    explicit Summary(const promshm_series* s) noexcept : series_base(s) {}
+};
+
+/// An info series (`<name>_info 1` with the information as labels).
+class Info : public detail::series_base<Info, metric_type::info> {
+public:
+    Info() noexcept = default;
+    /// Replace the information.
+    void set(std::initializer_list<label> pairs) const {
+        std::vector<std::string> strings;
+        strings.reserve(2 * pairs.size());
+        for (const label& l : pairs) {
+            strings.push_back(detail::c_string(l.name, "label name"));
+            strings.push_back(detail::c_string(l.value, "label value"));
+        }
+        std::vector<promshm_label> c(pairs.size());
+        for (size_t i = 0; i < c.size(); i++) {
+            c[i].name = strings[2 * i].c_str();
+            c[i].value = strings[2 * i + 1].c_str();
+        }
+        detail::check(promshm_info_set(handle(), c.empty() ? nullptr : c.data(), c.size()));
+    }
+
+private:
+    friend class detail::series_base<Info, metric_type::info>;
+    template <class>
+    friend class Family;
+    explicit Info(const promshm_series* s) noexcept : series_base(s) {}
+};
+
+/// A state-set (enum) series.
+class StateSet : public detail::series_base<StateSet, metric_type::state_set> {
+public:
+    StateSet() noexcept = default;
+    /// Make `state` the current state.
+    void set(std::string_view state) const {
+        std::string s = detail::c_string(state, "state");
+        detail::check(promshm_stateset_set(handle(), s.c_str()));
+    }
+    /// Make the `index`-th state (registration order) the current one.
+    void set(size_t index) const { detail::check(promshm_stateset_set_index(handle(), index)); }
+    /// The index of the current state.
+    size_t state() const {
+        size_t i = 0;
+        detail::check(promshm_stateset_get(handle(), &i));
+        return i;
+    }
+
+private:
+    friend class detail::series_base<StateSet, metric_type::state_set>;
+    template <class>
+    friend class Family;
+    explicit StateSet(const promshm_series* s) noexcept : series_base(s) {}
+};
+
+// ---- families -----------------------------------------------------------------
+
+/// A registered family whose series are `Series` (`Counter`, `Gauge`, ...).
+template <class Series>
+class Family : public detail::shared_handle<promshm_family, promshm_family_free,
+                                            promshm_family_clone> {
+    using base = detail::shared_handle<promshm_family, promshm_family_free, promshm_family_clone>;
+
+public:
+    Family() noexcept = default;
+
+    /// Take ownership of a C family handle (NULL gives an empty object).
+    /// Throws `PROMSHM_RESULT_WRONG_TYPE` (after freeing it) if the family
+    /// is not of `Series`'s type.
+    static Family adopt(const promshm_family* f) {
+        Family out{f};
+        if (f && static_cast<metric_type>(promshm_family_type(f)) != Series::type)
+            throw error(PROMSHM_RESULT_WRONG_TYPE, "adopted family is of another type");
+        return out;
+    }
+
+    /// The series with these label values (in label-name order), created if
+    /// no process has. Validating: do it once and keep the series.
+    Series labels(std::initializer_list<std::string_view> values) const {
+        return labels_range(values.begin(), values.end());
+    }
+    /// The same, from any range of strings (`std::vector<std::string>`...).
+    template <class Range, class = decltype(std::begin(std::declval<const Range&>()))>
+    Series labels(const Range& values) const {
+        return labels_range(std::begin(values), std::end(values));
+    }
+    /// The series of a family without labels.
+    Series get() const { return labels({}); }
+
+    /// The series with these labels given by name, in any order.
+    Series labels_by_name(std::initializer_list<label> pairs) const {
+        std::vector<std::string> strings;
+        strings.reserve(2 * pairs.size());
+        for (const label& l : pairs) {
+            strings.push_back(detail::c_string(l.name, "label name"));
+            strings.push_back(detail::c_string(l.value, "label value"));
+        }
+        std::vector<promshm_label> c(pairs.size());
+        for (size_t i = 0; i < c.size(); i++) {
+            c[i].name = strings[2 * i].c_str();
+            c[i].value = strings[2 * i + 1].c_str();
+        }
+        const promshm_series* s = nullptr;
+        detail::check(promshm_family_labels_by_name(handle(), c.empty() ? nullptr : c.data(),
+                                                    c.size(), &s));
+        return Series{s};
+    }
+
+    /// Remove the series with these values in every process; whether it
+    /// existed.
+    bool remove(std::initializer_list<std::string_view> values) const {
+        detail::c_strings c(values.begin(), values.end(), "label value");
+        bool removed = false;
+        detail::check(promshm_family_remove(handle(), c.data(), c.size(), &removed));
+        return removed;
+    }
+
+    /// Remove every series of the family in every process; how many.
+    size_t clear() const {
+        size_t n = 0;
+        detail::check(promshm_family_clear(handle(), &n));
+        return n;
+    }
+
+    /// Full name (prefix and unit included); empty if moved from.
+    std::string_view name() const noexcept {
+        const char* n = promshm_family_name(handle());
+        return n ? std::string_view(n) : std::string_view();
+    }
+    /// Number of label values `labels` takes.
+    size_t label_count() const noexcept { return promshm_family_label_count(handle()); }
+    /// The family's type (`metric_type::invalid` if moved from).
+    metric_type type() const noexcept {
+        return static_cast<metric_type>(promshm_family_type(handle()));
+    }
+    /// Another owner of the same family.
+    Family clone() const { return Family{this->clone_raw()}; }
+
+private:
+    friend class Registry;
+    explicit Family(const promshm_family* f) noexcept : base(f) {}
+
+    template <class It>
+    Series labels_range(It first, It last) const {
+        detail::c_strings c(first, last, "label value");
+        const promshm_series* s = nullptr;
+        detail::check(promshm_family_labels(handle(), c.data(), c.size(), &s));
+        return Series{s};
+    }
+};
+
+// ---- registries and areas -----------------------------------------------------
+
+/// A view on an area with an optional prefix and constant labels, where
+/// families are registered.
+class Registry
+    : public detail::shared_handle<promshm_registry, promshm_registry_free,
+                                   promshm_registry_clone>,
+      public detail::renderable<Registry, promshm_registry, promshm_registry_render_callback,
+                                promshm_registry_render_to_file> {
+    using base =
+        detail::shared_handle<promshm_registry, promshm_registry_free, promshm_registry_clone>;
+
+public:
+    Registry() noexcept = default;
+
+    /// Take ownership of a C registry handle.
+    static Registry adopt(const promshm_registry* r) noexcept { return Registry{r}; }
+
+    /// Register (or find) a counter family.
+    Family<Counter> counter(const Opts& opts) const {
+        std::vector<const char*> names;
+        promshm_metric_opts o = opts.c_opts(names);
+        const promshm_family* f = nullptr;
+        detail::check(promshm_registry_counter(handle(), &o, &f));
+        return Family<Counter>{f};
+    }
+
+    /// Register (or find) a gauge family combining workers' values by `mode`.
+    Family<Gauge> gauge(const Opts& opts, gauge_mode mode) const {
+        std::vector<const char*> names;
+        promshm_metric_opts o = opts.c_opts(names);
+        const promshm_family* f = nullptr;
+        detail::check(
+            promshm_registry_gauge(handle(), &o, static_cast<promshm_gauge_mode>(mode), &f));
+        return Family<Gauge>{f};
+    }
+
+    /// Register (or find) a histogram family with the default buckets.
+    Family<Histogram> histogram(const Opts& opts) const {
+        return histogram(opts, default_buckets());
+    }
+    /// ... with these upper bounds (+Inf is implied).
+    Family<Histogram> histogram(const Opts& opts, std::initializer_list<double> buckets) const {
+        return histogram_raw(opts, buckets.begin(), buckets.size());
+    }
+    /// ... with these upper bounds (+Inf is implied).
+    Family<Histogram> histogram(const Opts& opts, const std::vector<double>& buckets) const {
+        return histogram_raw(opts, buckets.data(), buckets.size());
+    }
+
+    /// Register (or find) a summary family with these quantiles, over every
+    /// observation (`max_age` 0) or a sliding window of `max_age` in
+    /// `age_buckets` steps (0: 5).
+    Family<Summary> summary(const Opts& opts, std::initializer_list<double> quantiles = {},
+                            std::chrono::milliseconds max_age = std::chrono::milliseconds(0),
+                            uint32_t age_buckets = 0) const {
+        std::vector<const char*> names;
+        promshm_metric_opts o = opts.c_opts(names);
+        const promshm_family* f = nullptr;
+        detail::check(promshm_registry_summary(
+            handle(), &o, quantiles.size() ? quantiles.begin() : nullptr, quantiles.size(),
+            static_cast<uint64_t>(max_age.count()), age_buckets, &f));
+        return Family<Summary>{f};
+    }
+
+    /// Register (or find) an info family.
+    Family<Info> info(const Opts& opts) const {
+        std::vector<const char*> names;
+        promshm_metric_opts o = opts.c_opts(names);
+        const promshm_family* f = nullptr;
+        detail::check(promshm_registry_info(handle(), &o, &f));
+        return Family<Info>{f};
+    }
+
+    /// Register (or find) a state-set family with these states.
+    Family<StateSet> stateset(const Opts& opts,
+                              std::initializer_list<std::string_view> states) const {
+        std::vector<const char*> names;
+        promshm_metric_opts o = opts.c_opts(names);
+        detail::c_strings s(states.begin(), states.end(), "state");
+        const promshm_family* f = nullptr;
+        detail::check(promshm_registry_stateset(handle(), &o, s.data(), s.size(), &f));
+        return Family<StateSet>{f};
+    }
+
+    /// A copy whose renders leave out promshm's own metrics.
+    Registry without_self_metrics() const {
+        const promshm_registry* r = nullptr;
+        detail::check(promshm_registry_without_self_metrics(handle(), &r));
+        return Registry{r};
+    }
+
+    /// Another owner of the same registry.
+    Registry clone() const { return Registry{this->clone_raw()}; }
+
+private:
+    friend class Area;
+    explicit Registry(const promshm_registry* r) noexcept : base(r) {}
+
+    Family<Histogram> histogram_raw(const Opts& opts, const double* b, size_t n) const {
+        std::vector<const char*> names;
+        promshm_metric_opts o = opts.c_opts(names);
+        const promshm_family* f = nullptr;
+        detail::check(promshm_registry_histogram(handle(), &o, n ? b : nullptr, n, &f));
+        return Family<Histogram>{f};
+    }
+};
+
+/// A shared area mapped into this process.
+class Area : public detail::shared_handle<promshm_area, promshm_area_free, promshm_area_clone>,
+             public detail::renderable<Area, promshm_area, promshm_area_render_callback,
+                                       promshm_area_render_to_file> {
+    using base = detail::shared_handle<promshm_area, promshm_area_free, promshm_area_clone>;
+
+public:
+    Area() noexcept = default;
+
+    /// Create the area file `path` (0600, `O_NOFOLLOW`), or open it if it
+    /// already holds a compatible area.
+    static Area create(std::string_view path, const area_options& options = {}) {
+        std::string p = detail::c_string(path, "path");
+        promshm_area_options o = c_options(options);
+        const promshm_area* a = nullptr;
+        detail::check(promshm_area_create(p.c_str(), &o, &a));
+        return Area{a};
+    }
+
+    /// An anonymous shared area, for a pre-fork server: create it before
+    /// `fork()`.
+    static Area anonymous(const area_options& options = {}) {
+        promshm_area_options o = c_options(options);
+        const promshm_area* a = nullptr;
+        detail::check(promshm_area_anonymous(&o, &a));
+        return Area{a};
+    }
+
+    /// Open an existing area file.
+    static Area open(std::string_view path, open_mode mode = open_mode::read_write) {
+        std::string p = detail::c_string(path, "path");
+        const promshm_area* a = nullptr;
+        detail::check(promshm_area_open(p.c_str(), static_cast<promshm_open_mode>(mode), &a));
+        return Area{a};
+    }
+
+    /// Take ownership of a C area handle.
+    static Area adopt(const promshm_area* a) noexcept { return Area{a}; }
+
+    /// Another owner of the same mapping.
+    Area clone() const { return Area{this->clone_raw()}; }
+
+    /// Whether the area was opened read-only.
+    bool read_only() const noexcept { return promshm_area_is_read_only(handle()); }
+
+    /// Attach this process to a worker slot now; the slot index.
+    uint32_t attach() const {
+        uint32_t slot = 0;
+        detail::check(promshm_area_attach(handle(), &slot));
+        return slot;
+    }
+
+    /// Reap dead workers; how many.
+    uint32_t reap() const {
+        uint32_t n = 0;
+        detail::check(promshm_area_reap(handle(), &n));
+        return n;
+    }
+
+    /// Usage and self-metric counters.
+    promshm_area_stats stats() const {
+        promshm_area_stats s{};
+        detail::check(promshm_area_get_stats(handle(), &s));
+        return s;
+    }
+
+    /// The worker table (slots in use).
+    std::vector<promshm_worker_info> workers() const {
+        for (;;) {
+            size_t n = 0;
+            promshm_result rc = promshm_area_workers(handle(), nullptr, 0, &n);
+            if (rc != PROMSHM_RESULT_BUFFER_TOO_SMALL) {
+                detail::check(rc);
+                return {};
+            }
+            std::vector<promshm_worker_info> out(n + 4);  // room for new workers
+            size_t got = 0;
+            rc = promshm_area_workers(handle(), out.data(), out.size(), &got);
+            if (rc == PROMSHM_RESULT_BUFFER_TOO_SMALL) continue;
+            detail::check(rc);
+            out.resize(got);
+            return out;
+        }
+    }
+
+    /// A registry with no prefix and no constant labels.
+    Registry registry() const {
+        const promshm_registry* r = nullptr;
+        detail::check(promshm_area_registry(handle(), &r));
+        return Registry{r};
+    }
+
+    /// A registry whose families are `<prefix>_<name>` with these constant
+    /// labels.
+    Registry registry(std::string_view prefix, std::initializer_list<label> const_labels = {}) const {
+        std::string p = detail::c_string(prefix, "prefix");
+        std::vector<std::string> strings;
+        strings.reserve(2 * const_labels.size());
+        for (const label& l : const_labels) {
+            strings.push_back(detail::c_string(l.name, "label name"));
+            strings.push_back(detail::c_string(l.value, "label value"));
+        }
+        std::vector<promshm_label> c(const_labels.size());
+        for (size_t i = 0; i < c.size(); i++) {
+            c[i].name = strings[2 * i].c_str();
+            c[i].value = strings[2 * i + 1].c_str();
+        }
+        const promshm_registry* r = nullptr;
+        detail::check(
+            promshm_registry_new(handle(), p.c_str(), c.empty() ? nullptr : c.data(), c.size(), &r));
+        return Registry{r};
+    }
+
+private:
+    explicit Area(const promshm_area* a) noexcept : base(a) {}
+
+    static promshm_area_options c_options(const area_options& options) noexcept {
+        promshm_area_options o{};
+        o.pages = options.pages;
+        o.max_workers = options.max_workers;
+        o.eager = options.eager;
+        return o;
+    }
+};
+
+/// A background thread flushing this process's buffers every `interval`;
+/// stopped (with a last flush) when destroyed. Start it after `fork()`.
+class Flusher {
+public:
+    Flusher() noexcept = default;
+    explicit Flusher(std::chrono::milliseconds interval) {
+        if (interval.count() <= 0 || interval.count() > UINT32_MAX)
+            throw error(PROMSHM_RESULT_INVALID_ARGUMENT, "flusher interval out of range");
+        detail::check(promshm_flusher_start(static_cast<uint32_t>(interval.count()), &f_));
+    }
+    Flusher(const Flusher&) = delete;
+    Flusher& operator=(const Flusher&) = delete;
+    Flusher(Flusher&& other) noexcept : f_(std::exchange(other.f_, nullptr)) {}
+    Flusher& operator=(Flusher&& other) noexcept {
+        if (this != &other) {
+            promshm_flusher_stop(f_);
+            f_ = std::exchange(other.f_, nullptr);
+        }
+        return *this;
+    }
+    ~Flusher() { promshm_flusher_stop(f_); }
+
+    /// Stop now (flushing once more); the destructor then does nothing.
+    void stop() noexcept { promshm_flusher_stop(std::exchange(f_, nullptr)); }
+    /// Whether it is running.
+    explicit operator bool() const noexcept { return f_ != nullptr; }
+
+private:
+    promshm_flusher* f_ = nullptr;
+};
+
+}  // namespace promshm
+
+#undef PROMSHM_HPP_UNLIKELY
+
+#endif  // PROMSHM_HPP
