@@ -45,4 +45,8 @@ rm -rf bindings/python/build bindings/python/promshm.egg-info
 (cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_EXPECT_INSTALLED=1 \
   "$OLDPWD/$venv/bin/python" -m pytest -p no:cacheprovider -q "$OLDPWD/bindings/python/tests")
 
+step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a real uWSGI)"
+make -C bindings/uwsgi
+timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/uwsgi
+
 step "all tests passed"

@@ -1,0 +1,1115 @@
+/*
+ * promshm_plugin.c: the promshm uWSGI plugin.
+ *
+ * A thin shim over the promshm C API (include/promshm.h). The Rust library
+ * (target/release/libpromshm.a) is linked in statically with its symbols
+ * hidden, so only `promshm_plugin` (the plugin struct uWSGI looks up) and
+ * `promshm_uwsgi_after_request` (the after-request hook uWSGI resolves with
+ * dlsym) are exported; a libpromshm.so loaded by the application in the same
+ * process (the Python package) keeps its own symbols.
+ *
+ * What it does (bindings/uwsgi/README.md has the details and the reasons):
+ *
+ *   init (master, before bind, app loading and fork)
+ *       create or open the shared area: --promshm-file PATH, or a private
+ *       file in a fresh 0700 directory (/dev/shm by default) removed when the
+ *       master exits or reloads; export its path as PROMSHM_AREA so that the
+ *       application's promshm package, loaded later in the master or in the
+ *       workers, uses the same area; register the plugin's families; add the
+ *       after-request hook; bind --promshm-listen.
+ *   post_fork (every worker, every respawn)
+ *       take a worker slot in the area; find the application's libpromshm.
+ *   promshm_uwsgi_after_request (every request, every worker)
+ *       count the request by method and status, observe its duration and
+ *       response size, flush the plugin's buffers and the application's.
+ *   master_cycle (master, once a second)
+ *       busy/idle/cheap workers, per-worker requests and respawns, listen
+ *       queue; start the --promshm-listen thread.
+ *   route action `promshm:`
+ *       render the area (text 0.0.4 or OpenMetrics, from the Accept header).
+ *   master_cleanup (master, at shutdown and before a reload)
+ *       stop the listener; remove the private area file.
+ */
+
+#include <uwsgi.h>
+
+#include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
+#include <dlfcn.h>
+#include <link.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "promshm.h"
+
+extern struct uwsgi_server uwsgi;
+
+#define PSH "[promshm] "
+
+/* Environment variables shared with the promshm Python package. */
+#define ENV_AREA "PROMSHM_AREA"
+/* Set (with the path) when the area is this plugin's private one, so that a
+ * re-executed master (reload) does not mistake it for an operator's choice. */
+#define ENV_PRIVATE "PROMSHM_UWSGI_PRIVATE_AREA"
+
+/* ------------------------------------------------------------------------ */
+/* Options                                                                  */
+
+static struct {
+	char *file;
+	int pages;
+	int max_workers;
+	char *ns; /* default "uwsgi", set in on_load */
+	char *buckets;
+	int no_request_metrics;
+	int no_worker_metrics;
+	int no_app_flush;
+	char *listen;
+} conf;
+
+static struct uwsgi_option promshm_options[] = {
+	{"promshm-file", required_argument, 0,
+	 "keep the promshm area in this file (created 0600 if missing); its counts survive reloads",
+	 uwsgi_opt_set_str, &conf.file, 0},
+	{"promshm-pages", required_argument, 0,
+	 "size of a new promshm area in 4 KiB pages (default 4096 = 16 MiB, allocated as touched)",
+	 uwsgi_opt_set_int, &conf.pages, 0},
+	{"promshm-max-workers", required_argument, 0,
+	 "worker slots of a new promshm area (default: max(64, 2 x processes + mules + 16))",
+	 uwsgi_opt_set_int, &conf.max_workers, 0},
+	{"promshm-namespace", required_argument, 0,
+	 "prefix of the plugin's metric names (default uwsgi; empty for none)",
+	 uwsgi_opt_set_str, &conf.ns, 0},
+	{"promshm-buckets", required_argument, 0,
+	 "request duration histogram buckets in seconds, comma-separated (default Prometheus' 0.005..10)",
+	 uwsgi_opt_set_str, &conf.buckets, 0},
+	{"promshm-no-request-metrics", no_argument, 0,
+	 "do not count requests (no after-request metrics)",
+	 uwsgi_opt_true, &conf.no_request_metrics, 0},
+	{"promshm-no-request-hook", no_argument, 0,
+	 "same as --promshm-no-request-metrics",
+	 uwsgi_opt_true, &conf.no_request_metrics, 0},
+	{"promshm-no-worker-metrics", no_argument, 0,
+	 "do not export worker metrics from the master",
+	 uwsgi_opt_true, &conf.no_worker_metrics, 0},
+	{"promshm-no-app-flush", no_argument, 0,
+	 "do not flush the application's promshm library (e.g. the Python package) at request end",
+	 uwsgi_opt_true, &conf.no_app_flush, 0},
+	{"promshm-listen", required_argument, 0,
+	 "serve /metrics from a thread of the master on ADDR ([HOST]:PORT; host defaults to 127.0.0.1)",
+	 uwsgi_opt_set_str, &conf.listen, UWSGI_OPT_MASTER},
+	UWSGI_END_OF_OPTIONS
+};
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                    */
+
+static struct {
+	const promshm_area *area;
+	const promshm_registry *reg;
+	char path[PATH_MAX];
+	char private_dir[PATH_MAX - 64]; /* non-empty: we own the file and this directory */
+	pid_t master_pid;
+	int cleaned;
+
+	/* request metrics */
+	const promshm_family *requests;   /* counter {method, status} */
+	const promshm_series *duration;   /* histogram */
+	const promshm_series *size;       /* histogram */
+
+	/* worker metrics (master only) */
+	const promshm_series *workers_busy, *workers_idle, *workers_cheap;
+	const promshm_series **worker_requests; /* [1..numproc] */
+	const promshm_series **worker_respawns; /* [1..numproc] */
+	uint64_t *last_requests, *last_respawns;
+	const promshm_family *listen_queue;     /* gauge {socket} */
+	time_t last_cycle;
+} g;
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+
+static void log_promshm_error(const char *what, promshm_result rc) {
+	char detail[512];
+	detail[0] = 0;
+	promshm_last_error(detail, sizeof detail, NULL);
+	uwsgi_log(PSH "%s: %s%s%s\n", what, promshm_result_message(rc), detail[0] ? ": " : "", detail);
+}
+
+static void remove_private_area(void);
+
+/* A configuration error while starting: remove the private area made so far
+ * (uWSGI runs no cleanup hook this early), and stop. */
+static void die(void) {
+	remove_private_area();
+	exit(1);
+}
+
+static void fatal_promshm_error(const char *what, promshm_result rc) {
+	log_promshm_error(what, rc);
+	die();
+}
+
+/* ------------------------------------------------------------------------ */
+/* The area: --promshm-file, an operator's PROMSHM_AREA, or a private file  */
+
+static const char *runtime_base(void) {
+	const char *cands[] = {getenv("PROMSHM_DIR"), "/dev/shm", getenv("TMPDIR"), "/tmp"};
+	size_t i;
+	for (i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+		struct stat st;
+		const char *d = cands[i];
+		if (d && *d && stat(d, &st) == 0 && S_ISDIR(st.st_mode) && access(d, W_OK | X_OK) == 0)
+			return d;
+	}
+	return "/tmp";
+}
+
+/* Remove private directories left by masters that died without cleaning up
+ * (SIGKILL): "promshm-uwsgi-<uid>-<pid>-XXXXXX" whose pid is gone. */
+static void sweep_private_dirs(const char *base) {
+	char prefix[64];
+	int plen = snprintf(prefix, sizeof prefix, "promshm-uwsgi-%u-", (unsigned) getuid());
+	DIR *d = opendir(base);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char dir[PATH_MAX], file[PATH_MAX];
+		struct stat st;
+		char *end;
+		long pid;
+		if (strncmp(e->d_name, prefix, plen) != 0)
+			continue;
+		pid = strtol(e->d_name + plen, &end, 10);
+		if (pid <= 0 || *end != '-')
+			continue;
+		if (kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+			continue; /* alive (or not ours to judge) */
+		if (snprintf(dir, sizeof dir, "%s/%s", base, e->d_name) >= (int) sizeof dir)
+			continue;
+		if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || (st.st_uid != getuid() && getuid() != 0))
+			continue;
+		if (snprintf(file, sizeof file, "%s/area", dir) < (int) sizeof file)
+			unlink(file);
+		if (rmdir(dir) == 0)
+			uwsgi_log(PSH "removed %s (its master %ld is gone)\n", dir, pid);
+	}
+	closedir(d);
+}
+
+static void make_private_path(void) {
+	const char *base = runtime_base();
+	sweep_private_dirs(base);
+	if (snprintf(g.private_dir, sizeof g.private_dir, "%s/promshm-uwsgi-%u-%d-XXXXXX", base,
+		     (unsigned) getuid(), (int) getpid()) >= (int) sizeof g.private_dir) {
+		uwsgi_log(PSH "runtime directory path too long: %s\n", base);
+		g.private_dir[0] = 0;
+		die();
+	}
+	if (!mkdtemp(g.private_dir)) {
+		uwsgi_error("promshm: mkdtemp()");
+		g.private_dir[0] = 0;
+		die();
+	}
+	snprintf(g.path, sizeof g.path, "%s/area", g.private_dir);
+}
+
+/* An absolute path for a user-given one (workers and reloads may chdir). */
+static void absolute_path(const char *in, char *out, size_t cap) {
+	if (in[0] == '/' || !uwsgi.cwd) {
+		snprintf(out, cap, "%s", in);
+	} else {
+		snprintf(out, cap, "%s/%s", uwsgi.cwd, in);
+	}
+}
+
+static void remove_private_area(void) {
+	if (!g.private_dir[0])
+		return;
+	unlink(g.path);
+	rmdir(g.private_dir);
+	g.private_dir[0] = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Families                                                                 */
+
+static const char *METHODS[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+#define N_METHODS (sizeof METHODS / sizeof METHODS[0] + 1) /* + "other" */
+#define N_STATUS 601                                        /* 0..599 and "other" */
+
+/* Series cache of the request counter, per process (filled lazily, shared by
+ * the threads of a worker through atomic pointer loads and CAS). */
+static const promshm_series *req_cache[N_METHODS][N_STATUS];
+
+static int method_index(const char *m, uint16_t len) {
+	size_t i;
+	for (i = 0; i < N_METHODS - 1; i++) {
+		if (strlen(METHODS[i]) == len && memcmp(METHODS[i], m, len) == 0)
+			return (int) i;
+	}
+	return (int) N_METHODS - 1;
+}
+
+static const promshm_series *request_series(struct wsgi_request *wsgi_req) {
+	int m = method_index(wsgi_req->method ? wsgi_req->method : "", wsgi_req->method ? wsgi_req->method_len : 0);
+	int st = wsgi_req->status;
+	int si = (st >= 0 && st < 600) ? st : 600;
+	const promshm_series *s = __atomic_load_n(&req_cache[m][si], __ATOMIC_ACQUIRE);
+	const promshm_series *expected = NULL;
+	char status[16];
+	const char *values[2];
+	promshm_result rc;
+	if (s)
+		return s;
+	if (si == 600)
+		snprintf(status, sizeof status, "other");
+	else
+		snprintf(status, sizeof status, "%d", si);
+	values[0] = m == (int) N_METHODS - 1 ? "other" : METHODS[m];
+	values[1] = status;
+	rc = promshm_family_labels(g.requests, values, 2, &s);
+	if (rc != PROMSHM_RESULT_OK) {
+		static int logged;
+		if (!logged) {
+			logged = 1;
+			log_promshm_error("request counter series", rc);
+		}
+		return NULL;
+	}
+	if (!__atomic_compare_exchange_n(&req_cache[m][si], &expected, s, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		promshm_series_free(s);
+		s = expected;
+	}
+	return s;
+}
+
+static void parse_buckets(const char *spec, double **out, size_t *n) {
+	size_t cap = 8, cnt = 0;
+	double *b = uwsgi_malloc(cap * sizeof(double));
+	const char *p = spec;
+	while (*p) {
+		char *end;
+		double v;
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		v = strtod(p, &end);
+		if (end == p) {
+			uwsgi_log(PSH "--promshm-buckets: not a number at \"%s\"\n", p);
+			die();
+		}
+		if (cnt == cap) {
+			cap *= 2;
+			b = realloc(b, cap * sizeof(double));
+			if (!b) {
+				uwsgi_error("promshm: realloc()");
+				die();
+			}
+		}
+		b[cnt++] = v;
+		p = end;
+		while (*p == ' ')
+			p++;
+		if (*p && *p != ',') {
+			uwsgi_log(PSH "--promshm-buckets: expected a comma at \"%s\"\n", p);
+			die();
+		}
+	}
+	*out = b;
+	*n = cnt;
+}
+
+static const promshm_family *register_family(int type, const char *name, const char *help, const char *unit,
+					     const char *const *labels, size_t n_labels, const double *buckets,
+					     size_t n_buckets, promshm_gauge_mode mode) {
+	promshm_metric_opts o;
+	const promshm_family *f = NULL;
+	promshm_result rc;
+	memset(&o, 0, sizeof o);
+	o.name = name;
+	o.help = help;
+	o.unit = unit;
+	o.label_names = labels;
+	o.n_label_names = n_labels;
+	switch (type) {
+	case PROMSHM_METRIC_TYPE_COUNTER:
+		rc = promshm_registry_counter(g.reg, &o, &f);
+		break;
+	case PROMSHM_METRIC_TYPE_GAUGE:
+		rc = promshm_registry_gauge(g.reg, &o, mode, &f);
+		break;
+	default:
+		rc = promshm_registry_histogram(g.reg, &o, buckets, n_buckets, &f);
+		break;
+	}
+	if (rc != PROMSHM_RESULT_OK) {
+		char what[256];
+		snprintf(what, sizeof what, "registering %s", name);
+		/* A family kept in a --promshm-file from an earlier configuration
+		 * (other buckets) is the likely cause: say so, and do not start
+		 * with metrics silently missing. */
+		if (rc == PROMSHM_RESULT_SHAPE_MISMATCH)
+			uwsgi_log(PSH "the area %s already has %s with another shape (buckets or labels "
+				      "changed?): use a new --promshm-file or the previous settings\n",
+				  g.path, name);
+		fatal_promshm_error(what, rc);
+	}
+	return f;
+}
+
+static const promshm_series *series0(const promshm_family *f) {
+	const promshm_series *s = NULL;
+	promshm_result rc = promshm_family_labels(f, NULL, 0, &s);
+	if (rc != PROMSHM_RESULT_OK)
+		fatal_promshm_error("resolving a series", rc);
+	return s;
+}
+
+static const promshm_series *series1(const promshm_family *f, const char *value) {
+	const promshm_series *s = NULL;
+	promshm_result rc = promshm_family_labels(f, &value, 1, &s);
+	if (rc != PROMSHM_RESULT_OK)
+		fatal_promshm_error("resolving a series", rc);
+	return s;
+}
+
+static void register_request_metrics(void) {
+	static const char *const req_labels[] = {"method", "status"};
+	static const double size_buckets[] = {100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+	const promshm_family *f;
+	double *buckets = NULL;
+	size_t n_buckets = 0;
+	const double *defaults;
+
+	g.requests = register_family(PROMSHM_METRIC_TYPE_COUNTER, "requests",
+				     "Requests served by uWSGI workers, by method and status.", NULL, req_labels, 2,
+				     NULL, 0, 0);
+	if (conf.buckets) {
+		parse_buckets(conf.buckets, &buckets, &n_buckets);
+		f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "request_duration",
+				    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, buckets,
+				    n_buckets, 0);
+		free(buckets);
+	} else {
+		defaults = promshm_default_buckets(&n_buckets);
+		f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "request_duration",
+				    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, defaults,
+				    n_buckets, 0);
+	}
+	g.duration = series0(f);
+	promshm_family_free(f);
+	f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "response_size", "Response body size, bytes.", "bytes",
+			    NULL, 0, size_buckets, sizeof size_buckets / sizeof size_buckets[0], 0);
+	g.size = series0(f);
+	promshm_family_free(f);
+}
+
+static void register_worker_metrics(void) {
+	static const char *const state[] = {"state"};
+	static const char *const worker[] = {"worker"};
+	static const char *const sock[] = {"socket"};
+	const promshm_family *f, *req, *resp;
+	int i, n = uwsgi.numproc;
+
+	/* Written by the master only: LIVESUM makes them vanish with it. */
+	f = register_family(PROMSHM_METRIC_TYPE_GAUGE, "workers",
+			    "uWSGI workers by state: busy (in a request), idle, cheap (not running).", NULL, state, 1,
+			    NULL, 0, PROMSHM_GAUGE_MODE_LIVESUM);
+	g.workers_busy = series1(f, "busy");
+	g.workers_idle = series1(f, "idle");
+	g.workers_cheap = series1(f, "cheap");
+	promshm_family_free(f);
+
+	req = register_family(PROMSHM_METRIC_TYPE_COUNTER, "worker_requests",
+			      "Requests served, by uWSGI worker id (as counted by uWSGI).", NULL, worker, 1, NULL, 0,
+			      0);
+	resp = register_family(PROMSHM_METRIC_TYPE_COUNTER, "worker_respawns",
+			       "Times a uWSGI worker was spawned again after it exited, by worker id.", NULL, worker,
+			       1, NULL, 0, 0);
+	g.worker_requests = uwsgi_calloc(sizeof(*g.worker_requests) * (n + 1));
+	g.worker_respawns = uwsgi_calloc(sizeof(*g.worker_respawns) * (n + 1));
+	g.last_requests = uwsgi_calloc(sizeof(uint64_t) * (n + 1));
+	g.last_respawns = uwsgi_calloc(sizeof(uint64_t) * (n + 1));
+	for (i = 1; i <= n; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "%d", i);
+		g.worker_requests[i] = series1(req, id);
+		g.worker_respawns[i] = series1(resp, id);
+	}
+	promshm_family_free(req);
+	promshm_family_free(resp);
+
+	g.listen_queue = register_family(PROMSHM_METRIC_TYPE_GAUGE, "listen_queue_length",
+					 "Connections waiting in the listen queue of a uWSGI socket.", NULL, sock, 1,
+					 NULL, 0, PROMSHM_GAUGE_MODE_LIVESUM);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The application's own copy of the library (e.g. the Python package)      */
+
+/* The application loads libpromshm.so itself (ctypes, RTLD_LOCAL): a second
+ * copy of the library, with its own per-thread buffers, that this plugin's
+ * flush cannot reach. Its exported promshm_flush() can: find the object by
+ * name among the loaded ones and call it at request end, so that the app's
+ * counters are in the area when the request's are. */
+typedef promshm_result (*flush_fn)(void);
+static flush_fn app_flush;
+static uint64_t app_flush_next_try_us;
+
+struct find_lib {
+	char path[PATH_MAX];
+};
+
+static int find_lib_cb(struct dl_phdr_info *info, size_t size, void *data) {
+	struct find_lib *fl = data;
+	const char *name = info->dlpi_name;
+	const char *base;
+	if (!name || !*name)
+		return 0;
+	base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	if (strncmp(base, "libpromshm", 10) != 0 || !strstr(base, ".so"))
+		return 0;
+	snprintf(fl->path, sizeof fl->path, "%s", name);
+	return 1;
+}
+
+static void find_app_flush(void) {
+	struct find_lib fl;
+	void *h;
+	void *f;
+	if (conf.no_app_flush || app_flush)
+		return;
+	fl.path[0] = 0;
+	dl_iterate_phdr(find_lib_cb, &fl);
+	if (!fl.path[0])
+		return;
+	/* RTLD_NOLOAD: only a handle on what is already loaded (kept for life). */
+	h = dlopen(fl.path, RTLD_LAZY | RTLD_NOLOAD);
+	if (!h)
+		return;
+	f = dlsym(h, "promshm_flush");
+	if (!f) {
+		dlclose(h);
+		return;
+	}
+	__atomic_store_n(&app_flush, (flush_fn) f, __ATOMIC_RELEASE);
+	if (uwsgi.mywid <= 1)
+		uwsgi_log(PSH "flushing the application's %s at request end\n", fl.path);
+}
+
+static void flush_app(uint64_t now_us) {
+	flush_fn f;
+	if (conf.no_app_flush)
+		return;
+	f = __atomic_load_n(&app_flush, __ATOMIC_ACQUIRE);
+	if (!f) {
+		/* Not loaded yet (an app that imports it lazily): look again at
+		 * most once a second. */
+		if (now_us < __atomic_load_n(&app_flush_next_try_us, __ATOMIC_RELAXED))
+			return;
+		__atomic_store_n(&app_flush_next_try_us, now_us + 1000000, __ATOMIC_RELAXED);
+		find_app_flush();
+		f = __atomic_load_n(&app_flush, __ATOMIC_ACQUIRE);
+		if (!f)
+			return;
+	}
+	f();
+}
+
+/* ------------------------------------------------------------------------ */
+/* The after-request hook                                                   */
+
+void promshm_uwsgi_after_request(struct wsgi_request *wsgi_req);
+
+void promshm_uwsgi_after_request(struct wsgi_request *wsgi_req) {
+	if (!g.area)
+		return;
+	if (!conf.no_request_metrics) {
+		const promshm_series *s = request_series(wsgi_req);
+		uint64_t t0 = wsgi_req->start_of_request, t1 = wsgi_req->end_of_request;
+		if (s)
+			promshm_counter_inc(s);
+		if (t1 >= t0 && t0)
+			promshm_histogram_observe(g.duration, (double) (t1 - t0) / 1e6);
+		promshm_histogram_observe(g.size, (double) wsgi_req->response_size);
+		promshm_flush();
+	}
+	flush_app(wsgi_req->end_of_request ? wsgi_req->end_of_request : uwsgi_micros());
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rendering                                                                */
+
+/* Render the whole area into *buf (grown as needed). 0 on success. */
+static int render(promshm_format fmt, char **buf, size_t *cap, size_t *len) {
+	int i;
+	for (i = 0; i < 8; i++) {
+		size_t n = 0;
+		promshm_result rc = promshm_area_render(g.area, fmt, *buf, *cap, &n);
+		if (rc == PROMSHM_RESULT_OK) {
+			*len = n;
+			return 0;
+		}
+		if (rc != PROMSHM_RESULT_BUFFER_TOO_SMALL) {
+			log_promshm_error("render", rc);
+			return -1;
+		}
+		n = n + n / 4 + 4096;
+		{
+			char *nb = realloc(*buf, n);
+			if (!nb)
+				return -1;
+			*buf = nb;
+			*cap = n;
+		}
+	}
+	return -1;
+}
+
+/* `promshm:` (negotiated), `promshm:prometheus` or `promshm:openmetrics`. */
+static int route_promshm(struct wsgi_request *wsgi_req, struct uwsgi_route *ur) {
+	static __thread char *buf;
+	static __thread size_t cap;
+	size_t len = 0;
+	promshm_format fmt;
+	const char *ct;
+	int head = wsgi_req->method_len == 4 && memcmp(wsgi_req->method, "HEAD", 4) == 0;
+
+	if (!g.area) {
+		uwsgi_response_prepare_headers(wsgi_req, "503 Service Unavailable", 23);
+		uwsgi_response_add_content_type(wsgi_req, "text/plain", 10);
+		uwsgi_response_write_body_do(wsgi_req, "promshm: no area\n", 17);
+		return UWSGI_ROUTE_BREAK;
+	}
+	if (ur->custom) {
+		fmt = (promshm_format) (ur->custom - 1);
+	} else {
+		uint16_t alen = 0;
+		char *accept = uwsgi_get_var(wsgi_req, "HTTP_ACCEPT", 11, &alen);
+		char tmp[1024];
+		if (accept && alen > 0) {
+			size_t n = alen < sizeof tmp - 1 ? alen : sizeof tmp - 1;
+			memcpy(tmp, accept, n);
+			tmp[n] = 0;
+			fmt = promshm_format_from_accept(tmp);
+		} else {
+			fmt = PROMSHM_FORMAT_PROMETHEUS;
+		}
+	}
+	flush_app(uwsgi_micros());
+	if (render(fmt, &buf, &cap, &len) != 0) {
+		uwsgi_response_prepare_headers(wsgi_req, "500 Internal Server Error", 25);
+		uwsgi_response_add_content_type(wsgi_req, "text/plain", 10);
+		uwsgi_response_write_body_do(wsgi_req, "promshm: render failed\n", 23);
+		return UWSGI_ROUTE_BREAK;
+	}
+	ct = promshm_format_content_type(fmt);
+	if (uwsgi_response_prepare_headers(wsgi_req, "200 OK", 6))
+		return UWSGI_ROUTE_BREAK;
+	if (uwsgi_response_add_content_type(wsgi_req, (char *) ct, (uint16_t) strlen(ct)))
+		return UWSGI_ROUTE_BREAK;
+	if (uwsgi_response_add_content_length(wsgi_req, len))
+		return UWSGI_ROUTE_BREAK;
+	if (head)
+		uwsgi_response_write_headers_do(wsgi_req);
+	else
+		uwsgi_response_write_body_do(wsgi_req, buf, len);
+	return UWSGI_ROUTE_BREAK;
+}
+
+static int router_promshm(struct uwsgi_route *ur, char *args) {
+	ur->func = route_promshm;
+	ur->data = args;
+	ur->data_len = args ? strlen(args) : 0;
+	ur->custom = 0;
+	if (args && *args) {
+		if (!strcmp(args, "prometheus") || !strcmp(args, "text"))
+			ur->custom = 1 + PROMSHM_FORMAT_PROMETHEUS;
+		else if (!strcmp(args, "openmetrics"))
+			ur->custom = 1 + PROMSHM_FORMAT_OPENMETRICS;
+		else {
+			uwsgi_log(PSH "route action promshm:%s: expected nothing, prometheus or openmetrics\n", args);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The master's listener (--promshm-listen)                                 */
+
+static struct {
+	int fd;
+	int wake[2];
+	ino_t fd_ino, wake_ino[2]; /* to close only what is still ours */
+	pthread_t tid;
+	int started;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char shown[320];  /* the address, for logs */
+	time_t next_try;
+	int failures;
+} L = {-1, {-1, -1}, 0, {0, 0}, 0, 0, {0}, 0, {0}, 0, 0};
+
+static ino_t fd_ino(int fd) {
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Close fd only if it is still the file it was (uWSGI closes and reuses
+ * descriptors it does not know, e.g. at a reload). */
+static void close_if_ours(int *fd, ino_t ino) {
+	if (*fd >= 0 && ino && fd_ino(*fd) == ino)
+		close(*fd);
+	*fd = -1;
+}
+
+static int send_all(int fd, const char *p, size_t n) {
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t) w;
+	}
+	return 0;
+}
+
+static void http_reply(int fd, const char *status, const char *ct, const char *body, size_t len, int head) {
+	char hdr[512];
+	int n = snprintf(hdr, sizeof hdr,
+			 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
+			 ct, len);
+	if (send_all(fd, hdr, (size_t) n) == 0 && !head && len)
+		send_all(fd, body, len);
+}
+
+/* The value of header `name` (case-insensitive) in a request head, copied. */
+static int header_value(const char *head, const char *name, char *out, size_t cap) {
+	size_t nlen = strlen(name);
+	const char *line = strchr(head, '\n');
+	while (line) {
+		line++;
+		if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+			const char *v = line + nlen + 1;
+			const char *end = v;
+			size_t n;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			end = v;
+			while (*end && *end != '\r' && *end != '\n')
+				end++;
+			n = (size_t) (end - v) < cap - 1 ? (size_t) (end - v) : cap - 1;
+			memcpy(out, v, n);
+			out[n] = 0;
+			return 1;
+		}
+		line = strchr(line, '\n');
+	}
+	return 0;
+}
+
+static void serve_client(int fd, char **buf, size_t *cap) {
+	char req[8192];
+	size_t got = 0;
+	char method[16], target[2048];
+	char accept[1024];
+	struct timeval tv = {3, 0};
+	int head;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	for (;;) {
+		ssize_t r = recv(fd, req + got, sizeof req - 1 - got, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		got += (size_t) r;
+		req[got] = 0;
+		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+			break;
+		if (got == sizeof req - 1) {
+			http_reply(fd, "431 Request Header Fields Too Large", "text/plain", "", 0, 0);
+			return;
+		}
+	}
+	if (sscanf(req, "%15s %2047s", method, target) != 2) {
+		http_reply(fd, "400 Bad Request", "text/plain", "bad request\n", 12, 0);
+		return;
+	}
+	head = !strcmp(method, "HEAD");
+	if (strcmp(method, "GET") && !head) {
+		http_reply(fd, "405 Method Not Allowed", "text/plain", "GET or HEAD\n", 12, 0);
+		return;
+	}
+	{
+		char *q = strchr(target, '?');
+		if (q)
+			*q = 0;
+	}
+	if (!strcmp(target, "/metrics")) {
+		size_t len = 0;
+		promshm_format fmt = PROMSHM_FORMAT_PROMETHEUS;
+		if (header_value(req, "Accept", accept, sizeof accept))
+			fmt = promshm_format_from_accept(accept);
+		if (render(fmt, buf, cap, &len) != 0) {
+			http_reply(fd, "500 Internal Server Error", "text/plain", "render failed\n", 14, head);
+			return;
+		}
+		http_reply(fd, "200 OK", promshm_format_content_type(fmt), *buf, len, head);
+	} else if (!strcmp(target, "/")) {
+		static const char idx[] = "promshm uWSGI plugin: metrics at /metrics\n";
+		http_reply(fd, "200 OK", "text/plain; charset=utf-8", idx, sizeof idx - 1, head);
+	} else {
+		http_reply(fd, "404 Not Found", "text/plain", "not found\n", 10, head);
+	}
+}
+
+static void *listener_main(void *arg) {
+	char *buf = NULL;
+	size_t cap = 0;
+	for (;;) {
+		struct pollfd p[2];
+		int c;
+		p[0].fd = L.fd;
+		p[0].events = POLLIN;
+		p[1].fd = L.wake[0];
+		p[1].events = POLLIN;
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		c = accept4(L.fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		serve_client(c, &buf, &cap);
+		close(c);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* --promshm-listen [HOST]:PORT, checked in init (a bad address stops the
+ * start); the socket is bound later, in the master loop, because uWSGI closes
+ * the descriptors it does not know while it sets up after a reload. */
+static void listener_parse(void) {
+	char host[256], port[32];
+	const char *colon = strrchr(conf.listen, ':');
+	struct addrinfo hints, *res = NULL;
+	int rc;
+	if (colon) {
+		size_t hl = (size_t) (colon - conf.listen);
+		const char *h = conf.listen;
+		if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+			h++;
+			hl -= 2;
+		}
+		if (hl >= sizeof host)
+			hl = sizeof host - 1;
+		memcpy(host, h, hl);
+		host[hl] = 0;
+		snprintf(port, sizeof port, "%s", colon + 1);
+	} else {
+		host[0] = 0;
+		snprintf(port, sizeof port, "%s", conf.listen);
+	}
+	/* Safe default: loopback unless a host is given. */
+	if (!host[0])
+		snprintf(host, sizeof host, "127.0.0.1");
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		uwsgi_log(PSH "--promshm-listen %s: %s\n", conf.listen, rc ? gai_strerror(rc) : "no address");
+		die();
+	}
+	memcpy(&L.addr, res->ai_addr, res->ai_addrlen);
+	L.addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	snprintf(L.shown, sizeof L.shown, "%s%s%s:%s", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+		 port);
+}
+
+static int listener_bind(void) {
+	int one = 1;
+	int fd = socket(L.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *) &L.addr, L.addrlen) != 0 || listen(fd, 64) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (pipe2(L.wake, O_CLOEXEC) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	L.fd = fd;
+	L.fd_ino = fd_ino(fd);
+	L.wake_ino[0] = fd_ino(L.wake[0]);
+	L.wake_ino[1] = fd_ino(L.wake[1]);
+	return 0;
+}
+
+/* In the master loop: bind (retrying every 5 s if the port is taken) and
+ * start the thread. */
+static void listener_start(void) {
+	sigset_t all, old;
+	time_t now;
+	if (!conf.listen || L.started)
+		return;
+	now = uwsgi_now();
+	if (now < L.next_try)
+		return;
+	if (listener_bind() != 0) {
+		if (L.failures++ == 0 || L.failures % 12 == 0)
+			uwsgi_log(PSH "--promshm-listen %s: cannot listen: %s (retrying every 5 s)\n", L.shown,
+				  strerror(errno));
+		L.next_try = now + 5;
+		return;
+	}
+	/* The master's signals (reload, stop) must reach its main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&L.tid, NULL, listener_main, NULL) == 0) {
+		L.started = 1;
+		uwsgi_log(PSH "master listener on http://%s/metrics\n", L.shown);
+	} else {
+		uwsgi_log(PSH "cannot start the listener thread\n");
+		close_if_ours(&L.fd, L.fd_ino);
+		close_if_ours(&L.wake[0], L.wake_ino[0]);
+		close_if_ours(&L.wake[1], L.wake_ino[1]);
+		L.next_try = now + 5;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void listener_stop(void) {
+	if (L.started) {
+		char c = 1;
+		/* If the wake-up cannot be sent the thread stays in poll(): leave
+		 * it (the process is exiting or exec'ing) rather than hang. */
+		if (fd_ino(L.wake[1]) == L.wake_ino[1] && write(L.wake[1], &c, 1) == 1)
+			pthread_join(L.tid, NULL);
+		L.started = 0;
+	}
+	close_if_ours(&L.fd, L.fd_ino);
+	close_if_ours(&L.wake[0], L.wake_ino[0]);
+	close_if_ours(&L.wake[1], L.wake_ino[1]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Worker metrics (master)                                                  */
+
+static void update_worker_metrics(void) {
+	int i, busy = 0, idle = 0, cheap = 0;
+	struct uwsgi_socket *us;
+	for (i = 1; i <= uwsgi.numproc; i++) {
+		struct uwsgi_worker *w = &uwsgi.workers[i];
+		uint64_t req = w->requests;
+		uint64_t respawns = w->respawn_count > 0 ? w->respawn_count - 1 : 0;
+		if (w->pid <= 0 || w->cheaped)
+			cheap++;
+		else if (uwsgi_worker_is_busy(i))
+			busy++;
+		else
+			idle++;
+		/* Counters only go up: add what uWSGI counted since last time
+		 * (a smaller value means uWSGI's counter restarted). */
+		if (req != g.last_requests[i]) {
+			uint64_t d = req > g.last_requests[i] ? req - g.last_requests[i] : req;
+			promshm_counter_add(g.worker_requests[i], (double) d);
+			g.last_requests[i] = req;
+		}
+		if (respawns != g.last_respawns[i]) {
+			uint64_t d = respawns > g.last_respawns[i] ? respawns - g.last_respawns[i] : respawns;
+			promshm_counter_add(g.worker_respawns[i], (double) d);
+			g.last_respawns[i] = respawns;
+		}
+	}
+	promshm_gauge_set(g.workers_busy, busy);
+	promshm_gauge_set(g.workers_idle, idle);
+	promshm_gauge_set(g.workers_cheap, cheap);
+	for (us = uwsgi.sockets; us; us = us->next) {
+		const promshm_series *s = NULL;
+		const char *name = us->name ? us->name : "";
+		if (promshm_family_labels(g.listen_queue, &name, 1, &s) == PROMSHM_RESULT_OK) {
+			promshm_gauge_set(s, (double) us->queue);
+			promshm_series_free(s);
+		}
+	}
+	promshm_flush();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hooks                                                                    */
+
+static void promshm_on_load(void) {
+	conf.ns = "uwsgi";
+	uwsgi_register_router("promshm", router_promshm);
+}
+
+static int promshm_init(void) {
+	promshm_area_options opts;
+	promshm_result rc;
+	const char *env = getenv(ENV_AREA);
+	const char *mine = getenv(ENV_PRIVATE);
+	const char *kind;
+	int created;
+
+	g.master_pid = getpid();
+	if (conf.file) {
+		absolute_path(conf.file, g.path, sizeof g.path);
+		kind = "file";
+	} else if (env && *env && !(mine && !strcmp(env, mine))) {
+		/* An operator's PROMSHM_AREA: the same as --promshm-file. */
+		absolute_path(env, g.path, sizeof g.path);
+		kind = "file from " ENV_AREA;
+	} else {
+		make_private_path();
+		kind = "private, removed at exit and reload";
+	}
+
+	memset(&opts, 0, sizeof opts);
+	opts.pages = conf.pages > 0 ? (uint32_t) conf.pages : 0;
+	if (conf.max_workers > 0) {
+		opts.max_workers = (uint32_t) conf.max_workers;
+	} else {
+		int want = 2 * uwsgi.numproc + uwsgi.mules_cnt + 16;
+		opts.max_workers = want > 64 ? (uint32_t) want : 64;
+	}
+	created = access(g.path, F_OK) != 0;
+	rc = promshm_area_create(g.path, &opts, &g.area);
+	if (rc != PROMSHM_RESULT_OK) {
+		char what[PATH_MAX + 32];
+		snprintf(what, sizeof what, "area %s", g.path);
+		fatal_promshm_error(what, rc);
+	}
+	/* Still root here (--master-as-root, --drop-after-init/-apps): the
+	 * workers, which will run as --uid/--gid, open the file by path (the
+	 * app's library does), so what we created must be theirs. */
+	if (geteuid() == 0) {
+		uid_t u = uwsgi.uid;
+		gid_t gr = uwsgi.gid;
+		if (!u && uwsgi.uidname) {
+			struct passwd *pw = getpwnam(uwsgi.uidname);
+			if (pw)
+				u = pw->pw_uid;
+		}
+		if (!gr && uwsgi.gidname) {
+			struct group *grp = getgrnam(uwsgi.gidname);
+			if (grp)
+				gr = grp->gr_gid;
+		}
+		if (!u)
+			u = (uid_t) -1;
+		if (!gr)
+			gr = (gid_t) -1;
+		if (u != (uid_t) -1 || gr != (gid_t) -1) {
+			if (g.private_dir[0] && chown(g.private_dir, u, gr) != 0)
+				uwsgi_error("promshm: chown()");
+			if ((created || g.private_dir[0]) && chown(g.path, u, gr) != 0)
+				uwsgi_error("promshm: chown()");
+		}
+	}
+	/* Before app loading and fork: the app's promshm package (in the master
+	 * or in any worker, respawned ones included) opens the same file. */
+	setenv(ENV_AREA, g.path, 1);
+	if (g.private_dir[0])
+		setenv(ENV_PRIVATE, g.path, 1);
+	else
+		unsetenv(ENV_PRIVATE);
+
+	rc = promshm_registry_new(g.area, conf.ns && *conf.ns ? conf.ns : NULL, NULL, 0, &g.reg);
+	if (rc != PROMSHM_RESULT_OK)
+		fatal_promshm_error("--promshm-namespace", rc);
+	if (!conf.no_request_metrics)
+		register_request_metrics();
+	if (!conf.no_worker_metrics && uwsgi.master_process)
+		register_worker_metrics();
+	if (!conf.no_request_metrics || !conf.no_app_flush)
+		uwsgi_string_new_list(&uwsgi.after_request_hooks, "promshm_uwsgi_after_request");
+	if (conf.listen)
+		listener_parse();
+	uwsgi_log(PSH "area %s (%s), promshm %s%s\n", g.path, kind, promshm_version(),
+		  conf.no_request_metrics ? ", request metrics off" : "");
+	return 0;
+}
+
+static void promshm_post_fork(void) {
+	uint32_t slot = 0;
+	promshm_result rc;
+	if (!g.area || getpid() == g.master_pid)
+		return;
+	/* The master's listener socket is no business of a worker (one
+	 * respawned after the listener started inherits it). */
+	close_if_ours(&L.fd, L.fd_ino);
+	close_if_ours(&L.wake[0], L.wake_ino[0]);
+	close_if_ours(&L.wake[1], L.wake_ino[1]);
+	L.started = 0;
+	g.private_dir[0] = 0; /* only the master removes it */
+	rc = promshm_area_attach(g.area, &slot);
+	if (rc != PROMSHM_RESULT_OK)
+		log_promshm_error("attaching a worker slot", rc);
+	find_app_flush();
+}
+
+static void promshm_master_cycle(void) {
+	time_t now;
+	if (!g.area)
+		return;
+	listener_start();
+	if (conf.no_worker_metrics || !g.worker_requests)
+		return;
+	now = uwsgi_now();
+	if (now == g.last_cycle)
+		return;
+	g.last_cycle = now;
+	update_worker_metrics();
+}
+
+static void promshm_master_cleanup(void) {
+	if (!g.area || getpid() != g.master_pid || g.cleaned)
+		return;
+	g.cleaned = 1;
+	listener_stop();
+	promshm_flush();
+	remove_private_area();
+}
+
+struct uwsgi_plugin promshm_plugin = {
+	.name = "promshm",
+	.options = promshm_options,
+	.on_load = promshm_on_load,
+	.init = promshm_init,
+	.post_fork = promshm_post_fork,
+	.master_cycle = promshm_master_cycle,
+	.master_cleanup = promshm_master_cleanup,
+	/* also at exit without a master (uWSGI runs master_cleanup only with one) */
+	.atexit = promshm_master_cleanup,
+};
