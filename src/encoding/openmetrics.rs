@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::text::{line_f64, line_u64, push_escaped, Extra, LineBuf};
+use super::text::{info_or_states, line_f64, line_u64, push_escaped, Extra, LineBuf};
 use super::{Encoder, FamilyDesc, Labels, MetricType, Point};
 
 /// Encoder for the OpenMetrics text format, version 1.0.0.
@@ -107,21 +107,7 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
                 line_f64(buf, name, "_sum", labels, Extra::No, sum);
                 created_line(buf, name, labels, created);
             }
-            Point::Info => {
-                line_u64(buf, name, "_info", labels, Extra::No, 1);
-            }
-            Point::StateSet { states } => {
-                for &(state, set) in states {
-                    line_u64(
-                        buf,
-                        name,
-                        "",
-                        labels,
-                        Extra::Str(name, state),
-                        u64::from(set),
-                    );
-                }
-            }
+            Point::Info | Point::StateSet { .. } => info_or_states(buf, name, labels, point),
         }
         self.lb.maybe_flush()
     }

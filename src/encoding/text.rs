@@ -135,6 +135,27 @@ pub(super) fn push_series(
     buf.extend_from_slice(b"} ");
 }
 
+/// The lines of an info or state-set point: the same in both formats (only
+/// their `# TYPE` lines differ).
+pub(super) fn info_or_states(buf: &mut Vec<u8>, name: &str, labels: Labels<'_>, point: &Point<'_>) {
+    match point {
+        Point::Info => line_u64(buf, name, "_info", labels, Extra::No, 1),
+        Point::StateSet { states } => {
+            for &(state, set) in states.iter() {
+                line_u64(
+                    buf,
+                    name,
+                    "",
+                    labels,
+                    Extra::Str(name, state),
+                    u64::from(set),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Append a float sample line: series, value, newline.
 pub(super) fn line_f64(
     buf: &mut Vec<u8>,
@@ -251,21 +272,7 @@ impl<W: Write> Encoder for TextEncoder<W> {
                 line_f64(buf, name, "_sum", labels, Extra::No, sum);
                 line_u64(buf, name, "_count", labels, Extra::No, count);
             }
-            Point::Info => {
-                line_u64(buf, name, "_info", labels, Extra::No, 1);
-            }
-            Point::StateSet { states } => {
-                for &(state, set) in states {
-                    line_u64(
-                        buf,
-                        name,
-                        "",
-                        labels,
-                        Extra::Str(name, state),
-                        u64::from(set),
-                    );
-                }
-            }
+            Point::Info | Point::StateSet { .. } => info_or_states(buf, name, labels, point),
         }
         self.lb.maybe_flush()
     }

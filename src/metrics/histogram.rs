@@ -115,10 +115,9 @@ impl Histogram {
 
     /// Time `f` and observe its duration in seconds.
     pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
-        let start = std::time::Instant::now();
-        let out = f();
-        let _ = self.observe(start.elapsed().as_secs_f64());
-        out
+        super::timed(f, |secs| {
+            let _ = self.observe(secs);
+        })
     }
 
     /// `(count, sum)` in the area (flushed, all processes).

@@ -131,6 +131,14 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Run `f` and hand its duration in seconds to `observe`.
+pub(crate) fn timed<T>(f: impl FnOnce() -> T, observe: impl FnOnce(f64)) -> T {
+    let start = std::time::Instant::now();
+    let out = f();
+    observe(start.elapsed().as_secs_f64());
+    out
+}
+
 /// Add `v` to the f64 stored in `cell` (compare-exchange loop).
 #[inline]
 pub(crate) fn atomic_add_f64(cell: &AtomicU64, v: f64) {
