@@ -41,6 +41,10 @@ pub(crate) struct LocalIndex {
     handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
     /// (family offset, label hash) -> series record offsets.
     series: HashMap<(usize, u64), Vec<usize>>,
+    /// Series record offset -> its thread-buffer id, so that resolving a
+    /// series again (its handles were dropped) does not take a new id:
+    /// thread buffers are indexed by id, and ids must stay bounded.
+    local_ids: HashMap<usize, u32>,
 }
 
 impl LocalIndex {
@@ -461,13 +465,17 @@ pub(crate) fn resolve_series(
             }
         }
     };
+    let local_id = *idx
+        .local_ids
+        .entry(off)
+        .or_insert_with(buffer::next_local_id);
     drop(idx);
     let n_cells = family.shape.n_cells(area.max_workers());
     Ok(Arc::new(SeriesInner {
         family: family.clone(),
         off,
         cells: off + ser::CELLS,
-        local_id: buffer::next_local_id(),
+        local_id,
         eager: family.eager,
         n_cells,
         values: values.iter().map(|v| Box::<str>::from(*v)).collect(),
@@ -551,5 +559,30 @@ impl Area {
     /// Render every family of the area into a `String`.
     pub fn render_to_string(&self, format: Format) -> Result<String> {
         self.registry().render_to_string(format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Area, AreaOptions, GaugeMode, Opts};
+
+    /// Thread buffers are indexed by a series' id: a series resolved again
+    /// after its handles were dropped (e.g. `labels(..)` per request on a
+    /// gauge or an eager family) must keep its id, or every new id grows
+    /// every thread's index and the u32 ids eventually collide.
+    #[test]
+    fn resolving_a_series_again_keeps_its_buffer_id() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let g = area
+            .registry()
+            .gauge(Opts::new("g", "h").labels(&["a"]), GaugeMode::Sum)
+            .unwrap();
+        let first = g.labels(&["x"]).unwrap().series.local_id;
+        for _ in 0..100 {
+            g.labels(&["x"]).unwrap().set(1.0);
+        }
+        assert_eq!(g.labels(&["x"]).unwrap().series.local_id, first);
+        let other = g.labels(&["y"]).unwrap().series.local_id;
+        assert_ne!(other, first);
     }
 }

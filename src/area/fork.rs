@@ -28,6 +28,10 @@ impl<T> Held for T {}
 thread_local! {
     /// What `before_fork` took, released by `after_fork`.
     static HELD: RefCell<Vec<Box<dyn Held>>> = const { RefCell::new(Vec::new()) };
+    /// Families whose cache guards are in `HELD`, dropped only after every
+    /// guard (`AREAS` included): one of them may be the last owner of its
+    /// area, whose `Drop` takes `AREAS`.
+    static KEPT: RefCell<Vec<Arc<crate::metrics::FamilyInner>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Lock a mutex, ignoring poisoning: every critical section of the crate
@@ -61,8 +65,8 @@ impl Drop for AreaInner {
 ///
 /// # Safety
 /// `guard` must borrow from data that outlives the fork handlers' run
-/// (areas are kept alive because `AREAS` is held; families by their Arc,
-/// pushed before their guard).
+/// (areas are kept alive because `AREAS` is held; families by their Arc
+/// in `KEPT`, released after every guard).
 pub(crate) unsafe fn hold<G>(guard: G) {
     // Per the contract, what the guard borrows outlives its stay in HELD,
     // which ends in `after_fork` in this same thread.
@@ -86,12 +90,10 @@ extern "C" fn before_fork() {
             let area = unsafe { &*(addr as *const AreaInner) };
             let index = lock(&area.index);
             for family in index.families_handed_out() {
-                // SAFETY: the Arc is held (pushed first) as long as its guard.
-                unsafe {
-                    let cache = family.cache_guard_for_fork();
-                    hold(family.clone());
-                    hold(cache);
-                }
+                // Kept (in KEPT) until after its guard is released.
+                KEPT.with(|k| k.borrow_mut().push(family.clone()));
+                // SAFETY: the Arc is kept in KEPT longer than its guard in HELD.
+                unsafe { hold(family.cache_guard_for_fork()) };
             }
             // SAFETY: the area outlives the handlers (AREAS is held).
             unsafe {
@@ -107,5 +109,62 @@ extern "C" fn after_fork() {
     let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
     for guard in held.into_iter().rev() {
         drop(guard);
+    }
+    // Last: dropping a family may drop its area, which takes AREAS.
+    drop(KEPT.with(|k| std::mem::take(&mut *k.borrow_mut())));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::{Area, AreaOptions, Opts};
+
+    /// Another thread may drop its last handles to an area while a fork is
+    /// under way: the family that `before_fork` kept is then the last owner
+    /// of the area, and `after_fork` must release it without deadlocking on
+    /// the list of areas it still holds. Run in a child process so that a
+    /// hang cannot take the other tests' locks with it.
+    #[test]
+    fn after_fork_can_drop_the_last_handle_of_an_area() {
+        // SAFETY: the child only runs the scenario and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(|| {
+                let area = Area::anonymous(&AreaOptions::with_pages(16)).unwrap();
+                let family = area.registry().counter(Opts::new("c", "h")).unwrap();
+                super::before_fork();
+                // What another thread of the parent may do meanwhile.
+                drop(family);
+                drop(area);
+                super::after_fork();
+            })
+            .is_ok();
+            // SAFETY: leave the child without running the harness's exit path.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        loop {
+            // SAFETY: waiting for our own child.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                panic!("after_fork deadlocked dropping the last handle of an area");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child failed: status {status:#x}"
+        );
     }
 }
