@@ -271,11 +271,14 @@ extern "C" fn flush_at_exit() {
 
 /// A background thread that flushes every `interval`; stops (after a last
 /// flush) when dropped or [`stop`](Flusher::stop)ped. Opt-in: promshm starts
-/// no thread on its own.
+/// no thread on its own. A child of `fork` does not inherit the thread:
+/// dropping an inherited `Flusher` there does nothing; start a new one.
 #[derive(Debug)]
 pub struct Flusher {
     stop: Arc<(parking_lot::Mutex<bool>, parking_lot::Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Fork generation of the process that started the thread.
+    gen: u32,
 }
 
 impl Flusher {
@@ -299,6 +302,7 @@ impl Flusher {
         Ok(Flusher {
             stop,
             thread: Some(thread),
+            gen: process::fork_generation(),
         })
     }
 
@@ -308,6 +312,13 @@ impl Flusher {
     }
 
     fn shutdown(&mut self) {
+        if self.gen != process::fork_generation() {
+            // Inherited through fork: the thread does not exist in this
+            // process, and its lock may have been copied held. Leave both.
+            std::mem::forget(self.thread.take());
+            std::mem::forget(self.stop.clone());
+            return;
+        }
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(t) = self.thread.take() {

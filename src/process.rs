@@ -42,11 +42,18 @@ pub(crate) fn identity() -> u64 {
     }
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
-    let start = start_time_of(pid).unwrap_or(0);
-    START_TIME.store(start, Ordering::Relaxed);
-    let id = make_identity(pid, start);
-    IDENTITY.store(id, Ordering::Relaxed);
-    id
+    match start_time_of(pid) {
+        Some(start) => {
+            START_TIME.store(start, Ordering::Relaxed);
+            let id = make_identity(pid, start);
+            IDENTITY.store(id, Ordering::Relaxed);
+            id
+        }
+        // /proc unreadable right now (e.g. out of file descriptors): use the
+        // pid alone this time and try again next time. Areas prime the
+        // identity when they are mapped, so this is rare.
+        None => make_identity(pid, 0),
+    }
 }
 
 /// Full start time of this process in clock ticks since boot.

@@ -447,6 +447,8 @@ impl AreaInner {
         path: Option<PathBuf>,
     ) -> AreaInner {
         process::init();
+        // Read our start time now, while opening files evidently works.
+        process::identity();
         let base = map.as_mut_ptr();
         AreaInner {
             _map: map,
