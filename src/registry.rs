@@ -1,7 +1,7 @@
 //! Registries: views on an area with an optional prefix (namespace) and
 //! constant labels, where families are registered and series resolved.
 //!
-//! Each process keeps a [`LocalIndex`] of the records it has seen, caught up
+//! Each process keeps a `LocalIndex` of the records it has seen, caught up
 //! incrementally by walking the records added since (records are only ever
 //! appended). Lookups never take the area lock; creating a family or series
 //! does, after a last catch-up, so two processes never create the same one.

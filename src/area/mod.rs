@@ -1,7 +1,7 @@
 //! The shared area: a file or an anonymous shared mapping of fixed-size
 //! pages holding a header, a worker table and records (families and series).
 //!
-//! Everything in the mapping is reached through [`AreaInner`]'s accessors,
+//! Everything in the mapping is reached through `AreaInner`'s accessors,
 //! which bounds-check every offset: bytes in the area come from other
 //! processes and are never trusted.
 
