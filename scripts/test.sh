@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Every test: formatting, lints, Rust unit/integration/multi-process tests,
-# and the output oracles (promtool, prometheus_client's parsers).
+# Every test: formatting, lints, docs, the header drift check; the Rust
+# unit, multi-process, corruption and output-oracle tests (promtool,
+# prometheus_client's parsers); the C/C++ tests plain, under ASan and under
+# Valgrind; the CLI against real Prometheus and Pushgateway servers; the
+# Python binding (built library and pip-installed); the uWSGI plugin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,6 +15,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo doc (library, warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p promshm --quiet
 
 step "C header up to date (scripts/gen-header --check)"
 bash scripts/gen-header --check
