@@ -113,9 +113,13 @@ class Metric:
         return f"Metric({self.name!r}, {self.documentation!r}, {self.type!r}, {self.unit!r}, {self.samples!r})"
 
 
-class UnknownMetricFamily(Metric):
+class _PlainMetricFamily(Metric):
+    """A family of plain samples (one value per label set); subclasses set the type."""
+
+    _family_type = "unknown"
+
     def __init__(self, name: str, documentation: str, value: Optional[float] = None, labels: Optional[Sequence[str]] = None, unit: str = "") -> None:
-        Metric.__init__(self, name, documentation, "unknown", unit)
+        Metric.__init__(self, name, documentation, self._family_type, unit)
         if labels is not None and value is not None:
             raise ValueError("Can only specify at most one of value and labels.")
         self._labelnames = tuple(labels or ())
@@ -124,6 +128,10 @@ class UnknownMetricFamily(Metric):
 
     def add_metric(self, labels: Sequence[str], value: float, timestamp: Optional[float] = None) -> None:
         self.samples.append(Sample(self.name, dict(zip(self._labelnames, labels)), value, timestamp))
+
+
+class UnknownMetricFamily(_PlainMetricFamily):
+    _family_type = "unknown"
 
 
 UntypedMetricFamily = UnknownMetricFamily
@@ -155,17 +163,8 @@ class CounterMetricFamily(Metric):
             self.samples.append(Sample(self.name + "_created", lbl, created, timestamp))
 
 
-class GaugeMetricFamily(Metric):
-    def __init__(self, name: str, documentation: str, value: Optional[float] = None, labels: Optional[Sequence[str]] = None, unit: str = "") -> None:
-        Metric.__init__(self, name, documentation, "gauge", unit)
-        if labels is not None and value is not None:
-            raise ValueError("Can only specify at most one of value and labels.")
-        self._labelnames = tuple(labels or ())
-        if value is not None:
-            self.add_metric([], value)
-
-    def add_metric(self, labels: Sequence[str], value: float, timestamp: Optional[float] = None) -> None:
-        self.samples.append(Sample(self.name, dict(zip(self._labelnames, labels)), value, timestamp))
+class GaugeMetricFamily(_PlainMetricFamily):
+    _family_type = "gauge"
 
 
 class SummaryMetricFamily(Metric):
