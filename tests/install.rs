@@ -10,10 +10,9 @@
 //! (`install.sh --from target/<profile>/deps`): running `cargo build` from
 //! inside `cargo test` would wait on cargo's own lock.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// What libpromshm.a needs from the system (as in tests/c_api.rs and
@@ -220,69 +219,26 @@ fn install_then_build_and_run_the_examples_with_pkg_config() {
 
 // ---- driving the server ---------------------------------------------------------
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+#[path = "support/server.rs"]
+mod server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(mut cmd: Command) -> Server {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-    let port = line
-        .strip_prefix("listening on http://127.0.0.1:")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok());
-    let Some(port) = port else {
-        let _ = child.kill();
-        let out = child.wait_with_output().unwrap();
-        panic!(
-            "the server did not say where it listens (first line {line:?})\n--- stderr\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    Server { child, port }
-}
-
-/// GET `path`; the status line and the body.
-fn get(port: u16, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
-    (head.lines().next().unwrap().to_string(), body.to_string())
+/// GET `path`; the status code and the body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (status, _, body) = server::http(port, &head, Duration::from_secs(30));
+    (status, body)
 }
 
 fn exercise_server(cmd: Command) {
-    let mut server = start_server(cmd);
+    let mut server = server::start_server(cmd, Duration::from_secs(60));
     for i in 0..60 {
         let path = if i % 3 == 0 { "/missing" } else { "/" };
         let (status, _) = get(server.port, path);
-        let want = if i % 3 == 0 { " 404 " } else { " 200 " };
-        assert!(status.contains(want), "{path}: {status}");
+        let want = if i % 3 == 0 { 404 } else { 200 };
+        assert_eq!(status, want, "{path}");
     }
     let (status, text) = get(server.port, "/metrics");
-    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(status, 200);
     for line in [
         "http_requests_total{path=\"/\",status=\"200\"} 40",
         "http_requests_total{path=\"other\",status=\"404\"} 20",
