@@ -645,8 +645,19 @@ class MetricWrapperBase(_Ops):
         )
         return opts, arr
 
+    def _update_mode(self) -> int:
+        """The update mode to register with now. A ``registry=None`` metric
+        writes eagerly: it is private to this process (nothing to batch
+        against), and a thread buffer would keep its area mapped after the
+        metric is gone."""
+        if not self._buffered:
+            return B.PROMSHM_UPDATE_MODE_DEFAULT
+        if self._registry._detached_area:
+            return B.PROMSHM_UPDATE_MODE_EAGER
+        return _area.update_mode()
+
     def _register(self) -> None:
-        mode = _area.update_mode() if self._buffered else B.PROMSHM_UPDATE_MODE_DEFAULT
+        mode = self._update_mode()
         reg = self._registry._handle()
         opts, _keep = self._opts(mode)
         fam = c_void_p()
@@ -669,7 +680,7 @@ class MetricWrapperBase(_Ops):
 
     def _rebind(self) -> None:
         """Re-register with this process's update mode and re-resolve every cached series."""
-        if not self._buffered or self._fam_mode == _area.update_mode():
+        if self._fam_mode == self._update_mode():
             return
         with self._lock:
             self._register()
