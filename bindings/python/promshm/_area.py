@@ -305,6 +305,8 @@ class _State:
 _state = _State()
 # Every live metric family object (for re-binding after fork; see _after_mp_fork).
 _families: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# Every live registry object (its lock is renewed after fork).
+_registries: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def configure(
@@ -618,13 +620,26 @@ def _request_end() -> None:
             pass
 
 
+def _renew_locks() -> None:
+    """Replace every lock of the package in a forked child.
+
+    A lock another thread of the parent held at fork time (across a call
+    that releases the GIL) stays held forever in the child, whose copy of
+    that thread does not exist: the child would hang on first use."""
+    _state.lock = threading.RLock()
+    for fam in list(_families):
+        fam._lock = threading.Lock()
+    for reg in list(_registries):
+        reg._lock = threading.RLock()
+
+
 def _after_fork_child() -> None:
     # The flusher thread did not survive fork(); its handle belongs to the
     # parent's memory image: forget it (never stop it here) and start ours.
     had = _state.flusher is not None
     _state.flusher = None
     _state.flusher_pid = None
-    _state.lock = threading.RLock()
+    _renew_locks()
     if had and not _state.mp_child:
         try:
             start_flusher()

@@ -80,6 +80,7 @@ class CollectorRegistry:
         self._collectors: List[Any] = []
         self._target_info: Optional[Dict[str, str]] = None
         self._detached_area = False  # made for one registry=None metric
+        _area._registries.add(self)
         if target_info is not None:
             self.set_target_info(target_info)
 
