@@ -90,3 +90,56 @@ def test_fork_while_a_thread_creates_label_sets_1000_times():
     hung, failed, total = out.split()
     assert (hung, failed) == ("0", "0"), out
     assert float(total) == 1000
+
+
+def test_multiprocessing_fork_children_while_a_1ms_flusher_runs():
+    out = _run(
+        """
+        import multiprocessing, threading
+        import promshm
+        promshm.configure(flush_interval=0.001)
+        reg = promshm.CollectorRegistry()
+        work = promshm.Counter("work", "Updates.", ["who"], registry=reg)
+        assert promshm.start_flusher()
+        stop = threading.Event()
+        def update(who):
+            c = work.labels(who)
+            n = 0
+            while not stop.is_set():
+                c.inc()
+                n += 1
+            return n
+        counts = {}
+        threads = [threading.Thread(target=lambda w=w: counts.__setitem__(w, update(w))) for w in ("t1", "t2")]
+        for t in threads:
+            t.start()
+        def child():
+            c = work.labels("child")
+            for _ in range(10):
+                c.inc()
+            promshm.flush()
+        ctx = multiprocessing.get_context("fork")
+        hung = failed = 0
+        for _ in range(CHILDREN):
+            p = ctx.Process(target=child)
+            p.start()
+            p.join(10)
+            if p.is_alive():
+                hung += 1
+                p.kill()
+                p.join()
+            elif p.exitcode != 0:
+                failed += 1
+        stop.set()
+        for t in threads:
+            t.join()
+        promshm.flush()
+        exact = all(work.labels(w).get() == counts[w] for w in ("t1", "t2"))
+        print(hung, failed, work.labels("child").get(), exact)
+        """.replace("CHILDREN", "300"),
+        timeout=600,
+    )
+    hung, failed, total, exact = out.split()
+    assert (hung, failed) == ("0", "0"), out
+    assert float(total) == 300 * 10
+    assert exact == "True"
