@@ -268,7 +268,7 @@ class _CounterOps(_Ops):
     def get(self) -> float:
         """The counter's total in the area: every process's flushed updates,
         this process's included (it flushes first)."""
-        lib.promshm_flush()
+        check(lib.promshm_flush(), "flush")
         v = c_double()
         rc = lib.promshm_counter_get(self._h, byref(v))
         if rc:
@@ -386,7 +386,7 @@ class _HistogramOps(_ObserveOps):
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` in the area: every process's flushed observations,
         this process's included (it flushes first)."""
-        lib.promshm_flush()
+        check(lib.promshm_flush(), "flush")
         n, s = c_uint64(), c_double()
         rc = lib.promshm_histogram_get(self._h, byref(n), byref(s))
         if rc:
@@ -587,6 +587,8 @@ class MetricWrapperBase(_Ops):
     ) -> None:
         from .registry import REGISTRY, CollectorRegistry
 
+        if _labelvalues is not None:  # prometheus_client's private child constructor
+            raise InvalidArgumentError("invalid argument", 114, "_labelvalues is not supported; use .labels()")
         if description is not None:
             documentation = description
         if isinstance(labelnames, str):
@@ -620,14 +622,29 @@ class MetricWrapperBase(_Ops):
         if registry is None:
             registry = CollectorRegistry._detached()
         self._registry: "CollectorRegistry" = registry
-        self._register()
-        registry._add_metric(self)
+        registry._claim(self)  # raises for a name this registry already has
+        try:
+            self._register()
+        except BaseException:
+            registry._release(self)
+            raise
         _area._families.add(self)
-        if _labelvalues is not None:  # prometheus_client's private child constructor
-            raise InvalidArgumentError("invalid argument", 114, "_labelvalues is not supported; use .labels()")
         if not names or all(n in self._default_labels for n in names):
             key = tuple(self._default_labels[n] for n in names)
             self._h = self._resolve(key)
+
+    #: Suffixes of the sample names a family of this type renders (prometheus_client's list).
+    _suffixes: Tuple[str, ...] = ()
+
+    def _sample_names(self) -> List[str]:
+        """Every sample name this family renders (before the registry prefix):
+        no other family of the registry may use one of them."""
+        base = self._name
+        if self._type == "counter" and base.endswith("_total"):
+            base = base[: -len("_total")]
+        if self._unit and not base.endswith("_" + self._unit):
+            base += "_" + self._unit
+        return [base] + [base + x for x in self._suffixes]
 
     # -- type-specific hooks
     def _check_kwargs(self, kwargs: Dict[str, Any]) -> None:
@@ -790,7 +807,7 @@ class MetricWrapperBase(_Ops):
     def remove(self, *labelvalues: Any) -> None:
         """Remove the series with these label values, in every process."""
         if len(labelvalues) == 1 and isinstance(labelvalues[0], Mapping):
-            d = {**self._default_labels, **{k: str(v) for k, v in labelvalues[0].items()}}
+            d = {**self._default_labels, **{k: _label_str(v) for k, v in labelvalues[0].items()}}
             try:
                 labelvalues = tuple(d[n] for n in self._labelnames)
             except KeyError as e:
@@ -801,7 +818,9 @@ class MetricWrapperBase(_Ops):
                 B.PROMSHM_RESULT_LABEL_COUNT,
                 f"incorrect label count for {self._name}: expected {len(self._labelnames)}, got {len(labelvalues)}",
             )
-        key = tuple(_label_str(v) for v in labelvalues)
+        self._remove_key(tuple(_label_str(v) for v in labelvalues))
+
+    def _remove_key(self, key: Tuple[str, ...]) -> None:
         enc = [encode(v, "label value") for v in key]
         removed = c_bool()
         with self._lock:
@@ -811,25 +830,53 @@ class MetricWrapperBase(_Ops):
             self._rawkw.clear()
             self._functions.pop(key, None)
 
-    def remove_by_labels(self, labels: Mapping[str, str]) -> None:
-        """Remove the series with these labels (prometheus_client 0.21+)."""
-        self.remove(labels)
+    def remove_by_labels(self, labels: Mapping[str, Any]) -> None:
+        """Remove every series whose labels include ``labels`` (prometheus_client
+        0.21+), in every process: series made by other processes too."""
+        if not self._labelnames:
+            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"no label names were set when constructing {self!r}")
+        if not isinstance(labels, Mapping):
+            raise TypeError("labels must be a dict of {label_name: label_value}")
+        unknown = [k for k in labels if k not in self._labelnames]
+        if unknown:
+            raise LabelError("unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, f"unknown label names {unknown}; expected {list(self._labelnames)}")
+        if not labels:
+            return
+        want = [(self._labelnames.index(k), _label_str(v)) for k, v in labels.items()]
+        for key in self._series_keys():
+            if all(key[i] == v for i, v in want):
+                self._remove_key(key)
+
+    def _series_keys(self) -> List[Tuple[str, ...]]:
+        """The label values of every series of the family in the area (every
+        process's, read from a render) and of every series cached here."""
+        from .registry import _families_of
+
+        names = self._labelnames
+        keys = dict.fromkeys(self._children)
+        for fam in _families_of(self):
+            for sample in fam.samples:
+                if all(n in sample.labels for n in names):
+                    keys[tuple(sample.labels[n] for n in names)] = None
+        return list(keys)
 
     def clear(self) -> None:
         """Remove every series of the family, in every process."""
+        self._clear_series()
+        if not self._labelnames or all(n in self._default_labels for n in self._labelnames):
+            self._h = self._resolve(tuple(self._default_labels[n] for n in self._labelnames))
+
+    def _clear_series(self) -> None:
+        """Remove every series, the default one included (not re-created)."""
         with self._lock:
             check(lib.promshm_family_clear(self._fam, None))
             self._children.clear()
             self._raw.clear()
             self._rawkw.clear()
             self._functions.clear()
-            if self._h is not None and self._labelnames:
-                pass  # the default-labels series is re-created on next use below
-        if not self._labelnames or all(n in self._default_labels for n in self._labelnames):
-            key = tuple(self._default_labels[n] for n in self._labelnames)
-            old, self._h = self._h, self._resolve(key)
-            if old is not None:
-                lib.promshm_series_free(old)
+            old, self._h = self._h, None
+        if old is not None:
+            lib.promshm_series_free(old)
 
     # -- introspection
     @property
@@ -896,6 +943,7 @@ class Counter(_CounterOps, MetricWrapperBase):
 
     _type = "counter"
     _c_register = "promshm_registry_counter"
+    _suffixes = ("_total", "_created")
     _series_cls = _series_class(_CounterOps, "CounterSeries")
     _partial_cls = _partial_class(_CounterOps, "CounterPartial")
     _buffered = True
@@ -957,6 +1005,7 @@ class Histogram(_HistogramOps, MetricWrapperBase):
 
     _type = "histogram"
     _c_register = "promshm_registry_histogram"
+    _suffixes = ("_bucket", "_sum", "_count", "_created")
     _series_cls = _series_class(_HistogramOps, "HistogramSeries")
     _partial_cls = _partial_class(_HistogramOps, "HistogramPartial")
     _buffered = True
@@ -1002,6 +1051,7 @@ class Summary(_SummaryOps, MetricWrapperBase):
 
     _type = "summary"
     _c_register = "promshm_registry_summary"
+    _suffixes = ("_sum", "_count", "_created")
     _series_cls = _series_class(_SummaryOps, "SummarySeries")
     _partial_cls = _partial_class(_SummaryOps, "SummaryPartial")
     __slots__ = ()
@@ -1042,6 +1092,7 @@ class Info(_InfoOps, MetricWrapperBase):
 
     _type = "info"
     _c_register = "promshm_registry_info"
+    _suffixes = ("_info",)
     _series_cls = _series_class(_InfoOps, "InfoSeries")
     _partial_cls = _partial_class(_InfoOps, "InfoPartial")
     __slots__ = ()

@@ -29,9 +29,17 @@ from ._ffi import check, encode, label_array, lib
 from .core import Metric, encode_families, parse_openmetrics
 from ctypes import byref, c_void_p
 
-__all__ = ["CollectorRegistry", "REGISTRY", "Collector"]
+__all__ = ["CollectorRegistry", "REGISTRY", "Collector", "DuplicateTimeseries"]
 
 EOF = b"# EOF\n"
+
+
+class DuplicateTimeseries(ValueError):
+    """A metric would render a sample name another metric of the registry renders."""
+
+    def __init__(self, duplicates: Set[str]) -> None:
+        super().__init__(f"Duplicated timeseries in CollectorRegistry: {duplicates}")
+        self.duplicates = duplicates
 
 
 class Collector:
@@ -79,6 +87,8 @@ class CollectorRegistry:
         self._metrics: List[Any] = []
         self._collectors: List[Any] = []
         self._target_info: Optional[Dict[str, str]] = None
+        self._target_info_metric: Any = None  # the one Info object of set_target_info()
+        self._names: Dict[str, Any] = {}  # sample name -> the metric of this registry that renders it
         self._detached_area = False  # made for one registry=None metric
         _area._registries.add(self)
         if target_info is not None:
@@ -136,12 +146,26 @@ class CollectorRegistry:
         reg._detached_area = True
         return reg
 
-    def _add_metric(self, metric: Any) -> None:
+    def _claim(self, metric: Any) -> None:
+        """Add a metric being made, reserving every sample name it renders;
+        a name another metric of this registry renders raises
+        :class:`DuplicateTimeseries` (as prometheus_client does)."""
         if self._detached_area:
             return
+        names = metric._sample_names()
         with self._lock:
-            if all(m is not metric for m in self._metrics):
-                self._metrics.append(metric)
+            taken = {n for n in names if n in self._names}
+            if taken:
+                raise DuplicateTimeseries(taken)
+            for n in names:
+                self._names[n] = metric
+            self._metrics.append(metric)
+
+    def _release(self, metric: Any) -> None:
+        """Forget a metric: its names are free again."""
+        with self._lock:
+            self._metrics = [m for m in self._metrics if m is not metric]
+            self._names = {n: m for n, m in self._names.items() if m is not metric}
 
     # -- prometheus_client's registry API
     def register(self, collector: Any) -> None:
@@ -162,9 +186,9 @@ class CollectorRegistry:
                 if c is collector:
                     del self._collectors[i]
                     return
-            for i, m in enumerate(self._metrics):
+            for m in self._metrics:
                 if m is collector:
-                    del self._metrics[i]
+                    self._release(m)
                     m.clear()
                     return
         raise KeyError(f"not registered: {collector!r}")
@@ -175,11 +199,17 @@ class CollectorRegistry:
 
         with self._lock:
             self._target_info = dict(labels) if labels else None
-            info = Info("target", "Target metadata", registry=self)
+            info = self._target_info_metric
+            if info is None:
+                if not labels:
+                    return
+                info = self._target_info_metric = Info("target", "Target metadata", registry=self)
             if labels:
+                if info._h is None:
+                    info.clear()  # re-creates its series
                 info.info(dict(labels))
             else:
-                info.clear()
+                info._clear_series()  # renders nothing until set again
 
     def get_target_info(self) -> Optional[Dict[str, str]]:
         return self._target_info
