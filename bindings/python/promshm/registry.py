@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
 from . import _area
 from . import _bindings as B
@@ -88,6 +88,7 @@ class CollectorRegistry:
         self._collectors: List[Any] = []
         self._target_info: Optional[Dict[str, str]] = None
         self._target_info_metric: Any = None  # the one Info object of set_target_info()
+        self._skipped_families = 0  # collector families skipped for a taken name
         self._names: Dict[str, Any] = {}  # sample name -> the metric of this registry that renders it
         self._detached_area = False  # made for one registry=None metric
         _area._registries.add(self)
@@ -229,7 +230,13 @@ class CollectorRegistry:
             return text
         if om and text.endswith(EOF):
             text = text[: -len(EOF)]
-        extra = _collectors_text(list(self._collectors), fmt)
+        skipped = [0]
+        extra = _collectors_text(list(self._collectors), fmt, _names_in(text), skipped)
+        if skipped[0]:
+            with self._lock:
+                self._skipped_families += skipped[0]
+        if self._skipped_families:
+            extra += _skipped_text(self._skipped_families, om)
         return text + extra + (EOF if om else b"")
 
     def render_to_file(self, path: Union[str, "os.PathLike[str]"], format: Union[str, int] = "prometheus") -> None:
@@ -355,27 +362,79 @@ def _metric_text(metric: Any, fmt: int) -> bytes:
     return b"".join(out)
 
 
-def _collectors_text(collectors: List[Any], fmt: int) -> bytes:
+#: Suffixes of the sample names of each type (prometheus_client's list).
+_TYPE_SUFFIXES: Dict[str, Tuple[str, ...]] = {
+    "counter": ("_total", "_created"),
+    "summary": ("_sum", "_count", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
+    "info": ("_info",),
+}
+
+#: The counter a page shows when a custom collector yielded a taken name.
+SKIPPED_FAMILIES = "promshm_collector_families_skipped"
+
+
+def _names_of(name: str, typ: str) -> Set[str]:
+    """Every name a family called ``name`` of type ``typ`` takes, in either
+    format (0.0.4 writes a counter's family as ``<name>_total`` and an info's
+    as a gauge ``<name>_info``: their base names are taken too)."""
+    out = {name}
+    out.update(name + x for x in _TYPE_SUFFIXES.get(typ, ()))
+    for typ_, suffix in (("counter", "_total"), ("info", "_info")):
+        if name.endswith(suffix):
+            base = name[: -len(suffix)]
+            out.add(base)
+            out.update(base + x for x in _TYPE_SUFFIXES[typ_])
+    return out
+
+
+def _names_in(text: bytes) -> Set[str]:
+    """The names the families of an exposition take (from its TYPE lines)."""
+    out: Set[str] = set()
+    for line in text.splitlines():
+        if line.startswith(b"# TYPE "):
+            parts = line.decode("utf-8", "replace").split(" ")
+            if len(parts) >= 4:
+                out |= _names_of(parts[2], parts[3])
+    return out
+
+
+def _collectors_text(collectors: List[Any], fmt: int, taken: Set[str], skipped: List[int]) -> bytes:
+    """The text of the custom collectors' families. A family that takes a
+    name already in ``taken`` (the area's families, or an earlier
+    collector's) is skipped and counted in ``skipped[0]``: a page never has
+    two families of one name."""
     from .metrics import MetricWrapperBase
 
     om = fmt == B.PROMSHM_FORMAT_OPENMETRICS
     parts: List[bytes] = []
+
+    def add(text: bytes) -> None:
+        names = _names_in(text)
+        if names & taken:
+            skipped[0] += 1
+            return
+        taken.update(names)
+        parts.append(text)
+
     for c in collectors:
         if isinstance(c, MetricWrapperBase):
-            parts.append(_metric_text(c, fmt))
+            add(_metric_text(c, fmt))
             continue
-        fams: List[Any] = []
         for fam in c.collect():
             if isinstance(fam, MetricWrapperBase):
-                if fams:
-                    parts.append(encode_families(fams, om).encode("utf-8"))
-                    fams = []
-                parts.append(_metric_text(fam, fmt))
+                add(_metric_text(fam, fmt))
             else:
-                fams.append(fam)
-        if fams:
-            parts.append(encode_families(fams, om).encode("utf-8"))
+                add(encode_families([fam], om).encode("utf-8"))
     return b"".join(parts)
+
+
+def _skipped_text(total: int, om: bool) -> bytes:
+    """The ``promshm_collector_families_skipped_total`` counter of a page."""
+    name = SKIPPED_FAMILIES if om else SKIPPED_FAMILIES + "_total"
+    help_ = "Families yielded by custom collectors that were skipped because the page already had their name."
+    return f"# HELP {name} {help_}\n# TYPE {name} counter\n{SKIPPED_FAMILIES}_total {total}\n".encode()
 
 
 def _families_of(metric: Any) -> List[Metric]:
