@@ -48,7 +48,7 @@ import re
 import tempfile
 import threading
 import weakref
-from ctypes import byref, c_bool, c_size_t, c_uint32, c_void_p
+from ctypes import byref, c_size_t, c_uint32, c_void_p
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -237,7 +237,6 @@ def _options(pages: int, max_workers: int, eager: bool) -> B.promshm_area_option
     return B.promshm_area_options(pages=pages, max_workers=max_workers, eager=bool(eager))
 
 
-_size_hints: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 _last_size = [16384]
 
 
@@ -716,5 +715,3 @@ def _at_exit() -> None:
 
 
 _install_hooks()
-
-_ = (c_bool,)

@@ -15,10 +15,8 @@ lookup). Updates on a series are one call into the library.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-import math
 import threading
 import time as _time
 from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint64, c_void_p
@@ -46,6 +44,7 @@ from .errors import (
     LabelError,
     UnobservableMetricError,
 )
+from .validation import TYPE_SUFFIXES, check_reserved_label
 
 __all__ = [
     "Counter",
@@ -63,6 +62,9 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A metric class: ``labels()`` returns an object with that class's operations
+#: (a series, typed as the metric class, as prometheus_client types it).
+_M = TypeVar("_M", bound="MetricWrapperBase")
 
 INF = float("inf")
 #: Prometheus' default histogram buckets (``+Inf`` is implied).
@@ -232,6 +234,15 @@ def _label_str(v: Any) -> str:
     return v if v.__class__ is str else str(v)
 
 
+def _update(obj: Any, func: Any, value: Any) -> None:
+    """One hot-path update: ``func(series, float(value))``, raising on failure."""
+    if value.__class__ is not float:
+        value = float(value)
+    rc = func(obj._h, value)
+    if rc:
+        _fail(obj, rc)
+
+
 class _Ops:
     __slots__ = ()
     _h: Optional[c_void_p]
@@ -248,12 +259,10 @@ class _CounterOps(_Ops):
         """Add ``amount`` (>= 0) to the counter. ``exemplar`` is accepted and ignored."""
         if amount == 1:
             rc = fast.counter_inc(self._h)
+            if rc:
+                _fail(self, rc)
         else:
-            if amount.__class__ is not float:
-                amount = float(amount)
-            rc = fast.counter_add(self._h, amount)
-        if rc:
-            _fail(self, rc)
+            _update(self, fast.counter_add, amount)
 
     def count_exceptions(self, exception: Union[Type[BaseException], Tuple[Type[BaseException], ...]] = Exception) -> _Guard:
         """Count exceptions of type ``exception`` raised in a block or function
@@ -289,31 +298,23 @@ class _GaugeOps(_Ops):
         """Add ``amount`` to this process's value."""
         if amount == 1:
             rc = fast.gauge_inc(self._h)
+            if rc:
+                _fail(self, rc)
         else:
-            if amount.__class__ is not float:
-                amount = float(amount)
-            rc = fast.gauge_add(self._h, amount)
-        if rc:
-            _fail(self, rc)
+            _update(self, fast.gauge_add, amount)
 
     def dec(self, amount: float = 1) -> None:
         """Subtract ``amount`` from this process's value."""
         if amount == 1:
             rc = fast.gauge_dec(self._h)
+            if rc:
+                _fail(self, rc)
         else:
-            if amount.__class__ is not float:
-                amount = float(amount)
-            rc = fast.gauge_sub(self._h, amount)
-        if rc:
-            _fail(self, rc)
+            _update(self, fast.gauge_sub, amount)
 
     def set(self, value: float) -> None:
         """Set this process's value."""
-        if value.__class__ is not float:
-            value = float(value)
-        rc = fast.gauge_set(self._h, value)
-        if rc:
-            _fail(self, rc)
+        _update(self, fast.gauge_set, value)
 
     def set_to_current_time(self) -> None:
         """Set this process's value to the current Unix time in seconds."""
@@ -377,11 +378,7 @@ class _HistogramOps(_ObserveOps):
 
     def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Record one observation. ``exemplar`` is accepted and ignored."""
-        if amount.__class__ is not float:
-            amount = float(amount)
-        rc = fast.histogram_observe(self._h, amount)
-        if rc:
-            _fail(self, rc)
+        _update(self, fast.histogram_observe, amount)
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` in the area: every process's flushed observations,
@@ -399,11 +396,7 @@ class _SummaryOps(_ObserveOps):
 
     def observe(self, amount: float) -> None:
         """Record one observation."""
-        if amount.__class__ is not float:
-            amount = float(amount)
-        rc = fast.summary_observe(self._h, amount)
-        if rc:
-            _fail(self, rc)
+        _update(self, fast.summary_observe, amount)
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` over every process."""
@@ -633,9 +626,6 @@ class MetricWrapperBase(_Ops):
             key = tuple(self._default_labels[n] for n in names)
             self._h = self._resolve(key)
 
-    #: Suffixes of the sample names a family of this type renders (prometheus_client's list).
-    _suffixes: Tuple[str, ...] = ()
-
     def _sample_names(self) -> List[str]:
         """Every sample name this family renders (before the registry prefix):
         no other family of the registry may use one of them."""
@@ -644,7 +634,7 @@ class MetricWrapperBase(_Ops):
             base = base[: -len("_total")]
         if self._unit and not base.endswith("_" + self._unit):
             base += "_" + self._unit
-        return [base] + [base + x for x in self._suffixes]
+        return [base] + [base + x for x in TYPE_SUFFIXES.get(self._type, ())]
 
     # -- type-specific hooks
     def _check_kwargs(self, kwargs: Dict[str, Any]) -> None:
@@ -717,7 +707,7 @@ class MetricWrapperBase(_Ops):
                     lib.promshm_series_free(old)
 
     # -- labels
-    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> Any:
+    def labels(self: _M, *labelvalues: Any, **labelkwargs: Any) -> _M:
         """The series with these label values: ``labels('GET', '/')``,
         ``labels(method='GET', path='/')``, or pytheus' ``labels({'method': 'GET'})``
         (which may leave labels out: a partial object, finished by another
@@ -755,7 +745,7 @@ class MetricWrapperBase(_Ops):
                         break
                 else:
                     return child
-        return self._labels_slow(labelvalues, labelkwargs)
+        return cast(_M, self._labels_slow(labelvalues, labelkwargs))
 
     def _labels_slow(self, labelvalues: Tuple[Any, ...], labelkwargs: Dict[str, Any]) -> Any:
         names = self._labelnames
@@ -943,7 +933,6 @@ class Counter(_CounterOps, MetricWrapperBase):
 
     _type = "counter"
     _c_register = "promshm_registry_counter"
-    _suffixes = ("_total", "_created")
     _series_cls = _series_class(_CounterOps, "CounterSeries")
     _partial_cls = _partial_class(_CounterOps, "CounterPartial")
     _buffered = True
@@ -1005,7 +994,6 @@ class Histogram(_HistogramOps, MetricWrapperBase):
 
     _type = "histogram"
     _c_register = "promshm_registry_histogram"
-    _suffixes = ("_bucket", "_sum", "_count", "_created")
     _series_cls = _series_class(_HistogramOps, "HistogramSeries")
     _partial_cls = _partial_class(_HistogramOps, "HistogramPartial")
     _buffered = True
@@ -1029,8 +1017,7 @@ class Histogram(_HistogramOps, MetricWrapperBase):
             bs = bs[:-1]
         self._buckets = tuple(bs)
         self._bucket_arr = (c_double * max(len(bs), 1))(*bs)
-        if "le" in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
-            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, "histogram cannot have a label named 'le'")
+        check_reserved_label(labelnames, "le", "histogram")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
 
     def _c_args(self) -> Tuple[Any, ...]:
@@ -1051,7 +1038,6 @@ class Summary(_SummaryOps, MetricWrapperBase):
 
     _type = "summary"
     _c_register = "promshm_registry_summary"
-    _suffixes = ("_sum", "_count", "_created")
     _series_cls = _series_class(_SummaryOps, "SummarySeries")
     _partial_cls = _partial_class(_SummaryOps, "SummaryPartial")
     __slots__ = ()
@@ -1076,8 +1062,7 @@ class Summary(_SummaryOps, MetricWrapperBase):
         self._q_arr = (c_double * max(len(qs), 1))(*qs)
         self._max_age_ms = int(max_age_seconds * 1000)
         self._age_buckets = int(age_buckets)
-        if "quantile" in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
-            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, "summary cannot have a label named 'quantile'")
+        check_reserved_label(labelnames, "quantile", "summary")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
 
     def _c_args(self) -> Tuple[Any, ...]:
@@ -1092,7 +1077,6 @@ class Info(_InfoOps, MetricWrapperBase):
 
     _type = "info"
     _c_register = "promshm_registry_info"
-    _suffixes = ("_info",)
     _series_cls = _series_class(_InfoOps, "InfoSeries")
     _partial_cls = _partial_class(_InfoOps, "InfoPartial")
     __slots__ = ()
@@ -1132,8 +1116,7 @@ class Enum(_EnumOps, MetricWrapperBase):
         enc = [encode(s, "state") for s in self._states]
         self._states_arr = (c_char_p * len(enc))(*enc)
         full = "_".join(p for p in (namespace, subsystem, name) if p)
-        if full in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
-            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, f"overlapping labels for Enum metric: {full}")
+        check_reserved_label(labelnames, full, f"Enum metric {full}")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
 
     def _c_args(self) -> Tuple[Any, ...]:
@@ -1143,5 +1126,3 @@ class Enum(_EnumOps, MetricWrapperBase):
     def states(self) -> Tuple[str, ...]:
         return self._states
 
-
-_ = (c_void_p, math, asyncio, List)

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
 
 from . import _area
 from . import _bindings as B
 from ._area import SHARED, Area, _format, _render
 from ._ffi import check, encode, label_array, lib
-from .core import Metric, encode_families, parse_openmetrics
+from .encoding import encode_families
+from .metrics_core import Metric
+from .parser import parse_openmetrics
+from .validation import TYPE_SUFFIXES
 from ctypes import byref, c_void_p
 
 __all__ = ["CollectorRegistry", "REGISTRY", "Collector", "DuplicateTimeseries"]
@@ -362,15 +365,6 @@ def _metric_text(metric: Any, fmt: int) -> bytes:
     return b"".join(out)
 
 
-#: Suffixes of the sample names of each type (prometheus_client's list).
-_TYPE_SUFFIXES: Dict[str, Tuple[str, ...]] = {
-    "counter": ("_total", "_created"),
-    "summary": ("_sum", "_count", "_created"),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
-    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
-    "info": ("_info",),
-}
-
 #: The counter a page shows when a custom collector yielded a taken name.
 SKIPPED_FAMILIES = "promshm_collector_families_skipped"
 
@@ -380,12 +374,12 @@ def _names_of(name: str, typ: str) -> Set[str]:
     format (0.0.4 writes a counter's family as ``<name>_total`` and an info's
     as a gauge ``<name>_info``: their base names are taken too)."""
     out = {name}
-    out.update(name + x for x in _TYPE_SUFFIXES.get(typ, ()))
+    out.update(name + x for x in TYPE_SUFFIXES.get(typ, ()))
     for typ_, suffix in (("counter", "_total"), ("info", "_info")):
         if name.endswith(suffix):
             base = name[: -len(suffix)]
             out.add(base)
-            out.update(base + x for x in _TYPE_SUFFIXES[typ_])
+            out.update(base + x for x in TYPE_SUFFIXES[typ_])
     return out
 
 
