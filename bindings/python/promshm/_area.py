@@ -655,7 +655,11 @@ def _after_mp_fork(_obj: Any = None) -> None:
     eagerly (same series, new handles); families created later are eager.
     """
     _state.mp_child = True
-    stop_flusher_quietly()
+    # The flusher inherited from the parent was forgotten by _after_fork_child
+    # (never stopped, joined or notified: its thread does not exist here).
+    # The one that handler started for this child is left running: stopping a
+    # thread just after fork is where a child can hang, and with eager
+    # updates it has nothing to do.
     for fam in list(_families):
         try:
             fam._rebind()
