@@ -1390,14 +1390,14 @@ fn wrong_magic_is_incompatible() {
 fn other_version_is_incompatible_and_named() {
     let dir = TempDir::new("version");
     let mut bytes = small_area(&dir);
-    put_u32(&mut bytes, H_VERSION, 2);
-    let path = dir.join("v2.promshm");
+    put_u32(&mut bytes, H_VERSION, 3);
+    let path = dir.join("v3.promshm");
     std::fs::write(&path, &bytes).unwrap();
     for r in open_both(&path) {
         match r {
             Err(Error::IncompatibleArea(m)) => {
-                assert!(m.contains("version 2"), "{m}");
-                assert!(m.contains('1'), "{m}");
+                assert!(m.contains("version 3"), "{m}");
+                assert!(m.contains('2'), "{m}");
             }
             other => panic!("expected IncompatibleArea, got {other:?}"),
         }

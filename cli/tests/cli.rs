@@ -108,7 +108,7 @@ fn inspect_reports_everything() {
     let o = run(&["inspect", a, "--json"]);
     assert!(o.status.success(), "{o:?}");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
     assert_eq!(v["pages"]["total"], 256);
     assert_eq!(v["families"], 6);
     assert_eq!(v["series"], 7);

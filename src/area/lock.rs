@@ -1,96 +1,268 @@
 //! The area lock: serializes allocation, registration, slot changes and
 //! reaping across processes. Never taken on the update path.
 //!
-//! One u64 word in the header holds the owner's identity (`pid | start
-//! time << 32`). A waiter that finds the owner dead (SIGKILL, OOM) takes the
-//! lock over with a compare-exchange, so a dying holder never blocks others.
+//! With open-file-description locks (`FLAG_OFD_LOCKS`, the normal case) the
+//! lock is a kernel write lock on `LOCK_BYTE` of the area file, taken on
+//! this process's own open file description of the file (its *lock
+//! descriptor*). The kernel releases it when its holder dies (SIGKILL, OOM),
+//! keeps it while the holder is stopped, and it works across pid
+//! namespaces: nothing here judges whether a process is alive, so a live
+//! holder is never taken over. The header's `lock` word only names the
+//! holder (for error messages and `inspect`); a waiter that gets the lock
+//! and finds the word still set knows its holder died holding it, and
+//! counts a recovery.
+//!
+//! Without OFD locks (old kernels, some file systems) the `lock` word is
+//! the lock, taken over from a holder that `/proc` shows dead; only
+//! processes of the creator's pid namespace, whose identity is known, may
+//! take it (elsewhere liveness cannot be verified).
+//!
 //! Every critical section leaves the area consistent at each step (records
-//! are committed last), so a takeover needs no repair.
+//! are committed last), so a dead holder's lock needs no repair.
 //! Threads of one process queue on a process-local mutex first.
 
-use std::sync::atomic::Ordering;
+use std::fs::File;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::format::hdr;
-use super::AreaInner;
+use super::format::{hdr, LOCK_BYTE};
+use super::{ofd, AreaInner};
 use crate::error::{Error, Result};
 use crate::process;
 
 /// How long a waiter waits for a live holder before giving up.
-const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a hot-path caller (a gauge write or flush attaching its
+/// process, a render reaping) waits before it backs off.
+pub(crate) const BRIEF_WAIT: Duration = Duration::from_millis(100);
+
+/// This process's own open file description of the area file, on which it
+/// takes its locks: `fork_gen << 32 | (fd + 1)`, 0 until first needed.
+///
+/// A child of `fork` inherits the parent's descriptor, which shares the
+/// parent's locks: the fork hook closes it in the child (so a dead parent
+/// never looks alive through a living child), and the generation in the
+/// word makes the child open its own.
+#[derive(Default)]
+pub(crate) struct LockFd(AtomicU64);
+
+impl LockFd {
+    /// The descriptor, opened on first use in this process. Call it with
+    /// the area's local lock held: the fork handlers take that lock, so no
+    /// fork can come between the open and its registration with the fork hook.
+    fn get(&self, area: &AreaInner) -> Result<RawFd> {
+        let gen = process::fork_generation();
+        let w = self.0.load(Ordering::Relaxed);
+        if w != 0 && (w >> 32) as u32 == gen {
+            return Ok((w as u32 - 1) as RawFd);
+        }
+        let fd = ofd::reopen(&area.file, area.path.as_deref(), true)
+            .map_err(|e| Error::io("open a lock descriptor for", area.display_path(), e))?
+            .into_raw_fd();
+        if !process::close_in_children(fd) {
+            // SAFETY: `fd` is ours and nobody else knows it.
+            drop(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+            return Err(Error::io(
+                "open a lock descriptor for",
+                area.display_path(),
+                std::io::Error::from_raw_os_error(libc::EMFILE),
+            ));
+        }
+        self.0
+            .store((u64::from(gen) << 32) | (fd as u64 + 1), Ordering::Relaxed);
+        Ok(fd)
+    }
+
+    /// This process's descriptor if it is open (never one inherited from a parent).
+    pub(crate) fn current(&self) -> Option<RawFd> {
+        let w = self.0.load(Ordering::Relaxed);
+        (w != 0 && (w >> 32) as u32 == process::fork_generation()).then(|| (w as u32 - 1) as RawFd)
+    }
+}
+
+impl Drop for LockFd {
+    fn drop(&mut self) {
+        // A descriptor inherited from a parent was closed by the fork hook
+        // (its number may be reused by now): never touch it.
+        if let Some(fd) = self.current() {
+            // Drop every lock first: a child forked from here on inherits
+            // a descriptor without locks (and closes it).
+            ofd::unlock(fd, 0, 0);
+            process::keep_in_children(fd);
+            // SAFETY: `fd` is this process's own lock descriptor, closed once.
+            drop(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        }
+    }
+}
+
+/// How the lock is held.
+enum Held {
+    /// Kernel write lock on this descriptor.
+    Ofd(RawFd),
+    /// The lock word holds this identity.
+    Word(u64),
+}
 
 /// Holds the area lock until dropped.
 pub(crate) struct AreaLockGuard<'a> {
     area: &'a AreaInner,
-    me: u64,
+    held: Held,
     _local: std::sync::MutexGuard<'a, ()>,
 }
 
+/// The area lock, held for a test until dropped (see `Area::__hold_lock_for_tests`).
+#[doc(hidden)]
+pub struct HeldAreaLock<'a>(#[allow(dead_code)] AreaLockGuard<'a>);
+
+impl<'a> HeldAreaLock<'a> {
+    pub(crate) fn new(guard: AreaLockGuard<'a>) -> Self {
+        HeldAreaLock(guard)
+    }
+}
+
+/// Wait a little longer between attempts the longer we have waited.
+fn pause(attempt: u32) {
+    if attempt < 64 {
+        std::thread::yield_now();
+    } else {
+        let us = (50u64 << ((attempt - 64) / 32).min(4)).min(1000);
+        std::thread::sleep(Duration::from_micros(us));
+    }
+}
+
 impl AreaInner {
-    /// Take the area lock, taking it over from a dead holder if needed.
+    /// Take the area lock, waiting at most [`LOCK_TIMEOUT`].
     pub(crate) fn lock(&self) -> Result<AreaLockGuard<'_>> {
+        self.lock_within(LOCK_TIMEOUT)
+    }
+
+    /// Take the area lock, waiting at most `bound`; `LockTimeout` (counted
+    /// in `stat_lock_timeouts`) after that.
+    pub(crate) fn lock_within(&self, bound: Duration) -> Result<AreaLockGuard<'_>> {
         self.check_writable()?;
         let local = super::fork::lock(&self.local_lock);
-        let me = process::identity();
-        let word = self.hdr(hdr::LOCK);
         let start = Instant::now();
-        let mut spins = 0u32;
+        let held = if self.ofd {
+            self.acquire_ofd(start, bound)?
+        } else {
+            self.acquire_word(start, bound)?
+        };
+        self.bump(hdr::STAT_LOCKS_TAKEN, 1);
+        Ok(AreaLockGuard {
+            area: self,
+            held,
+            _local: local,
+        })
+    }
+
+    fn timed_out(&self) -> Error {
+        self.bump(hdr::STAT_LOCK_TIMEOUTS, 1);
+        let owner = self.hdr(hdr::LOCK).load(Ordering::Relaxed);
+        Error::LockTimeout(process::identity_pid(owner))
+    }
+
+    fn acquire_ofd(&self, start: Instant, bound: Duration) -> Result<Held> {
+        let fd = self.lock_fd.get(self)?;
+        let mut attempt = 0u32;
+        loop {
+            match ofd::try_lock(fd, libc::F_WRLCK, LOCK_BYTE) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => return Err(Error::io("lock", self.display_path(), e)),
+            }
+            if start.elapsed() >= bound {
+                return Err(self.timed_out());
+            }
+            pause(attempt);
+            attempt = attempt.saturating_add(1);
+        }
+        // Diagnostic only: who holds the lock. A word still set was left by
+        // a holder that died holding the lock (live holders clear it first).
+        let me = process::identity().unwrap_or(u64::from(process::pid()));
+        if self.hdr(hdr::LOCK).swap(me, Ordering::AcqRel) != 0 {
+            self.bump(hdr::STAT_LOCK_RECOVERED, 1);
+        }
+        self.hdr(hdr::LOCK_PID_NS)
+            .store(process::pid_namespace(), Ordering::Relaxed);
+        Ok(Held::Ofd(fd))
+    }
+
+    fn acquire_word(&self, start: Instant, bound: Duration) -> Result<Held> {
+        // Liveness by pid and start time can only be verified in the
+        // creator's namespace, and only with a known start time.
+        if !self.same_pid_ns {
+            return Err(Error::io(
+                "lock",
+                self.display_path(),
+                std::io::Error::other(
+                    "this kernel or file system has no open-file-description locks, \
+                     and without them only processes of the creator's pid namespace may write",
+                ),
+            ));
+        }
+        let me = process::identity().ok_or_else(|| {
+            Error::io(
+                "read this process's start time (needed to take the area lock) from",
+                "/proc/self/stat",
+                std::io::Error::other("unreadable; retry later"),
+            )
+        })?;
+        let word = self.hdr(hdr::LOCK);
+        let mut attempt = 0u32;
         let mut next_check = Duration::from_millis(2);
         loop {
-            match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => {
-                    return Ok(AreaLockGuard {
-                        area: self,
-                        me,
-                        _local: local,
-                    })
-                }
-                Err(owner) => {
-                    let waited = start.elapsed();
-                    // `owner == me` is never a leftover to take over: guards
-                    // release on unwind, and another mapping of the same area in
-                    // this process (its own local mutex, the same identity) may
-                    // hold it right now. We are alive, so we wait like anyone.
-                    if waited >= next_check {
-                        next_check = waited + Duration::from_millis(2);
-                        if self.same_pid_ns
-                            && !process::is_alive(owner)
-                            && word
-                                .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
-                                .is_ok()
-                        {
-                            self.bump(hdr::STAT_LOCK_RECOVERED, 1);
-                            return Ok(AreaLockGuard {
-                                area: self,
-                                me,
-                                _local: local,
-                            });
-                        }
-                    }
-                    if waited > LOCK_TIMEOUT {
-                        return Err(Error::LockTimeout(process::identity_pid(owner)));
-                    }
-                    spins += 1;
-                    if spins < 64 {
-                        std::hint::spin_loop();
-                    } else if spins < 128 {
-                        std::thread::yield_now();
-                    } else {
-                        std::thread::sleep(Duration::from_micros(50));
-                    }
+            let owner = match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Ok(Held::Word(me)),
+                Err(owner) => owner,
+            };
+            let waited = start.elapsed();
+            // `owner == me` is never a leftover to take over: guards release
+            // on unwind, and another mapping of the same area in this
+            // process may hold it right now. We are alive, so we wait.
+            if waited >= next_check {
+                next_check = waited + Duration::from_millis(2);
+                if owner != me
+                    && !process::is_alive(owner)
+                    && word
+                        .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    self.bump(hdr::STAT_LOCK_RECOVERED, 1);
+                    return Ok(Held::Word(me));
                 }
             }
+            if waited >= bound {
+                return Err(self.timed_out());
+            }
+            pause(attempt);
+            attempt = attempt.saturating_add(1);
+        }
+    }
+}
+
+impl AreaLockGuard<'_> {
+    /// The lock descriptor the lock is held on (OFD mode).
+    pub(crate) fn lock_fd(&self) -> Option<RawFd> {
+        match self.held {
+            Held::Ofd(fd) => Some(fd),
+            Held::Word(_) => None,
         }
     }
 }
 
 impl Drop for AreaLockGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.area.hdr(hdr::LOCK).compare_exchange(
-            self.me,
-            0,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        let word = self.area.hdr(hdr::LOCK);
+        match self.held {
+            Held::Ofd(fd) => {
+                self.area.hdr(hdr::LOCK_PID_NS).store(0, Ordering::Relaxed);
+                word.store(0, Ordering::Release);
+                ofd::unlock(fd, LOCK_BYTE, 1);
+            }
+            Held::Word(me) => {
+                let _ = word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 pub(crate) mod fork;
 pub(crate) mod format;
 mod lock;
+mod ofd;
 pub(crate) mod records;
 mod workers;
 
@@ -23,6 +24,8 @@ use crate::process;
 use format::*;
 
 pub(crate) use lock::AreaLockGuard;
+#[doc(hidden)]
+pub use lock::HeldAreaLock;
 pub use workers::WorkerInfo;
 
 /// How to create an area.
@@ -125,8 +128,20 @@ pub(crate) struct AreaInner {
     pub(crate) local_lock: std::sync::Mutex<()>,
     /// This process's worker slot: `fork_gen << 32 | (slot + 1)`, 0 when not attached.
     worker: AtomicU64,
-    /// Same pid namespace as the creator: only then may we judge liveness of pids.
+    /// Same pid namespace as the creator (matters only without OFD locks).
     pub(crate) same_pid_ns: bool,
+    /// The area's file (a memfd for anonymous areas), kept open on its own
+    /// open file description, which never holds a lock: liveness is asked
+    /// through it, and this process's lock descriptor is reopened from it.
+    file: File,
+    /// Liveness by open-file-description locks (`FLAG_OFD_LOCKS`, the creator's choice).
+    ofd: bool,
+    /// This process's lock descriptor (see `lock`).
+    lock_fd: lock::LockFd,
+    /// Backoff of lazy attaching after a failure.
+    attach_backoff: workers::Backoff,
+    /// Backoff of reaping by renders after a failure.
+    reap_backoff: workers::Backoff,
     /// Process-local index of families and series (see `registry`).
     pub(crate) index: std::sync::Mutex<crate::registry::LocalIndex>,
 }
@@ -182,7 +197,9 @@ impl Area {
                 ));
             }
             let map = map_file(&file, len, false).map_err(|e| Error::io("map", path, e))?;
-            let inner = AreaInner::initialize(map, len, options, Some(path.to_path_buf()));
+            let kept =
+                ofd::reopen(&file, Some(path), true).map_err(|e| Error::io("reopen", path, e))?;
+            let inner = AreaInner::initialize(map, len, options, Some(path.to_path_buf()), kept);
             return Ok(Area::wrap(inner));
         }
         Self::open_file(&file, path, OpenMode::ReadWrite)
@@ -221,11 +238,14 @@ impl Area {
         }
         let map = map_file(file, size as usize, mode == OpenMode::ReadOnly)
             .map_err(|e| Error::io("map", path, e))?;
+        let kept = ofd::reopen(file, Some(path), mode == OpenMode::ReadWrite)
+            .map_err(|e| Error::io("reopen", path, e))?;
         let inner = AreaInner::validate(
             map,
             size as usize,
             mode == OpenMode::ReadOnly,
             Some(path.to_path_buf()),
+            kept,
         )
         .map_err(|e| match e {
             Error::IncompatibleArea(m) => {
@@ -262,7 +282,9 @@ impl Area {
         file.set_len(len as u64)
             .map_err(|e| Error::io("size", "(anonymous)", e))?;
         let map = map_file(&file, len, false).map_err(|e| Error::io("map", "(anonymous)", e))?;
-        Ok(Area::wrap(AreaInner::initialize(map, len, options, None)))
+        Ok(Area::wrap(AreaInner::initialize(
+            map, len, options, None, file,
+        )))
     }
 
     /// The file behind the area, if any.
@@ -298,6 +320,8 @@ impl Area {
             render_ns: a.hdr(hdr::STAT_RENDER_NS).load(Ordering::Relaxed),
             locks_recovered: a.hdr(hdr::STAT_LOCK_RECOVERED).load(Ordering::Relaxed),
             dropped_updates: a.hdr(hdr::STAT_DROPPED).load(Ordering::Relaxed),
+            lock_timeouts: a.hdr(hdr::STAT_LOCK_TIMEOUTS).load(Ordering::Relaxed),
+            locks_taken: a.hdr(hdr::STAT_LOCKS_TAKEN).load(Ordering::Relaxed),
             format_version: FORMAT_VERSION,
             created_ms: a.hdr(hdr::CREATED_MS).load(Ordering::Relaxed),
         }
@@ -318,7 +342,13 @@ impl Area {
     /// their gauge values as their mode says, and free their slots.
     /// Returns how many were reaped. A read-only area reaps nothing.
     pub fn reap_dead_workers(&self) -> Result<u32> {
-        self.inner.reap_dead_workers()
+        self.inner.reap_dead_workers_now()
+    }
+
+    /// Test support: take the area lock and hold it until the result is dropped.
+    #[doc(hidden)]
+    pub fn __hold_lock_for_tests(&self) -> Result<HeldAreaLock<'_>> {
+        self.inner.lock().map(HeldAreaLock::new)
     }
 }
 
@@ -347,10 +377,15 @@ pub struct AreaStats {
     pub bad_records: u64,
     /// Duration of the last render in nanoseconds.
     pub render_ns: u64,
-    /// Locks taken over from dead holders.
+    /// Area locks left by dead holders and recovered.
     pub locks_recovered: u64,
-    /// Gauge updates dropped because no worker slot was free.
+    /// Gauge updates dropped because this process had no worker slot (none
+    /// free, or attaching is backing off after a failure).
     pub dropped_updates: u64,
+    /// Waits for the area lock that gave up (`LockTimeout`).
+    pub lock_timeouts: u64,
+    /// Times the area lock was taken.
+    pub locks_taken: u64,
     /// Layout version.
     pub format_version: u32,
     /// Creation time, Unix milliseconds.
@@ -445,6 +480,7 @@ impl AreaInner {
         len: usize,
         read_only: bool,
         path: Option<PathBuf>,
+        file: File,
     ) -> AreaInner {
         process::init();
         // Read our start time now, while opening files evidently works.
@@ -462,6 +498,11 @@ impl AreaInner {
             local_lock: std::sync::Mutex::new(()),
             worker: AtomicU64::new(0),
             same_pid_ns: false,
+            file,
+            ofd: false,
+            lock_fd: Default::default(),
+            attach_backoff: Default::default(),
+            reap_backoff: Default::default(),
             index: std::sync::Mutex::new(Default::default()),
         }
     }
@@ -472,8 +513,11 @@ impl AreaInner {
         len: usize,
         options: &AreaOptions,
         path: Option<PathBuf>,
+        file: File,
     ) -> AreaInner {
-        let mut a = AreaInner::from_map(map, len, false, path);
+        let ofd = ofd::supported(&file);
+        let mut a = AreaInner::from_map(map, len, false, path, file);
+        a.ofd = ofd;
         let worker_pages = worker_table_pages(options.max_workers);
         a.max_workers = options.max_workers;
         a.workers_offset = PAGE_SIZE;
@@ -492,7 +536,7 @@ impl AreaInner {
         a.hdr32(hdr::MAX_WORKERS)
             .store(options.max_workers, Ordering::Relaxed);
         a.hdr32(hdr::FLAGS).store(
-            if options.eager { FLAG_EAGER } else { 0 },
+            if options.eager { FLAG_EAGER } else { 0 } | if ofd { FLAG_OFD_LOCKS } else { 0 },
             Ordering::Relaxed,
         );
         a.hdr32(hdr::WORKERS_OFFSET)
@@ -517,8 +561,9 @@ impl AreaInner {
         len: usize,
         read_only: bool,
         path: Option<PathBuf>,
+        file: File,
     ) -> Result<AreaInner> {
-        let mut a = AreaInner::from_map(map, len, read_only, path);
+        let mut a = AreaInner::from_map(map, len, read_only, path, file);
         let magic = a.hdr(hdr::MAGIC).load(Ordering::Acquire);
         if magic != MAGIC {
             if magic == 0 && a.hdr32(hdr::INIT_STATE).load(Ordering::Acquire) != INIT_READY {
@@ -580,6 +625,7 @@ impl AreaInner {
         a.data_offset = data_offset;
         let ns = process::pid_namespace();
         a.same_pid_ns = ns != 0 && ns == a.hdr(hdr::PID_NS).load(Ordering::Relaxed);
+        a.ofd = a.hdr32(hdr::FLAGS).load(Ordering::Relaxed) & FLAG_OFD_LOCKS != 0;
         Ok(a)
     }
 
@@ -696,6 +742,13 @@ impl AreaInner {
 
     pub(crate) fn max_workers(&self) -> u32 {
         self.max_workers
+    }
+
+    /// The area's path for messages (`(anonymous)` for a memfd).
+    pub(crate) fn display_path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(anonymous)"))
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
