@@ -5,6 +5,7 @@
 //! separate exporter user with read permission only).
 
 mod auth;
+mod body;
 mod client;
 mod common;
 mod dump;
@@ -13,6 +14,7 @@ mod inspect;
 mod push;
 mod remote_write;
 mod serve;
+mod sigbus;
 mod textfile;
 
 use clap::{Parser, Subcommand};
