@@ -30,7 +30,7 @@ pub mod exit {
 }
 
 /// A one-line error and the exit code that goes with it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CliError {
     /// Process exit code.
     pub code: i32,

@@ -78,6 +78,11 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // A file truncated under a mapping must not kill the command (see sigbus.rs).
+    if let Err(e) = sigbus::install() {
+        eprintln!("promshm: cannot install the SIGBUS handler: {e}");
+        std::process::exit(exit::FAILURE);
+    }
     if let Err(CliError { code, msg }) = run(cli) {
         eprintln!("promshm: {msg}");
         std::process::exit(code);

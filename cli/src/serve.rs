@@ -3,18 +3,21 @@
 //! The HTTP/1.1 protocol is hyper's (on tokio); what is ours is a table of
 //! connections that bounds what clients can take, whatever they do:
 //! - at most `--max-connections` connections; when all are taken, the one
-//!   that has waited longest for a request (idle keep-alive, slow-loris,
-//!   TLS handshake) is closed to make room, else the response writer that
-//!   has made progress least recently, else the scrape queued last for a
-//!   render; if there is none, the newcomer gets a 503;
+//!   that has waited longest (over 0.5 s) for a request (idle keep-alive,
+//!   slow-loris, TLS handshake) is closed to make room, else the response
+//!   writer that has made progress least recently, else the scrape that
+//!   queued last for a render, else any connection waiting for a request;
+//!   with none of these, the newcomer gets a 503;
 //! - a request head (and a TLS handshake) must arrive within
 //!   `--header-timeout` of its first byte, within `--max-request-bytes` and
 //!   `--max-headers`; an idle keep-alive connection is closed after
 //!   `--idle-timeout`; a whole response must be written within
 //!   `--write-timeout`;
-//! - renders run in a pool of `--max-renders` threads (other scrapes queue
-//!   for up to `--header-timeout`, then get a 503), at low CPU priority, so
-//!   that `/healthz` and the network side never wait for one;
+//! - renders run in a pool of `--max-renders` threads at a lower CPU
+//!   priority, so that `/healthz` and the network side never wait for one;
+//!   scrapes of
+//!   the same kind of page that arrive during a render share the next one
+//!   (its chunks too), so a crowd costs two renders, not one per client;
 //! - bodies are streamed in 64 KiB chunks counted against
 //!   `--max-body-memory` (all connections together) until written: when it
 //!   is spent, the writer stalled longest (no progress for 1 s) is dropped,
@@ -148,6 +151,10 @@ fn now_ms() -> u64 {
 /// How long a response writer must have made no progress before it may be
 /// dropped to free body memory.
 const STALLED: Duration = Duration::from_secs(1);
+
+/// A connection waiting for a request this long may be closed to admit
+/// another before anything else is.
+const WAITING_GRACE: Duration = Duration::from_millis(500);
 
 /// What a connection is doing.
 mod phase {
@@ -312,11 +319,39 @@ struct Limits {
 }
 
 /// Why a scrape got no page.
+#[derive(Clone)]
 enum ScrapeError {
     /// No memory for its body.
     Busy,
     /// The area cannot be read now.
     Area(CliError),
+}
+
+/// What a render produced, shared by every scrape that waited for it.
+type Outcome = Result<Arc<Vec<bytes::Bytes>>, ScrapeError>;
+
+/// One render that scrapes wait for.
+struct Flight {
+    done: tokio::sync::watch::Sender<Option<Outcome>>,
+}
+
+impl Flight {
+    fn new() -> Arc<Flight> {
+        Arc::new(Flight {
+            done: tokio::sync::watch::channel(None).0,
+        })
+    }
+}
+
+/// Renders of one kind of page (format, gzip): the one running and the one
+/// that starts when it ends. A scrape never gets a page whose render began
+/// before the scrape arrived: it joins the next render, which is shared by
+/// every scrape that arrives meanwhile, so N scrapes at once cost at most
+/// two renders and one page's memory each, not N.
+#[derive(Default)]
+struct Lane {
+    running: Option<Arc<Flight>>,
+    next: Option<Arc<Flight>>,
 }
 
 struct Server {
@@ -329,6 +364,8 @@ struct Server {
     limits: Limits,
     max_connections: usize,
     renders: Arc<tokio::sync::Semaphore>,
+    /// By page kind: `2 * openmetrics + gzip`.
+    lanes: Mutex<[Lane; 4]>,
     budget: Arc<Budget>,
     /// Size of the last page, to see early whether the next one fits.
     last_size: AtomicUsize,
@@ -354,8 +391,12 @@ impl Server {
                             phase::HANDSHAKE | phase::IDLE | phase::HEAD
                         )
                     })
-                    .min_by_key(|(_, e)| e.state.since.load(Ordering::Relaxed))
-                    .map(|(id, _)| *id);
+                    .map(|(id, e)| (e.state.since.load(Ordering::Relaxed), *id))
+                    .min();
+                // One that has just connected is a last resort: its request
+                // is probably on the way.
+                let fresh_after = now_ms().saturating_sub(WAITING_GRACE.as_millis() as u64);
+                let waiting_long = waiting.filter(|(since, _)| *since <= fresh_after);
                 let slowest = || {
                     t.conns
                         .iter()
@@ -370,7 +411,11 @@ impl Server {
                         .max_by_key(|(_, e)| e.state.since.load(Ordering::Relaxed))
                         .map(|(id, _)| *id)
                 };
-                let vid = waiting.or_else(slowest).or_else(queued_last)?;
+                let vid = waiting_long
+                    .map(|(_, id)| id)
+                    .or_else(slowest)
+                    .or_else(queued_last)
+                    .or(waiting.map(|(_, id)| id))?;
                 t.conns.remove(&vid)
             } else {
                 None
@@ -458,7 +503,7 @@ impl Server {
         &self,
         format: promshm::Format,
         gzip: bool,
-    ) -> Result<(Vec<bytes::Bytes>, usize), ScrapeError> {
+    ) -> Result<Vec<bytes::Bytes>, ScrapeError> {
         lower_priority();
         // See early whether the page can fit; make room if it cannot.
         let need = self.last_size.load(Ordering::Relaxed);
@@ -495,7 +540,7 @@ impl Server {
         }
         let plain_len = rendered.map_err(ScrapeError::Area)?;
         self.last_size.store(plain_len, Ordering::Relaxed);
-        Ok(w.finish())
+        Ok(w.finish().0)
     }
 }
 
@@ -517,7 +562,8 @@ impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
 }
 
 /// Renders run at a lower CPU priority than the threads that answer
-/// `/healthz` and move bytes (Linux sets the nice value per thread).
+/// `/healthz` and move bytes (Linux sets the nice value per thread). They
+/// share no lock with those threads for longer than a few instructions.
 fn lower_priority() {
     thread_local!(static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
     DONE.with(|d| {
@@ -641,24 +687,20 @@ impl Server {
         let format = negotiate(header_text(req, ACCEPT).as_deref());
         let gzip = accepts_gzip(req.headers());
         conn.set(phase::QUEUED);
-        let permit = tokio::time::timeout(
-            self.limits.head_timeout,
-            self.renders.clone().acquire_owned(),
-        )
-        .await;
+        let mut done = self.join(format, gzip);
+        let outcome =
+            tokio::time::timeout(self.limits.write_timeout, done.wait_for(|o| o.is_some()))
+                .await
+                .ok()
+                .and_then(|o| o.ok().and_then(|o| o.clone()));
+        drop(done);
         conn.set(phase::BUSY);
-        let Ok(Ok(permit)) = permit else {
+        let Some(page) = outcome else {
             return unavailable("too many scrapes at once\n");
         };
-        let server = self.clone();
-        let page = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            server.render_page(format, gzip)
-        })
-        .await;
         match page {
-            Ok(Ok((chunks, _))) => {
-                let mut r = Response::new(ChunkBody::new(chunks, None));
+            Ok(chunks) => {
+                let mut r = Response::new(ChunkBody::new(chunks.to_vec(), None));
                 let h = r.headers_mut();
                 h.insert(
                     hyper::header::CONTENT_TYPE,
@@ -676,16 +718,72 @@ impl Server {
                 }
                 r
             }
-            Ok(Err(ScrapeError::Busy)) => unavailable("response memory budget exhausted\n"),
-            Ok(Err(ScrapeError::Area(e))) => {
-                log(&format!("scrape failed: {}", e.msg));
-                unavailable(&format!("area unavailable: {}\n", e.msg))
-            }
-            Err(e) => {
-                log(&format!("render failed: {e}"));
-                text(500, "render failed\n")
-            }
+            Err(ScrapeError::Busy) => unavailable("response memory budget exhausted\n"),
+            // AreaSource has logged it (once).
+            Err(ScrapeError::Area(e)) => unavailable(&format!("area unavailable: {}\n", e.msg)),
         }
+    }
+
+    /// The render the next page of this kind will come from (see [`Lane`]).
+    fn join(
+        self: &Arc<Self>,
+        format: promshm::Format,
+        gzip: bool,
+    ) -> tokio::sync::watch::Receiver<Option<Outcome>> {
+        let kind = 2 * usize::from(format == promshm::Format::OpenMetrics) + usize::from(gzip);
+        let mut lanes = lock(&self.lanes);
+        let lane = &mut lanes[kind];
+        match &lane.running {
+            None => {
+                let flight = Flight::new();
+                let done = flight.done.subscribe();
+                lane.running = Some(flight.clone());
+                drop(lanes);
+                self.start(kind, format, gzip, flight);
+                done
+            }
+            Some(_) => lane.next.get_or_insert_with(Flight::new).done.subscribe(),
+        }
+    }
+
+    /// Run `flight` in a render slot, then start the lane's next one.
+    fn start(
+        self: &Arc<Self>,
+        kind: usize,
+        format: promshm::Format,
+        gzip: bool,
+        flight: Arc<Flight>,
+    ) {
+        let server = self.clone();
+        tokio::spawn(async move {
+            let outcome = match server.renders.clone().acquire_owned().await {
+                Ok(permit) => {
+                    let s = server.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        s.render_page(format, gzip).map(Arc::new)
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ScrapeError::Area(CliError::failure(format!(
+                            "render failed: {e}"
+                        ))))
+                    })
+                }
+                Err(_) => Err(ScrapeError::Busy),
+            };
+            flight.done.send_replace(Some(outcome));
+            drop(flight);
+            let next = {
+                let mut lanes = lock(&server.lanes);
+                let lane = &mut lanes[kind];
+                lane.running = lane.next.take();
+                lane.running.clone()
+            };
+            if let Some(next) = next {
+                server.start(kind, format, gzip, next);
+            }
+        });
     }
 
     /// One connection, from accept to close.
@@ -749,6 +847,26 @@ fn tls_config(cert: &PathBuf, key: &PathBuf) -> CliResult<Arc<rustls::ServerConf
     Ok(Arc::new(cfg))
 }
 
+/// Kernel send buffer of a connection (the kernel doubles it).
+const SEND_BUFFER: libc::c_int = 256 * 1024;
+
+/// A fixed send buffer instead of one that autotunes up to megabytes: a
+/// client that does not read then holds little kernel memory, and the
+/// threads that move bytes do not spend their time filling its buffer.
+fn limit_send_buffer(sock: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor and a c_int option of its size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&SEND_BUFFER as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Keep big buffers out of glibc's heap so that memory goes back to the
 /// system after a scrape, and limit per-thread arenas.
 fn tame_malloc() {
@@ -781,8 +899,6 @@ pub fn run(a: Args) -> CliResult {
         _ => None,
     };
     tame_malloc();
-    crate::sigbus::install()
-        .map_err(|e| CliError::failure(format!("cannot install the SIGBUS handler: {e}")))?;
     let area = AreaSource::open(&a.area)?;
     // One render now: a damaged area fails here rather than at the first
     // scrape, and the size of a page is known.
@@ -842,6 +958,7 @@ pub fn run(a: Args) -> CliResult {
         },
         max_connections: a.max_connections as usize,
         renders: Arc::new(tokio::sync::Semaphore::new(max_renders)),
+        lanes: Mutex::new(Default::default()),
         budget: Budget::new(a.max_body_memory),
         last_size: AtomicUsize::new(page_size),
         table: Mutex::new(Table::default()),
@@ -901,6 +1018,7 @@ async fn serve(server: Arc<Server>, addr: SocketAddr, a: &Args) -> CliResult {
             }
         };
         let _ = sock.set_nodelay(true);
+        limit_send_buffer(&sock);
         let first = if server.tls.is_some() {
             phase::HANDSHAKE
         } else {
