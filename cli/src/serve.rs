@@ -3,11 +3,12 @@
 //! The HTTP/1.1 protocol is hyper's (on tokio); what is ours is a table of
 //! connections that bounds what clients can take, whatever they do:
 //! - at most `--max-connections` connections; when all are taken, the one
-//!   that has waited longest (over 0.5 s) for a request (idle keep-alive,
-//!   slow-loris, TLS handshake) is closed to make room, else the response
-//!   writer that has made progress least recently, else the scrape that
-//!   queued last for a render, else any connection waiting for a request;
-//!   with none of these, the newcomer gets a 503;
+//!   that has waited longest for a request (idle keep-alive or TLS
+//!   handshake over 0.5 s, a head trickling in for over 0.1 s) is closed to
+//!   make room, else the response writer that has made progress least
+//!   recently, else the scrape that queued last for a render, else any
+//!   connection waiting for a request; with none of these, the newcomer
+//!   gets a 503;
 //! - a request head (and a TLS handshake) must arrive within
 //!   `--header-timeout` of its first byte, within `--max-request-bytes` and
 //!   `--max-headers`; an idle keep-alive connection is closed after
@@ -15,13 +16,13 @@
 //!   `--write-timeout`;
 //! - renders run in a pool of `--max-renders` threads at a lower CPU
 //!   priority, so that `/healthz` and the network side never wait for one;
-//!   scrapes of
-//!   the same kind of page that arrive during a render share the next one
-//!   (its chunks too), so a crowd costs two renders, not one per client;
+//!   scrapes of the same kind of page that arrive during a render share the
+//!   next one (its chunks too), so a crowd costs two renders, not one each;
 //! - bodies are streamed in 64 KiB chunks counted against
 //!   `--max-body-memory` (all connections together) until written: when it
 //!   is spent, the writer stalled longest (no progress for 1 s) is dropped,
-//!   and if none is, the scrape gets a 503.
+//!   and if none is, the scrape gets a 503; each connection's kernel send
+//!   buffer is fixed at 256 KiB (doubled by the kernel).
 //!
 //! The area file is checked before each render (replaced, truncated, not a
 //! regular file) and reopened outside any lock; a file truncated during a
@@ -62,7 +63,8 @@ use crate::http::{accepts_gzip, keep_alive};
 const MEMORY_HELP: &str =
     "Most bytes of response bodies held in memory at once, all connections together \
 (renders in progress included); suffixes KiB, MiB, GiB. Must exceed the largest page. \
-serve's memory stays below the area's size (its mapping) + this + 24 MiB + 16 MiB per render slot.";
+serve's memory (VmRSS, VmHWM) stays below the area's size (its mapping) + this + 24 MiB \
++ 16 MiB per render slot + 128 KiB per connection.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -153,8 +155,10 @@ fn now_ms() -> u64 {
 const STALLED: Duration = Duration::from_secs(1);
 
 /// A connection waiting for a request this long may be closed to admit
-/// another before anything else is.
+/// another before anything else is ...
 const WAITING_GRACE: Duration = Duration::from_millis(500);
+/// ... and so may one whose request head has been arriving for this long.
+const TRICKLE_GRACE: Duration = Duration::from_millis(100);
 
 /// What a connection is doing.
 mod phase {
@@ -393,10 +397,23 @@ impl Server {
                     })
                     .map(|(id, e)| (e.state.since.load(Ordering::Relaxed), *id))
                     .min();
-                // One that has just connected is a last resort: its request
-                // is probably on the way.
-                let fresh_after = now_ms().saturating_sub(WAITING_GRACE.as_millis() as u64);
-                let waiting_long = waiting.filter(|(since, _)| *since <= fresh_after);
+                // One that has just connected is a last resort (its request
+                // is probably on the way); a head that trickles is not.
+                let now = now_ms();
+                let waiting_long = t
+                    .conns
+                    .iter()
+                    .filter_map(|(id, e)| {
+                        let grace = match e.state.phase() {
+                            phase::HEAD => TRICKLE_GRACE,
+                            phase::HANDSHAKE | phase::IDLE => WAITING_GRACE,
+                            _ => return None,
+                        };
+                        let since = e.state.since.load(Ordering::Relaxed);
+                        (now.saturating_sub(since) >= grace.as_millis() as u64)
+                            .then_some((since, *id))
+                    })
+                    .min();
                 let slowest = || {
                     t.conns
                         .iter()
@@ -595,6 +612,15 @@ fn unavailable(body: &str) -> Response<ChunkBody> {
     r
 }
 
+/// Whether a request announces a body (a length other than 0, or chunks).
+fn has_body(req: &Request<Incoming>) -> bool {
+    req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
 /// The value of a header as text (None if absent or not text).
 fn header_text(req: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<String> {
     let mut out: Option<String> = None;
@@ -616,7 +642,8 @@ impl Server {
         req: Request<Incoming>,
     ) -> Result<Response<ChunkBody>, Infallible> {
         conn.begin_request();
-        let keep = keep_alive(req.version(), req.headers()) && !shutting_down();
+        // A request body is refused and not read: close after answering.
+        let keep = keep_alive(req.version(), req.headers()) && !has_body(&req) && !shutting_down();
         let head_only = req.method() == Method::HEAD;
         let mut resp = self.respond(&req, &conn).await;
         let len = resp.body().len();
@@ -644,12 +671,7 @@ impl Server {
                 .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
-        let has_body = req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
-            || req
-                .headers()
-                .get(CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() != b"0");
-        if has_body {
+        if has_body(req) {
             return text(413, "request bodies are not accepted\n");
         }
         let path = req.uri().path();

@@ -84,8 +84,10 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
     let pid = serve.pid();
     let base_rss = proc_kib(pid, "VmRSS");
     // The bound of `promshm serve --help` for these settings: the area's
-    // mapping + --max-body-memory (64 MiB) + 24 MiB + 16 MiB per render slot.
-    let bound_kib = (u64::from(PAGES) * 4096 + 64 * MIB + 24 * MIB + 2 * 16 * MIB) / 1024;
+    // mapping + --max-body-memory (64 MiB) + 24 MiB + 16 MiB per render slot
+    // + 128 KiB per connection (--max-connections 128).
+    let bound_kib =
+        (u64::from(PAGES) * 4096 + 64 * MIB + 24 * MIB + 2 * 16 * MIB + 128 * 128 * 1024) / 1024;
     eprintln!("page {page_len} bytes, VmRSS {base_rss} KiB, bound {bound_kib} KiB");
 
     let stop = Arc::new(AtomicBool::new(false));
