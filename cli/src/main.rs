@@ -5,6 +5,7 @@
 //! separate exporter user with read permission only).
 
 mod auth;
+mod body;
 mod client;
 mod common;
 mod dump;
@@ -13,6 +14,7 @@ mod inspect;
 mod push;
 mod remote_write;
 mod serve;
+mod sigbus;
 mod textfile;
 
 use clap::{Parser, Subcommand};
@@ -76,6 +78,11 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // A file truncated under a mapping must not kill the command (see sigbus.rs).
+    if let Err(e) = sigbus::install() {
+        eprintln!("promshm: cannot install the SIGBUS handler: {e}");
+        std::process::exit(exit::FAILURE);
+    }
     if let Err(CliError { code, msg }) = run(cli) {
         eprintln!("promshm: {msg}");
         std::process::exit(code);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use promshm::Format;
 
 use crate::common::{
-    every, install_signal_handlers, log, parse_duration, render, AreaFile, CliError, CliResult,
+    every, install_signal_handlers, log, parse_duration, AreaSource, CliError, CliResult,
     RenderOpts,
 };
 
@@ -73,18 +73,18 @@ pub fn run(a: Args) -> CliResult {
             a.path.display()
         ));
     }
-    let mut area = AreaFile::open(&a.area)?;
-    let write_once = |area: &mut AreaFile| -> CliResult {
+    let area = AreaSource::open(&a.area)?;
+    let write_once = |area: &AreaSource| -> CliResult {
         let mut text = Vec::new();
-        render(area.current(), &a.render, Format::Prometheus, &mut text)?;
+        area.render(&a.render, Format::Prometheus, &mut text)?;
         write_atomically(&a.path, &text)
             .map_err(|e| CliError::failure(format!("writing {}: {e}", a.path.display())))
     };
     match a.interval {
-        None => write_once(&mut area),
+        None => write_once(&area),
         Some(interval) => {
             install_signal_handlers()?;
-            every(interval, || write_once(&mut area))
+            every(interval, || write_once(&area))
         }
     }
 }
