@@ -24,7 +24,9 @@
 // gives up ownership of it, and `T::adopt(p)` takes ownership of one (and
 // checks its metric type). As in C, objects keep what they were made from
 // alive: a `Counter` stays valid after its `Family`, `Registry` and `Area`
-// are destroyed.
+// are destroyed, and a guard (`Histogram::time()`, `Summary::time()`,
+// `Gauge::track_inprogress()`) holds its own reference to the series, so
+// `family.get().time()` on a temporary is safe.
 //
 // Threads and processes: the handles are safe to use from many threads at
 // once, which is why the update methods are `const`. Create the `Area` (and
@@ -230,6 +232,26 @@ protected:
 
 private:
     const T* p_ = nullptr;
+};
+
+/// An owned reference to a series, taken by the guards (`Histogram::timer`,
+/// `Gauge::in_progress`) so that they stay valid after the series object
+/// they were made from (often a temporary: `family.get().time()`).
+class series_ref
+    : public shared_handle<promshm_series, promshm_series_free, promshm_series_clone> {
+    using base = shared_handle<promshm_series, promshm_series_free, promshm_series_clone>;
+
+public:
+    series_ref() noexcept = default;
+    /// A new reference to `s`; throws `PROMSHM_RESULT_NULL_PARAMETER` for
+    /// NULL (a moved-from series).
+    explicit series_ref(const promshm_series* s) : base(checked_clone(s)) {}
+
+private:
+    static const promshm_series* checked_clone(const promshm_series* s) {
+        if (!s) throw error(PROMSHM_RESULT_NULL_PARAMETER, "series is moved from");
+        return promshm_series_clone(s);
+    }
 };
 
 }  // namespace detail
@@ -557,16 +579,23 @@ public:
         return v;
     }
 
-    /// `inc()` now and `dec()` when the guard goes out of scope.
+    /// `inc()` now and `dec()` when the guard goes out of scope. The guard
+    /// holds its own reference to the series: it may outlive the `Gauge` it
+    /// was made from (`family.get().track_inprogress()`). A moved-from guard
+    /// does nothing.
     class in_progress {
     public:
-        explicit in_progress(const Gauge& g) : g_(&g) { g.inc(); }
-        in_progress(const in_progress&) = delete;
-        in_progress& operator=(const in_progress&) = delete;
-        ~in_progress() { promshm_gauge_dec(g_->handle()); }
+        explicit in_progress(const Gauge& g) : g_(g.handle()) {
+            detail::check(promshm_gauge_inc(g_.handle()));
+        }
+        in_progress(in_progress&&) noexcept = default;
+        in_progress& operator=(in_progress&&) = delete;
+        ~in_progress() {
+            if (g_) promshm_gauge_dec(g_.handle());  // cannot fail on a live handle
+        }
 
     private:
-        const Gauge* g_;
+        detail::series_ref g_;
     };
     /// Track work in progress: `auto guard = gauge.track_inprogress();`.
     in_progress track_inprogress() const { return in_progress(*this); }
@@ -580,20 +609,26 @@ private:
 
 namespace detail {
 /// Observes the seconds elapsed between its construction and destruction.
+/// It holds its own reference to the series (a clone of `s`), so it may
+/// outlive the series object it was made from (`family.get().time()`). A
+/// moved-from timer observes nothing.
 template <promshm_result (*Observe)(const promshm_series*, double)>
 class timer {
 public:
-    explicit timer(const promshm_series* s) noexcept
+    /// Start timing the series `s`; throws `PROMSHM_RESULT_NULL_PARAMETER`
+    /// for NULL.
+    explicit timer(const promshm_series* s)
         : s_(s), start_(std::chrono::steady_clock::now()) {}
-    timer(const timer&) = delete;
-    timer& operator=(const timer&) = delete;
+    timer(timer&&) noexcept = default;
+    timer& operator=(timer&&) = delete;
     ~timer() {
+        if (!s_) return;
         std::chrono::duration<double> d = std::chrono::steady_clock::now() - start_;
-        Observe(s_, d.count());  // cannot fail for a finite duration
+        Observe(s_.handle(), d.count());  // cannot fail for a finite duration
     }
 
 private:
-    const promshm_series* s_;
+    series_ref s_;
     std::chrono::steady_clock::time_point start_;
 };
 }  // namespace detail
@@ -612,10 +647,7 @@ public:
     }
     /// Observe the seconds until the returned guard is destroyed.
     using timer = detail::timer<promshm_histogram_observe>;
-    timer time() const {
-        if (!handle()) throw error(PROMSHM_RESULT_NULL_PARAMETER, "series is moved from");
-        return timer(handle());
-    }
+    timer time() const { return timer(handle()); }
 
 private:
     friend class detail::series_base<Histogram, metric_type::histogram>;
@@ -642,11 +674,9 @@ public:
     }
     /// One quantile estimate (NaN without observations).
     double quantile(double q) const { return quantiles({q})[0]; }
+    /// Observe the seconds until the returned guard is destroyed.
     using timer = detail::timer<promshm_summary_observe>;
-    timer time() const {
-        if (!handle()) throw error(PROMSHM_RESULT_NULL_PARAMETER, "series is moved from");
-        return timer(handle());
-    }
+    timer time() const { return timer(handle()); }
 
 private:
     friend class detail::series_base<Summary, metric_type::summary>;
