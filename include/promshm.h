@@ -39,6 +39,18 @@
 /** MAJOR * 1000000 + MINOR * 1000 + PATCH, for comparisons in #if; see promshm_version_number(). */
 #define PROMSHM_VERSION_NUMBER 1000
 
+/** Initialiser of a promshm_area_options: size set, every option 0 (its default). */
+#define PROMSHM_AREA_OPTIONS_INIT { (uint32_t)sizeof(promshm_area_options), 0, 0, 0 }
+
+/** Initialiser of a promshm_area_stats to pass to promshm_area_get_stats(). */
+#define PROMSHM_AREA_STATS_INIT { (uint32_t)sizeof(promshm_area_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/** Initialiser of a promshm_worker_info (at least the first entry of the array given to promshm_area_workers()). */
+#define PROMSHM_WORKER_INFO_INIT { (uint32_t)sizeof(promshm_worker_info), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/** Initialiser of a promshm_metric_opts: size set, every other field NULL or 0 (set at least name). */
+#define PROMSHM_METRIC_OPTS_INIT { (uint32_t)sizeof(promshm_metric_opts), 0, NULL, NULL, NULL, NULL, 0 }
+
 /**
  * Number of Prometheus default histogram buckets (see `promshm_default_buckets()`).
  */
@@ -272,10 +284,17 @@ typedef struct promshm_registry promshm_registry;
 typedef struct promshm_series promshm_series;
 
 /**
- * How to create an area. Zero in a field means its default, so a
- * zero-initialised struct (or passing NULL) gives the defaults.
+ * How to create an area. Initialise it with `PROMSHM_AREA_OPTIONS_INIT`
+ * (or zero it and set `size`), then set the fields you need: zero in a
+ * field means its default, and passing NULL gives the defaults.
+ * Extensible: see "Extensible structs" in docs/C-API.md.
  */
 typedef struct {
+    /**
+     * `sizeof(promshm_area_options)` as the caller was compiled with (set by
+     * `PROMSHM_AREA_OPTIONS_INIT`); 0 is `INVALID_ARGUMENT`.
+     */
+    uint32_t size;
     /**
      * Number of 4 KiB pages, header and worker table included. 0: 4096 (16 MiB).
      */
@@ -285,9 +304,10 @@ typedef struct {
      */
     uint32_t max_workers;
     /**
-     * Make families eager (write-through) unless they say otherwise.
+     * 1: make families eager (write-through) unless they say otherwise; 0:
+     * buffered. Any other value is `INVALID_ARGUMENT`.
      */
-    bool eager;
+    uint32_t eager;
 } promshm_area_options;
 
 /**
@@ -297,8 +317,16 @@ typedef uint32_t promshm_open_mode;
 
 /**
  * Usage of an area and promshm's own counters (the `promshm_*` self-metrics).
+ * Initialise it with `PROMSHM_AREA_STATS_INIT` (or set `size`) before
+ * passing it to `promshm_area_get_stats()`. Extensible: see "Extensible
+ * structs" in docs/C-API.md.
  */
 typedef struct {
+    /**
+     * In: `sizeof(promshm_area_stats)` as the caller was compiled with (set
+     * by `PROMSHM_AREA_STATS_INIT`). Out: the number of bytes filled in.
+     */
+    uint32_t size;
     /**
      * Pages in the area.
      */
@@ -362,9 +390,17 @@ typedef struct {
 } promshm_area_stats;
 
 /**
- * One row of an area's worker table.
+ * One row of an area's worker table. Set `size` in the first entry of the
+ * array given to `promshm_area_workers()` (`PROMSHM_WORKER_INFO_INIT`).
+ * Extensible: see "Extensible structs" in docs/C-API.md.
  */
 typedef struct {
+    /**
+     * In (first entry): `sizeof(promshm_worker_info)` as the caller was
+     * compiled with, which is also the array's stride. Out (every entry):
+     * the number of bytes filled in.
+     */
+    uint32_t size;
     /**
      * Slot index (the `worker` label of `all`-mode gauges).
      */
@@ -374,17 +410,17 @@ typedef struct {
      */
     uint32_t pid;
     /**
-     * Process start time, clock ticks since boot.
-     */
-    uint64_t start_time;
-    /**
      * Times this slot was taken.
      */
     uint32_t generation;
     /**
-     * Whether the process is still running, as far as this process can tell.
+     * Process start time, clock ticks since boot.
      */
-    bool alive;
+    uint64_t start_time;
+    /**
+     * 1 if the process is still running, as far as this process can tell; 0 if not.
+     */
+    uint32_t alive;
     /**
      * Attach time, Unix milliseconds.
      */
@@ -426,11 +462,22 @@ typedef struct {
 typedef uint32_t promshm_update_mode;
 
 /**
- * What every family needs, whatever its type. Zero-initialise it and set
- * the fields you need: a zero field is "none" or the default. All pointers
- * are borrowed for the duration of the registration call only.
+ * What every family needs, whatever its type. Initialise it with
+ * `PROMSHM_METRIC_OPTS_INIT` (or zero it and set `size`) and set the fields
+ * you need: a zero field is "none" or the default. All pointers are
+ * borrowed for the duration of the registration call only. Extensible: see
+ * "Extensible structs" in docs/C-API.md.
  */
 typedef struct {
+    /**
+     * `sizeof(promshm_metric_opts)` as the caller was compiled with (set by
+     * `PROMSHM_METRIC_OPTS_INIT`); 0 is `INVALID_ARGUMENT`.
+     */
+    uint32_t size;
+    /**
+     * `PROMSHM_UPDATE_MODE_*`; 0 is the area's default.
+     */
+    promshm_update_mode update_mode;
     /**
      * Metric name, required. The registry prefix and the unit are added to
      * it; do not add `_total` (counters) or `_info` (info): the exposition
@@ -453,10 +500,6 @@ typedef struct {
      * Number of label names (at most 64, constant labels included).
      */
     size_t n_label_names;
-    /**
-     * `PROMSHM_UPDATE_MODE_*`; 0 is the area's default.
-     */
-    promshm_update_mode update_mode;
 } promshm_metric_opts;
 
 /**

@@ -409,6 +409,13 @@ fn threads_in_processes_exact_totals() {
     c_test("test_threads", &[], "threads:");
 }
 
+/// Extensible structs (older and newer sizes, canaries, size 0 rejected) and
+/// flags (a value of 2 rejected): docs/C-API.md, "Extensible structs".
+#[test]
+fn extensible_structs_and_flags() {
+    c_test("test_abi", &[], "abi:");
+}
+
 #[test]
 fn basic_api_coverage() {
     c_test("test_basic", &[], "basic:");

@@ -354,7 +354,7 @@ public:
     promshm_metric_opts c_opts(std::vector<const char*>& names) const {
         names.clear();
         for (const auto& l : labels_) names.push_back(l.c_str());
-        promshm_metric_opts o{};
+        promshm_metric_opts o = PROMSHM_METRIC_OPTS_INIT;
         o.name = name_.c_str();
         o.help = help_.empty() ? nullptr : help_.c_str();
         o.unit = unit_.empty() ? nullptr : unit_.c_str();
@@ -986,7 +986,7 @@ public:
 
     /// Usage and self-metric counters.
     promshm_area_stats stats() const {
-        promshm_area_stats s{};
+        promshm_area_stats s = PROMSHM_AREA_STATS_INIT;
         detail::check(promshm_area_get_stats(handle(), &s));
         return s;
     }
@@ -1000,7 +1000,8 @@ public:
                 detail::check(rc);
                 return {};
             }
-            std::vector<promshm_worker_info> out(n + 4);  // room for new workers
+            promshm_worker_info init = PROMSHM_WORKER_INFO_INIT;
+            std::vector<promshm_worker_info> out(n + 4, init);  // room for new workers
             size_t got = 0;
             rc = promshm_area_workers(handle(), out.data(), out.size(), &got);
             if (rc == PROMSHM_RESULT_BUFFER_TOO_SMALL) continue;
@@ -1031,10 +1032,10 @@ private:
     explicit Area(const promshm_area* a) noexcept : base(a) {}
 
     static promshm_area_options c_options(const area_options& options) noexcept {
-        promshm_area_options o{};
+        promshm_area_options o = PROMSHM_AREA_OPTIONS_INIT;
         o.pages = options.pages;
         o.max_workers = options.max_workers;
-        o.eager = options.eager;
+        o.eager = options.eager ? 1 : 0;
         return o;
     }
 };

@@ -338,6 +338,7 @@ static const promshm_family *register_family(int type, const char *name, const c
 	const promshm_family *f = NULL;
 	promshm_result rc;
 	memset(&o, 0, sizeof o);
+	o.size = sizeof o;
 	o.name = name;
 	o.help = help;
 	o.unit = unit;
@@ -1185,6 +1186,7 @@ static int promshm_init(void) {
 	}
 
 	memset(&opts, 0, sizeof opts);
+	opts.size = sizeof opts;
 	opts.pages = conf.pages > 0 ? (uint32_t) conf.pages : 0;
 	if (conf.max_workers > 0) {
 		opts.max_workers = (uint32_t) conf.max_workers;

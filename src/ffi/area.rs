@@ -4,7 +4,8 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use super::handle::{
-    borrow, clone_handle, free_handle, into_handle, str_arg, write_opt, ArcHandle, Out,
+    borrow, clone_handle, field_ends, flag_arg, free_handle, into_handle, read_extensible, str_arg,
+    struct_size, write_extensible, write_opt, ArcHandle, Extensible, Out,
 };
 use super::result::{check, promshm_result, FfiError};
 use crate::area::{Area, AreaOptions, OpenMode};
@@ -24,18 +25,39 @@ impl ArcHandle for promshm_area {
     const WHAT: &'static str = "area";
 }
 
-/// How to create an area. Zero in a field means its default, so a
-/// zero-initialised struct (or passing NULL) gives the defaults.
+/// How to create an area. Initialise it with `PROMSHM_AREA_OPTIONS_INIT`
+/// (or zero it and set `size`), then set the fields you need: zero in a
+/// field means its default, and passing NULL gives the defaults.
+/// Extensible: see "Extensible structs" in docs/C-API.md.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct promshm_area_options {
+    /// `sizeof(promshm_area_options)` as the caller was compiled with (set by
+    /// `PROMSHM_AREA_OPTIONS_INIT`); 0 is `INVALID_ARGUMENT`.
+    pub size: u32,
     /// Number of 4 KiB pages, header and worker table included. 0: 4096 (16 MiB).
     pub pages: u32,
     /// Worker slots: the most processes attached at once. 0: 64.
     pub max_workers: u32,
-    /// Make families eager (write-through) unless they say otherwise.
-    pub eager: bool,
+    /// 1: make families eager (write-through) unless they say otherwise; 0:
+    /// buffered. Any other value is `INVALID_ARGUMENT`.
+    pub eager: u32,
 }
+
+// SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
+unsafe impl Extensible for promshm_area_options {
+    const C_NAME: &'static str = "promshm_area_options";
+    const INIT: &'static str = "PROMSHM_AREA_OPTIONS_INIT";
+    const FIELD_ENDS: &'static [usize] =
+        field_ends!(Self, size: u32, pages: u32, max_workers: u32, eager: u32);
+    fn set_size(&mut self, size: u32) {
+        self.size = size;
+    }
+}
+const _: () = assert!(
+    promshm_area_options::FIELD_ENDS[3] == size_of::<promshm_area_options>(),
+    "an input struct has no padding"
+);
 
 /// How `promshm_area_open()` maps an existing area (a `uint32_t`).
 #[repr(transparent)]
@@ -48,9 +70,15 @@ pub const PROMSHM_OPEN_MODE_READ_WRITE: promshm_open_mode = promshm_open_mode(0)
 pub const PROMSHM_OPEN_MODE_READ_ONLY: promshm_open_mode = promshm_open_mode(1);
 
 /// Usage of an area and promshm's own counters (the `promshm_*` self-metrics).
+/// Initialise it with `PROMSHM_AREA_STATS_INIT` (or set `size`) before
+/// passing it to `promshm_area_get_stats()`. Extensible: see "Extensible
+/// structs" in docs/C-API.md.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct promshm_area_stats {
+    /// In: `sizeof(promshm_area_stats)` as the caller was compiled with (set
+    /// by `PROMSHM_AREA_STATS_INIT`). Out: the number of bytes filled in.
+    pub size: u32,
     /// Pages in the area.
     pub pages_total: u32,
     /// Pages holding the header, the worker table and records.
@@ -83,20 +111,36 @@ pub struct promshm_area_stats {
     pub created_ms: u64,
 }
 
-/// One row of an area's worker table.
+// SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
+unsafe impl Extensible for promshm_area_stats {
+    const C_NAME: &'static str = "promshm_area_stats";
+    const INIT: &'static str = "PROMSHM_AREA_STATS_INIT";
+    const FIELD_ENDS: &'static [usize] = &[];
+    fn set_size(&mut self, size: u32) {
+        self.size = size;
+    }
+}
+
+/// One row of an area's worker table. Set `size` in the first entry of the
+/// array given to `promshm_area_workers()` (`PROMSHM_WORKER_INFO_INIT`).
+/// Extensible: see "Extensible structs" in docs/C-API.md.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct promshm_worker_info {
+    /// In (first entry): `sizeof(promshm_worker_info)` as the caller was
+    /// compiled with, which is also the array's stride. Out (every entry):
+    /// the number of bytes filled in.
+    pub size: u32,
     /// Slot index (the `worker` label of `all`-mode gauges).
     pub slot: u32,
     /// Process id.
     pub pid: u32,
-    /// Process start time, clock ticks since boot.
-    pub start_time: u64,
     /// Times this slot was taken.
     pub generation: u32,
-    /// Whether the process is still running, as far as this process can tell.
-    pub alive: bool,
+    /// Process start time, clock ticks since boot.
+    pub start_time: u64,
+    /// 1 if the process is still running, as far as this process can tell; 0 if not.
+    pub alive: u32,
     /// Attach time, Unix milliseconds.
     pub attached_ms: u64,
     /// Last flush, Unix milliseconds (0: never).
@@ -107,20 +151,30 @@ pub struct promshm_worker_info {
     pub flushes: u64,
 }
 
-unsafe fn options_arg(options: *const promshm_area_options) -> AreaOptions {
+// SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
+unsafe impl Extensible for promshm_worker_info {
+    const C_NAME: &'static str = "promshm_worker_info";
+    const INIT: &'static str = "PROMSHM_WORKER_INFO_INIT";
+    const FIELD_ENDS: &'static [usize] = &[];
+    fn set_size(&mut self, size: u32) {
+        self.size = size;
+    }
+}
+
+/// The options a C caller gave (NULL: the defaults), validated.
+unsafe fn options_arg(options: *const promshm_area_options) -> Result<AreaOptions, FfiError> {
     let mut o = AreaOptions::default();
     if !options.is_null() {
-        // SAFETY: a non-NULL options pointer is readable (caller contract).
-        let c = unsafe { *options };
+        let c = unsafe { read_extensible(options, "options")? };
         if c.pages != 0 {
             o.pages = c.pages;
         }
         if c.max_workers != 0 {
             o.max_workers = c.max_workers;
         }
-        o.eager = c.eager;
+        o.eager = flag_arg(c.eager, "options->eager")?;
     }
-    o
+    Ok(o)
 }
 
 ffi_fn! {
@@ -146,7 +200,7 @@ ffi_fn! {
         check(|| {
             let out = unsafe { Out::new(out, "out")? };
             let path = unsafe { str_arg(path, "path")? };
-            let area = Area::create(path, &unsafe { options_arg(options) })?;
+            let area = Area::create(path, &unsafe { options_arg(options)? })?;
             out.write(into_handle(Arc::new(area)));
             Ok(())
         })
@@ -169,7 +223,7 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let out = unsafe { Out::new(out, "out")? };
-            let area = Area::anonymous(&unsafe { options_arg(options) })?;
+            let area = Area::anonymous(&unsafe { options_arg(options)? })?;
             out.write(into_handle(Arc::new(area)));
             Ok(())
         })
@@ -287,9 +341,13 @@ ffi_fn! {
         out: *mut promshm_area_stats,
     ) -> promshm_result {
         check(|| {
-            let out = unsafe { Out::new(out, "out")? };
+            if out.is_null() {
+                return Err(FfiError::null("out"));
+            }
+            let size = unsafe { struct_size(out, "out")? };
             let s = unsafe { borrow(area)? }.stats();
-            out.write(promshm_area_stats {
+            let stats = promshm_area_stats {
+                size: 0,
                 pages_total: s.pages_total,
                 pages_used: s.pages_used,
                 bytes_free: s.bytes_free,
@@ -305,7 +363,8 @@ ffi_fn! {
                 locks_recovered: s.locks_recovered,
                 dropped_updates: s.dropped_updates,
                 created_ms: s.created_ms,
-            });
+            };
+            unsafe { write_extensible(out, size, stats) };
             Ok(())
         })
     }
@@ -332,6 +391,8 @@ ffi_fn! {
             if out.is_null() && cap > 0 {
                 return Err(FfiError::null("out"));
             }
+            // The first entry's size is the caller's struct size and stride.
+            let stride = if cap > 0 { unsafe { struct_size(out, "out")? } } else { 0 };
             let workers = unsafe { borrow(area)? }.workers();
             if workers.len() > cap {
                 out_count.write(workers.len());
@@ -341,20 +402,22 @@ ffi_fn! {
                 ));
             }
             for (i, w) in workers.iter().enumerate() {
-                // SAFETY: `out` covers `cap` entries (caller contract), i < len <= cap.
-                unsafe {
-                    out.add(i).write(promshm_worker_info {
-                        slot: w.slot,
-                        pid: w.pid,
-                        start_time: w.start_time,
-                        generation: w.generation,
-                        alive: w.alive,
-                        attached_ms: w.attached_ms,
-                        last_flush_ms: w.last_flush_ms,
-                        heartbeat_ms: w.heartbeat_ms,
-                        flushes: w.flushes,
-                    })
+                let info = promshm_worker_info {
+                    size: 0,
+                    slot: w.slot,
+                    pid: w.pid,
+                    generation: w.generation,
+                    start_time: w.start_time,
+                    alive: u32::from(w.alive),
+                    attached_ms: w.attached_ms,
+                    last_flush_ms: w.last_flush_ms,
+                    heartbeat_ms: w.heartbeat_ms,
+                    flushes: w.flushes,
                 };
+                // SAFETY: `out` covers `cap` entries of `stride` bytes each
+                // (caller contract), and i < len <= cap.
+                let entry = unsafe { out.cast::<u8>().add(i * stride) }.cast::<promshm_worker_info>();
+                unsafe { write_extensible(entry, stride, info) };
             }
             out_count.write(workers.len());
             Ok(())

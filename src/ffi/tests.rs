@@ -28,12 +28,9 @@ fn message(code: u32) -> String {
 
 fn opts(name: &CStr) -> promshm_metric_opts {
     promshm_metric_opts {
+        size: size_of::<promshm_metric_opts>() as u32,
         name: name.as_ptr(),
-        help: null(),
-        unit: null(),
-        label_names: null(),
-        n_label_names: 0,
-        update_mode: PROMSHM_UPDATE_MODE_DEFAULT,
+        ..Default::default()
     }
 }
 

@@ -85,6 +85,7 @@ int main(void) {
     /* ---- area create / anonymous / open ---- */
     promshm_area_options opts;
     memset(&opts, 0, sizeof opts);
+    opts.size = sizeof opts;
     area = (const promshm_area *)SENTINEL_PTR;
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_create(NULL, NULL, &area));
     EXPECT(area == SENTINEL_PTR);
@@ -120,6 +121,7 @@ int main(void) {
     EXPECT(area == SENTINEL_PTR);
 
     memset(&opts, 0, sizeof opts);
+    opts.size = sizeof opts;
     opts.pages = 64;
     opts.max_workers = 4;
     OK(promshm_area_create(path, &opts, &area));
@@ -138,10 +140,10 @@ int main(void) {
     uint32_t reaped = 77;
     OK(promshm_area_reap(ro, &reaped)); /* read-only reaps nothing */
     EXPECT(reaped == 0);
-    promshm_area_stats stats;
+    promshm_area_stats stats = PROMSHM_AREA_STATS_INIT;
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_get_stats(NULL, &stats));
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_get_stats(area, NULL));
-    promshm_worker_info wi[2];
+    promshm_worker_info wi[2] = {PROMSHM_WORKER_INFO_INIT, PROMSHM_WORKER_INFO_INIT};
     size_t n_workers = 77;
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_workers(NULL, wi, 2, &n_workers));
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_workers(area, wi, 2, NULL));

@@ -56,6 +56,7 @@ int main(void) {
     /* ---- areas ---- */
     promshm_area_options options;
     memset(&options, 0, sizeof options);
+    options.size = sizeof options;
     options.pages = 256;
     options.max_workers = 8;
     const promshm_area *area = NULL;
@@ -67,10 +68,10 @@ int main(void) {
     OK(promshm_area_attach(area, &slot));
     EXPECT(slot == 0);
     OK(promshm_area_attach(area, NULL));
-    promshm_area_stats stats;
+    promshm_area_stats stats = PROMSHM_AREA_STATS_INIT;
     OK(promshm_area_get_stats(area, &stats));
     EXPECT(stats.pages_total == 256 && stats.max_workers == 8 && stats.families == 0);
-    promshm_worker_info workers[8];
+    promshm_worker_info workers[8] = {PROMSHM_WORKER_INFO_INIT};
     size_t n_workers = 0;
     EXPECT_RC(PROMSHM_RESULT_BUFFER_TOO_SMALL, promshm_area_workers(area, NULL, 0, &n_workers));
     EXPECT(n_workers == 1);

@@ -183,9 +183,9 @@ class Area:
 
     def stats(self) -> Dict[str, int]:
         """Usage and self-metric counters of the area."""
-        st = B.promshm_area_stats()
+        st = B.promshm_area_stats(size=ctypes.sizeof(B.promshm_area_stats))
         check(lib.promshm_area_get_stats(self.handle, byref(st)))
-        return {f[0]: getattr(st, f[0]) for f in B.promshm_area_stats._fields_}
+        return {f[0]: getattr(st, f[0]) for f in B.promshm_area_stats._fields_ if f[0] != "size"}
 
     def workers(self) -> List[Dict[str, Any]]:
         """The worker table: one dict per slot in use."""
@@ -196,12 +196,13 @@ class Area:
                 _ffi.raise_for(rc)
             cap = count.value + 4
             arr = (B.promshm_worker_info * cap)()
+            arr[0].size = ctypes.sizeof(B.promshm_worker_info)
             rc = lib.promshm_area_workers(self.handle, arr, cap, byref(count))
             if rc == B.PROMSHM_RESULT_BUFFER_TOO_SMALL:
                 continue
             check(rc)
             return [
-                {f[0]: getattr(arr[i], f[0]) for f in B.promshm_worker_info._fields_}
+                {f[0]: getattr(arr[i], f[0]) for f in B.promshm_worker_info._fields_ if f[0] != "size"}
                 for i in range(count.value)
             ]
 
@@ -234,7 +235,9 @@ def _options(pages: int, max_workers: int, eager: bool) -> B.promshm_area_option
     for what, v in (("pages", pages), ("max_workers", max_workers)):
         if not isinstance(v, int) or v < 0 or v >= 2**32:
             raise InvalidArgumentError("invalid argument", 114, f"{what} must be a non-negative integer, got {v!r}")
-    return B.promshm_area_options(pages=pages, max_workers=max_workers, eager=bool(eager))
+    return B.promshm_area_options(
+        size=ctypes.sizeof(B.promshm_area_options), pages=pages, max_workers=max_workers, eager=int(bool(eager))
+    )
 
 
 _size_hints: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()

@@ -84,9 +84,10 @@ class promshm_area_options(Structure):
     """``promshm_area_options``."""
 
     _fields_ = [
+        ('size', c_uint32),  # uint32_t
         ('pages', c_uint32),  # uint32_t
         ('max_workers', c_uint32),  # uint32_t
-        ('eager', c_bool),  # bool
+        ('eager', c_uint32),  # uint32_t
     ]
 
 
@@ -94,6 +95,7 @@ class promshm_area_stats(Structure):
     """``promshm_area_stats``."""
 
     _fields_ = [
+        ('size', c_uint32),  # uint32_t
         ('pages_total', c_uint32),  # uint32_t
         ('pages_used', c_uint32),  # uint32_t
         ('bytes_free', c_size_t),  # size_t
@@ -116,11 +118,12 @@ class promshm_worker_info(Structure):
     """``promshm_worker_info``."""
 
     _fields_ = [
+        ('size', c_uint32),  # uint32_t
         ('slot', c_uint32),  # uint32_t
         ('pid', c_uint32),  # uint32_t
-        ('start_time', c_uint64),  # uint64_t
         ('generation', c_uint32),  # uint32_t
-        ('alive', c_bool),  # bool
+        ('start_time', c_uint64),  # uint64_t
+        ('alive', c_uint32),  # uint32_t
         ('attached_ms', c_uint64),  # uint64_t
         ('last_flush_ms', c_uint64),  # uint64_t
         ('heartbeat_ms', c_uint64),  # uint64_t
@@ -141,12 +144,13 @@ class promshm_metric_opts(Structure):
     """``promshm_metric_opts``."""
 
     _fields_ = [
+        ('size', c_uint32),  # uint32_t
+        ('update_mode', c_uint32),  # promshm_update_mode
         ('name', c_char_p),  # const char *
         ('help', c_char_p),  # const char *
         ('unit', c_char_p),  # const char *
         ('label_names', POINTER(c_char_p)),  # const char * const *
         ('n_label_names', c_size_t),  # size_t
-        ('update_mode', c_uint32),  # promshm_update_mode
     ]
 
 # typedef int (*promshm_write_fn)(void *userdata, const uint8_t *data, size_t len)
