@@ -226,6 +226,12 @@ def _fail(obj: Any, rc: int) -> None:
     raise_for(rc, repr(obj))
 
 
+def _label_str(v: Any) -> str:
+    """A label value as text: ``str(v)``, as prometheus_client does, for
+    everything but an exact ``str`` (a str enum member becomes ``Cls.NAME``)."""
+    return v if v.__class__ is str else str(v)
+
+
 class _Ops:
     __slots__ = ()
     _h: Optional[c_void_p]
@@ -646,8 +652,19 @@ class MetricWrapperBase(_Ops):
         )
         return opts, arr
 
+    def _update_mode(self) -> int:
+        """The update mode to register with now. A ``registry=None`` metric
+        writes eagerly: it is private to this process (nothing to batch
+        against), and a thread buffer would keep its area mapped after the
+        metric is gone."""
+        if not self._buffered:
+            return B.PROMSHM_UPDATE_MODE_DEFAULT
+        if self._registry._detached_area:
+            return B.PROMSHM_UPDATE_MODE_EAGER
+        return _area.update_mode()
+
     def _register(self) -> None:
-        mode = _area.update_mode() if self._buffered else B.PROMSHM_UPDATE_MODE_DEFAULT
+        mode = self._update_mode()
         reg = self._registry._handle()
         opts, _keep = self._opts(mode)
         fam = c_void_p()
@@ -670,7 +687,7 @@ class MetricWrapperBase(_Ops):
 
     def _rebind(self) -> None:
         """Re-register with this process's update mode and re-resolve every cached series."""
-        if not self._buffered or self._fam_mode == _area.update_mode():
+        if self._fam_mode == self._update_mode():
             return
         with self._lock:
             self._register()
@@ -690,6 +707,9 @@ class MetricWrapperBase(_Ops):
         (which may leave labels out: a partial object, finished by another
         ``.labels(...)``). Missing values come from ``default_labels``. The
         result is cached; keep it for the updates."""
+        # The caches hold only keys whose values are all exact ``str``: a value
+        # of another type that compares equal (1, True, 1.0; a str enum member)
+        # may have another str(), so it is never looked up in them.
         if labelvalues:
             if not labelkwargs:
                 try:
@@ -697,14 +717,28 @@ class MetricWrapperBase(_Ops):
                 except TypeError:  # a dict (pytheus) or an unhashable value
                     child = None
                 if child is not None:
-                    return child
+                    for v in labelvalues:
+                        if v.__class__ is not str:
+                            break
+                    else:
+                        return child
+                n = len(labelvalues)
+                if n == len(self._labelnames) and not (n == 1 and isinstance(labelvalues[0], Mapping)):
+                    child = self._children.get(tuple([_label_str(v) for v in labelvalues]))
+                    if child is not None:
+                        return child
         elif labelkwargs:
+            items = tuple(labelkwargs.items())
             try:
-                child = self._rawkw.get(tuple(labelkwargs.items()))
+                child = self._rawkw.get(items)
             except TypeError:
                 child = None
             if child is not None:
-                return child
+                for _k, v in items:
+                    if v.__class__ is not str:
+                        break
+                else:
+                    return child
         return self._labels_slow(labelvalues, labelkwargs)
 
     def _labels_slow(self, labelvalues: Tuple[Any, ...], labelkwargs: Dict[str, Any]) -> Any:
@@ -732,7 +766,7 @@ class MetricWrapperBase(_Ops):
             raise LabelError("unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, f"incorrect label names {unknown} for {self._name} (labels: {list(names)})")
         merged = dict(self._default_labels)
         for k, v in given.items():
-            merged[k] = v if isinstance(v, str) else str(v)
+            merged[k] = _label_str(v)
         if len(merged) < len(names):
             if partial_ok:
                 return self._partial_cls(self, merged)
@@ -747,14 +781,11 @@ class MetricWrapperBase(_Ops):
                     child = self._series_cls(self, key, self._resolve(key))
                     self._children[key] = child
         if not partial_ok:
-            try:
-                if labelvalues and not labelkwargs:
-                    self._raw[labelvalues] = child
-                elif labelkwargs and not labelvalues:
-                    # keyword order matters for this key: each order is cached once
-                    self._rawkw[tuple(labelkwargs.items())] = child
-            except TypeError:
-                pass
+            if labelvalues and all(v.__class__ is str for v in labelvalues):
+                self._raw[labelvalues] = child
+            elif labelkwargs and all(v.__class__ is str for v in labelkwargs.values()):
+                # keyword order matters for this key: each order is cached once
+                self._rawkw[tuple(labelkwargs.items())] = child
         return child
 
     def remove(self, *labelvalues: Any) -> None:
@@ -771,7 +802,7 @@ class MetricWrapperBase(_Ops):
                 B.PROMSHM_RESULT_LABEL_COUNT,
                 f"incorrect label count for {self._name}: expected {len(self._labelnames)}, got {len(labelvalues)}",
             )
-        key = tuple(v if isinstance(v, str) else str(v) for v in labelvalues)
+        key = tuple(_label_str(v) for v in labelvalues)
         enc = [encode(v, "label value") for v in key]
         removed = c_bool()
         with self._lock:

@@ -79,6 +79,7 @@ class CollectorRegistry:
         self._metrics: List[Any] = []
         self._collectors: List[Any] = []
         self._target_info: Optional[Dict[str, str]] = None
+        self._detached_area = False  # made for one registry=None metric
         if target_info is not None:
             self.set_target_info(target_info)
 
@@ -124,10 +125,19 @@ class CollectorRegistry:
     @classmethod
     def _detached(cls) -> "CollectorRegistry":
         """A registry for a metric made with ``registry=None``: its own private
-        area, rendered by nothing (unless a collector yields the metric)."""
-        return cls(pages=64)
+        area, rendered by nothing (unless a collector yields the metric).
+
+        The metric owns it and it does not list the metric (no reference
+        cycle), so the area is unmapped as soon as the metric is dropped: a
+        collector that makes such metrics on every scrape keeps memory and
+        mappings constant."""
+        reg = cls(pages=64)
+        reg._detached_area = True
+        return reg
 
     def _add_metric(self, metric: Any) -> None:
+        if self._detached_area:
+            return
         with self._lock:
             if all(m is not metric for m in self._metrics):
                 self._metrics.append(metric)
@@ -216,6 +226,14 @@ class CollectorRegistry:
     def restricted_registry(self, names: Iterable[str]) -> "_Restricted":
         """A view that renders only the families with these sample names."""
         return _Restricted(self, set(names))
+
+    def __del__(self) -> None:
+        h, self._h = getattr(self, "_h", None), None
+        if h is not None:
+            try:
+                lib.promshm_registry_free(h)
+            except Exception:  # interpreter shutdown
+                pass
 
     def __repr__(self) -> str:
         where = "shared" if self._area_spec is SHARED else ("private" if self._area_spec is None else str(self._area_spec))
