@@ -146,6 +146,10 @@ enum promshm_result
      */
     PROMSHM_RESULT_PERMISSION_DENIED = 203,
     /**
+     * The file is not safe to use as an area and was refused: not a regular file (a symbolic link, FIFO, socket, device or directory), owned by another user, or writable by its group or by every user. `promshm_last_error()` names the file and the reason.
+     */
+    PROMSHM_RESULT_UNSAFE_FILE = 204,
+    /**
      * No room left in the area for a new family or series; existing series keep working.
      */
     PROMSHM_RESULT_AREA_FULL = 300,
@@ -166,7 +170,7 @@ enum promshm_result
      */
     PROMSHM_RESULT_READ_ONLY = 304,
     /**
-     * The cross-process area lock stayed held by a live process for too long.
+     * The cross-process area lock, or the file lock taken while an area file is created or opened, stayed held by another process for too long.
      */
     PROMSHM_RESULT_LOCK_TIMEOUT = 305,
     /**
