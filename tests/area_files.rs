@@ -118,17 +118,33 @@ fn planter_child() {
     send("planted");
 }
 
+/// A directory removed (with its contents) when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn files_planted_by_another_user_are_refused() {
     if !is_root() {
         eprintln!("skipped: needs root to act as a second user");
         return;
     }
-    let tmp = TempDir::new("planted");
-    let shared = tmp.join("shm");
+    // In /tmp itself: $TMPDIR may be private to root, and the other user
+    // must reach the shared directory.
+    let tmp = RemoveOnDrop(PathBuf::from(format!(
+        "/tmp/promshm-planted-{}",
+        std::process::id()
+    )));
+    let _ = std::fs::remove_dir_all(&tmp.0);
+    std::fs::create_dir(&tmp.0).unwrap();
+    std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = tmp.0.join("shm");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = run_child(
         "planter",
         "planter",
