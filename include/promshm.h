@@ -158,6 +158,10 @@ enum promshm_result
      */
     PROMSHM_RESULT_PERMISSION_DENIED = 203,
     /**
+     * The file is not safe to use as an area and was refused: not a regular file (a symbolic link, FIFO, socket, device or directory), owned by another user, or writable by its group or by every user. `promshm_last_error()` names the file and the reason.
+     */
+    PROMSHM_RESULT_UNSAFE_FILE = 204,
+    /**
      * No room left in the area for a new family or series; existing series keep working.
      */
     PROMSHM_RESULT_AREA_FULL = 300,
@@ -178,7 +182,7 @@ enum promshm_result
      */
     PROMSHM_RESULT_READ_ONLY = 304,
     /**
-     * The cross-process area lock stayed held by a live process for too long.
+     * The cross-process area lock, or the file lock taken while an area file is created or opened, stayed held by another process for too long.
      */
     PROMSHM_RESULT_LOCK_TIMEOUT = 305,
     /**
@@ -641,7 +645,11 @@ uint32_t promshm_version_number(void);
  * Create the area file at `path` (mode 0600, `O_NOFOLLOW`), or open it
  * read-write if it already holds a compatible area (which then keeps its
  * own size and options). Two processes creating the same file at once
- * end up sharing one valid area.
+ * end up sharing one valid area. An existing file is used only if it is
+ * a regular file owned by the effective uid and not writable by its
+ * group or others (checked with `fstat` on the opened descriptor; a FIFO
+ * or device never blocks the call); waits for another process's lock on
+ * the file are bounded (10 s).
  *
  * `options` may be NULL for the defaults (4096 pages = 16 MiB, 64
  * workers, buffered). On success `*out` receives a new area handle,
@@ -650,8 +658,10 @@ uint32_t promshm_version_number(void);
  *
  * Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
  * `INVALID_ARGUMENT` (page or worker count out of range), `NOT_FOUND`
- * (missing directory), `PERMISSION_DENIED`, `IO`, `INCOMPATIBLE_AREA`
- * (the file is something else), `CORRUPT_AREA`.
+ * (missing directory), `PERMISSION_DENIED`, `IO`, `UNSAFE_FILE` (a
+ * symbolic link, FIFO, socket, device or directory, another user's file,
+ * or one writable by others: refused untouched), `LOCK_TIMEOUT`,
+ * `INCOMPATIBLE_AREA` (the file is something else), `CORRUPT_AREA`.
  */
 promshm_result promshm_area_create(const char *path,
                                    const promshm_area_options *options,
@@ -674,15 +684,19 @@ promshm_result promshm_area_anonymous(const promshm_area_options *options,
 /**
  * Open an existing area file, read-write or read-only
  * (`PROMSHM_OPEN_MODE_*`). A read-only area renders and inspects but
- * never writes a byte: registering on it returns `READ_ONLY`. Waits for
- * a creator that is still initialising the file.
+ * never writes a byte: registering on it returns `READ_ONLY`. Waits
+ * (bounded: 10 s) for a creator that is still initialising the file.
+ * The file must be a regular file owned by the effective uid and not
+ * writable by its group or others (checked with `fstat` on the opened
+ * descriptor; a FIFO or device never blocks the call).
  *
  * On success `*out` receives a new area handle, owned by the caller
  * (`promshm_area_free()`). Thread-safe.
  *
  * Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
  * `INVALID_ARGUMENT` (unknown mode), `NOT_FOUND`, `PERMISSION_DENIED`,
- * `IO`, `INCOMPATIBLE_AREA`, `CORRUPT_AREA`.
+ * `IO`, `UNSAFE_FILE`, `LOCK_TIMEOUT`, `INCOMPATIBLE_AREA`,
+ * `CORRUPT_AREA`.
  */
 promshm_result promshm_area_open(const char *path,
                                  promshm_open_mode mode,

@@ -102,6 +102,25 @@ pub enum Error {
     /// Waiting for the area lock took longer than the bound.
     #[error("timed out waiting for the area lock held by pid {0}")]
     LockTimeout(u32),
+    /// A file that is not safe to use as an area: not a regular file (a
+    /// symbolic link, FIFO, socket, device or directory), owned by a user the
+    /// caller did not allow, or writable by its group or by every user.
+    #[error("refusing {path}: {reason}")]
+    UnsafeFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Waiting for another process's `flock` on an area file (taken while it
+    /// creates or validates the file) took longer than the bound.
+    #[error("timed out after {waited_ms} ms waiting for the file lock on {path}: another process holds it")]
+    FileLockTimeout {
+        /// The file.
+        path: PathBuf,
+        /// How long we waited, in milliseconds.
+        waited_ms: u64,
+    },
     /// An I/O error on a path.
     #[error("{op} {path}: {source}")]
     Io {
@@ -122,6 +141,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    pub(crate) fn unsafe_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::UnsafeFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             op,

@@ -175,19 +175,23 @@ static const char *runtime_base(void) {
 }
 
 /* Remove private directories left by masters that died without cleaning up
- * (SIGKILL): "promshm-uwsgi-<uid>-<pid>-XXXXXX" whose pid is gone. */
+ * (SIGKILL): "promshm-uwsgi-<euid>-<pid>-XXXXXX" whose pid is gone. Only our
+ * own directories (owner checked with fstat on the directory opened without
+ * following a symlink, root included), and only their "area" file, removed
+ * through that descriptor: another user's look-alike is never touched. */
 static void sweep_private_dirs(const char *base) {
 	char prefix[64];
-	int plen = snprintf(prefix, sizeof prefix, "promshm-uwsgi-%u-", (unsigned) getuid());
+	int plen = snprintf(prefix, sizeof prefix, "promshm-uwsgi-%u-", (unsigned) geteuid());
 	DIR *d = opendir(base);
 	struct dirent *e;
 	if (!d)
 		return;
 	while ((e = readdir(d)) != NULL) {
-		char dir[PATH_MAX], file[PATH_MAX];
+		char dir[PATH_MAX];
 		struct stat st;
 		char *end;
 		long pid;
+		int dfd;
 		if (strncmp(e->d_name, prefix, plen) != 0)
 			continue;
 		pid = strtol(e->d_name + plen, &end, 10);
@@ -197,10 +201,15 @@ static void sweep_private_dirs(const char *base) {
 			continue; /* alive (or not ours to judge) */
 		if (snprintf(dir, sizeof dir, "%s/%s", base, e->d_name) >= (int) sizeof dir)
 			continue;
-		if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || (st.st_uid != getuid() && getuid() != 0))
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
 			continue;
-		if (snprintf(file, sizeof file, "%s/area", dir) < (int) sizeof file)
-			unlink(file);
+		if (fstat(dfd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+			close(dfd);
+			continue;
+		}
+		unlinkat(dfd, "area", 0);
+		close(dfd);
 		if (rmdir(dir) == 0)
 			uwsgi_log(PSH "removed %s (its master %ld is gone)\n", dir, pid);
 	}
@@ -210,8 +219,10 @@ static void sweep_private_dirs(const char *base) {
 static void make_private_path(void) {
 	const char *base = runtime_base();
 	sweep_private_dirs(base);
+	/* mkdtemp: a fresh 0700 directory with an unpredictable name, so another
+	 * user can neither plant the area file nor block its name. */
 	if (snprintf(g.private_dir, sizeof g.private_dir, "%s/promshm-uwsgi-%u-%d-XXXXXX", base,
-		     (unsigned) getuid(), (int) getpid()) >= (int) sizeof g.private_dir) {
+		     (unsigned) geteuid(), (int) getpid()) >= (int) sizeof g.private_dir) {
 		uwsgi_log(PSH "runtime directory path too long: %s\n", base);
 		g.private_dir[0] = 0;
 		die();

@@ -5,6 +5,7 @@
 //! which bounds-check every offset: bytes in the area come from other
 //! processes and are never trusted.
 
+mod file;
 pub(crate) mod fork;
 pub(crate) mod format;
 mod lock;
@@ -12,9 +13,7 @@ mod ofd;
 pub(crate) mod records;
 mod workers;
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::process;
 use format::*;
 
+pub use file::FileOptions;
 pub(crate) use lock::AreaLockGuard;
 #[doc(hidden)]
 pub use lock::HeldAreaLock;
@@ -154,108 +154,6 @@ unsafe impl Send for AreaInner {}
 unsafe impl Sync for AreaInner {}
 
 impl Area {
-    /// Create the area file at `path`, or open it if it exists with a compatible layout.
-    ///
-    /// The file is created `0600` with `O_NOFOLLOW`. Two processes creating
-    /// the same file at once end up with one valid area (an exclusive `flock`
-    /// guards initialisation). An existing area keeps its own size.
-    pub fn create(path: impl AsRef<Path>, options: &AreaOptions) -> Result<Area> {
-        options.check()?;
-        let path = path.as_ref();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| Error::io("create", path, e))?;
-        let _flock = Flock::exclusive(&file).map_err(|e| Error::io("lock", path, e))?;
-        let mut size = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, e))?
-            .len();
-        if size > 0 && creator_died_initialising(&file) {
-            // We hold the exclusive flock its creator held, and no opener
-            // accepts an uninitialised header: nobody uses it. Start over.
-            file.set_len(0).map_err(|e| Error::io("reset", path, e))?;
-            size = 0;
-        }
-        if size == 0 {
-            let len = options.pages as usize * PAGE_SIZE;
-            file.set_len(len as u64)
-                .map_err(|e| Error::io("size", path, e))?;
-            // Reserve the blocks now so a full disk fails here, not as SIGBUS later.
-            // SAFETY: valid fd, offset 0, length within the file we just sized.
-            let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
-            if r != 0 && r != libc::EOPNOTSUPP && r != libc::EINVAL {
-                let _ = file.set_len(0);
-                return Err(Error::io(
-                    "allocate",
-                    path,
-                    std::io::Error::from_raw_os_error(r),
-                ));
-            }
-            let map = map_file(&file, len, false).map_err(|e| Error::io("map", path, e))?;
-            let kept =
-                ofd::reopen(&file, Some(path), true).map_err(|e| Error::io("reopen", path, e))?;
-            let inner = AreaInner::initialize(map, len, options, Some(path.to_path_buf()), kept);
-            return Ok(Area::wrap(inner));
-        }
-        Self::open_file(&file, path, OpenMode::ReadWrite)
-    }
-
-    /// Open an existing area file.
-    pub fn open(path: impl AsRef<Path>, mode: OpenMode) -> Result<Area> {
-        let path = path.as_ref();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(mode == OpenMode::ReadWrite)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| Error::io("open", path, e))?;
-        // Wait for a creator that is still initialising.
-        let _flock = Flock::shared(&file).map_err(|e| Error::io("lock", path, e))?;
-        Self::open_file(&file, path, mode)
-    }
-
-    fn open_file(file: &File, path: &Path, mode: OpenMode) -> Result<Area> {
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, e))?
-            .len();
-        if size < (MIN_PAGES as usize * PAGE_SIZE) as u64 {
-            return Err(Error::IncompatibleArea(format!(
-                "{}: {size} bytes is too small to be an area",
-                path.display()
-            )));
-        }
-        if size > MAX_PAGES as u64 * PAGE_SIZE as u64 {
-            return Err(Error::IncompatibleArea(format!(
-                "{}: {size} bytes is larger than any area",
-                path.display()
-            )));
-        }
-        let map = map_file(file, size as usize, mode == OpenMode::ReadOnly)
-            .map_err(|e| Error::io("map", path, e))?;
-        let kept = ofd::reopen(file, Some(path), mode == OpenMode::ReadWrite)
-            .map_err(|e| Error::io("reopen", path, e))?;
-        let inner = AreaInner::validate(
-            map,
-            size as usize,
-            mode == OpenMode::ReadOnly,
-            Some(path.to_path_buf()),
-            kept,
-        )
-        .map_err(|e| match e {
-            Error::IncompatibleArea(m) => {
-                Error::IncompatibleArea(format!("{}: {m}", path.display()))
-            }
-            other => other,
-        })?;
-        Ok(Area::wrap(inner))
-    }
-
     fn wrap(inner: AreaInner) -> Area {
         let inner = Arc::new(inner);
         fork::register(&inner);
@@ -399,78 +297,6 @@ fn map_file(file: &File, len: usize, read_only: bool) -> std::io::Result<memmap2
         opts.map_raw_read_only(file)
     } else {
         opts.map_raw(file)
-    }
-}
-
-/// Whether the file starts with a header whose creator never finished:
-/// magic not yet written and init state not READY.
-fn creator_died_initialising(file: &File) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 32];
-    if file.read_exact_at(&mut head, 0).is_err() {
-        return false;
-    }
-    let magic = u64::from_ne_bytes(
-        head[hdr::MAGIC..hdr::MAGIC + 8]
-            .try_into()
-            .unwrap_or([1; 8]),
-    );
-    let state = u32::from_ne_bytes(
-        head[hdr::INIT_STATE..hdr::INIT_STATE + 4]
-            .try_into()
-            .unwrap_or([0xff; 4]),
-    );
-    let version = u32::from_ne_bytes(
-        head[hdr::VERSION..hdr::VERSION + 4]
-            .try_into()
-            .unwrap_or([0xff; 4]),
-    );
-    let page_size = u32::from_ne_bytes(
-        head[hdr::PAGE_SIZE..hdr::PAGE_SIZE + 4]
-            .try_into()
-            .unwrap_or([0xff; 4]),
-    );
-    let size_ok = file
-        .metadata()
-        .map(|m| m.len() % PAGE_SIZE as u64 == 0)
-        .unwrap_or(false);
-    // Only what an interrupted `initialize` leaves behind: no magic, state
-    // none or busy, the fields it writes either unwritten or ours.
-    magic == 0
-        && (state == 0 || state == INIT_BUSY)
-        && (version == 0 || version == FORMAT_VERSION)
-        && (page_size == 0 || page_size == PAGE_SIZE as u32)
-        && size_ok
-}
-
-/// An `flock` held for the scope of area creation or opening.
-struct Flock<'f>(&'f File);
-
-impl<'f> Flock<'f> {
-    fn exclusive(file: &'f File) -> std::io::Result<Self> {
-        Self::take(file, libc::LOCK_EX)
-    }
-    fn shared(file: &'f File) -> std::io::Result<Self> {
-        Self::take(file, libc::LOCK_SH)
-    }
-    fn take(file: &'f File, op: libc::c_int) -> std::io::Result<Self> {
-        loop {
-            // SAFETY: valid fd owned by `file`.
-            if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-                return Ok(Flock(file));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-impl Drop for Flock<'_> {
-    fn drop(&mut self) {
-        // SAFETY: valid fd owned by the borrowed file.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 

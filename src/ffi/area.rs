@@ -181,7 +181,11 @@ ffi_fn! {
     /// Create the area file at `path` (mode 0600, `O_NOFOLLOW`), or open it
     /// read-write if it already holds a compatible area (which then keeps its
     /// own size and options). Two processes creating the same file at once
-    /// end up sharing one valid area.
+    /// end up sharing one valid area. An existing file is used only if it is
+    /// a regular file owned by the effective uid and not writable by its
+    /// group or others (checked with `fstat` on the opened descriptor; a FIFO
+    /// or device never blocks the call); waits for another process's lock on
+    /// the file are bounded (10 s).
     ///
     /// `options` may be NULL for the defaults (4096 pages = 16 MiB, 64
     /// workers, buffered). On success `*out` receives a new area handle,
@@ -190,8 +194,10 @@ ffi_fn! {
     ///
     /// Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
     /// `INVALID_ARGUMENT` (page or worker count out of range), `NOT_FOUND`
-    /// (missing directory), `PERMISSION_DENIED`, `IO`, `INCOMPATIBLE_AREA`
-    /// (the file is something else), `CORRUPT_AREA`.
+    /// (missing directory), `PERMISSION_DENIED`, `IO`, `UNSAFE_FILE` (a
+    /// symbolic link, FIFO, socket, device or directory, another user's file,
+    /// or one writable by others: refused untouched), `LOCK_TIMEOUT`,
+    /// `INCOMPATIBLE_AREA` (the file is something else), `CORRUPT_AREA`.
     unsafe fn promshm_area_create(
         path: *const c_char,
         options: *const promshm_area_options,
@@ -233,15 +239,19 @@ ffi_fn! {
 ffi_fn! {
     /// Open an existing area file, read-write or read-only
     /// (`PROMSHM_OPEN_MODE_*`). A read-only area renders and inspects but
-    /// never writes a byte: registering on it returns `READ_ONLY`. Waits for
-    /// a creator that is still initialising the file.
+    /// never writes a byte: registering on it returns `READ_ONLY`. Waits
+    /// (bounded: 10 s) for a creator that is still initialising the file.
+    /// The file must be a regular file owned by the effective uid and not
+    /// writable by its group or others (checked with `fstat` on the opened
+    /// descriptor; a FIFO or device never blocks the call).
     ///
     /// On success `*out` receives a new area handle, owned by the caller
     /// (`promshm_area_free()`). Thread-safe.
     ///
     /// Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
     /// `INVALID_ARGUMENT` (unknown mode), `NOT_FOUND`, `PERMISSION_DENIED`,
-    /// `IO`, `INCOMPATIBLE_AREA`, `CORRUPT_AREA`.
+    /// `IO`, `UNSAFE_FILE`, `LOCK_TIMEOUT`, `INCOMPATIBLE_AREA`,
+    /// `CORRUPT_AREA`.
     unsafe fn promshm_area_open(
         path: *const c_char,
         mode: promshm_open_mode,

@@ -64,6 +64,8 @@ pub enum promshm_result {
     NotFound = 202,
     /// The operating system denied access to the file.
     PermissionDenied = 203,
+    /// The file is not safe to use as an area and was refused: not a regular file (a symbolic link, FIFO, socket, device or directory), owned by another user, or writable by its group or by every user. `promshm_last_error()` names the file and the reason.
+    UnsafeFile = 204,
 
     // ---- 3xx: the shared area ---------------------------------------------------
     /// No room left in the area for a new family or series; existing series keep working.
@@ -76,7 +78,7 @@ pub enum promshm_result {
     CorruptArea = 303,
     /// The area was opened read-only and the operation writes to it.
     ReadOnly = 304,
-    /// The cross-process area lock stayed held by a live process for too long.
+    /// The cross-process area lock, or the file lock taken while an area file is created or opened, stayed held by another process for too long.
     LockTimeout = 305,
 
     // ---- 4xx: the registry --------------------------------------------------------
@@ -114,6 +116,7 @@ impl promshm_result {
             WriteFailed,
             NotFound,
             PermissionDenied,
+            UnsafeFile,
             AreaFull,
             WorkersFull,
             IncompatibleArea,
@@ -156,12 +159,13 @@ impl promshm_result {
             WriteFailed => c"writing the output failed",
             NotFound => c"file not found",
             PermissionDenied => c"permission denied",
+            UnsafeFile => c"refused an unsafe area file",
             AreaFull => c"the shared area is full",
             WorkersFull => c"all worker slots are in use",
             IncompatibleArea => c"not a compatible promshm area",
             CorruptArea => c"the shared area is corrupt",
             ReadOnly => c"the area is open read-only",
-            LockTimeout => c"timed out waiting for the area lock",
+            LockTimeout => c"timed out waiting for the area lock or file lock",
             ShapeMismatch => c"family already registered with another shape",
             Panic => c"internal error (panic caught at the API boundary)",
         }
@@ -192,7 +196,8 @@ pub(crate) fn from_error(e: &Error) -> promshm_result {
         Error::CorruptArea(_) => R::CorruptArea,
         Error::ReadOnly => R::ReadOnly,
         Error::InvalidArgument(_) => R::InvalidArgument,
-        Error::LockTimeout(_) => R::LockTimeout,
+        Error::LockTimeout(_) | Error::FileLockTimeout { .. } => R::LockTimeout,
+        Error::UnsafeFile { .. } => R::UnsafeFile,
         Error::Io { source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => R::NotFound,
             std::io::ErrorKind::PermissionDenied => R::PermissionDenied,

@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <unistd.h>
 
@@ -61,12 +62,13 @@ static int counting_write(void *userdata, const uint8_t *data, size_t len) {
 int main(void) {
     char dir[] = "/tmp/promshm-c-bad-XXXXXX";
     if (!mkdtemp(dir)) FAIL("mkdtemp");
-    char path[256], garbage[256], small[256], missing_dir[256], link_path[256];
+    char path[256], garbage[256], small[256], missing_dir[256], link_path[256], fifo[256];
     snprintf(path, sizeof path, "%s/area", dir);
     snprintf(garbage, sizeof garbage, "%s/garbage", dir);
     snprintf(small, sizeof small, "%s/small", dir);
     snprintf(missing_dir, sizeof missing_dir, "%s/no/such/dir/area", dir);
     snprintf(link_path, sizeof link_path, "%s/link", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
 
     /* ---- results, messages, last error ---- */
     EXPECT(strcmp(promshm_result_message(PROMSHM_RESULT_OK), "ok") == 0);
@@ -109,11 +111,15 @@ int main(void) {
         EXPECT(fd >= 0 && write(fd, junk, 100) == 100);
         close(fd);
         EXPECT(symlink(path, link_path) == 0);
+        EXPECT(mkfifo(fifo, 0600) == 0);
     }
     BAD(PROMSHM_RESULT_INCOMPATIBLE_AREA, promshm_area_create(garbage, NULL, &area));
     BAD(PROMSHM_RESULT_INCOMPATIBLE_AREA, promshm_area_open(garbage, PROMSHM_OPEN_MODE_READ_ONLY, &area));
     BAD(PROMSHM_RESULT_INCOMPATIBLE_AREA, promshm_area_open(small, PROMSHM_OPEN_MODE_READ_WRITE, &area));
-    BAD(PROMSHM_RESULT_IO, promshm_area_create(link_path, NULL, &area)); /* O_NOFOLLOW */
+    BAD(PROMSHM_RESULT_UNSAFE_FILE, promshm_area_create(link_path, NULL, &area)); /* O_NOFOLLOW */
+    /* A FIFO is refused at once, never blocks the open. */
+    BAD(PROMSHM_RESULT_UNSAFE_FILE, promshm_area_open(fifo, PROMSHM_OPEN_MODE_READ_ONLY, &area));
+    BAD(PROMSHM_RESULT_UNSAFE_FILE, promshm_area_create(fifo, NULL, &area));
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_open(NULL, PROMSHM_OPEN_MODE_READ_WRITE, &area));
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_open(path, PROMSHM_OPEN_MODE_READ_WRITE, NULL));
     BAD(PROMSHM_RESULT_NOT_UTF8, promshm_area_open(NOT_UTF8, PROMSHM_OPEN_MODE_READ_WRITE, &area));
