@@ -506,8 +506,12 @@ def summary_counts(area, cells_off, age_buckets, max_age_ms, now_ms):
         base = cells_off + 8 * (2 + b * (1 + SKETCH_BUCKETS))
         epoch = area.u64(base)
         if epoch != 0 and epoch <= now and now - epoch < k:
+            # A count cell is `tag << 40 | count`; only cells tagged with the
+            # bucket's epoch (its low 24 bits) count.
+            tag = epoch & 0xFFFFFF
             for i, c in enumerate(area.cells(base + 8, SKETCH_BUCKETS)):
-                counts[i] += c
+                if c >> 40 == tag:
+                    counts[i] += c & 0xFFFFFFFFFF
     return counts
 
 
