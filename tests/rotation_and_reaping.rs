@@ -19,7 +19,9 @@ use common::*;
 use promshm::metrics::sketch::{
     sketch_index, sketch_quantiles, SKETCH_BUCKETS, SKETCH_RELATIVE_ERROR,
 };
-use promshm::{Area, AreaOptions, Family, Opts, Summary, SummaryOpts};
+use promshm::{
+    Area, AreaOptions, Family, Format, Gauge, GaugeMode, OpenMode, Opts, Summary, SummaryOpts,
+};
 
 /// Bound on any one child's run.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,6 +32,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 fn child_entry() {
     child_main(|role| match role {
         "rotator" => rotator_child(),
+        "gauge_holder" => gauge_holder_child(),
+        "gauge_renderer" => gauge_renderer_child(),
+        "dying_reaper" => dying_reaper_child(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -195,4 +200,283 @@ fn summary_rotation_loses_no_observation_of_other_processes() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+// ---- 2. gauges while dead workers are reaped ------------------------------------------
+
+/// Worker slots of the reaping areas.
+const RP_MAX_WORKERS: u32 = 64;
+/// Series per gauge family.
+const RP_SERIES: usize = 100;
+
+fn rp_options() -> AreaOptions {
+    AreaOptions {
+        max_workers: RP_MAX_WORKERS,
+        ..Default::default()
+    }
+}
+
+/// The `sum` and `livesum` gauge families, one series per label value `k`.
+fn rp_families(area: &Area) -> (Family<Gauge>, Family<Gauge>) {
+    let reg = area.registry();
+    let g = |name: &str, mode| {
+        reg.gauge(Opts::new(name, "Held by workers.").labels(&["k"]), mode)
+            .unwrap()
+    };
+    (
+        g("rp_sum", GaugeMode::Sum),
+        g("rp_live", GaugeMode::LiveSum),
+    )
+}
+
+/// Value held by worker `i`: distinct integers, so that one value counted
+/// twice or missing never gives another consistent total.
+fn rp_value(i: u64) -> f64 {
+    (1000 + 37 * i) as f64
+}
+
+/// Sets every series of both families to its value, says `ready <slot>`
+/// and waits (to be killed).
+fn gauge_holder_child() {
+    let area = Area::create(env_area(), &rp_options()).unwrap();
+    let v = rp_value(env_u64("RP_WORKER"));
+    let (sum, live) = rp_families(&area);
+    for k in 0..RP_SERIES {
+        let k = k.to_string();
+        sum.labels(&[&k]).unwrap().set(v);
+        live.labels(&[&k]).unwrap().set(v);
+    }
+    send(&format!("ready {}", area.attach().unwrap()));
+    wait_for_parent();
+}
+
+/// The `rp_sum` and `rp_live` values of one render, per series `k`.
+fn rp_render(area: &Area) -> (Vec<f64>, Vec<f64>) {
+    let text = area
+        .registry()
+        .render_to_string(Format::Prometheus)
+        .unwrap();
+    let scrape = Scrape::parse(&text);
+    let get = |name: &str| -> Vec<f64> {
+        (0..RP_SERIES)
+            .map(|k| scrape.value(name, &[("k", &k.to_string())]))
+            .collect()
+    };
+    (get("rp_sum"), get("rp_live"))
+}
+
+/// Renders the read-only area in a loop until the parent closes stdin.
+/// Every `rp_sum` series must be `RP_TOTAL` (all workers' values, dead ones
+/// retained), every `rp_live` series a total of the workers not reaped yet:
+/// `RP_TOTAL` minus the values of a prefix of the kill order (`RP_KILLED`,
+/// comma-separated worker indices), never growing again.
+fn gauge_renderer_child() {
+    let area = Area::open(env_area(), OpenMode::ReadOnly).unwrap();
+    let total = env_u64("RP_TOTAL") as f64;
+    let order: Vec<u64> = env_str("RP_KILLED")
+        .split(',')
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let mut live_allowed = vec![total];
+    for &w in &order {
+        live_allowed.push(live_allowed.last().unwrap() - rp_value(w));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    std::thread::spawn(move || {
+        wait_for_parent();
+        stop2.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    send("rendering");
+    let mut renders = 0u64;
+    let mut bad = Vec::new();
+    let mut last_live = vec![0usize; RP_SERIES];
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let (sum, live) = rp_render(&area);
+        renders += 1;
+        for k in 0..RP_SERIES {
+            if sum[k] != total {
+                bad.push(format!(
+                    "render {renders}: rp_sum{{k={k}}} = {} (want {total})",
+                    sum[k]
+                ));
+            }
+            match live_allowed.iter().position(|&a| a == live[k]) {
+                Some(i) if i >= last_live[k] => last_live[k] = i,
+                _ => bad.push(format!(
+                    "render {renders}: rp_live{{k={k}}} = {} (allowed from {:?})",
+                    live[k],
+                    &live_allowed[last_live[k]..]
+                )),
+            }
+        }
+    }
+    for b in bad.iter().take(20) {
+        eprintln!("{b}");
+    }
+    send(&format!("renders {renders} bad {}", bad.len()));
+}
+
+/// A renderer renders a read-only view in a loop while 48 workers holding
+/// `sum` and `livesum` gauge values are SIGKILLed one by one and reaped:
+/// every rendered `sum` is the total of all values (a reaped value is never
+/// counted twice or dropped), every `livesum` a total of the workers not
+/// reaped yet.
+#[test]
+fn gauge_renders_stay_consistent_while_dead_workers_are_reaped() {
+    const WORKERS: u64 = 48;
+    let dir = TempDir::new("reaping");
+    let path = dir.join("area.promshm");
+    let area = Area::create(&path, &rp_options()).unwrap();
+    let _ = rp_families(&area);
+    let mut workers: Vec<(ChildProc, u32)> = Vec::new();
+    for i in 0..WORKERS {
+        let mut w = ChildProc::spawn(
+            "gauge_holder",
+            &format!("holder-{i}"),
+            &[area_env(&path), ("RP_WORKER", i.to_string())],
+        );
+        let line = w.recv(STEP_TIMEOUT);
+        let slot = line
+            .strip_prefix("ready ")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| w.fail(&format!("unexpected {line:?}")));
+        workers.push((w, slot));
+    }
+    // Kill the highest slots first: the renderer reads a slot's cells last.
+    let mut order: Vec<u64> = (0..WORKERS).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(workers[i as usize].1));
+    let total: f64 = (0..WORKERS).map(rp_value).sum();
+    let killed = order
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut renderer = ChildProc::spawn(
+        "gauge_renderer",
+        "renderer",
+        &[
+            area_env(&path),
+            ("RP_TOTAL", (total as u64).to_string()),
+            ("RP_KILLED", killed),
+        ],
+    );
+    renderer.expect("rendering", STEP_TIMEOUT);
+    for &i in &order {
+        workers[i as usize].0.kill();
+        std::thread::sleep(Duration::from_millis(3));
+        assert_eq!(area.reap_dead_workers().unwrap(), 1, "worker {i} reaped");
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    renderer.release();
+    let report = renderer.recv(STEP_TIMEOUT);
+    renderer.expect_success(CHILD_TIMEOUT);
+    let mut words = report.split(' ');
+    let renders: u64 = words.nth(1).unwrap().parse().unwrap();
+    let bad: u64 = words.nth(1).unwrap().parse().unwrap();
+    assert!(
+        renders >= 10,
+        "only {renders} renders overlapped the reaping"
+    );
+    assert_eq!(
+        bad,
+        0,
+        "{bad} inconsistent gauge values in {renders} renders:\n{}",
+        renderer.stderr()
+    );
+    let (sum, live) = rp_render(&area);
+    assert!(sum.iter().all(|&v| v == total), "{sum:?}");
+    assert!(live.iter().all(|&v| v == 0.0), "{live:?}");
+    assert_eq!(area.stats().reaped_workers, WORKERS);
+}
+
+/// Reaps the dead workers of the area and is killed (SIGKILL, by itself)
+/// in the middle of its `RP_DIE_AT`-th fold step, holding the area lock.
+fn dying_reaper_child() {
+    let area = Area::create(env_area(), &rp_options()).unwrap();
+    promshm::metrics::gauge::die_in_fold_step(env_u64("RP_DIE_AT"));
+    let _ = area.reap_dead_workers();
+    panic!("the reaper survived its fold");
+}
+
+/// A reaper killed in the middle of folding a dead worker's gauges: renders
+/// before and after the next reaper finishes the job count the dead
+/// worker's value exactly once, and the slot is freed once. The holders
+/// create the series `rp_sum{k=0}`, `rp_live{k=0}`, `rp_sum{k=1}`, ... in
+/// this order, so fold step `2k + 1` is `rp_sum{k}` and `2k + 2` is
+/// `rp_live{k}`: the reaper dies in the first, a middle and the last `sum`
+/// step, and in a `livesum` step.
+#[test]
+fn a_reaper_killed_mid_fold_never_folds_twice() {
+    for die_at in [1, 51, 52, 2 * RP_SERIES as u64 - 1] {
+        reaper_killed_at(die_at);
+    }
+}
+
+fn reaper_killed_at(die_at: u64) {
+    let dir = TempDir::new("dying-reaper");
+    let path = dir.join("area.promshm");
+    let area = Area::create(&path, &rp_options()).unwrap();
+    let _ = rp_families(&area);
+    let mut holders: Vec<ChildProc> = (0..2u64)
+        .map(|i| {
+            let mut w = ChildProc::spawn(
+                "gauge_holder",
+                &format!("holder-{i}"),
+                &[area_env(&path), ("RP_WORKER", i.to_string())],
+            );
+            let line = w.recv(STEP_TIMEOUT);
+            assert!(line.starts_with("ready "), "{line:?}");
+            w
+        })
+        .collect();
+    let total = rp_value(0) + rp_value(1);
+    holders[0].kill();
+    let mut reaper = ChildProc::spawn(
+        "dying_reaper",
+        "dying-reaper",
+        &[area_env(&path), ("RP_DIE_AT", die_at.to_string())],
+    );
+    let status = reaper.wait(CHILD_TIMEOUT);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the reaper died by SIGKILL: {status:?}"
+    );
+
+    let check = |what: &str, view: &Area, live_reaped: Option<bool>| {
+        let (sum, live) = rp_render(view);
+        for k in 0..RP_SERIES {
+            assert_eq!(
+                sum[k], total,
+                "died at step {die_at}, {what}: rp_sum{{k={k}}}"
+            );
+            let ok = match live_reaped {
+                Some(true) => live[k] == rp_value(1),
+                Some(false) => live[k] == total,
+                None => live[k] == rp_value(1) || live[k] == total,
+            };
+            assert!(
+                ok,
+                "died at step {die_at}, {what}: rp_live{{k={k}}} = {}",
+                live[k]
+            );
+        }
+    };
+    let reader = Area::open(&path, OpenMode::ReadOnly).unwrap();
+    check("read-only render after the reaper died", &reader, None);
+    assert_eq!(
+        area.reap_dead_workers().unwrap(),
+        1,
+        "the next reaper finishes"
+    );
+    check("after the next reap", &area, Some(true));
+    check("read-only render after the next reap", &reader, Some(true));
+    assert_eq!(area.reap_dead_workers().unwrap(), 0);
+    check("after another reap", &area, Some(true));
+    assert_eq!(area.stats().reaped_workers, 1);
+    assert_eq!(area.workers().len(), 1, "only the live holder has a slot");
+    holders[1].release();
+    holders[1].expect_success(CHILD_TIMEOUT);
 }
