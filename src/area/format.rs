@@ -86,6 +86,15 @@ pub mod hdr {
     pub const STAT_LOCK_TIMEOUTS: usize = 264;
     /// u64 times the area lock was taken.
     pub const STAT_LOCKS_TAKEN: usize = 272;
+    /// u64 gauge fold sequence: odd while the reaper folds one gauge series
+    /// (a seqlock that gauge readers check around their read).
+    pub const FOLD_SEQ: usize = 152;
+    /// u64 offset of the cells of the gauge series being folded.
+    pub const FOLD_CELLS: usize = 160;
+    /// u64 that series' retained value (f64 bits) once the fold is done.
+    pub const FOLD_VALUE: usize = 168;
+    /// u64 that series' retained stamp once the fold is done.
+    pub const FOLD_STAMP: usize = 176;
 }
 
 /// Flag bit: new families are eager (write-through) unless they say otherwise.
@@ -130,6 +139,8 @@ pub mod slot {
 pub const SLOT_FREE: u32 = 0;
 /// Slot state: held by a live process.
 pub const SLOT_LIVE: u32 = 1;
+/// Slot state: its process is dead and its gauge values are being folded.
+pub const SLOT_REAPING: u32 = 2;
 
 /// Record header: `u32 tag` (kind in bits 0..8, state in bits 8..16), `u32 len`.
 pub const RECORD_HEADER: usize = 8;

@@ -342,7 +342,7 @@ impl AreaInner {
     /// Reap in passing (renders): wait for the lock at most `BRIEF_WAIT`,
     /// and after a failure not again before a backoff has passed.
     pub(crate) fn reap_dead_workers(&self) -> Result<u32> {
-        if !self.can_reap() || self.dead_slots().is_empty() {
+        if !self.can_reap() || !self.reap_needed() {
             return Ok(0);
         }
         self.reap_backoff.attempt(self, || {
@@ -353,11 +353,17 @@ impl AreaInner {
 
     /// Reap on request: wait for the lock as long as any registration.
     pub(crate) fn reap_dead_workers_now(&self) -> Result<u32> {
-        if !self.can_reap() || self.dead_slots().is_empty() {
+        if !self.can_reap() || !self.reap_needed() {
             return Ok(0);
         }
         let guard = self.lock_within(LOCK_TIMEOUT)?;
         Ok(self.reap_locked(&guard))
+    }
+
+    /// Whether a reap has anything to do: a dead slot, or a fold a killed
+    /// reaper left unfinished.
+    fn reap_needed(&self) -> bool {
+        !self.dead_slots().is_empty() || self.fold_unfinished()
     }
 
     /// Live slots whose process is certainly gone.
@@ -367,21 +373,47 @@ impl AreaInner {
             .collect()
     }
 
+    /// Whether a reaper died before finishing: a gauge fold step is still
+    /// open (odd fold sequence) or a slot is still being reaped.
+    fn fold_unfinished(&self) -> bool {
+        self.hdr(hdr::FOLD_SEQ).load(Ordering::Acquire) & 1 == 1
+            || (0..self.max_workers()).any(|s| self.slot_reaping(s))
+    }
+
+    /// Whether slot `s` is being reaped (its gauge values are being folded).
+    pub(crate) fn slot_reaping(&self, s: u32) -> bool {
+        self.slot_u32(s, slot::STATE)
+            .map(|a| a.load(Ordering::Acquire))
+            == Some(SLOT_REAPING)
+    }
+
     fn reap_locked(&self, _guard: &super::AreaLockGuard<'_>) -> u32 {
         if !self.can_reap() {
             return 0;
         }
         let dead = self.dead_slots();
-        if dead.is_empty() {
+        if dead.is_empty() && !self.fold_unfinished() {
             return 0;
         }
-        crate::metrics::gauge::fold_dead_slots(self, &dead);
+        // Mark the slots first: a reaper killed from here on leaves them
+        // REAPING (never taken, never judged again), and the next reaper
+        // finishes their fold (folding a slot twice adds nothing: a folded
+        // slot's cells are zero).
         for &s in &dead {
+            if let Some(a) = self.slot_u32(s, slot::STATE) {
+                a.store(SLOT_REAPING, Ordering::Release);
+            }
+        }
+        let reaped: Vec<u32> = (0..self.max_workers())
+            .filter(|&s| self.slot_reaping(s))
+            .collect();
+        crate::metrics::gauge::fold_dead_slots(self, &reaped);
+        for &s in &reaped {
             if let Some(a) = self.slot_u32(s, slot::STATE) {
                 a.store(SLOT_FREE, Ordering::Release);
             }
         }
-        self.bump(hdr::STAT_REAPED, dead.len() as u64);
-        dead.len() as u32
+        self.bump(hdr::STAT_REAPED, reaped.len() as u64);
+        reaped.len() as u32
     }
 }
