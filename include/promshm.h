@@ -78,7 +78,7 @@ enum promshm_result
      */
     PROMSHM_RESULT_NULL_PARAMETER = 100,
     /**
-     * A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, or starts with the reserved `promshm_`.
+     * A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, starts with the reserved `promshm_`, or ends in a suffix reserved for another type (`_total` on a gauge, `_count` on a state set, ...).
      */
     PROMSHM_RESULT_INVALID_METRIC_NAME = 101,
     /**
@@ -189,6 +189,10 @@ enum promshm_result
      * A family of this name exists with another type, labels, unit, buckets, quantiles, states or gauge mode.
      */
     PROMSHM_RESULT_SHAPE_MISMATCH = 400,
+    /**
+     * A name the family would render (its name plus a suffix of its type, e.g. a summary's `_count`) is rendered by another family of the area.
+     */
+    PROMSHM_RESULT_NAME_TAKEN = 401,
     /**
      * promshm panicked (a bug). The panic was caught at the API boundary; the process is unharmed.
      */
@@ -773,6 +777,37 @@ promshm_result promshm_area_workers(const promshm_area *area,
                                     size_t *out_count);
 
 /**
+ * Whether a family named `name` (its full name, without the suffixes
+ * the exposition adds) of type `metric_type` (a
+ * `PROMSHM_METRIC_TYPE_*` value) would render a name that a family of
+ * the area, registered by any process, already renders (that family
+ * itself included), or a name of promshm's own `promshm_*` metrics.
+ * Writes 1 (taken) or 0 to `*out_taken`. For code that renders
+ * families of its own next to the area's (e.g. custom collectors), to
+ * skip one that would appear twice; registering such a family fails
+ * with `NAME_TAKEN`. Takes no lock. Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER` (`area`, `name` or `out_taken`), `NOT_UTF8`,
+ * `INVALID_ARGUMENT` (unknown type).
+ */
+promshm_result promshm_area_name_taken(const promshm_area *area,
+                                       const char *name,
+                                       uint32_t metric_type,
+                                       uint32_t *out_taken);
+
+/**
+ * The `index`-th (0-based) suffix that a family of type `metric_type`
+ * (a `PROMSHM_METRIC_TYPE_*` value) appends to its name in the names it
+ * renders, in either text format: index 0 is "" (the bare name), then
+ * e.g. "_total" and "_created" for a counter. Every name a family
+ * renders is its name followed by one of them; two families clash when
+ * they share one. A static string owned by the library (never free
+ * it); NULL past the last suffix or for an unknown type. Thread-safe;
+ * never fails.
+ */
+const char *promshm_metric_type_suffix(uint32_t metric_type, size_t index);
+
+/**
  * A registry on `area` with no prefix and no constant labels, whose
  * renders include promshm's own `promshm_*` metrics. On success `*out`
  * receives a new handle, owned by the caller (`promshm_registry_free()`).
@@ -835,7 +870,9 @@ void promshm_registry_free(const promshm_registry *registry);
  * name, `out`), `NOT_UTF8`, `INVALID_METRIC_NAME`, `INVALID_LABEL_NAME`,
  * `RESERVED_LABEL`, `DUPLICATE_LABEL`, `INVALID_UNIT`, `TOO_LONG`,
  * `INVALID_ARGUMENT` (update mode, too many labels), `SHAPE_MISMATCH`,
- * `READ_ONLY`, `AREA_FULL`, `LOCK_TIMEOUT`.
+ * `NAME_TAKEN` (a name it would render, e.g. `<name>_total`, is another
+ * family's: see `promshm_area_name_taken()`), `READ_ONLY`, `AREA_FULL`,
+ * `LOCK_TIMEOUT`.
  */
 promshm_result promshm_registry_counter(const promshm_registry *registry,
                                         const promshm_metric_opts *opts,

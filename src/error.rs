@@ -68,6 +68,38 @@ pub enum Error {
         /// What differs.
         detail: String,
     },
+    /// A name the new family would render (its name plus a suffix of its
+    /// type, e.g. a summary's `_count`) is already rendered by another family
+    /// of the area, registered by this process or any other.
+    #[error(
+        "family {name:?} would render {taken:?}, which family {owner:?} already renders: \
+         choose another name"
+    )]
+    NameTaken {
+        /// The family being registered.
+        name: String,
+        /// The rendered name both would use.
+        taken: String,
+        /// The family registered first.
+        owner: String,
+    },
+    /// A family name that ends in a suffix the text format reserves for the
+    /// samples of another type (`_total` on a gauge, `_count` on a state
+    /// set, ...), which `promtool check metrics` rejects.
+    #[error(
+        "invalid metric name {name:?}: a {kind} name may not end in {suffix:?}, which the \
+         exposition reserves for {owner}"
+    )]
+    ReservedSuffix {
+        /// The full family name.
+        name: String,
+        /// Its type (`gauge`, ...).
+        kind: &'static str,
+        /// The reserved suffix it ends in.
+        suffix: &'static str,
+        /// The types that suffix belongs to.
+        owner: &'static str,
+    },
     /// The operation does not apply to this metric type.
     #[error("operation {op} does not apply to a {kind}")]
     WrongType {

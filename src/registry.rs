@@ -36,6 +36,10 @@ pub(crate) struct LocalIndex {
     families: HashMap<String, (usize, Arc<Shape>)>,
     /// Family record offset -> shape.
     by_offset: HashMap<usize, Arc<Shape>>,
+    /// Every name a family of the area renders (its name plus each of its
+    /// type's [`rendered_suffixes`](MetricType::rendered_suffixes)) -> that
+    /// family's name; the first family in record order keeps a name.
+    rendered: HashMap<String, String>,
     /// Family objects handed out, so that registering again (e.g. once per
     /// request from a dynamic language) reuses one object and its series cache.
     handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
@@ -48,6 +52,25 @@ pub(crate) struct LocalIndex {
 }
 
 impl LocalIndex {
+    /// The first name a family `name` of type `kind` would render that a
+    /// family of another name already renders: `(rendered name, owner)`.
+    fn clash(&self, name: &str, kind: MetricType) -> Option<(String, String)> {
+        kind.rendered_suffixes().find_map(|sfx| {
+            let rendered = format!("{name}{sfx}");
+            match self.rendered.get(&rendered) {
+                Some(owner) if owner != name => Some((rendered, owner.clone())),
+                _ => None,
+            }
+        })
+    }
+
+    /// Whether a family `name` of type `kind` would render a name some
+    /// family of the area renders (that family itself included).
+    fn taken(&self, name: &str, kind: MetricType) -> bool {
+        kind.rendered_suffixes()
+            .any(|sfx| self.rendered.contains_key(&format!("{name}{sfx}")))
+    }
+
     /// The family objects of this index that are still alive.
     pub(crate) fn families_handed_out(&self) -> Vec<Arc<FamilyInner>> {
         self.handed_out
@@ -69,6 +92,11 @@ impl LocalIndex {
                 KIND_FAMILY => {
                     if let Some(shape) = Shape::decode(area, rec) {
                         let shape = Arc::new(shape);
+                        for sfx in shape.kind.rendered_suffixes() {
+                            self.rendered
+                                .entry(format!("{}{sfx}", shape.name))
+                                .or_insert_with(|| shape.name.clone());
+                        }
                         self.by_offset.insert(rec.off, shape.clone());
                         self.families
                             .entry(shape.name.clone())
@@ -326,6 +354,7 @@ impl Registry {
             )));
         }
         crate::validate::metric_name(&name)?;
+        crate::validate::family_name_suffix(&name, kind)?;
         Ok(name)
     }
 
@@ -422,6 +451,9 @@ fn register_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<
     Ok(off)
 }
 
+/// The family of this name if it exists with this shape; `ShapeMismatch` if
+/// with another; `NameTaken` if none exists but one of the names it would
+/// render is another family's; `None` if it is free to create.
 fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
     match idx.families.get(&shape.name) {
         Some((off, existing)) => match existing.difference(shape) {
@@ -431,7 +463,14 @@ fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
                 detail,
             }),
         },
-        None => Ok(None),
+        None => match idx.clash(&shape.name, shape.kind) {
+            Some((taken, owner)) => Err(Error::NameTaken {
+                name: shape.name.clone(),
+                taken,
+                owner,
+            }),
+            None => Ok(None),
+        },
     }
 }
 
@@ -551,6 +590,22 @@ impl Area {
         Registry::new(self)
     }
 
+    /// Whether a family named `name` (its full name, as exposed without
+    /// the suffixes) of type `kind` would render a name that a family of the
+    /// area, registered by any process, already renders, or a name of
+    /// promshm's own `promshm_*` metrics. For code that renders families
+    /// of its own next to the area's (e.g. custom collectors), to skip one
+    /// that would appear twice. Takes no lock.
+    pub fn name_taken(&self, name: &str, kind: MetricType) -> bool {
+        if name.starts_with(SELF_METRICS_PREFIX) {
+            return true;
+        }
+        let area = &self.inner;
+        let mut idx = crate::area::fork::lock(&area.index);
+        idx.catch_up(area, false);
+        idx.taken(name, kind)
+    }
+
     /// Render every family of the area.
     pub fn render(&self, out: impl Write, format: Format) -> Result<RenderStats> {
         render::render(&self.inner, None, true, out, format)
@@ -564,7 +619,44 @@ impl Area {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Area, AreaOptions, GaugeMode, Opts};
+    use crate::area::format::{KIND_FAMILY, RECORD_HEADER};
+    use crate::encoding::{Format, MetricType};
+    use crate::metrics::shape::Shape;
+    use crate::{Area, AreaOptions, GaugeMode, Opts, SummaryOpts};
+
+    /// An area whose records hold a family rendering a name an earlier one
+    /// renders (written by a build without the check, or damaged): the
+    /// render keeps the first, skips the later one and counts it as bad.
+    #[test]
+    fn a_family_rendering_an_earlier_ones_name_is_skipped_and_counted() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let s = area
+            .registry()
+            .summary(Opts::new("s", "h"), &SummaryOpts::quantiles(&[]))
+            .unwrap();
+        s.get().unwrap().observe(1.0).unwrap();
+        let inner = &area.inner;
+        let shape = Shape::new(
+            MetricType::Gauge,
+            "s_count".into(),
+            "g".into(),
+            String::new(),
+        );
+        let w = shape.encode(false, inner.max_workers());
+        let guard = inner.lock().unwrap();
+        let off = inner.alloc(&guard, KIND_FAMILY, w.len()).unwrap();
+        inner.write_bytes(off + RECORD_HEADER, &w.buf[RECORD_HEADER..]);
+        inner.commit(off, KIND_FAMILY);
+        drop(guard);
+        let mut out = Vec::new();
+        let stats = area.render(&mut out, Format::Prometheus).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("# TYPE s_count"), "{text}");
+        assert!(text.contains("\ns_count 1\n"), "{text}");
+        assert_eq!(stats.bad_records, 1, "{text}");
+        // And the index agrees: the name stays the summary's.
+        assert!(area.name_taken("s_count", MetricType::Gauge));
+    }
 
     /// Thread buffers are indexed by a series' id: a series resolved again
     /// after its handles were dropped (e.g. `labels(..)` per request on a

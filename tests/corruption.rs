@@ -348,7 +348,7 @@ fn build_area(path: &Path) -> Area {
     {
         let g = reg
             .gauge(
-                Opts::new(format!("temp_{}", mode.as_str()), "A gauge.").labels(&["shard"]),
+                Opts::new(format!("temp_{}_mode", mode.as_str()), "A gauge.").labels(&["shard"]),
                 mode,
             )
             .unwrap();
@@ -868,7 +868,7 @@ fn exercise_read_write(path: &Path, len: usize) {
         if let Some(f) = tolerate(
             "gauge",
             reg.gauge(
-                Opts::new(format!("temp_{}", mode.as_str()), "A gauge.").labels(&["shard"]),
+                Opts::new(format!("temp_{}_mode", mode.as_str()), "A gauge.").labels(&["shard"]),
                 mode,
             ),
         ) {

@@ -9,6 +9,7 @@ use super::handle::{
 };
 use super::result::{check, promshm_result, FfiError};
 use crate::area::{Area, AreaOptions, OpenMode};
+use crate::encoding::MetricType;
 
 /// A shared area mapped into this process: a file, or an anonymous shared
 /// mapping made before `fork()`. Reference-counted (an `Arc` in Rust): the handle is
@@ -432,5 +433,65 @@ ffi_fn! {
             out_count.write(workers.len());
             Ok(())
         })
+    }
+}
+
+/// A `PROMSHM_METRIC_TYPE_*` value passed in as a `uint32_t`.
+fn metric_type_arg(value: u32) -> Result<MetricType, FfiError> {
+    u8::try_from(value)
+        .ok()
+        .and_then(MetricType::from_u8)
+        .ok_or_else(|| {
+            FfiError::new(
+                promshm_result::InvalidArgument,
+                format!("unknown metric type {value}"),
+            )
+        })
+}
+
+ffi_fn! {
+    /// Whether a family named `name` (its full name, without the suffixes
+    /// the exposition adds) of type `metric_type` (a
+    /// `PROMSHM_METRIC_TYPE_*` value) would render a name that a family of
+    /// the area, registered by any process, already renders (that family
+    /// itself included), or a name of promshm's own `promshm_*` metrics.
+    /// Writes 1 (taken) or 0 to `*out_taken`. For code that renders
+    /// families of its own next to the area's (e.g. custom collectors), to
+    /// skip one that would appear twice; registering such a family fails
+    /// with `NAME_TAKEN`. Takes no lock. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`area`, `name` or `out_taken`), `NOT_UTF8`,
+    /// `INVALID_ARGUMENT` (unknown type).
+    unsafe fn promshm_area_name_taken(
+        area: *const promshm_area,
+        name: *const c_char,
+        metric_type: u32,
+        out_taken: *mut u32,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out_taken, "out_taken")? };
+            let area = unsafe { borrow(area)? };
+            let name = unsafe { str_arg(name, "name")? };
+            let kind = metric_type_arg(metric_type)?;
+            out.write(u32::from(area.name_taken(name, kind)));
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// The `index`-th (0-based) suffix that a family of type `metric_type`
+    /// (a `PROMSHM_METRIC_TYPE_*` value) appends to its name in the names it
+    /// renders, in either text format: index 0 is "" (the bare name), then
+    /// e.g. "_total" and "_created" for a counter. Every name a family
+    /// renders is its name followed by one of them; two families clash when
+    /// they share one. A static string owned by the library (never free
+    /// it); NULL past the last suffix or for an unknown type. Thread-safe;
+    /// never fails.
+    fn promshm_metric_type_suffix(metric_type: u32, index: usize) -> *const c_char {
+        metric_type_arg(metric_type)
+            .ok()
+            .and_then(|k| k.rendered_suffixes_c().get(index))
+            .map_or(std::ptr::null(), |s| s.as_ptr())
     }
 }

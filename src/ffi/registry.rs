@@ -282,7 +282,9 @@ ffi_fn! {
     /// name, `out`), `NOT_UTF8`, `INVALID_METRIC_NAME`, `INVALID_LABEL_NAME`,
     /// `RESERVED_LABEL`, `DUPLICATE_LABEL`, `INVALID_UNIT`, `TOO_LONG`,
     /// `INVALID_ARGUMENT` (update mode, too many labels), `SHAPE_MISMATCH`,
-    /// `READ_ONLY`, `AREA_FULL`, `LOCK_TIMEOUT`.
+    /// `NAME_TAKEN` (a name it would render, e.g. `<name>_total`, is another
+    /// family's: see `promshm_area_name_taken()`), `READ_ONLY`, `AREA_FULL`,
+    /// `LOCK_TIMEOUT`.
     unsafe fn promshm_registry_counter(
         registry: *const promshm_registry,
         opts: *const promshm_metric_opts,

@@ -22,7 +22,7 @@ pub enum promshm_result {
     // ---- 1xx: bad arguments -------------------------------------------------
     /// A required pointer argument (handle, string, array or out-pointer) was NULL.
     NullParameter = 100,
-    /// A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, or starts with the reserved `promshm_`.
+    /// A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, starts with the reserved `promshm_`, or ends in a suffix reserved for another type (`_total` on a gauge, `_count` on a state set, ...).
     InvalidMetricName = 101,
     /// A label name does not match `[a-zA-Z_][a-zA-Z0-9_]*`.
     InvalidLabelName = 102,
@@ -84,6 +84,8 @@ pub enum promshm_result {
     // ---- 4xx: the registry --------------------------------------------------------
     /// A family of this name exists with another type, labels, unit, buckets, quantiles, states or gauge mode.
     ShapeMismatch = 400,
+    /// A name the family would render (its name plus a suffix of its type, e.g. a summary's `_count`) is rendered by another family of the area.
+    NameTaken = 401,
 
     // ---- 9xx: internal ------------------------------------------------------------
     /// promshm panicked (a bug). The panic was caught at the API boundary; the process is unharmed.
@@ -124,6 +126,7 @@ impl promshm_result {
             ReadOnly,
             LockTimeout,
             ShapeMismatch,
+            NameTaken,
             Panic,
         ]
     };
@@ -167,6 +170,7 @@ impl promshm_result {
             ReadOnly => c"the area is open read-only",
             LockTimeout => c"timed out waiting for the area lock or file lock",
             ShapeMismatch => c"family already registered with another shape",
+            NameTaken => c"a name this family would render is taken by another family",
             Panic => c"internal error (panic caught at the API boundary)",
         }
     }
@@ -176,7 +180,7 @@ impl promshm_result {
 pub(crate) fn from_error(e: &Error) -> promshm_result {
     use promshm_result as R;
     match e {
-        Error::InvalidMetricName(_) => R::InvalidMetricName,
+        Error::InvalidMetricName(_) | Error::ReservedSuffix { .. } => R::InvalidMetricName,
         Error::InvalidLabelName(_) => R::InvalidLabelName,
         Error::ReservedLabelName(_) => R::ReservedLabel,
         Error::DuplicateLabelName(_) => R::DuplicateLabel,
@@ -189,6 +193,7 @@ pub(crate) fn from_error(e: &Error) -> promshm_result {
         Error::InvalidValue { .. } => R::InvalidValue,
         Error::TooLong { .. } => R::TooLong,
         Error::ShapeMismatch { .. } => R::ShapeMismatch,
+        Error::NameTaken { .. } => R::NameTaken,
         Error::WrongType { .. } => R::WrongType,
         Error::AreaFull { .. } => R::AreaFull,
         Error::WorkersFull(_) => R::WorkersFull,

@@ -255,6 +255,16 @@ int main(void) {
         BAD(PROMSHM_RESULT_INVALID_METRIC_NAME, promshm_registry_counter(self, &reserved, &fam));
         promshm_registry_free(self);
     }
+    {
+        uint32_t taken = 7;
+        BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_name_taken(NULL, "x", PROMSHM_METRIC_TYPE_GAUGE, &taken));
+        BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_name_taken(area, NULL, PROMSHM_METRIC_TYPE_GAUGE, &taken));
+        BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_name_taken(area, "x", PROMSHM_METRIC_TYPE_GAUGE, NULL));
+        BAD(PROMSHM_RESULT_NOT_UTF8, promshm_area_name_taken(area, NOT_UTF8, PROMSHM_METRIC_TYPE_GAUGE, &taken));
+        BAD(PROMSHM_RESULT_INVALID_ARGUMENT, promshm_area_name_taken(area, "x", 0, &taken));
+        BAD(PROMSHM_RESULT_INVALID_ARGUMENT, promshm_area_name_taken(area, "x", 7, &taken));
+        EXPECT(taken == 7);
+    }
 
     /* A valid counter; then the same name with another shape. */
     o = metric_opts("c", "help", labels2, 2);

@@ -150,6 +150,29 @@ int main(void) {
     OK(promshm_registry_counter(other, &o, &other_total));
     EXPECT(strcmp(promshm_family_name(other_total), "other_other") == 0);
 
+    /* ---- names: every name a family renders is reserved in the area ---- */
+    uint32_t taken = 7;
+    OK(promshm_area_name_taken(area, "shop_requests_total", PROMSHM_METRIC_TYPE_GAUGE, &taken));
+    EXPECT(taken == 1); /* the counter shop_requests renders it */
+    OK(promshm_area_name_taken(area, "shop_requests_other", PROMSHM_METRIC_TYPE_GAUGE, &taken));
+    EXPECT(taken == 0);
+    OK(promshm_area_name_taken(area, "shop", PROMSHM_METRIC_TYPE_COUNTER, &taken));
+    EXPECT(taken == 0);
+    {
+        o = metric_opts("requests_created", "Clashes with shop_requests.", NULL, 0);
+        const promshm_family *clash = NULL;
+        EXPECT_RC(PROMSHM_RESULT_NAME_TAKEN, promshm_registry_gauge(app, &o, PROMSHM_GAUGE_MODE_SUM, &clash));
+        EXPECT(clash == NULL);
+        o = metric_opts("temperature_count", "A reserved suffix on a gauge.", NULL, 0);
+        EXPECT_RC(PROMSHM_RESULT_INVALID_METRIC_NAME,
+                  promshm_registry_gauge(root, &o, PROMSHM_GAUGE_MODE_SUM, &clash));
+    }
+    EXPECT(strcmp(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_SUMMARY, 0), "") == 0);
+    EXPECT(strcmp(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_SUMMARY, 1), "_count") == 0);
+    EXPECT(strcmp(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_INFO, 1), "_info") == 0);
+    EXPECT(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_GAUGE, 1) == NULL);
+    EXPECT(promshm_metric_type_suffix(0, 0) == NULL && promshm_metric_type_suffix(99, 0) == NULL);
+
     /* ---- series and updates ---- */
     const char *home_ok[2] = {"/", "200"};
     const promshm_series *home = NULL;

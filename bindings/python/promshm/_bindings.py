@@ -63,6 +63,7 @@ PROMSHM_RESULT_CORRUPT_AREA = 303
 PROMSHM_RESULT_READ_ONLY = 304
 PROMSHM_RESULT_LOCK_TIMEOUT = 305
 PROMSHM_RESULT_SHAPE_MISMATCH = 400
+PROMSHM_RESULT_NAME_TAKEN = 401
 PROMSHM_RESULT_PANIC = 900
 
 # enum promshm_metric_type
@@ -173,6 +174,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_area_get_stats(const promshm_area *area, promshm_area_stats *out)'),
     'promshm_area_is_read_only': (c_bool, [c_void_p],
         'bool promshm_area_is_read_only(const promshm_area *area)'),
+    'promshm_area_name_taken': (c_uint32, [c_void_p, c_char_p, c_uint32, POINTER(c_uint32)],
+        'promshm_result promshm_area_name_taken(const promshm_area *area, const char *name, uint32_t metric_type, uint32_t *out_taken)'),
     'promshm_area_open': (c_uint32, [c_char_p, c_uint32, POINTER(c_void_p)],
         'promshm_result promshm_area_open(const char *path, promshm_open_mode mode, const promshm_area **out)'),
     'promshm_area_reap': (c_uint32, [c_void_p, POINTER(c_uint32)],
@@ -251,6 +254,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_info_set(const promshm_series *series, const promshm_label *labels, size_t n_labels)'),
     'promshm_last_error': (c_uint32, [POINTER(c_char), c_size_t, POINTER(c_size_t)],
         'promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len)'),
+    'promshm_metric_type_suffix': (c_char_p, [c_uint32, c_size_t],
+        'const char *promshm_metric_type_suffix(uint32_t metric_type, size_t index)'),
     'promshm_registry_clone': (c_void_p, [c_void_p],
         'const promshm_registry *promshm_registry_clone(const promshm_registry *registry)'),
     'promshm_registry_counter': (c_uint32, [c_void_p, POINTER(promshm_metric_opts), POINTER(c_void_p)],
