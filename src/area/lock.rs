@@ -141,8 +141,8 @@ impl AreaInner {
     /// in `stat_lock_timeouts`) after that.
     pub(crate) fn lock_within(&self, bound: Duration) -> Result<AreaLockGuard<'_>> {
         self.check_writable()?;
-        let local = super::fork::lock(&self.local_lock);
         let start = Instant::now();
+        let local = self.lock_local(start, bound)?;
         let held = if self.ofd {
             self.acquire_ofd(start, bound)?
         } else {
@@ -154,6 +154,26 @@ impl AreaInner {
             held,
             _local: local,
         })
+    }
+
+    /// The process-local mutex, within the same bound: a thread must not
+    /// wait longer behind another thread of its process than for the area
+    /// lock itself (that thread may be waiting for a stopped holder).
+    fn lock_local(&self, start: Instant, bound: Duration) -> Result<std::sync::MutexGuard<'_, ()>> {
+        let mut attempt = 0u32;
+        loop {
+            match self.local_lock.try_lock() {
+                Ok(g) => return Ok(g),
+                // Every critical section leaves the area consistent.
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if start.elapsed() >= bound {
+                return Err(self.timed_out());
+            }
+            pause(attempt);
+            attempt = attempt.saturating_add(1);
+        }
     }
 
     fn timed_out(&self) -> Error {
