@@ -328,7 +328,9 @@ impl Area {
     }
 
     /// Attach this process to a worker slot (done lazily by gauge writes and
-    /// flushes; call it to fail early). Returns the slot index.
+    /// flushes; call it to fail early). Returns the slot index. Waits at
+    /// most 100 ms for the area lock; after a failure, attempts fail at once
+    /// until a backoff (100 ms doubling to 5 s) has passed.
     pub fn attach(&self) -> Result<u32> {
         self.inner.worker_slot()
     }
