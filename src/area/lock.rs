@@ -44,20 +44,39 @@ pub(crate) const BRIEF_WAIT: Duration = Duration::from_millis(100);
 /// parent's locks: the fork hook closes it in the child (so a dead parent
 /// never looks alive through a living child), and the generation in the
 /// word makes the child open its own.
-#[derive(Default)]
-pub(crate) struct LockFd(AtomicU64);
+pub(crate) struct LockFd {
+    word: AtomicU64,
+    /// Device and inode of the area file.
+    id: (u64, u64),
+}
 
 impl LockFd {
-    /// The descriptor, opened on first use in this process. Call it with
-    /// the area's local lock held: the fork handlers take that lock, so no
-    /// fork can come between the open and its registration with the fork hook.
-    fn get(&self, area: &AreaInner) -> Result<RawFd> {
-        let gen = process::fork_generation();
-        let w = self.0.load(Ordering::Relaxed);
-        if w != 0 && (w >> 32) as u32 == gen {
-            return Ok((w as u32 - 1) as RawFd);
+    /// No descriptor yet, for the area file `id` (device, inode).
+    pub(crate) fn new(id: (u64, u64)) -> LockFd {
+        LockFd {
+            word: AtomicU64::new(0),
+            id,
         }
-        let fd = ofd::reopen(&area.file, area.path.as_deref(), true)
+    }
+
+    /// The descriptor, opened on first use in this process, and whether a
+    /// previous one was lost (closed by someone else: its locks are gone).
+    /// Call it with the area's local lock held: the fork handlers take that
+    /// lock, so no fork can come between the open and its registration
+    /// with the fork hook.
+    fn get(&self, area: &AreaInner) -> Result<(RawFd, bool)> {
+        let mut lost = false;
+        if let Some(fd) = self.current() {
+            if ofd::file_id(fd) == Some(self.id) {
+                return Ok((fd, false));
+            }
+            // Closed behind our back (and maybe reused): never touch it again.
+            process::keep_in_children(fd);
+            self.word.store(0, Ordering::Relaxed);
+            lost = true;
+        }
+        let path = area.path.as_deref();
+        let fd = ofd::reopen(area.file.get(path), self.id, path, true)
             .map_err(|e| Error::io("open a lock descriptor for", area.display_path(), e))?
             .into_raw_fd();
         if !process::close_in_children(fd) {
@@ -69,15 +88,22 @@ impl LockFd {
                 std::io::Error::from_raw_os_error(libc::EMFILE),
             ));
         }
-        self.0
+        let gen = process::fork_generation();
+        self.word
             .store((u64::from(gen) << 32) | (fd as u64 + 1), Ordering::Relaxed);
-        Ok(fd)
+        Ok((fd, lost))
     }
 
     /// This process's descriptor if it is open (never one inherited from a parent).
     pub(crate) fn current(&self) -> Option<RawFd> {
-        let w = self.0.load(Ordering::Relaxed);
+        let w = self.word.load(Ordering::Relaxed);
         (w != 0 && (w >> 32) as u32 == process::fork_generation()).then(|| (w as u32 - 1) as RawFd)
+    }
+
+    /// Whether this process's descriptor was closed by someone else.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.current()
+            .is_some_and(|fd| ofd::file_id(fd) != Some(self.id))
     }
 }
 
@@ -85,13 +111,17 @@ impl Drop for LockFd {
     fn drop(&mut self) {
         // A descriptor inherited from a parent was closed by the fork hook
         // (its number may be reused by now): never touch it.
-        if let Some(fd) = self.current() {
+        let Some(fd) = self.current() else { return };
+        if ofd::file_id(fd) == Some(self.id) {
             // Drop every lock first: a child forked from here on inherits
-            // a descriptor without locks (and closes it).
+            // a descriptor without locks (and closes it, or not: harmless).
             ofd::unlock(fd, 0, 0);
             process::keep_in_children(fd);
             // SAFETY: `fd` is this process's own lock descriptor, closed once.
             drop(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        } else {
+            // Closed by someone else: the number is not ours to close.
+            process::keep_in_children(fd);
         }
     }
 }
@@ -183,7 +213,7 @@ impl AreaInner {
     }
 
     fn acquire_ofd(&self, start: Instant, bound: Duration) -> Result<Held> {
-        let fd = self.lock_fd.get(self)?;
+        let (fd, lost) = self.lock_fd.get(self)?;
         let mut attempt = 0u32;
         loop {
             match ofd::try_lock(fd, libc::F_WRLCK, LOCK_BYTE) {
@@ -205,6 +235,9 @@ impl AreaInner {
         }
         self.hdr(hdr::LOCK_PID_NS)
             .store(process::pid_namespace(), Ordering::Relaxed);
+        if lost {
+            self.relock_own_slot(fd);
+        }
         Ok(Held::Ofd(fd))
     }
 

@@ -133,7 +133,7 @@ pub(crate) struct AreaInner {
     /// The area's file (a memfd for anonymous areas), kept open on its own
     /// open file description, which never holds a lock: liveness is asked
     /// through it, and this process's lock descriptor is reopened from it.
-    file: File,
+    file: ofd::KeptFd,
     /// Liveness by open-file-description locks (`FLAG_OFD_LOCKS`, the creator's choice).
     ofd: bool,
     /// This process's lock descriptor (see `lock`).
@@ -197,8 +197,8 @@ impl Area {
                 ));
             }
             let map = map_file(&file, len, false).map_err(|e| Error::io("map", path, e))?;
-            let kept =
-                ofd::reopen(&file, Some(path), true).map_err(|e| Error::io("reopen", path, e))?;
+            let kept = ofd::reopen_file(&file, Some(path), true)
+                .map_err(|e| Error::io("reopen", path, e))?;
             let inner = AreaInner::initialize(map, len, options, Some(path.to_path_buf()), kept);
             return Ok(Area::wrap(inner));
         }
@@ -238,7 +238,7 @@ impl Area {
         }
         let map = map_file(file, size as usize, mode == OpenMode::ReadOnly)
             .map_err(|e| Error::io("map", path, e))?;
-        let kept = ofd::reopen(file, Some(path), mode == OpenMode::ReadWrite)
+        let kept = ofd::reopen_file(file, Some(path), mode == OpenMode::ReadWrite)
             .map_err(|e| Error::io("reopen", path, e))?;
         let inner = AreaInner::validate(
             map,
@@ -500,9 +500,9 @@ impl AreaInner {
             local_lock: std::sync::Mutex::new(()),
             worker: AtomicU64::new(0),
             same_pid_ns: false,
-            file,
+            lock_fd: lock::LockFd::new(ofd::file_id(file.as_raw_fd()).unwrap_or((0, 0))),
+            file: ofd::KeptFd::new(file),
             ofd: false,
-            lock_fd: Default::default(),
             attach_backoff: Default::default(),
             reap_backoff: Default::default(),
             index: std::sync::Mutex::new(Default::default()),
