@@ -319,3 +319,111 @@ impl Drop for AreaLockGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use crate::area::format::{hdr, FLAG_OFD_LOCKS};
+    use crate::{Area, AreaOptions, Error, OpenMode};
+
+    /// Fork a child that takes the area lock, reports on a pipe, and then
+    /// either stays (stopped by `pause`) or SIGKILLs itself holding it.
+    fn child_holding_lock(area: &Area, die: bool) -> libc::pid_t {
+        let mut fds = [0; 2];
+        // SAFETY: valid array for pipe(2).
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only takes the lock and leaves by a signal or _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let ok = area.inner.lock().map(std::mem::forget).is_ok();
+            // SAFETY: plain calls on our own descriptors and process.
+            unsafe {
+                libc::write(fds[1], [u8::from(ok)].as_ptr().cast(), 1);
+                if die {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+                libc::pause();
+                libc::_exit(0);
+            }
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into a local buffer; closing our copies.
+        unsafe {
+            libc::close(fds[1]);
+            assert_eq!(libc::read(fds[0], b.as_mut_ptr().cast(), 1), 1);
+            libc::close(fds[0]);
+        }
+        assert_eq!(b[0], 1, "the child could not take the lock");
+        pid
+    }
+
+    /// The rule without OFD locks (`flags` bit 1 clear): the lock word is
+    /// taken over from a holder that died holding it, never from a live one.
+    #[test]
+    fn without_ofd_locks_the_word_lock_is_taken_over_from_dead_holders_only() {
+        let dir = std::env::temp_dir().join(format!("promshm-wordlock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.promshm");
+        let created = Area::create(&path, &AreaOptions::with_pages(16)).unwrap();
+        assert!(created.inner.ofd, "this kernel has OFD locks");
+        created
+            .inner
+            .hdr32(hdr::FLAGS)
+            .fetch_and(!FLAG_OFD_LOCKS, Ordering::Relaxed);
+        let area = Area::open(&path, OpenMode::ReadWrite).unwrap();
+        assert!(!area.inner.ofd, "openers follow the creator's choice");
+
+        let live = child_holding_lock(&area, false);
+        match area.inner.lock_within(Duration::from_millis(300)) {
+            Err(Error::LockTimeout(pid)) => assert_eq!(pid as libc::pid_t, live),
+            other => panic!("took a live holder's lock: {:?}", other.map(|_| ())),
+        }
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(live, libc::SIGKILL);
+            libc::waitpid(live, std::ptr::null_mut(), 0);
+        }
+        // Dead now: taken over once.
+        drop(area.inner.lock().unwrap());
+        let dead = child_holding_lock(&area, true);
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
+        drop(area.inner.lock().unwrap());
+        assert_eq!(area.stats().locks_recovered, 2);
+        assert_eq!(area.inner.hdr(hdr::LOCK).load(Ordering::Relaxed), 0);
+        drop((area, created));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// With OFD locks a holder that dies holding the lock is released by
+    /// the kernel and counted once; a live (stopped) one times out waiters.
+    #[test]
+    fn with_ofd_locks_a_dead_holder_is_released_by_the_kernel_and_counted() {
+        let area = Area::anonymous(&AreaOptions::with_pages(16)).unwrap();
+        assert!(area.inner.ofd);
+        let live = child_holding_lock(&area, false);
+        assert!(matches!(
+            area.inner.lock_within(Duration::from_millis(300)),
+            Err(Error::LockTimeout(_))
+        ));
+        assert_eq!(area.stats().lock_timeouts, 1);
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(live, libc::SIGKILL);
+            libc::waitpid(live, std::ptr::null_mut(), 0);
+        }
+        drop(area.inner.lock().unwrap());
+        let dead = child_holding_lock(&area, true);
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
+        drop(area.inner.lock().unwrap());
+        assert_eq!(
+            area.stats().locks_recovered,
+            2,
+            "one per holder that died holding it"
+        );
+    }
+}
