@@ -5,7 +5,10 @@
 //!   another process return at once (a brief wait, then a backoff; the
 //!   dropped gauge updates are counted, the counters stay buffered and exact);
 //! - a process that found no free worker slot does not take the area lock
-//!   on every gauge update.
+//!   on every gauge update;
+//! - a child of `fork` does not keep its dead parent looking alive;
+//! - a host that closes every descriptor it does not know (uWSGI at a
+//!   reload) neither breaks the lock nor gets its own descriptors closed.
 
 mod common;
 
@@ -24,6 +27,8 @@ fn child_entry() {
         "holder" => holder(),
         "hot_path" => hot_path(),
         "slot_taker" => slot_taker(),
+        "forking_parent" => forking_parent(),
+        "fd_closer" => fd_closer(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -358,4 +363,133 @@ fn a_process_without_a_worker_slot_does_not_take_the_lock_per_update() {
     let (s, _) = scrape(&area);
     // The two exited takers' 1 each, kept by `sum`, plus ours.
     assert_eq!(s.value("slots", &[]), 5.0);
+}
+
+// ---- fork: the child never keeps its parent's locks alive ---------------------------
+
+/// Attach (a gauge write), fork a child that only sleeps, and wait to be killed.
+fn forking_parent() {
+    let area = Area::create(env_area(), &options(8)).unwrap();
+    area.registry()
+        .gauge(Opts::new("parent_gauge", "Gauge."), GaugeMode::Sum)
+        .unwrap()
+        .get()
+        .unwrap()
+        .set(4.0);
+    area.attach().unwrap();
+    // SAFETY: the child only sleeps and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // Let go of the pipes to the test, so that it sees the parent's end.
+        // SAFETY: plain descriptor calls on our own descriptors.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+        }
+        for _ in 0..3000 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: leave the child without running exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    send(&format!("forked {pid}"));
+    wait_for_parent();
+}
+
+#[test]
+fn a_dead_parent_is_reaped_while_its_forked_child_lives() {
+    let dir = TempDir::new("forkparent");
+    let path = dir.join("area.promshm");
+    let area = Area::create(&path, &options(8)).unwrap();
+    let mut parent = ChildProc::spawn(
+        "forking_parent",
+        "parent",
+        &[(AREA_ENV, path.to_str().unwrap().into())],
+    );
+    let msg = parent.recv(READY_TIMEOUT);
+    let child: libc::pid_t = msg.strip_prefix("forked ").unwrap().parse().unwrap();
+    struct KillOnDrop(libc::pid_t);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: the orphaned grandchild of this test.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _child = KillOnDrop(child);
+    assert_eq!(area.reap_dead_workers().unwrap(), 0, "the parent lives");
+    parent.kill();
+    // SAFETY: signal 0 only checks that the child still exists.
+    assert_eq!(unsafe { libc::kill(child, 0) }, 0, "the child lives on");
+    assert_eq!(
+        area.reap_dead_workers().unwrap(),
+        1,
+        "the dead parent is reaped although its child (which inherited its descriptors) lives"
+    );
+    let (s, _) = scrape(&area);
+    assert_eq!(s.value("parent_gauge", &[]), 4.0);
+}
+
+// ---- descriptors closed behind the library's back -----------------------------------
+
+/// Attach, then close every descriptor but 0-2 (as some servers do) and open
+/// others in their place; then go on using the area.
+fn fd_closer() {
+    let area = Area::create(env_area(), &options(8)).unwrap();
+    let reg = area.registry();
+    let g = reg
+        .gauge(Opts::new("closer_gauge", "Gauge."), GaugeMode::Sum)
+        .unwrap()
+        .get()
+        .unwrap();
+    g.set(2.0);
+    promshm::flush();
+    for fd in 3..1024 {
+        // SAFETY: closing descriptors, as the host program would.
+        unsafe { libc::close(fd) };
+    }
+    let mine: Vec<i32> = (0..8)
+        // SAFETY: a valid NUL-terminated path.
+        .map(|_| unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) })
+        .collect();
+    assert!(mine.iter().all(|&fd| fd >= 3));
+    promshm::flush();
+    g.set(2.0);
+    reg.counter(Opts::new("closer_after", "Registered after the close."))
+        .unwrap();
+    // SAFETY: F_GETFD only reads the descriptor flags.
+    let open = mine
+        .iter()
+        .all(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    assert!(open, "the library closed a descriptor that is not its own");
+    send("relocked");
+    wait_for_parent();
+}
+
+#[test]
+fn a_host_closing_the_librarys_descriptors_breaks_nothing() {
+    let dir = TempDir::new("fdcloser");
+    let path = dir.join("area.promshm");
+    let area = Area::create(&path, &options(8)).unwrap();
+    let mut c = ChildProc::spawn(
+        "fd_closer",
+        "closer",
+        &[(AREA_ENV, path.to_str().unwrap().into())],
+    );
+    c.expect("relocked", READY_TIMEOUT);
+    assert_eq!(
+        area.reap_dead_workers().unwrap(),
+        0,
+        "the live worker keeps its slot"
+    );
+    let (s, _) = scrape(&area);
+    assert_eq!(s.value("closer_gauge", &[]), 2.0);
+    assert_eq!(s.value("closer_after_total", &[]), 0.0);
+    c.release();
+    c.expect_success(Duration::from_secs(20));
+    assert_eq!(area.reap_dead_workers().unwrap(), 1);
+    let (s, _) = scrape(&area);
+    assert_eq!(s.value("closer_gauge", &[]), 2.0);
 }

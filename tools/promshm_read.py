@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read a promshm area file and print its families and series as JSON.
 
-An independent reader written from docs/FORMAT.md (format version 1) only,
+An independent reader written from docs/FORMAT.md (format version 2) only,
 with the Python standard library (mmap, struct). It never writes to the area,
 takes no lock but the shared flock while validating the header, and trusts
 nothing it reads: every offset and length is checked, damaged records are
@@ -11,7 +11,7 @@ Usage:
     promshm_read.py AREA [--now-ms MS] [--indent N]
 
 Output (one JSON object):
-    {"format_version": 1, "pages": .., "max_workers": .., "data_offset": ..,
+    {"format_version": 2, "pages": .., "max_workers": .., "data_offset": ..,
      "alloc_cursor": .., "bad_records": .., "stats": {..}, "workers": [..],
      "families": [ {"name", "type", "help", "unit", "labels": [..],
                     "gauge_mode" (gauge), "buckets" (histogram),
@@ -52,7 +52,7 @@ PAGE = 4096
 MIN_PAGES = 3
 MAX_PAGES = 0xFFFFFFFF // PAGE
 MAGIC = b"PROMSHM1"
-VERSION = 1
+VERSION = 2
 ENDIAN_TAG = 0x01020304
 INIT_READY = 2
 MAX_WORKERS = 4096

@@ -283,8 +283,8 @@ impl Area {
                 ));
             }
             let map = map_file(&file, len, false).map_err(|e| Error::io("map", path, e))?;
-            let kept =
-                ofd::reopen(&file, Some(path), true).map_err(|e| Error::io("reopen", path, e))?;
+            let kept = ofd::reopen_file(&file, Some(path), true)
+                .map_err(|e| Error::io("reopen", path, e))?;
             let inner = AreaInner::initialize(map, len, options, Some(path.to_path_buf()), kept);
             return Ok(Area::wrap(inner));
         }
@@ -355,7 +355,7 @@ impl Area {
         }
         let map = map_file(file, size as usize, mode == OpenMode::ReadOnly)
             .map_err(|e| Error::io("map", path, e))?;
-        let kept = ofd::reopen(file, Some(path), mode == OpenMode::ReadWrite)
+        let kept = ofd::reopen_file(file, Some(path), mode == OpenMode::ReadWrite)
             .map_err(|e| Error::io("reopen", path, e))?;
         let inner = AreaInner::validate(
             map,

@@ -44,20 +44,39 @@ pub(crate) const BRIEF_WAIT: Duration = Duration::from_millis(100);
 /// parent's locks: the fork hook closes it in the child (so a dead parent
 /// never looks alive through a living child), and the generation in the
 /// word makes the child open its own.
-#[derive(Default)]
-pub(crate) struct LockFd(AtomicU64);
+pub(crate) struct LockFd {
+    word: AtomicU64,
+    /// Device and inode of the area file.
+    id: (u64, u64),
+}
 
 impl LockFd {
-    /// The descriptor, opened on first use in this process. Call it with
-    /// the area's local lock held: the fork handlers take that lock, so no
-    /// fork can come between the open and its registration with the fork hook.
-    fn get(&self, area: &AreaInner) -> Result<RawFd> {
-        let gen = process::fork_generation();
-        let w = self.0.load(Ordering::Relaxed);
-        if w != 0 && (w >> 32) as u32 == gen {
-            return Ok((w as u32 - 1) as RawFd);
+    /// No descriptor yet, for the area file `id` (device, inode).
+    pub(crate) fn new(id: (u64, u64)) -> LockFd {
+        LockFd {
+            word: AtomicU64::new(0),
+            id,
         }
-        let fd = ofd::reopen(&area.file, area.path.as_deref(), true)
+    }
+
+    /// The descriptor, opened on first use in this process, and whether a
+    /// previous one was lost (closed by someone else: its locks are gone).
+    /// Call it with the area's local lock held: the fork handlers take that
+    /// lock, so no fork can come between the open and its registration
+    /// with the fork hook.
+    fn get(&self, area: &AreaInner) -> Result<(RawFd, bool)> {
+        let mut lost = false;
+        if let Some(fd) = self.current() {
+            if ofd::file_id(fd) == Some(self.id) {
+                return Ok((fd, false));
+            }
+            // Closed behind our back (and maybe reused): never touch it again.
+            process::keep_in_children(fd);
+            self.word.store(0, Ordering::Relaxed);
+            lost = true;
+        }
+        let path = area.path.as_deref();
+        let fd = ofd::reopen(area.file.get(path), self.id, path, true)
             .map_err(|e| Error::io("open a lock descriptor for", area.display_path(), e))?
             .into_raw_fd();
         if !process::close_in_children(fd) {
@@ -69,15 +88,22 @@ impl LockFd {
                 std::io::Error::from_raw_os_error(libc::EMFILE),
             ));
         }
-        self.0
+        let gen = process::fork_generation();
+        self.word
             .store((u64::from(gen) << 32) | (fd as u64 + 1), Ordering::Relaxed);
-        Ok(fd)
+        Ok((fd, lost))
     }
 
     /// This process's descriptor if it is open (never one inherited from a parent).
     pub(crate) fn current(&self) -> Option<RawFd> {
-        let w = self.0.load(Ordering::Relaxed);
+        let w = self.word.load(Ordering::Relaxed);
         (w != 0 && (w >> 32) as u32 == process::fork_generation()).then(|| (w as u32 - 1) as RawFd)
+    }
+
+    /// Whether this process's descriptor was closed by someone else.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.current()
+            .is_some_and(|fd| ofd::file_id(fd) != Some(self.id))
     }
 }
 
@@ -85,13 +111,17 @@ impl Drop for LockFd {
     fn drop(&mut self) {
         // A descriptor inherited from a parent was closed by the fork hook
         // (its number may be reused by now): never touch it.
-        if let Some(fd) = self.current() {
+        let Some(fd) = self.current() else { return };
+        if ofd::file_id(fd) == Some(self.id) {
             // Drop every lock first: a child forked from here on inherits
-            // a descriptor without locks (and closes it).
+            // a descriptor without locks (and closes it, or not: harmless).
             ofd::unlock(fd, 0, 0);
             process::keep_in_children(fd);
             // SAFETY: `fd` is this process's own lock descriptor, closed once.
             drop(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        } else {
+            // Closed by someone else: the number is not ours to close.
+            process::keep_in_children(fd);
         }
     }
 }
@@ -141,8 +171,8 @@ impl AreaInner {
     /// in `stat_lock_timeouts`) after that.
     pub(crate) fn lock_within(&self, bound: Duration) -> Result<AreaLockGuard<'_>> {
         self.check_writable()?;
-        let local = super::fork::lock(&self.local_lock);
         let start = Instant::now();
+        let local = self.lock_local(start, bound)?;
         let held = if self.ofd {
             self.acquire_ofd(start, bound)?
         } else {
@@ -156,6 +186,26 @@ impl AreaInner {
         })
     }
 
+    /// The process-local mutex, within the same bound: a thread must not
+    /// wait longer behind another thread of its process than for the area
+    /// lock itself (that thread may be waiting for a stopped holder).
+    fn lock_local(&self, start: Instant, bound: Duration) -> Result<std::sync::MutexGuard<'_, ()>> {
+        let mut attempt = 0u32;
+        loop {
+            match self.local_lock.try_lock() {
+                Ok(g) => return Ok(g),
+                // Every critical section leaves the area consistent.
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if start.elapsed() >= bound {
+                return Err(self.timed_out());
+            }
+            pause(attempt);
+            attempt = attempt.saturating_add(1);
+        }
+    }
+
     fn timed_out(&self) -> Error {
         self.bump(hdr::STAT_LOCK_TIMEOUTS, 1);
         let owner = self.hdr(hdr::LOCK).load(Ordering::Relaxed);
@@ -163,7 +213,7 @@ impl AreaInner {
     }
 
     fn acquire_ofd(&self, start: Instant, bound: Duration) -> Result<Held> {
-        let fd = self.lock_fd.get(self)?;
+        let (fd, lost) = self.lock_fd.get(self)?;
         let mut attempt = 0u32;
         loop {
             match ofd::try_lock(fd, libc::F_WRLCK, LOCK_BYTE) {
@@ -185,6 +235,9 @@ impl AreaInner {
         }
         self.hdr(hdr::LOCK_PID_NS)
             .store(process::pid_namespace(), Ordering::Relaxed);
+        if lost {
+            self.relock_own_slot(fd);
+        }
         Ok(Held::Ofd(fd))
     }
 
@@ -264,5 +317,113 @@ impl Drop for AreaLockGuard<'_> {
                 let _ = word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use crate::area::format::{hdr, FLAG_OFD_LOCKS};
+    use crate::{Area, AreaOptions, Error, OpenMode};
+
+    /// Fork a child that takes the area lock, reports on a pipe, and then
+    /// either stays (stopped by `pause`) or SIGKILLs itself holding it.
+    fn child_holding_lock(area: &Area, die: bool) -> libc::pid_t {
+        let mut fds = [0; 2];
+        // SAFETY: valid array for pipe(2).
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only takes the lock and leaves by a signal or _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let ok = area.inner.lock().map(std::mem::forget).is_ok();
+            // SAFETY: plain calls on our own descriptors and process.
+            unsafe {
+                libc::write(fds[1], [u8::from(ok)].as_ptr().cast(), 1);
+                if die {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+                libc::pause();
+                libc::_exit(0);
+            }
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into a local buffer; closing our copies.
+        unsafe {
+            libc::close(fds[1]);
+            assert_eq!(libc::read(fds[0], b.as_mut_ptr().cast(), 1), 1);
+            libc::close(fds[0]);
+        }
+        assert_eq!(b[0], 1, "the child could not take the lock");
+        pid
+    }
+
+    /// The rule without OFD locks (`flags` bit 1 clear): the lock word is
+    /// taken over from a holder that died holding it, never from a live one.
+    #[test]
+    fn without_ofd_locks_the_word_lock_is_taken_over_from_dead_holders_only() {
+        let dir = std::env::temp_dir().join(format!("promshm-wordlock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.promshm");
+        let created = Area::create(&path, &AreaOptions::with_pages(16)).unwrap();
+        assert!(created.inner.ofd, "this kernel has OFD locks");
+        created
+            .inner
+            .hdr32(hdr::FLAGS)
+            .fetch_and(!FLAG_OFD_LOCKS, Ordering::Relaxed);
+        let area = Area::open(&path, OpenMode::ReadWrite).unwrap();
+        assert!(!area.inner.ofd, "openers follow the creator's choice");
+
+        let live = child_holding_lock(&area, false);
+        match area.inner.lock_within(Duration::from_millis(300)) {
+            Err(Error::LockTimeout(pid)) => assert_eq!(pid as libc::pid_t, live),
+            other => panic!("took a live holder's lock: {:?}", other.map(|_| ())),
+        }
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(live, libc::SIGKILL);
+            libc::waitpid(live, std::ptr::null_mut(), 0);
+        }
+        // Dead now: taken over once.
+        drop(area.inner.lock().unwrap());
+        let dead = child_holding_lock(&area, true);
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
+        drop(area.inner.lock().unwrap());
+        assert_eq!(area.stats().locks_recovered, 2);
+        assert_eq!(area.inner.hdr(hdr::LOCK).load(Ordering::Relaxed), 0);
+        drop((area, created));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// With OFD locks a holder that dies holding the lock is released by
+    /// the kernel and counted once; a live (stopped) one times out waiters.
+    #[test]
+    fn with_ofd_locks_a_dead_holder_is_released_by_the_kernel_and_counted() {
+        let area = Area::anonymous(&AreaOptions::with_pages(16)).unwrap();
+        assert!(area.inner.ofd);
+        let live = child_holding_lock(&area, false);
+        assert!(matches!(
+            area.inner.lock_within(Duration::from_millis(300)),
+            Err(Error::LockTimeout(_))
+        ));
+        assert_eq!(area.stats().lock_timeouts, 1);
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(live, libc::SIGKILL);
+            libc::waitpid(live, std::ptr::null_mut(), 0);
+        }
+        drop(area.inner.lock().unwrap());
+        let dead = child_holding_lock(&area, true);
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
+        drop(area.inner.lock().unwrap());
+        assert_eq!(
+            area.stats().locks_recovered,
+            2,
+            "one per holder that died holding it"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod records;
 mod workers;
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -133,7 +134,7 @@ pub(crate) struct AreaInner {
     /// The area's file (a memfd for anonymous areas), kept open on its own
     /// open file description, which never holds a lock: liveness is asked
     /// through it, and this process's lock descriptor is reopened from it.
-    file: File,
+    file: ofd::KeptFd,
     /// Liveness by open-file-description locks (`FLAG_OFD_LOCKS`, the creator's choice).
     ofd: bool,
     /// This process's lock descriptor (see `lock`).
@@ -226,7 +227,9 @@ impl Area {
     }
 
     /// Attach this process to a worker slot (done lazily by gauge writes and
-    /// flushes; call it to fail early). Returns the slot index.
+    /// flushes; call it to fail early). Returns the slot index. Waits at
+    /// most 100 ms for the area lock; after a failure, attempts fail at once
+    /// until a backoff (100 ms doubling to 5 s) has passed.
     pub fn attach(&self) -> Result<u32> {
         self.inner.worker_slot()
     }
@@ -324,9 +327,9 @@ impl AreaInner {
             local_lock: std::sync::Mutex::new(()),
             worker: AtomicU64::new(0),
             same_pid_ns: false,
-            file,
+            lock_fd: lock::LockFd::new(ofd::file_id(file.as_raw_fd()).unwrap_or((0, 0))),
+            file: ofd::KeptFd::new(file),
             ofd: false,
-            lock_fd: Default::default(),
             attach_backoff: Default::default(),
             reap_backoff: Default::default(),
             index: std::sync::Mutex::new(Default::default()),

@@ -11,9 +11,9 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 fn flock(kind: libc::c_int, start: i64, len: i64) -> libc::flock {
     // SAFETY: `flock` is a plain C struct; all-zero is a valid value.
@@ -77,18 +77,30 @@ pub(crate) fn supported(file: &File) -> bool {
     }
 }
 
-/// A new open file description of the same file as `file` (same device and
-/// inode), read-write if `write` (else read-only), close-on-exec: through `/proc/self/fd` (works for
-/// memfds and unlinked files), else by `path` (without following a symlink
-/// and without blocking on a FIFO put there).
-pub(crate) fn reopen(file: &File, path: Option<&Path>, write: bool) -> io::Result<File> {
+/// The device and inode of an open descriptor.
+pub(crate) fn file_id(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: an all-zero stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer; fstat on any number is harmless.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    Some((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// A new open file description of the file `id` (device, inode),
+/// read-write if `write` (else read-only), close-on-exec: through
+/// `/proc/self/fd/<src>` (works for memfds and unlinked files), else by
+/// `path` (without following a symlink and without blocking on a FIFO put
+/// there). Checked to be that file either way.
+pub(crate) fn reopen(
+    src: Option<RawFd>,
+    id: (u64, u64),
+    path: Option<&Path>,
+    write: bool,
+) -> io::Result<File> {
     let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
-    let want = file.metadata()?;
-    let same = |f: &File| {
-        f.metadata()
-            .map(|m| m.dev() == want.dev() && m.ino() == want.ino())
-            .unwrap_or(false)
-    };
+    let same = |f: &File| file_id(f.as_raw_fd()) == Some(id);
     let open = |p: &Path, flags: libc::c_int| -> io::Result<File> {
         use std::os::unix::ffi::OsStrExt;
         let c = std::ffi::CString::new(p.as_os_str().as_bytes())
@@ -101,18 +113,81 @@ pub(crate) fn reopen(file: &File, path: Option<&Path>, write: bool) -> io::Resul
         // SAFETY: `fd` is a fresh descriptor that we own.
         Ok(unsafe { File::from_raw_fd(fd) })
     };
-    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-    let first = match open(Path::new(&proc_path), libc::O_NONBLOCK) {
-        Ok(f) if same(&f) => return Ok(f),
-        Ok(_) => io::Error::other("/proc/self/fd names another file"),
-        Err(e) => e,
-    };
+    let mut first = io::Error::from_raw_os_error(libc::EBADF);
+    if let Some(src) = src {
+        let proc_path = format!("/proc/self/fd/{src}");
+        match open(Path::new(&proc_path), libc::O_NONBLOCK) {
+            Ok(f) if same(&f) => return Ok(f),
+            Ok(_) => first = io::Error::other("/proc/self/fd names another file"),
+            Err(e) => first = e,
+        }
+    }
     if let Some(p) = path {
-        if let Ok(f) = open(p, libc::O_NOFOLLOW | libc::O_NONBLOCK) {
-            if same(&f) {
-                return Ok(f);
-            }
+        match open(p, libc::O_NOFOLLOW | libc::O_NONBLOCK) {
+            Ok(f) if same(&f) => return Ok(f),
+            Ok(_) => return Err(io::Error::other("the path now names another file")),
+            Err(e) => return Err(e),
         }
     }
     Err(first)
+}
+
+/// A new open file description of the same file as `file`.
+pub(crate) fn reopen_file(file: &File, path: Option<&Path>, write: bool) -> io::Result<File> {
+    let id = file_id(file.as_raw_fd()).ok_or_else(io::Error::last_os_error)?;
+    reopen(Some(file.as_raw_fd()), id, path, write)
+}
+
+/// A descriptor of the area file kept by this process, which host code may
+/// close behind our back (some servers close every descriptor they do not
+/// know, uWSGI at a reload for one): checked to be the same file before
+/// each use, reopened by path when lost, closed on drop only if still ours.
+/// It never holds a lock, so probes through it see every lock holder.
+pub(crate) struct KeptFd {
+    fd: AtomicI32,
+    id: (u64, u64),
+}
+
+impl KeptFd {
+    /// Keep `file`.
+    pub(crate) fn new(file: File) -> KeptFd {
+        // (0, 0) if fstat fails: never matches, so never used or closed.
+        let id = file_id(file.as_raw_fd()).unwrap_or((0, 0));
+        KeptFd {
+            fd: AtomicI32::new(file.into_raw_fd()),
+            id,
+        }
+    }
+
+    /// The descriptor, if it still is the area file (or could be reopened by `path`).
+    pub(crate) fn get(&self, path: Option<&Path>) -> Option<RawFd> {
+        let fd = self.fd.load(Ordering::Acquire);
+        if fd >= 0 && file_id(fd) == Some(self.id) {
+            return Some(fd);
+        }
+        // Lost: never close that number (it is someone else's now).
+        let f = reopen(None, self.id, path, false).ok()?;
+        let new = f.into_raw_fd();
+        match self
+            .fd
+            .compare_exchange(fd, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Some(new),
+            Err(other) => {
+                // SAFETY: `new` is ours and unknown to anyone else.
+                drop(unsafe { File::from_raw_fd(new) });
+                Some(other)
+            }
+        }
+    }
+}
+
+impl Drop for KeptFd {
+    fn drop(&mut self) {
+        let fd = *self.fd.get_mut();
+        if fd >= 0 && file_id(fd) == Some(self.id) {
+            // SAFETY: still our descriptor of the area file, closed once.
+            drop(unsafe { File::from_raw_fd(fd) });
+        }
+    }
 }

@@ -260,10 +260,10 @@ impl AreaInner {
     /// Whether some process holds the liveness lock of `slot` (OFD mode).
     /// `None` when the kernel cannot tell.
     fn slot_locked(&self, slot: u32) -> Option<bool> {
-        use std::os::fd::AsRawFd;
         // The kept file never holds locks, so every holder shows, this
         // process's own lock descriptors included.
-        ofd::is_locked(self.file.as_raw_fd(), SLOT_LOCK_BASE + i64::from(slot)).ok()
+        let fd = self.file.get(self.path.as_deref())?;
+        ofd::is_locked(fd, SLOT_LOCK_BASE + i64::from(slot)).ok()
     }
 
     /// Whether the holder of a live slot is alive, as far as we can tell:
@@ -284,12 +284,45 @@ impl AreaInner {
         my_ns == 0 || ns != Some(my_ns) || process::is_alive(id)
     }
 
+    /// After this process's lock descriptor was closed by someone else (its
+    /// locks went with it): under the area lock, lock our slot again on the
+    /// new descriptor if it is still ours, else forget it (the next gauge
+    /// write attaches afresh).
+    pub(crate) fn relock_own_slot(&self, fd: std::os::fd::RawFd) {
+        let w = self.worker.load(Ordering::Relaxed);
+        if w == 0 || (w >> 32) as u32 != process::fork_generation() {
+            return;
+        }
+        let s = (w as u32) - 1;
+        let id = self
+            .slot_u64(s, slot::IDENTITY)
+            .map(|a| a.load(Ordering::Relaxed));
+        let ns = self
+            .slot_u64(s, slot::PID_NS)
+            .map(|a| a.load(Ordering::Relaxed));
+        let ours = self.slot_state(s) == Some(SLOT_LIVE)
+            && id.map(process::identity_pid) == Some(process::pid())
+            && ns == Some(process::pid_namespace());
+        if !(ours
+            && matches!(
+                ofd::try_lock(fd, libc::F_RDLCK, SLOT_LOCK_BASE + i64::from(s)),
+                Ok(true)
+            ))
+        {
+            self.worker.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Note a flush by this process in its slot (if attached).
     pub(crate) fn note_flush(&self) {
         if self.read_only {
             return;
         }
         self.bump(hdr::STAT_FLUSHES, 1);
+        if self.ofd && self.lock_fd.is_lost() {
+            // Our slot's lock went with the descriptor: restore it now.
+            let _ = self.lock_within(BRIEF_WAIT);
+        }
         if let Ok(s) = self.worker_slot() {
             let now = process::now_ms();
             if let Some(a) = self.slot_u64(s, slot::LAST_FLUSH_MS) {
