@@ -94,7 +94,7 @@ fn ns_writer() {
     let area = Area::create(env_area(), &options()).unwrap();
     let reg = area.registry();
     let sum = reg
-        .gauge(Opts::new("ns_writer_sum", "Sum gauge."), GaugeMode::Sum)
+        .gauge(Opts::new("ns_writer_summed", "Sum gauge."), GaugeMode::Sum)
         .unwrap()
         .get()
         .unwrap();
@@ -293,7 +293,7 @@ fn writers_in_other_pid_namespaces_stay_exact_with_a_stopped_holder_and_a_killed
     assert_eq!(s.value("ns_holder_ops_total", &[("n", "after")]), 11.0);
     assert_eq!(s.value("ns_writer_ops_total", &[]), KILLED_OPS as f64);
     assert_eq!(
-        s.value("ns_writer_sum", &[]),
+        s.value("ns_writer_summed", &[]),
         7.0,
         "sum keeps a dead worker's value"
     );

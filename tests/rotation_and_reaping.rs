@@ -224,7 +224,7 @@ fn rp_families(area: &Area) -> (Family<Gauge>, Family<Gauge>) {
             .unwrap()
     };
     (
-        g("rp_sum", GaugeMode::Sum),
+        g("rp_summed", GaugeMode::Sum),
         g("rp_live", GaugeMode::LiveSum),
     )
 }
@@ -262,7 +262,7 @@ fn rp_render(area: &Area) -> (Vec<f64>, Vec<f64>) {
             .map(|k| scrape.value(name, &[("k", &k.to_string())]))
             .collect()
     };
-    (get("rp_sum"), get("rp_live"))
+    (get("rp_summed"), get("rp_live"))
 }
 
 /// Renders the read-only area in a loop until the parent closes stdin.
@@ -297,7 +297,7 @@ fn gauge_renderer_child() {
         for k in 0..RP_SERIES {
             if sum[k] != total {
                 bad.push(format!(
-                    "render {renders}: rp_sum{{k={k}}} = {} (want {total})",
+                    "render {renders}: rp_summed{{k={k}}} = {} (want {total})",
                     sum[k]
                 ));
             }
@@ -450,7 +450,7 @@ fn reaper_killed_at(die_at: u64) {
         for k in 0..RP_SERIES {
             assert_eq!(
                 sum[k], total,
-                "died at step {die_at}, {what}: rp_sum{{k={k}}}"
+                "died at step {die_at}, {what}: rp_summed{{k={k}}}"
             );
             let ok = match live_reaped {
                 Some(true) => live[k] == rp_value(1),

@@ -373,7 +373,7 @@ fn result_codes_and_messages() {
         assert_ne!(m, "unknown result code");
         assert!(seen.insert(m), "two codes share a message");
     }
-    assert_eq!(promshm_result::ALL.len(), 31);
+    assert_eq!(promshm_result::ALL.len(), 32);
     assert_eq!(message(1), "unknown result code");
     assert_eq!(message(u32::MAX), "unknown result code");
     assert_eq!(message(0), "ok");
