@@ -57,7 +57,7 @@ pub(crate) struct BufferId {
     pub(crate) serial: u64,
 }
 
-/// A buffer id for a newly resolved series; give it back with [`give_back_id`].
+/// A buffer id for a newly resolved series; give it back with [`give_back_ids`].
 pub(crate) fn take_id() -> BufferId {
     let mut ids = lock(&IDS);
     let id = match ids.free.pop() {

@@ -195,3 +195,40 @@ fn dropping_the_last_handles_flushes_their_buffered_updates() {
     drop(reader);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A series removed by another process (here: through a second mapping of
+/// the same file, which has its own index and families, as another process
+/// has) leaves this thread's buffer at the next flush.
+#[test]
+fn a_series_removed_elsewhere_leaves_the_buffers() {
+    let _serial = one_at_a_time();
+    let dir = std::env::temp_dir().join(format!("promshm-elsewhere-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("area.promshm");
+    let _ = std::fs::remove_file(&path);
+    let here = Area::create(&path, &AreaOptions::with_pages(256)).unwrap();
+    let there = Area::open(&path, promshm::OpenMode::ReadWrite).unwrap();
+    let opts = || Opts::new("elsewhere", "E.").labels(&["v"]).eager(false);
+    let fam_here = here.registry().counter(opts()).unwrap();
+    let fam_there = there.registry().counter(opts()).unwrap();
+    let ids_before = promshm::buffer::buffer_ids_in_use();
+    for round in 0..2_000 {
+        let c = fam_here.labels(&["x"]).unwrap();
+        c.inc();
+        promshm::flush();
+        assert_eq!(c.get(), 1.0, "round {round}");
+        assert!(fam_there.remove(&["x"]).unwrap());
+        c.inc(); // into a removed series: never rendered
+    }
+    let stats = promshm::flush();
+    assert!(stats.entries <= 16, "{stats:?}");
+    let ids = promshm::buffer::buffer_ids_in_use();
+    assert!(
+        ids <= ids_before + 256,
+        "buffer ids grew from {ids_before} to {ids}"
+    );
+    let text = here.render_to_string(Format::Prometheus).unwrap();
+    assert!(!text.contains("elsewhere_total{"), "{text}");
+    drop((fam_here, fam_there, here, there));
+    let _ = std::fs::remove_dir_all(&dir);
+}
