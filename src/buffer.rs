@@ -507,7 +507,7 @@ extern "C" fn flush_at_exit() {
 /// Fork-safe: the thread sleeps in `ppoll` on an `eventfd` (no user-space
 /// lock, condvar or wait queue that a child could inherit mid-update). A
 /// child of `fork` does not inherit the thread: there an inherited `Flusher`
-/// is forgotten — stopping or dropping it neither signals nor joins
+/// is forgotten — stopping or dropping it neither signals, joins nor closes
 /// anything — and the child may start its own.
 #[derive(Debug)]
 pub struct Flusher {
@@ -522,6 +522,8 @@ impl Flusher {
     /// Start flushing every `interval` (at least 1 ms).
     pub fn start(interval: Duration) -> std::io::Result<Flusher> {
         let interval = interval.max(Duration::from_millis(1));
+        // The fork generation must change in children even if no area exists yet.
+        process::init();
         // SAFETY: plain syscall; the result is checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -554,10 +556,11 @@ impl Flusher {
     fn shutdown(&mut self) {
         if self.gen != process::fork_generation() {
             // Inherited through fork: the thread does not exist in this
-            // process. Nothing is signalled or joined; our copy of the
-            // eventfd is closed (the parent's stays open).
+            // process. Nothing is signalled, joined or closed (the child may
+            // have closed and reused the descriptor number; the eventfd is
+            // close-on-exec).
             std::mem::forget(self.thread.take());
-            self.wake = None;
+            std::mem::forget(self.wake.take());
             return;
         }
         if let Some(wake) = &self.wake {
