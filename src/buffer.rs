@@ -21,6 +21,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, TryLockError};
 use std::time::Duration;
@@ -191,7 +192,10 @@ impl Sweep {
 /// The owner's slot for one buffer id.
 struct Slot {
     serial: u64,
-    cells: Arc<[AtomicU64]>,
+    /// The cells of `keep`, one indirection less on the hot path.
+    cells: NonNull<[AtomicU64]>,
+    /// Owns the cells (shared with the thread's `Entry` while it lives).
+    keep: Arc<[AtomicU64]>,
 }
 
 /// The owner's side: cells by buffer id.
@@ -228,7 +232,8 @@ impl Local {
         // SAFETY: `Local` lives in a thread_local and is only reached from its
         // own thread; no reference into `shared`/`index` outlives this call
         // except the returned cells, which the caller uses before it calls
-        // in here again, and which an `Arc` in the slot keeps allocated.
+        // in here again, and which the slot's `keep` keeps allocated (the
+        // slot's `cells` points into it).
         unsafe {
             let shared = &*self.shared.get();
             if shared.gen != process::fork_generation() {
@@ -237,7 +242,7 @@ impl Local {
             let index = &*self.index.get();
             if let Some(Some(slot)) = index.get(series.buffer.id as usize) {
                 if slot.serial == series.buffer.serial {
-                    return Some(&slot.cells);
+                    return Some(slot.cells.as_ref());
                 }
             }
             self.first_touch(series)
@@ -292,9 +297,10 @@ impl Local {
             }
             index[id] = Some(Slot {
                 serial: series.buffer.serial,
-                cells,
+                cells: NonNull::from(&*cells),
+                keep: cells,
             });
-            index[id].as_ref().map(|s| &*s.cells)
+            index[id].as_ref().map(|s| &*s.keep)
         }
     }
 }
