@@ -715,12 +715,12 @@ const promshm_area *promshm_area_clone(const promshm_area *area);
 /**
  * Release an area handle. Registries, families and series made from it
  * keep the mapping alive and stay usable. The mapping is unmapped when
- * nothing refers to it any more; note that a family keeps the series
- * resolved from it in a process-wide cache (so resolving again is cheap
- * and buffered counts keep their place), which holds the mapping until
- * the process exits once any series was resolved. NULL is a no-op;
- * freeing a handle twice is undefined behaviour. Thread-safe with
- * respect to other handles.
+ * no area, registry, family or series handle of it is left: freeing
+ * the last family (or series) handle of a family first flushes every
+ * thread's buffered updates of its series into the area, and thread
+ * buffers then hold nothing of it. NULL is a no-op; freeing a handle
+ * twice is undefined behaviour. Thread-safe with respect to other
+ * handles.
  */
 void promshm_area_free(const promshm_area *area);
 
@@ -1303,8 +1303,11 @@ promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out
 
 /**
  * Stop a flusher: wake its thread, let it flush one last time, join it,
- * and free the handle. NULL is a no-op; stopping twice is undefined
- * behaviour. Do not call it from two threads with the same flusher.
+ * and free the handle. In a child of `fork()` that inherited the
+ * flusher (whose thread stayed in the parent) it only frees the handle:
+ * nothing is signalled or joined, so it never blocks there. NULL is a
+ * no-op; stopping twice is undefined behaviour. Do not call it from two
+ * threads with the same flusher.
  */
 void promshm_flusher_stop(promshm_flusher *flusher);
 

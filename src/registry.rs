@@ -14,13 +14,11 @@ use std::sync::Arc;
 use crate::area::format::*;
 use crate::area::records::{hash_strings, RecordReader, RecordWriter};
 use crate::area::{Area, AreaInner};
-use crate::buffer;
 use crate::encoding::{Encoder, Format, MetricType};
 use crate::error::{Error, Result};
 use crate::metrics::shape::Shape;
 use crate::metrics::{
-    Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, SeriesInner, StateSet,
-    Summary, SummaryOpts,
+    Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, StateSet, Summary, SummaryOpts,
 };
 use crate::render::{self, RenderStats};
 
@@ -45,10 +43,6 @@ pub(crate) struct LocalIndex {
     handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
     /// (family offset, label hash) -> series record offsets.
     series: HashMap<(usize, u64), Vec<usize>>,
-    /// Series record offset -> its thread-buffer id, so that resolving a
-    /// series again (its handles were dropped) does not take a new id:
-    /// thread buffers are indexed by id, and ids must stay bounded.
-    local_ids: HashMap<usize, u32>,
 }
 
 impl LocalIndex {
@@ -474,12 +468,13 @@ fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
     }
 }
 
-/// Find or create the series of `family` with label values `values` (constant labels included).
+/// Find or create the series of `family` with label values `values`
+/// (constant labels included); the offset of its record.
 pub(crate) fn resolve_series(
     family: &Arc<FamilyInner>,
     values: &[&str],
     hash: u64,
-) -> Result<Arc<SeriesInner>> {
+) -> Result<usize> {
     let area = &family.area;
     let mut idx = crate::area::fork::lock(&area.index);
     let found = match idx.find_series(area, family.off, values, hash) {
@@ -504,21 +499,7 @@ pub(crate) fn resolve_series(
             }
         }
     };
-    let local_id = *idx
-        .local_ids
-        .entry(off)
-        .or_insert_with(buffer::next_local_id);
-    drop(idx);
-    let n_cells = family.shape.n_cells(area.max_workers());
-    Ok(Arc::new(SeriesInner {
-        family: family.clone(),
-        off,
-        cells: off + ser::CELLS,
-        local_id,
-        eager: family.eager,
-        n_cells,
-        values: values.iter().map(|v| Box::<str>::from(*v)).collect(),
-    }))
+    Ok(off)
 }
 
 fn create_series(
@@ -545,20 +526,29 @@ fn create_series(
     Ok(off)
 }
 
-/// Mark the live series with these values removed.
-pub(crate) fn remove_series(family: &Arc<FamilyInner>, values: &[&str], hash: u64) -> Result<bool> {
+/// Mark the live series with these values removed; its offset if it was live.
+pub(crate) fn remove_series(
+    family: &Arc<FamilyInner>,
+    values: &[&str],
+    hash: u64,
+) -> Result<Option<usize>> {
     let area = &family.area;
     area.check_writable()?;
     let mut idx = crate::area::fork::lock(&area.index);
     idx.catch_up(area, false);
     let Some(off) = idx.find_series(area, family.off, values, hash) else {
-        return Ok(false);
+        return Ok(None);
     };
-    let removed = area.mark_removed(off, KIND_SERIES);
-    if removed {
-        area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
+    // A removed series is never found again: forget it (lookups stay as
+    // fast as the live series, however often labels are removed and re-added).
+    if let Some(offs) = idx.series.get_mut(&(family.off, hash)) {
+        offs.retain(|&o| o != off);
     }
-    Ok(removed)
+    if !area.mark_removed(off, KIND_SERIES) {
+        return Ok(None);
+    }
+    area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
+    Ok(Some(off))
 }
 
 /// Remove every live series of the family; how many.
@@ -569,16 +559,17 @@ pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
     let _guard = area.lock()?;
     idx.catch_up(area, true);
     let mut n = 0;
-    for ((fam, _), offs) in idx.series.iter() {
+    idx.series.retain(|(fam, _), offs| {
         if *fam != family.off {
-            continue;
+            return true;
         }
-        for &off in offs {
+        for &off in offs.iter() {
             if area.mark_removed(off, KIND_SERIES) {
                 n += 1;
             }
         }
-    }
+        false
+    });
     area.hdr(hdr::STAT_SERIES)
         .fetch_sub(n as u64, Ordering::Relaxed);
     Ok(n)
@@ -669,12 +660,12 @@ mod tests {
             .registry()
             .gauge(Opts::new("g", "h").labels(&["a"]), GaugeMode::Sum)
             .unwrap();
-        let first = g.labels(&["x"]).unwrap().series.local_id;
+        let first = g.labels(&["x"]).unwrap().series.buffer;
         for _ in 0..100 {
             g.labels(&["x"]).unwrap().set(1.0);
         }
-        assert_eq!(g.labels(&["x"]).unwrap().series.local_id, first);
-        let other = g.labels(&["y"]).unwrap().series.local_id;
-        assert_ne!(other, first);
+        assert_eq!(g.labels(&["x"]).unwrap().series.buffer, first);
+        let other = g.labels(&["y"]).unwrap().series.buffer.id;
+        assert_ne!(other, first.id);
     }
 }

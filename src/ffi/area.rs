@@ -289,12 +289,12 @@ ffi_fn! {
 ffi_fn! {
     /// Release an area handle. Registries, families and series made from it
     /// keep the mapping alive and stay usable. The mapping is unmapped when
-    /// nothing refers to it any more; note that a family keeps the series
-    /// resolved from it in a process-wide cache (so resolving again is cheap
-    /// and buffered counts keep their place), which holds the mapping until
-    /// the process exits once any series was resolved. NULL is a no-op;
-    /// freeing a handle twice is undefined behaviour. Thread-safe with
-    /// respect to other handles.
+    /// no area, registry, family or series handle of it is left: freeing
+    /// the last family (or series) handle of a family first flushes every
+    /// thread's buffered updates of its series into the area, and thread
+    /// buffers then hold nothing of it. NULL is a no-op; freeing a handle
+    /// twice is undefined behaviour. Thread-safe with respect to other
+    /// handles.
     unsafe fn promshm_area_free(area: *const promshm_area) {
         unsafe { free_handle(area) }
     }
