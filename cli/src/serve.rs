@@ -202,6 +202,11 @@ impl ConnState {
         self.phase.store(phase, Ordering::Release);
     }
 
+    /// Change the phase, keeping its deadline's start.
+    fn mark(&self, phase: u8) {
+        self.phase.store(phase, Ordering::Release);
+    }
+
     fn phase(&self) -> u8 {
         self.phase.load(Ordering::Acquire)
     }
@@ -227,7 +232,7 @@ impl Progress for ConnState {
     fn progressed(&self) {
         self.progress.store(now_ms(), Ordering::Relaxed);
         if self.phase() == phase::BUSY {
-            self.phase.store(phase::STREAMING, Ordering::Release);
+            self.mark(phase::STREAMING);
         }
     }
 
@@ -365,7 +370,8 @@ struct Lane {
 /// 4. a scrape waiting for a render (the last to queue first);
 /// 5. a connection that has just arrived (its request is on the way).
 ///
-/// A request being rendered is never closed.
+/// A request being rendered is never closed, nor a connection whose task
+/// is not registered yet.
 fn pick_victim(conns: &HashMap<u64, Entry>, now: u64) -> Option<u64> {
     let ms = |d: Duration| d.as_millis() as u64;
     let rank = |e: &Entry| -> Option<(u8, u64)> {
@@ -387,6 +393,7 @@ fn pick_victim(conns: &HashMap<u64, Entry>, now: u64) -> Option<u64> {
     };
     conns
         .iter()
+        .filter(|(_, e)| e.abort.is_some())
         .filter_map(|(id, e)| rank(e).map(|r| (r, *id)))
         .min()
         .map(|(_, id)| id)
@@ -450,7 +457,7 @@ impl Server {
             let vid = t
                 .conns
                 .iter()
-                .filter(|(_, e)| e.state.phase() == phase::STREAMING)
+                .filter(|(_, e)| e.abort.is_some() && e.state.phase() == phase::STREAMING)
                 .map(|(id, e)| (e.state.progress.load(Ordering::Relaxed), *id))
                 .filter(|(p, _)| *p <= oldest)
                 .min()
@@ -477,6 +484,7 @@ impl Server {
             let ids: Vec<u64> = t
                 .conns
                 .iter()
+                .filter(|(_, e)| e.abort.is_some())
                 .filter(|(_, e)| {
                     let since = e.state.since.load(Ordering::Relaxed);
                     let limit = match e.state.phase() {
@@ -696,7 +704,7 @@ impl Server {
     ) -> Response<ChunkBody> {
         let format = negotiate(header_text(req, ACCEPT).as_deref());
         let gzip = accepts_gzip(req.headers());
-        conn.set(phase::QUEUED);
+        conn.mark(phase::QUEUED);
         let mut done = self.join(format, gzip);
         let outcome =
             tokio::time::timeout(self.limits.write_timeout, done.wait_for(|o| o.is_some()))
@@ -704,7 +712,9 @@ impl Server {
                 .ok()
                 .and_then(|o| o.ok().and_then(|o| o.clone()));
         drop(done);
-        conn.set(phase::BUSY);
+        // From now on it is a response writer (see pick_victim).
+        conn.progressed();
+        conn.mark(phase::STREAMING);
         let Some(page) = outcome else {
             return unavailable("too many scrapes at once\n");
         };
@@ -877,14 +887,16 @@ fn limit_send_buffer(sock: &TcpStream) {
     }
 }
 
-/// Keep big buffers out of glibc's heap so that memory goes back to the
-/// system after a scrape, and limit per-thread arenas.
+/// Keep body chunks (64 KiB) and bigger buffers out of glibc's heap: they
+/// go back to the system when freed, and freeing one (on an I/O thread)
+/// never waits for the lock of an arena that a render thread (at a lower
+/// priority) holds. Enough arenas that I/O and render threads rarely share.
 fn tame_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator parameters; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 4);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, crate::body::CHUNK as libc::c_int);
+        libc::mallopt(libc::M_ARENA_MAX, 8);
     }
 }
 

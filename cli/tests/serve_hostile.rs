@@ -103,6 +103,7 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
             worst
         })
     };
+    let t0 = Instant::now();
     // /healthz probes, each on a new connection, each timed.
     let probes = Arc::new(Mutex::new(Vec::new()));
     let prober = {
@@ -113,6 +114,9 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
                 let r = get_within(addr, "/healthz", Duration::from_secs(2));
                 let took = t.elapsed();
                 let status = r.map(|r| r.status).unwrap_or(0);
+                if took > Duration::from_millis(40) {
+                    eprintln!("slow probe at {:?}: {took:?}", t.duration_since(t0));
+                }
                 probes.lock().unwrap().push((took, status));
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -129,7 +133,7 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
                         scraped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(1000));
             }
         })
     };
