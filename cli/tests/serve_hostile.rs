@@ -62,6 +62,17 @@ fn get_within(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Resul
     read_response(&mut s)
 }
 
+/// A connection with a 4 KiB receive buffer (set before the handshake, so
+/// that the window it advertises stays small).
+fn slow_reader(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.set_recv_buffer_size(4096)?;
+    sock.connect_timeout(&addr.into(), Duration::from_secs(2))?;
+    let s: TcpStream = sock.into();
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    Ok(s)
+}
+
 fn still_running(serve: &mut ChildGuard) {
     if let Some(st) = serve.child.try_wait().unwrap() {
         panic!("promshm serve died: {st}");
@@ -138,11 +149,12 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
         })
     };
 
-    // 200 clients ask for the page and never read a byte of it.
+    // 200 clients ask for the page and never read a byte of it. Their
+    // receive window is small (as over a slow link), so the kernel cannot
+    // take the page off the server's hands.
     let mut idle_readers = Vec::new();
     for _ in 0..200 {
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+        if let Ok(mut s) = slow_reader(addr) {
             let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
             idle_readers.push(s);
         }
