@@ -361,3 +361,22 @@ fn fifo_in_place_of_the_area_answers_at_once_then_recovers() {
     });
     assert!(r.text().contains(jobs), "{}", r.text());
 }
+
+/// The one-shot commands refuse a FIFO too, at once (they used to block in
+/// open(2) waiting for a writer).
+#[test]
+fn inspect_and_dump_refuse_a_fifo() {
+    let dir = TempDir::new("fifo-cli");
+    let path = dir.path("a.promshm");
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for cmd in ["inspect", "dump"] {
+        let t = Instant::now();
+        let out = run(&[cmd, path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{cmd}: {stderr}");
+        assert!(stderr.contains("is a FIFO, not a regular file"), "{stderr}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+}
