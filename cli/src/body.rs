@@ -175,6 +175,10 @@ impl io::Write for ChunkWriter<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
+        if self.exhausted {
+            // Once refused, refuse at once (an encoder finishing on drop).
+            return Err(io::Error::other(BudgetExhausted));
+        }
         if self.current.as_ref().is_some_and(|c| c.len() == CHUNK) {
             self.seal();
         }

@@ -94,9 +94,68 @@ pub fn area_error(path: &Path, e: promshm::Error) -> CliError {
     }
 }
 
-/// Open an area file read-only.
+/// Open `path` on a non-blocking descriptor and check that it is a regular
+/// file (a FIFO or a device never blocks us): the descriptor and the file's
+/// (device, inode).
+fn regular_file(path: &Path) -> CliResult<(std::fs::File, (u64, u64))> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            CliError::new(
+                exit::AREA_UNREADABLE,
+                format!("{}: cannot open the area: {e}", path.display()),
+            )
+        })?;
+    let meta = file.metadata().map_err(|e| {
+        CliError::new(
+            exit::AREA_UNREADABLE,
+            format!("{}: cannot stat the area: {e}", path.display()),
+        )
+    })?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let kind = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(CliError::new(
+            exit::AREA_INCOMPATIBLE,
+            format!(
+                "{}: is {kind}, not a regular file (not a readable promshm area)",
+                path.display()
+            ),
+        ));
+    }
+    Ok((file, (meta.dev(), meta.ino())))
+}
+
+/// Open an area file read-only: a regular file (checked without blocking),
+/// then the area in it, which must be that same file.
 pub fn open_area(path: &Path) -> CliResult<Area> {
-    Area::open(path, OpenMode::ReadOnly).map_err(|e| area_error(path, e))
+    Ok(open_checked(path)?.0)
+}
+
+fn open_checked(path: &Path) -> CliResult<(Area, std::fs::File, (u64, u64))> {
+    let (file, ident) = regular_file(path)?;
+    let area = Area::open(path, OpenMode::ReadOnly).map_err(|e| area_error(path, e))?;
+    // The file we checked must be the one the library opened.
+    if file_ident(path) != Some(ident) {
+        return Err(CliError::new(
+            exit::AREA_UNREADABLE,
+            format!("{}: replaced while being opened", path.display()),
+        ));
+    }
+    Ok((area, file, ident))
 }
 
 /// Which families to render, shared by every subcommand that renders.
@@ -172,56 +231,9 @@ pub struct Mapped {
 }
 
 impl Mapped {
-    /// Open `path`: a regular file (checked on a non-blocking descriptor, so
-    /// a FIFO or a device never blocks us), then the area in it.
+    /// Open `path` as [`open_area`] does, keeping the descriptor.
     pub fn open(path: &Path) -> CliResult<Mapped> {
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| {
-                CliError::new(
-                    exit::AREA_UNREADABLE,
-                    format!("{}: cannot open the area: {e}", path.display()),
-                )
-            })?;
-        let meta = file.metadata().map_err(|e| {
-            CliError::new(
-                exit::AREA_UNREADABLE,
-                format!("{}: cannot stat the area: {e}", path.display()),
-            )
-        })?;
-        let ft = meta.file_type();
-        if !ft.is_file() {
-            let kind = if ft.is_fifo() {
-                "a FIFO"
-            } else if ft.is_dir() {
-                "a directory"
-            } else if ft.is_socket() {
-                "a socket"
-            } else if ft.is_char_device() || ft.is_block_device() {
-                "a device"
-            } else {
-                "not a regular file"
-            };
-            return Err(CliError::new(
-                exit::AREA_INCOMPATIBLE,
-                format!(
-                    "{}: is {kind}, not a regular file (not a readable promshm area)",
-                    path.display()
-                ),
-            ));
-        }
-        let ident = (meta.dev(), meta.ino());
-        let area = open_area(path)?;
-        // The file we checked must be the one the library opened.
-        if file_ident(path) != Some(ident) {
-            return Err(CliError::new(
-                exit::AREA_UNREADABLE,
-                format!("{}: replaced while being opened", path.display()),
-            ));
-        }
+        let (area, file, ident) = open_checked(path)?;
         let len = u64::from(area.pages()) * AREA_PAGE;
         let guard = sigbus::find_mapping(ident.0, ident.1, len as usize)
             .and_then(|base| sigbus::Guard::watch(base, len as usize));

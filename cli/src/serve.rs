@@ -2,13 +2,11 @@
 //!
 //! The HTTP/1.1 protocol is hyper's (on tokio); what is ours is a table of
 //! connections that bounds what clients can take, whatever they do:
-//! - at most `--max-connections` connections; when all are taken, the one
-//!   that has waited longest for a request (idle keep-alive or TLS
-//!   handshake over 0.5 s, a head trickling in for over 0.1 s) is closed to
-//!   make room, else the response writer that has made progress least
-//!   recently, else the scrape that queued last for a render, else any
-//!   connection waiting for a request; with none of these, the newcomer
-//!   gets a 503;
+//! - at most `--max-connections` connections; when all are taken, one is
+//!   closed to make room, in the order of `pick_victim`: long idle or
+//!   slow-loris ones first, then stalled response writers, ... and the
+//!   connections that have just arrived last; a request being rendered is
+//!   never closed, and if only those are open the newcomer gets a 503;
 //! - a request head (and a TLS handshake) must arrive within
 //!   `--header-timeout` of its first byte, within `--max-request-bytes` and
 //!   `--max-headers`; an idle keep-alive connection is closed after
@@ -204,6 +202,11 @@ impl ConnState {
         self.phase.store(phase, Ordering::Release);
     }
 
+    /// Change the phase, keeping its deadline's start.
+    fn mark(&self, phase: u8) {
+        self.phase.store(phase, Ordering::Release);
+    }
+
     fn phase(&self) -> u8 {
         self.phase.load(Ordering::Acquire)
     }
@@ -229,7 +232,7 @@ impl Progress for ConnState {
     fn progressed(&self) {
         self.progress.store(now_ms(), Ordering::Relaxed);
         if self.phase() == phase::BUSY {
-            self.phase.store(phase::STREAMING, Ordering::Release);
+            self.mark(phase::STREAMING);
         }
     }
 
@@ -358,6 +361,44 @@ struct Lane {
     next: Option<Arc<Flight>>,
 }
 
+/// The connection to close to admit another, if any may be: by rank,
+/// 0. waiting long for a request: idle or handshaking for 0.5 s, or a head
+///    trickling in for 0.1 s (oldest first);
+/// 1. a response writer stalled for 1 s (least recent progress first);
+/// 2. any head still arriving (legitimate heads come in one packet);
+/// 3. any response writer (least recent progress first);
+/// 4. a scrape waiting for a render (the last to queue first);
+/// 5. a connection that has just arrived (its request is on the way).
+///
+/// A request being rendered is never closed, nor a connection whose task
+/// is not registered yet.
+fn pick_victim(conns: &HashMap<u64, Entry>, now: u64) -> Option<u64> {
+    let ms = |d: Duration| d.as_millis() as u64;
+    let rank = |e: &Entry| -> Option<(u8, u64)> {
+        let st = &e.state;
+        let since = st.since.load(Ordering::Relaxed);
+        let age = now.saturating_sub(since);
+        let progress = st.progress.load(Ordering::Relaxed);
+        let stalled = now.saturating_sub(progress) >= ms(STALLED);
+        Some(match st.phase() {
+            phase::HEAD if age >= ms(TRICKLE_GRACE) => (0, since),
+            phase::HANDSHAKE | phase::IDLE if age >= ms(WAITING_GRACE) => (0, since),
+            phase::STREAMING if stalled => (1, progress),
+            phase::HEAD => (2, since),
+            phase::STREAMING => (3, progress),
+            phase::QUEUED => (4, u64::MAX - since),
+            phase::HANDSHAKE | phase::IDLE => (5, since),
+            _ => return None,
+        })
+    };
+    conns
+        .iter()
+        .filter(|(_, e)| e.abort.is_some())
+        .filter_map(|(id, e)| rank(e).map(|r| (r, *id)))
+        .min()
+        .map(|(_, id)| id)
+}
+
 struct Server {
     area: AreaSource,
     render: RenderOpts,
@@ -386,53 +427,7 @@ impl Server {
         {
             let mut t = lock(&self.table);
             victim = if t.conns.len() >= self.max_connections {
-                let waiting = t
-                    .conns
-                    .iter()
-                    .filter(|(_, e)| {
-                        matches!(
-                            e.state.phase(),
-                            phase::HANDSHAKE | phase::IDLE | phase::HEAD
-                        )
-                    })
-                    .map(|(id, e)| (e.state.since.load(Ordering::Relaxed), *id))
-                    .min();
-                // One that has just connected is a last resort (its request
-                // is probably on the way); a head that trickles is not.
-                let now = now_ms();
-                let waiting_long = t
-                    .conns
-                    .iter()
-                    .filter_map(|(id, e)| {
-                        let grace = match e.state.phase() {
-                            phase::HEAD => TRICKLE_GRACE,
-                            phase::HANDSHAKE | phase::IDLE => WAITING_GRACE,
-                            _ => return None,
-                        };
-                        let since = e.state.since.load(Ordering::Relaxed);
-                        (now.saturating_sub(since) >= grace.as_millis() as u64)
-                            .then_some((since, *id))
-                    })
-                    .min();
-                let slowest = || {
-                    t.conns
-                        .iter()
-                        .filter(|(_, e)| e.state.phase() == phase::STREAMING)
-                        .min_by_key(|(_, e)| e.state.progress.load(Ordering::Relaxed))
-                        .map(|(id, _)| *id)
-                };
-                let queued_last = || {
-                    t.conns
-                        .iter()
-                        .filter(|(_, e)| e.state.phase() == phase::QUEUED)
-                        .max_by_key(|(_, e)| e.state.since.load(Ordering::Relaxed))
-                        .map(|(id, _)| *id)
-                };
-                let vid = waiting_long
-                    .map(|(_, id)| id)
-                    .or_else(slowest)
-                    .or_else(queued_last)
-                    .or(waiting.map(|(_, id)| id))?;
+                let vid = pick_victim(&t.conns, now_ms())?;
                 t.conns.remove(&vid)
             } else {
                 None
@@ -462,7 +457,7 @@ impl Server {
             let vid = t
                 .conns
                 .iter()
-                .filter(|(_, e)| e.state.phase() == phase::STREAMING)
+                .filter(|(_, e)| e.abort.is_some() && e.state.phase() == phase::STREAMING)
                 .map(|(id, e)| (e.state.progress.load(Ordering::Relaxed), *id))
                 .filter(|(p, _)| *p <= oldest)
                 .min()
@@ -489,6 +484,7 @@ impl Server {
             let ids: Vec<u64> = t
                 .conns
                 .iter()
+                .filter(|(_, e)| e.abort.is_some())
                 .filter(|(_, e)| {
                     let since = e.state.since.load(Ordering::Relaxed);
                     let limit = match e.state.phase() {
@@ -708,7 +704,7 @@ impl Server {
     ) -> Response<ChunkBody> {
         let format = negotiate(header_text(req, ACCEPT).as_deref());
         let gzip = accepts_gzip(req.headers());
-        conn.set(phase::QUEUED);
+        conn.mark(phase::QUEUED);
         let mut done = self.join(format, gzip);
         let outcome =
             tokio::time::timeout(self.limits.write_timeout, done.wait_for(|o| o.is_some()))
@@ -716,7 +712,9 @@ impl Server {
                 .ok()
                 .and_then(|o| o.ok().and_then(|o| o.clone()));
         drop(done);
-        conn.set(phase::BUSY);
+        // From now on it is a response writer (see pick_victim).
+        conn.progressed();
+        conn.mark(phase::STREAMING);
         let Some(page) = outcome else {
             return unavailable("too many scrapes at once\n");
         };
@@ -889,14 +887,16 @@ fn limit_send_buffer(sock: &TcpStream) {
     }
 }
 
-/// Keep big buffers out of glibc's heap so that memory goes back to the
-/// system after a scrape, and limit per-thread arenas.
+/// Keep body chunks (64 KiB) and bigger buffers out of glibc's heap: they
+/// go back to the system when freed, and freeing one (on an I/O thread)
+/// never waits for the lock of an arena that a render thread (at a lower
+/// priority) holds. Enough arenas that I/O and render threads rarely share.
 fn tame_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator parameters; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 4);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, crate::body::CHUNK as libc::c_int);
+        libc::mallopt(libc::M_ARENA_MAX, 8);
     }
 }
 

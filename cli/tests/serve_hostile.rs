@@ -62,6 +62,17 @@ fn get_within(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Resul
     read_response(&mut s)
 }
 
+/// A connection with a 4 KiB receive buffer (set before the handshake, so
+/// that the window it advertises stays small).
+fn slow_reader(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.set_recv_buffer_size(4096)?;
+    sock.connect_timeout(&addr.into(), Duration::from_secs(2))?;
+    let s: TcpStream = sock.into();
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    Ok(s)
+}
+
 fn still_running(serve: &mut ChildGuard) {
     if let Some(st) = serve.child.try_wait().unwrap() {
         panic!("promshm serve died: {st}");
@@ -103,6 +114,7 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
             worst
         })
     };
+    let t0 = Instant::now();
     // /healthz probes, each on a new connection, each timed.
     let probes = Arc::new(Mutex::new(Vec::new()));
     let prober = {
@@ -113,6 +125,9 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
                 let r = get_within(addr, "/healthz", Duration::from_secs(2));
                 let took = t.elapsed();
                 let status = r.map(|r| r.status).unwrap_or(0);
+                if took > Duration::from_millis(40) {
+                    eprintln!("slow probe at {:?}: {took:?}", t.duration_since(t0));
+                }
                 probes.lock().unwrap().push((took, status));
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -129,16 +144,17 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
                         scraped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(1000));
             }
         })
     };
 
-    // 200 clients ask for the page and never read a byte of it.
+    // 200 clients ask for the page and never read a byte of it. Their
+    // receive window is small (as over a slow link), so the kernel cannot
+    // take the page off the server's hands.
     let mut idle_readers = Vec::new();
     for _ in 0..200 {
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+        if let Ok(mut s) = slow_reader(addr) {
             let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
             idle_readers.push(s);
         }
@@ -344,4 +360,23 @@ fn fifo_in_place_of_the_area_answers_at_once_then_recovers() {
             .filter(|r| r.status == 200)
     });
     assert!(r.text().contains(jobs), "{}", r.text());
+}
+
+/// The one-shot commands refuse a FIFO too, at once (they used to block in
+/// open(2) waiting for a writer).
+#[test]
+fn inspect_and_dump_refuse_a_fifo() {
+    let dir = TempDir::new("fifo-cli");
+    let path = dir.path("a.promshm");
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for cmd in ["inspect", "dump"] {
+        let t = Instant::now();
+        let out = run(&[cmd, path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{cmd}: {stderr}");
+        assert!(stderr.contains("is a FIFO, not a regular file"), "{stderr}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
 }
