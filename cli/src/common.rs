@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use promshm::{Area, Format, OpenMode, Registry};
 
+use crate::files::FileArgs;
 use crate::sigbus;
 
 /// Exit codes (documented in `--help` and the README).
@@ -27,6 +28,9 @@ pub mod exit {
     /// The endpoint (Pushgateway, remote-write receiver, listen address) is
     /// unreachable or rejected the request.
     pub const ENDPOINT: i32 = 5;
+    /// The area file was refused: owned by another user, or writable by its
+    /// group or by every user, and not allowed by `--allow-*`.
+    pub const AREA_REFUSED: i32 = 6;
 }
 
 /// A one-line error and the exit code that goes with it.
@@ -86,6 +90,14 @@ pub fn area_error(path: &Path, e: promshm::Error) -> CliError {
                 format!("{msg} (not a readable promshm area)"),
             )
         }
+        // Without the file's metadata: the library's reason (see `open_checked`).
+        promshm::Error::UnsafeFile { reason, .. } => {
+            FileArgs::default().refused(path, &reason, None)
+        }
+        // The message names the file and the wait.
+        e @ promshm::Error::FileLockTimeout { .. } => {
+            CliError::new(exit::AREA_UNREADABLE, one_line(e.to_string()))
+        }
         other => CliError::failure(format!(
             "{}: {}",
             path.display(),
@@ -140,14 +152,21 @@ fn regular_file(path: &Path) -> CliResult<(std::fs::File, (u64, u64))> {
 }
 
 /// Open an area file read-only: a regular file (checked without blocking),
-/// then the area in it, which must be that same file.
-pub fn open_area(path: &Path) -> CliResult<Area> {
-    Ok(open_checked(path)?.0)
+/// then the area in it, which must be that same file, accepted by the
+/// library's file checks as widened by `files`.
+pub fn open_area(path: &Path, files: &FileArgs) -> CliResult<Area> {
+    Ok(open_checked(path, files)?.0)
 }
 
-fn open_checked(path: &Path) -> CliResult<(Area, std::fs::File, (u64, u64))> {
+fn open_checked(path: &Path, files: &FileArgs) -> CliResult<(Area, std::fs::File, (u64, u64))> {
     let (file, ident) = regular_file(path)?;
-    let area = Area::open(path, OpenMode::ReadOnly).map_err(|e| area_error(path, e))?;
+    let area =
+        Area::open_with(path, OpenMode::ReadOnly, &files.options()).map_err(|e| match e {
+            promshm::Error::UnsafeFile { reason, .. } => {
+                files.refused(path, &reason, file.metadata().ok().as_ref())
+            }
+            e => area_error(path, e),
+        })?;
     // The file we checked must be the one the library opened.
     if file_ident(path) != Some(ident) {
         return Err(CliError::new(
@@ -232,8 +251,8 @@ pub struct Mapped {
 
 impl Mapped {
     /// Open `path` as [`open_area`] does, keeping the descriptor.
-    pub fn open(path: &Path) -> CliResult<Mapped> {
-        let (area, file, ident) = open_checked(path)?;
+    pub fn open(path: &Path, files: &FileArgs) -> CliResult<Mapped> {
+        let (area, file, ident) = open_checked(path, files)?;
         let len = u64::from(area.pages()) * AREA_PAGE;
         let guard = sigbus::find_mapping(ident.0, ident.1, len as usize)
             .and_then(|base| sigbus::Guard::watch(base, len as usize));
@@ -286,6 +305,8 @@ struct SourceState {
 /// was truncated. Shared by threads; no lock is held across an open.
 pub struct AreaSource {
     path: PathBuf,
+    /// Which files are accepted (at every reopen too).
+    files: FileArgs,
     state: std::sync::Mutex<SourceState>,
     /// A reopen is under way (others use what is there meanwhile).
     reopening: AtomicBool,
@@ -304,10 +325,11 @@ impl Drop for Reopening<'_> {
 
 impl AreaSource {
     /// Open the area at `path` (fails at once if it is not one).
-    pub fn open(path: &Path) -> CliResult<AreaSource> {
-        let current = Arc::new(Mapped::open(path)?);
+    pub fn open(path: &Path, files: &FileArgs) -> CliResult<AreaSource> {
+        let current = Arc::new(Mapped::open(path, files)?);
         Ok(AreaSource {
             path: path.to_owned(),
+            files: files.clone(),
             state: std::sync::Mutex::new(SourceState {
                 current,
                 broken: None,
@@ -401,11 +423,11 @@ impl AreaSource {
     /// no caller waits forever whatever the file is.
     fn open_bounded(&self) -> CliResult<Mapped> {
         let (tx, rx) = std::sync::mpsc::channel();
-        let path = self.path.clone();
+        let (path, files) = (self.path.clone(), self.files.clone());
         std::thread::Builder::new()
             .name("promshm-open".into())
             .spawn(move || {
-                let _ = tx.send(Mapped::open(&path));
+                let _ = tx.send(Mapped::open(&path, &files));
             })
             .map_err(|e| CliError::failure(format!("cannot start a thread: {e}")))?;
         rx.recv_timeout(self.open_timeout).unwrap_or_else(|_| {

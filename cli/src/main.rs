@@ -9,6 +9,7 @@ mod body;
 mod client;
 mod common;
 mod dump;
+mod files;
 mod http;
 mod inspect;
 mod push;
@@ -22,9 +23,12 @@ use clap::{Parser, Subcommand};
 use common::{exit, CliError, CliResult};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success, 1 other failure, 2 bad usage, 3 area missing or unreadable,
+Exit codes: 0 success, 1 other failure, 2 bad usage, 3 area missing or unreadable
+(or its file lock held by another process for more than 2 s),
 4 not a compatible promshm area (wrong format version, damaged file),
-5 endpoint unreachable or request rejected.";
+5 endpoint unreachable or request rejected,
+6 area file refused: owned by another user (see --allow-owner) or writable by
+its group or every user (see --allow-group-write, --allow-other-write).";
 
 /// Inspect a promshm shared metrics area, serve it over HTTP, write node_exporter
 /// textfiles, push it to a Pushgateway or to Prometheus remote-write.
@@ -33,6 +37,8 @@ Exit codes: 0 success, 1 other failure, 2 bad usage, 3 area missing or unreadabl
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    #[command(flatten)]
+    files: files::FileArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,13 +64,14 @@ enum Cmd {
 }
 
 fn run(cli: Cli) -> CliResult {
+    let files = &cli.files;
     match cli.cmd {
-        Cmd::Inspect(a) => inspect::run(a),
-        Cmd::Dump(a) => dump::run(a),
-        Cmd::Serve(a) => serve::run(a),
-        Cmd::Textfile(a) => textfile::run(a),
-        Cmd::Push(a) => push::run(a),
-        Cmd::RemoteWrite(a) => remote_write::run(a),
+        Cmd::Inspect(a) => inspect::run(a, files),
+        Cmd::Dump(a) => dump::run(a, files),
+        Cmd::Serve(a) => serve::run(a, files),
+        Cmd::Textfile(a) => textfile::run(a, files),
+        Cmd::Push(a) => push::run(a, files),
+        Cmd::RemoteWrite(a) => remote_write::run(a, files),
     }
 }
 

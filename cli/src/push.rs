@@ -17,6 +17,7 @@ use crate::common::{
     every, install_signal_handlers, parse_duration, parse_label_pair, AreaSource, CliError,
     CliResult, RenderOpts,
 };
+use crate::files::FileArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
@@ -100,12 +101,12 @@ pub fn group_url(gateway: &str, job: &str, grouping: &[(String, String)]) -> Cli
     Ok(url)
 }
 
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     check_url("--gateway", &a.gateway)?;
     a.render.check()?;
     let url = group_url(&a.gateway, &a.job, &a.grouping)?;
     let client = Client::new(&a.client)?;
-    let area = AreaSource::open(&a.area)?;
+    let area = AreaSource::open(&a.area, files)?;
     let method = match a.method {
         Method::Put => "PUT",
         Method::Post => "POST",

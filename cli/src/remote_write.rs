@@ -27,6 +27,7 @@ use crate::common::{
     area_error, every, exit, install_signal_handlers, log, now_ms, parse_duration,
     parse_label_pair, AreaSource, CliError, CliResult, RenderOpts,
 };
+use crate::files::FileArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -315,11 +316,11 @@ const HEADERS: [(&str, &str); 3] = [
     ("X-Prometheus-Remote-Write-Version", "0.1.0"),
 ];
 
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     check_url("--url", &a.url)?;
     a.render.check()?;
     let client = Client::new(&a.client)?;
-    let area = AreaSource::open(&a.area)?;
+    let area = AreaSource::open(&a.area, files)?;
     let max_series = a.max_series_per_request as usize;
     let metadata = !a.no_metadata;
 

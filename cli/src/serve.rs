@@ -55,6 +55,7 @@ use crate::common::{
     exit, install_signal_handlers, log, parse_duration, shutting_down, AreaSource, CliError,
     CliResult, RenderOpts,
 };
+use crate::files::FileArgs;
 use crate::http::{accepts_gzip, keep_alive};
 
 /// The bound on body memory, stated in `--help` and the README.
@@ -900,7 +901,7 @@ fn tame_malloc() {
     }
 }
 
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     a.render.check()?;
     if !a.metrics_path.starts_with('/') {
         return Err(CliError::usage("--metrics-path must start with /"));
@@ -921,7 +922,7 @@ pub fn run(a: Args) -> CliResult {
         _ => None,
     };
     tame_malloc();
-    let area = AreaSource::open(&a.area)?;
+    let area = AreaSource::open(&a.area, files)?;
     // One render now: a damaged area fails here rather than at the first
     // scrape, and the size of a page is known.
     let mut size = CountingWriter {

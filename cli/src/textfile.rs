@@ -16,6 +16,7 @@ use crate::common::{
     every, install_signal_handlers, log, parse_duration, AreaSource, CliError, CliResult,
     RenderOpts,
 };
+use crate::files::FileArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,7 +66,7 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     result
 }
 
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     a.render.check()?;
     if a.path.extension().is_none_or(|e| e != "prom") {
         log(&format!(
@@ -73,7 +74,7 @@ pub fn run(a: Args) -> CliResult {
             a.path.display()
         ));
     }
-    let area = AreaSource::open(&a.area)?;
+    let area = AreaSource::open(&a.area, files)?;
     let write_once = |area: &AreaSource| -> CliResult {
         let mut text = Vec::new();
         area.render(&a.render, Format::Prometheus, &mut text)?;
