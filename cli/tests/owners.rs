@@ -287,3 +287,63 @@ fn a_file_lock_held_too_long_exits_3_in_bounded_time() {
     drop(holder);
     assert!(run(&["inspect", a]).status.success());
 }
+
+/// One GET, or None if it does not answer within `timeout`.
+fn get_within(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> Option<Resp> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(http_get(addr, &path, &[]));
+    });
+    rx.recv_timeout(timeout).ok().and_then(|r| r.ok())
+}
+
+/// `serve` reopens a replaced file with the same checks: another user's
+/// area put in its place is never served (503 naming the reason, at once,
+/// /healthz still answers); the application's own area back is served again.
+#[test]
+fn serve_never_switches_to_another_users_file() {
+    if !can_switch_users() {
+        return;
+    }
+    let (_other_dir, forged) = area_of_other_user("forged");
+    let dir = TempDir::new("replaced");
+    let built = dir.path("built.promshm");
+    drop(populate(&built));
+    let path = dir.path("a.promshm");
+    std::fs::copy(&built, &path).unwrap();
+    let (_serve, addr) = start_serve(&path, &[]);
+    let ok = get_within(addr, "/metrics", Duration::from_secs(10)).unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.text());
+
+    // Another user's file takes the path (same file system: a rename).
+    std::fs::rename(&forged, &path).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().uid(), OTHER_UID);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = get_within(addr, "/metrics", Duration::from_secs(5))
+            .expect("an answer while another user's file is there");
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert!(
+            r.text().contains("owned by uid 65534") && r.text().contains("--allow-owner 65534"),
+            "{}",
+            r.text()
+        );
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        let h = get_within(addr, "/healthz", Duration::from_secs(2)).expect("/healthz");
+        assert_eq!(h.status, 200);
+    }
+
+    // The application's own area again.
+    let fresh = dir.path("fresh.promshm");
+    std::fs::copy(&built, &fresh).unwrap();
+    std::fs::rename(&fresh, &path).unwrap();
+    let r = wait_for(Duration::from_secs(10), "a page after the swap", || {
+        get_within(addr, "/metrics", Duration::from_secs(5)).filter(|r| r.status == 200)
+    });
+    assert!(
+        r.text().contains("app_jobs_total{kind=\"a\"} 4000\n"),
+        "{}",
+        r.text()
+    );
+}
