@@ -96,11 +96,16 @@ fn area_of_other_user(tag: &str) -> (TempDir, std::path::PathBuf) {
     let dir = TempDir::new(tag);
     std::os::unix::fs::chown(&dir.0, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
     let area = dir.path("other.promshm");
+    // A copy of this test binary that the other user can run wherever the
+    // build directory is (a checkout under /root is not theirs to enter).
+    let exe = dir.path("creator");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    chmod(&exe, 0o755);
     let o = Command::new("setpriv")
         .arg(format!("--reuid={OTHER_UID}"))
         .arg(format!("--regid={OTHER_UID}"))
         .arg("--clear-groups")
-        .arg(std::env::current_exe().unwrap())
+        .arg(&exe)
         .args([
             "--exact",
             "creator_entry",
