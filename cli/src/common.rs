@@ -115,11 +115,20 @@ fn regular_file(path: &Path) -> CliResult<(std::fs::File, (u64, u64))> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| {
-            CliError::new(
+        .map_err(|e| match e.raw_os_error() {
+            // O_NOFOLLOW: the library never opens an area through a link.
+            Some(libc::ELOOP) => CliError::new(
+                exit::AREA_INCOMPATIBLE,
+                format!(
+                    "{}: is a symbolic link, not a regular file (areas are never opened \
+                     through one: give the file's own path)",
+                    path.display()
+                ),
+            ),
+            _ => CliError::new(
                 exit::AREA_UNREADABLE,
                 format!("{}: cannot open the area: {e}", path.display()),
-            )
+            ),
         })?;
     let meta = file.metadata().map_err(|e| {
         CliError::new(

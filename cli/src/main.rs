@@ -25,7 +25,8 @@ use common::{exit, CliError, CliResult};
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 other failure, 2 bad usage, 3 area missing or unreadable
 (or its file lock held by another process for more than 2 s),
-4 not a compatible promshm area (wrong format version, damaged file),
+4 not a compatible promshm area (a symbolic link, FIFO or other non-regular file,
+wrong format version, damaged file),
 5 endpoint unreachable or request rejected,
 6 area file refused: owned by another user (see --allow-owner) or writable by
 its group or every user (see --allow-group-write, --allow-other-write).";
