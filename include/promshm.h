@@ -39,6 +39,18 @@
 /** MAJOR * 1000000 + MINOR * 1000 + PATCH, for comparisons in #if; see promshm_version_number(). */
 #define PROMSHM_VERSION_NUMBER 1000
 
+/** Initialiser of a promshm_area_options: size set, every option 0 (its default). */
+#define PROMSHM_AREA_OPTIONS_INIT { (uint32_t)sizeof(promshm_area_options), 0, 0, 0 }
+
+/** Initialiser of a promshm_area_stats to pass to promshm_area_get_stats(). */
+#define PROMSHM_AREA_STATS_INIT { (uint32_t)sizeof(promshm_area_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/** Initialiser of a promshm_worker_info (at least the first entry of the array given to promshm_area_workers()). */
+#define PROMSHM_WORKER_INFO_INIT { (uint32_t)sizeof(promshm_worker_info), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/** Initialiser of a promshm_metric_opts: size set, every other field NULL or 0 (set at least name). */
+#define PROMSHM_METRIC_OPTS_INIT { (uint32_t)sizeof(promshm_metric_opts), 0, NULL, NULL, NULL, NULL, 0 }
+
 /**
  * Number of Prometheus default histogram buckets (see `promshm_default_buckets()`).
  */
@@ -66,7 +78,7 @@ enum promshm_result
      */
     PROMSHM_RESULT_NULL_PARAMETER = 100,
     /**
-     * A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, or starts with the reserved `promshm_`.
+     * A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, starts with the reserved `promshm_`, or ends in a suffix reserved for another type (`_total` on a gauge, `_count` on a state set, ...).
      */
     PROMSHM_RESULT_INVALID_METRIC_NAME = 101,
     /**
@@ -146,6 +158,10 @@ enum promshm_result
      */
     PROMSHM_RESULT_PERMISSION_DENIED = 203,
     /**
+     * The file is not safe to use as an area and was refused: not a regular file (a symbolic link, FIFO, socket, device or directory), owned by another user, or writable by its group or by every user. `promshm_last_error()` names the file and the reason.
+     */
+    PROMSHM_RESULT_UNSAFE_FILE = 204,
+    /**
      * No room left in the area for a new family or series; existing series keep working.
      */
     PROMSHM_RESULT_AREA_FULL = 300,
@@ -166,13 +182,17 @@ enum promshm_result
      */
     PROMSHM_RESULT_READ_ONLY = 304,
     /**
-     * The cross-process area lock stayed held by a live process for too long.
+     * The cross-process area lock, or the file lock taken while an area file is created or opened, stayed held by another process for too long.
      */
     PROMSHM_RESULT_LOCK_TIMEOUT = 305,
     /**
      * A family of this name exists with another type, labels, unit, buckets, quantiles, states or gauge mode.
      */
     PROMSHM_RESULT_SHAPE_MISMATCH = 400,
+    /**
+     * A name the family would render (its name plus a suffix of its type, e.g. a summary's `_count`) is rendered by another family of the area.
+     */
+    PROMSHM_RESULT_NAME_TAKEN = 401,
     /**
      * promshm panicked (a bug). The panic was caught at the API boundary; the process is unharmed.
      */
@@ -272,10 +292,17 @@ typedef struct promshm_registry promshm_registry;
 typedef struct promshm_series promshm_series;
 
 /**
- * How to create an area. Zero in a field means its default, so a
- * zero-initialised struct (or passing NULL) gives the defaults.
+ * How to create an area. Initialise it with `PROMSHM_AREA_OPTIONS_INIT`
+ * (or zero it and set `size`), then set the fields you need: zero in a
+ * field means its default, and passing NULL gives the defaults.
+ * Extensible: see "Extensible structs" in docs/C-API.md.
  */
 typedef struct {
+    /**
+     * `sizeof(promshm_area_options)` as the caller was compiled with (set by
+     * `PROMSHM_AREA_OPTIONS_INIT`); 0 is `INVALID_ARGUMENT`.
+     */
+    uint32_t size;
     /**
      * Number of 4 KiB pages, header and worker table included. 0: 4096 (16 MiB).
      */
@@ -285,9 +312,10 @@ typedef struct {
      */
     uint32_t max_workers;
     /**
-     * Make families eager (write-through) unless they say otherwise.
+     * 1: make families eager (write-through) unless they say otherwise; 0:
+     * buffered. Any other value is `INVALID_ARGUMENT`.
      */
-    bool eager;
+    uint32_t eager;
 } promshm_area_options;
 
 /**
@@ -297,8 +325,16 @@ typedef uint32_t promshm_open_mode;
 
 /**
  * Usage of an area and promshm's own counters (the `promshm_*` self-metrics).
+ * Initialise it with `PROMSHM_AREA_STATS_INIT` (or set `size`) before
+ * passing it to `promshm_area_get_stats()`. Extensible: see "Extensible
+ * structs" in docs/C-API.md.
  */
 typedef struct {
+    /**
+     * In: `sizeof(promshm_area_stats)` as the caller was compiled with (set
+     * by `PROMSHM_AREA_STATS_INIT`). Out: the number of bytes filled in.
+     */
+    uint32_t size;
     /**
      * Pages in the area.
      */
@@ -362,9 +398,17 @@ typedef struct {
 } promshm_area_stats;
 
 /**
- * One row of an area's worker table.
+ * One row of an area's worker table. Set `size` in the first entry of the
+ * array given to `promshm_area_workers()` (`PROMSHM_WORKER_INFO_INIT`).
+ * Extensible: see "Extensible structs" in docs/C-API.md.
  */
 typedef struct {
+    /**
+     * In (first entry): `sizeof(promshm_worker_info)` as the caller was
+     * compiled with, which is also the array's stride. Out (every entry):
+     * the number of bytes filled in.
+     */
+    uint32_t size;
     /**
      * Slot index (the `worker` label of `all`-mode gauges).
      */
@@ -374,17 +418,17 @@ typedef struct {
      */
     uint32_t pid;
     /**
-     * Process start time, clock ticks since boot.
-     */
-    uint64_t start_time;
-    /**
      * Times this slot was taken.
      */
     uint32_t generation;
     /**
-     * Whether the process is still running, as far as this process can tell.
+     * Process start time, clock ticks since boot.
      */
-    bool alive;
+    uint64_t start_time;
+    /**
+     * 1 if the process is still running, as far as this process can tell; 0 if not.
+     */
+    uint32_t alive;
     /**
      * Attach time, Unix milliseconds.
      */
@@ -426,11 +470,22 @@ typedef struct {
 typedef uint32_t promshm_update_mode;
 
 /**
- * What every family needs, whatever its type. Zero-initialise it and set
- * the fields you need: a zero field is "none" or the default. All pointers
- * are borrowed for the duration of the registration call only.
+ * What every family needs, whatever its type. Initialise it with
+ * `PROMSHM_METRIC_OPTS_INIT` (or zero it and set `size`) and set the fields
+ * you need: a zero field is "none" or the default. All pointers are
+ * borrowed for the duration of the registration call only. Extensible: see
+ * "Extensible structs" in docs/C-API.md.
  */
 typedef struct {
+    /**
+     * `sizeof(promshm_metric_opts)` as the caller was compiled with (set by
+     * `PROMSHM_METRIC_OPTS_INIT`); 0 is `INVALID_ARGUMENT`.
+     */
+    uint32_t size;
+    /**
+     * `PROMSHM_UPDATE_MODE_*`; 0 is the area's default.
+     */
+    promshm_update_mode update_mode;
     /**
      * Metric name, required. The registry prefix and the unit are added to
      * it; do not add `_total` (counters) or `_info` (info): the exposition
@@ -453,10 +508,6 @@ typedef struct {
      * Number of label names (at most 64, constant labels included).
      */
     size_t n_label_names;
-    /**
-     * `PROMSHM_UPDATE_MODE_*`; 0 is the area's default.
-     */
-    promshm_update_mode update_mode;
 } promshm_metric_opts;
 
 /**
@@ -598,7 +649,11 @@ uint32_t promshm_version_number(void);
  * Create the area file at `path` (mode 0600, `O_NOFOLLOW`), or open it
  * read-write if it already holds a compatible area (which then keeps its
  * own size and options). Two processes creating the same file at once
- * end up sharing one valid area.
+ * end up sharing one valid area. An existing file is used only if it is
+ * a regular file owned by the effective uid and not writable by its
+ * group or others (checked with `fstat` on the opened descriptor; a FIFO
+ * or device never blocks the call); waits for another process's lock on
+ * the file are bounded (10 s).
  *
  * `options` may be NULL for the defaults (4096 pages = 16 MiB, 64
  * workers, buffered). On success `*out` receives a new area handle,
@@ -607,8 +662,10 @@ uint32_t promshm_version_number(void);
  *
  * Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
  * `INVALID_ARGUMENT` (page or worker count out of range), `NOT_FOUND`
- * (missing directory), `PERMISSION_DENIED`, `IO`, `INCOMPATIBLE_AREA`
- * (the file is something else), `CORRUPT_AREA`.
+ * (missing directory), `PERMISSION_DENIED`, `IO`, `UNSAFE_FILE` (a
+ * symbolic link, FIFO, socket, device or directory, another user's file,
+ * or one writable by others: refused untouched), `LOCK_TIMEOUT`,
+ * `INCOMPATIBLE_AREA` (the file is something else), `CORRUPT_AREA`.
  */
 promshm_result promshm_area_create(const char *path,
                                    const promshm_area_options *options,
@@ -631,15 +688,19 @@ promshm_result promshm_area_anonymous(const promshm_area_options *options,
 /**
  * Open an existing area file, read-write or read-only
  * (`PROMSHM_OPEN_MODE_*`). A read-only area renders and inspects but
- * never writes a byte: registering on it returns `READ_ONLY`. Waits for
- * a creator that is still initialising the file.
+ * never writes a byte: registering on it returns `READ_ONLY`. Waits
+ * (bounded: 10 s) for a creator that is still initialising the file.
+ * The file must be a regular file owned by the effective uid and not
+ * writable by its group or others (checked with `fstat` on the opened
+ * descriptor; a FIFO or device never blocks the call).
  *
  * On success `*out` receives a new area handle, owned by the caller
  * (`promshm_area_free()`). Thread-safe.
  *
  * Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
  * `INVALID_ARGUMENT` (unknown mode), `NOT_FOUND`, `PERMISSION_DENIED`,
- * `IO`, `INCOMPATIBLE_AREA`, `CORRUPT_AREA`.
+ * `IO`, `UNSAFE_FILE`, `LOCK_TIMEOUT`, `INCOMPATIBLE_AREA`,
+ * `CORRUPT_AREA`.
  */
 promshm_result promshm_area_open(const char *path,
                                  promshm_open_mode mode,
@@ -654,12 +715,12 @@ const promshm_area *promshm_area_clone(const promshm_area *area);
 /**
  * Release an area handle. Registries, families and series made from it
  * keep the mapping alive and stay usable. The mapping is unmapped when
- * nothing refers to it any more; note that a family keeps the series
- * resolved from it in a process-wide cache (so resolving again is cheap
- * and buffered counts keep their place), which holds the mapping until
- * the process exits once any series was resolved. NULL is a no-op;
- * freeing a handle twice is undefined behaviour. Thread-safe with
- * respect to other handles.
+ * no area, registry, family or series handle of it is left: freeing
+ * the last family (or series) handle of a family first flushes every
+ * thread's buffered updates of its series into the area, and thread
+ * buffers then hold nothing of it. NULL is a no-op; freeing a handle
+ * twice is undefined behaviour. Thread-safe with respect to other
+ * handles.
  */
 void promshm_area_free(const promshm_area *area);
 
@@ -714,6 +775,37 @@ promshm_result promshm_area_workers(const promshm_area *area,
                                     promshm_worker_info *out,
                                     size_t cap,
                                     size_t *out_count);
+
+/**
+ * Whether a family named `name` (its full name, without the suffixes
+ * the exposition adds) of type `metric_type` (a
+ * `PROMSHM_METRIC_TYPE_*` value) would render a name that a family of
+ * the area, registered by any process, already renders (that family
+ * itself included), or a name of promshm's own `promshm_*` metrics.
+ * Writes 1 (taken) or 0 to `*out_taken`. For code that renders
+ * families of its own next to the area's (e.g. custom collectors), to
+ * skip one that would appear twice; registering such a family fails
+ * with `NAME_TAKEN`. Takes no lock. Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER` (`area`, `name` or `out_taken`), `NOT_UTF8`,
+ * `INVALID_ARGUMENT` (unknown type).
+ */
+promshm_result promshm_area_name_taken(const promshm_area *area,
+                                       const char *name,
+                                       uint32_t metric_type,
+                                       uint32_t *out_taken);
+
+/**
+ * The `index`-th (0-based) suffix that a family of type `metric_type`
+ * (a `PROMSHM_METRIC_TYPE_*` value) appends to its name in the names it
+ * renders, in either text format: index 0 is "" (the bare name), then
+ * e.g. "_total" and "_created" for a counter. Every name a family
+ * renders is its name followed by one of them; two families clash when
+ * they share one. A static string owned by the library (never free
+ * it); NULL past the last suffix or for an unknown type. Thread-safe;
+ * never fails.
+ */
+const char *promshm_metric_type_suffix(uint32_t metric_type, size_t index);
 
 /**
  * A registry on `area` with no prefix and no constant labels, whose
@@ -778,7 +870,9 @@ void promshm_registry_free(const promshm_registry *registry);
  * name, `out`), `NOT_UTF8`, `INVALID_METRIC_NAME`, `INVALID_LABEL_NAME`,
  * `RESERVED_LABEL`, `DUPLICATE_LABEL`, `INVALID_UNIT`, `TOO_LONG`,
  * `INVALID_ARGUMENT` (update mode, too many labels), `SHAPE_MISMATCH`,
- * `READ_ONLY`, `AREA_FULL`, `LOCK_TIMEOUT`.
+ * `NAME_TAKEN` (a name it would render, e.g. `<name>_total`, is another
+ * family's: see `promshm_area_name_taken()`), `READ_ONLY`, `AREA_FULL`,
+ * `LOCK_TIMEOUT`.
  */
 promshm_result promshm_registry_counter(const promshm_registry *registry,
                                         const promshm_metric_opts *opts,
@@ -1209,8 +1303,11 @@ promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out
 
 /**
  * Stop a flusher: wake its thread, let it flush one last time, join it,
- * and free the handle. NULL is a no-op; stopping twice is undefined
- * behaviour. Do not call it from two threads with the same flusher.
+ * and free the handle. In a child of `fork()` that inherited the
+ * flusher (whose thread stayed in the parent) it only frees the handle:
+ * nothing is signalled or joined, so it never blocks there. NULL is a
+ * no-op; stopping twice is undefined behaviour. Do not call it from two
+ * threads with the same flusher.
  */
 void promshm_flusher_stop(promshm_flusher *flusher);
 

@@ -17,6 +17,8 @@ command -v make >/dev/null || apt_pkgs+=(make)
 command -v objdump >/dev/null || apt_pkgs+=(binutils)
 command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
 command -v curl >/dev/null || apt_pkgs+=(curl)
+# The command's two-user tests (cli/tests/owners.rs) switch users with setpriv.
+command -v setpriv >/dev/null || apt_pkgs+=(util-linux)
 # The uWSGI plugin (bindings/uwsgi): the server, its Python 3 plugin, the build
 # dependencies of plugins (uwsgi-dev), and wrk for its benchmark.
 command -v uwsgi-core >/dev/null || apt_pkgs+=(uwsgi-core)

@@ -9,40 +9,109 @@
 //! hot path and the flush, and flushers never block the owner.
 //!
 //! Flush runs on [`flush`], before a render in this process, when a thread
-//! exits, at process exit (`atexit`), and from an optional [`Flusher`] thread.
-//! After `fork` the child starts with empty buffers: what the parent had not
-//! flushed is the parent's to flush, never the child's.
+//! exits, at process exit (`atexit`), when the last handle of a family is
+//! dropped (for that family's series), and from an optional [`Flusher`]
+//! thread. After `fork` the child starts with empty buffers: what the parent
+//! had not flushed is the parent's to flush, never the child's.
+//!
+//! Buffers hold only what is in use: the entry of a series goes when the
+//! series is removed (by any process; seen by the next flush) or when its
+//! family object is dropped, and with it the buffer's hold on the area, so
+//! an area whose handles are all dropped is unmapped.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once, TryLockError};
 use std::time::Duration;
 
+use crate::area::fork::{hold, lock};
+use crate::area::AreaInner;
 use crate::metrics::{atomic_add_f64, SeriesInner};
 use crate::process;
 
-static NEXT_LOCAL_ID: AtomicU32 = AtomicU32::new(0);
-static BUFFERS: std::sync::Mutex<Vec<Arc<ThreadShared>>> = std::sync::Mutex::new(Vec::new());
+/// Every thread buffer of this process (and, until the first use after a
+/// `fork`, those inherited from the parent).
+static BUFFERS: Mutex<Vec<Arc<ThreadShared>>> = Mutex::new(Vec::new());
+/// Buffer ids not in use, and the next never used one.
+static IDS: Mutex<IdPool> = Mutex::new(IdPool {
+    free: Vec::new(),
+    next: 0,
+});
+/// Source of [`BufferId::serial`]: never repeats in a process.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 static AT_EXIT: Once = Once::new();
 
-/// A fresh process-wide id for a series handle.
-pub(crate) fn next_local_id() -> u32 {
-    NEXT_LOCAL_ID.fetch_add(1, Ordering::Relaxed)
+struct IdPool {
+    free: Vec<u32>,
+    next: u32,
+}
+
+/// Where a series' cells sit in every thread's buffer index: `id` indexes
+/// the per-thread table (ids are reused once given back, so the tables stay
+/// as small as the number of series in use), `serial` tells apart the series
+/// that have held one id (it is never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BufferId {
+    pub(crate) id: u32,
+    pub(crate) serial: u64,
+}
+
+/// A buffer id for a newly resolved series; give it back with [`give_back_ids`].
+pub(crate) fn take_id() -> BufferId {
+    let mut ids = lock(&IDS);
+    let id = match ids.free.pop() {
+        Some(id) => id,
+        None => {
+            let id = ids.next;
+            ids.next = ids.next.saturating_add(1);
+            id
+        }
+    };
+    BufferId {
+        id,
+        serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+    }
+}
+
+/// Give back ids whose series is removed or whose family object is gone.
+/// Handles still holding one never reach another series' cells: the serial
+/// differs.
+pub(crate) fn give_back_ids(ids: impl IntoIterator<Item = BufferId>) {
+    let mut pool = lock(&IDS);
+    for b in ids {
+        pool.free.push(b.id);
+    }
+}
+
+/// Buffer ids in use in this process (taken and not given back).
+#[doc(hidden)]
+pub fn buffer_ids_in_use() -> usize {
+    let pool = lock(&IDS);
+    pool.next as usize - pool.free.len()
 }
 
 /// The part of a thread's buffer that flushers see.
 struct ThreadShared {
     /// Fork generation the buffer belongs to.
     gen: u32,
-    entries: parking_lot::Mutex<Vec<Entry>>,
+    entries: Mutex<Vec<Entry>>,
 }
 
 /// One series as buffered by one thread.
 struct Entry {
-    series: Arc<SeriesInner>,
+    /// Keeps the mapping while the entry lives; entries go with their
+    /// family object (see [`release_family`]), so they never pin an area.
+    area: Arc<AreaInner>,
+    /// Address of the `FamilyInner` the series was resolved through.
+    family: usize,
+    /// Offset of the series record (its state tells whether it was removed).
+    off: usize,
+    /// Offset of its first value cell.
+    cells_off: usize,
     /// Running totals written by the owner. Cell 0 holds f64 bits, the others u64.
-    cells: Box<[AtomicU64]>,
+    cells: Arc<[AtomicU64]>,
     /// What the last flush saw, in the same encoding.
     flushed: Box<[u64]>,
 }
@@ -57,7 +126,7 @@ impl Entry {
                 continue;
             }
             dirty = true;
-            if let Some(target) = self.series.cell(i) {
+            if let Some(target) = self.area.u64_at(self.cells_off + i * 8) {
                 if i == 0 {
                     atomic_add_f64(target, f64::from_bits(cur) - f64::from_bits(*last));
                 } else {
@@ -68,13 +137,77 @@ impl Entry {
         }
         dirty
     }
+
+    /// Whether its series is still live (not removed or cleared by any process).
+    fn is_live(&self) -> bool {
+        use crate::area::format::{KIND_SERIES, STATE_LIVE};
+        self.area.record_state(self.off, KIND_SERIES) == Some(STATE_LIVE)
+    }
 }
 
-/// The owner's side: cells by series id.
+/// What a pass over buffers collected: areas to note a flush in, entries to
+/// drop. Both are handled after every buffer lock is released (dropping an
+/// entry may unmap its area).
+#[derive(Default)]
+struct Sweep {
+    stats: FlushStats,
+    touched: Vec<Arc<AreaInner>>,
+    gone: Vec<Entry>,
+}
+
+impl Sweep {
+    /// Flush `e` and count it.
+    fn flush(&mut self, e: &mut Entry) {
+        self.stats.entries += 1;
+        if e.flush() {
+            self.stats.dirty_series += 1;
+            if !self.touched.iter().any(|a| Arc::ptr_eq(a, &e.area)) {
+                self.touched.push(e.area.clone());
+            }
+        }
+    }
+
+    /// Flush every entry of `entries`, moving out those `drop_if` selects.
+    fn pass(&mut self, entries: &mut Vec<Entry>, drop_if: impl Fn(&Entry) -> bool) {
+        let mut i = 0;
+        while i < entries.len() {
+            self.flush(&mut entries[i]);
+            if drop_if(&entries[i]) {
+                self.gone.push(entries.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn finish(self) -> FlushStats {
+        for a in &self.touched {
+            a.note_flush();
+        }
+        drop(self.gone);
+        self.stats
+    }
+}
+
+/// The owner's slot for one buffer id.
+struct Slot {
+    serial: u64,
+    /// The cells of `keep`, one indirection less on the hot path.
+    cells: NonNull<[AtomicU64]>,
+    /// Owns the cells (shared with the thread's `Entry` while it lives).
+    keep: Arc<[AtomicU64]>,
+}
+
+/// The owner's side: cells by buffer id.
 struct Local {
     shared: UnsafeCell<Arc<ThreadShared>>,
-    index: UnsafeCell<Vec<Option<NonNull<[AtomicU64]>>>>,
+    index: UnsafeCell<Vec<Option<Slot>>>,
+    /// Entry count at which the owner drops its removed series' entries.
+    prune_at: Cell<usize>,
 }
+
+/// Smallest `Local::prune_at`.
+const PRUNE_MIN: usize = 64;
 
 impl Local {
     fn new() -> Local {
@@ -88,24 +221,29 @@ impl Local {
         Local {
             shared: UnsafeCell::new(register_shared()),
             index: UnsafeCell::new(Vec::new()),
+            prune_at: Cell::new(PRUNE_MIN),
         }
     }
 
-    /// The cells of `series` for this thread, created on first touch.
+    /// The cells of `series` for this thread, created on first touch; `None`
+    /// for a removed series (write it through).
     #[inline]
-    fn cells(&self, series: &Arc<SeriesInner>) -> &[AtomicU64] {
+    fn cells(&self, series: &Arc<SeriesInner>) -> Option<&[AtomicU64]> {
         // SAFETY: `Local` lives in a thread_local and is only reached from its
         // own thread; no reference into `shared`/`index` outlives this call
-        // except the returned cells, which are owned by an `Entry` kept alive
-        // by `shared` (entries are never removed while the thread lives).
+        // except the returned cells, which the caller uses before it calls
+        // in here again, and which the slot's `keep` keeps allocated (the
+        // slot's `cells` points into it).
         unsafe {
             let shared = &*self.shared.get();
             if shared.gen != process::fork_generation() {
                 self.reset_after_fork();
             }
             let index = &*self.index.get();
-            if let Some(Some(p)) = index.get(series.local_id as usize) {
-                return p.as_ref();
+            if let Some(Some(slot)) = index.get(series.buffer.id as usize) {
+                if slot.serial == series.buffer.serial {
+                    return Some(slot.cells.as_ref());
+                }
             }
             self.first_touch(series)
         }
@@ -114,33 +252,55 @@ impl Local {
     #[cold]
     fn reset_after_fork(&self) {
         // SAFETY: only this thread touches `shared` and `index` (see `cells`).
-        unsafe {
+        let old = unsafe {
             *self.index.get() = Vec::new();
-            *self.shared.get() = register_shared();
-        }
+            std::mem::replace(&mut *self.shared.get(), register_shared())
+        };
+        discard_inherited(old);
     }
 
     #[cold]
-    fn first_touch(&self, series: &Arc<SeriesInner>) -> &[AtomicU64] {
+    fn first_touch(&self, series: &Arc<SeriesInner>) -> Option<&[AtomicU64]> {
+        if !series.is_live() {
+            return None;
+        }
         let n = series.n_cells;
-        let cells: Box<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
-        let flushed = vec![0u64; n].into_boxed_slice();
-        let ptr = NonNull::from(&*cells);
-        // SAFETY: single-threaded access as in `cells`; the boxed slice's heap
-        // block does not move when the `Entry` is moved into the vector.
-        unsafe {
-            (&*self.shared.get()).entries.lock().push(Entry {
-                series: series.clone(),
-                cells,
-                flushed,
-            });
-            let index = &mut *self.index.get();
-            let id = series.local_id as usize;
-            if index.len() <= id {
-                index.resize(id + 1, None);
+        let cells: Arc<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        series.family.note_buffered();
+        let entry = Entry {
+            area: series.family.area.clone(),
+            family: Arc::as_ptr(&series.family) as usize,
+            off: series.off,
+            cells_off: series.cells,
+            cells: cells.clone(),
+            flushed: vec![0u64; n].into_boxed_slice(),
+        };
+        // SAFETY: single-threaded access as in `cells`.
+        let shared = unsafe { &*self.shared.get() };
+        let mut sweep = Sweep::default();
+        {
+            let mut entries = lock(&shared.entries);
+            entries.push(entry);
+            if entries.len() >= self.prune_at.get() {
+                // No flusher may run: keep the buffer as small as the live series.
+                sweep.pass(&mut entries, |e| !e.is_live());
+                self.prune_at.set((entries.len() * 2).max(PRUNE_MIN));
             }
-            index[id] = Some(ptr);
-            ptr.as_ref()
+        }
+        sweep.finish();
+        // SAFETY: as in `cells`; nothing borrows `index` now.
+        unsafe {
+            let index = &mut *self.index.get();
+            let id = series.buffer.id as usize;
+            if index.len() <= id {
+                index.resize_with(id + 1, || None);
+            }
+            index[id] = Some(Slot {
+                serial: series.buffer.serial,
+                cells: NonNull::from(&*cells),
+                keep: cells,
+            });
+            index[id].as_ref().map(|s| &*s.keep)
         }
     }
 }
@@ -148,24 +308,70 @@ impl Local {
 impl Drop for Local {
     fn drop(&mut self) {
         let shared = self.shared.get_mut().clone();
-        if shared.gen == process::fork_generation() {
-            for e in shared.entries.lock().iter_mut() {
-                if e.flush() {
-                    e.series.area().note_flush();
-                }
-            }
+        if shared.gen != process::fork_generation() {
+            discard_inherited(shared);
+            return;
         }
-        crate::area::fork::lock(&BUFFERS).retain(|b| !Arc::ptr_eq(b, &shared));
+        // Flushed under the lock while still listed: a concurrent flush (say
+        // the main thread's before exit) either waits for this one or finds
+        // nothing left to push, never a delta in flight.
+        let mut sweep = Sweep::default();
+        sweep.pass(&mut lock(&shared.entries), |_| true);
+        lock(&BUFFERS).retain(|b| !Arc::ptr_eq(b, &shared));
+        sweep.finish();
     }
 }
 
 fn register_shared() -> Arc<ThreadShared> {
     let shared = Arc::new(ThreadShared {
         gen: process::fork_generation(),
-        entries: parking_lot::Mutex::new(Vec::new()),
+        entries: Mutex::new(Vec::new()),
     });
-    crate::area::fork::lock(&BUFFERS).push(shared.clone());
+    let inherited = {
+        let mut all = lock(&BUFFERS);
+        all.push(shared.clone());
+        take_inherited(&mut all)
+    };
+    inherited.into_iter().for_each(discard_inherited);
     shared
+}
+
+/// Move the buffers of another fork generation out of `all`.
+fn take_inherited(all: &mut Vec<Arc<ThreadShared>>) -> Vec<Arc<ThreadShared>> {
+    let gen = process::fork_generation();
+    if all.iter().all(|b| b.gen == gen) {
+        return Vec::new();
+    }
+    let (mine, inherited) = std::mem::take(all).into_iter().partition(|b| b.gen == gen);
+    *all = mine;
+    inherited
+}
+
+/// Drop what a buffer inherited through `fork` holds, unflushed: its updates
+/// are the parent's to flush. Its lock was taken by the fork handler and
+/// released in this process, so the entries are whole; if it is locked
+/// anyway, nothing of it is touched (it is leaked).
+fn discard_inherited(b: Arc<ThreadShared>) {
+    let entries = match b.entries.try_lock() {
+        Ok(mut e) => Some(std::mem::take(&mut *e)),
+        Err(TryLockError::Poisoned(p)) => Some(std::mem::take(&mut *p.into_inner())),
+        Err(TryLockError::WouldBlock) => None,
+    };
+    match entries {
+        Some(entries) => drop(entries),
+        None => std::mem::forget(b),
+    }
+}
+
+/// This process's thread buffers (dropping those inherited from a parent).
+fn buffers() -> Vec<Arc<ThreadShared>> {
+    let (list, inherited) = {
+        let mut all = lock(&BUFFERS);
+        let inherited = take_inherited(&mut all);
+        (all.clone(), inherited)
+    };
+    inherited.into_iter().for_each(discard_inherited);
+    list
 }
 
 thread_local! {
@@ -175,16 +381,21 @@ thread_local! {
 /// Add `v` to f64 cell `i` of this thread's buffer for `series`.
 #[inline]
 pub(crate) fn add_f64(series: &Arc<SeriesInner>, i: usize, v: f64) {
-    let done = LOCAL.try_with(|l| {
-        if let Some(c) = l.cells(series).get(i) {
-            c.store(
-                (f64::from_bits(c.load(Ordering::Relaxed)) + v).to_bits(),
-                Ordering::Release,
-            );
+    let done = LOCAL.try_with(|l| match l.cells(series) {
+        Some(cells) => {
+            if let Some(c) = cells.get(i) {
+                c.store(
+                    (f64::from_bits(c.load(Ordering::Relaxed)) + v).to_bits(),
+                    Ordering::Release,
+                );
+            }
+            true
         }
+        None => false,
     });
-    if done.is_err() {
-        // The thread is exiting and its buffer is gone: write through.
+    if done != Ok(true) {
+        // The thread is exiting and its buffer is gone, or the series was
+        // removed: write through.
         if let Some(c) = series.cell(i) {
             atomic_add_f64(c, v);
         }
@@ -194,22 +405,38 @@ pub(crate) fn add_f64(series: &Arc<SeriesInner>, i: usize, v: f64) {
 /// Histogram observation: f64 cell 0 (sum) += v, u64 cell `1 + bucket` += 1.
 #[inline]
 pub(crate) fn observe(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
-    let done = LOCAL.try_with(|l| {
-        let cells = l.cells(series);
-        if let (Some(sum), Some(b)) = (cells.first(), cells.get(1 + bucket)) {
-            b.store(b.load(Ordering::Relaxed) + 1, Ordering::Release);
-            sum.store(
-                (f64::from_bits(sum.load(Ordering::Relaxed)) + v).to_bits(),
-                Ordering::Release,
-            );
+    let done = LOCAL.try_with(|l| match l.cells(series) {
+        Some(cells) => {
+            if let (Some(sum), Some(b)) = (cells.first(), cells.get(1 + bucket)) {
+                b.store(b.load(Ordering::Relaxed) + 1, Ordering::Release);
+                sum.store(
+                    (f64::from_bits(sum.load(Ordering::Relaxed)) + v).to_bits(),
+                    Ordering::Release,
+                );
+            }
+            true
         }
+        None => false,
     });
-    if done.is_err() {
+    if done != Ok(true) {
         if let (Some(sum), Some(b)) = (series.cell(0), series.cell(1 + bucket)) {
             b.fetch_add(1, Ordering::Relaxed);
             atomic_add_f64(sum, v);
         }
     }
+}
+
+/// Series buffered by the calling thread (one entry per series it updated
+/// that is neither removed nor dropped with its family).
+#[doc(hidden)]
+pub fn buffered_series_in_this_thread() -> usize {
+    LOCAL
+        .try_with(|l| {
+            // SAFETY: this thread's own `Local` (see `Local::cells`).
+            let shared = unsafe { &*l.shared.get() };
+            lock(&shared.entries).len()
+        })
+        .unwrap_or(0)
 }
 
 /// What a flush did.
@@ -219,50 +446,60 @@ pub struct FlushStats {
     pub buffers: usize,
     /// Series whose deltas were pushed into an area.
     pub dirty_series: usize,
+    /// Buffered series visited (one per series and thread that updated it):
+    /// the flush's cost. Series removed by any process and families dropped
+    /// in this one leave the buffers, so this follows the live series.
+    pub entries: usize,
 }
 
 /// Flush every thread's buffer of this process into the areas.
 ///
 /// Safe to call from any thread at any time; concurrent flushes serialize
 /// per thread buffer. Cost: one read per buffered cell, one atomic add per
-/// changed cell.
+/// changed cell. Entries of series that were removed (by any process) are
+/// dropped from the buffers on the way.
 pub fn flush() -> FlushStats {
-    let gen = process::fork_generation();
-    let list: Vec<Arc<ThreadShared>> = {
-        let mut all = crate::area::fork::lock(&BUFFERS);
-        // Buffers inherited from a parent process are never flushed here.
-        all.retain(|b| b.gen == gen);
-        all.clone()
-    };
-    let mut stats = FlushStats {
-        buffers: list.len(),
-        dirty_series: 0,
-    };
-    let mut areas: Vec<*const crate::area::AreaInner> = Vec::new();
-    let mut touched = Vec::new();
+    let list = buffers();
+    let mut sweep = Sweep::default();
     for b in &list {
-        for e in b.entries.lock().iter_mut() {
-            if e.flush() {
-                stats.dirty_series += 1;
-                let a: *const crate::area::AreaInner = e.series.area();
-                if !areas.contains(&a) {
-                    areas.push(a);
-                    touched.push(e.series.clone());
-                }
-            }
-        }
+        sweep.pass(&mut lock(&b.entries), |e| !e.is_live());
     }
-    for s in touched {
-        s.area().note_flush();
-    }
-    stats
+    sweep.stats.buffers = list.len();
+    sweep.finish()
 }
 
-/// Hold the buffer list across `fork` so a child never inherits it locked
-/// (called by `area::fork`'s handler, which releases it after the fork).
+/// Flush and drop every buffer entry of the family object at `family` (its
+/// last handle is being dropped: no thread can update its series any more).
+/// Called by `FamilyInner`'s `Drop`, so that buffers never keep an area mapped.
+pub(crate) fn release_family(family: usize) {
+    let mut sweep = Sweep::default();
+    for b in &buffers() {
+        sweep.pass(&mut lock(&b.entries), |e| e.family == family);
+    }
+    sweep.finish();
+}
+
+/// Hold the buffer list and every buffer's entries across `fork` so a child
+/// never inherits them locked or half-updated (called by `area::fork`'s
+/// handler, which releases them after the fork).
 pub(crate) fn hold_for_fork() {
-    // SAFETY: BUFFERS is a static.
-    unsafe { crate::area::fork::hold(crate::area::fork::lock(&BUFFERS)) };
+    let all = lock(&BUFFERS);
+    let list = all.clone();
+    // SAFETY: BUFFERS is a static; each entries guard is held together with
+    // an Arc of the buffer it borrows from (dropped after it: tuple order).
+    unsafe {
+        hold(all);
+        for b in &list {
+            hold((lock(&b.entries), b.clone()));
+        }
+    }
+}
+
+/// Hold the buffer id pool across `fork` (taken last: it is taken under a
+/// family's series cache lock).
+pub(crate) fn hold_ids_for_fork() {
+    // SAFETY: IDS is a static.
+    unsafe { hold(lock(&IDS)) };
 }
 
 extern "C" fn flush_at_exit() {
@@ -271,11 +508,17 @@ extern "C" fn flush_at_exit() {
 
 /// A background thread that flushes every `interval`; stops (after a last
 /// flush) when dropped or [`stop`](Flusher::stop)ped. Opt-in: promshm starts
-/// no thread on its own. A child of `fork` does not inherit the thread:
-/// dropping an inherited `Flusher` there does nothing; start a new one.
+/// no thread on its own.
+///
+/// Fork-safe: the thread sleeps in `ppoll` on an `eventfd` (no user-space
+/// lock, condvar or wait queue that a child could inherit mid-update). A
+/// child of `fork` does not inherit the thread: there an inherited `Flusher`
+/// is forgotten — stopping or dropping it neither signals, joins nor closes
+/// anything — and the child may start its own.
 #[derive(Debug)]
 pub struct Flusher {
-    stop: Arc<(parking_lot::Mutex<bool>, parking_lot::Condvar)>,
+    /// Written once to stop the thread (an eventfd).
+    wake: Option<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Fork generation of the process that started the thread.
     gen: u32,
@@ -285,22 +528,27 @@ impl Flusher {
     /// Start flushing every `interval` (at least 1 ms).
     pub fn start(interval: Duration) -> std::io::Result<Flusher> {
         let interval = interval.max(Duration::from_millis(1));
-        let stop = Arc::new((parking_lot::Mutex::new(false), parking_lot::Condvar::new()));
-        let s2 = stop.clone();
+        // The fork generation must change in children even if no area exists yet.
+        process::init();
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+        let raw = wake.as_raw_fd();
         let thread = std::thread::Builder::new()
             .name("promshm-flush".into())
             .spawn(move || {
-                let (lock, cv) = &*s2;
-                let mut stopped = lock.lock();
-                while !*stopped {
-                    cv.wait_for(&mut stopped, interval);
-                    parking_lot::MutexGuard::unlocked(&mut stopped, || {
-                        let _ = std::panic::catch_unwind(flush);
-                    });
+                // The fd stays open until this thread is joined.
+                while !wait_for_stop(raw, interval) {
+                    let _ = std::panic::catch_unwind(flush);
                 }
+                let _ = std::panic::catch_unwind(flush);
             })?;
         Ok(Flusher {
-            stop,
+            wake: Some(wake),
             thread: Some(thread),
             gen: process::fork_generation(),
         })
@@ -314,17 +562,41 @@ impl Flusher {
     fn shutdown(&mut self) {
         if self.gen != process::fork_generation() {
             // Inherited through fork: the thread does not exist in this
-            // process, and its lock may have been copied held. Leave both.
+            // process. Nothing is signalled, joined or closed (the child may
+            // have closed and reused the descriptor number; the eventfd is
+            // close-on-exec).
             std::mem::forget(self.thread.take());
-            std::mem::forget(self.stop.clone());
+            std::mem::forget(self.wake.take());
             return;
         }
-        *self.stop.0.lock() = true;
-        self.stop.1.notify_all();
+        if let Some(wake) = &self.wake {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+            unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.wake = None;
     }
+}
+
+/// Sleep up to `interval` on eventfd `fd`; whether it was signalled (stop).
+fn wait_for_stop(fd: RawFd, interval: Duration) -> bool {
+    let ts = libc::timespec {
+        tv_sec: interval.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: interval.subsec_nanos() as libc::c_long,
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask change.
+    let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    // EINTR: flush early; other errors (none expected) end the thread rather
+    // than spin.
+    r > 0 || (r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
 }
 
 impl Drop for Flusher {

@@ -68,6 +68,38 @@ pub enum Error {
         /// What differs.
         detail: String,
     },
+    /// A name the new family would render (its name plus a suffix of its
+    /// type, e.g. a summary's `_count`) is already rendered by another family
+    /// of the area, registered by this process or any other.
+    #[error(
+        "family {name:?} would render {taken:?}, which family {owner:?} already renders: \
+         choose another name"
+    )]
+    NameTaken {
+        /// The family being registered.
+        name: String,
+        /// The rendered name both would use.
+        taken: String,
+        /// The family registered first.
+        owner: String,
+    },
+    /// A family name that ends in a suffix the text format reserves for the
+    /// samples of another type (`_total` on a gauge, `_count` on a state
+    /// set, ...), which `promtool check metrics` rejects.
+    #[error(
+        "invalid metric name {name:?}: a {kind} name may not end in {suffix:?}, which the \
+         exposition reserves for {owner}"
+    )]
+    ReservedSuffix {
+        /// The full family name.
+        name: String,
+        /// Its type (`gauge`, ...).
+        kind: &'static str,
+        /// The reserved suffix it ends in.
+        suffix: &'static str,
+        /// The types that suffix belongs to.
+        owner: &'static str,
+    },
     /// The operation does not apply to this metric type.
     #[error("operation {op} does not apply to a {kind}")]
     WrongType {
@@ -102,6 +134,25 @@ pub enum Error {
     /// Waiting for the area lock took longer than the bound.
     #[error("timed out waiting for the area lock held by pid {0}")]
     LockTimeout(u32),
+    /// A file that is not safe to use as an area: not a regular file (a
+    /// symbolic link, FIFO, socket, device or directory), owned by a user the
+    /// caller did not allow, or writable by its group or by every user.
+    #[error("refusing {path}: {reason}")]
+    UnsafeFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Waiting for another process's `flock` on an area file (taken while it
+    /// creates or validates the file) took longer than the bound.
+    #[error("timed out after {waited_ms} ms waiting for the file lock on {path}: another process holds it")]
+    FileLockTimeout {
+        /// The file.
+        path: PathBuf,
+        /// How long we waited, in milliseconds.
+        waited_ms: u64,
+    },
     /// An I/O error on a path.
     #[error("{op} {path}: {source}")]
     Io {
@@ -122,6 +173,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    pub(crate) fn unsafe_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::UnsafeFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             op,

@@ -35,7 +35,7 @@ pub mod registry;
 mod render;
 mod validate;
 
-pub use area::{Area, AreaOptions, AreaStats, OpenMode, WorkerInfo};
+pub use area::{Area, AreaOptions, AreaStats, FileOptions, OpenMode, WorkerInfo};
 pub use buffer::{flush, FlushStats, Flusher};
 pub use encoding::Format;
 pub use error::{Error, Result};

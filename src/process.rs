@@ -1,20 +1,62 @@
 //! Facts about the current process: pid, start time, pid namespace, and a
 //! fork generation that changes in every child so that buffers and worker
-//! slots inherited from a parent are never used twice.
+//! slots inherited from a parent are never used twice; and the descriptors
+//! that a child must close at once after `fork` (see [`close_in_children`]).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 static FORK_GEN: AtomicU32 = AtomicU32::new(1);
 static IDENTITY: AtomicU64 = AtomicU64::new(0);
 static START_TIME: AtomicU64 = AtomicU64::new(0);
+/// Cached pid namespace inode (0 = not known yet). A child may be in
+/// another namespace than its parent (`unshare(CLONE_NEWPID)`): cleared on fork.
+static PID_NS: AtomicU64 = AtomicU64::new(0);
 static ATFORK: Once = Once::new();
 
+/// Most descriptors [`close_in_children`] can track at once.
+const MAX_CHILD_CLOSE: usize = 1024;
+/// Descriptors to close in a child after `fork` (-1 = empty entry).
+static CHILD_CLOSE: [AtomicI32; MAX_CHILD_CLOSE] = [const { AtomicI32::new(-1) }; MAX_CHILD_CLOSE];
+
 extern "C" fn in_child_after_fork() {
-    // Only async-signal-safe work here: two atomic stores.
+    // Only async-signal-safe work here: atomics and close(2).
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
     IDENTITY.store(0, Ordering::Relaxed);
+    PID_NS.store(0, Ordering::Relaxed);
+    for entry in &CHILD_CLOSE {
+        let fd = entry.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: `fd` was registered by its owner and is still open in
+            // this child (the owner unregisters before it closes); the child
+            // must not share the parent's open file description.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Have every future child of `fork` close `fd` right after the fork, in
+/// the fork hook (before any other code of the child runs). Call it while
+/// no fork can happen between the `open` of `fd` and this call (under a lock
+/// the fork handlers take). `false` when the table is full.
+pub(crate) fn close_in_children(fd: i32) -> bool {
+    init();
+    CHILD_CLOSE.iter().any(|e| {
+        e.compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    })
+}
+
+/// Undo [`close_in_children`]; call it before closing `fd`.
+pub(crate) fn keep_in_children(fd: i32) {
+    for e in &CHILD_CLOSE {
+        if e.compare_exchange(fd, -1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
 }
 
 /// Register the fork hook once. Called before anything caches per-process state.
@@ -33,33 +75,34 @@ pub(crate) fn fork_generation() -> u32 {
     FORK_GEN.load(Ordering::Relaxed)
 }
 
-/// This process's identity: `pid | (start_time as u32) << 32`.
-pub(crate) fn identity() -> u64 {
+/// This process's pid (in its own pid namespace).
+pub(crate) fn pid() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// This process's identity: `pid | (start_time as u32) << 32`, or `None`
+/// while its start time cannot be read (`/proc` missing, or no file
+/// descriptor left). Never made up: a wrong start time would make this
+/// live process look dead to others. Cached once known.
+pub(crate) fn identity() -> Option<u64> {
     init();
     let id = IDENTITY.load(Ordering::Relaxed);
     if id != 0 {
-        return id;
+        return Some(id);
     }
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() } as u32;
-    match start_time_of(pid) {
-        Some(start) => {
-            START_TIME.store(start, Ordering::Relaxed);
-            let id = make_identity(pid, start);
-            IDENTITY.store(id, Ordering::Relaxed);
-            id
-        }
-        // /proc unreadable right now (e.g. out of file descriptors): use the
-        // pid alone this time and try again next time. Areas prime the
-        // identity when they are mapped, so this is rare.
-        None => make_identity(pid, 0),
-    }
+    let pid = pid();
+    let start = start_time_of(pid)?;
+    START_TIME.store(start, Ordering::Relaxed);
+    let id = make_identity(pid, start);
+    IDENTITY.store(id, Ordering::Relaxed);
+    Some(id)
 }
 
-/// Full start time of this process in clock ticks since boot.
-pub(crate) fn start_time() -> u64 {
-    identity();
-    START_TIME.load(Ordering::Relaxed)
+/// Full start time of this process in clock ticks since boot, if known.
+pub(crate) fn start_time() -> Option<u64> {
+    identity()?;
+    Some(START_TIME.load(Ordering::Relaxed))
 }
 
 /// Pack a pid and its start time into one word.
@@ -126,9 +169,25 @@ pub(crate) fn is_alive(id: u64) -> bool {
 /// Inode of this process's pid namespace (0 when unknown).
 pub(crate) fn pid_namespace() -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid")
+    init();
+    let known = PID_NS.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    let ns = std::fs::metadata("/proc/self/ns/pid")
         .map(|m| m.ino())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    PID_NS.store(ns, Ordering::Relaxed);
+    ns
+}
+
+/// Milliseconds on the monotonic clock (for backoffs; never 0).
+pub(crate) fn monotonic_ms() -> u64 {
+    // SAFETY: a zeroed timespec is a valid out-parameter.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000).max(1)
 }
 
 /// Unix time in milliseconds.

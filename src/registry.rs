@@ -14,13 +14,11 @@ use std::sync::Arc;
 use crate::area::format::*;
 use crate::area::records::{hash_strings, RecordReader, RecordWriter};
 use crate::area::{Area, AreaInner};
-use crate::buffer;
 use crate::encoding::{Encoder, Format, MetricType};
 use crate::error::{Error, Result};
 use crate::metrics::shape::Shape;
 use crate::metrics::{
-    Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, SeriesInner, StateSet,
-    Summary, SummaryOpts,
+    Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, StateSet, Summary, SummaryOpts,
 };
 use crate::render::{self, RenderStats};
 
@@ -36,18 +34,37 @@ pub(crate) struct LocalIndex {
     families: HashMap<String, (usize, Arc<Shape>)>,
     /// Family record offset -> shape.
     by_offset: HashMap<usize, Arc<Shape>>,
+    /// Every name a family of the area renders (its name plus each of its
+    /// type's [`rendered_suffixes`](MetricType::rendered_suffixes)) -> that
+    /// family's name; the first family in record order keeps a name.
+    rendered: HashMap<String, String>,
     /// Family objects handed out, so that registering again (e.g. once per
     /// request from a dynamic language) reuses one object and its series cache.
     handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
     /// (family offset, label hash) -> series record offsets.
     series: HashMap<(usize, u64), Vec<usize>>,
-    /// Series record offset -> its thread-buffer id, so that resolving a
-    /// series again (its handles were dropped) does not take a new id:
-    /// thread buffers are indexed by id, and ids must stay bounded.
-    local_ids: HashMap<usize, u32>,
 }
 
 impl LocalIndex {
+    /// The first name a family `name` of type `kind` would render that a
+    /// family of another name already renders: `(rendered name, owner)`.
+    fn clash(&self, name: &str, kind: MetricType) -> Option<(String, String)> {
+        kind.rendered_suffixes().find_map(|sfx| {
+            let rendered = format!("{name}{sfx}");
+            match self.rendered.get(&rendered) {
+                Some(owner) if owner != name => Some((rendered, owner.clone())),
+                _ => None,
+            }
+        })
+    }
+
+    /// Whether a family `name` of type `kind` would render a name some
+    /// family of the area renders (that family itself included).
+    fn taken(&self, name: &str, kind: MetricType) -> bool {
+        kind.rendered_suffixes()
+            .any(|sfx| self.rendered.contains_key(&format!("{name}{sfx}")))
+    }
+
     /// The family objects of this index that are still alive.
     pub(crate) fn families_handed_out(&self) -> Vec<Arc<FamilyInner>> {
         self.handed_out
@@ -69,6 +86,11 @@ impl LocalIndex {
                 KIND_FAMILY => {
                     if let Some(shape) = Shape::decode(area, rec) {
                         let shape = Arc::new(shape);
+                        for sfx in shape.kind.rendered_suffixes() {
+                            self.rendered
+                                .entry(format!("{}{sfx}", shape.name))
+                                .or_insert_with(|| shape.name.clone());
+                        }
                         self.by_offset.insert(rec.off, shape.clone());
                         self.families
                             .entry(shape.name.clone())
@@ -326,6 +348,7 @@ impl Registry {
             )));
         }
         crate::validate::metric_name(&name)?;
+        crate::validate::family_name_suffix(&name, kind)?;
         Ok(name)
     }
 
@@ -422,6 +445,9 @@ fn register_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<
     Ok(off)
 }
 
+/// The family of this name if it exists with this shape; `ShapeMismatch` if
+/// with another; `NameTaken` if none exists but one of the names it would
+/// render is another family's; `None` if it is free to create.
 fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
     match idx.families.get(&shape.name) {
         Some((off, existing)) => match existing.difference(shape) {
@@ -431,16 +457,24 @@ fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
                 detail,
             }),
         },
-        None => Ok(None),
+        None => match idx.clash(&shape.name, shape.kind) {
+            Some((taken, owner)) => Err(Error::NameTaken {
+                name: shape.name.clone(),
+                taken,
+                owner,
+            }),
+            None => Ok(None),
+        },
     }
 }
 
-/// Find or create the series of `family` with label values `values` (constant labels included).
+/// Find or create the series of `family` with label values `values`
+/// (constant labels included); the offset of its record.
 pub(crate) fn resolve_series(
     family: &Arc<FamilyInner>,
     values: &[&str],
     hash: u64,
-) -> Result<Arc<SeriesInner>> {
+) -> Result<usize> {
     let area = &family.area;
     let mut idx = crate::area::fork::lock(&area.index);
     let found = match idx.find_series(area, family.off, values, hash) {
@@ -465,21 +499,7 @@ pub(crate) fn resolve_series(
             }
         }
     };
-    let local_id = *idx
-        .local_ids
-        .entry(off)
-        .or_insert_with(buffer::next_local_id);
-    drop(idx);
-    let n_cells = family.shape.n_cells(area.max_workers());
-    Ok(Arc::new(SeriesInner {
-        family: family.clone(),
-        off,
-        cells: off + ser::CELLS,
-        local_id,
-        eager: family.eager,
-        n_cells,
-        values: values.iter().map(|v| Box::<str>::from(*v)).collect(),
-    }))
+    Ok(off)
 }
 
 fn create_series(
@@ -506,20 +526,29 @@ fn create_series(
     Ok(off)
 }
 
-/// Mark the live series with these values removed.
-pub(crate) fn remove_series(family: &Arc<FamilyInner>, values: &[&str], hash: u64) -> Result<bool> {
+/// Mark the live series with these values removed; its offset if it was live.
+pub(crate) fn remove_series(
+    family: &Arc<FamilyInner>,
+    values: &[&str],
+    hash: u64,
+) -> Result<Option<usize>> {
     let area = &family.area;
     area.check_writable()?;
     let mut idx = crate::area::fork::lock(&area.index);
     idx.catch_up(area, false);
     let Some(off) = idx.find_series(area, family.off, values, hash) else {
-        return Ok(false);
+        return Ok(None);
     };
-    let removed = area.mark_removed(off, KIND_SERIES);
-    if removed {
-        area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
+    // A removed series is never found again: forget it (lookups stay as
+    // fast as the live series, however often labels are removed and re-added).
+    if let Some(offs) = idx.series.get_mut(&(family.off, hash)) {
+        offs.retain(|&o| o != off);
     }
-    Ok(removed)
+    if !area.mark_removed(off, KIND_SERIES) {
+        return Ok(None);
+    }
+    area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
+    Ok(Some(off))
 }
 
 /// Remove every live series of the family; how many.
@@ -530,16 +559,17 @@ pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
     let _guard = area.lock()?;
     idx.catch_up(area, true);
     let mut n = 0;
-    for ((fam, _), offs) in idx.series.iter() {
+    idx.series.retain(|(fam, _), offs| {
         if *fam != family.off {
-            continue;
+            return true;
         }
-        for &off in offs {
+        for &off in offs.iter() {
             if area.mark_removed(off, KIND_SERIES) {
                 n += 1;
             }
         }
-    }
+        false
+    });
     area.hdr(hdr::STAT_SERIES)
         .fetch_sub(n as u64, Ordering::Relaxed);
     Ok(n)
@@ -549,6 +579,22 @@ impl Area {
     /// A registry on this area with no prefix.
     pub fn registry(&self) -> Registry {
         Registry::new(self)
+    }
+
+    /// Whether a family named `name` (its full name, as exposed without
+    /// the suffixes) of type `kind` would render a name that a family of the
+    /// area, registered by any process, already renders, or a name of
+    /// promshm's own `promshm_*` metrics. For code that renders families
+    /// of its own next to the area's (e.g. custom collectors), to skip one
+    /// that would appear twice. Takes no lock.
+    pub fn name_taken(&self, name: &str, kind: MetricType) -> bool {
+        if name.starts_with(SELF_METRICS_PREFIX) {
+            return true;
+        }
+        let area = &self.inner;
+        let mut idx = crate::area::fork::lock(&area.index);
+        idx.catch_up(area, false);
+        idx.taken(name, kind)
     }
 
     /// Render every family of the area.
@@ -564,7 +610,44 @@ impl Area {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Area, AreaOptions, GaugeMode, Opts};
+    use crate::area::format::{KIND_FAMILY, RECORD_HEADER};
+    use crate::encoding::{Format, MetricType};
+    use crate::metrics::shape::Shape;
+    use crate::{Area, AreaOptions, GaugeMode, Opts, SummaryOpts};
+
+    /// An area whose records hold a family rendering a name an earlier one
+    /// renders (written by a build without the check, or damaged): the
+    /// render keeps the first, skips the later one and counts it as bad.
+    #[test]
+    fn a_family_rendering_an_earlier_ones_name_is_skipped_and_counted() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let s = area
+            .registry()
+            .summary(Opts::new("s", "h"), &SummaryOpts::quantiles(&[]))
+            .unwrap();
+        s.get().unwrap().observe(1.0).unwrap();
+        let inner = &area.inner;
+        let shape = Shape::new(
+            MetricType::Gauge,
+            "s_count".into(),
+            "g".into(),
+            String::new(),
+        );
+        let w = shape.encode(false, inner.max_workers());
+        let guard = inner.lock().unwrap();
+        let off = inner.alloc(&guard, KIND_FAMILY, w.len()).unwrap();
+        inner.write_bytes(off + RECORD_HEADER, &w.buf[RECORD_HEADER..]);
+        inner.commit(off, KIND_FAMILY);
+        drop(guard);
+        let mut out = Vec::new();
+        let stats = area.render(&mut out, Format::Prometheus).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("# TYPE s_count"), "{text}");
+        assert!(text.contains("\ns_count 1\n"), "{text}");
+        assert_eq!(stats.bad_records, 1, "{text}");
+        // And the index agrees: the name stays the summary's.
+        assert!(area.name_taken("s_count", MetricType::Gauge));
+    }
 
     /// Thread buffers are indexed by a series' id: a series resolved again
     /// after its handles were dropped (e.g. `labels(..)` per request on a
@@ -577,12 +660,12 @@ mod tests {
             .registry()
             .gauge(Opts::new("g", "h").labels(&["a"]), GaugeMode::Sum)
             .unwrap();
-        let first = g.labels(&["x"]).unwrap().series.local_id;
+        let first = g.labels(&["x"]).unwrap().series.buffer;
         for _ in 0..100 {
             g.labels(&["x"]).unwrap().set(1.0);
         }
-        assert_eq!(g.labels(&["x"]).unwrap().series.local_id, first);
-        let other = g.labels(&["y"]).unwrap().series.local_id;
-        assert_ne!(other, first);
+        assert_eq!(g.labels(&["x"]).unwrap().series.buffer, first);
+        let other = g.labels(&["y"]).unwrap().series.buffer.id;
+        assert_ne!(other, first.id);
     }
 }

@@ -71,6 +71,7 @@ pub(crate) fn render_into(
     let mut stats = RenderStats::default();
     let mut families: Vec<FamilyEntry> = Vec::new();
     let mut by_offset: HashMap<usize, usize> = HashMap::new();
+    // Every name the families kept so far render.
     let mut names: HashMap<String, ()> = HashMap::new();
     let mut removed_values = Vec::new();
     let end = area.walk(0, false, |rec| {
@@ -97,10 +98,22 @@ pub(crate) fn render_into(
         match rec.kind {
             KIND_FAMILY => match Shape::decode(area, rec) {
                 Some(shape) => {
-                    if names.insert(shape.name.clone(), ()).is_some() {
+                    // Every name a family renders is its own: a family that
+                    // would render one an earlier family renders (the same
+                    // name, or e.g. `s_count` next to a summary `s`) is bad,
+                    // as registration refuses it (`Error::NameTaken`).
+                    let rendered = || {
+                        let name = &shape.name;
+                        shape
+                            .kind
+                            .rendered_suffixes()
+                            .map(move |sfx| format!("{name}{sfx}"))
+                    };
+                    if rendered().any(|n| names.contains_key(&n)) {
                         stats.bad_records += 1;
                         return;
                     }
+                    names.extend(rendered().map(|n| (n, ())));
                     if prefix.is_some_and(|p| !shape.name.starts_with(p)) {
                         return;
                     }

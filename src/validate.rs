@@ -79,6 +79,36 @@ pub(crate) fn unit(unit: &str, kind: MetricType) -> Result<()> {
     }
 }
 
+/// A family name (prefix and unit included) that does not end in a suffix
+/// the Prometheus text format reserves for the samples of another type
+/// (`_total`: counters; `_bucket`: histograms; `_count`, `_sum`: histograms
+/// and summaries), which `promtool check metrics` rejects. Counters and info
+/// families are exposed with their own `_total`/`_info` after the name, so
+/// their names may end in anything.
+pub(crate) fn family_name_suffix(name: &str, kind: MetricType) -> Result<()> {
+    use MetricType as T;
+    let reserved: &[(&str, &str)] = match kind {
+        T::Counter | T::Info => &[],
+        T::Histogram => &[("_total", "counters")],
+        T::Summary => &[("_total", "counters"), ("_bucket", "histograms")],
+        T::Gauge | T::StateSet => &[
+            ("_total", "counters"),
+            ("_bucket", "histograms"),
+            ("_count", "histograms and summaries"),
+            ("_sum", "histograms and summaries"),
+        ],
+    };
+    match reserved.iter().find(|(sfx, _)| name.ends_with(sfx)) {
+        Some(&(suffix, owner)) => Err(Error::ReservedSuffix {
+            name: name.to_owned(),
+            kind: kind.as_str(),
+            suffix,
+            owner,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Help text length.
 pub(crate) fn help(help: &str) -> Result<()> {
     if help.len() > MAX_HELP_LEN {

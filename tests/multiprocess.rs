@@ -379,7 +379,7 @@ fn gw_families(area: &Area) -> GwFamilies {
     let reg = area.registry();
     let g = |name: &str, mode| reg.gauge(Opts::new(name, "A gauge."), mode).unwrap();
     GwFamilies {
-        sum: g("gw_sum", GaugeMode::Sum),
+        sum: g("gw_summed", GaugeMode::Sum),
         livesum: g("gw_livesum", GaugeMode::LiveSum),
         max: g("gw_max", GaugeMode::Max),
         min: g("gw_min", GaugeMode::Min),
@@ -511,7 +511,7 @@ fn dead_workers_are_reaped_and_gauges_follow_their_mode() {
         &area,
         "A alive",
         &[
-            ("gw_sum", 11.0),
+            ("gw_summed", 11.0),
             ("gw_livesum", 11.0),
             ("gw_max", 100.0),
             ("gw_min", -100.0),
@@ -537,7 +537,7 @@ fn dead_workers_are_reaped_and_gauges_follow_their_mode() {
         &area,
         "A reaped",
         &[
-            ("gw_sum", 11.0),
+            ("gw_summed", 11.0),
             ("gw_livesum", 1.0),
             ("gw_max", 100.0),
             ("gw_min", -100.0),
@@ -578,7 +578,7 @@ fn dead_workers_are_reaped_and_gauges_follow_their_mode() {
         &area,
         "B alive",
         &[
-            ("gw_sum", 31.0),
+            ("gw_summed", 31.0),
             ("gw_livesum", 21.0),
             ("gw_max", 100.0),
             ("gw_min", -100.0),
@@ -596,7 +596,7 @@ fn dead_workers_are_reaped_and_gauges_follow_their_mode() {
         &area,
         "B reaped",
         &[
-            ("gw_sum", 31.0),
+            ("gw_summed", 31.0),
             ("gw_livesum", 1.0),
             ("gw_max", 100.0),
             ("gw_min", -100.0),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read a promshm area file and print its families and series as JSON.
 
-An independent reader written from docs/FORMAT.md (format version 1) only,
+An independent reader written from docs/FORMAT.md (format version 2) only,
 with the Python standard library (mmap, struct). It never writes to the area,
 takes no lock but the shared flock while validating the header, and trusts
 nothing it reads: every offset and length is checked, damaged records are
@@ -11,7 +11,7 @@ Usage:
     promshm_read.py AREA [--now-ms MS] [--indent N]
 
 Output (one JSON object):
-    {"format_version": 1, "pages": .., "max_workers": .., "data_offset": ..,
+    {"format_version": 2, "pages": .., "max_workers": .., "data_offset": ..,
      "alloc_cursor": .., "bad_records": .., "stats": {..}, "workers": [..],
      "families": [ {"name", "type", "help", "unit", "labels": [..],
                     "gauge_mode" (gauge), "buckets" (histogram),
@@ -52,7 +52,7 @@ PAGE = 4096
 MIN_PAGES = 3
 MAX_PAGES = 0xFFFFFFFF // PAGE
 MAGIC = b"PROMSHM1"
-VERSION = 1
+VERSION = 2
 ENDIAN_TAG = 0x01020304
 INIT_READY = 2
 MAX_WORKERS = 4096
@@ -422,15 +422,40 @@ def fmin(a, b):
     return a if a <= b else b
 
 
-def gauge_value(cells, mode, max_workers):
-    """Combine a gauge's cells by its mode (section 8.3): (value, {slot: value})."""
+FOLD_SEQ, FOLD_CELLS, FOLD_VALUE, FOLD_STAMP = 152, 160, 168, 176
+SLOT_REAPING = 2
+
+
+def read_gauge(area, cells_off, fam):
+    """Read a gauge series consistently with the reaper's folds (section 8.3):
+    retry while the fold sequence changes; while it is odd, read the series
+    being folded as the fold leaves it."""
+    for _ in range(1000):
+        seq = area.u64(FOLD_SEQ)
+        folding = None
+        if seq & 1 and area.u64(FOLD_CELLS) == cells_off:
+            reaping = {s for s in range(area.max_workers) if area.u32(PAGE + 64 * s) == SLOT_REAPING}
+            folding = (area.u64(FOLD_VALUE), area.u64(FOLD_STAMP), reaping)
+        cells = area.cells(cells_off, fam["n_cells"])
+        result = gauge_value(cells, fam["gauge_mode"], area.max_workers, folding)
+        if area.u64(FOLD_SEQ) == seq:
+            break
+    return result
+
+
+def gauge_value(cells, mode, max_workers, folding=None):
+    """Combine a gauge's cells by its mode (section 8.3): (value, {slot: value}).
+    `folding`: (retained value bits, retained stamp, reaped slots) of a fold in progress."""
     acc = None
     workers = {}
-    if mode in ("sum", "max", "min", "mostrecent") and cells[1] != 0:
-        acc = (f64_bits(cells[0]), cells[1])
+    retained, retained_stamp, skip = cells[0], cells[1], set()
+    if folding is not None:
+        retained, retained_stamp, skip = folding
+    if mode in ("sum", "max", "min", "mostrecent") and retained_stamp != 0:
+        acc = (f64_bits(retained), retained_stamp)
     for s in range(max_workers):
         stamp = cells[3 + 2 * s]
-        if stamp == 0:
+        if stamp == 0 or s in skip:
             continue
         v = f64_bits(cells[2 + 2 * s])
         if mode == "all":
@@ -506,8 +531,12 @@ def summary_counts(area, cells_off, age_buckets, max_age_ms, now_ms):
         base = cells_off + 8 * (2 + b * (1 + SKETCH_BUCKETS))
         epoch = area.u64(base)
         if epoch != 0 and epoch <= now and now - epoch < k:
+            # A count cell is `tag << 40 | count`; only cells tagged with the
+            # bucket's epoch (its low 24 bits) count.
+            tag = epoch & 0xFFFFFF
             for i, c in enumerate(area.cells(base + 8, SKETCH_BUCKETS)):
-                counts[i] += c
+                if c >> 40 == tag:
+                    counts[i] += c & 0xFFFFFFFFFF
     return counts
 
 
@@ -539,8 +568,7 @@ def read_series(area, off, length, fam, now_ms):
             raise Bad("counter total is NaN or negative")
         out["value"] = jf(v)
     elif ftype == "gauge":
-        cells = area.cells(cells_off, fam["n_cells"])
-        value, workers = gauge_value(cells, fam["gauge_mode"], area.max_workers)
+        value, workers = read_gauge(area, cells_off, fam)
         out["value"] = jf(value)
         if fam["gauge_mode"] == "all":
             out["workers"] = {s: jf(v) for s, v in workers.items()}

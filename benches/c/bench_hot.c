@@ -82,6 +82,7 @@ int main(void) {
     const char *req_labels[2] = {"path", "status"};
     promshm_metric_opts o;
     memset(&o, 0, sizeof o);
+    o.size = sizeof o;
     o.name = "requests";
     o.help = "Requests.";
     o.label_names = req_labels;
@@ -94,6 +95,7 @@ int main(void) {
 
     const char *lat_labels[1] = {"path"};
     memset(&o, 0, sizeof o);
+    o.size = sizeof o;
     o.name = "latency";
     o.help = "Latency.";
     o.unit = "seconds";

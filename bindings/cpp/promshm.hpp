@@ -24,7 +24,9 @@
 // gives up ownership of it, and `T::adopt(p)` takes ownership of one (and
 // checks its metric type). As in C, objects keep what they were made from
 // alive: a `Counter` stays valid after its `Family`, `Registry` and `Area`
-// are destroyed.
+// are destroyed, and a guard (`Histogram::time()`, `Summary::time()`,
+// `Gauge::track_inprogress()`) holds its own reference to the series, so
+// `family.get().time()` on a temporary is safe.
 //
 // Threads and processes: the handles are safe to use from many threads at
 // once, which is why the update methods are `const`. Create the `Area` (and
@@ -222,6 +224,8 @@ public:
 
 protected:
     explicit shared_handle(const T* p) noexcept : p_(p) {}
+    /// Own `p` instead of the current handle (which is freed).
+    void reset(const T* p) noexcept { Free(std::exchange(p_, p)); }
     /// A new owner of the same C object (throws on a moved-from handle).
     const T* clone_raw() const {
         if (!p_) throw error(PROMSHM_RESULT_NULL_PARAMETER, "cannot clone a moved-from handle");
@@ -230,6 +234,26 @@ protected:
 
 private:
     const T* p_ = nullptr;
+};
+
+/// An owned reference to a series, taken by the guards (`Histogram::timer`,
+/// `Gauge::in_progress`) so that they stay valid after the series object
+/// they were made from (often a temporary: `family.get().time()`).
+class series_ref
+    : public shared_handle<promshm_series, promshm_series_free, promshm_series_clone> {
+    using base = shared_handle<promshm_series, promshm_series_free, promshm_series_clone>;
+
+public:
+    series_ref() noexcept = default;
+    /// A new reference to `s`; throws `PROMSHM_RESULT_NULL_PARAMETER` for
+    /// NULL (a moved-from series).
+    explicit series_ref(const promshm_series* s) : base(checked_clone(s)) {}
+
+private:
+    static const promshm_series* checked_clone(const promshm_series* s) {
+        if (!s) throw error(PROMSHM_RESULT_NULL_PARAMETER, "series is moved from");
+        return promshm_series_clone(s);
+    }
 };
 
 }  // namespace detail
@@ -330,7 +354,7 @@ public:
     promshm_metric_opts c_opts(std::vector<const char*>& names) const {
         names.clear();
         for (const auto& l : labels_) names.push_back(l.c_str());
-        promshm_metric_opts o{};
+        promshm_metric_opts o = PROMSHM_METRIC_OPTS_INIT;
         o.name = name_.c_str();
         o.help = help_.empty() ? nullptr : help_.c_str();
         o.unit = unit_.empty() ? nullptr : unit_.c_str();
@@ -398,7 +422,37 @@ inline std::vector<double> exponential_buckets(double start, double factor, size
     return out;
 }
 
+template <class Series>
+class Family;
+
 namespace detail {
+
+/// NUL-terminated copies of label pairs and the `promshm_label` array C
+/// takes (constant labels, info pairs, `labels_by_name`).
+class c_labels {
+public:
+    explicit c_labels(std::initializer_list<label> pairs) {
+        strings_.reserve(2 * pairs.size());
+        for (const label& l : pairs) {
+            strings_.push_back(c_string(l.name, "label name"));
+            strings_.push_back(c_string(l.value, "label value"));
+        }
+        labels_.resize(pairs.size());  // strings_ no longer moves: c_str() stays valid
+        for (size_t i = 0; i < labels_.size(); i++) {
+            labels_[i].name = strings_[2 * i].c_str();
+            labels_[i].value = strings_[2 * i + 1].c_str();
+        }
+    }
+    c_labels(const c_labels&) = delete;
+    c_labels& operator=(const c_labels&) = delete;
+
+    const promshm_label* data() const noexcept { return labels_.empty() ? nullptr : labels_.data(); }
+    size_t size() const noexcept { return labels_.size(); }
+
+private:
+    std::vector<std::string> strings_;
+    std::vector<promshm_label> labels_;
+};
 
 /// Streams a render into a C++ callable `write(std::string_view)` (which may
 /// return `bool`, false to stop). An exception thrown by `write` is caught
@@ -482,8 +536,6 @@ private:
 template <class Self, metric_type Type>
 class series_base
     : public shared_handle<promshm_series, promshm_series_free, promshm_series_clone> {
-    using base = shared_handle<promshm_series, promshm_series_free, promshm_series_clone>;
-
 public:
     /// The metric type of this series class.
     static constexpr metric_type type = Type;
@@ -494,17 +546,25 @@ public:
     /// Throws `PROMSHM_RESULT_WRONG_TYPE` (after freeing it) if the series
     /// is of another type.
     static Self adopt(const promshm_series* s) {
-        Self out{s};
+        Self out = wrap(s);
         if (s && static_cast<metric_type>(promshm_series_type(s)) != Type)
             throw error(PROMSHM_RESULT_WRONG_TYPE, "adopted series is of another type");
         return out;
     }
 
     /// Another owner of the same series.
-    Self clone() const { return Self{this->clone_raw()}; }
+    Self clone() const { return wrap(this->clone_raw()); }
 
-protected:
-    explicit series_base(const promshm_series* s) noexcept : base(s) {}
+private:
+    template <class>
+    friend class promshm::Family;
+
+    /// A `Self` owning `s`: the one constructor of every series class.
+    static Self wrap(const promshm_series* s) noexcept {
+        Self out;
+        out.reset(s);
+        return out;
+    }
 };
 
 }  // namespace detail
@@ -526,11 +586,6 @@ public:
         return v;
     }
 
-private:
-    friend class detail::series_base<Counter, metric_type::counter>;
-    template <class>
-    friend class Family;
-    explicit Counter(const promshm_series* s) noexcept : series_base(s) {}
 };
 
 /// A gauge series: this process's value, combined across workers by the
@@ -557,43 +612,51 @@ public:
         return v;
     }
 
-    /// `inc()` now and `dec()` when the guard goes out of scope.
+    /// `inc()` now and `dec()` when the guard goes out of scope. The guard
+    /// holds its own reference to the series: it may outlive the `Gauge` it
+    /// was made from (`family.get().track_inprogress()`). A moved-from guard
+    /// does nothing.
     class in_progress {
     public:
-        explicit in_progress(const Gauge& g) : g_(&g) { g.inc(); }
-        in_progress(const in_progress&) = delete;
-        in_progress& operator=(const in_progress&) = delete;
-        ~in_progress() { promshm_gauge_dec(g_->handle()); }
+        explicit in_progress(const Gauge& g) : g_(g.handle()) {
+            detail::check(promshm_gauge_inc(g_.handle()));
+        }
+        in_progress(in_progress&&) noexcept = default;
+        in_progress& operator=(in_progress&&) = delete;
+        ~in_progress() {
+            if (g_) promshm_gauge_dec(g_.handle());  // cannot fail on a live handle
+        }
 
     private:
-        const Gauge* g_;
+        detail::series_ref g_;
     };
     /// Track work in progress: `auto guard = gauge.track_inprogress();`.
     in_progress track_inprogress() const { return in_progress(*this); }
 
-private:
-    friend class detail::series_base<Gauge, metric_type::gauge>;
-    template <class>
-    friend class Family;
-    explicit Gauge(const promshm_series* s) noexcept : series_base(s) {}
 };
 
 namespace detail {
 /// Observes the seconds elapsed between its construction and destruction.
+/// It holds its own reference to the series (a clone of `s`), so it may
+/// outlive the series object it was made from (`family.get().time()`). A
+/// moved-from timer observes nothing.
 template <promshm_result (*Observe)(const promshm_series*, double)>
 class timer {
 public:
-    explicit timer(const promshm_series* s) noexcept
+    /// Start timing the series `s`; throws `PROMSHM_RESULT_NULL_PARAMETER`
+    /// for NULL.
+    explicit timer(const promshm_series* s)
         : s_(s), start_(std::chrono::steady_clock::now()) {}
-    timer(const timer&) = delete;
-    timer& operator=(const timer&) = delete;
+    timer(timer&&) noexcept = default;
+    timer& operator=(timer&&) = delete;
     ~timer() {
+        if (!s_) return;
         std::chrono::duration<double> d = std::chrono::steady_clock::now() - start_;
-        Observe(s_, d.count());  // cannot fail for a finite duration
+        Observe(s_.handle(), d.count());  // cannot fail for a finite duration
     }
 
 private:
-    const promshm_series* s_;
+    series_ref s_;
     std::chrono::steady_clock::time_point start_;
 };
 }  // namespace detail
@@ -612,16 +675,8 @@ public:
     }
     /// Observe the seconds until the returned guard is destroyed.
     using timer = detail::timer<promshm_histogram_observe>;
-    timer time() const {
-        if (!handle()) throw error(PROMSHM_RESULT_NULL_PARAMETER, "series is moved from");
-        return timer(handle());
-    }
+    timer time() const { return timer(handle()); }
 
-private:
-    friend class detail::series_base<Histogram, metric_type::histogram>;
-    template <class>
-    friend class Family;
-    explicit Histogram(const promshm_series* s) noexcept : series_base(s) {}
 };
 
 /// A summary series: count, sum and cross-process quantiles.
@@ -642,17 +697,10 @@ public:
     }
     /// One quantile estimate (NaN without observations).
     double quantile(double q) const { return quantiles({q})[0]; }
+    /// Observe the seconds until the returned guard is destroyed.
     using timer = detail::timer<promshm_summary_observe>;
-    timer time() const {
-        if (!handle()) throw error(PROMSHM_RESULT_NULL_PARAMETER, "series is moved from");
-        return timer(handle());
-    }
+    timer time() const { return timer(handle()); }
 
-private:
-    friend class detail::series_base<Summary, metric_type::summary>;
-    template <class>
-    friend class Family;
-    explicit Summary(const promshm_series* s) noexcept : series_base(s) {}
 };
 
 /// An info series (`<name>_info 1` with the information as labels).
@@ -661,25 +709,10 @@ public:
     Info() noexcept = default;
     /// Replace the information.
     void set(std::initializer_list<label> pairs) const {
-        std::vector<std::string> strings;
-        strings.reserve(2 * pairs.size());
-        for (const label& l : pairs) {
-            strings.push_back(detail::c_string(l.name, "label name"));
-            strings.push_back(detail::c_string(l.value, "label value"));
-        }
-        std::vector<promshm_label> c(pairs.size());
-        for (size_t i = 0; i < c.size(); i++) {
-            c[i].name = strings[2 * i].c_str();
-            c[i].value = strings[2 * i + 1].c_str();
-        }
-        detail::check(promshm_info_set(handle(), c.empty() ? nullptr : c.data(), c.size()));
+        detail::c_labels c(pairs);
+        detail::check(promshm_info_set(handle(), c.data(), c.size()));
     }
 
-private:
-    friend class detail::series_base<Info, metric_type::info>;
-    template <class>
-    friend class Family;
-    explicit Info(const promshm_series* s) noexcept : series_base(s) {}
 };
 
 /// A state-set (enum) series.
@@ -700,11 +733,6 @@ public:
         return i;
     }
 
-private:
-    friend class detail::series_base<StateSet, metric_type::state_set>;
-    template <class>
-    friend class Family;
-    explicit StateSet(const promshm_series* s) noexcept : series_base(s) {}
 };
 
 // ---- families -----------------------------------------------------------------
@@ -743,21 +771,10 @@ public:
 
     /// The series with these labels given by name, in any order.
     Series labels_by_name(std::initializer_list<label> pairs) const {
-        std::vector<std::string> strings;
-        strings.reserve(2 * pairs.size());
-        for (const label& l : pairs) {
-            strings.push_back(detail::c_string(l.name, "label name"));
-            strings.push_back(detail::c_string(l.value, "label value"));
-        }
-        std::vector<promshm_label> c(pairs.size());
-        for (size_t i = 0; i < c.size(); i++) {
-            c[i].name = strings[2 * i].c_str();
-            c[i].value = strings[2 * i + 1].c_str();
-        }
+        detail::c_labels c(pairs);
         const promshm_series* s = nullptr;
-        detail::check(promshm_family_labels_by_name(handle(), c.empty() ? nullptr : c.data(),
-                                                    c.size(), &s));
-        return Series{s};
+        detail::check(promshm_family_labels_by_name(handle(), c.data(), c.size(), &s));
+        return Series::wrap(s);
     }
 
     /// Remove the series with these values in every process; whether it
@@ -799,7 +816,7 @@ private:
         detail::c_strings c(first, last, "label value");
         const promshm_series* s = nullptr;
         detail::check(promshm_family_labels(handle(), c.data(), c.size(), &s));
-        return Series{s};
+        return Series::wrap(s);
     }
 };
 
@@ -823,21 +840,16 @@ public:
 
     /// Register (or find) a counter family.
     Family<Counter> counter(const Opts& opts) const {
-        std::vector<const char*> names;
-        promshm_metric_opts o = opts.c_opts(names);
-        const promshm_family* f = nullptr;
-        detail::check(promshm_registry_counter(handle(), &o, &f));
-        return Family<Counter>{f};
+        return make<Counter>(opts, [&](const promshm_metric_opts* o, const promshm_family** f) {
+            return promshm_registry_counter(handle(), o, f);
+        });
     }
 
     /// Register (or find) a gauge family combining workers' values by `mode`.
     Family<Gauge> gauge(const Opts& opts, gauge_mode mode) const {
-        std::vector<const char*> names;
-        promshm_metric_opts o = opts.c_opts(names);
-        const promshm_family* f = nullptr;
-        detail::check(
-            promshm_registry_gauge(handle(), &o, static_cast<promshm_gauge_mode>(mode), &f));
-        return Family<Gauge>{f};
+        return make<Gauge>(opts, [&](const promshm_metric_opts* o, const promshm_family** f) {
+            return promshm_registry_gauge(handle(), o, static_cast<promshm_gauge_mode>(mode), f);
+        });
     }
 
     /// Register (or find) a histogram family with the default buckets.
@@ -859,33 +871,27 @@ public:
     Family<Summary> summary(const Opts& opts, std::initializer_list<double> quantiles = {},
                             std::chrono::milliseconds max_age = std::chrono::milliseconds(0),
                             uint32_t age_buckets = 0) const {
-        std::vector<const char*> names;
-        promshm_metric_opts o = opts.c_opts(names);
-        const promshm_family* f = nullptr;
-        detail::check(promshm_registry_summary(
-            handle(), &o, quantiles.size() ? quantiles.begin() : nullptr, quantiles.size(),
-            static_cast<uint64_t>(max_age.count()), age_buckets, &f));
-        return Family<Summary>{f};
+        return make<Summary>(opts, [&](const promshm_metric_opts* o, const promshm_family** f) {
+            return promshm_registry_summary(
+                handle(), o, quantiles.size() ? quantiles.begin() : nullptr, quantiles.size(),
+                static_cast<uint64_t>(max_age.count()), age_buckets, f);
+        });
     }
 
     /// Register (or find) an info family.
     Family<Info> info(const Opts& opts) const {
-        std::vector<const char*> names;
-        promshm_metric_opts o = opts.c_opts(names);
-        const promshm_family* f = nullptr;
-        detail::check(promshm_registry_info(handle(), &o, &f));
-        return Family<Info>{f};
+        return make<Info>(opts, [&](const promshm_metric_opts* o, const promshm_family** f) {
+            return promshm_registry_info(handle(), o, f);
+        });
     }
 
     /// Register (or find) a state-set family with these states.
     Family<StateSet> stateset(const Opts& opts,
                               std::initializer_list<std::string_view> states) const {
-        std::vector<const char*> names;
-        promshm_metric_opts o = opts.c_opts(names);
         detail::c_strings s(states.begin(), states.end(), "state");
-        const promshm_family* f = nullptr;
-        detail::check(promshm_registry_stateset(handle(), &o, s.data(), s.size(), &f));
-        return Family<StateSet>{f};
+        return make<StateSet>(opts, [&](const promshm_metric_opts* o, const promshm_family** f) {
+            return promshm_registry_stateset(handle(), o, s.data(), s.size(), f);
+        });
     }
 
     /// A copy whose renders leave out promshm's own metrics.
@@ -903,11 +909,19 @@ private:
     explicit Registry(const promshm_registry* r) noexcept : base(r) {}
 
     Family<Histogram> histogram_raw(const Opts& opts, const double* b, size_t n) const {
+        return make<Histogram>(opts, [&](const promshm_metric_opts* o, const promshm_family** f) {
+            return promshm_registry_histogram(handle(), o, n ? b : nullptr, n, f);
+        });
+    }
+
+    /// Register a family of `Series`: `reg(&c_opts, &out)` is the C call.
+    template <class Series, class Register>
+    Family<Series> make(const Opts& opts, Register&& reg) const {
         std::vector<const char*> names;
         promshm_metric_opts o = opts.c_opts(names);
         const promshm_family* f = nullptr;
-        detail::check(promshm_registry_histogram(handle(), &o, n ? b : nullptr, n, &f));
-        return Family<Histogram>{f};
+        detail::check(reg(&o, &f));
+        return Family<Series>{f};
     }
 };
 
@@ -972,7 +986,7 @@ public:
 
     /// Usage and self-metric counters.
     promshm_area_stats stats() const {
-        promshm_area_stats s{};
+        promshm_area_stats s = PROMSHM_AREA_STATS_INIT;
         detail::check(promshm_area_get_stats(handle(), &s));
         return s;
     }
@@ -986,7 +1000,8 @@ public:
                 detail::check(rc);
                 return {};
             }
-            std::vector<promshm_worker_info> out(n + 4);  // room for new workers
+            promshm_worker_info init = PROMSHM_WORKER_INFO_INIT;
+            std::vector<promshm_worker_info> out(n + 4, init);  // room for new workers
             size_t got = 0;
             rc = promshm_area_workers(handle(), out.data(), out.size(), &got);
             if (rc == PROMSHM_RESULT_BUFFER_TOO_SMALL) continue;
@@ -1007,20 +1022,9 @@ public:
     /// labels.
     Registry registry(std::string_view prefix, std::initializer_list<label> const_labels = {}) const {
         std::string p = detail::c_string(prefix, "prefix");
-        std::vector<std::string> strings;
-        strings.reserve(2 * const_labels.size());
-        for (const label& l : const_labels) {
-            strings.push_back(detail::c_string(l.name, "label name"));
-            strings.push_back(detail::c_string(l.value, "label value"));
-        }
-        std::vector<promshm_label> c(const_labels.size());
-        for (size_t i = 0; i < c.size(); i++) {
-            c[i].name = strings[2 * i].c_str();
-            c[i].value = strings[2 * i + 1].c_str();
-        }
+        detail::c_labels c(const_labels);
         const promshm_registry* r = nullptr;
-        detail::check(
-            promshm_registry_new(handle(), p.c_str(), c.empty() ? nullptr : c.data(), c.size(), &r));
+        detail::check(promshm_registry_new(handle(), p.c_str(), c.data(), c.size(), &r));
         return Registry{r};
     }
 
@@ -1028,10 +1032,10 @@ private:
     explicit Area(const promshm_area* a) noexcept : base(a) {}
 
     static promshm_area_options c_options(const area_options& options) noexcept {
-        promshm_area_options o{};
+        promshm_area_options o = PROMSHM_AREA_OPTIONS_INIT;
         o.pages = options.pages;
         o.max_workers = options.max_workers;
-        o.eager = options.eager;
+        o.eager = options.eager ? 1 : 0;
         return o;
     }
 };

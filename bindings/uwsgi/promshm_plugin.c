@@ -46,6 +46,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
 
 #include "promshm.h"
 
@@ -173,19 +175,23 @@ static const char *runtime_base(void) {
 }
 
 /* Remove private directories left by masters that died without cleaning up
- * (SIGKILL): "promshm-uwsgi-<uid>-<pid>-XXXXXX" whose pid is gone. */
+ * (SIGKILL): "promshm-uwsgi-<euid>-<pid>-XXXXXX" whose pid is gone. Only our
+ * own directories (owner checked with fstat on the directory opened without
+ * following a symlink, root included), and only their "area" file, removed
+ * through that descriptor: another user's look-alike is never touched. */
 static void sweep_private_dirs(const char *base) {
 	char prefix[64];
-	int plen = snprintf(prefix, sizeof prefix, "promshm-uwsgi-%u-", (unsigned) getuid());
+	int plen = snprintf(prefix, sizeof prefix, "promshm-uwsgi-%u-", (unsigned) geteuid());
 	DIR *d = opendir(base);
 	struct dirent *e;
 	if (!d)
 		return;
 	while ((e = readdir(d)) != NULL) {
-		char dir[PATH_MAX], file[PATH_MAX];
+		char dir[PATH_MAX];
 		struct stat st;
 		char *end;
 		long pid;
+		int dfd;
 		if (strncmp(e->d_name, prefix, plen) != 0)
 			continue;
 		pid = strtol(e->d_name + plen, &end, 10);
@@ -195,10 +201,15 @@ static void sweep_private_dirs(const char *base) {
 			continue; /* alive (or not ours to judge) */
 		if (snprintf(dir, sizeof dir, "%s/%s", base, e->d_name) >= (int) sizeof dir)
 			continue;
-		if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || (st.st_uid != getuid() && getuid() != 0))
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
 			continue;
-		if (snprintf(file, sizeof file, "%s/area", dir) < (int) sizeof file)
-			unlink(file);
+		if (fstat(dfd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+			close(dfd);
+			continue;
+		}
+		unlinkat(dfd, "area", 0);
+		close(dfd);
 		if (rmdir(dir) == 0)
 			uwsgi_log(PSH "removed %s (its master %ld is gone)\n", dir, pid);
 	}
@@ -208,8 +219,10 @@ static void sweep_private_dirs(const char *base) {
 static void make_private_path(void) {
 	const char *base = runtime_base();
 	sweep_private_dirs(base);
+	/* mkdtemp: a fresh 0700 directory with an unpredictable name, so another
+	 * user can neither plant the area file nor block its name. */
 	if (snprintf(g.private_dir, sizeof g.private_dir, "%s/promshm-uwsgi-%u-%d-XXXXXX", base,
-		     (unsigned) getuid(), (int) getpid()) >= (int) sizeof g.private_dir) {
+		     (unsigned) geteuid(), (int) getpid()) >= (int) sizeof g.private_dir) {
 		uwsgi_log(PSH "runtime directory path too long: %s\n", base);
 		g.private_dir[0] = 0;
 		die();
@@ -336,6 +349,7 @@ static const promshm_family *register_family(int type, const char *name, const c
 	const promshm_family *f = NULL;
 	promshm_result rc;
 	memset(&o, 0, sizeof o);
+	o.size = sizeof o;
 	o.name = name;
 	o.help = help;
 	o.unit = unit;
@@ -675,27 +689,107 @@ static void close_if_ours(int *fd, ino_t ino) {
 	*fd = -1;
 }
 
-static int send_all(int fd, const char *p, size_t n) {
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+/* The listener multiplexes its clients with poll(): one slow client never
+ * delays another. Each connection has a deadline for its whole request head
+ * (from the accept) and one for its whole response (from when it is ready),
+ * not per read or write. */
+#define LISTEN_CONNS 16        /* clients served at once */
+#define LISTEN_HEAD_MS 5000    /* the request head must arrive within this */
+#define LISTEN_SEND_MS 10000   /* the client must take the response within this */
+#define LISTEN_HEAD_MAX 8192   /* bytes of request head, NUL included */
+
+/* One client of the listener (fd -1: a free slot). */
+struct listen_conn {
+	int fd;
+	int sending;      /* 0: reading the request head; 1: sending the response */
+	int64_t accepted; /* monotonic ms */
+	int64_t deadline; /* monotonic ms: the head, then the response */
+	size_t got;       /* bytes of req */
+	char req[LISTEN_HEAD_MAX];
+	char hdr[512];
+	size_t hdr_len;
+	const char *body; /* static text, or buf */
+	size_t body_len;  /* 0 for HEAD */
+	size_t sent;      /* bytes of hdr + body sent */
+	char *buf;        /* owned render buffer */
+	size_t cap;
+};
+
+static struct listen_conn conns[LISTEN_CONNS];
+/* After a failed accept (e.g. EMFILE), the listening socket is left alone
+ * until then (monotonic ms) instead of spinning on it. */
+static int64_t accept_paused_until;
+/* One render buffer kept between scrapes (the others are freed). */
+static char *spare_buf;
+static size_t spare_cap;
+
+static int64_t now_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void conn_close(struct listen_conn *c) {
+	close(c->fd);
+	c->fd = -1;
+	if (c->buf) {
+		if (!spare_buf) {
+			spare_buf = c->buf;
+			spare_cap = c->cap;
+		} else {
+			free(c->buf);
+		}
+		c->buf = NULL;
+		c->cap = 0;
+	}
+}
+
+/* Send what the socket takes now; close the connection once all is sent or
+ * on an error. */
+static void conn_send(struct listen_conn *c) {
+	while (c->sent < c->hdr_len + c->body_len) {
+		struct iovec iov[2];
+		struct msghdr msg;
+		int n = 0;
+		ssize_t w;
+		if (c->sent < c->hdr_len) {
+			iov[n].iov_base = c->hdr + c->sent;
+			iov[n++].iov_len = c->hdr_len - c->sent;
+		}
+		if (c->body_len) {
+			size_t off = c->sent > c->hdr_len ? c->sent - c->hdr_len : 0;
+			iov[n].iov_base = (char *) c->body + off;
+			iov[n++].iov_len = c->body_len - off;
+		}
+		memset(&msg, 0, sizeof msg);
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t) n;
+		w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return -1;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;  /* poll() says when to go on */
+			break;
 		}
-		p += w;
-		n -= (size_t) w;
+		c->sent += (size_t) w;
 	}
-	return 0;
+	conn_close(c);
 }
 
-static void http_reply(int fd, const char *status, const char *ct, const char *body, size_t len, int head) {
-	char hdr[512];
-	int n = snprintf(hdr, sizeof hdr,
+/* Start sending a response (`body` must live until it is sent). */
+static void conn_reply(struct listen_conn *c, const char *status, const char *ct, const char *body, size_t len,
+		       int head) {
+	int n = snprintf(c->hdr, sizeof c->hdr,
 			 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
 			 ct, len);
-	if (send_all(fd, hdr, (size_t) n) == 0 && !head && len)
-		send_all(fd, body, len);
+	c->hdr_len = n > 0 && (size_t) n < sizeof c->hdr ? (size_t) n : 0;
+	c->body = body;
+	c->body_len = head ? 0 : len;
+	c->sent = 0;
+	c->sending = 1;
+	c->deadline = now_ms() + LISTEN_SEND_MS;
+	conn_send(c);
 }
 
 /* The value of header `name` (case-insensitive) in a request head, copied. */
@@ -723,37 +817,18 @@ static int header_value(const char *head, const char *name, char *out, size_t ca
 	return 0;
 }
 
-static void serve_client(int fd, char **buf, size_t *cap) {
-	char req[8192];
-	size_t got = 0;
+/* The request head is complete: answer it. */
+static void conn_respond(struct listen_conn *c) {
 	char method[16], target[2048];
 	char accept[1024];
-	struct timeval tv = {3, 0};
 	int head;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	for (;;) {
-		ssize_t r = recv(fd, req + got, sizeof req - 1 - got, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return;
-		got += (size_t) r;
-		req[got] = 0;
-		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-			break;
-		if (got == sizeof req - 1) {
-			http_reply(fd, "431 Request Header Fields Too Large", "text/plain", "", 0, 0);
-			return;
-		}
-	}
-	if (sscanf(req, "%15s %2047s", method, target) != 2) {
-		http_reply(fd, "400 Bad Request", "text/plain", "bad request\n", 12, 0);
+	if (sscanf(c->req, "%15s %2047s", method, target) != 2) {
+		conn_reply(c, "400 Bad Request", "text/plain", "bad request\n", 12, 0);
 		return;
 	}
 	head = !strcmp(method, "HEAD");
 	if (strcmp(method, "GET") && !head) {
-		http_reply(fd, "405 Method Not Allowed", "text/plain", "GET or HEAD\n", 12, 0);
+		conn_reply(c, "405 Method Not Allowed", "text/plain", "GET or HEAD\n", 12, 0);
 		return;
 	}
 	{
@@ -764,47 +839,173 @@ static void serve_client(int fd, char **buf, size_t *cap) {
 	if (!strcmp(target, "/metrics")) {
 		size_t len = 0;
 		promshm_format fmt = PROMSHM_FORMAT_PROMETHEUS;
-		if (header_value(req, "Accept", accept, sizeof accept))
+		if (header_value(c->req, "Accept", accept, sizeof accept))
 			fmt = promshm_format_from_accept(accept);
-		if (render(fmt, buf, cap, &len) != 0) {
-			http_reply(fd, "500 Internal Server Error", "text/plain", "render failed\n", 14, head);
+		c->buf = spare_buf;
+		c->cap = spare_cap;
+		spare_buf = NULL;
+		spare_cap = 0;
+		if (render(fmt, &c->buf, &c->cap, &len) != 0) {
+			conn_reply(c, "500 Internal Server Error", "text/plain", "render failed\n", 14, head);
 			return;
 		}
-		http_reply(fd, "200 OK", promshm_format_content_type(fmt), *buf, len, head);
+		conn_reply(c, "200 OK", promshm_format_content_type(fmt), c->buf, len, head);
 	} else if (!strcmp(target, "/")) {
 		static const char idx[] = "promshm uWSGI plugin: metrics at /metrics\n";
-		http_reply(fd, "200 OK", "text/plain; charset=utf-8", idx, sizeof idx - 1, head);
+		conn_reply(c, "200 OK", "text/plain; charset=utf-8", idx, sizeof idx - 1, head);
 	} else {
-		http_reply(fd, "404 Not Found", "text/plain", "not found\n", 10, head);
+		conn_reply(c, "404 Not Found", "text/plain", "not found\n", 10, head);
+	}
+}
+
+/* Read what has arrived of the request head; answer once it is complete. */
+static void conn_read(struct listen_conn *c) {
+	size_t before = c->got;
+	ssize_t r = recv(c->fd, c->req + c->got, sizeof c->req - 1 - c->got, MSG_DONTWAIT);
+	if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (r <= 0) {
+		conn_close(c);
+		return;
+	}
+	c->got += (size_t) r;
+	c->req[c->got] = 0;
+	{
+		/* Search only the new bytes (and the 3 before them). */
+		size_t from = before > 3 ? before - 3 : 0;
+		const char *p = c->req + from;
+		size_t n = c->got - from;
+		if (memmem(p, n, "\r\n\r\n", 4) || memmem(p, n, "\n\n", 2)) {
+			conn_respond(c);
+			return;
+		}
+	}
+	if (c->got == sizeof c->req - 1)
+		conn_reply(c, "431 Request Header Fields Too Large", "text/plain", "", 0, 0);
+}
+
+/* The deadline passed: a client still sending its head gets a 408 (if its
+ * socket takes it now), any other is just closed. */
+static void conn_expire(struct listen_conn *c) {
+	static const char timeout[] =
+		"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	if (!c->sending && send(c->fd, timeout, sizeof timeout - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* nothing more to do for it */
+	}
+	conn_close(c);
+}
+
+/* A slot for a new client: a free one, or (all taken) the one of the client
+ * that has waited longest for its own request head, which is cut off. NULL
+ * if every client is being answered. */
+static struct listen_conn *conn_slot(void) {
+	struct listen_conn *oldest = NULL;
+	int i;
+	for (i = 0; i < LISTEN_CONNS; i++) {
+		struct listen_conn *c = &conns[i];
+		if (c->fd < 0)
+			return c;
+		if (!c->sending && (!oldest || c->accepted < oldest->accepted))
+			oldest = c;
+	}
+	if (oldest)
+		conn_expire(oldest);
+	return oldest;
+}
+
+static int conn_can_accept(void) {
+	int i;
+	for (i = 0; i < LISTEN_CONNS; i++)
+		if (conns[i].fd < 0 || !conns[i].sending)
+			return 1;
+	return 0;
+}
+
+static void accept_clients(void) {
+	for (;;) {
+		struct listen_conn *c;
+		int fd;
+		if (!conn_can_accept())
+			return;
+		fd = accept4(L.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+				accept_paused_until = now_ms() + 100;
+			return;
+		}
+		c = conn_slot();
+		c->fd = fd;
+		c->sending = 0;
+		c->accepted = now_ms();
+		c->deadline = c->accepted + LISTEN_HEAD_MS;
+		c->got = 0;
+		c->req[0] = 0;
 	}
 }
 
 static void *listener_main(void *arg) {
-	char *buf = NULL;
-	size_t cap = 0;
+	int i;
+	(void) arg;
+	for (i = 0; i < LISTEN_CONNS; i++)
+		conns[i].fd = -1;
 	for (;;) {
-		struct pollfd p[2];
-		int c;
-		p[0].fd = L.fd;
-		p[0].events = POLLIN;
-		p[1].fd = L.wake[0];
-		p[1].events = POLLIN;
-		if (poll(p, 2, -1) < 0) {
+		struct pollfd p[2 + LISTEN_CONNS];
+		struct listen_conn *polled[LISTEN_CONNS];
+		int n = 0, np = 0, timeout = -1;
+		int64_t now = now_ms();
+		for (i = 0; i < LISTEN_CONNS; i++) {
+			struct listen_conn *c = &conns[i];
+			if (c->fd < 0)
+				continue;
+			if (c->deadline <= now) {
+				conn_expire(c);
+				continue;
+			}
+			if (timeout < 0 || c->deadline - now < timeout)
+				timeout = (int) (c->deadline - now);
+		}
+		if (now < accept_paused_until && (timeout < 0 || accept_paused_until - now < timeout))
+			timeout = (int) (accept_paused_until - now);
+		p[n].fd = L.wake[0];
+		p[n++].events = POLLIN;
+		p[n].fd = conn_can_accept() && now >= accept_paused_until ? L.fd : -1; /* negative: ignored */
+		p[n++].events = POLLIN;
+		for (i = 0; i < LISTEN_CONNS; i++) {
+			struct listen_conn *c = &conns[i];
+			if (c->fd < 0)
+				continue;
+			p[n].fd = c->fd;
+			p[n++].events = c->sending ? POLLOUT : POLLIN;
+			polled[np++] = c;
+		}
+		if (poll(p, (nfds_t) n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		if (p[1].revents)
+		if (p[0].revents)
 			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		c = accept4(L.fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		serve_client(c, &buf, &cap);
-		close(c);
+		for (i = 0; i < np; i++) {
+			struct listen_conn *c = polled[i];
+			short ev = p[2 + i].revents;
+			if (!ev || c->fd < 0)
+				continue;
+			if (ev & POLLNVAL)
+				conn_close(c);
+			else if (c->sending)
+				conn_send(c);  /* on POLLERR/POLLHUP it fails and closes */
+			else
+				conn_read(c);  /* on POLLERR/POLLHUP it reads 0 or fails and closes */
+		}
+		if (p[1].revents & POLLIN)
+			accept_clients();
 	}
-	free(buf);
+	for (i = 0; i < LISTEN_CONNS; i++)
+		if (conns[i].fd >= 0)
+			conn_close(&conns[i]);
+	free(spare_buf);
+	spare_buf = NULL;
+	spare_cap = 0;
 	return NULL;
 }
 
@@ -853,7 +1054,7 @@ static void listener_parse(void) {
 
 static int listener_bind(void) {
 	int one = 1;
-	int fd = socket(L.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(L.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -996,6 +1197,7 @@ static int promshm_init(void) {
 	}
 
 	memset(&opts, 0, sizeof opts);
+	opts.size = sizeof opts;
 	opts.pages = conf.pages > 0 ? (uint32_t) conf.pages : 0;
 	if (conf.max_workers > 0) {
 		opts.max_workers = (uint32_t) conf.max_workers;

@@ -3,6 +3,7 @@
 //! the shutdown flag, and time formatting.
 
 use std::fmt;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use promshm::{Area, Format, OpenMode, Registry};
+
+use crate::files::FileArgs;
+use crate::sigbus;
 
 /// Exit codes (documented in `--help` and the README).
 pub mod exit {
@@ -24,10 +28,13 @@ pub mod exit {
     /// The endpoint (Pushgateway, remote-write receiver, listen address) is
     /// unreachable or rejected the request.
     pub const ENDPOINT: i32 = 5;
+    /// The area file was refused: owned by another user, or writable by its
+    /// group or by every user, and not allowed by `--allow-*`.
+    pub const AREA_REFUSED: i32 = 6;
 }
 
 /// A one-line error and the exit code that goes with it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CliError {
     /// Process exit code.
     pub code: i32,
@@ -83,6 +90,14 @@ pub fn area_error(path: &Path, e: promshm::Error) -> CliError {
                 format!("{msg} (not a readable promshm area)"),
             )
         }
+        // Without the file's metadata: the library's reason (see `open_checked`).
+        promshm::Error::UnsafeFile { reason, .. } => {
+            FileArgs::default().refused(path, &reason, None)
+        }
+        // The message names the file and the wait.
+        e @ promshm::Error::FileLockTimeout { .. } => {
+            CliError::new(exit::AREA_UNREADABLE, one_line(e.to_string()))
+        }
         other => CliError::failure(format!(
             "{}: {}",
             path.display(),
@@ -91,9 +106,84 @@ pub fn area_error(path: &Path, e: promshm::Error) -> CliError {
     }
 }
 
-/// Open an area file read-only.
-pub fn open_area(path: &Path) -> CliResult<Area> {
-    Area::open(path, OpenMode::ReadOnly).map_err(|e| area_error(path, e))
+/// Open `path` on a non-blocking descriptor and check that it is a regular
+/// file (a FIFO or a device never blocks us): the descriptor and the file's
+/// (device, inode).
+fn regular_file(path: &Path) -> CliResult<(std::fs::File, (u64, u64))> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // O_NOFOLLOW: the library never opens an area through a link.
+            Some(libc::ELOOP) => CliError::new(
+                exit::AREA_INCOMPATIBLE,
+                format!(
+                    "{}: is a symbolic link, not a regular file (areas are never opened \
+                     through one: give the file's own path)",
+                    path.display()
+                ),
+            ),
+            _ => CliError::new(
+                exit::AREA_UNREADABLE,
+                format!("{}: cannot open the area: {e}", path.display()),
+            ),
+        })?;
+    let meta = file.metadata().map_err(|e| {
+        CliError::new(
+            exit::AREA_UNREADABLE,
+            format!("{}: cannot stat the area: {e}", path.display()),
+        )
+    })?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let kind = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(CliError::new(
+            exit::AREA_INCOMPATIBLE,
+            format!(
+                "{}: is {kind}, not a regular file (not a readable promshm area)",
+                path.display()
+            ),
+        ));
+    }
+    Ok((file, (meta.dev(), meta.ino())))
+}
+
+/// Open an area file read-only: a regular file (checked without blocking),
+/// then the area in it, which must be that same file, accepted by the
+/// library's file checks as widened by `files`.
+pub fn open_area(path: &Path, files: &FileArgs) -> CliResult<Area> {
+    Ok(open_checked(path, files)?.0)
+}
+
+fn open_checked(path: &Path, files: &FileArgs) -> CliResult<(Area, std::fs::File, (u64, u64))> {
+    let (file, ident) = regular_file(path)?;
+    let area =
+        Area::open_with(path, OpenMode::ReadOnly, &files.options()).map_err(|e| match e {
+            promshm::Error::UnsafeFile { reason, .. } => {
+                files.refused(path, &reason, file.metadata().ok().as_ref())
+            }
+            e => area_error(path, e),
+        })?;
+    // The file we checked must be the one the library opened.
+    if file_ident(path) != Some(ident) {
+        return Err(CliError::new(
+            exit::AREA_UNREADABLE,
+            format!("{}: replaced while being opened", path.display()),
+        ));
+    }
+    Ok((area, file, ident))
 }
 
 /// Which families to render, shared by every subcommand that renders.
@@ -140,8 +230,13 @@ pub fn valid_metric_name(k: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
-/// Render `area` as `format` into a buffer.
-pub fn render(area: &Area, opts: &RenderOpts, format: Format, out: &mut Vec<u8>) -> CliResult<()> {
+/// Render `area` as `format` into `out`.
+pub fn render(
+    area: &Area,
+    opts: &RenderOpts,
+    format: Format,
+    out: &mut dyn Write,
+) -> CliResult<()> {
     let registry = opts.registry(area)?;
     registry
         .render(&mut *out, format)
@@ -149,51 +244,227 @@ pub fn render(area: &Area, opts: &RenderOpts, format: Format, out: &mut Vec<u8>)
         .map_err(|e| area_error(area.path().unwrap_or(Path::new("(area)")), e))
 }
 
-/// An area file kept open across iterations, reopened when the file at its
-/// path is replaced (an application restart that recreates the area).
-pub struct AreaFile {
-    path: PathBuf,
+/// Bytes in a page of the area format (docs/FORMAT.md: always 4096).
+const AREA_PAGE: u64 = 4096;
+
+/// An area opened read-only from a regular file, with our own descriptor of
+/// that file kept to notice a truncation before reading the mapping.
+pub struct Mapped {
     area: Area,
+    file: std::fs::File,
     ident: (u64, u64),
-    warned: bool,
+    len: u64,
+    /// The mapping as watched by the SIGBUS handler (None if not found).
+    guard: Option<sigbus::Guard>,
 }
 
-impl AreaFile {
-    pub fn open(path: &Path) -> CliResult<AreaFile> {
-        let area = open_area(path)?;
-        let ident = file_ident(path).unwrap_or((0, 0));
-        Ok(AreaFile {
-            path: path.to_owned(),
+impl Mapped {
+    /// Open `path` as [`open_area`] does, keeping the descriptor.
+    pub fn open(path: &Path, files: &FileArgs) -> CliResult<Mapped> {
+        let (area, file, ident) = open_checked(path, files)?;
+        let len = u64::from(area.pages()) * AREA_PAGE;
+        let guard = sigbus::find_mapping(ident.0, ident.1, len as usize)
+            .and_then(|base| sigbus::Guard::watch(base, len as usize));
+        Ok(Mapped {
             area,
+            file,
             ident,
-            warned: false,
+            len,
+            guard,
         })
     }
 
-    /// The area, after switching to a new file at the same path if there is
-    /// one that opens. If the file is gone, the old mapping is kept.
-    pub fn current(&mut self) -> &Area {
-        if let Some(ident) = file_ident(&self.path) {
-            if ident != self.ident {
-                match open_area(&self.path) {
-                    Ok(area) => {
-                        log(&format!(
-                            "{}: area file replaced; reopened",
-                            self.path.display()
-                        ));
-                        self.area = area;
-                        self.ident = ident;
-                        self.warned = false;
-                    }
-                    Err(e) if !self.warned => {
-                        log(&format!("{e}; still serving the previous area"));
-                        self.warned = true;
-                    }
-                    Err(_) => {}
-                }
+    /// The area.
+    pub fn area(&self) -> &Area {
+        &self.area
+    }
+
+    /// Why the mapping cannot be read safely now, if it cannot: the file is
+    /// shorter than the mapping (reading past its end would raise SIGBUS).
+    pub fn check(&self) -> Result<(), String> {
+        match self.file.metadata() {
+            Ok(m) if m.len() < self.len => Err(format!(
+                "truncated to {} bytes under a {}-byte mapping",
+                m.len(),
+                self.len
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("cannot stat the area: {e}")),
+        }
+    }
+
+    /// Whether a read of the mapping faulted (the file shrank under it): what
+    /// was read since it was opened is garbage.
+    pub fn faulted(&self) -> bool {
+        self.guard.as_ref().is_some_and(|g| g.faulted())
+    }
+}
+
+/// What [`AreaSource`] shares between threads.
+struct SourceState {
+    current: Arc<Mapped>,
+    /// Why `current` must not be read any more (truncated, faulted).
+    broken: Option<String>,
+    /// The last problem logged, so each is logged once.
+    logged: Option<String>,
+}
+
+/// The area at a path, kept open across renders and reopened when the file
+/// there is replaced (an application restart that recreates the area) or
+/// was truncated. Shared by threads; no lock is held across an open.
+pub struct AreaSource {
+    path: PathBuf,
+    /// Which files are accepted (at every reopen too).
+    files: FileArgs,
+    state: std::sync::Mutex<SourceState>,
+    /// A reopen is under way (others use what is there meanwhile).
+    reopening: AtomicBool,
+    /// Longest wait for the library to open the file.
+    open_timeout: Duration,
+}
+
+/// Clears the reopening flag however the reopen ends.
+struct Reopening<'a>(&'a AtomicBool);
+
+impl Drop for Reopening<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl AreaSource {
+    /// Open the area at `path` (fails at once if it is not one).
+    pub fn open(path: &Path, files: &FileArgs) -> CliResult<AreaSource> {
+        let current = Arc::new(Mapped::open(path, files)?);
+        Ok(AreaSource {
+            path: path.to_owned(),
+            files: files.clone(),
+            state: std::sync::Mutex::new(SourceState {
+                current,
+                broken: None,
+                logged: None,
+            }),
+            reopening: AtomicBool::new(false),
+            open_timeout: Duration::from_secs(5),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SourceState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn unavailable(&self, why: &str) -> CliError {
+        CliError::new(
+            exit::AREA_UNREADABLE,
+            format!("{}: {why}", self.path.display()),
+        )
+    }
+
+    /// Log `msg` unless it was the last thing logged.
+    fn log_once(&self, msg: &str) {
+        let mut s = self.lock();
+        if s.logged.as_deref() != Some(msg) {
+            s.logged = Some(msg.to_owned());
+            drop(s);
+            log(msg);
+        }
+    }
+
+    /// Mark `m` unreadable (if it is still the current one).
+    fn mark_broken(&self, m: &Arc<Mapped>, why: &str) {
+        let mut s = self.lock();
+        if Arc::ptr_eq(&s.current, m) && s.broken.is_none() {
+            s.broken = Some(why.to_owned());
+        }
+    }
+
+    /// The area to read now: the current one if it is sound and still the
+    /// file at the path, else a fresh open of the path.
+    pub fn get(&self) -> CliResult<Arc<Mapped>> {
+        let (current, mut broken) = {
+            let s = self.lock();
+            (s.current.clone(), s.broken.clone())
+        };
+        if broken.is_none() {
+            if let Err(why) = current.check() {
+                self.log_once(&format!("{}: {why}; reopening", self.path.display()));
+                self.mark_broken(&current, &why);
+                broken = Some(why);
             }
         }
-        &self.area
+        // A missing path keeps the last area; another file there replaces it.
+        let replaced = file_ident(&self.path).is_some_and(|id| id != current.ident);
+        if broken.is_none() && !replaced {
+            return Ok(current);
+        }
+        if self.reopening.swap(true, Ordering::AcqRel) {
+            // Someone else is reopening: use what is there meanwhile.
+            return match broken {
+                Some(why) => Err(self.unavailable(&why)),
+                None => Ok(current),
+            };
+        }
+        let _reopening = Reopening(&self.reopening);
+        match self.open_bounded() {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                let mut s = self.lock();
+                s.current = fresh.clone();
+                s.broken = None;
+                s.logged = None;
+                drop(s);
+                log(&format!("{}: area file reopened", self.path.display()));
+                Ok(fresh)
+            }
+            Err(e) => {
+                let msg = match &broken {
+                    Some(why) => format!("{} ({why})", e.msg),
+                    None => e.msg.clone(),
+                };
+                self.log_once(&msg);
+                Err(CliError::new(e.code, msg))
+            }
+        }
+    }
+
+    /// [`Mapped::open`] in a thread of its own, given up after
+    /// `open_timeout` (the thread is then left to finish on its own), so that
+    /// no caller waits forever whatever the file is.
+    fn open_bounded(&self) -> CliResult<Mapped> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (path, files) = (self.path.clone(), self.files.clone());
+        std::thread::Builder::new()
+            .name("promshm-open".into())
+            .spawn(move || {
+                let _ = tx.send(Mapped::open(&path, &files));
+            })
+            .map_err(|e| CliError::failure(format!("cannot start a thread: {e}")))?;
+        rx.recv_timeout(self.open_timeout).unwrap_or_else(|_| {
+            Err(self.unavailable(&format!(
+                "opening the area did not finish in {:?}",
+                self.open_timeout
+            )))
+        })
+    }
+
+    /// Run `read` on the area. Whatever it read from a file that was
+    /// truncated meanwhile is never returned: the error says so, and the
+    /// next call reopens.
+    pub fn with<R>(&self, read: impl FnOnce(&Area) -> CliResult<R>) -> CliResult<R> {
+        let m = self.get()?;
+        let result = read(m.area());
+        if m.faulted() {
+            let why = "truncated while being read (what was read is discarded)";
+            self.log_once(&format!("{}: {why}; reopening", self.path.display()));
+            self.mark_broken(&m, why);
+            return Err(self.unavailable(why));
+        }
+        result
+    }
+
+    /// Render the area as `format` into `out` (see [`AreaSource::with`]).
+    pub fn render(&self, opts: &RenderOpts, format: Format, out: &mut dyn Write) -> CliResult<()> {
+        self.with(|area| render(area, opts, format, out))
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use promshm::Format;
 
 use crate::common::{open_area, render, CliError, CliResult, RenderOpts};
+use crate::files::FileArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
@@ -35,9 +36,9 @@ pub struct Args {
     pub render: RenderOpts,
 }
 
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     a.render.check()?;
-    let area = open_area(&a.area)?;
+    let area = open_area(&a.area, files)?;
     let mut out = Vec::new();
     render(&area, &a.render, a.format.into(), &mut out)?;
     let mut stdout = std::io::stdout().lock();

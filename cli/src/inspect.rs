@@ -10,6 +10,7 @@ use promshm::encoding::{Encoder, FamilyDesc, Labels, MetricType, Point};
 use crate::common::{
     area_error, exit, now_ms, open_area, rfc3339_ms, start_ticks_to_ms, CliError, CliResult,
 };
+use crate::files::FileArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,8 +42,8 @@ impl Encoder for Census {
     }
 }
 
-pub fn run(a: Args) -> CliResult {
-    let area = open_area(&a.area)?;
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
+    let area = open_area(&a.area, files)?;
     let stats = area.stats();
     let workers = area.workers();
     let mut census = Census::default();

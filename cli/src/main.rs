@@ -5,14 +5,17 @@
 //! separate exporter user with read permission only).
 
 mod auth;
+mod body;
 mod client;
 mod common;
 mod dump;
+mod files;
 mod http;
 mod inspect;
 mod push;
 mod remote_write;
 mod serve;
+mod sigbus;
 mod textfile;
 
 use clap::{Parser, Subcommand};
@@ -20,9 +23,13 @@ use clap::{Parser, Subcommand};
 use common::{exit, CliError, CliResult};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success, 1 other failure, 2 bad usage, 3 area missing or unreadable,
-4 not a compatible promshm area (wrong format version, damaged file),
-5 endpoint unreachable or request rejected.";
+Exit codes: 0 success, 1 other failure, 2 bad usage, 3 area missing or unreadable
+(or its file lock held by another process for more than 2 s),
+4 not a compatible promshm area (a symbolic link, FIFO or other non-regular file,
+wrong format version, damaged file),
+5 endpoint unreachable or request rejected,
+6 area file refused: owned by another user (see --allow-owner) or writable by
+its group or every user (see --allow-group-write, --allow-other-write).";
 
 /// Inspect a promshm shared metrics area, serve it over HTTP, write node_exporter
 /// textfiles, push it to a Pushgateway or to Prometheus remote-write.
@@ -31,6 +38,8 @@ Exit codes: 0 success, 1 other failure, 2 bad usage, 3 area missing or unreadabl
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    #[command(flatten)]
+    files: files::FileArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,13 +65,14 @@ enum Cmd {
 }
 
 fn run(cli: Cli) -> CliResult {
+    let files = &cli.files;
     match cli.cmd {
-        Cmd::Inspect(a) => inspect::run(a),
-        Cmd::Dump(a) => dump::run(a),
-        Cmd::Serve(a) => serve::run(a),
-        Cmd::Textfile(a) => textfile::run(a),
-        Cmd::Push(a) => push::run(a),
-        Cmd::RemoteWrite(a) => remote_write::run(a),
+        Cmd::Inspect(a) => inspect::run(a, files),
+        Cmd::Dump(a) => dump::run(a, files),
+        Cmd::Serve(a) => serve::run(a, files),
+        Cmd::Textfile(a) => textfile::run(a, files),
+        Cmd::Push(a) => push::run(a, files),
+        Cmd::RemoteWrite(a) => remote_write::run(a, files),
     }
 }
 
@@ -76,6 +86,11 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // A file truncated under a mapping must not kill the command (see sigbus.rs).
+    if let Err(e) = sigbus::install() {
+        eprintln!("promshm: cannot install the SIGBUS handler: {e}");
+        std::process::exit(exit::FAILURE);
+    }
     if let Err(CliError { code, msg }) = run(cli) {
         eprintln!("promshm: {msg}");
         std::process::exit(code);

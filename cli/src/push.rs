@@ -14,9 +14,10 @@ use promshm::Format;
 
 use crate::client::{check_url, Client, ClientOpts, SendError};
 use crate::common::{
-    every, install_signal_handlers, parse_duration, parse_label_pair, render, AreaFile, CliError,
+    every, install_signal_handlers, parse_duration, parse_label_pair, AreaSource, CliError,
     CliResult, RenderOpts,
 };
+use crate::files::FileArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
@@ -100,20 +101,20 @@ pub fn group_url(gateway: &str, job: &str, grouping: &[(String, String)]) -> Cli
     Ok(url)
 }
 
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     check_url("--gateway", &a.gateway)?;
     a.render.check()?;
     let url = group_url(&a.gateway, &a.job, &a.grouping)?;
     let client = Client::new(&a.client)?;
-    let mut area = AreaFile::open(&a.area)?;
+    let area = AreaSource::open(&a.area, files)?;
     let method = match a.method {
         Method::Put => "PUT",
         Method::Post => "POST",
     };
     let content_type = [("Content-Type", Format::Prometheus.content_type())];
-    let push_once = |area: &mut AreaFile| -> CliResult {
+    let push_once = |area: &AreaSource| -> CliResult {
         let mut body = Vec::new();
-        render(area.current(), &a.render, Format::Prometheus, &mut body)?;
+        area.render(&a.render, Format::Prometheus, &mut body)?;
         client
             .send_with_retries(method, &url, &content_type, &body)
             .map_err(|e| match e {
@@ -122,10 +123,10 @@ pub fn run(a: Args) -> CliResult {
             })
     };
     match a.interval {
-        None => push_once(&mut area),
+        None => push_once(&area),
         Some(interval) => {
             install_signal_handlers()?;
-            every(interval, || push_once(&mut area))
+            every(interval, || push_once(&area))
         }
     }
 }

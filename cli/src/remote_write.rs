@@ -25,8 +25,9 @@ use promshm::encoding::{MetricType, Sample, SampleEncoder};
 use crate::client::{check_url, Client, ClientOpts, SendError};
 use crate::common::{
     area_error, every, exit, install_signal_handlers, log, now_ms, parse_duration,
-    parse_label_pair, AreaFile, CliError, CliResult, RenderOpts,
+    parse_label_pair, AreaSource, CliError, CliResult, RenderOpts,
 };
+use crate::files::FileArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -315,25 +316,27 @@ const HEADERS: [(&str, &str); 3] = [
     ("X-Prometheus-Remote-Write-Version", "0.1.0"),
 ];
 
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     check_url("--url", &a.url)?;
     a.render.check()?;
     let client = Client::new(&a.client)?;
-    let mut area = AreaFile::open(&a.area)?;
+    let area = AreaSource::open(&a.area, files)?;
     let max_series = a.max_series_per_request as usize;
     let metadata = !a.no_metadata;
 
     let Some(interval) = a.interval else {
         // Once: produce every request, then send them in order; stop at the first failure.
         let mut batches = Vec::new();
-        let n = snapshot(
-            area.current(),
-            &a.render,
-            &a.external_label,
-            metadata,
-            max_series,
-            &mut |b| batches.push(b),
-        )?;
+        let n = area.with(|area| {
+            snapshot(
+                area,
+                &a.render,
+                &a.external_label,
+                metadata,
+                max_series,
+                &mut |b| batches.push(b),
+            )
+        })?;
         for b in &batches {
             client
                 .send_with_retries("POST", &a.url, &HEADERS, &b.body)
@@ -378,16 +381,22 @@ pub fn run(a: Args) -> CliResult {
             .map_err(|e| CliError::failure(format!("cannot start the sender thread: {e}")))?
     };
     let result = every(interval, || {
-        let q = queue.clone();
-        snapshot(
-            area.current(),
-            &a.render,
-            &a.external_label,
-            metadata,
-            max_series,
-            &mut |b| q.push(b),
-        )
-        .map(|_| ())
+        // Queued only once the whole snapshot is known to be sound.
+        let mut batches = Vec::new();
+        area.with(|area| {
+            snapshot(
+                area,
+                &a.render,
+                &a.external_label,
+                metadata,
+                max_series,
+                &mut |b| batches.push(b),
+            )
+        })?;
+        for b in batches {
+            queue.push(b);
+        }
+        Ok(())
     });
     // Shutting down: give what is queued a bounded time to go out.
     let drained = queue.drain(Instant::now() + a.client.timeout.max(Duration::from_secs(5)));

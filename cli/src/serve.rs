@@ -1,37 +1,69 @@
 //! `promshm serve`: an HTTP(S) exporter for an area, opened read-only.
 //!
-//! Resources are bounded whatever clients do:
-//! - at most `--max-connections` connections, one thread each (small stacks);
-//!   when all are taken, the connection that has waited longest for a request
-//!   (an idle keep-alive or a slow-loris one) is closed to make room, and if
-//!   none is waiting the newcomer gets a 503;
-//! - a request head must arrive within `--header-timeout` of its first byte
-//!   (TLS handshake included), within `--max-request-bytes` and
+//! The HTTP/1.1 protocol is hyper's (on tokio); what is ours is a table of
+//! connections that bounds what clients can take, whatever they do:
+//! - at most `--max-connections` connections; when all are taken, one is
+//!   closed to make room, in the order of `pick_victim`: long idle or
+//!   slow-loris ones first, then stalled response writers, ... and the
+//!   connections that have just arrived last; a request being rendered is
+//!   never closed, and if only those are open the newcomer gets a 503;
+//! - a request head (and a TLS handshake) must arrive within
+//!   `--header-timeout` of its first byte, within `--max-request-bytes` and
 //!   `--max-headers`; an idle keep-alive connection is closed after
-//!   `--idle-timeout`; a response must be written within `--write-timeout`;
-//! - at most `--max-renders` renders run at once (each holds one rendering
-//!   of the area in memory); others wait up to `--header-timeout`, then 503.
+//!   `--idle-timeout`; a whole response must be written within
+//!   `--write-timeout`;
+//! - renders run in a pool of `--max-renders` threads at a lower CPU
+//!   priority, so that `/healthz` and the network side never wait for one;
+//!   scrapes of the same kind of page that arrive during a render share the
+//!   next one (its chunks too), so a crowd costs two renders, not one each;
+//! - bodies are streamed in 64 KiB chunks counted against
+//!   `--max-body-memory` (all connections together) until written: when it
+//!   is spent, the writer stalled longest (no progress for 1 s) is dropped,
+//!   and if none is, the scrape gets a 503; each connection's kernel send
+//!   buffer is fixed at 256 KiB (doubled by the kernel).
+//!
+//! The area file is checked before each render (replaced, truncated, not a
+//! regular file) and reopened outside any lock; a file truncated during a
+//! render is caught by the SIGBUS handler of `crate::sigbus` and that page
+//! is discarded. Both answer 503 until a sound area is back.
 //!
 //! SIGTERM/SIGINT stop accepting, close idle connections, let responses in
 //! flight finish (up to 10 s) and exit 0.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::AsRawFd;
+use std::convert::Infallible;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_LENGTH};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use promshm::encoding::negotiate;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 use crate::auth::BasicAuth;
+use crate::body::{Budget, ChunkBody, ChunkWriter, Progress};
 use crate::common::{
-    exit, install_signal_handlers, log, parse_duration, render, shutting_down, AreaFile, CliError,
+    exit, install_signal_handlers, log, parse_duration, shutting_down, AreaSource, CliError,
     CliResult, RenderOpts,
 };
-use crate::http::{read_head, write_response, Conn, HeadError, Limits, Request, Response};
+use crate::files::FileArgs;
+use crate::http::{accepts_gzip, keep_alive};
+
+/// The bound on body memory, stated in `--help` and the README.
+const MEMORY_HELP: &str =
+    "Most bytes of response bodies held in memory at once, all connections together \
+(renders in progress included); suffixes KiB, MiB, GiB. Must exceed the largest page. \
+serve's memory (VmRSS, VmHWM) stays below the area's size (its mapping) + this + 24 MiB \
++ 16 MiB per render slot + 128 KiB per connection.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,10 +87,10 @@ pub struct Args {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Most open connections (one thread each).
+    /// Most open connections.
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_connections: u32,
-    /// Most renders at once (default: the number of CPUs).
+    /// Most renders at once, each in a thread of its own (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_renders: Option<u32>,
     /// Time for a request head to arrive once started (and for a TLS handshake).
@@ -76,51 +108,206 @@ pub struct Args {
     /// Most header fields in a request.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(4..=1024))]
     pub max_headers: u32,
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_bytes, help = MEMORY_HELP)]
+    pub max_body_memory: usize,
 }
 
-/// Lock, ignoring poisoning: a panic in one connection thread must not take
-/// the others down (the data behind these locks stays consistent).
+/// Parse `65536`, `64KiB`, `64MiB`, `1GiB` (also `K`, `M`, `G`, `KB` ...: powers of 1024), at least 1 MiB.
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 64MiB, 1GiB, 1048576)"))?;
+    let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use KiB, MiB or GiB)")),
+    };
+    let bytes = n
+        .checked_mul(mul)
+        .filter(|b| *b <= usize::MAX as u64 / 2)
+        .ok_or_else(|| format!("{s:?}: too large"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("{s:?}: must be at least 1MiB"));
+    }
+    Ok(bytes as usize)
+}
+
+/// Lock, ignoring poisoning: a panic in one task must not take the others
+/// down (the data behind these locks stays consistent).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A counting semaphore with a bounded wait.
-struct Slots {
-    free: Mutex<usize>,
-    cv: Condvar,
+/// Milliseconds since the server started (monotonic).
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-impl Slots {
-    /// A slot, released when the guard drops (panics included).
-    fn acquire(&self, timeout: Duration) -> Option<SlotGuard<'_>> {
-        let deadline = Instant::now() + timeout;
-        let mut free = lock(&self.free);
-        while *free == 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
+/// How long a response writer must have made no progress before it may be
+/// dropped to free body memory.
+const STALLED: Duration = Duration::from_secs(1);
+
+/// A connection waiting for a request this long may be closed to admit
+/// another before anything else is ...
+const WAITING_GRACE: Duration = Duration::from_millis(500);
+/// ... and so may one whose request head has been arriving for this long.
+const TRICKLE_GRACE: Duration = Duration::from_millis(100);
+
+/// What a connection is doing.
+mod phase {
+    /// TLS handshake (bounded by the head timeout).
+    pub const HANDSHAKE: u8 = 0;
+    /// Waiting for a request (bounded by the idle timeout).
+    pub const IDLE: u8 = 1;
+    /// A request head has started to arrive (bounded by the head timeout).
+    pub const HEAD: u8 = 2;
+    /// A request is being answered (the write timeout).
+    pub const BUSY: u8 = 3;
+    /// Waiting for a render slot (the write timeout; may be closed to admit
+    /// a connection when nothing else can be).
+    pub const QUEUED: u8 = 5;
+    /// Its body is being written (the write timeout).
+    pub const STREAMING: u8 = 4;
+}
+
+/// One connection's state, updated without locks by its I/O and its body.
+struct ConnState {
+    phase: AtomicU8,
+    /// When the phase began (ms).
+    since: AtomicU64,
+    /// When the body last handed out data (ms).
+    progress: AtomicU64,
+    /// Bytes arrived while a request was being answered (a pipelined head).
+    read_while_busy: AtomicBool,
+}
+
+impl ConnState {
+    fn new(phase: u8) -> Arc<ConnState> {
+        let now = now_ms();
+        Arc::new(ConnState {
+            phase: AtomicU8::new(phase),
+            since: AtomicU64::new(now),
+            progress: AtomicU64::new(now),
+            read_while_busy: AtomicBool::new(false),
+        })
+    }
+
+    fn set(&self, phase: u8) {
+        self.since.store(now_ms(), Ordering::Relaxed);
+        self.phase.store(phase, Ordering::Release);
+    }
+
+    /// Change the phase, keeping its deadline's start.
+    fn mark(&self, phase: u8) {
+        self.phase.store(phase, Ordering::Release);
+    }
+
+    fn phase(&self) -> u8 {
+        self.phase.load(Ordering::Acquire)
+    }
+
+    fn begin_request(&self) {
+        self.read_while_busy.store(false, Ordering::Relaxed);
+        self.progress.store(now_ms(), Ordering::Relaxed);
+        self.set(phase::BUSY);
+    }
+
+    fn received(&self) {
+        match self.phase() {
+            phase::IDLE => self.set(phase::HEAD),
+            phase::BUSY | phase::QUEUED | phase::STREAMING => {
+                self.read_while_busy.store(true, Ordering::Relaxed)
             }
-            free = self
-                .cv
-                .wait_timeout(free, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            _ => {}
         }
-        *free -= 1;
-        Some(SlotGuard(self))
     }
 }
 
-struct SlotGuard<'a>(&'a Slots);
+impl Progress for ConnState {
+    fn progressed(&self) {
+        self.progress.store(now_ms(), Ordering::Relaxed);
+        if self.phase() == phase::BUSY {
+            self.mark(phase::STREAMING);
+        }
+    }
 
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        *lock(&self.0.free) += 1;
-        self.0.cv.notify_one();
+    fn finished(&self) {
+        let next = if self.read_while_busy.load(Ordering::Relaxed) {
+            phase::HEAD
+        } else {
+            phase::IDLE
+        };
+        self.set(next);
     }
 }
 
-/// Removes a connection from the table when its thread ends (panics included).
+/// A connection's I/O, telling its state when bytes arrive.
+struct Watched<T> {
+    io: T,
+    state: Arc<ConnState>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.received();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+struct Entry {
+    state: Arc<ConnState>,
+    /// Set right after the task is spawned.
+    abort: Option<AbortHandle>,
+}
+
+/// Open connections.
+#[derive(Default)]
+struct Table {
+    next_id: u64,
+    conns: HashMap<u64, Entry>,
+}
+
+/// Removes a connection from the table when its task ends (or is aborted).
 struct ConnGuard {
     server: Arc<Server>,
     id: u64,
@@ -128,221 +315,532 @@ struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.server.forget(self.id);
+        lock(&self.server.table).conns.remove(&self.id);
     }
 }
 
-/// Open connections: a clone of each socket (to close it from outside) and
-/// since when it has been waiting for a request (None while serving one).
+/// Timeouts and sizes of the HTTP side.
+struct Limits {
+    head_timeout: Duration,
+    idle_timeout: Duration,
+    write_timeout: Duration,
+}
+
+/// Why a scrape got no page.
+#[derive(Clone)]
+enum ScrapeError {
+    /// No memory for its body.
+    Busy,
+    /// The area cannot be read now.
+    Area(CliError),
+}
+
+/// What a render produced, shared by every scrape that waited for it.
+type Outcome = Result<Arc<Vec<bytes::Bytes>>, ScrapeError>;
+
+/// One render that scrapes wait for.
+struct Flight {
+    done: tokio::sync::watch::Sender<Option<Outcome>>,
+}
+
+impl Flight {
+    fn new() -> Arc<Flight> {
+        Arc::new(Flight {
+            done: tokio::sync::watch::channel(None).0,
+        })
+    }
+}
+
+/// Renders of one kind of page (format, gzip): the one running and the one
+/// that starts when it ends. A scrape never gets a page whose render began
+/// before the scrape arrived: it joins the next render, which is shared by
+/// every scrape that arrives meanwhile, so N scrapes at once cost at most
+/// two renders and one page's memory each, not N.
 #[derive(Default)]
-struct ConnTable {
-    next_id: u64,
-    conns: HashMap<u64, (TcpStream, Option<Instant>)>,
+struct Lane {
+    running: Option<Arc<Flight>>,
+    next: Option<Arc<Flight>>,
+}
+
+/// The connection to close to admit another, if any may be: by rank,
+/// 0. waiting long for a request: idle or handshaking for 0.5 s, or a head
+///    trickling in for 0.1 s (oldest first);
+/// 1. a response writer stalled for 1 s (least recent progress first);
+/// 2. any head still arriving (legitimate heads come in one packet);
+/// 3. any response writer (least recent progress first);
+/// 4. a scrape waiting for a render (the last to queue first);
+/// 5. a connection that has just arrived (its request is on the way).
+///
+/// A request being rendered is never closed, nor a connection whose task
+/// is not registered yet.
+fn pick_victim(conns: &HashMap<u64, Entry>, now: u64) -> Option<u64> {
+    let ms = |d: Duration| d.as_millis() as u64;
+    let rank = |e: &Entry| -> Option<(u8, u64)> {
+        let st = &e.state;
+        let since = st.since.load(Ordering::Relaxed);
+        let age = now.saturating_sub(since);
+        let progress = st.progress.load(Ordering::Relaxed);
+        let stalled = now.saturating_sub(progress) >= ms(STALLED);
+        Some(match st.phase() {
+            phase::HEAD if age >= ms(TRICKLE_GRACE) => (0, since),
+            phase::HANDSHAKE | phase::IDLE if age >= ms(WAITING_GRACE) => (0, since),
+            phase::STREAMING if stalled => (1, progress),
+            phase::HEAD => (2, since),
+            phase::STREAMING => (3, progress),
+            phase::QUEUED => (4, u64::MAX - since),
+            phase::HANDSHAKE | phase::IDLE => (5, since),
+            _ => return None,
+        })
+    };
+    conns
+        .iter()
+        .filter(|(_, e)| e.abort.is_some())
+        .filter_map(|(id, e)| rank(e).map(|r| (r, *id)))
+        .min()
+        .map(|(_, id)| id)
 }
 
 struct Server {
-    area: Mutex<AreaFile>,
+    area: AreaSource,
     render: RenderOpts,
     metrics_path: String,
     auth: Option<BasicAuth>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    http: hyper::server::conn::http1::Builder,
     limits: Limits,
     max_connections: usize,
-    renders: Slots,
-    table: Mutex<ConnTable>,
-    table_cv: Condvar,
-    /// Size of the last rendering, to size the next buffer.
-    size_hint: AtomicUsize,
+    renders: Arc<tokio::sync::Semaphore>,
+    /// By page kind: `2 * openmetrics + gzip`.
+    lanes: Mutex<[Lane; 4]>,
+    budget: Arc<Budget>,
+    /// Size of the last page, to see early whether the next one fits.
+    last_size: AtomicUsize,
+    table: Mutex<Table>,
 }
 
 impl Server {
-    /// Make room for one more connection and register it; its id.
-    fn admit(&self, sock: &TcpStream) -> Option<u64> {
-        let mut t = lock(&self.table);
-        if t.conns.len() >= self.max_connections {
-            // Evict the connection that has been waiting longest for a request.
-            let victim = t
-                .conns
-                .iter()
-                .filter_map(|(id, (_, since))| since.map(|s| (s, *id)))
-                .min()
-                .map(|(_, id)| id);
-            let (s, _) = t.conns.remove(&victim?)?;
-            let _ = s.shutdown(std::net::Shutdown::Both);
+    /// Register a new connection, making room if the table is full (None:
+    /// nothing could be closed).
+    fn admit(&self, first_phase: u8) -> Option<(u64, Arc<ConnState>)> {
+        let victim;
+        let id;
+        let state = ConnState::new(first_phase);
+        {
+            let mut t = lock(&self.table);
+            victim = if t.conns.len() >= self.max_connections {
+                let vid = pick_victim(&t.conns, now_ms())?;
+                t.conns.remove(&vid)
+            } else {
+                None
+            };
+            t.next_id += 1;
+            id = t.next_id;
+            t.conns.insert(
+                id,
+                Entry {
+                    state: state.clone(),
+                    abort: None,
+                },
+            );
         }
-        let clone = sock.try_clone().ok()?;
-        t.next_id += 1;
-        let id = t.next_id;
-        t.conns.insert(id, (clone, Some(Instant::now())));
-        Some(id)
+        if let Some(abort) = victim.and_then(|v| v.abort) {
+            abort.abort();
+        }
+        Some((id, state))
     }
 
-    /// Mark a connection waiting for a request (evictable) or busy.
-    /// False if it was evicted meanwhile.
-    fn set_waiting(&self, id: u64, waiting: bool) -> bool {
-        let mut t = lock(&self.table);
-        match t.conns.get_mut(&id) {
-            Some((_, since)) => {
-                *since = waiting.then(Instant::now);
+    /// Drop the response writer stalled longest, if one has made no
+    /// progress for [`STALLED`]; true if one was dropped.
+    fn evict_stalled(&self) -> bool {
+        let oldest = now_ms().saturating_sub(STALLED.as_millis() as u64);
+        let victim = {
+            let mut t = lock(&self.table);
+            let vid = t
+                .conns
+                .iter()
+                .filter(|(_, e)| e.abort.is_some() && e.state.phase() == phase::STREAMING)
+                .map(|(id, e)| (e.state.progress.load(Ordering::Relaxed), *id))
+                .filter(|(p, _)| *p <= oldest)
+                .min()
+                .map(|(_, id)| id);
+            vid.and_then(|v| t.conns.remove(&v))
+        };
+        match victim.and_then(|v| v.abort) {
+            Some(abort) => {
+                abort.abort();
                 true
             }
             None => false,
         }
     }
 
-    fn forget(&self, id: u64) {
-        lock(&self.table).conns.remove(&id);
-        self.table_cv.notify_all();
-    }
-
-    /// Close every connection that is waiting for a request (shutdown).
-    fn close_waiting(&self) {
-        let mut t = lock(&self.table);
-        t.conns.retain(|_, (s, since)| {
-            if since.is_some() {
-                let _ = s.shutdown(std::net::Shutdown::Both);
-                false
-            } else {
-                true
-            }
-        });
-        self.table_cv.notify_all();
-    }
-
-    fn serve_connection(&self, id: u64, sock: TcpStream) {
-        let mut conn = match &self.tls {
-            None => Conn::Plain(sock),
-            Some(cfg) => match Conn::accept_tls(sock, cfg, self.limits.head_timeout) {
-                Ok(c) => c,
-                Err(_) => return,
-            },
-        };
-        let mut buf = Vec::with_capacity(1024);
-        loop {
-            if !self.set_waiting(id, true) {
-                return;
-            }
-            let head = read_head(&mut conn, &mut buf, &self.limits);
-            if !self.set_waiting(id, false) {
-                return;
-            }
-            let req = match head {
-                Ok(r) => r,
-                Err(HeadError::Closed | HeadError::Idle) => return,
-                Err(e) => {
-                    let (status, msg) = match e {
-                        HeadError::Timeout => (408, "request head not received in time\n"),
-                        HeadError::TooLarge => (431, "request head too large\n"),
-                        HeadError::TooManyHeaders => (431, "too many header fields\n"),
-                        _ => (400, "malformed request\n"),
+    /// Close connections past their phase's deadline (every connection that
+    /// is not answering a request, once shutting down).
+    fn enforce_deadlines(&self) {
+        let now = now_ms();
+        let stopping = shutting_down();
+        let ms = |d: Duration| d.as_millis() as u64;
+        let expired: Vec<Entry> = {
+            let mut t = lock(&self.table);
+            let ids: Vec<u64> = t
+                .conns
+                .iter()
+                .filter(|(_, e)| e.abort.is_some())
+                .filter(|(_, e)| {
+                    let since = e.state.since.load(Ordering::Relaxed);
+                    let limit = match e.state.phase() {
+                        phase::IDLE if stopping => 0,
+                        phase::HANDSHAKE | phase::HEAD if stopping => 0,
+                        phase::IDLE => ms(self.limits.idle_timeout),
+                        phase::HANDSHAKE | phase::HEAD => ms(self.limits.head_timeout),
+                        _ => ms(self.limits.write_timeout),
                     };
-                    let _ = write_response(
-                        &mut conn,
-                        &Response::text(status, msg),
-                        false,
-                        false,
-                        &self.limits,
-                    );
-                    return;
-                }
-            };
-            let keep_alive = req.keep_alive() && !req.has_body && !shutting_down();
-            let head_only = req.method == "HEAD";
-            let ok = self.respond(&req, |resp| {
-                write_response(&mut conn, &resp, head_only, keep_alive, &self.limits).is_ok()
-            });
-            if !ok || !keep_alive {
-                let _ = conn.flush();
-                return;
+                    now.saturating_sub(since) >= limit
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| t.conns.remove(id)).collect()
+        };
+        for e in expired {
+            if let Some(a) = e.abort {
+                a.abort();
             }
         }
     }
 
-    /// Build the response to `req` and hand it to `send`.
-    fn respond(&self, req: &Request, send: impl FnOnce(Response<'_>) -> bool) -> bool {
-        if req.method != "GET" && req.method != "HEAD" {
-            return send(
-                Response::text(405, "only GET and HEAD are served\n").header("Allow", "GET, HEAD"),
-            );
+    fn connections(&self) -> usize {
+        lock(&self.table).conns.len()
+    }
+
+    /// Render a page into budgeted chunks (in a blocking thread).
+    fn render_page(
+        &self,
+        format: promshm::Format,
+        gzip: bool,
+    ) -> Result<Vec<bytes::Bytes>, ScrapeError> {
+        lower_priority();
+        // See early whether the page can fit; make room if it cannot.
+        let need = self.last_size.load(Ordering::Relaxed);
+        let deadline = Instant::now() + STALLED;
+        while self.budget.used() + need > self.budget.limit() {
+            if !self.evict_stalled() || Instant::now() >= deadline {
+                return Err(ScrapeError::Busy);
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
-        if req.has_body {
-            return send(Response::text(413, "request bodies are not accepted\n"));
+        let make_room = || self.evict_stalled();
+        let mut w = ChunkWriter::new(&self.budget, &make_room, STALLED);
+        let rendered = if gzip {
+            let mut z = flate2::write::GzEncoder::new(&mut w, flate2::Compression::fast());
+            let mut plain = CountingWriter {
+                inner: &mut z,
+                count: 0,
+            };
+            let r = self.area.render(&self.render, format, &mut plain);
+            let plain_len = plain.count;
+            r.and_then(|_| {
+                z.finish()
+                    .map(|_| ())
+                    .map_err(|e| CliError::failure(format!("gzip: {e}")))
+            })
+            .map(|_| plain_len)
+        } else {
+            self.area
+                .render(&self.render, format, &mut w)
+                .map(|_| w.len())
+        };
+        if w.exhausted() {
+            return Err(ScrapeError::Busy);
         }
-        if req.path == "/healthz" {
-            return send(Response::text(200, "ok\n"));
+        let plain_len = rendered.map_err(ScrapeError::Area)?;
+        self.last_size.store(plain_len, Ordering::Relaxed);
+        Ok(w.finish().0)
+    }
+}
+
+/// Counts the bytes written through it.
+struct CountingWriter<'a, W: std::io::Write> {
+    inner: &'a mut W,
+    count: usize,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Renders run at a lower CPU priority than the threads that answer
+/// `/healthz` and move bytes (Linux sets the nice value per thread). They
+/// share no lock with those threads for longer than a few instructions.
+fn lower_priority() {
+    thread_local!(static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    DONE.with(|d| {
+        if !d.replace(true) {
+            // SAFETY: gettid and setpriority have no memory preconditions;
+            // a failure only leaves the priority as it was.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+            }
+        }
+    });
+}
+
+fn text(status: u16, body: &str) -> Response<ChunkBody> {
+    let mut r = Response::new(ChunkBody::small(body.to_owned()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn unavailable(body: &str) -> Response<ChunkBody> {
+    let mut r = text(503, body);
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// Whether a request announces a body (a length other than 0, or chunks).
+fn has_body(req: &Request<Incoming>) -> bool {
+    req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// The value of a header as text (None if absent or not text).
+fn header_text(req: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<String> {
+    let mut out: Option<String> = None;
+    for v in req.headers().get_all(name) {
+        let v = v.to_str().ok()?.trim().to_owned();
+        out = Some(match out {
+            Some(prev) => format!("{prev}, {v}"),
+            None => v,
+        });
+    }
+    out
+}
+
+impl Server {
+    /// Answer one request.
+    async fn handle(
+        self: Arc<Self>,
+        conn: Arc<ConnState>,
+        req: Request<Incoming>,
+    ) -> Result<Response<ChunkBody>, Infallible> {
+        conn.begin_request();
+        // A request body is refused and not read: close after answering.
+        let keep = keep_alive(req.version(), req.headers()) && !has_body(&req) && !shutting_down();
+        let head_only = req.method() == Method::HEAD;
+        let mut resp = self.respond(&req, &conn).await;
+        let len = resp.body().len();
+        if head_only {
+            *resp.body_mut() = ChunkBody::small(bytes::Bytes::new());
+        }
+        let h = resp.headers_mut();
+        h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static(if keep { "keep-alive" } else { "close" }),
+        );
+        let resp = resp.map(|b| b.with_progress(conn));
+        Ok(resp)
+    }
+
+    async fn respond(
+        self: &Arc<Self>,
+        req: &Request<Incoming>,
+        conn: &ConnState,
+    ) -> Response<ChunkBody> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = text(405, "only GET and HEAD are served\n");
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        if has_body(req) {
+            return text(413, "request bodies are not accepted\n");
+        }
+        let path = req.uri().path();
+        if path == "/healthz" {
+            return text(200, "ok\n");
         }
         if let Some(auth) = &self.auth {
-            if !auth.check(req.authorization.as_deref()) {
-                return send(Response::text(401, "authentication required\n").header(
-                    "WWW-Authenticate",
-                    "Basic realm=\"promshm\", charset=\"UTF-8\"",
-                ));
+            if !auth.check(header_text(req, AUTHORIZATION).as_deref()) {
+                let mut r = text(401, "authentication required\n");
+                r.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"promshm\", charset=\"UTF-8\""),
+                );
+                return r;
             }
         }
-        if req.path == self.metrics_path {
-            return self.metrics(req, send);
+        if path == self.metrics_path {
+            return self.metrics(req, conn).await;
         }
-        if req.path == "/" {
+        if path == "/" {
             let page = format!(
                 "promshm exporter\n\n{}  the metrics (Prometheus text 0.0.4 or OpenMetrics, by Accept)\n/healthz  liveness\n",
                 self.metrics_path
             );
-            return send(Response::new(
-                200,
-                "text/plain; charset=utf-8",
-                page.as_bytes(),
-            ));
+            return text(200, &page);
         }
-        send(Response::text(404, "not found\n"))
+        text(404, "not found\n")
     }
 
-    fn metrics(&self, req: &Request, send: impl FnOnce(Response<'_>) -> bool) -> bool {
-        let format = negotiate(req.accept.as_deref());
-        let Some(slot) = self.renders.acquire(self.limits.head_timeout) else {
-            return send(
-                Response::text(503, "too many scrapes at once\n").header("Retry-After", "1"),
-            );
+    async fn metrics(
+        self: &Arc<Self>,
+        req: &Request<Incoming>,
+        conn: &ConnState,
+    ) -> Response<ChunkBody> {
+        let format = negotiate(header_text(req, ACCEPT).as_deref());
+        let gzip = accepts_gzip(req.headers());
+        conn.mark(phase::QUEUED);
+        let mut done = self.join(format, gzip);
+        let outcome =
+            tokio::time::timeout(self.limits.write_timeout, done.wait_for(|o| o.is_some()))
+                .await
+                .ok()
+                .and_then(|o| o.ok().and_then(|o| o.clone()));
+        drop(done);
+        // From now on it is a response writer (see pick_victim).
+        conn.progressed();
+        conn.mark(phase::STREAMING);
+        let Some(page) = outcome else {
+            return unavailable("too many scrapes at once\n");
         };
-        let area = lock(&self.area).current().clone();
-        let mut body = Vec::with_capacity(self.size_hint.load(Ordering::Relaxed) + 4096);
-        let rendered = render(&area, &self.render, format, &mut body);
-        drop(area);
-        let gzip = rendered.is_ok() && req.accepts_gzip();
-        let body = if gzip {
-            let mut z = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4 + 64),
-                flate2::Compression::fast(),
-            );
-            match z.write_all(&body).and_then(|_| z.finish()) {
-                Ok(compressed) => {
-                    self.size_hint.store(body.len(), Ordering::Relaxed);
-                    Ok(compressed)
-                }
-                Err(e) => Err(CliError::failure(format!("gzip: {e}"))),
-            }
-        } else {
-            if rendered.is_ok() {
-                self.size_hint.store(body.len(), Ordering::Relaxed);
-            }
-            rendered.map(|_| body)
-        };
-        drop(slot);
-        match body {
-            Ok(body) => {
-                let mut resp = Response::new(200, format.content_type(), &body)
-                    .header("Vary", "Accept, Accept-Encoding");
+        match page {
+            Ok(chunks) => {
+                let mut r = Response::new(ChunkBody::new(chunks.to_vec(), None));
+                let h = r.headers_mut();
+                h.insert(
+                    hyper::header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                );
+                h.insert(
+                    hyper::header::VARY,
+                    HeaderValue::from_static("Accept, Accept-Encoding"),
+                );
                 if gzip {
-                    resp = resp.header("Content-Encoding", "gzip");
+                    h.insert(
+                        hyper::header::CONTENT_ENCODING,
+                        HeaderValue::from_static("gzip"),
+                    );
                 }
-                send(resp)
+                r
             }
-            Err(e) => {
-                log(&format!("scrape failed: {}", e.msg));
-                let msg = format!("render failed: {}\n", e.msg);
-                send(Response::text(500, &msg))
+            Err(ScrapeError::Busy) => unavailable("response memory budget exhausted\n"),
+            // AreaSource has logged it (once).
+            Err(ScrapeError::Area(e)) => unavailable(&format!("area unavailable: {}\n", e.msg)),
+        }
+    }
+
+    /// The render the next page of this kind will come from (see [`Lane`]).
+    fn join(
+        self: &Arc<Self>,
+        format: promshm::Format,
+        gzip: bool,
+    ) -> tokio::sync::watch::Receiver<Option<Outcome>> {
+        let kind = 2 * usize::from(format == promshm::Format::OpenMetrics) + usize::from(gzip);
+        let mut lanes = lock(&self.lanes);
+        let lane = &mut lanes[kind];
+        match &lane.running {
+            None => {
+                let flight = Flight::new();
+                let done = flight.done.subscribe();
+                lane.running = Some(flight.clone());
+                drop(lanes);
+                self.start(kind, format, gzip, flight);
+                done
+            }
+            Some(_) => lane.next.get_or_insert_with(Flight::new).done.subscribe(),
+        }
+    }
+
+    /// Run `flight` in a render slot, then start the lane's next one.
+    fn start(
+        self: &Arc<Self>,
+        kind: usize,
+        format: promshm::Format,
+        gzip: bool,
+        flight: Arc<Flight>,
+    ) {
+        let server = self.clone();
+        tokio::spawn(async move {
+            let outcome = match server.renders.clone().acquire_owned().await {
+                Ok(permit) => {
+                    let s = server.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        s.render_page(format, gzip).map(Arc::new)
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ScrapeError::Area(CliError::failure(format!(
+                            "render failed: {e}"
+                        ))))
+                    })
+                }
+                Err(_) => Err(ScrapeError::Busy),
+            };
+            flight.done.send_replace(Some(outcome));
+            drop(flight);
+            let next = {
+                let mut lanes = lock(&server.lanes);
+                let lane = &mut lanes[kind];
+                lane.running = lane.next.take();
+                lane.running.clone()
+            };
+            if let Some(next) = next {
+                server.start(kind, format, gzip, next);
+            }
+        });
+    }
+
+    /// One connection, from accept to close.
+    async fn connection(self: Arc<Self>, id: u64, state: Arc<ConnState>, sock: TcpStream) {
+        let _guard = ConnGuard {
+            server: self.clone(),
+            id,
+        };
+        match &self.tls {
+            None => self.serve_http(state, sock).await,
+            Some(acceptor) => {
+                let Ok(tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                state.set(phase::IDLE);
+                self.serve_http(state, tls).await
             }
         }
     }
+
+    async fn serve_http<T>(self: &Arc<Self>, state: Arc<ConnState>, io: T)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(Watched {
+            io,
+            state: state.clone(),
+        });
+        let server = self.clone();
+        let svc = hyper::service::service_fn(move |req| server.clone().handle(state.clone(), req));
+        let _ = self.http.serve_connection(io, svc).await;
+    }
+}
+
+fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> CliResult<tokio_rustls::TlsAcceptor> {
+    Ok(tokio_rustls::TlsAcceptor::from(tls_config(cert, key)?))
 }
 
 fn tls_config(cert: &PathBuf, key: &PathBuf) -> CliResult<Arc<rustls::ServerConfig>> {
@@ -370,30 +868,40 @@ fn tls_config(cert: &PathBuf, key: &PathBuf) -> CliResult<Arc<rustls::ServerConf
     Ok(Arc::new(cfg))
 }
 
-/// Keep big buffers out of glibc's heap so that memory goes back to the
-/// system after a scrape, and limit per-thread arenas.
+/// Kernel send buffer of a connection (the kernel doubles it).
+const SEND_BUFFER: libc::c_int = 256 * 1024;
+
+/// A fixed send buffer instead of one that autotunes up to megabytes: a
+/// client that does not read then holds little kernel memory, and the
+/// threads that move bytes do not spend their time filling its buffer.
+fn limit_send_buffer(sock: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor and a c_int option of its size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&SEND_BUFFER as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Keep body chunks (64 KiB) and bigger buffers out of glibc's heap: they
+/// go back to the system when freed, and freeing one (on an I/O thread)
+/// never waits for the lock of an arena that a render thread (at a lower
+/// priority) holds. Enough arenas that I/O and render threads rarely share.
 fn tame_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator parameters; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 4);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, crate::body::CHUNK as libc::c_int);
+        libc::mallopt(libc::M_ARENA_MAX, 8);
     }
 }
 
-/// Wait until `fd` is readable or `timeout` passes.
-fn wait_readable(fd: i32, timeout: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
-    r > 0
-}
-
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     a.render.check()?;
     if !a.metrics_path.starts_with('/') {
         return Err(CliError::usage("--metrics-path must start with /"));
@@ -410,131 +918,174 @@ pub fn run(a: Args) -> CliResult {
         .map(BasicAuth::load)
         .transpose()?;
     let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(c), Some(k)) => Some(tls_config(c, k)?),
+        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
         _ => None,
     };
-    let mut area = AreaFile::open(&a.area)?;
     tame_malloc();
+    let area = AreaSource::open(&a.area, files)?;
     // One render now: a damaged area fails here rather than at the first
-    // scrape, and buffers are sized right from the first scrape on.
-    let mut warm = Vec::new();
-    render(
-        area.current(),
-        &a.render,
-        promshm::Format::OpenMetrics,
-        &mut warm,
-    )?;
-    let size_hint = warm.len();
-    drop(warm);
-    install_signal_handlers()?;
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| CliError::new(exit::ENDPOINT, format!("cannot listen on {addr}: {e}")))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| CliError::failure(format!("listener: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| CliError::failure(e.to_string()))?;
-    if !local.ip().is_loopback() && auth.is_none() && tls.is_none() {
+    // scrape, and the size of a page is known.
+    let mut size = CountingWriter {
+        inner: &mut std::io::sink(),
+        count: 0,
+    };
+    area.render(&a.render, promshm::Format::OpenMetrics, &mut size)?;
+    let page_size = size.count;
+    if page_size >= a.max_body_memory / 2 {
         log(&format!(
-            "warning: listening on {local} (not loopback) without --basic-auth-file or TLS"
+            "warning: a page is {page_size} bytes; --max-body-memory {} holds fewer than two",
+            a.max_body_memory
         ));
     }
+    install_signal_handlers()?;
     let max_renders = a.max_renders.map(|n| n as usize).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .clamp(1, 4),
+        )
+        .max_blocking_threads(max_renders)
+        .thread_name("promshm-serve")
+        .thread_stack_size(512 * 1024)
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))?;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // Not pipeline_flush: with it, hyper's automatic 400/431 answers are
+    // never flushed.
+    http.title_case_headers(true)
+        .keep_alive(true)
+        .max_headers(a.max_headers as usize)
+        .max_header_size(a.max_request_bytes as usize)
+        // Head and idle deadlines are the connection table's (see the
+        // module doc); hyper's own header timer counts idle time too.
+        .header_read_timeout(None);
     let server = Arc::new(Server {
-        area: Mutex::new(area),
+        area,
         render: a.render.clone(),
         metrics_path: a.metrics_path.clone(),
         auth,
-        tls: tls.clone(),
+        tls,
+        http,
         limits: Limits {
-            max_head_bytes: a.max_request_bytes as usize,
-            max_headers: a.max_headers as usize,
             head_timeout: a.header_timeout,
             idle_timeout: a.idle_timeout,
             write_timeout: a.write_timeout,
         },
         max_connections: a.max_connections as usize,
-        renders: Slots {
-            free: Mutex::new(max_renders),
-            cv: Condvar::new(),
-        },
-        table: Mutex::new(ConnTable::default()),
-        table_cv: Condvar::new(),
-        size_hint: AtomicUsize::new(size_hint),
+        renders: Arc::new(tokio::sync::Semaphore::new(max_renders)),
+        lanes: Mutex::new(Default::default()),
+        budget: Budget::new(a.max_body_memory),
+        last_size: AtomicUsize::new(page_size),
+        table: Mutex::new(Table::default()),
     });
+    let result = rt.block_on(serve(server, addr, &a));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn serve(server: Arc<Server>, addr: SocketAddr, a: &Args) -> CliResult {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::new(exit::ENDPOINT, format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    if !local.ip().is_loopback() && server.auth.is_none() && server.tls.is_none() {
+        log(&format!(
+            "warning: listening on {local} (not loopback) without --basic-auth-file or TLS"
+        ));
+    }
     log(&format!(
         "serving {} on {}://{local}{} (read-only)",
         a.area.display(),
-        if tls.is_some() { "https" } else { "http" },
+        if server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         a.metrics_path
     ));
+    let watchdog = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                server.enforce_deadlines();
+            }
+        })
+    };
 
     let mut accept_errors = 0u32;
     while !shutting_down() {
-        if !wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
-            continue;
-        }
-        let sock = match listener.accept() {
-            Ok((s, _)) => s,
-            // The pending connection went away between poll and accept.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => {
+        let sock = match tokio::time::timeout(Duration::from_millis(200), listener.accept()).await {
+            Err(_) => continue,
+            Ok(Ok((s, _))) => s,
+            Ok(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.
                 accept_errors += 1;
                 if accept_errors.is_power_of_two() {
                     log(&format!("accept: {e}"));
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let _ = sock.set_nonblocking(false);
         let _ = sock.set_nodelay(true);
-        let Some(id) = server.admit(&sock) else {
+        limit_send_buffer(&sock);
+        let first = if server.tls.is_some() {
+            phase::HANDSHAKE
+        } else {
+            phase::IDLE
+        };
+        let Some((id, state)) = server.admit(first) else {
             // Full of busy connections: a quick 503 for plain HTTP, then close.
             if server.tls.is_none() {
-                let _ = sock.set_nonblocking(true);
-                let _ = (&sock).write_all(
+                let _ = sock.try_write(
                     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
             }
             continue;
         };
-        let s = server.clone();
-        let spawned = std::thread::Builder::new()
-            .name("promshm-conn".into())
-            .stack_size(512 * 1024)
-            .spawn(move || {
-                let guard = ConnGuard { server: s, id };
-                guard.server.serve_connection(id, sock);
-            });
-        if spawned.is_err() {
-            server.forget(id);
+        let task = tokio::spawn(server.clone().connection(id, state, sock));
+        if let Some(e) = lock(&server.table).conns.get_mut(&id) {
+            e.abort = Some(task.abort_handle());
         }
     }
 
-    // Graceful shutdown: no new connections, idle ones closed, busy ones finish.
+    // Graceful shutdown: no new connections, idle ones closed (by the
+    // watchdog), busy ones finish.
     drop(listener);
     log("shutting down");
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut t = lock(&server.table);
-    loop {
-        drop(t);
-        server.close_waiting();
-        t = lock(&server.table);
-        if t.conns.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        t = server
-            .table_cv
-            .wait_timeout(t, Duration::from_millis(100))
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+    while server.connections() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    watchdog.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("2097152").unwrap(), 2 << 20);
+        assert_eq!(parse_bytes("1024KiB").unwrap(), 1 << 20);
+        assert!(parse_bytes("1KiB").is_err());
+        assert!(parse_bytes("12XB").is_err());
+        assert!(parse_bytes("MiB").is_err());
+    }
 }

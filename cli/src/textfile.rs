@@ -13,9 +13,10 @@ use std::time::Duration;
 use promshm::Format;
 
 use crate::common::{
-    every, install_signal_handlers, log, parse_duration, render, AreaFile, CliError, CliResult,
+    every, install_signal_handlers, log, parse_duration, AreaSource, CliError, CliResult,
     RenderOpts,
 };
+use crate::files::FileArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,7 +66,7 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     result
 }
 
-pub fn run(a: Args) -> CliResult {
+pub fn run(a: Args, files: &FileArgs) -> CliResult {
     a.render.check()?;
     if a.path.extension().is_none_or(|e| e != "prom") {
         log(&format!(
@@ -73,18 +74,18 @@ pub fn run(a: Args) -> CliResult {
             a.path.display()
         ));
     }
-    let mut area = AreaFile::open(&a.area)?;
-    let write_once = |area: &mut AreaFile| -> CliResult {
+    let area = AreaSource::open(&a.area, files)?;
+    let write_once = |area: &AreaSource| -> CliResult {
         let mut text = Vec::new();
-        render(area.current(), &a.render, Format::Prometheus, &mut text)?;
+        area.render(&a.render, Format::Prometheus, &mut text)?;
         write_atomically(&a.path, &text)
             .map_err(|e| CliError::failure(format!("writing {}: {e}", a.path.display())))
     };
     match a.interval {
-        None => write_once(&mut area),
+        None => write_once(&area),
         Some(interval) => {
             install_signal_handlers()?;
-            every(interval, || write_once(&mut area))
+            every(interval, || write_once(&area))
         }
     }
 }

@@ -105,6 +105,7 @@ static promshm_result register_families(void) {
     const char *req_labels[2] = {"path", "status"};
     promshm_metric_opts o;
     memset(&o, 0, sizeof o);
+    o.size = sizeof o;
     o.name = "http_requests";
     o.help = "HTTP requests served, by path and status.";
     o.label_names = req_labels;
@@ -114,6 +115,7 @@ static promshm_result register_families(void) {
     if (rc == PROMSHM_RESULT_OK) {
         const char *lat_labels[1] = {"path"};
         memset(&o, 0, sizeof o);
+        o.size = sizeof o;
         o.name = "http_request_duration";
         o.unit = "seconds";
         o.help = "Time from accept() to the response being ready.";
@@ -125,12 +127,14 @@ static promshm_result register_families(void) {
     }
     if (rc == PROMSHM_RESULT_OK) {
         memset(&o, 0, sizeof o);
+        o.size = sizeof o;
         o.name = "http_requests_in_flight";
         o.help = "Requests being served, over the live workers.";
         rc = promshm_registry_gauge(reg, &o, PROMSHM_GAUGE_MODE_LIVESUM, &g_inflight);
     }
     if (rc == PROMSHM_RESULT_OK) {
         memset(&o, 0, sizeof o);
+        o.size = sizeof o;
         o.name = "http_worker_requests";
         o.help = "Requests served by each live worker process since it started.";
         rc = promshm_registry_gauge(reg, &o, PROMSHM_GAUGE_MODE_ALL, &g_handled);
@@ -447,6 +451,7 @@ int main(int argc, char **argv) {
     /* The shared area and the families, before fork(). */
     promshm_area_options options;
     memset(&options, 0, sizeof options);
+    options.size = sizeof options;
     options.pages = 1024; /* 4 MiB: plenty for this closed label set */
     options.max_workers = 2 * MAX_WORKERS; /* room for restarted workers */
     promshm_result rc = area_file ? promshm_area_create(area_file, &options, &g_area)

@@ -1,16 +1,22 @@
 //! Fork safety of the in-process locks.
 //!
 //! A child of `fork` has one thread. If another thread of the parent held an
-//! area's index mutex, its local lock, a family's series cache or the list
-//! of thread buffers at that moment, the child would inherit it locked
-//! forever. So before `fork` the forking thread takes all of them (in the
-//! order the rest of the crate takes them: buffer list, then per area the
-//! index, the series caches, the local lock) and releases them in both parent
-//! and child right after. The data they guard is never copied half-updated.
+//! area's index mutex, its local lock, a family's series cache, the list of
+//! thread buffers, a buffer's entries or the buffer id pool at that moment,
+//! the child would inherit it locked forever. So before `fork` the forking
+//! thread takes all of them (in the order the rest of the crate takes them:
+//! buffer list, each buffer's entries, then per area the index, the series
+//! caches, the local lock, and last the id pool) and releases them in both
+//! parent and child right after. The data they guard is never copied
+//! half-updated.
 //!
-//! These locks are `std::sync` locks on purpose: unlocking one in the child
-//! only resets its word (a `parking_lot` lock may instead hand itself over to
-//! a parked waiter — a thread that does not exist in the child).
+//! These locks are `std::sync` locks on purpose (futex words: waiters wait in
+//! the kernel): unlocking one in the child only resets its word. promshm
+//! uses no `parking_lot` lock or condvar: those park waiters in a
+//! process-wide user-space table, and a parent thread parked there when
+//! `fork` runs leaves a queue entry that a thread of the child may collide
+//! with (the child then loops or crashes in the table). The timer flusher
+//! sleeps in `ppoll` on an eventfd for the same reason.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
@@ -101,6 +107,7 @@ extern "C" fn before_fork() {
                 hold(lock(&area.local_lock));
             }
         }
+        crate::buffer::hold_ids_for_fork();
     });
 }
 

@@ -1,4 +1,4 @@
-//! Byte layout of an area, version 1. `docs/FORMAT.md` is the prose version
+//! Byte layout of an area, version 2. `docs/FORMAT.md` is the prose version
 //! of this file; keep the two in step.
 //!
 //! All integers are little-endian on the machines we build for and are
@@ -8,7 +8,10 @@
 /// `b"PROMSHM1"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PROMSHM1");
 /// Layout version written by this build; an area of another version is refused.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2: liveness by open-file-description locks (`FLAG_OFD_LOCKS`,
+/// `LOCK_BYTE`, `SLOT_LOCK_BASE`); version 1 areas used a takeover word.
+pub const FORMAT_VERSION: u32 = 2;
 /// Page size of every area.
 pub const PAGE_SIZE: usize = 4096;
 /// Written in native byte order; a reader of the other endianness sees it swapped.
@@ -51,7 +54,9 @@ pub mod hdr {
     pub const DATA_OFFSET: usize = 44;
     /// u64 next free byte (atomic, written under the area lock).
     pub const ALLOC_CURSOR: usize = 48;
-    /// u64 lock word: `pid | start_time_low32 << 32`, 0 when free.
+    /// u64 lock word: `pid | start_time_low32 << 32` of the holder, 0 when
+    /// free. With `FLAG_OFD_LOCKS` it is diagnostic only (written by the
+    /// holder after it took the kernel lock); without, it is the lock.
     pub const LOCK: usize = 56;
     /// u64 pid namespace inode of the creator.
     pub const PID_NS: usize = 64;
@@ -67,7 +72,7 @@ pub mod hdr {
     pub const STAT_BAD_RECORDS: usize = 104;
     /// u64 duration of the last render, nanoseconds.
     pub const STAT_RENDER_NS: usize = 112;
-    /// u64 locks taken over from dead holders.
+    /// u64 locks left by dead holders and recovered.
     pub const STAT_LOCK_RECOVERED: usize = 120;
     /// u64 number of live series (maintained under the lock).
     pub const STAT_SERIES: usize = 128;
@@ -75,10 +80,36 @@ pub mod hdr {
     pub const STAT_FAMILIES: usize = 136;
     /// u64 gauge updates dropped because no worker slot was free.
     pub const STAT_DROPPED: usize = 144;
+    /// u64 pid namespace inode of the lock holder (diagnostic, 0 when free or unknown).
+    pub const LOCK_PID_NS: usize = 256;
+    /// u64 waits for the area lock that gave up (timeouts).
+    pub const STAT_LOCK_TIMEOUTS: usize = 264;
+    /// u64 times the area lock was taken.
+    pub const STAT_LOCKS_TAKEN: usize = 272;
+    /// u64 gauge fold sequence: odd while the reaper folds one gauge series
+    /// (a seqlock that gauge readers check around their read).
+    pub const FOLD_SEQ: usize = 152;
+    /// u64 offset of the cells of the gauge series being folded.
+    pub const FOLD_CELLS: usize = 160;
+    /// u64 that series' retained value (f64 bits) once the fold is done.
+    pub const FOLD_VALUE: usize = 168;
+    /// u64 that series' retained stamp once the fold is done.
+    pub const FOLD_STAMP: usize = 176;
 }
 
 /// Flag bit: new families are eager (write-through) unless they say otherwise.
 pub const FLAG_EAGER: u32 = 1;
+/// Flag bit: liveness is judged by open-file-description locks (set by the
+/// creator when the kernel and file system support them). Every process
+/// follows the creator's choice, so all of them use one protocol.
+pub const FLAG_OFD_LOCKS: u32 = 2;
+
+/// Byte of the area file whose `F_OFD_SETLK` write lock is the area lock
+/// (far beyond any area: record locks may lie beyond the end of a file).
+pub const LOCK_BYTE: i64 = 1 << 40;
+/// Byte `SLOT_LOCK_BASE + s` carries a read lock of every live holder of
+/// worker slot `s`.
+pub const SLOT_LOCK_BASE: i64 = LOCK_BYTE + 1;
 
 /// Worker slot layout (64 bytes each).
 pub mod slot {
@@ -108,6 +139,8 @@ pub mod slot {
 pub const SLOT_FREE: u32 = 0;
 /// Slot state: held by a live process.
 pub const SLOT_LIVE: u32 = 1;
+/// Slot state: its process is dead and its gauge values are being folded.
+pub const SLOT_REAPING: u32 = 2;
 
 /// Record header: `u32 tag` (kind in bits 0..8, state in bits 8..16), `u32 len`.
 pub const RECORD_HEADER: usize = 8;

@@ -5,15 +5,16 @@
 //! which bounds-check every offset: bytes in the area come from other
 //! processes and are never trusted.
 
+mod file;
 pub(crate) mod fork;
 pub(crate) mod format;
 mod lock;
+mod ofd;
 pub(crate) mod records;
 mod workers;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +23,10 @@ use crate::error::{Error, Result};
 use crate::process;
 use format::*;
 
+pub use file::FileOptions;
 pub(crate) use lock::AreaLockGuard;
+#[doc(hidden)]
+pub use lock::HeldAreaLock;
 pub use workers::WorkerInfo;
 
 /// How to create an area.
@@ -125,8 +129,20 @@ pub(crate) struct AreaInner {
     pub(crate) local_lock: std::sync::Mutex<()>,
     /// This process's worker slot: `fork_gen << 32 | (slot + 1)`, 0 when not attached.
     worker: AtomicU64,
-    /// Same pid namespace as the creator: only then may we judge liveness of pids.
+    /// Same pid namespace as the creator (matters only without OFD locks).
     pub(crate) same_pid_ns: bool,
+    /// The area's file (a memfd for anonymous areas), kept open on its own
+    /// open file description, which never holds a lock: liveness is asked
+    /// through it, and this process's lock descriptor is reopened from it.
+    file: ofd::KeptFd,
+    /// Liveness by open-file-description locks (`FLAG_OFD_LOCKS`, the creator's choice).
+    ofd: bool,
+    /// This process's lock descriptor (see `lock`).
+    lock_fd: lock::LockFd,
+    /// Backoff of lazy attaching after a failure.
+    attach_backoff: workers::Backoff,
+    /// Backoff of reaping by renders after a failure.
+    reap_backoff: workers::Backoff,
     /// Process-local index of families and series (see `registry`).
     pub(crate) index: std::sync::Mutex<crate::registry::LocalIndex>,
 }
@@ -139,103 +155,6 @@ unsafe impl Send for AreaInner {}
 unsafe impl Sync for AreaInner {}
 
 impl Area {
-    /// Create the area file at `path`, or open it if it exists with a compatible layout.
-    ///
-    /// The file is created `0600` with `O_NOFOLLOW`. Two processes creating
-    /// the same file at once end up with one valid area (an exclusive `flock`
-    /// guards initialisation). An existing area keeps its own size.
-    pub fn create(path: impl AsRef<Path>, options: &AreaOptions) -> Result<Area> {
-        options.check()?;
-        let path = path.as_ref();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| Error::io("create", path, e))?;
-        let _flock = Flock::exclusive(&file).map_err(|e| Error::io("lock", path, e))?;
-        let mut size = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, e))?
-            .len();
-        if size > 0 && creator_died_initialising(&file) {
-            // We hold the exclusive flock its creator held, and no opener
-            // accepts an uninitialised header: nobody uses it. Start over.
-            file.set_len(0).map_err(|e| Error::io("reset", path, e))?;
-            size = 0;
-        }
-        if size == 0 {
-            let len = options.pages as usize * PAGE_SIZE;
-            file.set_len(len as u64)
-                .map_err(|e| Error::io("size", path, e))?;
-            // Reserve the blocks now so a full disk fails here, not as SIGBUS later.
-            // SAFETY: valid fd, offset 0, length within the file we just sized.
-            let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
-            if r != 0 && r != libc::EOPNOTSUPP && r != libc::EINVAL {
-                let _ = file.set_len(0);
-                return Err(Error::io(
-                    "allocate",
-                    path,
-                    std::io::Error::from_raw_os_error(r),
-                ));
-            }
-            let map = map_file(&file, len, false).map_err(|e| Error::io("map", path, e))?;
-            let inner = AreaInner::initialize(map, len, options, Some(path.to_path_buf()));
-            return Ok(Area::wrap(inner));
-        }
-        Self::open_file(&file, path, OpenMode::ReadWrite)
-    }
-
-    /// Open an existing area file.
-    pub fn open(path: impl AsRef<Path>, mode: OpenMode) -> Result<Area> {
-        let path = path.as_ref();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(mode == OpenMode::ReadWrite)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| Error::io("open", path, e))?;
-        // Wait for a creator that is still initialising.
-        let _flock = Flock::shared(&file).map_err(|e| Error::io("lock", path, e))?;
-        Self::open_file(&file, path, mode)
-    }
-
-    fn open_file(file: &File, path: &Path, mode: OpenMode) -> Result<Area> {
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, e))?
-            .len();
-        if size < (MIN_PAGES as usize * PAGE_SIZE) as u64 {
-            return Err(Error::IncompatibleArea(format!(
-                "{}: {size} bytes is too small to be an area",
-                path.display()
-            )));
-        }
-        if size > MAX_PAGES as u64 * PAGE_SIZE as u64 {
-            return Err(Error::IncompatibleArea(format!(
-                "{}: {size} bytes is larger than any area",
-                path.display()
-            )));
-        }
-        let map = map_file(file, size as usize, mode == OpenMode::ReadOnly)
-            .map_err(|e| Error::io("map", path, e))?;
-        let inner = AreaInner::validate(
-            map,
-            size as usize,
-            mode == OpenMode::ReadOnly,
-            Some(path.to_path_buf()),
-        )
-        .map_err(|e| match e {
-            Error::IncompatibleArea(m) => {
-                Error::IncompatibleArea(format!("{}: {m}", path.display()))
-            }
-            other => other,
-        })?;
-        Ok(Area::wrap(inner))
-    }
-
     fn wrap(inner: AreaInner) -> Area {
         let inner = Arc::new(inner);
         fork::register(&inner);
@@ -262,7 +181,9 @@ impl Area {
         file.set_len(len as u64)
             .map_err(|e| Error::io("size", "(anonymous)", e))?;
         let map = map_file(&file, len, false).map_err(|e| Error::io("map", "(anonymous)", e))?;
-        Ok(Area::wrap(AreaInner::initialize(map, len, options, None)))
+        Ok(Area::wrap(AreaInner::initialize(
+            map, len, options, None, file,
+        )))
     }
 
     /// The file behind the area, if any.
@@ -298,13 +219,17 @@ impl Area {
             render_ns: a.hdr(hdr::STAT_RENDER_NS).load(Ordering::Relaxed),
             locks_recovered: a.hdr(hdr::STAT_LOCK_RECOVERED).load(Ordering::Relaxed),
             dropped_updates: a.hdr(hdr::STAT_DROPPED).load(Ordering::Relaxed),
+            lock_timeouts: a.hdr(hdr::STAT_LOCK_TIMEOUTS).load(Ordering::Relaxed),
+            locks_taken: a.hdr(hdr::STAT_LOCKS_TAKEN).load(Ordering::Relaxed),
             format_version: FORMAT_VERSION,
             created_ms: a.hdr(hdr::CREATED_MS).load(Ordering::Relaxed),
         }
     }
 
     /// Attach this process to a worker slot (done lazily by gauge writes and
-    /// flushes; call it to fail early). Returns the slot index.
+    /// flushes; call it to fail early). Returns the slot index. Waits at
+    /// most 100 ms for the area lock; after a failure, attempts fail at once
+    /// until a backoff (100 ms doubling to 5 s) has passed.
     pub fn attach(&self) -> Result<u32> {
         self.inner.worker_slot()
     }
@@ -318,7 +243,13 @@ impl Area {
     /// their gauge values as their mode says, and free their slots.
     /// Returns how many were reaped. A read-only area reaps nothing.
     pub fn reap_dead_workers(&self) -> Result<u32> {
-        self.inner.reap_dead_workers()
+        self.inner.reap_dead_workers_now()
+    }
+
+    /// Test support: take the area lock and hold it until the result is dropped.
+    #[doc(hidden)]
+    pub fn __hold_lock_for_tests(&self) -> Result<HeldAreaLock<'_>> {
+        self.inner.lock().map(HeldAreaLock::new)
     }
 }
 
@@ -347,10 +278,15 @@ pub struct AreaStats {
     pub bad_records: u64,
     /// Duration of the last render in nanoseconds.
     pub render_ns: u64,
-    /// Locks taken over from dead holders.
+    /// Area locks left by dead holders and recovered.
     pub locks_recovered: u64,
-    /// Gauge updates dropped because no worker slot was free.
+    /// Gauge updates dropped because this process had no worker slot (none
+    /// free, or attaching is backing off after a failure).
     pub dropped_updates: u64,
+    /// Waits for the area lock that gave up (`LockTimeout`).
+    pub lock_timeouts: u64,
+    /// Times the area lock was taken.
+    pub locks_taken: u64,
     /// Layout version.
     pub format_version: u32,
     /// Creation time, Unix milliseconds.
@@ -367,84 +303,13 @@ fn map_file(file: &File, len: usize, read_only: bool) -> std::io::Result<memmap2
     }
 }
 
-/// Whether the file starts with a header whose creator never finished:
-/// magic not yet written and init state not READY.
-fn creator_died_initialising(file: &File) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 32];
-    if file.read_exact_at(&mut head, 0).is_err() {
-        return false;
-    }
-    let magic = u64::from_ne_bytes(
-        head[hdr::MAGIC..hdr::MAGIC + 8]
-            .try_into()
-            .unwrap_or([1; 8]),
-    );
-    let state = u32::from_ne_bytes(
-        head[hdr::INIT_STATE..hdr::INIT_STATE + 4]
-            .try_into()
-            .unwrap_or([0xff; 4]),
-    );
-    let version = u32::from_ne_bytes(
-        head[hdr::VERSION..hdr::VERSION + 4]
-            .try_into()
-            .unwrap_or([0xff; 4]),
-    );
-    let page_size = u32::from_ne_bytes(
-        head[hdr::PAGE_SIZE..hdr::PAGE_SIZE + 4]
-            .try_into()
-            .unwrap_or([0xff; 4]),
-    );
-    let size_ok = file
-        .metadata()
-        .map(|m| m.len() % PAGE_SIZE as u64 == 0)
-        .unwrap_or(false);
-    // Only what an interrupted `initialize` leaves behind: no magic, state
-    // none or busy, the fields it writes either unwritten or ours.
-    magic == 0
-        && (state == 0 || state == INIT_BUSY)
-        && (version == 0 || version == FORMAT_VERSION)
-        && (page_size == 0 || page_size == PAGE_SIZE as u32)
-        && size_ok
-}
-
-/// An `flock` held for the scope of area creation or opening.
-struct Flock<'f>(&'f File);
-
-impl<'f> Flock<'f> {
-    fn exclusive(file: &'f File) -> std::io::Result<Self> {
-        Self::take(file, libc::LOCK_EX)
-    }
-    fn shared(file: &'f File) -> std::io::Result<Self> {
-        Self::take(file, libc::LOCK_SH)
-    }
-    fn take(file: &'f File, op: libc::c_int) -> std::io::Result<Self> {
-        loop {
-            // SAFETY: valid fd owned by `file`.
-            if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-                return Ok(Flock(file));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-impl Drop for Flock<'_> {
-    fn drop(&mut self) {
-        // SAFETY: valid fd owned by the borrowed file.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
-}
-
 impl AreaInner {
     fn from_map(
         map: memmap2::MmapRaw,
         len: usize,
         read_only: bool,
         path: Option<PathBuf>,
+        file: File,
     ) -> AreaInner {
         process::init();
         // Read our start time now, while opening files evidently works.
@@ -462,6 +327,11 @@ impl AreaInner {
             local_lock: std::sync::Mutex::new(()),
             worker: AtomicU64::new(0),
             same_pid_ns: false,
+            lock_fd: lock::LockFd::new(ofd::file_id(file.as_raw_fd()).unwrap_or((0, 0))),
+            file: ofd::KeptFd::new(file),
+            ofd: false,
+            attach_backoff: Default::default(),
+            reap_backoff: Default::default(),
             index: std::sync::Mutex::new(Default::default()),
         }
     }
@@ -472,8 +342,11 @@ impl AreaInner {
         len: usize,
         options: &AreaOptions,
         path: Option<PathBuf>,
+        file: File,
     ) -> AreaInner {
-        let mut a = AreaInner::from_map(map, len, false, path);
+        let ofd = ofd::supported(&file);
+        let mut a = AreaInner::from_map(map, len, false, path, file);
+        a.ofd = ofd;
         let worker_pages = worker_table_pages(options.max_workers);
         a.max_workers = options.max_workers;
         a.workers_offset = PAGE_SIZE;
@@ -492,7 +365,7 @@ impl AreaInner {
         a.hdr32(hdr::MAX_WORKERS)
             .store(options.max_workers, Ordering::Relaxed);
         a.hdr32(hdr::FLAGS).store(
-            if options.eager { FLAG_EAGER } else { 0 },
+            if options.eager { FLAG_EAGER } else { 0 } | if ofd { FLAG_OFD_LOCKS } else { 0 },
             Ordering::Relaxed,
         );
         a.hdr32(hdr::WORKERS_OFFSET)
@@ -517,8 +390,9 @@ impl AreaInner {
         len: usize,
         read_only: bool,
         path: Option<PathBuf>,
+        file: File,
     ) -> Result<AreaInner> {
-        let mut a = AreaInner::from_map(map, len, read_only, path);
+        let mut a = AreaInner::from_map(map, len, read_only, path, file);
         let magic = a.hdr(hdr::MAGIC).load(Ordering::Acquire);
         if magic != MAGIC {
             if magic == 0 && a.hdr32(hdr::INIT_STATE).load(Ordering::Acquire) != INIT_READY {
@@ -580,6 +454,7 @@ impl AreaInner {
         a.data_offset = data_offset;
         let ns = process::pid_namespace();
         a.same_pid_ns = ns != 0 && ns == a.hdr(hdr::PID_NS).load(Ordering::Relaxed);
+        a.ofd = a.hdr32(hdr::FLAGS).load(Ordering::Relaxed) & FLAG_OFD_LOCKS != 0;
         Ok(a)
     }
 
@@ -696,6 +571,13 @@ impl AreaInner {
 
     pub(crate) fn max_workers(&self) -> u32 {
         self.max_workers
+    }
+
+    /// The area's path for messages (`(anonymous)` for a memfd).
+    pub(crate) fn display_path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(anonymous)"))
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {

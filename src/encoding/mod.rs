@@ -5,6 +5,7 @@
 //! suffixes (`_total`, `_info`, `_bucket`, ...), escaping and numbers. They
 //! stream into any [`std::io::Write`] through a small reusable buffer.
 
+use std::ffi::CStr;
 use std::io;
 
 mod negotiate;
@@ -47,6 +48,29 @@ impl MetricType {
             MetricType::Summary => "summary",
             MetricType::Info => "info",
             MetricType::StateSet => "stateset",
+        }
+    }
+
+    /// What a family of this type appends to its name in the sample names
+    /// (and the Prometheus 0.0.4 `# HELP`/`# TYPE` names) it renders, in
+    /// either text format, the bare name (`""`) first: every name the family
+    /// renders is its name followed by one of these. Registration reserves
+    /// all of them in the area.
+    pub fn rendered_suffixes(self) -> impl Iterator<Item = &'static str> {
+        self.rendered_suffixes_c()
+            .iter()
+            .map(|c| c.to_str().expect("the suffixes are ASCII"))
+    }
+
+    /// [`rendered_suffixes`](MetricType::rendered_suffixes) as C strings
+    /// (the one table of them, also given out by the C API).
+    pub(crate) fn rendered_suffixes_c(self) -> &'static [&'static CStr] {
+        match self {
+            MetricType::Counter => &[c"", c"_total", c"_created"],
+            MetricType::Gauge | MetricType::StateSet => &[c""],
+            MetricType::Histogram => &[c"", c"_bucket", c"_count", c"_sum", c"_created"],
+            MetricType::Summary => &[c"", c"_count", c"_sum", c"_created"],
+            MetricType::Info => &[c"", c"_info"],
         }
     }
 

@@ -4,10 +4,12 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use super::handle::{
-    borrow, clone_handle, free_handle, into_handle, str_arg, write_opt, ArcHandle, Out,
+    borrow, clone_handle, field_ends, flag_arg, free_handle, into_handle, read_extensible, str_arg,
+    struct_size, write_extensible, write_opt, ArcHandle, Extensible, Out,
 };
 use super::result::{check, promshm_result, FfiError};
 use crate::area::{Area, AreaOptions, OpenMode};
+use crate::encoding::MetricType;
 
 /// A shared area mapped into this process: a file, or an anonymous shared
 /// mapping made before `fork()`. Reference-counted (an `Arc` in Rust): the handle is
@@ -24,18 +26,39 @@ impl ArcHandle for promshm_area {
     const WHAT: &'static str = "area";
 }
 
-/// How to create an area. Zero in a field means its default, so a
-/// zero-initialised struct (or passing NULL) gives the defaults.
+/// How to create an area. Initialise it with `PROMSHM_AREA_OPTIONS_INIT`
+/// (or zero it and set `size`), then set the fields you need: zero in a
+/// field means its default, and passing NULL gives the defaults.
+/// Extensible: see "Extensible structs" in docs/C-API.md.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct promshm_area_options {
+    /// `sizeof(promshm_area_options)` as the caller was compiled with (set by
+    /// `PROMSHM_AREA_OPTIONS_INIT`); 0 is `INVALID_ARGUMENT`.
+    pub size: u32,
     /// Number of 4 KiB pages, header and worker table included. 0: 4096 (16 MiB).
     pub pages: u32,
     /// Worker slots: the most processes attached at once. 0: 64.
     pub max_workers: u32,
-    /// Make families eager (write-through) unless they say otherwise.
-    pub eager: bool,
+    /// 1: make families eager (write-through) unless they say otherwise; 0:
+    /// buffered. Any other value is `INVALID_ARGUMENT`.
+    pub eager: u32,
 }
+
+// SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
+unsafe impl Extensible for promshm_area_options {
+    const C_NAME: &'static str = "promshm_area_options";
+    const INIT: &'static str = "PROMSHM_AREA_OPTIONS_INIT";
+    const FIELD_ENDS: &'static [usize] =
+        field_ends!(Self, size: u32, pages: u32, max_workers: u32, eager: u32);
+    fn set_size(&mut self, size: u32) {
+        self.size = size;
+    }
+}
+const _: () = assert!(
+    promshm_area_options::FIELD_ENDS[3] == size_of::<promshm_area_options>(),
+    "an input struct has no padding"
+);
 
 /// How `promshm_area_open()` maps an existing area (a `uint32_t`).
 #[repr(transparent)]
@@ -48,9 +71,15 @@ pub const PROMSHM_OPEN_MODE_READ_WRITE: promshm_open_mode = promshm_open_mode(0)
 pub const PROMSHM_OPEN_MODE_READ_ONLY: promshm_open_mode = promshm_open_mode(1);
 
 /// Usage of an area and promshm's own counters (the `promshm_*` self-metrics).
+/// Initialise it with `PROMSHM_AREA_STATS_INIT` (or set `size`) before
+/// passing it to `promshm_area_get_stats()`. Extensible: see "Extensible
+/// structs" in docs/C-API.md.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct promshm_area_stats {
+    /// In: `sizeof(promshm_area_stats)` as the caller was compiled with (set
+    /// by `PROMSHM_AREA_STATS_INIT`). Out: the number of bytes filled in.
+    pub size: u32,
     /// Pages in the area.
     pub pages_total: u32,
     /// Pages holding the header, the worker table and records.
@@ -83,20 +112,36 @@ pub struct promshm_area_stats {
     pub created_ms: u64,
 }
 
-/// One row of an area's worker table.
+// SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
+unsafe impl Extensible for promshm_area_stats {
+    const C_NAME: &'static str = "promshm_area_stats";
+    const INIT: &'static str = "PROMSHM_AREA_STATS_INIT";
+    const FIELD_ENDS: &'static [usize] = &[];
+    fn set_size(&mut self, size: u32) {
+        self.size = size;
+    }
+}
+
+/// One row of an area's worker table. Set `size` in the first entry of the
+/// array given to `promshm_area_workers()` (`PROMSHM_WORKER_INFO_INIT`).
+/// Extensible: see "Extensible structs" in docs/C-API.md.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct promshm_worker_info {
+    /// In (first entry): `sizeof(promshm_worker_info)` as the caller was
+    /// compiled with, which is also the array's stride. Out (every entry):
+    /// the number of bytes filled in.
+    pub size: u32,
     /// Slot index (the `worker` label of `all`-mode gauges).
     pub slot: u32,
     /// Process id.
     pub pid: u32,
-    /// Process start time, clock ticks since boot.
-    pub start_time: u64,
     /// Times this slot was taken.
     pub generation: u32,
-    /// Whether the process is still running, as far as this process can tell.
-    pub alive: bool,
+    /// Process start time, clock ticks since boot.
+    pub start_time: u64,
+    /// 1 if the process is still running, as far as this process can tell; 0 if not.
+    pub alive: u32,
     /// Attach time, Unix milliseconds.
     pub attached_ms: u64,
     /// Last flush, Unix milliseconds (0: never).
@@ -107,27 +152,41 @@ pub struct promshm_worker_info {
     pub flushes: u64,
 }
 
-unsafe fn options_arg(options: *const promshm_area_options) -> AreaOptions {
+// SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
+unsafe impl Extensible for promshm_worker_info {
+    const C_NAME: &'static str = "promshm_worker_info";
+    const INIT: &'static str = "PROMSHM_WORKER_INFO_INIT";
+    const FIELD_ENDS: &'static [usize] = &[];
+    fn set_size(&mut self, size: u32) {
+        self.size = size;
+    }
+}
+
+/// The options a C caller gave (NULL: the defaults), validated.
+unsafe fn options_arg(options: *const promshm_area_options) -> Result<AreaOptions, FfiError> {
     let mut o = AreaOptions::default();
     if !options.is_null() {
-        // SAFETY: a non-NULL options pointer is readable (caller contract).
-        let c = unsafe { *options };
+        let c = unsafe { read_extensible(options, "options")? };
         if c.pages != 0 {
             o.pages = c.pages;
         }
         if c.max_workers != 0 {
             o.max_workers = c.max_workers;
         }
-        o.eager = c.eager;
+        o.eager = flag_arg(c.eager, "options->eager")?;
     }
-    o
+    Ok(o)
 }
 
 ffi_fn! {
     /// Create the area file at `path` (mode 0600, `O_NOFOLLOW`), or open it
     /// read-write if it already holds a compatible area (which then keeps its
     /// own size and options). Two processes creating the same file at once
-    /// end up sharing one valid area.
+    /// end up sharing one valid area. An existing file is used only if it is
+    /// a regular file owned by the effective uid and not writable by its
+    /// group or others (checked with `fstat` on the opened descriptor; a FIFO
+    /// or device never blocks the call); waits for another process's lock on
+    /// the file are bounded (10 s).
     ///
     /// `options` may be NULL for the defaults (4096 pages = 16 MiB, 64
     /// workers, buffered). On success `*out` receives a new area handle,
@@ -136,8 +195,10 @@ ffi_fn! {
     ///
     /// Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
     /// `INVALID_ARGUMENT` (page or worker count out of range), `NOT_FOUND`
-    /// (missing directory), `PERMISSION_DENIED`, `IO`, `INCOMPATIBLE_AREA`
-    /// (the file is something else), `CORRUPT_AREA`.
+    /// (missing directory), `PERMISSION_DENIED`, `IO`, `UNSAFE_FILE` (a
+    /// symbolic link, FIFO, socket, device or directory, another user's file,
+    /// or one writable by others: refused untouched), `LOCK_TIMEOUT`,
+    /// `INCOMPATIBLE_AREA` (the file is something else), `CORRUPT_AREA`.
     unsafe fn promshm_area_create(
         path: *const c_char,
         options: *const promshm_area_options,
@@ -146,7 +207,7 @@ ffi_fn! {
         check(|| {
             let out = unsafe { Out::new(out, "out")? };
             let path = unsafe { str_arg(path, "path")? };
-            let area = Area::create(path, &unsafe { options_arg(options) })?;
+            let area = Area::create(path, &unsafe { options_arg(options)? })?;
             out.write(into_handle(Arc::new(area)));
             Ok(())
         })
@@ -169,7 +230,7 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let out = unsafe { Out::new(out, "out")? };
-            let area = Area::anonymous(&unsafe { options_arg(options) })?;
+            let area = Area::anonymous(&unsafe { options_arg(options)? })?;
             out.write(into_handle(Arc::new(area)));
             Ok(())
         })
@@ -179,15 +240,19 @@ ffi_fn! {
 ffi_fn! {
     /// Open an existing area file, read-write or read-only
     /// (`PROMSHM_OPEN_MODE_*`). A read-only area renders and inspects but
-    /// never writes a byte: registering on it returns `READ_ONLY`. Waits for
-    /// a creator that is still initialising the file.
+    /// never writes a byte: registering on it returns `READ_ONLY`. Waits
+    /// (bounded: 10 s) for a creator that is still initialising the file.
+    /// The file must be a regular file owned by the effective uid and not
+    /// writable by its group or others (checked with `fstat` on the opened
+    /// descriptor; a FIFO or device never blocks the call).
     ///
     /// On success `*out` receives a new area handle, owned by the caller
     /// (`promshm_area_free()`). Thread-safe.
     ///
     /// Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
     /// `INVALID_ARGUMENT` (unknown mode), `NOT_FOUND`, `PERMISSION_DENIED`,
-    /// `IO`, `INCOMPATIBLE_AREA`, `CORRUPT_AREA`.
+    /// `IO`, `UNSAFE_FILE`, `LOCK_TIMEOUT`, `INCOMPATIBLE_AREA`,
+    /// `CORRUPT_AREA`.
     unsafe fn promshm_area_open(
         path: *const c_char,
         mode: promshm_open_mode,
@@ -224,12 +289,12 @@ ffi_fn! {
 ffi_fn! {
     /// Release an area handle. Registries, families and series made from it
     /// keep the mapping alive and stay usable. The mapping is unmapped when
-    /// nothing refers to it any more; note that a family keeps the series
-    /// resolved from it in a process-wide cache (so resolving again is cheap
-    /// and buffered counts keep their place), which holds the mapping until
-    /// the process exits once any series was resolved. NULL is a no-op;
-    /// freeing a handle twice is undefined behaviour. Thread-safe with
-    /// respect to other handles.
+    /// no area, registry, family or series handle of it is left: freeing
+    /// the last family (or series) handle of a family first flushes every
+    /// thread's buffered updates of its series into the area, and thread
+    /// buffers then hold nothing of it. NULL is a no-op; freeing a handle
+    /// twice is undefined behaviour. Thread-safe with respect to other
+    /// handles.
     unsafe fn promshm_area_free(area: *const promshm_area) {
         unsafe { free_handle(area) }
     }
@@ -287,9 +352,13 @@ ffi_fn! {
         out: *mut promshm_area_stats,
     ) -> promshm_result {
         check(|| {
-            let out = unsafe { Out::new(out, "out")? };
+            if out.is_null() {
+                return Err(FfiError::null("out"));
+            }
+            let size = unsafe { struct_size(out, "out")? };
             let s = unsafe { borrow(area)? }.stats();
-            out.write(promshm_area_stats {
+            let stats = promshm_area_stats {
+                size: 0,
                 pages_total: s.pages_total,
                 pages_used: s.pages_used,
                 bytes_free: s.bytes_free,
@@ -305,7 +374,8 @@ ffi_fn! {
                 locks_recovered: s.locks_recovered,
                 dropped_updates: s.dropped_updates,
                 created_ms: s.created_ms,
-            });
+            };
+            unsafe { write_extensible(out, size, stats) };
             Ok(())
         })
     }
@@ -332,6 +402,8 @@ ffi_fn! {
             if out.is_null() && cap > 0 {
                 return Err(FfiError::null("out"));
             }
+            // The first entry's size is the caller's struct size and stride.
+            let stride = if cap > 0 { unsafe { struct_size(out, "out")? } } else { 0 };
             let workers = unsafe { borrow(area)? }.workers();
             if workers.len() > cap {
                 out_count.write(workers.len());
@@ -341,23 +413,85 @@ ffi_fn! {
                 ));
             }
             for (i, w) in workers.iter().enumerate() {
-                // SAFETY: `out` covers `cap` entries (caller contract), i < len <= cap.
-                unsafe {
-                    out.add(i).write(promshm_worker_info {
-                        slot: w.slot,
-                        pid: w.pid,
-                        start_time: w.start_time,
-                        generation: w.generation,
-                        alive: w.alive,
-                        attached_ms: w.attached_ms,
-                        last_flush_ms: w.last_flush_ms,
-                        heartbeat_ms: w.heartbeat_ms,
-                        flushes: w.flushes,
-                    })
+                let info = promshm_worker_info {
+                    size: 0,
+                    slot: w.slot,
+                    pid: w.pid,
+                    generation: w.generation,
+                    start_time: w.start_time,
+                    alive: u32::from(w.alive),
+                    attached_ms: w.attached_ms,
+                    last_flush_ms: w.last_flush_ms,
+                    heartbeat_ms: w.heartbeat_ms,
+                    flushes: w.flushes,
                 };
+                // SAFETY: `out` covers `cap` entries of `stride` bytes each
+                // (caller contract), and i < len <= cap.
+                let entry = unsafe { out.cast::<u8>().add(i * stride) }.cast::<promshm_worker_info>();
+                unsafe { write_extensible(entry, stride, info) };
             }
             out_count.write(workers.len());
             Ok(())
         })
+    }
+}
+
+/// A `PROMSHM_METRIC_TYPE_*` value passed in as a `uint32_t`.
+fn metric_type_arg(value: u32) -> Result<MetricType, FfiError> {
+    u8::try_from(value)
+        .ok()
+        .and_then(MetricType::from_u8)
+        .ok_or_else(|| {
+            FfiError::new(
+                promshm_result::InvalidArgument,
+                format!("unknown metric type {value}"),
+            )
+        })
+}
+
+ffi_fn! {
+    /// Whether a family named `name` (its full name, without the suffixes
+    /// the exposition adds) of type `metric_type` (a
+    /// `PROMSHM_METRIC_TYPE_*` value) would render a name that a family of
+    /// the area, registered by any process, already renders (that family
+    /// itself included), or a name of promshm's own `promshm_*` metrics.
+    /// Writes 1 (taken) or 0 to `*out_taken`. For code that renders
+    /// families of its own next to the area's (e.g. custom collectors), to
+    /// skip one that would appear twice; registering such a family fails
+    /// with `NAME_TAKEN`. Takes no lock. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`area`, `name` or `out_taken`), `NOT_UTF8`,
+    /// `INVALID_ARGUMENT` (unknown type).
+    unsafe fn promshm_area_name_taken(
+        area: *const promshm_area,
+        name: *const c_char,
+        metric_type: u32,
+        out_taken: *mut u32,
+    ) -> promshm_result {
+        check(|| {
+            let out = unsafe { Out::new(out_taken, "out_taken")? };
+            let area = unsafe { borrow(area)? };
+            let name = unsafe { str_arg(name, "name")? };
+            let kind = metric_type_arg(metric_type)?;
+            out.write(u32::from(area.name_taken(name, kind)));
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// The `index`-th (0-based) suffix that a family of type `metric_type`
+    /// (a `PROMSHM_METRIC_TYPE_*` value) appends to its name in the names it
+    /// renders, in either text format: index 0 is "" (the bare name), then
+    /// e.g. "_total" and "_created" for a counter. Every name a family
+    /// renders is its name followed by one of them; two families clash when
+    /// they share one. A static string owned by the library (never free
+    /// it); NULL past the last suffix or for an unknown type. Thread-safe;
+    /// never fails.
+    fn promshm_metric_type_suffix(metric_type: u32, index: usize) -> *const c_char {
+        metric_type_arg(metric_type)
+            .ok()
+            .and_then(|k| k.rendered_suffixes_c().get(index))
+            .map_or(std::ptr::null(), |s| s.as_ptr())
     }
 }

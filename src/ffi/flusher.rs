@@ -66,8 +66,11 @@ ffi_fn! {
 
 ffi_fn! {
     /// Stop a flusher: wake its thread, let it flush one last time, join it,
-    /// and free the handle. NULL is a no-op; stopping twice is undefined
-    /// behaviour. Do not call it from two threads with the same flusher.
+    /// and free the handle. In a child of `fork()` that inherited the
+    /// flusher (whose thread stayed in the parent) it only frees the handle:
+    /// nothing is signalled or joined, so it never blocks there. NULL is a
+    /// no-op; stopping twice is undefined behaviour. Do not call it from two
+    /// threads with the same flusher.
     unsafe fn promshm_flusher_stop(flusher: *mut promshm_flusher) {
         if let Some(flusher) = unsafe { take_box(flusher) } {
             flusher.stop();

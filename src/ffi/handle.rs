@@ -213,3 +213,131 @@ pub(crate) unsafe fn label_pairs<'a>(
         .map(|l| unsafe { Ok((str_arg(l.name, what)?, str_arg(l.value, what)?)) })
         .collect()
 }
+
+/// A `#[repr(C)]` struct of the C API that starts with a `uint32_t size`
+/// field, which the caller sets to the `sizeof` it was compiled with
+/// (docs/C-API.md, "Extensible structs"). Older callers pass a smaller size,
+/// newer ones a larger: the library reads and writes only the first
+/// `min(size, size_of::<Self>())` bytes.
+///
+/// # Safety
+///
+/// The implementing type must be `#[repr(C)]`, start with a `u32` at offset
+/// 0, and consist of integers and raw pointers only (no `bool`, no enum), so
+/// that any bytes a caller wrote, or zero, are a valid value of it.
+pub(crate) unsafe trait Extensible: Copy {
+    /// The C type name, used in error details and to name the init macro.
+    const C_NAME: &'static str;
+    /// The init macro a C caller uses (`PROMSHM_AREA_OPTIONS_INIT`).
+    const INIT: &'static str;
+    /// The sizes a caller's version of an input struct can have: where each
+    /// field ends (a version is always a prefix ending at a field). Input
+    /// structs have no padding, so no other size is a real one.
+    const FIELD_ENDS: &'static [usize];
+    /// Write the `size` field.
+    fn set_size(&mut self, size: u32);
+}
+
+/// Largest `size` accepted: no struct of this API will ever be this large, so
+/// a bigger value is an uninitialised field, not a newer caller.
+pub(crate) const MAX_STRUCT_SIZE: usize = 4096;
+
+/// The caller's `size` field of the struct at `p` (non-NULL), checked: at
+/// least 4 (the field itself) and at most [`MAX_STRUCT_SIZE`].
+pub(crate) unsafe fn struct_size<T: Extensible>(
+    p: *const T,
+    what: &'static str,
+) -> Result<usize, FfiError> {
+    // SAFETY: `p` is non-NULL and points to a struct of this API, whatever its
+    // version, which starts with its `uint32_t size` (caller contract).
+    let size = unsafe { p.cast::<u32>().read_unaligned() } as usize;
+    let hint = format!("set it to sizeof({}), e.g. with {}", T::C_NAME, T::INIT);
+    if size == 0 {
+        return Err(FfiError::new(
+            promshm_result::InvalidArgument,
+            format!("{what}->size is 0: {hint}"),
+        ));
+    }
+    if size < size_of::<u32>() || size > MAX_STRUCT_SIZE {
+        return Err(FfiError::new(
+            promshm_result::InvalidArgument,
+            format!(
+                "{what}->size is {size}, not the size of a {}: {hint}",
+                T::C_NAME
+            ),
+        ));
+    }
+    Ok(size)
+}
+
+/// Read an extensible input struct: the first `min(size, ours)` bytes, the
+/// fields past the caller's size left zero (their defaults). A size that
+/// ends inside a field is `InvalidArgument`; a size beyond ours is a newer
+/// caller whose extra fields this library does not know and ignores.
+pub(crate) unsafe fn read_extensible<T: Extensible + Default>(
+    p: *const T,
+    what: &'static str,
+) -> Result<T, FfiError> {
+    let size = unsafe { struct_size(p, what)? };
+    let ours = size_of::<T>();
+    if size < ours && !T::FIELD_ENDS.contains(&size) {
+        return Err(FfiError::new(
+            promshm_result::InvalidArgument,
+            format!(
+                "{what}->size is {size}, which ends inside a field of {} (field ends: {:?}): \
+                 set it to sizeof({}), e.g. with {}",
+                T::C_NAME,
+                T::FIELD_ENDS,
+                T::C_NAME,
+                T::INIT
+            ),
+        ));
+    }
+    let mut value = T::default();
+    // SAFETY: the caller's struct has `size` readable bytes (caller contract)
+    // and ours `ours`; any bytes are a valid `T` (the `Extensible` contract).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            p.cast::<u8>(),
+            (&mut value as *mut T).cast::<u8>(),
+            size.min(ours),
+        )
+    };
+    value.set_size(ours as u32);
+    Ok(value)
+}
+
+/// Write an extensible output struct of `size` bytes (as checked by
+/// [`struct_size`]) at `p`: the first `min(size, ours)` bytes of `value`,
+/// with its `size` field set to that count (which fields were filled).
+/// Nothing at or past `p + size` is touched.
+pub(crate) unsafe fn write_extensible<T: Extensible>(p: *mut T, size: usize, mut value: T) {
+    let n = size.min(size_of::<T>());
+    value.set_size(n as u32);
+    // SAFETY: the caller's struct at `p` has `size` writable bytes (caller
+    // contract), and `n <= size`; `value` is a plain C value of `n` or more bytes.
+    unsafe { std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), p.cast::<u8>(), n) };
+}
+
+/// The field ends of a struct, for [`Extensible::FIELD_ENDS`]:
+/// `field_ends!(T, a: A, b: B)` gives `[offset_of!(T, a) + size_of::<A>(), ...]`.
+macro_rules! field_ends {
+    ($t:ty, $($field:ident: $ft:ty),+ $(,)?) => {
+        &[$(::std::mem::offset_of!($t, $field) + ::std::mem::size_of::<$ft>()),+]
+    };
+}
+pub(crate) use field_ends;
+
+/// A C boolean (a `uint32_t` flag field or parameter, never a C `bool`,
+/// whose other byte values would be undefined behaviour in Rust): 0 is
+/// false, 1 true, anything else `InvalidArgument`.
+pub(crate) fn flag_arg(value: u32, what: &'static str) -> Result<bool, FfiError> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(FfiError::new(
+            promshm_result::InvalidArgument,
+            format!("{what} is {v}: a flag must be 0 or 1"),
+        )),
+    }
+}

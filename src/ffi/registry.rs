@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::area::promshm_area;
 use super::family::{promshm_family, AnyFamily, FamilyHandle};
 use super::handle::{
-    borrow, clone_handle, free_handle, into_handle, label_pairs, opt_str_arg, slice_arg, str_arg,
-    with_strs, ArcHandle, Out,
+    borrow, clone_handle, field_ends, free_handle, into_handle, label_pairs, opt_str_arg,
+    read_extensible, slice_arg, str_arg, with_strs, ArcHandle, Extensible, Out,
 };
 use super::result::{check, promshm_result, FfiError};
 use crate::metrics::{GaugeMode, SummaryOpts};
@@ -72,12 +72,19 @@ pub const PROMSHM_GAUGE_MODE_MOSTRECENT: promshm_gauge_mode = promshm_gauge_mode
 /// One series per live worker, labelled `worker="<slot>"`.
 pub const PROMSHM_GAUGE_MODE_ALL: promshm_gauge_mode = promshm_gauge_mode(5);
 
-/// What every family needs, whatever its type. Zero-initialise it and set
-/// the fields you need: a zero field is "none" or the default. All pointers
-/// are borrowed for the duration of the registration call only.
+/// What every family needs, whatever its type. Initialise it with
+/// `PROMSHM_METRIC_OPTS_INIT` (or zero it and set `size`) and set the fields
+/// you need: a zero field is "none" or the default. All pointers are
+/// borrowed for the duration of the registration call only. Extensible: see
+/// "Extensible structs" in docs/C-API.md.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct promshm_metric_opts {
+    /// `sizeof(promshm_metric_opts)` as the caller was compiled with (set by
+    /// `PROMSHM_METRIC_OPTS_INIT`); 0 is `INVALID_ARGUMENT`.
+    pub size: u32,
+    /// `PROMSHM_UPDATE_MODE_*`; 0 is the area's default.
+    pub update_mode: promshm_update_mode,
     /// Metric name, required. The registry prefix and the unit are added to
     /// it; do not add `_total` (counters) or `_info` (info): the exposition
     /// adds them.
@@ -90,16 +97,51 @@ pub struct promshm_metric_opts {
     pub label_names: *const *const c_char,
     /// Number of label names (at most 64, constant labels included).
     pub n_label_names: usize,
-    /// `PROMSHM_UPDATE_MODE_*`; 0 is the area's default.
-    pub update_mode: promshm_update_mode,
 }
+
+impl Default for promshm_metric_opts {
+    fn default() -> Self {
+        Self {
+            size: 0,
+            update_mode: PROMSHM_UPDATE_MODE_DEFAULT,
+            name: std::ptr::null(),
+            help: std::ptr::null(),
+            unit: std::ptr::null(),
+            label_names: std::ptr::null(),
+            n_label_names: 0,
+        }
+    }
+}
+
+// SAFETY: `#[repr(C)]`, `size: u32` first, then integers (`update_mode` is a
+// transparent `u32`) and raw pointers only.
+unsafe impl Extensible for promshm_metric_opts {
+    const C_NAME: &'static str = "promshm_metric_opts";
+    const INIT: &'static str = "PROMSHM_METRIC_OPTS_INIT";
+    const FIELD_ENDS: &'static [usize] = field_ends!(
+        Self,
+        size: u32,
+        update_mode: promshm_update_mode,
+        name: *const c_char,
+        help: *const c_char,
+        unit: *const c_char,
+        label_names: *const *const c_char,
+        n_label_names: usize,
+    );
+    fn set_size(&mut self, size: u32) {
+        self.size = size;
+    }
+}
+const _: () = assert!(
+    promshm_metric_opts::FIELD_ENDS[6] == size_of::<promshm_metric_opts>(),
+    "an input struct has no padding"
+);
 
 unsafe fn opts_arg(p: *const promshm_metric_opts) -> Result<Opts, FfiError> {
     if p.is_null() {
         return Err(FfiError::null("opts"));
     }
-    // SAFETY: non-NULL and readable (caller contract).
-    let o = unsafe { *p };
+    let o = unsafe { read_extensible(p, "opts")? };
     let eager = match o.update_mode {
         PROMSHM_UPDATE_MODE_DEFAULT => None,
         PROMSHM_UPDATE_MODE_BUFFERED => Some(false),
@@ -240,7 +282,9 @@ ffi_fn! {
     /// name, `out`), `NOT_UTF8`, `INVALID_METRIC_NAME`, `INVALID_LABEL_NAME`,
     /// `RESERVED_LABEL`, `DUPLICATE_LABEL`, `INVALID_UNIT`, `TOO_LONG`,
     /// `INVALID_ARGUMENT` (update mode, too many labels), `SHAPE_MISMATCH`,
-    /// `READ_ONLY`, `AREA_FULL`, `LOCK_TIMEOUT`.
+    /// `NAME_TAKEN` (a name it would render, e.g. `<name>_total`, is another
+    /// family's: see `promshm_area_name_taken()`), `READ_ONLY`, `AREA_FULL`,
+    /// `LOCK_TIMEOUT`.
     unsafe fn promshm_registry_counter(
         registry: *const promshm_registry,
         opts: *const promshm_metric_opts,

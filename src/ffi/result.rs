@@ -22,7 +22,7 @@ pub enum promshm_result {
     // ---- 1xx: bad arguments -------------------------------------------------
     /// A required pointer argument (handle, string, array or out-pointer) was NULL.
     NullParameter = 100,
-    /// A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, or starts with the reserved `promshm_`.
+    /// A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, starts with the reserved `promshm_`, or ends in a suffix reserved for another type (`_total` on a gauge, `_count` on a state set, ...).
     InvalidMetricName = 101,
     /// A label name does not match `[a-zA-Z_][a-zA-Z0-9_]*`.
     InvalidLabelName = 102,
@@ -64,6 +64,8 @@ pub enum promshm_result {
     NotFound = 202,
     /// The operating system denied access to the file.
     PermissionDenied = 203,
+    /// The file is not safe to use as an area and was refused: not a regular file (a symbolic link, FIFO, socket, device or directory), owned by another user, or writable by its group or by every user. `promshm_last_error()` names the file and the reason.
+    UnsafeFile = 204,
 
     // ---- 3xx: the shared area ---------------------------------------------------
     /// No room left in the area for a new family or series; existing series keep working.
@@ -76,12 +78,14 @@ pub enum promshm_result {
     CorruptArea = 303,
     /// The area was opened read-only and the operation writes to it.
     ReadOnly = 304,
-    /// The cross-process area lock stayed held by a live process for too long.
+    /// The cross-process area lock, or the file lock taken while an area file is created or opened, stayed held by another process for too long.
     LockTimeout = 305,
 
     // ---- 4xx: the registry --------------------------------------------------------
     /// A family of this name exists with another type, labels, unit, buckets, quantiles, states or gauge mode.
     ShapeMismatch = 400,
+    /// A name the family would render (its name plus a suffix of its type, e.g. a summary's `_count`) is rendered by another family of the area.
+    NameTaken = 401,
 
     // ---- 9xx: internal ------------------------------------------------------------
     /// promshm panicked (a bug). The panic was caught at the API boundary; the process is unharmed.
@@ -114,6 +118,7 @@ impl promshm_result {
             WriteFailed,
             NotFound,
             PermissionDenied,
+            UnsafeFile,
             AreaFull,
             WorkersFull,
             IncompatibleArea,
@@ -121,6 +126,7 @@ impl promshm_result {
             ReadOnly,
             LockTimeout,
             ShapeMismatch,
+            NameTaken,
             Panic,
         ]
     };
@@ -156,13 +162,15 @@ impl promshm_result {
             WriteFailed => c"writing the output failed",
             NotFound => c"file not found",
             PermissionDenied => c"permission denied",
+            UnsafeFile => c"refused an unsafe area file",
             AreaFull => c"the shared area is full",
             WorkersFull => c"all worker slots are in use",
             IncompatibleArea => c"not a compatible promshm area",
             CorruptArea => c"the shared area is corrupt",
             ReadOnly => c"the area is open read-only",
-            LockTimeout => c"timed out waiting for the area lock",
+            LockTimeout => c"timed out waiting for the area lock or file lock",
             ShapeMismatch => c"family already registered with another shape",
+            NameTaken => c"a name this family would render is taken by another family",
             Panic => c"internal error (panic caught at the API boundary)",
         }
     }
@@ -172,7 +180,7 @@ impl promshm_result {
 pub(crate) fn from_error(e: &Error) -> promshm_result {
     use promshm_result as R;
     match e {
-        Error::InvalidMetricName(_) => R::InvalidMetricName,
+        Error::InvalidMetricName(_) | Error::ReservedSuffix { .. } => R::InvalidMetricName,
         Error::InvalidLabelName(_) => R::InvalidLabelName,
         Error::ReservedLabelName(_) => R::ReservedLabel,
         Error::DuplicateLabelName(_) => R::DuplicateLabel,
@@ -185,6 +193,7 @@ pub(crate) fn from_error(e: &Error) -> promshm_result {
         Error::InvalidValue { .. } => R::InvalidValue,
         Error::TooLong { .. } => R::TooLong,
         Error::ShapeMismatch { .. } => R::ShapeMismatch,
+        Error::NameTaken { .. } => R::NameTaken,
         Error::WrongType { .. } => R::WrongType,
         Error::AreaFull { .. } => R::AreaFull,
         Error::WorkersFull(_) => R::WorkersFull,
@@ -192,7 +201,8 @@ pub(crate) fn from_error(e: &Error) -> promshm_result {
         Error::CorruptArea(_) => R::CorruptArea,
         Error::ReadOnly => R::ReadOnly,
         Error::InvalidArgument(_) => R::InvalidArgument,
-        Error::LockTimeout(_) => R::LockTimeout,
+        Error::LockTimeout(_) | Error::FileLockTimeout { .. } => R::LockTimeout,
+        Error::UnsafeFile { .. } => R::UnsafeFile,
         Error::Io { source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => R::NotFound,
             std::io::ErrorKind::PermissionDenied => R::PermissionDenied,

@@ -28,12 +28,9 @@ fn message(code: u32) -> String {
 
 fn opts(name: &CStr) -> promshm_metric_opts {
     promshm_metric_opts {
+        size: size_of::<promshm_metric_opts>() as u32,
         name: name.as_ptr(),
-        help: null(),
-        unit: null(),
-        label_names: null(),
-        n_label_names: 0,
-        update_mode: PROMSHM_UPDATE_MODE_DEFAULT,
+        ..Default::default()
     }
 }
 
@@ -376,7 +373,7 @@ fn result_codes_and_messages() {
         assert_ne!(m, "unknown result code");
         assert!(seen.insert(m), "two codes share a message");
     }
-    assert_eq!(promshm_result::ALL.len(), 30);
+    assert_eq!(promshm_result::ALL.len(), 32);
     assert_eq!(message(1), "unknown result code");
     assert_eq!(message(u32::MAX), "unknown result code");
     assert_eq!(message(0), "ok");
@@ -400,6 +397,18 @@ fn result_codes_and_messages() {
             got: 2
         }),
         promshm_result::LabelCount
+    );
+    assert_eq!(
+        result::from_error(&crate::Error::unsafe_file("/x", "it is a FIFO")),
+        promshm_result::UnsafeFile
+    );
+    assert_eq!(promshm_result::UnsafeFile as u32, 204);
+    assert_eq!(
+        result::from_error(&crate::Error::FileLockTimeout {
+            path: "/x".into(),
+            waited_ms: 1
+        }),
+        promshm_result::LockTimeout
     );
 }
 

@@ -6,13 +6,14 @@
 //! `[value, stamp]`. A stamp is the Unix time in ms of the last write (0 =
 //! never written). When a dead worker is reaped its value is folded into the
 //! retained pair as the mode says, and its cells are zeroed for the next
-//! process that takes the slot.
+//! process that takes the slot; readers and the fold agree through a
+//! sequence counter in the header (see `combine` and `fold_dead_slots`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{atomic_add_f64, metric_handle, SeriesInner};
-use crate::area::format::{KIND_FAMILY, KIND_SERIES, STATE_LIVE};
+use crate::area::format::{hdr, ser, KIND_FAMILY, KIND_SERIES, STATE_LIVE};
 use crate::area::AreaInner;
 use crate::encoding::MetricType;
 use crate::process;
@@ -174,12 +175,66 @@ impl Gauge {
     }
 }
 
+/// Reads of one series that may retry while a reaper folds gauges.
+const COMBINE_TRIES: u32 = 10_000;
+
 /// Combine a gauge series' cells at `cells` by `mode`. For `All`, calls
 /// `per_worker(slot, value)` for each live worker that wrote, and returns their sum.
+///
+/// The read is consistent with the reaper's folds (`fold_dead_slots`): it
+/// retries while the area's fold sequence changes under it, and while one
+/// fold is in progress (the sequence is odd, also when its reaper died in
+/// the middle) it reads the series being folded as it will be once the fold
+/// is done: the retained pair from the header, without the reaped slots. So
+/// a reaped worker's value is never seen twice or not at all. After
+/// `COMBINE_TRIES` torn reads in a row (a reaper folding without pause
+/// all the time) the last read is returned.
 pub(crate) fn combine(
     area: &AreaInner,
     cells: usize,
     mode: GaugeMode,
+    mut per_worker: impl FnMut(u32, f64),
+) -> f64 {
+    let seq = area.hdr(hdr::FOLD_SEQ);
+    let mut workers = Vec::new();
+    let mut value = 0.0;
+    for attempt in 0..COMBINE_TRIES {
+        let before = seq.load(Ordering::Acquire);
+        let folding = (before & 1 == 1
+            && area.hdr(hdr::FOLD_CELLS).load(Ordering::Relaxed) == cells as u64)
+            .then(|| {
+                (
+                    area.hdr(hdr::FOLD_VALUE).load(Ordering::Relaxed),
+                    area.hdr(hdr::FOLD_STAMP).load(Ordering::Relaxed),
+                )
+            });
+        workers.clear();
+        value = combine_once(area, cells, mode, folding, |slot, v| {
+            workers.push((slot, v))
+        });
+        fence(Ordering::Acquire);
+        if seq.load(Ordering::Relaxed) == before {
+            break;
+        }
+        if attempt < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    for (slot, v) in workers {
+        per_worker(slot, v);
+    }
+    value
+}
+
+/// One read of the cells. `folding`: the retained pair to use instead of
+/// cells 0/1 when this series is being folded (its reaped slots are skipped).
+fn combine_once(
+    area: &AreaInner,
+    cells: usize,
+    mode: GaugeMode,
+    folding: Option<(u64, u64)>,
     mut per_worker: impl FnMut(u32, f64),
 ) -> f64 {
     let read = |i: usize| {
@@ -187,45 +242,112 @@ pub(crate) fn combine(
             .map(|c| c.load(Ordering::Acquire))
             .unwrap_or(0)
     };
-    let retained_stamp = read(1);
-    let retained = f64::from_bits(read(0));
+    let (retained, retained_stamp) = match folding {
+        Some((v, s)) => (f64::from_bits(v), s),
+        None => (f64::from_bits(read(0)), read(1)),
+    };
     let mut acc: Option<(f64, u64)> = None;
-    let keep_dead = matches!(
-        mode,
-        GaugeMode::Sum | GaugeMode::Max | GaugeMode::Min | GaugeMode::MostRecent
-    );
-    if keep_dead && retained_stamp != 0 {
+    if keeps_dead(mode) && retained_stamp != 0 {
         acc = Some((retained, retained_stamp));
     }
     for slot in 0..area.max_workers() {
         let stamp = read(3 + 2 * slot as usize);
-        if stamp == 0 {
+        if stamp == 0 || (folding.is_some() && area.slot_reaping(slot)) {
             continue;
         }
         let v = f64::from_bits(read(2 + 2 * slot as usize));
         if mode == GaugeMode::All {
             per_worker(slot, v);
         }
-        acc = Some(match (acc, mode) {
-            (None, _) => (v, stamp),
-            (Some((a, s)), GaugeMode::Max) => (a.max(v), s.max(stamp)),
-            (Some((a, s)), GaugeMode::Min) => (a.min(v), s.max(stamp)),
-            (Some((a, s)), GaugeMode::MostRecent) => {
-                if stamp >= s {
-                    (v, stamp)
-                } else {
-                    (a, s)
-                }
-            }
-            (Some((a, s)), _) => (a + v, s.max(stamp)),
+        acc = Some(match acc {
+            None => (v, stamp),
+            Some(a) => merge(mode, a, (v, stamp)),
         });
     }
     acc.map(|(v, _)| v).unwrap_or(0.0)
 }
 
-/// Fold the cells of dead worker slots into each gauge series' retained
-/// value, as its mode says, and zero them. Runs under the area lock.
-pub(crate) fn fold_dead_slots(area: &AreaInner, dead: &[u32]) {
+/// Whether `mode` keeps dead workers' values (in the retained pair).
+fn keeps_dead(mode: GaugeMode) -> bool {
+    matches!(
+        mode,
+        GaugeMode::Sum | GaugeMode::Max | GaugeMode::Min | GaugeMode::MostRecent
+    )
+}
+
+/// `(value, stamp)` of `acc` combined with one worker's, as `mode` says.
+fn merge(mode: GaugeMode, (a, s): (f64, u64), (v, stamp): (f64, u64)) -> (f64, u64) {
+    match mode {
+        GaugeMode::Max => (a.max(v), s.max(stamp)),
+        GaugeMode::Min => (a.min(v), s.max(stamp)),
+        GaugeMode::MostRecent => {
+            if stamp >= s {
+                (v, stamp)
+            } else {
+                (a, s)
+            }
+        }
+        GaugeMode::Sum | GaugeMode::LiveSum | GaugeMode::All => (a + v, s.max(stamp)),
+    }
+}
+
+/// Test hook: the process kills itself (SIGKILL) in the middle of its
+/// `n`-th gauge fold step from now (after the series' retained value is
+/// stored, before its reaped slots are zeroed); 0 turns it off.
+#[doc(hidden)]
+pub fn die_in_fold_step(n: u64) {
+    DIE_IN_FOLD_STEP.store(n, Ordering::Relaxed);
+}
+
+static DIE_IN_FOLD_STEP: AtomicU64 = AtomicU64::new(0);
+
+fn maybe_die_in_fold() {
+    let n = DIE_IN_FOLD_STEP.load(Ordering::Relaxed);
+    if n == 0 {
+        return;
+    }
+    DIE_IN_FOLD_STEP.store(n - 1, Ordering::Relaxed);
+    if n == 1 {
+        // SAFETY: raise() has no memory-safety preconditions; SIGKILL ends
+        // the process here, as a kill from outside would.
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
+    }
+}
+
+/// Fold the gauge cells of the worker slots `reaped` (all in state
+/// `SLOT_REAPING`) into each gauge series' retained value, as its mode
+/// says, and zero them. Runs under the area lock.
+///
+/// Each series is one step, bracketed by the fold sequence: the step's
+/// result (the series and its new retained pair) is written to the header
+/// first, then the sequence turns odd, then the series' cells change, then
+/// the sequence turns even. Readers use the header's result while it is
+/// odd. A step whose reaper died (the sequence is still odd) is finished
+/// from the header first, by storing the same result again, so a step is
+/// never applied twice; a finished step leaves the reaped slots' cells
+/// zero, so folding a series again for the same slots does nothing.
+pub(crate) fn fold_dead_slots(area: &AreaInner, reaped: &[u32]) {
+    let seq = area.hdr(hdr::FOLD_SEQ);
+    if seq.load(Ordering::Acquire) & 1 == 1 {
+        let target = area.hdr(hdr::FOLD_CELLS).load(Ordering::Relaxed);
+        let result = (
+            area.hdr(hdr::FOLD_VALUE).load(Ordering::Relaxed),
+            area.hdr(hdr::FOLD_STAMP).load(Ordering::Relaxed),
+        );
+        for_each_gauge_series(area, |cells, _| {
+            if cells as u64 == target {
+                store_fold(area, cells, result, reaped);
+            }
+        });
+        seq.fetch_add(1, Ordering::Release);
+    }
+    for_each_gauge_series(area, |cells, mode| fold_series(area, cells, mode, reaped));
+}
+
+/// Call `f(cells, mode)` for every live gauge series of a valid family.
+fn for_each_gauge_series(area: &AreaInner, mut f: impl FnMut(usize, GaugeMode)) {
     let mut modes: Vec<(usize, GaugeMode)> = Vec::new();
     area.walk(0, false, |rec| {
         if rec.state != STATE_LIVE {
@@ -242,54 +364,81 @@ pub(crate) fn fold_dead_slots(area: &AreaInner, dead: &[u32]) {
         if rec.kind != KIND_SERIES {
             return;
         }
-        let Some(fam) = area.u32_at(rec.off + crate::area::format::ser::FAMILY) else {
+        let Some(fam) = area.u32_at(rec.off + ser::FAMILY) else {
             return;
         };
         let fam = fam.load(Ordering::Relaxed) as usize;
         let Some(&(_, mode)) = modes.iter().find(|(o, _)| *o == fam) else {
             return;
         };
-        let cells = rec.off + crate::area::format::ser::CELLS;
-        if rec.len < crate::area::format::ser::CELLS + 8 * cells_len(area) {
+        if rec.len < ser::CELLS + 8 * cells(area.max_workers()) {
             return;
         }
-        for &slot in dead {
-            fold_one(area, cells, mode, slot);
-        }
+        f(rec.off + ser::CELLS, mode);
     });
 }
 
-fn cells_len(area: &AreaInner) -> usize {
-    cells(area.max_workers())
-}
-
-fn fold_one(area: &AreaInner, cells: usize, mode: GaugeMode, slot: u32) {
+/// Fold the `reaped` slots of the series at `cells` (one step, see
+/// [`fold_dead_slots`]).
+fn fold_series(area: &AreaInner, cells: usize, mode: GaugeMode, reaped: &[u32]) {
     let cell = |i: usize| area.u64_at(cells + 8 * i);
-    let (Some(rv), Some(rs), Some(v), Some(s)) = (
-        cell(0),
-        cell(1),
-        cell(2 + 2 * slot as usize),
-        cell(3 + 2 * slot as usize),
-    ) else {
+    let (Some(rv), Some(rs)) = (cell(0), cell(1)) else {
         return;
     };
-    let stamp = s.load(Ordering::Acquire);
-    if stamp != 0 {
-        let val = f64::from_bits(v.load(Ordering::Relaxed));
-        let had = rs.load(Ordering::Relaxed) != 0;
-        let old = f64::from_bits(rv.load(Ordering::Relaxed));
-        let new = match mode {
-            GaugeMode::Sum => Some(if had { old + val } else { val }),
-            GaugeMode::Max => Some(if had { old.max(val) } else { val }),
-            GaugeMode::Min => Some(if had { old.min(val) } else { val }),
-            GaugeMode::MostRecent => (!had || stamp >= rs.load(Ordering::Relaxed)).then_some(val),
-            GaugeMode::LiveSum | GaugeMode::All => None,
+    let mut retained = (rv.load(Ordering::Relaxed), rs.load(Ordering::Relaxed));
+    let mut written = false;
+    for &slot in reaped {
+        let (Some(v), Some(s)) = (cell(2 + 2 * slot as usize), cell(3 + 2 * slot as usize)) else {
+            continue;
         };
-        if let Some(n) = new {
-            rv.store(n.to_bits(), Ordering::Relaxed);
-            rs.store(stamp.max(rs.load(Ordering::Relaxed)), Ordering::Release);
+        let stamp = s.load(Ordering::Acquire);
+        if stamp == 0 {
+            // Never written (or already folded): nothing a reader counts.
+            v.store(0, Ordering::Relaxed);
+            continue;
+        }
+        written = true;
+        if keeps_dead(mode) {
+            let val = f64::from_bits(v.load(Ordering::Relaxed));
+            let (old, old_stamp) = (f64::from_bits(retained.0), retained.1);
+            let (new, new_stamp) = if old_stamp == 0 {
+                (val, stamp)
+            } else {
+                merge(mode, (old, old_stamp), (val, stamp))
+            };
+            retained = (new.to_bits(), new_stamp.max(old_stamp));
         }
     }
-    v.store(0, Ordering::Relaxed);
-    s.store(0, Ordering::Release);
+    if !written {
+        return;
+    }
+    let seq = area.hdr(hdr::FOLD_SEQ);
+    let s = seq.load(Ordering::Relaxed);
+    area.hdr(hdr::FOLD_CELLS)
+        .store(cells as u64, Ordering::Relaxed);
+    area.hdr(hdr::FOLD_VALUE)
+        .store(retained.0, Ordering::Relaxed);
+    area.hdr(hdr::FOLD_STAMP)
+        .store(retained.1, Ordering::Relaxed);
+    // Odd: the result above is what readers use for this series from now on.
+    seq.store(s | 1, Ordering::Release);
+    fence(Ordering::Release);
+    store_fold(area, cells, retained, reaped);
+    seq.store((s | 1) + 1, Ordering::Release);
+}
+
+/// Store a fold's result: the retained pair, and zero the reaped slots.
+fn store_fold(area: &AreaInner, cells: usize, (value, stamp): (u64, u64), reaped: &[u32]) {
+    let cell = |i: usize| area.u64_at(cells + 8 * i);
+    if let (Some(rv), Some(rs)) = (cell(0), cell(1)) {
+        rv.store(value, Ordering::Relaxed);
+        rs.store(stamp, Ordering::Release);
+    }
+    maybe_die_in_fold();
+    for &slot in reaped {
+        if let (Some(v), Some(s)) = (cell(2 + 2 * slot as usize), cell(3 + 2 * slot as usize)) {
+            v.store(0, Ordering::Relaxed);
+            s.store(0, Ordering::Release);
+        }
+    }
 }

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 pub use counter::Counter;
@@ -28,6 +28,7 @@ pub use summary::{Summary, SummaryOpts};
 
 use crate::area::format::{KIND_SERIES, STATE_LIVE};
 use crate::area::AreaInner;
+use crate::buffer::BufferId;
 use crate::encoding::MetricType;
 use crate::error::{Error, Result};
 use shape::Shape;
@@ -43,9 +44,56 @@ pub(crate) struct FamilyInner {
     pub eager: bool,
     /// Constant labels of the registry that registered it (values, in order).
     pub const_values: Vec<String>,
-    /// Process-local cache: label-values hash -> series.
-    /// Weak, so that series and family do not keep each other alive.
-    cache: std::sync::RwLock<HashMap<u64, Vec<Weak<SeriesInner>>, BuildHasherDefault<IdHasher>>>,
+    /// Process-local cache of series and their buffer ids.
+    cache: std::sync::RwLock<SeriesCache>,
+    /// Some thread buffered an update of one of its series (so dropping the
+    /// family must release buffer entries).
+    buffered: AtomicBool,
+}
+
+/// The series a family object has resolved in this process.
+#[derive(Default)]
+struct SeriesCache {
+    /// Label-values hash -> series. Weak, so that series and family do not
+    /// keep each other alive.
+    by_key: HashMap<u64, Vec<Weak<SeriesInner>>, BuildHasherDefault<IdHasher>>,
+    /// Series record offset -> its thread-buffer id, so that resolving a
+    /// series again (its handles were dropped) does not take a new id. Ids
+    /// are given back when the series is removed or the family dropped.
+    ids: HashMap<usize, BufferId>,
+    /// Size of `ids` at which the ids of series removed by other processes
+    /// are given back.
+    sweep_at: usize,
+}
+
+impl SeriesCache {
+    /// The buffer id of the series at `off`, taken on first use; gives back
+    /// (amortized) the ids of series that are no longer live.
+    fn id_for(&mut self, area: &AreaInner, off: usize) -> BufferId {
+        if let Some(&b) = self.ids.get(&off) {
+            return b;
+        }
+        if self.ids.len() >= self.sweep_at {
+            self.give_back(|o| area.record_state(o, KIND_SERIES) != Some(STATE_LIVE));
+            self.sweep_at = (self.ids.len() * 2).max(64);
+        }
+        let b = crate::buffer::take_id();
+        self.ids.insert(off, b);
+        b
+    }
+
+    /// Give back the ids of the series `gone` selects.
+    fn give_back(&mut self, gone: impl Fn(usize) -> bool) {
+        let mut back = Vec::new();
+        self.ids.retain(|&off, b| {
+            let keep = !gone(off);
+            if !keep {
+                back.push(*b);
+            }
+            keep
+        });
+        crate::buffer::give_back_ids(back);
+    }
 }
 
 /// A resolved series: where its cells are, and how to find its buffer.
@@ -57,8 +105,8 @@ pub struct SeriesInner {
     pub(crate) off: usize,
     /// Offset of its first value cell.
     pub(crate) cells: usize,
-    /// Process-wide id used to index thread-local buffers.
-    pub(crate) local_id: u32,
+    /// Where its cells sit in the thread-local buffers.
+    pub(crate) buffer: BufferId,
     /// Copy of `family.eager`, one load closer to the hot path.
     pub(crate) eager: bool,
     /// Number of value cells.
@@ -273,6 +321,14 @@ impl FamilyInner {
             eager,
             const_values,
             cache: Default::default(),
+            buffered: AtomicBool::new(false),
+        }
+    }
+
+    /// A thread is about to buffer an update of one of its series.
+    pub(crate) fn note_buffered(&self) {
+        if !self.buffered.load(Ordering::Relaxed) {
+            self.buffered.store(true, Ordering::Relaxed);
         }
     }
 
@@ -340,7 +396,7 @@ impl FamilyInner {
                 .cache
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(list) = cache.get(&key) {
+            if let Some(list) = cache.by_key.get(&key) {
                 for s in list.iter().filter_map(Weak::upgrade) {
                     if s.values.len() == all.len()
                         && s.values.iter().zip(all.iter()).all(|(a, b)| &**a == *b)
@@ -353,12 +409,21 @@ impl FamilyInner {
         }
         // Miss: the area's own (FNV) hash, computed only here.
         let hash = crate::area::records::hash_strings(all.iter().copied());
-        let series = crate::registry::resolve_series(self, &all, hash)?;
+        let off = crate::registry::resolve_series(self, &all, hash)?;
         let mut cache = self
             .cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let list = cache.entry(key).or_default();
+        let series = Arc::new(SeriesInner {
+            family: self.clone(),
+            off,
+            cells: off + crate::area::format::ser::CELLS,
+            buffer: cache.id_for(&self.area, off),
+            eager: self.eager,
+            n_cells: self.shape.n_cells(self.area.max_workers()),
+            values: all.iter().map(|v| Box::<str>::from(*v)).collect(),
+        });
+        let list = cache.by_key.entry(key).or_default();
         list.retain(|s| s.upgrade().is_some_and(|s| s.is_live()));
         if !list
             .iter()
@@ -373,20 +438,43 @@ impl FamilyInner {
         let all = self.full_values(values)?;
         let hash = crate::area::records::hash_strings(all.iter().copied());
         let removed = crate::registry::remove_series(self, &all, hash)?;
-        self.cache
+        let mut cache = self
+            .cache
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&cache_key(&all));
-        Ok(removed)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.by_key.remove(&cache_key(&all));
+        if let Some(off) = removed {
+            cache.give_back(|o| o == off);
+        }
+        Ok(removed.is_some())
     }
 
     fn clear(self: &Arc<Self>) -> Result<usize> {
         let n = crate::registry::clear_family(self)?;
-        self.cache
+        let mut cache = self
+            .cache
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.by_key.clear();
+        let area = &self.area;
+        cache.give_back(|o| area.record_state(o, KIND_SERIES) != Some(STATE_LIVE));
         Ok(n)
+    }
+}
+
+impl Drop for FamilyInner {
+    fn drop(&mut self) {
+        // No handle of its series is left: nothing can update them. Flush
+        // and drop their buffer entries (which hold the area), and give
+        // back their buffer ids.
+        if *self.buffered.get_mut() {
+            crate::buffer::release_family(self as *const FamilyInner as usize);
+        }
+        let cache = self
+            .cache
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::buffer::give_back_ids(cache.ids.drain().map(|(_, b)| b));
     }
 }
 

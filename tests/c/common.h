@@ -46,11 +46,10 @@ static int g_checks = 0;
         if (!(cond)) FAIL("expected %s", #cond);                               \
     } while (0)
 
-/* A zeroed promshm_metric_opts (works in C and C++ alike). */
+/* A promshm_metric_opts with its size set, the rest zero (C and C++ alike). */
 static inline promshm_metric_opts metric_opts(const char *name, const char *help,
                                        const char *const *labels, size_t n) {
-    promshm_metric_opts o;
-    memset(&o, 0, sizeof o);
+    promshm_metric_opts o = PROMSHM_METRIC_OPTS_INIT;
     o.name = name;
     o.help = help;
     o.label_names = labels;

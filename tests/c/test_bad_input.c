@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <unistd.h>
 
@@ -61,12 +62,13 @@ static int counting_write(void *userdata, const uint8_t *data, size_t len) {
 int main(void) {
     char dir[] = "/tmp/promshm-c-bad-XXXXXX";
     if (!mkdtemp(dir)) FAIL("mkdtemp");
-    char path[256], garbage[256], small[256], missing_dir[256], link_path[256];
+    char path[256], garbage[256], small[256], missing_dir[256], link_path[256], fifo[256];
     snprintf(path, sizeof path, "%s/area", dir);
     snprintf(garbage, sizeof garbage, "%s/garbage", dir);
     snprintf(small, sizeof small, "%s/small", dir);
     snprintf(missing_dir, sizeof missing_dir, "%s/no/such/dir/area", dir);
     snprintf(link_path, sizeof link_path, "%s/link", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
 
     /* ---- results, messages, last error ---- */
     EXPECT(strcmp(promshm_result_message(PROMSHM_RESULT_OK), "ok") == 0);
@@ -85,6 +87,7 @@ int main(void) {
     /* ---- area create / anonymous / open ---- */
     promshm_area_options opts;
     memset(&opts, 0, sizeof opts);
+    opts.size = sizeof opts;
     area = (const promshm_area *)SENTINEL_PTR;
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_create(NULL, NULL, &area));
     EXPECT(area == SENTINEL_PTR);
@@ -108,11 +111,15 @@ int main(void) {
         EXPECT(fd >= 0 && write(fd, junk, 100) == 100);
         close(fd);
         EXPECT(symlink(path, link_path) == 0);
+        EXPECT(mkfifo(fifo, 0600) == 0);
     }
     BAD(PROMSHM_RESULT_INCOMPATIBLE_AREA, promshm_area_create(garbage, NULL, &area));
     BAD(PROMSHM_RESULT_INCOMPATIBLE_AREA, promshm_area_open(garbage, PROMSHM_OPEN_MODE_READ_ONLY, &area));
     BAD(PROMSHM_RESULT_INCOMPATIBLE_AREA, promshm_area_open(small, PROMSHM_OPEN_MODE_READ_WRITE, &area));
-    BAD(PROMSHM_RESULT_IO, promshm_area_create(link_path, NULL, &area)); /* O_NOFOLLOW */
+    BAD(PROMSHM_RESULT_UNSAFE_FILE, promshm_area_create(link_path, NULL, &area)); /* O_NOFOLLOW */
+    /* A FIFO is refused at once, never blocks the open. */
+    BAD(PROMSHM_RESULT_UNSAFE_FILE, promshm_area_open(fifo, PROMSHM_OPEN_MODE_READ_ONLY, &area));
+    BAD(PROMSHM_RESULT_UNSAFE_FILE, promshm_area_create(fifo, NULL, &area));
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_open(NULL, PROMSHM_OPEN_MODE_READ_WRITE, &area));
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_open(path, PROMSHM_OPEN_MODE_READ_WRITE, NULL));
     BAD(PROMSHM_RESULT_NOT_UTF8, promshm_area_open(NOT_UTF8, PROMSHM_OPEN_MODE_READ_WRITE, &area));
@@ -120,6 +127,7 @@ int main(void) {
     EXPECT(area == SENTINEL_PTR);
 
     memset(&opts, 0, sizeof opts);
+    opts.size = sizeof opts;
     opts.pages = 64;
     opts.max_workers = 4;
     OK(promshm_area_create(path, &opts, &area));
@@ -138,10 +146,10 @@ int main(void) {
     uint32_t reaped = 77;
     OK(promshm_area_reap(ro, &reaped)); /* read-only reaps nothing */
     EXPECT(reaped == 0);
-    promshm_area_stats stats;
+    promshm_area_stats stats = PROMSHM_AREA_STATS_INIT;
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_get_stats(NULL, &stats));
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_get_stats(area, NULL));
-    promshm_worker_info wi[2];
+    promshm_worker_info wi[2] = {PROMSHM_WORKER_INFO_INIT, PROMSHM_WORKER_INFO_INIT};
     size_t n_workers = 77;
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_workers(NULL, wi, 2, &n_workers));
     BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_workers(area, wi, 2, NULL));
@@ -246,6 +254,16 @@ int main(void) {
         promshm_metric_opts reserved = metric_opts("promshm_mine", "h", NULL, 0);
         BAD(PROMSHM_RESULT_INVALID_METRIC_NAME, promshm_registry_counter(self, &reserved, &fam));
         promshm_registry_free(self);
+    }
+    {
+        uint32_t taken = 7;
+        BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_name_taken(NULL, "x", PROMSHM_METRIC_TYPE_GAUGE, &taken));
+        BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_name_taken(area, NULL, PROMSHM_METRIC_TYPE_GAUGE, &taken));
+        BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_name_taken(area, "x", PROMSHM_METRIC_TYPE_GAUGE, NULL));
+        BAD(PROMSHM_RESULT_NOT_UTF8, promshm_area_name_taken(area, NOT_UTF8, PROMSHM_METRIC_TYPE_GAUGE, &taken));
+        BAD(PROMSHM_RESULT_INVALID_ARGUMENT, promshm_area_name_taken(area, "x", 0, &taken));
+        BAD(PROMSHM_RESULT_INVALID_ARGUMENT, promshm_area_name_taken(area, "x", 7, &taken));
+        EXPECT(taken == 7);
     }
 
     /* A valid counter; then the same name with another shape. */

@@ -56,6 +56,7 @@ int main(void) {
     /* ---- areas ---- */
     promshm_area_options options;
     memset(&options, 0, sizeof options);
+    options.size = sizeof options;
     options.pages = 256;
     options.max_workers = 8;
     const promshm_area *area = NULL;
@@ -67,10 +68,10 @@ int main(void) {
     OK(promshm_area_attach(area, &slot));
     EXPECT(slot == 0);
     OK(promshm_area_attach(area, NULL));
-    promshm_area_stats stats;
+    promshm_area_stats stats = PROMSHM_AREA_STATS_INIT;
     OK(promshm_area_get_stats(area, &stats));
     EXPECT(stats.pages_total == 256 && stats.max_workers == 8 && stats.families == 0);
-    promshm_worker_info workers[8];
+    promshm_worker_info workers[8] = {PROMSHM_WORKER_INFO_INIT};
     size_t n_workers = 0;
     EXPECT_RC(PROMSHM_RESULT_BUFFER_TOO_SMALL, promshm_area_workers(area, NULL, 0, &n_workers));
     EXPECT(n_workers == 1);
@@ -148,6 +149,29 @@ int main(void) {
     const promshm_family *other_total = NULL;
     OK(promshm_registry_counter(other, &o, &other_total));
     EXPECT(strcmp(promshm_family_name(other_total), "other_other") == 0);
+
+    /* ---- names: every name a family renders is reserved in the area ---- */
+    uint32_t taken = 7;
+    OK(promshm_area_name_taken(area, "shop_requests_total", PROMSHM_METRIC_TYPE_GAUGE, &taken));
+    EXPECT(taken == 1); /* the counter shop_requests renders it */
+    OK(promshm_area_name_taken(area, "shop_requests_other", PROMSHM_METRIC_TYPE_GAUGE, &taken));
+    EXPECT(taken == 0);
+    OK(promshm_area_name_taken(area, "shop", PROMSHM_METRIC_TYPE_COUNTER, &taken));
+    EXPECT(taken == 0);
+    {
+        o = metric_opts("requests_created", "Clashes with shop_requests.", NULL, 0);
+        const promshm_family *clash = NULL;
+        EXPECT_RC(PROMSHM_RESULT_NAME_TAKEN, promshm_registry_gauge(app, &o, PROMSHM_GAUGE_MODE_SUM, &clash));
+        EXPECT(clash == NULL);
+        o = metric_opts("temperature_count", "A reserved suffix on a gauge.", NULL, 0);
+        EXPECT_RC(PROMSHM_RESULT_INVALID_METRIC_NAME,
+                  promshm_registry_gauge(root, &o, PROMSHM_GAUGE_MODE_SUM, &clash));
+    }
+    EXPECT(strcmp(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_SUMMARY, 0), "") == 0);
+    EXPECT(strcmp(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_SUMMARY, 1), "_count") == 0);
+    EXPECT(strcmp(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_INFO, 1), "_info") == 0);
+    EXPECT(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_GAUGE, 1) == NULL);
+    EXPECT(promshm_metric_type_suffix(0, 0) == NULL && promshm_metric_type_suffix(99, 0) == NULL);
 
     /* ---- series and updates ---- */
     const char *home_ok[2] = {"/", "200"};

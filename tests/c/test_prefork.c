@@ -54,6 +54,7 @@ int main(void) {
     ITERATIONS = test_iterations(ITERATIONS, 20);
     promshm_area_options options;
     memset(&options, 0, sizeof options);
+    options.size = sizeof options;
     options.pages = 1024;
     options.max_workers = 16;
     const promshm_area *area = NULL;

@@ -80,6 +80,16 @@ pub fn wait_for_parent() {
     let _ = std::io::stdin().lock().read_line(&mut line);
 }
 
+/// The next line the parent wrote to our stdin, without its newline;
+/// `None` once the parent closed it.
+pub fn read_parent_line() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end_matches('\n').to_string()),
+    }
+}
+
 // ---- parent side -----------------------------------------------------------------
 
 /// A temporary directory under `std::env::temp_dir()`, removed on drop.
@@ -273,6 +283,20 @@ impl ChildProc {
         let got = self.recv(timeout);
         if got != expected {
             self.fail(&format!("expected message {expected:?}, got {got:?}"));
+        }
+    }
+
+    /// Write one line to the child's stdin (read with [`read_parent_line`]).
+    pub fn send_line(&mut self, line: &str) {
+        let ok = match self.stdin.as_mut() {
+            Some(stdin) => stdin
+                .write_all(format!("{line}\n").as_bytes())
+                .and_then(|_| stdin.flush())
+                .is_ok(),
+            None => false,
+        };
+        if !ok {
+            self.fail(&format!("cannot send {line:?}: stdin closed"));
         }
     }
 

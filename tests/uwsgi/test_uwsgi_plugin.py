@@ -514,3 +514,101 @@ def test_options_namespace_buckets_and_no_request_metrics(servers):
     assert not any(n.startswith("uwsgi_request") for (n, _) in s)
     assert total(s, "uwsgi_workers") == WORKERS
     promtool_check(u.scrape())
+
+
+class Dripper:
+    """A client of the listener that sends a request head one byte every
+    `interval` seconds and never finishes it; `closed_after` is how long the
+    server let it stay connected (None while it still is)."""
+
+    HEAD = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: "
+
+    def __init__(self, port: int, interval: float = 2.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.interval = interval
+        self.start = time.monotonic()
+        self.closed_after: Optional[float] = None
+        self.sent = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _next_byte(self) -> bytes:
+        b = self.HEAD[self.sent : self.sent + 1] or b"a"
+        self.sent += 1
+        return b
+
+    def _run(self) -> None:
+        import select
+
+        try:
+            while not self.stopping.is_set():
+                self.sock.sendall(self._next_byte())
+                readable, _, _ = select.select([self.sock], [], [], self.interval)
+                if readable:
+                    self.sock.recv(4096)  # EOF or an error reply: the server is done with it
+                    break
+        except OSError:
+            pass  # reset by the server
+        if not self.stopping.is_set():
+            self.closed_after = time.monotonic() - self.start
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=self.interval + 5)
+        self.sock.close()
+
+
+@pytest.fixture
+def drippers():
+    """Start Drippers with drippers(port, n); all are stopped at the end."""
+    started: List[Dripper] = []
+
+    def start(port: int, n: int = 1) -> List[Dripper]:
+        new = [Dripper(port) for _ in range(n)]
+        started.extend(new)
+        return new
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+def timed_scrape(u: "Uwsgi") -> float:
+    t0 = time.monotonic()
+    page = u.scrape(via="listener")
+    elapsed = time.monotonic() - t0
+    assert "uwsgi_workers" in page
+    return elapsed
+
+
+def test_listener_answers_while_clients_drip_their_requests(servers, drippers):
+    u = servers()
+    # One client sends its request head one byte every 2 s ...
+    drippers(u.lport, 1)
+    time.sleep(0.5)
+    # ... another one's scrape is answered at once, and again and again.
+    for _ in range(3):
+        assert timed_scrape(u) < 1.0
+    # Several dripping clients at once, more than the listener keeps open
+    # at a time: each new client still gets its answer at once.
+    drippers(u.lport, 40)
+    time.sleep(0.5)
+    for _ in range(3):
+        assert timed_scrape(u) < 1.0
+    # And scrapes in parallel while they drip.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        times = list(pool.map(lambda _: timed_scrape(u), range(8)))
+    assert max(times) < 1.0, times
+
+
+def test_listener_cuts_off_a_client_that_never_finishes_its_request(servers, drippers):
+    u = servers()
+    # Each byte comes well within any per-read timeout; only a deadline on
+    # the whole request head ends this client.
+    slow = drippers(u.lport, 3)
+    wait_for("the dripping clients cut off", lambda: all(d.closed_after is not None for d in slow), timeout=15)
+    for d in slow:
+        assert 4.0 <= d.closed_after <= 9.0, d.closed_after
+        assert d.sent <= 6, d.sent
+    assert timed_scrape(u) < 1.0

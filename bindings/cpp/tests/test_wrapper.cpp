@@ -98,6 +98,14 @@ static_assert(move_only_raii<promshm::Summary>);
 static_assert(move_only_raii<promshm::Info>);
 static_assert(move_only_raii<promshm::StateSet>);
 static_assert(move_only_raii<promshm::Flusher>);
+template <class T>
+constexpr bool move_only_guard =
+    !std::is_copy_constructible_v<T> && !std::is_copy_assignable_v<T> &&
+    std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>;
+
+static_assert(move_only_guard<promshm::Histogram::timer>);
+static_assert(move_only_guard<promshm::Summary::timer>);
+static_assert(move_only_guard<promshm::Gauge::in_progress>);
 static_assert(std::is_base_of_v<std::runtime_error, promshm::error>);
 static_assert(promshm::Counter::type == promshm::metric_type::counter);
 
@@ -285,6 +293,62 @@ void test_every_type() {
     EXPECT(!contains(text, "promshm_"));
 }
 
+// A guard owns the series it updates: made from a temporary (the natural
+// `family.get().time()`), it outlives that temporary, and the family and
+// registry it came from. Under ASan or Valgrind a guard keeping a pointer to
+// the temporary fails here (use after scope / after free).
+void test_guards_outlive_their_series() {
+    auto area = promshm::Area::anonymous();
+    auto reg = area.registry("guard").without_self_metrics();
+    auto latency = reg.histogram(promshm::Opts("latency", "x").unit("seconds"), {60});
+    auto sizes = reg.summary(promshm::Opts("sizes", "x"));
+    auto busy = reg.gauge(promshm::Opts("busy", "x").labels({"pool"}), promshm::gauge_mode::sum);
+    {
+        auto timed = latency.get().time();  // the temporary Histogram dies at the `;`
+        auto sized = sizes.get().time();
+        auto working = busy.labels({"a"}).track_inprogress();
+        EXPECT(busy.labels({"a"}).local_value() == 1);
+        auto more = busy.labels({"a"}).track_inprogress();
+        EXPECT(busy.labels({"a"}).local_value() == 2);
+    }
+    EXPECT(busy.labels({"a"}).local_value() == 0);
+    promshm::flush();
+    EXPECT(latency.get().stats().count == 1);
+    EXPECT(sizes.get().stats().count == 1);
+
+    // A guard can be moved (into a container, out of a function); only the
+    // last owner observes or decrements.
+    {
+        auto timed = latency.get().time();
+        auto moved = std::move(timed);
+        auto working = busy.labels({"a"}).track_inprogress();
+        auto moved_working = std::move(working);
+        EXPECT(busy.labels({"a"}).local_value() == 1);
+    }
+    EXPECT(busy.labels({"a"}).local_value() == 0);
+    promshm::flush();
+    EXPECT(latency.get().stats().count == 2);
+
+    // The registry, family and series of the guard are all gone before it ends.
+    auto timer_of_nothing_kept = [&area] {
+        return area.registry("kept").histogram(promshm::Opts("h", "x"), {60}).get().time();
+    };
+    auto gauge_of_nothing_kept = [&area] {
+        return area.registry("kept")
+            .gauge(promshm::Opts("g", "x"), promshm::gauge_mode::sum)
+            .get()
+            .track_inprogress();
+    };
+    {
+        auto t = timer_of_nothing_kept();
+        auto g = gauge_of_nothing_kept();
+        EXPECT(sample(area.render(), "kept_g") == 1);
+    }
+    std::string text = area.render();
+    EXPECT(sample(text, "kept_h_count") == 1);
+    EXPECT(sample(text, "kept_g") == 0);
+}
+
 void test_errors() {
     auto area = promshm::Area::anonymous();
     auto reg = area.registry();
@@ -443,6 +507,7 @@ int main() {
     try {
         test_basics_and_rendering();
         test_every_type();
+        test_guards_outlive_their_series();
         test_errors();
         test_threads_and_flusher();
         test_prefork();

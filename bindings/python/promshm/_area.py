@@ -14,11 +14,16 @@ updates. It is chosen as follows:
    workers do; a ``multiprocessing`` spawn/forkserver child; a gunicorn or
    uWSGI process title). Under gunicorn, every worker finds the master; under
    uWSGI, ``uwsgi.masterpid()``; a plain script finds itself. The file is
-   ``promshm-<uid>-<boot>-<root pid>-<root start time>.area`` in
-   ``$PROMSHM_DIR``, ``$XDG_RUNTIME_DIR``, ``/dev/shm`` or the temporary
-   directory, created ``0600``. Every process of the application computes the
-   same name, so they share one area even if the root never imported promshm
-   (gunicorn without ``--preload``).
+   ``promshm-<uid>-<boot>-<root pid>-<root start time>.area``, created
+   ``0600``, in a directory private to the user: ``$PROMSHM_DIR`` or
+   ``$XDG_RUNTIME_DIR`` if the user owns it and nobody else may write it,
+   else a ``promshm-<uid>`` directory (mode ``0700``, owner checked) in it,
+   in ``/dev/shm``, in the temporary directory or in ``~/.cache``; one taken
+   by another user is skipped. Another local user can thus neither read,
+   plant nor block the file (and the library refuses an area file that is
+   not a regular file of this user). Every process of the application
+   computes the same name, so they share one area even if the root never
+   imported promshm (gunicorn without ``--preload``).
 3. The path is then put in ``os.environ['PROMSHM_AREA']``, so children that
    are forked, spawned (``multiprocessing``) or exec'd later inherit it.
 
@@ -43,10 +48,13 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
 import os
 import re
+import stat
 import tempfile
 import threading
+import warnings
 import weakref
 from ctypes import byref, c_size_t, c_uint32, c_void_p
 from pathlib import Path
@@ -183,9 +191,9 @@ class Area:
 
     def stats(self) -> Dict[str, int]:
         """Usage and self-metric counters of the area."""
-        st = B.promshm_area_stats()
+        st = B.promshm_area_stats(size=ctypes.sizeof(B.promshm_area_stats))
         check(lib.promshm_area_get_stats(self.handle, byref(st)))
-        return {f[0]: getattr(st, f[0]) for f in B.promshm_area_stats._fields_}
+        return {f[0]: getattr(st, f[0]) for f in B.promshm_area_stats._fields_ if f[0] != "size"}
 
     def workers(self) -> List[Dict[str, Any]]:
         """The worker table: one dict per slot in use."""
@@ -196,12 +204,13 @@ class Area:
                 _ffi.raise_for(rc)
             cap = count.value + 4
             arr = (B.promshm_worker_info * cap)()
+            arr[0].size = ctypes.sizeof(B.promshm_worker_info)
             rc = lib.promshm_area_workers(self.handle, arr, cap, byref(count))
             if rc == B.PROMSHM_RESULT_BUFFER_TOO_SMALL:
                 continue
             check(rc)
             return [
-                {f[0]: getattr(arr[i], f[0]) for f in B.promshm_worker_info._fields_}
+                {f[0]: getattr(arr[i], f[0]) for f in B.promshm_worker_info._fields_ if f[0] != "size"}
                 for i in range(count.value)
             ]
 
@@ -234,7 +243,9 @@ def _options(pages: int, max_workers: int, eager: bool) -> B.promshm_area_option
     for what, v in (("pages", pages), ("max_workers", max_workers)):
         if not isinstance(v, int) or v < 0 or v >= 2**32:
             raise InvalidArgumentError("invalid argument", 114, f"{what} must be a non-negative integer, got {v!r}")
-    return B.promshm_area_options(pages=pages, max_workers=max_workers, eager=bool(eager))
+    return B.promshm_area_options(
+        size=ctypes.sizeof(B.promshm_area_options), pages=pages, max_workers=max_workers, eager=int(bool(eager))
+    )
 
 
 _last_size = [16384]
@@ -396,11 +407,97 @@ def _open_shared() -> Area:
     return area
 
 
+def _open_dir(path: str) -> int:
+    """A descriptor of the directory ``path`` itself (never through a symbolic link)."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def _dir_refusal(fd: int, private: bool) -> Optional[str]:
+    """Why the opened directory may not hold our areas, or None.
+
+    It must be ours (effective uid) and writable by nobody else; a
+    ``private`` one (made by us) must be ``0700`` (it is fixed if it is ours).
+    """
+    st = os.fstat(fd)
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory"
+    if st.st_uid != os.geteuid():
+        return f"it is owned by uid {st.st_uid}, not by this process's uid {os.geteuid()}"
+    if private and st.st_mode & 0o077:
+        os.fchmod(fd, 0o700)
+    elif st.st_mode & 0o022:
+        return f"others may write it (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _check_dir(path: str, private: bool) -> Optional[str]:
+    try:
+        fd = _open_dir(path)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
+            return "it is a symbolic link"
+        return e.strerror or str(e)
+    try:
+        return _dir_refusal(fd, private)
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        os.close(fd)
+
+
+def _private_dir(base: str) -> "tuple[Optional[str], str]":
+    """``<base>/promshm-<uid>``, made ``0700`` if missing, if it is ours."""
+    d = os.path.join(base, f"promshm-{os.geteuid()}")
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        return None, f"{d}: {e.strerror or e}"
+    why = _check_dir(d, private=True)
+    return (d, "") if why is None else (None, f"{d}: {why}")
+
+
 def _runtime_dir() -> Path:
-    for cand in (os.environ.get("PROMSHM_DIR"), os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm"):
-        if cand and os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK):
-            return Path(cand)
-    return Path(tempfile.gettempdir())
+    """The directory of zero-config area files: private to this user.
+
+    ``$PROMSHM_DIR`` or ``$XDG_RUNTIME_DIR`` as they are if this user owns
+    them and nobody else may write them; otherwise (``/dev/shm``, the
+    temporary directory, a shared ``$PROMSHM_DIR``) a ``promshm-<uid>``
+    directory inside, ``0700`` and owned by this user, so that another local
+    user can neither read, plant nor block the areas. A candidate taken by
+    another user is skipped with a warning. Every process of the user walks
+    the same candidates, so they all find the same directory.
+    """
+    refused: List[str] = []
+    home = os.path.expanduser("~")
+    for cand, direct in (
+        (os.environ.get("PROMSHM_DIR"), True),
+        (os.environ.get("XDG_RUNTIME_DIR"), True),
+        ("/dev/shm", False),
+        (tempfile.gettempdir(), False),
+        (os.path.join(home, ".cache") if home != "~" else None, False),
+    ):
+        if not cand or not os.path.isdir(cand) or not os.access(cand, os.W_OK | os.X_OK):
+            continue
+        d = cand if direct and _check_dir(cand, private=False) is None else None
+        if d is None:
+            d, why = _private_dir(cand)
+        if d is None:
+            refused.append(why)
+            continue
+        if refused:
+            warnings.warn(
+                f"promshm: not using {'; '.join(refused)}; zero-config areas go to {d}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return Path(d)
+    raise PromshmError(
+        "no private directory for the zero-config area: "
+        + ("; ".join(refused) or "no writable candidate")
+        + " (set PROMSHM_DIR to a directory of yours, or PROMSHM_AREA to a file)"
+    )
 
 
 def _boot_id() -> str:
@@ -417,13 +514,13 @@ _NAME_RE = re.compile(r"^promshm-(\d+)-([0-9a-f]+)-(\d+)-(\d+)\.area$")
 def _default_path() -> "tuple[str, int]":
     root = _root_pid()
     start = _start_time(root) or 0
-    name = f"promshm-{os.getuid()}-{_boot_id()}-{root}-{start}.area"
+    name = f"promshm-{os.geteuid()}-{_boot_id()}-{root}-{start}.area"
     return str(_runtime_dir() / name), root
 
 
 def _sweep(directory: Path) -> None:
     """Remove zero-config area files of this user whose root process is gone."""
-    uid = str(os.getuid())
+    uid = str(os.geteuid())
     boot = _boot_id()
     try:
         names = os.listdir(directory)

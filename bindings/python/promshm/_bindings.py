@@ -55,6 +55,7 @@ PROMSHM_RESULT_IO = 200
 PROMSHM_RESULT_WRITE_FAILED = 201
 PROMSHM_RESULT_NOT_FOUND = 202
 PROMSHM_RESULT_PERMISSION_DENIED = 203
+PROMSHM_RESULT_UNSAFE_FILE = 204
 PROMSHM_RESULT_AREA_FULL = 300
 PROMSHM_RESULT_WORKERS_FULL = 301
 PROMSHM_RESULT_INCOMPATIBLE_AREA = 302
@@ -62,6 +63,7 @@ PROMSHM_RESULT_CORRUPT_AREA = 303
 PROMSHM_RESULT_READ_ONLY = 304
 PROMSHM_RESULT_LOCK_TIMEOUT = 305
 PROMSHM_RESULT_SHAPE_MISMATCH = 400
+PROMSHM_RESULT_NAME_TAKEN = 401
 PROMSHM_RESULT_PANIC = 900
 
 # enum promshm_metric_type
@@ -84,9 +86,10 @@ class promshm_area_options(Structure):
     """``promshm_area_options``."""
 
     _fields_ = [
+        ('size', c_uint32),  # uint32_t
         ('pages', c_uint32),  # uint32_t
         ('max_workers', c_uint32),  # uint32_t
-        ('eager', c_bool),  # bool
+        ('eager', c_uint32),  # uint32_t
     ]
 
 
@@ -94,6 +97,7 @@ class promshm_area_stats(Structure):
     """``promshm_area_stats``."""
 
     _fields_ = [
+        ('size', c_uint32),  # uint32_t
         ('pages_total', c_uint32),  # uint32_t
         ('pages_used', c_uint32),  # uint32_t
         ('bytes_free', c_size_t),  # size_t
@@ -116,11 +120,12 @@ class promshm_worker_info(Structure):
     """``promshm_worker_info``."""
 
     _fields_ = [
+        ('size', c_uint32),  # uint32_t
         ('slot', c_uint32),  # uint32_t
         ('pid', c_uint32),  # uint32_t
-        ('start_time', c_uint64),  # uint64_t
         ('generation', c_uint32),  # uint32_t
-        ('alive', c_bool),  # bool
+        ('start_time', c_uint64),  # uint64_t
+        ('alive', c_uint32),  # uint32_t
         ('attached_ms', c_uint64),  # uint64_t
         ('last_flush_ms', c_uint64),  # uint64_t
         ('heartbeat_ms', c_uint64),  # uint64_t
@@ -141,12 +146,13 @@ class promshm_metric_opts(Structure):
     """``promshm_metric_opts``."""
 
     _fields_ = [
+        ('size', c_uint32),  # uint32_t
+        ('update_mode', c_uint32),  # promshm_update_mode
         ('name', c_char_p),  # const char *
         ('help', c_char_p),  # const char *
         ('unit', c_char_p),  # const char *
         ('label_names', POINTER(c_char_p)),  # const char * const *
         ('n_label_names', c_size_t),  # size_t
-        ('update_mode', c_uint32),  # promshm_update_mode
     ]
 
 # typedef int (*promshm_write_fn)(void *userdata, const uint8_t *data, size_t len)
@@ -168,6 +174,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_area_get_stats(const promshm_area *area, promshm_area_stats *out)'),
     'promshm_area_is_read_only': (c_bool, [c_void_p],
         'bool promshm_area_is_read_only(const promshm_area *area)'),
+    'promshm_area_name_taken': (c_uint32, [c_void_p, c_char_p, c_uint32, POINTER(c_uint32)],
+        'promshm_result promshm_area_name_taken(const promshm_area *area, const char *name, uint32_t metric_type, uint32_t *out_taken)'),
     'promshm_area_open': (c_uint32, [c_char_p, c_uint32, POINTER(c_void_p)],
         'promshm_result promshm_area_open(const char *path, promshm_open_mode mode, const promshm_area **out)'),
     'promshm_area_reap': (c_uint32, [c_void_p, POINTER(c_uint32)],
@@ -246,6 +254,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_info_set(const promshm_series *series, const promshm_label *labels, size_t n_labels)'),
     'promshm_last_error': (c_uint32, [POINTER(c_char), c_size_t, POINTER(c_size_t)],
         'promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len)'),
+    'promshm_metric_type_suffix': (c_char_p, [c_uint32, c_size_t],
+        'const char *promshm_metric_type_suffix(uint32_t metric_type, size_t index)'),
     'promshm_registry_clone': (c_void_p, [c_void_p],
         'const promshm_registry *promshm_registry_clone(const promshm_registry *registry)'),
     'promshm_registry_counter': (c_uint32, [c_void_p, POINTER(promshm_metric_opts), POINTER(c_void_p)],

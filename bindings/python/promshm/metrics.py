@@ -19,7 +19,7 @@ import functools
 import inspect
 import threading
 import time as _time
-from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint64, c_void_p
+from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint64, c_void_p, sizeof
 from typing import (
     Any,
     Callable,
@@ -649,6 +649,7 @@ class MetricWrapperBase(_Ops):
         names = [encode(n, "label name") for n in self._labelnames]
         arr = str_array(names)
         opts = B.promshm_metric_opts(
+            size=sizeof(B.promshm_metric_opts),
             name=encode(self._name, "metric name"),
             help=encode(self._documentation, "documentation") if self._documentation else None,
             unit=encode(self._unit, "unit") if self._unit else None,

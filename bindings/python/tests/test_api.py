@@ -59,15 +59,15 @@ def test_gauge(registry):
 
 @pytest.mark.parametrize("mode", sorted(promshm.metrics.GAUGE_MODES))
 def test_gauge_modes_single_process(registry, mode):
-    g = Gauge("g_" + mode, "Gauge.", registry=registry, multiprocess_mode=mode)
+    g = Gauge("g_" + mode + "_mode", "Gauge.", registry=registry, multiprocess_mode=mode)
     assert g.multiprocess_mode == mode
     g.set(4)
     labels = {"worker": "0"} if mode in ("all", "liveall") else {}
     if labels:
         samples = parse_text(promshm.generate_latest(registry).decode())
-        assert [v for (n, _), v in samples.items() if n == "g_" + mode] == [4]
+        assert [v for (n, _), v in samples.items() if n == "g_" + mode + "_mode"] == [4]
     else:
-        assert registry.get_sample_value("g_" + mode) == 4
+        assert registry.get_sample_value("g_" + mode + "_mode") == 4
 
 
 def test_gauge_set_function(registry):

@@ -230,7 +230,7 @@ def test_flusher_timer_and_exit_flush(tmp_path, interval):
 def _gauge_worker(path: str, mode_values: Dict[str, float], ready) -> None:
     reg = promshm.CollectorRegistry(area=promshm.Area(path))
     for mode, v in mode_values.items():
-        promshm.Gauge(f"g_{mode}", "G.", registry=reg, multiprocess_mode=mode).set(v)
+        promshm.Gauge(f"{mode}_g", "G.", registry=reg, multiprocess_mode=mode).set(v)
     ready.set()
     time.sleep(120)  # until the test ends it (a shared Event would hang once a waiter is SIGKILLed)
 
@@ -248,17 +248,17 @@ def test_gauge_modes_when_a_worker_dies(tmp_path):
         procs.append(p)
     try:
         s = parse_text(promshm.generate_latest(reg).decode())
-        assert value(s, "g_livesum") == 60
-        assert value(s, "g_sum") == 60
-        assert value(s, "g_max") == 30
-        assert sorted(v for (n, _), v in s.items() if n == "g_all") == [10, 20, 30]
+        assert value(s, "livesum_g") == 60
+        assert value(s, "sum_g") == 60
+        assert value(s, "max_g") == 30
+        assert sorted(v for (n, _), v in s.items() if n == "all_g") == [10, 20, 30]
         os.kill(procs[2].pid, signal.SIGKILL)  # no exit handler runs
         procs[2].join(30)
         s = parse_text(promshm.generate_latest(reg).decode())
-        assert value(s, "g_livesum") == 30, "a dead worker's livesum value disappears"
-        assert value(s, "g_sum") == 60, "sum keeps a dead worker's last value"
-        assert value(s, "g_max") == 30
-        assert sorted(v for (n, _), v in s.items() if n == "g_all") == [10, 20]
+        assert value(s, "livesum_g") == 30, "a dead worker's livesum value disappears"
+        assert value(s, "sum_g") == 60, "sum keeps a dead worker's last value"
+        assert value(s, "max_g") == 30
+        assert sorted(v for (n, _), v in s.items() if n == "all_g") == [10, 20]
         assert reg.area.stats()["reaped_workers"] >= 1
     finally:
         for p in procs:

@@ -86,7 +86,8 @@ def _strip(text: str) -> Tuple[str, List[Tuple[str, str]]]:
         s = line.strip()
         if s.startswith("#"):
             m = re.match(r"#\s*define\s+(PROMSHM_\w+)\s+(.+)$", s)
-            if m:
+            # `{ ... }` struct initialisers (PROMSHM_*_INIT) are C-only.
+            if m and not m.group(2).startswith("{"):
                 defines.append((m.group(1), m.group(2).strip()))
             continue
         kept.append(line)

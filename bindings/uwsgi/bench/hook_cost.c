@@ -33,6 +33,7 @@ int main(void) {
 	if (promshm_area_anonymous(NULL, &area) || promshm_registry_new(area, "uwsgi", NULL, 0, &reg))
 		return 1;
 	memset(&o, 0, sizeof o);
+	o.size = sizeof o;
 	o.name = "requests";
 	o.help = "Requests.";
 	o.label_names = labels;
@@ -40,6 +41,7 @@ int main(void) {
 	if (promshm_registry_counter(reg, &o, &req) || promshm_family_labels(req, values, 2, &s_req))
 		return 1;
 	memset(&o, 0, sizeof o);
+	o.size = sizeof o;
 	o.name = "request_duration";
 	o.help = "Duration.";
 	o.unit = "seconds";

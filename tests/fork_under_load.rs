@@ -1,0 +1,173 @@
+//! Fork while a timer flusher runs and other threads update (issue 9, item 3).
+//!
+//! A pre-fork master with a running [`Flusher`] and busy threads forks 2,000
+//! children one after another. Each child forgets the inherited flusher
+//! (drops it: a no-op), starts its own 1 ms flusher, updates, lets its
+//! flusher run, stops it, flushes and leaves with `_exit`. Nothing in a child
+//! may touch a lock, condvar or wait queue that a parent thread held when
+//! `fork` ran (parking_lot's process-wide parking table included): a child
+//! that hangs is killed after a timeout and fails the test. At the end every
+//! count is exact.
+//!
+//! The forking parent is a re-executed copy of this binary (see `common`),
+//! never the libtest harness itself.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use promshm::{Area, AreaOptions, Flusher, Opts};
+
+/// Children forked one after another.
+const CHILDREN: u64 = 2_000;
+/// Bound on one child's run (it normally takes a few milliseconds).
+const CHILD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Increments each child makes.
+const CHILD_INCS: u64 = 3;
+/// Parent threads that update while the children are forked.
+const UPDATERS: usize = 2;
+
+#[test]
+fn child_entry() {
+    child_main(|role| match role {
+        "fork_parent" => fork_parent(),
+        other => panic!("unknown role {other:?}"),
+    });
+}
+
+#[test]
+fn forking_under_a_running_flusher_never_hangs_a_child_and_totals_are_exact() {
+    let msgs = run_child("fork_parent", "fork-parent", &[], Duration::from_secs(600));
+    assert_eq!(msgs, ["done"]);
+}
+
+/// Where a child is stuck: its threads' states and kernel wait channels.
+fn describe(pid: libc::pid_t) -> String {
+    let mut out = String::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let p = t.path();
+            let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|r| r.split(' ').next());
+            let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
+            out.push_str(&format!(
+                " [thread {}: state {}, wchan {wchan:?}]",
+                t.file_name().to_string_lossy(),
+                state.unwrap_or("?")
+            ));
+        }
+    }
+    out
+}
+
+/// Wait for child `pid` within `CHILD_TIMEOUT`; on a timeout kill it and panic.
+fn wait_child(pid: libc::pid_t, n: u64) {
+    let deadline = Instant::now() + CHILD_TIMEOUT;
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child {n} (pid {pid}) failed: status {status:#x}"
+            );
+            return;
+        }
+        assert_eq!(r, 0, "waitpid: {}", std::io::Error::last_os_error());
+        if Instant::now() > deadline {
+            let where_ = describe(pid);
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("child {n} (pid {pid}) hung for {CHILD_TIMEOUT:?}:{where_}");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn fork_parent() {
+    let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+    let fam = area
+        .registry()
+        .counter(Opts::new("events", "Events.").labels(&["by"]).eager(false))
+        .unwrap();
+    let by_thread = fam.labels(&["thread"]).unwrap();
+    let by_child = fam.labels(&["child"]).unwrap();
+    let mut flusher = Some(Flusher::start(Duration::from_millis(1)).unwrap());
+    let stop = AtomicBool::new(false);
+    let counted = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..UPDATERS {
+            // Small stacks: a thread the child starts (its flusher) then
+            // reuses the parent flusher's cached stack (glibc picks an exact
+            // size), so its thread-local data sits where the parked parent
+            // flusher's did, the layout in which the hang was seen.
+            let updater = std::thread::Builder::new().stack_size(256 * 1024);
+            updater
+                .spawn_scoped(scope, || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        by_thread.inc();
+                        n += 1;
+                        if n % 1024 == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                    counted.fetch_add(n, Ordering::Relaxed);
+                })
+                .unwrap();
+        }
+        // Stop the updaters however this ends (a failed child panics).
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
+        for n in 0..CHILDREN {
+            // SAFETY: the child only runs promshm calls (the point of the
+            // test) and leaves with `_exit`, never returning into the harness.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+            if pid == 0 {
+                let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // The inherited flusher's thread does not exist here:
+                    // dropping it must neither signal nor join anything.
+                    drop(flusher.take());
+                    // Vary the heap layout from child to child (as real
+                    // workers' differ): the objects the child's flusher
+                    // allocates then land at other addresses in each child.
+                    let layout: Vec<Box<[u64; 4]>> =
+                        (0..n % 97).map(|i| Box::new([i; 4])).collect();
+                    // Start our own flusher and stop it at once (what an
+                    // after-fork handler that restarts flushers does), then
+                    // once more after it has slept and flushed.
+                    Flusher::start(Duration::from_millis(1)).unwrap().stop();
+                    let own = Flusher::start(Duration::from_millis(1)).unwrap();
+                    for _ in 0..CHILD_INCS {
+                        by_child.inc();
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                    own.stop();
+                    promshm::flush();
+                    drop(layout);
+                }))
+                .is_ok();
+                // SAFETY: leave without running the harness's exit path.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            wait_child(pid, n);
+        }
+    });
+    flusher.take().unwrap().stop();
+    promshm::flush();
+    assert_eq!(by_child.get(), (CHILDREN * CHILD_INCS) as f64);
+    assert_eq!(by_thread.get(), counted.load(Ordering::Relaxed) as f64);
+    send("done");
+}
