@@ -43,7 +43,7 @@
 #define PROMSHM_AREA_OPTIONS_INIT { (uint32_t)sizeof(promshm_area_options), 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Initialiser of a promshm_area_stats to pass to promshm_area_get_stats(). */
-#define PROMSHM_AREA_STATS_INIT { (uint32_t)sizeof(promshm_area_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define PROMSHM_AREA_STATS_INIT { (uint32_t)sizeof(promshm_area_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Initialiser of a promshm_worker_info (at least the first entry of the array given to promshm_area_workers()). */
 #define PROMSHM_WORKER_INFO_INIT { (uint32_t)sizeof(promshm_worker_info), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
@@ -413,17 +413,28 @@ typedef struct {
      */
     uint64_t render_ns;
     /**
-     * Area locks taken over from dead holders.
+     * Area locks left by dead holders and recovered.
      */
     uint64_t locks_recovered;
     /**
-     * Gauge updates dropped because no worker slot was free.
+     * Gauge updates dropped because the writing process had no worker
+     * slot: none was free, or attaching is backing off after a failure
+     * (a lock timeout, for example).
      */
     uint64_t dropped_updates;
     /**
      * Creation time of the area, Unix milliseconds.
      */
     uint64_t created_ms;
+    /**
+     * Times the area lock was taken, by every process.
+     */
+    uint64_t locks_taken;
+    /**
+     * Waits for the area lock that gave up (`LOCK_TIMEOUT`, or a backoff
+     * of a lazy attach or of a render's reaping), by every process.
+     */
+    uint64_t lock_timeouts;
 } promshm_area_stats;
 
 /**

@@ -78,7 +78,8 @@ pub mod hdr {
     pub const STAT_SERIES: usize = 128;
     /// u64 number of families.
     pub const STAT_FAMILIES: usize = 136;
-    /// u64 gauge updates dropped because no worker slot was free.
+    /// u64 gauge updates dropped because the writing process had no worker
+    /// slot (none free, or attaching is backing off).
     pub const STAT_DROPPED: usize = 144;
     /// u64 pid namespace inode of the lock holder (diagnostic, 0 when free or unknown).
     pub const LOCK_PID_NS: usize = 256;

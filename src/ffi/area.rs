@@ -134,12 +134,19 @@ pub struct promshm_area_stats {
     pub bad_records: u64,
     /// Duration of the last render, nanoseconds.
     pub render_ns: u64,
-    /// Area locks taken over from dead holders.
+    /// Area locks left by dead holders and recovered.
     pub locks_recovered: u64,
-    /// Gauge updates dropped because no worker slot was free.
+    /// Gauge updates dropped because the writing process had no worker
+    /// slot: none was free, or attaching is backing off after a failure
+    /// (a lock timeout, for example).
     pub dropped_updates: u64,
     /// Creation time of the area, Unix milliseconds.
     pub created_ms: u64,
+    /// Times the area lock was taken, by every process.
+    pub locks_taken: u64,
+    /// Waits for the area lock that gave up (`LOCK_TIMEOUT`, or a backoff
+    /// of a lazy attach or of a render's reaping), by every process.
+    pub lock_timeouts: u64,
 }
 
 // SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
@@ -465,6 +472,8 @@ ffi_fn! {
                 locks_recovered: s.locks_recovered,
                 dropped_updates: s.dropped_updates,
                 created_ms: s.created_ms,
+                locks_taken: s.locks_taken,
+                lock_timeouts: s.lock_timeouts,
             };
             unsafe { write_extensible(out, size, stats) };
             Ok(())

@@ -106,7 +106,8 @@ static void check_initialisers(void) {
     promshm_area_stats s = PROMSHM_AREA_STATS_INIT, sz;
     memset(&sz, 0, sizeof sz);
     sz.size = sizeof sz;
-    EXPECT(s.size == sz.size && s.created_ms == 0 && s.dropped_updates == 0 && s.families == 0);
+    EXPECT(s.size == sz.size && s.created_ms == 0 && s.dropped_updates == 0 && s.families == 0 &&
+           s.locks_taken == 0 && s.lock_timeouts == 0);
 
     promshm_worker_info w = PROMSHM_WORKER_INFO_INIT;
     EXPECT(w.size == sizeof w && w.pid == 0 && w.alive == 0 && w.flushes == 0);

@@ -8,10 +8,16 @@
  * - lock_timeout_ms bounds the wait for another process's file lock;
  * - flags other than 0 or 1, and allowed_owner without allow_owner, are
  *   INVALID_ARGUMENT; a refused file is left untouched.
+ * Also the lock statistics of promshm_area_stats (locks_taken,
+ * lock_timeouts, dropped_updates) and their promshm_* self-metrics, exact,
+ * while the area lock (an OFD write lock on byte 2^40, FORMAT.md §4) is held
+ * through another open file description of the area file.
  * The owner checks chown the file, so they need root (CI runs as root);
  * without root they are reported as skipped and the rest still runs.
  */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* F_OFD_SETLK (g++ defines it already) */
+#endif
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -91,14 +97,101 @@ static unsigned long long file_sum(const char *path) {
     return sum;
 }
 
+/* The value of the sample `name` (no labels) on a Prometheus text page. */
+static double sample(const char *page, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = page; (p = strstr(p, name)) != NULL; p += n) {
+        if ((p == page || p[-1] == '\n') && p[n] == ' ') return strtod(p + n + 1, NULL);
+    }
+    FAIL("no sample %s on the page:\n%s", name, page);
+}
+
+/* Take (F_WRLCK) or release (F_UNLCK) the area lock on descriptor `fd`. */
+static int area_lock(int fd, short type) {
+    struct flock lk;
+    memset(&lk, 0, sizeof lk);
+    lk.l_type = type;
+    lk.l_whence = SEEK_SET;
+    lk.l_start = (off_t)1 << 40;
+    lk.l_len = 1;
+    return fcntl(fd, F_OFD_SETLK, &lk);
+}
+
+/* Lock statistics in promshm_area_stats and on the page, exact. */
+static void check_lock_statistics(const char *path) {
+    promshm_area_options o = PROMSHM_AREA_OPTIONS_INIT;
+    o.pages = 64;
+    const promshm_area *area = NULL;
+    OK(promshm_area_create(path, &o, &area));
+    const promshm_registry *reg = NULL;
+    OK(promshm_area_registry(area, &reg));
+    promshm_metric_opts mo = metric_opts("queue_depth", "Jobs waiting.", NULL, 0);
+    const promshm_family *fam = NULL;
+    OK(promshm_registry_gauge(reg, &mo, PROMSHM_GAUGE_MODE_SUM, &fam));
+    const promshm_series *g = NULL;
+    OK(promshm_family_labels(fam, NULL, 0, &g));
+    promshm_area_stats s0 = PROMSHM_AREA_STATS_INIT;
+    OK(promshm_area_get_stats(area, &s0));
+    EXPECT(s0.size == sizeof s0 && s0.locks_taken >= 1 && s0.lock_timeouts == 0 &&
+           s0.dropped_updates == 0);
+
+    /* Another description of the file holds the area lock: the first gauge
+     * update's attach times out (briefly), the second finds it backing off;
+     * both are dropped. */
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    EXPECT(fd >= 0 && area_lock(fd, F_WRLCK) == 0);
+    OK(promshm_gauge_set(g, 1.0));
+    OK(promshm_gauge_set(g, 2.0));
+    promshm_area_stats s1 = PROMSHM_AREA_STATS_INIT;
+    OK(promshm_area_get_stats(area, &s1));
+    EXPECT(s1.lock_timeouts == 1 && s1.dropped_updates == 2 && s1.locks_taken == s0.locks_taken);
+    char *page = render_text(area, NULL, PROMSHM_FORMAT_PROMETHEUS);
+    promshm_area_stats s2 = PROMSHM_AREA_STATS_INIT;
+    OK(promshm_area_get_stats(area, &s2));
+    EXPECT(sample(page, "promshm_area_lock_timeouts_total") == 1.0);
+    EXPECT(sample(page, "promshm_updates_dropped_total") == 2.0);
+    EXPECT(sample(page, "promshm_area_lock_acquisitions_total") == (double)s2.locks_taken);
+    EXPECT(strstr(page, "# HELP promshm_area_lock_acquisitions_total ") != NULL);
+    EXPECT(strstr(page, "# HELP promshm_area_lock_timeouts_total ") != NULL);
+    free(page);
+
+    /* Released: once the backoff has passed an update attaches (one lock). */
+    EXPECT(area_lock(fd, F_UNLCK) == 0 && close(fd) == 0);
+    uint64_t taken = s2.locks_taken;
+    size_t n_workers = 0;
+    for (int i = 0; i < 500; i++) {
+        OK(promshm_gauge_set(g, 3.0));
+        promshm_result rc = promshm_area_workers(area, NULL, 0, &n_workers);
+        EXPECT(rc == PROMSHM_RESULT_OK || rc == PROMSHM_RESULT_BUFFER_TOO_SMALL);
+        if (n_workers == 1) break;
+        struct timespec ms20 = {0, 20 * 1000 * 1000};
+        nanosleep(&ms20, NULL);
+    }
+    EXPECT(n_workers == 1);
+    promshm_area_stats s3 = PROMSHM_AREA_STATS_INIT;
+    OK(promshm_area_get_stats(area, &s3));
+    EXPECT(s3.locks_taken == taken + 1 && s3.lock_timeouts == 1);
+    page = render_text(area, NULL, PROMSHM_FORMAT_PROMETHEUS);
+    EXPECT(sample(page, "queue_depth") == 3.0);
+    EXPECT(sample(page, "promshm_area_lock_timeouts_total") == 1.0);
+    EXPECT(sample(page, "promshm_updates_dropped_total") == (double)s3.dropped_updates);
+    free(page);
+
+    promshm_series_free(g);
+    promshm_family_free(fam);
+    promshm_registry_free(reg);
+    promshm_area_free(area);
+}
+
 int main(void) {
     char dir[] = "/tmp/promshm-c-files-XXXXXX";
     if (!mkdtemp(dir)) FAIL("mkdtemp");
-    char other[256], group[256], world[256], locked[256];
+    char other[256], group[256], world[256], locked[256], stats[256];
     snprintf(other, sizeof other, "%s/other.area", dir);
     snprintf(group, sizeof group, "%s/group.area", dir);
     snprintf(world, sizeof world, "%s/world.area", dir);
     snprintf(locked, sizeof locked, "%s/locked.area", dir);
+    snprintf(stats, sizeof stats, "%s/stats.area", dir);
     const promshm_area *a = NULL;
 
     /* ---- bad options ---- */
@@ -233,6 +326,9 @@ int main(void) {
     OK(promshm_area_open_with(locked, PROMSHM_OPEN_MODE_READ_ONLY, &quick, &a));
     promshm_area_free(a);
 
+    check_lock_statistics(stats);
+
+    unlink(stats);
     unlink(other);
     unlink(group);
     unlink(world);

@@ -118,6 +118,8 @@ class promshm_area_stats(Structure):
         ('locks_recovered', c_uint64),  # uint64_t
         ('dropped_updates', c_uint64),  # uint64_t
         ('created_ms', c_uint64),  # uint64_t
+        ('locks_taken', c_uint64),  # uint64_t
+        ('lock_timeouts', c_uint64),  # uint64_t
     ]
 
 
