@@ -43,7 +43,7 @@
 #define PROMSHM_AREA_OPTIONS_INIT { (uint32_t)sizeof(promshm_area_options), 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Initialiser of a promshm_area_stats to pass to promshm_area_get_stats(). */
-#define PROMSHM_AREA_STATS_INIT { (uint32_t)sizeof(promshm_area_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define PROMSHM_AREA_STATS_INIT { (uint32_t)sizeof(promshm_area_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Initialiser of a promshm_worker_info (at least the first entry of the array given to promshm_area_workers()). */
 #define PROMSHM_WORKER_INFO_INIT { (uint32_t)sizeof(promshm_worker_info), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
@@ -435,6 +435,11 @@ typedef struct {
      * of a lazy attach or of a render's reaping), by every process.
      */
     uint64_t lock_timeouts;
+    /**
+     * Registrations refused with `NAME_TAKEN` (a name the family would
+     * render is another family's), by every process.
+     */
+    uint64_t name_clashes;
 } promshm_area_stats;
 
 /**

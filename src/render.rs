@@ -391,6 +391,13 @@ fn self_metric_values(area: &AreaInner) -> Vec<SelfMetric> {
             h(hdr::STAT_REFUSED),
         ),
         own(
+            "promshm_registrations_name_taken",
+            "Registrations refused because a name the family would render \
+             (with its suffixes) is another family's.",
+            MetricType::Counter,
+            h(hdr::STAT_NAME_CLASHES),
+        ),
+        own(
             "promshm_workers",
             "Live worker processes attached to the area.",
             MetricType::Gauge,

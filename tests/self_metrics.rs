@@ -1,6 +1,7 @@
 //! promshm's own counters reach the page as `promshm_*` self-metrics with
-//! exact values: area lock acquisitions and timeouts, and gauge updates
-//! dropped while attaching backs off (docs/FORMAT.md §5).
+//! exact values: area lock acquisitions and timeouts, gauge updates dropped
+//! while attaching backs off (docs/FORMAT.md §5), and registrations refused
+//! because of a name clash (FORMAT.md §7, "Names").
 //!
 //! Another process (a re-execution of this test binary, see `common`) holds
 //! the area lock the way docs/FORMAT.md §4 defines it: an OFD write lock on
@@ -12,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::*;
-use promshm::{Area, AreaOptions, GaugeMode, Opts};
+use promshm::{Area, AreaOptions, Error, GaugeMode, OpenMode, Opts, SummaryOpts};
 
 /// Byte of the area file whose OFD write lock is the area lock (FORMAT.md §4).
 const LOCK_BYTE: i64 = 1 << 40;
@@ -22,6 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 fn child_entry() {
     child_main(|role| match role {
         "area_lock_holder" => area_lock_holder(),
+        "clashing_registrar" => clashing_registrar(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -44,6 +46,22 @@ fn area_lock_holder() {
     assert_eq!(r, 0, "F_OFD_SETLK: {}", std::io::Error::last_os_error());
     send("locked");
     wait_for_parent();
+}
+
+/// Register families whose rendered names clash with the summary `s` the
+/// parent registered: each is refused with `NameTaken`.
+fn clashing_registrar() {
+    let area = Area::open(env_area(), OpenMode::ReadWrite).expect("open the area");
+    let reg = area.registry();
+    match reg.counter(Opts::new("s_count", "Clashes with s_count.")) {
+        Err(Error::NameTaken { .. }) => {}
+        other => panic!("counter s_count: {:?}", other.map(|_| ())),
+    }
+    match reg.info(Opts::new("s_sum", "Clashes with s_sum.")) {
+        Err(Error::NameTaken { .. }) => {}
+        other => panic!("info s_sum: {:?}", other.map(|_| ())),
+    }
+    send("refused 2");
 }
 
 /// The HELP text of `name` on the page.
@@ -155,4 +173,58 @@ fn lock_statistics_and_dropped_updates_are_exact_self_metrics() {
         page.value("promshm_updates_dropped_total", &[]),
         attached.dropped_updates as f64
     );
+}
+
+#[test]
+fn registrations_refused_for_a_name_clash_are_counted_across_processes() {
+    let dir = TempDir::new("self-metrics-clash");
+    let path = dir.join("a.promshm");
+    let area = Area::create(&path, &AreaOptions::with_pages(64)).unwrap();
+    let reg = area.registry();
+    let summary = || {
+        reg.summary(
+            Opts::new("s", "A summary."),
+            &SummaryOpts::quantiles(&[0.5]),
+        )
+    };
+    summary().unwrap();
+    assert_eq!(area.stats().name_clashes, 0);
+
+    // Another process: two refusals.
+    let mut child = ChildProc::spawn(
+        "clashing_registrar",
+        "clashing registrar",
+        &[(AREA_ENV, path.display().to_string())],
+    );
+    child.expect("refused 2", TIMEOUT);
+    child.release();
+    child.expect_success(TIMEOUT);
+    assert_eq!(area.stats().name_clashes, 2);
+
+    // This process: one more refusal. Other refusals are not clashes: a
+    // reserved suffix (an invalid name), another shape under the same name;
+    // and finding the existing family again is no refusal.
+    assert!(matches!(
+        reg.histogram(Opts::new("s_created", "Clashes with s_created."), &[1.0]),
+        Err(Error::NameTaken { .. })
+    ));
+    assert!(reg
+        .gauge(Opts::new("depth_count", "Reserved suffix."), GaugeMode::Sum)
+        .is_err());
+    assert!(matches!(
+        reg.counter(Opts::new("s", "Same name, another type.")),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    summary().unwrap();
+    assert_eq!(area.stats().name_clashes, 3, "{:?}", area.stats());
+
+    let (text, page) = page_of(&area);
+    assert_eq!(
+        page.value("promshm_registrations_name_taken_total", &[]),
+        3.0
+    );
+    assert!(help_of(&text, "promshm_registrations_name_taken_total").contains("another family"));
+    // The clashing names never reached the page.
+    assert!(page.get("s_count_total", &[]).is_none(), "{text}");
+    assert!(!text.contains("s_sum_info"), "{text}");
 }

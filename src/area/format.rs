@@ -87,6 +87,9 @@ pub mod hdr {
     pub const STAT_LOCK_TIMEOUTS: usize = 264;
     /// u64 times the area lock was taken.
     pub const STAT_LOCKS_TAKEN: usize = 272;
+    /// u64 registrations refused because a name the family would render is
+    /// another family's (`NameTaken`).
+    pub const STAT_NAME_CLASHES: usize = 280;
     /// u64 gauge fold sequence: odd while the reaper folds one gauge series
     /// (a seqlock that gauge readers check around their read).
     pub const FOLD_SEQ: usize = 152;

@@ -147,6 +147,9 @@ pub struct promshm_area_stats {
     /// Waits for the area lock that gave up (`LOCK_TIMEOUT`, or a backoff
     /// of a lazy attach or of a render's reaping), by every process.
     pub lock_timeouts: u64,
+    /// Registrations refused with `NAME_TAKEN` (a name the family would
+    /// render is another family's), by every process.
+    pub name_clashes: u64,
 }
 
 // SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
@@ -474,6 +477,7 @@ ffi_fn! {
                 created_ms: s.created_ms,
                 locks_taken: s.locks_taken,
                 lock_timeouts: s.lock_timeouts,
+                name_clashes: s.name_clashes,
             };
             unsafe { write_extensible(out, size, stats) };
             Ok(())

@@ -120,6 +120,7 @@ class promshm_area_stats(Structure):
         ('created_ms', c_uint64),  # uint64_t
         ('locks_taken', c_uint64),  # uint64_t
         ('lock_timeouts', c_uint64),  # uint64_t
+        ('name_clashes', c_uint64),  # uint64_t
     ]
 
 
