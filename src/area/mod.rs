@@ -289,7 +289,7 @@ pub struct AreaStats {
     /// Times the area lock was taken.
     pub locks_taken: u64,
     /// Registrations refused because a name the family would render is
-    /// another family's ([`Error::NameTaken`](crate::Error::NameTaken)).
+    /// another family's ([`Error::NameTaken`]).
     pub name_clashes: u64,
     /// Layout version.
     pub format_version: u32,
