@@ -40,10 +40,10 @@
 #define PROMSHM_VERSION_NUMBER 1000
 
 /** Initialiser of a promshm_area_options: size set, every option 0 (its default). */
-#define PROMSHM_AREA_OPTIONS_INIT { (uint32_t)sizeof(promshm_area_options), 0, 0, 0 }
+#define PROMSHM_AREA_OPTIONS_INIT { (uint32_t)sizeof(promshm_area_options), 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Initialiser of a promshm_area_stats to pass to promshm_area_get_stats(). */
-#define PROMSHM_AREA_STATS_INIT { (uint32_t)sizeof(promshm_area_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define PROMSHM_AREA_STATS_INIT { (uint32_t)sizeof(promshm_area_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Initialiser of a promshm_worker_info (at least the first entry of the array given to promshm_area_workers()). */
 #define PROMSHM_WORKER_INFO_INIT { (uint32_t)sizeof(promshm_worker_info), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
@@ -316,6 +316,35 @@ typedef struct {
      * buffered. Any other value is `INVALID_ARGUMENT`.
      */
     uint32_t eager;
+    /**
+     * 1: also accept an existing area file owned by the uid in
+     * `allowed_owner` (e.g. an exporter reading an application's area as
+     * another user); 0: only files owned by the effective uid. Any other
+     * value is `INVALID_ARGUMENT`.
+     */
+    uint32_t allow_owner;
+    /**
+     * The uid accepted by `allow_owner` = 1 (0 is root). Must be 0 while
+     * `allow_owner` is 0 (`INVALID_ARGUMENT` otherwise: a uid without the
+     * flag is a mistake, not a request).
+     */
+    uint32_t allowed_owner;
+    /**
+     * 1: accept an existing file its group may write (mode `g+w`); 0:
+     * refuse it (`UNSAFE_FILE`). New files are created 0600 either way.
+     */
+    uint32_t allow_group_write;
+    /**
+     * 1: accept an existing file every user may write (mode `o+w`): any
+     * local user can then forge its contents. 0: refuse it.
+     */
+    uint32_t allow_other_write;
+    /**
+     * Bound, in milliseconds, on the wait for the file lock another process
+     * holds while it creates or validates the file; `LOCK_TIMEOUT` after
+     * it. 0: 10000 (10 s).
+     */
+    uint32_t lock_timeout_ms;
 } promshm_area_options;
 
 /**
@@ -384,17 +413,33 @@ typedef struct {
      */
     uint64_t render_ns;
     /**
-     * Area locks taken over from dead holders.
+     * Area locks left by dead holders and recovered.
      */
     uint64_t locks_recovered;
     /**
-     * Gauge updates dropped because no worker slot was free.
+     * Gauge updates dropped because the writing process had no worker
+     * slot: none was free, or attaching is backing off after a failure
+     * (a lock timeout, for example).
      */
     uint64_t dropped_updates;
     /**
      * Creation time of the area, Unix milliseconds.
      */
     uint64_t created_ms;
+    /**
+     * Times the area lock was taken, by every process.
+     */
+    uint64_t locks_taken;
+    /**
+     * Waits for the area lock that gave up (`LOCK_TIMEOUT`, or a backoff
+     * of a lazy attach or of a render's reaping), by every process.
+     */
+    uint64_t lock_timeouts;
+    /**
+     * Registrations refused with `NAME_TAKEN` (a name the family would
+     * render is another family's), by every process.
+     */
+    uint64_t name_clashes;
 } promshm_area_stats;
 
 /**
@@ -652,16 +697,20 @@ uint32_t promshm_version_number(void);
  * end up sharing one valid area. An existing file is used only if it is
  * a regular file owned by the effective uid and not writable by its
  * group or others (checked with `fstat` on the opened descriptor; a FIFO
- * or device never blocks the call); waits for another process's lock on
- * the file are bounded (10 s).
+ * or device never blocks the call), unless `options` accepts another
+ * owner (`allow_owner`, `allowed_owner`) or write bits
+ * (`allow_group_write`, `allow_other_write`); waits for another
+ * process's lock on the file are bounded (`lock_timeout_ms`, 10 s by
+ * default).
  *
  * `options` may be NULL for the defaults (4096 pages = 16 MiB, 64
- * workers, buffered). On success `*out` receives a new area handle,
+ * workers, buffered, the file checks above). On success `*out` receives a new area handle,
  * owned by the caller and released with `promshm_area_free()`.
  * Thread-safe.
  *
  * Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
- * `INVALID_ARGUMENT` (page or worker count out of range), `NOT_FOUND`
+ * `INVALID_ARGUMENT` (page or worker count out of range, a flag other
+ * than 0 or 1, `allowed_owner` without `allow_owner`), `NOT_FOUND`
  * (missing directory), `PERMISSION_DENIED`, `IO`, `UNSAFE_FILE` (a
  * symbolic link, FIFO, socket, device or directory, another user's file,
  * or one writable by others: refused untouched), `LOCK_TIMEOUT`,
@@ -676,9 +725,10 @@ promshm_result promshm_area_create(const char *path,
  * pre-fork server: make it in the parent before `fork()`, and every child
  * shares it through the handle it inherits.
  *
- * `options` may be NULL for the defaults. On success `*out` receives a
- * new area handle, owned by the caller (`promshm_area_free()`).
- * Thread-safe.
+ * `options` may be NULL for the defaults; its file-check and
+ * `lock_timeout_ms` fields do not apply (there is no file) but are
+ * validated. On success `*out` receives a new area handle, owned by the
+ * caller (`promshm_area_free()`). Thread-safe.
  *
  * Errors: `NULL_PARAMETER` (`out`), `INVALID_ARGUMENT`, `IO`.
  */
@@ -692,7 +742,9 @@ promshm_result promshm_area_anonymous(const promshm_area_options *options,
  * (bounded: 10 s) for a creator that is still initialising the file.
  * The file must be a regular file owned by the effective uid and not
  * writable by its group or others (checked with `fstat` on the opened
- * descriptor; a FIFO or device never blocks the call).
+ * descriptor; a FIFO or device never blocks the call). To accept
+ * another owner or write bits, or to change the bound, use
+ * `promshm_area_open_with()`.
  *
  * On success `*out` receives a new area handle, owned by the caller
  * (`promshm_area_free()`). Thread-safe.
@@ -705,6 +757,27 @@ promshm_result promshm_area_anonymous(const promshm_area_options *options,
 promshm_result promshm_area_open(const char *path,
                                  promshm_open_mode mode,
                                  const promshm_area **out);
+
+/**
+ * `promshm_area_open()` with the file checks and the wait bound of
+ * `options` (NULL: the defaults, as `promshm_area_open()`). Only its
+ * `allow_owner`, `allowed_owner`, `allow_group_write`,
+ * `allow_other_write` and `lock_timeout_ms` fields apply; `pages`,
+ * `max_workers` and `eager` are ignored (an existing area keeps its
+ * own), though every flag is validated. An older caller's smaller
+ * struct gets the defaults for the fields it lacks.
+ *
+ * On success `*out` receives a new area handle, owned by the caller
+ * (`promshm_area_free()`). Thread-safe.
+ *
+ * Errors: those of `promshm_area_open()`, and `INVALID_ARGUMENT` for a
+ * bad `options` (its `size`, a flag other than 0 or 1,
+ * `allowed_owner` without `allow_owner`).
+ */
+promshm_result promshm_area_open_with(const char *path,
+                                      promshm_open_mode mode,
+                                      const promshm_area_options *options,
+                                      const promshm_area **out);
 
 /**
  * A new reference to the same area (the mapping is shared, not copied).

@@ -423,8 +423,17 @@ impl Registry {
     }
 }
 
-/// Find or create the family record for `shape`; its offset.
+/// Find or create the family record for `shape`; its offset. A refusal
+/// because of a name clash is counted in `stat_name_clashes`.
 fn register_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<usize> {
+    let found = find_or_create_family(area, shape, eager);
+    if let Err(Error::NameTaken { .. }) = found {
+        area.bump(hdr::STAT_NAME_CLASHES, 1);
+    }
+    found
+}
+
+fn find_or_create_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<usize> {
     let mut idx = crate::area::fork::lock(&area.index);
     idx.catch_up(area, false);
     if let Some(off) = existing_family(&idx, shape)? {

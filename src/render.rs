@@ -391,6 +391,13 @@ fn self_metric_values(area: &AreaInner) -> Vec<SelfMetric> {
             h(hdr::STAT_REFUSED),
         ),
         own(
+            "promshm_registrations_name_taken",
+            "Registrations refused because a name the family would render \
+             (with its suffixes) is another family's.",
+            MetricType::Counter,
+            h(hdr::STAT_NAME_CLASHES),
+        ),
+        own(
             "promshm_workers",
             "Live worker processes attached to the area.",
             MetricType::Gauge,
@@ -422,15 +429,29 @@ fn self_metric_values(area: &AreaInner) -> Vec<SelfMetric> {
         ),
         own(
             "promshm_lock_recoveries",
-            "Area locks taken over from dead holders.",
+            "Area locks left by dead holders and recovered.",
             MetricType::Counter,
             h(hdr::STAT_LOCK_RECOVERED),
         ),
         own(
             "promshm_updates_dropped",
-            "Gauge updates dropped because no worker slot was free.",
+            "Gauge updates dropped because the writing process had no worker slot \
+             (none was free, or attaching was backing off after a failure).",
             MetricType::Counter,
             h(hdr::STAT_DROPPED),
+        ),
+        own(
+            "promshm_area_lock_acquisitions",
+            "Times the area lock was taken, by every process of the area.",
+            MetricType::Counter,
+            h(hdr::STAT_LOCKS_TAKEN),
+        ),
+        own(
+            "promshm_area_lock_timeouts",
+            "Waits for the area lock that gave up because another process held it \
+             too long (the call failed or backed off).",
+            MetricType::Counter,
+            h(hdr::STAT_LOCK_TIMEOUTS),
         ),
     ]
 }

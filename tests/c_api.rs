@@ -416,6 +416,16 @@ fn extensible_structs_and_flags() {
     c_test("test_abi", &[], "abi:");
 }
 
+/// The file checks set by `promshm_area_options` (`allow_owner` with a
+/// chowned file, as root; `allow_group_write`, `allow_other_write`) and the
+/// `lock_timeout_ms` bound, through `promshm_area_create` and
+/// `promshm_area_open_with`; and the lock statistics of
+/// `promshm_area_stats` and the page while the area lock is held.
+#[test]
+fn file_checks_and_lock_timeout_options() {
+    c_test("test_file_checks", &[], "file_checks:");
+}
+
 #[test]
 fn basic_api_coverage() {
     c_test("test_basic", &[], "basic:");

@@ -78,7 +78,8 @@ pub mod hdr {
     pub const STAT_SERIES: usize = 128;
     /// u64 number of families.
     pub const STAT_FAMILIES: usize = 136;
-    /// u64 gauge updates dropped because no worker slot was free.
+    /// u64 gauge updates dropped because the writing process had no worker
+    /// slot (none free, or attaching is backing off).
     pub const STAT_DROPPED: usize = 144;
     /// u64 pid namespace inode of the lock holder (diagnostic, 0 when free or unknown).
     pub const LOCK_PID_NS: usize = 256;
@@ -86,6 +87,9 @@ pub mod hdr {
     pub const STAT_LOCK_TIMEOUTS: usize = 264;
     /// u64 times the area lock was taken.
     pub const STAT_LOCKS_TAKEN: usize = 272;
+    /// u64 registrations refused because a name the family would render is
+    /// another family's (`NameTaken`).
+    pub const STAT_NAME_CLASHES: usize = 280;
     /// u64 gauge fold sequence: odd while the reaper folds one gauge series
     /// (a seqlock that gauge readers check around their read).
     pub const FOLD_SEQ: usize = 152;

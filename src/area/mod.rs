@@ -221,6 +221,7 @@ impl Area {
             dropped_updates: a.hdr(hdr::STAT_DROPPED).load(Ordering::Relaxed),
             lock_timeouts: a.hdr(hdr::STAT_LOCK_TIMEOUTS).load(Ordering::Relaxed),
             locks_taken: a.hdr(hdr::STAT_LOCKS_TAKEN).load(Ordering::Relaxed),
+            name_clashes: a.hdr(hdr::STAT_NAME_CLASHES).load(Ordering::Relaxed),
             format_version: FORMAT_VERSION,
             created_ms: a.hdr(hdr::CREATED_MS).load(Ordering::Relaxed),
         }
@@ -287,6 +288,9 @@ pub struct AreaStats {
     pub lock_timeouts: u64,
     /// Times the area lock was taken.
     pub locks_taken: u64,
+    /// Registrations refused because a name the family would render is
+    /// another family's ([`Error::NameTaken`]).
+    pub name_clashes: u64,
     /// Layout version.
     pub format_version: u32,
     /// Creation time, Unix milliseconds.

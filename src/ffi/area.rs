@@ -2,13 +2,14 @@
 
 use std::ffi::c_char;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::handle::{
     borrow, clone_handle, field_ends, flag_arg, free_handle, into_handle, read_extensible, str_arg,
     struct_size, write_extensible, write_opt, ArcHandle, Extensible, Out,
 };
 use super::result::{check, promshm_result, FfiError};
-use crate::area::{Area, AreaOptions, OpenMode};
+use crate::area::{Area, AreaOptions, FileOptions, OpenMode};
 use crate::encoding::MetricType;
 
 /// A shared area mapped into this process: a file, or an anonymous shared
@@ -43,20 +44,49 @@ pub struct promshm_area_options {
     /// 1: make families eager (write-through) unless they say otherwise; 0:
     /// buffered. Any other value is `INVALID_ARGUMENT`.
     pub eager: u32,
+    /// 1: also accept an existing area file owned by the uid in
+    /// `allowed_owner` (e.g. an exporter reading an application's area as
+    /// another user); 0: only files owned by the effective uid. Any other
+    /// value is `INVALID_ARGUMENT`.
+    pub allow_owner: u32,
+    /// The uid accepted by `allow_owner` = 1 (0 is root). Must be 0 while
+    /// `allow_owner` is 0 (`INVALID_ARGUMENT` otherwise: a uid without the
+    /// flag is a mistake, not a request).
+    pub allowed_owner: u32,
+    /// 1: accept an existing file its group may write (mode `g+w`); 0:
+    /// refuse it (`UNSAFE_FILE`). New files are created 0600 either way.
+    pub allow_group_write: u32,
+    /// 1: accept an existing file every user may write (mode `o+w`): any
+    /// local user can then forge its contents. 0: refuse it.
+    pub allow_other_write: u32,
+    /// Bound, in milliseconds, on the wait for the file lock another process
+    /// holds while it creates or validates the file; `LOCK_TIMEOUT` after
+    /// it. 0: 10000 (10 s).
+    pub lock_timeout_ms: u32,
 }
 
 // SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
 unsafe impl Extensible for promshm_area_options {
     const C_NAME: &'static str = "promshm_area_options";
     const INIT: &'static str = "PROMSHM_AREA_OPTIONS_INIT";
-    const FIELD_ENDS: &'static [usize] =
-        field_ends!(Self, size: u32, pages: u32, max_workers: u32, eager: u32);
+    const FIELD_ENDS: &'static [usize] = field_ends!(
+        Self,
+        size: u32,
+        pages: u32,
+        max_workers: u32,
+        eager: u32,
+        allow_owner: u32,
+        allowed_owner: u32,
+        allow_group_write: u32,
+        allow_other_write: u32,
+        lock_timeout_ms: u32,
+    );
     fn set_size(&mut self, size: u32) {
         self.size = size;
     }
 }
 const _: () = assert!(
-    promshm_area_options::FIELD_ENDS[3] == size_of::<promshm_area_options>(),
+    promshm_area_options::FIELD_ENDS[8] == size_of::<promshm_area_options>(),
     "an input struct has no padding"
 );
 
@@ -104,12 +134,22 @@ pub struct promshm_area_stats {
     pub bad_records: u64,
     /// Duration of the last render, nanoseconds.
     pub render_ns: u64,
-    /// Area locks taken over from dead holders.
+    /// Area locks left by dead holders and recovered.
     pub locks_recovered: u64,
-    /// Gauge updates dropped because no worker slot was free.
+    /// Gauge updates dropped because the writing process had no worker
+    /// slot: none was free, or attaching is backing off after a failure
+    /// (a lock timeout, for example).
     pub dropped_updates: u64,
     /// Creation time of the area, Unix milliseconds.
     pub created_ms: u64,
+    /// Times the area lock was taken, by every process.
+    pub locks_taken: u64,
+    /// Waits for the area lock that gave up (`LOCK_TIMEOUT`, or a backoff
+    /// of a lazy attach or of a render's reaping), by every process.
+    pub lock_timeouts: u64,
+    /// Registrations refused with `NAME_TAKEN` (a name the family would
+    /// render is another family's), by every process.
+    pub name_clashes: u64,
 }
 
 // SAFETY: `#[repr(C)]`, `size: u32` first, integers only.
@@ -162,9 +202,13 @@ unsafe impl Extensible for promshm_worker_info {
     }
 }
 
-/// The options a C caller gave (NULL: the defaults), validated.
-unsafe fn options_arg(options: *const promshm_area_options) -> Result<AreaOptions, FfiError> {
+/// The options a C caller gave (NULL: the defaults), validated: the area's
+/// and the file's.
+unsafe fn options_arg(
+    options: *const promshm_area_options,
+) -> Result<(AreaOptions, FileOptions), FfiError> {
     let mut o = AreaOptions::default();
+    let mut f = FileOptions::new();
     if !options.is_null() {
         let c = unsafe { read_extensible(options, "options")? };
         if c.pages != 0 {
@@ -174,8 +218,38 @@ unsafe fn options_arg(options: *const promshm_area_options) -> Result<AreaOption
             o.max_workers = c.max_workers;
         }
         o.eager = flag_arg(c.eager, "options->eager")?;
+        if flag_arg(c.allow_owner, "options->allow_owner")? {
+            f = f.allow_owner(c.allowed_owner);
+        } else if c.allowed_owner != 0 {
+            return Err(FfiError::new(
+                promshm_result::InvalidArgument,
+                format!(
+                    "options->allowed_owner is {} but options->allow_owner is 0: \
+                     set allow_owner to 1 to accept files owned by that uid",
+                    c.allowed_owner
+                ),
+            ));
+        }
+        f = f
+            .allow_group_write(flag_arg(c.allow_group_write, "options->allow_group_write")?)
+            .allow_other_write(flag_arg(c.allow_other_write, "options->allow_other_write")?);
+        if c.lock_timeout_ms != 0 {
+            f = f.timeout(Duration::from_millis(u64::from(c.lock_timeout_ms)));
+        }
     }
-    Ok(o)
+    Ok((o, f))
+}
+
+/// A `promshm_open_mode` passed in by a C caller.
+fn open_mode_arg(mode: promshm_open_mode) -> Result<OpenMode, FfiError> {
+    match mode {
+        PROMSHM_OPEN_MODE_READ_WRITE => Ok(OpenMode::ReadWrite),
+        PROMSHM_OPEN_MODE_READ_ONLY => Ok(OpenMode::ReadOnly),
+        promshm_open_mode(m) => Err(FfiError::new(
+            promshm_result::InvalidArgument,
+            format!("unknown open mode {m}"),
+        )),
+    }
 }
 
 ffi_fn! {
@@ -185,16 +259,20 @@ ffi_fn! {
     /// end up sharing one valid area. An existing file is used only if it is
     /// a regular file owned by the effective uid and not writable by its
     /// group or others (checked with `fstat` on the opened descriptor; a FIFO
-    /// or device never blocks the call); waits for another process's lock on
-    /// the file are bounded (10 s).
+    /// or device never blocks the call), unless `options` accepts another
+    /// owner (`allow_owner`, `allowed_owner`) or write bits
+    /// (`allow_group_write`, `allow_other_write`); waits for another
+    /// process's lock on the file are bounded (`lock_timeout_ms`, 10 s by
+    /// default).
     ///
     /// `options` may be NULL for the defaults (4096 pages = 16 MiB, 64
-    /// workers, buffered). On success `*out` receives a new area handle,
+    /// workers, buffered, the file checks above). On success `*out` receives a new area handle,
     /// owned by the caller and released with `promshm_area_free()`.
     /// Thread-safe.
     ///
     /// Errors: `NULL_PARAMETER` (`path` or `out`), `NOT_UTF8`,
-    /// `INVALID_ARGUMENT` (page or worker count out of range), `NOT_FOUND`
+    /// `INVALID_ARGUMENT` (page or worker count out of range, a flag other
+    /// than 0 or 1, `allowed_owner` without `allow_owner`), `NOT_FOUND`
     /// (missing directory), `PERMISSION_DENIED`, `IO`, `UNSAFE_FILE` (a
     /// symbolic link, FIFO, socket, device or directory, another user's file,
     /// or one writable by others: refused untouched), `LOCK_TIMEOUT`,
@@ -207,7 +285,8 @@ ffi_fn! {
         check(|| {
             let out = unsafe { Out::new(out, "out")? };
             let path = unsafe { str_arg(path, "path")? };
-            let area = Area::create(path, &unsafe { options_arg(options)? })?;
+            let (area_options, file_options) = unsafe { options_arg(options)? };
+            let area = Area::create_with(path, &area_options, &file_options)?;
             out.write(into_handle(Arc::new(area)));
             Ok(())
         })
@@ -219,9 +298,10 @@ ffi_fn! {
     /// pre-fork server: make it in the parent before `fork()`, and every child
     /// shares it through the handle it inherits.
     ///
-    /// `options` may be NULL for the defaults. On success `*out` receives a
-    /// new area handle, owned by the caller (`promshm_area_free()`).
-    /// Thread-safe.
+    /// `options` may be NULL for the defaults; its file-check and
+    /// `lock_timeout_ms` fields do not apply (there is no file) but are
+    /// validated. On success `*out` receives a new area handle, owned by the
+    /// caller (`promshm_area_free()`). Thread-safe.
     ///
     /// Errors: `NULL_PARAMETER` (`out`), `INVALID_ARGUMENT`, `IO`.
     unsafe fn promshm_area_anonymous(
@@ -230,7 +310,8 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let out = unsafe { Out::new(out, "out")? };
-            let area = Area::anonymous(&unsafe { options_arg(options)? })?;
+            let (area_options, _) = unsafe { options_arg(options)? };
+            let area = Area::anonymous(&area_options)?;
             out.write(into_handle(Arc::new(area)));
             Ok(())
         })
@@ -244,7 +325,9 @@ ffi_fn! {
     /// (bounded: 10 s) for a creator that is still initialising the file.
     /// The file must be a regular file owned by the effective uid and not
     /// writable by its group or others (checked with `fstat` on the opened
-    /// descriptor; a FIFO or device never blocks the call).
+    /// descriptor; a FIFO or device never blocks the call). To accept
+    /// another owner or write bits, or to change the bound, use
+    /// `promshm_area_open_with()`.
     ///
     /// On success `*out` receives a new area handle, owned by the caller
     /// (`promshm_area_free()`). Thread-safe.
@@ -258,20 +341,38 @@ ffi_fn! {
         mode: promshm_open_mode,
         out: *mut *const promshm_area,
     ) -> promshm_result {
+        // SAFETY: the caller's pointers, passed on; NULL options are the defaults.
+        unsafe { promshm_area_open_with(path, mode, std::ptr::null(), out) }
+    }
+}
+
+ffi_fn! {
+    /// `promshm_area_open()` with the file checks and the wait bound of
+    /// `options` (NULL: the defaults, as `promshm_area_open()`). Only its
+    /// `allow_owner`, `allowed_owner`, `allow_group_write`,
+    /// `allow_other_write` and `lock_timeout_ms` fields apply; `pages`,
+    /// `max_workers` and `eager` are ignored (an existing area keeps its
+    /// own), though every flag is validated. An older caller's smaller
+    /// struct gets the defaults for the fields it lacks.
+    ///
+    /// On success `*out` receives a new area handle, owned by the caller
+    /// (`promshm_area_free()`). Thread-safe.
+    ///
+    /// Errors: those of `promshm_area_open()`, and `INVALID_ARGUMENT` for a
+    /// bad `options` (its `size`, a flag other than 0 or 1,
+    /// `allowed_owner` without `allow_owner`).
+    unsafe fn promshm_area_open_with(
+        path: *const c_char,
+        mode: promshm_open_mode,
+        options: *const promshm_area_options,
+        out: *mut *const promshm_area,
+    ) -> promshm_result {
         check(|| {
             let out = unsafe { Out::new(out, "out")? };
             let path = unsafe { str_arg(path, "path")? };
-            let mode = match mode {
-                PROMSHM_OPEN_MODE_READ_WRITE => OpenMode::ReadWrite,
-                PROMSHM_OPEN_MODE_READ_ONLY => OpenMode::ReadOnly,
-                promshm_open_mode(m) => {
-                    return Err(FfiError::new(
-                        promshm_result::InvalidArgument,
-                        format!("unknown open mode {m}"),
-                    ))
-                }
-            };
-            let area = Area::open(path, mode)?;
+            let mode = open_mode_arg(mode)?;
+            let (_, file_options) = unsafe { options_arg(options)? };
+            let area = Area::open_with(path, mode, &file_options)?;
             out.write(into_handle(Arc::new(area)));
             Ok(())
         })
@@ -374,6 +475,9 @@ ffi_fn! {
                 locks_recovered: s.locks_recovered,
                 dropped_updates: s.dropped_updates,
                 created_ms: s.created_ms,
+                locks_taken: s.locks_taken,
+                lock_timeouts: s.lock_timeouts,
+                name_clashes: s.name_clashes,
             };
             unsafe { write_extensible(out, size, stats) };
             Ok(())

@@ -10,9 +10,13 @@
  *   worker array, whose stride is the caller's size);
  * - a caller with a newer, larger struct gets the fields this library knows,
  *   `size` tells how many bytes were filled, the rest is untouched;
- * - a flag (promshm_area_options.eager) other than 0 or 1 is rejected.
+ * - a flag (promshm_area_options.eager) other than 0 or 1 is rejected;
+ * - an area_options from before the file-check fields gets their defaults
+ *   (a group-writable file is refused), whatever bytes follow it.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +41,20 @@ typedef struct {
     uint32_t pages;
     uint32_t max_workers;
 } old_area_options;
+
+/* promshm_area_options before the file-check fields existed (`allow_owner`
+ * and after), followed by bytes this older caller never meant as fields:
+ * read as today's fields they would say allow_owner = 1 for uid 65534,
+ * allow_group_write = 1, allow_other_write = 1, a 1 ms lock timeout. */
+typedef struct {
+    struct {
+        uint32_t size;
+        uint32_t pages;
+        uint32_t max_workers;
+        uint32_t eager;
+    } o;
+    uint32_t not_fields[5];
+} old_area_options_with_tail;
 
 /* promshm_metric_opts before labels existed. */
 typedef struct {
@@ -88,7 +106,8 @@ static void check_initialisers(void) {
     promshm_area_stats s = PROMSHM_AREA_STATS_INIT, sz;
     memset(&sz, 0, sizeof sz);
     sz.size = sizeof sz;
-    EXPECT(s.size == sz.size && s.created_ms == 0 && s.dropped_updates == 0 && s.families == 0);
+    EXPECT(s.size == sz.size && s.created_ms == 0 && s.dropped_updates == 0 && s.families == 0 &&
+           s.locks_taken == 0 && s.lock_timeouts == 0);
 
     promshm_worker_info w = PROMSHM_WORKER_INFO_INIT;
     EXPECT(w.size == sizeof w && w.pid == 0 && w.alive == 0 && w.flushes == 0);
@@ -127,6 +146,40 @@ int main(void) {
     old_opts.pages = 128;
     old_opts.max_workers = 4;
     OK(promshm_area_anonymous((const promshm_area_options *)&old_opts, &area));
+
+    /* An older caller without the file-check fields: a file its group may
+     * write is refused by the defaults, whatever bytes follow its struct. */
+    {
+        char dir[] = "/tmp/promshm-c-abi-XXXXXX", path[256];
+        if (!mkdtemp(dir)) FAIL("mkdtemp");
+        snprintf(path, sizeof path, "%s/old.area", dir);
+        old_area_options_with_tail old;
+        memset(&old, 0, sizeof old);
+        old.o.size = sizeof old.o;
+        old.o.pages = 64;
+        const uint32_t tail[5] = {1, 65534, 1, 1, 1};
+        memcpy(old.not_fields, tail, sizeof tail);
+        const promshm_area_options *as_today = (const promshm_area_options *)&old;
+        const promshm_area *file_area = NULL;
+        OK(promshm_area_create(path, as_today, &file_area));
+        promshm_area_free(file_area);
+        EXPECT(chmod(path, 0620) == 0);
+        file_area = SENTINEL_PTR;
+        EXPECT_RC(PROMSHM_RESULT_UNSAFE_FILE, promshm_area_create(path, as_today, &file_area));
+        EXPECT_RC(PROMSHM_RESULT_UNSAFE_FILE,
+                  promshm_area_open_with(path, PROMSHM_OPEN_MODE_READ_ONLY, as_today, &file_area));
+        EXPECT(file_area == SENTINEL_PTR);
+        /* The same bytes with today's size are read as fields: accepted. */
+        old.o.size = sizeof(promshm_area_options);
+        EXPECT(sizeof old == sizeof(promshm_area_options));
+        OK(promshm_area_open_with(path, PROMSHM_OPEN_MODE_READ_WRITE, as_today, &file_area));
+        promshm_area_free(file_area);
+        /* A size ending inside a file-check field is no version at all. */
+        old.o.size = sizeof old.o + 2;
+        EXPECT_RC(PROMSHM_RESULT_INVALID_ARGUMENT,
+                  promshm_area_open_with(path, PROMSHM_OPEN_MODE_READ_ONLY, as_today, &file_area));
+        EXPECT(unlink(path) == 0 && rmdir(dir) == 0);
+    }
 
     /* eager = 1 works: counters write through (visible before any flush). */
     const promshm_area *eager_area = NULL;

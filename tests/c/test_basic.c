@@ -159,6 +159,8 @@ int main(void) {
     OK(promshm_area_name_taken(area, "shop", PROMSHM_METRIC_TYPE_COUNTER, &taken));
     EXPECT(taken == 0);
     {
+        promshm_area_stats before = PROMSHM_AREA_STATS_INIT, after = PROMSHM_AREA_STATS_INIT;
+        OK(promshm_area_get_stats(area, &before));
         o = metric_opts("requests_created", "Clashes with shop_requests.", NULL, 0);
         const promshm_family *clash = NULL;
         EXPECT_RC(PROMSHM_RESULT_NAME_TAKEN, promshm_registry_gauge(app, &o, PROMSHM_GAUGE_MODE_SUM, &clash));
@@ -166,6 +168,9 @@ int main(void) {
         o = metric_opts("temperature_count", "A reserved suffix on a gauge.", NULL, 0);
         EXPECT_RC(PROMSHM_RESULT_INVALID_METRIC_NAME,
                   promshm_registry_gauge(root, &o, PROMSHM_GAUGE_MODE_SUM, &clash));
+        /* Only the clash is counted (promshm_registrations_name_taken_total). */
+        OK(promshm_area_get_stats(area, &after));
+        EXPECT(after.name_clashes == before.name_clashes + 1);
     }
     EXPECT(strcmp(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_SUMMARY, 0), "") == 0);
     EXPECT(strcmp(promshm_metric_type_suffix(PROMSHM_METRIC_TYPE_SUMMARY, 1), "_count") == 0);

@@ -90,6 +90,11 @@ class promshm_area_options(Structure):
         ('pages', c_uint32),  # uint32_t
         ('max_workers', c_uint32),  # uint32_t
         ('eager', c_uint32),  # uint32_t
+        ('allow_owner', c_uint32),  # uint32_t
+        ('allowed_owner', c_uint32),  # uint32_t
+        ('allow_group_write', c_uint32),  # uint32_t
+        ('allow_other_write', c_uint32),  # uint32_t
+        ('lock_timeout_ms', c_uint32),  # uint32_t
     ]
 
 
@@ -113,6 +118,9 @@ class promshm_area_stats(Structure):
         ('locks_recovered', c_uint64),  # uint64_t
         ('dropped_updates', c_uint64),  # uint64_t
         ('created_ms', c_uint64),  # uint64_t
+        ('locks_taken', c_uint64),  # uint64_t
+        ('lock_timeouts', c_uint64),  # uint64_t
+        ('name_clashes', c_uint64),  # uint64_t
     ]
 
 
@@ -178,6 +186,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_area_name_taken(const promshm_area *area, const char *name, uint32_t metric_type, uint32_t *out_taken)'),
     'promshm_area_open': (c_uint32, [c_char_p, c_uint32, POINTER(c_void_p)],
         'promshm_result promshm_area_open(const char *path, promshm_open_mode mode, const promshm_area **out)'),
+    'promshm_area_open_with': (c_uint32, [c_char_p, c_uint32, POINTER(promshm_area_options), POINTER(c_void_p)],
+        'promshm_result promshm_area_open_with(const char *path, promshm_open_mode mode, const promshm_area_options *options, const promshm_area **out)'),
     'promshm_area_reap': (c_uint32, [c_void_p, POINTER(c_uint32)],
         'promshm_result promshm_area_reap(const promshm_area *area, uint32_t *out_reaped)'),
     'promshm_area_registry': (c_uint32, [c_void_p, POINTER(c_void_p)],
