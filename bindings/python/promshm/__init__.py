@@ -27,7 +27,7 @@ from . import _bindings
 from ._area import SHARED, Area, area_path, configure, flush, shared_area, start_flusher, stop_flusher
 from ._ffi import library_path, version as library_version
 from .asgi import ASGIMetricsMiddleware, make_asgi_app
-from .core import (
+from .metrics_core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,

@@ -56,7 +56,7 @@ import tempfile
 import threading
 import warnings
 import weakref
-from ctypes import byref, c_bool, c_size_t, c_uint32, c_void_p
+from ctypes import byref, c_size_t, c_uint32, c_void_p
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -248,7 +248,6 @@ def _options(pages: int, max_workers: int, eager: bool) -> B.promshm_area_option
     )
 
 
-_size_hints: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 _last_size = [16384]
 
 
@@ -316,6 +315,8 @@ class _State:
 _state = _State()
 # Every live metric family object (for re-binding after fork; see _after_mp_fork).
 _families: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# Every live registry object (its lock is renewed after fork).
+_registries: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def configure(
@@ -715,13 +716,26 @@ def _request_end() -> None:
             pass
 
 
+def _renew_locks() -> None:
+    """Replace every lock of the package in a forked child.
+
+    A lock another thread of the parent held at fork time (across a call
+    that releases the GIL) stays held forever in the child, whose copy of
+    that thread does not exist: the child would hang on first use."""
+    _state.lock = threading.RLock()
+    for fam in list(_families):
+        fam._lock = threading.Lock()
+    for reg in list(_registries):
+        reg._lock = threading.RLock()
+
+
 def _after_fork_child() -> None:
     # The flusher thread did not survive fork(); its handle belongs to the
     # parent's memory image: forget it (never stop it here) and start ours.
     had = _state.flusher is not None
     _state.flusher = None
     _state.flusher_pid = None
-    _state.lock = threading.RLock()
+    _renew_locks()
     if had and not _state.mp_child:
         try:
             start_flusher()
@@ -738,7 +752,11 @@ def _after_mp_fork(_obj: Any = None) -> None:
     eagerly (same series, new handles); families created later are eager.
     """
     _state.mp_child = True
-    stop_flusher_quietly()
+    # The flusher inherited from the parent was forgotten by _after_fork_child
+    # (never stopped, joined or notified: its thread does not exist here).
+    # The one that handler started for this child is left running: stopping a
+    # thread just after fork is where a child can hang, and with eager
+    # updates it has nothing to do.
     for fam in list(_families):
         try:
             fam._rebind()
@@ -798,5 +816,3 @@ def _at_exit() -> None:
 
 
 _install_hooks()
-
-_ = (c_bool,)

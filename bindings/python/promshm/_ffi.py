@@ -20,9 +20,9 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from ctypes import POINTER, byref, c_char_p, c_size_t, c_void_p, create_string_buffer
+from ctypes import byref, c_char_p, c_size_t, create_string_buffer
 from pathlib import Path
-from typing import Any, Iterable, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, NoReturn, Sequence, Tuple
 
 from . import _bindings as B
 from .errors import InvalidArgumentError, LibraryNotFoundError, error_class
@@ -199,17 +199,6 @@ def label_array(pairs: Iterable[Tuple[bytes, bytes]]) -> Tuple[Any, int]:
     return arr, len(pairs)
 
 
-def new_handle() -> c_void_p:
-    return c_void_p()
-
-
-def out_ptr(h: c_void_p) -> Any:
-    return byref(h)
-
-
 def version() -> str:
     """The loaded library's version string."""
     return lib.promshm_version().decode()
-
-
-_ = (POINTER, Optional)  # re-exported names used by type checkers only

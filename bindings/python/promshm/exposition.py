@@ -73,7 +73,7 @@ def _render(registry: Any, fmt: str) -> bytes:
     if hasattr(registry, "render"):
         return registry.render(fmt)
     # Any other collector: a prometheus_client-style object with collect().
-    from .core import encode_families
+    from .encoding import encode_families
 
     text = encode_families(registry.collect(), fmt == "openmetrics").encode("utf-8")
     return text + (b"# EOF\n" if fmt == "openmetrics" else b"")

@@ -15,10 +15,8 @@ lookup). Updates on a series are one call into the library.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-import math
 import threading
 import time as _time
 from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint64, c_void_p, sizeof
@@ -46,6 +44,7 @@ from .errors import (
     LabelError,
     UnobservableMetricError,
 )
+from .validation import TYPE_SUFFIXES, check_reserved_label
 
 __all__ = [
     "Counter",
@@ -63,6 +62,9 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A metric class: ``labels()`` returns an object with that class's operations
+#: (a series, typed as the metric class, as prometheus_client types it).
+_M = TypeVar("_M", bound="MetricWrapperBase")
 
 INF = float("inf")
 #: Prometheus' default histogram buckets (``+Inf`` is implied).
@@ -232,6 +234,15 @@ def _label_str(v: Any) -> str:
     return v if v.__class__ is str else str(v)
 
 
+def _update(obj: Any, func: Any, value: Any) -> None:
+    """One hot-path update: ``func(series, float(value))``, raising on failure."""
+    if value.__class__ is not float:
+        value = float(value)
+    rc = func(obj._h, value)
+    if rc:
+        _fail(obj, rc)
+
+
 class _Ops:
     __slots__ = ()
     _h: Optional[c_void_p]
@@ -248,12 +259,10 @@ class _CounterOps(_Ops):
         """Add ``amount`` (>= 0) to the counter. ``exemplar`` is accepted and ignored."""
         if amount == 1:
             rc = fast.counter_inc(self._h)
+            if rc:
+                _fail(self, rc)
         else:
-            if amount.__class__ is not float:
-                amount = float(amount)
-            rc = fast.counter_add(self._h, amount)
-        if rc:
-            _fail(self, rc)
+            _update(self, fast.counter_add, amount)
 
     def count_exceptions(self, exception: Union[Type[BaseException], Tuple[Type[BaseException], ...]] = Exception) -> _Guard:
         """Count exceptions of type ``exception`` raised in a block or function
@@ -268,7 +277,7 @@ class _CounterOps(_Ops):
     def get(self) -> float:
         """The counter's total in the area: every process's flushed updates,
         this process's included (it flushes first)."""
-        lib.promshm_flush()
+        check(lib.promshm_flush(), "flush")
         v = c_double()
         rc = lib.promshm_counter_get(self._h, byref(v))
         if rc:
@@ -289,31 +298,23 @@ class _GaugeOps(_Ops):
         """Add ``amount`` to this process's value."""
         if amount == 1:
             rc = fast.gauge_inc(self._h)
+            if rc:
+                _fail(self, rc)
         else:
-            if amount.__class__ is not float:
-                amount = float(amount)
-            rc = fast.gauge_add(self._h, amount)
-        if rc:
-            _fail(self, rc)
+            _update(self, fast.gauge_add, amount)
 
     def dec(self, amount: float = 1) -> None:
         """Subtract ``amount`` from this process's value."""
         if amount == 1:
             rc = fast.gauge_dec(self._h)
+            if rc:
+                _fail(self, rc)
         else:
-            if amount.__class__ is not float:
-                amount = float(amount)
-            rc = fast.gauge_sub(self._h, amount)
-        if rc:
-            _fail(self, rc)
+            _update(self, fast.gauge_sub, amount)
 
     def set(self, value: float) -> None:
         """Set this process's value."""
-        if value.__class__ is not float:
-            value = float(value)
-        rc = fast.gauge_set(self._h, value)
-        if rc:
-            _fail(self, rc)
+        _update(self, fast.gauge_set, value)
 
     def set_to_current_time(self) -> None:
         """Set this process's value to the current Unix time in seconds."""
@@ -377,16 +378,12 @@ class _HistogramOps(_ObserveOps):
 
     def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Record one observation. ``exemplar`` is accepted and ignored."""
-        if amount.__class__ is not float:
-            amount = float(amount)
-        rc = fast.histogram_observe(self._h, amount)
-        if rc:
-            _fail(self, rc)
+        _update(self, fast.histogram_observe, amount)
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` in the area: every process's flushed observations,
         this process's included (it flushes first)."""
-        lib.promshm_flush()
+        check(lib.promshm_flush(), "flush")
         n, s = c_uint64(), c_double()
         rc = lib.promshm_histogram_get(self._h, byref(n), byref(s))
         if rc:
@@ -399,11 +396,7 @@ class _SummaryOps(_ObserveOps):
 
     def observe(self, amount: float) -> None:
         """Record one observation."""
-        if amount.__class__ is not float:
-            amount = float(amount)
-        rc = fast.summary_observe(self._h, amount)
-        if rc:
-            _fail(self, rc)
+        _update(self, fast.summary_observe, amount)
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` over every process."""
@@ -587,6 +580,8 @@ class MetricWrapperBase(_Ops):
     ) -> None:
         from .registry import REGISTRY, CollectorRegistry
 
+        if _labelvalues is not None:  # prometheus_client's private child constructor
+            raise InvalidArgumentError("invalid argument", 114, "_labelvalues is not supported; use .labels()")
         if description is not None:
             documentation = description
         if isinstance(labelnames, str):
@@ -620,14 +615,26 @@ class MetricWrapperBase(_Ops):
         if registry is None:
             registry = CollectorRegistry._detached()
         self._registry: "CollectorRegistry" = registry
-        self._register()
-        registry._add_metric(self)
+        registry._claim(self)  # raises for a name this registry already has
+        try:
+            self._register()
+        except BaseException:
+            registry._release(self)
+            raise
         _area._families.add(self)
-        if _labelvalues is not None:  # prometheus_client's private child constructor
-            raise InvalidArgumentError("invalid argument", 114, "_labelvalues is not supported; use .labels()")
         if not names or all(n in self._default_labels for n in names):
             key = tuple(self._default_labels[n] for n in names)
             self._h = self._resolve(key)
+
+    def _sample_names(self) -> List[str]:
+        """Every sample name this family renders (before the registry prefix):
+        no other family of the registry may use one of them."""
+        base = self._name
+        if self._type == "counter" and base.endswith("_total"):
+            base = base[: -len("_total")]
+        if self._unit and not base.endswith("_" + self._unit):
+            base += "_" + self._unit
+        return [base] + [base + x for x in TYPE_SUFFIXES.get(self._type, ())]
 
     # -- type-specific hooks
     def _check_kwargs(self, kwargs: Dict[str, Any]) -> None:
@@ -701,7 +708,7 @@ class MetricWrapperBase(_Ops):
                     lib.promshm_series_free(old)
 
     # -- labels
-    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> Any:
+    def labels(self: _M, *labelvalues: Any, **labelkwargs: Any) -> _M:
         """The series with these label values: ``labels('GET', '/')``,
         ``labels(method='GET', path='/')``, or pytheus' ``labels({'method': 'GET'})``
         (which may leave labels out: a partial object, finished by another
@@ -739,7 +746,7 @@ class MetricWrapperBase(_Ops):
                         break
                 else:
                     return child
-        return self._labels_slow(labelvalues, labelkwargs)
+        return cast(_M, self._labels_slow(labelvalues, labelkwargs))
 
     def _labels_slow(self, labelvalues: Tuple[Any, ...], labelkwargs: Dict[str, Any]) -> Any:
         names = self._labelnames
@@ -791,7 +798,7 @@ class MetricWrapperBase(_Ops):
     def remove(self, *labelvalues: Any) -> None:
         """Remove the series with these label values, in every process."""
         if len(labelvalues) == 1 and isinstance(labelvalues[0], Mapping):
-            d = {**self._default_labels, **{k: str(v) for k, v in labelvalues[0].items()}}
+            d = {**self._default_labels, **{k: _label_str(v) for k, v in labelvalues[0].items()}}
             try:
                 labelvalues = tuple(d[n] for n in self._labelnames)
             except KeyError as e:
@@ -802,7 +809,9 @@ class MetricWrapperBase(_Ops):
                 B.PROMSHM_RESULT_LABEL_COUNT,
                 f"incorrect label count for {self._name}: expected {len(self._labelnames)}, got {len(labelvalues)}",
             )
-        key = tuple(_label_str(v) for v in labelvalues)
+        self._remove_key(tuple(_label_str(v) for v in labelvalues))
+
+    def _remove_key(self, key: Tuple[str, ...]) -> None:
         enc = [encode(v, "label value") for v in key]
         removed = c_bool()
         with self._lock:
@@ -812,25 +821,53 @@ class MetricWrapperBase(_Ops):
             self._rawkw.clear()
             self._functions.pop(key, None)
 
-    def remove_by_labels(self, labels: Mapping[str, str]) -> None:
-        """Remove the series with these labels (prometheus_client 0.21+)."""
-        self.remove(labels)
+    def remove_by_labels(self, labels: Mapping[str, Any]) -> None:
+        """Remove every series whose labels include ``labels`` (prometheus_client
+        0.21+), in every process: series made by other processes too."""
+        if not self._labelnames:
+            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"no label names were set when constructing {self!r}")
+        if not isinstance(labels, Mapping):
+            raise TypeError("labels must be a dict of {label_name: label_value}")
+        unknown = [k for k in labels if k not in self._labelnames]
+        if unknown:
+            raise LabelError("unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, f"unknown label names {unknown}; expected {list(self._labelnames)}")
+        if not labels:
+            return
+        want = [(self._labelnames.index(k), _label_str(v)) for k, v in labels.items()]
+        for key in self._series_keys():
+            if all(key[i] == v for i, v in want):
+                self._remove_key(key)
+
+    def _series_keys(self) -> List[Tuple[str, ...]]:
+        """The label values of every series of the family in the area (every
+        process's, read from a render) and of every series cached here."""
+        from .registry import _families_of
+
+        names = self._labelnames
+        keys = dict.fromkeys(self._children)
+        for fam in _families_of(self):
+            for sample in fam.samples:
+                if all(n in sample.labels for n in names):
+                    keys[tuple(sample.labels[n] for n in names)] = None
+        return list(keys)
 
     def clear(self) -> None:
         """Remove every series of the family, in every process."""
+        self._clear_series()
+        if not self._labelnames or all(n in self._default_labels for n in self._labelnames):
+            self._h = self._resolve(tuple(self._default_labels[n] for n in self._labelnames))
+
+    def _clear_series(self) -> None:
+        """Remove every series, the default one included (not re-created)."""
         with self._lock:
             check(lib.promshm_family_clear(self._fam, None))
             self._children.clear()
             self._raw.clear()
             self._rawkw.clear()
             self._functions.clear()
-            if self._h is not None and self._labelnames:
-                pass  # the default-labels series is re-created on next use below
-        if not self._labelnames or all(n in self._default_labels for n in self._labelnames):
-            key = tuple(self._default_labels[n] for n in self._labelnames)
-            old, self._h = self._h, self._resolve(key)
-            if old is not None:
-                lib.promshm_series_free(old)
+            old, self._h = self._h, None
+        if old is not None:
+            lib.promshm_series_free(old)
 
     # -- introspection
     @property
@@ -981,8 +1018,7 @@ class Histogram(_HistogramOps, MetricWrapperBase):
             bs = bs[:-1]
         self._buckets = tuple(bs)
         self._bucket_arr = (c_double * max(len(bs), 1))(*bs)
-        if "le" in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
-            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, "histogram cannot have a label named 'le'")
+        check_reserved_label(labelnames, "le", "histogram")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
 
     def _c_args(self) -> Tuple[Any, ...]:
@@ -1027,8 +1063,7 @@ class Summary(_SummaryOps, MetricWrapperBase):
         self._q_arr = (c_double * max(len(qs), 1))(*qs)
         self._max_age_ms = int(max_age_seconds * 1000)
         self._age_buckets = int(age_buckets)
-        if "quantile" in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
-            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, "summary cannot have a label named 'quantile'")
+        check_reserved_label(labelnames, "quantile", "summary")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
 
     def _c_args(self) -> Tuple[Any, ...]:
@@ -1082,8 +1117,7 @@ class Enum(_EnumOps, MetricWrapperBase):
         enc = [encode(s, "state") for s in self._states]
         self._states_arr = (c_char_p * len(enc))(*enc)
         full = "_".join(p for p in (namespace, subsystem, name) if p)
-        if full in (labelnames if not isinstance(labelnames, str) else (labelnames,)):
-            raise InvalidArgumentError("reserved label", B.PROMSHM_RESULT_RESERVED_LABEL, f"overlapping labels for Enum metric: {full}")
+        check_reserved_label(labelnames, full, f"Enum metric {full}")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
 
     def _c_args(self) -> Tuple[Any, ...]:
@@ -1093,5 +1127,3 @@ class Enum(_EnumOps, MetricWrapperBase):
     def states(self) -> Tuple[str, ...]:
         return self._states
 
-
-_ = (c_void_p, math, asyncio, List)

@@ -347,26 +347,33 @@ class Profiler:
 
     def _histograms(self) -> Tuple[Optional[Histogram], Optional[Histogram]]:
         if self.time_profile and self._time is None:
-            self._time = Histogram(
-                TIME_PROFILER,
-                "Execution time of profiled functions, by call context.",
-                LABELS,
-                namespace=self.namespace,
-                unit="milliseconds",
-                registry=self.registry,
-                buckets=self.time_buckets,
+            self._time = self._histogram(
+                TIME_PROFILER, "Execution time of profiled functions, by call context.", "milliseconds", self.time_buckets
             )
         if self.response_size_profile and self._size is None:
-            self._size = Histogram(
-                RESPONSE_SIZE,
-                "Size of the value returned by profiled root functions.",
-                LABELS,
-                namespace=self.namespace,
-                unit="bytes",
-                registry=self.registry,
-                buckets=self.size_buckets,
+            self._size = self._histogram(
+                RESPONSE_SIZE, "Size of the value returned by profiled root functions.", "bytes", self.size_buckets
             )
         return (self._time if self.time_profile else None), (self._size if self.response_size_profile else None)
+
+    def _histogram(self, name: str, documentation: str, unit: str, buckets: Sequence[float]) -> Histogram:
+        """The profiler's histogram ``name`` in its registry: made, or the one
+        made by an earlier configuration (or another profiler) if it has the
+        same labels and buckets."""
+        from .registry import DuplicateTimeseries
+
+        try:
+            return Histogram(name, documentation, LABELS, namespace=self.namespace, unit=unit, registry=self.registry, buckets=buckets)
+        except DuplicateTimeseries as e:
+            names = getattr(self.registry, "_names", {})
+            existing = next((names[n] for n in sorted(e.duplicates) if n in names), None)
+            if (
+                isinstance(existing, Histogram)
+                and existing.labelnames == tuple(LABELS)
+                and existing.buckets == Histogram(name, buckets=buckets, registry=None).buckets
+            ):
+                return existing
+            raise
 
     def _observe(self, which: str, hist: Histogram, item: str, context: str, error: bool, value: float, frame: _Frame) -> None:
         key = (which, item, context, error)

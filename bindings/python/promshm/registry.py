@@ -26,12 +26,23 @@ from . import _area
 from . import _bindings as B
 from ._area import SHARED, Area, _format, _render
 from ._ffi import check, encode, label_array, lib
-from .core import Metric, encode_families, parse_openmetrics
+from .encoding import encode_families
+from .metrics_core import Metric
+from .parser import parse_openmetrics
+from .validation import TYPE_SUFFIXES
 from ctypes import byref, c_void_p
 
-__all__ = ["CollectorRegistry", "REGISTRY", "Collector"]
+__all__ = ["CollectorRegistry", "REGISTRY", "Collector", "DuplicateTimeseries"]
 
 EOF = b"# EOF\n"
+
+
+class DuplicateTimeseries(ValueError):
+    """A metric would render a sample name another metric of the registry renders."""
+
+    def __init__(self, duplicates: Set[str]) -> None:
+        super().__init__(f"Duplicated timeseries in CollectorRegistry: {duplicates}")
+        self.duplicates = duplicates
 
 
 class Collector:
@@ -79,7 +90,11 @@ class CollectorRegistry:
         self._metrics: List[Any] = []
         self._collectors: List[Any] = []
         self._target_info: Optional[Dict[str, str]] = None
+        self._target_info_metric: Any = None  # the one Info object of set_target_info()
+        self._skipped_families = 0  # collector families skipped for a taken name
+        self._names: Dict[str, Any] = {}  # sample name -> the metric of this registry that renders it
         self._detached_area = False  # made for one registry=None metric
+        _area._registries.add(self)
         if target_info is not None:
             self.set_target_info(target_info)
 
@@ -135,12 +150,26 @@ class CollectorRegistry:
         reg._detached_area = True
         return reg
 
-    def _add_metric(self, metric: Any) -> None:
+    def _claim(self, metric: Any) -> None:
+        """Add a metric being made, reserving every sample name it renders;
+        a name another metric of this registry renders raises
+        :class:`DuplicateTimeseries` (as prometheus_client does)."""
         if self._detached_area:
             return
+        names = metric._sample_names()
         with self._lock:
-            if all(m is not metric for m in self._metrics):
-                self._metrics.append(metric)
+            taken = {n for n in names if n in self._names}
+            if taken:
+                raise DuplicateTimeseries(taken)
+            for n in names:
+                self._names[n] = metric
+            self._metrics.append(metric)
+
+    def _release(self, metric: Any) -> None:
+        """Forget a metric: its names are free again."""
+        with self._lock:
+            self._metrics = [m for m in self._metrics if m is not metric]
+            self._names = {n: m for n, m in self._names.items() if m is not metric}
 
     # -- prometheus_client's registry API
     def register(self, collector: Any) -> None:
@@ -161,9 +190,9 @@ class CollectorRegistry:
                 if c is collector:
                     del self._collectors[i]
                     return
-            for i, m in enumerate(self._metrics):
+            for m in self._metrics:
                 if m is collector:
-                    del self._metrics[i]
+                    self._release(m)
                     m.clear()
                     return
         raise KeyError(f"not registered: {collector!r}")
@@ -174,11 +203,17 @@ class CollectorRegistry:
 
         with self._lock:
             self._target_info = dict(labels) if labels else None
-            info = Info("target", "Target metadata", registry=self)
+            info = self._target_info_metric
+            if info is None:
+                if not labels:
+                    return
+                info = self._target_info_metric = Info("target", "Target metadata", registry=self)
             if labels:
+                if info._h is None:
+                    info.clear()  # re-creates its series
                 info.info(dict(labels))
             else:
-                info.clear()
+                info._clear_series()  # renders nothing until set again
 
     def get_target_info(self) -> Optional[Dict[str, str]]:
         return self._target_info
@@ -198,7 +233,13 @@ class CollectorRegistry:
             return text
         if om and text.endswith(EOF):
             text = text[: -len(EOF)]
-        extra = _collectors_text(list(self._collectors), fmt)
+        skipped = [0]
+        extra = _collectors_text(list(self._collectors), fmt, _names_in(text), skipped)
+        if skipped[0]:
+            with self._lock:
+                self._skipped_families += skipped[0]
+        if self._skipped_families:
+            extra += _skipped_text(self._skipped_families, om)
         return text + extra + (EOF if om else b"")
 
     def render_to_file(self, path: Union[str, "os.PathLike[str]"], format: Union[str, int] = "prometheus") -> None:
@@ -324,27 +365,70 @@ def _metric_text(metric: Any, fmt: int) -> bytes:
     return b"".join(out)
 
 
-def _collectors_text(collectors: List[Any], fmt: int) -> bytes:
+#: The counter a page shows when a custom collector yielded a taken name.
+SKIPPED_FAMILIES = "promshm_collector_families_skipped"
+
+
+def _names_of(name: str, typ: str) -> Set[str]:
+    """Every name a family called ``name`` of type ``typ`` takes, in either
+    format (0.0.4 writes a counter's family as ``<name>_total`` and an info's
+    as a gauge ``<name>_info``: their base names are taken too)."""
+    out = {name}
+    out.update(name + x for x in TYPE_SUFFIXES.get(typ, ()))
+    for typ_, suffix in (("counter", "_total"), ("info", "_info")):
+        if name.endswith(suffix):
+            base = name[: -len(suffix)]
+            out.add(base)
+            out.update(base + x for x in TYPE_SUFFIXES[typ_])
+    return out
+
+
+def _names_in(text: bytes) -> Set[str]:
+    """The names the families of an exposition take (from its TYPE lines)."""
+    out: Set[str] = set()
+    for line in text.splitlines():
+        if line.startswith(b"# TYPE "):
+            parts = line.decode("utf-8", "replace").split(" ")
+            if len(parts) >= 4:
+                out |= _names_of(parts[2], parts[3])
+    return out
+
+
+def _collectors_text(collectors: List[Any], fmt: int, taken: Set[str], skipped: List[int]) -> bytes:
+    """The text of the custom collectors' families. A family that takes a
+    name already in ``taken`` (the area's families, or an earlier
+    collector's) is skipped and counted in ``skipped[0]``: a page never has
+    two families of one name."""
     from .metrics import MetricWrapperBase
 
     om = fmt == B.PROMSHM_FORMAT_OPENMETRICS
     parts: List[bytes] = []
+
+    def add(text: bytes) -> None:
+        names = _names_in(text)
+        if names & taken:
+            skipped[0] += 1
+            return
+        taken.update(names)
+        parts.append(text)
+
     for c in collectors:
         if isinstance(c, MetricWrapperBase):
-            parts.append(_metric_text(c, fmt))
+            add(_metric_text(c, fmt))
             continue
-        fams: List[Any] = []
         for fam in c.collect():
             if isinstance(fam, MetricWrapperBase):
-                if fams:
-                    parts.append(encode_families(fams, om).encode("utf-8"))
-                    fams = []
-                parts.append(_metric_text(fam, fmt))
+                add(_metric_text(fam, fmt))
             else:
-                fams.append(fam)
-        if fams:
-            parts.append(encode_families(fams, om).encode("utf-8"))
+                add(encode_families([fam], om).encode("utf-8"))
     return b"".join(parts)
+
+
+def _skipped_text(total: int, om: bool) -> bytes:
+    """The ``promshm_collector_families_skipped_total`` counter of a page."""
+    name = SKIPPED_FAMILIES if om else SKIPPED_FAMILIES + "_total"
+    help_ = "Families yielded by custom collectors that were skipped because the page already had their name."
+    return f"# HELP {name} {help_}\n# TYPE {name} counter\n{SKIPPED_FAMILIES}_total {total}\n".encode()
 
 
 def _families_of(metric: Any) -> List[Metric]:

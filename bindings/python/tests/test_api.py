@@ -404,11 +404,12 @@ def test_register_a_metric_of_another_registry(registry):
 
 
 def test_collect_yields_families(registry):
-    Counter("c", "C.", ["a"], registry=registry).labels("x").inc()
+    c = Counter("c", "C.", ["a"], registry=registry)
+    c.labels("x").inc()
     fams = {f.name: f for f in registry.collect()}
     assert fams["c"].type == "counter"
     assert [s for s in fams["c"].samples if s.name == "c_total"][0].labels == {"a": "x"}
-    assert Counter("c", "C.", ["a"], registry=registry).collect()[0].name == "c"
+    assert c.collect()[0].name == "c"
 
 
 def test_target_info():

@@ -78,3 +78,35 @@ def test_registry_none_metrics_of_other_kinds_are_released_too(registry):
     s = parse_text(_scrape_steadily(registry, 10_000))
     assert value(s, "fresh_latency_seconds_count") == 1
     assert value(s, "fresh_depth") == collector.scrapes
+
+
+class _Clashing:
+    """Yields families whose names the registry already renders, and one new one."""
+
+    def collect(self) -> Iterator[Any]:
+        from promshm.core import CounterMetricFamily, GaugeMetricFamily
+
+        yield GaugeMetricFamily("served", "Same name as a registered counter.", value=1)
+        yield GaugeMetricFamily("served_total", "A counter's sample name.", value=2)
+        yield GaugeMetricFamily("lat_bucket", "A histogram's sample name.", value=3)
+        yield CounterMetricFamily("fresh", "Not taken.", value=4)
+        yield GaugeMetricFamily("fresh_total", "Taken by the collector's own counter.", value=5)
+
+
+@pytest.mark.parametrize("fmt", ["prometheus", "openmetrics"])
+def test_collector_yielding_a_taken_name_is_skipped_and_counted(registry, fmt):
+    Counter("served", "Served.", registry=registry).inc()
+    Histogram("lat", "Latency.", buckets=(1.0,), registry=registry).observe(0.5)
+    registry.register(_Clashing())
+    text = registry.render(fmt).decode()
+    s = parse_text(text, openmetrics=fmt == "openmetrics")
+    assert value(s, "served_total") == 1
+    assert value(s, "fresh_total") == 4
+    assert value(s, "promshm_collector_families_skipped_total") == 4
+    assert text.count("# TYPE served") == 1 and "lat_bucket 3" not in text
+    promtool = shutil.which("promtool")
+    if promtool is not None and fmt == "prometheus":  # promtool reads the 0.0.4 text format
+        proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = registry.render(fmt).decode()  # counted again on each scrape
+    assert value(parse_text(text, openmetrics=fmt == "openmetrics"), "promshm_collector_families_skipped_total") == 8

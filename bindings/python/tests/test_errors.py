@@ -87,18 +87,23 @@ def test_bad_gauge_mode(registry):
 
 
 def test_shape_mismatch(registry):
+    # Another registry on the same area (as another process would have): the
+    # area checks the shape (one registry refuses a second object of a name).
+    def other() -> promshm.CollectorRegistry:
+        return promshm.CollectorRegistry(area=registry.area)
+
     promshm.Counter("same", "x", ["a"], registry=registry)
-    promshm.Counter("same", "x", ["a"], registry=registry)  # same shape: the same family
+    promshm.Counter("same", "x", ["a"], registry=other())  # same shape: the same family
     with pytest.raises(errors.ShapeMismatchError):
-        promshm.Gauge("same", "x", ["a"], registry=registry)
+        promshm.Gauge("same", "x", ["a"], registry=other())
     with pytest.raises(errors.ShapeMismatchError):
-        promshm.Counter("same", "x", ["a", "b"], registry=registry)
+        promshm.Counter("same", "x", ["a", "b"], registry=other())
     promshm.Gauge("g", "x", registry=registry, multiprocess_mode="max")
     with pytest.raises(errors.ShapeMismatchError):
-        promshm.Gauge("g", "x", registry=registry, multiprocess_mode="min")
+        promshm.Gauge("g", "x", registry=other(), multiprocess_mode="min")
     promshm.Histogram("h", "x", registry=registry, buckets=[1, 2])
     with pytest.raises(ValueError):
-        promshm.Histogram("h", "x", registry=registry, buckets=[1, 3])
+        promshm.Histogram("h", "x", registry=other(), buckets=[1, 3])
 
 
 def test_label_errors(registry):

@@ -225,3 +225,19 @@ def test_module_level_profile_uses_the_default_registry():
     assert Module().go() == "ok"
     text = promshm.generate_latest().decode()
     assert 'method="Module:go"' in text
+
+
+def test_configuring_again_reuses_the_registered_histograms(registry):
+    p = profiling.Profiler()
+    p.config(job="j", registry=registry)
+
+    @p.profile
+    def work() -> int:
+        return 1
+
+    work()
+    p.config(job="j", registry=registry)  # again: same histogram, no duplicate
+    profiling.Profiler().config(job="j", registry=registry)
+    work()
+    s = samples(registry)
+    assert sum(v for (name, _labels), v in s.items() if name.endswith("milliseconds_count")) == 2
