@@ -15,7 +15,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use promshm::{Area, AreaOptions, Flusher, Opts};
@@ -41,53 +41,6 @@ fn child_entry() {
 fn forking_under_a_running_flusher_never_hangs_a_child_and_totals_are_exact() {
     let msgs = run_child("fork_parent", "fork-parent", &[], Duration::from_secs(600));
     assert_eq!(msgs, ["done"]);
-}
-
-/// Where a child is stuck: its threads' states and kernel wait channels.
-fn describe(pid: libc::pid_t) -> String {
-    let mut out = String::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let p = t.path();
-            let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
-            let state = stat.rsplit(") ").next().and_then(|r| r.split(' ').next());
-            let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
-            out.push_str(&format!(
-                " [thread {}: state {}, wchan {wchan:?}]",
-                t.file_name().to_string_lossy(),
-                state.unwrap_or("?")
-            ));
-        }
-    }
-    out
-}
-
-/// Wait for child `pid` within `CHILD_TIMEOUT`; on a timeout kill it and panic.
-fn wait_child(pid: libc::pid_t, n: u64) {
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    loop {
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "child {n} (pid {pid}) failed: status {status:#x}"
-            );
-            return;
-        }
-        assert_eq!(r, 0, "waitpid: {}", std::io::Error::last_os_error());
-        if Instant::now() > deadline {
-            let where_ = describe(pid);
-            // SAFETY: killing and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("child {n} (pid {pid}) hung for {CHILD_TIMEOUT:?}:{where_}");
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
 }
 
 fn fork_parent() {
@@ -162,7 +115,7 @@ fn fork_parent() {
                 // SAFETY: leave without running the harness's exit path.
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) };
             }
-            wait_child(pid, n);
+            wait_forked(pid, &format!("child {n}"), CHILD_TIMEOUT);
         }
     });
     flusher.take().unwrap().stop();

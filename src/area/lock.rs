@@ -403,6 +403,22 @@ mod tests {
         );
     }
 
+    /// SIGKILL the live lock holder `live` and take the lock; then let another
+    /// child die holding it and take the lock again: two holders that died
+    /// holding the lock.
+    fn kill_holder_then_lose_another(area: &Area, live: libc::pid_t) {
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(live, libc::SIGKILL);
+            libc::waitpid(live, std::ptr::null_mut(), 0);
+        }
+        drop(area.inner.lock().unwrap());
+        let dead = child_holding_lock(area, true);
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
+        drop(area.inner.lock().unwrap());
+    }
+
     /// The rule without OFD locks (`flags` bit 1 clear): the lock word is
     /// taken over from a holder that died holding it, never from a live one.
     #[test]
@@ -424,17 +440,8 @@ mod tests {
             Err(Error::LockTimeout(pid)) => assert_eq!(pid as libc::pid_t, live),
             other => panic!("took a live holder's lock: {:?}", other.map(|_| ())),
         }
-        // SAFETY: our own child.
-        unsafe {
-            libc::kill(live, libc::SIGKILL);
-            libc::waitpid(live, std::ptr::null_mut(), 0);
-        }
-        // Dead now: taken over once.
-        drop(area.inner.lock().unwrap());
-        let dead = child_holding_lock(&area, true);
-        // SAFETY: our own child.
-        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
-        drop(area.inner.lock().unwrap());
+        // Dead now: taken over once; then once more from one that dies.
+        kill_holder_then_lose_another(&area, live);
         assert_eq!(area.stats().locks_recovered, 2);
         assert_eq!(area.inner.hdr(hdr::LOCK).load(Ordering::Relaxed), 0);
         drop((area, created));
@@ -453,16 +460,7 @@ mod tests {
             Err(Error::LockTimeout(_))
         ));
         assert_eq!(area.stats().lock_timeouts, 1);
-        // SAFETY: our own child.
-        unsafe {
-            libc::kill(live, libc::SIGKILL);
-            libc::waitpid(live, std::ptr::null_mut(), 0);
-        }
-        drop(area.inner.lock().unwrap());
-        let dead = child_holding_lock(&area, true);
-        // SAFETY: our own child.
-        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
-        drop(area.inner.lock().unwrap());
+        kill_holder_then_lose_another(&area, live);
         assert_eq!(
             area.stats().locks_recovered,
             2,
