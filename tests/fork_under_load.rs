@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use promshm::{Area, AreaOptions, Flusher, Opts};
+use promshm::{Area, AreaOptions, Flusher, Opts, SummaryOpts};
 
 /// Children forked one after another.
 const CHILDREN: u64 = 2_000;
@@ -33,6 +33,7 @@ const UPDATERS: usize = 2;
 fn child_entry() {
     child_main(|role| match role {
         "fork_parent" => fork_parent(),
+        "fork_during_table_build" => fork_during_table_build(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -41,6 +42,57 @@ fn child_entry() {
 fn forking_under_a_running_flusher_never_hangs_a_child_and_totals_are_exact() {
     let msgs = run_child("fork_parent", "fork-parent", &[], Duration::from_secs(600));
     assert_eq!(msgs, ["done"]);
+}
+
+/// A thread builds the summary sketch's lookup tables (the first
+/// observation of the process) when another thread forks: the child must
+/// not wait for the parent thread's build, which never finishes there.
+#[test]
+fn a_child_forked_while_the_sketch_tables_are_built_observes() {
+    let msgs = run_child(
+        "fork_during_table_build",
+        "table-build",
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(msgs, ["done"]);
+}
+
+fn fork_during_table_build() {
+    let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+    let summary = area
+        .registry()
+        .summary(
+            Opts::new("latency", "Latency."),
+            &SummaryOpts::quantiles(&[0.5]),
+        )
+        .unwrap()
+        .get()
+        .unwrap();
+    promshm::metrics::sketch::slow_table_build_for_tests(1_000);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| summary.observe(1.0).unwrap());
+        // The thread is now inside the build (it sleeps first).
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: the child only observes and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            promshm::metrics::sketch::slow_table_build_for_tests(0);
+            let ok = summary.observe(2.0).is_ok();
+            // SAFETY: leave without running the harness's exit path.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        wait_forked(
+            pid,
+            "the child forked during the table build",
+            CHILD_TIMEOUT,
+        );
+        first.join().unwrap();
+    });
+    assert_eq!(summary.get(), (2, 3.0));
+    assert_eq!(summary.quantiles(&[0.0, 1.0]).len(), 2);
+    send("done");
 }
 
 fn fork_parent() {
