@@ -420,6 +420,13 @@ impl AreaInner {
         if dead.is_empty() && !self.fold_unfinished() {
             return 0;
         }
+        // A killed reaper's open fold step covers the slots it left
+        // REAPING, and only those: finish it before any other slot turns
+        // REAPING (readers of its series skip every REAPING slot).
+        let unfinished: Vec<u32> = (0..self.max_workers())
+            .filter(|&s| self.slot_reaping(s))
+            .collect();
+        crate::metrics::gauge::finish_open_fold(self, &unfinished);
         // Mark the slots first: a reaper killed from here on leaves them
         // REAPING (never taken, never judged again), and the next reaper
         // finishes their fold (folding a slot twice adds nothing: a folded
