@@ -22,7 +22,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, TryLockError};
 use std::time::Duration;
 
@@ -515,14 +515,27 @@ extern "C" fn flush_at_exit() {
 /// child of `fork` does not inherit the thread: there an inherited `Flusher`
 /// is forgotten — stopping or dropping it neither signals, joins nor closes
 /// anything — and the child may start its own.
+///
+/// Host code that closes descriptors it does not know (and maybe reuses the
+/// number) is survived: the eventfd is checked (`fstat`) before each wait
+/// and at stop; once lost, the thread sleeps in slices of at most 50 ms
+/// and watches a stop flag instead, and the number is never written to or
+/// closed (it is someone else's now).
 #[derive(Debug)]
 pub struct Flusher {
     /// Written once to stop the thread (an eventfd).
     wake: Option<OwnedFd>,
+    /// Device and inode of the eventfd.
+    wake_id: Option<(u64, u64)>,
+    /// Set to stop the thread (seen even when the eventfd was lost).
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Fork generation of the process that started the thread.
     gen: u32,
 }
+
+/// Longest sleep of a flusher whose eventfd was lost between looks at its stop flag.
+const LOST_WAKE_SLICE: Duration = Duration::from_millis(50);
 
 impl Flusher {
     /// Start flushing every `interval` (at least 1 ms).
@@ -538,17 +551,27 @@ impl Flusher {
         // SAFETY: a fresh descriptor that nothing else owns.
         let wake = unsafe { OwnedFd::from_raw_fd(fd) };
         let raw = wake.as_raw_fd();
+        let wake_id = file_id(raw);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_seen = stop.clone();
         let thread = std::thread::Builder::new()
             .name("promshm-flush".into())
             .spawn(move || {
-                // The fd stays open until this thread is joined.
-                while !wait_for_stop(raw, interval) {
+                // The fd stays open until this thread is joined (unless host
+                // code closes it: then `wait` stops using it).
+                loop {
+                    wait(raw, wake_id, interval, &stop_seen);
+                    if stop_seen.load(Ordering::Acquire) {
+                        break;
+                    }
                     let _ = std::panic::catch_unwind(flush);
                 }
                 let _ = std::panic::catch_unwind(flush);
             })?;
         Ok(Flusher {
             wake: Some(wake),
+            wake_id,
+            stop,
             thread: Some(thread),
             gen: process::fork_generation(),
         })
@@ -569,34 +592,67 @@ impl Flusher {
             std::mem::forget(self.wake.take());
             return;
         }
-        if let Some(wake) = &self.wake {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-            unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        self.stop.store(true, Ordering::Release);
+        let wake = self.wake.take();
+        let still_ours = wake
+            .as_ref()
+            .is_some_and(|w| self.wake_id.is_some() && file_id(w.as_raw_fd()) == self.wake_id);
+        if let Some(wake) = &wake {
+            if still_ours {
+                let one: u64 = 1;
+                // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+                unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            }
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.wake = None;
+        if !still_ours {
+            // Closed by someone else: the number is not ours to close.
+            std::mem::forget(wake);
+        }
     }
 }
 
-/// Sleep up to `interval` on eventfd `fd`; whether it was signalled (stop).
-fn wait_for_stop(fd: RawFd, interval: Duration) -> bool {
-    let ts = libc::timespec {
-        tv_sec: interval.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: interval.subsec_nanos() as libc::c_long,
-    };
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, a valid timespec, no signal mask change.
-    let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-    // EINTR: flush early; other errors (none expected) end the thread rather
-    // than spin.
-    r > 0 || (r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
+/// Device and inode of an open descriptor (`fstat`).
+fn file_id(fd: RawFd) -> Option<(u64, u64)> {
+    crate::area::ofd::file_id(fd)
+}
+
+/// Sleep up to `interval`, or until `stop` is set and signalled on eventfd
+/// `fd` (the file `id`). If `fd` is no longer that file, sleep in slices of
+/// [`LOST_WAKE_SLICE`] watching `stop`.
+fn wait(fd: RawFd, id: Option<(u64, u64)>, interval: Duration, stop: &AtomicBool) {
+    if id.is_some() && file_id(fd) == id {
+        let ts = libc::timespec {
+            tv_sec: interval.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: interval.subsec_nanos() as libc::c_long,
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a valid timespec, no signal mask change.
+        let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        // Timed out, stopped, or interrupted (EINTR: flush early). Anything
+        // else (the descriptor replaced meanwhile) sleeps below rather than spin.
+        let stopped = r > 0 && pfd.revents & libc::POLLIN != 0 && stop.load(Ordering::Acquire);
+        if r == 0
+            || stopped
+            || (r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted)
+        {
+            return;
+        }
+    }
+    let deadline = std::time::Instant::now() + interval;
+    while !stop.load(Ordering::Acquire) {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(LOST_WAKE_SLICE));
+    }
 }
 
 impl Drop for Flusher {
@@ -666,6 +722,58 @@ mod tests {
         }
         flusher.stop();
         assert_eq!(c.get(), 10.0);
+    }
+
+    /// Host code may close the flusher's eventfd and reuse the number for a
+    /// file of its own: the flusher keeps flushing, stops within a bound,
+    /// and never writes to or closes that number.
+    #[test]
+    fn a_flusher_whose_eventfd_was_replaced_keeps_flushing_and_stops_without_touching_it() {
+        use std::os::fd::AsRawFd;
+        let (_area, c) = counter();
+        let flusher = super::Flusher::start(Duration::from_millis(5)).unwrap();
+        let fd = flusher.wake.as_ref().unwrap().as_raw_fd();
+        let mut pipe = [0; 2];
+        // SAFETY: valid array for pipe(2); dup2 replaces `fd` with the
+        // pipe's write end, as host code reusing the number would.
+        unsafe {
+            assert_eq!(libc::pipe2(pipe.as_mut_ptr(), libc::O_NONBLOCK), 0);
+            assert_eq!(libc::dup2(pipe[1], fd), fd);
+        }
+        for _ in 0..10 {
+            c.inc();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.get() < 10.0 {
+            assert!(Instant::now() < deadline, "the flusher stopped flushing");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            flusher.stop();
+            let _ = tx.send(());
+        });
+        let stopped = rx.recv_timeout(Duration::from_secs(5)).is_ok();
+        let mut buf = [0u8; 8];
+        // SAFETY: plain calls on our own descriptors.
+        let (open, read) = unsafe {
+            (
+                libc::fcntl(fd, libc::F_GETFD) != -1,
+                libc::read(pipe[0], buf.as_mut_ptr().cast(), 8),
+            )
+        };
+        assert!(stopped, "stop() did not return within 5 s");
+        assert!(
+            open,
+            "the flusher closed descriptor {fd}, which is the host's now"
+        );
+        assert_eq!(read, -1, "the flusher wrote into the host's file");
+        // SAFETY: our pipe's descriptors (`fd` is a copy of its write end).
+        unsafe {
+            libc::close(fd);
+            libc::close(pipe[0]);
+            libc::close(pipe[1]);
+        }
     }
 
     #[test]

@@ -19,32 +19,58 @@ static ATFORK: Once = Once::new();
 const MAX_CHILD_CLOSE: usize = 1024;
 /// Descriptors to close in a child after `fork` (-1 = empty entry).
 static CHILD_CLOSE: [AtomicI32; MAX_CHILD_CLOSE] = [const { AtomicI32::new(-1) }; MAX_CHILD_CLOSE];
+/// Device and inode of the file each `CHILD_CLOSE` entry names: the child
+/// closes a descriptor only while it still is that file (host code may have
+/// closed ours and reused the number for one of its own).
+static CHILD_CLOSE_ID: [[AtomicU64; 2]; MAX_CHILD_CLOSE] =
+    [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_CHILD_CLOSE];
 
 extern "C" fn in_child_after_fork() {
     // Only async-signal-safe work here: atomics and close(2).
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
     IDENTITY.store(0, Ordering::Relaxed);
     PID_NS.store(0, Ordering::Relaxed);
-    for entry in &CHILD_CLOSE {
+    for (entry, id) in CHILD_CLOSE.iter().zip(&CHILD_CLOSE_ID) {
         let fd = entry.swap(-1, Ordering::Relaxed);
-        if fd >= 0 {
-            // SAFETY: `fd` was registered by its owner and is still open in
-            // this child (the owner unregisters before it closes); the child
-            // must not share the parent's open file description.
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: an all-zero stat is a valid out-parameter (on the stack:
+        // no allocation); fstat(2) is async-signal-safe and harmless on any number.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointer to `st`.
+        let same = unsafe { libc::fstat(fd, &mut st) } == 0
+            && st.st_dev as u64 == id[0].load(Ordering::Relaxed)
+            && st.st_ino as u64 == id[1].load(Ordering::Relaxed);
+        if same {
+            // SAFETY: `fd` still is the registered file (checked just now),
+            // so it is the owner's descriptor inherited from the parent (the
+            // owner unregisters before it closes); the child must not share
+            // the parent's open file description. Any other file at that
+            // number is someone else's and stays open.
             unsafe { libc::close(fd) };
         }
     }
 }
 
-/// Have every future child of `fork` close `fd` right after the fork, in
-/// the fork hook (before any other code of the child runs). Call it while
-/// no fork can happen between the `open` of `fd` and this call (under a lock
-/// the fork handlers take). `false` when the table is full.
-pub(crate) fn close_in_children(fd: i32) -> bool {
+/// Have every future child of `fork` close `fd`, a descriptor of the file
+/// `id` (device, inode), right after the fork, in the fork hook (before any
+/// other code of the child runs) — as long as that number still names that
+/// file then. Call it while no fork can happen between the `open` of `fd`
+/// and this call (under a lock the fork handlers take). `false` when the
+/// table is full.
+pub(crate) fn close_in_children(fd: i32, id: (u64, u64)) -> bool {
     init();
-    CHILD_CLOSE.iter().any(|e| {
-        e.compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+    CHILD_CLOSE.iter().zip(&CHILD_CLOSE_ID).any(|(e, slot)| {
+        let claimed = e
+            .compare_exchange(-1, -2, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if claimed {
+            slot[0].store(id.0, Ordering::Relaxed);
+            slot[1].store(id.1, Ordering::Relaxed);
+            e.store(fd, Ordering::Relaxed);
+        }
+        claimed
     })
 }
 

@@ -15,10 +15,10 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use promshm::{Area, AreaOptions, Flusher, Opts};
+use promshm::{Area, AreaOptions, Flusher, Opts, SummaryOpts};
 
 /// Children forked one after another.
 const CHILDREN: u64 = 2_000;
@@ -33,6 +33,7 @@ const UPDATERS: usize = 2;
 fn child_entry() {
     child_main(|role| match role {
         "fork_parent" => fork_parent(),
+        "fork_during_table_build" => fork_during_table_build(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -43,51 +44,55 @@ fn forking_under_a_running_flusher_never_hangs_a_child_and_totals_are_exact() {
     assert_eq!(msgs, ["done"]);
 }
 
-/// Where a child is stuck: its threads' states and kernel wait channels.
-fn describe(pid: libc::pid_t) -> String {
-    let mut out = String::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let p = t.path();
-            let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
-            let state = stat.rsplit(") ").next().and_then(|r| r.split(' ').next());
-            let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
-            out.push_str(&format!(
-                " [thread {}: state {}, wchan {wchan:?}]",
-                t.file_name().to_string_lossy(),
-                state.unwrap_or("?")
-            ));
-        }
-    }
-    out
+/// A thread builds the summary sketch's lookup tables (the first
+/// observation of the process) when another thread forks: the child must
+/// not wait for the parent thread's build, which never finishes there.
+#[test]
+fn a_child_forked_while_the_sketch_tables_are_built_observes() {
+    let msgs = run_child(
+        "fork_during_table_build",
+        "table-build",
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(msgs, ["done"]);
 }
 
-/// Wait for child `pid` within `CHILD_TIMEOUT`; on a timeout kill it and panic.
-fn wait_child(pid: libc::pid_t, n: u64) {
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    loop {
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "child {n} (pid {pid}) failed: status {status:#x}"
-            );
-            return;
+fn fork_during_table_build() {
+    let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+    let summary = area
+        .registry()
+        .summary(
+            Opts::new("latency", "Latency."),
+            &SummaryOpts::quantiles(&[0.5]),
+        )
+        .unwrap()
+        .get()
+        .unwrap();
+    promshm::metrics::sketch::slow_table_build_for_tests(1_000);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| summary.observe(1.0).unwrap());
+        // The thread is now inside the build (it sleeps first).
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: the child only observes and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            promshm::metrics::sketch::slow_table_build_for_tests(0);
+            let ok = summary.observe(2.0).is_ok();
+            // SAFETY: leave without running the harness's exit path.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
-        assert_eq!(r, 0, "waitpid: {}", std::io::Error::last_os_error());
-        if Instant::now() > deadline {
-            let where_ = describe(pid);
-            // SAFETY: killing and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("child {n} (pid {pid}) hung for {CHILD_TIMEOUT:?}:{where_}");
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
+        wait_forked(
+            pid,
+            "the child forked during the table build",
+            CHILD_TIMEOUT,
+        );
+        first.join().unwrap();
+    });
+    assert_eq!(summary.get(), (2, 3.0));
+    assert_eq!(summary.quantiles(&[0.0, 1.0]).len(), 2);
+    send("done");
 }
 
 fn fork_parent() {
@@ -162,7 +167,7 @@ fn fork_parent() {
                 // SAFETY: leave without running the harness's exit path.
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) };
             }
-            wait_child(pid, n);
+            wait_forked(pid, &format!("child {n}"), CHILD_TIMEOUT);
         }
     });
     flusher.take().unwrap().stop();

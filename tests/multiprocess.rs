@@ -814,26 +814,7 @@ fn fork_and_wait_for(timeout: Duration, grandchild: impl FnOnce()) {
         // exit() runs the atexit flush: it must flush only the grandchild's own updates.
         std::process::exit(if ok { 0 } else { 101 });
     }
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "grandchild failed: status {status:#x}"
-            );
-            return;
-        }
-        assert!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
-        if Instant::now() > deadline {
-            // SAFETY: killing our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("grandchild {pid} still running after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_forked(pid, "grandchild", timeout);
 }
 
 fn forker_child() {

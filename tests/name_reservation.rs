@@ -72,15 +72,6 @@ fn area() -> Area {
     Area::anonymous(&AreaOptions::with_pages(256)).unwrap()
 }
 
-const TYPES: [MetricType; 6] = [
-    MetricType::Counter,
-    MetricType::Gauge,
-    MetricType::Histogram,
-    MetricType::Summary,
-    MetricType::Info,
-    MetricType::StateSet,
-];
-
 /// Pairs of families that would render a name twice, each refused in either
 /// order with `NameTaken` (the second one), whatever the first's process.
 const CLASHES: &[(MetricType, &str, MetricType, &str)] = &[
@@ -231,7 +222,7 @@ fn random_registrations_always_render_valid_pages() {
         let two = Area::open(&path, promshm::OpenMode::ReadWrite).unwrap();
         let mut log = String::new();
         for _ in 0..12 {
-            let kind = TYPES[rng.below(6) as usize];
+            let kind = MetricType::ALL[rng.below(MetricType::ALL.len() as u64) as usize];
             let mut name = BASES[rng.below(BASES.len() as u64) as usize].to_string();
             for _ in 0..1 + rng.below(2) {
                 name.push_str(SUFFIXES[rng.below(SUFFIXES.len() as u64) as usize]);

@@ -48,6 +48,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Install the fork handlers once.
 pub(crate) fn install_hooks() {
+    // Child handlers run in the order they were registered: the process
+    // hook (new fork generation, inherited lock descriptors closed) must run
+    // before `after_fork`, which may drop the last handle of an area (whose
+    // lock descriptor must then be seen as the parent's, never unlocked).
+    crate::process::init();
     HOOKS.call_once(|| {
         // SAFETY: registers plain extern "C" functions with no arguments.
         unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };

@@ -79,7 +79,7 @@ impl LockFd {
         let fd = ofd::reopen(area.file.get(path), self.id, path, true)
             .map_err(|e| Error::io("open a lock descriptor for", area.display_path(), e))?
             .into_raw_fd();
-        if !process::close_in_children(fd) {
+        if !process::close_in_children(fd, self.id) {
             // SAFETY: `fd` is ours and nobody else knows it.
             drop(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
             return Err(Error::io(
@@ -360,6 +360,65 @@ mod tests {
         pid
     }
 
+    /// Host code may close the lock descriptor behind our back and reuse its
+    /// number for a file of its own (uWSGI does at a reload). The fork hook
+    /// must then leave that number open in the child: it is the host's now.
+    #[test]
+    fn the_fork_hook_never_closes_a_reused_lock_descriptor_number() {
+        let area = Area::anonymous(&AreaOptions::with_pages(16)).unwrap();
+        drop(area.inner.lock().unwrap());
+        let fd = area.inner.lock_fd.current().expect("a lock descriptor");
+        let mut pipe = [0; 2];
+        // SAFETY: valid array for pipe(2); dup2 replaces `fd` (ours, as the
+        // host would) with the pipe's read end.
+        unsafe {
+            assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
+            assert_eq!(libc::dup2(pipe[0], fd), fd);
+        }
+        // SAFETY: the child only checks a descriptor and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: fcntl on a number; _exit leaves at once.
+            unsafe {
+                let open = libc::fcntl(fd, libc::F_GETFD) != -1;
+                libc::_exit(if open { 0 } else { 1 });
+            }
+        }
+        let mut status = 0;
+        // SAFETY: our own child, which exits at once.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        // The lock descriptor is lost: the next lock opens a new one.
+        drop(area.inner.lock().unwrap());
+        assert_ne!(area.inner.lock_fd.current(), Some(fd));
+        // SAFETY: closing our pipe (both ends and the copy at `fd`).
+        unsafe {
+            libc::close(fd);
+            libc::close(pipe[0]);
+            libc::close(pipe[1]);
+        }
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child closed the host's descriptor {fd}"
+        );
+    }
+
+    /// SIGKILL the live lock holder `live` and take the lock; then let another
+    /// child die holding it and take the lock again: two holders that died
+    /// holding the lock.
+    fn kill_holder_then_lose_another(area: &Area, live: libc::pid_t) {
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(live, libc::SIGKILL);
+            libc::waitpid(live, std::ptr::null_mut(), 0);
+        }
+        drop(area.inner.lock().unwrap());
+        let dead = child_holding_lock(area, true);
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
+        drop(area.inner.lock().unwrap());
+    }
+
     /// The rule without OFD locks (`flags` bit 1 clear): the lock word is
     /// taken over from a holder that died holding it, never from a live one.
     #[test]
@@ -381,17 +440,8 @@ mod tests {
             Err(Error::LockTimeout(pid)) => assert_eq!(pid as libc::pid_t, live),
             other => panic!("took a live holder's lock: {:?}", other.map(|_| ())),
         }
-        // SAFETY: our own child.
-        unsafe {
-            libc::kill(live, libc::SIGKILL);
-            libc::waitpid(live, std::ptr::null_mut(), 0);
-        }
-        // Dead now: taken over once.
-        drop(area.inner.lock().unwrap());
-        let dead = child_holding_lock(&area, true);
-        // SAFETY: our own child.
-        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
-        drop(area.inner.lock().unwrap());
+        // Dead now: taken over once; then once more from one that dies.
+        kill_holder_then_lose_another(&area, live);
         assert_eq!(area.stats().locks_recovered, 2);
         assert_eq!(area.inner.hdr(hdr::LOCK).load(Ordering::Relaxed), 0);
         drop((area, created));
@@ -410,16 +460,7 @@ mod tests {
             Err(Error::LockTimeout(_))
         ));
         assert_eq!(area.stats().lock_timeouts, 1);
-        // SAFETY: our own child.
-        unsafe {
-            libc::kill(live, libc::SIGKILL);
-            libc::waitpid(live, std::ptr::null_mut(), 0);
-        }
-        drop(area.inner.lock().unwrap());
-        let dead = child_holding_lock(&area, true);
-        // SAFETY: our own child.
-        unsafe { libc::waitpid(dead, std::ptr::null_mut(), 0) };
-        drop(area.inner.lock().unwrap());
+        kill_holder_then_lose_another(&area, live);
         assert_eq!(
             area.stats().locks_recovered,
             2,

@@ -9,7 +9,7 @@ mod file;
 pub(crate) mod fork;
 pub(crate) mod format;
 mod lock;
-mod ofd;
+pub(crate) mod ofd;
 pub(crate) mod records;
 mod workers;
 

@@ -206,12 +206,7 @@ impl AreaInner {
         // process (of another namespace, say) for us.
         if let Some(me) = me.filter(|_| my_ns != 0) {
             for s in 0..self.max_workers() {
-                let id = self
-                    .slot_u64(s, slot::IDENTITY)
-                    .map(|a| a.load(Ordering::Relaxed));
-                let ns = self
-                    .slot_u64(s, slot::PID_NS)
-                    .map(|a| a.load(Ordering::Relaxed));
+                let (id, ns) = self.slot_owner(s);
                 if self.slot_state(s) == Some(SLOT_LIVE) && id == Some(me) && ns == Some(my_ns) {
                     return take(s).map(mine);
                 }
@@ -257,6 +252,13 @@ impl AreaInner {
         Ok(mine(slot))
     }
 
+    /// The identity word and pid namespace recorded in `slot` (`None` for a
+    /// slot outside the table).
+    fn slot_owner(&self, slot: u32) -> (Option<u64>, Option<u64>) {
+        let read = |f| self.slot_u64(slot, f).map(|a| a.load(Ordering::Relaxed));
+        (read(slot::IDENTITY), read(slot::PID_NS))
+    }
+
     /// Whether some process holds the liveness lock of `slot` (OFD mode).
     /// `None` when the kernel cannot tell.
     fn slot_locked(&self, slot: u32) -> Option<bool> {
@@ -272,13 +274,8 @@ impl AreaInner {
         if self.ofd {
             return self.slot_locked(s) != Some(false);
         }
-        let ns = self
-            .slot_u64(s, slot::PID_NS)
-            .map(|a| a.load(Ordering::Relaxed));
-        let id = self
-            .slot_u64(s, slot::IDENTITY)
-            .map(|a| a.load(Ordering::Relaxed))
-            .unwrap_or(0);
+        let (id, ns) = self.slot_owner(s);
+        let id = id.unwrap_or(0);
         let my_ns = process::pid_namespace();
         // A pid means nothing outside its namespace: never judged dead there.
         my_ns == 0 || ns != Some(my_ns) || process::is_alive(id)
@@ -294,12 +291,7 @@ impl AreaInner {
             return;
         }
         let s = (w as u32) - 1;
-        let id = self
-            .slot_u64(s, slot::IDENTITY)
-            .map(|a| a.load(Ordering::Relaxed));
-        let ns = self
-            .slot_u64(s, slot::PID_NS)
-            .map(|a| a.load(Ordering::Relaxed));
+        let (id, ns) = self.slot_owner(s);
         let ours = self.slot_state(s) == Some(SLOT_LIVE)
             && id.map(process::identity_pid) == Some(process::pid())
             && ns == Some(process::pid_namespace());
@@ -428,6 +420,13 @@ impl AreaInner {
         if dead.is_empty() && !self.fold_unfinished() {
             return 0;
         }
+        // A killed reaper's open fold step covers the slots it left
+        // REAPING, and only those: finish it before any other slot turns
+        // REAPING (readers of its series skip every REAPING slot).
+        let unfinished: Vec<u32> = (0..self.max_workers())
+            .filter(|&s| self.slot_reaping(s))
+            .collect();
+        crate::metrics::gauge::finish_open_fold(self, &unfinished);
         // Mark the slots first: a reaper killed from here on leaves them
         // REAPING (never taken, never judged again), and the next reaper
         // finishes their fold (folding a slot twice adds nothing: a folded

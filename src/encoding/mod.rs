@@ -39,6 +39,16 @@ pub enum MetricType {
 }
 
 impl MetricType {
+    /// Every metric type, in the order of their numbers.
+    pub const ALL: [MetricType; 6] = [
+        MetricType::Counter,
+        MetricType::Gauge,
+        MetricType::Histogram,
+        MetricType::Summary,
+        MetricType::Info,
+        MetricType::StateSet,
+    ];
+
     /// Lower-case name, as in OpenMetrics `# TYPE` lines.
     pub fn as_str(self) -> &'static str {
         match self {

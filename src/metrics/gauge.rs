@@ -316,33 +316,43 @@ fn maybe_die_in_fold() {
     }
 }
 
+/// Finish the fold step a killed reaper left open (the fold sequence is
+/// still odd), if any, by storing its result from the header again: a step
+/// is never applied twice. `unfinished` are the slots that reaper was
+/// reaping (those REAPING now): the step's result holds their values only,
+/// so only theirs are zeroed. Run it under the area lock before any other
+/// slot turns REAPING: while the sequence is odd, readers of the step's
+/// series skip every REAPING slot.
+pub(crate) fn finish_open_fold(area: &AreaInner, unfinished: &[u32]) {
+    let seq = area.hdr(hdr::FOLD_SEQ);
+    if seq.load(Ordering::Acquire) & 1 == 0 {
+        return;
+    }
+    let target = area.hdr(hdr::FOLD_CELLS).load(Ordering::Relaxed);
+    let result = (
+        area.hdr(hdr::FOLD_VALUE).load(Ordering::Relaxed),
+        area.hdr(hdr::FOLD_STAMP).load(Ordering::Relaxed),
+    );
+    for_each_gauge_series(area, |cells, _| {
+        if cells as u64 == target {
+            store_fold(area, cells, result, unfinished);
+        }
+    });
+    seq.fetch_add(1, Ordering::Release);
+}
+
 /// Fold the gauge cells of the worker slots `reaped` (all in state
 /// `SLOT_REAPING`) into each gauge series' retained value, as its mode
-/// says, and zero them. Runs under the area lock.
+/// says, and zero them. Runs under the area lock, after
+/// [`finish_open_fold`].
 ///
 /// Each series is one step, bracketed by the fold sequence: the step's
 /// result (the series and its new retained pair) is written to the header
 /// first, then the sequence turns odd, then the series' cells change, then
 /// the sequence turns even. Readers use the header's result while it is
-/// odd. A step whose reaper died (the sequence is still odd) is finished
-/// from the header first, by storing the same result again, so a step is
-/// never applied twice; a finished step leaves the reaped slots' cells
-/// zero, so folding a series again for the same slots does nothing.
+/// odd. A finished step leaves the reaped slots' cells zero, so folding a
+/// series again for the same slots does nothing.
 pub(crate) fn fold_dead_slots(area: &AreaInner, reaped: &[u32]) {
-    let seq = area.hdr(hdr::FOLD_SEQ);
-    if seq.load(Ordering::Acquire) & 1 == 1 {
-        let target = area.hdr(hdr::FOLD_CELLS).load(Ordering::Relaxed);
-        let result = (
-            area.hdr(hdr::FOLD_VALUE).load(Ordering::Relaxed),
-            area.hdr(hdr::FOLD_STAMP).load(Ordering::Relaxed),
-        );
-        for_each_gauge_series(area, |cells, _| {
-            if cells as u64 == target {
-                store_fold(area, cells, result, reaped);
-            }
-        });
-        seq.fetch_add(1, Ordering::Release);
-    }
     for_each_gauge_series(area, |cells, mode| fold_series(area, cells, mode, reaped));
 }
 
@@ -440,5 +450,56 @@ fn store_fold(area: &AreaInner, cells: usize, (value, stamp): (u64, u64), reaped
             v.store(0, Ordering::Relaxed);
             s.store(0, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::GaugeMode;
+    use crate::area::format::{hdr, slot, PAGE_SIZE, SLOT_LIVE, SLOT_REAPING};
+    use crate::{Area, AreaOptions, Opts};
+
+    /// A reaper killed in the middle of a fold step leaves slot 1 REAPING
+    /// and its step's result in the header; before the next reap, the
+    /// worker of slot 2 dies too. The next reaper finishes the old step and
+    /// folds slot 2: both dead workers' values are kept, each once.
+    #[test]
+    fn finishing_a_killed_reapers_step_keeps_a_worker_that_died_since() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let g = area
+            .registry()
+            .gauge(Opts::new("summed", "Sum gauge."), GaugeMode::Sum)
+            .unwrap()
+            .get()
+            .unwrap();
+        let a = &area.inner;
+        let cells = g.series.cells;
+        let cell = |i: usize| a.u64_at(cells + 8 * i).unwrap();
+        let slot_state = |s: u32| {
+            a.u32_at(PAGE_SIZE + s as usize * slot::SIZE + slot::STATE)
+                .unwrap()
+        };
+        // Slot 1's worker wrote 5, slot 2's worker 7 (neither holds its
+        // slot lock: both are dead).
+        for (s, v) in [(1usize, 5.0f64), (2, 7.0)] {
+            cell(2 + 2 * s).store(v.to_bits(), Ordering::Relaxed);
+            cell(3 + 2 * s).store(1_000, Ordering::Relaxed);
+        }
+        // The killed reaper: slot 1 REAPING, its step for this series
+        // announced (sequence odd, result 5 in the header), nothing stored.
+        slot_state(1).store(SLOT_REAPING, Ordering::Relaxed);
+        slot_state(2).store(SLOT_LIVE, Ordering::Relaxed);
+        a.hdr(hdr::FOLD_CELLS)
+            .store(cells as u64, Ordering::Relaxed);
+        a.hdr(hdr::FOLD_VALUE)
+            .store(5.0f64.to_bits(), Ordering::Relaxed);
+        a.hdr(hdr::FOLD_STAMP).store(1_000, Ordering::Relaxed);
+        a.hdr(hdr::FOLD_SEQ).store(1, Ordering::Relaxed);
+        assert_eq!(g.get(), 12.0, "a reader sees both values before the reap");
+        assert_eq!(area.reap_dead_workers().unwrap(), 2);
+        assert_eq!(g.get(), 12.0, "both dead workers' values are kept once");
+        assert_eq!(a.hdr(hdr::FOLD_SEQ).load(Ordering::Relaxed) & 1, 0);
     }
 }

@@ -4,8 +4,8 @@
 //! [`SKETCH_BUCKETS`] `u64` counters per sketch (writers `fetch_add(1)` on
 //! `counts[sketch_index(v)]`). Arrays from many processes (and from several
 //! age slots) merge exactly by element-wise addition; the reader then calls
-//! [`sketch_quantiles`] on the summed copy. This module is the pure math:
-//! no atomics, no `unsafe`.
+//! [`sketch_quantiles`] on the summed copy. This module is the pure math
+//! (its only atomic and `unsafe` publish the lookup tables, see `tables`).
 //!
 //! # Layout and guarantee
 //!
@@ -70,7 +70,7 @@
 //! rank, hence within [`SKETCH_RELATIVE_ERROR`] of the exact quantile
 //! whenever that is zero or has magnitude in range.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Buckets per sign covering magnitudes `[SKETCH_MIN, SKETCH_MAX]`.
 const SIGN_BUCKETS: usize = 2073;
@@ -137,12 +137,58 @@ struct Tables {
     slots: [u16; SLOT_COUNT],
 }
 
-static TABLES: OnceLock<Tables> = OnceLock::new();
+/// The tables, once built (null before). Published with one atomic store,
+/// never behind a `Once`: a child of `fork` that inherited a parent
+/// thread's unfinished `Once` would wait for it forever; here a process
+/// that finds no tables builds its own copy, and of builders that race the
+/// first to publish wins (the others free theirs).
+static TABLES: AtomicPtr<Tables> = AtomicPtr::new(std::ptr::null_mut());
 
 #[inline(always)]
 fn tables() -> &'static Tables {
-    TABLES.get_or_init(build_tables)
+    let t = TABLES.load(Ordering::Acquire);
+    if t.is_null() {
+        return publish_tables();
+    }
+    // SAFETY: a non-null pointer was published by `publish_tables` from
+    // `Box::into_raw` and is never freed.
+    unsafe { &*t }
 }
+
+#[cold]
+fn publish_tables() -> &'static Tables {
+    let ms = SLOW_BUILD_MS.load(Ordering::Relaxed);
+    if ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    let fresh = Box::into_raw(Box::new(build_tables()));
+    match TABLES.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: published now, never freed.
+        Ok(_) => unsafe { &*fresh },
+        Err(won) => {
+            // SAFETY: `fresh` came from Box::into_raw above and was never
+            // published; `won` was published and is never freed.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*won
+            }
+        }
+    }
+}
+
+/// Test hook: building the lookup tables (first sketch use in a process)
+/// first sleeps `ms` milliseconds (0 = off), to fork while it runs.
+#[doc(hidden)]
+pub fn slow_table_build_for_tests(ms: u64) {
+    SLOW_BUILD_MS.store(ms, Ordering::Relaxed);
+}
+
+static SLOW_BUILD_MS: AtomicU64 = AtomicU64::new(0);
 
 fn build_tables() -> Tables {
     // Repeated multiplication uses only correctly rounded IEEE operations, so

@@ -233,20 +233,7 @@ impl ChildProc {
     /// channels, and with `PROMSHM_TEST_GDB=1` their stacks (gdb).
     fn diagnose(&self) -> String {
         let pid = self.child.id();
-        let mut out = String::new();
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-            for t in tasks.flatten() {
-                let p = t.path();
-                let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
-                let state = stat.rsplit(") ").next().and_then(|r| r.split(' ').next());
-                let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
-                out.push_str(&format!(
-                    "\n  thread {}: state {:?}, wchan {wchan:?}",
-                    t.file_name().to_string_lossy(),
-                    state.unwrap_or("?")
-                ));
-            }
-        }
+        let mut out = thread_states(pid as libc::pid_t);
         if std::env::var_os("PROMSHM_TEST_GDB").is_some() {
             if let Ok(o) = Command::new("gdb")
                 .args([
@@ -460,6 +447,56 @@ pub fn lock_word(area_path: &Path) -> u64 {
     let mut b = [0u8; 8];
     f.read_exact_at(&mut b, 56).expect("read lock word");
     u64::from_le_bytes(b)
+}
+
+/// Where process `pid` is: each of its threads' state and kernel wait
+/// channel, one line each (for the message of a hung child).
+pub fn thread_states(pid: libc::pid_t) -> String {
+    let mut out = String::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let p = t.path();
+            let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|r| r.split(' ').next());
+            let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
+            out.push_str(&format!(
+                "\n  thread {}: state {:?}, wchan {wchan:?}",
+                t.file_name().to_string_lossy(),
+                state.unwrap_or("?")
+            ));
+        }
+    }
+    out
+}
+
+/// Wait for the forked child `pid` (called `what` in messages) at most
+/// `timeout`, and assert that it exited with status 0. On a timeout it is
+/// killed and reaped, and the panic says where its threads were stuck.
+pub fn wait_forked(pid: libc::pid_t, what: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "{what} (pid {pid}) failed: status {status:#x}"
+            );
+            return;
+        }
+        assert_eq!(r, 0, "waitpid: {}", std::io::Error::last_os_error());
+        if Instant::now() > deadline {
+            let states = thread_states(pid);
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("{what} (pid {pid}) still running after {timeout:?}:{states}");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
 
 /// Time `f` and fail if it took longer than `bound`.
