@@ -493,3 +493,40 @@ fn a_host_closing_the_librarys_descriptors_breaks_nothing() {
     let (s, _) = scrape(&area);
     assert_eq!(s.value("closer_gauge", &[]), 2.0);
 }
+
+// ---- a lock held for a moment ------------------------------------------------------
+
+/// A registration in another process may hold the area lock for a while
+/// (a slow machine, Valgrind): the first gauge write of a process then
+/// waits for its attach instead of being dropped.
+#[test]
+fn a_lock_held_for_a_moment_delays_the_first_gauge_write_but_never_drops_it() {
+    let dir = TempDir::new("moment");
+    let path = dir.join("area.promshm");
+    let area = Area::create(&path, &options(8)).unwrap();
+    let gauge = area
+        .registry()
+        .gauge(Opts::new("moment_gauge", "Gauge."), GaugeMode::Sum)
+        .unwrap()
+        .get()
+        .unwrap();
+    let envs = [(AREA_ENV, path.to_str().unwrap().to_string())];
+    let mut holder = ChildProc::spawn("holder", "holder", &envs);
+    holder.expect("locked", READY_TIMEOUT);
+    let before = area.stats();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        holder.release();
+        holder.expect_success(Duration::from_secs(20));
+    });
+    gauge.set(5.0);
+    releaser.join().unwrap();
+    let after = area.stats();
+    assert_eq!(
+        after.dropped_updates - before.dropped_updates,
+        0,
+        "a gauge write dropped behind a lock held for 300 ms"
+    );
+    let (s, _) = scrape(&area);
+    assert_eq!(s.value("moment_gauge", &[]), 5.0);
+}

@@ -33,9 +33,14 @@ use crate::process;
 
 /// How long a waiter waits for a live holder before giving up.
 pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest a hot-path caller (a gauge write or flush attaching its
-/// process, a render reaping) waits before it backs off.
+/// The longest a render waits for the lock to reap in passing before it
+/// backs off (reaping can wait for the next render).
 pub(crate) const BRIEF_WAIT: Duration = Duration::from_millis(100);
+/// The longest a process's first gauge write or flush waits to attach
+/// before it backs off: once per process (and per backoff period), long
+/// enough for any live holder's critical section on a loaded machine, so
+/// that contention alone never drops an update.
+pub(crate) const ATTACH_WAIT: Duration = Duration::from_secs(1);
 
 /// This process's own open file description of the area file, on which it
 /// takes its locks: `fork_gen << 32 | (fd + 1)`, 0 until first needed.

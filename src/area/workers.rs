@@ -10,14 +10,14 @@
 //! are folded as each gauge's mode says.
 //!
 //! Attaching happens lazily on the hot path (a gauge write, a flush): it
-//! waits for the area lock at most `BRIEF_WAIT`, and after a failure (lock
+//! waits for the area lock at most `ATTACH_WAIT` (1 s, once), and after a failure (lock
 //! busy, table full, no descriptor left) it is not tried again before a
 //! backoff has passed; gauge updates made meanwhile are dropped and counted.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::format::*;
-use super::lock::{BRIEF_WAIT, LOCK_TIMEOUT};
+use super::lock::{ATTACH_WAIT, BRIEF_WAIT, LOCK_TIMEOUT};
 use super::{ofd, AreaInner};
 use crate::error::{Error, Result};
 use crate::process;
@@ -176,7 +176,7 @@ impl AreaInner {
     fn attach_locked(&self, gen: u32) -> Result<u32> {
         let me = process::identity();
         let my_ns = process::pid_namespace();
-        let guard = self.lock_within(BRIEF_WAIT)?;
+        let guard = self.lock_within(ATTACH_WAIT)?;
         // Another thread of this process may have attached meanwhile.
         let w = self.worker.load(Ordering::Relaxed);
         if w != 0 && (w >> 32) as u32 == gen {
