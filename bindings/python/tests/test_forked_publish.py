@@ -23,6 +23,7 @@ import multiprocessing, os, signal, sys, time
 import promshm
 
 MODE = sys.argv[1]
+NO_CHILD_FAMILY = ("stopped-parent-flusher", "c-fork")
 AREA = sys.argv[2]
 N = 5000
 promshm.configure(AREA)
@@ -38,7 +39,7 @@ if MODE == "stopped-parent-flusher":
 def job_loop(last):
     # Only updates of inherited families when the parent stopped its
     # flusher (a family made here would start one when it is registered).
-    child = None if MODE == "stopped-parent-flusher" else promshm.Counter("child_jobs", "Made in the child.")
+    child = None if MODE in NO_CHILD_FAMILY else promshm.Counter("child_jobs", "Made in the child.")
     mine = jobs.labels("inherited")
     for i in range(N):
         mine.inc()
@@ -58,7 +59,13 @@ if MODE == "multiprocessing":
     p.start()
     pid = p.pid
 else:
-    pid = os.fork()
+    if MODE == "c-fork":
+        # fork() called from C, as uWSGI and other C servers do: Python's
+        # at-fork handlers do not run in the child.
+        import ctypes
+        pid = ctypes.CDLL(None, use_errno=True).fork()
+    else:
+        pid = os.fork()
     if pid == 0:
         try:
             job_loop(last)
@@ -71,7 +78,7 @@ want = {
     "job_seconds_count": N,
     'job_seconds_bucket{le="0.5"}': N,
 }
-if MODE != "stopped-parent-flusher":
+if MODE not in NO_CHILD_FAMILY:
     want["child_jobs_total"] = N
 reader = promshm.Area.open(AREA, read_only=True)
 
@@ -128,3 +135,9 @@ def test_os_fork_child_looping_forever_publishes_within_2_s(tmp_path):
 
 def test_child_of_a_parent_that_stopped_its_flusher_still_publishes(tmp_path):
     _run("stopped-parent-flusher", tmp_path)
+
+
+def test_child_forked_from_c_publishes_once_it_resolves_a_new_label_set(tmp_path):
+    # No Python fork hook ran: the package notices the new pid on its slow
+    # path (here: the child's first new label set) and starts a flusher.
+    _run("c-fork", tmp_path)
