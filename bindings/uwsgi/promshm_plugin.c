@@ -5,7 +5,8 @@
  * (target/release/libpromshm.a) is linked in statically with its symbols
  * hidden, so only `promshm_plugin` (the plugin struct uWSGI looks up) and
  * `promshm_uwsgi_after_request` (the after-request hook uWSGI resolves with
- * dlsym) are exported; a libpromshm.so loaded by the application in the same
+ * dlsym) and `promshm_uwsgi_as_mule` (the as-mule hook, resolved the same
+ * way) are exported; a libpromshm.so loaded by the application in the same
  * process (the Python package) keeps its own symbols.
  *
  * What it does (bindings/uwsgi/README.md has the details and the reasons):
@@ -19,6 +20,10 @@
  *       after-request hook; bind --promshm-listen.
  *   post_fork (every worker, every respawn)
  *       take a worker slot in the area; find the application's libpromshm.
+ *   promshm_uwsgi_as_mule (every mule, via --hook-as-mule call:) and
+ *   spooler_init (every spooler)
+ *       the same, and start a flusher thread in the application's
+ *       libpromshm: these processes never end a request.
  *   promshm_uwsgi_after_request (every request, every worker)
  *       count the request by method and status, observe its duration and
  *       response size, flush the plugin's buffers and the application's.
@@ -477,8 +482,11 @@ static void register_worker_metrics(void) {
  * name among the loaded ones and call it at request end, so that the app's
  * counters are in the area when the request's are. */
 typedef promshm_result (*flush_fn)(void);
+typedef promshm_result (*flusher_start_fn)(uint32_t interval_ms, promshm_flusher **out);
 static flush_fn app_flush;
+static flusher_start_fn app_flusher_start;
 static uint64_t app_flush_next_try_us;
+static char app_lib_path[PATH_MAX];
 
 struct find_lib {
 	char path[PATH_MAX];
@@ -517,9 +525,60 @@ static void find_app_flush(void) {
 		dlclose(h);
 		return;
 	}
+	snprintf(app_lib_path, sizeof app_lib_path, "%s", fl.path);
+	app_flusher_start = (flusher_start_fn) dlsym(h, "promshm_flusher_start");
 	__atomic_store_n(&app_flush, (flush_fn) f, __ATOMIC_RELEASE);
-	if (uwsgi.mywid <= 1)
+	/* Once per uWSGI start: by worker 1's first spawn, not at each of its
+	 * respawns (respawn_count is 1 at the first spawn). */
+	if (uwsgi.mywid == 1 && uwsgi.workers && uwsgi.workers[1].respawn_count <= 1)
 		uwsgi_log(PSH "flushing the application's %s at request end\n", fl.path);
+}
+
+/* The flush interval of the application's package (PROMSHM_FLUSH_INTERVAL,
+ * seconds, default 1; 0 turns flushers off), in ms; 0: none. */
+static uint32_t app_flush_interval_ms(void) {
+	const char *env = getenv("PROMSHM_FLUSH_INTERVAL");
+	char *end = NULL;
+	double secs;
+	if (!env || !*env)
+		return 1000;
+	secs = strtod(env, &end);
+	if (end == env || *end || !(secs >= 0) || secs > 86400.0) {
+		uwsgi_log(PSH "PROMSHM_FLUSH_INTERVAL=%s is not a number of seconds; using 1\n", env);
+		return 1000;
+	}
+	if (secs == 0)
+		return 0;
+	return secs * 1000 < 1 ? 1 : (uint32_t) (secs * 1000);
+}
+
+/* A mule or a spooler never ends a request, so nothing would flush the
+ * updates it buffers in the application's library (the package's flusher
+ * thread stayed in the master: a thread does not survive fork(), and uWSGI
+ * forks without Python's fork hooks unless --py-call-osafterfork). Start a
+ * flusher thread of that library in this process; it runs until the process
+ * ends. If the library is not loaded yet (--lazy-apps: the mule imports the
+ * app itself), the package starts its own flusher when it registers its
+ * metrics in this process. */
+static void start_app_flusher(const char *what) {
+	promshm_flusher *fl = NULL;
+	uint32_t ms;
+	promshm_result rc;
+	if (conf.no_app_flush)
+		return;
+	find_app_flush();
+	if (!app_flusher_start)
+		return;
+	ms = app_flush_interval_ms();
+	if (!ms)
+		return;
+	rc = app_flusher_start(ms, &fl);
+	if (rc != PROMSHM_RESULT_OK) {
+		uwsgi_log(PSH "%s: starting the application's flusher failed (%d)\n", what, (int) rc);
+		return;
+	}
+	/* fl is never stopped: the thread flushes until this process exits. */
+	uwsgi_log(PSH "%s: flushing the application's %s every %u ms\n", what, app_lib_path, ms);
 }
 
 static void flush_app(uint64_t now_us) {
@@ -1256,6 +1315,9 @@ static int promshm_init(void) {
 		register_worker_metrics();
 	if (!conf.no_request_metrics || !conf.no_app_flush)
 		uwsgi_string_new_list(&uwsgi.after_request_hooks, "promshm_uwsgi_after_request");
+	/* A writable copy: uwsgi_hooks_run() cuts the string at the ':'. */
+	if (uwsgi.mules_cnt > 0)
+		uwsgi_string_new_list(&uwsgi.hook_as_mule, uwsgi_str("call:promshm_uwsgi_as_mule"));
 	if (conf.listen)
 		listener_parse();
 	uwsgi_log(PSH "area %s (%s), promshm %s%s\n", g.path, kind, promshm_version(),
@@ -1263,11 +1325,10 @@ static int promshm_init(void) {
 	return 0;
 }
 
-static void promshm_post_fork(void) {
+/* In every process uWSGI forks from the master (worker, mule, spooler). */
+static void child_setup(void) {
 	uint32_t slot = 0;
 	promshm_result rc;
-	if (!g.area || getpid() == g.master_pid)
-		return;
 	/* The master's listener socket is no business of a worker (one
 	 * respawned after the listener started inherits it). */
 	close_if_ours(&L.fd, L.fd_ino);
@@ -1279,6 +1340,33 @@ static void promshm_post_fork(void) {
 	if (rc != PROMSHM_RESULT_OK)
 		log_promshm_error("attaching a worker slot", rc);
 	find_app_flush();
+}
+
+static void promshm_post_fork(void) {
+	if (!g.area || getpid() == g.master_pid)
+		return;
+	child_setup();
+}
+
+/* The as-mule hook (init adds "call:promshm_uwsgi_as_mule" to
+ * uwsgi.hook_as_mule): generic plugins get no post_fork in mules. */
+void promshm_uwsgi_as_mule(void);
+
+void promshm_uwsgi_as_mule(void) {
+	char what[32];
+	if (!g.area || getpid() == g.master_pid)
+		return;
+	child_setup();
+	snprintf(what, sizeof what, "mule %d", uwsgi.muleid);
+	start_app_flusher(what);
+}
+
+/* Spoolers: uWSGI calls generic plugins' spooler_init (not post_fork). */
+static void promshm_spooler_init(void) {
+	if (!g.area || getpid() == g.master_pid)
+		return;
+	child_setup();
+	start_app_flusher("spooler");
 }
 
 static void promshm_master_cycle(void) {
@@ -1310,6 +1398,7 @@ struct uwsgi_plugin promshm_plugin = {
 	.on_load = promshm_on_load,
 	.init = promshm_init,
 	.post_fork = promshm_post_fork,
+	.spooler_init = promshm_spooler_init,
 	.master_cycle = promshm_master_cycle,
 	.master_cleanup = promshm_master_cleanup,
 	/* also at exit without a master (uWSGI runs master_cleanup only with one) */

@@ -264,7 +264,7 @@ def servers(tmp_path):
 def test_exports_only_the_plugin_symbols():
     out = subprocess.run(["nm", "-D", "--defined-only", str(PLUGIN)], capture_output=True, text=True, check=True)
     names = sorted(line.split()[-1] for line in out.stdout.splitlines() if line.strip())
-    assert names == ["promshm_plugin", "promshm_uwsgi_after_request"]
+    assert names == ["promshm_plugin", "promshm_uwsgi_after_request", "promshm_uwsgi_as_mule"]
 
 
 def test_2000_concurrent_requests_exact_on_one_page(servers):

@@ -310,6 +310,7 @@ class _State:
         self.flusher_pid: Optional[int] = None
         self.mp_child = False  # a multiprocessing child: eager updates
         self.want_flusher = False  # a buffered family exists in this process
+        self.stopped_pid: Optional[int] = None  # stop_flusher() was called in this pid
 
 
 _state = _State()
@@ -684,23 +685,32 @@ def start_flusher(interval: Optional[float] = None) -> bool:
         check(lib.promshm_flusher_start(max(1, int(iv * 1000)), byref(h)))
         _state.flusher = h
         _state.flusher_pid = os.getpid()
+        _state.stopped_pid = None
         return True
 
 
 def stop_flusher() -> None:
-    """Stop this process's background flusher (it flushes one last time)."""
+    """Stop this process's background flusher (it flushes one last time).
+
+    It stays stopped in this process (new metrics do not restart it) until
+    :func:`start_flusher`; processes forked afterwards start their own."""
     with _state.lock:
         h, pid = _state.flusher, _state.flusher_pid
         _state.flusher = None
         _state.flusher_pid = None
+        _state.stopped_pid = os.getpid()
         if h is not None and pid == os.getpid():
             lib.promshm_flusher_stop(h)
 
 
 def _need_flusher() -> None:
-    """Called when a buffered family is created: start the timer lazily."""
+    """Called when a buffered family is created or a new series of one is
+    resolved (slow paths only, never on an update): start this process's
+    timer if it has none — also in a process forked without Python's fork
+    hooks (a C-level fork), where the pid tells."""
     _state.want_flusher = True
-    if _state.config.flush_interval > 0 and (_state.flusher is None or _state.flusher_pid != os.getpid()):
+    pid = os.getpid()
+    if _state.flusher_pid != pid and _state.stopped_pid != pid and _state.config.flush_interval > 0:
         start_flusher()
 
 
@@ -709,9 +719,9 @@ def _request_end() -> None:
     process has its flusher even if it was forked without Python's fork
     hooks (uWSGI without ``py-call-osafterfork``)."""
     _flush_quietly()
-    if _state.want_flusher and not _state.mp_child and _state.flusher_pid != os.getpid():
+    if _state.want_flusher and not _state.mp_child:
         try:
-            start_flusher()
+            _need_flusher()
         except Exception:
             pass
 
@@ -730,13 +740,21 @@ def _renew_locks() -> None:
 
 
 def _after_fork_child() -> None:
-    # The flusher thread did not survive fork(); its handle belongs to the
-    # parent's memory image: forget it (never stop it here) and start ours.
-    had = _state.flusher is not None
+    """``os.register_at_fork`` child handler (os.fork, multiprocessing,
+    billiard/Celery, gunicorn, daemons).
+
+    The parent's flusher thread did not survive fork(); its handle belongs
+    to the parent's memory image: forget it (never stop, join or signal it)
+    and start this child's own, whenever a buffered family exists and the
+    interval is not 0 — whether or not the parent's flusher was running
+    (a parent may flush at request end and have stopped its flusher; the
+    child may never end a request). A child that ends requests flushes at
+    their end too; a ``multiprocessing`` child switches to eager updates
+    (see :func:`_after_mp_fork`)."""
     _state.flusher = None
     _state.flusher_pid = None
     _renew_locks()
-    if had and not _state.mp_child:
+    if _state.want_flusher and not _state.mp_child:
         try:
             start_flusher()
         except Exception:

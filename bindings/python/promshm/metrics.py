@@ -686,6 +686,8 @@ class MetricWrapperBase(_Ops):
             _area._need_flusher()
 
     def _resolve(self, values: Tuple[str, ...]) -> c_void_p:
+        if self._fam_mode == B.PROMSHM_UPDATE_MODE_BUFFERED:
+            _area._need_flusher()
         enc = [encode(v, "label value") for v in values]
         arr = str_array(enc)
         h = c_void_p()
