@@ -71,6 +71,11 @@ from .exposition import (
     start_http_server,
     start_wsgi_server,
     write_to_textfile,
+    MetricsHandler,
+    push_to_gateway,
+    pushadd_to_gateway,
+    delete_from_gateway,
+    instance_ip_grouping_key,
 )
 from .metrics import (
     DEFAULT_BUCKETS,
@@ -127,6 +132,11 @@ __all__ = [
     "start_http_server",
     "start_wsgi_server",
     "write_to_textfile",
+    "MetricsHandler",
+    "push_to_gateway",
+    "pushadd_to_gateway",
+    "delete_from_gateway",
+    "instance_ip_grouping_key",
     "DEFAULT_BUCKETS",
     "INF",
     "linear_buckets",
