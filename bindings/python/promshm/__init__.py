@@ -90,6 +90,9 @@ from .metrics import (
     linear_buckets,
 )
 from .profiling import profile, profiler
+from .gc_collector import GCCollector
+from .platform_collector import PlatformCollector
+from .process_collector import ProcessCollector
 from .registry import REGISTRY, CollectorRegistry
 from . import multiprocess, profiling  # noqa: E402
 from .openmetrics import exposition as _openmetrics_exposition  # noqa: E402,F401
@@ -153,6 +156,9 @@ __all__ = [
     "UntypedMetricFamily",
     "profile",
     "profiler",
+    "ProcessCollector",
+    "PlatformCollector",
+    "GCCollector",
     "PromshmError",
     "InvalidArgumentError",
     "LabelError",
