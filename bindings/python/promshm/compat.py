@@ -62,10 +62,7 @@ def install() -> None:
     if "prometheus_client" in sys.modules:
         raise RuntimeError("the real prometheus_client is already imported: call promshm.compat.install() first")
     for alias, target in ALIASES.items():
-        try:
-            sys.modules[alias] = importlib.import_module(target)
-        except ImportError:
-            pass
+        sys.modules[alias] = importlib.import_module(target)
 
 
 def uninstall() -> None:

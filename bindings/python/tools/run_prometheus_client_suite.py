@@ -34,21 +34,35 @@ VERSION = "0.21.1"
 #: The totals are the file's tests as pytest collects them (all pass on the
 #: real prometheus_client 0.21.1), so a file that fails to import counts 0.
 FILES: Dict[str, Tuple[int, int]] = {
-    "tests/test_core.py": (100, 0),
-    "tests/test_exposition.py": (58, 0),
-    "tests/openmetrics/test_exposition.py": (20, 0),
-    "tests/test_parser.py": (24, 0),
-    "tests/openmetrics/test_parser.py": (45, 0),
-    "tests/test_samples.py": (2, 0),
-    "tests/test_wsgi.py": (7, 0),
-    "tests/test_asgi.py": (8, 0),
-    "tests/test_process_collector.py": (4, 0),
-    "tests/test_platform_collector.py": (2, 0),
-    "tests/test_gc_collector.py": (2, 0),
+    "tests/test_core.py": (100, 98),
+    "tests/test_exposition.py": (58, 58),
+    "tests/openmetrics/test_exposition.py": (20, 19),
+    "tests/test_parser.py": (24, 24),
+    "tests/openmetrics/test_parser.py": (45, 44),
+    "tests/test_samples.py": (2, 2),
+    "tests/test_wsgi.py": (7, 7),
+    "tests/test_asgi.py": (8, 8),
+    "tests/test_process_collector.py": (4, 4),
+    "tests/test_platform_collector.py": (2, 2),
+    "tests/test_gc_collector.py": (2, 2),
 }
 
 #: Tests that cannot apply to promshm, each with the reason (deselected, not counted).
-NOT_APPLICABLE: Dict[str, str] = {}
+NOT_APPLICABLE: Dict[str, str] = {
+    "tests/test_core.py::TestCollectorRegistry::test_restricted_registry_does_not_yield_while_locked":
+        "calls registry._lock.locked(), a private attribute (promshm's registry lock is reentrant)",
+    "tests/openmetrics/test_parser.py::TestParse::test_fallback_to_state_machine_label_parsing":
+        "mocks the private functions _parse_sample and _parse_labels of prometheus_client's parser",
+}
+
+#: Applicable tests known to fail, and why (counted as failures).
+KNOWN_FAILURES: Dict[str, str] = {
+    "tests/test_core.py::TestCollectorRegistry::test_unregister_works":
+        "Gauge('s_count') is refused by promshm's library: a gauge name may not end in _count "
+        "(reserved for histograms and summaries in the area, whatever the registry)",
+    "tests/openmetrics/test_exposition.py::TestGenerateText::test_histogram_negative_buckets":
+        "promshm's renderer leaves out _count (not only _sum) of a histogram with negative buckets",
+}
 
 CONFTEST = '''\
 import promshm.compat
@@ -141,6 +155,9 @@ def main() -> int:
     print(f"  {'total':42s} {all_p:4d} / {all_t:4d}   ({pct:.1f} %)")
     print(f"  not applicable (deselected): {len(NOT_APPLICABLE)}")
     for test_id, why in NOT_APPLICABLE.items():
+        print(f"      {test_id}: {why}")
+    print(f"  known failures: {len(KNOWN_FAILURES)}")
+    for test_id, why in KNOWN_FAILURES.items():
         print(f"      {test_id}: {why}")
     if args.check and bad:
         print(f"FAILED: fewer tests pass than recorded in {bad}", file=sys.stderr)
