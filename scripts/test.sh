@@ -51,6 +51,13 @@ rm -rf bindings/python/build bindings/python/promshm.egg-info
 (cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_EXPECT_INSTALLED=1 \
   "$OLDPWD/$venv/bin/python" -m pytest -p no:cacheprovider -q "$OLDPWD/bindings/python/tests")
 
+# prometheus_client's own tests (its pinned PyPI sdist) with `prometheus_client`
+# resolving to promshm (promshm.compat): per-file pass counts, and a failure if a
+# file passes fewer tests than recorded in the runner.
+step "prometheus_client 0.21.1's own test suite against promshm's API (promshm.compat)"
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" \
+  timeout 900 python3 bindings/python/tools/run_prometheus_client_suite.py --check --list-failures
+
 step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a real uWSGI)"
 make -C bindings/uwsgi
 timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/uwsgi
