@@ -321,6 +321,11 @@ class CollectorRegistry:
                 else:
                     fams = [fam]
                 for f in fams:
+                    # a name the page already has is skipped (render() counts it)
+                    fnames = _names_of(f.name, f.type)
+                    if fnames & taken:
+                        continue
+                    taken |= fnames
                     out.append(f)
         if not _metrics._use_created:
             out = [_without_created(f) for f in out]
