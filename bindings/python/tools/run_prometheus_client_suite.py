@@ -88,7 +88,10 @@ def fetch(workdir: str) -> str:
     tmp = tempfile.mkdtemp(dir=workdir)
     with tarfile.open(tarball) as tar:
         members = [m for m in tar.getmembers() if "/tests/" in m.name and m.isreg() or m.isdir()]
-        tar.extractall(tmp, members=members)  # noqa: S202 - pinned PyPI sdist
+        if hasattr(tarfile, "data_filter"):  # refuse links and paths outside tmp
+            tar.extractall(tmp, members=members, filter="data")
+        else:
+            tar.extractall(tmp, members=members)  # noqa: S202 - the pinned PyPI sdist
     shutil.move(os.path.join(tmp, f"prometheus_client-{VERSION}"), root)
     shutil.rmtree(tmp, ignore_errors=True)
     return root
