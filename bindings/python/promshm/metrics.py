@@ -320,9 +320,10 @@ class _Ops:
     __slots__ = ()
     _h: Optional[c_void_p]
     _family: Any  # the family object (a MetricWrapperBase)
-
-    def _values(self) -> Tuple[str, ...]:
-        return ()
+    # _values() (the series' label values) comes from the family, series or
+    # partial class: not defined here, where a series class's MRO would find
+    # it before _Series's.
+    _values: Callable[[], Tuple[str, ...]]
 
 
 class _CounterOps(_Ops):
@@ -353,7 +354,12 @@ class _CounterOps(_Ops):
         return _Guard(lambda: None, exit_)
 
     def reset(self) -> None:
-        """Reset the series to 0 (in every process) with a new ``_created`` time."""
+        """Reset the series to 0 with a new ``_created`` time: the series is
+        removed and made again, so every process's render shows 0. Another
+        process that already holds the series (an unlabelled counter, or a
+        cached ``labels()`` child) keeps writing to the removed one, which
+        updates nothing visible (as after :meth:`remove`): reset counters
+        that only the calling process updates."""
         _check_observable(self)
         fam = self._family
         key = self._values()

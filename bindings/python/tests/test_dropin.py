@@ -97,6 +97,22 @@ def test_counter_reset_is_seen_by_other_processes() -> None:
     assert r.get_sample_value("c_created") > created
 
 
+def test_labelled_counter_reset_and_per_series_set_function() -> None:
+    r = CollectorRegistry()
+    c = Counter("c", "h", ["l"], registry=r)
+    c.labels("a").inc(3)
+    c.labels("b").inc(4)
+    c.labels("a").reset()
+    assert r.get_sample_value("c_total", {"l": "a"}) == 0
+    assert r.get_sample_value("c_total", {"l": "b"}) == 4
+    c.labels("a").inc()
+    assert r.get_sample_value("c_total", {"l": "a"}) == 1
+    g = Gauge("g", "h", ["l"], registry=r)
+    g.labels("x").set_function(lambda: 1.0)
+    g.labels("y").set_function(lambda: 2.0)  # each series keeps its own function
+    assert (r.get_sample_value("g", {"l": "x"}), r.get_sample_value("g", {"l": "y"})) == (1.0, 2.0)
+
+
 def test_info_value_none_refused() -> None:
     i = Info("i", "h", registry=CollectorRegistry())
     with pytest.raises(ValueError):
