@@ -49,9 +49,10 @@ if ! python3 -c 'import prometheus_client' 2>/dev/null; then
     || python3 -m pip install -q --break-system-packages prometheus-client
 fi
 
-# The Python binding's tests (bindings/python/tests): pytest, and gunicorn for
-# the pre-fork server test, celery for the prefork worker test.
-for mod_pkg in pytest:pytest gunicorn:gunicorn celery:celery; do
+# The Python binding's tests (bindings/python/tests): pytest, gunicorn for the
+# pre-fork server test, celery for the prefork worker test, and asgiref for
+# prometheus_client's own ASGI tests (bindings/python/tools/run_prometheus_client_suite.py).
+for mod_pkg in pytest:pytest gunicorn:gunicorn celery:celery asgiref:asgiref; do
   mod=${mod_pkg%%:*} pkg=${mod_pkg#*:}
   if ! python3 -c "import $mod" 2>/dev/null; then
     echo "setup: pip install $pkg"

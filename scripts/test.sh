@@ -83,6 +83,13 @@ CARGO_TARGET_DIR="$PWD/target/sdist-target" target/sdist-venv/bin/python -m pip 
 (cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_DIR="$PWD" \
   "$OLDPWD/target/sdist-venv/bin/python" "$OLDPWD/bindings/python/tests/install_check.py")
 
+# prometheus_client's own tests (its pinned PyPI sdist) with `prometheus_client`
+# resolving to promshm (promshm.compat): per-file pass counts, and a failure if a
+# file passes fewer tests than recorded in the runner.
+step "prometheus_client 0.21.1's own test suite against promshm's API (promshm.compat)"
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" \
+  timeout 900 python3 bindings/python/tools/run_prometheus_client_suite.py --check --list-failures
+
 step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a real uWSGI)"
 make -C bindings/uwsgi
 timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/uwsgi

@@ -71,6 +71,11 @@ from .exposition import (
     start_http_server,
     start_wsgi_server,
     write_to_textfile,
+    MetricsHandler,
+    push_to_gateway,
+    pushadd_to_gateway,
+    delete_from_gateway,
+    instance_ip_grouping_key,
 )
 from .metrics import (
     DEFAULT_BUCKETS,
@@ -85,6 +90,9 @@ from .metrics import (
     linear_buckets,
 )
 from .profiling import profile, profiler
+from .gc_collector import GCCollector
+from .platform_collector import PlatformCollector
+from .process_collector import ProcessCollector
 from .registry import REGISTRY, CollectorRegistry
 from . import multiprocess, profiling  # noqa: E402
 from .openmetrics import exposition as _openmetrics_exposition  # noqa: E402,F401
@@ -127,6 +135,11 @@ __all__ = [
     "start_http_server",
     "start_wsgi_server",
     "write_to_textfile",
+    "MetricsHandler",
+    "push_to_gateway",
+    "pushadd_to_gateway",
+    "delete_from_gateway",
+    "instance_ip_grouping_key",
     "DEFAULT_BUCKETS",
     "INF",
     "linear_buckets",
@@ -143,6 +156,9 @@ __all__ = [
     "UntypedMetricFamily",
     "profile",
     "profiler",
+    "ProcessCollector",
+    "PlatformCollector",
+    "GCCollector",
     "PromshmError",
     "InvalidArgumentError",
     "LabelError",

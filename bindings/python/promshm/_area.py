@@ -251,12 +251,26 @@ def _options(pages: int, max_workers: int, eager: bool) -> B.promshm_area_option
 _last_size = [16384]
 
 
+_buffer_types: Dict[int, Any] = {}
+
+
+def _buffer_type(size: int) -> Any:
+    """The ``c_char * size`` type, made once: ``create_string_buffer`` makes a
+    new array type per call, a reference cycle that leaves garbage for the
+    collector on every render (which ``GCCollector``'s counts would show)."""
+    t = _buffer_types.get(size)
+    if t is None:
+        t = _buffer_types[size] = ctypes.c_char * size
+    return t
+
+
 def _render(func: Any, handle: c_void_p, fmt: int) -> bytes:
     """Call a ``*_render(handle, format, buf, len, &out_len)`` function into a bytes object."""
     size = _last_size[0]
     n = c_size_t()
     for _ in range(8):
-        buf = ctypes.create_string_buffer(size)
+        size = 1 << max(size - 1, 1).bit_length()  # a power of two: few buffer types
+        buf = _buffer_type(size)()
         rc = func(handle, fmt, buf, size, byref(n))
         if rc == 0:
             _last_size[0] = max(16384, n.value + n.value // 4 + 1024)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional
 from urllib.parse import parse_qs
 
-from . import _area
+from . import _area, compat
 from .exposition import _bake_output
 from .registry import REGISTRY
 
@@ -48,7 +48,10 @@ def make_asgi_app(registry: Any = REGISTRY, disable_compression: bool = False) -
                 registry, _header(scope, b"accept"), _header(scope, b"accept-encoding"), params, disable_compression
             )
             status = int(code.split(" ")[0])
-            headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in hdrs]
+            # ASGI's lower-case header names; with promshm.compat installed,
+            # prometheus_client's (``Content-Type``), which its users' tests expect.
+            keep_case = compat.installed()
+            headers = [((k if keep_case else k.lower()).encode("latin-1"), v.encode("latin-1")) for k, v in hdrs]
             if method == "HEAD":
                 output = b""
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -21,11 +21,21 @@ from .metrics_core import (
     UnknownMetricFamily,
     UntypedMetricFamily,
 )
+from .metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from .parser import parse_openmetrics
+from .registry import REGISTRY, CollectorRegistry
 from .samples import Exemplar, Sample, Timestamp
 from .validation import METRIC_TYPES
 
 __all__ = [
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Summary",
+    "Info",
+    "Enum",
+    "CollectorRegistry",
+    "REGISTRY",
     "Sample",
     "Exemplar",
     "Timestamp",

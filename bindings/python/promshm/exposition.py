@@ -23,13 +23,24 @@ import socket
 import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
-from urllib.parse import parse_qs
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlparse
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from socketserver import ThreadingMixIn
 
 from . import _area
 from . import _bindings as B
 from ._ffi import encode, lib
+from .push import (
+    basic_auth_handler,
+    default_handler,
+    delete_from_gateway,
+    instance_ip_grouping_key,
+    passthrough_redirect_handler,
+    push_to_gateway,
+    pushadd_to_gateway,
+    tls_auth_handler,
+)
 from .registry import REGISTRY, CollectorRegistry, filter_families
 
 __all__ = [
@@ -47,6 +58,15 @@ __all__ = [
     "start_wsgi_server",
     "write_to_textfile",
     "gzip_accepted",
+    "MetricsHandler",
+    "push_to_gateway",
+    "pushadd_to_gateway",
+    "delete_from_gateway",
+    "instance_ip_grouping_key",
+    "default_handler",
+    "basic_auth_handler",
+    "tls_auth_handler",
+    "passthrough_redirect_handler",
 ]
 
 CONTENT_TYPE_PLAIN_0_0_4: str = lib.promshm_format_content_type(B.PROMSHM_FORMAT_PROMETHEUS).decode()
@@ -70,7 +90,14 @@ registry_to_text = generate_metrics
 
 
 def _render(registry: Any, fmt: str) -> bytes:
-    if hasattr(registry, "render"):
+    """The text of ``registry`` (or any object with ``collect()``). With
+    :mod:`promshm.compat` installed, every render goes through ``collect()``
+    and prometheus_client's encoders (its order, ``1.0`` for 1, ``_created``
+    in 0.0.4 as gauges, exemplars): ``prometheus_client`` programs' golden
+    outputs keep matching. Otherwise a registry renders its area directly."""
+    from . import compat
+
+    if hasattr(registry, "render") and not compat.installed():
         return registry.render(fmt)
     # Any other collector: a prometheus_client-style object with collect().
     from .encoding import encode_families
@@ -79,16 +106,14 @@ def _render(registry: Any, fmt: str) -> bytes:
     return text + (b"# EOF\n" if fmt == "openmetrics" else b"")
 
 
-def _generate_openmetrics(registry: Any = REGISTRY) -> bytes:
-    return _render(registry, "openmetrics")
-
-
 def choose_encoder(accept_header: Optional[str]) -> Tuple[Callable[[Any], bytes], str]:
     """``(encoder, content_type)`` for an HTTP ``Accept`` header: OpenMetrics
     when it is acceptable with the highest preference, else text 0.0.4."""
     fmt = lib.promshm_format_from_accept(encode(accept_header, "Accept header") if accept_header else None)
     if fmt == B.PROMSHM_FORMAT_OPENMETRICS:
-        return _generate_openmetrics, CONTENT_TYPE_OPENMETRICS
+        from .openmetrics.exposition import generate_latest as generate_openmetrics
+
+        return generate_openmetrics, CONTENT_TYPE_OPENMETRICS
     return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
 
 
@@ -197,6 +222,32 @@ class MetricsMiddleware:
         if self.path is not None and environ.get("PATH_INFO") == self.path:
             return self.metrics_app(environ, start_response)
         return self.app(environ, start_response)
+
+
+class MetricsHandler(BaseHTTPRequestHandler):
+    """An ``http.server`` handler that serves ``registry`` (default :data:`REGISTRY`)
+    on GET; ``MetricsHandler.factory(registry)`` makes one for another registry."""
+
+    registry: Any = REGISTRY
+
+    def do_GET(self) -> None:
+        params = parse_qs(urlparse(self.path).query)
+        status, headers, output = _bake_output(
+            self.registry, self.headers.get("Accept"), self.headers.get("Accept-Encoding"), params, False
+        )
+        self.send_response(int(status.split(" ")[0]))
+        for header in headers:
+            self.send_header(*header)
+        self.end_headers()
+        self.wfile.write(output)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing."""
+
+    @classmethod
+    def factory(cls, registry: Any) -> type:
+        """A subclass of this handler that serves ``registry``."""
+        return type(str(cls.__name__), (cls, object), {"registry": registry})
 
 
 class _SilentHandler(WSGIRequestHandler):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import time as _time
 from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint64, c_void_p, sizeof
@@ -59,6 +60,8 @@ __all__ = [
     "GAUGE_MODES",
     "linear_buckets",
     "exponential_buckets",
+    "disable_created_metrics",
+    "enable_created_metrics",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,6 +93,27 @@ GAUGE_MODES: Dict[str, int] = {
 }
 
 _NULL = B.PROMSHM_RESULT_NULL_PARAMETER
+
+def _get_use_created() -> bool:
+    """Whether ``PROMETHEUS_DISABLE_CREATED_SERIES`` leaves ``_created`` on."""
+    return os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").lower() not in ("true", "1", "t")
+
+
+#: Whether collect() and the compat renders show ``_created`` samples
+#: (prometheus_client's switch, read from ``PROMETHEUS_DISABLE_CREATED_SERIES`` at import).
+_use_created: bool = _get_use_created()
+
+
+def disable_created_metrics() -> None:
+    """Leave ``_created`` samples out of every render (prometheus_client's call)."""
+    global _use_created
+    _use_created = False
+
+
+def enable_created_metrics() -> None:
+    """Show ``_created`` samples again (the default)."""
+    global _use_created
+    _use_created = True
 
 
 def linear_buckets(start: float, width: float, count: int) -> Tuple[float, ...]:
@@ -220,12 +244,61 @@ class Timer:
 
 def _fail(obj: Any, rc: int) -> None:
     if rc == _NULL and getattr(obj, "_h", None) is None:
-        raise UnobservableMetricError(
-            "metric needs label values",
-            rc,
-            f"{obj!r} has label names {list(obj._family._labelnames)}: call .labels(...) first",
-        )
+        _raise_unobservable(obj, rc)
     raise_for(rc, repr(obj))
+
+
+def _raise_unobservable(obj: Any, rc: int = _NULL) -> None:
+    raise UnobservableMetricError(
+        "missing label values",
+        rc,
+        f"{obj!r} has label names {list(obj._family._labelnames)}: call .labels(...) first",
+    )
+
+
+def _check_observable(obj: Any) -> None:
+    """Raise :class:`UnobservableMetricError` (a ``ValueError``, "missing label
+    values", as prometheus_client) if ``obj`` has no series: a labelled parent."""
+    if obj._h is None:
+        _raise_unobservable(obj)
+
+
+#: The most characters an exemplar's label names and values may have together.
+_EXEMPLAR_MAX_RUNES = 128
+
+
+def _check_exemplar(exemplar: Mapping[str, str]) -> Dict[str, str]:
+    """Validate an exemplar's labels as prometheus_client does: valid label
+    names, at most 128 characters in names and values together."""
+    from .validation import valid_label_name
+
+    runes = 0
+    out: Dict[str, str] = {}
+    for k, v in exemplar.items():
+        if not isinstance(k, str) or not valid_label_name(k):
+            raise InvalidArgumentError("invalid label name", B.PROMSHM_RESULT_INVALID_LABEL_NAME, f"invalid exemplar label name: {k!r}")
+        v = str(v)
+        runes += len(k) + len(v)
+        out[k] = v
+    if runes > _EXEMPLAR_MAX_RUNES:
+        raise InvalidArgumentError(
+            "invalid argument", 114, f"exemplar labels have {runes} UTF-8 characters, exceeding the limit of {_EXEMPLAR_MAX_RUNES}"
+        )
+    return out
+
+
+def _keep_exemplar(obj: Any, exemplar: Mapping[str, str], amount: float) -> None:
+    """Validate ``exemplar`` and keep it as the series' (or, for a histogram,
+    the observation's bucket's) last exemplar in this process."""
+    from .samples import Exemplar
+
+    labels = _check_exemplar(exemplar)
+    _check_observable(obj)
+    fam = obj._family
+    bound: Optional[float] = None
+    if fam._type == "histogram":
+        bound = next(b for b in fam.buckets if float(amount) <= b)
+    fam._exemplars.setdefault(obj._values(), {})[bound] = Exemplar(labels, float(amount), _time.time())
 
 
 def _label_str(v: Any) -> str:
@@ -247,16 +320,21 @@ class _Ops:
     __slots__ = ()
     _h: Optional[c_void_p]
     _family: Any  # the family object (a MetricWrapperBase)
-
-    def _values(self) -> Tuple[str, ...]:
-        return ()
+    # _values() (the series' label values) comes from the family, series or
+    # partial class: not defined here, where a series class's MRO would find
+    # it before _Series's.
+    _values: Callable[[], Tuple[str, ...]]
 
 
 class _CounterOps(_Ops):
     __slots__ = ()
 
     def inc(self, amount: float = 1, exemplar: Optional[Mapping[str, str]] = None) -> None:
-        """Add ``amount`` (>= 0) to the counter. ``exemplar`` is accepted and ignored."""
+        """Add ``amount`` (>= 0) to the counter. ``exemplar`` (labels) is
+        validated as prometheus_client does, and this process keeps the last
+        one of the series (shown by this process's OpenMetrics renders)."""
+        if exemplar is not None:
+            _keep_exemplar(self, exemplar, amount)
         if amount == 1:
             rc = fast.counter_inc(self._h)
             if rc:
@@ -267,12 +345,32 @@ class _CounterOps(_Ops):
     def count_exceptions(self, exception: Union[Type[BaseException], Tuple[Type[BaseException], ...]] = Exception) -> _Guard:
         """Count exceptions of type ``exception`` raised in a block or function
         (context manager and decorator); the exception propagates."""
+        _check_observable(self)
 
         def exit_(_t: Any, e: Optional[BaseException]) -> None:
             if e is not None and isinstance(e, exception):
                 self.inc()
 
         return _Guard(lambda: None, exit_)
+
+    def reset(self) -> None:
+        """Reset the series to 0 with a new ``_created`` time: the series is
+        removed and made again, so every process's render shows 0. Another
+        process that already holds the series (an unlabelled counter, or a
+        cached ``labels()`` child) keeps writing to the removed one, which
+        updates nothing visible (as after :meth:`remove`): reset counters
+        that only the calling process updates."""
+        _check_observable(self)
+        fam = self._family
+        key = self._values()
+        fam._remove_key(key)
+        new = fam._resolve(key)
+        with fam._lock:
+            old, self._h = self._h, new
+            if self is not fam:
+                fam._children[key] = self
+        if old is not None:
+            lib.promshm_series_free(old)
 
     def get(self) -> float:
         """The counter's total in the area: every process's flushed updates,
@@ -324,6 +422,7 @@ class _GaugeOps(_Ops):
 
     def track_inprogress(self) -> _Guard:
         """Increment on entry, decrement on exit (context manager and decorator)."""
+        _check_observable(self)
         return _Guard(lambda: self.inc(), lambda _t, _e: self.dec())
 
     #: pyprometheus' name.
@@ -337,6 +436,7 @@ class _GaugeOps(_Ops):
         """Call ``f()`` to get the value whenever this process renders.
 
         Other processes render the value this process set last."""
+        _check_observable(self)
         self._family._functions[self._values()] = (self, f)
 
     def get(self) -> float:
@@ -377,7 +477,11 @@ class _HistogramOps(_ObserveOps):
     __slots__ = ()
 
     def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
-        """Record one observation. ``exemplar`` is accepted and ignored."""
+        """Record one observation. ``exemplar`` (labels) is validated as
+        prometheus_client does, and this process keeps the last one of the
+        bucket (shown by this process's OpenMetrics renders)."""
+        if exemplar is not None:
+            _keep_exemplar(self, exemplar, amount)
         _update(self, fast.histogram_observe, amount)
 
     def get(self) -> Tuple[int, float]:
@@ -426,6 +530,9 @@ class _InfoOps(_Ops):
         overlap = set(val) & set(fam._labelnames)
         if overlap:
             raise LabelError("invalid label name", 102, f"overlapping labels for info metric {fam._name}: {sorted(overlap)}")
+        bad = [k for k, v in val.items() if v is None]
+        if bad:
+            raise LabelError("invalid label value", 114, f"Label value cannot be None: {bad} of info metric {fam._name}")
         arr, n = label_array((encode(k, "info name"), encode(v, "info value")) for k, v in val.items())
         rc = lib.promshm_info_set(self._h, arr, n)
         if rc:
@@ -557,6 +664,8 @@ class MetricWrapperBase(_Ops):
         "_rawkw",
         "_lock",
         "_functions",
+        "_exemplars",
+        "_created_at",
         "_kwargs",
         "__weakref__",
         "__dict__",
@@ -608,6 +717,10 @@ class MetricWrapperBase(_Ops):
         self._rawkw: Dict[Any, Any] = {}  # labels(**kv) items as given -> series
         self._lock = threading.Lock()
         self._functions: Dict[Tuple[str, ...], Tuple[Any, Callable[[], float]]] = {}
+        # label values -> bucket bound (None for a counter) -> this process's last exemplar
+        self._exemplars: Dict[Tuple[str, ...], Dict[Optional[float], Any]] = {}
+        # label values -> time.time() when this process first made the series
+        self._created_at: Dict[Tuple[str, ...], float] = {}
         self._kwargs = kwargs
         self._check_kwargs(kwargs)
         if registry is _DEFAULT:
@@ -688,6 +801,7 @@ class MetricWrapperBase(_Ops):
     def _resolve(self, values: Tuple[str, ...]) -> c_void_p:
         if self._fam_mode == B.PROMSHM_UPDATE_MODE_BUFFERED:
             _area._need_flusher()
+        self._created_at.setdefault(values, _time.time())
         enc = [encode(v, "label value") for v in values]
         arr = str_array(enc)
         h = c_void_p()
@@ -822,6 +936,8 @@ class MetricWrapperBase(_Ops):
             self._raw.clear()
             self._rawkw.clear()
             self._functions.pop(key, None)
+            self._exemplars.pop(key, None)
+            self._created_at.pop(key, None)
 
     def remove_by_labels(self, labels: Mapping[str, Any]) -> None:
         """Remove every series whose labels include ``labels`` (prometheus_client
@@ -867,6 +983,8 @@ class MetricWrapperBase(_Ops):
             self._raw.clear()
             self._rawkw.clear()
             self._functions.clear()
+            self._exemplars.clear()
+            self._created_at.clear()
             old, self._h = self._h, None
         if old is not None:
             lib.promshm_series_free(old)
@@ -910,7 +1028,10 @@ class MetricWrapperBase(_Ops):
         return _families_of(self)
 
     def __repr__(self) -> str:
-        return f"{type(self).__module__}.{type(self).__name__}({self._name})"
+        from . import compat
+
+        module = "prometheus_client.metrics" if compat.installed() else type(self).__module__
+        return f"{module}.{type(self).__name__}({self._sample_names()[0]})"
 
     def __del__(self) -> None:
         try:
@@ -1016,8 +1137,12 @@ class Histogram(_HistogramOps, MetricWrapperBase):
         **kwargs: Any,
     ) -> None:
         bs = [float(b) for b in buckets]
+        if bs != sorted(bs):
+            raise InvalidArgumentError("invalid buckets", B.PROMSHM_RESULT_INVALID_BUCKETS, f"buckets not in sorted order: {list(buckets)}")
         if bs and bs[-1] == INF:
             bs = bs[:-1]
+        if not bs:
+            raise InvalidArgumentError("invalid buckets", B.PROMSHM_RESULT_INVALID_BUCKETS, "must have at least two buckets (one besides +Inf)")
         self._buckets = tuple(bs)
         self._bucket_arr = (c_double * max(len(bs), 1))(*bs)
         check_reserved_label(labelnames, "le", "histogram")
@@ -1029,6 +1154,14 @@ class Histogram(_HistogramOps, MetricWrapperBase):
     @property
     def buckets(self) -> Tuple[float, ...]:
         return self._buckets + (INF,)
+
+    @property
+    def _upper_bounds(self) -> List[float]:
+        """prometheus_client's name of the bucket bounds (``+Inf`` included)."""
+        return list(self.buckets)
+
+    #: Prometheus' default buckets (prometheus_client's class attribute).
+    DEFAULT_BUCKETS: Tuple[float, ...] = DEFAULT_BUCKETS
 
 
 class Summary(_SummaryOps, MetricWrapperBase):

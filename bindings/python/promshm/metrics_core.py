@@ -188,8 +188,10 @@ class HistogramMetricFamily(Metric):
         for b in buckets:
             bound, value = b[0], b[1]
             exemplar = b[2] if len(b) > 2 else None
-            self.samples.append(Sample(self.name + "_bucket", {**lbl, "le": str(bound)}, value, timestamp, exemplar))
-        if sum_value is not None:
+            self.samples.append(Sample(self.name + "_bucket", {**lbl, "le": bound}, value, timestamp, exemplar))
+        # As prometheus_client: no _sum (and so no _count) with negative buckets;
+        # the last bucket (+Inf) is the count.
+        if float(buckets[0][0]) >= 0 and sum_value is not None:
             self.samples.append(Sample(self.name + "_count", lbl, buckets[-1][1], timestamp))
             self.samples.append(Sample(self.name + "_sum", lbl, sum_value, timestamp))
 
@@ -214,10 +216,11 @@ class GaugeHistogramMetricFamily(Metric):
     def add_metric(self, labels: Sequence[str], buckets: Sequence[Tuple[str, float]], gsum_value: Optional[float], timestamp: Optional[float] = None) -> None:
         lbl = dict(zip(self._labelnames, labels))
         for bound, value in buckets:
-            self.samples.append(Sample(self.name + "_bucket", {**lbl, "le": str(bound)}, value, timestamp))
-        if gsum_value is not None:
-            self.samples.append(Sample(self.name + "_gcount", lbl, buckets[-1][1], timestamp))
-            self.samples.append(Sample(self.name + "_gsum", lbl, gsum_value, timestamp))
+            self.samples.append(Sample(self.name + "_bucket", {**lbl, "le": bound}, value, timestamp))
+        # The last bucket (+Inf) is the count; a bad value fails when rendered
+        # (as prometheus_client: TypeError for None, ValueError for text).
+        self.samples.append(Sample(self.name + "_gcount", lbl, buckets[-1][1], timestamp))
+        self.samples.append(Sample(self.name + "_gsum", lbl, gsum_value, timestamp))
 
 
 class InfoMetricFamily(Metric):

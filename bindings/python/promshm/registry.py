@@ -94,6 +94,7 @@ class CollectorRegistry:
         self._skipped_families = 0  # collector families skipped for a taken name
         self._names: Dict[str, Any] = {}  # sample name -> the metric of this registry that renders it
         self._detached_area = False  # made for one registry=None metric
+        self._auto_describe = auto_describe
         _area._registries.add(self)
         if target_info is not None:
             self.set_target_info(target_info)
@@ -180,7 +181,31 @@ class CollectorRegistry:
                 return
             if any(c is collector for c in self._collectors):
                 raise ValueError(f"Collector already registered: {collector!r}")
+            names = self._collector_names(collector)
+            taken = {n for n in names if n in self._names}
+            if taken:
+                raise DuplicateTimeseries(taken)
+            for n in names:
+                self._names[n] = collector
             self._collectors.append(collector)
+
+    def _collector_names(self, collector: Any) -> Set[str]:
+        """The sample names a custom collector takes: from its ``describe()``,
+        or with ``auto_describe=True`` from ``collect()`` (prometheus_client's rule)."""
+        describe = getattr(collector, "describe", None)
+        if describe is not None:
+            fams = describe()
+        elif self._auto_describe:
+            fams = collector.collect()
+        else:
+            return set()
+        out: Set[str] = set()
+        for fam in fams:
+            if hasattr(fam, "_sample_names"):
+                out.update(fam._sample_names())
+            else:
+                out |= _names_of(fam.name, fam.type)
+        return out
 
     def unregister(self, collector: Any) -> None:
         """Remove a collector. For a metric of this registry: its series are
@@ -189,6 +214,7 @@ class CollectorRegistry:
             for i, c in enumerate(self._collectors):
                 if c is collector:
                     del self._collectors[i]
+                    self._release(c)
                     return
             for m in self._metrics:
                 if m is collector:
@@ -202,18 +228,19 @@ class CollectorRegistry:
         from .metrics import Info
 
         with self._lock:
-            self._target_info = dict(labels) if labels else None
             info = self._target_info_metric
-            if info is None:
-                if not labels:
-                    return
-                info = self._target_info_metric = Info("target", "Target metadata", registry=self)
             if labels:
+                if info is None:
+                    info = self._target_info_metric = Info("target", "Target metadata", registry=self)
+                elif not any(m is info for m in self._metrics):
+                    self._claim(info)  # its names again (a ValueError if another metric took them)
                 if info._h is None:
                     info.clear()  # re-creates its series
                 info.info(dict(labels))
-            else:
+            elif info is not None:
+                self._release(info)  # the names are free while it is unset
                 info._clear_series()  # renders nothing until set again
+            self._target_info = dict(labels) if labels else None
 
     def get_target_info(self) -> Optional[Dict[str, str]]:
         return self._target_info
@@ -252,8 +279,57 @@ class CollectorRegistry:
         check(lib.promshm_registry_render_to_file(self._handle(), _format(format), encode(os.fspath(path), "path")))
 
     def collect(self) -> Iterator[Metric]:
-        """Every family as prometheus_client-style ``Metric`` objects."""
-        return parse_openmetrics(self.render("openmetrics").decode("utf-8"))
+        """Every family as prometheus_client-style ``Metric`` objects, in
+        prometheus_client's order: ``target_info``, then this process's metrics
+        of the registry in the order they were made, then families in the
+        area made only by other processes (by name), then custom collectors'
+        families. ``_created`` samples are left out after
+        :func:`~promshm.metrics.disable_created_metrics`; exemplars are this
+        process's (see ``Counter.inc``)."""
+        return iter(self._collect(None))
+
+    def _collect(self, names: Optional[Set[str]]) -> List[Metric]:
+        """:meth:`collect`'s families; with ``names``, only the custom
+        collectors whose ``describe()`` (or, without one, ``collect()``)
+        has one of these sample names are called."""
+        from . import metrics as _metrics
+
+        self._run_functions()
+        text = _render(lib.promshm_registry_render, self._handle(), B.PROMSHM_FORMAT_OPENMETRICS)
+        area = {f.name: f for f in parse_openmetrics(text.decode("utf-8"))}
+        with self._lock:
+            own = list(self._metrics)
+            collectors = list(self._collectors)
+            info = self._target_info_metric
+        if info is not None:
+            own = [info] + [m for m in own if m is not info]
+        out: List[Metric] = []
+        for m in own:
+            fam = area.pop(m.name, None)
+            if fam is not None:
+                out.append(_with_local_state(fam, m))
+        out.extend(area[n] for n in sorted(area))
+        taken = set()
+        for fam in out:
+            taken |= _names_of(fam.name, fam.type)
+        for c in collectors:
+            if names is not None and not _collector_has(c, names):
+                continue
+            for fam in c.collect():
+                if isinstance(fam, _metrics.MetricWrapperBase):
+                    fams = _families_of(fam)
+                else:
+                    fams = [fam]
+                for f in fams:
+                    # a name the page already has is skipped (render() counts it)
+                    fnames = _names_of(f.name, f.type)
+                    if fnames & taken:
+                        continue
+                    taken |= fnames
+                    out.append(f)
+        if not _metrics._use_created:
+            out = [_without_created(f) for f in out]
+        return out
 
     def get_sample_value(self, name: str, labels: Optional[Mapping[str, str]] = None) -> Optional[float]:
         """The value of one sample, or None (prometheus_client's test helper)."""
@@ -281,16 +357,88 @@ class CollectorRegistry:
         return f"<promshm.CollectorRegistry {where}{' prefix=' + self.prefix if self.prefix else ''}>"
 
 
+def _collector_has(collector: Any, names: Set[str]) -> bool:
+    """Whether a custom collector's families have a sample name in ``names``
+    (from its ``describe()`` when it has one, as prometheus_client does)."""
+    describe = getattr(collector, "describe", None)
+    fams = describe() if describe is not None else collector.collect()
+    for fam in fams:
+        if _names_of(fam.name, fam.type) & names:
+            return True
+    return False
+
+
+def _with_local_state(fam: Metric, metric: Any) -> Metric:
+    """``fam`` with what this process knows of ``metric``'s series: its
+    exemplars, and ``_created`` as the earlier of the area's time and this
+    process's ``time.time()`` when it made the series (prometheus_client's
+    clock: the two differ by microseconds, unless the clock is mocked)."""
+    kept = metric._exemplars
+    created_at = metric._created_at
+    names = metric._labelnames
+    ex_name = fam.name + ("_bucket" if fam.type == "histogram" else "_total")
+    created = fam.name + "_created"
+    samples = []
+    for smp in fam.samples:
+        if smp.name == ex_name and kept:
+            key = tuple(smp.labels.get(n, "") for n in names)
+            bound = float(smp.labels["le"]) if ex_name.endswith("_bucket") else None
+            ex = kept.get(key, {}).get(bound)
+            if ex is not None:
+                smp = smp._replace(exemplar=ex)
+        elif smp.name == created:
+            t = created_at.get(tuple(smp.labels.get(n, "") for n in names))
+            if t is not None and t < smp.value:
+                smp = smp._replace(value=t)
+        samples.append(smp)
+    fam.samples = samples
+    return fam
+
+
+def _without_created(fam: Metric) -> Metric:
+    created = fam.name + "_created"
+    if any(smp.name == created for smp in fam.samples):
+        fam.samples = [smp for smp in fam.samples if smp.name != created]
+    return fam
+
+
+def _restrict(fam: Metric, names: Set[str]) -> Optional[Metric]:
+    """A copy of ``fam`` with only the samples named in ``names`` (None if none)."""
+    samples = [smp for smp in fam.samples if smp.name in names]
+    if not samples:
+        return None
+    out = Metric.__new__(Metric)
+    out.name, out.documentation, out.type, out.unit = fam.name, fam.documentation, fam.type, fam.unit
+    out.samples = samples
+    return out
+
+
 class _Restricted:
+    """``registry.restricted_registry(names)``: only the samples with these names."""
+
     def __init__(self, registry: CollectorRegistry, names: Set[str]) -> None:
         self._registry = registry
         self._names = names
 
     def render(self, format: Union[str, int] = "prometheus") -> bytes:
-        return filter_families(self._registry.render(format), self._names)
+        om = _format(format) == B.PROMSHM_FORMAT_OPENMETRICS
+        return encode_families(self.collect(), om).encode("utf-8") + (EOF if om else b"")
 
     def collect(self) -> Iterator[Metric]:
-        return parse_openmetrics(self.render("openmetrics").decode("utf-8"))
+        out = []
+        for fam in self._registry._collect(self._names):
+            r = _restrict(fam, self._names)
+            if r is not None:
+                out.append(r)
+        return iter(out)
+
+    def get_sample_value(self, name: str, labels: Optional[Mapping[str, str]] = None) -> Optional[float]:
+        want = dict(labels or {})
+        for fam in self.collect():
+            for smp in fam.samples:
+                if smp.name == name and smp.labels == want:
+                    return smp.value
+        return None
 
 
 # --------------------------------------------------------------------------
