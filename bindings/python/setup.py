@@ -19,6 +19,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+PTH = "promshm-prometheus-client.pth"
 LIBNAME = "libpromshm.dylib" if sys.platform == "darwin" else "libpromshm.so"
 
 
@@ -57,6 +58,9 @@ def _built_library() -> Path:
 class BuildWithCargo(build_py):
     def run(self) -> None:
         super().run()
+        # The prometheus_client backend's import hook (inert unless
+        # $PROMSHM_PROMETHEUS_CLIENT is set): site-packages runs .pth files.
+        shutil.copyfile(HERE / PTH, Path(self.build_lib) / PTH)
         lib = _built_library()
         dest = Path(self.build_lib) / "promshm" / LIBNAME
         dest.parent.mkdir(parents=True, exist_ok=True)

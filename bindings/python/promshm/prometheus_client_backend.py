@@ -1,0 +1,467 @@
+"""A promshm backend for the real ``prometheus_client``: no change in the app.
+
+With the backend installed, every ``Counter``, ``Gauge``, ``Histogram``,
+``Summary``, ``Info`` and ``Enum`` that any code creates with the real
+``prometheus_client`` (in ``REGISTRY`` or in any ``CollectorRegistry()``)
+keeps its value in the application's promshm shared area, so it is exact
+across the workers of gunicorn, uWSGI, uvicorn and ``multiprocessing``,
+whatever ``PROMETHEUS_MULTIPROC_DIR`` says (no ``.db`` files are written, no
+directory needs wiping, ``mark_process_dead`` is a no-op).
+
+Switching it on
+---------------
+* For an existing app, with no code change: ``PROMSHM_PROMETHEUS_CLIENT=1``
+  in the environment. The ``promshm-prometheus-client.pth`` file installed
+  with promshm arms an import hook that calls :func:`install` right after
+  ``prometheus_client`` is imported (it does nothing when the variable is
+  unset or ``0``).
+* In code: ``promshm.prometheus_client_backend.install()`` before the first
+  metric is created (before importing the libraries that create metrics at
+  import time).
+
+What a scrape shows
+-------------------
+Collecting a metric (``generate_latest(registry)``, ``registry.collect()``,
+``get_sample_value``) renders the metric's family from the shared area: the
+totals of every process, including label sets only other workers have used.
+``prometheus_client.multiprocess.MultiProcessCollector(registry)`` is
+replaced by a collector that renders every family of the area (its ``path``
+is ignored), so the documented multiprocess setup keeps working unchanged.
+
+Gauges: ``multiprocess_mode`` combines the processes' values as
+prometheus_client documents: ``sum``/``livesum`` add, ``max``/``livemax``,
+``min``/``livemin``, ``mostrecent``/``livemostrecent``; the ``live*`` modes
+drop a dead worker's value; ``mostrecent`` compares the times of the
+updates to the millisecond. ``all``/``liveall`` render one series per live
+worker process labelled by its promshm **worker slot** (``worker="<slot>"``)
+rather than ``pid`` (a slot is reused by the next worker, so series do not
+pile up as workers are recycled).
+
+Limits: exemplars are kept per process only and not rendered (as in
+prometheus_client's multiprocess mode); ``Gauge.set_function`` is evaluated
+in the process that scrapes; ``Counter.reset()`` resets the local value
+only. A metric whose name is already used in the area with another type,
+label names, buckets or states stays per-process and a
+:class:`RuntimeWarning` says so.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+import threading
+import warnings
+from typing import Any, Dict, Optional, Tuple
+
+__all__ = ["install", "installed", "install_import_hook", "MultiProcessCollector", "ENV_VAR"]
+
+#: The environment variable that arms the import hook of the ``.pth`` file.
+ENV_VAR = "PROMSHM_PROMETHEUS_CLIENT"
+
+_lock = threading.RLock()
+_installed = False
+_tls = threading.local()
+_families: Dict[Tuple[Any, ...], Any] = {}
+_failed: Dict[Tuple[Any, ...], bool] = {}
+_pm_registry: Any = None  # the promshm registry the shadow families live in
+_view: Any = None  # a promshm registry rendering the whole area
+
+
+def enabled_by_env(env: Optional[Dict[str, str]] = None) -> bool:
+    """Whether ``$PROMSHM_PROMETHEUS_CLIENT`` asks for the backend."""
+    v = (os.environ if env is None else env).get(ENV_VAR, "").strip().lower()
+    return v not in ("", "0", "false", "no", "off")
+
+
+def installed() -> bool:
+    """Whether :func:`install` has run in this process."""
+    return _installed
+
+
+# --------------------------------------------------------------------------
+# Shadow families: one promshm metric per prometheus_client metric name.
+
+
+def _eager_classes() -> Dict[str, type]:
+    """promshm metric classes whose updates go straight to the area, so a
+    scrape in any worker right after a request sees it (as prometheus_client's
+    multiprocess files do)."""
+    from . import _bindings as B
+    from . import metrics as M
+
+    out = {}
+    for typ, base in (
+        ("counter", M.Counter),
+        ("gauge", M.Gauge),
+        ("histogram", M.Histogram),
+        ("summary", M.Summary),
+        ("info", M.Info),
+        ("stateset", M.Enum),
+    ):
+
+        def _update_mode(self: Any, _b: type = base) -> int:
+            return B.PROMSHM_UPDATE_MODE_EAGER if self._buffered else B.PROMSHM_UPDATE_MODE_DEFAULT
+
+        out[typ] = type("Backend" + base.__name__, (base,), {"__slots__": (), "_update_mode": _update_mode})
+    return out
+
+
+_classes: Dict[str, type] = {}
+
+
+def _shape(metric: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    """The cache key of a prometheus_client metric and the promshm kwargs."""
+    typ = metric._type
+    kw: Dict[str, Any] = {}
+    extra: Tuple[Any, ...] = ()
+    if typ == "gauge":
+        kw["multiprocess_mode"] = metric._multiprocess_mode
+        extra = (kw["multiprocess_mode"],)
+    elif typ == "histogram":
+        kw["buckets"] = tuple(float(b) for b in metric._upper_bounds)
+        extra = kw["buckets"]
+    elif typ == "stateset":
+        kw["states"] = tuple(metric._states)
+        extra = kw["states"]
+    key = (typ, metric._name, tuple(metric._labelnames)) + extra
+    return key, kw
+
+
+def _family_for(metric: Any) -> Any:
+    """The promshm family holding ``metric``'s values (None: stays local).
+    Raises AttributeError while the metric's constructor has not set its
+    shape yet (an Enum's states)."""
+    key, kw = _shape(metric)
+    fam = _families.get(key)
+    if fam is not None or key in _failed:
+        return fam
+    with _lock:
+        fam = _families.get(key)
+        if fam is not None or key in _failed:
+            return fam
+        cls = _classes.get(key[0])
+        if cls is None:
+            _failed[key] = True
+            return None
+        try:
+            fam = cls(
+                metric._name,
+                metric._documentation,
+                labelnames=tuple(metric._labelnames),
+                registry=_pm_registry,
+                **kw,
+            )
+        except Exception as e:  # another shape under this name, a full area, ...
+            _failed[key] = True
+            warnings.warn(
+                f"promshm backend: {key[0]} {metric._name!r} stays per-process: {e}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return None
+        _families[key] = fam
+        return fam
+
+
+_MISSING = object()
+
+
+def _series_of(metric: Any) -> Any:
+    """The promshm series of a prometheus_client child or unlabelled metric
+    (cached on it; None: the metric stays per-process)."""
+    d = metric.__dict__
+    s = d.get("_promshm_series", _MISSING)
+    if s is not _MISSING:
+        return s
+    try:
+        fam = _family_for(metric)
+    except AttributeError:
+        return None  # not constructed yet: resolved on first use
+    s = None
+    if fam is not None:
+        s = fam.labels(*metric._labelvalues) if metric._labelnames else fam
+    d["_promshm_series"] = s
+    return s
+
+
+# --------------------------------------------------------------------------
+# The value class prometheus_client's Counter/Gauge/Histogram/Summary use.
+
+
+class PromshmValue:
+    """``prometheus_client.values.ValueClass`` with the backend on.
+
+    Made inside a metric's ``_metric_init``, it forwards the updates to the
+    metric's promshm series: a counter's ``inc``, a gauge's ``inc``/``set``,
+    and the ``_sum`` of a histogram or summary, whose ``inc(amount)`` is called
+    once per observation (it becomes ``observe(amount)``; the bucket and
+    ``_count`` values stay local: the promshm series counts them). ``get()``
+    of a counter or gauge is the area's value."""
+
+    _multiprocess = False
+
+    def __init__(
+        self,
+        typ: str,
+        metric_name: str,
+        name: str,
+        labelnames: Any,
+        labelvalues: Any,
+        help_text: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self._value = 0.0
+        self._exemplar = None
+        self._lock = threading.Lock()
+        metric = getattr(_tls, "metric", None)
+        self._metric = None
+        self._role = ""
+        if metric is not None:
+            if typ in ("counter", "gauge"):
+                self._role = typ
+            elif typ in ("histogram", "summary") and name == metric_name + "_sum":
+                self._role = "observe"
+            if self._role:
+                self._metric = metric
+
+    @property
+    def _series(self) -> Any:
+        m = self._metric
+        return None if m is None else _series_of(m)
+
+    def inc(self, amount: float) -> None:
+        with self._lock:
+            self._value += amount
+        s = self._series
+        if s is not None:
+            if self._role == "observe":
+                s.observe(amount)
+            else:
+                s.inc(amount)
+
+    def set(self, value: float, timestamp: Optional[float] = None) -> None:
+        with self._lock:
+            self._value = value
+        s = self._series
+        if s is not None and self._role == "gauge":
+            s.set(value)
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        with self._lock:
+            self._exemplar = exemplar
+
+    def get(self) -> float:
+        s = self._series
+        if s is not None and self._role in ("counter", "gauge"):
+            return float(s.get())
+        with self._lock:
+            return self._value
+
+    def get_exemplar(self) -> Any:
+        with self._lock:
+            return self._exemplar
+
+
+# --------------------------------------------------------------------------
+# Rendering: promshm families -> prometheus_client Metric objects.
+
+
+def _use_created() -> bool:
+    from prometheus_client import metrics as pm
+
+    return bool(getattr(pm, "_use_created", True))
+
+
+def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, unit: Optional[str] = None) -> list:
+    from prometheus_client.metrics_core import Metric
+
+    created = _use_created()
+    out = []
+    for f in fams:
+        m = Metric(f.name if name is None else name, f.documentation if doc is None else doc, f.type, f.unit if unit is None else unit)
+        for s in f.samples:
+            if not created and s.name.endswith("_created"):
+                continue
+            m.add_sample(s.name, dict(s.labels), s.value, s.timestamp)
+        out.append(m)
+    return out
+
+
+def _collect_metric(self: Any, _orig: Any) -> Any:
+    if "_child_samples" in self.__dict__:  # Gauge.set_function: evaluated here
+        return _orig(self)
+    fam = _family_for(self)
+    if fam is None:
+        return _orig(self)
+    return _convert(fam.collect(), self._name, self._documentation, self._unit)
+
+
+class MultiProcessCollector:
+    """``prometheus_client.multiprocess.MultiProcessCollector`` with the
+    backend on: renders every family of the shared area (``path`` and
+    ``$PROMETHEUS_MULTIPROC_DIR`` are not used)."""
+
+    def __init__(self, registry: Any, path: Optional[str] = None) -> None:
+        self._path = path
+        if registry is not None:
+            registry.register(self)
+
+    def collect(self) -> list:
+        return _convert(_view.collect())
+
+
+def _mark_process_dead(pid: int, path: Optional[str] = None) -> None:
+    """No-op: promshm reaps dead workers itself."""
+
+
+# --------------------------------------------------------------------------
+# Installing.
+
+
+def _wrap_metric_init(cls: type) -> None:
+    orig = cls.__dict__.get("_metric_init")
+    if orig is None or getattr(orig, "_promshm", False):
+        return
+
+    def _metric_init(self: Any) -> None:
+        _series_of(self)  # the series exists in the area from now on
+        prev = getattr(_tls, "metric", None)
+        _tls.metric = self
+        try:
+            orig(self)
+        finally:
+            _tls.metric = prev
+
+    _metric_init._promshm = True  # type: ignore[attr-defined]
+    cls._metric_init = _metric_init  # type: ignore[attr-defined]
+
+
+def _wrap_method(cls: type, name: str, forward: Any) -> None:
+    orig = cls.__dict__.get(name)
+    if orig is None or getattr(orig, "_promshm", False):
+        return
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        r = orig(self, *args, **kwargs)
+        s = _series_of(self)
+        if s is not None:
+            forward(s, *args, **kwargs)
+        return r
+
+    method._promshm = True  # type: ignore[attr-defined]
+    method.__name__ = name
+    method.__doc__ = orig.__doc__
+    setattr(cls, name, method)
+
+
+def _wrap_parent_method(cls: type, name: str, forward: Any) -> None:
+    """remove()/clear() on a labelled parent: also in the area."""
+    orig = cls.__dict__.get(name)
+    if orig is None or getattr(orig, "_promshm", False):
+        return
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "not implemented in multi process mode"
+            r = orig(self, *args, **kwargs)
+        fam = _family_for(self) if self._labelnames else None
+        if fam is not None:
+            forward(fam, *args, **kwargs)
+        return r
+
+    method._promshm = True  # type: ignore[attr-defined]
+    method.__name__ = name
+    method.__doc__ = orig.__doc__
+    setattr(cls, name, method)
+
+
+def install() -> None:
+    """Put the real ``prometheus_client``'s metric values in the promshm
+    shared area (idempotent). Call it before the first metric is created."""
+    global _installed, _pm_registry, _view
+    with _lock:
+        if _installed:
+            return
+        import prometheus_client.metrics as pm
+        import prometheus_client.multiprocess as mp
+        import prometheus_client.values as pv
+
+        from ._area import SHARED
+        from .registry import CollectorRegistry
+
+        _classes.update(_eager_classes())
+        _pm_registry = CollectorRegistry(area=SHARED, self_metrics=False)
+        _view = CollectorRegistry(area=SHARED, self_metrics=False)
+
+        pv.ValueClass = PromshmValue
+        for cls in (pm.Counter, pm.Gauge, pm.Histogram, pm.Summary, pm.Info, pm.Enum):
+            _wrap_metric_init(cls)
+        _wrap_method(pm.Info, "info", lambda s, val: s.info(val))
+        _wrap_method(pm.Enum, "state", lambda s, state: s.state(state))
+        _wrap_parent_method(pm.MetricWrapperBase, "remove", lambda f, *v: f.remove(*v))
+        _wrap_parent_method(pm.MetricWrapperBase, "clear", lambda f: f.clear())
+
+        orig_collect = pm.MetricWrapperBase.collect
+        if not getattr(orig_collect, "_promshm", False):
+
+            def collect(self: Any) -> Any:
+                return _collect_metric(self, orig_collect)
+
+            collect._promshm = True  # type: ignore[attr-defined]
+            collect.__doc__ = orig_collect.__doc__
+            pm.MetricWrapperBase.collect = collect  # type: ignore[method-assign]
+
+        mp.MultiProcessCollector = MultiProcessCollector  # type: ignore[misc,assignment]
+        mp.mark_process_dead = _mark_process_dead
+        _installed = True
+
+
+# --------------------------------------------------------------------------
+# The import hook armed by the .pth file.
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: Any) -> Any:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._inner.exec_module(module)
+        install()
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != "prometheus_client":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _Loader(spec.loader)
+        return spec
+
+
+def install_import_hook() -> None:
+    """Call :func:`install` when ``prometheus_client`` is imported (now, if it
+    already is). Used by the ``.pth`` file when ``$PROMSHM_PROMETHEUS_CLIENT``
+    is set."""
+    if "prometheus_client" in sys.modules:
+        install()
+        return
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+
+
+def _pth_hook() -> None:
+    """Entry point of the ``.pth`` file: arm the hook if the variable asks."""
+    if enabled_by_env():
+        install_import_hook()

@@ -1,0 +1,315 @@
+"""The promshm backend for the REAL prometheus_client (issue 10, item 1).
+
+Unmodified prometheus_client code — Counter, Gauge in every multiprocess_mode,
+Histogram, Summary, Info, Enum, labelled, in REGISTRY and in a fresh
+CollectorRegistry() — updated in 4 forked multiprocessing children and in 4
+gunicorn workers must give exact totals in the parent's / any worker's
+generate_latest() and in MultiProcessCollector, whatever
+PROMETHEUS_MULTIPROC_DIR says. Without the backend the parent reads 0 (checked
+by test_without_backend_the_parent_sees_nothing, so the checks are not vacuous).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
+
+import pytest
+
+from conftest import child_env, free_port, parse_text, value
+
+pytest.importorskip("prometheus_client")
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = HERE / "pc_backend_mp_script.py"
+PTH = HERE.parent / "promshm-prometheus-client.pth"
+N, ROUNDS = 4, 1000
+
+
+def _run_mp(tmp_path: Path, how: str, **env: str) -> Dict:
+    e = child_env(PROMSHM_DIR=str(tmp_path), **env)
+    if how != "env":
+        e.pop("PROMSHM_PROMETHEUS_CLIENT", None)
+    cmd = [sys.executable, str(SCRIPT), how]
+    if how == "env":  # the shipped .pth file, processed as site-packages does
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / PTH.name).write_text(PTH.read_text())
+        cmd = [sys.executable, "-c", _SITE_RUN.format(site=str(site)), str(SCRIPT), how]
+    r = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-5000:]
+    return json.loads(r.stdout)
+
+
+_SITE_RUN = (
+    "import runpy, site, sys; site.addsitedir({site!r}); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def _check_totals(text: str, which: str) -> None:
+    s = parse_text(text)
+    if which in ("default", "multiprocess"):
+        assert value(s, "bk_requests_total", path="/a") == N * ROUNDS / 2, text
+        assert value(s, "bk_requests_total", path="/b") == N * ROUNDS / 2
+        assert value(s, "bk_latency_seconds_count", path="/a") == N * ROUNDS
+        assert value(s, "bk_latency_seconds_sum", path="/a") == N * ROUNDS * 0.5
+        assert value(s, "bk_latency_seconds_bucket", path="/a", le="0.1") == 0
+        assert value(s, "bk_latency_seconds_bucket", path="/a", le="1.0") == N * ROUNDS
+        assert value(s, "bk_latency_seconds_bucket", path="/a", le="+Inf") == N * ROUNDS
+        assert value(s, "bk_phase", who="kids", bk_phase="running") == 1
+        assert value(s, "bk_phase", who="kids", bk_phase="starting") == 0
+    if which in ("fresh", "multiprocess"):
+        assert value(s, "bk_plain_total") == N * ROUNDS * 0.5, text
+        assert value(s, "bk_sizes_bytes_count") == N * ROUNDS
+        assert value(s, "bk_sizes_bytes_sum") == N * ROUNDS * 2
+        assert value(s, "bk_build_info", version="1.2.3") == 1
+        # modes that keep a dead process's value
+        assert value(s, "bk_gauge_sum_mode", who="kids") == 1 + 2 + 3 + 4
+        assert value(s, "bk_gauge_max_mode", who="kids") == 4
+        assert value(s, "bk_gauge_min_mode", who="kids") == 1
+        assert value(s, "bk_gauge_mostrecent_mode", who="kids") == 40
+
+
+def _check_live(text: str) -> None:
+    """Gauges while the 4 children live: the live modes see them all."""
+    s = parse_text(text)
+    assert value(s, "bk_gauge_livesum_mode", who="kids") == 10, text
+    assert value(s, "bk_gauge_livemax_mode", who="kids") == 4
+    assert value(s, "bk_gauge_livemin_mode", who="kids") == 1
+    assert value(s, "bk_gauge_livemostrecent_mode", who="kids") == 40
+    for mode in ("all", "liveall"):
+        per = {dict(k[1])["worker"]: v for k, v in s.items() if k[0] == f"bk_gauge_{mode}_mode"}
+        assert sorted(per.values()) == [1, 2, 3, 4], (mode, per)
+
+
+def _check_exited(text: str) -> None:
+    """After the children exited, live modes drop them (no mark_process_dead)."""
+    s = parse_text(text)
+    assert value(s, "bk_gauge_livesum_mode", who="kids") in (None, 0), text
+    assert not [k for k in s if k[0] in ("bk_gauge_all_mode", "bk_gauge_liveall_mode")]
+
+
+@pytest.mark.parametrize("how", ["install", "env"])
+def test_multiprocessing_children_exact(tmp_path, how):
+    mpdir = tmp_path / "prometheus_multiproc"
+    mpdir.mkdir()
+    out = _run_mp(tmp_path, how, PROMSHM_PROMETHEUS_CLIENT="1", PROMETHEUS_MULTIPROC_DIR=str(mpdir))
+    assert out["codes"] == [0] * N
+    for phase in ("alive", "exited"):
+        for which, text in out[phase].items():
+            _check_totals(text, which)
+    _check_live(out["alive"]["fresh"])
+    _check_live(out["alive"]["multiprocess"])
+    _check_exited(out["exited"]["fresh"])
+    _check_exited(out["exited"]["multiprocess"])
+    assert list(mpdir.iterdir()) == [], "no prometheus_client .db files with the backend"
+
+
+def test_without_backend_the_parent_sees_nothing(tmp_path):
+    """The baseline the tests above would fail on: the real prometheus_client
+    alone keeps each child's values in the child."""
+    out = _run_mp(tmp_path, "none")
+    s = parse_text(out["exited"]["default"])
+    assert value(s, "bk_requests_total", path="/a") is None  # the children's series are not in the parent
+    assert value(parse_text(out["exited"]["fresh"]), "bk_sizes_bytes_count") == 0
+
+
+def test_install_is_idempotent_and_keeps_validation(tmp_path):
+    code = (
+        "from promshm import prometheus_client_backend as b; b.install(); b.install()\n"
+        "import prometheus_client as pc\n"
+        "c = pc.Counter('bk_v', 'V', ['a'])\n"
+        "try:\n    c.labels('x').inc(-1)\nexcept ValueError: print('neg')\n"
+        "try:\n    c.inc()\nexcept ValueError: print('labelled')\n"
+        "try:\n    pc.Gauge('bk_vg', 'G', multiprocess_mode='bogus')\nexcept ValueError: print('mode')\n"
+        "try:\n    pc.Enum('bk_ve', 'E', states=['a']).state('zz')\nexcept ValueError: print('state')\n"
+        "c.labels('x').inc(2); print(c.labels('x')._value.get())\n"
+        "c.remove('x'); print(pc.REGISTRY.get_sample_value('bk_v_total', {'a': 'x'}))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["neg", "labelled", "mode", "state", "2.0", "None"]
+
+
+# --------------------------------------------------------------------------
+# gunicorn -w 4, an app using prometheus_client only; the backend switched on
+# by $PROMSHM_PROMETHEUS_CLIENT=1 alone (the shipped .pth file).
+
+APP = '''
+import time
+from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Summary,
+                               generate_latest, multiprocess, CONTENT_TYPE_LATEST)
+
+REQUESTS = Counter("app_requests", "Requests.", ["path", "status"])
+LATENCY = Histogram("app_latency_seconds", "Latency.", ["path"], buckets=(0.001, 0.01, 0.1, 1.0))
+INPROGRESS = Gauge("app_inprogress", "In progress.", multiprocess_mode="livesum")
+OWN = CollectorRegistry()
+HITS = Counter("app_hits", "Hits, in an app registry.", registry=OWN)
+SIZES = Summary("app_sizes_bytes", "Sizes.", registry=OWN)
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path.startswith("/metrics"):
+        if path == "/metrics":
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        elif path == "/metrics/own":
+            registry = OWN
+        else:
+            registry = REGISTRY
+        data = generate_latest(registry)
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [data]
+    with INPROGRESS.track_inprogress():
+        status = "500" if path == "/fail" else "200"
+        REQUESTS.labels(path, status).inc()
+        LATENCY.labels(path).observe(0.005)
+        HITS.inc()
+        SIZES.observe(len(path))
+    start_response(status + " X", [("Content-Type", "text/plain")])
+    return [b"ok"]
+'''
+
+GUNICORN_RUN = (
+    "import site, sys; site.addsitedir({site!r}); "
+    "sys.argv = ['gunicorn'] + sys.argv[1:]; "
+    "from gunicorn.app.wsgiapp import run; run()"
+)
+
+
+class Gunicorn:
+    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
+        pytest.importorskip("gunicorn")
+        self.port = free_port()
+        site = tmp_path / "site"
+        site.mkdir(exist_ok=True)
+        (site / PTH.name).write_text(PTH.read_text())
+        app_dir = tmp_path / "app"
+        app_dir.mkdir(exist_ok=True)
+        (app_dir / "pcapp.py").write_text(APP)
+        self.log = open(tmp_path / "gunicorn.log", "w+")
+        e = child_env(PROMSHM_DIR=str(tmp_path), **env)
+        e.pop("PROMSHM_FLUSH_INTERVAL", None)
+        cmd = [sys.executable, "-c", GUNICORN_RUN.format(site=str(site)), "-w", "4", "-b", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen(
+            cmd + list(args) + ["pcapp:app"],
+            cwd=app_dir,
+            env=e,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                self.get("/metrics/default")
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if self.proc.poll() is not None or time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"gunicorn did not start:\n{self.logs()}")
+                time.sleep(0.1)
+
+    def get(self, path: str) -> Tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def logs(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-5000:]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if not self.log.closed:
+            self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator:
+    servers: List[Gunicorn] = []
+
+    def make(*args: str, **env: str) -> Gunicorn:
+        s = Gunicorn(tmp_path, *args, **env)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+def _gunicorn_exact(server: Gunicorn, n: int) -> None:
+    paths = [["/", "/a", "/b", "/fail"][i % 4] for i in range(n)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = collections.Counter(st for st, _ in pool.map(server.get, paths))
+    assert statuses == {200: n * 3 // 4, 500: n // 4}, statuses
+    sent = collections.Counter(paths)
+    for _ in range(3):  # several scrapes, served by whichever worker
+        for kind in ("/metrics", "/metrics/default", "/metrics/own"):
+            status, body = server.get(kind)
+            assert status == 200
+            s = parse_text(body.decode())
+            if kind != "/metrics/own":
+                for p, k in sent.items():
+                    st = "500" if p == "/fail" else "200"
+                    assert value(s, "app_requests_total", path=p, status=st) == k, (kind, p, body.decode())
+                    assert value(s, "app_latency_seconds_count", path=p) == k
+                    assert value(s, "app_latency_seconds_bucket", path=p, le="0.01") == k
+                assert value(s, "app_inprogress") == 0
+            if kind != "/metrics/default":
+                assert value(s, "app_hits_total") == n, (kind, body.decode())
+                assert value(s, "app_sizes_bytes_count") == n
+                assert value(s, "app_sizes_bytes_sum") == sum(len(p) for p in paths)
+
+
+def test_gunicorn_four_workers_exact_through_the_pth_hook(gunicorn, tmp_path):
+    mpdir = tmp_path / "prometheus_multiproc"
+    mpdir.mkdir()
+    server = gunicorn(PROMSHM_PROMETHEUS_CLIENT="1", PROMETHEUS_MULTIPROC_DIR=str(mpdir))
+    _gunicorn_exact(server, 2000)
+    assert list(mpdir.iterdir()) == [], "no prometheus_client .db files with the backend"
+    assert server.stop() == 0, server.logs()
+
+
+def test_gunicorn_max_requests_and_preload_exact(gunicorn):
+    # Recycled workers (max_requests): counts of workers that exited stay.
+    server = gunicorn("--max-requests", "150", "--preload", PROMSHM_PROMETHEUS_CLIENT="1")
+    _gunicorn_exact(server, 2000)
+    assert server.stop() == 0, server.logs()
+
+
+def test_gunicorn_without_backend_is_not_exact(gunicorn):
+    """Baseline: the same app without the variable renders one worker's counts."""
+    server = gunicorn()
+    n = 400
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(server.get, ["/"] * n))
+    s = parse_text(server.get("/metrics/default")[1].decode())
+    assert (value(s, "app_requests_total", path="/", status="200") or 0) < n
+    server.stop()
