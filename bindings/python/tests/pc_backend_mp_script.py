@@ -31,6 +31,7 @@ from prometheus_client import (  # noqa: E402
 
 N, ROUNDS = 4, 1000
 MODES = ["all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent", "livemostrecent"]
+MODES = [m for m in MODES if m in Gauge._MULTIPROC_MODES]  # mostrecent: prometheus_client >= 0.18
 fresh = CollectorRegistry()
 requests = Counter("bk_requests", "Requests.", ["path"])
 plain = Counter("bk_plain_total", "Plain counter.", registry=fresh)
@@ -56,7 +57,8 @@ def work(n: int, ready, done, order) -> None:
     # mostrecent: the children set in turn, child 3 last
     order[n].wait(30)
     for m in ("mostrecent", "livemostrecent"):
-        gauges[m].labels("kids").set(10 * (n + 1))
+        if m in gauges:
+            gauges[m].labels("kids").set(10 * (n + 1))
     if n + 1 < N:
         time.sleep(0.005)  # promshm stamps mostrecent to the millisecond
         order[n + 1].set()
@@ -88,4 +90,4 @@ if __name__ == "__main__":
     done.set()
     for k in kids:
         k.join(30)
-    print(json.dumps({"alive": alive, "exited": scrapes(), "codes": [k.exitcode for k in kids]}))
+    print(json.dumps({"alive": alive, "exited": scrapes(), "codes": [k.exitcode for k in kids], "modes": MODES}))
