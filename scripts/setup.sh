@@ -50,8 +50,9 @@ if ! python3 -c 'import prometheus_client' 2>/dev/null; then
 fi
 
 # The Python binding's tests (bindings/python/tests): pytest, and gunicorn for
-# the pre-fork server test.
-for mod_pkg in pytest:pytest gunicorn:gunicorn; do
+# the pre-fork server test; flask and prometheus-flask-exporter for the
+# prometheus_client backend's framework test.
+for mod_pkg in pytest:pytest gunicorn:gunicorn flask:flask prometheus_flask_exporter:prometheus-flask-exporter; do
   mod=${mod_pkg%%:*} pkg=${mod_pkg#*:}
   if ! python3 -c "import $mod" 2>/dev/null; then
     echo "setup: pip install $pkg"

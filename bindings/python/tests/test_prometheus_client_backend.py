@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -194,7 +194,18 @@ GUNICORN_RUN = (
 
 
 class Gunicorn:
-    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
+    """gunicorn -w 4 on 127.0.0.1 serving ``files['<module>.py']``'s ``app``,
+    with the shipped .pth file in a site directory (as site-packages has it)."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        *args: str,
+        files: Dict[str, str] = None,
+        app: str = "pcapp:app",
+        ready_path: str = "/metrics/default",
+        **env: str,
+    ) -> None:
         pytest.importorskip("gunicorn")
         self.port = free_port()
         site = tmp_path / "site"
@@ -202,13 +213,14 @@ class Gunicorn:
         (site / PTH.name).write_text(PTH.read_text())
         app_dir = tmp_path / "app"
         app_dir.mkdir(exist_ok=True)
-        (app_dir / "pcapp.py").write_text(APP)
-        self.log = open(tmp_path / "gunicorn.log", "w+")
+        for fname, text in (files or {"pcapp.py": APP}).items():
+            (app_dir / fname).write_text(text)
+        self.log = open(tmp_path / f"gunicorn-{self.port}.log", "w+")
         e = child_env(PROMSHM_DIR=str(tmp_path), **env)
         e.pop("PROMSHM_FLUSH_INTERVAL", None)
         cmd = [sys.executable, "-c", GUNICORN_RUN.format(site=str(site)), "-w", "4", "-b", f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(
-            cmd + list(args) + ["pcapp:app"],
+            cmd + list(args) + [app],
             cwd=app_dir,
             env=e,
             stdout=self.log,
@@ -219,7 +231,7 @@ class Gunicorn:
         deadline = time.time() + 60
         while True:
             try:
-                self.get("/metrics/default")
+                self.get(ready_path)
                 break
             except (urllib.error.URLError, ConnectionError, OSError):
                 if self.proc.poll() is not None or time.time() > deadline:
@@ -227,9 +239,9 @@ class Gunicorn:
                     raise RuntimeError(f"gunicorn did not start:\n{self.logs()}")
                 time.sleep(0.1)
 
-    def get(self, path: str) -> Tuple[int, bytes]:
+    def get(self, path: str, base: str = "") -> Tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(self.base + path, timeout=30) as r:
+            with urllib.request.urlopen((base or self.base) + path, timeout=30) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -256,8 +268,8 @@ class Gunicorn:
 def gunicorn(tmp_path: Path) -> Iterator:
     servers: List[Gunicorn] = []
 
-    def make(*args: str, **env: str) -> Gunicorn:
-        s = Gunicorn(tmp_path, *args, **env)
+    def make(*args: str, **kw: Any) -> Gunicorn:
+        s = Gunicorn(tmp_path, *args, **kw)
         servers.append(s)
         return s
 
