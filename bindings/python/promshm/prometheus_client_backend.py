@@ -55,6 +55,8 @@ import threading
 import warnings
 from typing import Any, Dict, Optional, Tuple
 
+from .errors import PromshmError
+
 __all__ = ["install", "installed", "install_import_hook", "MultiProcessCollector", "ENV_VAR"]
 
 #: The environment variable that arms the import hook of the ``.pth`` file.
@@ -150,16 +152,13 @@ def _family_for(metric: Any) -> Any:
                 metric._name,
                 metric._documentation,
                 labelnames=tuple(metric._labelnames),
+                unit=getattr(metric, "_unit", ""),
                 registry=_pm_registry,
                 **kw,
             )
-        except Exception as e:  # another shape under this name, a full area, ...
+        except (PromshmError, ValueError, TypeError) as e:  # another shape under this name, a full area, ...
             _failed[key] = True
-            warnings.warn(
-                f"promshm backend: {key[0]} {metric._name!r} stays per-process: {e}",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+            _warn(f"{key[0]} {metric._name!r} stays per-process: {e}")
             return None
         _families[key] = fam
         return fam
@@ -181,9 +180,26 @@ def _series_of(metric: Any) -> Any:
         return None  # not constructed yet: resolved on first use
     s = None
     if fam is not None:
-        s = fam.labels(*metric._labelvalues) if metric._labelnames else fam
+        try:
+            s = fam.labels(*metric._labelvalues) if metric._labelnames else fam
+        except PromshmError as e:  # a full area, a label value promshm refuses, ...
+            _warn(f"{metric._name}{list(metric._labelvalues)} stays per-process: {e}")
     d["_promshm_series"] = s
     return s
+
+
+def _warn(msg: str) -> None:
+    warnings.warn("promshm backend: " + msg, RuntimeWarning, stacklevel=3)
+
+
+def _forward(s: Any, op: str, *args: Any) -> None:
+    """``s.<op>(*args)`` on a promshm series. prometheus_client has already
+    accepted the update, so a promshm refusal (a value it does not take, a
+    full area) is a warning, never an exception in the app."""
+    try:
+        getattr(s, op)(*args)
+    except PromshmError as e:
+        _warn(f"{op}{args!r} not shared: {e}")
 
 
 # --------------------------------------------------------------------------
@@ -237,17 +253,14 @@ class PromshmValue:
             self._value += amount
         s = self._series
         if s is not None:
-            if self._role == "observe":
-                s.observe(amount)
-            else:
-                s.inc(amount)
+            _forward(s, "observe" if self._role == "observe" else "inc", amount)
 
     def set(self, value: float, timestamp: Optional[float] = None) -> None:
         with self._lock:
             self._value = value
         s = self._series
         if s is not None and self._role == "gauge":
-            s.set(value)
+            _forward(s, "set", value)
 
     def set_exemplar(self, exemplar: Any) -> None:
         with self._lock:
@@ -256,7 +269,10 @@ class PromshmValue:
     def get(self) -> float:
         s = self._series
         if s is not None and self._role in ("counter", "gauge"):
-            return float(s.get())
+            try:
+                return float(s.get())
+            except PromshmError as e:
+                _warn(f"get() reads this process's value: {e}")
         with self._lock:
             return self._value
 
@@ -296,7 +312,12 @@ def _collect_metric(self: Any, _orig: Any) -> Any:
     fam = _family_for(self)
     if fam is None:
         return _orig(self)
-    return _convert(fam.collect(), self._name, self._documentation, self._unit)
+    try:
+        fams = fam.collect()
+    except PromshmError as e:
+        _warn(f"{self._name}: rendering this process's values: {e}")
+        return _orig(self)
+    return _convert(fams, self._name, self._documentation, self._unit)
 
 
 class MultiProcessCollector:
@@ -339,6 +360,26 @@ def _wrap_metric_init(cls: type) -> None:
     cls._metric_init = _metric_init  # type: ignore[attr-defined]
 
 
+def _wrap_init(cls: type) -> None:
+    """The family is made in the area when the metric is (so a name clash
+    shows at once, and the family renders before its first update)."""
+    orig = cls.__init__
+    if getattr(orig, "_promshm", False):
+        return
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig(self, *args, **kwargs)
+        if not getattr(self, "_labelvalues", ()):
+            try:
+                _family_for(self)
+            except AttributeError:
+                pass
+
+    __init__._promshm = True  # type: ignore[attr-defined]
+    __init__.__doc__ = orig.__doc__
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
 def _wrap_method(cls: type, name: str, forward: Any) -> None:
     orig = cls.__dict__.get(name)
     if orig is None or getattr(orig, "_promshm", False):
@@ -348,7 +389,10 @@ def _wrap_method(cls: type, name: str, forward: Any) -> None:
         r = orig(self, *args, **kwargs)
         s = _series_of(self)
         if s is not None:
-            forward(s, *args, **kwargs)
+            try:
+                forward(s, *args, **kwargs)
+            except PromshmError as e:
+                _warn(f"{name}() not shared: {e}")
         return r
 
     method._promshm = True  # type: ignore[attr-defined]
@@ -369,7 +413,10 @@ def _wrap_parent_method(cls: type, name: str, forward: Any) -> None:
             r = orig(self, *args, **kwargs)
         fam = _family_for(self) if self._labelnames else None
         if fam is not None:
-            forward(fam, *args, **kwargs)
+            try:
+                forward(fam, *args, **kwargs)
+            except PromshmError as e:
+                _warn(f"{name}() not shared: {e}")
         return r
 
     method._promshm = True  # type: ignore[attr-defined]
@@ -399,6 +446,7 @@ def install() -> None:
         pv.ValueClass = PromshmValue
         for cls in (pm.Counter, pm.Gauge, pm.Histogram, pm.Summary, pm.Info, pm.Enum):
             _wrap_metric_init(cls)
+            _wrap_init(cls)
         _wrap_method(pm.Info, "info", lambda s, val: s.info(val))
         _wrap_method(pm.Enum, "state", lambda s, state: s.state(state))
         _wrap_parent_method(pm.MetricWrapperBase, "remove", lambda f, *v: f.remove(*v))

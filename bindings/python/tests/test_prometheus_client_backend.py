@@ -146,6 +146,32 @@ def test_install_is_idempotent_and_keeps_validation(tmp_path):
     assert r.stdout.split() == ["neg", "labelled", "mode", "state", "2.0", "None"]
 
 
+def test_what_promshm_refuses_stays_per_process_with_a_warning(tmp_path):
+    """prometheus_client accepts it, so the app gets no exception: the value
+    stays in the process (a RuntimeWarning says so)."""
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "from promshm import prometheus_client_backend as b; b.install()\n"
+        "import prometheus_client as pc\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    g = pc.Gauge('bk_w_sum', 'Gauge named like a summary sample.', multiprocess_mode='livesum')\n"
+        "    g.set(3)\n"
+        "    c = pc.Counter('bk_nan', 'N'); c.inc(float('nan'))\n"
+        "    pc.Gauge('bk_same', 'G1', ['a'])\n"
+        "    r = pc.CollectorRegistry(); g2 = pc.Gauge('bk_same', 'G2', ['b'], registry=r, multiprocess_mode='max')\n"
+        "    g2.labels('x').set(5)\n"
+        "print(pc.REGISTRY.get_sample_value('bk_w_sum'), r.get_sample_value('bk_same', {'b': 'x'}))\n"
+        "print(' | '.join(str(x.message) for x in w if x.category is RuntimeWarning))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "3.0 5.0"
+    assert "bk_w_sum" in lines[1] and "bk_same" in lines[1] and "inc(nan,) not shared" in lines[1], lines[1]
+
+
 # --------------------------------------------------------------------------
 # gunicorn -w 4, an app using prometheus_client only; the backend switched on
 # by $PROMSHM_PROMETHEUS_CLIENT=1 alone (the shipped .pth file).
