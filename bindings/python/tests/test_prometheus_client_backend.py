@@ -172,6 +172,47 @@ def test_what_promshm_refuses_stays_per_process_with_a_warning(tmp_path):
     assert "bk_w_sum" in lines[1] and "bk_same" in lines[1] and "inc(nan,) not shared" in lines[1], lines[1]
 
 
+def test_wheel_installs_the_pth_hook_inert_without_the_variable(tmp_path):
+    """The wheel puts the .pth file in site-packages' root; there it switches the
+    real prometheus_client to the backend only when the variable is set."""
+    pytest.importorskip("setuptools")
+    pytest.importorskip("wheel")
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(HERE.parent, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests", "bench"))
+    env = child_env(PROMSHM_LIBRARY=str(__import__("promshm").library_path))
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    (whl,) = (tmp_path / "dist").glob("promshm-*.whl")
+    assert PTH.name in zipfile.ZipFile(whl).namelist()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    py = str(venv / "bin" / "python")
+    r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(whl)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    probe = (
+        "import sys, prometheus_client.values as v; "
+        "print('promshm' in sys.modules, v.ValueClass.__module__)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PROMSHM_LIBRARY", ENV)}
+    clean["PROMSHM_DIR"] = str(tmp_path)
+    on = subprocess.run([py, "-c", probe], env=dict(clean, **{ENV: "1"}), capture_output=True, text=True, timeout=120, cwd="/")
+    off = subprocess.run([py, "-c", probe], env=dict(clean, **{ENV: "0"}), capture_output=True, text=True, timeout=120, cwd="/")
+    assert on.stdout.split() == ["True", "promshm.prometheus_client_backend"], on.stderr
+    assert off.stdout.split() == ["False", "prometheus_client.values"], off.stderr
+
+
+ENV = "PROMSHM_PROMETHEUS_CLIENT"
+
+
 # --------------------------------------------------------------------------
 # gunicorn -w 4, an app using prometheus_client only; the backend switched on
 # by $PROMSHM_PROMETHEUS_CLIENT=1 alone (the shipped .pth file).
