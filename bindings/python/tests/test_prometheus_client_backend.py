@@ -378,6 +378,12 @@ def test_gunicorn_four_workers_exact_through_the_pth_hook(gunicorn, tmp_path):
     assert server.stop() == 0, server.logs()
 
 
+def test_gunicorn_gthread_workers_exact(gunicorn):
+    server = gunicorn("-k", "gthread", "--threads", "4", PROMSHM_PROMETHEUS_CLIENT="1")
+    _gunicorn_exact(server, 2000)
+    assert server.stop() == 0, server.logs()
+
+
 def test_gunicorn_max_requests_and_preload_exact(gunicorn):
     # Recycled workers (max_requests): counts of workers that exited stay.
     server = gunicorn("--max-requests", "150", "--preload", PROMSHM_PROMETHEUS_CLIENT="1")
