@@ -40,9 +40,11 @@ pile up as workers are recycled).
 Limits: exemplars are kept per process only and not rendered (as in
 prometheus_client's multiprocess mode); ``Gauge.set_function`` is evaluated
 in the process that scrapes; ``Counter.reset()`` resets the local value
-only. A metric whose name is already used in the area with another type,
-label names, buckets or states stays per-process and a
-:class:`RuntimeWarning` says so.
+only. A metric whose name promshm reserves (a gauge named ``*_total`` or
+``*_sum``, ...) is kept in the area as ``<name>:promshm_renamed`` and
+rendered under its own name. A metric whose name is already used in the area
+with another type, label names, buckets or states, or whose value or label
+promshm refuses, stays per-process and a :class:`RuntimeWarning` says so.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ import threading
 import warnings
 from typing import Any, Dict, Optional, Tuple
 
-from .errors import PromshmError
+from . import _bindings as B
+from .errors import InvalidArgumentError, PromshmError
 
 __all__ = ["install", "installed", "install_import_hook", "MultiProcessCollector", "ENV_VAR"]
 
@@ -147,15 +150,25 @@ def _family_for(metric: Any) -> Any:
         if cls is None:
             _failed[key] = True
             return None
-        try:
-            fam = cls(
-                metric._name,
+        def make(name: str) -> Any:
+            return cls(
+                name,
                 metric._documentation,
                 labelnames=tuple(metric._labelnames),
                 unit=getattr(metric, "_unit", ""),
                 registry=_pm_registry,
                 **kw,
             )
+
+        try:
+            try:
+                fam = make(metric._name)
+            except InvalidArgumentError as e:
+                # A name promshm reserves (a gauge named *_total, *_sum, ...):
+                # kept in the area under "<name>:promshm_renamed", rendered as <name>.
+                if e.code != B.PROMSHM_RESULT_INVALID_METRIC_NAME:
+                    raise
+                fam = make(metric._name + _RENAMED)
         except (PromshmError, ValueError, TypeError) as e:  # another shape under this name, a full area, ...
             _failed[key] = True
             _warn(f"{key[0]} {metric._name!r} stays per-process: {e}")
@@ -165,6 +178,9 @@ def _family_for(metric: Any) -> Any:
 
 
 _MISSING = object()
+
+#: Suffix of the area name of a metric whose own name promshm reserves.
+_RENAMED = ":promshm_renamed"
 
 
 def _series_of(metric: Any) -> Any:
@@ -297,11 +313,19 @@ def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, u
     created = _use_created()
     out = []
     for f in fams:
-        m = Metric(f.name if name is None else name, f.documentation if doc is None else doc, f.type, f.unit if unit is None else unit)
+        fname = f.name
+        if fname.endswith(_RENAMED):
+            fname = fname[: -len(_RENAMED)]
+        m = Metric(fname if name is None else name, f.documentation if doc is None else doc, f.type, f.unit if unit is None else unit)
         for s in f.samples:
             if not created and s.name.endswith("_created"):
                 continue
-            m.add_sample(s.name, dict(s.labels), s.value, s.timestamp)
+            sname, labels = s.name, dict(s.labels)
+            if fname != f.name:  # back to the prometheus_client name
+                sname = sname.replace(f.name, fname, 1)
+                if f.name in labels:  # an Enum's state label
+                    labels[fname] = labels.pop(f.name)
+            m.add_sample(sname, labels, s.value, s.timestamp)
         out.append(m)
     return out
 

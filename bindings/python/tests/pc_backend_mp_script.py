@@ -38,6 +38,7 @@ plain = Counter("bk_plain_total", "Plain counter.", registry=fresh)
 latency = Histogram("bk_latency_seconds", "Latency.", ["path"], buckets=(0.1, 1.0, 10.0))
 sizes = Summary("bk_sizes_bytes", "Sizes.", registry=fresh)
 gauges = {m: Gauge(f"bk_gauge_{m}_mode", f"Gauge {m}.", ["who"], multiprocess_mode=m, registry=fresh) for m in MODES}
+renamed = Gauge("bk_applied_total", "A gauge named like a counter.", multiprocess_mode="max", registry=fresh)
 build = Info("bk_build", "Build.", registry=fresh)
 phase = Enum("bk_phase", "Phase.", ["who"], states=["starting", "running", "stopped"])
 
@@ -52,6 +53,7 @@ def work(n: int, ready, done, order) -> None:
         if m.endswith("mostrecent"):
             continue
         g.labels("kids").set(n + 1)
+    renamed.set(n + 1)
     build.info({"version": "1.2.3"})
     phase.labels("kids").state("running")
     # mostrecent: the children set in turn, child 3 last
