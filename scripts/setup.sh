@@ -52,10 +52,11 @@ fi
 # The Python binding's tests (bindings/python/tests): pytest, and gunicorn for
 # the pre-fork server test; flask and prometheus-flask-exporter for the
 # prometheus_client backend's framework tests (and uvicorn, fastapi,
-# prometheus-fastapi-instrumentator, starlette_exporter for the ASGI one).
+# prometheus-fastapi-instrumentator, starlette_exporter for the ASGI one;
+# django, django-prometheus for the Django one).
 for mod_pkg in pytest:pytest gunicorn:gunicorn flask:flask prometheus_flask_exporter:prometheus-flask-exporter \
   uvicorn:uvicorn fastapi:fastapi prometheus_fastapi_instrumentator:prometheus-fastapi-instrumentator \
-  starlette_exporter:starlette_exporter; do
+  starlette_exporter:starlette_exporter django:django django_prometheus:django-prometheus; do
   mod=${mod_pkg%%:*} pkg=${mod_pkg#*:}
   if ! python3 -c "import $mod" 2>/dev/null; then
     echo "setup: pip install $pkg"
