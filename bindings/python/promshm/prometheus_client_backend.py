@@ -39,8 +39,8 @@ pile up as workers are recycled).
 
 Limits: exemplars are kept per process only and not rendered (as in
 prometheus_client's multiprocess mode); ``Gauge.set_function`` is evaluated
-in the process that scrapes; ``Counter.reset()`` resets the local value
-only. A metric whose name promshm reserves (a gauge named ``*_total`` or
+in the process that scrapes; ``Counter.reset()`` does not reset the shared
+total. A metric whose name promshm reserves (a gauge named ``*_total`` or
 ``*_sum``, ...) is kept in the area as ``<name>:promshm_renamed`` and
 rendered under its own name. A metric whose name is already used in the area
 with another type, label names, buckets or states, or whose value or label
@@ -208,16 +208,6 @@ def _warn(msg: str) -> None:
     warnings.warn("promshm backend: " + msg, RuntimeWarning, stacklevel=3)
 
 
-def _forward(s: Any, op: str, *args: Any) -> None:
-    """``s.<op>(*args)`` on a promshm series. prometheus_client has already
-    accepted the update, so a promshm refusal (a value it does not take, a
-    full area) is a warning, never an exception in the app."""
-    try:
-        getattr(s, op)(*args)
-    except PromshmError as e:
-        _warn(f"{op}{args!r} not shared: {e}")
-
-
 # --------------------------------------------------------------------------
 # The value class prometheus_client's Counter/Gauge/Histogram/Summary use.
 
@@ -229,10 +219,12 @@ class PromshmValue:
     metric's promshm series: a counter's ``inc``, a gauge's ``inc``/``set``,
     and the ``_sum`` of a histogram or summary, whose ``inc(amount)`` is called
     once per observation (it becomes ``observe(amount)``; the bucket and
-    ``_count`` values stay local: the promshm series counts them). ``get()``
-    of a counter or gauge is the area's value."""
+    ``_count`` values are not needed: the promshm series counts them).
+    ``get()`` of a counter or gauge is the area's value. A value made outside
+    a metric, or whose metric stays per-process, is a plain local float."""
 
     _multiprocess = False
+    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_observe")
 
     def __init__(
         self,
@@ -248,35 +240,44 @@ class PromshmValue:
         self._value = 0.0
         self._exemplar = None
         self._lock = threading.Lock()
+        self._series: Any = None
+        self._observe = False
         metric = getattr(_tls, "metric", None)
-        self._metric = None
-        self._role = ""
-        if metric is not None:
-            if typ in ("counter", "gauge"):
-                self._role = typ
-            elif typ in ("histogram", "summary") and name == metric_name + "_sum":
-                self._role = "observe"
-            if self._role:
-                self._metric = metric
-
-    @property
-    def _series(self) -> Any:
-        m = self._metric
-        return None if m is None else _series_of(m)
+        if metric is None:
+            return
+        if typ in ("counter", "gauge"):
+            self._series = _series_of(metric)
+        elif typ in ("histogram", "summary") and name == metric_name + "_sum":
+            self._series = _series_of(metric)
+            self._observe = True
 
     def inc(self, amount: float) -> None:
-        with self._lock:
-            self._value += amount
         s = self._series
-        if s is not None:
-            _forward(s, "observe" if self._role == "observe" else "inc", amount)
+        if s is None:
+            with self._lock:
+                self._value += amount
+            return
+        try:
+            if self._observe:
+                s.observe(amount)
+            else:
+                s.inc(amount)
+        except PromshmError as e:
+            _warn(f"{'observe' if self._observe else 'inc'}({amount!r}) not shared: {e}")
 
     def set(self, value: float, timestamp: Optional[float] = None) -> None:
-        with self._lock:
-            self._value = value
         s = self._series
-        if s is not None and self._role == "gauge":
-            _forward(s, "set", value)
+        if s is None or self._observe:
+            with self._lock:
+                self._value = value
+            return
+        try:
+            s.set(value)
+        except PromshmError as e:
+            _warn(f"set({value!r}) not shared: {e}")
+        except AttributeError:  # Counter.reset(): a shared counter is not reset
+            with self._lock:
+                self._value = value
 
     def set_exemplar(self, exemplar: Any) -> None:
         with self._lock:
@@ -284,7 +285,7 @@ class PromshmValue:
 
     def get(self) -> float:
         s = self._series
-        if s is not None and self._role in ("counter", "gauge"):
+        if s is not None and not self._observe:
             try:
                 return float(s.get())
             except PromshmError as e:

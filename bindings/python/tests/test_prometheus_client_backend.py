@@ -170,7 +170,7 @@ def test_what_promshm_refuses_stays_per_process_with_a_warning(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "3.0 5.0"
-    assert "bk_same" in lines[1] and "inc(nan,) not shared" in lines[1], lines[1]
+    assert "bk_same" in lines[1] and "inc(nan) not shared" in lines[1], lines[1]
     assert "bk_w_sum" not in lines[1], "a reserved name is renamed in the area, not left per-process"
 
 
