@@ -93,7 +93,6 @@ def _eager_classes() -> Dict[str, type]:
     """promshm metric classes whose updates go straight to the area, so a
     scrape in any worker right after a request sees it (as prometheus_client's
     multiprocess files do)."""
-    from . import _bindings as B
     from . import metrics as M
 
     out = {}
@@ -106,7 +105,7 @@ def _eager_classes() -> Dict[str, type]:
         ("stateset", M.Enum),
     ):
 
-        def _update_mode(self: Any, _b: type = base) -> int:
+        def _update_mode(self: Any) -> int:
             return B.PROMSHM_UPDATE_MODE_EAGER if self._buffered else B.PROMSHM_UPDATE_MODE_DEFAULT
 
         out[typ] = type("Backend" + base.__name__, (base,), {"__slots__": (), "_update_mode": _update_mode})
@@ -150,6 +149,7 @@ def _family_for(metric: Any) -> Any:
         if cls is None:
             _failed[key] = True
             return None
+
         def make(name: str) -> Any:
             return cls(
                 name,
