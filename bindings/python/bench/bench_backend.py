@@ -139,13 +139,19 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    import prometheus_client
     import promshm
+
+    try:
+        from importlib.metadata import version
+
+        pcv = version("prometheus-client")
+    except Exception:
+        pcv = "?"
 
     lines: List[str] = []
     w = lines.append
     w(f"Python {platform.python_version()} ({platform.machine()}, {os.cpu_count()} CPUs), promshm {promshm.__version__}, "
-      f"prometheus_client {getattr(prometheus_client, '__version__', '?')}; `bindings/python/bench/bench_backend.py`"
+      f"prometheus_client {pcv}; `bindings/python/bench/bench_backend.py`"
       f"{' --quick' if args.quick else ''}: best of {args.rounds} rounds x {args.repeat} repeats x {args.number:,} calls.")
     w("")
     w("| operation | " + " | ".join(VARIANTS) + " |")
