@@ -490,6 +490,21 @@ def install() -> None:
         mp.MultiProcessCollector = MultiProcessCollector  # type: ignore[misc,assignment]
         mp.mark_process_dead = _mark_process_dead
         _installed = True
+        _warn_earlier_metrics(pm)
+
+
+def _warn_earlier_metrics(pm: Any) -> None:
+    """Metrics of REGISTRY made before install() keep per-process values: say so."""
+    try:
+        from prometheus_client import REGISTRY
+
+        with REGISTRY._lock:
+            collectors = list(REGISTRY._collector_to_names)
+    except Exception:
+        return
+    early = sorted(c._name for c in collectors if isinstance(c, pm.MetricWrapperBase) and c._name)
+    if early:
+        _warn(f"metrics made before install() keep per-process values: {', '.join(early[:10])}")
 
 
 # --------------------------------------------------------------------------

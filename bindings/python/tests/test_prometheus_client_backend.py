@@ -215,6 +215,23 @@ def test_wheel_installs_the_pth_hook_inert_without_the_variable(tmp_path):
 ENV = "PROMSHM_PROMETHEUS_CLIENT"
 
 
+def test_install_after_metrics_were_made_says_so(tmp_path):
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "import prometheus_client as pc\n"
+        "early = pc.Counter('bk_early', 'Made before install().')\n"
+        "from promshm import prometheus_client_backend as b\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    b.install()\n"
+        "print(' | '.join(str(x.message) for x in w))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert "made before install()" in r.stdout and "bk_early" in r.stdout, r.stdout
+
+
 # --------------------------------------------------------------------------
 # gunicorn -w 4, an app using prometheus_client only; the backend switched on
 # by $PROMSHM_PROMETHEUS_CLIENT=1 alone (the shipped .pth file).
