@@ -14,6 +14,7 @@ import collections
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -57,7 +58,7 @@ Instrumentator().instrument(app).expose(app)
 @pytest.fixture(scope="module")
 def venv_python(tmp_path_factory) -> str:
     d = tmp_path_factory.mktemp("venv")
-    subprocess.run([os.sys.executable, "-m", "venv", "--system-site-packages", str(d)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(d)], check=True, timeout=300)
     py = str(d / "bin" / "python")
     purelib = subprocess.run(
         [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
