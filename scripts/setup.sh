@@ -50,9 +50,15 @@ if ! python3 -c 'import prometheus_client' 2>/dev/null; then
 fi
 
 # The Python binding's tests (bindings/python/tests): pytest, gunicorn for the
-# pre-fork server test, celery for the prefork worker test, and asgiref for
-# prometheus_client's own ASGI tests (bindings/python/tools/run_prometheus_client_suite.py).
-for mod_pkg in pytest:pytest gunicorn:gunicorn celery:celery asgiref:asgiref; do
+# pre-fork server test, celery for the prefork worker test, asgiref for
+# prometheus_client's own ASGI tests (bindings/python/tools/run_prometheus_client_suite.py);
+# flask and prometheus-flask-exporter for the prometheus_client backend's
+# framework tests (and uvicorn, fastapi, prometheus-fastapi-instrumentator,
+# starlette_exporter for the ASGI one; django, django-prometheus for the Django one).
+for mod_pkg in pytest:pytest gunicorn:gunicorn celery:celery asgiref:asgiref \
+  flask:flask prometheus_flask_exporter:prometheus-flask-exporter \
+  uvicorn:uvicorn fastapi:fastapi prometheus_fastapi_instrumentator:prometheus-fastapi-instrumentator \
+  starlette_exporter:starlette_exporter django:django django_prometheus:django-prometheus; do
   mod=${mod_pkg%%:*} pkg=${mod_pkg#*:}
   if ! python3 -c "import $mod" 2>/dev/null; then
     echo "setup: pip install $pkg"

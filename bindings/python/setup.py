@@ -50,6 +50,8 @@ def _standalone_manifest(text: str) -> str:
         if keep and not line.startswith("readme"):
             out.append(line)
     return "\n".join(out).rstrip() + "\n\n# The library crate alone (promshm's Python sdist).\n[workspace]\n"
+# The .pth file that arms the prometheus_client backend (copied to the wheel's root).
+PTH = "promshm-prometheus-client.pth"
 LIBNAME = "libpromshm.dylib" if sys.platform == "darwin" else "libpromshm.so"
 
 
@@ -89,6 +91,9 @@ def _built_library() -> Path:
 class BuildWithCargo(build_py):
     def run(self) -> None:
         super().run()
+        # The prometheus_client backend's import hook (inert unless
+        # $PROMSHM_PROMETHEUS_CLIENT is set): site-packages runs .pth files.
+        shutil.copyfile(HERE / PTH, Path(self.build_lib) / PTH)
         lib = _built_library()
         dest = Path(self.build_lib) / "promshm" / LIBNAME
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,555 @@
+"""A promshm backend for the real ``prometheus_client``: no change in the app.
+
+With the backend installed, every ``Counter``, ``Gauge``, ``Histogram``,
+``Summary``, ``Info`` and ``Enum`` that any code creates with the real
+``prometheus_client`` (in ``REGISTRY`` or in any ``CollectorRegistry()``)
+keeps its value in the application's promshm shared area, so it is exact
+across the workers of gunicorn, uWSGI, uvicorn and ``multiprocessing``,
+whatever ``PROMETHEUS_MULTIPROC_DIR`` says (no ``.db`` files are written, no
+directory needs wiping, ``mark_process_dead`` is a no-op).
+
+Switching it on
+---------------
+* For an existing app, with no code change: ``PROMSHM_PROMETHEUS_CLIENT=1``
+  in the environment. The ``promshm-prometheus-client.pth`` file installed
+  with promshm arms an import hook that calls :func:`install` right after
+  ``prometheus_client`` is imported (it does nothing when the variable is
+  unset or ``0``).
+* In code: ``promshm.prometheus_client_backend.install()`` before the first
+  metric is created (before importing the libraries that create metrics at
+  import time).
+
+What a scrape shows
+-------------------
+Collecting a metric (``generate_latest(registry)``, ``registry.collect()``,
+``get_sample_value``) renders the metric's family from the shared area: the
+totals of every process, including label sets only other workers have used.
+``prometheus_client.multiprocess.MultiProcessCollector(registry)`` is
+replaced by a collector that renders every family of the area (its ``path``
+is ignored), so the documented multiprocess setup keeps working unchanged.
+
+Gauges: ``multiprocess_mode`` combines the processes' values as
+prometheus_client documents: ``sum``/``livesum`` add, ``max``/``livemax``,
+``min``/``livemin``, ``mostrecent``/``livemostrecent``; the ``live*`` modes
+drop a dead worker's value; ``mostrecent`` compares the times of the
+updates to the millisecond. ``all``/``liveall`` render one series per live
+worker process labelled by its promshm **worker slot** (``worker="<slot>"``)
+rather than ``pid`` (a slot is reused by the next worker, so series do not
+pile up as workers are recycled).
+
+Limits: exemplars are kept per process only and not rendered (as in
+prometheus_client's multiprocess mode); ``Gauge.set_function`` is evaluated
+in the process that scrapes; ``Counter.reset()`` does not reset the shared
+total. A metric whose name promshm reserves (a gauge named ``*_total`` or
+``*_sum``, ...) is kept in the area as ``<name>:promshm_renamed`` and
+rendered under its own name. A metric whose name is already used in the area
+with another type, label names, buckets or states, or whose value or label
+promshm refuses, stays per-process and a :class:`RuntimeWarning` says so.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+import threading
+import warnings
+from typing import Any, Dict, Optional, Tuple
+
+from . import _bindings as B
+from .errors import InvalidArgumentError, PromshmError
+
+__all__ = ["install", "installed", "install_import_hook", "MultiProcessCollector", "ENV_VAR"]
+
+#: The environment variable that arms the import hook of the ``.pth`` file.
+ENV_VAR = "PROMSHM_PROMETHEUS_CLIENT"
+
+_lock = threading.RLock()
+_installed = False
+_tls = threading.local()
+_families: Dict[Tuple[Any, ...], Any] = {}
+_failed: Dict[Tuple[Any, ...], bool] = {}
+_pm_registry: Any = None  # the promshm registry the shadow families live in
+_view: Any = None  # a promshm registry rendering the whole area
+
+
+def enabled_by_env(env: Optional[Dict[str, str]] = None) -> bool:
+    """Whether ``$PROMSHM_PROMETHEUS_CLIENT`` asks for the backend."""
+    v = (os.environ if env is None else env).get(ENV_VAR, "").strip().lower()
+    return v not in ("", "0", "false", "no", "off")
+
+
+def installed() -> bool:
+    """Whether :func:`install` has run in this process."""
+    return _installed
+
+
+# --------------------------------------------------------------------------
+# Shadow families: one promshm metric per prometheus_client metric name.
+
+
+def _eager_classes() -> Dict[str, type]:
+    """promshm metric classes whose updates go straight to the area, so a
+    scrape in any worker right after a request sees it (as prometheus_client's
+    multiprocess files do)."""
+    from . import metrics as M
+
+    out = {}
+    for typ, base in (
+        ("counter", M.Counter),
+        ("gauge", M.Gauge),
+        ("histogram", M.Histogram),
+        ("summary", M.Summary),
+        ("info", M.Info),
+        ("stateset", M.Enum),
+    ):
+
+        def _update_mode(self: Any) -> int:
+            return B.PROMSHM_UPDATE_MODE_EAGER if self._buffered else B.PROMSHM_UPDATE_MODE_DEFAULT
+
+        out[typ] = type("Backend" + base.__name__, (base,), {"__slots__": (), "_update_mode": _update_mode})
+    return out
+
+
+_classes: Dict[str, type] = {}
+
+
+def _shape(metric: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    """The cache key of a prometheus_client metric and the promshm kwargs."""
+    typ = metric._type
+    kw: Dict[str, Any] = {}
+    extra: Tuple[Any, ...] = ()
+    if typ == "gauge":
+        kw["multiprocess_mode"] = metric._multiprocess_mode
+        extra = (kw["multiprocess_mode"],)
+    elif typ == "histogram":
+        kw["buckets"] = tuple(float(b) for b in metric._upper_bounds)
+        extra = kw["buckets"]
+    elif typ == "stateset":
+        kw["states"] = tuple(metric._states)
+        extra = kw["states"]
+    key = (typ, metric._name, tuple(metric._labelnames)) + extra
+    return key, kw
+
+
+def _family_for(metric: Any) -> Any:
+    """The promshm family holding ``metric``'s values (None: stays local).
+    Raises AttributeError while the metric's constructor has not set its
+    shape yet (an Enum's states)."""
+    key, kw = _shape(metric)
+    fam = _families.get(key)
+    if fam is not None or key in _failed:
+        return fam
+    with _lock:
+        fam = _families.get(key)
+        if fam is not None or key in _failed:
+            return fam
+        cls = _classes.get(key[0])
+        if cls is None:
+            _failed[key] = True
+            return None
+
+        def make(name: str) -> Any:
+            return cls(
+                name,
+                metric._documentation,
+                labelnames=tuple(metric._labelnames),
+                unit=getattr(metric, "_unit", ""),
+                registry=_pm_registry,
+                **kw,
+            )
+
+        try:
+            try:
+                fam = make(metric._name)
+            except InvalidArgumentError as e:
+                # A name promshm reserves (a gauge named *_total, *_sum, ...):
+                # kept in the area under "<name>:promshm_renamed", rendered as <name>.
+                if e.code != B.PROMSHM_RESULT_INVALID_METRIC_NAME:
+                    raise
+                fam = make(metric._name + _RENAMED)
+        except (PromshmError, ValueError, TypeError) as e:  # another shape under this name, a full area, ...
+            _failed[key] = True
+            _warn(f"{key[0]} {metric._name!r} stays per-process: {e}")
+            return None
+        _families[key] = fam
+        return fam
+
+
+_MISSING = object()
+
+#: Suffix of the area name of a metric whose own name promshm reserves.
+_RENAMED = ":promshm_renamed"
+
+
+def _series_of(metric: Any) -> Any:
+    """The promshm series of a prometheus_client child or unlabelled metric
+    (cached on it; None: the metric stays per-process)."""
+    d = metric.__dict__
+    s = d.get("_promshm_series", _MISSING)
+    if s is not _MISSING:
+        return s
+    try:
+        fam = _family_for(metric)
+    except AttributeError:
+        return None  # not constructed yet: resolved on first use
+    s = None
+    if fam is not None:
+        try:
+            s = fam.labels(*metric._labelvalues) if metric._labelnames else fam
+        except PromshmError as e:  # a full area, a label value promshm refuses, ...
+            _warn(f"{metric._name}{list(metric._labelvalues)} stays per-process: {e}")
+    d["_promshm_series"] = s
+    return s
+
+
+def _warn(msg: str) -> None:
+    warnings.warn("promshm backend: " + msg, RuntimeWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------
+# The value class prometheus_client's Counter/Gauge/Histogram/Summary use.
+
+
+class PromshmValue:
+    """``prometheus_client.values.ValueClass`` with the backend on.
+
+    Made inside a metric's ``_metric_init``, it forwards the updates to the
+    metric's promshm series: a counter's ``inc``, a gauge's ``inc``/``set``,
+    and the ``_sum`` of a histogram or summary, whose ``inc(amount)`` is called
+    once per observation (it becomes ``observe(amount)``; the bucket and
+    ``_count`` values are not needed: the promshm series counts them).
+    ``get()`` of a counter or gauge is the area's value. A value made outside
+    a metric, or whose metric stays per-process, is a plain local float."""
+
+    _multiprocess = False
+    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_observe")
+
+    def __init__(
+        self,
+        typ: str,
+        metric_name: str,
+        name: str,
+        labelnames: Any,
+        labelvalues: Any,
+        help_text: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self._value = 0.0
+        self._exemplar = None
+        self._lock = threading.Lock()
+        self._series: Any = None
+        self._observe = False
+        metric = getattr(_tls, "metric", None)
+        if metric is None:
+            return
+        if typ in ("counter", "gauge"):
+            self._series = _series_of(metric)
+        elif typ in ("histogram", "summary") and name == metric_name + "_sum":
+            self._series = _series_of(metric)
+            self._observe = True
+
+    def inc(self, amount: float) -> None:
+        s = self._series
+        if s is None:
+            with self._lock:
+                self._value += amount
+            return
+        try:
+            if self._observe:
+                s.observe(amount)
+            else:
+                s.inc(amount)
+        except PromshmError as e:
+            _warn(f"{'observe' if self._observe else 'inc'}({amount!r}) not shared: {e}")
+
+    def set(self, value: float, timestamp: Optional[float] = None) -> None:
+        s = self._series
+        if s is None or self._observe:
+            with self._lock:
+                self._value = value
+            return
+        try:
+            s.set(value)
+        except PromshmError as e:
+            _warn(f"set({value!r}) not shared: {e}")
+        except AttributeError:  # Counter.reset(): a shared counter is not reset
+            with self._lock:
+                self._value = value
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        with self._lock:
+            self._exemplar = exemplar
+
+    def get(self) -> float:
+        s = self._series
+        if s is not None and not self._observe:
+            try:
+                return float(s.get())
+            except PromshmError as e:
+                _warn(f"get() reads this process's value: {e}")
+        with self._lock:
+            return self._value
+
+    def get_exemplar(self) -> Any:
+        with self._lock:
+            return self._exemplar
+
+
+# --------------------------------------------------------------------------
+# Rendering: promshm families -> prometheus_client Metric objects.
+
+
+def _use_created() -> bool:
+    from prometheus_client import metrics as pm
+
+    return bool(getattr(pm, "_use_created", True))
+
+
+def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, unit: Optional[str] = None) -> list:
+    from prometheus_client.metrics_core import Metric
+
+    created = _use_created()
+    out = []
+    for f in fams:
+        fname = f.name
+        if fname.endswith(_RENAMED):
+            fname = fname[: -len(_RENAMED)]
+        m = Metric(fname if name is None else name, f.documentation if doc is None else doc, f.type, f.unit if unit is None else unit)
+        for s in f.samples:
+            if not created and s.name.endswith("_created"):
+                continue
+            sname, labels = s.name, dict(s.labels)
+            if fname != f.name:  # back to the prometheus_client name
+                sname = sname.replace(f.name, fname, 1)
+                if f.name in labels:  # an Enum's state label
+                    labels[fname] = labels.pop(f.name)
+            m.add_sample(sname, labels, s.value, s.timestamp)
+        out.append(m)
+    return out
+
+
+def _collect_metric(self: Any, _orig: Any) -> Any:
+    if "_child_samples" in self.__dict__:  # Gauge.set_function: evaluated here
+        return _orig(self)
+    fam = _family_for(self)
+    if fam is None:
+        return _orig(self)
+    try:
+        fams = fam.collect()
+    except PromshmError as e:
+        _warn(f"{self._name}: rendering this process's values: {e}")
+        return _orig(self)
+    return _convert(fams, self._name, self._documentation, self._unit)
+
+
+class MultiProcessCollector:
+    """``prometheus_client.multiprocess.MultiProcessCollector`` with the
+    backend on: renders every family of the shared area (``path`` and
+    ``$PROMETHEUS_MULTIPROC_DIR`` are not used)."""
+
+    def __init__(self, registry: Any, path: Optional[str] = None) -> None:
+        self._path = path
+        if registry is not None:
+            registry.register(self)
+
+    def collect(self) -> list:
+        return _convert(_view.collect())
+
+
+def _mark_process_dead(pid: int, path: Optional[str] = None) -> None:
+    """No-op: promshm reaps dead workers itself."""
+
+
+# --------------------------------------------------------------------------
+# Installing.
+
+
+def _wrap_metric_init(cls: type) -> None:
+    orig = cls.__dict__.get("_metric_init")
+    if orig is None or getattr(orig, "_promshm", False):
+        return
+
+    def _metric_init(self: Any) -> None:
+        _series_of(self)  # the series exists in the area from now on
+        prev = getattr(_tls, "metric", None)
+        _tls.metric = self
+        try:
+            orig(self)
+        finally:
+            _tls.metric = prev
+
+    _metric_init._promshm = True  # type: ignore[attr-defined]
+    cls._metric_init = _metric_init  # type: ignore[attr-defined]
+
+
+def _wrap_init(cls: type) -> None:
+    """The family is made in the area when the metric is (so a name clash
+    shows at once, and the family renders before its first update)."""
+    orig = cls.__init__
+    if getattr(orig, "_promshm", False):
+        return
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig(self, *args, **kwargs)
+        if not getattr(self, "_labelvalues", ()):
+            try:
+                _family_for(self)
+            except AttributeError:
+                pass
+
+    __init__._promshm = True  # type: ignore[attr-defined]
+    __init__.__doc__ = orig.__doc__
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
+def _wrap_method(cls: type, name: str, forward: Any) -> None:
+    orig = cls.__dict__.get(name)
+    if orig is None or getattr(orig, "_promshm", False):
+        return
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        r = orig(self, *args, **kwargs)
+        s = _series_of(self)
+        if s is not None:
+            try:
+                forward(s, *args, **kwargs)
+            except PromshmError as e:
+                _warn(f"{name}() not shared: {e}")
+        return r
+
+    method._promshm = True  # type: ignore[attr-defined]
+    method.__name__ = name
+    method.__doc__ = orig.__doc__
+    setattr(cls, name, method)
+
+
+def _wrap_parent_method(cls: type, name: str, forward: Any) -> None:
+    """remove()/clear() on a labelled parent: also in the area."""
+    orig = cls.__dict__.get(name)
+    if orig is None or getattr(orig, "_promshm", False):
+        return
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "not implemented in multi process mode"
+            r = orig(self, *args, **kwargs)
+        fam = _family_for(self) if self._labelnames else None
+        if fam is not None:
+            try:
+                forward(fam, *args, **kwargs)
+            except PromshmError as e:
+                _warn(f"{name}() not shared: {e}")
+        return r
+
+    method._promshm = True  # type: ignore[attr-defined]
+    method.__name__ = name
+    method.__doc__ = orig.__doc__
+    setattr(cls, name, method)
+
+
+def install() -> None:
+    """Put the real ``prometheus_client``'s metric values in the promshm
+    shared area (idempotent). Call it before the first metric is created."""
+    global _installed, _pm_registry, _view
+    with _lock:
+        if _installed:
+            return
+        import prometheus_client.metrics as pm
+        import prometheus_client.multiprocess as mp
+        import prometheus_client.values as pv
+
+        from ._area import SHARED
+        from .registry import CollectorRegistry
+
+        _classes.update(_eager_classes())
+        _pm_registry = CollectorRegistry(area=SHARED, self_metrics=False)
+        _view = CollectorRegistry(area=SHARED, self_metrics=False)
+
+        pv.ValueClass = PromshmValue
+        for cls in (pm.Counter, pm.Gauge, pm.Histogram, pm.Summary, pm.Info, pm.Enum):
+            _wrap_metric_init(cls)
+            _wrap_init(cls)
+        _wrap_method(pm.Info, "info", lambda s, val: s.info(val))
+        _wrap_method(pm.Enum, "state", lambda s, state: s.state(state))
+        _wrap_parent_method(pm.MetricWrapperBase, "remove", lambda f, *v: f.remove(*v))
+        _wrap_parent_method(pm.MetricWrapperBase, "clear", lambda f: f.clear())
+
+        orig_collect = pm.MetricWrapperBase.collect
+        if not getattr(orig_collect, "_promshm", False):
+
+            def collect(self: Any) -> Any:
+                return _collect_metric(self, orig_collect)
+
+            collect._promshm = True  # type: ignore[attr-defined]
+            collect.__doc__ = orig_collect.__doc__
+            pm.MetricWrapperBase.collect = collect  # type: ignore[method-assign]
+
+        mp.MultiProcessCollector = MultiProcessCollector  # type: ignore[misc,assignment]
+        mp.mark_process_dead = _mark_process_dead
+        _installed = True
+        _warn_earlier_metrics(pm)
+
+
+def _warn_earlier_metrics(pm: Any) -> None:
+    """Metrics of REGISTRY made before install() keep per-process values: say so."""
+    try:
+        from prometheus_client import REGISTRY
+
+        with REGISTRY._lock:
+            collectors = list(REGISTRY._collector_to_names)
+    except Exception:
+        return
+    early = sorted(c._name for c in collectors if isinstance(c, pm.MetricWrapperBase) and c._name)
+    if early:
+        _warn(f"metrics made before install() keep per-process values: {', '.join(early[:10])}")
+
+
+# --------------------------------------------------------------------------
+# The import hook armed by the .pth file.
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: Any) -> Any:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._inner.exec_module(module)
+        install()
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != "prometheus_client":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _Loader(spec.loader)
+        return spec
+
+
+def install_import_hook() -> None:
+    """Call :func:`install` when ``prometheus_client`` is imported (now, if it
+    already is). Used by the ``.pth`` file when ``$PROMSHM_PROMETHEUS_CLIENT``
+    is set."""
+    if "prometheus_client" in sys.modules:
+        install()
+        return
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+
+
+def _pth_hook() -> None:
+    """Entry point of the ``.pth`` file: arm the hook if the variable asks."""
+    if enabled_by_env():
+        install_import_hook()

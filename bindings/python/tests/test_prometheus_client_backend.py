@@ -1,0 +1,421 @@
+"""The promshm backend for the REAL prometheus_client (issue 10, item 1).
+
+Unmodified prometheus_client code — Counter, Gauge in every multiprocess_mode,
+Histogram, Summary, Info, Enum, labelled, in REGISTRY and in a fresh
+CollectorRegistry() — updated in 4 forked multiprocessing children and in 4
+gunicorn workers must give exact totals in the parent's / any worker's
+generate_latest() and in MultiProcessCollector, whatever
+PROMETHEUS_MULTIPROC_DIR says. Without the backend the parent reads 0 (checked
+by test_without_backend_the_parent_sees_nothing, so the checks are not vacuous).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+from conftest import child_env, free_port, parse_text, value
+
+pytest.importorskip("prometheus_client")
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = HERE / "pc_backend_mp_script.py"
+PTH = HERE.parent / "promshm-prometheus-client.pth"
+N, ROUNDS = 4, 1000
+
+
+def _run_mp(tmp_path: Path, how: str, **env: str) -> Dict:
+    e = child_env(PROMSHM_DIR=str(tmp_path), **env)
+    if how != "env":
+        e.pop("PROMSHM_PROMETHEUS_CLIENT", None)
+    cmd = [sys.executable, str(SCRIPT), how]
+    if how == "env":  # the shipped .pth file, processed as site-packages does
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / PTH.name).write_text(PTH.read_text())
+        cmd = [sys.executable, "-c", _SITE_RUN.format(site=str(site)), str(SCRIPT), how]
+    r = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-5000:]
+    return json.loads(r.stdout)
+
+
+_SITE_RUN = (
+    "import runpy, site, sys; site.addsitedir({site!r}); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def _check_totals(text: str, which: str, modes: List[str]) -> None:
+    s = parse_text(text)
+    if which in ("default", "multiprocess"):
+        assert value(s, "bk_requests_total", path="/a") == N * ROUNDS / 2, text
+        assert value(s, "bk_requests_total", path="/b") == N * ROUNDS / 2
+        assert value(s, "bk_latency_seconds_count", path="/a") == N * ROUNDS
+        assert value(s, "bk_latency_seconds_sum", path="/a") == N * ROUNDS * 0.5
+        assert value(s, "bk_latency_seconds_bucket", path="/a", le="0.1") == 0
+        assert value(s, "bk_latency_seconds_bucket", path="/a", le="1.0") == N * ROUNDS
+        assert value(s, "bk_latency_seconds_bucket", path="/a", le="+Inf") == N * ROUNDS
+        assert value(s, "bk_phase", who="kids", bk_phase="running") == 1
+        assert value(s, "bk_phase", who="kids", bk_phase="starting") == 0
+    if which in ("fresh", "multiprocess"):
+        assert value(s, "bk_plain_total") == N * ROUNDS * 0.5, text
+        assert value(s, "bk_sizes_bytes_count") == N * ROUNDS
+        assert value(s, "bk_sizes_bytes_sum") == N * ROUNDS * 2
+        assert value(s, "bk_build_info", version="1.2.3") == 1
+        assert value(s, "bk_applied_total") == 4  # a gauge name promshm reserves: renamed in the area
+        # modes that keep a dead process's value
+        assert value(s, "bk_gauge_sum_mode", who="kids") == 1 + 2 + 3 + 4
+        assert value(s, "bk_gauge_max_mode", who="kids") == 4
+        assert value(s, "bk_gauge_min_mode", who="kids") == 1
+        if "mostrecent" in modes:
+            assert value(s, "bk_gauge_mostrecent_mode", who="kids") == 40
+
+
+def _check_live(text: str, modes: List[str]) -> None:
+    """Gauges while the 4 children live: the live modes see them all."""
+    s = parse_text(text)
+    assert value(s, "bk_gauge_livesum_mode", who="kids") == 10, text
+    assert value(s, "bk_gauge_livemax_mode", who="kids") == 4
+    assert value(s, "bk_gauge_livemin_mode", who="kids") == 1
+    if "livemostrecent" in modes:
+        assert value(s, "bk_gauge_livemostrecent_mode", who="kids") == 40
+    for mode in ("all", "liveall"):
+        per = {dict(k[1])["worker"]: v for k, v in s.items() if k[0] == f"bk_gauge_{mode}_mode"}
+        assert sorted(per.values()) == [1, 2, 3, 4], (mode, per)
+
+
+def _check_exited(text: str) -> None:
+    """After the children exited, live modes drop them (no mark_process_dead)."""
+    s = parse_text(text)
+    assert value(s, "bk_gauge_livesum_mode", who="kids") in (None, 0), text
+    assert not [k for k in s if k[0] in ("bk_gauge_all_mode", "bk_gauge_liveall_mode")]
+
+
+@pytest.mark.parametrize("how", ["install", "env"])
+def test_multiprocessing_children_exact(tmp_path, how):
+    mpdir = tmp_path / "prometheus_multiproc"
+    mpdir.mkdir()
+    out = _run_mp(tmp_path, how, PROMSHM_PROMETHEUS_CLIENT="1", PROMETHEUS_MULTIPROC_DIR=str(mpdir))
+    assert out["codes"] == [0] * N
+    for phase in ("alive", "exited"):
+        for which, text in out[phase].items():
+            _check_totals(text, which, out["modes"])
+    _check_live(out["alive"]["fresh"], out["modes"])
+    _check_live(out["alive"]["multiprocess"], out["modes"])
+    _check_exited(out["exited"]["fresh"])
+    _check_exited(out["exited"]["multiprocess"])
+    assert list(mpdir.iterdir()) == [], "no prometheus_client .db files with the backend"
+
+
+def test_without_backend_the_parent_sees_nothing(tmp_path):
+    """The baseline the tests above would fail on: the real prometheus_client
+    alone keeps each child's values in the child."""
+    out = _run_mp(tmp_path, "none")
+    s = parse_text(out["exited"]["default"])
+    assert value(s, "bk_requests_total", path="/a") is None  # the children's series are not in the parent
+    assert value(parse_text(out["exited"]["fresh"]), "bk_sizes_bytes_count") == 0
+
+
+def test_install_is_idempotent_and_keeps_validation(tmp_path):
+    code = (
+        "from promshm import prometheus_client_backend as b; b.install(); b.install()\n"
+        "import prometheus_client as pc\n"
+        "c = pc.Counter('bk_v', 'V', ['a'])\n"
+        "try:\n    c.labels('x').inc(-1)\nexcept ValueError: print('neg')\n"
+        "try:\n    c.inc()\nexcept ValueError: print('labelled')\n"
+        "try:\n    pc.Gauge('bk_vg', 'G', multiprocess_mode='bogus')\nexcept ValueError: print('mode')\n"
+        "try:\n    pc.Enum('bk_ve', 'E', states=['a']).state('zz')\nexcept ValueError: print('state')\n"
+        "c.labels('x').inc(2); print(c.labels('x')._value.get())\n"
+        "c.remove('x'); print(pc.REGISTRY.get_sample_value('bk_v_total', {'a': 'x'}))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["neg", "labelled", "mode", "state", "2.0", "None"]
+
+
+def test_what_promshm_refuses_stays_per_process_with_a_warning(tmp_path):
+    """prometheus_client accepts it, so the app gets no exception: the value
+    stays in the process (a RuntimeWarning says so)."""
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "from promshm import prometheus_client_backend as b; b.install()\n"
+        "import prometheus_client as pc\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    g = pc.Gauge('bk_w_sum', 'Gauge named like a summary sample.', multiprocess_mode='livesum')\n"
+        "    g.set(3)\n"
+        "    c = pc.Counter('bk_nan', 'N'); c.inc(float('nan'))\n"
+        "    pc.Gauge('bk_same', 'G1', ['a'])\n"
+        "    r = pc.CollectorRegistry(); g2 = pc.Gauge('bk_same', 'G2', ['b'], registry=r, multiprocess_mode='max')\n"
+        "    g2.labels('x').set(5)\n"
+        "print(pc.REGISTRY.get_sample_value('bk_w_sum'), r.get_sample_value('bk_same', {'b': 'x'}))\n"
+        "print(' | '.join(str(x.message) for x in w if x.category is RuntimeWarning))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "3.0 5.0"
+    assert "bk_same" in lines[1] and "inc(nan) not shared" in lines[1], lines[1]
+    assert "bk_w_sum" not in lines[1], "a reserved name is renamed in the area, not left per-process"
+
+
+def test_wheel_installs_the_pth_hook_inert_without_the_variable(tmp_path):
+    """The wheel puts the .pth file in site-packages' root; there it switches the
+    real prometheus_client to the backend only when the variable is set."""
+    pytest.importorskip("setuptools")
+    pytest.importorskip("wheel")
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(HERE.parent, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests", "bench"))
+    env = child_env(PROMSHM_LIBRARY=str(__import__("promshm").library_path))
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    (whl,) = (tmp_path / "dist").glob("promshm-*.whl")
+    assert PTH.name in zipfile.ZipFile(whl).namelist()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    py = str(venv / "bin" / "python")
+    r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(whl)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    probe = (
+        "import sys, prometheus_client.values as v; "
+        "print('promshm' in sys.modules, v.ValueClass.__module__)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PROMSHM_LIBRARY", ENV)}
+    clean["PROMSHM_DIR"] = str(tmp_path)
+    on = subprocess.run([py, "-c", probe], env=dict(clean, **{ENV: "1"}), capture_output=True, text=True, timeout=120, cwd="/")
+    off = subprocess.run([py, "-c", probe], env=dict(clean, **{ENV: "0"}), capture_output=True, text=True, timeout=120, cwd="/")
+    assert on.stdout.split() == ["True", "promshm.prometheus_client_backend"], on.stderr
+    assert off.stdout.split() == ["False", "prometheus_client.values"], off.stderr
+
+
+ENV = "PROMSHM_PROMETHEUS_CLIENT"
+
+
+def test_install_after_metrics_were_made_says_so(tmp_path):
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "import prometheus_client as pc\n"
+        "early = pc.Counter('bk_early', 'Made before install().')\n"
+        "from promshm import prometheus_client_backend as b\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    b.install()\n"
+        "print(' | '.join(str(x.message) for x in w))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert "made before install()" in r.stdout and "bk_early" in r.stdout, r.stdout
+
+
+# --------------------------------------------------------------------------
+# gunicorn -w 4, an app using prometheus_client only; the backend switched on
+# by $PROMSHM_PROMETHEUS_CLIENT=1 alone (the shipped .pth file).
+
+APP = '''
+import time
+from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Summary,
+                               generate_latest, multiprocess, CONTENT_TYPE_LATEST)
+
+REQUESTS = Counter("app_requests", "Requests.", ["path", "status"])
+LATENCY = Histogram("app_latency_seconds", "Latency.", ["path"], buckets=(0.001, 0.01, 0.1, 1.0))
+INPROGRESS = Gauge("app_inprogress", "In progress.", multiprocess_mode="livesum")
+OWN = CollectorRegistry()
+HITS = Counter("app_hits", "Hits, in an app registry.", registry=OWN)
+SIZES = Summary("app_sizes_bytes", "Sizes.", registry=OWN)
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path.startswith("/metrics"):
+        if path == "/metrics":
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        elif path == "/metrics/own":
+            registry = OWN
+        else:
+            registry = REGISTRY
+        data = generate_latest(registry)
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [data]
+    with INPROGRESS.track_inprogress():
+        status = "500" if path == "/fail" else "200"
+        REQUESTS.labels(path, status).inc()
+        LATENCY.labels(path).observe(0.005)
+        HITS.inc()
+        SIZES.observe(len(path))
+    start_response(status + " X", [("Content-Type", "text/plain")])
+    return [b"ok"]
+'''
+
+GUNICORN_RUN = (
+    "import site, sys; site.addsitedir({site!r}); "
+    "sys.argv = ['gunicorn'] + sys.argv[1:]; "
+    "from gunicorn.app.wsgiapp import run; run()"
+)
+
+
+class Gunicorn:
+    """gunicorn -w 4 on 127.0.0.1 serving ``files['<module>.py']``'s ``app``,
+    with the shipped .pth file in a site directory (as site-packages has it)."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        *args: str,
+        files: Dict[str, str] = None,
+        app: str = "pcapp:app",
+        ready_path: str = "/metrics/default",
+        **env: str,
+    ) -> None:
+        pytest.importorskip("gunicorn")
+        self.port = free_port()
+        site = tmp_path / "site"
+        site.mkdir(exist_ok=True)
+        (site / PTH.name).write_text(PTH.read_text())
+        app_dir = tmp_path / "app"
+        app_dir.mkdir(exist_ok=True)
+        for fname, text in (files or {"pcapp.py": APP}).items():
+            (app_dir / fname).write_text(text)
+        self.log = open(tmp_path / f"gunicorn-{self.port}.log", "w+")
+        e = child_env(PROMSHM_DIR=str(tmp_path), **env)
+        e.pop("PROMSHM_FLUSH_INTERVAL", None)
+        cmd = [sys.executable, "-c", GUNICORN_RUN.format(site=str(site)), "-w", "4", "-b", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen(
+            cmd + list(args) + [app],
+            cwd=app_dir,
+            env=e,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                self.get(ready_path)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if self.proc.poll() is not None or time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"gunicorn did not start:\n{self.logs()}")
+                time.sleep(0.1)
+
+    def get(self, path: str, base: str = "") -> Tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen((base or self.base) + path, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def logs(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-5000:]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if not self.log.closed:
+            self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator:
+    servers: List[Gunicorn] = []
+
+    def make(*args: str, **kw: Any) -> Gunicorn:
+        s = Gunicorn(tmp_path, *args, **kw)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+def _gunicorn_exact(server: Gunicorn, n: int) -> None:
+    paths = [["/", "/a", "/b", "/fail"][i % 4] for i in range(n)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = collections.Counter(st for st, _ in pool.map(server.get, paths))
+    assert statuses == {200: n * 3 // 4, 500: n // 4}, statuses
+    sent = collections.Counter(paths)
+    for _ in range(3):  # several scrapes, served by whichever worker
+        for kind in ("/metrics", "/metrics/default", "/metrics/own"):
+            status, body = server.get(kind)
+            assert status == 200
+            s = parse_text(body.decode())
+            if kind != "/metrics/own":
+                for p, k in sent.items():
+                    st = "500" if p == "/fail" else "200"
+                    assert value(s, "app_requests_total", path=p, status=st) == k, (kind, p, body.decode())
+                    assert value(s, "app_latency_seconds_count", path=p) == k
+                    assert value(s, "app_latency_seconds_bucket", path=p, le="0.01") == k
+                assert value(s, "app_inprogress") == 0
+            if kind != "/metrics/default":
+                assert value(s, "app_hits_total") == n, (kind, body.decode())
+                assert value(s, "app_sizes_bytes_count") == n
+                assert value(s, "app_sizes_bytes_sum") == sum(len(p) for p in paths)
+
+
+def test_gunicorn_four_workers_exact_through_the_pth_hook(gunicorn, tmp_path):
+    mpdir = tmp_path / "prometheus_multiproc"
+    mpdir.mkdir()
+    server = gunicorn(PROMSHM_PROMETHEUS_CLIENT="1", PROMETHEUS_MULTIPROC_DIR=str(mpdir))
+    _gunicorn_exact(server, 2000)
+    assert list(mpdir.iterdir()) == [], "no prometheus_client .db files with the backend"
+    assert server.stop() == 0, server.logs()
+
+
+def test_gunicorn_gthread_workers_exact(gunicorn):
+    server = gunicorn("-k", "gthread", "--threads", "4", PROMSHM_PROMETHEUS_CLIENT="1")
+    _gunicorn_exact(server, 2000)
+    assert server.stop() == 0, server.logs()
+
+
+def test_gunicorn_max_requests_and_preload_exact(gunicorn):
+    # Recycled workers (max_requests): counts of workers that exited stay.
+    server = gunicorn("--max-requests", "150", "--preload", PROMSHM_PROMETHEUS_CLIENT="1")
+    _gunicorn_exact(server, 2000)
+    assert server.stop() == 0, server.logs()
+
+
+def test_gunicorn_without_backend_is_not_exact(gunicorn):
+    """Baseline: the same app without the variable renders one worker's counts."""
+    server = gunicorn()
+    n = 400
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(server.get, ["/"] * n))
+    s = parse_text(server.get("/metrics/default")[1].decode())
+    assert (value(s, "app_requests_total", path="/", status="200") or 0) < n
+    server.stop()
