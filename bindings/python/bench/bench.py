@@ -69,12 +69,20 @@ def hot(kind: str, number: int, repeat: int) -> Dict[str, float]:
     return out
 
 
+# The parent's family, inherited by the forked workers (registering the same
+# name again in the inherited REGISTRY is a duplicate, as in prometheus_client).
+_SCRAPE_FAMILY: Any = None
+
+
 def _scrape_worker(kind: str, series: int) -> None:
     if kind == "promshm":
         import promshm as pc
+
+        c = _SCRAPE_FAMILY
     else:
         import prometheus_client as pc
-    c = pc.Counter("bench_scrape", "Series for the scrape benchmark.", ["id"])
+
+        c = pc.Counter("bench_scrape", "Series for the scrape benchmark.", ["id"])
     for i in range(series):
         c.labels(str(i)).inc()
     if kind == "promshm":
@@ -84,10 +92,11 @@ def _scrape_worker(kind: str, series: int) -> None:
 def scrape(kind: str, series: int, workers: int, repeat: int) -> Dict[str, float]:
     import multiprocessing as mp
 
+    global _SCRAPE_FAMILY
     if kind == "promshm":
         import promshm as pc
 
-        pc.Counter("bench_scrape", "Series for the scrape benchmark.", ["id"])
+        _SCRAPE_FAMILY = pc.Counter("bench_scrape", "Series for the scrape benchmark.", ["id"])
     ctx = mp.get_context("fork")
     t0 = time.perf_counter()
     procs = [ctx.Process(target=_scrape_worker, args=(kind, series)) for _ in range(workers)]
