@@ -55,4 +55,9 @@ step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a re
 make -C bindings/uwsgi
 timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/uwsgi
 
+step "PHP end to end (tests/php: nginx + php-fpm + promshm serve) and the PHP benchmark's smoke run"
+cargo build --release --lib -p promshm-cli
+timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/php
+bash bindings/php/bench/bench.sh --quick
+
 step "all tests passed"
