@@ -29,7 +29,7 @@ use Promshm\Bench\NullAdapter;
 
 $quick = in_array('--quick', $argv, true);
 $iterations = $quick ? 2_000 : 200_000;
-$requests = $quick ? 200 : 20_000;
+$requests = $quick ? 200 : 5_000;
 $series = $quick ? 500 : 10_000;
 $runs = $quick ? 1 : 5;
 
