@@ -75,7 +75,7 @@ final class AreaLocator
             $master = $ppid > 0 ? (self::cmdline($ppid) ?? '') : '';
             if (str_starts_with($master, 'php-fpm: master process')) {
                 $pool = null;
-                if (preg_match('/^php-fpm: pool (\S+)/', $title, $m)) {
+                if (preg_match('/^php-fpm: pool ([^\s\0]+)/', $title, $m)) {
                     $pool = preg_match('/^[A-Za-z0-9_.-]{1,64}$/', $m[1]) ? $m[1] : substr(hash('sha256', $m[1]), 0, 16);
                 }
                 return [$ppid, $pool ?? 'fpm'];

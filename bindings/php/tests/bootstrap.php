@@ -19,3 +19,4 @@ if ((string) ini_get('ffi.enable') !== '1') {
 }
 require dirname(__DIR__) . '/autoload.php';
 require __DIR__ . '/PromshmTestCase.php';
+require __DIR__ . '/FastCgi.php';

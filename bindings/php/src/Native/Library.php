@@ -35,11 +35,21 @@ final class Library
     ];
 
     private static ?FFI $ffi = null;
+    private static string $mode = '';
 
     /** The FFI object of libpromshm (loaded on first use). */
     public static function ffi(): FFI
     {
         return self::$ffi ??= self::load();
+    }
+
+    /**
+     * How the library was loaded: "scope" (the preloaded FFI scope), "cdef"
+     * (FFI::cdef at run time), or "" (not yet).
+     */
+    public static function mode(): string
+    {
+        return self::$mode;
     }
 
     /** Path of the generated declarations (include/promshm.h made FFI-ready). */
@@ -85,9 +95,12 @@ final class Library
             throw new InternalException('promshm: the FFI extension is not loaded', 900, 'install/enable ext-ffi');
         }
         try {
-            return FFI::scope(self::SCOPE);
-        } catch (\Throwable) {
+            $ffi = FFI::scope(self::SCOPE);
+            self::$mode = 'scope';
+            return $ffi;
+        } catch (\Throwable $e) {
             // Not preloaded: FFI::cdef below (needs ffi.enable=true).
+            $scopeError = $e->getMessage();
         }
         $decl = file_get_contents(self::declarationsFile());
         $lib = self::libraryPath();
@@ -96,7 +109,7 @@ final class Library
         } catch (\Throwable $e) {
             $mode = (string) ini_get('ffi.enable');
             $hint = $mode === 'preload'
-                ? 'ffi.enable=preload: add bindings/php/preload.php to opcache.preload, or set ffi.enable=true'
+                ? "ffi.enable=preload and no FFI scope 'promshm' ({$scopeError}): set ffi.preload to the header tools/scope-header.php writes, or ffi.enable=true"
                 : 'set PROMSHM_LIBRARY to the path of libpromshm.so';
             throw new InternalException("promshm: cannot load {$lib}: {$e->getMessage()}", 900, $hint, $e);
         }
@@ -108,6 +121,7 @@ final class Library
                 'rebuild the library or regenerate bindings/php (tools/gen_ffi.py)'
             );
         }
+        self::$mode = 'cdef';
         return $ffi;
     }
 }
