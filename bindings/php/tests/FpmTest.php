@@ -10,7 +10,8 @@ use Promshm\Storage;
 /**
  * Under a real php-fpm master (ffi.enable=preload, the declarations loaded
  * by ffi.preload, the classes by opcache.preload, no PROMSHM_AREA, clear_env): the children of one pool find
- * one area by themselves and their totals are exact; another pool of the
+ * one area by themselves, also after pm.max_requests recycling, and their
+ * totals are exact; another pool of the
  * same user, and a pool of another user, each get their own.
  */
 final class FpmTest extends PromshmTestCase
@@ -77,7 +78,9 @@ final class FpmTest extends PromshmTestCase
         $pools = ['a1' => 'www-data', 'a2' => 'www-data', 'b' => 'nobody'];
         $conf = "[global]\nerror_log = {$this->dir}/fpm.log\ndaemonize = no\n";
         foreach ($pools as $pool => $user) {
+            // Pool a1's children are recycled every 4 requests (pm.max_requests).
             $conf .= "[{$pool}]\nuser = {$user}\ngroup = nogroup\nlisten = {$this->dir}/{$pool}.sock\nlisten.mode = 0666\npm = static\npm.max_children = 3\n"
+                . 'pm.max_requests = ' . ($pool === 'a1' ? 4 : 0) . "\n"
                 . "clear_env = yes\nenv[PROMSHM_DIR] = {$shared}\ncatch_workers_output = yes\n";
         }
         file_put_contents("{$this->dir}/fpm.conf", $conf);
@@ -120,7 +123,7 @@ final class FpmTest extends PromshmTestCase
             $this->assertSame(0600, fileperms($path) & 0777);
             $seen[$pool]['path'] = $path;
         }
-        $this->assertGreaterThan(1, \count($seen['a1']['pids']), 'requests were served by several children');
+        $this->assertGreaterThan(3, \count($seen['a1']['pids']), 'children of a1 were recycled (pm.max_requests) and their successors found the same area');
         $this->assertNotSame($seen['a1']['path'], $seen['a2']['path']);
         // Exact totals, each pool in its own area only.
         foreach ($n as $pool => $count) {

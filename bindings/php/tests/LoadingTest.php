@@ -21,6 +21,22 @@ final class LoadingTest extends PromshmTestCase
         $this->assertSame(0, $rc, implode("\n", $out));
     }
 
+    public function testDriftAndUnknownConstructsAreDetected(): void
+    {
+        $tool = escapeshellarg(\dirname(__DIR__) . '/tools/gen_ffi.py');
+        $header = (string) file_get_contents(\dirname(__DIR__, 3) . '/include/promshm.h');
+        $changed = "{$this->dir}/changed.h";
+        file_put_contents($changed, str_replace('#define PROMSHM_FORMAT_OPENMETRICS 1', "#define PROMSHM_FORMAT_OPENMETRICS 1\n#define PROMSHM_FORMAT_NEW 2", $header));
+        exec("python3 {$tool} --check --header " . escapeshellarg($changed) . ' 2>&1', $out, $rc);
+        $this->assertSame(1, $rc, implode("\n", $out));
+        $this->assertStringContainsString('+    PROMSHM_FORMAT_NEW = 2,', implode("\n", $out));
+        $unknown = "{$this->dir}/unknown.h";
+        file_put_contents($unknown, str_replace('#ifdef __cplusplus', '#if defined(__GNUC__)', $header));
+        exec("python3 {$tool} --check --header " . escapeshellarg($unknown) . ' 2>&1', $out2, $rc2);
+        $this->assertSame(2, $rc2, implode("\n", $out2));
+        $this->assertStringContainsString('unknown preprocessor condition', implode("\n", $out2));
+    }
+
     public function testConstantsMatchTheLibrary(): void
     {
         $ffi = Library::ffi();
