@@ -84,7 +84,7 @@ final class Library
     {
         $lib = $library ?? self::libraryPath();
         if (str_contains($lib, '"') || str_contains($lib, "\n")) {
-            throw new InternalException("promshm: unusable library path {$lib}", 114, 'the path holds a quote or a newline');
+            throw new InternalException("promshm: unusable library path {$lib}", 900, 'the path holds a quote or a newline');
         }
         return '#define FFI_SCOPE "' . self::SCOPE . "\"\n#define FFI_LIB \"{$lib}\"\n" . file_get_contents(self::declarationsFile());
     }
@@ -94,10 +94,14 @@ final class Library
         if (!\extension_loaded('ffi')) {
             throw new InternalException('promshm: the FFI extension is not loaded', 900, 'install/enable ext-ffi');
         }
+        $scopeError = '';
         try {
             $ffi = FFI::scope(self::SCOPE);
+            self::checkVersion($ffi, 'the preloaded scope');
             self::$mode = 'scope';
             return $ffi;
+        } catch (InternalException $e) {
+            throw $e;
         } catch (\Throwable $e) {
             // Not preloaded: FFI::cdef below (needs ffi.enable=true).
             $scopeError = $e->getMessage();
@@ -113,15 +117,20 @@ final class Library
                 : 'set PROMSHM_LIBRARY to the path of libpromshm.so';
             throw new InternalException("promshm: cannot load {$lib}: {$e->getMessage()}", 900, $hint, $e);
         }
-        $version = $ffi->promshm_version_number();
-        if ($version !== C::PROMSHM_VERSION_NUMBER) {
-            throw new InternalException(
-                "promshm: {$lib} is version {$ffi->promshm_version()}, these declarations are for " . C::PROMSHM_VERSION_STRING,
-                302,
-                'rebuild the library or regenerate bindings/php (tools/gen_ffi.py)'
-            );
-        }
+        self::checkVersion($ffi, $lib);
         self::$mode = 'cdef';
         return $ffi;
+    }
+
+    /** The library must be the version the declarations were generated for. */
+    private static function checkVersion(FFI $ffi, string $what): void
+    {
+        if ($ffi->promshm_version_number() !== C::PROMSHM_VERSION_NUMBER) {
+            throw new InternalException(
+                "promshm: {$what} is version {$ffi->promshm_version()}, these declarations are for " . C::PROMSHM_VERSION_STRING,
+                900,
+                'rebuild the library, or regenerate bindings/php (tools/gen_ffi.py) and the ffi.preload header (tools/scope-header.php)'
+            );
+        }
     }
 }
