@@ -21,9 +21,29 @@ final class Area
 {
     private ?CData $handle;
 
-    private function __construct(private FFI $ffi, CData $handle, public readonly ?string $path)
+    private function __construct(private FFI $ffi, CData $handle, public readonly ?string $path, private bool $owned = true)
     {
         $this->handle = $handle;
+    }
+
+    /** An Area over a handle owned elsewhere (never released by this object). */
+    public static function borrowed(FFI $ffi, CData $handle, ?string $path): self
+    {
+        return new self($ffi, $handle, $path, false);
+    }
+
+    /** The handle's address: which mapping this is (diagnostics, tests). */
+    public function address(): int
+    {
+        return $this->ffi->cast('uintptr_t', $this->handle())->cdata;
+    }
+
+    /** Give the handle up: the caller owns it from now on; this object is closed. */
+    public function release(): CData
+    {
+        $h = $this->handle();
+        $this->handle = null;
+        return $h;
     }
 
     /**
@@ -128,7 +148,7 @@ final class Area
     {
         $h = $this->handle;
         $this->handle = null;
-        if ($h !== null) {
+        if ($h !== null && $this->owned) {
             $this->ffi->promshm_area_free($h);
         }
     }

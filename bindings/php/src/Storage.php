@@ -12,6 +12,7 @@ use Promshm\Exception\Errors;
 use Promshm\Native\C;
 use Promshm\Native\CStrings;
 use Promshm\Native\Library;
+use Promshm\Native\ProcessCache;
 
 /**
  * PromPHP's storage adapter backed by a promshm shared area: every process
@@ -32,6 +33,9 @@ use Promshm\Native\Library;
  * - `pages`, `maxWorkers`: size of an area this process creates (0:
  *   the library's defaults, 4096 pages of 4 KiB and 64 worker slots);
  *   default PROMSHM_PAGES / PROMSHM_MAX_WORKERS.
+ * - `persistent`: keep the area's handles for the life of the process, so
+ *   the next request of a php-fpm child does not open and map it again
+ *   (Native\ProcessCache); default true (PROMSHM_PERSISTENT=0: false).
  *
  * Buffered updates are flushed by a shutdown function registered on first
  * use in each request: it runs after the script ends, after exit() and
@@ -60,6 +64,11 @@ final class Storage implements Adapter
     private FFI $ffi;
     private ?Area $area;
     private ?string $areaPath;
+    /** Whether this Storage opened its area (and so closes it). */
+    private bool $ownsArea;
+    /** Whether the area and registry handles are kept for the process (ProcessCache). */
+    private bool $persistent;
+    private bool $ownsRegistry = true;
     private ?CData $registry = null;
     /** @var array<string, Family> */
     private array $families = [];
@@ -72,10 +81,10 @@ final class Storage implements Adapter
     private static array $live = [];
     private static bool $shutdownRegistered = false;
 
-    /** @param array{area?: string|Area, eager?: bool, gaugeMode?: string, pages?: int, maxWorkers?: int} $options */
+    /** @param array{area?: string|Area, eager?: bool, gaugeMode?: string, pages?: int, maxWorkers?: int, persistent?: bool} $options */
     public function __construct(array $options = [])
     {
-        $known = ['area', 'eager', 'gaugeMode', 'pages', 'maxWorkers'];
+        $known = ['area', 'eager', 'gaugeMode', 'pages', 'maxWorkers', 'persistent'];
         foreach (array_keys($options) as $k) {
             if (!\in_array($k, $known, true)) {
                 throw Errors::invalid("unknown Storage option '{$k}' (known: " . implode(', ', $known) . ')');
@@ -85,6 +94,7 @@ final class Storage implements Adapter
         $area = $options['area'] ?? null;
         $this->area = $area instanceof Area ? $area : null;
         $this->areaPath = \is_string($area) ? $area : null;
+        $this->ownsArea = !$area instanceof Area;
         $this->eager = (bool) ($options['eager'] ?? (getenv('PROMSHM_EAGER') === '1'));
         $mode = $options['gaugeMode'] ?? 'sum';
         if (!isset(self::GAUGE_MODES[$mode])) {
@@ -93,6 +103,7 @@ final class Storage implements Adapter
         $this->gaugeMode = self::GAUGE_MODES[$mode];
         $this->pages = (int) ($options['pages'] ?? (getenv('PROMSHM_PAGES') ?: 0));
         $this->maxWorkers = (int) ($options['maxWorkers'] ?? (getenv('PROMSHM_MAX_WORKERS') ?: 0));
+        $this->persistent = (bool) ($options['persistent'] ?? (getenv('PROMSHM_PERSISTENT') !== '0'));
         self::$live[spl_object_id($this)] = \WeakReference::create($this);
         self::registerShutdown();
     }
@@ -102,7 +113,22 @@ final class Storage implements Adapter
     {
         if ($this->area === null) {
             $path = $this->areaPath ?? AreaLocator::configured() ?? AreaLocator::defaultPath();
-            $this->area = Area::open($path, $this->pages, $this->maxWorkers);
+            if (!$this->persistent) {
+                $this->area = Area::open($path, $this->pages, $this->maxWorkers);
+                return $this->area;
+            }
+            $kept = ProcessCache::get($this->ffi, $path);
+            if ($kept === null) {
+                $area = Area::open($path, $this->pages, $this->maxWorkers);
+                $reg = $this->ffi->new('const promshm_registry *');
+                Errors::check($this->ffi->promshm_area_registry($area->handle(), FFI::addr($reg)), 'registry');
+                $kept = [$area->release(), $reg];
+                ProcessCache::put($this->ffi, $path, $kept[0], $kept[1]);
+            }
+            $this->area = Area::borrowed($this->ffi, $kept[0], $path);
+            $this->registry = $kept[1];
+            $this->ownsRegistry = false;
+            $this->ownsArea = false;
         }
         return $this->area;
     }
@@ -277,25 +303,37 @@ final class Storage implements Adapter
         }
     }
 
-    /** Release every handle (buffered updates are flushed by the library). */
+    /**
+     * Release every handle, the families' included (buffered updates are
+     * flushed by the library); a Family of this Storage may not be used
+     * after it.
+     */
     public function close(): void
     {
         foreach ($this->families as $family) {
             $family->close();
         }
+        $this->drop();
+    }
+
+    /** Drop this Storage's own handles; families still referenced stay usable (they hold the area). */
+    private function drop(): void
+    {
         $this->families = [];
-        if ($this->registry !== null) {
+        if ($this->registry !== null && $this->ownsRegistry) {
             $this->ffi->promshm_registry_free($this->registry);
-            $this->registry = null;
         }
-        $this->area?->close();
+        $this->registry = null;
+        if ($this->ownsArea) {
+            $this->area?->close();
+        }
         $this->area = null;
         unset(self::$live[spl_object_id($this)]);
     }
 
     public function __destruct()
     {
-        $this->close();
+        $this->drop();
     }
 
     private static function registerShutdown(): void

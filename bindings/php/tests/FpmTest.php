@@ -73,7 +73,7 @@ final class FpmTest extends PromshmTestCase
                 return;
             }
             \$c->inc([\$_GET['pool'] ?? '']);
-            echo json_encode(['path' => \$st->area()->path, 'pid' => getmypid(), 'mode' => \\Promshm\\Native\\Library::mode(), 'ffi' => ini_get('ffi.enable')]), "\\n";
+            echo json_encode(['path' => \$st->area()->path, 'pid' => getmypid(), 'mode' => \\Promshm\\Native\\Library::mode(), 'addr' => \$st->area()->address(), 'ffi' => ini_get('ffi.enable')]), "\\n";
             PHP);
         $pools = ['a1' => 'www-data', 'a2' => 'www-data', 'b' => 'nobody'];
         $conf = "[global]\nerror_log = {$this->dir}/fpm.log\ndaemonize = no\n";
@@ -110,6 +110,7 @@ final class FpmTest extends PromshmTestCase
                 $this->assertSame('preload', $reply['ffi']);
                 $seen[$pool]['paths'][$reply['path']] = true;
                 $seen[$pool]['pids'][$reply['pid']] = true;
+                $seen[$pool]['addrs'][$reply['pid']][$reply['addr']] = true;
             }
         }
         foreach ($pools as $pool => $user) {
@@ -125,6 +126,12 @@ final class FpmTest extends PromshmTestCase
         }
         $this->assertGreaterThan(3, \count($seen['a1']['pids']), 'children of a1 were recycled (pm.max_requests) and their successors found the same area');
         $this->assertNotSame($seen['a1']['path'], $seen['a2']['path']);
+        // Each child opened the area once and kept it for its later requests.
+        foreach ($seen as $pool => $s) {
+            foreach ($s['addrs'] as $pid => $addrs) {
+                $this->assertCount(1, $addrs, "child {$pid} of {$pool} kept one area handle across its requests");
+            }
+        }
         // Exact totals, each pool in its own area only.
         foreach ($n as $pool => $count) {
             $text = FastCgi::request("{$this->dir}/{$pool}.sock", $script, ['op' => 'render']);

@@ -11,7 +11,8 @@ Outputs (both committed, both marked "generated"):
   would (``__cplusplus`` undefined, ``__STDC_VERSION__`` 201112L), every
   other preprocessor line dropped (``#include``, ``extern "C"``), and the
   integer ``#define`` constants turned into one anonymous ``enum`` so that
-  ``$ffi->PROMSHM_FORMAT_PROMETHEUS`` works too.
+  ``$ffi->PROMSHM_FORMAT_PROMETHEUS`` works too; then ``getenv`` and
+  ``setenv`` of the C library (the per-process handle cache).
 - ``src/Native/C.php``: the same constants (integer and string ``#define``\\ s,
   every enumerator) as PHP class constants of ``Promshm\\Native\\C``.
 
@@ -44,6 +45,16 @@ CONDITIONS = {
     "#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L": False,
     "#if __STDC_VERSION__ >= 202311L": False,
 }
+
+
+# Two C library functions the PHP side uses for its per-process handle cache
+# (src/Native/ProcessCache.php); libpromshm links the C library, so FFI finds
+# them through the library's handle.
+LIBC = [
+    "/* From the C library: the per-process handle cache of bindings/php (src/Native/ProcessCache.php). */",
+    "const char *getenv(const char *name);",
+    "int setenv(const char *name, const char *value, int overwrite);",
+]
 
 
 class GenError(Exception):
@@ -148,6 +159,8 @@ def generate(header_text: str) -> Tuple[str, str]:
     h.append("};")
     h.append("")
     h.append(c_text)
+    h.append("")
+    h.extend(LIBC)
     h_text = "\n".join(h).rstrip() + "\n"
 
     php = [

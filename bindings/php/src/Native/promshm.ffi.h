@@ -285,3 +285,7 @@ promshm_result promshm_registry_render_to_file(const promshm_registry *registry,
                                                const char *path);
 promshm_format promshm_format_from_accept(const char *accept);
 const char *promshm_format_content_type(promshm_format format);
+
+/* From the C library: the per-process handle cache of bindings/php (src/Native/ProcessCache.php). */
+const char *getenv(const char *name);
+int setenv(const char *name, const char *value, int overwrite);

@@ -1,0 +1,72 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Promshm\Native;
+
+use FFI;
+use FFI\CData;
+use Promshm\AreaLocator;
+
+/**
+ * Keeps this process's area and registry handles of each area file for the
+ * life of the process, across requests.
+ *
+ * PHP keeps no user state from one request to the next, and opening and
+ * mapping an area costs about 0.1 ms, so a php-fpm child would pay it on
+ * every request. The handles are never released; their addresses are kept
+ * in an environment variable of the process set with the C library's
+ * setenv() (which PHP does not reset between requests), tagged with this
+ * process's identity (pid and start time, from /proc): a process that
+ * inherits the variable (a pcntl_fork() child, a program started with
+ * exec) has another identity and opens its own handles. The variable holds
+ * only this process's own data; code that forges it in the process itself
+ * can crash the process, as code calling FFI can.
+ */
+final class ProcessCache
+{
+    private const PREFIX = 'PROMSHM_PHP_HANDLES_';
+
+    /** "pid:start time" of this process, computed once per request. */
+    private static ?string $identity = null;
+    private static int $identityPid = 0;
+
+    private static function identity(): string
+    {
+        $pid = getmypid();
+        if (self::$identity === null || self::$identityPid !== $pid) {
+            self::$identity = $pid . ':' . (AreaLocator::startTime($pid) ?? 0);
+            self::$identityPid = $pid;
+        }
+        return self::$identity;
+    }
+
+    private static function variable(string $path): string
+    {
+        return self::PREFIX . substr(hash('sha256', $path), 0, 16);
+    }
+
+    /**
+     * The area and registry handles this process keeps for `$path`, or null.
+     *
+     * @return array{0: CData, 1: CData}|null
+     */
+    public static function get(FFI $ffi, string $path): ?array
+    {
+        $value = $ffi->getenv(self::variable($path));
+        if (!\is_string($value) || !preg_match('/^(\d+:\d+):([1-9]\d{0,19}):([1-9]\d{0,19}):(.*)$/s', $value, $m)) {
+            return null;
+        }
+        if ($m[1] !== self::identity() || $m[4] !== $path) {
+            return null;
+        }
+        return [$ffi->cast('const promshm_area *', (int) $m[2]), $ffi->cast('const promshm_registry *', (int) $m[3])];
+    }
+
+    /** Keep `$area` and `$registry` (never released) for `$path` in this process. */
+    public static function put(FFI $ffi, string $path, CData $area, CData $registry): void
+    {
+        $value = self::identity() . ':' . $ffi->cast('uintptr_t', $area)->cdata . ':' . $ffi->cast('uintptr_t', $registry)->cdata . ':' . $path;
+        $ffi->setenv(self::variable($path), $value, 1);
+    }
+}
