@@ -78,6 +78,45 @@ final class MultiProcessTest extends PromshmTestCase
         $this->assertExact((new Storage(['area' => $path]))->render());
     }
 
+    public function testSeparateProcessesOnOneAreaFileAreExact(): void
+    {
+        // Unrelated PHP processes (proc_open, no fork), all at once.
+        $path = $this->areaPath();
+        $n = self::ITERATIONS;
+        $script = $this->dir . '/worker.php';
+        $autoload = var_export(\dirname(__DIR__) . '/autoload.php', true);
+        file_put_contents($script, <<<PHP
+            <?php
+            require {$autoload};
+            \$r = new \\Prometheus\\CollectorRegistry(new \\Promshm\\Storage(['area' => getenv('TEST_AREA')]), false);
+            \$c = \$r->getOrRegisterCounter('app', 'jobs_total', 'Jobs.', ['parity']);
+            \$h = \$r->getOrRegisterHistogram('app', 'job_seconds', 'Durations.', [], [0.25, 0.5]);
+            \$s = \$r->getOrRegisterSummary('app', 'job_bytes', 'Sizes.');
+            \$r->getOrRegisterGauge('app', 'workers_started', 'Workers.')->inc();
+            for (\$i = 0; \$i < {$n}; \$i++) {
+                \$c->inc([\$i % 2 ? 'odd' : 'even']);
+                \$h->observe((\$i % 10) / 10);
+                \$s->observe(1);
+            }
+            PHP);
+        $procs = [];
+        for ($w = 0; $w < self::WORKERS; $w++) {
+            $procs[] = proc_open([PHP_BINARY, '-d', 'ffi.enable=1', $script], [1 => ['file', '/dev/null', 'w'], 2 => ['file', "{$this->dir}/worker-{$w}.err", 'w']], $pipes, null, getenv() + ['TEST_AREA' => $path]);
+        }
+        $deadline = microtime(true) + 120;
+        foreach ($procs as $w => $p) {
+            while (($st = proc_get_status($p))['running'] && microtime(true) < $deadline) {
+                usleep(10000);
+            }
+            if ($st['running']) {
+                proc_terminate($p, 9);
+            }
+            $this->assertSame(0, $st['exitcode'], (string) @file_get_contents("{$this->dir}/worker-{$w}.err"));
+            proc_close($p);
+        }
+        $this->assertExact((new Storage(['area' => $path]))->render());
+    }
+
     public function testForkedWorkersFindTheZeroConfigAreaOfTheirParent(): void
     {
         if (!\function_exists('pcntl_fork')) {
