@@ -178,6 +178,15 @@ final class ApiTest extends PromshmTestCase
         $this->assertSame('3', $samples[0]->getValue());
     }
 
+    public function testStoragesOnAGivenAreaAndFamiliesOutliveTheirStorage(): void
+    {
+        $area = \Promshm\Area::open($this->areaPath());
+        (new Storage(['area' => $area]))->counter('given', 'G.');   // that Storage is gone at once
+        $family = (new Storage(['area' => $area]))->counter('given', 'G.');
+        $family->counterAdd([], 2.0);                                  // still usable: it holds the area
+        $this->assertSame(2.0, self::sampleValue($area->render(), 'given_total'), 'the given Area was not closed');
+    }
+
     public function testGenericAdapterContract(): void
     {
         // PromPHP's own collectors call these with arrays: the same metrics result.
