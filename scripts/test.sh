@@ -61,7 +61,7 @@ python3 bindings/php/tools/gen_ffi.py --check
 PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" timeout 600 php -d ffi.enable=1 "$(command -v phpunit)" -c bindings/php
 
 step "PHP end to end (tests/php: nginx + php-fpm + promshm serve) and the PHP benchmark's smoke run"
-cargo build --release --lib && cargo build --release -p promshm-cli
+cargo build --release -p promshm -p promshm-cli
 timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/php
 bash bindings/php/bench/bench.sh --quick
 

@@ -15,7 +15,7 @@ PORT=${PORT:-8080} METRICS_PORT=${METRICS_PORT:-9464} CHILDREN=${CHILDREN:-4} MA
 php_fpm=$(command -v php-fpm8.2 || command -v php-fpm || echo /usr/sbin/php-fpm8.2)
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 
-(cd "$repo" && cargo build --release --quiet --lib && cargo build --release --quiet -p promshm-cli)
+(cd "$repo" && cargo build --release --quiet -p promshm -p promshm-cli)
 
 dir=$(mktemp -d /tmp/promshm-php-example.XXXXXX)
 chmod 755 "$dir"
@@ -38,9 +38,18 @@ stop() {
 }
 trap stop EXIT INT TERM
 
-# ffi.enable=true: the package declares its FFI at run time. With the
-# package's opcache.preload script, php-fpm's default ffi.enable=preload works.
-"$php_fpm" -F -y "$dir/php-fpm.conf" -d ffi.enable=true &
+# php-fpm's default ffi.enable=preload: the package's opcache.preload script,
+# and the FFI scope from the header its tools/scope-header.php writes
+# (ffi.preload; needed as opcache.preload_user is set when the master is root).
+# FFI=cdef bash run.sh: ffi.enable=true instead (FFI declared at run time).
+php_args=(-d ffi.enable=true)
+if [ "${FFI:-preload}" = preload ]; then
+  php8.2 "$repo/bindings/php/tools/scope-header.php" "$repo/target/release/libpromshm.so" > "$dir/promshm-scope.h"
+  php_args=(-d ffi.enable=preload -d "ffi.preload=$dir/promshm-scope.h"
+            -d opcache.enable=1 -d "opcache.preload=$repo/bindings/php/preload.php")
+  [ "$(id -u)" = 0 ] && php_args+=(-d "opcache.preload_user=$user")
+fi
+"$php_fpm" -F -y "$dir/php-fpm.conf" "${php_args[@]}" &
 pids+=($!)
 "$nginx" -p "$dir" -c "$dir/nginx.conf" -e "$dir/nginx-error.log" &
 pids+=($!)

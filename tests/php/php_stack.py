@@ -77,6 +77,7 @@ class Stack:
 
     children: int = 4
     max_requests: int = 0
+    ffi: str = "preload"
     dir: Path = field(init=False)
     port: int = field(init=False)
     metrics_port: int = field(init=False)
@@ -118,15 +119,22 @@ class Stack:
         return out
 
     def php_ini_args(self) -> list[str]:
-        """php-fpm -d options: FFI through the package's preload script when it
-        has one (ffi.enable=preload, php-fpm's default), else ffi.enable=true."""
-        preload = PACKAGE / "preload.php"
-        if preload.is_file() and os.environ.get("PROMSHM_PHP_NO_PRELOAD") != "1":
-            args = ["-d", "opcache.enable=1", "-d", f"opcache.preload={preload}"]
-            if os.geteuid() == 0:
-                args += ["-d", f"opcache.preload_user={self.user}"]
-            return args + ["-d", "ffi.enable=preload"]
-        return ["-d", "ffi.enable=true"]
+        """php-fpm -d options for the FFI mode: "preload" is php-fpm's default
+        ffi.enable=preload, with the package's opcache.preload script and the
+        ffi.preload header its tools/scope-header.php writes (what a root
+        master with opcache.preload_user needs); "cdef" is ffi.enable=true."""
+        if self.ffi == "cdef":
+            return ["-d", "ffi.enable=true"]
+        assert self.ffi == "preload", self.ffi
+        header = self.dir / "promshm-scope.h"
+        with open(header, "wb") as out:
+            subprocess.run(["php8.2", str(PACKAGE / "tools" / "scope-header.php"), str(LIBRARY)],
+                           stdout=out, check=True, timeout=30)
+        args = ["-d", "ffi.enable=preload", "-d", f"ffi.preload={header}",
+                "-d", "opcache.enable=1", "-d", f"opcache.preload={PACKAGE / 'preload.php'}"]
+        if os.geteuid() == 0:
+            args += ["-d", f"opcache.preload_user={self.user}"]
+        return args
 
     # -- processes --------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:

@@ -163,15 +163,16 @@ def ok_indices(results, start: int = 0) -> list[int]:
     return [start + i for i, status, _ in results if status == 200]
 
 
-def test_static_pool_2000_concurrent_requests_exact(stack_factory):
-    stack = stack_factory(children=4)
+@pytest.mark.parametrize("ffi", ["preload", "cdef"])
+def test_static_pool_2000_concurrent_requests_exact(stack_factory, ffi):
+    stack = stack_factory(children=4, ffi=ffi)
     run = drive(stack, paths(0, REQUESTS))
     statuses = Counter(status for _, status, _ in run.results)
     assert statuses == {200: REQUESTS}, f"{statuses}\n{stack.logs()}"
     assert len(pids_of(run.results)) == 4
     check_run_scrapes(run)
     final_checks(stack, list(range(REQUESTS)))
-    print(f"static pool: {REQUESTS} requests, {len(run.scrapes)} scrapes during the run, all exact")
+    print(f"static pool, FFI {ffi}: {REQUESTS} requests, {len(run.scrapes)} scrapes during the run, all exact")
 
 
 def test_recycled_children_max_requests_50_exact(stack_factory):

@@ -6,7 +6,7 @@
 # (CI), numbers mean nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-cargo build --release --quiet --lib && cargo build --release --quiet -p promshm-cli
+cargo build --release --quiet -p promshm -p promshm-cli
 dir=$(mktemp -d)
 serve_pid=
 cleanup() { [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
