@@ -47,6 +47,12 @@ final class AreaLocator
         return null;
     }
 
+    /** What defaultPath() depends on besides the process tree (for caching it per process). */
+    public static function inputs(): string
+    {
+        return implode("\0", [self::uid(), \PHP_SAPI, getenv('PROMSHM_DIR'), getenv('XDG_RUNTIME_DIR'), getenv('HOME'), sys_get_temp_dir()]);
+    }
+
     /** The path of the zero-configuration area (see the class comment). */
     public static function defaultPath(): string
     {

@@ -112,7 +112,12 @@ final class Storage implements Adapter
     public function area(): Area
     {
         if ($this->area === null) {
-            $path = $this->areaPath ?? AreaLocator::configured() ?? AreaLocator::defaultPath();
+            $path = $this->areaPath ?? AreaLocator::configured();
+            if ($path === null) {
+                $path = $this->persistent
+                    ? ProcessCache::remember($this->ffi, 'default area', AreaLocator::inputs(), AreaLocator::defaultPath(...))
+                    : AreaLocator::defaultPath();
+            }
             if (!$this->persistent) {
                 $this->area = Area::open($path, $this->pages, $this->maxWorkers);
                 return $this->area;

@@ -70,6 +70,23 @@ final class ZeroConfigTest extends PromshmTestCase
         $this->assertStringStartsNotWith($elsewhere, $dir);
     }
 
+    public function testStorageUsesTheZeroConfigAreaAndFollowsItsInputs(): void
+    {
+        $this->setEnv('PROMSHM_AREA', null);
+        $one = "{$this->dir}/one";
+        $two = "{$this->dir}/two";
+        mkdir($one, 0700);
+        mkdir($two, 0700);
+        $this->setEnv('PROMSHM_DIR', $one);
+        $a = new Storage();
+        $this->assertSame(AreaLocator::defaultPath(), $a->area()->path);
+        $this->assertSame($one, \dirname($a->area()->path));
+        $this->setEnv('PROMSHM_DIR', $two);
+        $this->assertSame($two, \dirname((new Storage())->area()->path), 'the per-process cache is keyed on PROMSHM_DIR');
+        $this->setEnv('PROMSHM_DIR', $one);
+        $this->assertSame($a->area()->path, (new Storage())->area()->path);
+    }
+
     public function testExplicitAreaFromTheEnvironment(): void
     {
         $path = $this->areaPath('explicit.area');

@@ -63,6 +63,28 @@ final class ProcessCache
         return [$ffi->cast('const promshm_area *', (int) $m[2]), $ffi->cast('const promshm_registry *', (int) $m[3])];
     }
 
+    /**
+     * `$compute()`'s result, computed once per process for the same
+     * `$inputs` (e.g. the zero-configuration area path, which takes reads of
+     * /proc and checks of directories to find).
+     *
+     * @param callable(): string $compute
+     */
+    public static function remember(FFI $ffi, string $name, string $inputs, callable $compute): string
+    {
+        $var = self::PREFIX . 'V_' . substr(hash('sha256', $name . "\0" . $inputs), 0, 16);
+        $value = $ffi->getenv($var);
+        $prefix = self::identity() . ':';
+        if (\is_string($value) && str_starts_with($value, $prefix)) {
+            return substr($value, \strlen($prefix));
+        }
+        $result = $compute();
+        if (!str_contains($result, "\0")) {
+            $ffi->setenv($var, $prefix . $result, 1);
+        }
+        return $result;
+    }
+
     /** Keep `$area` and `$registry` (never released) for `$path` in this process. */
     public static function put(FFI $ffi, string $path, CData $area, CData $registry): void
     {
