@@ -32,6 +32,7 @@ final class Family
         public readonly string $name,
         public readonly array $labelNames,
         private bool $globalSet = false,
+        private bool $owned = true,
     ) {
         $this->handle = $handle;
         $this->labelCount = \count($labelNames);
@@ -141,13 +142,17 @@ final class Family
         $this->series = [];
     }
 
-    /** Release the handles (the library flushes their buffered updates). */
+    /**
+     * Release the series handles and, unless the process keeps it
+     * (ProcessCache), the family handle (the library flushes their buffered
+     * updates; Storage's request-end flush does it in any case).
+     */
     public function close(): void
     {
         $this->releaseSeries();
         $h = $this->handle;
         $this->handle = null;
-        if ($h !== null) {
+        if ($h !== null && $this->owned) {
             $this->ffi->promshm_family_free($h);
         }
     }

@@ -69,6 +69,7 @@ final class Storage implements Adapter
     /** Whether the area and registry handles are kept for the process (ProcessCache). */
     private bool $persistent;
     private bool $ownsRegistry = true;
+    private ?string $keptPath = null;
     private ?CData $registry = null;
     /** @var array<string, Family> */
     private array $families = [];
@@ -134,8 +135,16 @@ final class Storage implements Adapter
             $this->registry = $kept[1];
             $this->ownsRegistry = false;
             $this->ownsArea = false;
+            $this->keptPath = $path;
         }
         return $this->area;
+    }
+
+    /** The path of the area when its handles are kept for the process (ProcessCache), else null. */
+    private function keptPath(): ?string
+    {
+        $this->area();
+        return $this->keptPath;
     }
 
     /** Whether counter and histogram updates are written through. */
@@ -210,6 +219,15 @@ final class Storage implements Adapter
         if (isset($this->families[$key])) {
             return $this->families[$key];
         }
+        $globalSet = $type === C::PROMSHM_METRIC_TYPE_GAUGE && \in_array($shape[0], [C::PROMSHM_GAUGE_MODE_SUM, C::PROMSHM_GAUGE_MODE_LIVESUM], true);
+        $keep = $this->persistent && $this->keptPath() !== null;
+        $keepKey = $key . "\0" . ($this->eager ? 'eager' : 'default') . "\0" . $help;
+        if ($keep) {
+            $kept = ProcessCache::family($this->ffi, $this->keptPath(), $keepKey);
+            if ($kept !== null) {
+                return $this->families[$key] = new Family($this->ffi, $kept, $type, $name, $labelNames, $globalSet, false);
+            }
+        }
         $s = new CStrings($this->ffi);
         $opts = $this->ffi->new('promshm_metric_opts');
         $opts->size = FFI::sizeof($opts);
@@ -230,8 +248,10 @@ final class Storage implements Adapter
             C::PROMSHM_METRIC_TYPE_SUMMARY => $this->ffi->promshm_registry_summary($reg, FFI::addr($opts), $s->doubles($shape[1], 'quantiles'), \count($shape[1]), $shape[0] * 1000, 0, FFI::addr($out)),
         };
         Errors::check($rc, $name);
-        $globalSet = $type === C::PROMSHM_METRIC_TYPE_GAUGE && \in_array($shape[0], [C::PROMSHM_GAUGE_MODE_SUM, C::PROMSHM_GAUGE_MODE_LIVESUM], true);
-        return $this->families[$key] = new Family($this->ffi, $out, $type, $name, $labelNames, $globalSet);
+        if ($keep) {
+            ProcessCache::putFamily($this->ffi, $this->keptPath(), $keepKey, $out);
+        }
+        return $this->families[$key] = new Family($this->ffi, $out, $type, $name, $labelNames, $globalSet, !$keep);
     }
 
     // --- PromPHP's Adapter ---------------------------------------------------

@@ -49,6 +49,33 @@ final class PersistentTest extends PromshmTestCase
         $this->assertSame(9.0, self::sampleValue((new Storage(['area' => $path]))->render(), 'n_total'));
     }
 
+    public function testProgramExecutedInPlaceOpensItsOwn(): void
+    {
+        if (!\function_exists('pcntl_exec')) {
+            $this->markTestSkipped('pcntl is not available');
+        }
+        // pcntl_exec() keeps the pid (and the start time): only the per-exec identity tells.
+        $second = "{$this->dir}/second.php";
+        $autoload = var_export(\dirname(__DIR__) . '/autoload.php', true);
+        file_put_contents($second, "<?php\nrequire {$autoload};\n\$st = new \\Promshm\\Storage(['area' => getenv('TEST_AREA')]);\n\$st->counter('e', 'E.')->counterAdd([], 2.0);\necho getmypid(), ' ', \$st->area()->address(), \"\\n\";\n");
+        $ext = (string) ini_get('extension_dir');
+        $args = ['-n', '-d', 'ffi.enable=1'];
+        foreach (['ffi', 'posix'] as $e) {
+            if (is_file("{$ext}/{$e}.so")) {
+                array_push($args, '-d', "extension={$e}");
+            }
+        }
+        $args[] = $second;
+        $code = '$st = new \Promshm\Storage(["area" => getenv("TEST_AREA")]); $st->counter("e", "E.")->counterAdd([], 1.0); \Promshm\Storage::flush();'
+            . ' echo getmypid(), " ", $st->area()->address(), "\n"; pcntl_exec(' . var_export(PHP_BINARY, true) . ', ' . var_export($args, true) . ');';
+        [$rc, $out, $err] = $this->runPhp($code, env: ['TEST_AREA' => $this->areaPath()]);
+        $this->assertSame(0, $rc, $out . $err);
+        $lines = explode("\n", trim($out));
+        $this->assertCount(2, $lines, $out . $err);
+        $this->assertSame(explode(' ', $lines[0])[0], explode(' ', $lines[1])[0], 'the same pid after pcntl_exec');
+        $this->assertSame(3.0, self::sampleValue((new Storage(['area' => $this->areaPath()]))->render(), 'e_total'));
+    }
+
     public function testForkedChildOpensItsOwn(): void
     {
         if (!\function_exists('pcntl_fork')) {

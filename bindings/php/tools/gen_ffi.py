@@ -11,8 +11,9 @@ Outputs (both committed, both marked "generated"):
   would (``__cplusplus`` undefined, ``__STDC_VERSION__`` 201112L), every
   other preprocessor line dropped (``#include``, ``extern "C"``), and the
   integer ``#define`` constants turned into one anonymous ``enum`` so that
-  ``$ffi->PROMSHM_FORMAT_PROMETHEUS`` works too; then ``getenv`` and
-  ``setenv`` of the C library (the per-process handle cache).
+  ``$ffi->PROMSHM_FORMAT_PROMETHEUS`` works too; then ``getenv``,
+  ``setenv`` and ``getauxval`` of the C library (the per-process handle
+  cache).
 - ``src/Native/C.php``: the same constants (integer and string ``#define``\\ s,
   every enumerator) as PHP class constants of ``Promshm\\Native\\C``.
 
@@ -54,6 +55,7 @@ LIBC = [
     "/* From the C library: the per-process handle cache of bindings/php (src/Native/ProcessCache.php). */",
     "const char *getenv(const char *name);",
     "int setenv(const char *name, const char *value, int overwrite);",
+    "unsigned long getauxval(unsigned long type);",
 ]
 
 

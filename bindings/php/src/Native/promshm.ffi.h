@@ -289,3 +289,4 @@ const char *promshm_format_content_type(promshm_format format);
 /* From the C library: the per-process handle cache of bindings/php (src/Native/ProcessCache.php). */
 const char *getenv(const char *name);
 int setenv(const char *name, const char *value, int overwrite);
+unsigned long getauxval(unsigned long type);
