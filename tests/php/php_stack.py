@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -245,14 +246,14 @@ class Stack:
 
 async def _get(port: int, path: str, timeout: float, on_sent=None) -> tuple[int, str]:
     """One HTTP/1.0 GET on a fresh connection: (status, body); status 0 on
-    error. `on_sent()` is called once the request is written."""
+    error. `on_sent()` is called just before the request is written."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
         try:
-            writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
-            await writer.drain()
             if on_sent is not None:
                 on_sent()
+            writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            await writer.drain()
             data = await asyncio.wait_for(reader.read(), timeout)
         finally:
             writer.close()
@@ -285,11 +286,12 @@ class Run:
     scrapes: list
 
 
-def drive(stack: Stack, paths: list[str], scrape_every: float = 0.1, timeout: float = 120.0,
+def drive(stack: Stack, paths: list[str], scrape_every: float = 0.02, timeout: float = 120.0,
           during=None) -> Run:
     """Send every path at once (one connection each) through nginx while
-    scraping `promshm serve` every `scrape_every` s. `during(stack, counts)`
-    (optional, a coroutine function) runs alongside, with the live counters."""
+    scraping `promshm serve` every `scrape_every` s (in a thread: the event
+    loop is busy with the requests). `during(stack, counts)` (optional) runs
+    alongside in a thread of its own, with the live counters."""
     raise_fd_limit()
     counts = {"sent": 0, "ok": 0, "done": 0}
 
@@ -300,27 +302,37 @@ def drive(stack: Stack, paths: list[str], scrape_every: float = 0.1, timeout: fl
             counts["ok"] += 1
         return i, status, body
 
-    async def scraper(stop: asyncio.Event, scrapes: list):
+    def scraper(stop: threading.Event, scrapes: list, errors: list):
+        # A thread of its own: the event loop is busy with the requests.
         while not stop.is_set():
             ok_before = counts["ok"]
-            status, body = await _get(stack.metrics_port, "/metrics", 10.0)
-            assert status == 200, f"scrape during the run: HTTP {status}"
-            scrapes.append(Scrape(body, ok_before, counts["sent"]))
             try:
-                await asyncio.wait_for(stop.wait(), scrape_every)
-            except asyncio.TimeoutError:
-                pass
+                page = stack.scrape(timeout=10.0)
+            except Exception as e:  # reported by drive's caller
+                errors.append(e)
+                return
+            scrapes.append(Scrape(page, ok_before, counts["sent"]))
+            stop.wait(scrape_every)
 
     async def main():
-        stop = asyncio.Event()
+        stop = threading.Event()
         scrapes: list = []
-        scraping = asyncio.create_task(scraper(stop, scrapes))
-        side = asyncio.create_task(during(stack, counts)) if during else None
-        results = await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
-        stop.set()
-        await scraping
-        if side is not None:
-            await side
+        errors: list = []
+        scraping = threading.Thread(target=scraper, args=(stop, scrapes, errors), daemon=True)
+        scraping.start()
+        try:
+            side = threading.Thread(target=during, args=(stack, counts), daemon=True) if during else None
+            if side is not None:
+                side.start()
+            results = await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
+            if side is not None:
+                side.join(60)
+                assert not side.is_alive(), "drive: `during` did not end"
+        finally:
+            stop.set()
+            scraping.join(30)
+        if errors:
+            raise AssertionError(f"a scrape during the run failed: {errors[0]}")
         return Run(sorted(results), scrapes)
 
     return asyncio.run(asyncio.wait_for(main(), timeout + 60))
