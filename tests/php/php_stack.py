@@ -74,11 +74,14 @@ def http_get(url: str, timeout: float = 10.0) -> tuple[int, str]:
 
 @dataclass
 class Stack:
-    """One php-fpm pool, its nginx and its `promshm serve`."""
+    """One php-fpm pool, its nginx and its `promshm serve` (unless `serve` is
+    false). `app` is the directory of the index.php nginx runs."""
 
     children: int = 4
     max_requests: int = 0
     ffi: str = "preload"
+    app: Path = EXAMPLE / "app"
+    serve: bool = True
     dir: Path = field(init=False)
     port: int = field(init=False)
     metrics_port: int = field(init=False)
@@ -102,7 +105,7 @@ class Stack:
         """examples/php/NAME with its placeholders filled in, written to the temp dir."""
         values = {
             "DIR": str(self.dir),
-            "APP": str(EXAMPLE / "app"),
+            "APP": str(self.app),
             "PORT": str(self.port),
             "METRICS_PORT": str(self.metrics_port),
             "CHILDREN": str(self.children),
@@ -160,15 +163,16 @@ class Stack:
             ngx = self._spawn("nginx", [NGINX, "-p", str(self.dir), "-c", str(nginx_conf),
                                         "-e", str(self.dir / "nginx-error.log")])
             wait_for("nginx port", lambda: self._port_open(self.port), proc=ngx)
-            status, body = http_get(self.url("/?op=warm"))
-            if status != 200:
-                raise RuntimeError(f"warm-up request: {status} {body!r}\n{self.logs()}")
-            wait_for("area file", self.area.exists)
-            serve_args = [str(PROMSHM), "serve", "--listen", f"127.0.0.1:{self.metrics_port}"]
-            if os.geteuid() == 0 and self.user != "root":
-                serve_args += ["--allow-owner", self.user]
-            srv = self._spawn("serve", serve_args + [str(self.area)])
-            wait_for("promshm serve port", lambda: self._port_open(self.metrics_port), proc=srv)
+            if self.serve:
+                status, body = http_get(self.url("/?op=warm"))
+                if status != 200:
+                    raise RuntimeError(f"warm-up request: {status} {body!r}\n{self.logs()}")
+                wait_for("area file", self.area.exists)
+                serve_args = [str(PROMSHM), "serve", "--listen", f"127.0.0.1:{self.metrics_port}"]
+                if os.geteuid() == 0 and self.user != "root":
+                    serve_args += ["--allow-owner", self.user]
+                srv = self._spawn("serve", serve_args + [str(self.area)])
+                wait_for("promshm serve port", lambda: self._port_open(self.metrics_port), proc=srv)
         except BaseException:
             self.stop()
             raise
