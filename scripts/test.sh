@@ -64,5 +64,6 @@ step "PHP end to end (tests/php: nginx + php-fpm + promshm serve) and the PHP be
 cargo build --release -p promshm -p promshm-cli
 timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/php
 bash bindings/php/bench/bench.sh --quick
+timeout 300 python3 bindings/php/bench/fpm_bench.py --quick
 
 step "all tests passed"
