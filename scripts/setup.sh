@@ -26,6 +26,15 @@ command -v uwsgi-core >/dev/null || apt_pkgs+=(uwsgi-core)
 command -v dh_uwsgi >/dev/null || apt_pkgs+=(uwsgi-dev)
 command -v wrk >/dev/null || apt_pkgs+=(wrk)
 if ! command -v python3 >/dev/null; then apt_pkgs+=(python3 python3-pip python3-venv); fi
+# The PHP binding (bindings/php) and its end-to-end tests: the PHP CLI (FFI,
+# pcntl, posix), php-fpm, OPcache (ffi.enable=preload needs opcache.preload),
+# APCu (the benchmark's baseline), nginx and Debian's PHPUnit.
+command -v php8.2 >/dev/null || apt_pkgs+=(php8.2-cli)
+command -v php-fpm8.2 >/dev/null || apt_pkgs+=(php8.2-fpm)
+[ -e /etc/php/8.2/mods-available/opcache.ini ] || apt_pkgs+=(php8.2-opcache)
+[ -e /etc/php/8.2/mods-available/apcu.ini ] || apt_pkgs+=(php8.2-apcu)
+command -v nginx >/dev/null || apt_pkgs+=(nginx-light)
+command -v phpunit >/dev/null || apt_pkgs+=(phpunit)
 # The Python binding's install test makes a venv (Debian splits ensurepip out).
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip' 2>/dev/null; then apt_pkgs+=(python3-venv); fi
 

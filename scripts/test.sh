@@ -94,4 +94,15 @@ step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a re
 make -C bindings/uwsgi
 timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/uwsgi
 
+step "PHP binding (FFI declarations drift check, PHPUnit against the built library)"
+cargo build --release --lib
+python3 bindings/php/tools/gen_ffi.py --check
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" timeout 600 php -d ffi.enable=1 "$(command -v phpunit)" -c bindings/php
+
+step "PHP end to end (tests/php: nginx + php-fpm + promshm serve) and the PHP benchmark's smoke run"
+cargo build --release -p promshm -p promshm-cli
+timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/php
+bash bindings/php/bench/bench.sh --quick
+timeout 300 python3 bindings/php/bench/fpm_bench.py --quick
+
 step "all tests passed"
