@@ -31,7 +31,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/src" "$work/raw"
 cp -r bindings/python/setup.py bindings/python/pyproject.toml bindings/python/MANIFEST.in \
-  bindings/python/README.md bindings/python/promshm "$work/src/"
+  bindings/python/README.md bindings/python/promshm-prometheus-client.pth bindings/python/promshm \
+  "$work/src/"
 find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
 
 # No build isolation: setuptools and wheel come from this Python (no index

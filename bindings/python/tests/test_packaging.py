@@ -139,6 +139,8 @@ def test_wheel_bundles_a_working_library(wheel, wheel_lib):
         names = set(zf.namelist())
         record = zf.read(next(n for n in names if n.endswith(".dist-info/RECORD"))).decode()
     assert {"promshm/__init__.py", "promshm/_ffi.py", "promshm/py.typed", LIB_IN_WHEEL} <= names
+    # The prometheus_client backend's import hook, at the root of site-packages.
+    assert "promshm-prometheus-client.pth" in names, sorted(names)
     assert any(line.startswith(LIB_IN_WHEEL + ",sha256=") for line in record.splitlines())
     # The bundled file is libpromshm itself: load it and call into it.
     lib = ctypes.CDLL(str(wheel_lib))
