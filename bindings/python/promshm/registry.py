@@ -317,6 +317,8 @@ class CollectorRegistry:
         self._run_functions()
         text = _render(lib.promshm_registry_render, self._handle(), B.PROMSHM_FORMAT_OPENMETRICS)
         area = {f.name: f for f in parse_openmetrics(text.decode("utf-8"))}
+        for n in [n for n in area if n.endswith(_metrics.RENAMED)]:
+            area[n] = _unrenamed(area[n])
         with self._lock:
             own = list(self._metrics)
             collectors = list(self._collectors)
@@ -411,6 +413,24 @@ def _with_local_state(fam: Metric, metric: Any) -> Metric:
             if t is not None and t < smp.value:
                 smp = smp._replace(value=t)
         samples.append(smp)
+    fam.samples = samples
+    return fam
+
+
+def _unrenamed(fam: Metric) -> Metric:
+    """A family kept in the area as ``<name>:promshm_renamed`` (see
+    ``MetricWrapperBase._register``) under its own name again (the dict key
+    stays the area name, which the metric's ``name`` is)."""
+    from .metrics import RENAMED
+
+    old, new = fam.name, fam.name[: -len(RENAMED)]
+    fam.name = new
+    samples = []
+    for smp in fam.samples:
+        labels = smp.labels
+        if old in labels:  # an Enum's state label
+            labels = {(new if k == old else k): v for k, v in labels.items()}
+        samples.append(smp._replace(name=new + smp.name[len(old) :], labels=labels))
     fam.samples = samples
     return fam
 
