@@ -90,6 +90,29 @@ step "prometheus_client 0.21.1's own test suite against promshm's API (promshm.c
 PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" \
   timeout 900 python3 bindings/python/tools/run_prometheus_client_suite.py --check --list-failures
 
+# The backend for the real prometheus_client (promshm.prometheus_client_backend)
+# against the oldest supported release and the newest on PyPI, each in a clean
+# venv (no system site-packages): only pytest, gunicorn and that prometheus_client; promshm
+# from the tree and the built library.
+step "prometheus_client backend across releases (0.17.1 and the newest)"
+for pc in 0.17.1 newest; do
+  venv=target/pc-venv-$pc
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  if [ "$pc" = newest ]; then spec=prometheus-client; else spec=prometheus-client==$pc; fi
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$spec" pytest gunicorn
+  version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')
+  printf -- '-- prometheus_client %s (%s)\n' "$version" "$pc"
+  # the summary line per version; everything when a test fails
+  if ! out=$(cd "$(mktemp -d)" && env -u PROMSHM_PROMETHEUS_CLIENT PROMSHM_LIBRARY="$OLDPWD/target/release/libpromshm.so" \
+    PYTHONPATH="$OLDPWD/bindings/python" timeout 600 "$OLDPWD/$venv/bin/python" -m pytest -p no:cacheprovider -q -rfEs \
+    "$OLDPWD/bindings/python/tests/test_prometheus_client_backend.py" 2>&1); then
+    printf '%s\n' "$out"
+    exit 1
+  fi
+  printf '%s\n' "$out" | tail -n 1
+done
+
 step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a real uWSGI)"
 make -C bindings/uwsgi
 timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/uwsgi

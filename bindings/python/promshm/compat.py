@@ -14,6 +14,11 @@ public submodules (``core``, ``registry``, ``metrics``, ``metrics_core``,
 ``openmetrics.parser``, ``multiprocess``, ``asgi``, ``utils``, the collectors,
 ...). It refuses (``RuntimeError``) if the real ``prometheus_client`` is
 already imported, since objects of the two libraries do not mix.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (prometheus_client's multiprocess mode),
+``CollectorRegistry()`` is on the shared area and updates of metrics made after
+:func:`install` go straight into it (eager), so every scrape in any worker is
+exact at once, as prometheus_client's multiprocess mode promises.
 """
 
 from __future__ import annotations
@@ -63,6 +68,14 @@ def install() -> None:
         raise RuntimeError("the real prometheus_client is already imported: call promshm.compat.install() first")
     for alias, target in ALIASES.items():
         sys.modules[alias] = importlib.import_module(target)
+    from ._area import configure
+    from .registry import _prometheus_client_multiprocess
+
+    if _prometheus_client_multiprocess():
+        # prometheus_client's multiprocess mode shows every update to every
+        # process at once, and frameworks do not flush at request end:
+        # families made from now on write straight into the area.
+        configure(eager=True)
 
 
 def uninstall() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import threading
 import time as _time
 from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint64, c_void_p, sizeof
@@ -640,6 +641,17 @@ def _partial_class(ops: type, name: str) -> type:
 _DEFAULT = object()  # "registry not given": the default REGISTRY
 
 
+#: Suffix of the area name of a metric whose own name the area reserves
+#: (only with :mod:`promshm.compat` installed; see ``_register``).
+RENAMED = ":promshm_renamed"
+
+
+def _compat_installed() -> bool:
+    """Whether ``prometheus_client`` resolves to promshm (:mod:`promshm.compat`)."""
+    mod = sys.modules.get("prometheus_client")
+    return mod is not None and mod.__name__ == "promshm"
+
+
 class MetricWrapperBase(_Ops):
     """What every metric class shares: naming, registration, labels, remove, clear."""
 
@@ -789,7 +801,16 @@ class MetricWrapperBase(_Ops):
         opts, _keep = self._opts(mode)
         fam = c_void_p()
         func = getattr(lib, self._c_register)
-        check(func(reg, byref(opts), *self._c_args(), byref(fam)), f"registering {self._name}")
+        rc = func(reg, byref(opts), *self._c_args(), byref(fam))
+        if rc == B.PROMSHM_RESULT_INVALID_METRIC_NAME and _compat_installed():
+            # A name prometheus_client accepts but the area reserves (a gauge
+            # named *_total or *_count): kept in the area as <name>:promshm_renamed,
+            # rendered under its own name by collect() (how the drop-in renders).
+            renamed = B.promshm_metric_opts.from_buffer_copy(opts)
+            renamed.name = encode(self._name + RENAMED, "metric name")
+            if func(reg, byref(renamed), *self._c_args(), byref(fam)) == B.PROMSHM_RESULT_OK:
+                rc = B.PROMSHM_RESULT_OK
+        check(rc, f"registering {self._name}")
         old = self._fam
         self._fam = fam
         self._fam_mode = mode

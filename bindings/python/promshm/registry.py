@@ -10,6 +10,9 @@ A registry is a view on a promshm *area* with an optional ``prefix``
 * ``CollectorRegistry()`` made without ``area=`` is **private**, like a fresh
   prometheus_client registry: an anonymous area of its own, shared only with
   the children this process forks afterwards. Tests use it for isolation.
+  Exception: with ``prometheus_client`` resolving to promshm (:mod:`promshm.compat`)
+  and ``PROMETHEUS_MULTIPROC_DIR`` set, it is on the shared area, as every
+  registry's values are shared in prometheus_client's multiprocess mode.
 * ``CollectorRegistry(area=SHARED, prefix='app1')`` is a registry on the
   shared area under a namespace (instrumentor's model: several apps in one
   area, each rendering its own namespace); ``area=`` also takes an
@@ -19,6 +22,7 @@ A registry is a view on a promshm *area* with an optional ``prefix``
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
 
@@ -52,6 +56,19 @@ class Collector:
         raise NotImplementedError
 
 
+def _prometheus_client_multiprocess() -> bool:
+    """Whether ``CollectorRegistry()`` is on the shared area: with
+    ``prometheus_client`` resolving to promshm (:mod:`promshm.compat`) and
+    prometheus_client's multiprocess mode asked for (``PROMETHEUS_MULTIPROC_DIR``
+    set), where prometheus_client shares the values of every registry's metrics
+    between processes (prometheus-flask-exporter's multiprocess classes register
+    in a ``CollectorRegistry()`` and render it through ``MultiProcessCollector``)."""
+    mod = sys.modules.get("prometheus_client")
+    if mod is None or mod.__name__ != "promshm":
+        return False
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"))
+
+
 class CollectorRegistry:
     """A registry (see the module documentation).
 
@@ -81,9 +98,11 @@ class CollectorRegistry:
         labels = dict(const_labels or {})
         labels.update(default_labels or {})
         self._const = {str(k): str(v) for k, v in labels.items()}
+        self._self_metrics = (area is SHARED) if self_metrics is None else bool(self_metrics)
+        if area is None and _prometheus_client_multiprocess():
+            area = SHARED
         self._area_spec = area
         self._pages = pages
-        self._self_metrics = (area is SHARED) if self_metrics is None else bool(self_metrics)
         self._lock = threading.RLock()
         self._h: Optional[c_void_p] = None
         self._area_obj: Optional[Area] = None
@@ -148,6 +167,7 @@ class CollectorRegistry:
         collector that makes such metrics on every scrape keeps memory and
         mappings constant."""
         reg = cls(pages=64)
+        reg._area_spec = None  # private even in prometheus_client's multiprocess mode
         reg._detached_area = True
         return reg
 
@@ -297,6 +317,8 @@ class CollectorRegistry:
         self._run_functions()
         text = _render(lib.promshm_registry_render, self._handle(), B.PROMSHM_FORMAT_OPENMETRICS)
         area = {f.name: f for f in parse_openmetrics(text.decode("utf-8"))}
+        for n in [n for n in area if n.endswith(_metrics.RENAMED)]:
+            area[n] = _unrenamed(area[n])
         with self._lock:
             own = list(self._metrics)
             collectors = list(self._collectors)
@@ -391,6 +413,24 @@ def _with_local_state(fam: Metric, metric: Any) -> Metric:
             if t is not None and t < smp.value:
                 smp = smp._replace(value=t)
         samples.append(smp)
+    fam.samples = samples
+    return fam
+
+
+def _unrenamed(fam: Metric) -> Metric:
+    """A family kept in the area as ``<name>:promshm_renamed`` (see
+    ``MetricWrapperBase._register``) under its own name again (the dict key
+    stays the area name, which the metric's ``name`` is)."""
+    from .metrics import RENAMED
+
+    old, new = fam.name, fam.name[: -len(RENAMED)]
+    fam.name = new
+    samples = []
+    for smp in fam.samples:
+        labels = smp.labels
+        if old in labels:  # an Enum's state label
+            labels = {(new if k == old else k): v for k, v in labels.items()}
+        samples.append(smp._replace(name=new + smp.name[len(old) :], labels=labels))
     fam.samples = samples
     return fam
 
