@@ -78,6 +78,7 @@ step "Python sdist (python -m build --sdist; pip install builds the crate with c
 rm -rf target/dist target/sdist-venv
 python3 -m build --sdist --no-isolation --outdir target/dist bindings/python >/dev/null
 rm -rf bindings/python/promshm.egg-info
+rm -rf bindings/python/promshm.egg-info
 python3 -m venv target/sdist-venv
 CARGO_TARGET_DIR="$PWD/target/sdist-target" target/sdist-venv/bin/python -m pip install -q target/dist/promshm-*.tar.gz
 (cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_DIR="$PWD" \

@@ -217,12 +217,20 @@ def test_installed_run_uses_the_venvs_package():
 
 
 def test_sdist_carries_a_standalone_crate(setup_module, tmp_path):
-    build = subprocess.run(
-        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path), str(SETUP.parent)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # setuptools writes promshm.egg-info next to setup.py: leave no trace in
+    # the source tree (on PYTHONPATH, it would pass for an installed promshm).
+    egg_info = SETUP.parent / "promshm.egg-info"
+    had_egg_info = egg_info.exists()
+    try:
+        build = subprocess.run(
+            [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path), str(SETUP.parent)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        if not had_egg_info:
+            shutil.rmtree(egg_info, ignore_errors=True)
     if "No module named build" in build.stderr:
         pytest.fail("the `build` package is not installed (scripts/setup.sh installs it)")
     assert build.returncode == 0, build.stdout + build.stderr

@@ -198,7 +198,11 @@ def test_wheel_installs_the_pth_hook_inert_without_the_variable(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
     py = str(venv / "bin" / "python")
-    r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(whl)], capture_output=True, text=True, timeout=300)
+    # Without this process's PYTHONPATH: a source tree on it (with setuptools'
+    # promshm.egg-info) would pass for an installed promshm and pip would skip it.
+    no_path = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(whl)], env=no_path,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     probe = (
         "import sys, prometheus_client.values as v; "
