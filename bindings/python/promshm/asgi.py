@@ -76,8 +76,18 @@ class ASGIMetricsMiddleware:
         if scope.get("type") == "http" and self.path is not None and scope.get("path") == self.path:
             await self.metrics_app(scope, receive, send)
             return
-        try:
+        if scope.get("type") != "http":
             await self.app(scope, receive, send)
+            return
+
+        async def send_flushed(message: Dict[str, Any]) -> None:
+            # The request's updates are published before its final body
+            # reaches the client.
+            if message.get("type") == "http.response.body" and not message.get("more_body", False):
+                _area._flush_quietly()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_flushed)
         finally:
-            if scope.get("type") == "http":
-                _area._request_end()
+            _area._request_end()

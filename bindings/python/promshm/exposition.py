@@ -164,8 +164,9 @@ def make_wsgi_app(registry: Any = REGISTRY, disable_compression: bool = False) -
 
 
 class _FlushingIterable:
-    """Wraps a WSGI response: flushes promshm when the server closes it
-    (after the last byte is sent), or at once if the app failed."""
+    """Wraps a WSGI response whose app has returned (its updates already
+    flushed): flushes again when the server closes it, for updates made
+    while the body was sent (a streaming body, an outer middleware)."""
 
     __slots__ = ("_it",)
 
@@ -185,7 +186,10 @@ class _FlushingIterable:
 
 
 def flush_after(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """Wrap a WSGI app so promshm flushes at the end of every request."""
+    """Wrap a WSGI app so promshm flushes each request's updates before its
+    response is sent (when the app returns), and again when the server
+    closes the response: a client that has its response is counted on every
+    worker's page."""
 
     def wrapped(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
@@ -193,6 +197,7 @@ def flush_after(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[b
         except BaseException:
             _area._request_end()
             raise
+        _area._flush_quietly()
         return _FlushingIterable(result)
 
     wrapped.__wrapped__ = app  # type: ignore[attr-defined]

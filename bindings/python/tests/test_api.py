@@ -482,8 +482,11 @@ def test_middleware_flushes_at_request_end(registry, monkeypatch):
         return [b"hello"]
 
     mw = promshm.MetricsMiddleware(app, registry=registry)
-    assert _call_wsgi(mw, "/")[2] == b"hello"
-    assert flushed == [1]
+    body = mw({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}, lambda status, headers: None)
+    assert flushed == [1], "flushed when the app returned, before the body is sent"
+    assert b"".join(body) == b"hello"
+    body.close()
+    assert flushed == [1, 1], "flushed again when the server closes the response"
     status, _, body = _call_wsgi(mw, "/metrics")
     assert b"served_total 1" in body
 
