@@ -84,6 +84,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, TextIO, T
 
 from . import _area
 from .metrics import Histogram
+from .errors import ShapeMismatchError
 from .registry import REGISTRY, DuplicateTimeseries
 
 __all__ = [
@@ -686,19 +687,28 @@ class Profiler:
                 self.time_unit,
                 [b * _TIME_SCALE[self.time_unit] for b in self.time_buckets],
             )
+            self.time_profile = self._time is not None
         if self.response_size_profile and self._size is None:
             self._size = self._histogram(
                 RESPONSE_SIZE, "Size of the value returned by profiled root functions.", "bytes", self.size_buckets
             )
+            self.response_size_profile = self._size is not None
         return (self._time if self.time_profile else None), (self._size if self.response_size_profile else None)
 
-    def _histogram(self, name: str, documentation: str, unit: str, buckets: Sequence[float]) -> Histogram:
-        return cast(
-            Histogram,
-            shared_family(
-                Histogram, name, documentation, self._labels(), self.registry, namespace=self.namespace, unit=unit, buckets=buckets
-            ),
-        )
+    def _histogram(self, name: str, documentation: str, unit: str, buckets: Sequence[float]) -> Optional[Histogram]:
+        """The histogram ``name``, or None (logged once, the metric is then
+        off) if the registry or the area has it with other labels or buckets
+        (e.g. another ``error_raised_label`` in this or another process)."""
+        try:
+            return cast(
+                Histogram,
+                shared_family(
+                    Histogram, name, documentation, self._labels(), self.registry, namespace=self.namespace, unit=unit, buckets=buckets
+                ),
+            )
+        except (DuplicateTimeseries, ShapeMismatchError) as e:
+            self.logger.error("profiler metric %s (labels %s) is off: %s", name, list(self._labels()), e)
+            return None
 
     def _observe(self, which: str, hist: Histogram, node: MethodTreeNode, error: bool, value: float) -> None:
         """Observe ``value`` (milliseconds or bytes, the records' units) in
