@@ -61,7 +61,9 @@ interval, at a request end or at exit).
 Hooks (as phanos): ``profiler.before_func(func, args, kwargs)``,
 ``after_func(fn_result, args, kwargs)``, ``before_root_func(func, args,
 kwargs)``, ``after_root_func(fn_result, args, kwargs)`` (a hook taking one
-parameter gets only the function or the result); they run with the call's
+parameter gets only the function or the result; one with a keyword-only
+``func``/``function``/``fn_result`` is called ``hook(*args, function=...,
+**kwargs)``, as phanos' early releases did); they run with the call's
 node current, so :func:`current_context` (``profiler.current_node.context``)
 is the context of the call. A hook that raises is logged with the profiler's
 logger and does not break the profiled code. If ``error_raised_label`` is set
@@ -446,11 +448,20 @@ class _Hook:
         setattr(obj, self.attr, (fn, None if fn is None else _adapt(fn)))
 
 
+_HOOK_KEYWORDS = ("func", "function", "fn_result")
+
+
 def _adapt(fn: Callable[..., Any]) -> Callable[[Any, Any, Any], Any]:
+    """How to call a hook: ``fn(x, args, kwargs)`` (phanos 0.2.0), ``fn(x)``
+    (one parameter), or ``fn(*args, function=x, **kwargs)`` when the hook
+    has a keyword-only ``func``/``function``/``fn_result`` (earlier phanos)."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return fn
+    keyword = next((p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name in _HOOK_KEYWORDS), None)
+    if keyword is not None:
+        return lambda x, args, kwargs: fn(*args, **{keyword: x}, **kwargs)
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind == p.VAR_POSITIONAL for p in params) or len(positional) >= 3:
         return fn

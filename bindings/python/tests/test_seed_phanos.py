@@ -597,6 +597,14 @@ def test_hooks(fresh):
         ("after_root", 20, (1,), {"scale": 10}, "Api:get"),
     ]
     assert p.current_node is p.tree.root and p.current_node.context == ""
+    # the PyPI page's forms: one parameter, or the decorated function's own arguments unpacked
+    calls.clear()
+    p.before_root_func = None
+    p.after_root_func = None
+    p.before_func = lambda function: calls.append(("before", function.__name__))
+    p.after_func = lambda *args, fn_result=None, **kwargs: calls.append(("after", fn_result, args[1:], kwargs))
+    assert Api().get(2, scale=3) == 9
+    assert calls == [("before", "get"), ("before", "sub"), ("after", 3, (2,), {}), ("after", 9, (2,), {"scale": 3})]
 
 
 COMPLETE_EXAMPLE = """
@@ -701,6 +709,18 @@ def test_pypi_page_usage(fresh, caplog):
         logging_level=logging.INFO,
     )
     assert ns["ImpProfHandler"] is phanos.ImpProfHandler
+    phanos.phanos_profiler.config(logging.getLogger("seed-page"))
+    assert phanos.profiler.time_profile and not phanos.profiler.response_size_profile  # 0.2.0's default (page: on)
+    ns = run(
+        PYPI_HANDLERS.replace("   # some code\n", "# some code\n"),
+        Flask=type("Flask", (), {}),
+        logger=logging.getLogger("seed-page"),
+        should_time_profile=True,
+        should_resp_size_profile=True,
+        should_handle_records=True,
+        logger_instance=logging.getLogger("seed-page-records"),
+        logging_level=logging.INFO,
+    )
     assert phanos.profiler.logger is logging.getLogger("seed-page") and phanos.profiler.response_size_profile
     dec = run(PYPI_DECORATE)
     with caplog.at_level(logging.INFO, logger="seed-page-records"):

@@ -107,6 +107,9 @@ Where promshm deliberately differs from phanos 0.2.0 (the tests assert each):
   WARNING when ``error_raised_label`` is set and no ``LoggerHandler`` is
   configured (phanos: "profiling will be logged even if no LoggerHandler
   exists").
+- Defaults follow the 0.2.0 README where the later PyPI page differs: the
+  response size profiler is off unless configured (the page: "Default is
+  turned on").
 - Threads: the call tree is a ``contextvars`` variable, so threads (and
   asyncio tasks) each have their own context (phanos: "unspecified").
 """
