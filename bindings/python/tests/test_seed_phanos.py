@@ -569,6 +569,29 @@ def test_custom_metric_cleanup(fresh):
     phanos.profiler.delete_metrics()
 
 
+def test_added_metric_gets_the_error_raised_label(fresh):
+    """With error_raised_label, add_metric gives a custom metric the label
+    (phanos: from sys.exc_info() at the operation)."""
+    phanos.profiler.dict_config({"job": "app", "error_raised_label": True})
+    failures = phanos.metrics.Counter("seed_ph_calls", "app", "calls")
+    phanos.profiler.add_metric(failures)
+    assert failures.label_names == ["error_raised"]
+    phanos.profiler.after_func = lambda fn_result, args, kwargs: failures.inc(1)
+
+    class Api:
+        @phanos.profile
+        def get(self, fail: bool) -> None:
+            if fail:
+                raise KeyError("no")
+
+    Api().get(False)
+    with pytest.raises(KeyError):
+        Api().get(True)
+    s = scrape()
+    assert value(s, "seed_ph_calls_total", job="app", item="Api", method="Api:get", error_raised="false") == 1
+    assert value(s, "seed_ph_calls_total", job="app", item="Api", method="Api:get", error_raised="true") == 1
+
+
 def test_hooks(fresh):
     phanos.profiler.dict_config({"job": "app"})
     calls = []
