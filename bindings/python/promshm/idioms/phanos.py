@@ -116,6 +116,7 @@ Where promshm deliberately differs from phanos 0.2.0 (the tests assert each):
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import numbers
 import re
@@ -201,6 +202,8 @@ class ImpProfHandler(_p.BaseHandler):
 # --------------------------------------------------------------------------
 # Metrics (phanos.metrics).
 
+#: The context ``store_operation(method=...)`` records under.
+_method_override: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("phanos_method", default=None)
 _UNITS = {"mS": "milliseconds", "ms": "milliseconds", "s": "seconds", "B": "bytes"}
 _UNIT_WORD = re.compile(r"^[a-z][a-z0-9_]*$")
 _OWN_LABELS = ("job", "item", "method")
@@ -378,11 +381,6 @@ class MetricWrapper:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} labels={self.label_names}>"
-
-
-import contextvars as _contextvars  # noqa: E402
-
-_method_override: "_contextvars.ContextVar[Optional[str]]" = _contextvars.ContextVar("phanos_method", default=None)
 
 
 class Histogram(MetricWrapper):
