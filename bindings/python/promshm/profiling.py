@@ -81,7 +81,6 @@ import inspect
 import logging
 import sys
 import time
-import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, TextIO, Tuple, TypeVar, cast
 
 from . import _area
@@ -150,43 +149,55 @@ class Context:
 
 
 class MethodTreeNode:
-    """One running profiled call. ``parent`` is a weak reference (call it),
-    ``None`` for the tree's root; ``records`` and ``metrics`` are the root
-    call's records and the custom metrics that recorded during it (shared by
-    every node of one root call)."""
+    """One running profiled call (its own :class:`Context`: ``ctx`` is the
+    node, ``ctx.value`` its context). ``parent`` is the calling node (the
+    tree's root for a root call, ``None`` for the root); ``root`` is the root
+    call's node, whose ``records``, ``metrics`` (custom metrics that recorded)
+    and ``error`` (a record says an error was raised) every node of the call
+    shares."""
 
-    __slots__ = ("ctx", "item", "parent", "children", "records", "metrics", "error", "__weakref__")
+    __slots__ = ("method", "value", "item", "parent", "children", "root", "records", "metrics", "error")
 
-    def __init__(self, method: Optional[Callable[..., Any]] = None, logger: Any = None) -> None:
-        self.ctx = Context(method, getattr(method, "__name__", "") if method is not None else "")
+    def __init__(self, method: Optional[Callable[..., Any]] = None, logger: Any = None, *, name: Optional[str] = None) -> None:
+        self.method = method
+        self.value = name if name is not None else (getattr(method, "__name__", "") if method is not None else "")
         self.item = ""
-        self.parent: Optional["weakref.ReferenceType[MethodTreeNode]"] = None
+        self.parent: Optional[MethodTreeNode] = None
         self.children: List[MethodTreeNode] = []
-        self.records: Optional[List[Record]] = None
+        self.root: Optional[MethodTreeNode] = None
+        self.records: Optional[List[Tuple[Any, ...]]] = None
         self.metrics: Optional[Set[Any]] = None
         self.error = False
 
     @property
+    def ctx(self) -> "MethodTreeNode":
+        """phanos' ``node.ctx`` (``.value``, ``.method``): the node itself."""
+        return self
+
+    @property
     def context(self) -> str:
         """The call context (phanos' ``current_node.context``)."""
-        return self.ctx.value
+        return self.value
 
     @property
     def is_root(self) -> bool:
         """Whether this is the tree's root (no call)."""
-        return self.ctx.method is None
+        return self.method is None
 
-    def add_child(self, child: "MethodTreeNode") -> "MethodTreeNode":
-        """Make ``child`` a call made from this node; sets its context."""
-        child.parent = weakref.ref(self)
-        if self.is_root:
-            child.item = _owner(child.ctx.method)
-            child.ctx.value = f"{child.item}:{child.ctx.value}"
+    def add_child(self, child: "MethodTreeNode", owner: Optional[str] = None) -> "MethodTreeNode":
+        """Make ``child`` a call made from this node; sets its context
+        (``owner``: the class or module name of a root call's function)."""
+        child.parent = self
+        if self.method is None:
+            child.item = owner if owner is not None else _owner(child.method)
+            child.value = f"{child.item}:{child.value}"
+            child.root = child
             child.records = []
             child.metrics = set()
         else:
             child.item = self.item
-            child.ctx.value = f"{self.ctx.value}.{child.ctx.value}"
+            child.value = f"{self.value}.{child.value}"
+            child.root = self.root
             child.records = self.records
             child.metrics = self.metrics
         self.children.append(child)
@@ -199,8 +210,11 @@ class MethodTreeNode:
             pass
         child.parent = None
 
+    def __str__(self) -> str:
+        return self.value
+
     def __repr__(self) -> str:
-        return f"<MethodTreeNode {self.ctx.value!r}>"
+        return f"<MethodTreeNode {self.value!r}>"
 
 
 class ContextTree:
@@ -223,7 +237,7 @@ curr_node: "contextvars.ContextVar[Optional[MethodTreeNode]]" = contextvars.Cont
 def current_context() -> str:
     """The call context of the innermost running profiled function ('' outside)."""
     node = curr_node.get()
-    return node.ctx.value if node is not None else ""
+    return node.value if node is not None else ""
 
 
 def _owner(func: Any) -> str:
@@ -245,18 +259,27 @@ def _size_of(value: Any) -> float:
     return float(sys.getsizeof(value))
 
 
-def make_record(name: str, metric: str, units: str, job: str, node: Optional[MethodTreeNode], operation: str, value: Any, labels: Dict[str, str], method: Optional[str] = None) -> Record:
+def keep_record(node: MethodTreeNode, name: str, metric: str, units: str, job: str, operation: str, value: Any, labels: Dict[str, str], method: str, error: bool) -> None:
+    """Keep a record in ``node``'s root call (a tuple; :func:`make_record`
+    makes the dict when handlers need it)."""
+    if node.records is not None:
+        node.records.append((name, metric, units, job, operation, value, labels, method))
+        if error and node.root is not None:
+            node.root.error = True
+
+
+def make_record(kept: Tuple[Any, ...]) -> Record:
     """A phanos record (``item``, ``metric``, ``units``, ``value`` as
     ``(operation, value)``, ``job``, ``method``, ``labels``) plus ``name``,
     the metric's name."""
-    ctx = method if method is not None else (node.ctx.value if node is not None else "")
+    name, metric, units, job, operation, value, labels, method = kept
     return {
-        "item": ctx.split(":", 1)[0] if ":" in ctx else (node.item if node is not None else ""),
+        "item": method.split(":", 1)[0],
         "metric": metric,
         "units": units,
         "value": (operation, value),
         "job": job,
-        "method": ctx,
+        "method": method,
         "labels": labels,
         "name": name,
     }
@@ -724,44 +747,48 @@ class Profiler:
     def _observe(self, which: str, hist: Histogram, node: MethodTreeNode, error: bool, value: float) -> None:
         """Observe ``value`` (milliseconds or bytes, the records' units) in
         ``hist`` (in its unit) and keep the record."""
-        key = (which, node.item, node.ctx.value, error)
+        key = (which, node.item, node.value, error)
         series = self._series.get(key)
         if series is None:
-            values = [self.job, node.item, node.ctx.value]
+            values = [self.job, node.item, node.value]
             if self._error_raised_label:
                 values.append("true" if error else "false")
             series = hist.labels(*values)
             self._series[key] = series
         series.observe(value * _TIME_SCALE[self.time_unit] if which == "time" else value)
-        if node.records is not None and (self.handlers or self._error_raised_label):
+        records = node.records
+        if records is not None and (self.handlers or self._error_raised_label):
             labels = {ERROR_LABEL: "true" if error else "false"} if self._error_raised_label else {}
             name, units = (TIME_PROFILER, "mS") if which == "time" else (RESPONSE_SIZE, "B")
-            node.records.append(make_record(name, "histogram", units, self.job, node, "observe", value, labels))
+            records.append((name, "histogram", units, self.job, "observe", value, labels, node.value))  # see keep_record
+            if error and node.root is not None:
+                node.root.error = True
 
     # -- the decorator
-    def _enter(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, ...]:
+    def _enter(self, func: Callable[..., Any], name: str, owner: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, ...]:
         parent = curr_node.get()
         if parent is None:
             parent = self.tree.root
-        node = parent.add_child(MethodTreeNode(func))
+        node = parent.add_child(MethodTreeNode(func, name=name), owner)
         token = curr_node.set(node)
-        is_root = parent.is_root
+        is_root = parent.method is None
         try:
-            if is_root:
-                self._call_hook("_hook_before_root_func", func, args, kwargs)
-            self._call_hook("_hook_before_func", func, args, kwargs)
+            if is_root and self._hook_before_root_func[1] is not None:
+                self._call_hook("before_root_func", func, args, kwargs)
+            if self._hook_before_func[1] is not None:
+                self._call_hook("before_func", func, args, kwargs)
         except BaseException:
             self._unwind(node, parent, token)
             raise
         return node, parent, token, is_root, time.perf_counter()
 
-    def _call_hook(self, attr: str, x: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
-        call = getattr(self, attr)[1]
+    def _call_hook(self, hook: str, x: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        call = getattr(self, "_hook_" + hook)[1]
         if call is not None:
             try:
                 call(x, args, kwargs)
             except Exception:  # profiling must never break the profiled code
-                self.logger.exception("profiler hook %s failed", attr[len("_hook_") :])
+                self.logger.exception("profiler hook %s failed", hook)
 
     def _unwind(self, node: MethodTreeNode, parent: MethodTreeNode, token: Any) -> None:
         try:
@@ -773,17 +800,17 @@ class Profiler:
     def _leave(self, state: Tuple[Any, ...], result: Any, error: bool, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         node, parent, token, is_root, start = state
         elapsed_ms = (time.perf_counter() - start) * 1000.0
-        if error and node.records is not None:
-            node.error = True
         try:
             t, s = self._histograms()
             if t is not None:
                 self._observe("time", t, node, error, elapsed_ms)
-            self._call_hook("_hook_after_func", result, args, kwargs)
+            if self._hook_after_func[1] is not None:
+                self._call_hook("after_func", result, args, kwargs)
             if is_root:
                 if s is not None and not error:
                     self._observe("size", s, node, error, _size_of(result))
-                self._call_hook("_hook_after_root_func", result, args, kwargs)
+                if self._hook_after_root_func[1] is not None:
+                    self._call_hook("after_root_func", result, args, kwargs)
         except Exception:  # profiling must never break the profiled code
             self.logger.exception("promshm profiling failed")
         finally:
@@ -795,20 +822,22 @@ class Profiler:
         """A root call ended: hand its records to the handlers, clean its
         metrics up, log it if an error was raised, flush."""
         try:
-            records = node.records or []
-            if records:
+            kept = node.records
+            log_error = node.error and self._error_raised_label
+            if kept and (self.handlers or log_error):
+                records = [make_record(k) for k in kept]
                 by_name: Dict[str, List[Record]] = {}
                 for r in records:
-                    by_name.setdefault(r.get("name", "profiler"), []).append(r)
+                    by_name.setdefault(r["name"], []).append(r)
                 for h in list(self.handlers.values()):
                     for name, recs in by_name.items():
                         h.handle(recs, name)
-                if self._error_raised_label and not any(isinstance(h, LoggerHandler) for h in self.handlers.values()):
-                    if any((r.get("labels") or {}).get(ERROR_LABEL) == "true" for r in records):
-                        for r in records:
-                            self.logger.warning(OutputFormatter.record_to_str(r.get("name", "profiler"), r))
-            for metric in set(node.metrics or ()) | set(self.metrics.values()):
-                metric.cleanup()
+                if log_error and not any(isinstance(h, LoggerHandler) for h in self.handlers.values()):
+                    for r in records:
+                        self.logger.warning(OutputFormatter.record_to_str(r["name"], r))
+            if node.metrics or self.metrics:
+                for metric in set(node.metrics or ()) | set(self.metrics.values()):
+                    metric.cleanup()
         except Exception:
             self.logger.exception("promshm profiling: handling records failed")
         finally:
@@ -820,13 +849,15 @@ class Profiler:
     def profile(self, func: F) -> F:
         """Profile ``func`` (a function, method or coroutine function). Put it
         closest to the function, under ``@staticmethod``/``@classmethod``."""
+        name = getattr(func, "__name__", "") or ""
+        owner = _owner(func)
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def ainner(*args: Any, **kwargs: Any) -> Any:
                 if not self.handle_records:
                     return await func(*args, **kwargs)
-                state = self._enter(func, args, kwargs)
+                state = self._enter(func, name, owner, args, kwargs)
                 try:
                     result = await func(*args, **kwargs)
                 except BaseException:
@@ -841,7 +872,7 @@ class Profiler:
         def inner(*args: Any, **kwargs: Any) -> Any:
             if not self.handle_records:
                 return func(*args, **kwargs)
-            state = self._enter(func, args, kwargs)
+            state = self._enter(func, name, owner, args, kwargs)
             try:
                 result = func(*args, **kwargs)
             except BaseException:

@@ -368,7 +368,8 @@ class MetricWrapper:
             self.method.append(ctx)
             self.label_values.append(lv)
             self.item.append(item)
-            node.records.append(_p.make_record(self.name, self.metric, self.units, self.job, node, operation, value, dict(lv), method=ctx))
+            error = lv.get(_p.ERROR_LABEL) == "true"
+            _p.keep_record(node, self.name, self.metric, self.units, self.job, operation, value, dict(lv), ctx, error)
             if node.metrics is not None:
                 node.metrics.add(self)
 
