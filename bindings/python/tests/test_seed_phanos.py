@@ -260,7 +260,7 @@ def test_readme_dict_config_example(fresh, capsys):
 
 
 def test_options_error_raised_label_and_error_logging(fresh, caplog):
-    phanos.profiler.dict_config({"job": "my_app", "logger": "my_app_debug_logger", "error_raised_label": True})
+    phanos.profiler.dict_config({"job": "my_app", "logger": "my_app_debug_logger", "error_raised_label": True, "request_size_profile": True})
 
     class Api:
         @phanos.profile
@@ -283,6 +283,9 @@ def test_options_error_raised_label_and_error_logging(fresh, caplog):
     assert count(s, "Api:get.fail", job="my_app", item="Api", error_raised="true") == 1
     assert count(s, "Api:get", job="my_app", item="Api", error_raised="true") == 1
     assert count(s, "Api:ok", job="my_app", item="Api", error_raised="false") == 1
+    # a root call that raised returned nothing: no response size (difference)
+    assert count(s, "Api:ok", "response_size_bytes_count", job="my_app", item="Api", error_raised="false") == 1
+    assert not [k for k in s if k[0] == "response_size_bytes_count" and dict(k[1]).get("method") == "Api:get"]
     # "if error raised, profiling will be logged even if no LoggerHandler exists"
     logged = [r.getMessage() for r in caplog.records if r.name == "my_app_debug_logger"]
     assert logged == [
@@ -525,6 +528,13 @@ def test_builtin_profilers_units(fresh):
     s = scrape()
     assert 49 < value(s, "seed_ph_tp_milliseconds_sum", job="app", item="", method="") < 2000
     assert value(s, "seed_ph_rs_bytes_sum", job="app", item="", method="") == 3  # difference: length of bytes, not getsizeof
+    # time_unit="milliseconds": phanos' unit on the page too
+    phanos.profiler.dict_config({"job": "app", "time_unit": "milliseconds"})
+    slow()
+    ms = value(scrape(fresh), "time_profiler_milliseconds_sum", job="app", item="test_seed_phanos", method="test_seed_phanos:slow")
+    assert 15 < ms < 2000
+    with pytest.raises(ValueError, match="time_profiler: time_unit"):
+        phanos.profiler.config(time_unit="minutes")
 
 
 def test_custom_metric_cleanup(fresh):
@@ -667,6 +677,25 @@ def before_function(func, args, kwargs):
 
 phanos.profiler.before_func = before_function
 """
+
+
+def test_a_raising_hook_is_logged_not_propagated(fresh, caplog):
+    """Documented difference: phanos lets a hook's exception propagate."""
+    phanos.profiler.dict_config({"job": "app", "logger": "seed-hooks"})
+
+    def broken(func, args, kwargs):
+        raise RuntimeError("hook bug")
+
+    phanos.profiler.before_func = broken
+
+    @phanos.profile
+    def f() -> int:
+        return 7
+
+    with caplog.at_level(logging.ERROR, logger="seed-hooks"):
+        assert f() == 7
+    assert [r.getMessage() for r in caplog.records if r.name == "seed-hooks"] == ["profiler hook before_func failed"]
+    assert count(scrape(fresh), "test_seed_phanos:f", job="app", item="test_seed_phanos") == 1
 
 
 def test_readme_complete_example(fresh):
