@@ -79,7 +79,9 @@ import functools
 import importlib
 import inspect
 import logging
+import os
 import sys
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, TextIO, Tuple, TypeVar, cast
 
@@ -429,18 +431,35 @@ def create_handlers(settings: Dict[str, Dict[str, Any]]) -> Dict[str, BaseHandle
 # Families shared by profilers (and custom metrics) of one registry.
 
 
+#: Serializes :func:`shared_family`: a metric is claimed in its registry
+#: before it is registered, so another thread must not take it half made.
+#: Renewed in a forked child (a parent thread may have held it at the fork).
+_family_lock = threading.Lock()
+
+
+def _renew_family_lock() -> None:
+    global _family_lock
+    _family_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_family_lock)
+
+
 def shared_family(cls: type, name: str, documentation: str, labelnames: Sequence[str], registry: Any, **kwargs: Any) -> Any:
     """The metric ``name`` of ``registry``: made, or the one an earlier
     configuration (or another profiler) made, if it has the same class and
-    labels (and buckets); another shape raises ``DuplicateTimeseries``."""
-    try:
-        return cls(name, documentation, tuple(labelnames), registry=registry, **kwargs)
-    except DuplicateTimeseries as e:
-        names = getattr(registry, "_names", {})
-        existing = next((names[n] for n in sorted(e.duplicates) if n in names), None)
-        if type(existing) is cls and existing.labelnames == tuple(labelnames) and _same_buckets(existing, kwargs):
-            return existing
-        raise
+    labels (and buckets); another shape raises ``DuplicateTimeseries``.
+    Thread-safe (the lazy creation on first use may race)."""
+    with _family_lock:
+        try:
+            return cls(name, documentation, tuple(labelnames), registry=registry, **kwargs)
+        except DuplicateTimeseries as e:
+            names = getattr(registry, "_names", {})
+            existing = next((names[n] for n in sorted(e.duplicates) if n in names), None)
+            if type(existing) is cls and existing.labelnames == tuple(labelnames) and _same_buckets(existing, kwargs):
+                return existing
+            raise
 
 
 def _same_buckets(existing: Any, kwargs: Dict[str, Any]) -> bool:
