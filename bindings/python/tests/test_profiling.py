@@ -241,3 +241,32 @@ def test_configuring_again_reuses_the_registered_histograms(registry):
     work()
     s = samples(registry)
     assert sum(v for (name, _labels), v in s.items() if name.endswith("milliseconds_count")) == 2
+
+
+def test_phanos_options_error_raised_label_false_and_request_size_profile(registry):
+    """Issue 11: error_raised_label=False drops the label; the README dict's
+    request_size_profile key makes the size histogram."""
+    p = profiling.Profiler()
+    p.dict_config({"job": "j", "registry": registry, "request_size_profile": True, "error_raised_label": False})
+
+    @p.profile
+    def body() -> bytes:
+        return b"abc"
+
+    body()
+    s = samples(registry)
+    labels = {"job": "j", "item": "test_profiling", "method": "test_profiling:body"}
+    assert _count(s, "time_profiler_milliseconds_count", **labels) == 1
+    assert _count(s, "response_size_bytes_sum", **labels) == 3
+
+
+def test_phanos_config_takes_the_logger_first(registry):
+    """Issue 11: phanos' Profiler.config(logger, ...) — the logger is not the job."""
+    log = logging.getLogger("prof-config")
+    p = profiling.Profiler()
+    p.config(log, "job_name", True, True, True, False, registry=registry)
+    assert p.logger is log and p.job == "job_name" and p.response_size_profile and not p.error_raised_label
+    p.config(log, True, False, True, True, registry=registry)  # the README's form: no job
+    assert p.job == "" and p.time_profile and not p.response_size_profile and p.error_raised_label
+    p.config(logger=log, job="kw", request_size_profile=True, error_raised_label=True, registry=registry)
+    assert (p.job, p.response_size_profile, p.error_raised_label) == ("kw", True, True)
