@@ -301,7 +301,7 @@ def test_readme_flask_quickstart_serves_exact_counts():
         assert value(s, "page_visits_latency_seconds_count") == 4
         assert value(s, "page_visits_latency_seconds_bucket", le="+Inf") == 4
         assert value(s, "page_visits_latency_seconds_bucket", le="2.5") == 3  # /slow only in the higher buckets
-        assert value(s, "page_visits_latency_seconds_bucket", le="5.0") == 4
+        assert value(s, "page_visits_latency_seconds_bucket", le="5") == 4  # pytheus writes int bounds as given
         assert value(s, "page_visits_latency_seconds_sum") >= 3
         les = sorted(float(dict(labels)["le"]) for (name, labels) in s if name == "page_visits_latency_seconds_bucket")
         assert les == [*PYTHEUS_BUCKETS, float("inf")]  # pytheus' default buckets
@@ -523,12 +523,18 @@ def test_readme_histogram_snippet(fresh_registry, caplog):
     s = page(fresh_registry)
     les = sorted(float(dict(labels)["le"]) for (name, labels) in s if name == "my_histogram_bucket")
     assert les == [*PYTHEUS_BUCKETS, float("inf")]  # the default, "+Inf" added
+    written = [dict(labels)["le"] for (name, labels) in s if name == "my_histogram_bucket"]
+    assert sorted(written, key=float) == [str(b) for b in PYTHEUS_BUCKETS] + ["+Inf"]  # as pytheus writes them: le="1", le="10"
+    assert f'{fresh_registry.prefix}_my_histogram_bucket{{le="1.0"}} 0' in promshm.generate_latest(fresh_registry).decode()  # promshm's own
     assert Histogram.DEFAULT_BUCKETS == PYTHEUS_BUCKETS
 
     sized = Histogram(name="sized", description="D.", buckets=(0.2, 1, 3))
     sized.observe(0.4)
     with sized.time():
         pass
+    labelled = Histogram("handled", "D.", required_labels=["handle"], buckets=(1,))
+    labelled.labels(handle="1.0").observe(1)
+    assert value(page(fresh_registry), "handled_bucket", handle="1.0", le="1") == 1  # only le is rewritten
 
     @sized
     def call() -> None:
@@ -536,7 +542,7 @@ def test_readme_histogram_snippet(fresh_registry, caplog):
 
     call()
     s = page(fresh_registry)
-    assert value(s, "sized_bucket", le="0.2") == 2 and value(s, "sized_bucket", le="1.0") == 3
+    assert value(s, "sized_bucket", le="0.2") == 2 and value(s, "sized_bucket", le="1") == 3
     assert value(s, "sized_bucket", le="+Inf") == 3 and value(s, "sized_count") == 3
     assert Histogram("inf_given", "D.", buckets=(1, float("inf"))).buckets == (1, float("inf"))
     assert Histogram("empty_given", "D.", buckets=()).buckets == (*PYTHEUS_BUCKETS, float("inf"))
@@ -848,6 +854,7 @@ def handle(route):
 def fail():
     raise ValueError
 
+early = CollectorRegistry(prefix='early')   # made before the fork, its metrics only in the workers
 N = 250
 pids = []
 for w in range(4):
@@ -856,6 +863,7 @@ for w in range(4):
         late = CollectorRegistry(prefix='late')   # made after the fork, in each worker
         jobs = Counter('jobs', 'Jobs.', required_labels=['kind'], registry=late)
         partial = requests.labels({'route': '/p'})
+        Counter('child_made', 'Made in a worker.', registry=early).inc(3)
         for i in range(N):
             handle('/')
             partial.labels(worker_kind='batch').inc()
@@ -872,6 +880,7 @@ for pid in pids:
 print(generate_metrics(), end='')
 print('----')
 print(generate_metrics(CollectorRegistry(prefix='late')), end='')
+print(generate_metrics(early), end='')
 print('----')
 print(promshm.generate_latest(promshm.CollectorRegistry(area=promshm.SHARED)).decode(), end='')
 """
@@ -904,7 +913,9 @@ def test_four_forked_workers_exact_totals_on_one_page(tmp_path):
     assert value(s, "latency_seconds_sum", route="/") == pytest.approx(0.07 * n)
     assert "# TYPE requests counter" in pytheus_page and "requests_total" not in pytheus_page
     # the registry made after the fork: every worker's updates, rendered by the parent's own registry object
-    assert value(parse_text(late_page), "late_jobs", kind="a") == 2 * n
+    late = parse_text(late_page)
+    assert value(late, "late_jobs", kind="a") == 2 * n
+    assert value(late, "early_child_made") == 4 * 3  # a registry made before the fork, metrics made after
     # promshm's own render of the area: Prometheus naming
     p = parse_text(promshm_page)
     assert value(p, "requests_total", route="/", worker_kind="web") == n
@@ -915,10 +926,10 @@ def test_four_forked_workers_exact_totals_on_one_page(tmp_path):
         findings = sorted(line for line in (checked.stdout + checked.stderr).splitlines() if line)
         assert checked.returncode in (0, 3), findings
         # (the page without a prefix is the whole area: the late registry's family too)
-        assert findings == [f'{n} counter metrics should have "_total" suffix' for n in ("late_jobs", "requests")], findings
-        late = _promtool(late_page)
-        assert [line for line in (late.stdout + late.stderr).splitlines() if line] == [
-            'late_jobs counter metrics should have "_total" suffix'
+        assert findings == [f'{n} counter metrics should have "_total" suffix' for n in ("early_child_made", "late_jobs", "requests")], findings
+        checked = _promtool(late_page)
+        assert sorted(line for line in (checked.stdout + checked.stderr).splitlines() if line) == [
+            f'{n} counter metrics should have "_total" suffix' for n in ("early_child_made", "late_jobs")
         ]
         clean = _promtool(promshm_page)
         assert clean.returncode == 0, clean.stdout + clean.stderr

@@ -29,7 +29,8 @@ Where promshm deliberately differs from pytheus:
 - **Naming**: :func:`.exposition.generate_metrics` uses pytheus' naming
   (counters without ``_total``); promshm's own renders add ``_total``. The
   first fails promtool's lint ("counter metrics should have _total suffix"),
-  as pytheus' output does; the second passes it.
+  as pytheus' output does; the second passes it. Integer bucket bounds are
+  written as pytheus writes them (``le="1"``; promshm: ``le="1.0"``).
 - **Gauges across workers**: each worker has its own value and the page
   shows their sum over live workers (promshm's ``livesum``: right for
   ``inc``/``dec``/``track_inprogress``); pass ``multiprocess_mode='mostrecent'``

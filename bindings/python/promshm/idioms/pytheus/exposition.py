@@ -7,7 +7,8 @@ its name as given (``my_counter 3``, no ``_total`` added; a name made with
 promshm's own renders (``promshm.generate_latest``, the ``promshm`` command,
 the exporters) follow Prometheus' convention (``my_counter_total``). A counter
 that the rendering process never created (only another worker did) is shown
-without ``_total``.
+without ``_total``. Bucket bounds given as integers are written as pytheus
+writes them (``le="1"``, where promshm writes ``le="1.0"``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, Dict, Iterable, List
 
 from ...exposition import generate_latest
 from ...registry import CollectorRegistry
-from .metrics import _TOTAL_NAMED
+from .metrics import _LE_TEXT, _TOTAL_NAMED
 from .registry import REGISTRY, _resolve
 
 __all__ = ["generate_metrics", "make_wsgi_app", "PROMETHEUS_CONTENT_TYPE"]
@@ -25,11 +26,13 @@ __all__ = ["generate_metrics", "make_wsgi_app", "PROMETHEUS_CONTENT_TYPE"]
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _TYPE_LINE = re.compile(r"# TYPE (\S+) counter$")
+_LE = re.compile(r'(?<![a-zA-Z0-9_])le="([^"]*)"')
 
 
 def _pytheus_naming(text: str) -> str:
     """``text`` with each counter family's ``<name>_total`` samples (and its
-    HELP/TYPE lines) named ``<name>``, unless made as ``<name>_total``."""
+    HELP/TYPE lines) named ``<name>``, unless made as ``<name>_total``, and
+    the integral bucket bounds of this process's histograms as pytheus writes them."""
     lines = text.split("\n")
     renamed = set()
     for line in lines:
@@ -39,7 +42,7 @@ def _pytheus_naming(text: str) -> str:
             total = fam if fam.endswith("_total") else fam + "_total"
             if total not in _TOTAL_NAMED:
                 renamed.add(total)
-    if not renamed:
+    if not renamed and not _LE_TEXT:
         return text
     out: List[str] = []
     for line in lines:
@@ -49,8 +52,13 @@ def _pytheus_naming(text: str) -> str:
                 line = head + name[: -len("_total")] + sep + rest
         elif line and not line.startswith("#"):
             end = min((i for i in (line.find("{"), line.find(" ")) if i >= 0), default=len(line))
-            if line[:end] in renamed:
+            name = line[:end]
+            if name in renamed:
                 line = line[: end - len("_total")] + line[end:]
+            else:
+                texts = _LE_TEXT.get(name)
+                if texts:
+                    line = _LE.sub(lambda m: f'le="{texts.get(m.group(1), m.group(1))}"', line, count=1)
         out.append(line)
     return "\n".join(out)
 

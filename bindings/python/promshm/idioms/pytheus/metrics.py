@@ -47,6 +47,11 @@ _label_name_re = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 #: (pytheus naming keeps ``_total`` on these only; see :mod:`.exposition`).
 _TOTAL_NAMED: set = set()
 
+#: Full name of a histogram made here -> {its ``le`` as the area writes it:
+#: as pytheus writes it} for bounds given as integers (pytheus: ``le="1"``,
+#: the area: ``le="1.0"``).
+_LE_TEXT: Dict[str, Dict[str, str]] = {}
+
 
 class CustomCollector:
     """Base class of a custom collector: define ``collect()`` yielding metrics
@@ -265,6 +270,9 @@ class Histogram(_Metric, _HistogramOps, _m.Histogram):
             if isinstance(e, LabelValidationException) or "bucket" not in str(e):
                 raise
             raise BucketException(f"{name}: {e}") from None
+        texts = {repr(float(b)): str(b) for b in bs if isinstance(b, int) and str(b) != repr(float(b))}
+        if texts:
+            _LE_TEXT[self.name + "_bucket"] = texts
 
 
 class Summary(_Metric, _SummaryOps, _m.Summary):
