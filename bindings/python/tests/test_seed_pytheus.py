@@ -23,7 +23,7 @@ pytheus' output) while promshm's own renders add ``_total`` (promtool clean).
 
 from __future__ import annotations
 
-import json
+import enum
 import logging
 import os
 import re
@@ -180,6 +180,13 @@ def test_partial_labels_on_the_page(fresh_registry):
     kw.labels(req2="2").inc(3)
     kw.labels({"req2": "3"}).inc()
     assert m.labels() is m and partial.labels() is not None  # no labels: the same object
+    assert m.labels(req1="c", req2="d") is m.labels(req1="c", req2="d") is m.labels({"req1": "c", "req2": "d"})
+
+    class Kind(str, enum.Enum):  # equal to "c", but str() is "Kind.C": another series
+        C = "c"
+
+    m.labels(req1=Kind.C, req2="d").inc(2)
+    assert m.labels(req1="c", req2="d").get() == 0 and m.labels({"req1": str(Kind.C), "req2": "d"}).get() == 2
     s = page(fresh_registry)
     assert value(s, "metric_name", req1="1", req2="2") == 2
     assert value(s, "metric_name", req1="k", req2="2") == 3

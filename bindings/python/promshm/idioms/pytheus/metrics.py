@@ -27,8 +27,7 @@ from ... import metrics as _m
 from ...errors import InvalidArgumentError, LabelError
 from ...registry import CollectorRegistry as _PromshmRegistry
 from ...registry import DuplicateTimeseries
-from . import backends as _backends
-from .backends import base as _  # noqa: F401  (_backends.base)
+from .backends import base as _backend_base
 from .exceptions import BucketException, LabelValidationException, UnobservableMetricException
 from .registry import REGISTRY, CollectorRegistryProxy, _resolve
 
@@ -97,6 +96,23 @@ class _Labelled:
 
     def labels(self, *args: Any, **kwargs: Any) -> Any:
         fam = self._family  # type: ignore[attr-defined]
+        items = None
+        if self is fam:  # the hot path: the series of these labels, made before
+            if kwargs and not args:
+                items = tuple(kwargs.items())
+            elif len(args) == 1 and args[0].__class__ is dict and not kwargs:
+                items = tuple(args[0].items())
+            if items is not None:
+                try:
+                    child = fam._rawkw.get(items)
+                except TypeError:  # an unhashable value
+                    child = items = None
+                if child is not None:
+                    for _k, v in items:
+                        if v.__class__ is not str:  # e.g. a str enum member: equal, another str()
+                            break
+                    else:
+                        return child
         given = _given(self, args, kwargs)
         if given is None:  # promshm's positional values
             return _convert_label_errors(fam, lambda: _m.MetricWrapperBase.labels(fam, *args))
@@ -106,7 +122,12 @@ class _Labelled:
         current = dict(zip(fam._labelnames, self._values())) if self is not fam and self._h is not None else {}  # type: ignore[attr-defined]
         current.update(getattr(self, "_given", None) or {})
         current.update(given)
-        return _convert_label_errors(fam, lambda: _m.MetricWrapperBase.labels(fam, current))
+        child = _convert_label_errors(fam, lambda: _m.MetricWrapperBase.labels(fam, current))
+        if items is not None and isinstance(child, _m._Series) and all(v.__class__ is str for _k, v in items):
+            # cached as promshm caches labels(**kwargs): exact str values only
+            # (1 and "1" are equal keys with other str()); remove()/clear() empty it
+            fam._rawkw[items] = child
+        return child
 
 
 def _convert_label_errors(fam: Any, call: Callable[[], Any]) -> Any:
@@ -191,7 +212,7 @@ class _Metric:
             registry = _resolve(registry)
         if registry is not None and not isinstance(registry, _PromshmRegistry):
             foreign, registry = registry, None  # pytheus' Registry protocol: the metric registers itself there
-        self._backend_spec = (_backends.get_backend_class(), _backends.base.BACKEND_CONFIG)
+        self._backend_spec = (_backend_base.get_backend_class(), _backend_base.BACKEND_CONFIG)
         self._backend: Any = None
         init = functools.partial(
             super().__init__,  # type: ignore[call-arg]
