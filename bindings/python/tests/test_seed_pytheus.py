@@ -285,36 +285,121 @@ def _wait_for(url: str, proc: subprocess.Popen, deadline: float) -> None:
             time.sleep(0.05)
 
 
-def test_readme_flask_quickstart_serves_exact_counts():
-    pytest.importorskip("flask")
+#: The README's "Quickstart / Example": pytheus' example.py (the file the README
+#: describes: two histograms, one labelled with a default label, the Redis backend).
+EXAMPLE_PY = """
+import time
+
+from flask import Flask, Response
+
+from pytheus.backends import load_backend
+from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.exposition import PROMETHEUS_CONTENT_TYPE, generate_metrics
+from pytheus.metrics import Histogram
+
+load_backend(
+    backend_class=MultiProcessRedisBackend,
+    backend_config={"host": "127.0.0.1", "port": 6379},
+)
+
+
+app = Flask(__name__)
+
+
+histogram = Histogram("page_visits_latency_seconds", "used for testing")
+histogram_labeled = Histogram(
+    "page_visits_latency_seconds_labeled",
+    "used for testing",
+    required_labels=["speed"],
+    default_labels={"speed": "normal"},
+)
+
+
+@app.route("/metrics")
+def metrics():
+    data = generate_metrics()
+    return Response(data, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
+
+# track time with the context manager
+@app.route("/")
+def home():
+    with histogram.time():
+        with histogram_labeled.time():
+            return "hello world!"
+
+
+# you can also track time with the decorator shortcut
+@app.route("/slow")
+@histogram
+@histogram_labeled.labels({"speed": "slow"})
+def slow():
+    time.sleep(3)
+    return "hello world! from slow!"
+
+
+app.run(host="0.0.0.0", port=8080)
+"""
+
+
+def _serve(src: str) -> Tuple[subprocess.Popen, str]:
+    """Start a Flask app of the README on a free port of 127.0.0.1 (the only
+    change besides the import, in place of 0.0.0.0:8080)."""
     port = free_port()
-    # The only change besides the import: a free port on 127.0.0.1 in place of 0.0.0.0:8080.
-    src = migrate(FLASK_APP).replace("app.run(host='0.0.0.0', port=8080)", f"app.run(host='127.0.0.1', port={port})")
+    src = re.sub(r"app\.run\(host=.0\.0\.0\.0., port=8080\)", f"app.run(host='127.0.0.1', port={port})", migrate(src))
+    assert f"port={port}" in src
     proc = subprocess.Popen([sys.executable, "-c", src], env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _visit(base: str) -> threading.Thread:
+    """Visit / twice and /slow once (3 s, in a thread left running)."""
+    slow = threading.Thread(target=_get, args=(base + "/slow",))
+    slow.start()
+    assert _get(base + "/")[0] == "hello world!"
+    assert _get(base + "/")[0] == "hello world!"
+    return slow
+
+
+def _scrape_until(base: str, name: str, want: float) -> Dict[Any, float]:
+    deadline = time.monotonic() + 5
+    while True:  # each request thread's updates are flushed when the thread ends
+        s = parse_text(_get(base + "/metrics")[0])
+        if value(s, name) == want or time.monotonic() > deadline:
+            return s
+        time.sleep(0.05)
+
+
+def test_readme_flask_quickstart_and_example_serve_exact_counts():
+    pytest.importorskip("flask")
+    apps = [_serve(FLASK_APP), _serve(EXAMPLE_PY)]  # the README's "Default version", example.py
     try:
-        _wait_for(base + "/", proc, time.monotonic() + 15)  # the first visit of /
-        slow = threading.Thread(target=_get, args=(base + "/slow",))
-        slow.start()  # 3 s in the decorated view, while / is visited twice more
-        assert _get(base + "/")[0] == "hello world!"
-        assert _get(base + "/")[0] == "hello world!"
-        slow.join(10)
-        deadline = time.monotonic() + 5
-        while True:  # each request thread's updates are flushed when it ends
-            s = parse_text(_get(base + "/metrics")[0])
-            if value(s, "page_visits_latency_seconds_count") == 4 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert value(s, "page_visits_latency_seconds_count") == 4
-        assert value(s, "page_visits_latency_seconds_bucket", le="+Inf") == 4
-        assert value(s, "page_visits_latency_seconds_bucket", le="2.5") == 3  # /slow only in the higher buckets
-        assert value(s, "page_visits_latency_seconds_bucket", le="5") == 4  # pytheus writes int bounds as given
-        assert value(s, "page_visits_latency_seconds_sum") >= 3
-        les = sorted(float(dict(labels)["le"]) for (name, labels) in s if name == "page_visits_latency_seconds_bucket")
-        assert les == [*PYTHEUS_BUCKETS, float("inf")]  # pytheus' default buckets
+        for proc, base in apps:
+            _wait_for(base + "/", proc, time.monotonic() + 15)  # the first visit of /
+        slows = [_visit(base) for _proc, base in apps]  # both /slow requests sleep at once
+        for t in slows:
+            t.join(10)
+        for _proc, base in apps:
+            s = _scrape_until(base, "page_visits_latency_seconds_count", 4)
+            assert value(s, "page_visits_latency_seconds_count") == 4
+            assert value(s, "page_visits_latency_seconds_bucket", le="+Inf") == 4
+            assert value(s, "page_visits_latency_seconds_bucket", le="2.5") == 3  # /slow only in the higher buckets
+            assert value(s, "page_visits_latency_seconds_bucket", le="5") == 4  # pytheus writes int bounds as given
+            assert value(s, "page_visits_latency_seconds_sum") >= 3
+            les = sorted(float(dict(labels)["le"]) for (name, labels) in s if name == "page_visits_latency_seconds_bucket")
+            assert les == [*PYTHEUS_BUCKETS, float("inf")]  # pytheus' default buckets
+        _, example = apps[1]
+        body, ctype = _get(example + "/metrics")
+        assert ctype == "text/plain; version=0.0.4; charset=utf-8"
+        s = parse_text(body)
+        # the README's query: page_visits_latency_seconds_labeled_bucket{speed="slow"}
+        assert value(s, "page_visits_latency_seconds_labeled_bucket", speed="slow", le="2.5") == 0
+        assert value(s, "page_visits_latency_seconds_labeled_bucket", speed="slow", le="5") == 1
+        assert value(s, "page_visits_latency_seconds_labeled_count", speed="normal") == 3
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+        for proc, _base in apps:
+            proc.terminate()
+            proc.communicate(timeout=10)
 
 
 def test_make_wsgi_app_serves_the_page_on_a_real_server(fresh_registry):
@@ -940,3 +1025,35 @@ def test_four_forked_workers_exact_totals_on_one_page(tmp_path):
         ]
         clean = _promtool(promshm_page)
         assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_a_registry_of_the_applications_own_and_set_registry(fresh_registry):
+    """pytheus' Registry protocol: a metric made with such a registry registers
+    itself there (its values in a private area); ``REGISTRY.set_registry``
+    sends the metrics made afterwards to another registry."""
+
+    class MyRegistry:
+        prefix = None
+
+        def __init__(self) -> None:
+            self.registered: List[Any] = []
+
+        def register(self, collector: Any) -> None:
+            self.registered.append(collector)
+
+        def unregister(self, collector: Any) -> None:
+            self.registered.remove(collector)
+
+        def collect(self) -> Iterator[Any]:
+            return iter(self.registered)
+
+    mine = MyRegistry()
+    c = Counter("in_my_registry", "D.", registry=mine)
+    c.inc(2)
+    assert mine.registered == [c] and c.get() == 2
+    assert "in_my_registry" not in generate_metrics()
+    other = CollectorRegistry(prefix=fresh_registry.prefix + "_other")
+    REGISTRY.set_registry(other)
+    assert REGISTRY.prefix == other.prefix
+    Counter("moved", "D.").inc()
+    assert value(page(other), "moved") == 1 and value(page(fresh_registry), "moved") is None
