@@ -1,7 +1,7 @@
 """pytheus' README, top to bottom, on ``promshm.idioms.pytheus``.
 
-Each snippet of pytheus' README (``/work/shared/seeds/pytheus-README.md`` in
-the project's notes; quoted here verbatim) runs with only its imports changed
+Each snippet of pytheus' README (github.com/Llandy3d/pytheus, quoted here
+verbatim, with the ``example.py`` it describes) runs with only its imports changed
 from ``pytheus`` to ``promshm.idioms.pytheus`` (:func:`migrate`), and every
 option and API the README names is checked to behave as it says. The
 multi-process claim is checked with 4 forked workers selecting pytheus'
