@@ -250,7 +250,7 @@ def _fail(obj: Any, rc: int) -> None:
 
 
 def _raise_unobservable(obj: Any, rc: int = _NULL) -> None:
-    raise UnobservableMetricError(
+    raise obj._family._unobservable_error(
         "missing label values",
         rc,
         f"{obj!r} has label names {list(obj._family._labelnames)}: call .labels(...) first",
@@ -660,6 +660,9 @@ class MetricWrapperBase(_Ops):
     _series_cls: type = _Series
     _partial_cls: type = _PartialLabels
     _buffered = False  # counter/histogram: updates go to a thread buffer
+    #: What an update on a series-less object raises (an idiom layer's subclass,
+    #: e.g. pytheus' ``UnobservableMetricException``).
+    _unobservable_error: Type[UnobservableMetricError] = UnobservableMetricError
 
     __slots__ = (
         "_h",
