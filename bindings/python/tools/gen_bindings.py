@@ -171,6 +171,8 @@ def parse(text: str) -> Header:
     body, defines = _strip(text)
     h = Header(defines=defines)
 
+    # `enum { PROMSHM_X = 1 };` repeats a `#define PROMSHM_X 1` (read above).
+    body = re.sub(r"\benum\s*\{\s*PROMSHM_\w+\s*=\s*-?\d+\s*\}\s*;", " ", body)
     for m in re.finditer(r"\benum\s+(\w+)\s*(?::\s*\w+\s*)?\{(.*?)\}\s*;", body, flags=re.S):
         entries = []
         for item in m.group(2).split(","):
