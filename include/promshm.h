@@ -674,6 +674,35 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * A new error object, status `PROMSHM_RESULT_OK` and an empty detail,
+ * owned by the caller (`promshm_error_free()`). NULL only if memory ran
+ * out (or on an internal panic). Thread-safe.
+ */
+promshm_error *promshm_error_new(void);
+
+/**
+ * Release an error object (and its detail string). NULL is a no-op;
+ * freeing twice is undefined behaviour.
+ */
+void promshm_error_free(promshm_error *err);
+
+/**
+ * The status of the last call `err` was passed to (the value that call
+ * returned): `PROMSHM_RESULT_OK` (0) for a new object, after a success
+ * and for NULL.
+ */
+promshm_result promshm_error_code(const promshm_error *err);
+
+/**
+ * The detail of the last failure of a call `err` was passed to (as
+ * `promshm_last_error()` gives it), NUL-terminated UTF-8; the empty
+ * string after a success, for a new object and for NULL. Borrowed from
+ * `err`: valid until `err` is passed to another call or freed; never
+ * free it.
+ */
+const char *promshm_error_detail(const promshm_error *err);
+
+/**
  * The static, NUL-terminated English message for a status code, e.g.
  * "invalid label name" for `PROMSHM_RESULT_INVALID_LABEL_NAME`.
  *
@@ -702,35 +731,6 @@ const char *promshm_result_message(uint32_t code);
  * Errors: `PROMSHM_RESULT_NULL_PARAMETER` if `buf` is NULL and `len` > 0.
  */
 promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len);
-
-/**
- * A new error object, status `PROMSHM_RESULT_OK` and an empty detail,
- * owned by the caller (`promshm_error_free()`). NULL only if memory ran
- * out (or on an internal panic). Thread-safe.
- */
-promshm_error *promshm_error_new(void);
-
-/**
- * Release an error object (and its detail string). NULL is a no-op;
- * freeing twice is undefined behaviour.
- */
-void promshm_error_free(promshm_error *err);
-
-/**
- * The status of the last call `err` was passed to (the value that call
- * returned): `PROMSHM_RESULT_OK` (0) for a new object, after a success
- * and for NULL.
- */
-promshm_result promshm_error_code(const promshm_error *err);
-
-/**
- * The detail of the last failure of a call `err` was passed to (as
- * `promshm_last_error()` gives it), NUL-terminated UTF-8; the empty
- * string after a success, for a new object and for NULL. Borrowed from
- * `err`: valid until `err` is passed to another call or freed; never
- * free it.
- */
-const char *promshm_error_detail(const promshm_error *err);
 
 /**
  * The version of the loaded library, e.g. "0.1.0": a static string

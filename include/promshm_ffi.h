@@ -169,10 +169,6 @@ enum { PROMSHM_FORMAT_PROMETHEUS = 0 };
 
 enum { PROMSHM_FORMAT_OPENMETRICS = 1 };
 
-const char *promshm_result_message(uint32_t code);
-
-promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len);
-
 promshm_error *promshm_error_new(void);
 
 void promshm_error_free(promshm_error *err);
@@ -180,6 +176,10 @@ void promshm_error_free(promshm_error *err);
 promshm_result promshm_error_code(const promshm_error *err);
 
 const char *promshm_error_detail(const promshm_error *err);
+
+const char *promshm_result_message(uint32_t code);
+
+promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len);
 
 const char *promshm_version(void);
 

@@ -136,12 +136,12 @@ typedef struct {
 typedef uint32_t promshm_gauge_mode;
 typedef uint32_t promshm_format;
 typedef int (*promshm_write_fn)(void *userdata, const uint8_t *data, size_t len);
-const char *promshm_result_message(uint32_t code);
-promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len);
 promshm_error *promshm_error_new(void);
 void promshm_error_free(promshm_error *err);
 promshm_result promshm_error_code(const promshm_error *err);
 const char *promshm_error_detail(const promshm_error *err);
+const char *promshm_result_message(uint32_t code);
+promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len);
 const char *promshm_version(void);
 uint32_t promshm_version_number(void);
 promshm_result promshm_area_create(const char *path,
