@@ -64,6 +64,8 @@ ANNOTATIONS: Dict[str, dict] = {
     "promshm_area_workers": {"params": {"out": {"nullable": "when cap is 0"}}},
     "promshm_area_workers_e": {"params": {"out": {"nullable": "when cap is 0"}}},
     "promshm_registry_render_alloc": {"params": {"out_len": {"nullable": True}}},
+    # Its flag is a C bool: the error-object form is the uint32_t one.
+    "promshm_family_remove": {"error_object": "promshm_family_remove_u32"},
     "promshm_format_from_accept": {"params": {"accept": {"nullable": True}}},
     "promshm_area_create": {"params": {"options": {"nullable": True}}},
     "promshm_area_anonymous": {"params": {"options": {"nullable": True}}},
@@ -229,8 +231,10 @@ def _direction(ctype: str, name: str) -> str:
         return "out"
     if ctype.startswith("const ") or name == "userdata":
         return "in"
-    if ctype.startswith(("promshm_area_stats", "promshm_worker_info", "promshm_error")):
-        return "inout"  # the caller sets `size` (the error object: read and written)
+    if ctype.startswith("promshm_error"):
+        return "in"  # a handle: the object it points to is filled by the call
+    if ctype.startswith(("promshm_area_stats", "promshm_worker_info")):
+        return "inout"  # the caller sets `size`, the call fills the rest
     return "out"
 
 
@@ -238,7 +242,7 @@ def _nullable(name: str, doc: str, ctype: str, params: List[Tuple[str, str]]) ->
     if "*" not in ctype:
         return None
     if name == "err":
-        return True
+        return True  # an error object (promshm_error_new()) or NULL
     q = re.escape(name)
     if re.search(rf"`\*{q}`[^.]*?either may be NULL", doc):
         return True
@@ -378,7 +382,9 @@ def describe(ffi_h: str, header: str, version: str) -> dict:
         if fn["fallible"]:
             variant = fn["name"] + "_e"
             has_err = bool(fn["params"]) and fn["params"][-1]["name"] == "err"
-            fn["error_object"] = "err" if has_err else (variant if variant in seen else None)
+            fn["error_object"] = (
+                "err" if has_err else ANNOTATIONS.get(fn["name"], {}).get("error_object", variant if variant in seen else None)
+            )
     return api
 
 
