@@ -84,6 +84,8 @@ struct Measured {
     source: Weak<dyn Any + Send + Sync>,
     format: Format,
     text: Vec<u8>,
+    /// The process that measured it: a child forked in between renders anew.
+    pid: u32,
 }
 
 thread_local! {
@@ -105,7 +107,10 @@ fn take_measured(
         .try_with(|m| {
             let mut m = m.try_borrow_mut().ok()?;
             let fits = m.as_ref().is_some_and(|k| {
-                same_source(&k.source, source) && k.format == format && k.text.len() < len
+                same_source(&k.source, source)
+                    && k.format == format
+                    && k.text.len() < len
+                    && k.pid == std::process::id()
             });
             if fits {
                 m.take().map(|k| k.text)
@@ -124,6 +129,7 @@ fn keep_measured(source: &Arc<dyn Any + Send + Sync>, format: Format, text: Vec<
                 source: Arc::downgrade(source),
                 format,
                 text,
+                pid: std::process::id(),
             });
         }
     });
