@@ -7,7 +7,10 @@
  * Conventions (docs/C-API.md has them in full):
  * - Every fallible function returns a promshm_result: PROMSHM_RESULT_OK (0)
  *   or an error code; promshm_result_message() gives its text and
- *   promshm_last_error() the detail of the last failure on this thread.
+ *   promshm_last_error() the detail of the last failure on this thread;
+ *   the _e variants (and the newer functions' `err` parameter) also store
+ *   status and detail in a caller-owned promshm_error (promshm_error_new()),
+ *   for goroutines, fibers and thread pools.
  *   Out-parameters are written only on success (BUFFER_TOO_SMALL also writes
  *   the size needed, as documented).
  * - Handles are opaque. const handles are reference-counted, usable from
