@@ -385,6 +385,12 @@ def describe(ffi_h: str, header: str, version: str) -> dict:
             fn["error_object"] = (
                 "err" if has_err else ANNOTATIONS.get(fn["name"], {}).get("error_object", variant if variant in seen else None)
             )
+    missing = [f["name"] for f in api["functions"] if f["fallible"] and not f["error_object"] and f["name"] != "promshm_last_error"]
+    if missing:
+        raise GenError(
+            f"fallible functions without an error-object form: {missing}; add `<name>_e => <name>(...);` "
+            "to the table in src/ffi/variants.rs (or an `err` parameter)"
+        )
     return api
 
 
