@@ -7,7 +7,10 @@
  * Conventions (docs/C-API.md has them in full):
  * - Every fallible function returns a promshm_result: PROMSHM_RESULT_OK (0)
  *   or an error code; promshm_result_message() gives its text and
- *   promshm_last_error() the detail of the last failure on this thread.
+ *   promshm_last_error() the detail of the last failure on this thread;
+ *   the _e variants (and the newer functions' `err` parameter) also store
+ *   status and detail in a caller-owned promshm_error (promshm_error_new()),
+ *   for goroutines, fibers and thread pools.
  *   Out-parameters are written only on success (BUFFER_TOO_SMALL also writes
  *   the size needed, as documented).
  * - Handles are opaque. const handles are reference-counted, usable from
@@ -29,14 +32,18 @@
 #include <stddef.h>
 #include <stdint.h>
 /** Major version of this header (the library's is promshm_version()). */
+enum { PROMSHM_VERSION_MAJOR = 0 };
 #define PROMSHM_VERSION_MAJOR 0
 /** Minor version of this header. */
+enum { PROMSHM_VERSION_MINOR = 1 };
 #define PROMSHM_VERSION_MINOR 1
 /** Patch version of this header. */
+enum { PROMSHM_VERSION_PATCH = 0 };
 #define PROMSHM_VERSION_PATCH 0
 /** Version of this header as a string, "MAJOR.MINOR.PATCH". */
 #define PROMSHM_VERSION_STRING "0.1.0"
 /** MAJOR * 1000000 + MINOR * 1000 + PATCH, for comparisons in #if; see promshm_version_number(). */
+enum { PROMSHM_VERSION_NUMBER = 1000 };
 #define PROMSHM_VERSION_NUMBER 1000
 
 /** Initialiser of a promshm_area_options: size set, every option 0 (its default). */
@@ -54,6 +61,7 @@
 /**
  * Number of Prometheus default histogram buckets (see `promshm_default_buckets()`).
  */
+enum { PROMSHM_DEFAULT_BUCKETS_COUNT = 11 };
 #define PROMSHM_DEFAULT_BUCKETS_COUNT 11
 
 /**
@@ -260,6 +268,16 @@ typedef uint32_t promshm_metric_type;
  * the handles it inherited.
  */
 typedef struct promshm_area promshm_area;
+
+/**
+ * An error object owned by the caller: the status and the detail of the
+ * last call it was passed to. Make one with `promshm_error_new()` (one per
+ * goroutine, fiber or task, or one per call), pass it as the `err`
+ * argument of an `_e` function (or of a function taking `err`), read it
+ * with `promshm_error_code()` and `promshm_error_detail()`, release it with
+ * `promshm_error_free()`. Not for two calls at the same time.
+ */
+typedef struct promshm_error promshm_error;
 
 /**
  * A registered metric family of any type. Reference-counted (an `Arc` in Rust):
@@ -579,71 +597,113 @@ typedef int (*promshm_write_fn)(void *userdata, const uint8_t *data, size_t len)
 /**
  * Open for reading and writing: register, update, flush, render.
  */
+enum { PROMSHM_OPEN_MODE_READ_WRITE = 0 };
 #define PROMSHM_OPEN_MODE_READ_WRITE 0
 
 /**
  * Open read-only: render and inspect only; never writes a byte, never reaps.
  */
+enum { PROMSHM_OPEN_MODE_READ_ONLY = 1 };
 #define PROMSHM_OPEN_MODE_READ_ONLY 1
 
 /**
  * The area's default (`promshm_area_options.eager`). The value of a zeroed `promshm_metric_opts`.
  */
+enum { PROMSHM_UPDATE_MODE_DEFAULT = 0 };
 #define PROMSHM_UPDATE_MODE_DEFAULT 0
 
 /**
  * Counter and histogram updates go to a thread-local buffer (nanoseconds, no lock) and reach the area on flush.
  */
+enum { PROMSHM_UPDATE_MODE_BUFFERED = 1 };
 #define PROMSHM_UPDATE_MODE_BUFFERED 1
 
 /**
  * Every update is an atomic write into the area, visible at once.
  */
+enum { PROMSHM_UPDATE_MODE_EAGER = 2 };
 #define PROMSHM_UPDATE_MODE_EAGER 2
 
 /**
  * Sum over all workers, dead ones included (their last value is kept).
  */
+enum { PROMSHM_GAUGE_MODE_SUM = 0 };
 #define PROMSHM_GAUGE_MODE_SUM 0
 
 /**
  * Sum over live workers only: a dead worker's value disappears.
  */
+enum { PROMSHM_GAUGE_MODE_LIVESUM = 1 };
 #define PROMSHM_GAUGE_MODE_LIVESUM 1
 
 /**
  * Largest value of any worker, dead ones included.
  */
+enum { PROMSHM_GAUGE_MODE_MAX = 2 };
 #define PROMSHM_GAUGE_MODE_MAX 2
 
 /**
  * Smallest value of any worker, dead ones included.
  */
+enum { PROMSHM_GAUGE_MODE_MIN = 3 };
 #define PROMSHM_GAUGE_MODE_MIN 3
 
 /**
  * The value written last, by whichever worker.
  */
+enum { PROMSHM_GAUGE_MODE_MOSTRECENT = 4 };
 #define PROMSHM_GAUGE_MODE_MOSTRECENT 4
 
 /**
  * One series per live worker, labelled `worker="<slot>"`.
  */
+enum { PROMSHM_GAUGE_MODE_ALL = 5 };
 #define PROMSHM_GAUGE_MODE_ALL 5
 
 /**
  * Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
  */
+enum { PROMSHM_FORMAT_PROMETHEUS = 0 };
 #define PROMSHM_FORMAT_PROMETHEUS 0
 
 /**
  * OpenMetrics 1.0 text format (`application/openmetrics-text; version=1.0.0`).
  */
+enum { PROMSHM_FORMAT_OPENMETRICS = 1 };
 #define PROMSHM_FORMAT_OPENMETRICS 1
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * A new error object, status `PROMSHM_RESULT_OK` and an empty detail,
+ * owned by the caller (`promshm_error_free()`). NULL only if memory ran
+ * out (or on an internal panic). Thread-safe.
+ */
+promshm_error *promshm_error_new(void);
+
+/**
+ * Release an error object (and its detail string). NULL is a no-op;
+ * freeing twice is undefined behaviour.
+ */
+void promshm_error_free(promshm_error *err);
+
+/**
+ * The status of the last call `err` was passed to (the value that call
+ * returned): `PROMSHM_RESULT_OK` (0) for a new object, after a success
+ * and for NULL.
+ */
+promshm_result promshm_error_code(const promshm_error *err);
+
+/**
+ * The detail of the last failure of a call `err` was passed to (as
+ * `promshm_last_error()` gives it), NUL-terminated UTF-8; the empty
+ * string after a success, for a new object and for NULL. Borrowed from
+ * `err`: valid until `err` is passed to another call or freed; never
+ * free it.
+ */
+const char *promshm_error_detail(const promshm_error *err);
 
 /**
  * The static, NUL-terminated English message for a status code, e.g.
@@ -802,6 +862,13 @@ void promshm_area_free(const promshm_area *area);
  * gives false. Thread-safe.
  */
 bool promshm_area_is_read_only(const promshm_area *area);
+
+/**
+ * `promshm_area_is_read_only()` as a `uint32_t` flag, for FFIs without a
+ * C `bool`: 1 if the area was opened read-only, else 0 (also for NULL or
+ * an internal panic). Thread-safe.
+ */
+uint32_t promshm_area_is_read_only_u32(const promshm_area *area);
 
 /**
  * Attach the calling process to a worker slot now (it happens anyway on
@@ -1030,6 +1097,108 @@ promshm_result promshm_registry_stateset(const promshm_registry *registry,
                                          const promshm_family **out);
 
 /**
+ * `promshm_registry_counter()` with plain arguments instead of a
+ * `promshm_metric_opts`, for FFIs where filling a struct of C strings is
+ * awkward: `name` (required), `help` (NULL: none), `label_names` (an
+ * array of `n_label_names` strings; NULL when 0); no unit, the area's
+ * update mode. Stores the status and failure detail in `err` if that is
+ * not NULL (see `promshm_error_new()`). On success `*out` receives a new
+ * family handle, owned by the caller (`promshm_family_free()`).
+ * Thread-safe.
+ *
+ * Errors: as `promshm_registry_counter()`.
+ */
+promshm_result promshm_registry_counter_simple(const promshm_registry *registry,
+                                               const char *name,
+                                               const char *help,
+                                               const char *const *label_names,
+                                               size_t n_label_names,
+                                               const promshm_family **out,
+                                               promshm_error *err);
+
+/**
+ * `promshm_registry_gauge()` with plain arguments, as
+ * `promshm_registry_counter_simple()`, and the gauge `mode`
+ * (`PROMSHM_GAUGE_MODE_*`).
+ *
+ * Errors: as `promshm_registry_gauge()`.
+ */
+promshm_result promshm_registry_gauge_simple(const promshm_registry *registry,
+                                             const char *name,
+                                             const char *help,
+                                             const char *const *label_names,
+                                             size_t n_label_names,
+                                             promshm_gauge_mode mode,
+                                             const promshm_family **out,
+                                             promshm_error *err);
+
+/**
+ * `promshm_registry_histogram()` with plain arguments, as
+ * `promshm_registry_counter_simple()`, and the `n_buckets` upper bounds
+ * `buckets` (NULL when 0).
+ *
+ * Errors: as `promshm_registry_histogram()`.
+ */
+promshm_result promshm_registry_histogram_simple(const promshm_registry *registry,
+                                                 const char *name,
+                                                 const char *help,
+                                                 const char *const *label_names,
+                                                 size_t n_label_names,
+                                                 const double *buckets,
+                                                 size_t n_buckets,
+                                                 const promshm_family **out,
+                                                 promshm_error *err);
+
+/**
+ * `promshm_registry_summary()` with plain arguments, as
+ * `promshm_registry_counter_simple()`, and its `quantiles`,
+ * `n_quantiles`, `max_age_ms` and `age_buckets`.
+ *
+ * Errors: as `promshm_registry_summary()`.
+ */
+promshm_result promshm_registry_summary_simple(const promshm_registry *registry,
+                                               const char *name,
+                                               const char *help,
+                                               const char *const *label_names,
+                                               size_t n_label_names,
+                                               const double *quantiles,
+                                               size_t n_quantiles,
+                                               uint64_t max_age_ms,
+                                               uint32_t age_buckets,
+                                               const promshm_family **out,
+                                               promshm_error *err);
+
+/**
+ * `promshm_registry_info()` with plain arguments, as
+ * `promshm_registry_counter_simple()`.
+ *
+ * Errors: as `promshm_registry_info()`.
+ */
+promshm_result promshm_registry_info_simple(const promshm_registry *registry,
+                                            const char *name,
+                                            const char *help,
+                                            const char *const *label_names,
+                                            size_t n_label_names,
+                                            const promshm_family **out,
+                                            promshm_error *err);
+
+/**
+ * `promshm_registry_stateset()` with plain arguments, as
+ * `promshm_registry_counter_simple()`, and the `n_states` states.
+ *
+ * Errors: as `promshm_registry_stateset()`.
+ */
+promshm_result promshm_registry_stateset_simple(const promshm_registry *registry,
+                                                const char *name,
+                                                const char *help,
+                                                const char *const *label_names,
+                                                size_t n_label_names,
+                                                const char *const *states,
+                                                size_t n_states,
+                                                const promshm_family **out,
+                                                promshm_error *err);
+
+/**
  * The Prometheus default histogram buckets (0.005, 0.01, 0.025, 0.05,
  * 0.1, 0.25, 0.5, 1, 2.5, 5, 10), a static array of
  * `PROMSHM_DEFAULT_BUCKETS_COUNT` values owned by the library (never free
@@ -1105,6 +1274,21 @@ promshm_result promshm_family_remove(const promshm_family *family,
                                      const char *const *values,
                                      size_t n_values,
                                      bool *out_removed);
+
+/**
+ * `promshm_family_remove()` with a `uint32_t` flag, for FFIs without a C
+ * `bool`, and an error object: writes 1 (it existed) or 0 to
+ * `*out_removed` if that is not NULL; stores the status and failure
+ * detail in `err` if that is not NULL (see `promshm_error_new()`).
+ * Thread-safe.
+ *
+ * Errors: as `promshm_family_remove()`.
+ */
+promshm_result promshm_family_remove_u32(const promshm_family *family,
+                                         const char *const *values,
+                                         size_t n_values,
+                                         uint32_t *out_removed,
+                                         promshm_error *err);
 
 /**
  * Remove every series of the family, in every process. Writes how many
@@ -1393,8 +1577,11 @@ void promshm_flusher_stop(promshm_flusher *flusher);
  *
  * Size query: if the text and its NUL do not fit (e.g. `buf` NULL, `len`
  * 0) it returns `BUFFER_TOO_SMALL` and writes the size needed, NUL
- * included, to `*out_len`; nothing is written to `buf`. The text may grow
- * between two calls: loop, or leave room.
+ * included, to `*out_len`; nothing is written to `buf`. That size always
+ * fits the next render: the next call on the same thread for the same
+ * area and format with a buffer of at least that size returns the very
+ * text the query measured (kept for it, once), whatever changed since.
+ * `promshm_area_render_alloc()` needs no size query at all.
  *
  * Errors: `NULL_PARAMETER` (`area`, `out_len`, or `buf` with `len` > 0),
  * `INVALID_ARGUMENT` (format), `BUFFER_TOO_SMALL`.
@@ -1474,6 +1661,43 @@ promshm_result promshm_registry_render_to_file(const promshm_registry *registry,
                                                const char *path);
 
 /**
+ * Render every family of the area, as `promshm_area_render()`, into a
+ * new NUL-terminated string: on success `*out` receives it, owned by the
+ * caller (release it with `promshm_render_free()`), and `*out_len` (if
+ * `out_len` is not NULL) its length, NUL excluded. No size query, no
+ * retry. Stores the status and failure detail in `err` if that is not
+ * NULL (see `promshm_error_new()`). Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER` (`area` or `out`), `INVALID_ARGUMENT`
+ * (format), `IO` (out of memory).
+ */
+promshm_result promshm_area_render_alloc(const promshm_area *area,
+                                         promshm_format format,
+                                         char **out,
+                                         size_t *out_len,
+                                         promshm_error *err);
+
+/**
+ * Render the registry's families, with the selection of
+ * `promshm_registry_render()`, into a new string, as
+ * `promshm_area_render_alloc()`; release it with `promshm_render_free()`.
+ *
+ * Errors: as `promshm_area_render_alloc()`.
+ */
+promshm_result promshm_registry_render_alloc(const promshm_registry *registry,
+                                             promshm_format format,
+                                             char **out,
+                                             size_t *out_len,
+                                             promshm_error *err);
+
+/**
+ * Release a string from `promshm_area_render_alloc()` or
+ * `promshm_registry_render_alloc()`. NULL is a no-op; freeing twice, or
+ * any other pointer, is undefined behaviour.
+ */
+void promshm_render_free(char *text);
+
+/**
  * The format to answer a scrape with, from its HTTP `Accept` header:
  * `PROMSHM_FORMAT_OPENMETRICS` when OpenMetrics text is acceptable with
  * the highest preference, otherwise `PROMSHM_FORMAT_PROMETHEUS` (also for
@@ -1488,6 +1712,409 @@ promshm_format promshm_format_from_accept(const char *accept);
  * (never free it). NULL for an unknown format. Thread-safe.
  */
 const char *promshm_format_content_type(promshm_format format);
+
+/**
+ * `promshm_area_create()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_create_e(const char *path,
+                                     const promshm_area_options *options,
+                                     const promshm_area **out,
+                                     promshm_error *err);
+
+/**
+ * `promshm_area_anonymous()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_anonymous_e(const promshm_area_options *options,
+                                        const promshm_area **out,
+                                        promshm_error *err);
+
+/**
+ * `promshm_area_open()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_open_e(const char *path,
+                                   promshm_open_mode mode,
+                                   const promshm_area **out,
+                                   promshm_error *err);
+
+/**
+ * `promshm_area_open_with()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_open_with_e(const char *path,
+                                        promshm_open_mode mode,
+                                        const promshm_area_options *options,
+                                        const promshm_area **out,
+                                        promshm_error *err);
+
+/**
+ * `promshm_area_attach()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_attach_e(const promshm_area *area,
+                                     uint32_t *out_slot,
+                                     promshm_error *err);
+
+/**
+ * `promshm_area_reap()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_reap_e(const promshm_area *area,
+                                   uint32_t *out_reaped,
+                                   promshm_error *err);
+
+/**
+ * `promshm_area_get_stats()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_get_stats_e(const promshm_area *area,
+                                        promshm_area_stats *out,
+                                        promshm_error *err);
+
+/**
+ * `promshm_area_workers()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_workers_e(const promshm_area *area,
+                                      promshm_worker_info *out,
+                                      size_t cap,
+                                      size_t *out_count,
+                                      promshm_error *err);
+
+/**
+ * `promshm_area_name_taken()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_name_taken_e(const promshm_area *area,
+                                         const char *name,
+                                         uint32_t metric_type,
+                                         uint32_t *out_taken,
+                                         promshm_error *err);
+
+/**
+ * `promshm_area_registry()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_registry_e(const promshm_area *area,
+                                       const promshm_registry **out,
+                                       promshm_error *err);
+
+/**
+ * `promshm_registry_new()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_new_e(const promshm_area *area,
+                                      const char *prefix,
+                                      const promshm_label *const_labels,
+                                      size_t n_const_labels,
+                                      const promshm_registry **out,
+                                      promshm_error *err);
+
+/**
+ * `promshm_registry_without_self_metrics()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_without_self_metrics_e(const promshm_registry *registry,
+                                                       const promshm_registry **out,
+                                                       promshm_error *err);
+
+/**
+ * `promshm_registry_counter()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_counter_e(const promshm_registry *registry,
+                                          const promshm_metric_opts *opts,
+                                          const promshm_family **out,
+                                          promshm_error *err);
+
+/**
+ * `promshm_registry_gauge()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_gauge_e(const promshm_registry *registry,
+                                        const promshm_metric_opts *opts,
+                                        promshm_gauge_mode mode,
+                                        const promshm_family **out,
+                                        promshm_error *err);
+
+/**
+ * `promshm_registry_histogram()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_histogram_e(const promshm_registry *registry,
+                                            const promshm_metric_opts *opts,
+                                            const double *buckets,
+                                            size_t n_buckets,
+                                            const promshm_family **out,
+                                            promshm_error *err);
+
+/**
+ * `promshm_registry_summary()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_summary_e(const promshm_registry *registry,
+                                          const promshm_metric_opts *opts,
+                                          const double *quantiles,
+                                          size_t n_quantiles,
+                                          uint64_t max_age_ms,
+                                          uint32_t age_buckets,
+                                          const promshm_family **out,
+                                          promshm_error *err);
+
+/**
+ * `promshm_registry_info()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_info_e(const promshm_registry *registry,
+                                       const promshm_metric_opts *opts,
+                                       const promshm_family **out,
+                                       promshm_error *err);
+
+/**
+ * `promshm_registry_stateset()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_stateset_e(const promshm_registry *registry,
+                                           const promshm_metric_opts *opts,
+                                           const char *const *states,
+                                           size_t n_states,
+                                           const promshm_family **out,
+                                           promshm_error *err);
+
+/**
+ * `promshm_buckets_linear()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_buckets_linear_e(double start,
+                                        double width,
+                                        size_t count,
+                                        double *out,
+                                        promshm_error *err);
+
+/**
+ * `promshm_buckets_exponential()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_buckets_exponential_e(double start,
+                                             double factor,
+                                             size_t count,
+                                             double *out,
+                                             promshm_error *err);
+
+/**
+ * `promshm_family_labels()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_family_labels_e(const promshm_family *family,
+                                       const char *const *values,
+                                       size_t n_values,
+                                       const promshm_series **out,
+                                       promshm_error *err);
+
+/**
+ * `promshm_family_labels_by_name()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_family_labels_by_name_e(const promshm_family *family,
+                                               const promshm_label *labels,
+                                               size_t n_labels,
+                                               const promshm_series **out,
+                                               promshm_error *err);
+
+/**
+ * `promshm_family_clear()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_family_clear_e(const promshm_family *family,
+                                      size_t *out_removed,
+                                      promshm_error *err);
+
+/**
+ * `promshm_counter_inc()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_counter_inc_e(const promshm_series *series,
+                                     promshm_error *err);
+
+/**
+ * `promshm_counter_add()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_counter_add_e(const promshm_series *series,
+                                     double value,
+                                     promshm_error *err);
+
+/**
+ * `promshm_counter_get()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_counter_get_e(const promshm_series *series,
+                                     double *out,
+                                     promshm_error *err);
+
+/**
+ * `promshm_gauge_set()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_gauge_set_e(const promshm_series *series,
+                                   double value,
+                                   promshm_error *err);
+
+/**
+ * `promshm_gauge_inc()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_gauge_inc_e(const promshm_series *series,
+                                   promshm_error *err);
+
+/**
+ * `promshm_gauge_dec()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_gauge_dec_e(const promshm_series *series,
+                                   promshm_error *err);
+
+/**
+ * `promshm_gauge_add()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_gauge_add_e(const promshm_series *series,
+                                   double value,
+                                   promshm_error *err);
+
+/**
+ * `promshm_gauge_sub()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_gauge_sub_e(const promshm_series *series,
+                                   double value,
+                                   promshm_error *err);
+
+/**
+ * `promshm_gauge_set_to_current_time()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_gauge_set_to_current_time_e(const promshm_series *series,
+                                                   promshm_error *err);
+
+/**
+ * `promshm_gauge_get()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_gauge_get_e(const promshm_series *series,
+                                   double *out,
+                                   promshm_error *err);
+
+/**
+ * `promshm_gauge_get_local()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_gauge_get_local_e(const promshm_series *series,
+                                         double *out,
+                                         promshm_error *err);
+
+/**
+ * `promshm_histogram_observe()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_histogram_observe_e(const promshm_series *series,
+                                           double value,
+                                           promshm_error *err);
+
+/**
+ * `promshm_histogram_get()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_histogram_get_e(const promshm_series *series,
+                                       uint64_t *out_count,
+                                       double *out_sum,
+                                       promshm_error *err);
+
+/**
+ * `promshm_summary_observe()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_summary_observe_e(const promshm_series *series,
+                                         double value,
+                                         promshm_error *err);
+
+/**
+ * `promshm_summary_get()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_summary_get_e(const promshm_series *series,
+                                     uint64_t *out_count,
+                                     double *out_sum,
+                                     promshm_error *err);
+
+/**
+ * `promshm_summary_quantiles()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_summary_quantiles_e(const promshm_series *series,
+                                           const double *quantiles,
+                                           size_t n,
+                                           double *out,
+                                           promshm_error *err);
+
+/**
+ * `promshm_info_set()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_info_set_e(const promshm_series *series,
+                                  const promshm_label *labels,
+                                  size_t n_labels,
+                                  promshm_error *err);
+
+/**
+ * `promshm_stateset_set()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_stateset_set_e(const promshm_series *series,
+                                      const char *state,
+                                      promshm_error *err);
+
+/**
+ * `promshm_stateset_set_index()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_stateset_set_index_e(const promshm_series *series,
+                                            size_t index,
+                                            promshm_error *err);
+
+/**
+ * `promshm_stateset_get()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_stateset_get_e(const promshm_series *series,
+                                      size_t *out,
+                                      promshm_error *err);
+
+/**
+ * `promshm_flusher_start()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_flusher_start_e(uint32_t interval_ms,
+                                       promshm_flusher **out,
+                                       promshm_error *err);
+
+/**
+ * `promshm_area_render()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_render_e(const promshm_area *area,
+                                     promshm_format format,
+                                     char *buf,
+                                     size_t len,
+                                     size_t *out_len,
+                                     promshm_error *err);
+
+/**
+ * `promshm_area_render_callback()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_render_callback_e(const promshm_area *area,
+                                              promshm_format format,
+                                              promshm_write_fn write,
+                                              void *userdata,
+                                              promshm_error *err);
+
+/**
+ * `promshm_area_render_to_file()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_area_render_to_file_e(const promshm_area *area,
+                                             promshm_format format,
+                                             const char *path,
+                                             promshm_error *err);
+
+/**
+ * `promshm_registry_render()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_render_e(const promshm_registry *registry,
+                                         promshm_format format,
+                                         char *buf,
+                                         size_t len,
+                                         size_t *out_len,
+                                         promshm_error *err);
+
+/**
+ * `promshm_registry_render_callback()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_render_callback_e(const promshm_registry *registry,
+                                                  promshm_format format,
+                                                  promshm_write_fn write,
+                                                  void *userdata,
+                                                  promshm_error *err);
+
+/**
+ * `promshm_registry_render_to_file()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_render_to_file_e(const promshm_registry *registry,
+                                                 promshm_format format,
+                                                 const char *path,
+                                                 promshm_error *err);
+
+/**
+ * `promshm_flush()` with an error object: the same call, which also
+ * stores its status and, on failure, its detail in `err` (NULL: none).
+ */
+promshm_result promshm_flush_e(promshm_error *err);
 
 #ifdef __cplusplus
 }  // extern "C"

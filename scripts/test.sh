@@ -37,6 +37,13 @@ ASAN_OPTIONS=detect_leaks=1 \
 step "C API under Valgrind memcheck"
 PROMSHM_C_TEST_VALGRIND=1 cargo test --test c_api
 
+step "C API from other languages (tests/ffi: cffi, LuaJIT, PHP FFI, ctypes, koffi, ruby-ffi, Go cgo)"
+cargo build --release --lib
+python3 bindings/python/tools/gen_bindings.py --check --check-api
+# -rs lists any loader skipped for a missing runtime; the summary ends with the ns/op table.
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" \
+  python3 -m pytest -p no:cacheprovider -q -rs tests/ffi 2>&1 | tee target/ffi-loaders.log
+
 step "Python binding (pytest, built library via PROMSHM_LIBRARY)"
 cargo build --release --lib
 python3 bindings/python/tools/gen_bindings.py --check

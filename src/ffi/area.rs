@@ -410,6 +410,15 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// `promshm_area_is_read_only()` as a `uint32_t` flag, for FFIs without a
+    /// C `bool`: 1 if the area was opened read-only, else 0 (also for NULL or
+    /// an internal panic). Thread-safe.
+    unsafe fn promshm_area_is_read_only_u32(area: *const promshm_area) -> u32 {
+        u32::from(unsafe { promshm_area_is_read_only(area) })
+    }
+}
+
+ffi_fn! {
     /// Attach the calling process to a worker slot now (it happens anyway on
     /// the first gauge write or flush; call this to fail early, e.g. right
     /// after `fork()`). Writes the slot index to `*out_slot` if `out_slot` is

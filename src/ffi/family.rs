@@ -4,6 +4,7 @@
 use std::ffi::{c_char, CString};
 use std::sync::Arc;
 
+use super::error::{capture, promshm_error};
 use super::handle::{
     borrow, clone_handle, free_handle, into_handle, label_pairs, with_strs, write_opt, ArcHandle,
     Out,
@@ -194,6 +195,32 @@ ffi_fn! {
             };
             unsafe { write_opt(out_removed, removed) };
             Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// `promshm_family_remove()` with a `uint32_t` flag, for FFIs without a C
+    /// `bool`, and an error object: writes 1 (it existed) or 0 to
+    /// `*out_removed` if that is not NULL; stores the status and failure
+    /// detail in `err` if that is not NULL (see `promshm_error_new()`).
+    /// Thread-safe.
+    ///
+    /// Errors: as `promshm_family_remove()`.
+    unsafe fn promshm_family_remove_u32(
+        family: *const promshm_family,
+        values: *const *const c_char,
+        n_values: usize,
+        out_removed: *mut u32,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        capture(err, || {
+            let mut removed = false;
+            let rc = unsafe { promshm_family_remove(family, values, n_values, &mut removed) };
+            if rc == promshm_result::Ok {
+                unsafe { write_opt(out_removed, u32::from(removed)) };
+            }
+            rc
         })
     }
 }

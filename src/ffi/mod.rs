@@ -35,6 +35,7 @@
 mod boundary;
 mod handle;
 
+mod error;
 mod result;
 mod version;
 
@@ -50,14 +51,19 @@ mod flusher;
 
 mod render;
 
+// Last: the `_e` variants of every fallible function above.
+mod variants;
+
 #[cfg(test)]
 mod tests;
 
 pub use area::*;
+pub use error::*;
 pub use family::*;
 pub use flusher::*;
 pub use registry::*;
 pub use render::*;
 pub use result::*;
 pub use series::*;
+pub use variants::*;
 pub use version::*;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::area::promshm_area;
+use super::error::{capture, promshm_error};
 use super::family::{promshm_family, AnyFamily, FamilyHandle};
 use super::handle::{
     borrow, clone_handle, field_ends, free_handle, into_handle, label_pairs, opt_str_arg,
@@ -423,6 +424,170 @@ ffi_fn! {
                 })
             })
         }
+    }
+}
+
+/// The options of a `_simple` registration: name, help and label names,
+/// every other field its default.
+fn simple_opts(
+    name: *const c_char,
+    help: *const c_char,
+    label_names: *const *const c_char,
+    n_label_names: usize,
+) -> promshm_metric_opts {
+    promshm_metric_opts {
+        size: size_of::<promshm_metric_opts>() as u32,
+        name,
+        help,
+        label_names,
+        n_label_names,
+        ..Default::default()
+    }
+}
+
+ffi_fn! {
+    /// `promshm_registry_counter()` with plain arguments instead of a
+    /// `promshm_metric_opts`, for FFIs where filling a struct of C strings is
+    /// awkward: `name` (required), `help` (NULL: none), `label_names` (an
+    /// array of `n_label_names` strings; NULL when 0); no unit, the area's
+    /// update mode. Stores the status and failure detail in `err` if that is
+    /// not NULL (see `promshm_error_new()`). On success `*out` receives a new
+    /// family handle, owned by the caller (`promshm_family_free()`).
+    /// Thread-safe.
+    ///
+    /// Errors: as `promshm_registry_counter()`.
+    unsafe fn promshm_registry_counter_simple(
+        registry: *const promshm_registry,
+        name: *const c_char,
+        help: *const c_char,
+        label_names: *const *const c_char,
+        n_label_names: usize,
+        out: *mut *const promshm_family,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        let opts = simple_opts(name, help, label_names, n_label_names);
+        capture(err, || unsafe { promshm_registry_counter(registry, &opts, out) })
+    }
+}
+
+ffi_fn! {
+    /// `promshm_registry_gauge()` with plain arguments, as
+    /// `promshm_registry_counter_simple()`, and the gauge `mode`
+    /// (`PROMSHM_GAUGE_MODE_*`).
+    ///
+    /// Errors: as `promshm_registry_gauge()`.
+    unsafe fn promshm_registry_gauge_simple(
+        registry: *const promshm_registry,
+        name: *const c_char,
+        help: *const c_char,
+        label_names: *const *const c_char,
+        n_label_names: usize,
+        mode: promshm_gauge_mode,
+        out: *mut *const promshm_family,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        let opts = simple_opts(name, help, label_names, n_label_names);
+        capture(err, || unsafe { promshm_registry_gauge(registry, &opts, mode, out) })
+    }
+}
+
+ffi_fn! {
+    /// `promshm_registry_histogram()` with plain arguments, as
+    /// `promshm_registry_counter_simple()`, and the `n_buckets` upper bounds
+    /// `buckets` (NULL when 0).
+    ///
+    /// Errors: as `promshm_registry_histogram()`.
+    unsafe fn promshm_registry_histogram_simple(
+        registry: *const promshm_registry,
+        name: *const c_char,
+        help: *const c_char,
+        label_names: *const *const c_char,
+        n_label_names: usize,
+        buckets: *const f64,
+        n_buckets: usize,
+        out: *mut *const promshm_family,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        let opts = simple_opts(name, help, label_names, n_label_names);
+        capture(err, || unsafe {
+            promshm_registry_histogram(registry, &opts, buckets, n_buckets, out)
+        })
+    }
+}
+
+ffi_fn! {
+    /// `promshm_registry_summary()` with plain arguments, as
+    /// `promshm_registry_counter_simple()`, and its `quantiles`,
+    /// `n_quantiles`, `max_age_ms` and `age_buckets`.
+    ///
+    /// Errors: as `promshm_registry_summary()`.
+    unsafe fn promshm_registry_summary_simple(
+        registry: *const promshm_registry,
+        name: *const c_char,
+        help: *const c_char,
+        label_names: *const *const c_char,
+        n_label_names: usize,
+        quantiles: *const f64,
+        n_quantiles: usize,
+        max_age_ms: u64,
+        age_buckets: u32,
+        out: *mut *const promshm_family,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        let opts = simple_opts(name, help, label_names, n_label_names);
+        capture(err, || unsafe {
+            promshm_registry_summary(
+                registry,
+                &opts,
+                quantiles,
+                n_quantiles,
+                max_age_ms,
+                age_buckets,
+                out,
+            )
+        })
+    }
+}
+
+ffi_fn! {
+    /// `promshm_registry_info()` with plain arguments, as
+    /// `promshm_registry_counter_simple()`.
+    ///
+    /// Errors: as `promshm_registry_info()`.
+    unsafe fn promshm_registry_info_simple(
+        registry: *const promshm_registry,
+        name: *const c_char,
+        help: *const c_char,
+        label_names: *const *const c_char,
+        n_label_names: usize,
+        out: *mut *const promshm_family,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        let opts = simple_opts(name, help, label_names, n_label_names);
+        capture(err, || unsafe { promshm_registry_info(registry, &opts, out) })
+    }
+}
+
+ffi_fn! {
+    /// `promshm_registry_stateset()` with plain arguments, as
+    /// `promshm_registry_counter_simple()`, and the `n_states` states.
+    ///
+    /// Errors: as `promshm_registry_stateset()`.
+    unsafe fn promshm_registry_stateset_simple(
+        registry: *const promshm_registry,
+        name: *const c_char,
+        help: *const c_char,
+        label_names: *const *const c_char,
+        n_label_names: usize,
+        states: *const *const c_char,
+        n_states: usize,
+        out: *mut *const promshm_family,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        let opts = simple_opts(name, help, label_names, n_label_names);
+        capture(err, || unsafe {
+            promshm_registry_stateset(registry, &opts, states, n_states, out)
+        })
     }
 }
 

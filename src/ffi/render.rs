@@ -2,15 +2,19 @@
 //! query), through a write callback (streaming), or into a file replaced
 //! atomically; and the exposition format choice.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use super::area::promshm_area;
-use super::handle::{borrow, str_arg, Out};
+use super::error::{capture, promshm_error};
+use super::handle::{borrow, clone_arc, str_arg, write_opt, ArcHandle, Out};
 use super::registry::promshm_registry;
 use super::result::{check, promshm_result, FfiError};
 use crate::encoding::{negotiate, Format};
@@ -72,24 +76,102 @@ impl Source for crate::Registry {
     }
 }
 
-unsafe fn to_buffer(
-    src: &dyn Source,
+/// The text a size query measured, kept for the next buffer render of the
+/// same source and format on this thread.
+struct Measured {
+    /// The source (area or registry object); a `Weak` keeps its allocation,
+    /// so another object can never take its address while this is kept.
+    source: Weak<dyn Any + Send + Sync>,
+    format: Format,
+    text: Vec<u8>,
+    /// The process that measured it: a child forked in between renders anew.
+    pid: u32,
+}
+
+thread_local! {
+    static MEASURED: RefCell<Option<Measured>> = const { RefCell::new(None) };
+}
+
+fn same_source(a: &Weak<dyn Any + Send + Sync>, b: &Arc<dyn Any + Send + Sync>) -> bool {
+    std::ptr::addr_eq(a.as_ptr(), Arc::as_ptr(b))
+}
+
+/// The text the last size query of this thread measured for this source
+/// and format, taken out if it fits `len` bytes with its NUL.
+fn take_measured(
+    source: &Arc<dyn Any + Send + Sync>,
+    format: Format,
+    len: usize,
+) -> Option<Vec<u8>> {
+    MEASURED
+        .try_with(|m| {
+            let mut m = m.try_borrow_mut().ok()?;
+            let fits = m.as_ref().is_some_and(|k| {
+                same_source(&k.source, source)
+                    && k.format == format
+                    && k.text.len() < len
+                    && k.pid == std::process::id()
+            });
+            if fits {
+                m.take().map(|k| k.text)
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+fn keep_measured(source: &Arc<dyn Any + Send + Sync>, format: Format, text: Vec<u8>) {
+    let _ = MEASURED.try_with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            *m = Some(Measured {
+                source: Arc::downgrade(source),
+                format,
+                text,
+                pid: std::process::id(),
+            });
+        }
+    });
+}
+
+/// Render into the caller's buffer. A render that does not fit (a size
+/// query) keeps its text for this thread, and the next render of the same
+/// source and format into a buffer of the size it answered returns exactly
+/// that text, so the answer always fits (the query's own render changes
+/// promshm's self-metrics, e.g. `promshm_render_duration_seconds`, and the
+/// area may grow between two calls).
+unsafe fn to_buffer<C>(
+    handle: *const C,
     format: promshm_format,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
-) -> promshm_result {
+) -> promshm_result
+where
+    C: ArcHandle,
+    C::Rust: Source + Any + Send + Sync,
+{
     check(|| {
         let out_len = unsafe { Out::new(out_len, "out_len")? };
+        let source = unsafe { clone_arc(handle)? };
         if buf.is_null() && len > 0 {
             return Err(FfiError::null("buf"));
         }
         let format = format.to_rust()?;
-        let mut text = Vec::new();
-        src.render_into(&mut text, format)?;
+        let key: Arc<dyn Any + Send + Sync> = source.clone();
+        let text = match take_measured(&key, format, len) {
+            Some(text) => text,
+            None => {
+                let mut text = Vec::new();
+                source.render_into(&mut text, format)?;
+                text
+            }
+        };
         let needed = text.len() + 1;
         if needed > len {
             out_len.write(needed);
+            keep_measured(&key, format, text);
             return Err(FfiError::new(
                 promshm_result::BufferTooSmall,
                 format!("the rendering needs {needed} bytes (NUL included), the buffer has {len}"),
@@ -102,6 +184,45 @@ unsafe fn to_buffer(
         }
         out_len.write(text.len());
         Ok(())
+    })
+}
+
+/// Render into a new `malloc`ed, NUL-terminated string for the caller.
+unsafe fn to_allocation<C>(
+    handle: *const C,
+    format: promshm_format,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+    err: *mut promshm_error,
+) -> promshm_result
+where
+    C: ArcHandle,
+    C::Rust: Source,
+{
+    capture(err, || {
+        check(|| {
+            let out = unsafe { Out::new(out, "out")? };
+            let source = unsafe { borrow(handle)? };
+            let format = format.to_rust()?;
+            let mut text = Vec::new();
+            source.render_into(&mut text, format)?;
+            // SAFETY: plain allocation of text.len() + 1 bytes, checked for NULL.
+            let p = unsafe { libc::malloc(text.len() + 1) }.cast::<u8>();
+            if p.is_null() {
+                return Err(FfiError::new(
+                    promshm_result::Io,
+                    format!("out of memory for a rendering of {} bytes", text.len() + 1),
+                ));
+            }
+            // SAFETY: `p` holds text.len() + 1 bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len());
+                *p.add(text.len()) = 0;
+                write_opt(out_len, text.len());
+            }
+            out.write(p.cast());
+            Ok(())
+        })
     })
 }
 
@@ -222,8 +343,11 @@ ffi_fn! {
     ///
     /// Size query: if the text and its NUL do not fit (e.g. `buf` NULL, `len`
     /// 0) it returns `BUFFER_TOO_SMALL` and writes the size needed, NUL
-    /// included, to `*out_len`; nothing is written to `buf`. The text may grow
-    /// between two calls: loop, or leave room.
+    /// included, to `*out_len`; nothing is written to `buf`. That size always
+    /// fits the next render: the next call on the same thread for the same
+    /// area and format with a buffer of at least that size returns the very
+    /// text the query measured (kept for it, once), whatever changed since.
+    /// `promshm_area_render_alloc()` needs no size query at all.
     ///
     /// Errors: `NULL_PARAMETER` (`area`, `out_len`, or `buf` with `len` > 0),
     /// `INVALID_ARGUMENT` (format), `BUFFER_TOO_SMALL`.
@@ -234,10 +358,7 @@ ffi_fn! {
         len: usize,
         out_len: *mut usize,
     ) -> promshm_result {
-        match unsafe { borrow(area) } {
-            Ok(a) => unsafe { to_buffer(a, format, buf, len, out_len) },
-            Err(e) => e.into_code(),
-        }
+        unsafe { to_buffer(area, format, buf, len, out_len) }
     }
 }
 
@@ -300,10 +421,7 @@ ffi_fn! {
         len: usize,
         out_len: *mut usize,
     ) -> promshm_result {
-        match unsafe { borrow(registry) } {
-            Ok(r) => unsafe { to_buffer(r, format, buf, len, out_len) },
-            Err(e) => e.into_code(),
-        }
+        unsafe { to_buffer(registry, format, buf, len, out_len) }
     }
 }
 
@@ -341,6 +459,54 @@ ffi_fn! {
             Ok(r) => unsafe { to_file(r, format, path) },
             Err(e) => e.into_code(),
         }
+    }
+}
+
+ffi_fn! {
+    /// Render every family of the area, as `promshm_area_render()`, into a
+    /// new NUL-terminated string: on success `*out` receives it, owned by the
+    /// caller (release it with `promshm_render_free()`), and `*out_len` (if
+    /// `out_len` is not NULL) its length, NUL excluded. No size query, no
+    /// retry. Stores the status and failure detail in `err` if that is not
+    /// NULL (see `promshm_error_new()`). Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`area` or `out`), `INVALID_ARGUMENT`
+    /// (format), `IO` (out of memory).
+    unsafe fn promshm_area_render_alloc(
+        area: *const promshm_area,
+        format: promshm_format,
+        out: *mut *mut c_char,
+        out_len: *mut usize,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        unsafe { to_allocation(area, format, out, out_len, err) }
+    }
+}
+
+ffi_fn! {
+    /// Render the registry's families, with the selection of
+    /// `promshm_registry_render()`, into a new string, as
+    /// `promshm_area_render_alloc()`; release it with `promshm_render_free()`.
+    ///
+    /// Errors: as `promshm_area_render_alloc()`.
+    unsafe fn promshm_registry_render_alloc(
+        registry: *const promshm_registry,
+        format: promshm_format,
+        out: *mut *mut c_char,
+        out_len: *mut usize,
+        err: *mut promshm_error,
+    ) -> promshm_result {
+        unsafe { to_allocation(registry, format, out, out_len, err) }
+    }
+}
+
+ffi_fn! {
+    /// Release a string from `promshm_area_render_alloc()` or
+    /// `promshm_registry_render_alloc()`. NULL is a no-op; freeing twice, or
+    /// any other pointer, is undefined behaviour.
+    unsafe fn promshm_render_free(text: *mut c_char) {
+        // SAFETY: `text` came from `to_allocation`'s `malloc` (caller contract).
+        unsafe { libc::free(text.cast()) }
     }
 }
 

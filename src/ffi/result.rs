@@ -263,8 +263,10 @@ thread_local! {
     static LAST_ERROR: RefCell<Cow<'static, str>> = const { RefCell::new(Cow::Borrowed("")) };
 }
 
-/// Remember `detail` as this thread's last error.
+/// Remember `detail` as this thread's last error, and in the error object
+/// of the `_e` call running on this thread, if any.
 pub(crate) fn set_last_error(detail: Cow<'static, str>) {
+    super::error::record_detail(&detail);
     // During thread teardown the slot may be gone: then there is no one to tell.
     let _ = LAST_ERROR.try_with(|l| {
         if let Ok(mut l) = l.try_borrow_mut() {

@@ -475,3 +475,127 @@ fn no_mangle_only_in_the_boundary_macro() {
         "no_mangle outside ffi_fn!: {offenders:?}"
     );
 }
+
+/// Size query then render into exactly the size answered.
+unsafe fn query(area: *const promshm_area, format: promshm_format) -> usize {
+    let mut need = 0usize;
+    let rc = unsafe { promshm_area_render(area, format, null_mut(), 0, &mut need) };
+    assert_eq!(rc, promshm_result::BufferTooSmall);
+    need
+}
+
+#[test]
+fn size_query_answer_fits_the_next_render_of_that_area_and_format_only() {
+    // SAFETY: valid handles and out-pointers; buffers of the lengths given.
+    unsafe {
+        let (mut a, mut b) = (null(), null());
+        assert_eq!(promshm_area_anonymous(null(), &mut a), promshm_result::Ok);
+        assert_eq!(promshm_area_anonymous(null(), &mut b), promshm_result::Ok);
+        // A fresh area: the query's own render changes the render duration.
+        let need = query(a, PROMSHM_FORMAT_PROMETHEUS);
+        let mut buf = vec![0 as c_char; need];
+        let mut len = 0usize;
+        let rc = promshm_area_render(
+            a,
+            PROMSHM_FORMAT_PROMETHEUS,
+            buf.as_mut_ptr(),
+            need,
+            &mut len,
+        );
+        assert_eq!(rc, promshm_result::Ok, "{}", last_error());
+        assert_eq!(len + 1, need);
+        let measured = CStr::from_ptr(buf.as_ptr()).to_owned();
+        // Kept once: the next render is a new one (same area, same page
+        // apart from the self-metrics).
+        let mut again = vec![0 as c_char; need + 4096];
+        let rc = promshm_area_render(
+            a,
+            PROMSHM_FORMAT_PROMETHEUS,
+            again.as_mut_ptr(),
+            again.len(),
+            &mut len,
+        );
+        assert_eq!(rc, promshm_result::Ok);
+        // A query of one area or format is not the answer for another.
+        let need_b = query(b, PROMSHM_FORMAT_OPENMETRICS);
+        let rc = promshm_area_render(
+            a,
+            PROMSHM_FORMAT_OPENMETRICS,
+            again.as_mut_ptr(),
+            again.len(),
+            &mut len,
+        );
+        assert_eq!(rc, promshm_result::Ok);
+        let text = CStr::from_ptr(again.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        let mut buf_b = vec![0 as c_char; need_b];
+        let rc = promshm_area_render(
+            b,
+            PROMSHM_FORMAT_OPENMETRICS,
+            buf_b.as_mut_ptr(),
+            need_b,
+            &mut len,
+        );
+        assert_eq!(rc, promshm_result::Ok, "{}", last_error());
+        assert_eq!(len + 1, need_b);
+        assert!(measured.to_bytes().starts_with(b"# HELP promshm_"));
+        promshm_area_free(a);
+        promshm_area_free(b);
+    }
+}
+
+#[test]
+fn error_object_holds_the_calls_status_and_detail() {
+    // SAFETY: valid handles and out-pointers; the error object from promshm_error_new.
+    unsafe {
+        let err = promshm_error_new();
+        assert!(!err.is_null());
+        assert_eq!(promshm_error_code(err), promshm_result::Ok);
+        let mut area = null();
+        assert_eq!(
+            promshm_area_anonymous_e(null(), &mut area, err),
+            promshm_result::Ok
+        );
+        let mut reg = null();
+        assert_eq!(promshm_area_registry(area, &mut reg), promshm_result::Ok);
+        let mut fam = null();
+        let rc =
+            promshm_registry_counter_simple(reg, c"a-b".as_ptr(), null(), null(), 0, &mut fam, err);
+        assert_eq!(rc, promshm_result::InvalidMetricName);
+        assert!(fam.is_null());
+        assert_eq!(promshm_error_code(err), rc);
+        let detail = CStr::from_ptr(promshm_error_detail(err))
+            .to_string_lossy()
+            .into_owned();
+        assert!(detail.contains("\"a-b\""), "{detail}");
+        assert_eq!(detail, last_error(), "the thread-local detail is set too");
+        // A panic inside an _e call lands in the error object.
+        let rc = error::capture(err, || boundary::run(|| panic!("boom 7")));
+        assert_eq!(rc, promshm_result::Panic);
+        assert_eq!(promshm_error_code(err), promshm_result::Panic);
+        let detail = CStr::from_ptr(promshm_error_detail(err))
+            .to_string_lossy()
+            .into_owned();
+        assert!(detail.contains("boom 7"), "{detail}");
+        // A success clears it.
+        assert_eq!(promshm_flush_e(err), promshm_result::Ok);
+        assert_eq!(promshm_error_code(err), promshm_result::Ok);
+        assert_eq!(CStr::from_ptr(promshm_error_detail(err)).to_bytes(), b"");
+        let rc =
+            promshm_registry_counter_simple(reg, c"ok".as_ptr(), null(), null(), 0, &mut fam, err);
+        assert_eq!(rc, promshm_result::Ok);
+        let mut removed = 9u32;
+        let one: [*const c_char; 1] = [c"x".as_ptr()];
+        let rc = promshm_family_remove_u32(fam, one.as_ptr(), 1, &mut removed, err);
+        assert_eq!(rc, promshm_result::LabelCount);
+        assert_eq!(removed, 9, "out-parameter written on failure");
+        assert_eq!(promshm_error_code(err), promshm_result::LabelCount);
+        promshm_family_free(fam);
+        promshm_registry_free(reg);
+        promshm_area_free(area);
+        promshm_error_free(err);
+        promshm_error_free(null_mut());
+    }
+}

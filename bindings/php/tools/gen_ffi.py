@@ -77,6 +77,11 @@ def preprocess(text: str) -> Tuple[List[str], List[Tuple[str, str]]]:
     for raw in text.splitlines():
         line = raw.strip()
         if not line.startswith("#"):
+            # `enum { PROMSHM_X = 1 };` precedes each `#define PROMSHM_X 1`
+            # (so that `gcc -E` keeps the constants); the #defines below make
+            # one enum of them all.
+            if re.fullmatch(r"enum \{ PROMSHM_\w+ = -?\d+ \};", line):
+                continue
             if active and line:
                 out.append(raw.rstrip())
             continue

@@ -3,6 +3,8 @@
 
     python3 bindings/python/tools/gen_bindings.py           rewrite _bindings.py
     python3 bindings/python/tools/gen_bindings.py --check   exit 1 (with a diff) if it is stale
+    ... --check-api [JSON]   also check it against docs/promshm-api.json (the
+                             machine-readable description made with the header)
 
 The header is produced by cbindgen, so its shape is regular: ``#define``
 constants, C enums, ``typedef uint32_t`` aliases, opaque and plain structs,
@@ -171,6 +173,8 @@ def parse(text: str) -> Header:
     body, defines = _strip(text)
     h = Header(defines=defines)
 
+    # `enum { PROMSHM_X = 1 };` repeats a `#define PROMSHM_X 1` (read above).
+    body = re.sub(r"\benum\s*\{\s*PROMSHM_\w+\s*=\s*-?\d+\s*\}\s*;", " ", body)
     for m in re.finditer(r"\benum\s+(\w+)\s*(?::\s*\w+\s*)?\{(.*?)\}\s*;", body, flags=re.S):
         entries = []
         for item in m.group(2).split(","):
@@ -332,12 +336,75 @@ def generate(text: str) -> str:
     return "\n".join(out)
 
 
+DEFAULT_API = HERE.parent.parent.parent / "docs" / "promshm-api.json"
+
+
+def check_api(api: dict, bindings_path: Path) -> List[str]:
+    """Compare the declarations in ``bindings_path`` with the machine-readable
+    description (docs/promshm-api.json, generated from the same source by
+    scripts/gen-header): every function with the same prototype and number
+    of ctypes arguments, every struct with the same size and field offsets,
+    every constant with the same value. Returns the differences."""
+    import ctypes
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_promshm_bindings_checked", bindings_path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    problems: List[str] = []
+    functions = getattr(mod, "FUNCTIONS")
+    described = {f["name"] for f in api["functions"]}
+    for name in sorted(set(functions) - described):
+        problems.append(f"{name}: in the bindings, not in the API description")
+    for f in api["functions"]:
+        decl = functions.get(f["name"])
+        if decl is None:
+            problems.append(f"{f['name']}: in the API description, not in the bindings")
+            continue
+        _restype, argtypes, proto = decl
+        params = ", ".join(_decl(p["type"], p["name"]) for p in f["params"]) or "void"
+        want = f"{_decl(f['returns']['type'], f['name'])}({params})"
+        if _norm(proto) != _norm(want):
+            problems.append(f"{f['name']}: bindings say {proto!r}, the description {want!r}")
+        if len(argtypes) != len(f["params"]):
+            problems.append(f"{f['name']}: {len(argtypes)} ctypes arguments, {len(f['params'])} parameters")
+    for st in api["structs"]:
+        cls = getattr(mod, st["name"], None)
+        if cls is None:
+            problems.append(f"struct {st['name']}: not in the bindings")
+            continue
+        if ctypes.sizeof(cls) != st["size"]:
+            problems.append(f"struct {st['name']}: ctypes size {ctypes.sizeof(cls)}, described {st['size']}")
+        for fld in st["fields"]:
+            got = getattr(cls, fld["name"], None)
+            if got is None or got.offset != fld["offset"]:
+                problems.append(f"{st['name']}.{fld['name']}: offset {getattr(got, 'offset', None)}, described {fld['offset']}")
+    constants = [(c["name"], c["value"]) for c in api["constants"]]
+    constants += [(m["name"], m["value"]) for e in api["enums"] for m in e["members"]]
+    for name, value in constants:
+        if getattr(mod, name, None) != value:
+            problems.append(f"{name}: bindings {getattr(mod, name, None)!r}, described {value!r}")
+    return problems
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--header", type=Path, default=DEFAULT_HEADER)
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     ap.add_argument("--check", action="store_true", help="fail if the output is stale")
+    ap.add_argument("--check-api", type=Path, nargs="?", const=DEFAULT_API, metavar="JSON",
+                    help="also check the output against the API description (default docs/promshm-api.json)")
     args = ap.parse_args(argv)
+    if args.check_api:
+        import json
+
+        problems = check_api(json.loads(args.check_api.read_text(encoding="utf-8")), args.output)
+        for p in problems:
+            print(f"gen_bindings: {p}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"gen_bindings: {args.output} matches {args.check_api}")
     new = generate(args.header.read_text(encoding="utf-8"))
     old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
     if args.check:

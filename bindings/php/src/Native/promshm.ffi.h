@@ -69,6 +69,7 @@ enum promshm_metric_type
 };
 typedef uint32_t promshm_metric_type;
 typedef struct promshm_area promshm_area;
+typedef struct promshm_error promshm_error;
 typedef struct promshm_family promshm_family;
 typedef struct promshm_flusher promshm_flusher;
 typedef struct promshm_registry promshm_registry;
@@ -135,6 +136,10 @@ typedef struct {
 typedef uint32_t promshm_gauge_mode;
 typedef uint32_t promshm_format;
 typedef int (*promshm_write_fn)(void *userdata, const uint8_t *data, size_t len);
+promshm_error *promshm_error_new(void);
+void promshm_error_free(promshm_error *err);
+promshm_result promshm_error_code(const promshm_error *err);
+const char *promshm_error_detail(const promshm_error *err);
 const char *promshm_result_message(uint32_t code);
 promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len);
 const char *promshm_version(void);
@@ -154,6 +159,7 @@ promshm_result promshm_area_open_with(const char *path,
 const promshm_area *promshm_area_clone(const promshm_area *area);
 void promshm_area_free(const promshm_area *area);
 bool promshm_area_is_read_only(const promshm_area *area);
+uint32_t promshm_area_is_read_only_u32(const promshm_area *area);
 promshm_result promshm_area_attach(const promshm_area *area, uint32_t *out_slot);
 promshm_result promshm_area_reap(const promshm_area *area, uint32_t *out_reaped);
 promshm_result promshm_area_get_stats(const promshm_area *area, promshm_area_stats *out);
@@ -203,6 +209,57 @@ promshm_result promshm_registry_stateset(const promshm_registry *registry,
                                          const char *const *states,
                                          size_t n_states,
                                          const promshm_family **out);
+promshm_result promshm_registry_counter_simple(const promshm_registry *registry,
+                                               const char *name,
+                                               const char *help,
+                                               const char *const *label_names,
+                                               size_t n_label_names,
+                                               const promshm_family **out,
+                                               promshm_error *err);
+promshm_result promshm_registry_gauge_simple(const promshm_registry *registry,
+                                             const char *name,
+                                             const char *help,
+                                             const char *const *label_names,
+                                             size_t n_label_names,
+                                             promshm_gauge_mode mode,
+                                             const promshm_family **out,
+                                             promshm_error *err);
+promshm_result promshm_registry_histogram_simple(const promshm_registry *registry,
+                                                 const char *name,
+                                                 const char *help,
+                                                 const char *const *label_names,
+                                                 size_t n_label_names,
+                                                 const double *buckets,
+                                                 size_t n_buckets,
+                                                 const promshm_family **out,
+                                                 promshm_error *err);
+promshm_result promshm_registry_summary_simple(const promshm_registry *registry,
+                                               const char *name,
+                                               const char *help,
+                                               const char *const *label_names,
+                                               size_t n_label_names,
+                                               const double *quantiles,
+                                               size_t n_quantiles,
+                                               uint64_t max_age_ms,
+                                               uint32_t age_buckets,
+                                               const promshm_family **out,
+                                               promshm_error *err);
+promshm_result promshm_registry_info_simple(const promshm_registry *registry,
+                                            const char *name,
+                                            const char *help,
+                                            const char *const *label_names,
+                                            size_t n_label_names,
+                                            const promshm_family **out,
+                                            promshm_error *err);
+promshm_result promshm_registry_stateset_simple(const promshm_registry *registry,
+                                                const char *name,
+                                                const char *help,
+                                                const char *const *label_names,
+                                                size_t n_label_names,
+                                                const char *const *states,
+                                                size_t n_states,
+                                                const promshm_family **out,
+                                                promshm_error *err);
 const double *promshm_default_buckets(size_t *out_count);
 promshm_result promshm_buckets_linear(double start, double width, size_t count, double *out);
 promshm_result promshm_buckets_exponential(double start, double factor, size_t count, double *out);
@@ -218,6 +275,11 @@ promshm_result promshm_family_remove(const promshm_family *family,
                                      const char *const *values,
                                      size_t n_values,
                                      bool *out_removed);
+promshm_result promshm_family_remove_u32(const promshm_family *family,
+                                         const char *const *values,
+                                         size_t n_values,
+                                         uint32_t *out_removed,
+                                         promshm_error *err);
 promshm_result promshm_family_clear(const promshm_family *family, size_t *out_removed);
 promshm_metric_type promshm_family_type(const promshm_family *family);
 const char *promshm_family_name(const promshm_family *family);
@@ -283,8 +345,217 @@ promshm_result promshm_registry_render_callback(const promshm_registry *registry
 promshm_result promshm_registry_render_to_file(const promshm_registry *registry,
                                                promshm_format format,
                                                const char *path);
+promshm_result promshm_area_render_alloc(const promshm_area *area,
+                                         promshm_format format,
+                                         char **out,
+                                         size_t *out_len,
+                                         promshm_error *err);
+promshm_result promshm_registry_render_alloc(const promshm_registry *registry,
+                                             promshm_format format,
+                                             char **out,
+                                             size_t *out_len,
+                                             promshm_error *err);
+void promshm_render_free(char *text);
 promshm_format promshm_format_from_accept(const char *accept);
 const char *promshm_format_content_type(promshm_format format);
+promshm_result promshm_area_create_e(const char *path,
+                                     const promshm_area_options *options,
+                                     const promshm_area **out,
+                                     promshm_error *err);
+promshm_result promshm_area_anonymous_e(const promshm_area_options *options,
+                                        const promshm_area **out,
+                                        promshm_error *err);
+promshm_result promshm_area_open_e(const char *path,
+                                   promshm_open_mode mode,
+                                   const promshm_area **out,
+                                   promshm_error *err);
+promshm_result promshm_area_open_with_e(const char *path,
+                                        promshm_open_mode mode,
+                                        const promshm_area_options *options,
+                                        const promshm_area **out,
+                                        promshm_error *err);
+promshm_result promshm_area_attach_e(const promshm_area *area,
+                                     uint32_t *out_slot,
+                                     promshm_error *err);
+promshm_result promshm_area_reap_e(const promshm_area *area,
+                                   uint32_t *out_reaped,
+                                   promshm_error *err);
+promshm_result promshm_area_get_stats_e(const promshm_area *area,
+                                        promshm_area_stats *out,
+                                        promshm_error *err);
+promshm_result promshm_area_workers_e(const promshm_area *area,
+                                      promshm_worker_info *out,
+                                      size_t cap,
+                                      size_t *out_count,
+                                      promshm_error *err);
+promshm_result promshm_area_name_taken_e(const promshm_area *area,
+                                         const char *name,
+                                         uint32_t metric_type,
+                                         uint32_t *out_taken,
+                                         promshm_error *err);
+promshm_result promshm_area_registry_e(const promshm_area *area,
+                                       const promshm_registry **out,
+                                       promshm_error *err);
+promshm_result promshm_registry_new_e(const promshm_area *area,
+                                      const char *prefix,
+                                      const promshm_label *const_labels,
+                                      size_t n_const_labels,
+                                      const promshm_registry **out,
+                                      promshm_error *err);
+promshm_result promshm_registry_without_self_metrics_e(const promshm_registry *registry,
+                                                       const promshm_registry **out,
+                                                       promshm_error *err);
+promshm_result promshm_registry_counter_e(const promshm_registry *registry,
+                                          const promshm_metric_opts *opts,
+                                          const promshm_family **out,
+                                          promshm_error *err);
+promshm_result promshm_registry_gauge_e(const promshm_registry *registry,
+                                        const promshm_metric_opts *opts,
+                                        promshm_gauge_mode mode,
+                                        const promshm_family **out,
+                                        promshm_error *err);
+promshm_result promshm_registry_histogram_e(const promshm_registry *registry,
+                                            const promshm_metric_opts *opts,
+                                            const double *buckets,
+                                            size_t n_buckets,
+                                            const promshm_family **out,
+                                            promshm_error *err);
+promshm_result promshm_registry_summary_e(const promshm_registry *registry,
+                                          const promshm_metric_opts *opts,
+                                          const double *quantiles,
+                                          size_t n_quantiles,
+                                          uint64_t max_age_ms,
+                                          uint32_t age_buckets,
+                                          const promshm_family **out,
+                                          promshm_error *err);
+promshm_result promshm_registry_info_e(const promshm_registry *registry,
+                                       const promshm_metric_opts *opts,
+                                       const promshm_family **out,
+                                       promshm_error *err);
+promshm_result promshm_registry_stateset_e(const promshm_registry *registry,
+                                           const promshm_metric_opts *opts,
+                                           const char *const *states,
+                                           size_t n_states,
+                                           const promshm_family **out,
+                                           promshm_error *err);
+promshm_result promshm_buckets_linear_e(double start,
+                                        double width,
+                                        size_t count,
+                                        double *out,
+                                        promshm_error *err);
+promshm_result promshm_buckets_exponential_e(double start,
+                                             double factor,
+                                             size_t count,
+                                             double *out,
+                                             promshm_error *err);
+promshm_result promshm_family_labels_e(const promshm_family *family,
+                                       const char *const *values,
+                                       size_t n_values,
+                                       const promshm_series **out,
+                                       promshm_error *err);
+promshm_result promshm_family_labels_by_name_e(const promshm_family *family,
+                                               const promshm_label *labels,
+                                               size_t n_labels,
+                                               const promshm_series **out,
+                                               promshm_error *err);
+promshm_result promshm_family_clear_e(const promshm_family *family,
+                                      size_t *out_removed,
+                                      promshm_error *err);
+promshm_result promshm_counter_inc_e(const promshm_series *series,
+                                     promshm_error *err);
+promshm_result promshm_counter_add_e(const promshm_series *series,
+                                     double value,
+                                     promshm_error *err);
+promshm_result promshm_counter_get_e(const promshm_series *series,
+                                     double *out,
+                                     promshm_error *err);
+promshm_result promshm_gauge_set_e(const promshm_series *series,
+                                   double value,
+                                   promshm_error *err);
+promshm_result promshm_gauge_inc_e(const promshm_series *series,
+                                   promshm_error *err);
+promshm_result promshm_gauge_dec_e(const promshm_series *series,
+                                   promshm_error *err);
+promshm_result promshm_gauge_add_e(const promshm_series *series,
+                                   double value,
+                                   promshm_error *err);
+promshm_result promshm_gauge_sub_e(const promshm_series *series,
+                                   double value,
+                                   promshm_error *err);
+promshm_result promshm_gauge_set_to_current_time_e(const promshm_series *series,
+                                                   promshm_error *err);
+promshm_result promshm_gauge_get_e(const promshm_series *series,
+                                   double *out,
+                                   promshm_error *err);
+promshm_result promshm_gauge_get_local_e(const promshm_series *series,
+                                         double *out,
+                                         promshm_error *err);
+promshm_result promshm_histogram_observe_e(const promshm_series *series,
+                                           double value,
+                                           promshm_error *err);
+promshm_result promshm_histogram_get_e(const promshm_series *series,
+                                       uint64_t *out_count,
+                                       double *out_sum,
+                                       promshm_error *err);
+promshm_result promshm_summary_observe_e(const promshm_series *series,
+                                         double value,
+                                         promshm_error *err);
+promshm_result promshm_summary_get_e(const promshm_series *series,
+                                     uint64_t *out_count,
+                                     double *out_sum,
+                                     promshm_error *err);
+promshm_result promshm_summary_quantiles_e(const promshm_series *series,
+                                           const double *quantiles,
+                                           size_t n,
+                                           double *out,
+                                           promshm_error *err);
+promshm_result promshm_info_set_e(const promshm_series *series,
+                                  const promshm_label *labels,
+                                  size_t n_labels,
+                                  promshm_error *err);
+promshm_result promshm_stateset_set_e(const promshm_series *series,
+                                      const char *state,
+                                      promshm_error *err);
+promshm_result promshm_stateset_set_index_e(const promshm_series *series,
+                                            size_t index,
+                                            promshm_error *err);
+promshm_result promshm_stateset_get_e(const promshm_series *series,
+                                      size_t *out,
+                                      promshm_error *err);
+promshm_result promshm_flusher_start_e(uint32_t interval_ms,
+                                       promshm_flusher **out,
+                                       promshm_error *err);
+promshm_result promshm_area_render_e(const promshm_area *area,
+                                     promshm_format format,
+                                     char *buf,
+                                     size_t len,
+                                     size_t *out_len,
+                                     promshm_error *err);
+promshm_result promshm_area_render_callback_e(const promshm_area *area,
+                                              promshm_format format,
+                                              promshm_write_fn write,
+                                              void *userdata,
+                                              promshm_error *err);
+promshm_result promshm_area_render_to_file_e(const promshm_area *area,
+                                             promshm_format format,
+                                             const char *path,
+                                             promshm_error *err);
+promshm_result promshm_registry_render_e(const promshm_registry *registry,
+                                         promshm_format format,
+                                         char *buf,
+                                         size_t len,
+                                         size_t *out_len,
+                                         promshm_error *err);
+promshm_result promshm_registry_render_callback_e(const promshm_registry *registry,
+                                                  promshm_format format,
+                                                  promshm_write_fn write,
+                                                  void *userdata,
+                                                  promshm_error *err);
+promshm_result promshm_registry_render_to_file_e(const promshm_registry *registry,
+                                                 promshm_format format,
+                                                 const char *path,
+                                                 promshm_error *err);
+promshm_result promshm_flush_e(promshm_error *err);
 
 /* From the C library: the per-process handle cache of bindings/php (src/Native/ProcessCache.php). */
 const char *getenv(const char *name);

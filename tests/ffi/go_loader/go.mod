@@ -1,0 +1,3 @@
+module promshm/tests/ffi/go_loader
+
+go 1.19
