@@ -16,7 +16,7 @@ write every update through at once. promshm's equivalents:
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, List
 
 from .. import _bindings as B
 
@@ -74,3 +74,36 @@ def sum_gauge_class(base: type, name: str) -> type:
     ``labels()`` children) set totals (:class:`SumGaugeMixin`)."""
     series = type(name + "Series", (SumGaugeMixin, base._series_cls), {"__slots__": ()})
     return type(name, (SumGaugeMixin, base), {"__slots__": (), "_series_cls": series, "__module__": base.__module__})
+
+
+def families_with_samples(text: bytes, prefix: str = "") -> bytes:
+    """The family blocks of an exposition ``text`` whose names start with
+    ``prefix`` and that have samples: a family whose series were all removed
+    (an unregistered metric: a family cannot be deleted from a shared area)
+    is left out, as the libraries' registries left it out."""
+    out: List[bytes] = []
+    head: List[bytes] = []  # the comment lines of the current family
+    body: List[bytes] = []
+    name = b""
+    p = prefix.encode()
+
+    def close() -> None:
+        if name.startswith(p) and body:
+            out.extend(head + body)
+
+    for line in text.splitlines(keepends=True):
+        if line.startswith(b"# EOF"):
+            close()
+            head, body, name = [], [], b""
+            out.append(line)
+        elif line.startswith(b"#"):
+            parts = line.split(b" ", 3)
+            fam = parts[2].rstrip(b"\n") if len(parts) > 2 else b""
+            if body or fam != name:
+                close()
+                head, body, name = [], [], fam
+            head.append(line)
+        else:
+            body.append(line)
+    close()
+    return b"".join(out)

@@ -93,7 +93,7 @@ from .._area import SHARED, Area, area_path, flush
 from ..errors import InvalidArgumentError, LabelError
 from ..parser import text_string_to_metric_families
 from ..registry import CollectorRegistry as _PromshmRegistry
-from ._common import EagerRegistryMixin, mark_eager, sum_gauge_class
+from ._common import EagerRegistryMixin, families_with_samples, mark_eager, sum_gauge_class
 
 __all__ = [
     "CollectorRegistry",
@@ -199,7 +199,7 @@ class CollectorRegistry:
         """This namespace's metrics as exposition text (every process's
         values; an unregistered metric's family, which has no series, is
         left out)."""
-        return _only_namespace(self.registry.render(format), self.namespace + "_")
+        return families_with_samples(self.registry.render(format), self.namespace + "_")
 
     def collect(self) -> Iterable[Any]:
         """The namespace's families (prometheus_client-style objects)."""
@@ -560,7 +560,7 @@ class InstrumentorClient:
     def render(self, format: str = "prometheus") -> bytes:
         """The namespace's families as exposition text."""
         text = self._area.render(format)
-        return _only_namespace(text, self.namespace + "_")
+        return families_with_samples(text, self.namespace + "_")
 
     def get_data(self) -> Dict[str, Union[float, str]]:
         """The namespace's values keyed as the document's Redis hash:
@@ -588,34 +588,3 @@ class InstrumentorClient:
                 labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()) if v != "")
                 out[f"{name}:{ext}:{labels}"] = s.value
         return out
-
-
-def _only_namespace(text: bytes, prefix: str) -> bytes:
-    """The family blocks of ``text`` whose names start with ``prefix`` and
-    that have samples (a family with no series left renders nothing)."""
-    out: List[bytes] = []
-    head: List[bytes] = []  # the comment lines of the current family
-    body: List[bytes] = []
-    name = b""
-    p = prefix.encode()
-
-    def close() -> None:
-        if name.startswith(p) and body:
-            out.extend(head + body)
-
-    for line in text.splitlines(keepends=True):
-        if line.startswith(b"# EOF"):
-            close()
-            head, body, name = [], [], b""
-            out.append(line)
-        elif line.startswith(b"#"):
-            parts = line.split(b" ", 3)
-            fam = parts[2].rstrip(b"\n") if len(parts) > 2 else b""
-            if body or fam != name:
-                close()
-                head, body, name = [], [], fam
-            head.append(line)
-        else:
-            body.append(line)
-    close()
-    return b"".join(out)

@@ -42,15 +42,17 @@ Deliberate differences (each asserted by ``tests/test_seed_pyprometheus.py``):
   ``UWSGICollector`` uses Prometheus-style names unless
   ``legacy_names=True`` (see :mod:`.contrib.uwsgi_features`).
 
-Errors: a second collector with the same ``uid`` raises ``RuntimeError``;
-wrong label values raise promshm's :class:`~promshm.errors.LabelError`
-(a ``ValueError``) naming the metric.
+Errors are pyprometheus' ``RuntimeError`` (and promshm's errors): a second
+collector with the same ``uid``; label values that do not match the label
+names (:class:`InvalidLabelValuesError`, also a promshm
+:class:`~promshm.errors.LabelError`); ``le`` on a histogram or ``quantile``
+on a summary (:class:`InvalidLabelError`); each message names the metric.
 """
 
 from __future__ import annotations
 
 from .contrib.uwsgi_features import UWSGICollector, UWSGIFlushStorage, UWSGIStorage
-from .metrics import Counter, Gauge, Histogram, Summary
+from .metrics import Counter, Gauge, Histogram, InvalidLabelError, InvalidLabelValuesError, Summary
 from .registry import BaseRegistry, CollectorRegistry
 from .storage import BaseStorage, LocalMemoryStorage
 from .utils.exposition import registry_to_text, write_to_textfile
@@ -69,4 +71,6 @@ __all__ = [
     "UWSGICollector",
     "registry_to_text",
     "write_to_textfile",
+    "InvalidLabelError",
+    "InvalidLabelValuesError",
 ]

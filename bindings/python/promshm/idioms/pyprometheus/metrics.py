@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence, Tuple
 
+from ... import _bindings as B
 from ... import metrics as _metrics
+from ...errors import InvalidArgumentError, LabelError
 from ...registry import REGISTRY
 from .._common import EagerRegistryMixin, sum_gauge_class
 
-__all__ = ["Counter", "Gauge", "Summary", "Histogram"]
+__all__ = ["Counter", "Gauge", "Summary", "Histogram", "InvalidLabelError", "InvalidLabelValuesError"]
+
+
+class InvalidLabelError(InvalidArgumentError, RuntimeError):
+    """A label name the metric's type does not allow (``le`` on a histogram,
+    ``quantile`` on a summary): pyprometheus' ``RuntimeError``, and promshm's
+    :class:`~promshm.errors.InvalidArgumentError`."""
+
+
+class InvalidLabelValuesError(LabelError, RuntimeError):
+    """Label values that do not match the metric's label names: pyprometheus'
+    ``RuntimeError``, and promshm's :class:`~promshm.errors.LabelError`."""
 
 
 class _Pyprometheus(EagerRegistryMixin):
@@ -25,9 +38,21 @@ class _Pyprometheus(EagerRegistryMixin):
 
         own = registry if isinstance(registry, BaseRegistry) else None
         target = own.registry if own is not None else (REGISTRY if registry is None else registry)
-        super().__init__(name, doc, tuple(labels), registry=target, **kwargs)  # type: ignore[call-arg]
+        try:
+            super().__init__(name, doc, tuple(labels), registry=target, **kwargs)  # type: ignore[call-arg]
+        except InvalidArgumentError as e:
+            if e.code != B.PROMSHM_RESULT_RESERVED_LABEL:
+                raise
+            raise InvalidLabelError(e.message, e.code, f"{name}: {e.detail}") from None
         if own is not None:
             own.register(self)
+
+    def labels(self, *args: Any, **kwargs: Any) -> Any:
+        """The series of these label values (positional, keywords or a dict)."""
+        try:
+            return super().labels(*args, **kwargs)  # type: ignore[misc]
+        except LabelError as e:
+            raise InvalidLabelValuesError(e.message, e.code, e.detail) from None
 
     @property
     def doc(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, ItemsView, Iterator, Optional
 
 from ...registry import CollectorRegistry as _PromshmRegistry
-from .._common import mark_eager
+from .._common import families_with_samples, mark_eager
 from .storage import BaseStorage, LocalMemoryStorage
 
 __all__ = ["BaseRegistry", "CollectorRegistry"]
@@ -70,8 +70,9 @@ class BaseRegistry:
         return self.registry.collect()
 
     def render(self, format: str = "prometheus") -> bytes:
-        """The exposition text (promshm's exposition helpers call this)."""
-        return self.registry.render(format)
+        """The exposition text (promshm's exposition helpers call this);
+        families with no series (unregistered metrics) are left out."""
+        return families_with_samples(self.registry.render(format))
 
     def get_sample_value(self, name: str, labels: Optional[Dict[str, str]] = None) -> Optional[float]:
         return self.registry.get_sample_value(name, labels)

@@ -14,7 +14,7 @@ def registry_to_text(registry: Any) -> str:
     """The registry (every process's values) in the text format 0.0.4, as
     ``str``. Unlike pyprometheus', no "Generated at" comment and no sample
     timestamps: Prometheus stamps samples at scrape time."""
-    return generate_latest(_promshm(registry)).decode("utf-8")
+    return generate_latest(registry).decode("utf-8")
 
 
 def write_to_textfile(registry: Any, path: Union[str, "os.PathLike[str]"]) -> None:
@@ -24,8 +24,5 @@ def write_to_textfile(registry: Any, path: Union[str, "os.PathLike[str]"]) -> No
     ``(path, registry)`` is accepted too."""
     if isinstance(registry, (str, os.PathLike)) and not isinstance(path, (str, os.PathLike)):
         registry, path = path, registry
-    _write_to_textfile(os.fspath(path), _promshm(registry))
+    _write_to_textfile(os.fspath(path), registry)
 
-
-def _promshm(registry: Any) -> Any:
-    return getattr(registry, "registry", registry)
