@@ -35,6 +35,9 @@ Deliberate differences (each asserted by ``tests/test_seed_pyprometheus.py``):
   observations ``<=`` their bound (Prometheus' rule; pyprometheus counted
   ``<``); ``Summary(quantiles=[...])`` computes them (across processes,
   within 1 %), pyprometheus left them empty;
+- registries on the shared area (both uWSGI storages) render every family
+  of the area, where pyprometheus' rendered its own collectors: one page
+  with every worker's and the plugin's metrics;
 - ``registry_to_text`` has no "Generated at" comment and no sample
   timestamps; ``write_to_textfile`` also takes prometheus_client's
   ``(path, registry)`` order;
