@@ -53,7 +53,6 @@ import subprocess
 import sys
 import time
 import types
-from pathlib import Path
 
 import pytest
 
@@ -278,6 +277,8 @@ reg.unregister(http_requests_total) # incase it is needed...
     assert reg.registry.area is promshm.shared_area()  # the store: the application's shared area
     with pytest.raises(TypeError, match="namespace"):
         instrumentor.CollectorRegistry(redis_host="localhost")
+    with pytest.raises(ValueError, match="my-app"):
+        instrumentor.CollectorRegistry(namespace="my-app")
     with pytest.raises(TypeError, match="hostname"):
         instrumentor.CollectorRegistry(namespace="x", hostname="localhost")
 

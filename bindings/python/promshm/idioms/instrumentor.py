@@ -93,6 +93,7 @@ from .._area import SHARED, Area, area_path, flush
 from ..errors import InvalidArgumentError, LabelError
 from ..parser import text_string_to_metric_families
 from ..registry import CollectorRegistry as _PromshmRegistry
+from ..validation import valid_metric_name
 from ._common import EagerRegistryMixin, families_with_samples, mark_eager, sum_gauge_class
 
 __all__ = [
@@ -151,6 +152,10 @@ class CollectorRegistry:
     ) -> None:
         if namespace is None:
             raise TypeError("CollectorRegistry() missing required argument: 'namespace'")
+        if not valid_metric_name(str(namespace)):
+            raise InvalidArgumentError(
+                "invalid argument", B.PROMSHM_RESULT_INVALID_METRIC_NAME, f"namespace {namespace!r} is not a valid metric name prefix"
+            )
         unknown = sorted(k for k in redis_options if not k.startswith("redis_"))
         if unknown:
             raise TypeError(f"CollectorRegistry() got unexpected keyword arguments {unknown}")
