@@ -225,6 +225,11 @@ def test_label_errors_are_pyprometheus_runtime_errors():
         Histogram("bad_histogram", "B.", ["le"], registry=registry)
     with pytest.raises(RuntimeError, match="bad_summary.*quantile"):
         Summary("bad_summary", "B.", ["quantile"], registry=registry)
+    with pytest.raises(RuntimeError, match="labelled_total already registered") as e:
+        Counter("labelled_total", "Again.", ["method", "endpoint"], registry=registry)
+    assert isinstance(e.value, ValueError)  # promshm's and prometheus_client's type too
+    c.labels("get", "/").inc()  # the first one is untouched
+    assert value(page(registry), "labelled_total", method="get", endpoint="/") == 1
 
 
 # --------------------------------------------------------------------------

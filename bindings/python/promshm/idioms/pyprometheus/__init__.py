@@ -46,7 +46,8 @@ Deliberate differences (each asserted by ``tests/test_seed_pyprometheus.py``):
   ``legacy_names=True`` (see :mod:`.contrib.uwsgi_features`).
 
 Errors are pyprometheus' ``RuntimeError`` (and promshm's errors): a second
-collector with the same ``uid``; label values that do not match the label
+collector with the same ``uid``, a second metric of one name in a registry
+(:class:`DuplicateMetricError`); label values that do not match the label
 names (:class:`InvalidLabelValuesError`, also a promshm
 :class:`~promshm.errors.LabelError`); ``le`` on a histogram or ``quantile``
 on a summary (:class:`InvalidLabelError`); each message names the metric.
@@ -55,7 +56,7 @@ on a summary (:class:`InvalidLabelError`); each message names the metric.
 from __future__ import annotations
 
 from .contrib.uwsgi_features import UWSGICollector, UWSGIFlushStorage, UWSGIStorage
-from .metrics import Counter, Gauge, Histogram, InvalidLabelError, InvalidLabelValuesError, Summary
+from .metrics import Counter, DuplicateMetricError, Gauge, Histogram, InvalidLabelError, InvalidLabelValuesError, Summary
 from .registry import BaseRegistry, CollectorRegistry
 from .storage import BaseStorage, LocalMemoryStorage
 from .utils.exposition import registry_to_text, write_to_textfile
@@ -76,4 +77,5 @@ __all__ = [
     "write_to_textfile",
     "InvalidLabelError",
     "InvalidLabelValuesError",
+    "DuplicateMetricError",
 ]

@@ -7,10 +7,20 @@ from typing import Any, Iterable, Sequence, Tuple
 from ... import _bindings as B
 from ... import metrics as _metrics
 from ...errors import InvalidArgumentError, LabelError
-from ...registry import REGISTRY
+from ...registry import REGISTRY, DuplicateTimeseries
 from .._common import EagerRegistryMixin, sum_gauge_class
 
-__all__ = ["Counter", "Gauge", "Summary", "Histogram", "InvalidLabelError", "InvalidLabelValuesError"]
+__all__ = ["Counter", "Gauge", "Summary", "Histogram", "InvalidLabelError", "InvalidLabelValuesError", "DuplicateMetricError"]
+
+
+class DuplicateMetricError(DuplicateTimeseries, RuntimeError):
+    """A second metric of the same name in one registry: pyprometheus'
+    ``RuntimeError`` ("already registered"), and promshm's (and
+    prometheus_client's) ``ValueError``."""
+
+    def __init__(self, duplicates: Any, name: str) -> None:
+        super().__init__(duplicates)
+        self.args = (f"Collector {name} already registered (samples {sorted(duplicates)})",)
 
 
 class InvalidLabelError(InvalidArgumentError, RuntimeError):
@@ -40,6 +50,8 @@ class _Pyprometheus(EagerRegistryMixin):
         target = own.registry if own is not None else (REGISTRY if registry is None else registry)
         try:
             super().__init__(name, doc, tuple(labels), registry=target, **kwargs)  # type: ignore[call-arg]
+        except DuplicateTimeseries as e:
+            raise DuplicateMetricError(e.duplicates, name) from None
         except InvalidArgumentError as e:
             if e.code != B.PROMSHM_RESULT_RESERVED_LABEL:
                 raise
