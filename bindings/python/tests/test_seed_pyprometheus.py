@@ -308,7 +308,7 @@ storage = UWSGIStorage(SHAREDAREA_ID)
 def test_3_4_flush_storage_syncs_on_flush(tmp_path):
     storage = UWSGIFlushStorage(0)
     registry = CollectorRegistry(storage=storage)
-    c = Counter("flushed_total", "F.", registry=registry)
+    c = Counter("pp_flushed_total", "F.", registry=registry)
     assert storage.persistent_storage.eager and not storage.eager
     r, w = os.pipe()
     go_r, go_w = os.pipe()
@@ -326,10 +326,10 @@ def test_3_4_flush_storage_syncs_on_flush(tmp_path):
     reader = promshm.Area.open(promshm.area_path(), read_only=True)
     try:
         assert os.read(r, 1) == b"1"
-        before = value(parse_text(reader.render().decode()), "flushed_total")
+        before = value(parse_text(reader.render().decode()), "pp_flushed_total")
         os.write(go_w, b"g")
         assert os.read(r, 1) == b"2"
-        after = value(parse_text(reader.render().decode()), "flushed_total")
+        after = value(parse_text(reader.render().decode()), "pp_flushed_total")
     finally:
         _wait(pid)
     assert before in (None, 0) and after == 7
