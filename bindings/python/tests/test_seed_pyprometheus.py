@@ -21,7 +21,7 @@ documented, D: documented deliberate difference):
 12 W Counter snippet: inc(10)
 13 W Summary snippet: observe(0.100)
 14 W Summary timing: @s.time(), with s.time()
-15 W Histogram snippet: observe(1.1)
+15 D Histogram snippet: observe(1.1); a bucket counts observations <= its bound (pyprometheus: <)
 16 W @histogram.time(), with histogram.time()
 17 W labels positional: c.labels('get', '/').inc()
 18 W labels as keyword arguments
