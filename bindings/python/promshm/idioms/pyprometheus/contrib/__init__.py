@@ -1,0 +1,1 @@
+"""pyprometheus' ``contrib`` package (``contrib.uwsgi_features``)."""

@@ -1,0 +1,1 @@
+"""pyprometheus' ``utils`` package (``utils.exposition``)."""
