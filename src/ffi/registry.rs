@@ -141,6 +141,8 @@ unsafe fn opts_arg(p: *const promshm_metric_opts) -> Result<Opts, FfiError> {
     if p.is_null() {
         return Err(FfiError::null("opts"));
     }
+    // SAFETY: `p` points to a struct of the caller that starts with its `size` field (caller
+    // contract).
     let o = unsafe { read_extensible(p, "opts")? };
     let eager = match o.update_mode {
         PROMSHM_UPDATE_MODE_DEFAULT => None,
@@ -153,14 +155,19 @@ unsafe fn opts_arg(p: *const promshm_metric_opts) -> Result<Opts, FfiError> {
             ))
         }
     };
+    // SAFETY: `o.label_names` covers `o.n_label_names` pointers, each NULL or a NUL-terminated
+    // string (caller contract).
     let labels = unsafe {
         with_strs(o.label_names, o.n_label_names, "opts.label_names", |l| {
             Ok(l.iter().map(|s| s.to_string()).collect())
         })?
     };
     Ok(Opts {
+        // SAFETY: `o.name` is NULL or a NUL-terminated string (caller contract).
         name: unsafe { str_arg(o.name, "opts.name")? }.to_owned(),
+        // SAFETY: `o.help` is NULL or a NUL-terminated string (caller contract).
         help: unsafe { opt_str_arg(o.help, "opts.help")? }.to_owned(),
+        // SAFETY: `o.unit` is NULL or a NUL-terminated string (caller contract).
         unit: unsafe { opt_str_arg(o.unit, "opts.unit")? }.to_owned(),
         labels,
         eager,
@@ -175,8 +182,11 @@ unsafe fn register(
     make: impl FnOnce(&Registry, Opts) -> Result<AnyFamily, FfiError>,
 ) -> promshm_result {
     check(|| {
+        // SAFETY: `out` is NULL or writable (caller contract).
         let out = unsafe { Out::new(out, "out")? };
+        // SAFETY: `reg` is NULL or a live handle from this library (caller contract).
         let reg = unsafe { borrow(reg)? };
+        // SAFETY: `opts` is NULL or a valid `promshm_metric_opts` (caller contract).
         let opts = unsafe { opts_arg(opts)? };
         let family = make(reg, opts)?;
         out.write(into_handle(Arc::new(FamilyHandle::new(family))));
@@ -196,7 +206,9 @@ ffi_fn! {
         out: *mut *const promshm_registry,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let area = unsafe { borrow(area)? };
             out.write(into_handle(Arc::new(area.registry())));
             Ok(())
@@ -226,9 +238,14 @@ ffi_fn! {
         out: *mut *const promshm_registry,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let area = unsafe { borrow(area)? };
+            // SAFETY: `prefix` is NULL or a NUL-terminated string (caller contract).
             let prefix = unsafe { opt_str_arg(prefix, "prefix")? };
+            // SAFETY: `const_labels` covers `n_const_labels` labels, their strings NULL or
+            // NUL-terminated (caller contract).
             let labels = unsafe { label_pairs(const_labels, n_const_labels, "const_labels")? };
             let reg = area.registry().with_prefix(prefix)?.with_const_labels(&labels)?;
             out.write(into_handle(Arc::new(reg)));
@@ -248,7 +265,9 @@ ffi_fn! {
         out: *mut *const promshm_registry,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
             let reg = unsafe { borrow(registry)? }.clone().without_self_metrics();
             out.write(into_handle(Arc::new(reg)));
             Ok(())
@@ -260,6 +279,7 @@ ffi_fn! {
     /// A new reference to the same registry; release it with
     /// `promshm_registry_free()`. NULL gives NULL. Thread-safe.
     unsafe fn promshm_registry_clone(registry: *const promshm_registry) -> *const promshm_registry {
+        // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
         unsafe { clone_handle(registry) }
     }
 }
@@ -268,6 +288,7 @@ ffi_fn! {
     /// Release a registry handle. Families registered through it stay
     /// usable. NULL is a no-op; freeing twice is undefined behaviour.
     unsafe fn promshm_registry_free(registry: *const promshm_registry) {
+        // SAFETY: `registry` is NULL or a live handle, given up by the caller (caller contract).
         unsafe { free_handle(registry) }
     }
 }
@@ -290,6 +311,7 @@ ffi_fn! {
         opts: *const promshm_metric_opts,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe { register(registry, opts, out, |r, o| Ok(AnyFamily::Counter(r.counter(o)?))) }
     }
 }
@@ -307,6 +329,7 @@ ffi_fn! {
         mode: promshm_gauge_mode,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 let mode = u8::try_from(mode.0)
@@ -341,6 +364,7 @@ ffi_fn! {
         n_buckets: usize,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 let buckets = slice_arg(buckets, n_buckets, "buckets")?;
@@ -371,6 +395,7 @@ ffi_fn! {
         age_buckets: u32,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 let q = slice_arg(quantiles, n_quantiles, "quantiles")?;
@@ -397,6 +422,7 @@ ffi_fn! {
         opts: *const promshm_metric_opts,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe { register(registry, opts, out, |r, o| Ok(AnyFamily::Info(r.info(o)?))) }
     }
 }
@@ -416,6 +442,7 @@ ffi_fn! {
         n_states: usize,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 with_strs(states, n_states, "states", |s| {
@@ -438,6 +465,7 @@ ffi_fn! {
     /// never fails (on an internal panic: NULL).
     unsafe fn promshm_default_buckets(out_count: *mut usize) -> *const f64 {
         static BUCKETS: [f64; PROMSHM_DEFAULT_BUCKETS_COUNT] = crate::metrics::DEFAULT_BUCKETS;
+        // SAFETY: `out_count` is NULL or writable (caller contract).
         unsafe { super::handle::write_opt(out_count, BUCKETS.len()) };
         BUCKETS.as_ptr()
     }
@@ -488,6 +516,7 @@ ffi_fn! {
         check(|| {
             bucket_count(count)?;
             let made = crate::metrics::linear_buckets(start, width, count);
+            // SAFETY: `out` is NULL or holds `count` values (caller contract).
             unsafe { write_buckets(made, out, count) }
         })
     }
@@ -510,6 +539,7 @@ ffi_fn! {
         check(|| {
             bucket_count(count)?;
             let made = crate::metrics::exponential_buckets(start, factor, count);
+            // SAFETY: `out` is NULL or holds `count` values (caller contract).
             unsafe { write_buckets(made, out, count) }
         })
     }

@@ -80,6 +80,7 @@ unsafe fn to_buffer(
     out_len: *mut usize,
 ) -> promshm_result {
     check(|| {
+        // SAFETY: `out_len` is NULL or writable (caller contract).
         let out_len = unsafe { Out::new(out_len, "out_len")? };
         if buf.is_null() && len > 0 {
             return Err(FfiError::null("buf"));
@@ -207,6 +208,7 @@ fn write_file_atomically(path: &Path, src: &dyn Source, format: Format) -> crate
 
 unsafe fn to_file(src: &dyn Source, format: promshm_format, path: *const c_char) -> promshm_result {
     check(|| {
+        // SAFETY: `path` is NULL or a NUL-terminated string (caller contract).
         let path = unsafe { str_arg(path, "path")? };
         let format = format.to_rust()?;
         Ok(write_file_atomically(Path::new(path), src, format)?)
@@ -234,7 +236,10 @@ ffi_fn! {
         len: usize,
         out_len: *mut usize,
     ) -> promshm_result {
+        // SAFETY: `area` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(area) } {
+            // SAFETY: the buffer is NULL or has `len` bytes; `out_len` is NULL or writable (caller
+            // contract).
             Ok(a) => unsafe { to_buffer(a, format, buf, len, out_len) },
             Err(e) => e.into_code(),
         }
@@ -256,6 +261,7 @@ ffi_fn! {
         write: promshm_write_fn,
         userdata: *mut c_void,
     ) -> promshm_result {
+        // SAFETY: `area` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(area) } {
             Ok(a) => to_callback(a, format, write, userdata),
             Err(e) => e.into_code(),
@@ -279,7 +285,9 @@ ffi_fn! {
         format: promshm_format,
         path: *const c_char,
     ) -> promshm_result {
+        // SAFETY: `area` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(area) } {
+            // SAFETY: `path` is NULL or a NUL-terminated string (caller contract).
             Ok(a) => unsafe { to_file(a, format, path) },
             Err(e) => e.into_code(),
         }
@@ -300,7 +308,10 @@ ffi_fn! {
         len: usize,
         out_len: *mut usize,
     ) -> promshm_result {
+        // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(registry) } {
+            // SAFETY: the buffer is NULL or has `len` bytes; `out_len` is NULL or writable (caller
+            // contract).
             Ok(r) => unsafe { to_buffer(r, format, buf, len, out_len) },
             Err(e) => e.into_code(),
         }
@@ -319,6 +330,7 @@ ffi_fn! {
         write: promshm_write_fn,
         userdata: *mut c_void,
     ) -> promshm_result {
+        // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(registry) } {
             Ok(r) => to_callback(r, format, write, userdata),
             Err(e) => e.into_code(),
@@ -337,7 +349,9 @@ ffi_fn! {
         format: promshm_format,
         path: *const c_char,
     ) -> promshm_result {
+        // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(registry) } {
+            // SAFETY: `path` is NULL or a NUL-terminated string (caller contract).
             Ok(r) => unsafe { to_file(r, format, path) },
             Err(e) => e.into_code(),
         }
@@ -354,6 +368,7 @@ ffi_fn! {
         let accept = if accept.is_null() {
             None
         } else {
+            // SAFETY: `accept` is NULL or a NUL-terminated string (caller contract).
             unsafe { str_arg(accept, "accept") }.ok()
         };
         promshm_format::from_rust(negotiate(accept))
