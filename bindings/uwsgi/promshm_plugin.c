@@ -406,25 +406,23 @@ static void register_request_metrics(void) {
 	static const char *const req_labels[] = {"method", "status"};
 	static const double size_buckets[] = {100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
 	const promshm_family *f;
-	double *buckets = NULL;
+	double *buckets = NULL; /* parsed from --promshm-buckets, freed here */
 	size_t n_buckets = 0;
-	const double *defaults;
+	const double *bounds;
 
 	g.requests = register_family(PROMSHM_METRIC_TYPE_COUNTER, "requests",
 				     "Requests served by uWSGI workers, by method and status.", NULL, req_labels, 2,
 				     NULL, 0, 0);
 	if (conf.buckets) {
 		parse_buckets(conf.buckets, &buckets, &n_buckets);
-		f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "request_duration",
-				    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, buckets,
-				    n_buckets, 0);
-		free(buckets);
+		bounds = buckets;
 	} else {
-		defaults = promshm_default_buckets(&n_buckets);
-		f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "request_duration",
-				    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, defaults,
-				    n_buckets, 0);
+		bounds = promshm_default_buckets(&n_buckets);
 	}
+	f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "request_duration",
+			    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, bounds,
+			    n_buckets, 0);
+	free(buckets);
 	g.duration = series0(f);
 	promshm_family_free(f);
 	f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "response_size", "Response body size, bytes.", "bytes",
