@@ -23,6 +23,21 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p promshm --quiet
 step "C header up to date (scripts/gen-header --check)"
 bash scripts/gen-header --check
 
+# docs/ARCHITECTURE.md: no import from a lower layer into an upper one but the
+# known ones; and a Rust build without the C API (no default features) links
+# no promshm_* symbol.
+step "Layers (scripts/check-layers --allow-known) and the C API as a layer"
+python3 scripts/check-layers --self-test
+python3 scripts/check-layers --allow-known
+cargo build --quiet --lib --no-default-features --target-dir target/no-capi
+for lib in target/no-capi/debug/libpromshm.rlib target/no-capi/debug/libpromshm.a; do
+  if nm "$lib" 2>/dev/null | grep -E ' [TDR] promshm_'; then
+    echo "test.sh: $lib (no default features) defines C API symbols" >&2
+    exit 1
+  fi
+done
+echo "no promshm_* symbol without the capi feature"
+
 step "cargo test"
 cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
 cargo test --doc

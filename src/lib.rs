@@ -22,13 +22,28 @@
 //! format, lock, allocator and worker table), [`metrics`] (one module per
 //! type), [`buffer`] (thread-local buffers and flush), [`registry`],
 //! [`encoding`] (one module per exposition format).
+//!
+//! The C API (`include/promshm.h`) is a layer over this one, compiled in by
+//! the default feature `capi` for `libpromshm.so` and `libpromshm.a`; it is
+//! not part of the Rust API. A Rust program that depends on promshm can leave
+//! it out (`default-features = false`), so that its `promshm_*` symbols are
+//! not linked in (two versions of promshm in one build then link too).
+//! `docs/ARCHITECTURE.md` describes the layers.
+//!
+//! ```compile_fail
+//! // Not a Rust API: the C functions are reached through include/promshm.h.
+//! let version = unsafe { promshm::ffi::promshm_version() };
+//! ```
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod area;
 pub mod buffer;
 pub mod encoding;
 mod error;
-pub mod ffi;
+#[cfg(feature = "capi")]
+mod ffi;
 pub mod metrics;
 mod process;
 pub mod registry;

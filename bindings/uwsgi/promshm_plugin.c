@@ -406,25 +406,23 @@ static void register_request_metrics(void) {
 	static const char *const req_labels[] = {"method", "status"};
 	static const double size_buckets[] = {100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
 	const promshm_family *f;
-	double *buckets = NULL;
+	double *buckets = NULL; /* parsed from --promshm-buckets, freed here */
 	size_t n_buckets = 0;
-	const double *defaults;
+	const double *bounds;
 
 	g.requests = register_family(PROMSHM_METRIC_TYPE_COUNTER, "requests",
 				     "Requests served by uWSGI workers, by method and status.", NULL, req_labels, 2,
 				     NULL, 0, 0);
 	if (conf.buckets) {
 		parse_buckets(conf.buckets, &buckets, &n_buckets);
-		f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "request_duration",
-				    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, buckets,
-				    n_buckets, 0);
-		free(buckets);
+		bounds = buckets;
 	} else {
-		defaults = promshm_default_buckets(&n_buckets);
-		f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "request_duration",
-				    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, defaults,
-				    n_buckets, 0);
+		bounds = promshm_default_buckets(&n_buckets);
 	}
+	f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "request_duration",
+			    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, bounds,
+			    n_buckets, 0);
+	free(buckets);
 	g.duration = series0(f);
 	promshm_family_free(f);
 	f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "response_size", "Response body size, bytes.", "bytes",
@@ -1234,26 +1232,30 @@ static void promshm_on_load(void) {
 	uwsgi_register_router("promshm", router_promshm);
 }
 
-static int promshm_init(void) {
-	promshm_area_options opts;
-	promshm_result rc;
+/* Where the area is (into g.path): --promshm-file, an operator's
+ * PROMSHM_AREA, or a private file; returns which, for the log. */
+static const char *choose_area_path(void) {
 	const char *env = getenv(ENV_AREA);
 	const char *mine = getenv(ENV_PRIVATE);
-	const char *kind;
-	int created;
 
-	g.master_pid = getpid();
 	if (conf.file) {
 		absolute_path(conf.file, g.path, sizeof g.path);
-		kind = "file";
-	} else if (env && *env && !(mine && !strcmp(env, mine))) {
+		return "file";
+	}
+	if (env && *env && !(mine && !strcmp(env, mine))) {
 		/* An operator's PROMSHM_AREA: the same as --promshm-file. */
 		absolute_path(env, g.path, sizeof g.path);
-		kind = "file from " ENV_AREA;
-	} else {
-		make_private_path();
-		kind = "private, removed at exit and reload";
+		return "file from " ENV_AREA;
 	}
+	make_private_path();
+	return "private, removed at exit and reload";
+}
+
+/* Create (or open) the area at g.path; returns whether the file is new. */
+static int create_area(void) {
+	promshm_area_options opts;
+	promshm_result rc;
+	int created;
 
 	memset(&opts, 0, sizeof opts);
 	opts.size = sizeof opts;
@@ -1271,42 +1273,45 @@ static int promshm_init(void) {
 		snprintf(what, sizeof what, "area %s", g.path);
 		fatal_promshm_error(what, rc);
 	}
-	/* Still root here (--master-as-root, --drop-after-init/-apps): the
-	 * workers, which will run as --uid/--gid, open the file by path (the
-	 * app's library does), so what we created must be theirs. */
-	if (geteuid() == 0) {
-		uid_t u = uwsgi.uid;
-		gid_t gr = uwsgi.gid;
-		if (!u && uwsgi.uidname) {
-			struct passwd *pw = getpwnam(uwsgi.uidname);
-			if (pw)
-				u = pw->pw_uid;
-		}
-		if (!gr && uwsgi.gidname) {
-			struct group *grp = getgrnam(uwsgi.gidname);
-			if (grp)
-				gr = grp->gr_gid;
-		}
-		if (!u)
-			u = (uid_t) -1;
-		if (!gr)
-			gr = (gid_t) -1;
-		if (u != (uid_t) -1 || gr != (gid_t) -1) {
-			if (g.private_dir[0] && chown(g.private_dir, u, gr) != 0)
-				uwsgi_error("promshm: chown()");
-			if ((created || g.private_dir[0]) && chown(g.path, u, gr) != 0)
-				uwsgi_error("promshm: chown()");
-		}
-	}
-	/* Before app loading and fork: the app's promshm package (in the master
-	 * or in any worker, respawned ones included) opens the same file. */
-	setenv(ENV_AREA, g.path, 1);
-	if (g.private_dir[0])
-		setenv(ENV_PRIVATE, g.path, 1);
-	else
-		unsetenv(ENV_PRIVATE);
+	return created;
+}
 
-	rc = promshm_registry_new(g.area, conf.ns && *conf.ns ? conf.ns : NULL, NULL, 0, &g.reg);
+/* Still root here (--master-as-root, --drop-after-init/-apps): the
+ * workers, which will run as --uid/--gid, open the file by path (the
+ * app's library does), so what we created must be theirs. */
+static void give_area_to_workers_user(int created) {
+	uid_t u;
+	gid_t gr;
+
+	if (geteuid() != 0)
+		return;
+	u = uwsgi.uid;
+	gr = uwsgi.gid;
+	if (!u && uwsgi.uidname) {
+		struct passwd *pw = getpwnam(uwsgi.uidname);
+		if (pw)
+			u = pw->pw_uid;
+	}
+	if (!gr && uwsgi.gidname) {
+		struct group *grp = getgrnam(uwsgi.gidname);
+		if (grp)
+			gr = grp->gr_gid;
+	}
+	if (!u)
+		u = (uid_t) -1;
+	if (!gr)
+		gr = (gid_t) -1;
+	if (u != (uid_t) -1 || gr != (gid_t) -1) {
+		if (g.private_dir[0] && chown(g.private_dir, u, gr) != 0)
+			uwsgi_error("promshm: chown()");
+		if ((created || g.private_dir[0]) && chown(g.path, u, gr) != 0)
+			uwsgi_error("promshm: chown()");
+	}
+}
+
+/* The registry, the plugin's own metrics and its hooks. */
+static void register_metrics_and_hooks(void) {
+	promshm_result rc = promshm_registry_new(g.area, conf.ns && *conf.ns ? conf.ns : NULL, NULL, 0, &g.reg);
 	if (rc != PROMSHM_RESULT_OK)
 		fatal_promshm_error("--promshm-namespace", rc);
 	if (!conf.no_request_metrics)
@@ -1318,6 +1323,22 @@ static int promshm_init(void) {
 	/* A writable copy: uwsgi_hooks_run() cuts the string at the ':'. */
 	if (uwsgi.mules_cnt > 0)
 		uwsgi_string_new_list(&uwsgi.hook_as_mule, uwsgi_str("call:promshm_uwsgi_as_mule"));
+}
+
+static int promshm_init(void) {
+	const char *kind;
+
+	g.master_pid = getpid();
+	kind = choose_area_path();
+	give_area_to_workers_user(create_area());
+	/* Before app loading and fork: the app's promshm package (in the master
+	 * or in any worker, respawned ones included) opens the same file. */
+	setenv(ENV_AREA, g.path, 1);
+	if (g.private_dir[0])
+		setenv(ENV_PRIVATE, g.path, 1);
+	else
+		unsetenv(ENV_PRIVATE);
+	register_metrics_and_hooks();
 	if (conf.listen)
 		listener_parse();
 	uwsgi_log(PSH "area %s (%s), promshm %s%s\n", g.path, kind, promshm_version(),

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use promshm::encoding::{Encoder, FamilyDesc, Labels, MetricType, Point};
+use promshm::{AreaStats, RenderStats, WorkerInfo};
 
 use crate::common::{
     area_error, exit, now_ms, open_area, rfc3339_ms, start_ticks_to_ms, CliError, CliResult,
@@ -43,216 +44,273 @@ impl Encoder for Census {
 }
 
 pub fn run(a: Args, files: &FileArgs) -> CliResult {
-    let area = open_area(&a.area, files)?;
-    let stats = area.stats();
-    let workers = area.workers();
-    let mut census = Census::default();
-    let walked = area
-        .registry()
-        .without_self_metrics()
-        .render_with(&mut census)
-        .map_err(|e| area_error(&a.area, e))?;
-    let file_bytes = std::fs::metadata(&a.area).map(|m| m.len()).unwrap_or(0);
-    let pages_free = stats.pages_total.saturating_sub(stats.pages_used);
-    let now = now_ms();
-
+    let report = Report::gather(&a.area, files)?;
     if a.json {
-        let types = |m: &BTreeMap<&'static str, u64>| {
-            let all = [
-                MetricType::Counter,
-                MetricType::Gauge,
-                MetricType::Histogram,
-                MetricType::Summary,
-                MetricType::Info,
-                MetricType::StateSet,
-            ];
-            serde_json::Value::Object(
-                all.iter()
-                    .map(|t| {
-                        (
-                            t.as_str().to_owned(),
-                            m.get(t.as_str()).copied().unwrap_or(0).into(),
-                        )
-                    })
-                    .collect(),
-            )
-        };
-        let workers_json: Vec<_> = workers
-            .iter()
-            .map(|w| {
-                serde_json::json!({
-                    "slot": w.slot,
-                    "pid": w.pid,
-                    "start_time_ticks": w.start_time,
-                    "started_ms": start_ticks_to_ms(w.start_time),
-                    "alive": w.alive,
-                    "generation": w.generation,
-                    "attached_ms": w.attached_ms,
-                    "last_flush_ms": w.last_flush_ms,
-                    "heartbeat_ms": w.heartbeat_ms,
-                    "flushes": w.flushes,
-                })
-            })
-            .collect();
-        let v = serde_json::json!({
-            "path": a.area.display().to_string(),
-            "format_version": stats.format_version,
-            "file_bytes": file_bytes,
-            "created_ms": stats.created_ms,
+        println!("{:#}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    report.check_damage()
+}
+
+/// Everything `inspect` prints, read once from the area.
+struct Report<'a> {
+    path: &'a Path,
+    stats: AreaStats,
+    workers: Vec<WorkerInfo>,
+    census: Census,
+    walked: RenderStats,
+    file_bytes: u64,
+    now_ms: u64,
+}
+
+impl<'a> Report<'a> {
+    /// Open the area read-only, read its statistics and worker table, and
+    /// walk it once (without the self-metrics) to count what is readable.
+    fn gather(path: &'a Path, files: &FileArgs) -> CliResult<Report<'a>> {
+        let area = open_area(path, files)?;
+        let stats = area.stats();
+        let workers = area.workers();
+        let mut census = Census::default();
+        let walked = area
+            .registry()
+            .without_self_metrics()
+            .render_with(&mut census)
+            .map_err(|e| area_error(path, e))?;
+        Ok(Report {
+            path,
+            stats,
+            workers,
+            census,
+            walked,
+            file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            now_ms: now_ms(),
+        })
+    }
+
+    fn pages_free(&self) -> u32 {
+        self.stats.pages_total.saturating_sub(self.stats.pages_used)
+    }
+
+    fn workers_alive(&self) -> usize {
+        self.workers.iter().filter(|w| w.alive).count()
+    }
+
+    /// Damaged records make the command fail (after printing the report).
+    fn check_damage(&self) -> CliResult {
+        if self.walked.bad_records == 0 {
+            return Ok(());
+        }
+        Err(CliError::new(
+            exit::AREA_INCOMPATIBLE,
+            format!(
+                "{}: {} damaged records were skipped (the rest is readable)",
+                self.path.display(),
+                self.walked.bad_records
+            ),
+        ))
+    }
+
+    // ---- --json ----------------------------------------------------------------
+
+    fn json(&self) -> serde_json::Value {
+        let s = &self.stats;
+        serde_json::json!({
+            "path": self.path.display().to_string(),
+            "format_version": s.format_version,
+            "file_bytes": self.file_bytes,
+            "created_ms": s.created_ms,
             "pages": {
-                "total": stats.pages_total,
-                "used": stats.pages_used,
-                "free": pages_free,
-                "bytes_free": stats.bytes_free,
+                "total": s.pages_total,
+                "used": s.pages_used,
+                "free": self.pages_free(),
+                "bytes_free": s.bytes_free,
             },
-            "families": stats.families,
-            "series": stats.series,
+            "families": s.families,
+            "series": s.series,
             "walked": {
-                "families": walked.families,
-                "series": walked.series,
-                "bad_records": walked.bad_records,
-                "families_by_type": types(&census.families),
-                "series_by_type": types(&census.series),
+                "families": self.walked.families,
+                "series": self.walked.series,
+                "bad_records": self.walked.bad_records,
+                "families_by_type": json_by_type(&self.census.families),
+                "series_by_type": json_by_type(&self.census.series),
             },
             "workers": {
-                "slots": stats.max_workers,
-                "in_use": workers.len(),
-                "alive": workers.iter().filter(|w| w.alive).count(),
-                "table": workers_json,
+                "slots": s.max_workers,
+                "in_use": self.workers.len(),
+                "alive": self.workers_alive(),
+                "table": self.workers.iter().map(json_worker).collect::<Vec<_>>(),
             },
             "counters": {
-                "registrations_refused": stats.refused,
-                "workers_reaped": stats.reaped_workers,
-                "flushes": stats.flushes,
-                "lock_recoveries": stats.locks_recovered,
-                "updates_dropped": stats.dropped_updates,
-                "bad_records_last_render": stats.bad_records,
-                "last_render_ns": stats.render_ns,
+                "registrations_refused": s.refused,
+                "workers_reaped": s.reaped_workers,
+                "flushes": s.flushes,
+                "lock_recoveries": s.locks_recovered,
+                "updates_dropped": s.dropped_updates,
+                "bad_records_last_render": s.bad_records,
+                "last_render_ns": s.render_ns,
             },
-        });
-        println!("{v:#}");
-    } else {
+        })
+    }
+
+    // ---- text ------------------------------------------------------------------
+
+    fn text(&self) -> String {
         let mut s = String::new();
+        self.text_summary(&mut s);
+        self.text_workers(&mut s);
+        self.text_counters(&mut s);
+        s
+    }
+
+    /// The area, its pages, families, series and damaged records.
+    fn text_summary(&self, s: &mut String) {
+        let st = &self.stats;
         let pct = |n: u32| {
-            if stats.pages_total == 0 {
+            if st.pages_total == 0 {
                 0.0
             } else {
-                100.0 * f64::from(n) / f64::from(stats.pages_total)
+                100.0 * f64::from(n) / f64::from(st.pages_total)
             }
         };
-        let by_type = |m: &BTreeMap<&'static str, u64>| {
-            m.iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = writeln!(s, "area            {}", a.area.display());
-        let _ = writeln!(s, "format version  {}", stats.format_version);
-        let _ = writeln!(s, "created         {}", rfc3339_ms(stats.created_ms));
+        let _ = writeln!(s, "area            {}", self.path.display());
+        let _ = writeln!(s, "format version  {}", st.format_version);
+        let _ = writeln!(s, "created         {}", rfc3339_ms(st.created_ms));
         let _ = writeln!(
             s,
             "pages           {} total ({} bytes), {} used ({:.1} %), {} free ({} bytes unallocated)",
-            stats.pages_total,
-            file_bytes,
-            stats.pages_used,
-            pct(stats.pages_used),
-            pages_free,
-            stats.bytes_free
+            st.pages_total,
+            self.file_bytes,
+            st.pages_used,
+            pct(st.pages_used),
+            self.pages_free(),
+            st.bytes_free
         );
         let _ = writeln!(
             s,
-            "families        {} (read now: {}{}{})",
-            stats.families,
-            walked.families,
-            if census.families.is_empty() { "" } else { ": " },
-            by_type(&census.families)
+            "families        {} (read now: {}{})",
+            st.families,
+            self.walked.families,
+            text_by_type(&self.census.families)
         );
         let _ = writeln!(
             s,
-            "series          {} (read now: {}{}{})",
-            stats.series,
-            walked.series,
-            if census.series.is_empty() { "" } else { ": " },
-            by_type(&census.series)
+            "series          {} (read now: {}{})",
+            st.series,
+            self.walked.series,
+            text_by_type(&self.census.series)
         );
-        let _ = writeln!(s, "damaged records {}", walked.bad_records);
+        let _ = writeln!(s, "damaged records {}", self.walked.bad_records);
+    }
+
+    /// The worker slots, and a table of the workers in them.
+    fn text_workers(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "worker slots    {} in use of {}, {} alive",
-            workers.len(),
-            stats.max_workers,
-            workers.iter().filter(|w| w.alive).count()
+            self.workers.len(),
+            self.stats.max_workers,
+            self.workers_alive()
         );
-        if !workers.is_empty() {
+        if self.workers.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "  {:>5} {:>8} {:<6} {:<24} {:<24} {:>9}",
+            "slot", "pid", "state", "started", "last flush", "flushes"
+        );
+        for w in &self.workers {
+            let started = start_ticks_to_ms(w.start_time)
+                .map(rfc3339_ms)
+                .unwrap_or_else(|| format!("tick {}", w.start_time));
+            let last = if w.last_flush_ms == 0 {
+                "never".to_owned()
+            } else {
+                format!(
+                    "{} ({}s ago)",
+                    rfc3339_ms(w.last_flush_ms),
+                    self.now_ms.saturating_sub(w.last_flush_ms) / 1000
+                )
+            };
             let _ = writeln!(
                 s,
                 "  {:>5} {:>8} {:<6} {:<24} {:<24} {:>9}",
-                "slot", "pid", "state", "started", "last flush", "flushes"
+                w.slot,
+                w.pid,
+                if w.alive { "alive" } else { "dead" },
+                started,
+                last,
+                w.flushes
             );
-            for w in &workers {
-                let started = start_ticks_to_ms(w.start_time)
-                    .map(rfc3339_ms)
-                    .unwrap_or_else(|| format!("tick {}", w.start_time));
-                let last = if w.last_flush_ms == 0 {
-                    "never".to_owned()
-                } else {
-                    format!(
-                        "{} ({}s ago)",
-                        rfc3339_ms(w.last_flush_ms),
-                        now.saturating_sub(w.last_flush_ms) / 1000
-                    )
-                };
-                let _ = writeln!(
-                    s,
-                    "  {:>5} {:>8} {:<6} {:<24} {:<24} {:>9}",
-                    w.slot,
-                    w.pid,
-                    if w.alive { "alive" } else { "dead" },
-                    started,
-                    last,
-                    w.flushes
-                );
-            }
         }
+    }
+
+    /// The area's event counters.
+    fn text_counters(&self, s: &mut String) {
+        let st = &self.stats;
         let _ = writeln!(s, "counters");
-        let _ = writeln!(s, "  registrations refused (area full)  {}", stats.refused);
+        let _ = writeln!(s, "  registrations refused (area full)  {}", st.refused);
         let _ = writeln!(
             s,
             "  dead workers reaped                {}",
-            stats.reaped_workers
+            st.reaped_workers
         );
-        let _ = writeln!(s, "  flushes                            {}", stats.flushes);
+        let _ = writeln!(s, "  flushes                            {}", st.flushes);
         let _ = writeln!(
             s,
             "  locks recovered from dead holders  {}",
-            stats.locks_recovered
+            st.locks_recovered
         );
         let _ = writeln!(
             s,
             "  gauge updates dropped (no slot)    {}",
-            stats.dropped_updates
+            st.dropped_updates
         );
-        let _ = writeln!(
-            s,
-            "  damaged records, last render       {}",
-            stats.bad_records
-        );
+        let _ = writeln!(s, "  damaged records, last render       {}", st.bad_records);
         let _ = writeln!(
             s,
             "  last render duration               {:.3} ms",
-            stats.render_ns as f64 / 1e6
+            st.render_ns as f64 / 1e6
         );
-        print!("{s}");
     }
-    if walked.bad_records > 0 {
-        return Err(CliError::new(
-            exit::AREA_INCOMPATIBLE,
-            format!(
-                "{}: {} damaged records were skipped (the rest is readable)",
-                a.area.display(),
-                walked.bad_records
-            ),
-        ));
+}
+
+/// Counts of every type (0 for a type not seen), by the type's name.
+fn json_by_type(m: &BTreeMap<&'static str, u64>) -> serde_json::Value {
+    serde_json::Value::Object(
+        MetricType::ALL
+            .iter()
+            .map(|t| {
+                (
+                    t.as_str().to_owned(),
+                    m.get(t.as_str()).copied().unwrap_or(0).into(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn json_worker(w: &WorkerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "slot": w.slot,
+        "pid": w.pid,
+        "start_time_ticks": w.start_time,
+        "started_ms": start_ticks_to_ms(w.start_time),
+        "alive": w.alive,
+        "generation": w.generation,
+        "attached_ms": w.attached_ms,
+        "last_flush_ms": w.last_flush_ms,
+        "heartbeat_ms": w.heartbeat_ms,
+        "flushes": w.flushes,
+    })
+}
+
+/// `": counter 2, gauge 1"` for the types seen, `""` if none.
+fn text_by_type(m: &BTreeMap<&'static str, u64>) -> String {
+    if m.is_empty() {
+        return String::new();
     }
-    Ok(())
+    let list: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!(": {}", list.join(", "))
 }

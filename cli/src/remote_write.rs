@@ -250,6 +250,19 @@ struct Queue {
 }
 
 impl Queue {
+    fn new(capacity: usize) -> Queue {
+        Queue {
+            state: Mutex::new(QueueState {
+                batches: VecDeque::new(),
+                closed: false,
+                dropped: 0,
+                in_flight: false,
+            }),
+            cv: Condvar::new(),
+            capacity,
+        }
+    }
+
     fn push(&self, b: Batch) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.batches.len() >= self.capacity {
@@ -321,84 +334,58 @@ pub fn run(a: Args, files: &FileArgs) -> CliResult {
     a.render.check()?;
     let client = Client::new(&a.client)?;
     let area = AreaSource::open(&a.area, files)?;
-    let max_series = a.max_series_per_request as usize;
-    let metadata = !a.no_metadata;
+    match a.interval {
+        None => send_once(&a, &client, &area),
+        Some(interval) => send_every(interval, &a, client, &area),
+    }
+}
 
-    let Some(interval) = a.interval else {
-        // Once: produce every request, then send them in order; stop at the first failure.
-        let mut batches = Vec::new();
-        let n = area.with(|area| {
-            snapshot(
-                area,
-                &a.render,
-                &a.external_label,
-                metadata,
-                max_series,
-                &mut |b| batches.push(b),
-            )
-        })?;
-        for b in &batches {
-            client
-                .send_with_retries("POST", &a.url, &HEADERS, &b.body)
-                .map_err(|e| send_error(&e))?;
-        }
-        log(&format!(
-            "remote-write: sent {n} series in {} requests to {}",
-            batches.len(),
-            a.url
-        ));
-        return Ok(());
-    };
+/// One snapshot of the area, as the requests that carry it, and the number
+/// of series in them; nothing if the area could not be read soundly.
+fn take_snapshot(a: &Args, area: &AreaSource) -> CliResult<(Vec<Batch>, usize)> {
+    let mut batches = Vec::new();
+    let n = area.with(|area| {
+        snapshot(
+            area,
+            &a.render,
+            &a.external_label,
+            !a.no_metadata,
+            a.max_series_per_request as usize,
+            &mut |b| batches.push(b),
+        )
+    })?;
+    Ok((batches, n))
+}
 
+/// Produce every request, then send them in order; stop at the first failure.
+fn send_once(a: &Args, client: &Client, area: &AreaSource) -> CliResult {
+    let (batches, n) = take_snapshot(a, area)?;
+    for b in &batches {
+        client
+            .send_with_retries("POST", &a.url, &HEADERS, &b.body)
+            .map_err(|e| send_error(&e))?;
+    }
+    log(&format!(
+        "remote-write: sent {n} series in {} requests to {}",
+        batches.len(),
+        a.url
+    ));
+    Ok(())
+}
+
+/// A snapshot every `interval` into the queue, until SIGTERM/SIGINT; then
+/// what is queued gets a bounded time to go out.
+fn send_every(interval: Duration, a: &Args, client: Client, area: &AreaSource) -> CliResult {
     install_signal_handlers()?;
-    let queue = Arc::new(Queue {
-        state: Mutex::new(QueueState {
-            batches: VecDeque::new(),
-            closed: false,
-            dropped: 0,
-            in_flight: false,
-        }),
-        cv: Condvar::new(),
-        capacity: a.queue_capacity as usize,
-    });
-    let sender = {
-        let queue = queue.clone();
-        let url = a.url.clone();
-        std::thread::Builder::new()
-            .name("remote-write".into())
-            .spawn(move || {
-                while let Some(b) = queue.pop() {
-                    if let Err(e) = client.send_with_retries("POST", &url, &HEADERS, &b.body) {
-                        log(&format!(
-                            "remote-write: {} series not sent: {}",
-                            b.series,
-                            send_error(&e).msg
-                        ));
-                    }
-                    queue.done();
-                }
-            })
-            .map_err(|e| CliError::failure(format!("cannot start the sender thread: {e}")))?
-    };
+    let queue = Arc::new(Queue::new(a.queue_capacity as usize));
+    let sender = start_sender(queue.clone(), client, a.url.clone())?;
     let result = every(interval, || {
         // Queued only once the whole snapshot is known to be sound.
-        let mut batches = Vec::new();
-        area.with(|area| {
-            snapshot(
-                area,
-                &a.render,
-                &a.external_label,
-                metadata,
-                max_series,
-                &mut |b| batches.push(b),
-            )
-        })?;
-        for b in batches {
+        for b in take_snapshot(a, area)?.0 {
             queue.push(b);
         }
         Ok(())
     });
-    // Shutting down: give what is queued a bounded time to go out.
     let drained = queue.drain(Instant::now() + a.client.timeout.max(Duration::from_secs(5)));
     queue.close();
     if drained {
@@ -407,6 +394,30 @@ pub fn run(a: Args, files: &FileArgs) -> CliResult {
         log("remote-write: shutting down with requests still queued");
     }
     result
+}
+
+/// The thread that sends what is queued, in order, until the queue is closed;
+/// a request that fails for good is logged and dropped.
+fn start_sender(
+    queue: Arc<Queue>,
+    client: Client,
+    url: String,
+) -> CliResult<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("remote-write".into())
+        .spawn(move || {
+            while let Some(b) = queue.pop() {
+                if let Err(e) = client.send_with_retries("POST", &url, &HEADERS, &b.body) {
+                    log(&format!(
+                        "remote-write: {} series not sent: {}",
+                        b.series,
+                        send_error(&e).msg
+                    ));
+                }
+                queue.done();
+            }
+        })
+        .map_err(|e| CliError::failure(format!("cannot start the sender thread: {e}")))
 }
 
 fn send_error(e: &SendError) -> CliError {

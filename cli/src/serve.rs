@@ -902,78 +902,21 @@ fn tame_malloc() {
 }
 
 pub fn run(a: Args, files: &FileArgs) -> CliResult {
-    a.render.check()?;
-    if !a.metrics_path.starts_with('/') {
-        return Err(CliError::usage("--metrics-path must start with /"));
-    }
-    let addr: SocketAddr = a
-        .listen
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut it| it.next())
-        .ok_or_else(|| CliError::usage(format!("--listen {:?}: not an address", a.listen)))?;
-    let auth = a
-        .basic_auth_file
-        .as_deref()
-        .map(BasicAuth::load)
-        .transpose()?;
-    let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
-        _ => None,
-    };
+    let addr = check_args(&a)?;
+    let (auth, tls) = load_security(&a)?;
     tame_malloc();
     let area = AreaSource::open(&a.area, files)?;
-    // One render now: a damaged area fails here rather than at the first
-    // scrape, and the size of a page is known.
-    let mut size = CountingWriter {
-        inner: &mut std::io::sink(),
-        count: 0,
-    };
-    area.render(&a.render, promshm::Format::OpenMetrics, &mut size)?;
-    let page_size = size.count;
-    if page_size >= a.max_body_memory / 2 {
-        log(&format!(
-            "warning: a page is {page_size} bytes; --max-body-memory {} holds fewer than two",
-            a.max_body_memory
-        ));
-    }
+    let page_size = first_render(&area, &a)?;
     install_signal_handlers()?;
-    let max_renders = a.max_renders.map(|n| n as usize).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .clamp(1, 4),
-        )
-        .max_blocking_threads(max_renders)
-        .thread_name("promshm-serve")
-        .thread_stack_size(512 * 1024)
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))?;
-    let mut http = hyper::server::conn::http1::Builder::new();
-    // Not pipeline_flush: with it, hyper's automatic 400/431 answers are
-    // never flushed.
-    http.title_case_headers(true)
-        .keep_alive(true)
-        .max_headers(a.max_headers as usize)
-        .max_header_size(a.max_request_bytes as usize)
-        // Head and idle deadlines are the connection table's (see the
-        // module doc); hyper's own header timer counts idle time too.
-        .header_read_timeout(None);
+    let max_renders = a.max_renders.map(|n| n as usize).unwrap_or_else(cpus);
+    let rt = runtime(max_renders)?;
     let server = Arc::new(Server {
         area,
         render: a.render.clone(),
         metrics_path: a.metrics_path.clone(),
         auth,
         tls,
-        http,
+        http: http_builder(&a),
         limits: Limits {
             head_timeout: a.header_timeout,
             idle_timeout: a.idle_timeout,
@@ -991,7 +934,104 @@ pub fn run(a: Args, files: &FileArgs) -> CliResult {
     result
 }
 
+/// Check what clap cannot; returns the address to listen on.
+fn check_args(a: &Args) -> CliResult<SocketAddr> {
+    a.render.check()?;
+    if !a.metrics_path.starts_with('/') {
+        return Err(CliError::usage("--metrics-path must start with /"));
+    }
+    a.listen
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| CliError::usage(format!("--listen {:?}: not an address", a.listen)))
+}
+
+/// The basic-auth users and the TLS acceptor, if asked for.
+fn load_security(a: &Args) -> CliResult<(Option<BasicAuth>, Option<tokio_rustls::TlsAcceptor>)> {
+    let auth = a
+        .basic_auth_file
+        .as_deref()
+        .map(BasicAuth::load)
+        .transpose()?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+        _ => None,
+    };
+    Ok((auth, tls))
+}
+
+/// One render now: a damaged area fails here rather than at the first
+/// scrape, and the size of a page is known (returned).
+fn first_render(area: &AreaSource, a: &Args) -> CliResult<usize> {
+    let mut size = CountingWriter {
+        inner: &mut std::io::sink(),
+        count: 0,
+    };
+    area.render(&a.render, promshm::Format::OpenMetrics, &mut size)?;
+    let page_size = size.count;
+    if page_size >= a.max_body_memory / 2 {
+        log(&format!(
+            "warning: a page is {page_size} bytes; --max-body-memory {} holds fewer than two",
+            a.max_body_memory
+        ));
+    }
+    Ok(page_size)
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// A few I/O threads (at most 4) and one blocking thread per render slot.
+fn runtime(max_renders: usize) -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus().clamp(1, 4))
+        .max_blocking_threads(max_renders)
+        .thread_name("promshm-serve")
+        .thread_stack_size(512 * 1024)
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))
+}
+
+/// hyper's HTTP/1.1 settings, with the limits on request heads.
+fn http_builder(a: &Args) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // Not pipeline_flush: with it, hyper's automatic 400/431 answers are
+    // never flushed.
+    http.title_case_headers(true)
+        .keep_alive(true)
+        .max_headers(a.max_headers as usize)
+        .max_header_size(a.max_request_bytes as usize)
+        // Head and idle deadlines are the connection table's (see the
+        // module doc); hyper's own header timer counts idle time too.
+        .header_read_timeout(None);
+    http
+}
+
 async fn serve(server: Arc<Server>, addr: SocketAddr, a: &Args) -> CliResult {
+    let listener = listen(&server, addr, a).await?;
+    let watchdog = spawn_watchdog(server.clone());
+    accept_until_shutdown(&server, &listener).await;
+    // Graceful shutdown: no new connections, idle ones closed (by the
+    // watchdog), busy ones finish.
+    drop(listener);
+    log("shutting down");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.connections() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    watchdog.abort();
+    Ok(())
+}
+
+/// Bind the listening socket and say where (warn when it is open to the
+/// network without authentication).
+async fn listen(server: &Server, addr: SocketAddr, a: &Args) -> CliResult<TcpListener> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| CliError::new(exit::ENDPOINT, format!("cannot listen on {addr}: {e}")))?;
@@ -1013,23 +1053,28 @@ async fn serve(server: Arc<Server>, addr: SocketAddr, a: &Args) -> CliResult {
         },
         a.metrics_path
     ));
-    let watchdog = {
-        let server = server.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                server.enforce_deadlines();
-            }
-        })
-    };
+    Ok(listener)
+}
 
+/// Every 100 ms, close the connections past their deadlines.
+fn spawn_watchdog(server: Arc<Server>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            server.enforce_deadlines();
+        }
+    })
+}
+
+/// Accept connections until SIGTERM/SIGINT.
+async fn accept_until_shutdown(server: &Arc<Server>, listener: &TcpListener) {
     let mut accept_errors = 0u32;
     while !shutting_down() {
-        let sock = match tokio::time::timeout(Duration::from_millis(200), listener.accept()).await {
+        match tokio::time::timeout(Duration::from_millis(200), listener.accept()).await {
             Err(_) => continue,
-            Ok(Ok((s, _))) => s,
+            Ok(Ok((sock, _))) => server.clone().take(sock),
             Ok(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.
                 accept_errors += 1;
@@ -1037,41 +1082,36 @@ async fn serve(server: Arc<Server>, addr: SocketAddr, a: &Args) -> CliResult {
                     log(&format!("accept: {e}"));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
+        }
+    }
+}
+
+impl Server {
+    /// Admit an accepted connection into the table and start its task, or
+    /// turn it away when the table is full of busy connections.
+    fn take(self: Arc<Self>, sock: TcpStream) {
         let _ = sock.set_nodelay(true);
         limit_send_buffer(&sock);
-        let first = if server.tls.is_some() {
+        let first = if self.tls.is_some() {
             phase::HANDSHAKE
         } else {
             phase::IDLE
         };
-        let Some((id, state)) = server.admit(first) else {
+        let Some((id, state)) = self.admit(first) else {
             // Full of busy connections: a quick 503 for plain HTTP, then close.
-            if server.tls.is_none() {
+            if self.tls.is_none() {
                 let _ = sock.try_write(
                     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
             }
-            continue;
+            return;
         };
-        let task = tokio::spawn(server.clone().connection(id, state, sock));
-        if let Some(e) = lock(&server.table).conns.get_mut(&id) {
+        let task = tokio::spawn(self.clone().connection(id, state, sock));
+        if let Some(e) = lock(&self.table).conns.get_mut(&id) {
             e.abort = Some(task.abort_handle());
         }
     }
-
-    // Graceful shutdown: no new connections, idle ones closed (by the
-    // watchdog), busy ones finish.
-    drop(listener);
-    log("shutting down");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.connections() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    watchdog.abort();
-    Ok(())
 }
 
 #[cfg(test)]

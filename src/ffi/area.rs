@@ -210,6 +210,8 @@ unsafe fn options_arg(
     let mut o = AreaOptions::default();
     let mut f = FileOptions::new();
     if !options.is_null() {
+        // SAFETY: `options` points to a struct of the caller that starts with its `size` field
+        // (caller contract).
         let c = unsafe { read_extensible(options, "options")? };
         if c.pages != 0 {
             o.pages = c.pages;
@@ -283,8 +285,11 @@ ffi_fn! {
         out: *mut *const promshm_area,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `path` is NULL or a NUL-terminated string (caller contract).
             let path = unsafe { str_arg(path, "path")? };
+            // SAFETY: `options` is NULL or a valid `promshm_area_options` (caller contract).
             let (area_options, file_options) = unsafe { options_arg(options)? };
             let area = Area::create_with(path, &area_options, &file_options)?;
             out.write(into_handle(Arc::new(area)));
@@ -309,7 +314,9 @@ ffi_fn! {
         out: *mut *const promshm_area,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `options` is NULL or a valid `promshm_area_options` (caller contract).
             let (area_options, _) = unsafe { options_arg(options)? };
             let area = Area::anonymous(&area_options)?;
             out.write(into_handle(Arc::new(area)));
@@ -368,9 +375,12 @@ ffi_fn! {
         out: *mut *const promshm_area,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `path` is NULL or a NUL-terminated string (caller contract).
             let path = unsafe { str_arg(path, "path")? };
             let mode = open_mode_arg(mode)?;
+            // SAFETY: `options` is NULL or a valid `promshm_area_options` (caller contract).
             let (_, file_options) = unsafe { options_arg(options)? };
             let area = Area::open_with(path, mode, &file_options)?;
             out.write(into_handle(Arc::new(area)));
@@ -383,6 +393,7 @@ ffi_fn! {
     /// A new reference to the same area (the mapping is shared, not copied).
     /// Release it with `promshm_area_free()`. NULL gives NULL. Thread-safe.
     unsafe fn promshm_area_clone(area: *const promshm_area) -> *const promshm_area {
+        // SAFETY: `area` is NULL or a live handle from this library (caller contract).
         unsafe { clone_handle(area) }
     }
 }
@@ -397,6 +408,7 @@ ffi_fn! {
     /// twice is undefined behaviour. Thread-safe with respect to other
     /// handles.
     unsafe fn promshm_area_free(area: *const promshm_area) {
+        // SAFETY: `area` is NULL or a live handle, given up by the caller (caller contract).
         unsafe { free_handle(area) }
     }
 }
@@ -405,6 +417,7 @@ ffi_fn! {
     /// Whether the area was opened read-only. NULL (or an internal panic)
     /// gives false. Thread-safe.
     unsafe fn promshm_area_is_read_only(area: *const promshm_area) -> bool {
+        // SAFETY: `area` is NULL or a live handle from this library (caller contract).
         unsafe { borrow(area) }.map(Area::is_read_only).unwrap_or(false)
     }
 }
@@ -414,6 +427,7 @@ ffi_fn! {
     /// C `bool`: 1 if the area was opened read-only, else 0 (also for NULL or
     /// an internal panic). Thread-safe.
     unsafe fn promshm_area_is_read_only_u32(area: *const promshm_area) -> u32 {
+        // SAFETY: `area` is NULL or a live handle (caller contract), passed on unchanged.
         u32::from(unsafe { promshm_area_is_read_only(area) })
     }
 }
@@ -429,7 +443,9 @@ ffi_fn! {
     /// `LOCK_TIMEOUT`.
     unsafe fn promshm_area_attach(area: *const promshm_area, out_slot: *mut u32) -> promshm_result {
         check(|| {
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let slot = unsafe { borrow(area)? }.attach()?;
+            // SAFETY: `out_slot` is NULL or writable (caller contract).
             unsafe { write_opt(out_slot, slot) };
             Ok(())
         })
@@ -445,7 +461,9 @@ ffi_fn! {
     /// Errors: `NULL_PARAMETER` (`area`), `LOCK_TIMEOUT`.
     unsafe fn promshm_area_reap(area: *const promshm_area, out_reaped: *mut u32) -> promshm_result {
         check(|| {
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let n = unsafe { borrow(area)? }.reap_dead_workers()?;
+            // SAFETY: `out_reaped` is NULL or writable (caller contract).
             unsafe { write_opt(out_reaped, n) };
             Ok(())
         })
@@ -465,7 +483,10 @@ ffi_fn! {
             if out.is_null() {
                 return Err(FfiError::null("out"));
             }
+            // SAFETY: `out` points to a struct of the caller that starts with its `size` field
+            // (caller contract).
             let size = unsafe { struct_size(out, "out")? };
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let s = unsafe { borrow(area)? }.stats();
             let stats = promshm_area_stats {
                 size: 0,
@@ -488,6 +509,8 @@ ffi_fn! {
                 lock_timeouts: s.lock_timeouts,
                 name_clashes: s.name_clashes,
             };
+            // SAFETY: `out` has `size` writable bytes, the size checked by `struct_size` (caller
+            // contract).
             unsafe { write_extensible(out, size, stats) };
             Ok(())
         })
@@ -511,12 +534,16 @@ ffi_fn! {
         out_count: *mut usize,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out_count` is NULL or writable (caller contract).
             let out_count = unsafe { Out::new(out_count, "out_count")? };
             if out.is_null() && cap > 0 {
                 return Err(FfiError::null("out"));
             }
             // The first entry's size is the caller's struct size and stride.
+            // SAFETY: `out` points to a struct of the caller that starts with its `size` field
+            // (caller contract).
             let stride = if cap > 0 { unsafe { struct_size(out, "out")? } } else { 0 };
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let workers = unsafe { borrow(area)? }.workers();
             if workers.len() > cap {
                 out_count.write(workers.len());
@@ -541,6 +568,8 @@ ffi_fn! {
                 // SAFETY: `out` covers `cap` entries of `stride` bytes each
                 // (caller contract), and i < len <= cap.
                 let entry = unsafe { out.cast::<u8>().add(i * stride) }.cast::<promshm_worker_info>();
+                // SAFETY: `entry` has `stride` writable bytes, the size checked by `struct_size`
+                // (caller contract).
                 unsafe { write_extensible(entry, stride, info) };
             }
             out_count.write(workers.len());
@@ -582,8 +611,11 @@ ffi_fn! {
         out_taken: *mut u32,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out_taken` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out_taken, "out_taken")? };
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let area = unsafe { borrow(area)? };
+            // SAFETY: `name` is NULL or a NUL-terminated string (caller contract).
             let name = unsafe { str_arg(name, "name")? };
             let kind = metric_type_arg(metric_type)?;
             out.write(u32::from(area.name_taken(name, kind)));

@@ -109,6 +109,7 @@ ffi_fn! {
     /// Release an error object (and its detail string). NULL is a no-op;
     /// freeing twice is undefined behaviour.
     unsafe fn promshm_error_free(err: *mut promshm_error) {
+        // SAFETY: `err` is NULL or an error object from `promshm_error_new` not yet freed (caller contract).
         drop(unsafe { take_box(err) });
     }
 }

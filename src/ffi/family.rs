@@ -138,8 +138,12 @@ ffi_fn! {
         out: *mut *const promshm_series,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `family` is NULL or a live handle from this library (caller contract).
             let family = unsafe { borrow(family)? };
+            // SAFETY: `values` covers `n_values` pointers, each NULL or a NUL-terminated string
+            // (caller contract).
             let series =
                 unsafe { with_strs(values, n_values, "values", |v| Ok(family.labels(v)?))? };
             out.write(into_handle(Arc::new(series)));
@@ -162,8 +166,12 @@ ffi_fn! {
         out: *mut *const promshm_series,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `family` is NULL or a live handle from this library (caller contract).
             let family = unsafe { borrow(family)? };
+            // SAFETY: `labels` covers `n_labels` labels, their strings NULL or NUL-terminated
+            // (caller contract).
             let pairs = unsafe { label_pairs(labels, n_labels, "labels")? };
             let series = family.labels_by_name(&pairs)?;
             out.write(into_handle(Arc::new(series)));
@@ -187,12 +195,16 @@ ffi_fn! {
         out_removed: *mut bool,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `family` is NULL or a live handle from this library (caller contract).
             let family = unsafe { borrow(family)? };
+            // SAFETY: `values` covers `n_values` pointers, each NULL or a NUL-terminated string
+            // (caller contract).
             let removed = unsafe {
                 with_strs(values, n_values, "values", |v| {
                     Ok(with_family!(&family.family, f => f.remove(v))?)
                 })?
             };
+            // SAFETY: `out_removed` is NULL or writable (caller contract).
             unsafe { write_opt(out_removed, removed) };
             Ok(())
         })
@@ -216,8 +228,10 @@ ffi_fn! {
     ) -> promshm_result {
         capture(err, || {
             let mut removed = false;
+            // SAFETY: the family and value pointers are NULL or valid (caller contract); `removed` is a local.
             let rc = unsafe { promshm_family_remove(family, values, n_values, &mut removed) };
             if rc == promshm_result::Ok {
+                // SAFETY: `out_removed` is NULL or writable (caller contract).
                 unsafe { write_opt(out_removed, u32::from(removed)) };
             }
             rc
@@ -235,8 +249,10 @@ ffi_fn! {
         out_removed: *mut usize,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `family` is NULL or a live handle from this library (caller contract).
             let family = unsafe { borrow(family)? };
             let n = with_family!(&family.family, f => f.clear())?;
+            // SAFETY: `out_removed` is NULL or writable (caller contract).
             unsafe { write_opt(out_removed, n) };
             Ok(())
         })
@@ -246,6 +262,7 @@ ffi_fn! {
 ffi_fn! {
     /// The family's type; `PROMSHM_METRIC_TYPE_INVALID` for NULL. Thread-safe.
     unsafe fn promshm_family_type(family: *const promshm_family) -> promshm_metric_type {
+        // SAFETY: `family` is NULL or a live handle from this library (caller contract).
         unsafe { borrow(family) }
             .map(FamilyHandle::metric_type)
             .unwrap_or(promshm_metric_type::Invalid)
@@ -258,6 +275,7 @@ ffi_fn! {
     /// as long as this family handle is; do not free it. NULL for NULL.
     /// Thread-safe.
     unsafe fn promshm_family_name(family: *const promshm_family) -> *const c_char {
+        // SAFETY: `family` is NULL or a live handle from this library (caller contract).
         unsafe { borrow(family) }
             .map(|f| f.name.as_ptr())
             .unwrap_or(std::ptr::null())
@@ -268,6 +286,7 @@ ffi_fn! {
     /// The number of label values `promshm_family_labels()` expects
     /// (constant labels excluded); 0 for NULL. Thread-safe.
     unsafe fn promshm_family_label_count(family: *const promshm_family) -> usize {
+        // SAFETY: `family` is NULL or a live handle from this library (caller contract).
         unsafe { borrow(family) }
             .map(|f| with_family!(&f.family, f => f.label_names().len()))
             .unwrap_or(0)
@@ -278,6 +297,7 @@ ffi_fn! {
     /// A new reference to the same family; release it with
     /// `promshm_family_free()`. NULL gives NULL. Thread-safe.
     unsafe fn promshm_family_clone(family: *const promshm_family) -> *const promshm_family {
+        // SAFETY: `family` is NULL or a live handle from this library (caller contract).
         unsafe { clone_handle(family) }
     }
 }
@@ -287,6 +307,7 @@ ffi_fn! {
     /// family stays registered in the area. NULL is a no-op; freeing twice is
     /// undefined behaviour.
     unsafe fn promshm_family_free(family: *const promshm_family) {
+        // SAFETY: `family` is NULL or a live handle, given up by the caller (caller contract).
         unsafe { free_handle(family) }
     }
 }

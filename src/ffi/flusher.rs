@@ -44,6 +44,7 @@ ffi_fn! {
         out: *mut *mut promshm_flusher,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
             if interval_ms == 0 {
                 return Err(FfiError::new(
@@ -72,6 +73,7 @@ ffi_fn! {
     /// no-op; stopping twice is undefined behaviour. Do not call it from two
     /// threads with the same flusher.
     unsafe fn promshm_flusher_stop(flusher: *mut promshm_flusher) {
+        // SAFETY: `flusher` is NULL or a live handle, given up by the caller (caller contract).
         if let Some(flusher) = unsafe { take_box(flusher) } {
             flusher.stop();
         }

@@ -53,6 +53,7 @@ pub(crate) unsafe fn clone_arc<C: ArcHandle>(p: *const C) -> Result<Arc<C::Rust>
 
 /// `*_clone`: one more reference to the same object (NULL for NULL).
 pub(crate) unsafe fn clone_handle<C: ArcHandle>(p: *const C) -> *const C {
+    // SAFETY: `p` is NULL or a live handle from this library (caller contract).
     match unsafe { clone_arc(p) } {
         Ok(arc) => into_handle(arc),
         Err(_) => std::ptr::null(),
@@ -141,6 +142,7 @@ pub(crate) unsafe fn opt_str_arg<'a>(
     if p.is_null() {
         Ok("")
     } else {
+        // SAFETY: `p` is a NUL-terminated string (caller contract; not NULL here).
         unsafe { str_arg(p, what) }
     }
 }
@@ -185,16 +187,19 @@ pub(crate) unsafe fn with_strs<R>(
     what: &'static str,
     f: impl FnOnce(&[&str]) -> Result<R, FfiError>,
 ) -> Result<R, FfiError> {
+    // SAFETY: `p` covers `n` string pointers, or is NULL with a count of 0 (caller contract).
     let ptrs = unsafe { slice_arg(p, n, what)? };
     if ptrs.len() <= STACK_STRS {
         let mut buf = [""; STACK_STRS];
         for (slot, &s) in buf.iter_mut().zip(ptrs) {
+            // SAFETY: `s` is NULL or a NUL-terminated string (caller contract).
             *slot = unsafe { str_arg(s, what)? };
         }
         f(&buf[..ptrs.len()])
     } else {
         let v = ptrs
             .iter()
+            // SAFETY: `s` is NULL or a NUL-terminated string (caller contract).
             .map(|&s| unsafe { str_arg(s, what) })
             .collect::<Result<Vec<_>, _>>()?;
         f(&v)
@@ -207,9 +212,11 @@ pub(crate) unsafe fn label_pairs<'a>(
     n: usize,
     what: &'static str,
 ) -> Result<Vec<(&'a str, &'a str)>, FfiError> {
+    // SAFETY: `p` covers `n` labels, or is NULL with a count of 0 (caller contract).
     let labels = unsafe { slice_arg(p, n, what)? };
     labels
         .iter()
+        // SAFETY: each label's name and value are NULL or NUL-terminated (caller contract).
         .map(|l| unsafe { Ok((str_arg(l.name, what)?, str_arg(l.value, what)?)) })
         .collect()
 }
@@ -278,6 +285,8 @@ pub(crate) unsafe fn read_extensible<T: Extensible + Default>(
     p: *const T,
     what: &'static str,
 ) -> Result<T, FfiError> {
+    // SAFETY: `p` points to a struct of the caller that starts with its `size` field (caller
+    // contract).
     let size = unsafe { struct_size(p, what)? };
     let ours = size_of::<T>();
     if size < ours && !T::FIELD_ENDS.contains(&size) {

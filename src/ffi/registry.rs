@@ -142,6 +142,8 @@ unsafe fn opts_arg(p: *const promshm_metric_opts) -> Result<Opts, FfiError> {
     if p.is_null() {
         return Err(FfiError::null("opts"));
     }
+    // SAFETY: `p` points to a struct of the caller that starts with its `size` field (caller
+    // contract).
     let o = unsafe { read_extensible(p, "opts")? };
     let eager = match o.update_mode {
         PROMSHM_UPDATE_MODE_DEFAULT => None,
@@ -154,14 +156,19 @@ unsafe fn opts_arg(p: *const promshm_metric_opts) -> Result<Opts, FfiError> {
             ))
         }
     };
+    // SAFETY: `o.label_names` covers `o.n_label_names` pointers, each NULL or a NUL-terminated
+    // string (caller contract).
     let labels = unsafe {
         with_strs(o.label_names, o.n_label_names, "opts.label_names", |l| {
             Ok(l.iter().map(|s| s.to_string()).collect())
         })?
     };
     Ok(Opts {
+        // SAFETY: `o.name` is NULL or a NUL-terminated string (caller contract).
         name: unsafe { str_arg(o.name, "opts.name")? }.to_owned(),
+        // SAFETY: `o.help` is NULL or a NUL-terminated string (caller contract).
         help: unsafe { opt_str_arg(o.help, "opts.help")? }.to_owned(),
+        // SAFETY: `o.unit` is NULL or a NUL-terminated string (caller contract).
         unit: unsafe { opt_str_arg(o.unit, "opts.unit")? }.to_owned(),
         labels,
         eager,
@@ -176,8 +183,11 @@ unsafe fn register(
     make: impl FnOnce(&Registry, Opts) -> Result<AnyFamily, FfiError>,
 ) -> promshm_result {
     check(|| {
+        // SAFETY: `out` is NULL or writable (caller contract).
         let out = unsafe { Out::new(out, "out")? };
+        // SAFETY: `reg` is NULL or a live handle from this library (caller contract).
         let reg = unsafe { borrow(reg)? };
+        // SAFETY: `opts` is NULL or a valid `promshm_metric_opts` (caller contract).
         let opts = unsafe { opts_arg(opts)? };
         let family = make(reg, opts)?;
         out.write(into_handle(Arc::new(FamilyHandle::new(family))));
@@ -197,7 +207,9 @@ ffi_fn! {
         out: *mut *const promshm_registry,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let area = unsafe { borrow(area)? };
             out.write(into_handle(Arc::new(area.registry())));
             Ok(())
@@ -227,9 +239,14 @@ ffi_fn! {
         out: *mut *const promshm_registry,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `area` is NULL or a live handle from this library (caller contract).
             let area = unsafe { borrow(area)? };
+            // SAFETY: `prefix` is NULL or a NUL-terminated string (caller contract).
             let prefix = unsafe { opt_str_arg(prefix, "prefix")? };
+            // SAFETY: `const_labels` covers `n_const_labels` labels, their strings NULL or
+            // NUL-terminated (caller contract).
             let labels = unsafe { label_pairs(const_labels, n_const_labels, "const_labels")? };
             let reg = area.registry().with_prefix(prefix)?.with_const_labels(&labels)?;
             out.write(into_handle(Arc::new(reg)));
@@ -249,7 +266,9 @@ ffi_fn! {
         out: *mut *const promshm_registry,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
             let reg = unsafe { borrow(registry)? }.clone().without_self_metrics();
             out.write(into_handle(Arc::new(reg)));
             Ok(())
@@ -261,6 +280,7 @@ ffi_fn! {
     /// A new reference to the same registry; release it with
     /// `promshm_registry_free()`. NULL gives NULL. Thread-safe.
     unsafe fn promshm_registry_clone(registry: *const promshm_registry) -> *const promshm_registry {
+        // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
         unsafe { clone_handle(registry) }
     }
 }
@@ -269,6 +289,7 @@ ffi_fn! {
     /// Release a registry handle. Families registered through it stay
     /// usable. NULL is a no-op; freeing twice is undefined behaviour.
     unsafe fn promshm_registry_free(registry: *const promshm_registry) {
+        // SAFETY: `registry` is NULL or a live handle, given up by the caller (caller contract).
         unsafe { free_handle(registry) }
     }
 }
@@ -291,6 +312,7 @@ ffi_fn! {
         opts: *const promshm_metric_opts,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe { register(registry, opts, out, |r, o| Ok(AnyFamily::Counter(r.counter(o)?))) }
     }
 }
@@ -308,6 +330,7 @@ ffi_fn! {
         mode: promshm_gauge_mode,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 let mode = u8::try_from(mode.0)
@@ -342,6 +365,7 @@ ffi_fn! {
         n_buckets: usize,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 let buckets = slice_arg(buckets, n_buckets, "buckets")?;
@@ -372,6 +396,7 @@ ffi_fn! {
         age_buckets: u32,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 let q = slice_arg(quantiles, n_quantiles, "quantiles")?;
@@ -398,6 +423,7 @@ ffi_fn! {
         opts: *const promshm_metric_opts,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe { register(registry, opts, out, |r, o| Ok(AnyFamily::Info(r.info(o)?))) }
     }
 }
@@ -417,6 +443,7 @@ ffi_fn! {
         n_states: usize,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 with_strs(states, n_states, "states", |s| {
@@ -466,6 +493,7 @@ ffi_fn! {
         err: *mut promshm_error,
     ) -> promshm_result {
         let opts = simple_opts(name, help, label_names, n_label_names);
+        // SAFETY: the pointers are NULL or valid as documented (caller contract); passed on unchanged.
         capture(err, || unsafe { promshm_registry_counter(registry, &opts, out) })
     }
 }
@@ -487,6 +515,7 @@ ffi_fn! {
         err: *mut promshm_error,
     ) -> promshm_result {
         let opts = simple_opts(name, help, label_names, n_label_names);
+        // SAFETY: the pointers are NULL or valid as documented (caller contract); passed on unchanged.
         capture(err, || unsafe { promshm_registry_gauge(registry, &opts, mode, out) })
     }
 }
@@ -509,6 +538,7 @@ ffi_fn! {
         err: *mut promshm_error,
     ) -> promshm_result {
         let opts = simple_opts(name, help, label_names, n_label_names);
+        // SAFETY: the pointers are NULL or valid as documented (caller contract); passed on unchanged.
         capture(err, || unsafe {
             promshm_registry_histogram(registry, &opts, buckets, n_buckets, out)
         })
@@ -535,6 +565,7 @@ ffi_fn! {
         err: *mut promshm_error,
     ) -> promshm_result {
         let opts = simple_opts(name, help, label_names, n_label_names);
+        // SAFETY: the pointers are NULL or valid as documented (caller contract); passed on unchanged.
         capture(err, || unsafe {
             promshm_registry_summary(
                 registry,
@@ -564,6 +595,7 @@ ffi_fn! {
         err: *mut promshm_error,
     ) -> promshm_result {
         let opts = simple_opts(name, help, label_names, n_label_names);
+        // SAFETY: the pointers are NULL or valid as documented (caller contract); passed on unchanged.
         capture(err, || unsafe { promshm_registry_info(registry, &opts, out) })
     }
 }
@@ -585,6 +617,7 @@ ffi_fn! {
         err: *mut promshm_error,
     ) -> promshm_result {
         let opts = simple_opts(name, help, label_names, n_label_names);
+        // SAFETY: the pointers are NULL or valid as documented (caller contract); passed on unchanged.
         capture(err, || unsafe {
             promshm_registry_stateset(registry, &opts, states, n_states, out)
         })
@@ -603,6 +636,7 @@ ffi_fn! {
     /// never fails (on an internal panic: NULL).
     unsafe fn promshm_default_buckets(out_count: *mut usize) -> *const f64 {
         static BUCKETS: [f64; PROMSHM_DEFAULT_BUCKETS_COUNT] = crate::metrics::DEFAULT_BUCKETS;
+        // SAFETY: `out_count` is NULL or writable (caller contract).
         unsafe { super::handle::write_opt(out_count, BUCKETS.len()) };
         BUCKETS.as_ptr()
     }
@@ -653,6 +687,7 @@ ffi_fn! {
         check(|| {
             bucket_count(count)?;
             let made = crate::metrics::linear_buckets(start, width, count);
+            // SAFETY: `out` is NULL or holds `count` values (caller contract).
             unsafe { write_buckets(made, out, count) }
         })
     }
@@ -675,6 +710,7 @@ ffi_fn! {
         check(|| {
             bucket_count(count)?;
             let made = crate::metrics::exponential_buckets(start, factor, count);
+            // SAFETY: `out` is NULL or holds `count` values (caller contract).
             unsafe { write_buckets(made, out, count) }
         })
     }

@@ -153,7 +153,9 @@ where
     C::Rust: Source + Any + Send + Sync,
 {
     check(|| {
+        // SAFETY: `out_len` is NULL or writable (caller contract).
         let out_len = unsafe { Out::new(out_len, "out_len")? };
+        // SAFETY: `handle` is NULL or a live handle from this library (caller contract).
         let source = unsafe { clone_arc(handle)? };
         if buf.is_null() && len > 0 {
             return Err(FfiError::null("buf"));
@@ -201,7 +203,9 @@ where
 {
     capture(err, || {
         check(|| {
+            // SAFETY: the out-pointer is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
+            // SAFETY: `handle` is NULL or a live handle from this library (caller contract).
             let source = unsafe { borrow(handle)? };
             let format = format.to_rust()?;
             let mut text = Vec::new();
@@ -328,6 +332,7 @@ fn write_file_atomically(path: &Path, src: &dyn Source, format: Format) -> crate
 
 unsafe fn to_file(src: &dyn Source, format: promshm_format, path: *const c_char) -> promshm_result {
     check(|| {
+        // SAFETY: `path` is NULL or a NUL-terminated string (caller contract).
         let path = unsafe { str_arg(path, "path")? };
         let format = format.to_rust()?;
         Ok(write_file_atomically(Path::new(path), src, format)?)
@@ -358,6 +363,8 @@ ffi_fn! {
         len: usize,
         out_len: *mut usize,
     ) -> promshm_result {
+        // SAFETY: the handle is NULL or live, the buffer NULL or `len` bytes, `out_len` NULL or
+        // writable (caller contract).
         unsafe { to_buffer(area, format, buf, len, out_len) }
     }
 }
@@ -377,6 +384,7 @@ ffi_fn! {
         write: promshm_write_fn,
         userdata: *mut c_void,
     ) -> promshm_result {
+        // SAFETY: `area` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(area) } {
             Ok(a) => to_callback(a, format, write, userdata),
             Err(e) => e.into_code(),
@@ -400,7 +408,9 @@ ffi_fn! {
         format: promshm_format,
         path: *const c_char,
     ) -> promshm_result {
+        // SAFETY: `area` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(area) } {
+            // SAFETY: `path` is NULL or a NUL-terminated string (caller contract).
             Ok(a) => unsafe { to_file(a, format, path) },
             Err(e) => e.into_code(),
         }
@@ -421,6 +431,8 @@ ffi_fn! {
         len: usize,
         out_len: *mut usize,
     ) -> promshm_result {
+        // SAFETY: the handle is NULL or live, the buffer NULL or `len` bytes, `out_len` NULL or
+        // writable (caller contract).
         unsafe { to_buffer(registry, format, buf, len, out_len) }
     }
 }
@@ -437,6 +449,7 @@ ffi_fn! {
         write: promshm_write_fn,
         userdata: *mut c_void,
     ) -> promshm_result {
+        // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(registry) } {
             Ok(r) => to_callback(r, format, write, userdata),
             Err(e) => e.into_code(),
@@ -455,7 +468,9 @@ ffi_fn! {
         format: promshm_format,
         path: *const c_char,
     ) -> promshm_result {
+        // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
         match unsafe { borrow(registry) } {
+            // SAFETY: `path` is NULL or a NUL-terminated string (caller contract).
             Ok(r) => unsafe { to_file(r, format, path) },
             Err(e) => e.into_code(),
         }
@@ -479,6 +494,7 @@ ffi_fn! {
         out_len: *mut usize,
         err: *mut promshm_error,
     ) -> promshm_result {
+        // SAFETY: the handle is NULL or live, `out`/`out_len` NULL or writable (caller contract).
         unsafe { to_allocation(area, format, out, out_len, err) }
     }
 }
@@ -496,6 +512,7 @@ ffi_fn! {
         out_len: *mut usize,
         err: *mut promshm_error,
     ) -> promshm_result {
+        // SAFETY: the handle is NULL or live, `out`/`out_len` NULL or writable (caller contract).
         unsafe { to_allocation(registry, format, out, out_len, err) }
     }
 }
@@ -520,6 +537,7 @@ ffi_fn! {
         let accept = if accept.is_null() {
             None
         } else {
+            // SAFETY: `accept` is NULL or a NUL-terminated string (caller contract).
             unsafe { str_arg(accept, "accept") }.ok()
         };
         promshm_format::from_rust(negotiate(accept))

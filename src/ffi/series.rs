@@ -73,6 +73,7 @@ fn mismatch(func: &'static str, want: promshm_metric_type, got: Option<&AnySerie
 /// `Ok(&Counter)` etc., or the NULL / wrong-type error.
 macro_rules! typed {
     ($p:expr, $variant:ident, $func:literal) => {
+        // SAFETY: `$p` is NULL or a live series handle (caller contract).
         match unsafe { get($p) } {
             Some(AnySeries::$variant(s)) => Ok(s),
             other => Err(mismatch($func, promshm_metric_type::$variant, other)),
@@ -87,6 +88,7 @@ ffi_fn! {
     ///
     /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
     unsafe fn promshm_counter_inc(series: *const promshm_series) -> promshm_result {
+        // SAFETY: `series` is NULL or a live series handle (caller contract).
         match unsafe { get(series) } {
             Some(AnySeries::Counter(c)) => {
                 c.inc();
@@ -117,6 +119,7 @@ ffi_fn! {
     /// Errors: `NULL_PARAMETER` (`series` or `out`), `WRONG_TYPE`.
     unsafe fn promshm_counter_get(series: *const promshm_series, out: *mut f64) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
             out.write(typed!(series, Counter, "promshm_counter_get")?.get());
             Ok(())
@@ -212,6 +215,7 @@ ffi_fn! {
     /// Errors: `NULL_PARAMETER` (`series` or `out`), `WRONG_TYPE`.
     unsafe fn promshm_gauge_get(series: *const promshm_series, out: *mut f64) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
             out.write(typed!(series, Gauge, "promshm_gauge_get")?.get());
             Ok(())
@@ -228,6 +232,7 @@ ffi_fn! {
         out: *mut f64,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
             out.write(typed!(series, Gauge, "promshm_gauge_get_local")?.get_local());
             Ok(())
@@ -245,6 +250,7 @@ ffi_fn! {
         series: *const promshm_series,
         value: f64,
     ) -> promshm_result {
+        // SAFETY: `series` is NULL or a live series handle (caller contract).
         match unsafe { get(series) } {
             Some(AnySeries::Histogram(h)) => match h.observe(value) {
                 Ok(()) => promshm_result::Ok,
@@ -271,6 +277,7 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let (count, sum) = typed!(series, Histogram, "promshm_histogram_get")?.get();
+            // SAFETY: `out_count` and `out_sum` are NULL or writable (caller contract).
             unsafe {
                 super::handle::write_opt(out_count, count);
                 super::handle::write_opt(out_sum, sum);
@@ -303,6 +310,7 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let (count, sum) = typed!(series, Summary, "promshm_summary_get")?.get();
+            // SAFETY: `out_count` and `out_sum` are NULL or writable (caller contract).
             unsafe {
                 super::handle::write_opt(out_count, count);
                 super::handle::write_opt(out_sum, sum);
@@ -328,6 +336,8 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let s = typed!(series, Summary, "promshm_summary_quantiles")?;
+            // SAFETY: `quantiles` covers `n` elements, or is NULL with a count of 0 (caller
+            // contract).
             let q = unsafe { slice_arg(quantiles, n, "quantiles")? };
             if n > 0 && out.is_null() {
                 return Err(FfiError::null("out"));
@@ -363,6 +373,8 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let info = typed!(series, Info, "promshm_info_set")?;
+            // SAFETY: `labels` covers `n_labels` labels, their strings NULL or NUL-terminated
+            // (caller contract).
             let pairs = unsafe { label_pairs(labels, n_labels, "labels")? };
             Ok(info.set(&pairs)?)
         })
@@ -381,6 +393,7 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let s = typed!(series, StateSet, "promshm_stateset_set")?;
+            // SAFETY: `state` is NULL or a NUL-terminated string (caller contract).
             Ok(s.set(unsafe { str_arg(state, "state")? })?)
         })
     }
@@ -410,6 +423,7 @@ ffi_fn! {
         out: *mut usize,
     ) -> promshm_result {
         check(|| {
+            // SAFETY: `out` is NULL or writable (caller contract).
             let out = unsafe { Out::new(out, "out")? };
             let s = typed!(series, StateSet, "promshm_stateset_get")?;
             let current = s.get();
@@ -423,6 +437,7 @@ ffi_fn! {
 ffi_fn! {
     /// The series' type; `PROMSHM_METRIC_TYPE_INVALID` for NULL. Thread-safe.
     unsafe fn promshm_series_type(series: *const promshm_series) -> promshm_metric_type {
+        // SAFETY: `series` is NULL or a live series handle (caller contract).
         unsafe { get(series) }
             .map(series_type)
             .unwrap_or(promshm_metric_type::Invalid)
@@ -433,6 +448,7 @@ ffi_fn! {
     /// A new reference to the same series; release it with
     /// `promshm_series_free()`. NULL gives NULL. Thread-safe.
     unsafe fn promshm_series_clone(series: *const promshm_series) -> *const promshm_series {
+        // SAFETY: `series` is NULL or a live handle from this library (caller contract).
         unsafe { clone_handle(series) }
     }
 }
@@ -442,6 +458,7 @@ ffi_fn! {
     /// flushed as usual. NULL is a no-op; freeing twice is undefined
     /// behaviour.
     unsafe fn promshm_series_free(series: *const promshm_series) {
+        // SAFETY: `series` is NULL or a live handle, given up by the caller (caller contract).
         unsafe { free_handle(series) }
     }
 }

@@ -479,6 +479,7 @@ fn no_mangle_only_in_the_boundary_macro() {
 /// Size query then render into exactly the size answered.
 unsafe fn query(area: *const promshm_area, format: promshm_format) -> usize {
     let mut need = 0usize;
+    // SAFETY: `area` is a live handle of the test; a NULL buffer of length 0 is allowed.
     let rc = unsafe { promshm_area_render(area, format, null_mut(), 0, &mut need) };
     assert_eq!(rc, promshm_result::BufferTooSmall);
     need

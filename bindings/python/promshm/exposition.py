@@ -18,9 +18,7 @@ Differences from prometheus_client, on purpose:
 from __future__ import annotations
 
 import gzip
-import os
 import socket
-import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from http.server import BaseHTTPRequestHandler
@@ -41,7 +39,7 @@ from .push import (
     pushadd_to_gateway,
     tls_auth_handler,
 )
-from .registry import REGISTRY, CollectorRegistry, filter_families
+from .registry import REGISTRY, CollectorRegistry, _atomic_write, filter_families
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -315,37 +313,6 @@ def start_wsgi_server(
 
 
 start_http_server = start_wsgi_server
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    # os.umask() can only be read by setting it, which races with other
-    # threads; Linux reports it in /proc.
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
 
 
 def write_to_textfile(path: str, registry: Any = REGISTRY, escaping: Any = None, tmpdir: Optional[str] = None) -> None:

@@ -46,7 +46,8 @@ from .errors import (
     LabelError,
     UnobservableMetricError,
 )
-from .validation import TYPE_SUFFIXES, check_reserved_label
+from .registry import _register_metrics
+from .validation import RENAMED, TYPE_SUFFIXES, check_reserved_label
 
 __all__ = [
     "Counter",
@@ -639,11 +640,6 @@ def _partial_class(ops: type, name: str) -> type:
 # Families.
 
 _DEFAULT = object()  # "registry not given": the default REGISTRY
-
-
-#: Suffix of the area name of a metric whose own name the area reserves
-#: (only with :mod:`promshm.compat` installed; see ``_register``).
-RENAMED = ":promshm_renamed"
 
 
 def _compat_installed() -> bool:
@@ -1286,3 +1282,7 @@ class Enum(_EnumOps, MetricWrapperBase):
     def states(self) -> Tuple[str, ...]:
         return self._states
 
+
+# registry is the layer below this one and imports nothing of it: it knows
+# what it needs of the metrics only as registered here.
+_register_metrics(MetricWrapperBase, Info, lambda: _use_created)

@@ -59,6 +59,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import _bindings as B
 from .errors import InvalidArgumentError, PromshmError
+from .validation import RENAMED as _RENAMED
 
 __all__ = ["install", "installed", "install_import_hook", "MultiProcessCollector", "ENV_VAR"]
 
@@ -178,9 +179,6 @@ def _family_for(metric: Any) -> Any:
 
 
 _MISSING = object()
-
-#: Suffix of the area name of a metric whose own name promshm reserves.
-_RENAMED = ":promshm_renamed"
 
 
 def _series_of(metric: Any) -> Any:

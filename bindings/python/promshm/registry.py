@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import threading
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
 
 from . import _area
 from . import _bindings as B
@@ -33,7 +34,7 @@ from ._ffi import check, encode, label_array, lib
 from .encoding import encode_families
 from .metrics_core import Metric
 from .parser import parse_openmetrics
-from .validation import TYPE_SUFFIXES
+from .validation import RENAMED, TYPE_SUFFIXES
 from ctypes import byref, c_void_p
 
 __all__ = ["CollectorRegistry", "REGISTRY", "Collector", "DuplicateTimeseries"]
@@ -245,13 +246,11 @@ class CollectorRegistry:
 
     def set_target_info(self, labels: Optional[Mapping[str, str]]) -> None:
         """Set (or with None, clear) the ``target_info`` metric's labels."""
-        from .metrics import Info
-
         with self._lock:
             info = self._target_info_metric
             if labels:
                 if info is None:
-                    info = self._target_info_metric = Info("target", "Target metadata", registry=self)
+                    info = self._target_info_metric = _METRICS.info("target", "Target metadata", registry=self)
                 elif not any(m is info for m in self._metrics):
                     self._claim(info)  # its names again (a ValueError if another metric took them)
                 if info._h is None:
@@ -292,8 +291,6 @@ class CollectorRegistry:
     def render_to_file(self, path: Union[str, "os.PathLike[str]"], format: Union[str, int] = "prometheus") -> None:
         """Render into ``path``, replaced atomically."""
         if self._collectors or any(m._functions for m in self._metrics):
-            from .exposition import _atomic_write
-
             _atomic_write(os.fspath(path), self.render(format))
             return
         check(lib.promshm_registry_render_to_file(self._handle(), _format(format), encode(os.fspath(path), "path")))
@@ -312,12 +309,10 @@ class CollectorRegistry:
         """:meth:`collect`'s families; with ``names``, only the custom
         collectors whose ``describe()`` (or, without one, ``collect()``)
         has one of these sample names are called."""
-        from . import metrics as _metrics
-
         self._run_functions()
         text = _render(lib.promshm_registry_render, self._handle(), B.PROMSHM_FORMAT_OPENMETRICS)
         area = {f.name: f for f in parse_openmetrics(text.decode("utf-8"))}
-        for n in [n for n in area if n.endswith(_metrics.RENAMED)]:
+        for n in [n for n in area if n.endswith(RENAMED)]:
             area[n] = _unrenamed(area[n])
         with self._lock:
             own = list(self._metrics)
@@ -338,7 +333,7 @@ class CollectorRegistry:
             if names is not None and not _collector_has(c, names):
                 continue
             for fam in c.collect():
-                if isinstance(fam, _metrics.MetricWrapperBase):
+                if isinstance(fam, _METRICS.base):
                     fams = _families_of(fam)
                 else:
                     fams = [fam]
@@ -349,7 +344,7 @@ class CollectorRegistry:
                         continue
                     taken |= fnames
                     out.append(f)
-        if not _metrics._use_created:
+        if not _METRICS.use_created():
             out = [_without_created(f) for f in out]
         return out
 
@@ -421,8 +416,6 @@ def _unrenamed(fam: Metric) -> Metric:
     """A family kept in the area as ``<name>:promshm_renamed`` (see
     ``MetricWrapperBase._register``) under its own name again (the dict key
     stays the area name, which the metric's ``name`` is)."""
-    from .metrics import RENAMED
-
     old, new = fam.name, fam.name[: -len(RENAMED)]
     fam.name = new
     samples = []
@@ -587,8 +580,7 @@ def _collectors_text(collectors: List[Any], fmt: int, taken: Set[str], skipped: 
     name already in ``taken`` (the area's families, or an earlier
     collector's) is skipped and counted in ``skipped[0]``: a page never has
     two families of one name."""
-    from .metrics import MetricWrapperBase
-
+    MetricWrapperBase = _METRICS.base
     om = fmt == B.PROMSHM_FORMAT_OPENMETRICS
     parts: List[bytes] = []
 
@@ -622,6 +614,64 @@ def _skipped_text(total: int, om: bool) -> bytes:
 def _families_of(metric: Any) -> List[Metric]:
     fmt = B.PROMSHM_FORMAT_OPENMETRICS
     return list(parse_openmetrics((_metric_text(metric, fmt) + EOF).decode("utf-8")))
+
+
+class _NoMetric:
+    """Stands for the metrics' base class until :mod:`promshm.metrics` registers it."""
+
+
+class _MetricsLayer:
+    """What the registry needs of :mod:`promshm.metrics` (to tell its metrics
+    from other collectors, to make ``target_info``, whether ``_created``
+    samples are wanted), registered by that module with
+    :func:`_register_metrics` when it is imported: the registry is the layer
+    below the metrics and imports nothing of them."""
+
+    base: type = _NoMetric
+    info: Any = None
+    use_created: Callable[[], bool] = staticmethod(lambda: True)
+
+
+_METRICS = _MetricsLayer()
+
+
+def _register_metrics(base: type, info: type, use_created: Callable[[], bool]) -> None:
+    """Called once by :mod:`promshm.metrics`: its ``MetricWrapperBase``, ``Info``,
+    and whether ``_created`` samples are rendered (see ``disable_created_metrics``)."""
+    _METRICS.base = base
+    _METRICS.info = info
+    _METRICS.use_created = use_created  # type: ignore[method-assign]
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    # os.umask() can only be read by setting it, which races with other
+    # threads; Linux reports it in /proc.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 #: The default registry, on the application's shared area.

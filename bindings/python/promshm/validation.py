@@ -10,6 +10,11 @@ __all__ = ["METRIC_TYPES", "TYPE_SUFFIXES", "valid_metric_name", "valid_label_na
 #: Every metric family type (OpenMetrics' names).
 METRIC_TYPES = ("counter", "gauge", "summary", "histogram", "gaugehistogram", "unknown", "info", "stateset")
 
+#: Suffix of the area name of a metric whose own name the area reserves
+#: (only with :mod:`promshm.compat` installed; see
+#: ``MetricWrapperBase._register``).
+RENAMED = ":promshm_renamed"
+
 #: The suffixes of the sample names a family of each type renders
 #: (prometheus_client's list): every one of these names is the family's.
 TYPE_SUFFIXES = {
