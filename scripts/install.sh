@@ -7,6 +7,9 @@
 #                                            SONAME and development links
 #   PREFIX/lib/libpromshm.a                 the static library
 #   PREFIX/include/promshm.h                the C header
+#   PREFIX/include/promshm_ffi.h            the same API for FFI parsers (no
+#                                           preprocessor lines, constants as enums)
+#   PREFIX/share/promshm/promshm-api.json   the machine-readable API description
 #   PREFIX/include/promshm.hpp              the C++17 wrapper (header-only)
 #   PREFIX/lib/pkgconfig/promshm.pc         for `pkg-config --cflags --libs promshm`
 #                                           (`--static` adds the system libraries
@@ -67,8 +70,10 @@ from="${from:-$root/target/release}"
 so="$from/libpromshm.so"
 a="$from/libpromshm.a"
 header="$root/include/promshm.h"
+ffi_header="$root/include/promshm_ffi.h"
+api_json="$root/docs/promshm-api.json"
 hpp="$root/bindings/cpp/promshm.hpp"
-for f in "$so" "$a" "$header" "$hpp"; do
+for f in "$so" "$a" "$header" "$ffi_header" "$api_json" "$hpp"; do
   [ -f "$f" ] || die "$f is missing (build first: cargo build --release)"
 done
 
@@ -85,11 +90,13 @@ real="libpromshm.so.$version"
 libdir="$prefix/lib"
 includedir="$prefix/include"
 pcdir="$libdir/pkgconfig"
+datadir="$prefix/share/promshm"
 d_lib="$destdir$libdir"
 d_inc="$destdir$includedir"
 d_pc="$destdir$pcdir"
+d_data="$destdir$datadir"
 
-install -d "$d_lib" "$d_inc" "$d_pc"
+install -d "$d_lib" "$d_inc" "$d_pc" "$d_data"
 # The real file, then the links (made in place, so a running program keeps
 # its mapping of the old file).
 install -m 0755 "$so" "$d_lib/.$real.tmp"
@@ -102,6 +109,8 @@ if [ "$strip" = 1 ]; then
 fi
 install -m 0644 "$header" "$d_inc/promshm.h"
 install -m 0644 "$hpp" "$d_inc/promshm.hpp"
+install -m 0644 "$ffi_header" "$d_inc/promshm_ffi.h"
+install -m 0644 "$api_json" "$d_data/promshm-api.json"
 
 # Libs.private: what libpromshm.a needs from the system, as rustc prints it
 # with --print native-static-libs (docs/C-API.md; tests/c_api.rs checks it).

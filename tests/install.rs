@@ -111,6 +111,14 @@ fn install_then_build_and_run_the_examples_with_pkg_config() {
         std::fs::read(prefix.join("include/promshm.hpp")).unwrap(),
         std::fs::read(manifest_dir().join("bindings/cpp/promshm.hpp")).unwrap()
     );
+    assert_eq!(
+        std::fs::read(prefix.join("include/promshm_ffi.h")).unwrap(),
+        std::fs::read(manifest_dir().join("include/promshm_ffi.h")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(prefix.join("share/promshm/promshm-api.json")).unwrap(),
+        std::fs::read(manifest_dir().join("docs/promshm-api.json")).unwrap()
+    );
 
     // ---- pkg-config -----------------------------------------------------------
     let pkg_config = |args: &[&str]| {
