@@ -54,6 +54,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 import warnings
 from typing import Any, Dict, Optional, Tuple
 
@@ -69,6 +70,7 @@ _lock = threading.RLock()
 _installed = False
 _tls = threading.local()
 _families: Dict[Tuple[Any, ...], Any] = {}
+_stamps: Dict[Tuple[Any, ...], Any] = {}  # livemostrecent gauges: their update times
 _failed: Dict[Tuple[Any, ...], bool] = {}
 _pm_registry: Any = None  # the promshm registry the shadow families live in
 _view: Any = None  # a promshm registry rendering the whole area
@@ -121,8 +123,9 @@ def _shape(metric: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
     kw: Dict[str, Any] = {}
     extra: Tuple[Any, ...] = ()
     if typ == "gauge":
-        kw["multiprocess_mode"] = metric._multiprocess_mode
-        extra = (kw["multiprocess_mode"],)
+        mode = metric._multiprocess_mode
+        kw["multiprocess_mode"] = _GAUGE_STORAGE.get(mode, mode)
+        extra = (mode,)
     elif typ == "histogram":
         kw["buckets"] = tuple(float(b) for b in metric._upper_bounds)
         extra = kw["buckets"]
@@ -131,6 +134,32 @@ def _shape(metric: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
         extra = kw["states"]
     key = (typ, metric._name, tuple(metric._labelnames)) + extra
     return key, kw
+
+
+#: Prefix of the tag on an area family name that says how to render it.
+_TAG = ":promshm_"
+
+#: Suffix of the area name of a metric whose own name promshm reserves.
+_RENAMED = _TAG + "renamed"
+
+#: Suffix of the family of a ``livemostrecent`` gauge's update times.
+_STAMP = _TAG + "stamp"
+
+#: How a prometheus_client gauge mode is kept in the area (promshm's mode),
+#: when it is not promshm's mode of the same name:
+#:
+#: * ``all``: one series per process, with a ``pid`` label added, in promshm's
+#:   ``sum`` mode: only that process writes it, and a dead process's value
+#:   stays (as prometheus_client's ``all`` keeps a dead process's file).
+#: * ``liveall``/``livemax``/``livemin``/``livemostrecent``: promshm's ``all``
+#:   (a value per live worker slot; a dead worker's disappears), the family
+#:   name tagged with the mode, combined when rendered: ``worker="<slot>"``
+#:   becomes ``pid="<pid>"``, or the max/min/most recent value is taken (the
+#:   update times of ``livemostrecent`` in a ``<name>:promshm_stamp`` family).
+_GAUGE_STORAGE = {"all": "sum", "liveall": "all", "livemax": "all", "livemin": "all", "livemostrecent": "all"}
+
+#: Gauge modes whose area family name carries the mode (combined when rendered).
+_TAGGED_MODES = ("liveall", "livemax", "livemin", "livemostrecent")
 
 
 def _family_for(metric: Any) -> Any:
@@ -150,25 +179,33 @@ def _family_for(metric: Any) -> Any:
             _failed[key] = True
             return None
 
+        mode = kw.get("multiprocess_mode") and metric._multiprocess_mode
+        labelnames = tuple(metric._labelnames) + (("pid",) if mode == "all" else ())
+
         def make(name: str) -> Any:
             return cls(
                 name,
                 metric._documentation,
-                labelnames=tuple(metric._labelnames),
+                labelnames=labelnames,
                 unit=getattr(metric, "_unit", ""),
                 registry=_pm_registry,
                 **kw,
             )
 
         try:
-            try:
-                fam = make(metric._name)
-            except InvalidArgumentError as e:
-                # A name promshm reserves (a gauge named *_total, *_sum, ...):
-                # kept in the area under "<name>:promshm_renamed", rendered as <name>.
-                if e.code != B.PROMSHM_RESULT_INVALID_METRIC_NAME:
-                    raise
-                fam = make(metric._name + _RENAMED)
+            if mode in _TAGGED_MODES:
+                fam = make(metric._name + _TAG + mode)
+                if mode == "livemostrecent":
+                    _stamps[key] = make(metric._name + _STAMP)
+            else:
+                try:
+                    fam = make(metric._name)
+                except InvalidArgumentError as e:
+                    # A name promshm reserves (a gauge named *_total, *_sum, ...):
+                    # kept in the area under "<name>:promshm_renamed", rendered as <name>.
+                    if e.code != B.PROMSHM_RESULT_INVALID_METRIC_NAME:
+                        raise
+                    fam = make(metric._name + _RENAMED)
         except (PromshmError, ValueError, TypeError) as e:  # another shape under this name, a full area, ...
             _failed[key] = True
             _warn(f"{key[0]} {metric._name!r} stays per-process: {e}")
@@ -179,28 +216,51 @@ def _family_for(metric: Any) -> Any:
 
 _MISSING = object()
 
-#: Suffix of the area name of a metric whose own name promshm reserves.
-_RENAMED = ":promshm_renamed"
+
+def _gauge_mode(metric: Any) -> Optional[str]:
+    return getattr(metric, "_multiprocess_mode", None) if metric._type == "gauge" else None
 
 
 def _series_of(metric: Any) -> Any:
     """The promshm series of a prometheus_client child or unlabelled metric
-    (cached on it; None: the metric stays per-process)."""
+    (cached on it; None: the metric stays per-process). An ``all`` gauge's is
+    this process's (``pid`` label), looked up again after a fork."""
     d = metric.__dict__
     s = d.get("_promshm_series", _MISSING)
-    if s is not _MISSING:
+    if s is not _MISSING and d.get("_promshm_pid", 0) in (0, os.getpid()):
         return s
     try:
         fam = _family_for(metric)
     except AttributeError:
         return None  # not constructed yet: resolved on first use
     s = None
+    per_pid = _gauge_mode(metric) == "all"
+    if fam is not None:
+        values = tuple(metric._labelvalues) + ((str(os.getpid()),) if per_pid else ())
+        try:
+            s = fam.labels(*values) if values else fam
+        except PromshmError as e:  # a full area, a label value promshm refuses, ...
+            _warn(f"{metric._name}{list(values)} stays per-process: {e}")
+    d["_promshm_series"] = s
+    if per_pid:
+        d["_promshm_pid"] = os.getpid()
+    return s
+
+
+def _stamp_of(metric: Any) -> Any:
+    """The series of a ``livemostrecent`` gauge's update times (None: none)."""
+    d = metric.__dict__
+    s = d.get("_promshm_stamp", _MISSING)
+    if s is not _MISSING:
+        return s
+    s = None
+    fam = _stamps.get(_shape(metric)[0])
     if fam is not None:
         try:
             s = fam.labels(*metric._labelvalues) if metric._labelnames else fam
-        except PromshmError as e:  # a full area, a label value promshm refuses, ...
-            _warn(f"{metric._name}{list(metric._labelvalues)} stays per-process: {e}")
-    d["_promshm_series"] = s
+        except PromshmError as e:
+            _warn(f"{metric._name}{list(metric._labelvalues)}: update times not shared: {e}")
+    d["_promshm_stamp"] = s
     return s
 
 
@@ -220,11 +280,12 @@ class PromshmValue:
     and the ``_sum`` of a histogram or summary, whose ``inc(amount)`` is called
     once per observation (it becomes ``observe(amount)``; the bucket and
     ``_count`` values are not needed: the promshm series counts them).
-    ``get()`` of a counter or gauge is the area's value. A value made outside
+    ``get()`` of a counter is the area's total; of a gauge, this process's
+    value (as prometheus_client's multiprocess values). A value made outside
     a metric, or whose metric stays per-process, is a plain local float."""
 
     _multiprocess = False
-    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_observe")
+    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_observe", "_metric", "_local", "_pid")
 
     def __init__(
         self,
@@ -242,17 +303,35 @@ class PromshmValue:
         self._lock = threading.Lock()
         self._series: Any = None
         self._observe = False
+        self._metric: Any = None  # set when the series is looked up per call
+        self._local = False  # the area keeps one value per worker: get() is ours
+        self._pid = os.getpid()
         metric = getattr(_tls, "metric", None)
         if metric is None:
             return
         if typ in ("counter", "gauge"):
             self._series = _series_of(metric)
+            mode = _gauge_mode(metric)
+            if mode == "all" or mode == "livemostrecent":
+                self._metric = metric
+            self._local = mode in _TAGGED_MODES
         elif typ in ("histogram", "summary") and name == metric_name + "_sum":
             self._series = _series_of(metric)
             self._observe = True
 
+    def _target(self) -> Any:
+        m = self._metric
+        return self._series if m is None else _series_of(m)
+
+    def _own(self) -> None:
+        """After a fork: this process's value starts at 0 (its worker slot's)."""
+        pid = os.getpid()
+        if pid != self._pid:
+            self._pid = pid
+            self._value = 0.0
+
     def inc(self, amount: float) -> None:
-        s = self._series
+        s = self._target()
         if s is None:
             with self._lock:
                 self._value += amount
@@ -260,19 +339,34 @@ class PromshmValue:
         try:
             if self._observe:
                 s.observe(amount)
+            elif self._local:
+                with self._lock:
+                    self._own()
+                    self._value += amount
+                    s.set(self._value)
             else:
                 s.inc(amount)
         except PromshmError as e:
             _warn(f"{'observe' if self._observe else 'inc'}({amount!r}) not shared: {e}")
 
     def set(self, value: float, timestamp: Optional[float] = None) -> None:
-        s = self._series
+        s = self._target()
         if s is None or self._observe:
             with self._lock:
                 self._value = value
             return
         try:
-            s.set(value)
+            if self._local:
+                with self._lock:
+                    self._own()
+                    self._value = value
+                    s.set(value)
+                    if self._metric is not None:  # livemostrecent: and when
+                        t = _stamp_of(self._metric)
+                        if t is not None:
+                            t.set(timestamp or time.time())
+            else:
+                s.set(value)
         except PromshmError as e:
             _warn(f"set({value!r}) not shared: {e}")
         except AttributeError:  # Counter.reset(): a shared counter is not reset
@@ -284,8 +378,12 @@ class PromshmValue:
             self._exemplar = exemplar
 
     def get(self) -> float:
-        s = self._series
+        s = self._target()
         if s is not None and not self._observe:
+            if self._local:
+                with self._lock:
+                    self._own()
+                    return self._value
             try:
                 return float(s.get())
             except PromshmError as e:
@@ -308,25 +406,87 @@ def _use_created() -> bool:
     return bool(getattr(pm, "_use_created", True))
 
 
+def _split_name(area_name: str) -> Tuple[str, str]:
+    """An area family name -> (prometheus_client name, tag or "")."""
+    i = area_name.find(_TAG)
+    if i < 0:
+        return area_name, ""
+    return area_name[:i], area_name[i + len(_TAG) :]
+
+
+def _live_pids() -> Dict[str, str]:
+    """Worker slot -> pid of the area's live workers (as label values)."""
+    from ._area import shared_area
+
+    try:
+        return {str(w["slot"]): str(w["pid"]) for w in shared_area().workers() if w["alive"]}
+    except (PromshmError, OSError):
+        return {}
+
+
+def _per_worker(f: Any, stamps: Optional[Dict[Any, float]], pids: Dict[str, str], mode: str) -> list:
+    """The samples of a tagged gauge family (one per live worker slot),
+    combined as ``mode`` says: ``(labels, value)`` pairs."""
+    groups: Dict[Any, list] = {}
+    for smp in f.samples:
+        labels = dict(smp.labels)
+        slot = labels.pop("worker", None)
+        if slot not in pids:  # a worker that died since the render
+            continue
+        if mode == "liveall":
+            labels["pid"] = pids[slot]
+            groups[tuple(sorted(labels.items()))] = [(labels, smp.value)]
+            continue
+        key = tuple(sorted(labels.items()))
+        t = stamps.get(key + (("worker", slot),), 0.0) if stamps is not None else 0.0
+        groups.setdefault(key, []).append((labels, smp.value, t))
+    out = []
+    for members in groups.values():
+        if mode == "liveall":
+            out.extend(members)
+        elif mode == "livemax":
+            out.append((members[0][0], max(m[1] for m in members)))
+        elif mode == "livemin":
+            out.append((members[0][0], min(m[1] for m in members)))
+        else:  # livemostrecent: the value set last
+            labels, v, _ = max(members, key=lambda m: m[2])
+            out.append((labels, v))
+    return out
+
+
 def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, unit: Optional[str] = None) -> list:
     from prometheus_client.metrics_core import Metric
 
+    fams = list(fams)
     created = _use_created()
+    stamps: Dict[str, Dict[Any, float]] = {}
+    for f in fams:
+        base, tag = _split_name(f.name)
+        if tag == "stamp":
+            stamps[base] = {tuple(sorted(smp.labels.items())): smp.value for smp in f.samples}
+    pids: Optional[Dict[str, str]] = None
     out = []
     for f in fams:
-        fname = f.name
-        if fname.endswith(_RENAMED):
-            fname = fname[: -len(_RENAMED)]
+        fname, tag = _split_name(f.name)
+        if tag == "stamp":
+            continue
         m = Metric(fname if name is None else name, f.documentation if doc is None else doc, f.type, f.unit if unit is None else unit)
-        for s in f.samples:
-            if not created and s.name.endswith("_created"):
+        if tag in _TAGGED_MODES:
+            if pids is None:
+                pids = _live_pids()
+            for labels, v in _per_worker(f, stamps.get(fname), pids, tag):
+                m.add_sample(fname, labels, v)
+            out.append(m)
+            continue
+        for smp in f.samples:
+            if not created and smp.name.endswith("_created"):
                 continue
-            sname, labels = s.name, dict(s.labels)
+            sname, labels = smp.name, dict(smp.labels)
             if fname != f.name:  # back to the prometheus_client name
                 sname = sname.replace(f.name, fname, 1)
                 if f.name in labels:  # an Enum's state label
                     labels[fname] = labels.pop(f.name)
-            m.add_sample(sname, labels, s.value, s.timestamp)
+            m.add_sample(sname, labels, smp.value, smp.timestamp)
         out.append(m)
     return out
 
@@ -339,6 +499,9 @@ def _collect_metric(self: Any, _orig: Any) -> Any:
         return _orig(self)
     try:
         fams = fam.collect()
+        stamp = _stamps.get(_shape(self)[0])
+        if stamp is not None:
+            fams = list(fams) + list(stamp.collect())
     except PromshmError as e:
         _warn(f"{self._name}: rendering this process's values: {e}")
         return _orig(self)

@@ -83,8 +83,19 @@ def _check_totals(text: str, which: str, modes: List[str]) -> None:
             assert value(s, "bk_gauge_mostrecent_mode", who="kids") == 40
 
 
-def _check_live(text: str, modes: List[str]) -> None:
-    """Gauges while the 4 children live: the live modes see them all."""
+def _per_pid(s: Dict, name: str) -> Dict[int, float]:
+    out = {}
+    for (n, labels), v in s.items():
+        if n == name:
+            d = dict(labels)
+            assert set(d) == {"who", "pid"}, d
+            out[int(d["pid"])] = v
+    return out
+
+
+def _check_live(text: str, modes: List[str], pids: List[int]) -> None:
+    """Gauges while the 4 children live: every mode sees them all; all/liveall
+    a series per process labelled by its pid, as prometheus_client renders it."""
     s = parse_text(text)
     assert value(s, "bk_gauge_livesum_mode", who="kids") == 10, text
     assert value(s, "bk_gauge_livemax_mode", who="kids") == 4
@@ -92,15 +103,35 @@ def _check_live(text: str, modes: List[str]) -> None:
     if "livemostrecent" in modes:
         assert value(s, "bk_gauge_livemostrecent_mode", who="kids") == 40
     for mode in ("all", "liveall"):
-        per = {dict(k[1])["worker"]: v for k, v in s.items() if k[0] == f"bk_gauge_{mode}_mode"}
-        assert sorted(per.values()) == [1, 2, 3, 4], (mode, per)
+        assert _per_pid(s, f"bk_gauge_{mode}_mode") == {pid: n + 1 for n, pid in enumerate(pids)}, (mode, text)
 
 
-def _check_exited(text: str) -> None:
-    """After the children exited, live modes drop them (no mark_process_dead)."""
+def _check_one_exited(text: str, modes: List[str], pids: List[int]) -> None:
+    """The child with the largest and most recent value exited, 3 live: the
+    live modes combine the 3 live ones, the others keep the dead one's."""
     s = parse_text(text)
-    assert value(s, "bk_gauge_livesum_mode", who="kids") in (None, 0), text
-    assert not [k for k in s if k[0] in ("bk_gauge_all_mode", "bk_gauge_liveall_mode")]
+    assert value(s, "bk_gauge_livesum_mode", who="kids") == 1 + 2 + 3, text
+    assert value(s, "bk_gauge_livemax_mode", who="kids") == 3
+    assert value(s, "bk_gauge_livemin_mode", who="kids") == 1
+    assert value(s, "bk_gauge_sum_mode", who="kids") == 10
+    assert value(s, "bk_gauge_max_mode", who="kids") == 4
+    if "livemostrecent" in modes:
+        assert value(s, "bk_gauge_livemostrecent_mode", who="kids") == 30
+        assert value(s, "bk_gauge_mostrecent_mode", who="kids") == 40
+    expected = {pid: n + 1 for n, pid in enumerate(pids)}
+    assert _per_pid(s, "bk_gauge_all_mode") == expected, text
+    del expected[pids[-1]]
+    assert _per_pid(s, "bk_gauge_liveall_mode") == expected, text
+
+
+def _check_exited(text: str, modes: List[str], pids: List[int]) -> None:
+    """After the children exited (no mark_process_dead): the live modes drop
+    them; `all` keeps each dead process's last value under its pid."""
+    s = parse_text(text)
+    assert value(s, "bk_gauge_livesum_mode", who="kids") in (None, 0), text  # the sum of no process
+    for mode in ("livemax", "livemin", "livemostrecent", "liveall"):
+        assert not [k for k in s if k[0] == f"bk_gauge_{mode}_mode"], (mode, text)
+    assert _per_pid(s, "bk_gauge_all_mode") == {pid: n + 1 for n, pid in enumerate(pids)}, text
 
 
 @pytest.mark.parametrize("how", ["install", "env"])
@@ -109,13 +140,13 @@ def test_multiprocessing_children_exact(tmp_path, how):
     mpdir.mkdir()
     out = _run_mp(tmp_path, how, PROMSHM_PROMETHEUS_CLIENT="1", PROMETHEUS_MULTIPROC_DIR=str(mpdir))
     assert out["codes"] == [0] * N
-    for phase in ("alive", "exited"):
+    for phase in ("alive", "one_exited", "exited"):
         for which, text in out[phase].items():
             _check_totals(text, which, out["modes"])
-    _check_live(out["alive"]["fresh"], out["modes"])
-    _check_live(out["alive"]["multiprocess"], out["modes"])
-    _check_exited(out["exited"]["fresh"])
-    _check_exited(out["exited"]["multiprocess"])
+    for which in ("fresh", "multiprocess"):
+        _check_live(out["alive"][which], out["modes"], out["pids"])
+        _check_one_exited(out["one_exited"][which], out["modes"], out["pids"])
+        _check_exited(out["exited"][which], out["modes"], out["pids"])
     assert list(mpdir.iterdir()) == [], "no prometheus_client .db files with the backend"
 
 
