@@ -29,13 +29,23 @@ replaced by a collector that renders every family of the area (its ``path``
 is ignored), so the documented multiprocess setup keeps working unchanged.
 
 Gauges: ``multiprocess_mode`` combines the processes' values as
-prometheus_client documents: ``sum``/``livesum`` add, ``max``/``livemax``,
-``min``/``livemin``, ``mostrecent``/``livemostrecent``; the ``live*`` modes
-drop a dead worker's value; ``mostrecent`` compares the times of the
-updates to the millisecond. ``all``/``liveall`` render one series per live
-worker process labelled by its promshm **worker slot** (``worker="<slot>"``)
-rather than ``pid`` (a slot is reused by the next worker, so series do not
-pile up as workers are recycled).
+prometheus_client documents: ``all`` (its default) renders one series per
+process labelled ``pid``, a dead process's last value included (as
+prometheus_client keeps a dead process's file: series pile up as workers are
+recycled); ``liveall`` the same for live processes only; ``sum``, ``max``,
+``min``, ``mostrecent`` combine every process's value, dead ones included;
+``livesum``, ``livemax``, ``livemin``, ``livemostrecent`` only the live
+workers' (a dead worker's value disappears without ``mark_process_dead``).
+``mostrecent`` compares the times of the updates to the millisecond. In the
+area, an ``all`` gauge has a ``pid`` label; ``liveall``/``livemax``/
+``livemin``/``livemostrecent`` are kept per worker slot under
+``<name>:promshm_<mode>`` (and ``<name>:promshm_stamp``, the update times)
+and combined when rendered. ``get()`` of a gauge is this process's value.
+
+``process_*`` (prometheus_client's ``ProcessCollector`` in ``REGISTRY``):
+one series per live worker, labelled ``worker`` and ``pid``, plus the
+``process_workers_*`` totals, from any worker (see
+:mod:`promshm.process_collector`).
 
 Limits: exemplars are kept per process only and not rendered (as in
 prometheus_client's multiprocess mode); ``Gauge.set_function`` is evaluated
@@ -650,10 +660,42 @@ def install() -> None:
             collect.__doc__ = orig_collect.__doc__
             pm.MetricWrapperBase.collect = collect  # type: ignore[method-assign]
 
+        _wrap_process_collector()
         mp.MultiProcessCollector = MultiProcessCollector  # type: ignore[misc,assignment]
         mp.mark_process_dead = _mark_process_dead
         _installed = True
         _warn_earlier_metrics(pm)
+
+
+def _wrap_process_collector() -> None:
+    """``prometheus_client``'s ``ProcessCollector`` of this process (the one in
+    ``REGISTRY``): rendered per live worker of the area, with totals (see
+    :mod:`promshm.process_collector`), from any worker. One made for another
+    ``pid`` or ``proc`` directory renders as before."""
+    try:
+        import prometheus_client.process_collector as ppc
+    except ImportError:
+        return
+    orig = ppc.ProcessCollector.collect
+    if getattr(orig, "_promshm", False):
+        return
+    from .process_collector import ProcessCollector as Workers
+    from .process_collector import attach_workers
+
+    attach_workers()
+
+    def collect(self: Any) -> Any:
+        try:
+            own = self._proc == "/proc" and str(self._pid()).strip() == "self"
+        except Exception:  # noqa: BLE001 - the original reports it
+            own = False
+        if not own:
+            return orig(self)
+        return _convert(Workers(getattr(self, "_namespace", ""), registry=None)._collect_workers())
+
+    collect._promshm = True  # type: ignore[attr-defined]
+    collect.__doc__ = orig.__doc__
+    ppc.ProcessCollector.collect = collect  # type: ignore[method-assign]
 
 
 def _warn_earlier_metrics(pm: Any) -> None:

@@ -454,3 +454,83 @@ def test_gunicorn_without_backend_is_not_exact(gunicorn):
     s = parse_text(server.get("/metrics/default")[1].decode())
     assert (value(s, "app_requests_total", path="/", status="200") or 0) < n
     server.stop()
+
+
+PROCESS_APP = '''
+import os
+from prometheus_client import REGISTRY, generate_latest, CONTENT_TYPE_LATEST
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/metrics/default":
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [generate_latest(REGISTRY)]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+'''
+
+
+def _worker_pids(master: int, n: int, timeout: float = 30) -> set:
+    """The pids of gunicorn's ``n`` workers (the master's children), once all are up."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            kids = {int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
+        except OSError:
+            kids = set()
+        if len(kids) == n or time.time() > deadline:
+            return kids
+        time.sleep(0.05)
+
+
+def _process_series(server: "Gunicorn") -> Tuple[Dict[int, float], Dict]:
+    status, body = server.get("/metrics/default")
+    assert status == 200
+    s = parse_text(body.decode())
+    rss = {}
+    for (name, labels), v in s.items():
+        if name == "process_resident_memory_bytes":
+            d = dict(labels)
+            assert set(d) == {"worker", "pid"}, d
+            rss[int(d["pid"])] = v
+    return rss, s
+
+
+def _until_listed(server: "Gunicorn", pids: set, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while set(_process_series(server)[0]) != pids:
+        assert time.time() < deadline, (_process_series(server)[0], pids)
+        time.sleep(0.1)
+
+
+def test_gunicorn_process_metrics_of_every_worker_on_any_page(gunicorn):
+    """prometheus_client's ProcessCollector through the backend: every one of
+    the 4 workers' process_* on whichever worker serves the scrape, the
+    process_workers_* totals their sums; a killed worker's series go with it."""
+    server = gunicorn(files={"pcapp.py": PROCESS_APP}, PROMSHM_PROMETHEUS_CLIENT="1")
+    pids = _worker_pids(server.proc.pid, 4)
+    assert len(pids) == 4
+    _until_listed(server, pids)  # each worker attaches as it loads the app
+    for _ in range(8):  # scrapes, served by whichever worker accepts
+        rss, s = _process_series(server)
+        assert set(rss) == pids, (rss, pids)
+        assert value(s, "process_workers") == 4
+        assert value(s, "process_workers_resident_memory_bytes") == sum(rss.values())
+        cpu = [v for (n, _), v in s.items() if n == "process_cpu_seconds_total"]
+        assert len(cpu) == 4 and value(s, "process_workers_cpu_seconds") == pytest.approx(sum(cpu))
+    victim = sorted(pids)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.time() + 30
+    while True:
+        now = _worker_pids(server.proc.pid, 4)
+        if victim not in now and len(now) == 4:
+            break
+        assert time.time() < deadline, now
+        time.sleep(0.05)
+    _until_listed(server, now)
+    for _ in range(8):
+        rss, s = _process_series(server)
+        assert set(rss) == now, (rss, now)
+        assert value(s, "process_workers") == 4
+        assert value(s, "process_workers_resident_memory_bytes") == sum(rss.values())
+    assert server.stop() == 0, server.logs()
