@@ -42,6 +42,12 @@ area, an ``all`` gauge has a ``pid`` label; ``liveall``/``livemax``/
 ``<name>:promshm_<mode>`` (and ``<name>:promshm_stamp``, the update times)
 and combined when rendered. ``get()`` of a gauge is this process's value.
 
+``Counter.reset()`` resets the counter for every process: its total at the
+reset is kept in the area (``<name>:promshm_reset``) and subtracted when
+rendering, ``_created`` becomes the time of the reset, and every process's
+later increments count (prometheus_client's multiprocess mode resets only the
+calling process's part).
+
 ``process_*`` (prometheus_client's ``ProcessCollector`` in ``REGISTRY``):
 one series per live worker, labelled ``worker`` and ``pid``, plus the
 ``process_workers_*`` totals, from any worker (see
@@ -49,8 +55,7 @@ one series per live worker, labelled ``worker`` and ``pid``, plus the
 
 Limits: exemplars are kept per process only and not rendered (as in
 prometheus_client's multiprocess mode); ``Gauge.set_function`` is evaluated
-in the process that scrapes; ``Counter.reset()`` does not reset the shared
-total. A metric whose name promshm reserves (a gauge named ``*_total`` or
+in the process that scrapes. A metric whose name promshm reserves (a gauge named ``*_total`` or
 ``*_sum``, ...) is kept in the area as ``<name>:promshm_renamed`` and
 rendered under its own name. A metric whose name is already used in the area
 with another type, label names, buckets or states, or whose value or label
@@ -61,6 +66,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -80,7 +86,7 @@ _lock = threading.RLock()
 _installed = False
 _tls = threading.local()
 _families: Dict[Tuple[Any, ...], Any] = {}
-_stamps: Dict[Tuple[Any, ...], Any] = {}  # livemostrecent gauges: their update times
+_companions: Dict[Tuple[Any, ...], Any] = {}  # (metric key, tag) -> a companion family
 _failed: Dict[Tuple[Any, ...], bool] = {}
 _pm_registry: Any = None  # the promshm registry the shadow families live in
 _view: Any = None  # a promshm registry rendering the whole area
@@ -152,8 +158,14 @@ _TAG = ":promshm_"
 #: Suffix of the area name of a metric whose own name promshm reserves.
 _RENAMED = _TAG + "renamed"
 
-#: Suffix of the family of a ``livemostrecent`` gauge's update times.
-_STAMP = _TAG + "stamp"
+#: Companion families of a metric, ``<name>:promshm_<tag>``, and the promshm
+#: gauge mode each is kept in: a ``livemostrecent`` gauge's update times per
+#: worker (``stamp``). And of every counter, in one pair of families
+#: ``prometheus_client:promshm_reset{metric,series}`` / ``..._reset_at``: a
+#: counter's total at its last ``reset()`` (subtracted when rendered) and the
+#: time of that reset (its ``_created``), in promshm's ``max`` mode.
+_COMPANIONS = {"stamp": "all", "reset": "max", "reset_at": "max"}
+_RESETS = "prometheus_client"
 
 #: How a prometheus_client gauge mode is kept in the area (promshm's mode),
 #: when it is not promshm's mode of the same name:
@@ -205,8 +217,6 @@ def _family_for(metric: Any) -> Any:
         try:
             if mode in _TAGGED_MODES:
                 fam = make(metric._name + _TAG + mode)
-                if mode == "livemostrecent":
-                    _stamps[key] = make(metric._name + _STAMP)
             else:
                 try:
                     fam = make(metric._name)
@@ -257,21 +267,131 @@ def _series_of(metric: Any) -> Any:
     return s
 
 
-def _stamp_of(metric: Any) -> Any:
-    """The series of a ``livemostrecent`` gauge's update times (None: none)."""
+def _companion(metric: Any, tag: str) -> Any:
+    """The ``<name>:promshm_<tag>`` family of ``metric`` (see :data:`_COMPANIONS`),
+    made in the area on first use (None: it could not be)."""
+    key = (_shape(metric)[0], tag)
+    fam = _companions.get(key, _MISSING)
+    if fam is not _MISSING:
+        return fam
+    with _lock:
+        fam = _companions.get(key, _MISSING)
+        if fam is not _MISSING:
+            return fam
+        try:
+            fam = _classes["gauge"](
+                metric._name + _TAG + tag,
+                f"promshm backend: {tag} of {metric._name}.",
+                labelnames=tuple(metric._labelnames),
+                registry=_pm_registry,
+                multiprocess_mode=_COMPANIONS[tag],
+            )
+        except (PromshmError, ValueError, TypeError) as e:
+            _warn(f"{metric._name}: no {tag} family: {e}")
+            fam = None
+        _companions[key] = fam
+        return fam
+
+
+def _companion_series(metric: Any, tag: str) -> Any:
+    """``metric``'s series in its ``tag`` companion family (cached on it)."""
     d = metric.__dict__
-    s = d.get("_promshm_stamp", _MISSING)
+    attr = "_promshm_" + tag
+    s = d.get(attr, _MISSING)
     if s is not _MISSING:
         return s
     s = None
-    fam = _stamps.get(_shape(metric)[0])
+    fam = _companion(metric, tag)
     if fam is not None:
         try:
             s = fam.labels(*metric._labelvalues) if metric._labelnames else fam
         except PromshmError as e:
-            _warn(f"{metric._name}{list(metric._labelvalues)}: update times not shared: {e}")
-    d["_promshm_stamp"] = s
+            _warn(f"{metric._name}{list(metric._labelvalues)}: no {tag}: {e}")
+    d[attr] = s
     return s
+
+
+def _companion_families(metric: Any) -> list:
+    """The companion families rendered with ``metric``'s."""
+    if metric._type == "counter":
+        return [f for f in _reset_families() if f is not None]
+    if _gauge_mode(metric) == "livemostrecent":
+        return [f for f in (_companion(metric, "stamp"),) if f is not None]
+    return []
+
+
+_reset_fams: list = []
+
+
+def _reset_families() -> list:
+    """The ``reset`` and ``reset_at`` families of every counter (made once)."""
+    if not _reset_fams:
+        with _lock:
+            if not _reset_fams:
+                out = []
+                for tag in ("reset", "reset_at"):
+                    try:
+                        out.append(
+                            _classes["gauge"](
+                                _RESETS + _TAG + tag,
+                                f"promshm backend: the {tag} of each reset counter.",
+                                labelnames=("metric", "series"),
+                                registry=_pm_registry,
+                                multiprocess_mode=_COMPANIONS[tag],
+                            )
+                        )
+                    except (PromshmError, ValueError, TypeError) as e:
+                        _warn(f"Counter.reset() not shared: {e}")
+                        out.append(None)
+                _reset_fams[:] = out
+    return _reset_fams
+
+
+def _series_key(labels: Dict[str, str]) -> str:
+    return json.dumps(sorted(labels.items()))
+
+
+def _reset_counter(metric: Any, series: Any) -> None:
+    """``Counter.reset()``: every process renders the counter from 0 again
+    (its total now is kept as the baseline subtracted when rendering, and
+    the time as its ``_created``); every process's later increments count."""
+    base, at = _reset_families()
+    if base is None or at is None:
+        return
+    key = (metric._name, _series_key(dict(zip(metric._labelnames, metric._labelvalues))))
+    base.labels(*key).set(float(series.get()))
+    at.labels(*key).set(time.time())
+
+
+def _resets(fams: Optional[list] = None) -> Dict[Tuple[str, str], Tuple[float, float]]:
+    """(counter name, series key) -> (baseline, reset time) of the reset counters."""
+    if fams is None:
+        fams = [m for f in _reset_families() if f is not None for m in f.collect()]
+    values: Dict[str, Dict[Tuple[str, str], float]] = {"reset": {}, "reset_at": {}}
+    for f in fams:
+        base, tag = _split_name(f.name)
+        if base == _RESETS and tag in values:
+            for smp in f.samples:
+                values[tag][(smp.labels.get("metric", ""), smp.labels.get("series", ""))] = smp.value
+    return {k: (v, values["reset_at"].get(k, 0.0)) for k, v in values["reset"].items()}
+
+
+def _baseline(metric: Any) -> float:
+    key = (metric._name, _series_key(dict(zip(metric._labelnames, metric._labelvalues))))
+    return _resets().get(key, (0.0, 0.0))[0]
+
+
+def _forget_resets(metric: Any, labelvalues: Optional[Tuple[str, ...]]) -> None:
+    """remove()/clear() of a counter: its baselines go too (a series made
+    again starts from 0)."""
+    for fam in _reset_families():
+        if fam is None:
+            continue
+        if labelvalues is None:
+            fam.remove_by_labels({"metric": metric._name})
+        else:
+            labels = dict(zip(metric._labelnames, (str(v) for v in labelvalues)))
+            fam.remove(metric._name, _series_key(labels))
 
 
 def _warn(msg: str) -> None:
@@ -322,7 +442,7 @@ class PromshmValue:
         if typ in ("counter", "gauge"):
             self._series = _series_of(metric)
             mode = _gauge_mode(metric)
-            if mode == "all" or mode == "livemostrecent":
+            if mode == "all" or mode == "livemostrecent" or typ == "counter":
                 self._metric = metric
             self._local = mode in _TAGGED_MODES
         elif typ in ("histogram", "summary") and name == metric_name + "_sum":
@@ -331,7 +451,7 @@ class PromshmValue:
 
     def _target(self) -> Any:
         m = self._metric
-        return self._series if m is None else _series_of(m)
+        return self._series if m is None or m._type == "counter" else _series_of(m)
 
     def _own(self) -> None:
         """After a fork: this process's value starts at 0 (its worker slot's)."""
@@ -372,16 +492,15 @@ class PromshmValue:
                     self._value = value
                     s.set(value)
                     if self._metric is not None:  # livemostrecent: and when
-                        t = _stamp_of(self._metric)
+                        t = _companion_series(self._metric, "stamp")
                         if t is not None:
                             t.set(timestamp or time.time())
+            elif self._metric is not None and self._metric._type == "counter":
+                _reset_counter(self._metric, s)  # Counter.reset() sets 0
             else:
                 s.set(value)
         except PromshmError as e:
             _warn(f"set({value!r}) not shared: {e}")
-        except AttributeError:  # Counter.reset(): a shared counter is not reset
-            with self._lock:
-                self._value = value
 
     def set_exemplar(self, exemplar: Any) -> None:
         with self._lock:
@@ -395,6 +514,8 @@ class PromshmValue:
                     self._own()
                     return self._value
             try:
+                if self._metric is not None and self._metric._type == "counter":
+                    return max(float(s.get()) - _baseline(self._metric), 0.0)
                 return float(s.get())
             except PromshmError as e:
                 _warn(f"get() reads this process's value: {e}")
@@ -469,34 +590,45 @@ def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, u
 
     fams = list(fams)
     created = _use_created()
-    stamps: Dict[str, Dict[Any, float]] = {}
+    companions: Dict[Tuple[str, str], Dict[Any, float]] = {}  # (name, tag) -> labels -> value
     for f in fams:
         base, tag = _split_name(f.name)
-        if tag == "stamp":
-            stamps[base] = {tuple(sorted(smp.labels.items())): smp.value for smp in f.samples}
+        if tag in _COMPANIONS:
+            companions[(base, tag)] = {tuple(sorted(smp.labels.items())): smp.value for smp in f.samples}
+    companions_given = any(k[0] == _RESETS for k in companions)
+    resets: Optional[Dict[Tuple[str, str], Tuple[float, float]]] = None
     pids: Optional[Dict[str, str]] = None
     out = []
     for f in fams:
         fname, tag = _split_name(f.name)
-        if tag == "stamp":
+        if tag in _COMPANIONS:
             continue
         m = Metric(fname if name is None else name, f.documentation if doc is None else doc, f.type, f.unit if unit is None else unit)
         if tag in _TAGGED_MODES:
             if pids is None:
                 pids = _live_pids()
-            for labels, v in _per_worker(f, stamps.get(fname), pids, tag):
+            for labels, v in _per_worker(f, companions.get((fname, "stamp")), pids, tag):
                 m.add_sample(fname, labels, v)
             out.append(m)
             continue
+        if f.type == "counter" and resets is None:
+            resets = _resets(fams) if companions_given else _resets()
         for smp in f.samples:
             if not created and smp.name.endswith("_created"):
                 continue
             sname, labels = smp.name, dict(smp.labels)
+            v = smp.value
+            if f.type == "counter" and resets:  # a reset counter: from its baseline, created at the reset
+                r = resets.get((fname, _series_key(labels)))
+                if r is not None and sname.endswith("_total"):
+                    v = max(v - r[0], 0.0)
+                elif r is not None and sname.endswith("_created"):
+                    v = max(v, r[1])
             if fname != f.name:  # back to the prometheus_client name
                 sname = sname.replace(f.name, fname, 1)
                 if f.name in labels:  # an Enum's state label
                     labels[fname] = labels.pop(f.name)
-            m.add_sample(sname, labels, smp.value, smp.timestamp)
+            m.add_sample(sname, labels, v, smp.timestamp)
         out.append(m)
     return out
 
@@ -509,9 +641,8 @@ def _collect_metric(self: Any, _orig: Any) -> Any:
         return _orig(self)
     try:
         fams = fam.collect()
-        stamp = _stamps.get(_shape(self)[0])
-        if stamp is not None:
-            fams = list(fams) + list(stamp.collect())
+        for companion in _companion_families(self):
+            fams = list(fams) + list(companion.collect())
     except PromshmError as e:
         _warn(f"{self._name}: rendering this process's values: {e}")
         return _orig(self)
@@ -612,7 +743,14 @@ def _wrap_parent_method(cls: type, name: str, forward: Any) -> None:
         fam = _family_for(self) if self._labelnames else None
         if fam is not None:
             try:
+                if self._type == "counter":
+                    _forget_resets(self, args if name == "remove" else None)
+                elif name == "remove" and _gauge_mode(self) == "all":
+                    args = args + (str(os.getpid()),)  # this process's series
                 forward(fam, *args, **kwargs)
+                if _gauge_mode(self) == "livemostrecent":
+                    for companion in _companion_families(self):
+                        forward(companion, *args, **kwargs)
             except PromshmError as e:
                 _warn(f"{name}() not shared: {e}")
         return r

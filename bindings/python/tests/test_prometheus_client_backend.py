@@ -534,3 +534,79 @@ def test_gunicorn_process_metrics_of_every_worker_on_any_page(gunicorn):
         assert value(s, "process_workers") == 4
         assert value(s, "process_workers_resident_memory_bytes") == sum(rss.values())
     assert server.stop() == 0, server.logs()
+
+
+RESET_SCRIPT = r"""
+import json, multiprocessing as mp, time
+from promshm import prometheus_client_backend
+prometheus_client_backend.install()
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
+
+plain = Counter("rs_plain", "Plain.")
+jobs = Counter("rs_jobs", "Jobs.", ["queue"])
+
+
+def work(go, done):
+    child = jobs.labels("q")          # handles held across the reset
+    for _ in range(1000):
+        plain.inc(); child.inc()
+    done.release()
+    go.wait(30)
+    for _ in range(500):
+        plain.inc(); child.inc()
+    done.release()
+
+
+def view():
+    reg = CollectorRegistry()
+    multiprocess.MultiProcessCollector(reg)
+    return {"default": generate_latest(REGISTRY).decode(), "multiprocess": generate_latest(reg).decode()}
+
+
+ctx = mp.get_context("fork")
+go, done = ctx.Event(), ctx.Semaphore(0)
+kids = [ctx.Process(target=work, args=(go, done)) for _ in range(4)]
+for k in kids:
+    k.start()
+for _ in range(4):
+    assert done.acquire(timeout=60)
+before = view()
+t0 = time.time()
+plain.reset(); jobs.labels("q").reset()
+at_reset = view()
+got_at_reset = (plain._value.get(), jobs.labels("q")._value.get())
+go.set()
+for _ in range(4):
+    assert done.acquire(timeout=60)
+after = view()
+for k in kids:
+    k.join(30)
+jobs.remove("q")
+jobs.labels("q").inc(3)     # made again after remove(): from 0, not below
+print(json.dumps({"before": before, "at_reset": at_reset, "after": after, "t0": t0,
+                  "got_at_reset": got_at_reset, "got": [plain._value.get(), jobs.labels("q")._value.get()],
+                  "removed": generate_latest(REGISTRY).decode(), "codes": [k.exitcode for k in kids]}))
+"""
+
+
+def test_counter_reset_is_seen_by_every_process_and_later_increments_count(tmp_path):
+    """Counter.reset() in the parent while 4 forked children hold the counter:
+    every render shows 0 from then on (with a new _created), and the
+    children's later increments all count (no stale series)."""
+    r = subprocess.run(
+        [sys.executable, "-c", RESET_SCRIPT], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr[-5000:]
+    out = json.loads(r.stdout)
+    assert out["codes"] == [0] * 4
+    for which in ("default", "multiprocess"):
+        before, at, after = (parse_text(out[p][which]) for p in ("before", "at_reset", "after"))
+        assert value(before, "rs_plain_total") == 4000 and value(before, "rs_jobs_total", queue="q") == 4000
+        assert value(at, "rs_plain_total") == 0 and value(at, "rs_jobs_total", queue="q") == 0, out["at_reset"][which]
+        assert value(at, "rs_plain_created") >= out["t0"] > value(before, "rs_plain_created")
+        assert value(at, "rs_jobs_created", queue="q") >= out["t0"]
+        assert value(after, "rs_plain_total") == 2000 and value(after, "rs_jobs_total", queue="q") == 2000, out["after"][which]
+        assert ":promshm_" not in out["after"][which]
+    assert out["got_at_reset"] == [0.0, 0.0]
+    assert out["got"] == [2000.0, 3.0]
+    assert value(parse_text(out["removed"]), "rs_jobs_total", queue="q") == 3
