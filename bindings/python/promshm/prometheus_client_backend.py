@@ -402,6 +402,12 @@ def _warn(msg: str) -> None:
 # The value class prometheus_client's Counter/Gauge/Histogram/Summary use.
 
 
+_getpid = os.getpid
+
+#: How a :class:`PromshmValue` forwards its updates.
+_PLAIN, _OBSERVE, _LOCAL, _COUNTER, _PER_PID = range(5)
+
+
 class PromshmValue:
     """``prometheus_client.values.ValueClass`` with the backend on.
 
@@ -410,12 +416,13 @@ class PromshmValue:
     and the ``_sum`` of a histogram or summary, whose ``inc(amount)`` is called
     once per observation (it becomes ``observe(amount)``; the bucket and
     ``_count`` values are not needed: the promshm series counts them).
-    ``get()`` of a counter is the area's total; of a gauge, this process's
-    value (as prometheus_client's multiprocess values). A value made outside
-    a metric, or whose metric stays per-process, is a plain local float."""
+    ``get()`` of a counter is the area's total (since its last ``reset()``);
+    of a gauge, this process's value (as prometheus_client's multiprocess
+    values). A value made outside a metric, or whose metric stays
+    per-process, is a plain local float."""
 
     _multiprocess = False
-    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_observe", "_metric", "_local", "_pid")
+    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_how", "_metric", "_pid")
 
     def __init__(
         self,
@@ -432,73 +439,93 @@ class PromshmValue:
         self._exemplar = None
         self._lock = threading.Lock()
         self._series: Any = None
-        self._observe = False
-        self._metric: Any = None  # set when the series is looked up per call
-        self._local = False  # the area keeps one value per worker: get() is ours
+        self._how = _PLAIN
+        self._metric: Any = None
         self._pid = os.getpid()
         metric = getattr(_tls, "metric", None)
         if metric is None:
             return
         if typ in ("counter", "gauge"):
             self._series = _series_of(metric)
+            self._metric = metric
             mode = _gauge_mode(metric)
-            if mode == "all" or mode == "livemostrecent" or typ == "counter":
-                self._metric = metric
-            self._local = mode in _TAGGED_MODES
+            if typ == "counter":
+                self._how = _COUNTER
+            elif mode == "all":
+                self._how = _PER_PID  # the series of this process's pid
+            elif mode in _TAGGED_MODES:
+                self._how = _LOCAL  # the area keeps one value per worker: get() is ours
         elif typ in ("histogram", "summary") and name == metric_name + "_sum":
             self._series = _series_of(metric)
-            self._observe = True
+            self._how = _OBSERVE
 
-    def _target(self) -> Any:
-        m = self._metric
-        return self._series if m is None or m._type == "counter" else _series_of(m)
-
-    def _own(self) -> None:
-        """After a fork: this process's value starts at 0 (its worker slot's)."""
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid = pid
-            self._value = 0.0
+    def _forked(self) -> None:
+        """After a fork: this process's value starts at 0 (its worker slot's,
+        or its own pid's series)."""
+        self._pid = os.getpid()
+        self._value = 0.0
+        if self._how == _PER_PID:
+            self._series = _series_of(self._metric)
 
     def inc(self, amount: float) -> None:
-        s = self._target()
+        s = self._series
         if s is None:
             with self._lock:
                 self._value += amount
             return
+        how = self._how
         try:
-            if self._observe:
+            if how == _COUNTER or how == _PLAIN:
+                s.inc(amount)
+            elif how == _OBSERVE:
                 s.observe(amount)
-            elif self._local:
+            elif how == _PER_PID:
+                if self._pid != _getpid():
+                    with self._lock:
+                        self._forked()
+                    if self._series is None:
+                        return self.inc(amount)  # stays in this process
+                self._series.inc(amount)
+            else:
                 with self._lock:
-                    self._own()
+                    if self._pid != _getpid():
+                        self._forked()
+                        s = self._series
                     self._value += amount
                     s.set(self._value)
-            else:
-                s.inc(amount)
         except PromshmError as e:
-            _warn(f"{'observe' if self._observe else 'inc'}({amount!r}) not shared: {e}")
+            _warn(f"{'observe' if how == _OBSERVE else 'inc'}({amount!r}) not shared: {e}")
 
     def set(self, value: float, timestamp: Optional[float] = None) -> None:
-        s = self._target()
-        if s is None or self._observe:
+        s = self._series
+        how = self._how
+        if s is None or how == _OBSERVE:
             with self._lock:
                 self._value = value
             return
         try:
-            if self._local:
+            if how == _PLAIN:
+                s.set(value)
+            elif how == _PER_PID:
+                if self._pid != _getpid():
+                    with self._lock:
+                        self._forked()
+                    if self._series is None:
+                        return self.set(value)  # stays in this process
+                self._series.set(value)
+            elif how == _COUNTER:
+                _reset_counter(self._metric, s)  # Counter.reset() sets 0
+            else:
                 with self._lock:
-                    self._own()
-                    self._value = value
+                    if self._pid != _getpid():
+                        self._forked()
+                        s = self._series
                     s.set(value)
-                    if self._metric is not None:  # livemostrecent: and when
+                    self._value = value
+                    if _gauge_mode(self._metric) == "livemostrecent":  # and when
                         t = _companion_series(self._metric, "stamp")
                         if t is not None:
                             t.set(timestamp or time.time())
-            elif self._metric is not None and self._metric._type == "counter":
-                _reset_counter(self._metric, s)  # Counter.reset() sets 0
-            else:
-                s.set(value)
         except PromshmError as e:
             _warn(f"set({value!r}) not shared: {e}")
 
@@ -507,14 +534,17 @@ class PromshmValue:
             self._exemplar = exemplar
 
     def get(self) -> float:
-        s = self._target()
-        if s is not None and not self._observe:
-            if self._local:
-                with self._lock:
-                    self._own()
+        s = self._series
+        how = self._how
+        if s is not None and how != _OBSERVE:
+            with self._lock:
+                if how in (_LOCAL, _PER_PID) and self._pid != os.getpid():
+                    self._forked()
+                    s = self._series
+                if how == _LOCAL:
                     return self._value
             try:
-                if self._metric is not None and self._metric._type == "counter":
+                if how == _COUNTER:
                     return max(float(s.get()) - _baseline(self._metric), 0.0)
                 return float(s.get())
             except PromshmError as e:
