@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import json
+import os
 import shutil
 import subprocess
 from typing import Any, Iterator
@@ -13,6 +15,7 @@ import promshm
 from promshm import Counter, Gauge, Histogram
 
 from conftest import parse_text, value
+from http_checks import run_code
 
 
 def _mappings() -> int:
@@ -146,17 +149,7 @@ def test_process_collector_renders_every_live_worker_with_totals(tmp_path):
     """ProcessCollector() with the defaults: a series per live process of the
     area (its own and 4 forked ones), labelled by worker slot and pid, read
     from each one's /proc entry, with the totals; exited ones disappear."""
-    from conftest import child_env
-
-    r = subprocess.run(
-        [__import__("sys").executable, "-c", _WORKERS_SCRIPT],
-        env=child_env(PROMSHM_DIR=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 0, r.stderr
-    out = __import__("json").loads(r.stdout)
+    out = json.loads(run_code(_WORKERS_SCRIPT, tmp_path).stdout)
     everyone = {out["parent"], *out["kids"]}
     s = parse_text(out["alive"])
     for name in ("process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds", "process_cpu_seconds_total"):
@@ -177,8 +170,6 @@ def test_process_collector_renders_every_live_worker_with_totals(tmp_path):
 
 def test_process_collector_of_one_pid_renders_it_unlabelled():
     """ProcessCollector(pid=...) as prometheus_client: that process, no labels."""
-    import os
-
     from promshm.process_collector import ProcessCollector
 
     fams = {f.name: f for f in ProcessCollector(pid=lambda: os.getpid(), registry=None).collect()}

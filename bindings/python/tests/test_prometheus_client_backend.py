@@ -18,15 +18,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
 from conftest import child_env, free_port, parse_text, value
+from http_checks import Server, _blast, run_code, stopped_at_end
 
 pytest.importorskip("prometheus_client")
 
@@ -171,10 +169,7 @@ def test_install_is_idempotent_and_keeps_validation(tmp_path):
         "c.labels('x').inc(2); print(c.labels('x')._value.get())\n"
         "c.remove('x'); print(pc.REGISTRY.get_sample_value('bk_v_total', {'a': 'x'}))\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr
+    r = run_code(code, tmp_path)
     assert r.stdout.split() == ["neg", "labelled", "mode", "state", "2.0", "None"]
 
 
@@ -195,10 +190,7 @@ def test_what_promshm_refuses_stays_per_process_with_a_warning(tmp_path):
         "print(pc.REGISTRY.get_sample_value('bk_w_sum'), r.get_sample_value('bk_same', {'b': 'x'}))\n"
         "print(' | '.join(str(x.message) for x in w if x.category is RuntimeWarning))\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr
+    r = run_code(code, tmp_path)
     lines = r.stdout.splitlines()
     assert lines[0] == "3.0 5.0"
     assert "bk_same" in lines[1] and "inc(nan) not shared" in lines[1], lines[1]
@@ -260,10 +252,7 @@ def test_install_after_metrics_were_made_says_so(tmp_path):
         "    b.install()\n"
         "print(' | '.join(str(x.message) for x in w))\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr
+    r = run_code(code, tmp_path)
     assert "made before install()" in r.stdout and "bk_early" in r.stdout, r.stdout
 
 
@@ -314,9 +303,24 @@ GUNICORN_RUN = (
 )
 
 
-class Gunicorn:
+def pth_site_and_app(tmp_path: Path, files: Dict[str, str]) -> Tuple[Path, Path]:
+    """A site directory holding the shipped .pth file (as site-packages has
+    it), and an app directory holding ``files``."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / PTH.name).write_text(PTH.read_text())
+    app_dir = tmp_path / "app"
+    app_dir.mkdir(exist_ok=True)
+    for fname, text in files.items():
+        (app_dir / fname).write_text(text)
+    return site, app_dir
+
+
+class Gunicorn(Server):
     """gunicorn -w 4 on 127.0.0.1 serving ``files['<module>.py']``'s ``app``,
     with the shipped .pth file in a site directory (as site-packages has it)."""
+
+    name = "gunicorn"
 
     def __init__(
         self,
@@ -328,84 +332,33 @@ class Gunicorn:
         **env: str,
     ) -> None:
         pytest.importorskip("gunicorn")
-        self.port = free_port()
-        site = tmp_path / "site"
-        site.mkdir(exist_ok=True)
-        (site / PTH.name).write_text(PTH.read_text())
-        app_dir = tmp_path / "app"
-        app_dir.mkdir(exist_ok=True)
-        for fname, text in (files or {"pcapp.py": APP}).items():
-            (app_dir / fname).write_text(text)
-        self.log = open(tmp_path / f"gunicorn-{self.port}.log", "w+")
+        port = free_port()
+        site, app_dir = pth_site_and_app(tmp_path, files or {"pcapp.py": APP})
         e = child_env(PROMSHM_DIR=str(tmp_path), **env)
         e.pop("PROMSHM_FLUSH_INTERVAL", None)
-        cmd = [sys.executable, "-c", GUNICORN_RUN.format(site=str(site)), "-w", "4", "-b", f"127.0.0.1:{self.port}"]
-        self.proc = subprocess.Popen(
-            cmd + list(args) + [app],
-            cwd=app_dir,
-            env=e,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        cmd = [sys.executable, "-c", GUNICORN_RUN.format(site=str(site)), "-w", "4", "-b", f"127.0.0.1:{port}"]
+        super().__init__(
+            cmd + list(args) + [app], port=port, cwd=app_dir, env=e, log_path=tmp_path / f"gunicorn-{port}.log", ready_path=ready_path
         )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                self.get(ready_path)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if self.proc.poll() is not None or time.time() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"gunicorn did not start:\n{self.logs()}")
-                time.sleep(0.1)
-
-    def get(self, path: str, base: str = "") -> Tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen((base or self.base) + path, timeout=30) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def logs(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-5000:]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        if not self.log.closed:
-            self.log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator:
-    servers: List[Gunicorn] = []
-
-    def make(*args: str, **kw: Any) -> Gunicorn:
-        s = Gunicorn(tmp_path, *args, **kw)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
+    with stopped_at_end(lambda *args, **kw: Gunicorn(tmp_path, *args, **kw)) as make:
+        yield make
 
 
-def _gunicorn_exact(server: Gunicorn, n: int) -> None:
-    paths = [["/", "/a", "/b", "/fail"][i % 4] for i in range(n)]
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        statuses = collections.Counter(st for st, _ in pool.map(server.get, paths))
+APP_PATHS = ["/", "/a", "/b", "/fail"]
+
+
+def app_exact(server: Server, n: int, scrapes: int = 3) -> None:
+    """``n`` concurrent requests to APP (every 4th fails), then several
+    scrapes of each of its pages, every one exact, whichever worker serves it."""
+    paths = [APP_PATHS[i % 4] for i in range(n)]
+    statuses = _blast(server, paths)
     assert statuses == {200: n * 3 // 4, 500: n // 4}, statuses
     sent = collections.Counter(paths)
-    for _ in range(3):  # several scrapes, served by whichever worker
+    for _ in range(scrapes):
         for kind in ("/metrics", "/metrics/default", "/metrics/own"):
             status, body = server.get(kind)
             assert status == 200
@@ -427,21 +380,21 @@ def test_gunicorn_four_workers_exact_through_the_pth_hook(gunicorn, tmp_path):
     mpdir = tmp_path / "prometheus_multiproc"
     mpdir.mkdir()
     server = gunicorn(PROMSHM_PROMETHEUS_CLIENT="1", PROMETHEUS_MULTIPROC_DIR=str(mpdir))
-    _gunicorn_exact(server, 2000)
+    app_exact(server, 2000)
     assert list(mpdir.iterdir()) == [], "no prometheus_client .db files with the backend"
     assert server.stop() == 0, server.logs()
 
 
 def test_gunicorn_gthread_workers_exact(gunicorn):
     server = gunicorn("-k", "gthread", "--threads", "4", PROMSHM_PROMETHEUS_CLIENT="1")
-    _gunicorn_exact(server, 2000)
+    app_exact(server, 2000)
     assert server.stop() == 0, server.logs()
 
 
 def test_gunicorn_max_requests_and_preload_exact(gunicorn):
     # Recycled workers (max_requests): counts of workers that exited stay.
     server = gunicorn("--max-requests", "150", "--preload", PROMSHM_PROMETHEUS_CLIENT="1")
-    _gunicorn_exact(server, 2000)
+    app_exact(server, 2000)
     assert server.stop() == 0, server.logs()
 
 
@@ -449,8 +402,7 @@ def test_gunicorn_without_backend_is_not_exact(gunicorn):
     """Baseline: the same app without the variable renders one worker's counts."""
     server = gunicorn()
     n = 400
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        list(pool.map(server.get, ["/"] * n))
+    _blast(server, ["/"] * n)
     s = parse_text(server.get("/metrics/default")[1].decode())
     assert (value(s, "app_requests_total", path="/", status="200") or 0) < n
     server.stop()
@@ -593,10 +545,7 @@ def test_counter_reset_is_seen_by_every_process_and_later_increments_count(tmp_p
     """Counter.reset() in the parent while 4 forked children hold the counter:
     every render shows 0 from then on (with a new _created), and the
     children's later increments all count (no stale series)."""
-    r = subprocess.run(
-        [sys.executable, "-c", RESET_SCRIPT], env=child_env(PROMSHM_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr[-5000:]
+    r = run_code(RESET_SCRIPT, tmp_path)
     out = json.loads(r.stdout)
     assert out["codes"] == [0] * 4
     for which in ("default", "multiprocess"):
