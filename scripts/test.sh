@@ -96,7 +96,7 @@ PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/py
 # clean venv (no system site-packages): only pytest, gunicorn and that
 # prometheus_client; promshm from the tree and the built library. Two versions
 # at a time; each version's pytest summary line, everything when one fails.
-step "prometheus_client backend across releases (every minor line, 0.17 to the newest)"
+step "prometheus_client backend across releases (every minor line, 0.17 to the newest) and its benchmark's smoke run"
 pc_backend_version() {
   local pc=$1 root=$PWD venv=target/pc-venv-$1 spec version
   rm -rf "$venv"
@@ -125,6 +125,10 @@ for pc in "${pc_versions[@]}"; do
   fi
 done
 [ "$pc_failed" = 0 ]
+# The benchmark of prometheus_client multiprocess mode vs the backend vs
+# promshm's API (docs/PERFORMANCE.md, Python), as a smoke run.
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" \
+  timeout 300 python3 bindings/python/bench/bench_backend.py --quick
 
 step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a real uWSGI)"
 make -C bindings/uwsgi
