@@ -615,7 +615,16 @@ def _per_worker(f: Any, stamps: Optional[Dict[Any, float]], pids: Dict[str, str]
     return out
 
 
-def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, unit: Optional[str] = None) -> list:
+def _convert(
+    fams: Any,
+    name: Optional[str] = None,
+    doc: Optional[str] = None,
+    unit: Optional[str] = None,
+    resets: Optional[Dict[Tuple[str, str], Tuple[float, float]]] = None,
+) -> list:
+    """promshm families of the area -> prometheus_client ``Metric`` objects
+    (tagged families combined, counters from their last reset). ``resets``:
+    the reset counters, when known (``{}`` for families not from the area)."""
     from prometheus_client.metrics_core import Metric
 
     fams = list(fams)
@@ -626,7 +635,6 @@ def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, u
         if tag in _COMPANIONS:
             companions[(base, tag)] = {tuple(sorted(smp.labels.items())): smp.value for smp in f.samples}
     companions_given = any(k[0] == _RESETS for k in companions)
-    resets: Optional[Dict[Tuple[str, str], Tuple[float, float]]] = None
     pids: Optional[Dict[str, str]] = None
     out = []
     for f in fams:
@@ -663,16 +671,51 @@ def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, u
     return out
 
 
+#: The area's families by name, rendered once per ``CollectorRegistry.collect()``
+#: (a scrape) of this thread and shared by its metrics' ``collect()``.
+_scrape = threading.local()
+
+
+def _snapshot() -> Optional[Dict[str, Any]]:
+    """The current scrape's families by area name (None: not in a scrape)."""
+    if not getattr(_scrape, "depth", 0):
+        return None
+    snap = getattr(_scrape, "families", None)
+    if snap is None:
+        snap = {f.name: f for f in _view.collect()}
+        _scrape.families = snap
+    return snap
+
+
+def _registry_collect(self: Any, _orig: Any) -> Any:
+    """``CollectorRegistry.collect()``: the area is rendered once for all its
+    metrics (not once per metric)."""
+    _scrape.depth = getattr(_scrape, "depth", 0) + 1
+    try:
+        yield from _orig(self)
+    finally:
+        _scrape.depth -= 1
+        if not _scrape.depth:
+            _scrape.families = None
+
+
 def _collect_metric(self: Any, _orig: Any) -> Any:
     if "_child_samples" in self.__dict__:  # Gauge.set_function: evaluated here
         return _orig(self)
     fam = _family_for(self)
     if fam is None:
         return _orig(self)
+    companions = _companion_families(self)
     try:
-        fams = fam.collect()
-        for companion in _companion_families(self):
-            fams = list(fams) + list(companion.collect())
+        snap = _snapshot()
+        if snap is not None:
+            fams = [snap[f.name] for f in [fam] + companions if f.name in snap]
+            if not any(f.name == fam.name for f in fams):  # not in the area (yet): nothing to render
+                fams = list(fam.collect())
+        else:
+            fams = list(fam.collect())
+            for companion in companions:
+                fams.extend(companion.collect())
     except PromshmError as e:
         _warn(f"{self._name}: rendering this process's values: {e}")
         return _orig(self)
@@ -800,6 +843,7 @@ def install() -> None:
             return
         import prometheus_client.metrics as pm
         import prometheus_client.multiprocess as mp
+        import prometheus_client.registry as pr
         import prometheus_client.values as pv
 
         from ._area import SHARED
@@ -817,6 +861,16 @@ def install() -> None:
         _wrap_method(pm.Enum, "state", lambda s, state: s.state(state))
         _wrap_parent_method(pm.MetricWrapperBase, "remove", lambda f, *v: f.remove(*v))
         _wrap_parent_method(pm.MetricWrapperBase, "clear", lambda f: f.clear())
+
+        orig_registry_collect = pr.CollectorRegistry.collect
+        if not getattr(orig_registry_collect, "_promshm", False):
+
+            def registry_collect(self: Any) -> Any:
+                return _registry_collect(self, orig_registry_collect)
+
+            registry_collect._promshm = True  # type: ignore[attr-defined]
+            registry_collect.__doc__ = orig_registry_collect.__doc__
+            pr.CollectorRegistry.collect = registry_collect  # type: ignore[method-assign]
 
         orig_collect = pm.MetricWrapperBase.collect
         if not getattr(orig_collect, "_promshm", False):
@@ -859,7 +913,7 @@ def _wrap_process_collector() -> None:
             own = False
         if not own:
             return orig(self)
-        return _convert(Workers(getattr(self, "_namespace", ""), registry=None)._collect_workers())
+        return _convert(Workers(getattr(self, "_namespace", ""), registry=None)._collect_workers(), resets={})
 
     collect._promshm = True  # type: ignore[attr-defined]
     collect.__doc__ = orig.__doc__

@@ -541,6 +541,9 @@ print(json.dumps({"before": before, "at_reset": at_reset, "after": after, "t0": 
 """
 
 
+@pytest.mark.skipif(
+    not hasattr(__import__("prometheus_client").Counter, "reset"), reason="Counter.reset() is new in prometheus_client 0.19"
+)
 def test_counter_reset_is_seen_by_every_process_and_later_increments_count(tmp_path):
     """Counter.reset() in the parent while 4 forked children hold the counter:
     every render shows 0 from then on (with a new _created), and the
@@ -559,3 +562,29 @@ def test_counter_reset_is_seen_by_every_process_and_later_increments_count(tmp_p
     assert out["got_at_reset"] == [0.0, 0.0]
     assert out["got"] == [2000.0, 3.0]
     assert value(parse_text(out["removed"]), "rs_jobs_total", queue="q") == 3
+
+
+def test_a_scrape_renders_the_area_once_not_once_per_metric(tmp_path):
+    """generate_latest(REGISTRY) with 200 metrics: one render of the area for
+    all of them (a render per metric made a scrape quadratic)."""
+    code = (
+        "from promshm import prometheus_client_backend as b; b.install()\n"
+        "import prometheus_client as pc, promshm.registry as r\n"
+        "cs = [pc.Counter(f'sc{i}', 'C.', ['a']) for i in range(100)]\n"
+        "gs = [pc.Gauge(f'sg{i}', 'G.', multiprocess_mode='livemostrecent') for i in range(100)]\n"
+        "for i, c in enumerate(cs): c.labels('x').inc(i)\n"
+        "for i, g in enumerate(gs): g.set(i)\n"
+        "cs[7].labels('x').reset(); cs[7].labels('x').inc(2)\n"
+        "n = [0]; orig = r._render\n"
+        "def counting(*a):\n    n[0] += 1; return orig(*a)\n"
+        "r._render = counting\n"
+        "text = pc.generate_latest().decode()\n"
+        "print(n[0]); print(text)\n"
+    )
+    out = run_code(code, tmp_path).stdout
+    renders, text = out.split("\n", 1)
+    assert int(renders) == 1, renders
+    s = parse_text(text)
+    assert [value(s, f"sc{i}_total", a="x") for i in (0, 5, 7, 99)] == [0, 5, 2, 99]
+    assert [value(s, f"sg{i}") for i in (0, 42, 99)] == [0, 42, 99]
+    assert ":promshm_" not in text
