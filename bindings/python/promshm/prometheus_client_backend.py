@@ -467,6 +467,12 @@ class PromshmValue:
         if self._how == _PER_PID:
             self._series = _series_of(self._metric)
 
+    def _refork(self) -> Any:
+        """:meth:`_forked` under the lock; the series now (None: local)."""
+        with self._lock:
+            self._forked()
+        return self._series
+
     def inc(self, amount: float) -> None:
         s = self._series
         if s is None:
@@ -480,11 +486,8 @@ class PromshmValue:
             elif how == _OBSERVE:
                 s.observe(amount)
             elif how == _PER_PID:
-                if self._pid != _getpid():
-                    with self._lock:
-                        self._forked()
-                    if self._series is None:
-                        return self.inc(amount)  # stays in this process
+                if self._pid != _getpid() and self._refork() is None:
+                    return self.inc(amount)  # stays in this process
                 self._series.inc(amount)
             else:
                 with self._lock:
@@ -507,11 +510,8 @@ class PromshmValue:
             if how == _PLAIN:
                 s.set(value)
             elif how == _PER_PID:
-                if self._pid != _getpid():
-                    with self._lock:
-                        self._forked()
-                    if self._series is None:
-                        return self.set(value)  # stays in this process
+                if self._pid != _getpid() and self._refork() is None:
+                    return self.set(value)  # stays in this process
                 self._series.set(value)
             elif how == _COUNTER:
                 _reset_counter(self._metric, s)  # Counter.reset() sets 0
@@ -862,31 +862,28 @@ def install() -> None:
         _wrap_parent_method(pm.MetricWrapperBase, "remove", lambda f, *v: f.remove(*v))
         _wrap_parent_method(pm.MetricWrapperBase, "clear", lambda f: f.clear())
 
-        orig_registry_collect = pr.CollectorRegistry.collect
-        if not getattr(orig_registry_collect, "_promshm", False):
-
-            def registry_collect(self: Any) -> Any:
-                return _registry_collect(self, orig_registry_collect)
-
-            registry_collect._promshm = True  # type: ignore[attr-defined]
-            registry_collect.__doc__ = orig_registry_collect.__doc__
-            pr.CollectorRegistry.collect = registry_collect  # type: ignore[method-assign]
-
-        orig_collect = pm.MetricWrapperBase.collect
-        if not getattr(orig_collect, "_promshm", False):
-
-            def collect(self: Any) -> Any:
-                return _collect_metric(self, orig_collect)
-
-            collect._promshm = True  # type: ignore[attr-defined]
-            collect.__doc__ = orig_collect.__doc__
-            pm.MetricWrapperBase.collect = collect  # type: ignore[method-assign]
-
+        _route(pr.CollectorRegistry, "collect", _registry_collect)
+        _route(pm.MetricWrapperBase, "collect", _collect_metric)
         _wrap_process_collector()
         mp.MultiProcessCollector = MultiProcessCollector  # type: ignore[misc,assignment]
         mp.mark_process_dead = _mark_process_dead
         _installed = True
         _warn_earlier_metrics(pm)
+
+
+def _route(cls: type, name: str, through: Any) -> None:
+    """Make ``cls.<name>(self)`` call ``through(self, original)`` (once)."""
+    orig = getattr(cls, name)
+    if getattr(orig, "_promshm", False):
+        return
+
+    def method(self: Any) -> Any:
+        return through(self, orig)
+
+    method._promshm = True  # type: ignore[attr-defined]
+    method.__name__ = name
+    method.__doc__ = orig.__doc__
+    setattr(cls, name, method)
 
 
 def _wrap_process_collector() -> None:
@@ -898,15 +895,12 @@ def _wrap_process_collector() -> None:
         import prometheus_client.process_collector as ppc
     except ImportError:
         return
-    orig = ppc.ProcessCollector.collect
-    if getattr(orig, "_promshm", False):
-        return
     from .process_collector import ProcessCollector as Workers
     from .process_collector import attach_workers
 
     attach_workers()
 
-    def collect(self: Any) -> Any:
+    def collect(self: Any, orig: Any) -> Any:
         try:
             own = self._proc == "/proc" and str(self._pid()).strip() == "self"
         except Exception:  # noqa: BLE001 - the original reports it
@@ -915,9 +909,7 @@ def _wrap_process_collector() -> None:
             return orig(self)
         return _convert(Workers(getattr(self, "_namespace", ""), registry=None)._collect_workers(), resets={})
 
-    collect._promshm = True  # type: ignore[attr-defined]
-    collect.__doc__ = orig.__doc__
-    ppc.ProcessCollector.collect = collect  # type: ignore[method-assign]
+    _route(ppc.ProcessCollector, "collect", collect)
 
 
 def _warn_earlier_metrics(pm: Any) -> None:
