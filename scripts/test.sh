@@ -114,27 +114,48 @@ PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/py
   timeout 900 python3 bindings/python/tools/run_prometheus_client_suite.py --check --list-failures
 
 # The backend for the real prometheus_client (promshm.prometheus_client_backend)
-# against the oldest supported release and the newest on PyPI, each in a clean
-# venv (no system site-packages): only pytest, gunicorn and that prometheus_client; promshm
-# from the tree and the built library.
-step "prometheus_client backend across releases (0.17.1 and the newest)"
-for pc in 0.17.1 newest; do
-  venv=target/pc-venv-$pc
+# against every minor release line from 0.17 to the newest on PyPI, each in a
+# clean venv (no system site-packages): only pytest, gunicorn and that
+# prometheus_client; promshm from the tree and the built library. Two versions
+# at a time; each version's pytest summary line, everything when one fails.
+# The oldest and the newest run the whole file; the releases between them all
+# but the gunicorn variants (gthread, --preload/--max-requests, the baseline
+# without the backend), whose prometheus_client code paths are the ones the
+# other tests already take.
+step "prometheus_client backend across releases (every minor line, 0.17 to the newest) and its benchmark's smoke run"
+pc_backend_version() {
+  local pc=$1 root=$PWD venv=target/pc-venv-$1 spec version select=()
+  case $pc in 0.17.1 | newest) ;; *) select=(-k "not gthread and not max_requests_and_preload and not without_backend_is_not") ;; esac
   rm -rf "$venv"
   python3 -m venv "$venv"
   if [ "$pc" = newest ]; then spec=prometheus-client; else spec=prometheus-client==$pc; fi
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$spec" pytest gunicorn
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$spec" pytest gunicorn || return 1
   version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')
   printf -- '-- prometheus_client %s (%s)\n' "$version" "$pc"
-  # the summary line per version; everything when a test fails
-  if ! out=$(cd "$(mktemp -d)" && env -u PROMSHM_PROMETHEUS_CLIENT PROMSHM_LIBRARY="$OLDPWD/target/release/libpromshm.so" \
-    PYTHONPATH="$OLDPWD/bindings/python" timeout 600 "$OLDPWD/$venv/bin/python" -m pytest -p no:cacheprovider -q -rfEs \
-    "$OLDPWD/bindings/python/tests/test_prometheus_client_backend.py" 2>&1); then
-    printf '%s\n' "$out"
-    exit 1
+  (cd "$(mktemp -d)" && env -u PROMSHM_PROMETHEUS_CLIENT PROMSHM_LIBRARY="$root/target/release/libpromshm.so" \
+    PYTHONPATH="$root/bindings/python" timeout 600 "$root/$venv/bin/python" -m pytest -p no:cacheprovider -q -rfEs \
+    "${select[@]}" "$root/bindings/python/tests/test_prometheus_client_backend.py")
+}
+export -f pc_backend_version
+pc_versions=(0.17.1 0.18.0 0.19.0 0.20.0 0.21.1 0.22.1 0.23.1 0.24.1 0.25.0 newest)
+rm -rf target/pc-logs && mkdir -p target/pc-logs
+printf '%s\n' "${pc_versions[@]}" |
+  xargs -P 2 -I{} bash -c 'pc_backend_version {} >target/pc-logs/{}.log 2>&1; echo $? >target/pc-logs/{}.rc'
+pc_failed=0
+for pc in "${pc_versions[@]}"; do
+  if [ "$(cat "target/pc-logs/$pc.rc")" = 0 ]; then
+    grep -m 1 "^-- prometheus_client" "target/pc-logs/$pc.log"
+    tail -n 1 "target/pc-logs/$pc.log"
+  else
+    cat "target/pc-logs/$pc.log"
+    pc_failed=1
   fi
-  printf '%s\n' "$out" | tail -n 1
 done
+[ "$pc_failed" = 0 ]
+# The benchmark of prometheus_client multiprocess mode vs the backend vs
+# promshm's API (docs/PERFORMANCE.md, Python), as a smoke run.
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" \
+  timeout 300 python3 bindings/python/bench/bench_backend.py --quick
 
 step "uWSGI plugin (make -C bindings/uwsgi, then pytest tests/uwsgi against a real uWSGI)"
 make -C bindings/uwsgi

@@ -1,4 +1,11 @@
-"""``GCCollector``: CPython's garbage-collector counts of this process."""
+"""``GCCollector``: CPython's garbage-collector counts of this process.
+
+Per process, as in prometheus_client's multiprocess mode: the counts are the
+rendering worker's. Unlike ``process_*`` (read from every worker's ``/proc``
+entry, see :mod:`promshm.process_collector`), another process's ``gc`` figures
+cannot be read from outside it; publishing them would need a ``gc.callbacks``
+hook writing the area on every collection of every worker.
+"""
 
 from __future__ import annotations
 

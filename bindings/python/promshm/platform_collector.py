@@ -1,4 +1,7 @@
-"""``PlatformCollector``: ``python_info`` (version, implementation; the JVM on Jython)."""
+"""``PlatformCollector``: ``python_info`` (version, implementation; the JVM on Jython).
+
+The same in every worker of a pre-fork server (one interpreter binary), so it
+is rendered once, unlabelled, by whichever worker renders."""
 
 from __future__ import annotations
 

@@ -29,18 +29,33 @@ replaced by a collector that renders every family of the area (its ``path``
 is ignored), so the documented multiprocess setup keeps working unchanged.
 
 Gauges: ``multiprocess_mode`` combines the processes' values as
-prometheus_client documents: ``sum``/``livesum`` add, ``max``/``livemax``,
-``min``/``livemin``, ``mostrecent``/``livemostrecent``; the ``live*`` modes
-drop a dead worker's value; ``mostrecent`` compares the times of the
-updates to the millisecond. ``all``/``liveall`` render one series per live
-worker process labelled by its promshm **worker slot** (``worker="<slot>"``)
-rather than ``pid`` (a slot is reused by the next worker, so series do not
-pile up as workers are recycled).
+prometheus_client documents: ``all`` (its default) renders one series per
+process labelled ``pid``, a dead process's last value included (as
+prometheus_client keeps a dead process's file: series pile up as workers are
+recycled); ``liveall`` the same for live processes only; ``sum``, ``max``,
+``min``, ``mostrecent`` combine every process's value, dead ones included;
+``livesum``, ``livemax``, ``livemin``, ``livemostrecent`` only the live
+workers' (a dead worker's value disappears without ``mark_process_dead``).
+``mostrecent`` compares the times of the updates to the millisecond. In the
+area, an ``all`` gauge has a ``pid`` label; ``liveall``/``livemax``/
+``livemin``/``livemostrecent`` are kept per worker slot under
+``<name>:promshm_<mode>`` (and ``<name>:promshm_stamp``, the update times)
+and combined when rendered. ``get()`` of a gauge is this process's value.
+
+``Counter.reset()`` resets the counter for every process: its total at the
+reset is kept in the area (``<name>:promshm_reset``) and subtracted when
+rendering, ``_created`` becomes the time of the reset, and every process's
+later increments count (prometheus_client's multiprocess mode resets only the
+calling process's part).
+
+``process_*`` (prometheus_client's ``ProcessCollector`` in ``REGISTRY``):
+one series per live worker, labelled ``worker`` and ``pid``, plus the
+``process_workers_*`` totals, from any worker (see
+:mod:`promshm.process_collector`).
 
 Limits: exemplars are kept per process only and not rendered (as in
 prometheus_client's multiprocess mode); ``Gauge.set_function`` is evaluated
-in the process that scrapes; ``Counter.reset()`` does not reset the shared
-total. A metric whose name promshm reserves (a gauge named ``*_total`` or
+in the process that scrapes. A metric whose name promshm reserves (a gauge named ``*_total`` or
 ``*_sum``, ...) is kept in the area as ``<name>:promshm_renamed`` and
 rendered under its own name. A metric whose name is already used in the area
 with another type, label names, buckets or states, or whose value or label
@@ -51,9 +66,11 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import json
 import os
 import sys
 import threading
+import time
 import warnings
 from typing import Any, Dict, Optional, Tuple
 
@@ -70,6 +87,7 @@ _lock = threading.RLock()
 _installed = False
 _tls = threading.local()
 _families: Dict[Tuple[Any, ...], Any] = {}
+_companions: Dict[Tuple[Any, ...], Any] = {}  # (metric key, tag) -> a companion family
 _failed: Dict[Tuple[Any, ...], bool] = {}
 _pm_registry: Any = None  # the promshm registry the shadow families live in
 _view: Any = None  # a promshm registry rendering the whole area
@@ -122,8 +140,9 @@ def _shape(metric: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
     kw: Dict[str, Any] = {}
     extra: Tuple[Any, ...] = ()
     if typ == "gauge":
-        kw["multiprocess_mode"] = metric._multiprocess_mode
-        extra = (kw["multiprocess_mode"],)
+        mode = metric._multiprocess_mode
+        kw["multiprocess_mode"] = _GAUGE_STORAGE.get(mode, mode)
+        extra = (mode,)
     elif typ == "histogram":
         kw["buckets"] = tuple(float(b) for b in metric._upper_bounds)
         extra = kw["buckets"]
@@ -132,6 +151,38 @@ def _shape(metric: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
         extra = kw["states"]
     key = (typ, metric._name, tuple(metric._labelnames)) + extra
     return key, kw
+
+
+#: Prefix of the tag on an area family name that says how to render it.
+_TAG = ":promshm_"
+
+#: Suffix of the area name of a metric whose own name promshm reserves.
+_RENAMED = _TAG + "renamed"
+
+#: Companion families of a metric, ``<name>:promshm_<tag>``, and the promshm
+#: gauge mode each is kept in: a ``livemostrecent`` gauge's update times per
+#: worker (``stamp``). And of every counter, in one pair of families
+#: ``prometheus_client:promshm_reset{metric,series}`` / ``..._reset_at``: a
+#: counter's total at its last ``reset()`` (subtracted when rendered) and the
+#: time of that reset (its ``_created``), in promshm's ``max`` mode.
+_COMPANIONS = {"stamp": "all", "reset": "max", "reset_at": "max"}
+_RESETS = "prometheus_client"
+
+#: How a prometheus_client gauge mode is kept in the area (promshm's mode),
+#: when it is not promshm's mode of the same name:
+#:
+#: * ``all``: one series per process, with a ``pid`` label added, in promshm's
+#:   ``sum`` mode: only that process writes it, and a dead process's value
+#:   stays (as prometheus_client's ``all`` keeps a dead process's file).
+#: * ``liveall``/``livemax``/``livemin``/``livemostrecent``: promshm's ``all``
+#:   (a value per live worker slot; a dead worker's disappears), the family
+#:   name tagged with the mode, combined when rendered: ``worker="<slot>"``
+#:   becomes ``pid="<pid>"``, or the max/min/most recent value is taken (the
+#:   update times of ``livemostrecent`` in a ``<name>:promshm_stamp`` family).
+_GAUGE_STORAGE = {"all": "sum", "liveall": "all", "livemax": "all", "livemin": "all", "livemostrecent": "all"}
+
+#: Gauge modes whose area family name carries the mode (combined when rendered).
+_TAGGED_MODES = ("liveall", "livemax", "livemin", "livemostrecent")
 
 
 def _family_for(metric: Any) -> Any:
@@ -151,25 +202,31 @@ def _family_for(metric: Any) -> Any:
             _failed[key] = True
             return None
 
+        mode = kw.get("multiprocess_mode") and metric._multiprocess_mode
+        labelnames = tuple(metric._labelnames) + (("pid",) if mode == "all" else ())
+
         def make(name: str) -> Any:
             return cls(
                 name,
                 metric._documentation,
-                labelnames=tuple(metric._labelnames),
+                labelnames=labelnames,
                 unit=getattr(metric, "_unit", ""),
                 registry=_pm_registry,
                 **kw,
             )
 
         try:
-            try:
-                fam = make(metric._name)
-            except InvalidArgumentError as e:
-                # A name promshm reserves (a gauge named *_total, *_sum, ...):
-                # kept in the area under "<name>:promshm_renamed", rendered as <name>.
-                if e.code != B.PROMSHM_RESULT_INVALID_METRIC_NAME:
-                    raise
-                fam = make(metric._name + _RENAMED)
+            if mode in _TAGGED_MODES:
+                fam = make(metric._name + _TAG + mode)
+            else:
+                try:
+                    fam = make(metric._name)
+                except InvalidArgumentError as e:
+                    # A name promshm reserves (a gauge named *_total, *_sum, ...):
+                    # kept in the area under "<name>:promshm_renamed", rendered as <name>.
+                    if e.code != B.PROMSHM_RESULT_INVALID_METRIC_NAME:
+                        raise
+                    fam = make(metric._name + _RENAMED)
         except (PromshmError, ValueError, TypeError) as e:  # another shape under this name, a full area, ...
             _failed[key] = True
             _warn(f"{key[0]} {metric._name!r} stays per-process: {e}")
@@ -181,25 +238,161 @@ def _family_for(metric: Any) -> Any:
 _MISSING = object()
 
 
+def _gauge_mode(metric: Any) -> Optional[str]:
+    return getattr(metric, "_multiprocess_mode", None) if metric._type == "gauge" else None
+
+
 def _series_of(metric: Any) -> Any:
     """The promshm series of a prometheus_client child or unlabelled metric
-    (cached on it; None: the metric stays per-process)."""
+    (cached on it; None: the metric stays per-process). An ``all`` gauge's is
+    this process's (``pid`` label), looked up again after a fork."""
     d = metric.__dict__
     s = d.get("_promshm_series", _MISSING)
-    if s is not _MISSING:
+    if s is not _MISSING and d.get("_promshm_pid", 0) in (0, os.getpid()):
         return s
     try:
         fam = _family_for(metric)
     except AttributeError:
         return None  # not constructed yet: resolved on first use
     s = None
+    per_pid = _gauge_mode(metric) == "all"
+    if fam is not None:
+        values = tuple(metric._labelvalues) + ((str(os.getpid()),) if per_pid else ())
+        try:
+            s = fam.labels(*values) if values else fam
+        except PromshmError as e:  # a full area, a label value promshm refuses, ...
+            _warn(f"{metric._name}{list(values)} stays per-process: {e}")
+    d["_promshm_series"] = s
+    if per_pid:
+        d["_promshm_pid"] = os.getpid()
+    return s
+
+
+def _companion(metric: Any, tag: str) -> Any:
+    """The ``<name>:promshm_<tag>`` family of ``metric`` (see :data:`_COMPANIONS`),
+    made in the area on first use (None: it could not be)."""
+    key = (_shape(metric)[0], tag)
+    fam = _companions.get(key, _MISSING)
+    if fam is not _MISSING:
+        return fam
+    with _lock:
+        fam = _companions.get(key, _MISSING)
+        if fam is not _MISSING:
+            return fam
+        try:
+            fam = _classes["gauge"](
+                metric._name + _TAG + tag,
+                f"promshm backend: {tag} of {metric._name}.",
+                labelnames=tuple(metric._labelnames),
+                registry=_pm_registry,
+                multiprocess_mode=_COMPANIONS[tag],
+            )
+        except (PromshmError, ValueError, TypeError) as e:
+            _warn(f"{metric._name}: no {tag} family: {e}")
+            fam = None
+        _companions[key] = fam
+        return fam
+
+
+def _companion_series(metric: Any, tag: str) -> Any:
+    """``metric``'s series in its ``tag`` companion family (cached on it)."""
+    d = metric.__dict__
+    attr = "_promshm_" + tag
+    s = d.get(attr, _MISSING)
+    if s is not _MISSING:
+        return s
+    s = None
+    fam = _companion(metric, tag)
     if fam is not None:
         try:
             s = fam.labels(*metric._labelvalues) if metric._labelnames else fam
-        except PromshmError as e:  # a full area, a label value promshm refuses, ...
-            _warn(f"{metric._name}{list(metric._labelvalues)} stays per-process: {e}")
-    d["_promshm_series"] = s
+        except PromshmError as e:
+            _warn(f"{metric._name}{list(metric._labelvalues)}: no {tag}: {e}")
+    d[attr] = s
     return s
+
+
+def _companion_families(metric: Any) -> list:
+    """The companion families rendered with ``metric``'s."""
+    if metric._type == "counter":
+        return [f for f in _reset_families() if f is not None]
+    if _gauge_mode(metric) == "livemostrecent":
+        return [f for f in (_companion(metric, "stamp"),) if f is not None]
+    return []
+
+
+_reset_fams: list = []
+
+
+def _reset_families() -> list:
+    """The ``reset`` and ``reset_at`` families of every counter (made once)."""
+    if not _reset_fams:
+        with _lock:
+            if not _reset_fams:
+                out = []
+                for tag in ("reset", "reset_at"):
+                    try:
+                        out.append(
+                            _classes["gauge"](
+                                _RESETS + _TAG + tag,
+                                f"promshm backend: the {tag} of each reset counter.",
+                                labelnames=("metric", "series"),
+                                registry=_pm_registry,
+                                multiprocess_mode=_COMPANIONS[tag],
+                            )
+                        )
+                    except (PromshmError, ValueError, TypeError) as e:
+                        _warn(f"Counter.reset() not shared: {e}")
+                        out.append(None)
+                _reset_fams[:] = out
+    return _reset_fams
+
+
+def _series_key(labels: Dict[str, str]) -> str:
+    return json.dumps(sorted(labels.items()))
+
+
+def _reset_counter(metric: Any, series: Any) -> None:
+    """``Counter.reset()``: every process renders the counter from 0 again
+    (its total now is kept as the baseline subtracted when rendering, and
+    the time as its ``_created``); every process's later increments count."""
+    base, at = _reset_families()
+    if base is None or at is None:
+        return
+    key = (metric._name, _series_key(dict(zip(metric._labelnames, metric._labelvalues))))
+    base.labels(*key).set(float(series.get()))
+    at.labels(*key).set(time.time())
+
+
+def _resets(fams: Optional[list] = None) -> Dict[Tuple[str, str], Tuple[float, float]]:
+    """(counter name, series key) -> (baseline, reset time) of the reset counters."""
+    if fams is None:
+        fams = [m for f in _reset_families() if f is not None for m in f.collect()]
+    values: Dict[str, Dict[Tuple[str, str], float]] = {"reset": {}, "reset_at": {}}
+    for f in fams:
+        base, tag = _split_name(f.name)
+        if base == _RESETS and tag in values:
+            for smp in f.samples:
+                values[tag][(smp.labels.get("metric", ""), smp.labels.get("series", ""))] = smp.value
+    return {k: (v, values["reset_at"].get(k, 0.0)) for k, v in values["reset"].items()}
+
+
+def _baseline(metric: Any) -> float:
+    key = (metric._name, _series_key(dict(zip(metric._labelnames, metric._labelvalues))))
+    return _resets().get(key, (0.0, 0.0))[0]
+
+
+def _forget_resets(metric: Any, labelvalues: Optional[Tuple[str, ...]]) -> None:
+    """remove()/clear() of a counter: its baselines go too (a series made
+    again starts from 0)."""
+    for fam in _reset_families():
+        if fam is None:
+            continue
+        if labelvalues is None:
+            fam.remove_by_labels({"metric": metric._name})
+        else:
+            labels = dict(zip(metric._labelnames, (str(v) for v in labelvalues)))
+            fam.remove(metric._name, _series_key(labels))
 
 
 def _warn(msg: str) -> None:
@@ -210,6 +403,12 @@ def _warn(msg: str) -> None:
 # The value class prometheus_client's Counter/Gauge/Histogram/Summary use.
 
 
+_getpid = os.getpid
+
+#: How a :class:`PromshmValue` forwards its updates.
+_PLAIN, _OBSERVE, _LOCAL, _COUNTER, _PER_PID = range(5)
+
+
 class PromshmValue:
     """``prometheus_client.values.ValueClass`` with the backend on.
 
@@ -218,11 +417,13 @@ class PromshmValue:
     and the ``_sum`` of a histogram or summary, whose ``inc(amount)`` is called
     once per observation (it becomes ``observe(amount)``; the bucket and
     ``_count`` values are not needed: the promshm series counts them).
-    ``get()`` of a counter or gauge is the area's value. A value made outside
-    a metric, or whose metric stays per-process, is a plain local float."""
+    ``get()`` of a counter is the area's total (since its last ``reset()``);
+    of a gauge, this process's value (as prometheus_client's multiprocess
+    values). A value made outside a metric, or whose metric stays
+    per-process, is a plain local float."""
 
     _multiprocess = False
-    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_observe")
+    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_how", "_metric", "_pid")
 
     def __init__(
         self,
@@ -239,15 +440,39 @@ class PromshmValue:
         self._exemplar = None
         self._lock = threading.Lock()
         self._series: Any = None
-        self._observe = False
+        self._how = _PLAIN
+        self._metric: Any = None
+        self._pid = os.getpid()
         metric = getattr(_tls, "metric", None)
         if metric is None:
             return
         if typ in ("counter", "gauge"):
             self._series = _series_of(metric)
+            self._metric = metric
+            mode = _gauge_mode(metric)
+            if typ == "counter":
+                self._how = _COUNTER
+            elif mode == "all":
+                self._how = _PER_PID  # the series of this process's pid
+            elif mode in _TAGGED_MODES:
+                self._how = _LOCAL  # the area keeps one value per worker: get() is ours
         elif typ in ("histogram", "summary") and name == metric_name + "_sum":
             self._series = _series_of(metric)
-            self._observe = True
+            self._how = _OBSERVE
+
+    def _forked(self) -> None:
+        """After a fork: this process's value starts at 0 (its worker slot's,
+        or its own pid's series)."""
+        self._pid = os.getpid()
+        self._value = 0.0
+        if self._how == _PER_PID:
+            self._series = _series_of(self._metric)
+
+    def _refork(self) -> Any:
+        """:meth:`_forked` under the lock; the series now (None: local)."""
+        with self._lock:
+            self._forked()
+        return self._series
 
     def inc(self, amount: float) -> None:
         s = self._series
@@ -255,27 +480,55 @@ class PromshmValue:
             with self._lock:
                 self._value += amount
             return
+        how = self._how
         try:
-            if self._observe:
-                s.observe(amount)
-            else:
+            if how == _COUNTER or how == _PLAIN:
                 s.inc(amount)
+            elif how == _OBSERVE:
+                s.observe(amount)
+            elif how == _PER_PID:
+                if self._pid != _getpid() and self._refork() is None:
+                    return self.inc(amount)  # stays in this process
+                self._series.inc(amount)
+            else:
+                with self._lock:
+                    if self._pid != _getpid():
+                        self._forked()
+                        s = self._series
+                    self._value += amount
+                    s.set(self._value)
         except PromshmError as e:
-            _warn(f"{'observe' if self._observe else 'inc'}({amount!r}) not shared: {e}")
+            _warn(f"{'observe' if how == _OBSERVE else 'inc'}({amount!r}) not shared: {e}")
 
     def set(self, value: float, timestamp: Optional[float] = None) -> None:
         s = self._series
-        if s is None or self._observe:
+        how = self._how
+        if s is None or how == _OBSERVE:
             with self._lock:
                 self._value = value
             return
         try:
-            s.set(value)
+            if how == _PLAIN:
+                s.set(value)
+            elif how == _PER_PID:
+                if self._pid != _getpid() and self._refork() is None:
+                    return self.set(value)  # stays in this process
+                self._series.set(value)
+            elif how == _COUNTER:
+                _reset_counter(self._metric, s)  # Counter.reset() sets 0
+            else:
+                with self._lock:
+                    if self._pid != _getpid():
+                        self._forked()
+                        s = self._series
+                    s.set(value)
+                    self._value = value
+                    if _gauge_mode(self._metric) == "livemostrecent":  # and when
+                        t = _companion_series(self._metric, "stamp")
+                        if t is not None:
+                            t.set(timestamp or time.time())
         except PromshmError as e:
             _warn(f"set({value!r}) not shared: {e}")
-        except AttributeError:  # Counter.reset(): a shared counter is not reset
-            with self._lock:
-                self._value = value
 
     def set_exemplar(self, exemplar: Any) -> None:
         with self._lock:
@@ -283,8 +536,17 @@ class PromshmValue:
 
     def get(self) -> float:
         s = self._series
-        if s is not None and not self._observe:
+        how = self._how
+        if s is not None and how != _OBSERVE:
+            with self._lock:
+                if how in (_LOCAL, _PER_PID) and self._pid != os.getpid():
+                    self._forked()
+                    s = self._series
+                if how == _LOCAL:
+                    return self._value
             try:
+                if how == _COUNTER:
+                    return max(float(s.get()) - _baseline(self._metric), 0.0)
                 return float(s.get())
             except PromshmError as e:
                 _warn(f"get() reads this process's value: {e}")
@@ -306,27 +568,136 @@ def _use_created() -> bool:
     return bool(getattr(pm, "_use_created", True))
 
 
-def _convert(fams: Any, name: Optional[str] = None, doc: Optional[str] = None, unit: Optional[str] = None) -> list:
+def _split_name(area_name: str) -> Tuple[str, str]:
+    """An area family name -> (prometheus_client name, tag or "")."""
+    i = area_name.find(_TAG)
+    if i < 0:
+        return area_name, ""
+    return area_name[:i], area_name[i + len(_TAG) :]
+
+
+def _live_pids() -> Dict[str, str]:
+    """Worker slot -> pid of the area's live workers (as label values)."""
+    from ._area import shared_area
+
+    try:
+        return {str(w["slot"]): str(w["pid"]) for w in shared_area().workers() if w["alive"]}
+    except (PromshmError, OSError):
+        return {}
+
+
+def _per_worker(f: Any, stamps: Optional[Dict[Any, float]], pids: Dict[str, str], mode: str) -> list:
+    """The samples of a tagged gauge family (one per live worker slot),
+    combined as ``mode`` says: ``(labels, value)`` pairs."""
+    groups: Dict[Any, list] = {}
+    for smp in f.samples:
+        labels = dict(smp.labels)
+        slot = labels.pop("worker", None)
+        if slot not in pids:  # a worker that died since the render
+            continue
+        if mode == "liveall":
+            labels["pid"] = pids[slot]
+            groups[tuple(sorted(labels.items()))] = [(labels, smp.value)]
+            continue
+        key = tuple(sorted(labels.items()))
+        t = stamps.get(key + (("worker", slot),), 0.0) if stamps is not None else 0.0
+        groups.setdefault(key, []).append((labels, smp.value, t))
+    out = []
+    for members in groups.values():
+        if mode == "liveall":
+            out.extend(members)
+        elif mode == "livemax":
+            out.append((members[0][0], max(m[1] for m in members)))
+        elif mode == "livemin":
+            out.append((members[0][0], min(m[1] for m in members)))
+        else:  # livemostrecent: the value set last
+            labels, v, _ = max(members, key=lambda m: m[2])
+            out.append((labels, v))
+    return out
+
+
+def _convert(
+    fams: Any,
+    name: Optional[str] = None,
+    doc: Optional[str] = None,
+    unit: Optional[str] = None,
+    resets: Optional[Dict[Tuple[str, str], Tuple[float, float]]] = None,
+) -> list:
+    """promshm families of the area -> prometheus_client ``Metric`` objects
+    (tagged families combined, counters from their last reset). ``resets``:
+    the reset counters, when known (``{}`` for families not from the area)."""
     from prometheus_client.metrics_core import Metric
 
+    fams = list(fams)
     created = _use_created()
+    companions: Dict[Tuple[str, str], Dict[Any, float]] = {}  # (name, tag) -> labels -> value
+    for f in fams:
+        base, tag = _split_name(f.name)
+        if tag in _COMPANIONS:
+            companions[(base, tag)] = {tuple(sorted(smp.labels.items())): smp.value for smp in f.samples}
+    companions_given = any(k[0] == _RESETS for k in companions)
+    pids: Optional[Dict[str, str]] = None
     out = []
     for f in fams:
-        fname = f.name
-        if fname.endswith(_RENAMED):
-            fname = fname[: -len(_RENAMED)]
+        fname, tag = _split_name(f.name)
+        if tag in _COMPANIONS:
+            continue
         m = Metric(fname if name is None else name, f.documentation if doc is None else doc, f.type, f.unit if unit is None else unit)
-        for s in f.samples:
-            if not created and s.name.endswith("_created"):
+        if tag in _TAGGED_MODES:
+            if pids is None:
+                pids = _live_pids()
+            for labels, v in _per_worker(f, companions.get((fname, "stamp")), pids, tag):
+                m.add_sample(fname, labels, v)
+            out.append(m)
+            continue
+        if f.type == "counter" and resets is None:
+            resets = _resets(fams) if companions_given else _resets()
+        for smp in f.samples:
+            if not created and smp.name.endswith("_created"):
                 continue
-            sname, labels = s.name, dict(s.labels)
+            sname, labels = smp.name, dict(smp.labels)
+            v = smp.value
+            if f.type == "counter" and resets:  # a reset counter: from its baseline, created at the reset
+                r = resets.get((fname, _series_key(labels)))
+                if r is not None and sname.endswith("_total"):
+                    v = max(v - r[0], 0.0)
+                elif r is not None and sname.endswith("_created"):
+                    v = max(v, r[1])
             if fname != f.name:  # back to the prometheus_client name
                 sname = sname.replace(f.name, fname, 1)
                 if f.name in labels:  # an Enum's state label
                     labels[fname] = labels.pop(f.name)
-            m.add_sample(sname, labels, s.value, s.timestamp)
+            m.add_sample(sname, labels, v, smp.timestamp)
         out.append(m)
     return out
+
+
+#: The area's families by name, rendered once per ``CollectorRegistry.collect()``
+#: (a scrape) of this thread and shared by its metrics' ``collect()``.
+_scrape = threading.local()
+
+
+def _snapshot() -> Optional[Dict[str, Any]]:
+    """The current scrape's families by area name (None: not in a scrape)."""
+    if not getattr(_scrape, "depth", 0):
+        return None
+    snap = getattr(_scrape, "families", None)
+    if snap is None:
+        snap = {f.name: f for f in _view.collect()}
+        _scrape.families = snap
+    return snap
+
+
+def _registry_collect(self: Any, _orig: Any) -> Any:
+    """``CollectorRegistry.collect()``: the area is rendered once for all its
+    metrics (not once per metric)."""
+    _scrape.depth = getattr(_scrape, "depth", 0) + 1
+    try:
+        yield from _orig(self)
+    finally:
+        _scrape.depth -= 1
+        if not _scrape.depth:
+            _scrape.families = None
 
 
 def _collect_metric(self: Any, _orig: Any) -> Any:
@@ -335,8 +706,17 @@ def _collect_metric(self: Any, _orig: Any) -> Any:
     fam = _family_for(self)
     if fam is None:
         return _orig(self)
+    companions = _companion_families(self)
     try:
-        fams = fam.collect()
+        snap = _snapshot()
+        if snap is not None:
+            fams = [snap[f.name] for f in [fam] + companions if f.name in snap]
+            if not any(f.name == fam.name for f in fams):  # not in the area (yet): nothing to render
+                fams = list(fam.collect())
+        else:
+            fams = list(fam.collect())
+            for companion in companions:
+                fams.extend(companion.collect())
     except PromshmError as e:
         _warn(f"{self._name}: rendering this process's values: {e}")
         return _orig(self)
@@ -437,7 +817,14 @@ def _wrap_parent_method(cls: type, name: str, forward: Any) -> None:
         fam = _family_for(self) if self._labelnames else None
         if fam is not None:
             try:
+                if self._type == "counter":
+                    _forget_resets(self, args if name == "remove" else None)
+                elif name == "remove" and _gauge_mode(self) == "all":
+                    args = args + (str(os.getpid()),)  # this process's series
                 forward(fam, *args, **kwargs)
+                if _gauge_mode(self) == "livemostrecent":
+                    for companion in _companion_families(self):
+                        forward(companion, *args, **kwargs)
             except PromshmError as e:
                 _warn(f"{name}() not shared: {e}")
         return r
@@ -457,6 +844,7 @@ def install() -> None:
             return
         import prometheus_client.metrics as pm
         import prometheus_client.multiprocess as mp
+        import prometheus_client.registry as pr
         import prometheus_client.values as pv
 
         from ._area import SHARED
@@ -475,20 +863,54 @@ def install() -> None:
         _wrap_parent_method(pm.MetricWrapperBase, "remove", lambda f, *v: f.remove(*v))
         _wrap_parent_method(pm.MetricWrapperBase, "clear", lambda f: f.clear())
 
-        orig_collect = pm.MetricWrapperBase.collect
-        if not getattr(orig_collect, "_promshm", False):
-
-            def collect(self: Any) -> Any:
-                return _collect_metric(self, orig_collect)
-
-            collect._promshm = True  # type: ignore[attr-defined]
-            collect.__doc__ = orig_collect.__doc__
-            pm.MetricWrapperBase.collect = collect  # type: ignore[method-assign]
-
+        _route(pr.CollectorRegistry, "collect", _registry_collect)
+        _route(pm.MetricWrapperBase, "collect", _collect_metric)
+        _wrap_process_collector()
         mp.MultiProcessCollector = MultiProcessCollector  # type: ignore[misc,assignment]
         mp.mark_process_dead = _mark_process_dead
         _installed = True
         _warn_earlier_metrics(pm)
+
+
+def _route(cls: type, name: str, through: Any) -> None:
+    """Make ``cls.<name>(self)`` call ``through(self, original)`` (once)."""
+    orig = getattr(cls, name)
+    if getattr(orig, "_promshm", False):
+        return
+
+    def method(self: Any) -> Any:
+        return through(self, orig)
+
+    method._promshm = True  # type: ignore[attr-defined]
+    method.__name__ = name
+    method.__doc__ = orig.__doc__
+    setattr(cls, name, method)
+
+
+def _wrap_process_collector() -> None:
+    """``prometheus_client``'s ``ProcessCollector`` of this process (the one in
+    ``REGISTRY``): rendered per live worker of the area, with totals (see
+    :mod:`promshm.process_collector`), from any worker. One made for another
+    ``pid`` or ``proc`` directory renders as before."""
+    try:
+        import prometheus_client.process_collector as ppc
+    except ImportError:
+        return
+    from .process_collector import ProcessCollector as Workers
+    from .process_collector import attach_workers
+
+    attach_workers()
+
+    def collect(self: Any, orig: Any) -> Any:
+        try:
+            own = self._proc == "/proc" and str(self._pid()).strip() == "self"
+        except Exception:  # noqa: BLE001 - the original reports it
+            own = False
+        if not own:
+            return orig(self)
+        return _convert(Workers(getattr(self, "_namespace", ""), registry=None)._collect_workers(), resets={})
+
+    _route(ppc.ProcessCollector, "collect", collect)
 
 
 def _warn_earlier_metrics(pm: Any) -> None:

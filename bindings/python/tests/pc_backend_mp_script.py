@@ -65,7 +65,7 @@ def work(n: int, ready, done, order) -> None:
         time.sleep(0.005)  # promshm stamps mostrecent to the millisecond
         order[n + 1].set()
     ready.release()
-    done.wait(30)
+    done[n].wait(30)
 
 
 def scrapes():
@@ -79,7 +79,8 @@ def scrapes():
 
 if __name__ == "__main__":
     ctx = mp.get_context("fork")
-    ready, done = ctx.Semaphore(0), ctx.Event()
+    ready = ctx.Semaphore(0)
+    done = [ctx.Event() for _ in range(N)]
     order = [ctx.Event() for _ in range(N)]
     order[0].set()
     kids = [ctx.Process(target=work, args=(n, ready, done, order)) for n in range(N)]
@@ -89,7 +90,13 @@ if __name__ == "__main__":
         if not ready.acquire(timeout=60):
             break
     alive = scrapes()
-    done.set()
+    # the last child (the largest value, and the most recent) exits first
+    done[N - 1].set()
+    kids[N - 1].join(30)
+    one_exited = scrapes()
+    for d in done:
+        d.set()
     for k in kids:
         k.join(30)
-    print(json.dumps({"alive": alive, "exited": scrapes(), "codes": [k.exitcode for k in kids], "modes": MODES}))
+    pids = [k.pid for k in kids]
+    print(json.dumps({"alive": alive, "one_exited": one_exited, "exited": scrapes(), "codes": [k.exitcode for k in kids], "modes": MODES, "pids": pids}))

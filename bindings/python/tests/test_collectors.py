@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import json
+import os
 import shutil
 import subprocess
 from typing import Any, Iterator
@@ -13,6 +15,7 @@ import promshm
 from promshm import Counter, Gauge, Histogram
 
 from conftest import parse_text, value
+from http_checks import run_code
 
 
 def _mappings() -> int:
@@ -110,3 +113,72 @@ def test_collector_yielding_a_taken_name_is_skipped_and_counted(registry, fmt):
         assert proc.returncode == 0, proc.stdout + proc.stderr
     text = registry.render(fmt).decode()  # counted again on each scrape
     assert value(parse_text(text, openmetrics=fmt == "openmetrics"), "promshm_collector_families_skipped_total") == 8
+
+
+_WORKERS_SCRIPT = r"""
+import json, os, sys, time
+import promshm
+from promshm.process_collector import ProcessCollector
+
+registry = promshm.CollectorRegistry(area=promshm.SHARED, self_metrics=False)
+ProcessCollector(registry=registry)  # attaches this process and its forked children
+r, w = os.pipe()
+kids = []
+for i in range(4):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # until the parent closes the pipe
+        os._exit(0)
+    kids.append(pid)
+os.close(r)
+time.sleep(0.2)
+alive = registry.render().decode()
+os.close(w)
+for pid in kids:
+    os.waitpid(pid, 0)
+print(json.dumps({"parent": os.getpid(), "kids": kids, "alive": alive, "exited": registry.render().decode()}))
+"""
+
+
+def _by_pid(s: Any, name: str) -> dict:
+    return {int(dict(k[1])["pid"]): (dict(k[1])["worker"], v) for k, v in s.items() if k[0] == name}
+
+
+def test_process_collector_renders_every_live_worker_with_totals(tmp_path):
+    """ProcessCollector() with the defaults: a series per live process of the
+    area (its own and 4 forked ones), labelled by worker slot and pid, read
+    from each one's /proc entry, with the totals; exited ones disappear."""
+    out = json.loads(run_code(_WORKERS_SCRIPT, tmp_path).stdout)
+    everyone = {out["parent"], *out["kids"]}
+    s = parse_text(out["alive"])
+    for name in ("process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds", "process_cpu_seconds_total"):
+        per = _by_pid(s, name)
+        assert set(per) == everyone, (name, out["alive"])
+        assert len({w for w, _ in per.values()}) == 5, per  # a slot each
+    rss = _by_pid(s, "process_resident_memory_bytes")
+    assert all(v > 0 for _, v in rss.values())
+    assert value(s, "process_workers") == 5
+    assert value(s, "process_workers_resident_memory_bytes") == sum(v for _, v in rss.values())
+    assert value(s, "process_workers_open_fds") == sum(v for _, v in _by_pid(s, "process_open_fds").values())
+    start = _by_pid(s, "process_start_time_seconds")
+    assert all(start[k][1] >= start[out["parent"]][1] for k in out["kids"])
+    s = parse_text(out["exited"])
+    assert set(_by_pid(s, "process_resident_memory_bytes")) == {out["parent"]}, out["exited"]
+    assert value(s, "process_workers") == 1
+
+
+def test_process_collector_of_one_pid_renders_it_unlabelled():
+    """ProcessCollector(pid=...) as prometheus_client: that process, no labels."""
+    from promshm.process_collector import ProcessCollector
+
+    fams = {f.name: f for f in ProcessCollector(pid=lambda: os.getpid(), registry=None).collect()}
+    assert set(fams) == {
+        "process_virtual_memory_bytes",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "process_cpu_seconds",
+        "process_open_fds",
+        "process_max_fds",
+    }
+    assert all(len(f.samples) == 1 and f.samples[0].labels == {} for f in fams.values())

@@ -10,15 +10,13 @@ imported by the app processes (the backend's .pth stays off).
 
 from __future__ import annotations
 
-import collections
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict
 
 import pytest
 
-from conftest import child_env, free_port, parse_text, value
+from conftest import child_env, free_port
 from test_prometheus_client_backend import gunicorn  # noqa: F401  (the fixture)
 
 DROPIN_SITE = Path(__file__).resolve().parent / "dropin_site"
@@ -88,22 +86,7 @@ def test_dropin_django_prometheus_gunicorn_max_requests_exact(gunicorn, tmp_path
         PROMETHEUS_MULTIPROC_DIR=str(mpdir),
         **dropin_env(tmp_path),
     )
-    n = 2000
-    paths = ["/fail" if i % 4 == 3 else "/" for i in range(n)]
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        statuses = collections.Counter(st for st, _ in pool.map(server.get, paths))
-    assert statuses == {200: n * 3 // 4, 500: n // 4}, statuses
-    ok, failed = n * 3 // 4, n // 4
-    view = {"method": "GET", "transport": "http"}
-    for _ in range(4):
-        body = server.get("/metrics")[1].decode()
-        s = parse_text(body)
-        assert value(s, "django_http_requests_total_by_view_transport_method_total", view="djapp.index", **view) == ok, body
-        assert value(s, "django_http_requests_total_by_view_transport_method_total", view="djapp.fail", **view) == failed
-        assert value(s, "django_http_responses_total_by_status_view_method_total", method="GET", status="500", view="djapp.fail") == failed
-        assert value(s, "django_http_requests_latency_seconds_by_view_method_count", method="GET", view="djapp.index") == ok
-        scrapes = value(s, "django_http_requests_total_by_view_transport_method_total", view="prometheus-django-metrics", **view)
-        assert value(s, "django_http_requests_total_by_method_total", method="GET") == ok + failed + scrapes
+    for body in django_test.django_prometheus_exact(server, 2000):
         # labelled, no database: no sample, but the family under its own name
         assert "# TYPE django_migrations_unapplied_total gauge\n" in body, body
         assert ":promshm_renamed" not in body, body
@@ -118,26 +101,7 @@ def test_dropin_uvicorn_four_workers_instrumentator_and_starlette_exporter_exact
     # spawned workers: each is a fresh interpreter and runs the sitecustomize itself
     server = asgi_test.Uvicorn(sys.executable, tmp_path, **dropin_env(tmp_path))
     try:
-        n = 2000
-        paths = ["/fail" if i % 4 == 3 else "/" for i in range(n)]
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            statuses = collections.Counter(st for st, _ in pool.map(server.get, paths))
-        assert statuses == {200: n * 3 // 4, 500: n // 4}, statuses
-        ok, failed = n * 3 // 4, n // 4
-        for _ in range(4):
-            body = server.get("/metrics")[1].decode()
-            s = parse_text(body)
-            assert value(s, "http_requests_total", handler="/", method="GET", status="2xx") == ok, body
-            assert value(s, "http_requests_total", handler="/fail", method="GET", status="5xx") == failed
-            assert value(s, "http_request_duration_seconds_count", handler="/", method="GET") == ok
-            assert value(s, "http_request_duration_highr_seconds_count") >= n
-            body = server.get("/smetrics")[1].decode()
-            s = parse_text(body)
-            labels = {"app_name": "starlette", "method": "GET"}
-            assert value(s, "starlette_requests_total", path="/", status_code="200", **labels) == ok, body
-            assert value(s, "starlette_requests_total", path="/fail", status_code="500", **labels) == failed
-            assert value(s, "starlette_request_duration_seconds_count", path="/", status_code="200", **labels) == ok
-            assert value(s, "starlette_requests_in_progress", **labels) == 1  # this scrape
+        asgi_test.instrumentator_and_starlette_exact(server, 2000)
     finally:
         server.stop()
     assert_dropin_used(tmp_path, 5)  # the uvicorn master and its 4 spawned workers

@@ -7,20 +7,14 @@ stopped by it; every wait is bounded."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Iterator
 
 import pytest
 
 from conftest import REPO, child_env, free_port, value
-from http_checks import _blast, _check_exact, _plan
+from http_checks import Server, _blast, _check_exact, _plan, stopped_at_end
 
 pytest.importorskip("gunicorn")
 
@@ -29,71 +23,31 @@ if not (EXAMPLE / "app.py").is_file():
     pytest.skip("examples/python not found", allow_module_level=True)
 
 
-class Server:
+class ExampleGunicorn(Server):
+    """examples/python's gunicorn.conf.py and app.py, on a free port."""
+
+    name = "gunicorn"
+
     def __init__(self, tmp_path: Path, **env: str) -> None:
-        self.port = free_port()
+        port = free_port()
         self.rundir = tmp_path / "run"
         self.rundir.mkdir(exist_ok=True)
-        self.log = open(tmp_path / "gunicorn.log", "w+")
-        e = child_env(BIND=f"127.0.0.1:{self.port}", PROMSHM_DIR=str(self.rundir), **env)
+        e = child_env(BIND=f"127.0.0.1:{port}", PROMSHM_DIR=str(self.rundir), **env)
         e.pop("PROMSHM_FLUSH_INTERVAL", None)
-        self.proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            port=port,
             cwd=EXAMPLE,
             env=e,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=tmp_path / "gunicorn.log",
+            ready_path="/metrics",  # not counted by the app
         )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                self.get("/metrics")  # not counted by the app
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if self.proc.poll() is not None or time.time() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"gunicorn did not start:\n{self.logs()}")
-                time.sleep(0.1)
-
-    def get(self, path: str, headers: Dict[str, str] = None) -> Tuple[int, bytes, Dict[str, str]]:
-        req = urllib.request.Request(self.base + path, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.read(), dict(r.headers)
-        except urllib.error.HTTPError as e:
-            return e.code, e.read(), dict(e.headers)
-
-    def logs(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-5000:]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator:
-    servers: List[Server] = []
-
-    def make(**env: str) -> Server:
-        s = Server(tmp_path, **env)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
+    with stopped_at_end(lambda **env: ExampleGunicorn(tmp_path, **env)) as make:
+        yield make
 
 
 def test_gunicorn_four_workers_exact(server_factory):
@@ -103,7 +57,7 @@ def test_gunicorn_four_workers_exact(server_factory):
     paths = _plan(2000)
     statuses = _blast(server, paths)
     assert statuses == {200: 1500, 500: 500}, statuses
-    status, body, headers = server.get("/metrics")
+    status, body, headers = server.request("/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     s = _check_exact(body.decode(), paths)
     assert value(s, "example_build_info", version=__import__("promshm").__version__, server="gunicorn") == 1
@@ -112,7 +66,7 @@ def test_gunicorn_four_workers_exact(server_factory):
     # Every scrape, whichever worker serves it, gives the same totals.
     for _ in range(4):
         _check_exact(server.get("/metrics")[1].decode(), paths)
-    status, body, headers = server.get("/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
+    status, body, headers = server.request("/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
     assert headers["Content-Type"].startswith("application/openmetrics-text")
     _check_exact(body.decode(), paths, openmetrics=True)
     assert server.stop() == 0

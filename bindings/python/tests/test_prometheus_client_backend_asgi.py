@@ -10,21 +10,15 @@ scrapes exact, whichever worker serves it."""
 
 from __future__ import annotations
 
-import collections
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator
 
 import pytest
 
 from conftest import child_env, free_port, parse_text, value
+from http_checks import Server, blast_ok_and_fail, stopped_at_end
 
 for _mod in ("uvicorn", "fastapi", "prometheus_fastapi_instrumentator", "starlette_exporter"):
     pytest.importorskip(_mod)
@@ -71,80 +65,35 @@ def venv_python(tmp_path_factory) -> str:
     return py
 
 
-class Uvicorn:
+class Uvicorn(Server):
+    name = "uvicorn"
+
     def __init__(self, py: str, tmp_path: Path, **env: str) -> None:
-        self.port = free_port()
+        port = free_port()
         (tmp_path / "aapp.py").write_text(APP)
-        self.log = open(tmp_path / f"uvicorn-{self.port}.log", "w+")
         e = child_env(PROMSHM_DIR=str(tmp_path), **env)
         e.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.proc = subprocess.Popen(
-            [py, "-m", "uvicorn", "--workers", "4", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "aapp:app"],
+        super().__init__(
+            [py, "-m", "uvicorn", "--workers", "4", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "aapp:app"],
+            port=port,
             cwd=tmp_path,
             env=e,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=tmp_path / f"uvicorn-{port}.log",
+            ready_path="/smetrics",
+            timeout=90,
         )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 90
-        while True:
-            try:
-                self.get("/smetrics")
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if self.proc.poll() is not None or time.time() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"uvicorn did not start:\n{self.logs()}")
-                time.sleep(0.2)
-
-    def get(self, path: str) -> Tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.base + path, timeout=30) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def logs(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-5000:]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        if not self.log.closed:
-            self.log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
 def uvicorn(venv_python, tmp_path) -> Iterator:
-    servers = []
-
-    def make(**env: str) -> Uvicorn:
-        s = Uvicorn(venv_python, tmp_path, **env)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
+    with stopped_at_end(lambda **env: Uvicorn(venv_python, tmp_path, **env)) as make:
+        yield make
 
 
-def test_uvicorn_four_workers_instrumentator_and_starlette_exporter_exact(uvicorn):
-    server = uvicorn(PROMSHM_PROMETHEUS_CLIENT="1")
-    n = 2000
-    paths = ["/fail" if i % 4 == 3 else "/" for i in range(n)]
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        statuses = collections.Counter(st for st, _ in pool.map(server.get, paths))
-    assert statuses == {200: n * 3 // 4, 500: n // 4}, statuses
-    ok, failed = n * 3 // 4, n // 4
+def instrumentator_and_starlette_exact(server: Server, n: int) -> None:
+    """``n`` concurrent requests (every 4th fails), then several scrapes of
+    both libraries' pages, every one exact, whichever worker serves it."""
+    ok, failed = blast_ok_and_fail(server, n)
     for _ in range(4):
         body = server.get("/metrics")[1].decode()
         s = parse_text(body)
@@ -159,4 +108,9 @@ def test_uvicorn_four_workers_instrumentator_and_starlette_exporter_exact(uvicor
         assert value(s, "starlette_requests_total", path="/fail", status_code="500", **labels) == failed
         assert value(s, "starlette_request_duration_seconds_count", path="/", status_code="200", **labels) == ok
         assert value(s, "starlette_requests_in_progress", **labels) == 1  # this scrape
+
+
+def test_uvicorn_four_workers_instrumentator_and_starlette_exporter_exact(uvicorn):
+    server = uvicorn(PROMSHM_PROMETHEUS_CLIENT="1")
+    instrumentator_and_starlette_exact(server, 2000)
     server.stop()
