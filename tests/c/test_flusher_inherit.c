@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -42,12 +43,18 @@ static double value(const promshm_series *s) {
 static pid_t fork_worker(const promshm_series *s) {
     fflush(stdout);
     fflush(stderr);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) FAIL("fork");
     if (pid == 0) {
+        /* Bounded even if the parent fails (FAIL exits): die with it, and
+         * never loop longer than 30 s. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(11);
         for (int i = 0; i < INCS; i++)
             if (promshm_counter_inc(s) != PROMSHM_RESULT_OK) _exit(10);
-        for (;;) sleep_ms(10);
+        for (int i = 0; i < 3000; i++) sleep_ms(10);
+        _exit(12);
     }
     return pid;
 }
