@@ -535,7 +535,10 @@ extern "C" fn flush_at_exit() {
 /// started for it, or cancels it if not started yet.
 ///
 /// Fork-safe: the thread sleeps in `ppoll` on an `eventfd` (no user-space
-/// lock, condvar or wait queue that a child could inherit mid-update). A
+/// lock, condvar or wait queue that a child could inherit mid-update), and
+/// starting one returns only once the thread runs (a wait of about 0.1 ms,
+/// at most 1 s), so a `fork` right after it never catches the thread in the
+/// C runtime's start-up, inside the allocator. A
 /// child of `fork` does not inherit the thread: there an inherited `Flusher`
 /// is forgotten — stopping or dropping it neither signals, joins nor closes
 /// anything it inherited — and the child may start its own.
@@ -685,9 +688,13 @@ impl Flusher {
         let wake_id = file_id(raw);
         let stop = Arc::new(AtomicBool::new(false));
         let stop_seen = stop.clone();
+        let running = Arc::new(AtomicBool::new(false));
+        let now_running = running.clone();
         let thread = std::thread::Builder::new()
             .name("promshm-flush".into())
             .spawn(move || {
+                // Past the C runtime's thread start-up (see `wait_running`).
+                now_running.store(true, Ordering::Release);
                 // The fd stays open until this thread is joined (unless host
                 // code closes it: then `wait` stops using it).
                 loop {
@@ -699,6 +706,7 @@ impl Flusher {
                 }
                 let _ = std::panic::catch_unwind(flush);
             })?;
+        wait_running(&running);
         // This process runs a flusher of its own now: a pending inherited
         // one is not started (or, if inheriting, this is it).
         let nanos = interval.as_nanos().min(u128::from(u64::MAX)) as u64;
@@ -786,6 +794,23 @@ impl Flusher {
             // Closed by someone else: the number is not ours to close.
             std::mem::forget(wake);
         }
+    }
+}
+
+/// Longest wait in [`Flusher::spawn`] for the new thread to run.
+const START_WAIT: Duration = Duration::from_secs(1);
+
+/// Wait (bounded by [`START_WAIT`], sleeping, no lock) until a new flusher
+/// thread sets `running`, its first step. So `start` returns with the
+/// thread past the C runtime's thread start-up, which allocates: a `fork`
+/// right after `start` then never catches it inside an allocator. glibc's
+/// malloc is fork-safe anyway, but allocators without fork handlers are
+/// not (GCC 12's AddressSanitizer: a child inherits the lock such a thread
+/// held and its first allocation of that size blocks forever).
+fn wait_running(running: &AtomicBool) {
+    let deadline = std::time::Instant::now() + START_WAIT;
+    while !running.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
     }
 }
 
