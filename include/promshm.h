@@ -1400,7 +1400,8 @@ promshm_result promshm_flush(void);
  * `promshm_flusher_stop()`. Inherited by children: a child of `fork()`
  * starts its own flusher with the same interval when it first buffers
  * an update (see `promshm_flusher_start_ex()`, which can turn that
- * off). Thread-safe.
+ * off). Returns once the thread runs (a `fork()` right after it is
+ * safe; see "Fork" in docs/C-API.md). Thread-safe.
  *
  * Errors: `NULL_PARAMETER` (`out`), `INVALID_ARGUMENT` (`interval_ms`
  * is 0), `IO` (the thread could not be created).
@@ -1419,7 +1420,8 @@ promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out
  * buffered update gets no second one, and `promshm_flusher_stop()` on
  * the inherited handle in the child stops (or cancels) the child's.
  * On success `*out` receives the flusher, to stop with
- * `promshm_flusher_stop()`. Thread-safe.
+ * `promshm_flusher_stop()`. Returns once the thread runs, as
+ * `promshm_flusher_start()`. Thread-safe.
  *
  * Errors: `NULL_PARAMETER` (`out`), `INVALID_ARGUMENT` (a bad `size`,
  * `no_inherit` not 0 or 1), `IO` (the thread could not be created).
