@@ -32,6 +32,7 @@ fn child_entry() {
         "grandchild" => grandchild_publishes(),
         "pending_grandchild" => pending_flusher_is_passed_on(),
         "no_inherit" => no_inherit_child_publishes_only_at_exit(),
+        "started" => start_returns_with_the_thread_running(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -59,6 +60,17 @@ fn a_child_that_never_buffered_passes_the_pending_flusher_on() {
 #[test]
 fn with_inherit_off_a_child_publishes_only_at_exit() {
     run_and_report("no_inherit", "no-inherit", &[], Duration::from_secs(30));
+}
+
+/// `Flusher::start` returns once its thread runs, so a `fork` right after
+/// it never catches the thread in its start-up (which allocates: under an
+/// allocator without fork handlers, GCC 12's AddressSanitizer, the child
+/// inherited a lock of it held and its own flusher hung). Seen here as the
+/// thread's name, which it sets before it runs its loop: without the wait,
+/// most starts return before the thread has it.
+#[test]
+fn flusher_start_returns_with_its_thread_running() {
+    run_and_report("started", "started", &[], Duration::from_secs(30));
 }
 
 /// Run `role` in a master process; print its measured times; it must end with "done".
@@ -303,5 +315,28 @@ fn no_inherit_child_publishes_only_at_exit() {
     wait_forked(pid, "the no-inherit child", Duration::from_secs(10));
     group.processes = 0;
     assert_eq!(child.get(), INCS as f64, "the exit flush published it all");
+    send("done");
+}
+
+/// Threads of this process named `promshm-flush`.
+fn flusher_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "promshm-flush")
+        .count()
+}
+
+fn start_returns_with_the_thread_running() {
+    for round in 0..50 {
+        let flusher = Flusher::start(Duration::from_secs(1)).unwrap();
+        let running = flusher_threads();
+        flusher.stop();
+        assert_eq!(
+            running, 1,
+            "round {round}: start returned before its thread ran"
+        );
+    }
+    send("50 starts, each returned with its thread running");
     send("done");
 }
