@@ -58,6 +58,9 @@ enum { PROMSHM_VERSION_NUMBER = 1000 };
 /** Initialiser of a promshm_metric_opts: size set, every other field NULL or 0 (set at least name). */
 #define PROMSHM_METRIC_OPTS_INIT { (uint32_t)sizeof(promshm_metric_opts), 0, NULL, NULL, NULL, NULL, 0 }
 
+/** Initialiser of a promshm_flusher_options: size set, every option 0 (its default: 1 s, inherited by children). */
+#define PROMSHM_FLUSHER_OPTIONS_INIT { (uint32_t)sizeof(promshm_flusher_options), 0, 0 }
+
 /**
  * Number of Prometheus default histogram buckets (see `promshm_default_buckets()`).
  */
@@ -289,7 +292,9 @@ typedef struct promshm_family promshm_family;
 /**
  * A background thread that calls `promshm_flush()` on a timer. Uniquely
  * owned (a mutable handle): stop it once with `promshm_flusher_stop()`.
- * promshm starts no thread unless asked to with `promshm_flusher_start()`.
+ * promshm starts no thread unless asked to with `promshm_flusher_start()`
+ * (in this process or, inherited, in an ancestor: see
+ * `promshm_flusher_start_ex()`).
  */
 typedef struct promshm_flusher promshm_flusher;
 
@@ -578,6 +583,32 @@ typedef struct {
  * (a `uint32_t`).
  */
 typedef uint32_t promshm_gauge_mode;
+
+/**
+ * How to start a flusher (`promshm_flusher_start_ex()`). Initialise it
+ * with `PROMSHM_FLUSHER_OPTIONS_INIT` (or zero it and set `size`): zero in
+ * a field means its default. Extensible: see "Extensible structs" in
+ * docs/C-API.md.
+ */
+typedef struct {
+    /**
+     * `sizeof(promshm_flusher_options)` as the caller was compiled with (set
+     * by `PROMSHM_FLUSHER_OPTIONS_INIT`); 0 is `INVALID_ARGUMENT`.
+     */
+    uint32_t size;
+    /**
+     * Flush every `interval_ms` milliseconds. 0: 1000 (1 s).
+     */
+    uint32_t interval_ms;
+    /**
+     * 0 (the default): a child of `fork()` whose parent had this flusher
+     * running starts its own, with the same interval, when it first
+     * buffers an update, and passes it on to its own children. 1: children
+     * get none (they flush themselves, or at exit). Any other value is
+     * `INVALID_ARGUMENT`.
+     */
+    uint32_t no_inherit;
+} promshm_flusher_options;
 
 /**
  * An exposition format (a `uint32_t`).
@@ -1550,13 +1581,37 @@ promshm_result promshm_flush(void);
  * Start a thread that flushes this process's buffers every
  * `interval_ms` milliseconds (at least 1). On success `*out` receives
  * the flusher, owned by the caller, who must stop it with
- * `promshm_flusher_stop()`. A thread does not survive `fork()`: start
- * flushers in the worker processes, after forking. Thread-safe.
+ * `promshm_flusher_stop()`. Inherited by children: a child of `fork()`
+ * starts its own flusher with the same interval when it first buffers
+ * an update (see `promshm_flusher_start_ex()`, which can turn that
+ * off). Returns once the thread runs (a `fork()` right after it is
+ * safe; see "Fork" in docs/C-API.md). Thread-safe.
  *
  * Errors: `NULL_PARAMETER` (`out`), `INVALID_ARGUMENT` (`interval_ms`
  * is 0), `IO` (the thread could not be created).
  */
 promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out);
+
+/**
+ * Start a flusher with options (`options` may be NULL: every default,
+ * a 1 s interval inherited by children). By default (`no_inherit` 0) a
+ * child of `fork()` whose parent had this flusher running starts its
+ * own, with the same interval, lazily when it first buffers an update
+ * (a thread's first update of a series; never in the `fork()` handler,
+ * never on the per-update path), so a child that never ends a request
+ * still publishes within the interval; its own children inherit it the
+ * same way. A child that starts a flusher itself before its first
+ * buffered update gets no second one, and `promshm_flusher_stop()` on
+ * the inherited handle in the child stops (or cancels) the child's.
+ * On success `*out` receives the flusher, to stop with
+ * `promshm_flusher_stop()`. Returns once the thread runs, as
+ * `promshm_flusher_start()`. Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER` (`out`), `INVALID_ARGUMENT` (a bad `size`,
+ * `no_inherit` not 0 or 1), `IO` (the thread could not be created).
+ */
+promshm_result promshm_flusher_start_ex(const promshm_flusher_options *options,
+                                        promshm_flusher **out);
 
 /**
  * Stop a flusher: wake its thread, let it flush one last time, join it,
@@ -2055,6 +2110,13 @@ promshm_result promshm_stateset_get_e(const promshm_series *series,
 promshm_result promshm_flusher_start_e(uint32_t interval_ms,
                                        promshm_flusher **out,
                                        promshm_error *err);
+
+/**
+ * `promshm_flusher_start_ex()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_flusher_start_ex_e(const promshm_flusher_options *options,
+                                          promshm_flusher **out,
+                                          promshm_error *err);
 
 /**
  * `promshm_area_render()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.

@@ -139,6 +139,12 @@ typedef struct {
 
 typedef uint32_t promshm_gauge_mode;
 
+typedef struct {
+    uint32_t size;
+    uint32_t interval_ms;
+    uint32_t no_inherit;
+} promshm_flusher_options;
+
 typedef uint32_t promshm_format;
 
 typedef int (*promshm_write_fn)(void *userdata, const uint8_t *data, size_t len);
@@ -430,6 +436,9 @@ promshm_result promshm_flush(void);
 
 promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out);
 
+promshm_result promshm_flusher_start_ex(const promshm_flusher_options *options,
+                                        promshm_flusher **out);
+
 void promshm_flusher_stop(promshm_flusher *flusher);
 
 promshm_result promshm_area_render(const promshm_area *area,
@@ -690,6 +699,10 @@ promshm_result promshm_stateset_get_e(const promshm_series *series,
 promshm_result promshm_flusher_start_e(uint32_t interval_ms,
                                        promshm_flusher **out,
                                        promshm_error *err);
+
+promshm_result promshm_flusher_start_ex_e(const promshm_flusher_options *options,
+                                          promshm_flusher **out,
+                                          promshm_error *err);
 
 promshm_result promshm_area_render_e(const promshm_area *area,
                                      promshm_format format,

@@ -12,7 +12,9 @@
 //! exits, at process exit (`atexit`), when the last handle of a family is
 //! dropped (for that family's series), and from an optional [`Flusher`]
 //! thread. After `fork` the child starts with empty buffers: what the parent
-//! had not flushed is the parent's to flush, never the child's.
+//! had not flushed is the parent's to flush, never the child's. A child of a
+//! process that ran a [`Flusher`] (inherited by children, the default)
+//! starts its own, with the same interval, when it first buffers an update.
 //!
 //! Buffers hold only what is in use: the entry of a series goes when the
 //! series is removed (by any process; seen by the next flush) or when its
@@ -22,7 +24,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, TryLockError};
 use std::time::Duration;
 
@@ -300,7 +302,15 @@ impl Local {
                 cells: NonNull::from(&*cells),
                 keep: cells,
             });
-            index[id].as_ref().map(|s| &*s.keep)
+        }
+        // A new entry (the first in a forked child): the cold place to give
+        // the child the flusher its parent ran. Nothing is locked here.
+        start_inherited_flusher();
+        // SAFETY: as in `cells`; the flusher started above only locks the
+        // entry lists, never the owner's `index`.
+        unsafe {
+            let index = &*self.index.get();
+            index[series.buffer.id as usize].as_ref().map(|s| &*s.keep)
         }
     }
 }
@@ -508,13 +518,30 @@ extern "C" fn flush_at_exit() {
 
 /// A background thread that flushes every `interval`; stops (after a last
 /// flush) when dropped or [`stop`](Flusher::stop)ped. Opt-in: promshm starts
-/// no thread on its own.
+/// no thread unless a `Flusher` was started in this process or, inherited,
+/// in an ancestor (below).
+///
+/// Inherited by children (on by default; off with
+/// [`FlusherBuilder::inherit`]): a child of `fork` whose parent had such a
+/// flusher running starts its own, with the same interval, when it first
+/// buffers an update (a thread's first update of a series, never on the
+/// per-update path; in normal code, never in the `fork` handler). So a
+/// child that never ends a request (a background worker, a loop) still
+/// publishes within the interval. The child's flusher is inherited by its
+/// own children the same way, and a child that has not started its own yet
+/// passes the pending one on. A child that starts a `Flusher` itself before
+/// its first buffered update gets no second one; stopping or dropping an
+/// inherited (inheriting) `Flusher` in a child stops the one that child
+/// started for it, or cancels it if not started yet.
 ///
 /// Fork-safe: the thread sleeps in `ppoll` on an `eventfd` (no user-space
-/// lock, condvar or wait queue that a child could inherit mid-update). A
+/// lock, condvar or wait queue that a child could inherit mid-update), and
+/// starting one returns only once the thread runs (a wait of about 0.1 ms,
+/// at most 1 s), so a `fork` right after it never catches the thread in the
+/// C runtime's start-up, inside the allocator. A
 /// child of `fork` does not inherit the thread: there an inherited `Flusher`
 /// is forgotten — stopping or dropping it neither signals, joins nor closes
-/// anything — and the child may start its own.
+/// anything it inherited — and the child may start its own.
 ///
 /// Host code that closes descriptors it does not know (and maybe reuses the
 /// number) is survived: the eventfd is checked (`fstat`) before each wait
@@ -532,14 +559,121 @@ pub struct Flusher {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Fork generation of the process that started the thread.
     gen: u32,
+    /// Children of this process start their own flusher (see [`INHERIT`]).
+    inherit: bool,
+}
+
+/// How to start a [`Flusher`]: `Flusher::builder().interval(d).inherit(false).start()`.
+#[derive(Debug, Clone, Copy)]
+pub struct FlusherBuilder {
+    interval: Duration,
+    inherit: bool,
+}
+
+impl FlusherBuilder {
+    /// Flush every `interval` (at least 1 ms; default 1 s).
+    pub fn interval(mut self, interval: Duration) -> FlusherBuilder {
+        self.interval = interval;
+        self
+    }
+
+    /// Whether forked children start their own flusher with the same
+    /// interval when they first buffer an update (default true).
+    pub fn inherit(mut self, inherit: bool) -> FlusherBuilder {
+        self.inherit = inherit;
+        self
+    }
+
+    /// Start the thread.
+    pub fn start(self) -> std::io::Result<Flusher> {
+        Flusher::spawn(self.interval, self.inherit)
+    }
 }
 
 /// Longest sleep of a flusher whose eventfd was lost between looks at its stop flag.
 const LOST_WAKE_SLICE: Duration = Duration::from_millis(50);
 
+/// The inheriting flushers of this process, as children of a `fork` find
+/// them: the fork generation they were counted in (high 32 bits) and how
+/// many run (low 32 bits). A child sees its parent's generation there, with
+/// a count above 0 if the parent had one running at fork time (or was
+/// itself a child with one pending). Atomics only: a child never waits.
+static INHERIT: AtomicU64 = AtomicU64::new(0);
+/// The interval, in nanoseconds, children start theirs with (the shortest
+/// of the inheriting flushers running).
+static INHERIT_INTERVAL_NS: AtomicU64 = AtomicU64::new(0);
+/// The flusher this process started for its parent's (a leaked `Box`), or null.
+static STAND_IN: AtomicPtr<Flusher> = AtomicPtr::new(std::ptr::null_mut());
+
+fn inherit_word(gen: u32, running: u32) -> u64 {
+    (u64::from(gen) << 32) | u64::from(running)
+}
+
+fn inherit_parts(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+/// Update [`INHERIT`] for this process: a count left by another fork
+/// generation (a pending inherited flusher) becomes 0 first, then `change`
+/// maps the count.
+fn update_inherit(change: impl Fn(u32) -> u32) {
+    let gen = process::fork_generation();
+    let mut word = INHERIT.load(Ordering::Acquire);
+    loop {
+        let (g, n) = inherit_parts(word);
+        let n = if g == gen { n } else { 0 };
+        let new = inherit_word(gen, change(n));
+        match INHERIT.compare_exchange_weak(word, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(seen) => word = seen,
+        }
+    }
+}
+
+/// In a child whose parent had an inheriting flusher running: start this
+/// process's own, once. Called where a thread buffer gets a new entry.
+#[cold]
+#[inline(never)]
+fn start_inherited_flusher() {
+    let word = INHERIT.load(Ordering::Acquire);
+    let (g, n) = inherit_parts(word);
+    let gen = process::fork_generation();
+    if g == gen || n == 0 {
+        return;
+    }
+    let interval = Duration::from_nanos(INHERIT_INTERVAL_NS.load(Ordering::Acquire));
+    // Claim it: one thread of the child starts it, and only once.
+    let claimed = inherit_word(gen, 0);
+    if INHERIT
+        .compare_exchange(word, claimed, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    if let Ok(flusher) = Flusher::spawn(interval, true) {
+        let old = STAND_IN.swap(Box::into_raw(Box::new(flusher)), Ordering::AcqRel);
+        // `old` is an ancestor's stand-in (this process claims once): its
+        // thread is not here and dropping it would cancel ours. Leaked.
+        let _ = old;
+    }
+}
+
 impl Flusher {
-    /// Start flushing every `interval` (at least 1 ms).
+    /// Start flushing every `interval` (at least 1 ms), inherited by
+    /// children (see the type's doc); [`Flusher::builder`] for options.
     pub fn start(interval: Duration) -> std::io::Result<Flusher> {
+        Flusher::spawn(interval, true)
+    }
+
+    /// Options: interval 1 s, inherited by children.
+    pub fn builder() -> FlusherBuilder {
+        FlusherBuilder {
+            interval: Duration::from_secs(1),
+            inherit: true,
+        }
+    }
+
+    fn spawn(interval: Duration, inherit: bool) -> std::io::Result<Flusher> {
         let interval = interval.max(Duration::from_millis(1));
         // The fork generation must change in children even if no area exists yet.
         process::init();
@@ -554,9 +688,13 @@ impl Flusher {
         let wake_id = file_id(raw);
         let stop = Arc::new(AtomicBool::new(false));
         let stop_seen = stop.clone();
+        let running = Arc::new(AtomicBool::new(false));
+        let now_running = running.clone();
         let thread = std::thread::Builder::new()
             .name("promshm-flush".into())
             .spawn(move || {
+                // Past the C runtime's thread start-up (see `wait_running`).
+                now_running.store(true, Ordering::Release);
                 // The fd stays open until this thread is joined (unless host
                 // code closes it: then `wait` stops using it).
                 loop {
@@ -568,12 +706,28 @@ impl Flusher {
                 }
                 let _ = std::panic::catch_unwind(flush);
             })?;
+        wait_running(&running);
+        // This process runs a flusher of its own now: a pending inherited
+        // one is not started (or, if inheriting, this is it).
+        let nanos = interval.as_nanos().min(u128::from(u64::MAX)) as u64;
+        update_inherit(|n| {
+            if !inherit {
+                return n;
+            }
+            if n == 0 {
+                INHERIT_INTERVAL_NS.store(nanos, Ordering::Release);
+            } else {
+                INHERIT_INTERVAL_NS.fetch_min(nanos, Ordering::AcqRel);
+            }
+            n.saturating_add(1)
+        });
         Ok(Flusher {
             wake: Some(wake),
             wake_id,
             stop,
             thread: Some(thread),
             gen: process::fork_generation(),
+            inherit,
         })
     }
 
@@ -590,7 +744,36 @@ impl Flusher {
             // close-on-exec).
             std::mem::forget(self.thread.take());
             std::mem::forget(self.wake.take());
+            if self.inherit {
+                // Its stand-in in this process goes with it (or is never
+                // started): a pending one is cancelled, a running one stopped
+                // (its shutdown takes it off the count).
+                let word = INHERIT.load(Ordering::Acquire);
+                if inherit_parts(word).0 != process::fork_generation() {
+                    let cancelled = inherit_word(process::fork_generation(), 0);
+                    let _ = INHERIT.compare_exchange(
+                        word,
+                        cancelled,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+                let stand_in = STAND_IN.swap(std::ptr::null_mut(), Ordering::AcqRel);
+                if !stand_in.is_null() {
+                    // SAFETY: STAND_IN only ever holds a `Box::into_raw`, and
+                    // the swap gave this thread sole ownership of it.
+                    let stand_in = unsafe { Box::from_raw(stand_in) };
+                    if stand_in.gen == process::fork_generation() {
+                        drop(stand_in); // this process's own thread: stopped and joined
+                    } else {
+                        std::mem::forget(stand_in); // an ancestor's: not ours to drop
+                    }
+                }
+            }
             return;
+        }
+        if self.inherit {
+            update_inherit(|n| n.saturating_sub(1));
         }
         self.stop.store(true, Ordering::Release);
         let wake = self.wake.take();
@@ -611,6 +794,23 @@ impl Flusher {
             // Closed by someone else: the number is not ours to close.
             std::mem::forget(wake);
         }
+    }
+}
+
+/// Longest wait in [`Flusher::spawn`] for the new thread to run.
+const START_WAIT: Duration = Duration::from_secs(1);
+
+/// Wait (bounded by [`START_WAIT`], sleeping, no lock) until a new flusher
+/// thread sets `running`, its first step. So `start` returns with the
+/// thread past the C runtime's thread start-up, which allocates: a `fork`
+/// right after `start` then never catches it inside an allocator. glibc's
+/// malloc is fork-safe anyway, but allocators without fork handlers are
+/// not (GCC 12's AddressSanitizer: a child inherits the lock such a thread
+/// held and its first allocation of that size blocks forever).
+fn wait_running(running: &AtomicBool) {
+    let deadline = std::time::Instant::now() + START_WAIT;
+    while !running.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
     }
 }
 

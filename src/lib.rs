@@ -51,7 +51,7 @@ mod render;
 mod validate;
 
 pub use area::{Area, AreaOptions, AreaStats, FileOptions, OpenMode, WorkerInfo};
-pub use buffer::{flush, FlushStats, Flusher};
+pub use buffer::{flush, FlushStats, Flusher, FlusherBuilder};
 pub use encoding::Format;
 pub use error::{Error, Result};
 pub use metrics::{

@@ -400,6 +400,11 @@ fn prefork_exact_totals() {
 }
 
 #[test]
+fn forked_children_inherit_the_flusher() {
+    c_test("test_flusher_inherit", &[], "flusher_inherit:");
+}
+
+#[test]
 fn bad_input_to_every_function() {
     c_test("test_bad_input", &[], "bad_input:");
 }

@@ -1,9 +1,11 @@
 //! Fork while a timer flusher runs and other threads update (issue 9, item 3).
 //!
 //! A pre-fork master with a running [`Flusher`] and busy threads forks 2,000
-//! children one after another. Each child forgets the inherited flusher
+//! children one after another. Each even child forgets the inherited flusher
 //! (drops it: a no-op), starts its own 1 ms flusher, updates, lets its
-//! flusher run, stops it, flushes and leaves with `_exit`. Nothing in a child
+//! flusher run, stops it, flushes and leaves with `_exit`. Each odd child
+//! keeps the inherited handle: its first update starts its own flusher
+//! lazily (issue 18), which must run and must not keep `_exit` waiting. Nothing in a child
 //! may touch a lock, condvar or wait queue that a parent thread held when
 //! `fork` ran (parking_lot's process-wide parking table included): a child
 //! that hangs is killed after a timeout and fails the test. At the end every
@@ -142,6 +144,20 @@ fn fork_parent() {
             assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
             if pid == 0 {
                 let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    if n % 2 == 1 {
+                        // Odd children keep the inherited handle: their
+                        // first buffered update starts their own flusher
+                        // (inherited, 1 ms), which `_exit` ends.
+                        std::mem::forget(flusher.take());
+                        for _ in 0..CHILD_INCS {
+                            by_child.inc();
+                        }
+                        let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+                        assert_eq!(threads, 2, "the child started its flusher");
+                        std::thread::sleep(Duration::from_millis(2));
+                        promshm::flush();
+                        return;
+                    }
                     // The inherited flusher's thread does not exist here:
                     // dropping it must neither signal nor join anything.
                     drop(flusher.take());

@@ -79,6 +79,7 @@ error_variants! {
     promshm_stateset_set_index_e => promshm_stateset_set_index(series: *const promshm_series, index: usize);
     promshm_stateset_get_e => promshm_stateset_get(series: *const promshm_series, out: *mut usize);
     promshm_flusher_start_e => promshm_flusher_start(interval_ms: u32, out: *mut *mut promshm_flusher);
+    promshm_flusher_start_ex_e => promshm_flusher_start_ex(options: *const promshm_flusher_options, out: *mut *mut promshm_flusher);
     promshm_area_render_e => promshm_area_render(area: *const promshm_area, format: promshm_format, buf: *mut c_char, len: usize, out_len: *mut usize);
     promshm_area_render_callback_e => promshm_area_render_callback(area: *const promshm_area, format: promshm_format, write: promshm_write_fn, userdata: *mut c_void);
     promshm_area_render_to_file_e => promshm_area_render_to_file(area: *const promshm_area, format: promshm_format, path: *const c_char);

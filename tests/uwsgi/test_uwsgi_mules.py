@@ -19,7 +19,9 @@ No job or task ever calls ``promshm.flush()``; every process stays alive
 ``--promshm-listen``) must show the exact totals within 2 s of the last job;
 the time from the last update to visibility is printed. The same runs with
 ``--lazy-apps`` (the app is imported in each mule and worker, and with
-``--spooler-python-import`` in the spooler).
+``--spooler-python-import`` in the spooler), and with ``--promshm-no-app-flush``
+(no flusher from the plugin: the library's own, inherited from the master's
+package flusher, starts in each mule and the spooler at its first update).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ app.job_loop(OWN)
 
 
 class Server:
-    def __init__(self, tmp: Path, lazy: bool):
+    def __init__(self, tmp: Path, lazy: bool, plugin_flusher: bool = True):
         self.tmp = tmp
         self.done = tmp / "done"
         self.done.mkdir()
@@ -136,6 +138,8 @@ class Server:
         ]
         if lazy:
             args += ["--lazy-apps", "--spooler-python-import", "app"]
+        if not plugin_flusher:
+            args += ["--promshm-no-app-flush"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROMSHM_") and k != "PYTHONPATH"}
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "bindings" / "python")
         env["PROMSHM_LIBRARY"] = str(LIBRARY)
@@ -189,8 +193,8 @@ def _free_port() -> int:
 def server(tmp_path):
     started: List[Server] = []
 
-    def start(lazy: bool) -> Server:
-        s = Server(tmp_path, lazy)
+    def start(lazy: bool, plugin_flusher: bool = True) -> Server:
+        s = Server(tmp_path, lazy, plugin_flusher)
         started.append(s)
         return s
 
@@ -207,9 +211,13 @@ def _expected(samples: Dict) -> Dict[str, float]:
     return got
 
 
-@pytest.mark.parametrize("lazy", [False, True], ids=["prefork", "lazy-apps"])
-def test_mules_and_spooler_publish_within_2_s_while_uwsgi_runs(server, lazy):
-    s = server(lazy)
+@pytest.mark.parametrize("lazy,plugin_flusher", [(False, True), (True, True), (False, False)],
+                         ids=["prefork", "lazy-apps", "prefork-no-plugin-flusher"])
+def test_mules_and_spooler_publish_within_2_s_while_uwsgi_runs(server, lazy, plugin_flusher):
+    # prefork-no-plugin-flusher: --promshm-no-app-flush, so the plugin starts
+    # no flusher in mules and the spooler; the library starts each one's own
+    # (inherited from the master's package flusher) at its first buffered update.
+    s = server(lazy, plugin_flusher)
 
     def ready():
         s.alive()
@@ -250,13 +258,16 @@ def test_mules_and_spooler_publish_within_2_s_while_uwsgi_runs(server, lazy):
     time.sleep(1.2)
     for via in ("listener", "route"):
         assert _expected(s.scrape(via)) == want
-    print(f"{'lazy-apps' if lazy else 'prefork'}: visible after the last job: "
+    mode = ("lazy-apps" if lazy else "prefork") + ("" if plugin_flusher else ", no plugin flusher")
+    print(f"{mode}: visible after the last job: "
           + ", ".join(f"{k} {v:.3f} s" for k, v in seen.items()))
     # Every mule and the spooler are still running (nothing was flushed at exit).
     s.alive()
     assert len(children_of(s.master)) >= 2 + MULES + 1
     log = s.log_text()
     assert "Traceback" not in log, log[-3000:]
+    if not plugin_flusher:  # the library's flushers did it, not the plugin's
+        assert "flushing the application's" not in log, log[-3000:]
 
 
 def test_app_flush_line_is_logged_once_not_at_each_respawn_of_worker_1(tmp_path):

@@ -163,6 +163,16 @@ class promshm_metric_opts(Structure):
         ('n_label_names', c_size_t),  # size_t
     ]
 
+
+class promshm_flusher_options(Structure):
+    """``promshm_flusher_options``."""
+
+    _fields_ = [
+        ('size', c_uint32),  # uint32_t
+        ('interval_ms', c_uint32),  # uint32_t
+        ('no_inherit', c_uint32),  # uint32_t
+    ]
+
 # typedef int (*promshm_write_fn)(void *userdata, const uint8_t *data, size_t len)
 promshm_write_fn = CFUNCTYPE(c_int, c_void_p, POINTER(c_uint8), c_size_t)
 
@@ -294,6 +304,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out)'),
     'promshm_flusher_start_e': (c_uint32, [c_uint32, POINTER(c_void_p), c_void_p],
         'promshm_result promshm_flusher_start_e(uint32_t interval_ms, promshm_flusher **out, promshm_error *err)'),
+    'promshm_flusher_start_ex': (c_uint32, [POINTER(promshm_flusher_options), POINTER(c_void_p)],
+        'promshm_result promshm_flusher_start_ex(const promshm_flusher_options *options, promshm_flusher **out)'),
+    'promshm_flusher_start_ex_e': (c_uint32, [POINTER(promshm_flusher_options), POINTER(c_void_p), c_void_p],
+        'promshm_result promshm_flusher_start_ex_e(const promshm_flusher_options *options, promshm_flusher **out, promshm_error *err)'),
     'promshm_flusher_stop': (None, [c_void_p],
         'void promshm_flusher_stop(promshm_flusher *flusher)'),
     'promshm_format_content_type': (c_char_p, [c_uint32],

@@ -9,7 +9,10 @@ touched). Each scenario runs in a fresh interpreter; the parent reads the
 area file through a second, read-only mapping (as a scraper does), waits at
 most 2 s after the child's last update for the exact totals, prints the
 time from the last update to visibility, and kills the child (SIGKILL: it
-never exits, so nothing is flushed at exit)."""
+never exits, so nothing is flushed at exit). A child forked from C that
+only updates series resolved in the parent runs no code of the package but
+the updates: the library itself starts its flusher (inherited from the
+parent's) at its first buffered update."""
 
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ import multiprocessing, os, signal, sys, time
 import promshm
 
 MODE = sys.argv[1]
-NO_CHILD_FAMILY = ("stopped-parent-flusher", "c-fork")
+NO_CHILD_FAMILY = ("stopped-parent-flusher", "c-fork", "c-fork-resolved")
+# Only series resolved in the parent: no slow path of the package runs in the child.
+RESOLVED_ONLY = MODE == "c-fork-resolved"
 AREA = sys.argv[2]
 N = 5000
 promshm.configure(AREA)
@@ -43,6 +48,8 @@ def job_loop(last):
     mine = jobs.labels("inherited")
     for i in range(N):
         mine.inc()
+        if RESOLVED_ONLY:
+            continue
         jobs.labels("child-label").inc(2)
         seconds.observe(0.25)
         if child is not None:
@@ -59,7 +66,7 @@ if MODE == "multiprocessing":
     p.start()
     pid = p.pid
 else:
-    if MODE == "c-fork":
+    if MODE in ("c-fork", "c-fork-resolved"):
         # fork() called from C, as uWSGI and other C servers do: Python's
         # at-fork handlers do not run in the child.
         import ctypes
@@ -80,6 +87,8 @@ want = {
 }
 if MODE not in NO_CHILD_FAMILY:
     want["child_jobs_total"] = N
+if RESOLVED_ONLY:
+    want = {'jobs_total{kind="inherited"}': N}
 reader = promshm.Area.open(AREA, read_only=True)
 
 def current():
@@ -141,3 +150,10 @@ def test_child_forked_from_c_publishes_once_it_resolves_a_new_label_set(tmp_path
     # No Python fork hook ran: the package notices the new pid on its slow
     # path (here: the child's first new label set) and starts a flusher.
     _run("c-fork", tmp_path)
+
+
+def test_child_forked_from_c_updating_only_inherited_series_publishes(tmp_path):
+    # Neither Python's fork hooks nor any slow path of the package run in
+    # the child: the library itself starts the child's flusher (inherited
+    # from the parent's) at its first buffered update.
+    _run("c-fork-resolved", tmp_path)

@@ -134,6 +134,11 @@ typedef struct {
     size_t n_label_names;
 } promshm_metric_opts;
 typedef uint32_t promshm_gauge_mode;
+typedef struct {
+    uint32_t size;
+    uint32_t interval_ms;
+    uint32_t no_inherit;
+} promshm_flusher_options;
 typedef uint32_t promshm_format;
 typedef int (*promshm_write_fn)(void *userdata, const uint8_t *data, size_t len);
 promshm_error *promshm_error_new(void);
@@ -320,6 +325,8 @@ const promshm_series *promshm_series_clone(const promshm_series *series);
 void promshm_series_free(const promshm_series *series);
 promshm_result promshm_flush(void);
 promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out);
+promshm_result promshm_flusher_start_ex(const promshm_flusher_options *options,
+                                        promshm_flusher **out);
 void promshm_flusher_stop(promshm_flusher *flusher);
 promshm_result promshm_area_render(const promshm_area *area,
                                    promshm_format format,
@@ -525,6 +532,9 @@ promshm_result promshm_stateset_get_e(const promshm_series *series,
 promshm_result promshm_flusher_start_e(uint32_t interval_ms,
                                        promshm_flusher **out,
                                        promshm_error *err);
+promshm_result promshm_flusher_start_ex_e(const promshm_flusher_options *options,
+                                          promshm_flusher **out,
+                                          promshm_error *err);
 promshm_result promshm_area_render_e(const promshm_area *area,
                                      promshm_format format,
                                      char *buf,
