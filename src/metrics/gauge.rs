@@ -171,6 +171,9 @@ impl Gauge {
     /// For `all` mode: the sum over live workers.
     pub fn get(&self) -> f64 {
         let s = &self.series;
+        if !s.is_live() {
+            return 0.0;
+        }
         combine(s.area(), s.cells, s.family.shape.gauge_mode, |_, _| {})
     }
 }

@@ -57,10 +57,11 @@ struct SeriesCache {
     /// Label-values hash -> series. Weak, so that series and family do not
     /// keep each other alive.
     by_key: HashMap<u64, Vec<Weak<SeriesInner>>, BuildHasherDefault<IdHasher>>,
-    /// Series record offset -> its thread-buffer id, so that resolving a
-    /// series again (its handles were dropped) does not take a new id. Ids
-    /// are given back when the series is removed or the family dropped.
-    ids: HashMap<usize, BufferId>,
+    /// (Series record offset, generation) -> its thread-buffer id, so that
+    /// resolving a series again (its handles were dropped) does not take a
+    /// new id. Ids are given back when the series is removed or the family
+    /// dropped.
+    ids: HashMap<(usize, u64), BufferId>,
     /// Size of `ids` at which the ids of series removed by other processes
     /// are given back.
     sweep_at: usize,
@@ -69,24 +70,24 @@ struct SeriesCache {
 impl SeriesCache {
     /// The buffer id of the series at `off`, taken on first use; gives back
     /// (amortized) the ids of series that are no longer live.
-    fn id_for(&mut self, area: &AreaInner, off: usize) -> BufferId {
-        if let Some(&b) = self.ids.get(&off) {
+    fn id_for(&mut self, area: &AreaInner, off: usize, gen: u64) -> BufferId {
+        if let Some(&b) = self.ids.get(&(off, gen)) {
             return b;
         }
         if self.ids.len() >= self.sweep_at {
-            self.give_back(|o| area.record_state(o, KIND_SERIES) != Some(STATE_LIVE));
+            self.give_back(|o, g| !series_live(area, o, g));
             self.sweep_at = (self.ids.len() * 2).max(64);
         }
         let b = crate::buffer::take_id();
-        self.ids.insert(off, b);
+        self.ids.insert((off, gen), b);
         b
     }
 
     /// Give back the ids of the series `gone` selects.
-    fn give_back(&mut self, gone: impl Fn(usize) -> bool) {
+    fn give_back(&mut self, gone: impl Fn(usize, u64) -> bool) {
         let mut back = Vec::new();
-        self.ids.retain(|&off, b| {
-            let keep = !gone(off);
+        self.ids.retain(|&(off, gen), b| {
+            let keep = !gone(off, gen);
             if !keep {
                 back.push(*b);
             }
@@ -103,6 +104,10 @@ pub struct SeriesInner {
     pub(crate) family: Arc<FamilyInner>,
     /// Offset of the series record.
     pub(crate) off: usize,
+    /// The record's generation when the series was resolved: once the
+    /// record is freed (the series removed) it differs, and every write
+    /// through this handle does nothing.
+    pub(crate) gen: u64,
     /// Offset of its first value cell.
     pub(crate) cells: usize,
     /// Where its cells sit in the thread-local buffers.
@@ -116,20 +121,31 @@ pub struct SeriesInner {
 }
 
 impl SeriesInner {
-    /// Cell `i` of the series (bounds were checked when it was resolved).
+    /// Cell `i` of the series, `None` once the series was removed (its
+    /// record's generation moved on: the record may belong to another
+    /// series now). One load of the generation, next to the cells.
     #[inline]
     pub(crate) fn cell(&self, i: usize) -> Option<&AtomicU64> {
-        self.family.area.u64_at(self.cells + i * 8)
+        let area = &self.family.area;
+        if area.generation(self.off) != self.gen {
+            return None;
+        }
+        area.u64_at(self.cells + i * 8)
     }
 
     /// Whether the series is still live (not removed or cleared).
     pub(crate) fn is_live(&self) -> bool {
-        self.family.area.record_state(self.off, KIND_SERIES) == Some(STATE_LIVE)
+        series_live(&self.family.area, self.off, self.gen)
     }
 
     pub(crate) fn area(&self) -> &AreaInner {
         &self.family.area
     }
+}
+
+/// Whether the series record at `off` is LIVE with generation `gen`.
+pub(crate) fn series_live(area: &AreaInner, off: usize, gen: u64) -> bool {
+    area.record_state(off, KIND_SERIES) == Some(STATE_LIVE) && area.generation(off) == gen
 }
 
 /// Key of the process-local series cache: a fast word-at-a-time hash of the
@@ -409,7 +425,7 @@ impl FamilyInner {
         }
         // Miss: the area's own (FNV) hash, computed only here.
         let hash = crate::area::records::hash_strings(all.iter().copied());
-        let off = crate::registry::resolve_series(self, &all, hash)?;
+        let (off, gen) = crate::registry::resolve_series(self, &all, hash)?;
         let mut cache = self
             .cache
             .write()
@@ -417,8 +433,9 @@ impl FamilyInner {
         let series = Arc::new(SeriesInner {
             family: self.clone(),
             off,
+            gen,
             cells: off + crate::area::format::ser::CELLS,
-            buffer: cache.id_for(&self.area, off),
+            buffer: cache.id_for(&self.area, off, gen),
             eager: self.eager,
             n_cells: self.shape.n_cells(self.area.max_workers()),
             values: all.iter().map(|v| Box::<str>::from(*v)).collect(),
@@ -443,8 +460,8 @@ impl FamilyInner {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.by_key.remove(&cache_key(&all));
-        if let Some(off) = removed {
-            cache.give_back(|o| o == off);
+        if let Some((off, gen)) = removed {
+            cache.give_back(|o, g| o == off && g == gen);
         }
         Ok(removed.is_some())
     }
@@ -457,7 +474,7 @@ impl FamilyInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.by_key.clear();
         let area = &self.area;
-        cache.give_back(|o| area.record_state(o, KIND_SERIES) != Some(STATE_LIVE));
+        cache.give_back(|o, g| !series_live(area, o, g));
         Ok(n)
     }
 }
