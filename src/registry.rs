@@ -50,6 +50,9 @@ pub(crate) struct LocalIndex {
     reuse_seq: u64,
     /// Reused records that were still being written at the last catch-up.
     pending: Vec<usize>,
+    /// Series seen before their family (a series may reuse space before
+    /// its family's record): indexed once the family is.
+    orphans: Vec<usize>,
     /// Free list rebuilds seen (`STAT_FREE_REBUILDS`): a rebuild merges
     /// holes, so `scanned` may no longer be a record boundary.
     rebuilds: u64,
@@ -134,6 +137,11 @@ impl LocalIndex {
             self.index(area, rec, &mut values);
         });
         self.scanned = end.end;
+        for off in std::mem::take(&mut self.orphans) {
+            if let Some(rec) = area.live_record(off, KIND_SERIES) {
+                self.index(area, rec, &mut values);
+            }
+        }
     }
 
     /// Drop the series record at `off` from the index.
@@ -177,6 +185,9 @@ impl LocalIndex {
                     };
                     let fam = fam.load(Ordering::Relaxed) as usize;
                     let Some(shape) = self.by_offset.get(&fam) else {
+                        if !self.orphans.contains(&rec.off) {
+                            self.orphans.push(rec.off);
+                        }
                         return;
                     };
                     if read_series_values(area, rec, shape, values).is_some() {

@@ -73,6 +73,10 @@ pub(crate) fn render_into(
     let mut by_offset: HashMap<usize, usize> = HashMap::new();
     // Every name the families kept so far render.
     let mut names: HashMap<String, ()> = HashMap::new();
+    // Offsets of the valid families (kept or not), and the series seen
+    // before their family.
+    let mut valid_families = std::collections::HashSet::new();
+    let mut later = Vec::new();
     let end = area.walk(0, false, |rec| {
         if rec.state != STATE_LIVE {
             // Removed and free series and blobs are not read (their bytes
@@ -102,6 +106,7 @@ pub(crate) fn render_into(
                         return;
                     }
                     names.extend(rendered().map(|n| (n, ())));
+                    valid_families.insert(rec.off);
                     if prefix.is_some_and(|p| !shape.name.starts_with(p)) {
                         return;
                     }
@@ -120,9 +125,10 @@ pub(crate) fn render_into(
                     .unwrap_or(0);
                 if let Some(&i) = by_offset.get(&fam) {
                     families[i].series.push(rec);
-                } else if !names.is_empty() && prefix.is_none() {
-                    // A series whose family is unknown (or damaged).
-                    stats.bad_records += 1;
+                } else {
+                    // Its family may follow it (a series can reuse the
+                    // space of a record before its family's).
+                    later.push((fam, rec));
                 }
             }
             // An info blob is read through its series, but a damaged length
@@ -140,6 +146,20 @@ pub(crate) fn render_into(
         }
     });
     stats.bad_records += end.bad;
+    let placed_later = !later.is_empty();
+    for (fam, rec) in later {
+        if let Some(&i) = by_offset.get(&fam) {
+            families[i].series.push(rec);
+        } else if !valid_families.contains(&fam) && prefix.is_none() {
+            // A series whose family is unknown (or damaged).
+            stats.bad_records += 1;
+        }
+    }
+    if placed_later {
+        for f in &mut families {
+            f.series.sort_by_key(|r| r.off);
+        }
+    }
 
     let selfs = if self_metrics && prefix.is_none() {
         self_metric_values(area)

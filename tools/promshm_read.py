@@ -646,6 +646,7 @@ def read_area(path, now_ms=None):
     records, bad = walk(area)
     families = {}  # record offset -> family
     names = set()
+    series_records = []
     for off, kind, state, length in records:
         if state != STATE_LIVE:
             # WRITING: being written, or its writer died. REMOVED / FREE:
@@ -665,15 +666,18 @@ def read_area(path, now_ms=None):
             names.add(fam["name"])
             families[off] = fam
         elif kind == KIND_SERIES:
-            fam = families.get(area.u32(off + 16))
-            if fam is None:
-                if names:
-                    bad += 1  # a series whose family is unknown or damaged
-                continue
-            fam["series"].append((off, length))
+            # Its family may follow it (section 6.5): resolved after the walk.
+            series_records.append((area.u32(off + 16), off, length))
         elif kind == KIND_BLOB:
             if read_blob(area, off, any_generation=True) is None:
                 bad += 1
+    for fam_off, off, length in series_records:
+        fam = families.get(fam_off)
+        if fam is None:
+            if names:
+                bad += 1  # a series whose family is unknown or damaged
+            continue
+        fam["series"].append((off, length))
     out_families = []
     for fam in sorted(families.values(), key=lambda f: f["name"]):
         series = []

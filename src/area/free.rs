@@ -375,26 +375,25 @@ impl AreaInner {
         }
         self.set_stat(hdr::FREE_BYTES, 0);
         self.bump(hdr::STAT_FREE_REBUILDS, 1);
-        let mut info_families = Vec::new();
-        let mut referenced = std::collections::HashSet::new();
+        let mut info_families = std::collections::HashSet::new();
+        let mut info_cells = Vec::new();
         let mut records = Vec::new();
         self.walk(0, false, |r| {
             match (r.kind, r.state) {
                 (KIND_FAMILY, STATE_LIVE) => {
                     if let Some(s) = crate::metrics::shape::Shape::decode(self, r) {
                         if s.kind == crate::encoding::MetricType::Info {
-                            info_families.push(r.off);
+                            info_families.insert(r.off);
                         }
                     }
                 }
                 (KIND_SERIES, STATE_LIVE) => {
+                    // Its family may follow it: decided after the walk.
                     let fam = self
                         .u32_at(r.off + ser::FAMILY)
                         .map(|f| f.load(Ordering::Relaxed) as usize);
-                    if fam.is_some_and(|f| info_families.contains(&f)) {
-                        if let Some(c) = self.u64_at(r.off + ser::CELLS) {
-                            referenced.insert(c.load(Ordering::Acquire) as u32 as usize);
-                        }
+                    if let (Some(fam), Some(c)) = (fam, self.u64_at(r.off + ser::CELLS)) {
+                        info_cells.push((fam, c.load(Ordering::Acquire) as u32 as usize));
                     }
                 }
                 _ => {}
@@ -403,6 +402,11 @@ impl AreaInner {
                 records.push(r);
             }
         });
+        let referenced: std::collections::HashSet<usize> = info_cells
+            .into_iter()
+            .filter(|(fam, _)| info_families.contains(fam))
+            .map(|(_, blob)| blob)
+            .collect();
         // Free what is neither live nor free (and damaged holes afresh).
         let mut holes: Vec<(usize, usize, u64)> = Vec::new();
         for r in &records {

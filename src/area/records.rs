@@ -79,6 +79,12 @@ impl AreaInner {
         })
     }
 
+    /// The record at `off` if it is a LIVE record of `kind` (header checks only).
+    pub(crate) fn live_record(&self, off: usize, kind: u8) -> Option<Record> {
+        self.record_at(off, self.cursor())
+            .filter(|r| r.kind == kind && r.state == STATE_LIVE)
+    }
+
     /// Walk records from `from` to the cursor, calling `f` on each family,
     /// series and blob record (any state). With `stop_at_writing`, stop at
     /// the first record still being written (its writer may be alive).
