@@ -653,10 +653,8 @@ pub(crate) fn remove_series(
     let area = &family.area;
     area.check_writable()?;
     let mut idx = crate::area::fork::lock(&area.index);
-    idx.catch_up(area, false);
-    if idx.find_series(area, family.off, values, hash).is_none() {
-        return Ok(None);
-    }
+    // Under the lock the index is complete (an unlocked catch-up stops at
+    // a record another process is writing).
     let guard = area.lock()?;
     idx.catch_up(area, true);
     let Some((off, gen)) = idx.find_series(area, family.off, values, hash) else {

@@ -533,3 +533,109 @@ fn churn_with_random_kills_leaves_no_record_both_free_and_live() {
     c.expect_success(Duration::from_secs(30));
     assert_free_lists_sane(&path);
 }
+
+/// Instruction-count probe for the hot path (run by hand under callgrind,
+/// see docs/PERFORMANCE.md): `PROBE_MODE` = `checked` (the eager counter's
+/// `inc`, generation checked), `unchecked` (the same update without the
+/// check, as before format 3), `buffered` (the thread-buffered `inc`) or
+/// `none`; `PROBE_N` updates.
+#[test]
+#[ignore]
+fn hot_path_probe() {
+    let n = std::env::var("PROBE_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000u64);
+    let mode = std::env::var("PROBE_MODE").unwrap_or_else(|_| "checked".into());
+    let area = Area::anonymous(&options()).unwrap();
+    let reg = area.registry();
+    let e = reg
+        .counter(Opts::new("probe", "p").eager(true))
+        .unwrap()
+        .get()
+        .unwrap();
+    let b = reg
+        .counter(Opts::new("probe_b", "p"))
+        .unwrap()
+        .get()
+        .unwrap();
+    for _ in 0..n {
+        match mode.as_str() {
+            "checked" => std::hint::black_box(&e).inc(),
+            "unchecked" => std::hint::black_box(&e).__eager_add_without_generation_check(1.0),
+            "buffered" => std::hint::black_box(&b).inc(),
+            _ => {}
+        }
+    }
+    promshm::flush();
+    std::hint::black_box((e.get(), b.get()));
+}
+
+/// The independent reader notices a free list that links a live record
+/// (the check the churn tests rely on is not vacuous).
+#[test]
+fn the_reader_reports_a_live_record_in_a_free_list() {
+    let dir = TempDir::new("reader-free");
+    let path = dir.join("area");
+    {
+        let area = Area::create(&path, &options()).unwrap();
+        let c = area
+            .registry()
+            .counter(Opts::new("c", "c").labels(&["k"]))
+            .unwrap();
+        c.labels(&["live"]).unwrap().inc();
+        c.labels(&["gone"]).unwrap().inc();
+        assert!(c.remove(&["gone"]).unwrap());
+        promshm::flush();
+    }
+    let (free, listed, series) = assert_free_lists_sane(&path);
+    assert_eq!((free, listed, series), (1, 1, 1));
+    // Point the head of the hole's list at the live series record.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let mut off = u32_at(&bytes, 44) as usize;
+    let cursor = u64::from_le_bytes(bytes[48..56].try_into().unwrap()) as usize;
+    let (mut live, mut hole) = (0, 0);
+    while off + 8 <= cursor {
+        let (tag, len) = (u32_at(&bytes, off), u32_at(&bytes, off + 4) as usize);
+        match tag {
+            0x0102 => live = off,
+            0x0302 => hole = off,
+            _ => {}
+        }
+        off += len;
+    }
+    assert!(live != 0 && hole != 0);
+    let list = (0..42)
+        .map(|c| 512 + 8 * c)
+        .find(|&at| u32_at(&bytes, at) as usize == hole)
+        .expect("the hole's list");
+    bytes[list..list + 4].copy_from_slice(&(live as u32).to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/promshm_read.py"))
+        .arg(&path)
+        .arg("--check-free")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains(&format!("record {live} is in a free list and live")),
+        "{text}"
+    );
+    // And a writer never takes it: the damaged list is rebuilt, the live
+    // series keeps its value, a new series gets the hole.
+    let area = Area::open(&path, OpenMode::ReadWrite).unwrap();
+    let c = area
+        .registry()
+        .counter(Opts::new("c", "c").labels(&["k"]).eager(true))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    c.labels(&["new"]).unwrap().add(5.0).unwrap();
+    assert_eq!(c.labels(&["live"]).unwrap().get(), 1.0);
+    assert_eq!(c.labels(&["new"]).unwrap().get(), 5.0);
+    assert!(area.stats().free_list_rebuilds >= 1);
+    drop((c, area));
+    assert_free_lists_sane(&path);
+}

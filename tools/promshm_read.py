@@ -277,7 +277,8 @@ def walk(area):
             not KIND_FAMILY <= kind <= KIND_BLOB
             or state > STATE_FREE
             or tag >> 16 != 0
-            or (kind in REUSABLE and (length < 32 or class_size(length) != length))
+            or (kind in REUSABLE and state != STATE_FREE and class_size(length) != length)
+            or (kind in REUSABLE and state == STATE_FREE and length < 32)
             or length < 8
             or length % 8 != 0
             or off + length > limit
@@ -743,10 +744,20 @@ def read_area(path, now_ms=None):
     }
 
 
+def hole_list(length):
+    """The free list of a hole of `length` bytes (section 6.5): the largest
+    class it can hold, or None."""
+    if length < 32:
+        return None
+    if length <= PAGE:
+        return max(i for i, c in enumerate(SMALL_CLASSES) if c <= length)
+    return len(SMALL_CLASSES) + min(length // PAGE, MAX_CLASS_PAGES) - 2
+
+
 def free_lists(area, records):
     """The FREE records of the walk and the free lists of the header
     (section 6.5), checked against each other: every list node must be a
-    FREE record of the list's size class; a node that is LIVE is listed in
+    FREE record of the list's size range; a node that is LIVE is listed in
     "free_and_live". Each list is followed at most as many steps as there
     are records, so a damaged (cyclic) list ends."""
     state_at = {off: (kind, state, length) for off, kind, state, length in records}
@@ -771,7 +782,7 @@ def free_lists(area, records):
             kind, state, length = rec
             if state == STATE_LIVE:
                 free_and_live.append(off)
-            if state != STATE_FREE or length != size or kind not in REUSABLE:
+            if state != STATE_FREE or hole_list(length) != c or kind not in REUSABLE:
                 problems.append(f"list {size}: node {off} is not a free record of its class (state {state}, len {length})")
                 break
             nodes.append(off)

@@ -330,20 +330,20 @@ impl AreaInner {
             return false;
         };
         let last = tail.load(Ordering::Relaxed) as usize;
+        let ok_tail =
+            last == 0 || matches!(self.hole(last, class), Some(n) if n.next == 0 && last != off);
+        if !ok_tail || (last == 0 && head.load(Ordering::Relaxed) != 0) {
+            return false; // a damaged tail, or a head without a tail
+        }
+        // The new last node ends the list (a rebuild relinks old holes).
+        match self.u32_at(off + rec::FREE_NEXT) {
+            Some(n) => n.store(0, Ordering::Relaxed),
+            None => return false,
+        }
         if last == 0 {
-            if head.load(Ordering::Relaxed) != 0 {
-                return false; // a head without a tail
-            }
             head.store(off as u32, Ordering::Relaxed);
-        } else {
-            match self.hole(last, class) {
-                Some(n) if n.next == 0 && last != off => {
-                    if let Some(w) = self.u32_at(last + rec::FREE_NEXT) {
-                        w.store(off as u32, Ordering::Relaxed);
-                    }
-                }
-                _ => return false,
-            }
+        } else if let Some(w) = self.u32_at(last + rec::FREE_NEXT) {
+            w.store(off as u32, Ordering::Relaxed);
         }
         tail.store(off as u32, Ordering::Relaxed);
         true

@@ -110,6 +110,10 @@ pub struct SeriesInner {
     pub(crate) gen: u64,
     /// Offset of its first value cell.
     pub(crate) cells: usize,
+    /// The record's generation word (record offset 8) in the mapping, from
+    /// which its cells follow (at +32 bytes): checked to be inside the
+    /// mapping, with all `n_cells` cells, when the series was resolved.
+    gen_ptr: *const AtomicU64,
     /// Where its cells sit in the thread-local buffers.
     pub(crate) buffer: BufferId,
     /// Copy of `family.eager`, one load closer to the hot path.
@@ -126,11 +130,15 @@ impl SeriesInner {
     /// series now). One load of the generation, next to the cells.
     #[inline]
     pub(crate) fn cell(&self, i: usize) -> Option<&AtomicU64> {
-        let area = &self.family.area;
-        if area.generation(self.off) != self.gen {
+        // SAFETY: `gen_ptr` is an 8-aligned word of the mapping (checked
+        // when resolved), which lives as long as `self.family.area`.
+        let gen = unsafe { &*self.gen_ptr };
+        if gen.load(Ordering::Acquire) != self.gen || i >= self.n_cells {
             return None;
         }
-        area.u64_at(self.cells + i * 8)
+        // SAFETY: cells `0..n_cells` follow the generation word at +32
+        // bytes and were checked to be inside the mapping when resolved.
+        Some(unsafe { &*self.gen_ptr.add(CELLS_AFTER_GEN + i) })
     }
 
     /// Whether the series is still live (not removed or cleared).
@@ -142,6 +150,17 @@ impl SeriesInner {
         &self.family.area
     }
 }
+
+// SAFETY: `gen_ptr` points into the shared mapping, which is only accessed
+// through atomics and is kept alive by `family.area`; nothing is tied to the
+// thread that resolved the series.
+unsafe impl Send for SeriesInner {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SeriesInner {}
+
+/// Cells start this many u64 words after a series' generation word.
+const CELLS_AFTER_GEN: usize =
+    (crate::area::format::ser::CELLS - crate::area::format::rec::GEN) / 8;
 
 /// Whether the series record at `off` is LIVE with generation `gen`.
 pub(crate) fn series_live(area: &AreaInner, off: usize, gen: u64) -> bool {
@@ -310,8 +329,10 @@ impl<M: Metric> Family<M> {
     }
 
     /// Remove the series with these label values, in every process.
-    /// Handles to it keep working but are no longer rendered; resolving the
-    /// same values again creates a fresh series. Returns whether it existed.
+    /// Handles to it keep working but update nothing and read zero (its
+    /// record is freed and may be reused by another series, which they
+    /// never touch); resolving the same values again creates a fresh
+    /// series. Returns whether it existed.
     pub fn remove(&self, values: &[&str]) -> Result<bool> {
         self.inner.remove(values)
     }
@@ -430,14 +451,28 @@ impl FamilyInner {
             .cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n_cells = self.shape.n_cells(self.area.max_workers());
+        let cells = off + crate::area::format::ser::CELLS;
+        let gen_ptr = match (
+            self.area.u64_at(off + crate::area::format::rec::GEN),
+            self.area.u64_at(cells + 8 * n_cells.saturating_sub(1)),
+        ) {
+            (Some(g), Some(_)) => g as *const AtomicU64,
+            _ => {
+                return Err(Error::CorruptArea(format!(
+                    "series record at {off} does not fit the area"
+                )))
+            }
+        };
         let series = Arc::new(SeriesInner {
             family: self.clone(),
             off,
             gen,
-            cells: off + crate::area::format::ser::CELLS,
+            cells,
+            gen_ptr,
             buffer: cache.id_for(&self.area, off, gen),
             eager: self.eager,
-            n_cells: self.shape.n_cells(self.area.max_workers()),
+            n_cells,
             values: all.iter().map(|v| Box::<str>::from(*v)).collect(),
         });
         let list = cache.by_key.entry(key).or_default();
