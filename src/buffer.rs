@@ -146,7 +146,7 @@ impl Entry {
 
     /// Whether its series is still live (not removed or cleared by any process).
     fn is_live(&self) -> bool {
-        crate::metrics::series_live(&self.area, self.off, self.gen)
+        self.area.series_live(self.off, self.gen)
     }
 }
 

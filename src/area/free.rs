@@ -72,6 +72,13 @@ impl AreaInner {
             .unwrap_or(u64::MAX)
     }
 
+    /// Whether the series record at `off` is live and still of generation
+    /// `gen` (not removed, cleared or reused since a handle resolved it).
+    #[inline]
+    pub(crate) fn series_live(&self, off: usize, gen: u64) -> bool {
+        self.record_state(off, KIND_SERIES) == Some(STATE_LIVE) && self.generation(off) == gen
+    }
+
     /// A generation no record of the area has had (for the record at
     /// `off`, whatever generation it holds now).
     fn fresh_generation(&self, off: usize) -> u64 {
@@ -381,10 +388,12 @@ impl AreaInner {
         self.walk(0, false, |r| {
             match (r.kind, r.state) {
                 (KIND_FAMILY, STATE_LIVE) => {
-                    if let Some(s) = crate::metrics::shape::Shape::decode(self, r) {
-                        if s.kind == crate::encoding::MetricType::Info {
-                            info_families.insert(r.off);
-                        }
+                    let mut kind = [0u8];
+                    if self.read_bytes(r.off + fam::TYPE, &mut kind)
+                        && crate::encoding::MetricType::from_u8(kind[0])
+                            == Some(crate::encoding::MetricType::Info)
+                    {
+                        info_families.insert(r.off);
                     }
                 }
                 (KIND_SERIES, STATE_LIVE) => {

@@ -26,7 +26,6 @@ pub use info::Info;
 pub use stateset::StateSet;
 pub use summary::{Summary, SummaryOpts};
 
-use crate::area::format::{KIND_SERIES, STATE_LIVE};
 use crate::area::AreaInner;
 use crate::buffer::BufferId;
 use crate::encoding::MetricType;
@@ -75,7 +74,7 @@ impl SeriesCache {
             return b;
         }
         if self.ids.len() >= self.sweep_at {
-            self.give_back(|o, g| !series_live(area, o, g));
+            self.give_back(|o, g| !area.series_live(o, g));
             self.sweep_at = (self.ids.len() * 2).max(64);
         }
         let b = crate::buffer::take_id();
@@ -143,7 +142,7 @@ impl SeriesInner {
 
     /// Whether the series is still live (not removed or cleared).
     pub(crate) fn is_live(&self) -> bool {
-        series_live(&self.family.area, self.off, self.gen)
+        self.family.area.series_live(self.off, self.gen)
     }
 
     pub(crate) fn area(&self) -> &AreaInner {
@@ -161,11 +160,6 @@ unsafe impl Sync for SeriesInner {}
 /// Cells start this many u64 words after a series' generation word.
 const CELLS_AFTER_GEN: usize =
     (crate::area::format::ser::CELLS - crate::area::format::rec::GEN) / 8;
-
-/// Whether the series record at `off` is LIVE with generation `gen`.
-pub(crate) fn series_live(area: &AreaInner, off: usize, gen: u64) -> bool {
-    area.record_state(off, KIND_SERIES) == Some(STATE_LIVE) && area.generation(off) == gen
-}
 
 /// Key of the process-local series cache: a fast word-at-a-time hash of the
 /// label values (lengths included), not the FNV hash stored in the area,
@@ -509,7 +503,7 @@ impl FamilyInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.by_key.clear();
         let area = &self.area;
-        cache.give_back(|o, g| !series_live(area, o, g));
+        cache.give_back(|o, g| !area.series_live(o, g));
         Ok(n)
     }
 }
