@@ -143,10 +143,18 @@ def _plan(n: int) -> List[str]:
     return paths
 
 
-def _blast(server: Server, paths: List[str]) -> collections.Counter:
-    """Send every request of ``paths``, 32 at a time: how many got each status."""
+def _blast(server: Server, paths: List[str], bodies: Optional[List[bytes]] = None) -> collections.Counter:
+    """Send every request of ``paths``, 32 at a time: how many got each
+    status (and every response body appended to ``bodies`` if given)."""
+
+    def one(path: str) -> int:
+        status, body = server.request(path)[:2]
+        if bodies is not None:
+            bodies.append(body)
+        return status
+
     with ThreadPoolExecutor(max_workers=32) as pool:
-        return collections.Counter(pool.map(lambda p: server.request(p)[0], paths))
+        return collections.Counter(pool.map(one, paths))
 
 
 def blast_ok_and_fail(server: Server, n: int) -> Tuple[int, int]:
