@@ -41,6 +41,12 @@ command -v luajit >/dev/null || apt_pkgs+=(luajit)
 ruby -e 'require "ffi"' 2>/dev/null || apt_pkgs+=(ruby-ffi)
 command -v go >/dev/null || apt_pkgs+=(golang-go)
 command -v npm >/dev/null || apt_pkgs+=(npm)
+# The protobuf exposition's independent decoder (bindings/python/tests/test_protobuf_exposition.py):
+# protoc compiles metrics.proto at test time for the protobuf runtime. VictoriaMetrics
+# is the second remote-write engine (cli/tests/victoriametrics.rs).
+command -v protoc >/dev/null || apt_pkgs+=(protobuf-compiler)
+python3 -c 'import google.protobuf' 2>/dev/null || apt_pkgs+=(python3-protobuf)
+command -v victoria-metrics >/dev/null || apt_pkgs+=(victoria-metrics)
 # The Python binding's install test makes a venv (Debian splits ensurepip out).
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip' 2>/dev/null; then apt_pkgs+=(python3-venv); fi
 
@@ -51,6 +57,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   # The prometheus package may start a server on :9090; the tests start their own.
   if command -v systemctl >/dev/null; then as_root systemctl stop prometheus >/dev/null 2>&1 || true; fi
   if command -v systemctl >/dev/null; then as_root systemctl stop prometheus-pushgateway >/dev/null 2>&1 || true; fi
+  if command -v systemctl >/dev/null; then as_root systemctl stop victoria-metrics >/dev/null 2>&1 || true; fi
 fi
 
 if ! command -v cargo >/dev/null; then
