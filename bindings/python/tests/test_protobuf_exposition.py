@@ -6,6 +6,7 @@ the WSGI and ASGI helpers when the ``Accept`` header prefers protobuf."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,8 @@ CONTENT_TYPE = "application/vnd.google.protobuf; proto=io.prometheus.client.Metr
 def pb2(tmp_path_factory):
     """``metrics_pb2``, generated now by protoc from the upstream .proto."""
     why = missing()
+    if why and os.environ.get("CI"):
+        pytest.fail(why)  # CI installs them (scripts/setup.sh)
     if why:
         pytest.skip(why)
     return compile_pb2(tmp_path_factory.mktemp("pb2"))
