@@ -294,7 +294,7 @@ fn bad_strings_and_enums() {
         assert!(fam.is_null() && a2.is_null());
         let mut len = 0;
         assert_eq!(
-            promshm_area_render(area, promshm_format(2), null_mut(), 0, &mut len),
+            promshm_area_render(area, promshm_format(3), null_mut(), 0, &mut len),
             promshm_result::InvalidArgument
         );
         promshm_registry_free(reg);
