@@ -703,6 +703,16 @@ enum { PROMSHM_FORMAT_PROMETHEUS = 0 };
 enum { PROMSHM_FORMAT_OPENMETRICS = 1 };
 #define PROMSHM_FORMAT_OPENMETRICS 1
 
+/**
+ * The Prometheus protobuf format (`application/vnd.google.protobuf;
+ * proto=io.prometheus.client.MetricFamily; encoding=delimited`):
+ * length-delimited `MetricFamily` messages. Binary: the rendering may hold
+ * NUL bytes, so use its length (`*out_len`, the callback's `len`), never
+ * `strlen()`; the buffer renders still append a NUL after it.
+ */
+enum { PROMSHM_FORMAT_PROTOBUF = 2 };
+#define PROMSHM_FORMAT_PROTOBUF 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1753,13 +1763,27 @@ promshm_result promshm_registry_render_alloc(const promshm_registry *registry,
 void promshm_render_free(char *text);
 
 /**
- * The format to answer a scrape with, from its HTTP `Accept` header:
- * `PROMSHM_FORMAT_OPENMETRICS` when OpenMetrics text is acceptable with
- * the highest preference, otherwise `PROMSHM_FORMAT_PROMETHEUS` (also for
- * NULL, an empty, unparsable or non-UTF-8 header). Thread-safe; never
- * fails.
+ * The text format to answer a scrape with, from its HTTP `Accept`
+ * header: `PROMSHM_FORMAT_OPENMETRICS` when OpenMetrics text is
+ * acceptable with the highest preference among the text formats,
+ * otherwise `PROMSHM_FORMAT_PROMETHEUS` (also for NULL, an empty,
+ * unparsable or non-UTF-8 header). Never `PROMSHM_FORMAT_PROTOBUF`, so a
+ * program that handles renderings as strings stays correct; one that
+ * uses their lengths calls `promshm_format_from_accept_any()`.
+ * Thread-safe; never fails.
  */
 promshm_format promshm_format_from_accept(const char *accept);
+
+/**
+ * As `promshm_format_from_accept()`, but among every format, the binary
+ * one too: `PROMSHM_FORMAT_PROTOBUF` when
+ * `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`
+ * has the highest preference (as Prometheus sends with native histograms
+ * enabled or `scrape_protocols: [PrometheusProto, ...]`). The rendering
+ * then may hold NUL bytes: send it by its length. Thread-safe; never
+ * fails.
+ */
+promshm_format promshm_format_from_accept_any(const char *accept);
 
 /**
  * The `Content-Type` header value for a format, e.g. `text/plain;

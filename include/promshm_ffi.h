@@ -175,6 +175,8 @@ enum { PROMSHM_FORMAT_PROMETHEUS = 0 };
 
 enum { PROMSHM_FORMAT_OPENMETRICS = 1 };
 
+enum { PROMSHM_FORMAT_PROTOBUF = 2 };
+
 promshm_error *promshm_error_new(void);
 
 void promshm_error_free(promshm_error *err);
@@ -486,6 +488,8 @@ promshm_result promshm_registry_render_alloc(const promshm_registry *registry,
 void promshm_render_free(char *text);
 
 promshm_format promshm_format_from_accept(const char *accept);
+
+promshm_format promshm_format_from_accept_any(const char *accept);
 
 const char *promshm_format_content_type(promshm_format format);
 

@@ -67,6 +67,7 @@ ANNOTATIONS: Dict[str, dict] = {
     # Its flag is a C bool: the error-object form is the uint32_t one.
     "promshm_family_remove": {"error_object": "promshm_family_remove_u32"},
     "promshm_format_from_accept": {"params": {"accept": {"nullable": True}}},
+    "promshm_format_from_accept_any": {"params": {"accept": {"nullable": True}}},
     "promshm_area_create": {"params": {"options": {"nullable": True}}},
     "promshm_area_anonymous": {"params": {"options": {"nullable": True}}},
     "promshm_area_open_with": {"params": {"options": {"nullable": True}}},

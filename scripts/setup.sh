@@ -41,6 +41,13 @@ command -v luajit >/dev/null || apt_pkgs+=(luajit)
 ruby -e 'require "ffi"' 2>/dev/null || apt_pkgs+=(ruby-ffi)
 command -v go >/dev/null || apt_pkgs+=(golang-go)
 command -v npm >/dev/null || apt_pkgs+=(npm)
+# The protobuf exposition's independent decoder (bindings/python/tests/test_protobuf_exposition.py):
+# protoc compiles metrics.proto at test time (with the well-known types of
+# libprotobuf-dev) for the protobuf runtime from PyPI below. VictoriaMetrics
+# is the second remote-write engine (cli/tests/victoriametrics.rs).
+command -v protoc >/dev/null || apt_pkgs+=(protobuf-compiler)
+[ -e /usr/include/google/protobuf/timestamp.proto ] || apt_pkgs+=(libprotobuf-dev)
+command -v victoria-metrics >/dev/null || apt_pkgs+=(victoria-metrics)
 # The Python binding's install test makes a venv (Debian splits ensurepip out).
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip' 2>/dev/null; then apt_pkgs+=(python3-venv); fi
 
@@ -51,6 +58,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   # The prometheus package may start a server on :9090; the tests start their own.
   if command -v systemctl >/dev/null; then as_root systemctl stop prometheus >/dev/null 2>&1 || true; fi
   if command -v systemctl >/dev/null; then as_root systemctl stop prometheus-pushgateway >/dev/null 2>&1 || true; fi
+  if command -v systemctl >/dev/null; then as_root systemctl stop victoria-metrics >/dev/null 2>&1 || true; fi
 fi
 
 if ! command -v cargo >/dev/null; then
@@ -69,11 +77,13 @@ fi
 # prometheus_client's own ASGI tests (bindings/python/tools/run_prometheus_client_suite.py);
 # flask and prometheus-flask-exporter for the prometheus_client backend's
 # framework tests (and uvicorn, fastapi, prometheus-fastapi-instrumentator,
-# starlette_exporter for the ASGI one; django, django-prometheus for the Django one).
+# starlette_exporter for the ASGI one; django, django-prometheus for the Django one);
+# protobuf, the runtime of the protobuf exposition's independent decoder.
 for mod_pkg in pytest:pytest gunicorn:gunicorn celery:celery asgiref:asgiref \
   flask:flask prometheus_flask_exporter:prometheus-flask-exporter \
   uvicorn:uvicorn fastapi:fastapi prometheus_fastapi_instrumentator:prometheus-fastapi-instrumentator \
-  starlette_exporter:starlette_exporter django:django django_prometheus:django-prometheus; do
+  starlette_exporter:starlette_exporter django:django django_prometheus:django-prometheus \
+  google.protobuf:protobuf; do
   mod=${mod_pkg%%:*} pkg=${mod_pkg#*:}
   if ! python3 -c "import $mod" 2>/dev/null; then
     echo "setup: pip install $pkg"

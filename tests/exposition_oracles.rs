@@ -120,6 +120,7 @@ fn python_parse(path: &Path, format: Format) -> Vec<Family> {
     let mode = match format {
         Format::Prometheus => "prom",
         Format::OpenMetrics => "om",
+        Format::Protobuf => panic!("client_python parses the text formats only"),
     };
     let (code, out, err) =
         run_with_stdin(Command::new("python3").args(["-c", PY_DUMP, mode]), path);
@@ -808,6 +809,7 @@ fn write_model(format: Format) -> (PathBuf, Vec<Fam>) {
     let ext = match format {
         Format::Prometheus => "prom",
         Format::OpenMetrics => "om",
+        Format::Protobuf => "pb",
     };
     let path = out_dir().join(format!("model.{ext}"));
     fs::write(&path, render(format, &fams)).unwrap();

@@ -264,6 +264,7 @@ private:
 enum class format : uint32_t {
     prometheus = PROMSHM_FORMAT_PROMETHEUS,    ///< text 0.0.4
     openmetrics = PROMSHM_FORMAT_OPENMETRICS,  ///< OpenMetrics 1.0 text
+    protobuf = PROMSHM_FORMAT_PROTOBUF,        ///< length-delimited protobuf (binary; never from format_from_accept)
 };
 
 /// How `Area::open` maps an existing area.

@@ -648,7 +648,9 @@ static int render(promshm_format fmt, char **buf, size_t *cap, size_t *len) {
 	return -1;
 }
 
-/* `promshm:` (negotiated), `promshm:prometheus` or `promshm:openmetrics`. */
+/* `promshm:` (negotiated from Accept, protobuf included: every render here
+ * goes out by its length), `promshm:prometheus`, `promshm:openmetrics` or
+ * `promshm:protobuf`. */
 static int route_promshm(struct wsgi_request *wsgi_req, struct uwsgi_route *ur) {
 	static __thread char *buf;
 	static __thread size_t cap;
@@ -673,7 +675,7 @@ static int route_promshm(struct wsgi_request *wsgi_req, struct uwsgi_route *ur) 
 			size_t n = alen < sizeof tmp - 1 ? alen : sizeof tmp - 1;
 			memcpy(tmp, accept, n);
 			tmp[n] = 0;
-			fmt = promshm_format_from_accept(tmp);
+			fmt = promshm_format_from_accept_any(tmp);
 		} else {
 			fmt = PROMSHM_FORMAT_PROMETHEUS;
 		}
@@ -709,8 +711,10 @@ static int router_promshm(struct uwsgi_route *ur, char *args) {
 			ur->custom = 1 + PROMSHM_FORMAT_PROMETHEUS;
 		else if (!strcmp(args, "openmetrics"))
 			ur->custom = 1 + PROMSHM_FORMAT_OPENMETRICS;
+		else if (!strcmp(args, "protobuf"))
+			ur->custom = 1 + PROMSHM_FORMAT_PROTOBUF;
 		else {
-			uwsgi_log(PSH "route action promshm:%s: expected nothing, prometheus or openmetrics\n", args);
+			uwsgi_log(PSH "route action promshm:%s: expected nothing, prometheus, openmetrics or protobuf\n", args);
 			return -1;
 		}
 	}
@@ -897,7 +901,7 @@ static void conn_respond(struct listen_conn *c) {
 		size_t len = 0;
 		promshm_format fmt = PROMSHM_FORMAT_PROMETHEUS;
 		if (header_value(c->req, "Accept", accept, sizeof accept))
-			fmt = promshm_format_from_accept(accept);
+			fmt = promshm_format_from_accept_any(accept);
 		c->buf = spare_buf;
 		c->cap = spare_cap;
 		spare_buf = NULL;

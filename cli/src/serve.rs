@@ -351,6 +351,15 @@ impl Flight {
     }
 }
 
+/// The lane group of a format (see `Server::lanes`).
+fn format_index(format: promshm::Format) -> usize {
+    match format {
+        promshm::Format::Prometheus => 0,
+        promshm::Format::OpenMetrics => 1,
+        promshm::Format::Protobuf => 2,
+    }
+}
+
 /// Renders of one kind of page (format, gzip): the one running and the one
 /// that starts when it ends. A scrape never gets a page whose render began
 /// before the scrape arrived: it joins the next render, which is shared by
@@ -410,8 +419,8 @@ struct Server {
     limits: Limits,
     max_connections: usize,
     renders: Arc<tokio::sync::Semaphore>,
-    /// By page kind: `2 * openmetrics + gzip`.
-    lanes: Mutex<[Lane; 4]>,
+    /// By page kind: `2 * format_index(format) + gzip`.
+    lanes: Mutex<[Lane; 6]>,
     budget: Arc<Budget>,
     /// Size of the last page, to see early whether the next one fits.
     last_size: AtomicUsize,
@@ -690,7 +699,7 @@ impl Server {
         }
         if path == "/" {
             let page = format!(
-                "promshm exporter\n\n{}  the metrics (Prometheus text 0.0.4 or OpenMetrics, by Accept)\n/healthz  liveness\n",
+                "promshm exporter\n\n{}  the metrics (Prometheus text 0.0.4, OpenMetrics or protobuf, by Accept)\n/healthz  liveness\n",
                 self.metrics_path
             );
             return text(200, &page);
@@ -746,12 +755,13 @@ impl Server {
     }
 
     /// The render the next page of this kind will come from (see [`Lane`]).
+    /// Every format has lanes of its own: a page is never shared across formats.
     fn join(
         self: &Arc<Self>,
         format: promshm::Format,
         gzip: bool,
     ) -> tokio::sync::watch::Receiver<Option<Outcome>> {
-        let kind = 2 * usize::from(format == promshm::Format::OpenMetrics) + usize::from(gzip);
+        let kind = 2 * format_index(format) + usize::from(gzip);
         let mut lanes = lock(&self.lanes);
         let lane = &mut lanes[kind];
         match &lane.running {

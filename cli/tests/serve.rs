@@ -174,6 +174,79 @@ fn negotiation_gzip_healthz_and_errors() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }
 
+const PROTO_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// `app_jobs_total{kind="a"}` of a protobuf page.
+fn pb_jobs_a(body: &[u8]) -> f64 {
+    let fams = promshm::encoding::protobuf::decode_families(body).unwrap();
+    let jobs = fams.iter().find(|f| f.name() == "app_jobs_total").unwrap();
+    jobs.metric
+        .iter()
+        .find(|m| {
+            m.label
+                .iter()
+                .any(|l| l.name() == "kind" && l.value() == "a")
+        })
+        .and_then(|m| m.counter.as_ref())
+        .unwrap()
+        .value()
+}
+
+/// Protobuf when the scraper prefers it (gzip too), and scrapes of every
+/// format at once each get their own page: a page is never shared across
+/// formats.
+#[test]
+fn protobuf_negotiated_and_never_shared_with_text() {
+    let dir = TempDir::new("serve-pb");
+    let area = dir.path("a.promshm");
+    let _keep = populate(&area);
+    let (_serve, addr) = start_serve(&area, &[]);
+    let pb_type = promshm::Format::Protobuf.content_type();
+
+    let r = http_get(addr, "/metrics", &[("Accept", PROTO_ACCEPT)]).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some(pb_type));
+    assert_eq!(pb_jobs_a(&r.body), 4000.0);
+    let r = http_get(
+        addr,
+        "/metrics",
+        &[("Accept", PROTO_ACCEPT), ("Accept-Encoding", "gzip")],
+    )
+    .unwrap();
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(pb_jobs_a(&gunzip(&r.body)), 4000.0);
+
+    let accepts = [PROTO_ACCEPT, OM_ACCEPT, "text/plain"];
+    let threads: Vec<_> = (0..30)
+        .map(|i| {
+            let accept = accepts[i % 3];
+            std::thread::spawn(move || {
+                let r = http_get(addr, "/metrics", &[("Accept", accept)]).unwrap();
+                (i % 3, r)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (kind, r) = t.join().unwrap();
+        assert_eq!(r.status, 200);
+        let ct = r.header("content-type").unwrap().to_owned();
+        match kind {
+            0 => {
+                assert_eq!(ct, pb_type);
+                assert_eq!(pb_jobs_a(&r.body), 4000.0);
+            }
+            1 => {
+                assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+                assert!(r.text().ends_with("# EOF\n") && r.text().contains(JOBS_A));
+            }
+            _ => {
+                assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+                assert!(r.text().contains(JOBS_A) && !r.text().contains("# EOF"));
+            }
+        }
+    }
+}
+
 #[test]
 fn basic_auth() {
     let dir = TempDir::new("auth");

@@ -3,6 +3,10 @@
 //! temp data dir and always stopped:
 //! - a Prometheus scraping `promshm serve` while 4 worker processes update
 //!   the area: the exact final counters and histogram buckets;
+//! - a Prometheus (with `--enable-feature=native-histograms`, which makes
+//!   2.x prefer the protobuf format; 3.x says `scrape_protocols:
+//!   [PrometheusProto]`) scraping `promshm serve` over protobuf while 4
+//!   worker processes update the area: every type, exact values;
 //! - a Prometheus receiving `promshm remote-write`: exact values;
 //! - a Pushgateway receiving `promshm push`: the series with job and
 //!   grouping labels.
@@ -105,6 +109,109 @@ fn prometheus_scrapes_serve_while_workers_update() {
     // promshm's own metrics came along.
     let families = prom_query(port, "promshm_families").unwrap();
     assert_eq!(families[0].1, "2");
+}
+
+/// The `Accept` header of Prometheus 2.x with `--enable-feature=native-histograms`.
+const PROMETHEUS_PROTOBUF_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// The type Prometheus recorded for a metric name (`/api/v1/metadata`).
+fn metadata_type(port: u16, metric: &str) -> Option<String> {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let r = http_get(addr, &format!("/api/v1/metadata?metric={metric}"), &[]).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    Some(v["data"][metric][0]["type"].as_str()?.to_owned())
+}
+
+#[test]
+fn prometheus_scrapes_serve_over_protobuf() {
+    if !have("prometheus") {
+        return;
+    }
+    let dir = TempDir::new("scrape-pb");
+    let area = dir.path("a.promshm");
+    let _keep = populate(&area);
+    let (_serve, addr) = start_serve(&area, &[]);
+    // What serve answers to the header this Prometheus sends.
+    let r = http_get(addr, "/metrics", &[("Accept", PROMETHEUS_PROTOBUF_ACCEPT)]).unwrap();
+    assert_eq!(
+        r.header("content-type"),
+        Some(promshm::Format::Protobuf.content_type())
+    );
+    let fams = promshm::encoding::protobuf::decode_families(&r.body).unwrap();
+    let median = fams
+        .iter()
+        .find(|f| f.name() == "app_size_bytes")
+        .and_then(|f| f.metric[0].summary.as_ref())
+        .map(|s| s.quantile[0].value())
+        .unwrap();
+
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: promshm\n    static_configs:\n      - targets: ['{addr}']\n"
+    );
+    let (_prom, port) = start_prometheus(&dir, &config, &["--enable-feature=native-histograms"]);
+    wait_for(Duration::from_secs(30), "the first scrape", || {
+        by_label(port, "up{job=\"promshm\"}", "job")
+            .filter(|m| m.get("promshm").is_some_and(|v| v == "1"))
+    });
+    // 4 worker processes add to the counter and the histogram meanwhile.
+    const PER_WORKER: u64 = 1000;
+    let mut workers = spawn_workers("worker_entry", &area, 4, PER_WORKER);
+    join_workers(&mut workers);
+    let total = 4 * PER_WORKER;
+    // The sum as the page has it (the observations are not exact binary fractions).
+    let r = http_get(addr, "/metrics", &[("Accept", PROMETHEUS_PROTOBUF_ACCEPT)]).unwrap();
+    let fams = promshm::encoding::protobuf::decode_families(&r.body).unwrap();
+    let sum = fams
+        .iter()
+        .find(|f| f.name() == "app_latency_seconds")
+        .and_then(|f| f.metric[0].histogram.as_ref())
+        .map(|h| h.sample_sum())
+        .unwrap();
+
+    let one = |query: &str| -> Option<String> {
+        let r = prom_query(port, query)?;
+        (r.len() == 1).then(|| r[0].1.clone())
+    };
+    wait_for(Duration::from_secs(30), "every type, exactly", || {
+        let jobs = by_label(port, "app_jobs_total", "kind")?;
+        let want: BTreeMap<String, String> = [
+            ("a".to_string(), (4000 + total).to_string()),
+            ("b".to_string(), (1000 + total / 4).to_string()),
+        ]
+        .into();
+        let q = total / 4;
+        let ok = jobs == want
+            && buckets(port, "app_latency_seconds_bucket")?
+                == expect_buckets([10 + q, 20 + 2 * q, 30 + 3 * q, 40 + total])
+            && one("app_latency_seconds_count")? == (40 + total).to_string()
+            && one("app_latency_seconds_sum")?.parse::<f64>().ok()? == sum
+            && one("app_size_bytes_count")? == "100"
+            && one("app_size_bytes_sum")? == "5050"
+            && one("app_size_bytes{quantile=\"0.5\"}")?
+                .parse::<f64>()
+                .ok()?
+                == median
+            && one("app_temperature")? == "21.5"
+            && one("app_build_info{version=\"1.2.3\"}")? == "1"
+            && one("app_mode{app_mode=\"off\"}")? == "1"
+            && one("app_mode{app_mode=\"on\"}")? == "0";
+        if !ok {
+            eprintln!("not yet: {jobs:?}");
+        }
+        ok.then_some(())
+    });
+    // Protobuf has no info or state-set type: gauges, where an OpenMetrics
+    // scrape records `info` and `stateset`.
+    assert_eq!(
+        metadata_type(port, "app_build_info").as_deref(),
+        Some("gauge")
+    );
+    assert_eq!(metadata_type(port, "app_mode").as_deref(), Some("gauge"));
+    assert_eq!(
+        metadata_type(port, "app_jobs_total").as_deref(),
+        Some("counter")
+    );
+    assert_eq!(one("up{job=\"promshm\"}").as_deref(), Some("1"));
 }
 
 #[test]

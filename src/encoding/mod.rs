@@ -1,4 +1,5 @@
-//! Exposition encoders: Prometheus text 0.0.4 and OpenMetrics 1.0 text.
+//! Exposition encoders: Prometheus text 0.0.4, OpenMetrics 1.0 text and
+//! the Prometheus protobuf format.
 //!
 //! The registry walks the area and hands each family to an [`Encoder`] as a
 //! [`FamilyDesc`] followed by its [`Point`]s. Encoders only format: naming
@@ -11,12 +12,14 @@ use std::io;
 mod negotiate;
 mod number;
 mod openmetrics;
+pub mod protobuf;
 mod sample;
 mod text;
 
-pub use negotiate::{negotiate, Format};
+pub use negotiate::{negotiate, negotiate_text, Format};
 pub use number::{write_canonical_f64, write_f64, write_u64};
 pub use openmetrics::OpenMetricsEncoder;
+pub use protobuf::ProtobufEncoder;
 pub use sample::{Sample, SampleEncoder};
 pub use text::TextEncoder;
 
@@ -186,5 +189,6 @@ pub fn encoder<'w, W: io::Write + 'w>(format: Format, out: W) -> Box<dyn Encoder
     match format {
         Format::Prometheus => Box::new(TextEncoder::new(out)),
         Format::OpenMetrics => Box::new(OpenMetricsEncoder::new(out)),
+        Format::Protobuf => Box::new(ProtobufEncoder::new(out)),
     }
 }

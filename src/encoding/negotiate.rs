@@ -3,9 +3,11 @@
 //! Follows prometheus/docs `content_negotiation.md`: the target picks the
 //! highest-q protocol it supports and falls back to Prometheus text 0.0.4.
 //! Supported here: `application/openmetrics-text` (version `1.0.0`, `0.0.1` or
-//! none) and `text/plain` (version `0.0.4` or none); `*/*` and `text/*` stand
-//! for the default, Prometheus text. On equal q a more specific range wins,
-//! then the one listed first.
+//! none), `text/plain` (version `0.0.4` or none) and
+//! `application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily`
+//! and `encoding=delimited` (both required, as client_golang's `expfmt`
+//! requires them); `*/*` and `text/*` stand for the default, Prometheus text.
+//! On equal q a more specific range wins, then the one listed first.
 
 /// An exposition format this crate can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +16,9 @@ pub enum Format {
     Prometheus,
     /// OpenMetrics text format 1.0.0.
     OpenMetrics,
+    /// The Prometheus protobuf format: length-delimited
+    /// `io.prometheus.client.MetricFamily` messages. Binary: it may hold NUL bytes.
+    Protobuf,
 }
 
 impl Format {
@@ -22,7 +27,15 @@ impl Format {
         match self {
             Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Protobuf => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            }
         }
+    }
+
+    /// Whether the rendering is text (UTF-8, no NUL bytes): false for protobuf.
+    pub fn is_text(self) -> bool {
+        !matches!(self, Format::Protobuf)
     }
 }
 
@@ -67,6 +80,8 @@ fn candidate(range: &str) -> Option<Candidate> {
         return None;
     }
     let mut version: Option<&str> = None;
+    let mut proto: Option<&str> = None;
+    let mut encoding: Option<&str> = None;
     let mut q: u16 = 1000;
     for p in parts {
         let p = p.trim();
@@ -79,28 +94,40 @@ fn candidate(range: &str) -> Option<Candidate> {
             q = parse_q(v)?;
         } else if k.eq_ignore_ascii_case("version") {
             version = Some(unquote(v));
+        } else if k.eq_ignore_ascii_case("proto") {
+            proto = Some(unquote(v));
+        } else if k.eq_ignore_ascii_case("encoding") {
+            encoding = Some(unquote(v));
         }
         // charset, escaping, ...: our output is UTF-8 with legacy names,
         // acceptable under every escaping scheme; ignore.
     }
-    let (format, specificity) =
-        if ty.eq_ignore_ascii_case("application") && sub.eq_ignore_ascii_case("openmetrics-text") {
-            match version {
-                None | Some("1.0.0") | Some("0.0.1") => (Format::OpenMetrics, 2),
-                Some(_) => return None,
-            }
-        } else if ty.eq_ignore_ascii_case("text") && sub.eq_ignore_ascii_case("plain") {
-            match version {
-                None | Some("0.0.4") => (Format::Prometheus, 2),
-                Some(_) => return None,
-            }
-        } else if ty.eq_ignore_ascii_case("text") && sub == "*" {
-            (Format::Prometheus, 1)
-        } else if ty == "*" && sub == "*" {
-            (Format::Prometheus, 0)
-        } else {
-            return None;
-        };
+    let (format, specificity) = if ty.eq_ignore_ascii_case("application")
+        && sub.eq_ignore_ascii_case("openmetrics-text")
+    {
+        match version {
+            None | Some("1.0.0") | Some("0.0.1") => (Format::OpenMetrics, 2),
+            Some(_) => return None,
+        }
+    } else if ty.eq_ignore_ascii_case("application")
+        && sub.eq_ignore_ascii_case("vnd.google.protobuf")
+    {
+        match (proto, encoding) {
+            (Some("io.prometheus.client.MetricFamily"), Some("delimited")) => (Format::Protobuf, 2),
+            _ => return None,
+        }
+    } else if ty.eq_ignore_ascii_case("text") && sub.eq_ignore_ascii_case("plain") {
+        match version {
+            None | Some("0.0.4") => (Format::Prometheus, 2),
+            Some(_) => return None,
+        }
+    } else if ty.eq_ignore_ascii_case("text") && sub == "*" {
+        (Format::Prometheus, 1)
+    } else if ty == "*" && sub == "*" {
+        (Format::Prometheus, 0)
+    } else {
+        return None;
+    };
     Some(Candidate {
         format,
         q,
@@ -110,18 +137,30 @@ fn candidate(range: &str) -> Option<Candidate> {
 
 /// Choose the format for a scrape from its `Accept` header.
 ///
-/// Returns [`Format::OpenMetrics`] when an acceptable
-/// `application/openmetrics-text` range (version 1.0.0, 0.0.1 or unversioned)
-/// has the highest q (> 0) among the ranges we support; otherwise — also for a
-/// missing, empty or unparsable header — [`Format::Prometheus`].
+/// Returns the format whose acceptable range has the highest q (> 0) among
+/// the ranges we support: [`Format::Protobuf`] for
+/// `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`,
+/// [`Format::OpenMetrics`] for `application/openmetrics-text` (version
+/// 1.0.0, 0.0.1 or unversioned); otherwise — also for a missing, empty or
+/// unparsable header — [`Format::Prometheus`].
 pub fn negotiate(accept: Option<&str>) -> Format {
+    pick(accept, true)
+}
+
+/// As [`negotiate`], among the text formats only (never [`Format::Protobuf`]):
+/// for callers that handle a rendering as a string.
+pub fn negotiate_text(accept: Option<&str>) -> Format {
+    pick(accept, false)
+}
+
+fn pick(accept: Option<&str>, binary: bool) -> Format {
     let Some(accept) = accept else {
         return Format::Prometheus;
     };
     let mut best: Option<Candidate> = None;
     for range in accept.split(',') {
         let Some(c) = candidate(range) else { continue };
-        if c.q == 0 {
+        if c.q == 0 || (!binary && !c.format.is_text()) {
             continue;
         }
         let better = match best {
@@ -165,7 +204,43 @@ mod tests {
         assert_eq!(negotiate(Some("*/*")), Format::Prometheus);
         assert_eq!(negotiate(Some("text/html")), Format::Prometheus);
         assert_eq!(negotiate(Some("application/json")), Format::Prometheus);
-        assert_eq!(negotiate(Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")), Format::Prometheus);
+    }
+
+    /// Prometheus 2.x with `--enable-feature=native-histograms`, and 3.x
+    /// with `scrape_protocols: [PrometheusProto, ...]`.
+    const PROTO_FIRST: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,application/openmetrics-text;version=0.0.1;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+
+    #[test]
+    fn protobuf_when_preferred() {
+        assert_eq!(negotiate(Some(PROTO_FIRST)), Format::Protobuf);
+        assert_eq!(negotiate_text(Some(PROTO_FIRST)), Format::OpenMetrics);
+        assert_eq!(
+            negotiate(Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited")),
+            Format::Protobuf
+        );
+        assert_eq!(
+            negotiate(Some("Application/Vnd.Google.Protobuf;proto=\"io.prometheus.client.MetricFamily\";encoding=delimited")),
+            Format::Protobuf
+        );
+        // Prometheus 3 default: OpenMetrics first, protobuf below it.
+        let om_first = "application/openmetrics-text;version=1.0.0;q=0.5,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.4,*/*;q=0.1";
+        assert_eq!(negotiate(Some(om_first)), Format::OpenMetrics);
+        assert_eq!(negotiate_text(Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")), Format::Prometheus);
+    }
+
+    #[test]
+    fn protobuf_needs_both_parameters() {
+        for accept in [
+            "application/vnd.google.protobuf",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily",
+            "application/vnd.google.protobuf;encoding=delimited",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=compact-text",
+            "application/vnd.google.protobuf;proto=other.Message;encoding=delimited",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0",
+        ] {
+            assert_eq!(negotiate(Some(accept)), Format::Prometheus, "{accept}");
+        }
     }
 
     #[test]
@@ -279,5 +354,10 @@ mod tests {
             Format::OpenMetrics.content_type(),
             "application/openmetrics-text; version=1.0.0; charset=utf-8"
         );
+        assert_eq!(
+            Format::Protobuf.content_type(),
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+        );
+        assert!(Format::Prometheus.is_text() && !Format::Protobuf.is_text());
     }
 }

@@ -17,7 +17,7 @@ use super::error::{capture, promshm_error};
 use super::handle::{borrow, clone_arc, str_arg, write_opt, ArcHandle, Out};
 use super::registry::promshm_registry;
 use super::result::{check, promshm_result, FfiError};
-use crate::encoding::{negotiate, Format};
+use crate::encoding::{negotiate, negotiate_text, Format};
 use crate::error::Error;
 
 /// An exposition format (a `uint32_t`).
@@ -29,6 +29,12 @@ pub struct promshm_format(pub u32);
 pub const PROMSHM_FORMAT_PROMETHEUS: promshm_format = promshm_format(0);
 /// OpenMetrics 1.0 text format (`application/openmetrics-text; version=1.0.0`).
 pub const PROMSHM_FORMAT_OPENMETRICS: promshm_format = promshm_format(1);
+/// The Prometheus protobuf format (`application/vnd.google.protobuf;
+/// proto=io.prometheus.client.MetricFamily; encoding=delimited`):
+/// length-delimited `MetricFamily` messages. Binary: the rendering may hold
+/// NUL bytes, so use its length (`*out_len`, the callback's `len`), never
+/// `strlen()`; the buffer renders still append a NUL after it.
+pub const PROMSHM_FORMAT_PROTOBUF: promshm_format = promshm_format(2);
 
 /// A streaming sink for rendered text: called with consecutive chunks of
 /// the exposition (never empty, at most about 64 KiB each). `data` is
@@ -44,6 +50,7 @@ impl promshm_format {
         match self {
             PROMSHM_FORMAT_PROMETHEUS => Ok(Format::Prometheus),
             PROMSHM_FORMAT_OPENMETRICS => Ok(Format::OpenMetrics),
+            PROMSHM_FORMAT_PROTOBUF => Ok(Format::Protobuf),
             promshm_format(f) => Err(FfiError::new(
                 promshm_result::InvalidArgument,
                 format!("unknown format {f}"),
@@ -55,6 +62,7 @@ impl promshm_format {
         match f {
             Format::Prometheus => PROMSHM_FORMAT_PROMETHEUS,
             Format::OpenMetrics => PROMSHM_FORMAT_OPENMETRICS,
+            Format::Protobuf => PROMSHM_FORMAT_PROTOBUF,
         }
     }
 }
@@ -528,19 +536,44 @@ ffi_fn! {
 }
 
 ffi_fn! {
-    /// The format to answer a scrape with, from its HTTP `Accept` header:
-    /// `PROMSHM_FORMAT_OPENMETRICS` when OpenMetrics text is acceptable with
-    /// the highest preference, otherwise `PROMSHM_FORMAT_PROMETHEUS` (also for
-    /// NULL, an empty, unparsable or non-UTF-8 header). Thread-safe; never
-    /// fails.
+    /// The text format to answer a scrape with, from its HTTP `Accept`
+    /// header: `PROMSHM_FORMAT_OPENMETRICS` when OpenMetrics text is
+    /// acceptable with the highest preference among the text formats,
+    /// otherwise `PROMSHM_FORMAT_PROMETHEUS` (also for NULL, an empty,
+    /// unparsable or non-UTF-8 header). Never `PROMSHM_FORMAT_PROTOBUF`, so a
+    /// program that handles renderings as strings stays correct; one that
+    /// uses their lengths calls `promshm_format_from_accept_any()`.
+    /// Thread-safe; never fails.
     unsafe fn promshm_format_from_accept(accept: *const c_char) -> promshm_format {
-        let accept = if accept.is_null() {
-            None
-        } else {
-            // SAFETY: `accept` is NULL or a NUL-terminated string (caller contract).
-            unsafe { str_arg(accept, "accept") }.ok()
-        };
-        promshm_format::from_rust(negotiate(accept))
+        // SAFETY: `accept` is NULL or a NUL-terminated string (caller contract).
+        promshm_format::from_rust(negotiate_text(unsafe { accept_arg(accept) }))
+    }
+}
+
+ffi_fn! {
+    /// As `promshm_format_from_accept()`, but among every format, the binary
+    /// one too: `PROMSHM_FORMAT_PROTOBUF` when
+    /// `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`
+    /// has the highest preference (as Prometheus sends with native histograms
+    /// enabled or `scrape_protocols: [PrometheusProto, ...]`). The rendering
+    /// then may hold NUL bytes: send it by its length. Thread-safe; never
+    /// fails.
+    unsafe fn promshm_format_from_accept_any(accept: *const c_char) -> promshm_format {
+        // SAFETY: `accept` is NULL or a NUL-terminated string (caller contract).
+        promshm_format::from_rust(negotiate(unsafe { accept_arg(accept) }))
+    }
+}
+
+/// An `Accept` header argument: `None` for NULL or non-UTF-8.
+///
+/// # Safety
+/// `accept` is NULL or a NUL-terminated string.
+unsafe fn accept_arg<'a>(accept: *const c_char) -> Option<&'a str> {
+    if accept.is_null() {
+        None
+    } else {
+        // SAFETY: `accept` is a NUL-terminated string (caller contract).
+        unsafe { str_arg(accept, "accept") }.ok()
     }
 }
 
@@ -554,6 +587,7 @@ ffi_fn! {
             PROMSHM_FORMAT_OPENMETRICS => {
                 c"application/openmetrics-text; version=1.0.0; charset=utf-8".as_ptr()
             }
+            PROMSHM_FORMAT_PROTOBUF => c"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited".as_ptr(),
             _ => std::ptr::null(),
         }
     }

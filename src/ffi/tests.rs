@@ -294,7 +294,7 @@ fn bad_strings_and_enums() {
         assert!(fam.is_null() && a2.is_null());
         let mut len = 0;
         assert_eq!(
-            promshm_area_render(area, promshm_format(2), null_mut(), 0, &mut len),
+            promshm_area_render(area, promshm_format(3), null_mut(), 0, &mut len),
             promshm_result::InvalidArgument
         );
         promshm_registry_free(reg);
@@ -417,6 +417,7 @@ fn content_types_match_the_core() {
     for (f, core) in [
         (PROMSHM_FORMAT_PROMETHEUS, crate::Format::Prometheus),
         (PROMSHM_FORMAT_OPENMETRICS, crate::Format::OpenMetrics),
+        (PROMSHM_FORMAT_PROTOBUF, crate::Format::Protobuf),
     ] {
         // SAFETY: known formats give static C strings.
         let ct = unsafe { CStr::from_ptr(promshm_format_content_type(f)) };
@@ -483,6 +484,84 @@ unsafe fn query(area: *const promshm_area, format: promshm_format) -> usize {
     let rc = unsafe { promshm_area_render(area, format, null_mut(), 0, &mut need) };
     assert_eq!(rc, promshm_result::BufferTooSmall);
     need
+}
+
+unsafe extern "C" fn append_chunk(
+    userdata: *mut std::ffi::c_void,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: `userdata` is the test's Vec<u8>; `data` holds `len` bytes for the call.
+    unsafe {
+        let out = &mut *userdata.cast::<Vec<u8>>();
+        out.extend_from_slice(std::slice::from_raw_parts(data, len));
+    }
+    0
+}
+
+/// Protobuf renders are binary: the buffer, allocation and callback renders
+/// all hand out every byte (NULs included) by length, and they decode.
+#[test]
+fn protobuf_renders_are_binary_safe_in_every_c_render() {
+    use crate::encoding::protobuf::decode_families;
+    // SAFETY: valid handles and out-pointers; buffers of the lengths given.
+    unsafe {
+        let mut a = null();
+        assert_eq!(promshm_area_anonymous(null(), &mut a), promshm_result::Ok);
+        let fmt = PROMSHM_FORMAT_PROTOBUF;
+        let need = query(a, fmt);
+        let mut buf = vec![0u8; need];
+        let mut len = 0usize;
+        let rc = promshm_area_render(a, fmt, buf.as_mut_ptr().cast(), need, &mut len);
+        assert_eq!(rc, promshm_result::Ok, "{}", last_error());
+        assert_eq!(len + 1, need);
+        let from_buffer = &buf[..len];
+        assert!(from_buffer.contains(&0), "protobuf zeros are NUL bytes");
+        let fams = decode_families(from_buffer).unwrap();
+        assert!(fams.iter().any(|f| f.name().starts_with("promshm_")));
+
+        let mut p: *mut c_char = null_mut();
+        let rc = promshm_area_render_alloc(a, fmt, &mut p, &mut len, null_mut());
+        assert_eq!(rc, promshm_result::Ok);
+        let alloc = std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec();
+        promshm_render_free(p);
+        assert_eq!(decode_families(&alloc).unwrap().len(), fams.len());
+
+        let mut streamed: Vec<u8> = Vec::new();
+        let rc = promshm_area_render_callback(
+            a,
+            fmt,
+            Some(append_chunk),
+            (&mut streamed as *mut Vec<u8>).cast(),
+        );
+        assert_eq!(rc, promshm_result::Ok);
+        assert_eq!(decode_families(&streamed).unwrap().len(), fams.len());
+        promshm_area_free(a);
+    }
+}
+
+#[test]
+fn accept_negotiation_text_only_and_any() {
+    let proto_first = c"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+    // SAFETY: NUL-terminated strings or NULL.
+    unsafe {
+        assert_eq!(
+            promshm_format_from_accept_any(proto_first.as_ptr()),
+            PROMSHM_FORMAT_PROTOBUF
+        );
+        assert_eq!(
+            promshm_format_from_accept(proto_first.as_ptr()),
+            PROMSHM_FORMAT_OPENMETRICS
+        );
+        assert_eq!(
+            promshm_format_from_accept_any(null()),
+            PROMSHM_FORMAT_PROMETHEUS
+        );
+        assert_eq!(
+            promshm_format_from_accept_any(c"text/plain".as_ptr()),
+            PROMSHM_FORMAT_PROMETHEUS
+        );
+    }
 }
 
 #[test]

@@ -548,7 +548,10 @@ int main(void) {
     EXPECT(promshm_format_from_accept("") == PROMSHM_FORMAT_PROMETHEUS);
     EXPECT(promshm_format_from_accept(NOT_UTF8) == PROMSHM_FORMAT_PROMETHEUS);
     EXPECT(promshm_format_from_accept(";;;,,,==") == PROMSHM_FORMAT_PROMETHEUS);
-    EXPECT(promshm_format_content_type(2) == NULL);
+    EXPECT(promshm_format_from_accept_any(NULL) == PROMSHM_FORMAT_PROMETHEUS);
+    EXPECT(promshm_format_from_accept_any(NOT_UTF8) == PROMSHM_FORMAT_PROMETHEUS);
+    EXPECT(promshm_format_from_accept_any(";;;,,,==") == PROMSHM_FORMAT_PROMETHEUS);
+    EXPECT(promshm_format_content_type(3) == NULL);
     EXPECT(promshm_format_content_type(0xffffffffu) == NULL);
 
     /* ---- a freed area: what was made from it keeps working ---- */

@@ -306,6 +306,22 @@ int main(void) {
                   "text/plain; version=0.0.4; charset=utf-8") == 0);
     EXPECT(strncmp(promshm_format_content_type(PROMSHM_FORMAT_OPENMETRICS),
                    "application/openmetrics-text", 28) == 0);
+    {
+        /* Protobuf only where the caller takes binary renders. */
+        const char *proto_first =
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+            "encoding=delimited;q=0.5,application/openmetrics-text;q=0.4,*/*;q=0.1";
+        char *pb = NULL;
+        size_t pb_len = 0;
+        EXPECT(promshm_format_from_accept_any(proto_first) == PROMSHM_FORMAT_PROTOBUF);
+        EXPECT(promshm_format_from_accept(proto_first) == PROMSHM_FORMAT_OPENMETRICS);
+        EXPECT(strncmp(promshm_format_content_type(PROMSHM_FORMAT_PROTOBUF),
+                       "application/vnd.google.protobuf", 31) == 0);
+        OK(promshm_area_render_alloc(area, PROMSHM_FORMAT_PROTOBUF, &pb, &pb_len, NULL));
+        /* Length-delimited messages: zeros inside, so strlen() is shorter. */
+        EXPECT(pb_len > 0 && memchr(pb, 0, pb_len) != NULL && strlen(pb) < pb_len);
+        promshm_render_free(pb);
+    }
 
     /* ---- remove and clear ---- */
     const char *missing[2] = {"/missing", "404"};

@@ -339,6 +339,49 @@ def test_2000_concurrent_requests_exact_on_one_page(servers):
         assert headers["content-type"].startswith("text/plain; version=0.0.4")
 
 
+PROTO_ACCEPT = (
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,"
+    "application/openmetrics-text;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+)
+
+
+def test_protobuf_when_preferred_on_route_and_listener(servers, tmp_path):
+    """Accept preferring protobuf gets it on both endpoints, and
+    `promshm:protobuf` forces it; the independent decoder (tests/proto)
+    reads the exact totals."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "proto"))
+    from pbdecode import compile_pb2, decode, labels, missing
+
+    why = missing()
+    if why and os.environ.get("CI"):
+        pytest.fail(why)  # CI installs them (scripts/setup.sh)
+    if why:
+        pytest.skip(why)
+    pb2 = compile_pb2(tmp_path)
+    u = servers("--route", "^/pb$ promshm:protobuf")
+    assert send_many(u.port, "/work", 300) == [200] * 300
+    text_total = value(parse(u.scrape(via="listener")), "app_jobs_total", kind="work")
+    assert text_total == 300
+    pages = [(u.port, "/metrics", PROTO_ACCEPT), (u.lport, "/metrics", PROTO_ACCEPT), (u.port, "/pb", "text/plain")]
+    for port, path, accept in pages:
+        status, headers, body = request(port, path, headers={"Accept": accept})
+        assert status == 200, body
+        assert headers["content-type"] == (
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+        ), (port, path, headers)
+        assert int(headers["content-length"]) == len(body) and b"\x00" in body
+        fams = decode(pb2, body)
+        jobs = {labels(m)["kind"]: m.counter.value for m in fams["app_jobs_total"].metric}
+        assert jobs == {"work": 300}, (port, path)
+        hist = fams["app_job_duration_seconds"].metric[0].histogram
+        assert hist.sample_count == 300 and hist.bucket[-1].cumulative_count <= 300
+    # Text stays text when preferred.
+    status, headers, _ = request(u.port, "/metrics", headers={"Accept": "application/openmetrics-text;q=0.9," + PROTO_ACCEPT})
+    assert headers["content-type"].startswith("application/openmetrics-text")
+
+
 def test_kill_9_of_a_worker_under_load_loses_nothing_flushed(servers):
     u = servers()
     base = value(u.samples(), "uwsgi_requests_total", method="GET", status="200")

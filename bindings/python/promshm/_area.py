@@ -83,6 +83,8 @@ FORMATS = {
     "prometheus": B.PROMSHM_FORMAT_PROMETHEUS,
     "text": B.PROMSHM_FORMAT_PROMETHEUS,
     "openmetrics": B.PROMSHM_FORMAT_OPENMETRICS,
+    # Binary (length-delimited io.prometheus.client.MetricFamily messages).
+    "protobuf": B.PROMSHM_FORMAT_PROTOBUF,
 }
 
 
@@ -92,7 +94,7 @@ def _format(fmt: Union[str, int]) -> int:
     try:
         return FORMATS[fmt]
     except KeyError:
-        raise InvalidArgumentError("invalid argument", 114, f"unknown format {fmt!r} (prometheus or openmetrics)") from None
+        raise InvalidArgumentError("invalid argument", 114, f"unknown format {fmt!r} (prometheus, openmetrics or protobuf)") from None
 
 
 class _SharedSentinel:

@@ -31,6 +31,7 @@ PROMSHM_GAUGE_MODE_MOSTRECENT = 4
 PROMSHM_GAUGE_MODE_ALL = 5
 PROMSHM_FORMAT_PROMETHEUS = 0
 PROMSHM_FORMAT_OPENMETRICS = 1
+PROMSHM_FORMAT_PROTOBUF = 2
 
 # enum promshm_result
 PROMSHM_RESULT_OK = 0
@@ -314,6 +315,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'const char *promshm_format_content_type(promshm_format format)'),
     'promshm_format_from_accept': (c_uint32, [c_char_p],
         'promshm_format promshm_format_from_accept(const char *accept)'),
+    'promshm_format_from_accept_any': (c_uint32, [c_char_p],
+        'promshm_format promshm_format_from_accept_any(const char *accept)'),
     'promshm_gauge_add': (c_uint32, [c_void_p, c_double],
         'promshm_result promshm_gauge_add(const promshm_series *series, double value)'),
     'promshm_gauge_add_e': (c_uint32, [c_void_p, c_double, c_void_p],

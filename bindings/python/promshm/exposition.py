@@ -71,6 +71,8 @@ CONTENT_TYPE_PLAIN_0_0_4: str = lib.promshm_format_content_type(B.PROMSHM_FORMAT
 #: The content type of :func:`generate_latest`'s output (text format 0.0.4).
 CONTENT_TYPE_LATEST: str = CONTENT_TYPE_PLAIN_0_0_4
 CONTENT_TYPE_OPENMETRICS: str = lib.promshm_format_content_type(B.PROMSHM_FORMAT_OPENMETRICS).decode()
+#: The Prometheus protobuf format (length-delimited ``MetricFamily`` messages).
+CONTENT_TYPE_PROTOBUF: str = lib.promshm_format_content_type(B.PROMSHM_FORMAT_PROTOBUF).decode()
 
 
 def generate_latest(registry: Any = REGISTRY, escaping: Any = None) -> bytes:
@@ -104,10 +106,36 @@ def _render(registry: Any, fmt: str) -> bytes:
     return text + (b"# EOF\n" if fmt == "openmetrics" else b"")
 
 
-def choose_encoder(accept_header: Optional[str]) -> Tuple[Callable[[Any], bytes], str]:
+def _renders_protobuf(registry: Any) -> bool:
+    """Whether ``registry`` renders protobuf itself: a promshm registry without
+    custom collectors, or an area, and :mod:`promshm.compat` not installed
+    (prometheus_client's encoders are text only)."""
+    from . import compat
+    from .registry import CollectorRegistry
+
+    if compat.installed():
+        return False
+    if isinstance(registry, CollectorRegistry):
+        return not registry._collectors
+    return isinstance(registry, _area.Area)
+
+
+def _generate_protobuf(registry: Any) -> bytes:
+    return registry.render("protobuf")
+
+
+def choose_encoder(accept_header: Optional[str], registry: Any = None) -> Tuple[Callable[[Any], bytes], str]:
     """``(encoder, content_type)`` for an HTTP ``Accept`` header: OpenMetrics
-    when it is acceptable with the highest preference, else text 0.0.4."""
-    fmt = lib.promshm_format_from_accept(encode(accept_header, "Accept header") if accept_header else None)
+    when it is acceptable with the highest preference, else text 0.0.4. With
+    ``registry`` given and able to render it natively (see
+    ``_renders_protobuf``), also the protobuf format when that is preferred."""
+    accept = encode(accept_header, "Accept header") if accept_header else None
+    if registry is not None and _renders_protobuf(registry):
+        fmt = lib.promshm_format_from_accept_any(accept)
+    else:
+        fmt = lib.promshm_format_from_accept(accept)
+    if fmt == B.PROMSHM_FORMAT_PROTOBUF:
+        return _generate_protobuf, CONTENT_TYPE_PROTOBUF
     if fmt == B.PROMSHM_FORMAT_OPENMETRICS:
         from .openmetrics.exposition import generate_latest as generate_openmetrics
 
@@ -125,7 +153,8 @@ def gzip_accepted(accept_encoding_header: Optional[str]) -> bool:
 def _bake_output(
     registry: Any, accept: Optional[str], accept_encoding: Optional[str], params: Dict[str, List[str]], disable_compression: bool
 ) -> Tuple[str, List[Tuple[str, str]], bytes]:
-    encoder, content_type = choose_encoder(accept)
+    # ?name[]= filters text: then the text formats only.
+    encoder, content_type = choose_encoder(accept, None if "name[]" in params else registry)
     output = encoder(registry)
     if "name[]" in params:
         output = filter_families(output, set(params["name[]"]))

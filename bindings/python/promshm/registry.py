@@ -31,6 +31,7 @@ from . import _area
 from . import _bindings as B
 from ._area import SHARED, Area, _format, _render
 from ._ffi import check, encode, label_array, lib
+from .errors import InvalidArgumentError
 from .encoding import encode_families
 from .metrics_core import Metric
 from .parser import parse_openmetrics
@@ -274,6 +275,10 @@ class CollectorRegistry:
         fmt = _format(format)
         om = fmt == B.PROMSHM_FORMAT_OPENMETRICS
         self._run_functions()
+        if fmt == B.PROMSHM_FORMAT_PROTOBUF and self._collectors:
+            raise InvalidArgumentError(
+                "invalid argument", 114, "a registry with custom collectors renders the text formats only, not protobuf"
+            )
         text = _render(lib.promshm_registry_render, self._handle(), fmt)
         if not self._collectors:
             return text

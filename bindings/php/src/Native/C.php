@@ -27,6 +27,7 @@ final class C
     public const PROMSHM_GAUGE_MODE_ALL = 5;
     public const PROMSHM_FORMAT_PROMETHEUS = 0;
     public const PROMSHM_FORMAT_OPENMETRICS = 1;
+    public const PROMSHM_FORMAT_PROTOBUF = 2;
     public const PROMSHM_RESULT_OK = 0;
     public const PROMSHM_RESULT_NULL_PARAMETER = 100;
     public const PROMSHM_RESULT_INVALID_METRIC_NAME = 101;

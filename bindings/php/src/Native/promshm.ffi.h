@@ -19,6 +19,7 @@ enum {
     PROMSHM_GAUGE_MODE_ALL = 5,
     PROMSHM_FORMAT_PROMETHEUS = 0,
     PROMSHM_FORMAT_OPENMETRICS = 1,
+    PROMSHM_FORMAT_PROTOBUF = 2,
 };
 
 enum promshm_result
@@ -364,6 +365,7 @@ promshm_result promshm_registry_render_alloc(const promshm_registry *registry,
                                              promshm_error *err);
 void promshm_render_free(char *text);
 promshm_format promshm_format_from_accept(const char *accept);
+promshm_format promshm_format_from_accept_any(const char *accept);
 const char *promshm_format_content_type(promshm_format format);
 promshm_result promshm_area_create_e(const char *path,
                                      const promshm_area_options *options,
