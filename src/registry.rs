@@ -522,8 +522,15 @@ impl Registry {
         render::render_into(&self.area.inner, prefix.as_deref(), self.self_metrics, enc)
     }
 
-    /// Render into a `String`.
+    /// Render into a `String` (a text format; the binary
+    /// [`Format::Protobuf`] is refused with [`Error::InvalidArgument`]: use
+    /// [`Registry::render`] into bytes for it).
     pub fn render_to_string(&self, format: Format) -> Result<String> {
+        if format == Format::Protobuf {
+            return Err(Error::InvalidArgument(
+                "render_to_string needs a text format; render the protobuf format into bytes with render()".into(),
+            ));
+        }
         let mut out = Vec::new();
         self.render(&mut out, format)?;
         String::from_utf8(out).map_err(|e| Error::CorruptArea(e.to_string()))
@@ -758,6 +765,23 @@ mod tests {
     use crate::encoding::{Format, MetricType};
     use crate::metrics::shape::Shape;
     use crate::{Area, AreaOptions, GaugeMode, Opts, SummaryOpts};
+
+    #[test]
+    fn protobuf_into_a_string_is_refused_as_an_argument_error() {
+        let area = Area::anonymous(&AreaOptions::with_pages(16)).unwrap();
+        area.registry()
+            .counter(Opts::new("c", "h"))
+            .unwrap()
+            .get()
+            .inc();
+        let err = area.render_to_string(Format::Protobuf).unwrap_err();
+        assert!(matches!(err, crate::Error::InvalidArgument(_)), "{err}");
+        let mut bytes = Vec::new();
+        area.registry()
+            .render(&mut bytes, Format::Protobuf)
+            .unwrap();
+        assert!(!bytes.is_empty());
+    }
 
     /// An area whose records hold a family rendering a name an earlier one
     /// renders (written by a build without the check, or damaged): the
