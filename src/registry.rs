@@ -773,6 +773,7 @@ mod tests {
             .counter(Opts::new("c", "h"))
             .unwrap()
             .get()
+            .unwrap()
             .inc();
         let err = area.render_to_string(Format::Protobuf).unwrap_err();
         assert!(matches!(err, crate::Error::InvalidArgument(_)), "{err}");
