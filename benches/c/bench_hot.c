@@ -12,7 +12,8 @@
  *
  * Also measured, as floors: a plain add and a relaxed atomic fetch_add on a
  * MAP_SHARED page; and, resolving 2 label values on every call, the labelled
- * inc through promshm_family_labels() + inc + free.
+ * inc through promshm_family_labels() + inc + free, and through
+ * promshm_family_inc_by_values() (no handle).
  *
  * BENCH_ONLY=<name> runs only that operation (once, BENCH_ITERATIONS calls)
  * and prints nothing: scripts/bench.sh counts its instructions with
@@ -94,6 +95,17 @@ NOINLINE static double bench_labels_inc(const promshm_family *f, const char *con
     return (t1 - t0) / (double)n;
 }
 
+/* Resolve 2 label values on every call, without a handle. */
+NOINLINE static double bench_labels_by_values_inc(const promshm_family *f, const char *const *values,
+                                                  long n) {
+    uint32_t bad = 0;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) bad |= promshm_family_inc_by_values(f, values, 2, 1.0);
+    double t1 = now_ns();
+    if (bad) check(PROMSHM_RESULT_PANIC, "inc_by_values in the loop");
+    return (t1 - t0) / (double)n;
+}
+
 /* The floor: a plain add through a pointer the compiler cannot see into. */
 NOINLINE static double bench_plain_add(volatile double *cell, long n) {
     double t0 = now_ns();
@@ -163,6 +175,7 @@ int main(void) {
         else if (!strcmp(only, "counter_inc_eager")) bench_counter_inc_eager(e, n);
         else if (!strcmp(only, "histogram_observe")) bench_histogram_observe(h, n);
         else if (!strcmp(only, "labels_inc")) bench_labels_inc(requests, values, n);
+        else if (!strcmp(only, "labels_by_values_inc")) bench_labels_by_values_inc(requests, values, n);
         else {
             fprintf(stderr, "bench_hot: unknown BENCH_ONLY=%s\n", only);
             return 2;
@@ -170,7 +183,8 @@ int main(void) {
         return 0;
     }
 
-    double inc = 1e9, inc_eager = 1e9, observe = 1e9, plain = 1e9, shared = 1e9, labels = 1e9;
+    double inc = 1e9, inc_eager = 1e9, observe = 1e9, plain = 1e9, shared = 1e9, labels = 1e9,
+           by_values = 1e9;
     const long n_labels = n / 10 > 0 ? n / 10 : 1;
     for (long r = 0; r < repeats; r++) {
         plain = best(plain, bench_plain_add(&cell, n));
@@ -179,6 +193,7 @@ int main(void) {
         inc_eager = best(inc_eager, bench_counter_inc_eager(e, n));
         observe = best(observe, bench_histogram_observe(h, n));
         labels = best(labels, bench_labels_inc(requests, values, n_labels));
+        by_values = best(by_values, bench_labels_by_values_inc(requests, values, n_labels));
         check(promshm_flush(), "flush");
     }
 
@@ -188,7 +203,7 @@ int main(void) {
     check(promshm_counter_get(c, &total), "counter_get");
     check(promshm_histogram_get(h, &count, NULL), "histogram_get");
     double want = (double)n * (double)repeats;
-    if (total != want + (double)n_labels * (double)repeats || (double)count != want ||
+    if (total != want + 2.0 * (double)n_labels * (double)repeats || (double)count != want ||
         atomic_load(page) != (uint64_t)(n * repeats)) {
         fprintf(stderr, "bench_hot: totals %.0f/%llu, expected %.0f\n", total,
                 (unsigned long long)count, want);
@@ -200,6 +215,7 @@ int main(void) {
     printf("plain_add %.3f\n", plain);
     printf("fetch_add_shared %.3f\n", shared);
     printf("labels_inc %.3f\n", labels);
+    printf("labels_by_values_inc %.3f\n", by_values);
     printf("counter_inc %.3f\n", inc);
     printf("counter_inc_eager %.3f\n", inc_eager);
     printf("histogram_observe %.3f\n", observe);
