@@ -12,7 +12,7 @@
 #   valgrind --tool=callgrind      instructions per call of the C hot paths (stable on a
 #                                  shared, noisy machine, unlike the times)
 #
-#   scripts/bench.sh            full run (about 6 min here); rewrites the part of
+#   scripts/bench.sh            full run (about 5 min here); rewrites the part of
 #                               docs/PERFORMANCE.md between its markers
 #   scripts/bench.sh --quick    smoke run (CI): tiny counts, checks that every part runs
 #                               and that the table is produced; writes the table to

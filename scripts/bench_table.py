@@ -90,7 +90,7 @@ def main() -> None:
     w(["counter inc, eager (write-through), C API",
        f"{ns(st.get('counter_inc_eager'))} (`.a`), {ns(so.get('counter_inc_eager'))} (`.so`); {irs('counter_inc_eager')}",
        "", f"`fetch_add` {ns(fa)}",
-       f"{ratio(st.get('counter_inc_eager'), fa)} (`.a`) of `fetch_add` (target ≤ 1.5×)"])
+       f"{ratio(st.get('counter_inc_eager'), fa)} (`.a`), {ratio(so.get('counter_inc_eager'), fa)} (`.so`) of `fetch_add` (target ≤ 1.5×)"])
     lab_c = [f"{ns(so.get('labels_inc'))} through C (`labels` + inc + free; {irs('labels_inc')})"]
     if "labels_by_values_inc" in so:
         lab_c.append(f"{ns(so.get('labels_by_values_inc'))} through C (`promshm_family_inc_by_values`; {irs('labels_by_values_inc')})")
