@@ -6,7 +6,8 @@
  *   other, more series than the cache has slots, 2 threads and a child process;
  * - a removed series is not updated through the cache: the values resolve
  *   to the fresh series;
- * - a freed family's cached entry never serves another family;
+ * - a freed family's cached entry never serves another family; a thread
+ *   exiting with the last reference to a family in its cache loses nothing;
  * - errors: NULL family/values/value, wrong family type (nothing created),
  *   label count, not UTF-8, negative delta / NaN (nothing added, on a cache
  *   hit and a miss), and the _e variant's error object.
@@ -37,6 +38,16 @@ static void *thread_main(void *arg) {
     (void)arg;
     inc_copies(g_reqs, "GET", "200", g_n);
     OK(promshm_flush());
+    return NULL;
+}
+
+/* Updates a family by values 100 times, frees the handle it was given, and
+ * exits: the thread's cache then holds the last reference, dropped at exit. */
+static void *last_reference_main(void *arg) {
+    const promshm_family *f = (const promshm_family *)arg;
+    const char *values[] = {"GET", "200"};
+    for (int i = 0; i < 100; i++) OK(promshm_family_inc_by_values(f, values, 2, 1));
+    promshm_family_free(f);
     return NULL;
 }
 
@@ -124,6 +135,18 @@ int main(void) {
         char series[96];
         snprintf(series, sizeof series, "app_short_lived_%d_total{method=\"GET\",code=\"200\"}", round);
         EXPECT(value_of(area, series) == (double)(round + 1));
+    }
+
+    /* A thread exits holding the last reference to a family in its cache:
+     * nothing is lost (the family's buffered values are flushed when it goes). */
+    {
+        promshm_metric_opts lo = metric_opts("last_ref", "Last reference.", names, 2);
+        const promshm_family *f = NULL;
+        OK(promshm_registry_counter(reg, &lo, &f));
+        pthread_t lt;
+        EXPECT(pthread_create(&lt, NULL, last_reference_main, (void *)f) == 0);
+        EXPECT(pthread_join(lt, NULL) == 0);
+        EXPECT(value_of(area, "app_last_ref_total{method=\"GET\",code=\"200\"}") == 100.0);
     }
 
     /* Histogram and summary. */
