@@ -512,7 +512,8 @@ ffi_fn! {
     /// values (a few per thread) is found again without validation, hashing,
     /// locking or allocation; otherwise this resolves as
     /// `promshm_family_labels()` does. Buffered or eager as the family is.
-    /// Thread-safe.
+    /// The thread's cache keeps a reference to the family and the series
+    /// until the entry is replaced or the thread exits. Thread-safe.
     ///
     /// Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (not a
     /// counter family) and `INVALID_VALUE` (negative or NaN `delta`; nothing
