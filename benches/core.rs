@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo bench --bench core            # measure (release); prints a summary table at the end
+//!                                      # (PROMSHM_BENCH_OUT=FILE also writes `id median best` lines)
 //! cargo bench --bench core -- hot/    # only some benchmarks (criterion filter)
 //! cargo test --benches                # smoke test: every benchmark once, small data sets
 //! ```
@@ -1097,4 +1098,22 @@ fn main() {
     let fp = footprint(sizes.footprint);
     c.final_summary();
     summary(&sizes, &fp, &load_before);
+    if let Some(path) = std::env::var_os("PROMSHM_BENCH_OUT") {
+        write_stats(std::path::Path::new(&path));
+    }
+}
+
+/// Write `id median best` (ns per iteration) for every benchmark, one a
+/// line, for scripts/bench.sh's table.
+fn write_stats(path: &std::path::Path) {
+    let ids: Vec<String> = RESULTS.lock().unwrap().keys().cloned().collect();
+    let mut out = String::new();
+    for id in ids {
+        if let Some(s) = stat(&id) {
+            out.push_str(&format!("{id} {:.4} {:.4}\n", s.median, s.best));
+        }
+    }
+    if let Err(e) = std::fs::write(path, out) {
+        eprintln!("core bench: cannot write {}: {e}", path.display());
+    }
 }

@@ -1372,6 +1372,40 @@ const promshm_family *promshm_family_clone(const promshm_family *family);
 void promshm_family_free(const promshm_family *family);
 
 /**
+ * Add `delta` (>= 0, not NaN) to the counter series with these label
+ * values (as `promshm_family_labels()`: `n_values` strings in the order
+ * of the family's label names), creating it if no process has, without
+ * a series handle. The series this thread resolved last by the same
+ * values (a few per thread) is found again without validation, hashing,
+ * locking or allocation; otherwise this resolves as
+ * `promshm_family_labels()` does. Buffered or eager as the family is.
+ * The thread's cache keeps a reference to the family and the series
+ * until the entry is replaced or the thread exits. Thread-safe.
+ *
+ * Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (not a
+ * counter family) and `INVALID_VALUE` (negative or NaN `delta`; nothing
+ * is added).
+ */
+promshm_result promshm_family_inc_by_values(const promshm_family *family,
+                                            const char *const *values,
+                                            size_t n_values,
+                                            double delta);
+
+/**
+ * Record `value` (not NaN) in the histogram or summary series with these
+ * label values, without a series handle; otherwise as
+ * `promshm_family_inc_by_values()`. Thread-safe.
+ *
+ * Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (neither a
+ * histogram nor a summary family) and `INVALID_VALUE` (NaN; nothing is
+ * recorded).
+ */
+promshm_result promshm_family_observe_by_values(const promshm_family *family,
+                                                const char *const *values,
+                                                size_t n_values,
+                                                double value);
+
+/**
  * Add 1 to a counter. The hot path: on a buffered family this touches
  * only the calling thread's buffer (nanoseconds, no lock, no syscall);
  * the area sees it at the next flush. Thread-safe.
@@ -1979,6 +2013,24 @@ promshm_result promshm_family_labels_by_name_e(const promshm_family *family,
                                                size_t n_labels,
                                                const promshm_series **out,
                                                promshm_error *err);
+
+/**
+ * `promshm_family_inc_by_values()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_family_inc_by_values_e(const promshm_family *family,
+                                              const char *const *values,
+                                              size_t n_values,
+                                              double delta,
+                                              promshm_error *err);
+
+/**
+ * `promshm_family_observe_by_values()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_family_observe_by_values_e(const promshm_family *family,
+                                                  const char *const *values,
+                                                  size_t n_values,
+                                                  double value,
+                                                  promshm_error *err);
 
 /**
  * `promshm_family_clear()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.

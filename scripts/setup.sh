@@ -48,6 +48,10 @@ command -v npm >/dev/null || apt_pkgs+=(npm)
 command -v protoc >/dev/null || apt_pkgs+=(protobuf-compiler)
 [ -e /usr/include/google/protobuf/timestamp.proto ] || apt_pkgs+=(libprotobuf-dev)
 command -v victoria-metrics >/dev/null || apt_pkgs+=(victoria-metrics)
+# The peers of scripts/bench.sh: prometheus-cpp (C++) and Ruby's
+# prometheus-client-mmap (prometheus_client comes from PyPI below).
+[ -e /usr/include/prometheus/counter.h ] || apt_pkgs+=(prometheus-cpp-dev)
+[ -e /usr/lib/ruby/vendor_ruby/prometheus/client/mmaped_value.rb ] || apt_pkgs+=(ruby-prometheus-client-mmap)
 # The Python binding's install test makes a venv (Debian splits ensurepip out).
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip' 2>/dev/null; then apt_pkgs+=(python3-venv); fi
 

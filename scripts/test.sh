@@ -172,4 +172,8 @@ timeout 900 python3 -m pytest -p no:cacheprovider -q -rA tests/php
 bash bindings/php/bench/bench.sh --quick
 timeout 300 python3 bindings/php/bench/fpm_bench.py --quick
 
+step "scripts/bench.sh --quick (every benchmark and peer runs once, the table is produced; no timing asserted)"
+timeout 900 bash scripts/bench.sh --quick
+test -s target/bench/table.md
+
 step "all tests passed"

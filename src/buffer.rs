@@ -230,6 +230,25 @@ impl Local {
         }
     }
 
+    /// The cells of `series` if this thread already has them and did not
+    /// fork since: the hot path's checks only, with no call, so that the hot
+    /// functions need no stack frame (everything else is in `cells`).
+    #[inline(always)]
+    fn known_cells(&self, series: &SeriesInner) -> Option<&[AtomicU64]> {
+        // SAFETY: as in `cells`.
+        unsafe {
+            if (&*self.shared.get()).gen != process::fork_generation() {
+                return None;
+            }
+            match (&*self.index.get()).get(series.buffer.id as usize) {
+                Some(Some(slot)) if slot.serial == series.buffer.serial => {
+                    Some(slot.cells.as_ref())
+                }
+                _ => None,
+            }
+        }
+    }
+
     /// The cells of `series` for this thread, created on first touch; `None`
     /// for a removed series (write it through).
     #[inline]
@@ -395,6 +414,26 @@ thread_local! {
 /// Add `v` to f64 cell `i` of this thread's buffer for `series`.
 #[inline]
 pub(crate) fn add_f64(series: &Arc<SeriesInner>, i: usize, v: f64) {
+    let fast = LOCAL.try_with(|l| match l.known_cells(series).and_then(|c| c.get(i)) {
+        Some(c) => {
+            c.store(
+                (f64::from_bits(c.load(Ordering::Relaxed)) + v).to_bits(),
+                Ordering::Release,
+            );
+            true
+        }
+        None => false,
+    });
+    if fast != Ok(true) {
+        add_f64_slow(series, i, v);
+    }
+}
+
+/// `add_f64` on the first touch, after a fork, for a removed series or
+/// during thread exit.
+#[cold]
+#[inline(never)]
+fn add_f64_slow(series: &Arc<SeriesInner>, i: usize, v: f64) {
     let done = LOCAL.try_with(|l| match l.cells(series) {
         Some(cells) => {
             if let Some(c) = cells.get(i) {
@@ -419,6 +458,32 @@ pub(crate) fn add_f64(series: &Arc<SeriesInner>, i: usize, v: f64) {
 /// Histogram observation: f64 cell 0 (sum) += v, u64 cell `1 + bucket` += 1.
 #[inline]
 pub(crate) fn observe(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
+    let fast = LOCAL.try_with(|l| {
+        match l
+            .known_cells(series)
+            .and_then(|c| Some((c.first()?, c.get(1 + bucket)?)))
+        {
+            Some((sum, b)) => {
+                b.store(b.load(Ordering::Relaxed) + 1, Ordering::Release);
+                sum.store(
+                    (f64::from_bits(sum.load(Ordering::Relaxed)) + v).to_bits(),
+                    Ordering::Release,
+                );
+                true
+            }
+            None => false,
+        }
+    });
+    if fast != Ok(true) {
+        observe_slow(series, bucket, v);
+    }
+}
+
+/// `observe` on the first touch, after a fork, for a removed series or
+/// during thread exit.
+#[cold]
+#[inline(never)]
+fn observe_slow(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
     let done = LOCAL.try_with(|l| match l.cells(series) {
         Some(cells) => {
             if let (Some(sum), Some(b)) = (cells.first(), cells.get(1 + bucket)) {

@@ -445,6 +445,15 @@ fn file_checks_and_lock_timeout_options() {
     c_test("test_file_checks", &[], "file_checks:");
 }
 
+/// Updates by label values without a series handle
+/// (`promshm_family_inc_by_values`, `promshm_family_observe_by_values`):
+/// exact totals from threads and a child, removed series, freed families,
+/// every error.
+#[test]
+fn updates_by_label_values() {
+    c_test("test_by_values", &[], "by_values:");
+}
+
 #[test]
 fn basic_api_coverage() {
     c_test("test_basic", &[], "basic:");

@@ -9,12 +9,24 @@
  * Output: one line per operation, "<name> <ns per op>", the best of
  * BENCH_REPEATS runs (default 5) of BENCH_ITERATIONS calls (default 50M).
  * Every total is checked after a flush, so nothing is optimised away.
+ *
+ * Also measured, as floors: a plain add and a relaxed atomic fetch_add on a
+ * MAP_SHARED page; and, resolving 2 label values on every call, the labelled
+ * inc through promshm_family_labels() + inc + free, and through
+ * promshm_family_inc_by_values() (no handle).
+ *
+ * BENCH_ONLY=<name> runs only that operation (once, BENCH_ITERATIONS calls)
+ * and prints nothing: scripts/bench.sh counts its instructions with
+ * valgrind --tool=callgrind --toggle-collect=bench_<name>.
  */
+#define _DEFAULT_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "promshm.h"
@@ -42,7 +54,9 @@ static void check(promshm_result rc, const char *what) {
 /* 1024 observed values spread over the default buckets (0 .. 2.046). */
 static double VALUES[1024];
 
-static double bench_inc(const promshm_series *s, long n) {
+#define NOINLINE __attribute__((noinline))
+
+NOINLINE static double bench_counter_inc(const promshm_series *s, long n) {
     uint32_t bad = 0;
     double t0 = now_ns();
     for (long i = 0; i < n; i++) bad |= promshm_counter_inc(s);
@@ -51,7 +65,7 @@ static double bench_inc(const promshm_series *s, long n) {
     return (t1 - t0) / (double)n;
 }
 
-static double bench_observe(const promshm_series *s, long n) {
+NOINLINE static double bench_histogram_observe(const promshm_series *s, long n) {
     uint32_t bad = 0;
     double t0 = now_ns();
     for (long i = 0; i < n; i++) bad |= promshm_histogram_observe(s, VALUES[i & 1023]);
@@ -60,10 +74,49 @@ static double bench_observe(const promshm_series *s, long n) {
     return (t1 - t0) / (double)n;
 }
 
+/* The same loop as bench_counter_inc, on the eager series (a separate
+ * function, so that callgrind can count it alone). */
+NOINLINE static double bench_counter_inc_eager(const promshm_series *s, long n) {
+    return bench_counter_inc(s, n);
+}
+
+/* Resolve 2 label values on every call, through the handle API. */
+NOINLINE static double bench_labels_inc(const promshm_family *f, const char *const *values, long n) {
+    uint32_t bad = 0;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        const promshm_series *s = NULL;
+        bad |= promshm_family_labels(f, values, 2, &s);
+        bad |= promshm_counter_inc(s);
+        promshm_series_free(s);
+    }
+    double t1 = now_ns();
+    if (bad) check(PROMSHM_RESULT_PANIC, "labels + inc in the loop");
+    return (t1 - t0) / (double)n;
+}
+
+/* Resolve 2 label values on every call, without a handle. */
+NOINLINE static double bench_labels_by_values_inc(const promshm_family *f, const char *const *values,
+                                                  long n) {
+    uint32_t bad = 0;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) bad |= promshm_family_inc_by_values(f, values, 2, 1.0);
+    double t1 = now_ns();
+    if (bad) check(PROMSHM_RESULT_PANIC, "inc_by_values in the loop");
+    return (t1 - t0) / (double)n;
+}
+
 /* The floor: a plain add through a pointer the compiler cannot see into. */
-static double bench_plain(volatile double *cell, long n) {
+NOINLINE static double bench_plain_add(volatile double *cell, long n) {
     double t0 = now_ns();
     for (long i = 0; i < n; i++) *cell += 1;
+    return (now_ns() - t0) / (double)n;
+}
+
+/* The shared-memory floor: a relaxed fetch_add on a MAP_SHARED page. */
+NOINLINE static double bench_fetch_add_shared(_Atomic uint64_t *cell, long n) {
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) atomic_fetch_add_explicit(cell, 1, memory_order_relaxed);
     return (now_ns() - t0) / (double)n;
 }
 
@@ -111,13 +164,36 @@ int main(void) {
     check(promshm_family_labels(eager, values, 2, &e), "labels");
     check(promshm_family_labels(latency, values, 1, &h), "labels");
 
-    double inc = 1e9, inc_eager = 1e9, observe = 1e9, plain = 1e9;
+    _Atomic uint64_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) check(PROMSHM_RESULT_IO, "mmap");
     volatile double cell = 0;
+    const char *only = getenv("BENCH_ONLY");
+    if (only && *only) {
+        if (!strcmp(only, "plain_add")) bench_plain_add(&cell, n);
+        else if (!strcmp(only, "fetch_add_shared")) bench_fetch_add_shared(page, n);
+        else if (!strcmp(only, "counter_inc")) bench_counter_inc(c, n);
+        else if (!strcmp(only, "counter_inc_eager")) bench_counter_inc_eager(e, n);
+        else if (!strcmp(only, "histogram_observe")) bench_histogram_observe(h, n);
+        else if (!strcmp(only, "labels_inc")) bench_labels_inc(requests, values, n);
+        else if (!strcmp(only, "labels_by_values_inc")) bench_labels_by_values_inc(requests, values, n);
+        else {
+            fprintf(stderr, "bench_hot: unknown BENCH_ONLY=%s\n", only);
+            return 2;
+        }
+        return 0;
+    }
+
+    double inc = 1e9, inc_eager = 1e9, observe = 1e9, plain = 1e9, shared = 1e9, labels = 1e9,
+           by_values = 1e9;
+    const long n_labels = n / 10 > 0 ? n / 10 : 1;
     for (long r = 0; r < repeats; r++) {
-        plain = best(plain, bench_plain(&cell, n));
-        inc = best(inc, bench_inc(c, n));
-        inc_eager = best(inc_eager, bench_inc(e, n));
-        observe = best(observe, bench_observe(h, n));
+        plain = best(plain, bench_plain_add(&cell, n));
+        shared = best(shared, bench_fetch_add_shared(page, n));
+        inc = best(inc, bench_counter_inc(c, n));
+        inc_eager = best(inc_eager, bench_counter_inc_eager(e, n));
+        observe = best(observe, bench_histogram_observe(h, n));
+        labels = best(labels, bench_labels_inc(requests, values, n_labels));
+        by_values = best(by_values, bench_labels_by_values_inc(requests, values, n_labels));
         check(promshm_flush(), "flush");
     }
 
@@ -127,7 +203,8 @@ int main(void) {
     check(promshm_counter_get(c, &total), "counter_get");
     check(promshm_histogram_get(h, &count, NULL), "histogram_get");
     double want = (double)n * (double)repeats;
-    if (total != want || (double)count != want) {
+    if (total != want + 2.0 * (double)n_labels * (double)repeats || (double)count != want ||
+        atomic_load(page) != (uint64_t)(n * repeats)) {
         fprintf(stderr, "bench_hot: totals %.0f/%llu, expected %.0f\n", total,
                 (unsigned long long)count, want);
         return 1;
@@ -136,6 +213,9 @@ int main(void) {
     if (total != want) return 1;
 
     printf("plain_add %.3f\n", plain);
+    printf("fetch_add_shared %.3f\n", shared);
+    printf("labels_inc %.3f\n", labels);
+    printf("labels_by_values_inc %.3f\n", by_values);
     printf("counter_inc %.3f\n", inc);
     printf("counter_inc_eager %.3f\n", inc_eager);
     printf("histogram_observe %.3f\n", observe);

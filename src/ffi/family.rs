@@ -323,3 +323,256 @@ pub(crate) fn series_type(s: &AnySeries) -> promshm_metric_type {
         AnySeries::StateSet(_) => promshm_metric_type::StateSet,
     }
 }
+
+// ---- updates by label values, without a series handle ------------------------------------
+
+/// Series resolved by label values on this thread, so that
+/// `promshm_family_inc_by_values()` and `promshm_family_observe_by_values()`
+/// find them again without validating, hashing, locking or allocating.
+///
+/// A hit needs the same family handle, the same number of values, the same
+/// bytes for each, and a series record still live in the area: the check
+/// the family's own series cache makes (`FamilyInner::resolve`). Entries
+/// hold a reference to the family, so its address cannot be reused by
+/// another family while cached. After `fork()` the child's copy stays valid:
+/// it holds handles, no lock.
+struct ByValues {
+    family: Arc<FamilyHandle>,
+    /// The values, each with its NUL.
+    values: Box<[u8]>,
+    n_values: usize,
+    series: AnySeries,
+}
+
+/// Entries per thread, replaced in turn.
+const BY_VALUES_SLOTS: usize = 4;
+
+struct ByValuesCache {
+    slots: [Option<ByValues>; BY_VALUES_SLOTS],
+    next: usize,
+}
+
+thread_local! {
+    static BY_VALUES: std::cell::RefCell<ByValuesCache> = const {
+        std::cell::RefCell::new(ByValuesCache { slots: [const { None }; BY_VALUES_SLOTS], next: 0 })
+    };
+}
+
+impl ByValues {
+    /// Whether the C strings `values` are the cached ones.
+    ///
+    /// # Safety
+    /// `values` covers `self.n_values` pointers, each NULL or NUL-terminated.
+    #[inline]
+    unsafe fn matches(&self, values: *const *const c_char) -> bool {
+        let mut cached = &self.values[..];
+        for i in 0..self.n_values {
+            // SAFETY: `i < n_values` pointers are readable (caller contract).
+            let p = unsafe { *values.add(i) }.cast::<u8>();
+            if p.is_null() {
+                return false;
+            }
+            let mut j = 0;
+            loop {
+                // SAFETY: bytes up to and including the string's NUL are readable; the loop
+                // stops at the first difference, and the cached segment ends with a NUL, so
+                // it never reads past the caller's NUL.
+                let b = unsafe { *p.add(j) };
+                if b != cached[j] {
+                    return false;
+                }
+                j += 1;
+                if b == 0 {
+                    break;
+                }
+            }
+            cached = &cached[j..];
+        }
+        true
+    }
+
+    fn is_live(&self) -> bool {
+        with_series!(&self.series, s => s.series.is_live())
+    }
+}
+
+/// Apply the same expression to whichever typed series is inside.
+macro_rules! with_series {
+    ($any:expr, $s:ident => $e:expr) => {
+        match $any {
+            AnySeries::Counter($s) => $e,
+            AnySeries::Gauge($s) => $e,
+            AnySeries::Histogram($s) => $e,
+            AnySeries::Summary($s) => $e,
+            AnySeries::Info($s) => $e,
+            AnySeries::StateSet($s) => $e,
+        }
+    };
+}
+use with_series;
+
+/// Run `update` on the series of `family` with label values `values`: from
+/// this thread's cache when the same values were resolved here before,
+/// otherwise resolved (and created if need be) as `promshm_family_labels()`
+/// does, then cached. `want` is the family type the caller's update needs.
+///
+/// # Safety
+/// `family` is NULL or a live family handle; `values` covers `n_values`
+/// pointers, each NULL or a NUL-terminated string.
+unsafe fn update_by_values(
+    func: &'static str,
+    family: *const promshm_family,
+    values: *const *const c_char,
+    n_values: usize,
+    want: &[promshm_metric_type],
+    update: impl Fn(&AnySeries) -> crate::Result<()>,
+) -> Result<(), super::result::FfiError> {
+    // SAFETY: `family` is NULL or a live handle from this library (caller contract).
+    let handle = unsafe { borrow(family)? };
+    if !want.contains(&handle.metric_type()) {
+        return Err(wrong_family_type(func, handle.metric_type(), want[0]));
+    }
+    let hit = BY_VALUES.try_with(|cache| {
+        let cache = cache.try_borrow().ok()?;
+        let entry = cache.slots.iter().flatten().find(|e| {
+            std::ptr::eq(Arc::as_ptr(&e.family), handle)
+                && e.n_values == n_values
+                && (n_values == 0 || !values.is_null())
+                // SAFETY: `values` covers `n_values` pointers (caller contract).
+                && unsafe { e.matches(values) }
+                && e.is_live()
+        })?;
+        Some(update(&entry.series))
+    });
+    if let Ok(Some(done)) = hit {
+        return Ok(done?);
+    }
+    // Miss: resolve with full validation, then remember it.
+    // SAFETY: as above.
+    let series = unsafe { with_strs(values, n_values, "values", |v| Ok(handle.labels(v)?))? };
+    update(&series)?;
+    // SAFETY: `family` is a live handle (checked by `borrow` above).
+    let family = unsafe { super::handle::clone_arc(family)? };
+    // SAFETY: as above; every value was read successfully by `with_strs`.
+    let bytes = unsafe { value_bytes(values, n_values) };
+    let entry = ByValues {
+        family,
+        values: bytes,
+        n_values,
+        series,
+    };
+    // During thread teardown the cache may be gone: then nothing is kept.
+    let _ = BY_VALUES.try_with(|cache| {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            let i = cache.next;
+            cache.next = (i + 1) % BY_VALUES_SLOTS;
+            cache.slots[i] = Some(entry);
+        }
+    });
+    Ok(())
+}
+
+/// The NUL-terminated strings `values[..n]`, concatenated with their NULs.
+///
+/// # Safety
+/// `values` covers `n` non-NULL NUL-terminated strings.
+unsafe fn value_bytes(values: *const *const c_char, n: usize) -> Box<[u8]> {
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        // SAFETY: caller contract.
+        let s = unsafe { std::ffi::CStr::from_ptr(*values.add(i)) };
+        bytes.extend_from_slice(s.to_bytes_with_nul());
+    }
+    bytes.into_boxed_slice()
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_family_type(
+    func: &'static str,
+    got: promshm_metric_type,
+    want: promshm_metric_type,
+) -> super::result::FfiError {
+    use super::series::type_name;
+    super::result::FfiError::new(
+        super::result::promshm_result::WrongType,
+        format!(
+            "{func}: the family is a {}, not a {}",
+            type_name(got),
+            type_name(want)
+        ),
+    )
+}
+
+ffi_fn! {
+    /// Add `delta` (>= 0, not NaN) to the counter series with these label
+    /// values (as `promshm_family_labels()`: `n_values` strings in the order
+    /// of the family's label names), creating it if no process has, without
+    /// a series handle. The series this thread resolved last by the same
+    /// values (a few per thread) is found again without validation, hashing,
+    /// locking or allocation; otherwise this resolves as
+    /// `promshm_family_labels()` does. Buffered or eager as the family is.
+    /// The thread's cache keeps a reference to the family and the series
+    /// until the entry is replaced or the thread exits. Thread-safe.
+    ///
+    /// Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (not a
+    /// counter family) and `INVALID_VALUE` (negative or NaN `delta`; nothing
+    /// is added).
+    unsafe fn promshm_family_inc_by_values(
+        family: *const promshm_family,
+        values: *const *const c_char,
+        n_values: usize,
+        delta: f64,
+    ) -> promshm_result {
+        check(|| {
+            // SAFETY: the pointers are NULL or valid (caller contract).
+            unsafe {
+                update_by_values(
+                    "promshm_family_inc_by_values",
+                    family,
+                    values,
+                    n_values,
+                    &[promshm_metric_type::Counter],
+                    |s| match s {
+                        AnySeries::Counter(c) => c.add(delta),
+                        _ => Ok(()),
+                    },
+                )
+            }
+        })
+    }
+}
+
+ffi_fn! {
+    /// Record `value` (not NaN) in the histogram or summary series with these
+    /// label values, without a series handle; otherwise as
+    /// `promshm_family_inc_by_values()`. Thread-safe.
+    ///
+    /// Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (neither a
+    /// histogram nor a summary family) and `INVALID_VALUE` (NaN; nothing is
+    /// recorded).
+    unsafe fn promshm_family_observe_by_values(
+        family: *const promshm_family,
+        values: *const *const c_char,
+        n_values: usize,
+        value: f64,
+    ) -> promshm_result {
+        check(|| {
+            // SAFETY: the pointers are NULL or valid (caller contract).
+            unsafe {
+                update_by_values(
+                    "promshm_family_observe_by_values",
+                    family,
+                    values,
+                    n_values,
+                    &[promshm_metric_type::Histogram, promshm_metric_type::Summary],
+                    |s| match s {
+                        AnySeries::Histogram(h) => h.observe(value),
+                        AnySeries::Summary(q) => q.observe(value),
+                        _ => Ok(()),
+                    },
+                )
+            }
+        })
+    }
+}

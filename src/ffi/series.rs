@@ -41,7 +41,7 @@ unsafe fn get<'a>(p: *const promshm_series) -> Option<&'a AnySeries> {
     unsafe { p.cast::<AnySeries>().as_ref() }
 }
 
-fn type_name(t: promshm_metric_type) -> &'static str {
+pub(crate) fn type_name(t: promshm_metric_type) -> &'static str {
     match t {
         promshm_metric_type::Invalid => "invalid",
         promshm_metric_type::Counter => "counter",

@@ -57,6 +57,8 @@ error_variants! {
     promshm_buckets_exponential_e => promshm_buckets_exponential(start: f64, factor: f64, count: usize, out: *mut f64);
     promshm_family_labels_e => promshm_family_labels(family: *const promshm_family, values: *const *const c_char, n_values: usize, out: *mut *const promshm_series);
     promshm_family_labels_by_name_e => promshm_family_labels_by_name(family: *const promshm_family, labels: *const promshm_label, n_labels: usize, out: *mut *const promshm_series);
+    promshm_family_inc_by_values_e => promshm_family_inc_by_values(family: *const promshm_family, values: *const *const c_char, n_values: usize, delta: f64);
+    promshm_family_observe_by_values_e => promshm_family_observe_by_values(family: *const promshm_family, values: *const *const c_char, n_values: usize, value: f64);
     promshm_family_clear_e => promshm_family_clear(family: *const promshm_family, out_removed: *mut usize);
     promshm_counter_inc_e => promshm_counter_inc(series: *const promshm_series);
     promshm_counter_add_e => promshm_counter_add(series: *const promshm_series, value: f64);

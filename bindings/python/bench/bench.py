@@ -123,7 +123,18 @@ def scrape(kind: str, series: int, workers: int, repeat: int) -> Dict[str, float
         t = time.perf_counter()
         gen()
         times.append(time.perf_counter() - t)
-    return {"scrape_ms": min(times) * 1000, "fill_s": fill, "bytes": len(text)}
+    return {"scrape_ms": min(times) * 1000, "fill_s": fill, "bytes": len(text), "store_bytes": _store_bytes(kind)}
+
+
+def _store_bytes(kind: str) -> int:
+    """Bytes of storage the workers' series take: the blocks allocated to the
+    area file (promshm) or to the multiprocess directory's files."""
+    if kind == "promshm":
+        paths = [os.environ["PROMSHM_AREA"]]
+    else:
+        d = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        paths = [os.path.join(d, f) for f in os.listdir(d)]
+    return sum(os.stat(p).st_blocks * 512 for p in paths if os.path.isfile(p))
 
 
 def child(args: argparse.Namespace) -> None:
@@ -161,6 +172,7 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=SERIES)
     ap.add_argument("--workers", type=int, default=WORKERS)
     ap.add_argument("--rounds", type=int, default=3, help="rounds of all variants; the best of each is kept")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON (for scripts/bench.sh)")
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -242,6 +254,9 @@ def main() -> None:
     w(f"Targets (DESIGN.md): `inc()` <= 300 ns and >= 4x faster than prometheus_client multiprocess: "
       f"{base['inc()']:.0f} ns, {mp['inc()'] / base['inc()']:.1f}x -> {'met' if target_ok else 'NOT met'}.")
     print("\n".join(lines))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"hot": runs, "scrape": {"promshm": scrape_ps, "prometheus_client multiprocess": scrape_pc}}, f, indent=1)
 
 
 if __name__ == "__main__":

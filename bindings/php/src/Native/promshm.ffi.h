@@ -292,6 +292,14 @@ const char *promshm_family_name(const promshm_family *family);
 size_t promshm_family_label_count(const promshm_family *family);
 const promshm_family *promshm_family_clone(const promshm_family *family);
 void promshm_family_free(const promshm_family *family);
+promshm_result promshm_family_inc_by_values(const promshm_family *family,
+                                            const char *const *values,
+                                            size_t n_values,
+                                            double delta);
+promshm_result promshm_family_observe_by_values(const promshm_family *family,
+                                                const char *const *values,
+                                                size_t n_values,
+                                                double value);
 promshm_result promshm_counter_inc(const promshm_series *series);
 promshm_result promshm_counter_add(const promshm_series *series, double value);
 promshm_result promshm_counter_get(const promshm_series *series, double *out);
@@ -467,6 +475,16 @@ promshm_result promshm_family_labels_by_name_e(const promshm_family *family,
                                                size_t n_labels,
                                                const promshm_series **out,
                                                promshm_error *err);
+promshm_result promshm_family_inc_by_values_e(const promshm_family *family,
+                                              const char *const *values,
+                                              size_t n_values,
+                                              double delta,
+                                              promshm_error *err);
+promshm_result promshm_family_observe_by_values_e(const promshm_family *family,
+                                                  const char *const *values,
+                                                  size_t n_values,
+                                                  double value,
+                                                  promshm_error *err);
 promshm_result promshm_family_clear_e(const promshm_family *family,
                                       size_t *out_removed,
                                       promshm_error *err);
