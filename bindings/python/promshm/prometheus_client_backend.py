@@ -165,7 +165,7 @@ _RENAMED = _TAG + "renamed"
 #: ``prometheus_client:promshm_reset{metric,series}`` / ``..._reset_at``: a
 #: counter's total at its last ``reset()`` (subtracted when rendered) and the
 #: time of that reset (its ``_created``), in promshm's ``max`` mode.
-_COMPANIONS = {"stamp": "all", "reset": "max", "reset_at": "max"}
+_COMPANIONS = {"stamp": "liveall", "reset": "max", "reset_at": "max"}
 _RESETS = "prometheus_client"
 
 #: How a prometheus_client gauge mode is kept in the area (promshm's mode),
@@ -174,12 +174,12 @@ _RESETS = "prometheus_client"
 #: * ``all``: one series per process, with a ``pid`` label added, in promshm's
 #:   ``sum`` mode: only that process writes it, and a dead process's value
 #:   stays (as prometheus_client's ``all`` keeps a dead process's file).
-#: * ``liveall``/``livemax``/``livemin``/``livemostrecent``: promshm's ``all``
+#: * ``liveall``/``livemax``/``livemin``/``livemostrecent``: promshm's ``liveall``
 #:   (a value per live worker slot; a dead worker's disappears), the family
 #:   name tagged with the mode, combined when rendered: ``worker="<slot>"``
 #:   becomes ``pid="<pid>"``, or the max/min/most recent value is taken (the
 #:   update times of ``livemostrecent`` in a ``<name>:promshm_stamp`` family).
-_GAUGE_STORAGE = {"all": "sum", "liveall": "all", "livemax": "all", "livemin": "all", "livemostrecent": "all"}
+_GAUGE_STORAGE = {"all": "sum", "liveall": "liveall", "livemax": "liveall", "livemin": "liveall", "livemostrecent": "liveall"}
 
 #: Gauge modes whose area family name carries the mode (combined when rendered).
 _TAGGED_MODES = ("liveall", "livemax", "livemin", "livemostrecent")
