@@ -487,6 +487,59 @@ fn resolve(c: &mut Criterion) {
     promshm::flush();
 }
 
+/// Space reuse (issue 16): the eager hot path with and without the
+/// generation check, in the same run, and create+remove cycles in a 1 MiB
+/// area (steady state: every record comes from a hole).
+fn reuse(c: &mut Criterion) {
+    let area = Area::anonymous(&AreaOptions::with_pages(256)).expect("area");
+    let reg = area.registry();
+    let eager = reg
+        .counter(
+            Opts::new("reuse_eager", "Eager.")
+                .labels(&["k"])
+                .eager(true),
+        )
+        .expect("family");
+    let e = eager.labels(&["x"]).expect("series");
+    let buffered = reg
+        .counter(Opts::new("reuse_buffered", "Buffered.").labels(&["k"]))
+        .expect("family")
+        .labels(&["x"])
+        .expect("series");
+    let gauges = reg
+        .gauge(
+            Opts::new("reuse_gauge", "Gauges.").labels(&["k"]),
+            GaugeMode::LiveSum,
+        )
+        .expect("family");
+    let g = gauges.labels(&["x"]).expect("series");
+    let mut grp = Group::new(c, "reuse", 20, false);
+    grp.op("eager_inc/generation_checked", || black_box(&e).inc());
+    grp.op("eager_inc/unchecked_before", || {
+        black_box(&e).__eager_add_without_generation_check(1.0)
+    });
+    grp.op("buffered_inc", || black_box(&buffered).inc());
+    grp.op("gauge_set/generation_checked", || black_box(&g).set(1.0));
+    let mut n = 0u64;
+    grp.op("cycle/counter_create_inc_remove", || {
+        n += 1;
+        let k = n.to_string();
+        if let Ok(s) = eager.labels(&[&k]) {
+            s.inc();
+        }
+        let _ = eager.remove(&[&k]);
+    });
+    grp.op("cycle/gauge_create_set_remove", || {
+        n += 1;
+        let k = n.to_string();
+        if let Ok(s) = gauges.labels(&[&k]) {
+            s.set(1.0);
+        }
+        let _ = gauges.remove(&[&k]);
+    });
+    grp.finish();
+}
+
 /// `promshm::flush()` with `n` buffered series of this thread, dirty or clean.
 fn flush(c: &mut Criterion, n: usize) {
     let area = Area::anonymous(&AreaOptions::default()).expect("area");
@@ -1037,6 +1090,7 @@ fn main() {
         .configure_from_args();
     hot(&mut c);
     resolve(&mut c);
+    reuse(&mut c);
     flush(&mut c, sizes.flush);
     render(&mut c, &sizes);
     contended(&mut c);

@@ -110,6 +110,9 @@ struct Entry {
     family: usize,
     /// Offset of the series record (its state tells whether it was removed).
     off: usize,
+    /// The record's generation when the series was resolved (it changes
+    /// when the record is freed: nothing is flushed into it after that).
+    gen: u64,
     /// Offset of its first value cell.
     cells_off: usize,
     /// Running totals written by the owner. Cell 0 holds f64 bits, the others u64.
@@ -122,13 +125,14 @@ impl Entry {
     /// Push the deltas into the area. Returns whether anything was dirty.
     fn flush(&mut self) -> bool {
         let mut dirty = false;
+        let live = self.area.generation(self.off) == self.gen;
         for (i, (cell, last)) in self.cells.iter().zip(self.flushed.iter_mut()).enumerate() {
             let cur = cell.load(Ordering::Acquire);
             if cur == *last {
                 continue;
             }
             dirty = true;
-            if let Some(target) = self.area.u64_at(self.cells_off + i * 8) {
+            if let Some(target) = self.area.u64_at(self.cells_off + i * 8).filter(|_| live) {
                 if i == 0 {
                     atomic_add_f64(target, f64::from_bits(cur) - f64::from_bits(*last));
                 } else {
@@ -142,8 +146,7 @@ impl Entry {
 
     /// Whether its series is still live (not removed or cleared by any process).
     fn is_live(&self) -> bool {
-        use crate::area::format::{KIND_SERIES, STATE_LIVE};
-        self.area.record_state(self.off, KIND_SERIES) == Some(STATE_LIVE)
+        self.area.series_live(self.off, self.gen)
     }
 }
 
@@ -273,6 +276,7 @@ impl Local {
             area: series.family.area.clone(),
             family: Arc::as_ptr(&series.family) as usize,
             off: series.off,
+            gen: series.gen,
             cells_off: series.cells,
             cells: cells.clone(),
             flushed: vec![0u64; n].into_boxed_slice(),

@@ -43,6 +43,19 @@ pub(crate) struct LocalIndex {
     handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
     /// (family offset, label hash) -> series record offsets.
     series: HashMap<(usize, u64), Vec<usize>>,
+    /// Series record offset -> its key in `series` (records are reused:
+    /// a reused one leaves its old key).
+    keys: HashMap<usize, (usize, u64)>,
+    /// Reuse log entries consumed (see `AreaInner::reuse_log_since`).
+    reuse_seq: u64,
+    /// Reused records that were still being written at the last catch-up.
+    pending: Vec<usize>,
+    /// Series seen before their family (a series may reuse space before
+    /// its family's record): indexed once the family is.
+    orphans: Vec<usize>,
+    /// Free list rebuilds seen (`STAT_FREE_REBUILDS`): a rebuild merges
+    /// holes, so `scanned` may no longer be a record boundary.
+    rebuilds: u64,
 }
 
 impl LocalIndex {
@@ -73,15 +86,84 @@ impl LocalIndex {
             .collect()
     }
 
-    /// Index the records appended since the last call. Without the area lock,
-    /// stop at a record still being written; under it, skip such records
-    /// (their writer died).
+    /// Index the records appended since the last call, and those the reuse
+    /// log names (reallocated in place). Without the area lock, stop at a
+    /// record still being written; under it, skip such records (their
+    /// writer died). A log that wrapped since the last call means a re-walk
+    /// of every series.
     fn catch_up(&mut self, area: &AreaInner, locked: bool) {
+        let (logged, seq) = area.reuse_log_since(self.reuse_seq);
+        let mut redo = std::mem::take(&mut self.pending);
+        let rebuilds = area.hdr(hdr::STAT_FREE_REBUILDS).load(Ordering::Acquire);
+        match logged {
+            Some(offs) if rebuilds == self.rebuilds => redo.extend(offs),
+            _ => {
+                self.rebuilds = rebuilds;
+                self.series.clear();
+                self.keys.clear();
+                redo.clear();
+                self.scanned = 0;
+            }
+        }
+        self.reuse_seq = seq;
         let mut values = Vec::new();
+        for off in redo {
+            self.forget(off);
+            let Some(len) = area
+                .u32_at(off + 4)
+                .map(|l| l.load(Ordering::Relaxed) as usize)
+            else {
+                continue;
+            };
+            match area.record_state(off, KIND_SERIES) {
+                Some(STATE_LIVE) => self.index(
+                    area,
+                    crate::area::records::Record {
+                        off,
+                        kind: KIND_SERIES,
+                        state: STATE_LIVE,
+                        len,
+                    },
+                    &mut values,
+                ),
+                Some(STATE_WRITING) if !locked => self.pending.push(off),
+                _ => {}
+            }
+        }
         let end = area.walk(self.scanned, !locked, |rec| {
             if rec.state != STATE_LIVE {
                 return;
             }
+            self.index(area, rec, &mut values);
+        });
+        self.scanned = end.end;
+        for off in std::mem::take(&mut self.orphans) {
+            if let Some(rec) = area.live_record(off, KIND_SERIES) {
+                self.index(area, rec, &mut values);
+            }
+        }
+    }
+
+    /// Drop the series record at `off` from the index.
+    fn forget(&mut self, off: usize) {
+        if let Some(key) = self.keys.remove(&off) {
+            if let Some(offs) = self.series.get_mut(&key) {
+                offs.retain(|&o| o != off);
+                if offs.is_empty() {
+                    self.series.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Index one LIVE record.
+    fn index(
+        &mut self,
+        area: &AreaInner,
+        rec: crate::area::records::Record,
+        values: &mut Vec<String>,
+    ) {
+        {
             match rec.kind {
                 KIND_FAMILY => {
                     if let Some(shape) = Shape::decode(area, rec) {
@@ -103,51 +185,76 @@ impl LocalIndex {
                     };
                     let fam = fam.load(Ordering::Relaxed) as usize;
                     let Some(shape) = self.by_offset.get(&fam) else {
+                        if !self.orphans.contains(&rec.off) {
+                            self.orphans.push(rec.off);
+                        }
                         return;
                     };
-                    if read_series_values(area, rec, shape, &mut values).is_some() {
+                    if read_series_values(area, rec, shape, values).is_some() {
                         let h = hash_strings(values.iter().map(String::as_str));
-                        self.series.entry((fam, h)).or_default().push(rec.off);
+                        self.add_series(fam, h, rec.off);
                     }
                 }
                 _ => {}
             }
-        });
-        self.scanned = end.end;
+        }
     }
 
-    /// A live series of `fam` with exactly these values.
+    /// Index the series record at `off` under `(fam, hash)`.
+    fn add_series(&mut self, fam: usize, hash: u64, off: usize) {
+        self.forget(off);
+        self.series.entry((fam, hash)).or_default().push(off);
+        self.keys.insert(off, (fam, hash));
+    }
+
+    /// A live series of `fam` with exactly these values: its offset and
+    /// generation (read before the checks and unchanged after them).
     fn find_series(
         &self,
         area: &AreaInner,
         fam: usize,
         values: &[&str],
         hash: u64,
-    ) -> Option<usize> {
+    ) -> Option<(usize, u64)> {
         let mut scratch = Vec::new();
         let shape = self.by_offset.get(&fam)?;
         let n_cells = shape.n_cells(area.max_workers());
-        self.series.get(&(fam, hash))?.iter().copied().find(|&off| {
-            if area.record_state(off, KIND_SERIES) != Some(STATE_LIVE) {
-                return false;
-            }
-            let Some(len) = area
-                .u32_at(off + 4)
-                .map(|l| l.load(Ordering::Relaxed) as usize)
-            else {
-                return false;
-            };
-            let rec = crate::area::records::Record {
-                off,
-                kind: KIND_SERIES,
-                state: STATE_LIVE,
-                len,
-            };
-            let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
-            values
-                .iter()
-                .all(|v| r.string_eq(v, &mut scratch) == Some(true))
-        })
+        let mut gen = 0;
+        let off = self
+            .series
+            .get(&(fam, hash))?
+            .iter()
+            .copied()
+            .find(|&off| {
+                gen = area.generation(off);
+                if area.record_state(off, KIND_SERIES) != Some(STATE_LIVE)
+                    || area
+                        .u32_at(off + ser::FAMILY)
+                        .map(|f| f.load(Ordering::Relaxed) as usize)
+                        != Some(fam)
+                {
+                    return false;
+                }
+                let Some(len) = area
+                    .u32_at(off + 4)
+                    .map(|l| l.load(Ordering::Relaxed) as usize)
+                else {
+                    return false;
+                };
+                let rec = crate::area::records::Record {
+                    off,
+                    kind: KIND_SERIES,
+                    state: STATE_LIVE,
+                    len,
+                };
+                let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
+                values
+                    .iter()
+                    .all(|v| r.string_eq(v, &mut scratch) == Some(true))
+                    && area.record_state(off, KIND_SERIES) == Some(STATE_LIVE)
+                    && area.generation(off) == gen
+            })?;
+        Some((off, gen))
     }
 }
 
@@ -478,32 +585,32 @@ fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
 }
 
 /// Find or create the series of `family` with label values `values`
-/// (constant labels included); the offset of its record.
+/// (constant labels included); the offset and generation of its record.
 pub(crate) fn resolve_series(
     family: &Arc<FamilyInner>,
     values: &[&str],
     hash: u64,
-) -> Result<usize> {
+) -> Result<(usize, u64)> {
     let area = &family.area;
     let mut idx = crate::area::fork::lock(&area.index);
     let found = match idx.find_series(area, family.off, values, hash) {
-        Some(off) => Some(off),
+        Some(found) => Some(found),
         None => {
             idx.catch_up(area, false);
             idx.find_series(area, family.off, values, hash)
         }
     };
     let off = match found {
-        Some(off) => off,
+        Some(found) => found,
         None => {
             let guard = area.lock()?;
             idx.catch_up(area, true);
             match idx.find_series(area, family.off, values, hash) {
-                Some(off) => off,
+                Some(found) => found,
                 None => {
                     let off = create_series(area, &guard, family, values, hash)?;
-                    idx.series.entry((family.off, hash)).or_default().push(off);
-                    off
+                    idx.add_series(family.off, hash, off);
+                    (off, area.generation(off))
                 }
             }
         }
@@ -521,6 +628,7 @@ fn create_series(
     let n_cells = family.shape.n_cells(area.max_workers());
     let mut w = RecordWriter::with_fixed(ser::CELLS);
     w.put_u64(ser::HASH, hash);
+    // The generation stays what the record had (`alloc` keeps it).
     w.put_u32(ser::FAMILY, family.off as u32);
     w.put_u32(ser::N_CELLS, n_cells as u32);
     w.put_u64(ser::CREATED, crate::process::now_secs().to_bits());
@@ -529,58 +637,85 @@ fn create_series(
         w.push_str(v);
     }
     let off = area.alloc(guard, KIND_SERIES, w.len())?;
-    area.write_bytes(off + RECORD_HEADER, &w.buf[RECORD_HEADER..]);
+    area.write_bytes(off + ser::FAMILY, &w.buf[ser::FAMILY..]);
     area.commit(off, KIND_SERIES);
     area.bump(hdr::STAT_SERIES, 1);
     Ok(off)
 }
 
-/// Mark the live series with these values removed; its offset if it was live.
+/// Remove the live series with these values and free its record (and an
+/// info series' blob); its offset and generation if it was live.
 pub(crate) fn remove_series(
     family: &Arc<FamilyInner>,
     values: &[&str],
     hash: u64,
-) -> Result<Option<usize>> {
+) -> Result<Option<(usize, u64)>> {
     let area = &family.area;
     area.check_writable()?;
     let mut idx = crate::area::fork::lock(&area.index);
-    idx.catch_up(area, false);
-    let Some(off) = idx.find_series(area, family.off, values, hash) else {
+    // Under the lock the index is complete (an unlocked catch-up stops at
+    // a record another process is writing).
+    let guard = area.lock()?;
+    idx.catch_up(area, true);
+    let Some((off, gen)) = idx.find_series(area, family.off, values, hash) else {
         return Ok(None);
     };
     // A removed series is never found again: forget it (lookups stay as
     // fast as the live series, however often labels are removed and re-added).
-    if let Some(offs) = idx.series.get_mut(&(family.off, hash)) {
-        offs.retain(|&o| o != off);
-    }
-    if !area.mark_removed(off, KIND_SERIES) {
+    idx.forget(off);
+    if !free_series(area, &guard, family, off) {
         return Ok(None);
     }
-    area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
-    Ok(Some(off))
+    Ok(Some((off, gen)))
 }
 
-/// Remove every live series of the family; how many.
+/// Free the LIVE series record at `off` of `family` (under the lock):
+/// first its info blob, then the record. `false` if it was not live.
+fn free_series(
+    area: &AreaInner,
+    guard: &crate::area::AreaLockGuard<'_>,
+    family: &FamilyInner,
+    off: usize,
+) -> bool {
+    if area.record_state(off, KIND_SERIES) != Some(STATE_LIVE) {
+        return false;
+    }
+    let blob = (family.shape.kind == MetricType::Info)
+        .then(|| {
+            area.u64_at(off + ser::CELLS)
+                .map(|c| c.load(Ordering::Acquire))
+        })
+        .flatten();
+    if !area.free_record(guard, off) {
+        return false;
+    }
+    if let Some(b) = blob {
+        crate::metrics::info::free_blob(area, guard, b);
+    }
+    area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
+    true
+}
+
+/// Remove every live series of the family and free their records; how many.
 pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
     let area = &family.area;
     let mut idx = crate::area::fork::lock(&area.index);
     // Under the lock no process can add a series while we clear.
-    let _guard = area.lock()?;
+    let guard = area.lock()?;
     idx.catch_up(area, true);
+    let offs: Vec<usize> = idx
+        .series
+        .iter()
+        .filter(|((fam, _), _)| *fam == family.off)
+        .flat_map(|(_, offs)| offs.iter().copied())
+        .collect();
     let mut n = 0;
-    idx.series.retain(|(fam, _), offs| {
-        if *fam != family.off {
-            return true;
+    for off in offs {
+        idx.forget(off);
+        if free_series(area, &guard, family, off) {
+            n += 1;
         }
-        for &off in offs.iter() {
-            if area.mark_removed(off, KIND_SERIES) {
-                n += 1;
-            }
-        }
-        false
-    });
-    area.hdr(hdr::STAT_SERIES)
-        .fetch_sub(n as u64, Ordering::Relaxed);
+    }
     Ok(n)
 }
 

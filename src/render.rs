@@ -73,26 +73,18 @@ pub(crate) fn render_into(
     let mut by_offset: HashMap<usize, usize> = HashMap::new();
     // Every name the families kept so far render.
     let mut names: HashMap<String, ()> = HashMap::new();
-    let mut removed_values = Vec::new();
+    // Offsets of the valid families (kept or not), and the series seen
+    // before their family.
+    let mut valid_families = std::collections::HashSet::new();
+    let mut later = Vec::new();
     let end = area.walk(0, false, |rec| {
-        if rec.state == STATE_REMOVED {
-            // Only series are ever removed, and a removed series keeps its
-            // committed bytes: check them, so that a damaged length cannot
-            // silently hide the records after it.
-            let ok = rec.kind == KIND_SERIES
-                && area
-                    .u32_at(rec.off + ser::FAMILY)
-                    .and_then(|f| by_offset.get(&(f.load(Ordering::Relaxed) as usize)))
-                    .map_or(names.is_empty() || prefix.is_some(), |&i| {
-                        read_series_values(area, rec, &families[i].shape, &mut removed_values)
-                            .is_some()
-                    });
-            if !ok {
+        if rec.state != STATE_LIVE {
+            // Removed and free series and blobs are not read (their bytes
+            // are being recycled; the walk checked their header and size
+            // class). Only series and blobs are ever freed.
+            if rec.kind == KIND_FAMILY && rec.state != STATE_WRITING {
                 stats.bad_records += 1;
             }
-            return;
-        }
-        if rec.state != STATE_LIVE {
             return;
         }
         match rec.kind {
@@ -114,6 +106,7 @@ pub(crate) fn render_into(
                         return;
                     }
                     names.extend(rendered().map(|n| (n, ())));
+                    valid_families.insert(rec.off);
                     if prefix.is_some_and(|p| !shape.name.starts_with(p)) {
                         return;
                     }
@@ -132,22 +125,41 @@ pub(crate) fn render_into(
                     .unwrap_or(0);
                 if let Some(&i) = by_offset.get(&fam) {
                     families[i].series.push(rec);
-                } else if !names.is_empty() && prefix.is_none() {
-                    // A series whose family is unknown (or damaged).
-                    stats.bad_records += 1;
+                } else {
+                    // Its family may follow it (a series can reuse the
+                    // space of a record before its family's).
+                    later.push((fam, rec));
                 }
             }
             // An info blob is read through its series, but a damaged length
             // here would silently swallow the records after it: count it.
-            KIND_BLOB
-                if prefix.is_none() && crate::metrics::info::read_blob(area, rec.off).is_none() =>
-            {
-                stats.bad_records += 1;
+            KIND_BLOB if prefix.is_none() => {
+                let gen = area.generation(rec.off);
+                if crate::metrics::info::read_blob_pairs(area, rec.off).is_none()
+                    && area.record_state(rec.off, KIND_BLOB) == Some(STATE_LIVE)
+                    && area.generation(rec.off) == gen
+                {
+                    stats.bad_records += 1;
+                }
             }
             _ => {}
         }
     });
     stats.bad_records += end.bad;
+    let placed_later = !later.is_empty();
+    for (fam, rec) in later {
+        if let Some(&i) = by_offset.get(&fam) {
+            families[i].series.push(rec);
+        } else if !valid_families.contains(&fam) && prefix.is_none() {
+            // A series whose family is unknown (or damaged).
+            stats.bad_records += 1;
+        }
+    }
+    if placed_later {
+        for f in &mut families {
+            f.series.sort_by_key(|r| r.off);
+        }
+    }
 
     let selfs = if self_metrics && prefix.is_none() {
         self_metric_values(area)
@@ -227,8 +239,21 @@ fn write_family(
     let (mut written, mut bad) = (0, 0);
     let mut values = std::mem::take(&mut sc.values);
     for &rec in &f.series {
+        // The series as the walk saw it: a record freed since (and perhaps
+        // reused, a grace period later) is skipped, checked again before
+        // each value is written.
+        let gen = area.generation(rec.off);
+        let same = || {
+            area.record_state(rec.off, KIND_SERIES) == Some(STATE_LIVE)
+                && area.generation(rec.off) == gen
+        };
+        if !same() {
+            continue;
+        }
         if read_series_values(area, rec, shape, &mut values).is_none() {
-            bad += 1;
+            if same() {
+                bad += 1;
+            }
             continue;
         }
         let mut labels: Vec<(&str, &str)> = shape
@@ -254,13 +279,18 @@ fn write_family(
                     bad += 1;
                     continue;
                 }
-                enc.point(&desc, &labels, &Point::Counter { value, created })?;
+                if same() {
+                    enc.point(&desc, &labels, &Point::Counter { value, created })?;
+                }
             }
             MetricType::Gauge if shape.gauge_mode == GaugeMode::All => {
                 let mut per_worker = Vec::new();
                 combine(area, cells, GaugeMode::All, |slot, v| {
                     per_worker.push((slot.to_string(), v))
                 });
+                if !same() {
+                    continue;
+                }
                 for (slot, value) in &per_worker {
                     let mut with_worker = labels.clone();
                     with_worker.push((WORKER_LABEL, slot));
@@ -269,6 +299,9 @@ fn write_family(
             }
             MetricType::Gauge => {
                 let value = combine(area, cells, shape.gauge_mode, |_, _| {});
+                if !same() {
+                    continue;
+                }
                 enc.point(&desc, &labels, &Point::Gauge { value })?;
             }
             MetricType::Histogram => {
@@ -279,6 +312,9 @@ fn write_family(
                     sc.buckets.push((bound, acc));
                 }
                 let sum = f64::from_bits(cell(0));
+                if !same() {
+                    continue;
+                }
                 enc.point(
                     &desc,
                     &labels,
@@ -307,6 +343,9 @@ fn write_family(
                     sc.quantiles
                         .extend(shape.params.iter().copied().zip(sc.qout.iter().copied()));
                 }
+                if !same() {
+                    continue;
+                }
                 enc.point(
                     &desc,
                     &labels,
@@ -319,8 +358,7 @@ fn write_family(
                 )?;
             }
             MetricType::Info => {
-                let pairs =
-                    crate::metrics::info::read_blob(area, cell(0) as usize).unwrap_or_default();
+                let pairs = crate::metrics::info::read_blob(area, cell(0)).unwrap_or_default();
                 if pairs
                     .iter()
                     .any(|(k, _)| shape.label_names.iter().any(|n| n == k))
@@ -329,6 +367,9 @@ fn write_family(
                     continue;
                 }
                 labels.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                if !same() {
+                    continue;
+                }
                 enc.point(&desc, &labels, &Point::Info)?;
             }
             MetricType::StateSet => {
@@ -339,6 +380,9 @@ fn write_family(
                     .enumerate()
                     .map(|(i, s)| (s.as_str(), i == current))
                     .collect();
+                if !same() {
+                    continue;
+                }
                 enc.point(&desc, &labels, &Point::StateSet { states: &states })?;
             }
         }

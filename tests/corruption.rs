@@ -56,6 +56,14 @@ const H_LOCK: usize = 56;
 const H_PID_NS: usize = 64;
 /// End of the header fields in use.
 const H_END: usize = 152;
+/// Free list heads and tails (format 3): u32 head, u32 tail per class.
+const H_FREE_LISTS: usize = 512;
+const FREE_CLASSES: usize = 42;
+/// Record fields of a free record: next hole, check word, freed-at stamp.
+const FREE_NEXT: usize = 16;
+const FREE_AT_MS: usize = 24;
+const STATE_LIVE: u8 = 1;
+const STATE_FREE: u8 = 3;
 const WORKERS_OFFSET: usize = PAGE;
 const SLOT_SIZE: usize = 64;
 
@@ -156,6 +164,7 @@ fn put_u64(b: &mut [u8], at: usize, v: u64) {
 struct Rec {
     off: usize,
     kind: u8,
+    state: u8,
     len: usize,
 }
 
@@ -188,6 +197,7 @@ fn walk_pristine(bytes: &[u8]) -> Vec<Rec> {
         out.push(Rec {
             off,
             kind: tag as u8,
+            state: (tag >> 8) as u8,
             len,
         });
         off += len;
@@ -215,8 +225,15 @@ impl Base {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("base.promshm");
         let area = build_area(&path);
-        let bytes = std::fs::read(&path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
         let records = walk_pristine(&bytes);
+        // Holes freed long ago: a new record may take them at once (no
+        // grace period left), which the free list fuzzer relies on.
+        for r in &records {
+            if r.state == STATE_FREE {
+                put_u64(&mut bytes, r.off + FREE_AT_MS, 1);
+            }
+        }
 
         let mut hot: Vec<(usize, usize)> = Vec::new();
         for at in (0..H_END).step_by(4) {
@@ -232,9 +249,19 @@ impl Base {
         let mut family_type = HashMap::new();
         let mut series_family = HashMap::new();
         let mut blob_users: HashMap<usize, Vec<usize>> = HashMap::new();
+        for c in 0..2 * FREE_CLASSES {
+            hot.push((H_FREE_LISTS + 4 * c, usize::MAX));
+        }
         for (i, r) in records.iter().enumerate() {
             hot.push((r.off, i));
             hot.push((r.off + 4, i));
+            if r.state != STATE_LIVE {
+                // A hole (or a removed record): generation and free fields.
+                for f in [8, 16, 20, 24] {
+                    hot.push((r.off + f, i));
+                }
+                continue;
+            }
             match r.kind {
                 KIND_FAMILY => {
                     for f in [8, 16, 17, 18, 19, 20, 22, 24, 28, 32] {
@@ -256,25 +283,27 @@ impl Base {
                     family_type.insert(r.off, bytes[r.off + 16]);
                 }
                 KIND_SERIES => {
-                    for f in [8, 16, 20, 24, 32] {
+                    for f in [8, 16, 20, 24, 32, 40] {
                         hot.push((r.off + f, i));
                     }
                     let fam = u32le(&bytes, r.off + 16) as usize;
                     let n_cells = u32le(&bytes, r.off + 20) as usize;
                     series_family.insert(r.off, fam);
-                    for (at, _) in strings_at(&bytes, r.off + 32 + 8 * n_cells, family_labels[&fam])
+                    for (at, _) in strings_at(&bytes, r.off + 40 + 8 * n_cells, family_labels[&fam])
                     {
                         hot.push((at, i));
                     }
                     if family_type[&fam] == 5 {
-                        let blob = u64le(&bytes, r.off + 32) as usize;
+                        // The info cell: blob offset, low 32 bits.
+                        let blob = u32le(&bytes, r.off + 40) as usize;
                         blob_users.entry(blob).or_default().push(fam);
                     }
                 }
                 KIND_BLOB => {
                     hot.push((r.off + 8, i));
-                    let n = u32le(&bytes, r.off + 8) as usize;
-                    for (at, _) in strings_at(&bytes, r.off + 16, 2 * n) {
+                    hot.push((r.off + 16, i));
+                    let n = u32le(&bytes, r.off + 16) as usize;
+                    for (at, _) in strings_at(&bytes, r.off + 24, 2 * n) {
                         hot.push((at, i));
                     }
                 }
@@ -329,6 +358,23 @@ fn build_area(path: &Path) -> Area {
     }
     requests.labels(&["/gone", "410"]).unwrap().inc();
     assert!(requests.remove(&["/gone", "410"]).unwrap());
+    // Holes of several sizes, in several free lists (format 3).
+    let scratch = reg
+        .gauge(
+            Opts::new("scratch", "Removed again.").labels(&["n"]),
+            GaugeMode::Sum,
+        )
+        .unwrap();
+    for n in 0..6 {
+        scratch.labels(&[&"x".repeat(n * 40)]).unwrap().set(1.0);
+    }
+    for n in [0, 2, 3, 5] {
+        assert!(scratch.remove(&[&"x".repeat(n * 40)]).unwrap());
+    }
+    for n in 0..5 {
+        requests.labels(&["/tmp", &n.to_string()]).unwrap().inc();
+        assert!(requests.remove(&["/tmp", &n.to_string()]).unwrap());
+    }
 
     let jobs = reg
         .counter(Opts::new("jobs_total", "Jobs done.").eager(true))
@@ -1239,7 +1285,8 @@ fn record_iteration(base: &Base, seed: u64, pristine: &mut Option<Pristine>) {
             KIND_FAMILY => {
                 allowed.insert(base.family_names[&rec.off].clone());
             }
-            KIND_SERIES => {
+            // (A hole, a free record of format 3, renders nothing.)
+            KIND_SERIES if rec.state == STATE_LIVE => {
                 allowed.insert(base.family_names[&base.series_family[&rec.off]].clone());
             }
             KIND_BLOB => {
@@ -1327,6 +1374,153 @@ fn fuzz_record_confined_corruption() {
     );
 }
 
+/// Damage confined to the free lists (format 3): list heads and tails, and
+/// the links, check words and generations of free records, set to other
+/// records (live ones included), to themselves (cycles), to free records of
+/// other sizes, to offsets inside records, to garbage. Then a writer
+/// allocates in the damaged area — series of the freed sizes (which take
+/// holes first) and info replacements (which free and reuse blobs): every
+/// live series of the pristine area renders exactly as before (no writer
+/// overwrote a live record), every new series holds what was written,
+/// nothing is counted bad, and every iteration ends (the watchdog catches
+/// a writer looping on a cyclic list).
+fn free_list_iteration(base: &Base, seed: u64, pristine: &mut Option<Pristine>) {
+    let mut rng = Rng::new(seed);
+    let mut buf = base.bytes.clone();
+    let mut log = Vec::new();
+    let holes: Vec<usize> = base
+        .records
+        .iter()
+        .filter(|r| r.state == STATE_FREE)
+        .map(|r| r.off)
+        .collect();
+    assert!(holes.len() >= 8, "the base has holes to damage");
+    let records: Vec<usize> = base.records.iter().map(|r| r.off).collect();
+    for _ in 0..1 + rng.below(4) {
+        let v = match rng.below(7) {
+            0 => 0,
+            1 => *rng.pick(&records) as u32,
+            2 => *rng.pick(&holes) as u32,
+            3 => (*rng.pick(&records) + 8 * (1 + rng.below(8))) as u32,
+            4 => rng.next() as u32,
+            5 => u32le(&buf, H_DATA_OFFSET),
+            _ => u32::MAX,
+        };
+        if rng.pct(50) {
+            let at = H_FREE_LISTS + 4 * rng.below(2 * FREE_CLASSES);
+            put_u32(&mut buf, at, v);
+            log.push(format!("list word {at} = {v:#x}"));
+        } else {
+            let h = *rng.pick(&holes);
+            let f = *rng.pick(&[FREE_NEXT, FREE_NEXT + 4, 8]);
+            let v = if f == FREE_NEXT && rng.pct(20) {
+                h as u32
+            } else {
+                v
+            };
+            put_u32(&mut buf, h + f, v);
+            log.push(format!("hole {h} field {f} = {v:#x}"));
+        }
+    }
+    let path = fresh_file(base, seed, &buf);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        phase("free lists: allocate");
+        let area = Area::open(&path, OpenMode::ReadWrite)
+            .expect("free list damage must not stop the open");
+        let reg = area.registry();
+        let g = reg
+            .gauge(
+                Opts::new("fuzz_alloc", "New gauges.").labels(&["n"]),
+                GaugeMode::Sum,
+            )
+            .unwrap();
+        let c = reg
+            .counter(
+                Opts::new("fuzz_alloc_c", "New counters.")
+                    .labels(&["n"])
+                    .eager(true),
+            )
+            .unwrap();
+        let label = |n: usize| "y".repeat(n * 20);
+        for n in 0..12 {
+            g.labels(&[&label(n)]).unwrap().set(n as f64);
+            c.labels(&[&label(n)]).unwrap().add(n as f64 + 1.0).unwrap();
+        }
+        let build = reg
+            .info(Opts::new("build", "Build information."))
+            .unwrap()
+            .get()
+            .unwrap();
+        for v in ["2.0", "2.1", "2.2"] {
+            build.set(&[("version", v)]).unwrap();
+        }
+        for n in 0..12 {
+            assert_eq!(g.labels(&[&label(n)]).unwrap().get(), n as f64);
+            assert_eq!(c.labels(&[&label(n)]).unwrap().get(), n as f64 + 1.0);
+        }
+        phase("free lists: compare");
+        drop((g, c, build, reg, area));
+        loop {
+            let epoch = window_epoch();
+            let expected = pristine_renders(base, pristine);
+            let area = Area::open(&path, OpenMode::ReadOnly).unwrap();
+            let mut retry = false;
+            for (f, want) in &expected {
+                let (got, stats) = render_plain(&area, *f);
+                if window_epoch() != epoch {
+                    retry = true;
+                    break;
+                }
+                assert_eq!(
+                    stats.bad_records, 0,
+                    "{f:?}: bad records after free list damage"
+                );
+                let got = blocks(&got);
+                for (name, lines) in blocks(want) {
+                    if name.starts_with("build") || name.starts_with("promshm_") || name.is_empty()
+                    {
+                        continue;
+                    }
+                    assert_eq!(
+                        got.get(&name),
+                        Some(&lines),
+                        "{f:?}: family {name} changed: a live record was overwritten"
+                    );
+                }
+                let new = got.get("fuzz_alloc").map(Vec::len).unwrap_or(0);
+                assert_eq!(new, 12 + 2, "{f:?}: the new gauges");
+            }
+            if !retry {
+                break;
+            }
+        }
+        phase("done");
+    }));
+    if r.is_err() && std::env::var_os("PROMSHM_FUZZ_KEEP").is_some() {
+        let _ = std::fs::copy(&path, "/tmp/fuzzkeep.promshm");
+    }
+    {
+        let _ = std::fs::remove_file(&path);
+    }
+    if let Err(p) = r {
+        eprintln!(
+            "free list corruption of seed {seed:#x}: {log:?} ({})",
+            path.display()
+        );
+        std::panic::resume_unwind(p);
+    }
+}
+
+#[test]
+fn fuzz_free_list_corruption() {
+    fuzz::<Option<Pristine>>(
+        "fuzz_free_list_corruption",
+        0x5EED_C0DE_0003,
+        iterations(400),
+        free_list_iteration,
+    );
+}
+
 // ---- specific cases --------------------------------------------------------------
 
 struct TempDir(PathBuf);
@@ -1388,18 +1582,21 @@ fn wrong_magic_is_incompatible() {
 
 #[test]
 fn other_version_is_incompatible_and_named() {
-    let dir = TempDir::new("version");
-    let mut bytes = small_area(&dir);
-    put_u32(&mut bytes, H_VERSION, 3);
-    let path = dir.join("v3.promshm");
-    std::fs::write(&path, &bytes).unwrap();
-    for r in open_both(&path) {
-        match r {
-            Err(Error::IncompatibleArea(m)) => {
-                assert!(m.contains("version 3"), "{m}");
-                assert!(m.contains('2'), "{m}");
+    // Version 2 (no space reuse) and a future version 4.
+    for v in [2u32, 4] {
+        let dir = TempDir::new("version");
+        let mut bytes = small_area(&dir);
+        put_u32(&mut bytes, H_VERSION, v);
+        let path = dir.join(&format!("v{v}.promshm"));
+        std::fs::write(&path, &bytes).unwrap();
+        for r in open_both(&path) {
+            match r {
+                Err(Error::IncompatibleArea(m)) => {
+                    assert!(m.contains(&format!("version {v}")), "{m}");
+                    assert!(m.contains("reads version 3"), "{m}");
+                }
+                other => panic!("expected IncompatibleArea, got {other:?}"),
             }
-            other => panic!("expected IncompatibleArea, got {other:?}"),
         }
     }
 }

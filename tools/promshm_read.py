@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read a promshm area file and print its families and series as JSON.
 
-An independent reader written from docs/FORMAT.md (format version 2) only,
+An independent reader written from docs/FORMAT.md (format version 3) only,
 with the Python standard library (mmap, struct). It never writes to the area,
 takes no lock but the shared flock while validating the header, and trusts
 nothing it reads: every offset and length is checked, damaged records are
@@ -9,10 +9,18 @@ skipped and counted in "bad_records" (section numbers refer to FORMAT.md).
 
 Usage:
     promshm_read.py AREA [--now-ms MS] [--indent N]
+    promshm_read.py AREA --check-free
+
+--check-free prints one line, "free_records=N listed=N series=N
+bad_records=N", after a "problem: ..." line for each record that is both in
+a free list and live and for each damaged free list; exit status 4 if there
+was any problem.
 
 Output (one JSON object):
-    {"format_version": 2, "pages": .., "max_workers": .., "data_offset": ..,
+    {"format_version": 3, "pages": .., "max_workers": .., "data_offset": ..,
      "alloc_cursor": .., "bad_records": .., "stats": {..}, "workers": [..],
+     "free": {"records": [off, ..], "bytes": n, "lists": {size: [off, ..]},
+              "free_and_live": [off, ..], "problems": [text, ..]},
      "families": [ {"name", "type", "help", "unit", "labels": [..],
                     "gauge_mode" (gauge), "buckets" (histogram),
                     "quantiles", "age_buckets", "max_age_ms" (summary),
@@ -33,7 +41,8 @@ Floats that JSON cannot carry are written as the strings "NaN", "+Inf",
 "-Inf". Families are sorted by name; series are in area order.
 
 Exit status: 0 on success, 2 if the file is not a (compatible) area,
-3 if its header is corrupt, 1 on an I/O error.
+3 if its header is corrupt, 1 on an I/O error, 4 if --check-free found a
+problem.
 """
 
 import fcntl
@@ -52,17 +61,26 @@ PAGE = 4096
 MIN_PAGES = 3
 MAX_PAGES = 0xFFFFFFFF // PAGE
 MAGIC = b"PROMSHM1"
-VERSION = 2
+VERSION = 3
 ENDIAN_TAG = 0x01020304
 INIT_READY = 2
 MAX_WORKERS = 4096
 SLOT_SIZE = 64
 
 KIND_FAMILY, KIND_SERIES, KIND_PADDING, KIND_BLOB = 1, 2, 3, 4
-STATE_WRITING, STATE_LIVE, STATE_REMOVED = 0, 1, 2
+STATE_WRITING, STATE_LIVE, STATE_REMOVED, STATE_FREE = 0, 1, 2, 3
+
+# Reuse (section 6.5): size classes of series and blob records, free lists.
+SMALL_CLASSES = [32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
+                 640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096]
+MAX_CLASS_PAGES = 16
+CLASS_SIZES = SMALL_CLASSES + [p * PAGE for p in range(2, MAX_CLASS_PAGES + 1)]
+FREE_LISTS = 512  # header: u32 head, u32 tail per class
+REUSABLE = (KIND_SERIES, KIND_BLOB)
+SERIES_CELLS = 40  # first value cell of a series record
 
 TYPES = {1: "counter", 2: "gauge", 3: "histogram", 4: "summary", 5: "info", 6: "stateset"}
-GAUGE_MODES = {0: "sum", 1: "livesum", 2: "max", 3: "min", 4: "mostrecent", 5: "all"}
+GAUGE_MODES = {0: "sum", 1: "livesum", 2: "max", 3: "min", 4: "mostrecent", 5: "all", 6: "livemax", 7: "livemin", 8: "livemostrecent"}
 
 MAX_NAME_LEN = 1024
 MAX_HELP_LEN = 16 * 1024
@@ -97,6 +115,15 @@ class Bad(Exception):
 
 def align8(n):
     return (n + 7) & ~7
+
+
+def class_size(n):
+    """Record size of a series or blob whose contents end at `n` (section 6.5)."""
+    n = max(align8(n), 32)
+    for c in SMALL_CLASSES:
+        if c >= n:
+            return c
+    return -(-n // PAGE) * PAGE
 
 
 # ---- the mapping -----------------------------------------------------------------
@@ -197,8 +224,9 @@ class Area:
 class RecordReader:
     """Reads fields of one record, bounds-checked against the record (FORMAT.md 7, 8)."""
 
-    def __init__(self, area, off, length, pos):
+    def __init__(self, area, off, length, pos, classed=False):
         self.a, self.off, self.len, self.pos = area, off, length, pos
+        self.classed = classed
 
     def take(self, n):
         if self.pos + n > self.len:
@@ -225,6 +253,8 @@ class RecordReader:
             raise Bad("string is not UTF-8") from None
 
     def at_end(self):
+        if self.classed:
+            return class_size(self.pos) == self.len
         return align8(self.pos) == self.len
 
 
@@ -245,8 +275,10 @@ def walk(area):
         in_page = off % PAGE
         if (
             not KIND_FAMILY <= kind <= KIND_BLOB
-            or state > STATE_REMOVED
+            or state > STATE_FREE
             or tag >> 16 != 0
+            or (kind in REUSABLE and state != STATE_FREE and class_size(length) != length)
+            or (kind in REUSABLE and state == STATE_FREE and length < 32)
             or length < 8
             or length % 8 != 0
             or off + length > limit
@@ -363,27 +395,32 @@ def decode_family(area, off, length):
 def series_values(area, off, length, fam):
     """Label values of a series, after the structural checks of section 8."""
     n = fam["n_cells"]
-    if area.u32(off + 20) != n or length < 32 + 8 * n:
+    if area.u32(off + 20) != n or length < SERIES_CELLS + 8 * n:
         raise Bad("series cell count does not match its family")
-    r = RecordReader(area, off, length, 32 + 8 * n)
+    r = RecordReader(area, off, length, SERIES_CELLS + 8 * n, classed=True)
     values = [r.string(MAX_VALUE_LEN) for _ in fam["labels"]]
     if not r.at_end():
         raise Bad("series record longer than its content")
     return values
 
 
-def read_blob(area, off):
-    """Info pairs of the BLOB record at `off` (section 8.5), or None."""
+def read_blob(area, cell, any_generation=False):
+    """Info pairs of the BLOB record an info cell refers to (section 8.5):
+    offset in the low 32 bits, the blob's generation's low 32 in the high
+    ones. With any_generation, `cell` is just an offset. None if unusable."""
+    off = cell & 0xFFFFFFFF
     try:
-        if off == 0 or off % 4 != 0:
+        if off == 0 or off % 8 != 0:
             return None
         tag = area.u32(off)
         if tag & 0xFF != KIND_BLOB or (tag >> 8) & 0xFF != STATE_LIVE:
             return None
-        length = area.u32(off + 4)
-        if length < 16 or off + length > area.len:
+        if not any_generation and area.u64(off + 8) & 0xFFFFFFFF != cell >> 32:
             return None
-        r = RecordReader(area, off, length, 8)
+        length = area.u32(off + 4)
+        if length < 32 or off + length > area.len:
+            return None
+        r = RecordReader(area, off, length, 16, classed=True)
         n = r.u32()
         if n > MAX_LABELS:
             return None
@@ -462,11 +499,11 @@ def gauge_value(cells, mode, max_workers, folding=None):
             workers[str(s)] = v
         if acc is None:
             acc = (v, stamp)
-        elif mode == "max":
+        elif mode in ("max", "livemax"):
             acc = (fmax(acc[0], v), max(acc[1], stamp))
-        elif mode == "min":
+        elif mode in ("min", "livemin"):
             acc = (fmin(acc[0], v), max(acc[1], stamp))
-        elif mode == "mostrecent":
+        elif mode in ("mostrecent", "livemostrecent"):
             if stamp >= acc[1]:
                 acc = (v, stamp)
         else:
@@ -560,7 +597,7 @@ def read_series(area, off, length, fam, now_ms):
     created = area.f64(off + 24)
     if math.isfinite(created) and created > 0:
         out["created"] = created
-    cells_off = off + 32
+    cells_off = off + SERIES_CELLS
     ftype = fam["type"]
     if ftype == "counter":
         v = f64_bits(area.u64(cells_off))
@@ -610,24 +647,14 @@ def read_area(path, now_ms=None):
     records, bad = walk(area)
     families = {}  # record offset -> family
     names = set()
+    series_records = []
     for off, kind, state, length in records:
-        if state == STATE_REMOVED:
-            # Only series are ever removed; their bytes stay committed: check them.
-            ok = kind == KIND_SERIES
-            if ok:
-                try:
-                    fam = families.get(area.u32(off + 16))
-                    if fam is not None:
-                        series_values(area, off, length, fam)
-                    elif names:
-                        ok = False  # its family is unknown or damaged
-                except Bad:
-                    ok = False
-            if not ok:
+        if state != STATE_LIVE:
+            # WRITING: being written, or its writer died. REMOVED / FREE:
+            # a series or blob being recycled (a family is never freed).
+            if kind == KIND_FAMILY and state in (STATE_REMOVED, STATE_FREE):
                 bad += 1
             continue
-        if state != STATE_LIVE:
-            continue  # WRITING: being written, or its writer died
         if kind == KIND_FAMILY:
             try:
                 fam = decode_family(area, off, length)
@@ -640,15 +667,18 @@ def read_area(path, now_ms=None):
             names.add(fam["name"])
             families[off] = fam
         elif kind == KIND_SERIES:
-            fam = families.get(area.u32(off + 16))
-            if fam is None:
-                if names:
-                    bad += 1  # a series whose family is unknown or damaged
-                continue
-            fam["series"].append((off, length))
+            # Its family may follow it (section 6.5): resolved after the walk.
+            series_records.append((area.u32(off + 16), off, length))
         elif kind == KIND_BLOB:
-            if read_blob(area, off) is None:
+            if read_blob(area, off, any_generation=True) is None:
                 bad += 1
+    for fam_off, off, length in series_records:
+        fam = families.get(fam_off)
+        if fam is None:
+            if names:
+                bad += 1  # a series whose family is unknown or damaged
+            continue
+        fam["series"].append((off, length))
     out_families = []
     for fam in sorted(families.values(), key=lambda f: f["name"]):
         series = []
@@ -698,6 +728,7 @@ def read_area(path, now_ms=None):
         "refused", "reaped", "flushes", "bad_records", "render_ns",
         "locks_recovered", "series", "families", "dropped",
     ]
+    free = free_lists(area, records)
     return {
         "format_version": VERSION,
         "pages": area.pages,
@@ -708,7 +739,64 @@ def read_area(path, now_ms=None):
         "bad_records": bad,
         "stats": {n: area.header_u64(80 + 8 * i) for i, n in enumerate(stat_names)},
         "workers": workers,
+        "free": free,
         "families": out_families,
+    }
+
+
+def hole_list(length):
+    """The free list of a hole of `length` bytes (section 6.5): the largest
+    class it can hold, or None."""
+    if length < 32:
+        return None
+    if length <= PAGE:
+        return max(i for i, c in enumerate(SMALL_CLASSES) if c <= length)
+    return len(SMALL_CLASSES) + min(length // PAGE, MAX_CLASS_PAGES) - 2
+
+
+def free_lists(area, records):
+    """The FREE records of the walk and the free lists of the header
+    (section 6.5), checked against each other: every list node must be a
+    FREE record of the list's size range; a node that is LIVE is listed in
+    "free_and_live". Each list is followed at most as many steps as there
+    are records, so a damaged (cyclic) list ends."""
+    state_at = {off: (kind, state, length) for off, kind, state, length in records}
+    free = [off for off, kind, state, _ in records if state == STATE_FREE]
+    lists, problems, free_and_live = {}, [], []
+    for c, size in enumerate(CLASS_SIZES):
+        head = area.u32(FREE_LISTS + 8 * c)
+        tail = area.u32(FREE_LISTS + 8 * c + 4)
+        nodes, seen, off = [], set(), head
+        while off != 0:
+            if off in seen:
+                problems.append(f"list {size}: cycle at {off}")
+                break
+            if len(nodes) > len(records):
+                problems.append(f"list {size}: longer than the records")
+                break
+            seen.add(off)
+            rec = state_at.get(off)
+            if rec is None:
+                problems.append(f"list {size}: node {off} is not a record")
+                break
+            kind, state, length = rec
+            if state == STATE_LIVE:
+                free_and_live.append(off)
+            if state != STATE_FREE or hole_list(length) != c or kind not in REUSABLE:
+                problems.append(f"list {size}: node {off} is not a free record of its class (state {state}, len {length})")
+                break
+            nodes.append(off)
+            off = area.u32(off + 16)
+        if nodes and tail != nodes[-1]:
+            problems.append(f"list {size}: tail {tail} is not its last node {nodes[-1]}")
+        if nodes:
+            lists[str(size)] = nodes
+    return {
+        "records": free,
+        "bytes": sum(state_at[o][2] for o in free),
+        "lists": lists,
+        "free_and_live": free_and_live,
+        "problems": problems,
     }
 
 
@@ -717,9 +805,12 @@ def main(argv):
     now_ms = None
     indent = None
     path = None
+    check_free = False
     while args:
         a = args.pop(0)
-        if a == "--now-ms" and args:
+        if a == "--check-free":
+            check_free = True
+        elif a == "--now-ms" and args:
             now_ms = int(args.pop(0))
         elif a == "--indent" and args:
             indent = int(args.pop(0))
@@ -745,6 +836,19 @@ def main(argv):
     except OSError as e:
         print(f"promshm_read: {path}: {e}", file=sys.stderr)
         return 1
+    if check_free:
+        free = result["free"]
+        problems = [f"record {o} is in a free list and live" for o in free["free_and_live"]]
+        problems += free["problems"]
+        for p in problems:
+            print(f"problem: {p}")
+        listed = sum(len(v) for v in free["lists"].values())
+        series = sum(len(f["series"]) for f in result["families"])
+        print(
+            f"free_records={len(free['records'])} listed={listed} series={series} "
+            f"bad_records={result['bad_records']}"
+        )
+        return 4 if problems else 0
     json.dump(result, sys.stdout, indent=indent, allow_nan=False)
     sys.stdout.write("\n")
     return 0

@@ -1,4 +1,4 @@
-//! Byte layout of an area, version 2. `docs/FORMAT.md` is the prose version
+//! Byte layout of an area, version 3. `docs/FORMAT.md` is the prose version
 //! of this file; keep the two in step.
 //!
 //! All integers are little-endian on the machines we build for and are
@@ -9,9 +9,11 @@
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PROMSHM1");
 /// Layout version written by this build; an area of another version is refused.
 ///
+/// Version 3: the space of removed series and replaced info blobs is
+/// reused (size classes, free lists, record generations, the reuse log).
 /// Version 2: liveness by open-file-description locks (`FLAG_OFD_LOCKS`,
 /// `LOCK_BYTE`, `SLOT_LOCK_BASE`); version 1 areas used a takeover word.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Page size of every area.
 pub const PAGE_SIZE: usize = 4096;
 /// Written in native byte order; a reader of the other endianness sees it swapped.
@@ -99,6 +101,79 @@ pub mod hdr {
     pub const FOLD_VALUE: usize = 168;
     /// u64 that series' retained stamp once the fold is done.
     pub const FOLD_STAMP: usize = 176;
+    /// u64 bytes in free records (informative).
+    pub const FREE_BYTES: usize = 288;
+    /// u64 allocations served from a free list.
+    pub const STAT_REUSED: usize = 296;
+    /// u64 records freed (removed series, replaced blobs, abandoned records).
+    pub const STAT_FREED: usize = 304;
+    /// u64 sequence of the reuse log: records reallocated so far.
+    pub const REUSE_SEQ: usize = 312;
+    /// u64 free lists rebuilt from the walk (damaged list, or space reclaimed).
+    pub const STAT_FREE_REBUILDS: usize = 320;
+    /// u64 the last generation given to a record (generations never repeat).
+    pub const GEN_COUNTER: usize = 328;
+    /// Free list heads: class `c` at `FREE_LISTS + 8 * c`: u32 head, u32 tail.
+    pub const FREE_LISTS: usize = 512;
+    /// Reuse log: entry `i` (u32 record offset) at `REUSE_LOG + 4 * i`.
+    pub const REUSE_LOG: usize = 1024;
+}
+
+/// Entries of the reuse log (a ring; a reader that fell further behind re-walks).
+pub const REUSE_LOG_LEN: usize = 256;
+
+/// Record sizes of the small size classes (records of at most a page).
+pub const SMALL_CLASSES: [usize; 27] = [
+    32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024,
+    1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+];
+/// Largest record (in pages) that has a size class; larger ones are never reused.
+pub const MAX_CLASS_PAGES: usize = 16;
+/// Number of free lists: the small classes, then 2..=MAX_CLASS_PAGES pages
+/// (the last one also holds larger holes).
+pub const FREE_CLASSES: usize = SMALL_CLASSES.len() + MAX_CLASS_PAGES - 1;
+
+/// The size class of a reusable record of `len` bytes: `(class, record
+/// size)`. Records larger than `MAX_CLASS_PAGES` pages have no class (their
+/// size is a whole number of pages).
+pub fn size_class(len: usize) -> (Option<usize>, usize) {
+    if let Some(c) = SMALL_CLASSES.iter().position(|&n| n >= len) {
+        return (Some(c), SMALL_CLASSES[c]);
+    }
+    let pages = len.div_ceil(PAGE_SIZE);
+    if pages <= MAX_CLASS_PAGES {
+        (Some(SMALL_CLASSES.len() + pages - 2), pages * PAGE_SIZE)
+    } else {
+        (None, pages * PAGE_SIZE)
+    }
+}
+
+/// A free record stays unused this long (ms) after it was freed, so that a
+/// writer that checked the record's generation just before the free has
+/// finished its store before the record is zeroed for a new owner.
+pub const FREE_GRACE_MS: u64 = 100;
+
+/// Check word of a free record at `off` with generation `gen` (detects a
+/// free-list link into bytes that are not a free record).
+pub fn free_check(off: usize, gen: u64) -> u32 {
+    let x = (off as u64) ^ gen.rotate_left(32) ^ 0x4652_4545_5245_4331;
+    let m = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    ((m >> 32) as u32) | 1
+}
+
+/// Fields of every reusable record (series, blob) and of a free record.
+pub mod rec {
+    /// u64 generation: incremented each time the record is freed. Handles
+    /// capture it when they resolve; a write checks it first.
+    pub const GEN: usize = 8;
+    /// Free record: u32 offset of the next free record of its class (0 = none).
+    pub const FREE_NEXT: usize = 16;
+    /// Free record: u32 check word, `free_check(off, gen)`.
+    pub const FREE_CHECK: usize = 20;
+    /// Free record: u64 monotonic ms when it was freed.
+    pub const FREE_AT_MS: usize = 24;
+    /// Smallest reusable record (the free record fields).
+    pub const MIN_LEN: usize = 32;
 }
 
 /// Flag bit: new families are eager (write-through) unless they say otherwise.
@@ -160,8 +235,11 @@ pub const KIND_BLOB: u8 = 4;
 pub const STATE_WRITING: u8 = 0;
 /// Record state: committed and live.
 pub const STATE_LIVE: u8 = 1;
-/// Record state: removed (series) or cleared.
+/// Record state: removed (series) or replaced (blob), not yet free; the
+/// next lock holder that needs space frees it.
 pub const STATE_REMOVED: u8 = 2;
+/// Record state: free (its generation was bumped; it may be in a free list).
+pub const STATE_FREE: u8 = 3;
 
 /// Family record fields (after the record header).
 pub mod fam {
@@ -191,16 +269,26 @@ pub mod fam {
 
 /// Series record fields (after the record header).
 pub mod ser {
-    /// u64 hash of the label values.
-    pub const HASH: usize = 8;
+    // 8: u64 generation, `rec::GEN`.
     /// u32 offset of the family record.
     pub const FAMILY: usize = 16;
     /// u32 number of value cells.
     pub const N_CELLS: usize = 20;
     /// f64 creation time, Unix seconds.
     pub const CREATED: usize = 24;
+    /// u64 hash of the label values.
+    pub const HASH: usize = 32;
     /// Start of the u64 value cells; label values follow them.
-    pub const CELLS: usize = 32;
+    pub const CELLS: usize = 40;
+}
+
+/// Blob record fields (after the record header).
+pub mod blob {
+    // 8: u64 generation, `rec::GEN`.
+    /// u32 number of pairs.
+    pub const N_PAIRS: usize = 16;
+    /// Start of the pairs (after a zero u32).
+    pub const PAIRS: usize = 24;
 }
 
 /// Largest metric name, label name, unit or state name, in bytes.

@@ -8,6 +8,7 @@
 mod file;
 pub(crate) mod fork;
 pub(crate) mod format;
+mod free;
 mod lock;
 pub(crate) mod ofd;
 pub(crate) mod records;
@@ -209,6 +210,10 @@ impl Area {
             pages_total: (a.len / PAGE_SIZE) as u32,
             pages_used: cursor.div_ceil(PAGE_SIZE) as u32,
             bytes_free: a.len - cursor,
+            bytes_in_free_records: a.hdr(hdr::FREE_BYTES).load(Ordering::Relaxed),
+            records_freed: a.hdr(hdr::STAT_FREED).load(Ordering::Relaxed),
+            records_reused: a.hdr(hdr::STAT_REUSED).load(Ordering::Relaxed),
+            free_list_rebuilds: a.hdr(hdr::STAT_FREE_REBUILDS).load(Ordering::Relaxed),
             max_workers: a.max_workers,
             families: a.hdr(hdr::STAT_FAMILIES).load(Ordering::Relaxed),
             series: a.hdr(hdr::STAT_SERIES).load(Ordering::Relaxed),
@@ -261,8 +266,18 @@ pub struct AreaStats {
     pub pages_total: u32,
     /// Pages holding the header, worker table and records.
     pub pages_used: u32,
-    /// Bytes not yet allocated.
+    /// Bytes not yet allocated (after the allocation cursor).
     pub bytes_free: usize,
+    /// Bytes in free records (removed series, replaced info blobs), reused
+    /// by later registrations of the same size class (informative).
+    pub bytes_in_free_records: u64,
+    /// Records freed so far.
+    pub records_freed: u64,
+    /// Allocations served from the free lists so far.
+    pub records_reused: u64,
+    /// Free lists rebuilt from a walk of the records (a damaged list, or an
+    /// area that was full and reclaimed what dead holders left).
+    pub free_list_rebuilds: u64,
     /// Worker slots.
     pub max_workers: u32,
     /// Families registered.

@@ -34,7 +34,7 @@ pub(crate) struct WalkEnd {
     pub bad: u64,
 }
 
-fn tag(kind: u8, state: u8) -> u32 {
+pub(crate) fn tag(kind: u8, state: u8) -> u32 {
     u32::from(kind) | (u32::from(state) << 8)
 }
 
@@ -42,15 +42,21 @@ impl AreaInner {
     /// Read and check the record header at `off` (below `limit`).
     fn record_at(&self, off: usize, limit: usize) -> Option<Record> {
         let t = self.u32_at(off)?.load(Ordering::Acquire);
-        let len = self.u32_at(off + 4)?.load(Ordering::Relaxed) as usize;
+        let len = self.u32_at(off + 4)?.load(Ordering::Acquire) as usize;
         let kind = (t & 0xff) as u8;
         let state = ((t >> 8) & 0xff) as u8;
         if !(KIND_FAMILY..=KIND_BLOB).contains(&kind)
-            || state > STATE_REMOVED
+            || state > STATE_FREE
             || t >> 16 != 0
             || len < RECORD_HEADER
             || len % 8 != 0
             || off.checked_add(len)? > limit
+            || (reusable(kind)
+                && if state == STATE_FREE {
+                    !super::free::hole_shape_ok(off, len)
+                } else {
+                    len < rec::MIN_LEN || size_class(len).1 != len
+                })
         {
             return None;
         }
@@ -71,6 +77,12 @@ impl AreaInner {
             state,
             len,
         })
+    }
+
+    /// The record at `off` if it is a LIVE record of `kind` (header checks only).
+    pub(crate) fn live_record(&self, off: usize, kind: u8) -> Option<Record> {
+        self.record_at(off, self.cursor())
+            .filter(|r| r.kind == kind && r.state == STATE_LIVE)
     }
 
     /// Walk records from `from` to the cursor, calling `f` on each family,
@@ -108,10 +120,57 @@ impl AreaInner {
         WalkEnd { end: limit, bad }
     }
 
-    /// Allocate a zeroed record of `len` bytes (rounded up to 8) of `kind`,
-    /// in state WRITING. Call [`commit`](Self::commit) when it is filled in.
-    pub(crate) fn alloc(&self, _lock: &AreaLockGuard<'_>, kind: u8, len: usize) -> Result<usize> {
-        let len = align8(len.max(RECORD_HEADER));
+    /// Allocate a zeroed record for `len` bytes of `kind`, in state
+    /// WRITING. Call [`commit`](Self::commit) when it is filled in. Series
+    /// and blobs get their size class's size, from its free list first;
+    /// families and larger records come from the cursor.
+    pub(crate) fn alloc(&self, lock: &AreaLockGuard<'_>, kind: u8, len: usize) -> Result<usize> {
+        if !reusable(kind) {
+            return self.alloc_at_cursor(kind, align8(len.max(RECORD_HEADER)));
+        }
+        let (_, size) = size_class(len.max(rec::MIN_LEN));
+        if let Some(off) = self.take_hole(lock, size, false) {
+            return Ok(self.reuse(off, kind, size));
+        }
+        match self.alloc_at_cursor(kind, size) {
+            Ok(off) => {
+                self.new_generation(off);
+                Ok(off)
+            }
+            Err(Error::AreaFull { .. }) => {
+                if let Some(off) = self.take_hole(lock, size, true) {
+                    return Ok(self.reuse(off, kind, size));
+                }
+                // Reclaim what dead holders left (REMOVED, abandoned
+                // records, unlinked holes), merge neighbouring holes, and
+                // try again.
+                self.rebuild_free_lists(lock);
+                match self.take_hole(lock, size, true) {
+                    Some(off) => Ok(self.reuse(off, kind, size)),
+                    None => {
+                        let free = self.len() - self.cursor();
+                        self.bump(hdr::STAT_REFUSED, 1);
+                        Err(Error::AreaFull { needed: size, free })
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Turn the hole at `off` (just taken, now WRITING of `size` bytes)
+    /// into a record of `kind`, zeroed but for its generation, and log it.
+    fn reuse(&self, off: usize, kind: u8, size: usize) -> usize {
+        if let Some(t) = self.u32_at(off) {
+            // Not FREE any more (and not yet anything a reader uses).
+            t.store(tag(kind, STATE_WRITING), Ordering::Release);
+        }
+        self.log_reuse(off);
+        self.zero_bytes(off + rec::GEN + 8, size - rec::GEN - 8);
+        off
+    }
+
+    fn alloc_at_cursor(&self, kind: u8, len: usize) -> Result<usize> {
         let cursor = self.hdr(hdr::ALLOC_CURSOR).load(Ordering::Acquire) as usize;
         if cursor < self.data_offset() || cursor > self.len() || cursor % 8 != 0 {
             return Err(Error::CorruptArea(format!(
@@ -128,7 +187,9 @@ impl AreaInner {
         };
         let start = cursor + pad;
         if start + len > self.len() || len > u32::MAX as usize {
-            self.bump(hdr::STAT_REFUSED, 1);
+            if !reusable(kind) {
+                self.bump(hdr::STAT_REFUSED, 1);
+            }
             return Err(Error::AreaFull {
                 needed: len,
                 free: self.len() - cursor,
@@ -173,21 +234,11 @@ impl AreaInner {
         let t = self.u32_at(off)?.load(Ordering::Acquire);
         ((t & 0xff) as u8 == kind).then_some(((t >> 8) & 0xff) as u8)
     }
+}
 
-    /// Mark a live record removed. `false` if it was not live.
-    pub(crate) fn mark_removed(&self, off: usize, kind: u8) -> bool {
-        match self.u32_at(off) {
-            Some(t) if !self.read_only => t
-                .compare_exchange(
-                    tag(kind, STATE_LIVE),
-                    tag(kind, STATE_REMOVED),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok(),
-            _ => false,
-        }
-    }
+/// Whether records of `kind` are reused (size-classed, with a generation).
+pub(crate) fn reusable(kind: u8) -> bool {
+    kind == KIND_SERIES || kind == KIND_BLOB
 }
 
 /// Reads fields out of one record, bounds-checked against the record.
@@ -216,7 +267,11 @@ impl<'a> RecordReader<'a> {
     /// alignment). Writers size records exactly, so a longer record has a
     /// damaged length that would otherwise hide the records it swallowed.
     pub(crate) fn at_end(&self) -> bool {
-        align8(self.pos) == self.rec.len
+        if reusable(self.rec.kind) {
+            size_class(align8(self.pos).max(rec::MIN_LEN)).1 == self.rec.len
+        } else {
+            align8(self.pos) == self.rec.len
+        }
     }
 
     /// A little-endian u32.
@@ -318,7 +373,8 @@ impl RecordWriter {
         self.buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(s.as_bytes());
     }
-    /// Final record length (rounded up to 8).
+    /// Length of the contents (rounded up to 8); records of reusable kinds
+    /// are allocated at their size class.
     pub(crate) fn len(&self) -> usize {
         align8(self.buf.len())
     }

@@ -52,14 +52,25 @@ impl Counter {
     /// cell every process adds to is swapped to 0, so every handle (in any
     /// process) keeps counting from there; increments still in another
     /// thread's or process's buffer land after the reset. Flush first to
-    /// count this thread's earlier increments before it.
+    /// count this thread's earlier increments before it. A handle whose
+    /// series was removed changes nothing (its record may be another's now).
     pub fn reset(&self) {
-        let area = &self.series.family.area;
-        if let Some(c) = self.series.cell(0) {
-            c.swap(0f64.to_bits(), Ordering::AcqRel);
-        }
-        if let Some(t) = area.u64_at(self.series.off + ser::CREATED) {
+        let Some(c) = self.series.cell(0) else {
+            return;
+        };
+        c.swap(0f64.to_bits(), Ordering::AcqRel);
+        if let Some(t) = self.series.area().u64_at(self.series.off + ser::CREATED) {
             t.store(crate::process::now_secs().to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// Benchmark support: the eager update as it was before generations
+    /// (no check that the series is still the handle's). Do not use.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __eager_add_without_generation_check(&self, v: f64) {
+        if let Some(c) = self.series.area().u64_at(self.series.cells) {
+            atomic_add_f64(c, v);
         }
     }
 

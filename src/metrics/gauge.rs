@@ -190,6 +190,9 @@ impl Gauge {
     /// For `all` mode: the sum over live workers.
     pub fn get(&self) -> f64 {
         let s = &self.series;
+        if !s.is_live() {
+            return 0.0;
+        }
         combine(s.area(), s.cells, s.family.shape.gauge_mode, |_, _| {})
     }
 }
@@ -375,9 +378,11 @@ pub(crate) fn fold_dead_slots(area: &AreaInner, reaped: &[u32]) {
     for_each_gauge_series(area, |cells, mode| fold_series(area, cells, mode, reaped));
 }
 
-/// Call `f(cells, mode)` for every live gauge series of a valid family.
+/// Call `f(cells, mode)` for every live gauge series of a valid family
+/// (a series may precede its family in the walk).
 fn for_each_gauge_series(area: &AreaInner, mut f: impl FnMut(usize, GaugeMode)) {
     let mut modes: Vec<(usize, GaugeMode)> = Vec::new();
+    let mut series: Vec<(usize, usize)> = Vec::new();
     area.walk(0, false, |rec| {
         if rec.state != STATE_LIVE {
             return;
@@ -390,21 +395,18 @@ fn for_each_gauge_series(area: &AreaInner, mut f: impl FnMut(usize, GaugeMode)) 
             }
             return;
         }
-        if rec.kind != KIND_SERIES {
+        if rec.kind != KIND_SERIES || rec.len < ser::CELLS + 8 * cells(area.max_workers()) {
             return;
         }
-        let Some(fam) = area.u32_at(rec.off + ser::FAMILY) else {
-            return;
-        };
-        let fam = fam.load(Ordering::Relaxed) as usize;
-        let Some(&(_, mode)) = modes.iter().find(|(o, _)| *o == fam) else {
-            return;
-        };
-        if rec.len < ser::CELLS + 8 * cells(area.max_workers()) {
-            return;
+        if let Some(fam) = area.u32_at(rec.off + ser::FAMILY) {
+            series.push((rec.off, fam.load(Ordering::Relaxed) as usize));
         }
-        f(rec.off + ser::CELLS, mode);
     });
+    for (off, fam) in series {
+        if let Some(&(_, mode)) = modes.iter().find(|(o, _)| *o == fam) {
+            f(off + ser::CELLS, mode);
+        }
+    }
 }
 
 /// Fold the `reaped` slots of the series at `cells` (one step, see

@@ -1,18 +1,17 @@
 //! Info: a series whose labels carry information (`build_info{version="1.2"} 1`).
 //!
 //! The `(name, value)` pairs given to [`Info::set`] are stored in a blob
-//! record; the series' one cell holds the blob's offset, swapped atomically.
-//! Setting the same pairs again allocates nothing.
+//! record; the series' one cell holds the blob's offset and the low 32 bits
+//! of its generation, swapped atomically; the replaced blob is freed (under
+//! the area lock) for reuse. Setting the same pairs again allocates nothing.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{metric_handle, SeriesInner};
-use crate::area::format::{
-    KIND_BLOB, MAX_LABELS, MAX_NAME_LEN, MAX_VALUE_LEN, RECORD_HEADER, STATE_LIVE,
-};
+use crate::area::format::{blob, KIND_BLOB, MAX_LABELS, MAX_NAME_LEN, MAX_VALUE_LEN, STATE_LIVE};
 use crate::area::records::{Record, RecordReader, RecordWriter};
-use crate::area::AreaInner;
+use crate::area::{AreaInner, AreaLockGuard};
 use crate::encoding::MetricType;
 use crate::error::{Error, Result};
 
@@ -58,37 +57,68 @@ impl Info {
         {
             return Ok(());
         }
-        let mut w = RecordWriter::with_fixed(RECORD_HEADER + 8);
-        w.put_u32(RECORD_HEADER, pairs.len() as u32);
+        let mut w = RecordWriter::with_fixed(blob::PAIRS);
+        w.put_u32(blob::N_PAIRS, pairs.len() as u32);
         for (k, v) in pairs {
             w.push_str(k);
             w.push_str(v);
         }
         let guard = area.lock()?;
+        // A removed series' handle updates nothing (checked under the lock:
+        // no process frees the series meanwhile).
+        let Some(cell) = s.cell(0) else {
+            return Ok(());
+        };
         let off = area.alloc(&guard, KIND_BLOB, w.len())?;
-        area.write_bytes(off + RECORD_HEADER, &w.buf[RECORD_HEADER..]);
+        area.write_bytes(off + blob::N_PAIRS, &w.buf[blob::N_PAIRS..]);
         area.commit(off, KIND_BLOB);
-        if let Some(c) = s.cell(0) {
-            c.store(off as u64, Ordering::Release);
-        }
+        let new = (area.generation(off) as u32 as u64) << 32 | off as u64;
+        let old = cell.swap(new, Ordering::AcqRel);
+        free_blob(area, &guard, old);
         Ok(())
     }
 
     /// The current pairs, or `None` if never set.
     pub fn get(&self) -> Option<Vec<(String, String)>> {
         let s = &self.series;
-        let off = s.cell(0)?.load(Ordering::Acquire) as usize;
-        read_blob(s.area(), off)
+        let cell = s.cell(0)?.load(Ordering::Acquire);
+        read_blob(s.area(), cell)
     }
 }
 
-/// Read and check the info blob at `off`. `None` if unset or damaged.
-pub(crate) fn read_blob(area: &AreaInner, off: usize) -> Option<Vec<(String, String)>> {
-    if off == 0 || area.record_state(off, KIND_BLOB) != Some(STATE_LIVE) {
+/// Free the blob an info cell holding `cell` referred to, if it is still
+/// that blob (under the area lock).
+pub(crate) fn free_blob(area: &AreaInner, guard: &AreaLockGuard<'_>, cell: u64) {
+    let off = cell as u32 as usize;
+    if off != 0
+        && area.record_state(off, KIND_BLOB) == Some(STATE_LIVE)
+        && area.generation(off) as u32 == (cell >> 32) as u32
+    {
+        area.free_record(guard, off);
+    }
+}
+
+/// Read and check the info blob an info cell holding `cell` refers to
+/// (offset in the low 32 bits, the blob's generation in the high ones).
+/// `None` if unset, damaged, or freed meanwhile.
+pub(crate) fn read_blob(area: &AreaInner, cell: u64) -> Option<Vec<(String, String)>> {
+    let off = cell as u32 as usize;
+    let gen = (cell >> 32) as u32;
+    let current = |area: &AreaInner| {
+        area.record_state(off, KIND_BLOB) == Some(STATE_LIVE) && area.generation(off) as u32 == gen
+    };
+    if off == 0 || !current(area) {
         return None;
     }
+    let pairs = read_blob_pairs(area, off)?;
+    // Not freed (and perhaps reused) while it was read.
+    current(area).then_some(pairs)
+}
+
+/// Check and read the pairs of the LIVE blob record at `off`.
+pub(crate) fn read_blob_pairs(area: &AreaInner, off: usize) -> Option<Vec<(String, String)>> {
     let len = area.u32_at(off + 4)?.load(Ordering::Relaxed) as usize;
-    if len < RECORD_HEADER + 8 || off.checked_add(len)? > area.len() {
+    if len < blob::PAIRS || off.checked_add(len)? > area.len() {
         return None;
     }
     let rec = Record {
@@ -97,7 +127,7 @@ pub(crate) fn read_blob(area: &AreaInner, off: usize) -> Option<Vec<(String, Str
         state: STATE_LIVE,
         len,
     };
-    let mut r = RecordReader::new(area, rec, RECORD_HEADER);
+    let mut r = RecordReader::new(area, rec, blob::N_PAIRS);
     let n = r.u32()? as usize;
     if n > MAX_LABELS {
         return None;

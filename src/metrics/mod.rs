@@ -26,7 +26,6 @@ pub use info::Info;
 pub use stateset::StateSet;
 pub use summary::{Summary, SummaryOpts};
 
-use crate::area::format::{KIND_SERIES, STATE_LIVE};
 use crate::area::AreaInner;
 use crate::buffer::BufferId;
 use crate::encoding::MetricType;
@@ -57,10 +56,11 @@ struct SeriesCache {
     /// Label-values hash -> series. Weak, so that series and family do not
     /// keep each other alive.
     by_key: HashMap<u64, Vec<Weak<SeriesInner>>, BuildHasherDefault<IdHasher>>,
-    /// Series record offset -> its thread-buffer id, so that resolving a
-    /// series again (its handles were dropped) does not take a new id. Ids
-    /// are given back when the series is removed or the family dropped.
-    ids: HashMap<usize, BufferId>,
+    /// (Series record offset, generation) -> its thread-buffer id, so that
+    /// resolving a series again (its handles were dropped) does not take a
+    /// new id. Ids are given back when the series is removed or the family
+    /// dropped.
+    ids: HashMap<(usize, u64), BufferId>,
     /// Size of `ids` at which the ids of series removed by other processes
     /// are given back.
     sweep_at: usize,
@@ -69,24 +69,24 @@ struct SeriesCache {
 impl SeriesCache {
     /// The buffer id of the series at `off`, taken on first use; gives back
     /// (amortized) the ids of series that are no longer live.
-    fn id_for(&mut self, area: &AreaInner, off: usize) -> BufferId {
-        if let Some(&b) = self.ids.get(&off) {
+    fn id_for(&mut self, area: &AreaInner, off: usize, gen: u64) -> BufferId {
+        if let Some(&b) = self.ids.get(&(off, gen)) {
             return b;
         }
         if self.ids.len() >= self.sweep_at {
-            self.give_back(|o| area.record_state(o, KIND_SERIES) != Some(STATE_LIVE));
+            self.give_back(|o, g| !area.series_live(o, g));
             self.sweep_at = (self.ids.len() * 2).max(64);
         }
         let b = crate::buffer::take_id();
-        self.ids.insert(off, b);
+        self.ids.insert((off, gen), b);
         b
     }
 
     /// Give back the ids of the series `gone` selects.
-    fn give_back(&mut self, gone: impl Fn(usize) -> bool) {
+    fn give_back(&mut self, gone: impl Fn(usize, u64) -> bool) {
         let mut back = Vec::new();
-        self.ids.retain(|&off, b| {
-            let keep = !gone(off);
+        self.ids.retain(|&(off, gen), b| {
+            let keep = !gone(off, gen);
             if !keep {
                 back.push(*b);
             }
@@ -103,8 +103,16 @@ pub struct SeriesInner {
     pub(crate) family: Arc<FamilyInner>,
     /// Offset of the series record.
     pub(crate) off: usize,
+    /// The record's generation when the series was resolved: once the
+    /// record is freed (the series removed) it differs, and every write
+    /// through this handle does nothing.
+    pub(crate) gen: u64,
     /// Offset of its first value cell.
     pub(crate) cells: usize,
+    /// The record's generation word (record offset 8) in the mapping, from
+    /// which its cells follow (at +32 bytes): checked to be inside the
+    /// mapping, with all `n_cells` cells, when the series was resolved.
+    gen_ptr: *const AtomicU64,
     /// Where its cells sit in the thread-local buffers.
     pub(crate) buffer: BufferId,
     /// Copy of `family.eager`, one load closer to the hot path.
@@ -116,21 +124,42 @@ pub struct SeriesInner {
 }
 
 impl SeriesInner {
-    /// Cell `i` of the series (bounds were checked when it was resolved).
+    /// Cell `i` of the series, `None` once the series was removed (its
+    /// record's generation moved on: the record may belong to another
+    /// series now). One load of the generation, next to the cells.
     #[inline]
     pub(crate) fn cell(&self, i: usize) -> Option<&AtomicU64> {
-        self.family.area.u64_at(self.cells + i * 8)
+        // SAFETY: `gen_ptr` is an 8-aligned word of the mapping (checked
+        // when resolved), which lives as long as `self.family.area`.
+        let gen = unsafe { &*self.gen_ptr };
+        if gen.load(Ordering::Acquire) != self.gen || i >= self.n_cells {
+            return None;
+        }
+        // SAFETY: cells `0..n_cells` follow the generation word at +32
+        // bytes and were checked to be inside the mapping when resolved.
+        Some(unsafe { &*self.gen_ptr.add(CELLS_AFTER_GEN + i) })
     }
 
     /// Whether the series is still live (not removed or cleared).
     pub(crate) fn is_live(&self) -> bool {
-        self.family.area.record_state(self.off, KIND_SERIES) == Some(STATE_LIVE)
+        self.family.area.series_live(self.off, self.gen)
     }
 
     pub(crate) fn area(&self) -> &AreaInner {
         &self.family.area
     }
 }
+
+// SAFETY: `gen_ptr` points into the shared mapping, which is only accessed
+// through atomics and is kept alive by `family.area`; nothing is tied to the
+// thread that resolved the series.
+unsafe impl Send for SeriesInner {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SeriesInner {}
+
+/// Cells start this many u64 words after a series' generation word.
+const CELLS_AFTER_GEN: usize =
+    (crate::area::format::ser::CELLS - crate::area::format::rec::GEN) / 8;
 
 /// Key of the process-local series cache: a fast word-at-a-time hash of the
 /// label values (lengths included), not the FNV hash stored in the area,
@@ -294,8 +323,10 @@ impl<M: Metric> Family<M> {
     }
 
     /// Remove the series with these label values, in every process.
-    /// Handles to it keep working but are no longer rendered; resolving the
-    /// same values again creates a fresh series. Returns whether it existed.
+    /// Handles to it keep working but update nothing and read zero (its
+    /// record is freed and may be reused by another series, which they
+    /// never touch); resolving the same values again creates a fresh
+    /// series. Returns whether it existed.
     pub fn remove(&self, values: &[&str]) -> Result<bool> {
         self.inner.remove(values)
     }
@@ -409,18 +440,33 @@ impl FamilyInner {
         }
         // Miss: the area's own (FNV) hash, computed only here.
         let hash = crate::area::records::hash_strings(all.iter().copied());
-        let off = crate::registry::resolve_series(self, &all, hash)?;
+        let (off, gen) = crate::registry::resolve_series(self, &all, hash)?;
         let mut cache = self
             .cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n_cells = self.shape.n_cells(self.area.max_workers());
+        let cells = off + crate::area::format::ser::CELLS;
+        let gen_ptr = match (
+            self.area.u64_at(off + crate::area::format::rec::GEN),
+            self.area.u64_at(cells + 8 * n_cells.saturating_sub(1)),
+        ) {
+            (Some(g), Some(_)) => g as *const AtomicU64,
+            _ => {
+                return Err(Error::CorruptArea(format!(
+                    "series record at {off} does not fit the area"
+                )))
+            }
+        };
         let series = Arc::new(SeriesInner {
             family: self.clone(),
             off,
-            cells: off + crate::area::format::ser::CELLS,
-            buffer: cache.id_for(&self.area, off),
+            gen,
+            cells,
+            gen_ptr,
+            buffer: cache.id_for(&self.area, off, gen),
             eager: self.eager,
-            n_cells: self.shape.n_cells(self.area.max_workers()),
+            n_cells,
             values: all.iter().map(|v| Box::<str>::from(*v)).collect(),
         });
         let list = cache.by_key.entry(key).or_default();
@@ -443,8 +489,8 @@ impl FamilyInner {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.by_key.remove(&cache_key(&all));
-        if let Some(off) = removed {
-            cache.give_back(|o| o == off);
+        if let Some((off, gen)) = removed {
+            cache.give_back(|o, g| o == off && g == gen);
         }
         Ok(removed.is_some())
     }
@@ -457,7 +503,7 @@ impl FamilyInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.by_key.clear();
         let area = &self.area;
-        cache.give_back(|o| area.record_state(o, KIND_SERIES) != Some(STATE_LIVE));
+        cache.give_back(|o, g| !area.series_live(o, g));
         Ok(n)
     }
 }

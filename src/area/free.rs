@@ -1,0 +1,503 @@
+//! Reuse of the space of freed records (`docs/FORMAT.md` §6.5): free
+//! records ("holes") of any size, one FIFO list per size range, split on
+//! allocation and merged with their neighbours when the area is full;
+//! record generations; and the reuse log.
+//!
+//! Everything here runs under the area lock. A record's own header is the
+//! truth (a record is LIVE, or it is not); a free list is only an index of
+//! FREE records, checked node by node when it is used and rebuilt from a
+//! walk of the records when it is found damaged or when the area is full
+//! (which also reclaims what holders that died mid-way left behind).
+//!
+//! Stale writes: every record identity gets a generation (`rec::GEN`) that
+//! no record of the area ever had before (a counter in the header); a
+//! freed record gets a new one before anything else changes, and handles
+//! check theirs before every write. A hole is not reused before
+//! `FREE_GRACE_MS` have passed since it was freed, so a writer that read
+//! the old generation just before the free has made its (single) store
+//! into the dead record by then.
+
+use std::sync::atomic::Ordering;
+
+use super::format::*;
+use super::records::{reusable, tag};
+use super::{AreaInner, AreaLockGuard};
+use crate::process;
+
+/// A node of a free list that passed the checks.
+#[derive(Clone, Copy)]
+struct Hole {
+    off: usize,
+    len: usize,
+    next: usize,
+    freed_at: u64,
+}
+
+/// The free list of a hole of `len` bytes: the largest class it can serve.
+pub(crate) fn hole_class(len: usize) -> Option<usize> {
+    if len < rec::MIN_LEN {
+        return None;
+    }
+    if len <= PAGE_SIZE {
+        return SMALL_CLASSES.iter().rposition(|&c| c <= len);
+    }
+    let pages = (len / PAGE_SIZE).min(MAX_CLASS_PAGES);
+    Some(SMALL_CLASSES.len() + pages - 2)
+}
+
+/// Whether a free record of `len` bytes at `off` obeys the page rules.
+pub(crate) fn hole_shape_ok(off: usize, len: usize) -> bool {
+    len >= rec::MIN_LEN
+        && len % 8 == 0
+        && if len <= PAGE_SIZE {
+            off % PAGE_SIZE + len <= PAGE_SIZE
+        } else {
+            off % PAGE_SIZE == 0 && len % PAGE_SIZE == 0
+        }
+}
+
+impl AreaInner {
+    fn list_word(&self, class: usize, tail: bool) -> Option<&std::sync::atomic::AtomicU32> {
+        if class >= FREE_CLASSES {
+            return None;
+        }
+        self.u32_at(hdr::FREE_LISTS + 8 * class + if tail { 4 } else { 0 })
+    }
+
+    /// The generation of the reusable record at `off` (`u64::MAX` if out of bounds).
+    #[inline]
+    pub(crate) fn generation(&self, off: usize) -> u64 {
+        self.u64_at(off + rec::GEN)
+            .map(|g| g.load(Ordering::Acquire))
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Whether the series record at `off` is live and still of generation
+    /// `gen` (not removed, cleared or reused since a handle resolved it).
+    #[inline]
+    pub(crate) fn series_live(&self, off: usize, gen: u64) -> bool {
+        self.record_state(off, KIND_SERIES) == Some(STATE_LIVE) && self.generation(off) == gen
+    }
+
+    /// A generation no record of the area has had (for the record at
+    /// `off`, whatever generation it holds now).
+    fn fresh_generation(&self, off: usize) -> u64 {
+        let counter = self.hdr(hdr::GEN_COUNTER);
+        let old = self
+            .u64_at(off + rec::GEN)
+            .map(|g| g.load(Ordering::Relaxed))
+            .unwrap_or(0);
+        let g = counter.load(Ordering::Relaxed).max(old).wrapping_add(1);
+        counter.store(g, Ordering::Relaxed);
+        g
+    }
+
+    /// Give the record at `off` a fresh generation.
+    pub(crate) fn new_generation(&self, off: usize) {
+        let g = self.fresh_generation(off);
+        if let Some(w) = self.u64_at(off + rec::GEN) {
+            w.store(g, Ordering::Release);
+        }
+    }
+
+    /// Check the free record at `off` as a node of list `class`.
+    fn hole(&self, off: usize, class: usize) -> Option<Hole> {
+        if off < self.data_offset() || off % 8 != 0 {
+            return None;
+        }
+        let t = self.u32_at(off)?.load(Ordering::Acquire);
+        let len = self.u32_at(off + 4)?.load(Ordering::Acquire) as usize;
+        let kind = (t & 0xff) as u8;
+        if (t >> 8) & 0xff != u32::from(STATE_FREE)
+            || t >> 16 != 0
+            || !reusable(kind)
+            || off.checked_add(len)? > self.cursor()
+            || !hole_shape_ok(off, len)
+            || hole_class(len) != Some(class)
+        {
+            return None;
+        }
+        let check = self.u32_at(off + rec::FREE_CHECK)?.load(Ordering::Relaxed);
+        if check != free_check(off, self.generation(off)) {
+            return None;
+        }
+        Some(Hole {
+            off,
+            len,
+            next: self.u32_at(off + rec::FREE_NEXT)?.load(Ordering::Relaxed) as usize,
+            freed_at: self.u64_at(off + rec::FREE_AT_MS)?.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Take a hole for a record of `size` bytes (a class size): the oldest
+    /// hole of the first list, from `size`'s own upwards, whose grace period
+    /// is over and that splits into `size` and a valid remainder (which
+    /// becomes a hole of its own). With `wait`, if none is ready, wait (at
+    /// most `FREE_GRACE_MS`) for the one ready first. A list found damaged
+    /// is rebuilt (once). Returns the record, in state WRITING, of `size`.
+    pub(crate) fn take_hole(
+        &self,
+        guard: &AreaLockGuard<'_>,
+        size: usize,
+        wait: bool,
+    ) -> Option<usize> {
+        let first = hole_class(size)?;
+        let last = if size <= PAGE_SIZE {
+            SMALL_CLASSES.len() - 1
+        } else {
+            FREE_CLASSES - 1
+        };
+        for attempt in 0..3 {
+            let now = process::monotonic_ms();
+            let mut soonest: Option<(u64, usize)> = None;
+            let mut damaged = false;
+            for class in first..=last {
+                let head = self.list_word(class, false)?.load(Ordering::Relaxed) as usize;
+                if head == 0 {
+                    continue;
+                }
+                let Some(h) = self.hole(head, class) else {
+                    damaged = true;
+                    break;
+                };
+                let rest = h.len.saturating_sub(size);
+                if h.len < size || (rest != 0 && !hole_shape_ok(h.off + size, rest)) {
+                    continue;
+                }
+                // A stamp in the future (damage) counts as now.
+                let ready = h.freed_at.min(now) + FREE_GRACE_MS;
+                if ready <= now {
+                    return Some(self.split_hole(class, h, size));
+                }
+                if soonest.map_or(true, |(r, _)| ready < r) {
+                    soonest = Some((ready, class));
+                }
+            }
+            if damaged {
+                if attempt > 0 {
+                    return None;
+                }
+                self.rebuild_free_lists(guard);
+                continue;
+            }
+            match soonest {
+                Some((ready, _)) if wait && attempt < 2 => {
+                    let now = process::monotonic_ms();
+                    if ready > now {
+                        std::thread::sleep(std::time::Duration::from_millis(ready - now));
+                    }
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Unlink hole `h` (the head of `class`), cut a record of `size` from
+    /// its front and make the rest a hole. The rest's header is written
+    /// while it is still inside `h` (invisible to a walk), then `h`'s
+    /// length shrinks: a walk sees the old hole or the two parts, never
+    /// anything else, whenever the holder dies.
+    fn split_hole(&self, class: usize, h: Hole, size: usize) -> usize {
+        if let Some(w) = self.list_word(class, false) {
+            w.store(h.next as u32, Ordering::Relaxed);
+        }
+        if h.next == 0 {
+            if let Some(w) = self.list_word(class, true) {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        self.hdr(hdr::FREE_BYTES)
+            .fetch_sub(h.len as u64, Ordering::Relaxed);
+        let rest = h.len - size;
+        if rest > 0 {
+            let r = h.off + size;
+            self.make_hole(r, rest, h.freed_at, KIND_BLOB);
+        }
+        if let (Some(t), Some(l)) = (self.u32_at(h.off), self.u32_at(h.off + 4)) {
+            // Still a (smaller) hole, then WRITING: a walk sees a valid
+            // record at every step.
+            l.store(size as u32, Ordering::Release);
+            t.store(tag(KIND_BLOB, STATE_WRITING), Ordering::Release);
+        }
+        if rest > 0 {
+            self.link_or_repair(h.off + size, rest, false);
+        }
+        h.off
+    }
+
+    /// Write a FREE record of `len` bytes at `off` (fresh generation,
+    /// `freed_at`, no next), not linked.
+    fn make_hole(&self, off: usize, len: usize, freed_at: u64, kind: u8) {
+        let gen = self.fresh_generation(off);
+        let fields = (
+            self.u64_at(off + rec::GEN),
+            self.u32_at(off + rec::FREE_NEXT),
+            self.u32_at(off + rec::FREE_CHECK),
+            self.u64_at(off + rec::FREE_AT_MS),
+            self.u32_at(off + 4),
+            self.u32_at(off),
+        );
+        if let (Some(g), Some(n), Some(c), Some(a), Some(l), Some(t)) = fields {
+            g.store(gen, Ordering::Release);
+            n.store(0, Ordering::Relaxed);
+            a.store(freed_at, Ordering::Relaxed);
+            c.store(free_check(off, gen), Ordering::Relaxed);
+            l.store(len as u32, Ordering::Release);
+            t.store(tag(kind, STATE_FREE), Ordering::Release);
+        }
+    }
+
+    /// Free the record at `off` (a series or blob, LIVE, REMOVED, or WRITING
+    /// with a dead writer): a fresh generation first, then the free record
+    /// fields, state FREE, and a link at the tail of its list. A holder
+    /// killed at any step leaves it not LIVE (REMOVED, or FREE perhaps
+    /// unlinked): the next rebuild links it. `false` if it was not freed.
+    pub(crate) fn free_record(&self, guard: &AreaLockGuard<'_>, off: usize) -> bool {
+        if !self.mark_free(off) {
+            return false;
+        }
+        let len = self
+            .u32_at(off + 4)
+            .map(|l| l.load(Ordering::Relaxed) as usize)
+            .unwrap_or(0);
+        self.link_or_repair(off, len, true);
+        let _ = guard;
+        true
+    }
+
+    /// Steps 1–3 of freeing (see `free_record`), without the link.
+    fn mark_free(&self, off: usize) -> bool {
+        let Some(t) = self.u32_at(off) else {
+            return false;
+        };
+        let cur = t.load(Ordering::Acquire);
+        let kind = (cur & 0xff) as u8;
+        let state = ((cur >> 8) & 0xff) as u8;
+        if !reusable(kind) || cur >> 16 != 0 || state == STATE_FREE || self.fold_pins(off) {
+            // A gauge fold step open on it: the next reap finishes it first
+            // (and a later rebuild frees the record).
+            return false;
+        }
+        if state == STATE_LIVE
+            && t.compare_exchange(
+                tag(kind, STATE_LIVE),
+                tag(kind, STATE_REMOVED),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        let len = self
+            .u32_at(off + 4)
+            .map(|l| l.load(Ordering::Relaxed) as usize)
+            .unwrap_or(0);
+        if !hole_shape_ok(off, len) || off + len > self.cursor() {
+            return false;
+        }
+        self.make_hole(off, len, process::monotonic_ms(), kind);
+        self.bump(hdr::STAT_FREED, 1);
+        true
+    }
+
+    /// Link hole `off` of `len` bytes into its list; if the list is
+    /// damaged, rebuild every list (which links it too), or, while
+    /// rebuilding, restart that list.
+    fn link_or_repair(&self, off: usize, len: usize, may_rebuild: bool) {
+        let Some(class) = hole_class(len) else {
+            return;
+        };
+        if self.link_hole(class, off) {
+            self.hdr(hdr::FREE_BYTES)
+                .fetch_add(len as u64, Ordering::Relaxed);
+            return;
+        }
+        if may_rebuild {
+            self.rebuild_lists_now();
+        } else {
+            for tail in [false, true] {
+                if let Some(w) = self.list_word(class, tail) {
+                    w.store(0, Ordering::Relaxed);
+                }
+            }
+            if self.link_hole(class, off) {
+                self.hdr(hdr::FREE_BYTES)
+                    .fetch_add(len as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Append hole `off` to list `class`; `false` (nothing written) if the
+    /// list's tail is damaged.
+    fn link_hole(&self, class: usize, off: usize) -> bool {
+        let (Some(head), Some(tail)) = (self.list_word(class, false), self.list_word(class, true))
+        else {
+            return false;
+        };
+        let last = tail.load(Ordering::Relaxed) as usize;
+        let ok_tail =
+            last == 0 || matches!(self.hole(last, class), Some(n) if n.next == 0 && last != off);
+        if !ok_tail || (last == 0 && head.load(Ordering::Relaxed) != 0) {
+            return false; // a damaged tail, or a head without a tail
+        }
+        // The new last node ends the list (a rebuild relinks old holes).
+        match self.u32_at(off + rec::FREE_NEXT) {
+            Some(n) => n.store(0, Ordering::Relaxed),
+            None => return false,
+        }
+        if last == 0 {
+            head.store(off as u32, Ordering::Relaxed);
+        } else if let Some(w) = self.u32_at(last + rec::FREE_NEXT) {
+            w.store(off as u32, Ordering::Relaxed);
+        }
+        tail.store(off as u32, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether a gauge fold step is open on the series at `off`.
+    fn fold_pins(&self, off: usize) -> bool {
+        self.hdr(hdr::FOLD_SEQ).load(Ordering::Acquire) & 1 == 1
+            && self.hdr(hdr::FOLD_CELLS).load(Ordering::Relaxed) == (off + ser::CELLS) as u64
+    }
+
+    /// Rebuild every free list from a walk of the records (under the lock).
+    pub(crate) fn rebuild_free_lists(&self, _guard: &AreaLockGuard<'_>) {
+        self.rebuild_lists_now();
+    }
+
+    /// The rebuild: free the records that are not LIVE but not free either
+    /// (REMOVED; WRITING, whose writer died: the lock is ours) and the LIVE
+    /// blobs no LIVE info series refers to (their replacer died before
+    /// freeing them); merge neighbouring holes of a page into one; link
+    /// every hole, in walk order. Bounded by the walk.
+    fn rebuild_lists_now(&self) {
+        for c in 0..FREE_CLASSES {
+            for tail in [false, true] {
+                if let Some(w) = self.list_word(c, tail) {
+                    w.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+        self.set_stat(hdr::FREE_BYTES, 0);
+        self.bump(hdr::STAT_FREE_REBUILDS, 1);
+        let mut info_families = std::collections::HashSet::new();
+        let mut info_cells = Vec::new();
+        let mut records = Vec::new();
+        self.walk(0, false, |r| {
+            match (r.kind, r.state) {
+                (KIND_FAMILY, STATE_LIVE) => {
+                    let mut kind = [0u8];
+                    if self.read_bytes(r.off + fam::TYPE, &mut kind)
+                        && crate::encoding::MetricType::from_u8(kind[0])
+                            == Some(crate::encoding::MetricType::Info)
+                    {
+                        info_families.insert(r.off);
+                    }
+                }
+                (KIND_SERIES, STATE_LIVE) => {
+                    // Its family may follow it: decided after the walk.
+                    let fam = self
+                        .u32_at(r.off + ser::FAMILY)
+                        .map(|f| f.load(Ordering::Relaxed) as usize);
+                    if let (Some(fam), Some(c)) = (fam, self.u64_at(r.off + ser::CELLS)) {
+                        info_cells.push((fam, c.load(Ordering::Acquire) as u32 as usize));
+                    }
+                }
+                _ => {}
+            }
+            if reusable(r.kind) {
+                records.push(r);
+            }
+        });
+        let referenced: std::collections::HashSet<usize> = info_cells
+            .into_iter()
+            .filter(|(fam, _)| info_families.contains(fam))
+            .map(|(_, blob)| blob)
+            .collect();
+        // Free what is neither live nor free (and damaged holes afresh).
+        let mut holes: Vec<(usize, usize, u64)> = Vec::new();
+        for r in &records {
+            let class = hole_class(r.len);
+            let valid_hole =
+                r.state == STATE_FREE && class.is_some_and(|c| self.hole(r.off, c).is_some());
+            let orphan_blob =
+                r.kind == KIND_BLOB && r.state == STATE_LIVE && !referenced.contains(&r.off);
+            if r.state == STATE_FREE && !valid_hole {
+                if let Some(t) = self.u32_at(r.off) {
+                    t.store(tag(r.kind, STATE_REMOVED), Ordering::Release);
+                }
+            }
+            let freed =
+                valid_hole || ((r.state != STATE_LIVE || orphan_blob) && self.mark_free(r.off));
+            if freed {
+                let at = self
+                    .u64_at(r.off + rec::FREE_AT_MS)
+                    .map(|a| a.load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                holes.push((r.off, r.len, at));
+            }
+        }
+        // Merge holes that follow each other inside a page, then link.
+        let mut i = 0;
+        while i < holes.len() {
+            let (off, mut len, mut at) = holes[i];
+            let mut j = i + 1;
+            while j < holes.len()
+                && holes[j].0 == off + len
+                && len <= PAGE_SIZE
+                && holes[j].1 <= PAGE_SIZE
+                && hole_shape_ok(off, len + holes[j].1)
+            {
+                len += holes[j].1;
+                at = at.max(holes[j].2);
+                j += 1;
+            }
+            if j > i + 1 {
+                let kind = self
+                    .u32_at(off)
+                    .map(|t| (t.load(Ordering::Relaxed) & 0xff) as u8)
+                    .unwrap_or(KIND_BLOB);
+                // One store of the length swallows the holes after it.
+                self.make_hole(off, len, at, kind);
+            }
+            self.link_or_repair(off, len, false);
+            i = j;
+        }
+    }
+
+    /// Note in the reuse log that the record at `off` (taken from a free
+    /// list) is being reallocated, so that other processes index it again.
+    pub(crate) fn log_reuse(&self, off: usize) {
+        let seq = self.hdr(hdr::REUSE_SEQ);
+        let s = seq.load(Ordering::Relaxed);
+        if let Some(e) = self.u32_at(hdr::REUSE_LOG + 4 * (s as usize % REUSE_LOG_LEN)) {
+            e.store(off as u32, Ordering::Relaxed);
+        }
+        seq.store(s + 1, Ordering::Release);
+        self.bump(hdr::STAT_REUSED, 1);
+    }
+
+    /// The reuse log entries after `from`: `Some(offsets)` and the new
+    /// sequence, or `None` if the log wrapped past `from` (re-walk).
+    pub(crate) fn reuse_log_since(&self, from: u64) -> (Option<Vec<usize>>, u64) {
+        let seq = self.hdr(hdr::REUSE_SEQ);
+        let now = seq.load(Ordering::Acquire);
+        if now < from || now - from > REUSE_LOG_LEN as u64 {
+            return (None, now);
+        }
+        let out: Vec<usize> = (from..now)
+            .filter_map(|s| {
+                self.u32_at(hdr::REUSE_LOG + 4 * (s as usize % REUSE_LOG_LEN))
+                    .map(|e| e.load(Ordering::Relaxed) as usize)
+            })
+            .collect();
+        std::sync::atomic::fence(Ordering::Acquire);
+        let after = seq.load(Ordering::Relaxed);
+        if after.wrapping_sub(from) > REUSE_LOG_LEN as u64 {
+            return (None, after);
+        }
+        (Some(out), now)
+    }
+}
