@@ -692,6 +692,24 @@ enum { PROMSHM_GAUGE_MODE_ALL = 5 };
 #define PROMSHM_GAUGE_MODE_ALL 5
 
 /**
+ * Largest value of the live workers: a dead worker's value disappears.
+ */
+enum { PROMSHM_GAUGE_MODE_LIVEMAX = 6 };
+#define PROMSHM_GAUGE_MODE_LIVEMAX 6
+
+/**
+ * Smallest value of the live workers: a dead worker's value disappears.
+ */
+enum { PROMSHM_GAUGE_MODE_LIVEMIN = 7 };
+#define PROMSHM_GAUGE_MODE_LIVEMIN 7
+
+/**
+ * The value written last by a live worker: a dead worker's disappears.
+ */
+enum { PROMSHM_GAUGE_MODE_LIVEMOSTRECENT = 8 };
+#define PROMSHM_GAUGE_MODE_LIVEMOSTRECENT 8
+
+/**
  * Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
  */
 enum { PROMSHM_FORMAT_PROMETHEUS = 0 };
@@ -1432,6 +1450,17 @@ promshm_result promshm_counter_add(const promshm_series *series, double value);
 promshm_result promshm_counter_get(const promshm_series *series, double *out);
 
 /**
+ * Reset a counter to 0 for every process sharing the area, with its
+ * `_created` time now; every handle on the series (in any process)
+ * keeps counting from 0. Increments still buffered (in another thread
+ * or process) are added after the reset: flush first for this thread's.
+ * Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+ */
+promshm_result promshm_counter_reset(const promshm_series *series);
+
+/**
  * Set this process's value of a gauge. Gauges write through to this
  * worker's cell in the area (no flush needed); the family's mode
  * combines the workers' values at render time. If every worker slot is
@@ -2058,6 +2087,12 @@ promshm_result promshm_counter_add_e(const promshm_series *series,
 promshm_result promshm_counter_get_e(const promshm_series *series,
                                      double *out,
                                      promshm_error *err);
+
+/**
+ * `promshm_counter_reset()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_counter_reset_e(const promshm_series *series,
+                                       promshm_error *err);
 
 /**
  * `promshm_gauge_set()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.

@@ -171,6 +171,12 @@ enum { PROMSHM_GAUGE_MODE_MOSTRECENT = 4 };
 
 enum { PROMSHM_GAUGE_MODE_ALL = 5 };
 
+enum { PROMSHM_GAUGE_MODE_LIVEMAX = 6 };
+
+enum { PROMSHM_GAUGE_MODE_LIVEMIN = 7 };
+
+enum { PROMSHM_GAUGE_MODE_LIVEMOSTRECENT = 8 };
+
 enum { PROMSHM_FORMAT_PROMETHEUS = 0 };
 
 enum { PROMSHM_FORMAT_OPENMETRICS = 1 };
@@ -394,6 +400,8 @@ promshm_result promshm_counter_inc(const promshm_series *series);
 promshm_result promshm_counter_add(const promshm_series *series, double value);
 
 promshm_result promshm_counter_get(const promshm_series *series, double *out);
+
+promshm_result promshm_counter_reset(const promshm_series *series);
 
 promshm_result promshm_gauge_set(const promshm_series *series, double value);
 
@@ -651,6 +659,9 @@ promshm_result promshm_counter_add_e(const promshm_series *series,
 promshm_result promshm_counter_get_e(const promshm_series *series,
                                      double *out,
                                      promshm_error *err);
+
+promshm_result promshm_counter_reset_e(const promshm_series *series,
+                                       promshm_error *err);
 
 promshm_result promshm_gauge_set_e(const promshm_series *series,
                                    double value,

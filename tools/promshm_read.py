@@ -80,7 +80,7 @@ REUSABLE = (KIND_SERIES, KIND_BLOB)
 SERIES_CELLS = 40  # first value cell of a series record
 
 TYPES = {1: "counter", 2: "gauge", 3: "histogram", 4: "summary", 5: "info", 6: "stateset"}
-GAUGE_MODES = {0: "sum", 1: "livesum", 2: "max", 3: "min", 4: "mostrecent", 5: "all"}
+GAUGE_MODES = {0: "sum", 1: "livesum", 2: "max", 3: "min", 4: "mostrecent", 5: "all", 6: "livemax", 7: "livemin", 8: "livemostrecent"}
 
 MAX_NAME_LEN = 1024
 MAX_HELP_LEN = 16 * 1024
@@ -499,11 +499,11 @@ def gauge_value(cells, mode, max_workers, folding=None):
             workers[str(s)] = v
         if acc is None:
             acc = (v, stamp)
-        elif mode == "max":
+        elif mode in ("max", "livemax"):
             acc = (fmax(acc[0], v), max(acc[1], stamp))
-        elif mode == "min":
+        elif mode in ("min", "livemin"):
             acc = (fmin(acc[0], v), max(acc[1], stamp))
-        elif mode == "mostrecent":
+        elif mode in ("mostrecent", "livemostrecent"):
             if stamp >= acc[1]:
                 acc = (v, stamp)
         else:

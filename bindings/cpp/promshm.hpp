@@ -281,6 +281,9 @@ enum class gauge_mode : uint32_t {
     min = PROMSHM_GAUGE_MODE_MIN,
     mostrecent = PROMSHM_GAUGE_MODE_MOSTRECENT,
     all = PROMSHM_GAUGE_MODE_ALL,
+    livemax = PROMSHM_GAUGE_MODE_LIVEMAX,
+    livemin = PROMSHM_GAUGE_MODE_LIVEMIN,
+    livemostrecent = PROMSHM_GAUGE_MODE_LIVEMOSTRECENT,
 };
 
 /// Buffered (thread-local, flushed) or eager (write-through) updates.

@@ -72,6 +72,12 @@ pub const PROMSHM_GAUGE_MODE_MIN: promshm_gauge_mode = promshm_gauge_mode(3);
 pub const PROMSHM_GAUGE_MODE_MOSTRECENT: promshm_gauge_mode = promshm_gauge_mode(4);
 /// One series per live worker, labelled `worker="<slot>"`.
 pub const PROMSHM_GAUGE_MODE_ALL: promshm_gauge_mode = promshm_gauge_mode(5);
+/// Largest value of the live workers: a dead worker's value disappears.
+pub const PROMSHM_GAUGE_MODE_LIVEMAX: promshm_gauge_mode = promshm_gauge_mode(6);
+/// Smallest value of the live workers: a dead worker's value disappears.
+pub const PROMSHM_GAUGE_MODE_LIVEMIN: promshm_gauge_mode = promshm_gauge_mode(7);
+/// The value written last by a live worker: a dead worker's disappears.
+pub const PROMSHM_GAUGE_MODE_LIVEMOSTRECENT: promshm_gauge_mode = promshm_gauge_mode(8);
 
 /// What every family needs, whatever its type. Initialise it with
 /// `PROMSHM_METRIC_OPTS_INIT` (or zero it and set `size`) and set the fields

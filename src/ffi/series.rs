@@ -128,6 +128,22 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Reset a counter to 0 for every process sharing the area, with its
+    /// `_created` time now; every handle on the series (in any process)
+    /// keeps counting from 0. Increments still buffered (in another thread
+    /// or process) are added after the reset: flush first for this thread's.
+    /// Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`.
+    unsafe fn promshm_counter_reset(series: *const promshm_series) -> promshm_result {
+        check(|| {
+            typed!(series, Counter, "promshm_counter_reset")?.reset();
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
     /// Set this process's value of a gauge. Gauges write through to this
     /// worker's cell in the area (no flush needed); the family's mode
     /// combines the workers' values at render time. If every worker slot is

@@ -279,7 +279,7 @@ fn bad_strings_and_enums() {
             promshm_result::InvalidArgument
         );
         assert_eq!(
-            promshm_registry_gauge(reg, &opts(c"g"), promshm_gauge_mode(6), &mut fam),
+            promshm_registry_gauge(reg, &opts(c"g"), promshm_gauge_mode(9), &mut fam),
             promshm_result::InvalidArgument
         );
         assert_eq!(

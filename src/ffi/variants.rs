@@ -63,6 +63,7 @@ error_variants! {
     promshm_counter_inc_e => promshm_counter_inc(series: *const promshm_series);
     promshm_counter_add_e => promshm_counter_add(series: *const promshm_series, value: f64);
     promshm_counter_get_e => promshm_counter_get(series: *const promshm_series, out: *mut f64);
+    promshm_counter_reset_e => promshm_counter_reset(series: *const promshm_series);
     promshm_gauge_set_e => promshm_gauge_set(series: *const promshm_series, value: f64);
     promshm_gauge_inc_e => promshm_gauge_inc(series: *const promshm_series);
     promshm_gauge_dec_e => promshm_gauge_dec(series: *const promshm_series);

@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{atomic_add_f64, metric_handle, SeriesInner};
+use crate::area::format::ser;
 use crate::buffer;
 use crate::encoding::MetricType;
 use crate::error::{Error, Result};
@@ -47,6 +48,22 @@ impl Counter {
         }
     }
 
+    /// Reset the total to 0 for every process, with `_created` now: the one
+    /// cell every process adds to is swapped to 0, so every handle (in any
+    /// process) keeps counting from there; increments still in another
+    /// thread's or process's buffer land after the reset. Flush first to
+    /// count this thread's earlier increments before it. A handle whose
+    /// series was removed changes nothing (its record may be another's now).
+    pub fn reset(&self) {
+        let Some(c) = self.series.cell(0) else {
+            return;
+        };
+        c.swap(0f64.to_bits(), Ordering::AcqRel);
+        if let Some(t) = self.series.area().u64_at(self.series.off + ser::CREATED) {
+            t.store(crate::process::now_secs().to_bits(), Ordering::Relaxed);
+        }
+    }
+
     /// Benchmark support: the eager update as it was before generations
     /// (no check that the series is still the handle's). Do not use.
     #[doc(hidden)]
@@ -63,5 +80,39 @@ impl Counter {
             .cell(0)
             .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
             .unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::area::format::ser;
+    use crate::{Area, AreaOptions, Opts};
+
+    /// A reset zeroes the one total every handle adds to (a handle resolved
+    /// before the reset keeps counting from 0) and moves `_created` on.
+    #[test]
+    fn reset_zeroes_the_total_for_every_handle_and_renews_created() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let fam = area
+            .registry()
+            .counter(Opts::new("c", "A counter.").eager(true))
+            .unwrap();
+        let (a, b) = (fam.get().unwrap(), fam.get().unwrap());
+        let created = |c: &super::Counter| {
+            let t = area.inner.u64_at(c.series.off + ser::CREATED).unwrap();
+            f64::from_bits(t.load(Ordering::Relaxed))
+        };
+        a.add(4.0).unwrap();
+        b.add(6.0).unwrap();
+        let before = created(&a);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        b.reset();
+        assert_eq!(a.get(), 0.0);
+        assert!(created(&a) > before, "_created is the reset time");
+        a.inc();
+        b.add(2.0).unwrap();
+        assert_eq!(a.get(), 3.0);
     }
 }

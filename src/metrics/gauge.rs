@@ -38,6 +38,12 @@ pub enum GaugeMode {
     MostRecent = 4,
     /// One series per live worker, labelled `worker="<slot>"`.
     All = 5,
+    /// Largest value of the live workers: a dead worker's value disappears.
+    LiveMax = 6,
+    /// Smallest value of the live workers: a dead worker's value disappears.
+    LiveMin = 7,
+    /// The value written last by a live worker: a dead worker's disappears.
+    LiveMostRecent = 8,
 }
 
 impl GaugeMode {
@@ -50,11 +56,15 @@ impl GaugeMode {
             3 => GaugeMode::Min,
             4 => GaugeMode::MostRecent,
             5 => GaugeMode::All,
+            6 => GaugeMode::LiveMax,
+            7 => GaugeMode::LiveMin,
+            8 => GaugeMode::LiveMostRecent,
             _ => return None,
         })
     }
 
-    /// Parse `sum`, `livesum`, `max`, `min`, `mostrecent`, `all`.
+    /// Parse `sum`, `livesum`, `max`, `min`, `mostrecent`, `all`, `livemax`,
+    /// `livemin`, `livemostrecent`.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "sum" => GaugeMode::Sum,
@@ -63,6 +73,9 @@ impl GaugeMode {
             "min" => GaugeMode::Min,
             "mostrecent" => GaugeMode::MostRecent,
             "all" => GaugeMode::All,
+            "livemax" => GaugeMode::LiveMax,
+            "livemin" => GaugeMode::LiveMin,
+            "livemostrecent" => GaugeMode::LiveMostRecent,
             _ => return None,
         })
     }
@@ -76,6 +89,9 @@ impl GaugeMode {
             GaugeMode::Min => "min",
             GaugeMode::MostRecent => "mostrecent",
             GaugeMode::All => "all",
+            GaugeMode::LiveMax => "livemax",
+            GaugeMode::LiveMin => "livemin",
+            GaugeMode::LiveMostRecent => "livemostrecent",
         }
     }
 }
@@ -112,7 +128,10 @@ impl Gauge {
     /// The stamp to write: the time for `mostrecent`, else just "written".
     #[inline]
     fn stamp(&self) -> u64 {
-        if self.series.family.shape.gauge_mode == GaugeMode::MostRecent {
+        if matches!(
+            self.series.family.shape.gauge_mode,
+            GaugeMode::MostRecent | GaugeMode::LiveMostRecent
+        ) {
             process::now_ms().max(1)
         } else {
             1
@@ -281,9 +300,9 @@ fn keeps_dead(mode: GaugeMode) -> bool {
 /// `(value, stamp)` of `acc` combined with one worker's, as `mode` says.
 fn merge(mode: GaugeMode, (a, s): (f64, u64), (v, stamp): (f64, u64)) -> (f64, u64) {
     match mode {
-        GaugeMode::Max => (a.max(v), s.max(stamp)),
-        GaugeMode::Min => (a.min(v), s.max(stamp)),
-        GaugeMode::MostRecent => {
+        GaugeMode::Max | GaugeMode::LiveMax => (a.max(v), s.max(stamp)),
+        GaugeMode::Min | GaugeMode::LiveMin => (a.min(v), s.max(stamp)),
+        GaugeMode::MostRecent | GaugeMode::LiveMostRecent => {
             if stamp >= s {
                 (v, stamp)
             } else {
@@ -503,5 +522,53 @@ mod tests {
         assert_eq!(area.reap_dead_workers().unwrap(), 2);
         assert_eq!(g.get(), 12.0, "both dead workers' values are kept once");
         assert_eq!(a.hdr(hdr::FOLD_SEQ).load(Ordering::Relaxed) & 1, 0);
+    }
+
+    /// `livemax`/`livemin`/`livemostrecent` combine like `max`/`min`/
+    /// `mostrecent` while a worker lives, and drop its value once it is
+    /// reaped; the non-live modes keep it.
+    #[test]
+    fn live_modes_drop_a_reaped_workers_value_and_the_others_keep_it() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let reg = area.registry();
+        let a = &area.inner;
+        // (mode, this process's value, the dead worker's value, before, after the reap)
+        let cases = [
+            (GaugeMode::Max, 1.0, 9.0f64, 9.0, 9.0),
+            (GaugeMode::LiveMax, 1.0, 9.0, 9.0, 1.0),
+            (GaugeMode::Min, 5.0, -3.0, -3.0, -3.0),
+            (GaugeMode::LiveMin, 5.0, -3.0, -3.0, 5.0),
+            (GaugeMode::MostRecent, 2.0, 7.0, 7.0, 7.0),
+            (GaugeMode::LiveMostRecent, 2.0, 7.0, 7.0, 2.0),
+        ];
+        let gauges: Vec<_> = cases
+            .iter()
+            .map(|&(mode, mine, dead, ..)| {
+                let name = format!("g_{}", mode.as_str());
+                let g = reg
+                    .gauge(Opts::new(&name, "A gauge."), mode)
+                    .unwrap()
+                    .get()
+                    .unwrap();
+                g.set(mine);
+                // Slot 1's worker (dead: it holds no slot lock) wrote later.
+                let cell = |i: usize| a.u64_at(g.series.cells + 8 * i).unwrap();
+                cell(4).store(dead.to_bits(), Ordering::Relaxed);
+                cell(5).store(u64::MAX / 2, Ordering::Relaxed);
+                g
+            })
+            .collect();
+        a.u32_at(PAGE_SIZE + slot::SIZE + slot::STATE)
+            .unwrap()
+            .store(SLOT_LIVE, Ordering::Relaxed);
+        for (g, &(mode, _, _, before, _)) in gauges.iter().zip(&cases) {
+            assert_eq!(g.get(), before, "{} before the reap", mode.as_str());
+        }
+        assert_eq!(area.reap_dead_workers().unwrap(), 1);
+        for (g, &(mode, _, _, _, after)) in gauges.iter().zip(&cases) {
+            assert_eq!(g.get(), after, "{} after the reap", mode.as_str());
+            assert_eq!(GaugeMode::parse(mode.as_str()), Some(mode));
+            assert_eq!(GaugeMode::from_u8(mode as u8), Some(mode));
+        }
     }
 }

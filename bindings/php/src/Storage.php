@@ -59,6 +59,9 @@ final class Storage implements Adapter
         'min' => C::PROMSHM_GAUGE_MODE_MIN,
         'mostrecent' => C::PROMSHM_GAUGE_MODE_MOSTRECENT,
         'all' => C::PROMSHM_GAUGE_MODE_ALL,
+        'livemax' => C::PROMSHM_GAUGE_MODE_LIVEMAX,
+        'livemin' => C::PROMSHM_GAUGE_MODE_LIVEMIN,
+        'livemostrecent' => C::PROMSHM_GAUGE_MODE_LIVEMOSTRECENT,
     ];
 
     private FFI $ffi;

@@ -770,6 +770,11 @@ def _after_fork_child() -> None:
     _state.flusher = None
     _state.flusher_pid = None
     _renew_locks()
+    for fam in list(_families):
+        try:
+            fam._forked()  # a per-process gauge's series: this pid's
+        except Exception:
+            pass
     if _state.want_flusher and not _state.mp_child:
         try:
             start_flusher()

@@ -29,6 +29,9 @@ PROMSHM_GAUGE_MODE_MAX = 2
 PROMSHM_GAUGE_MODE_MIN = 3
 PROMSHM_GAUGE_MODE_MOSTRECENT = 4
 PROMSHM_GAUGE_MODE_ALL = 5
+PROMSHM_GAUGE_MODE_LIVEMAX = 6
+PROMSHM_GAUGE_MODE_LIVEMIN = 7
+PROMSHM_GAUGE_MODE_LIVEMOSTRECENT = 8
 PROMSHM_FORMAT_PROMETHEUS = 0
 PROMSHM_FORMAT_OPENMETRICS = 1
 PROMSHM_FORMAT_PROTOBUF = 2
@@ -261,6 +264,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_counter_inc(const promshm_series *series)'),
     'promshm_counter_inc_e': (c_uint32, [c_void_p, c_void_p],
         'promshm_result promshm_counter_inc_e(const promshm_series *series, promshm_error *err)'),
+    'promshm_counter_reset': (c_uint32, [c_void_p],
+        'promshm_result promshm_counter_reset(const promshm_series *series)'),
+    'promshm_counter_reset_e': (c_uint32, [c_void_p, c_void_p],
+        'promshm_result promshm_counter_reset_e(const promshm_series *series, promshm_error *err)'),
     'promshm_default_buckets': (POINTER(c_double), [POINTER(c_size_t)],
         'const double *promshm_default_buckets(size_t *out_count)'),
     'promshm_error_code': (c_uint32, [c_void_p],

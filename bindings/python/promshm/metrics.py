@@ -76,25 +76,37 @@ INF = float("inf")
 DEFAULT_BUCKETS: Tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, INF)
 
 #: ``multiprocess_mode`` names accepted by :class:`Gauge`, and the promshm mode
-#: each maps to. promshm reaps dead workers itself, so prometheus_client's
-#: ``live*`` variants map to the nearest promshm mode: ``liveall`` is ``all``
-#: (promshm's ``all`` shows live workers only, labelled by worker slot), and
-#: ``livemax``/``livemin``/``livemostrecent`` are ``max``/``min``/``mostrecent``
-#: (which keep a dead worker's last value, as prometheus_client's non-live modes do).
+#: each is kept in, as prometheus_client documents them: ``sum``, ``max``,
+#: ``min``, ``mostrecent`` keep a dead process's last value, ``livesum``,
+#: ``livemax``, ``livemin``, ``livemostrecent`` combine the live workers only
+#: (promshm reaps dead workers itself); ``liveall`` is one series per live
+#: worker (``worker="<slot>"``); ``all`` one series per process, labelled
+#: ``pid="<pid>"``, a dead process's last value kept (see :data:`PER_PID_MODES`).
 GAUGE_MODES: Dict[str, int] = {
     "livesum": B.PROMSHM_GAUGE_MODE_LIVESUM,
     "sum": B.PROMSHM_GAUGE_MODE_SUM,
     "max": B.PROMSHM_GAUGE_MODE_MAX,
     "min": B.PROMSHM_GAUGE_MODE_MIN,
     "mostrecent": B.PROMSHM_GAUGE_MODE_MOSTRECENT,
-    "all": B.PROMSHM_GAUGE_MODE_ALL,
+    "all": B.PROMSHM_GAUGE_MODE_SUM,
     "liveall": B.PROMSHM_GAUGE_MODE_ALL,
-    "livemax": B.PROMSHM_GAUGE_MODE_MAX,
-    "livemin": B.PROMSHM_GAUGE_MODE_MIN,
-    "livemostrecent": B.PROMSHM_GAUGE_MODE_MOSTRECENT,
+    "livemax": B.PROMSHM_GAUGE_MODE_LIVEMAX,
+    "livemin": B.PROMSHM_GAUGE_MODE_LIVEMIN,
+    "livemostrecent": B.PROMSHM_GAUGE_MODE_LIVEMOSTRECENT,
 }
 
+#: Gauge modes kept as one series per process: the family has a ``pid`` label
+#: more, each process writes only its own pid's series (in promshm's ``sum``
+#: mode: the one writer's value, kept after it dies), re-resolved after fork.
+PER_PID_MODES = ("all",)
+PID_LABEL = "pid"
+
 _NULL = B.PROMSHM_RESULT_NULL_PARAMETER
+
+def _real_time() -> float:
+    """The wall clock, even while a test mocks ``time.time``."""
+    return _time.clock_gettime(_time.CLOCK_REALTIME)
+
 
 def _get_use_created() -> bool:
     """Whether ``PROMETHEUS_DISABLE_CREATED_SERIES`` leaves ``_created`` on."""
@@ -356,23 +368,18 @@ class _CounterOps(_Ops):
         return _Guard(lambda: None, exit_)
 
     def reset(self) -> None:
-        """Reset the series to 0 with a new ``_created`` time: the series is
-        removed and made again, so every process's render shows 0. Another
-        process that already holds the series (an unlabelled counter, or a
-        cached ``labels()`` child) keeps writing to the removed one, which
-        updates nothing visible (as after :meth:`remove`): reset counters
-        that only the calling process updates."""
+        """Reset the series to 0 for every process, with ``_created`` now:
+        the total every process adds to is zeroed in place, so every
+        process's held series (an unlabelled counter, a cached ``labels()``
+        child) keeps counting from 0. This process's buffered increments are
+        flushed first (counted before the reset); another process's that are
+        still buffered are counted after it."""
         _check_observable(self)
-        fam = self._family
-        key = self._values()
-        fam._remove_key(key)
-        new = fam._resolve(key)
-        with fam._lock:
-            old, self._h = self._h, new
-            if self is not fam:
-                fam._children[key] = self
-        if old is not None:
-            lib.promshm_series_free(old)
+        check(lib.promshm_flush(), "flush")
+        rc = lib.promshm_counter_reset(self._h)
+        if rc:
+            _fail(self, rc)
+        self._family._created_at[self._values()] = (_time.time(), _real_time())
 
     def get(self) -> float:
         """The counter's total in the area: every process's flushed updates,
@@ -730,8 +737,9 @@ class MetricWrapperBase(_Ops):
         self._functions: Dict[Tuple[str, ...], Tuple[Any, Callable[[], float]]] = {}
         # label values -> bucket bound (None for a counter) -> this process's last exemplar
         self._exemplars: Dict[Tuple[str, ...], Dict[Optional[float], Any]] = {}
-        # label values -> time.time() when this process first made the series
-        self._created_at: Dict[Tuple[str, ...], float] = {}
+        # label values -> (time.time(), the real clock) when this process first
+        # made (or last reset) the series: see registry._with_local_state
+        self._created_at: Dict[Tuple[str, ...], Tuple[float, float]] = {}
         self._kwargs = kwargs
         self._check_kwargs(kwargs)
         if registry is _DEFAULT:
@@ -768,9 +776,21 @@ class MetricWrapperBase(_Ops):
     def _c_args(self) -> Tuple[Any, ...]:
         return ()
 
+    def _own_labels(self) -> Tuple[str, ...]:
+        """Label names the area family has after the metric's own (a
+        per-process gauge's ``pid``), filled in by :meth:`_resolve`."""
+        return ()
+
+    def _own_values(self) -> Tuple[str, ...]:
+        return ()
+
+    def _forked(self) -> None:
+        """In a forked child (``os.register_at_fork``): re-resolve what is
+        this process's own (a per-process gauge's series)."""
+
     # -- registration
     def _opts(self, mode: int) -> Tuple[B.promshm_metric_opts, Any]:
-        names = [encode(n, "label name") for n in self._labelnames]
+        names = [encode(n, "label name") for n in self._labelnames + self._own_labels()]
         arr = str_array(names)
         opts = B.promshm_metric_opts(
             size=sizeof(B.promshm_metric_opts),
@@ -821,8 +841,8 @@ class MetricWrapperBase(_Ops):
     def _resolve(self, values: Tuple[str, ...]) -> c_void_p:
         if self._fam_mode == B.PROMSHM_UPDATE_MODE_BUFFERED:
             _area._need_flusher()
-        self._created_at.setdefault(values, _time.time())
-        enc = [encode(v, "label value") for v in values]
+        self._created_at.setdefault(values, (_time.time(), _real_time()))
+        enc = [encode(v, "label value") for v in values + self._own_values()]
         arr = str_array(enc)
         h = c_void_p()
         check(lib.promshm_family_labels(self._fam, arr, len(enc), byref(h)), f"{self._name}{list(values)}")
@@ -948,7 +968,12 @@ class MetricWrapperBase(_Ops):
         self._remove_key(tuple(_label_str(v) for v in labelvalues))
 
     def _remove_key(self, key: Tuple[str, ...]) -> None:
-        enc = [encode(v, "label value") for v in key]
+        self._remove_values(key, key)
+
+    def _remove_values(self, key: Tuple[str, ...], values: Tuple[str, ...]) -> None:
+        """Remove the area series of ``values`` (the label values in the
+        area) and forget this process's state of ``key`` (the metric's)."""
+        enc = [encode(v, "label value") for v in values]
         removed = c_bool()
         with self._lock:
             check(lib.promshm_family_remove(self._fam, str_array(enc), len(enc), byref(removed)))
@@ -1087,13 +1112,18 @@ class Gauge(_GaugeOps, MetricWrapperBase):
     """A value that goes up and down.
 
     Each process has its own value; ``multiprocess_mode`` says how they
-    combine (see :data:`GAUGE_MODES`): ``'livesum'`` (default here; the sum
-    over live processes, so a dead worker's value disappears), ``'sum'``,
-    ``'max'``, ``'min'``, ``'mostrecent'`` (the last value set by any
-    process), ``'all'`` (one series per live worker, labelled
-    ``worker="<slot>"``). prometheus_client's default is ``'all'`` (labelled
-    by pid); promshm's is ``'livesum'``, which renders a single process's gauge
-    exactly as prometheus_client's single-process mode does.
+    combine, as prometheus_client documents (see :data:`GAUGE_MODES`):
+    ``'livesum'`` (default here; the sum over live processes, so a dead
+    worker's value disappears), ``'sum'``, ``'max'``, ``'min'``,
+    ``'mostrecent'`` (the last value set by any process; these four keep a
+    dead process's value), ``'livemax'``, ``'livemin'``, ``'livemostrecent'``
+    (live processes only), ``'liveall'`` (one series per live worker,
+    labelled ``worker="<slot>"``) and ``'all'`` (one series per process,
+    labelled ``pid="<pid>"``, a dead process's last value kept, as
+    prometheus_client keeps its file: series pile up as workers are
+    recycled). prometheus_client's default is ``'all'``; promshm's is
+    ``'livesum'``, which renders a single process's gauge exactly as
+    prometheus_client's single-process mode does.
     """
 
     _type = "gauge"
@@ -1120,10 +1150,50 @@ class Gauge(_GaugeOps, MetricWrapperBase):
                 "invalid argument", 114, f"invalid multiprocess mode {multiprocess_mode!r} (one of {sorted(GAUGE_MODES)})"
             )
         self._mode_name = multiprocess_mode
+        labelnames = (labelnames,) if isinstance(labelnames, str) else tuple(labelnames)
+        if multiprocess_mode in PER_PID_MODES:
+            check_reserved_label(labelnames, PID_LABEL, f"gauge in mode {multiprocess_mode!r}")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
 
     def _c_args(self) -> Tuple[Any, ...]:
         return (GAUGE_MODES[self._mode_name],)
+
+    def _per_pid(self) -> bool:
+        return self._mode_name in PER_PID_MODES
+
+    def _own_labels(self) -> Tuple[str, ...]:
+        return (PID_LABEL,) if self._per_pid() else ()
+
+    def _own_values(self) -> Tuple[str, ...]:
+        return (str(os.getpid()),) if self._per_pid() else ()
+
+    def _forked(self) -> None:
+        """A per-process gauge's series in a forked child: this pid's, from 0."""
+        if not self._per_pid():
+            return
+        with self._lock:
+            if self._h is not None:
+                key = tuple(self._default_labels.get(n, "") for n in self._labelnames)
+                old, self._h = self._h, self._resolve(key)
+                lib.promshm_series_free(old)
+            for values, child in list(self._children.items()):
+                if child._h is not None:
+                    old, child._h = child._h, self._resolve(values)
+                    lib.promshm_series_free(old)
+
+    def _remove_key(self, key: Tuple[str, ...]) -> None:
+        if not self._per_pid():
+            return super()._remove_key(key)
+        # every process's series of these label values
+        from .registry import _families_of
+
+        pids = {str(os.getpid())}
+        for fam in _families_of(self):
+            for smp in fam.samples:
+                if tuple(smp.labels.get(n) for n in self._labelnames) == key and PID_LABEL in smp.labels:
+                    pids.add(smp.labels[PID_LABEL])
+        for pid in sorted(pids):
+            self._remove_values(key, key + (pid,))
 
     @property
     def multiprocess_mode(self) -> str:

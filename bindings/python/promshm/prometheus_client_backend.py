@@ -42,10 +42,10 @@ area, an ``all`` gauge has a ``pid`` label; ``liveall``/``livemax``/
 ``<name>:promshm_<mode>`` (and ``<name>:promshm_stamp``, the update times)
 and combined when rendered. ``get()`` of a gauge is this process's value.
 
-``Counter.reset()`` resets the counter for every process: its total at the
-reset is kept in the area (``<name>:promshm_reset``) and subtracted when
-rendering, ``_created`` becomes the time of the reset, and every process's
-later increments count (prometheus_client's multiprocess mode resets only the
+``Counter.reset()`` resets the counter for every process: promshm's own
+``Counter.reset()`` zeroes the one total in the area every process adds to
+(``_created`` becomes the time of the reset), and every process's later
+increments count (prometheus_client's multiprocess mode resets only the
 calling process's part).
 
 ``process_*`` (prometheus_client's ``ProcessCollector`` in ``REGISTRY``):
@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
-import json
 import os
 import sys
 import threading
@@ -161,12 +160,8 @@ _RENAMED = _TAG + "renamed"
 
 #: Companion families of a metric, ``<name>:promshm_<tag>``, and the promshm
 #: gauge mode each is kept in: a ``livemostrecent`` gauge's update times per
-#: worker (``stamp``). And of every counter, in one pair of families
-#: ``prometheus_client:promshm_reset{metric,series}`` / ``..._reset_at``: a
-#: counter's total at its last ``reset()`` (subtracted when rendered) and the
-#: time of that reset (its ``_created``), in promshm's ``max`` mode.
-_COMPANIONS = {"stamp": "all", "reset": "max", "reset_at": "max"}
-_RESETS = "prometheus_client"
+#: worker (``stamp``).
+_COMPANIONS = {"stamp": "liveall"}
 
 #: How a prometheus_client gauge mode is kept in the area (promshm's mode),
 #: when it is not promshm's mode of the same name:
@@ -174,12 +169,12 @@ _RESETS = "prometheus_client"
 #: * ``all``: one series per process, with a ``pid`` label added, in promshm's
 #:   ``sum`` mode: only that process writes it, and a dead process's value
 #:   stays (as prometheus_client's ``all`` keeps a dead process's file).
-#: * ``liveall``/``livemax``/``livemin``/``livemostrecent``: promshm's ``all``
+#: * ``liveall``/``livemax``/``livemin``/``livemostrecent``: promshm's ``liveall``
 #:   (a value per live worker slot; a dead worker's disappears), the family
 #:   name tagged with the mode, combined when rendered: ``worker="<slot>"``
 #:   becomes ``pid="<pid>"``, or the max/min/most recent value is taken (the
 #:   update times of ``livemostrecent`` in a ``<name>:promshm_stamp`` family).
-_GAUGE_STORAGE = {"all": "sum", "liveall": "all", "livemax": "all", "livemin": "all", "livemostrecent": "all"}
+_GAUGE_STORAGE = {"all": "sum", "liveall": "liveall", "livemax": "liveall", "livemin": "liveall", "livemostrecent": "liveall"}
 
 #: Gauge modes whose area family name carries the mode (combined when rendered).
 _TAGGED_MODES = ("liveall", "livemax", "livemin", "livemostrecent")
@@ -314,85 +309,9 @@ def _companion_series(metric: Any, tag: str) -> Any:
 
 def _companion_families(metric: Any) -> list:
     """The companion families rendered with ``metric``'s."""
-    if metric._type == "counter":
-        return [f for f in _reset_families() if f is not None]
     if _gauge_mode(metric) == "livemostrecent":
         return [f for f in (_companion(metric, "stamp"),) if f is not None]
     return []
-
-
-_reset_fams: list = []
-
-
-def _reset_families() -> list:
-    """The ``reset`` and ``reset_at`` families of every counter (made once)."""
-    if not _reset_fams:
-        with _lock:
-            if not _reset_fams:
-                out = []
-                for tag in ("reset", "reset_at"):
-                    try:
-                        out.append(
-                            _classes["gauge"](
-                                _RESETS + _TAG + tag,
-                                f"promshm backend: the {tag} of each reset counter.",
-                                labelnames=("metric", "series"),
-                                registry=_pm_registry,
-                                multiprocess_mode=_COMPANIONS[tag],
-                            )
-                        )
-                    except (PromshmError, ValueError, TypeError) as e:
-                        _warn(f"Counter.reset() not shared: {e}")
-                        out.append(None)
-                _reset_fams[:] = out
-    return _reset_fams
-
-
-def _series_key(labels: Dict[str, str]) -> str:
-    return json.dumps(sorted(labels.items()))
-
-
-def _reset_counter(metric: Any, series: Any) -> None:
-    """``Counter.reset()``: every process renders the counter from 0 again
-    (its total now is kept as the baseline subtracted when rendering, and
-    the time as its ``_created``); every process's later increments count."""
-    base, at = _reset_families()
-    if base is None or at is None:
-        return
-    key = (metric._name, _series_key(dict(zip(metric._labelnames, metric._labelvalues))))
-    base.labels(*key).set(float(series.get()))
-    at.labels(*key).set(time.time())
-
-
-def _resets(fams: Optional[list] = None) -> Dict[Tuple[str, str], Tuple[float, float]]:
-    """(counter name, series key) -> (baseline, reset time) of the reset counters."""
-    if fams is None:
-        fams = [m for f in _reset_families() if f is not None for m in f.collect()]
-    values: Dict[str, Dict[Tuple[str, str], float]] = {"reset": {}, "reset_at": {}}
-    for f in fams:
-        base, tag = _split_name(f.name)
-        if base == _RESETS and tag in values:
-            for smp in f.samples:
-                values[tag][(smp.labels.get("metric", ""), smp.labels.get("series", ""))] = smp.value
-    return {k: (v, values["reset_at"].get(k, 0.0)) for k, v in values["reset"].items()}
-
-
-def _baseline(metric: Any) -> float:
-    key = (metric._name, _series_key(dict(zip(metric._labelnames, metric._labelvalues))))
-    return _resets().get(key, (0.0, 0.0))[0]
-
-
-def _forget_resets(metric: Any, labelvalues: Optional[Tuple[str, ...]]) -> None:
-    """remove()/clear() of a counter: its baselines go too (a series made
-    again starts from 0)."""
-    for fam in _reset_families():
-        if fam is None:
-            continue
-        if labelvalues is None:
-            fam.remove_by_labels({"metric": metric._name})
-        else:
-            labels = dict(zip(metric._labelnames, (str(v) for v in labelvalues)))
-            fam.remove(metric._name, _series_key(labels))
 
 
 def _warn(msg: str) -> None:
@@ -515,7 +434,7 @@ class PromshmValue:
                     return self.set(value)  # stays in this process
                 self._series.set(value)
             elif how == _COUNTER:
-                _reset_counter(self._metric, s)  # Counter.reset() sets 0
+                s.reset()  # Counter.reset() sets 0: for every process
             else:
                 with self._lock:
                     if self._pid != _getpid():
@@ -546,7 +465,7 @@ class PromshmValue:
                     return self._value
             try:
                 if how == _COUNTER:
-                    return max(float(s.get()) - _baseline(self._metric), 0.0)
+                    return float(s.get())
                 return float(s.get())
             except PromshmError as e:
                 _warn(f"get() reads this process's value: {e}")
@@ -621,11 +540,9 @@ def _convert(
     name: Optional[str] = None,
     doc: Optional[str] = None,
     unit: Optional[str] = None,
-    resets: Optional[Dict[Tuple[str, str], Tuple[float, float]]] = None,
 ) -> list:
     """promshm families of the area -> prometheus_client ``Metric`` objects
-    (tagged families combined, counters from their last reset). ``resets``:
-    the reset counters, when known (``{}`` for families not from the area)."""
+    (tagged families combined)."""
     from prometheus_client.metrics_core import Metric
 
     fams = list(fams)
@@ -635,7 +552,6 @@ def _convert(
         base, tag = _split_name(f.name)
         if tag in _COMPANIONS:
             companions[(base, tag)] = {tuple(sorted(smp.labels.items())): smp.value for smp in f.samples}
-    companions_given = any(k[0] == _RESETS for k in companions)
     pids: Optional[Dict[str, str]] = None
     out = []
     for f in fams:
@@ -650,19 +566,11 @@ def _convert(
                 m.add_sample(fname, labels, v)
             out.append(m)
             continue
-        if f.type == "counter" and resets is None:
-            resets = _resets(fams) if companions_given else _resets()
         for smp in f.samples:
             if not created and smp.name.endswith("_created"):
                 continue
             sname, labels = smp.name, dict(smp.labels)
             v = smp.value
-            if f.type == "counter" and resets:  # a reset counter: from its baseline, created at the reset
-                r = resets.get((fname, _series_key(labels)))
-                if r is not None and sname.endswith("_total"):
-                    v = max(v - r[0], 0.0)
-                elif r is not None and sname.endswith("_created"):
-                    v = max(v, r[1])
             if fname != f.name:  # back to the prometheus_client name
                 sname = sname.replace(f.name, fname, 1)
                 if f.name in labels:  # an Enum's state label
@@ -817,9 +725,7 @@ def _wrap_parent_method(cls: type, name: str, forward: Any) -> None:
         fam = _family_for(self) if self._labelnames else None
         if fam is not None:
             try:
-                if self._type == "counter":
-                    _forget_resets(self, args if name == "remove" else None)
-                elif name == "remove" and _gauge_mode(self) == "all":
+                if name == "remove" and _gauge_mode(self) == "all":
                     args = args + (str(os.getpid()),)  # this process's series
                 forward(fam, *args, **kwargs)
                 if _gauge_mode(self) == "livemostrecent":
@@ -908,7 +814,7 @@ def _wrap_process_collector() -> None:
             own = False
         if not own:
             return orig(self)
-        return _convert(Workers(getattr(self, "_namespace", ""), registry=None)._collect_workers(), resets={})
+        return _convert(Workers(getattr(self, "_namespace", ""), registry=None)._collect_workers())
 
     _route(ppc.ProcessCollector, "collect", collect)
 

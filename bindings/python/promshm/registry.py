@@ -390,11 +390,16 @@ def _collector_has(collector: Any, names: Set[str]) -> bool:
     return False
 
 
+#: Seconds within which the area's ``_created`` is the creation this process saw.
+_SAME_TIME = 0.005
+
+
 def _with_local_state(fam: Metric, metric: Any) -> Metric:
     """``fam`` with what this process knows of ``metric``'s series: its
     exemplars, and ``_created`` as the earlier of the area's time and this
-    process's ``time.time()`` when it made the series (prometheus_client's
-    clock: the two differ by microseconds, unless the clock is mocked)."""
+    process's ``time.time()`` when it made or reset the series
+    (prometheus_client's clock: the two differ by microseconds, unless the
+    clock is mocked), unless another process has reset the series since."""
     kept = metric._exemplars
     created_at = metric._created_at
     names = metric._labelnames
@@ -409,9 +414,11 @@ def _with_local_state(fam: Metric, metric: Any) -> Metric:
             if ex is not None:
                 smp = smp._replace(exemplar=ex)
         elif smp.name == created:
-            t = created_at.get(tuple(smp.labels.get(n, "") for n in names))
-            if t is not None and t < smp.value:
-                smp = smp._replace(value=t)
+            made = created_at.get(tuple(smp.labels.get(n, "") for n in names))
+            # this process's clock, unless the area's time is a later reset
+            # (by another process: after the real time this process made it)
+            if made is not None and made[0] < smp.value <= made[1] + _SAME_TIME:
+                smp = smp._replace(value=made[0])
         samples.append(smp)
     fam.samples = samples
     return fam

@@ -62,12 +62,12 @@ def test_gauge_modes_single_process(registry, mode):
     g = Gauge("g_" + mode + "_mode", "Gauge.", registry=registry, multiprocess_mode=mode)
     assert g.multiprocess_mode == mode
     g.set(4)
-    labels = {"worker": "0"} if mode in ("all", "liveall") else {}
-    if labels:
+    if mode == "liveall":  # one series per live worker slot
         samples = parse_text(promshm.generate_latest(registry).decode())
         assert [v for (n, _), v in samples.items() if n == "g_" + mode + "_mode"] == [4]
-    else:
-        assert registry.get_sample_value("g_" + mode + "_mode") == 4
+    else:  # "all": one series per process, labelled by pid
+        labels = {"pid": str(os.getpid())} if mode == "all" else {}
+        assert registry.get_sample_value("g_" + mode + "_mode", labels) == 4
 
 
 def test_gauge_set_function(registry):

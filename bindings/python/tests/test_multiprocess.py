@@ -242,7 +242,7 @@ def test_gauge_modes_when_a_worker_dies(tmp_path):
     procs = []
     for i, v in enumerate((10.0, 20.0, 30.0)):
         ready = ctx.Event()
-        p = ctx.Process(target=_gauge_worker, args=(path, {"livesum": v, "sum": v, "max": v, "all": v}, ready))
+        p = ctx.Process(target=_gauge_worker, args=(path, {m: v for m in ("livesum", "sum", "max", "livemax", "all", "liveall")}, ready))
         p.start()
         assert ready.wait(60)
         procs.append(p)
@@ -251,14 +251,19 @@ def test_gauge_modes_when_a_worker_dies(tmp_path):
         assert value(s, "livesum_g") == 60
         assert value(s, "sum_g") == 60
         assert value(s, "max_g") == 30
+        assert value(s, "livemax_g") == 30
         assert sorted(v for (n, _), v in s.items() if n == "all_g") == [10, 20, 30]
+        assert sorted(v for (n, _), v in s.items() if n == "liveall_g") == [10, 20, 30]
         os.kill(procs[2].pid, signal.SIGKILL)  # no exit handler runs
         procs[2].join(30)
         s = parse_text(promshm.generate_latest(reg).decode())
         assert value(s, "livesum_g") == 30, "a dead worker's livesum value disappears"
         assert value(s, "sum_g") == 60, "sum keeps a dead worker's last value"
-        assert value(s, "max_g") == 30
-        assert sorted(v for (n, _), v in s.items() if n == "all_g") == [10, 20]
+        assert value(s, "max_g") == 30, "max keeps a dead worker's last value"
+        assert value(s, "livemax_g") == 20, "livemax drops it"
+        all_g = {dict(labels)["pid"]: v for (n, labels), v in s.items() if n == "all_g"}
+        assert all_g == {str(p.pid): v for p, v in zip(procs, (10, 20, 30))}, "all keeps it, labelled by pid"
+        assert sorted(v for (n, _), v in s.items() if n == "liveall_g") == [10, 20], "liveall drops it"
         assert reg.area.stats()["reaped_workers"] >= 1
     finally:
         for p in procs:

@@ -25,6 +25,9 @@ final class C
     public const PROMSHM_GAUGE_MODE_MIN = 3;
     public const PROMSHM_GAUGE_MODE_MOSTRECENT = 4;
     public const PROMSHM_GAUGE_MODE_ALL = 5;
+    public const PROMSHM_GAUGE_MODE_LIVEMAX = 6;
+    public const PROMSHM_GAUGE_MODE_LIVEMIN = 7;
+    public const PROMSHM_GAUGE_MODE_LIVEMOSTRECENT = 8;
     public const PROMSHM_FORMAT_PROMETHEUS = 0;
     public const PROMSHM_FORMAT_OPENMETRICS = 1;
     public const PROMSHM_FORMAT_PROTOBUF = 2;

@@ -17,6 +17,9 @@ enum {
     PROMSHM_GAUGE_MODE_MIN = 3,
     PROMSHM_GAUGE_MODE_MOSTRECENT = 4,
     PROMSHM_GAUGE_MODE_ALL = 5,
+    PROMSHM_GAUGE_MODE_LIVEMAX = 6,
+    PROMSHM_GAUGE_MODE_LIVEMIN = 7,
+    PROMSHM_GAUGE_MODE_LIVEMOSTRECENT = 8,
     PROMSHM_FORMAT_PROMETHEUS = 0,
     PROMSHM_FORMAT_OPENMETRICS = 1,
     PROMSHM_FORMAT_PROTOBUF = 2,
@@ -303,6 +306,7 @@ promshm_result promshm_family_observe_by_values(const promshm_family *family,
 promshm_result promshm_counter_inc(const promshm_series *series);
 promshm_result promshm_counter_add(const promshm_series *series, double value);
 promshm_result promshm_counter_get(const promshm_series *series, double *out);
+promshm_result promshm_counter_reset(const promshm_series *series);
 promshm_result promshm_gauge_set(const promshm_series *series, double value);
 promshm_result promshm_gauge_inc(const promshm_series *series);
 promshm_result promshm_gauge_dec(const promshm_series *series);
@@ -496,6 +500,8 @@ promshm_result promshm_counter_add_e(const promshm_series *series,
 promshm_result promshm_counter_get_e(const promshm_series *series,
                                      double *out,
                                      promshm_error *err);
+promshm_result promshm_counter_reset_e(const promshm_series *series,
+                                       promshm_error *err);
 promshm_result promshm_gauge_set_e(const promshm_series *series,
                                    double value,
                                    promshm_error *err);
