@@ -216,13 +216,8 @@ const PRUNE_MIN: usize = 64;
 
 impl Local {
     fn new() -> Local {
-        AT_EXIT.call_once(|| {
-            // SAFETY: registers plain extern "C" functions with no arguments.
-            unsafe {
-                libc::atexit(flush_at_exit);
-            }
-            crate::area::fork::install_hooks();
-        });
+        install_exit_flush();
+        crate::area::fork::install_hooks();
         Local {
             shared: UnsafeCell::new(register_shared()),
             index: UnsafeCell::new(Vec::new()),
@@ -579,6 +574,17 @@ pub(crate) fn hold_for_fork() {
 pub(crate) fn hold_ids_for_fork() {
     // SAFETY: IDS is a static.
     unsafe { hold(lock(&IDS)) };
+}
+
+/// Flush at process exit (`atexit`), registered once (at load, see
+/// `area::fork`, else at a thread's first buffered update).
+pub(crate) fn install_exit_flush() {
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain extern "C" function with no arguments.
+        unsafe {
+            libc::atexit(flush_at_exit);
+        }
+    });
 }
 
 extern "C" fn flush_at_exit() {

@@ -16,7 +16,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -36,6 +36,7 @@ fn child_entry() {
     child_main(|role| match role {
         "fork_parent" => fork_parent(),
         "fork_during_table_build" => fork_during_table_build(),
+        "fork_during_first_use" => fork_during_first_use(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -58,6 +59,108 @@ fn a_child_forked_while_the_sketch_tables_are_built_observes() {
         Duration::from_secs(60),
     );
     assert_eq!(msgs, ["done"]);
+}
+
+/// Fresh processes (re-executed copies of this binary) in which
+/// [`fork_during_first_use`] runs.
+const FIRST_USE_ROUNDS: usize = 60;
+/// Threads that make their process's first use of promshm meanwhile.
+const FIRST_USERS: usize = 3;
+/// Children forked back to back while they do.
+const FIRST_USE_FORKS: usize = 8;
+/// Bound on one such child's run (it normally takes a millisecond).
+const FIRST_USE_CHILD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Other threads make the process's first use of the library (an area, a
+/// buffered update, a flusher: each installs a fork handler or the exit
+/// flush once) while the main thread forks: a child must never wait for an
+/// installation a parent thread had under way at the fork, which never
+/// finishes in the child.
+#[test]
+fn a_child_forked_while_other_threads_first_use_the_library_never_hangs() {
+    for round in 0..FIRST_USE_ROUNDS {
+        let msgs = run_child(
+            "fork_during_first_use",
+            &format!("first-use-{round}"),
+            &[],
+            Duration::from_secs(60),
+        );
+        assert_eq!(msgs, ["done"], "round {round}");
+    }
+}
+
+/// One thread's first use of promshm: kind 0 an area and a buffered
+/// update, 1 a flusher, 2 an area dropped at once.
+fn first_use(kind: usize) {
+    match kind {
+        0 => {
+            let area = Area::anonymous(&AreaOptions::with_pages(16)).unwrap();
+            let c = area
+                .registry()
+                .counter(Opts::new("first", "First.").eager(false))
+                .unwrap()
+                .get()
+                .unwrap();
+            c.inc();
+            promshm::flush();
+            assert_eq!(c.get(), 1.0);
+        }
+        1 => Flusher::start(Duration::from_millis(1)).unwrap().stop(),
+        _ => drop(Area::anonymous(&AreaOptions::with_pages(16)).unwrap()),
+    }
+}
+
+fn fork_during_first_use() {
+    let go = AtomicBool::new(false);
+    let ready = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for kind in 0..FIRST_USERS {
+            let (go, ready) = (&go, &ready);
+            scope.spawn(move || {
+                ready.fetch_add(1, Ordering::AcqRel);
+                while !go.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+                first_use(kind);
+            });
+        }
+        while ready.load(Ordering::Acquire) < FIRST_USERS {
+            std::hint::spin_loop();
+        }
+        go.store(true, Ordering::Release);
+        let mut pids = Vec::new();
+        for _ in 0..FIRST_USE_FORKS {
+            // SAFETY: the child makes its own first use and leaves with `_exit`.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+            if pid == 0 {
+                let ok = std::panic::catch_unwind(|| first_use(0)).is_ok();
+                // SAFETY: leave without running the harness's exit path.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            pids.push(pid);
+        }
+        // Every child is waited for (a hung one is killed) before any failure is reported.
+        let failures: Vec<_> = pids
+            .into_iter()
+            .filter_map(|pid| {
+                std::panic::catch_unwind(|| {
+                    wait_forked(
+                        pid,
+                        "a child forked during the first use",
+                        FIRST_USE_CHILD_TIMEOUT,
+                    )
+                })
+                .err()
+            })
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "{} of {FIRST_USE_FORKS} children failed",
+            failures.len()
+        );
+    });
+    send("done");
 }
 
 fn fork_during_table_build() {

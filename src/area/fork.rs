@@ -46,6 +46,25 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Installs the fork handlers and the exit flush when the library is
+/// loaded (before `main`, or inside `dlopen`): no other thread of the
+/// process can be inside promshm then. Installed only at first use, a
+/// `fork` by one thread while another runs an installing `Once` would
+/// leave that `Once` running in the child, which waits for it forever at
+/// its own first use (and a `fork` before the handlers exist copies the
+/// locks as they are). The lazy calls stay for a static link that leaves
+/// this entry out: they find the `Once`s done.
+#[used]
+#[link_section = ".init_array"]
+static INSTALL_AT_LOAD: extern "C" fn() = install_at_load;
+
+extern "C" fn install_at_load() {
+    let _ = std::panic::catch_unwind(|| {
+        install_hooks();
+        crate::buffer::install_exit_flush();
+    });
+}
+
 /// Install the fork handlers once.
 pub(crate) fn install_hooks() {
     // Child handlers run in the order they were registered: the process
