@@ -406,15 +406,22 @@ thread_local! {
     static LOCAL: Local = Local::new();
 }
 
+/// Add `v` to a cell of this thread's own buffer (only this thread writes
+/// it; the release store publishes it to a flush on another thread).
+#[inline(always)]
+fn add_local_f64(c: &AtomicU64, v: f64) {
+    c.store(
+        (f64::from_bits(c.load(Ordering::Relaxed)) + v).to_bits(),
+        Ordering::Release,
+    );
+}
+
 /// Add `v` to f64 cell `i` of this thread's buffer for `series`.
 #[inline]
 pub(crate) fn add_f64(series: &Arc<SeriesInner>, i: usize, v: f64) {
     let fast = LOCAL.try_with(|l| match l.known_cells(series).and_then(|c| c.get(i)) {
         Some(c) => {
-            c.store(
-                (f64::from_bits(c.load(Ordering::Relaxed)) + v).to_bits(),
-                Ordering::Release,
-            );
+            add_local_f64(c, v);
             true
         }
         None => false,
@@ -432,10 +439,7 @@ fn add_f64_slow(series: &Arc<SeriesInner>, i: usize, v: f64) {
     let done = LOCAL.try_with(|l| match l.cells(series) {
         Some(cells) => {
             if let Some(c) = cells.get(i) {
-                c.store(
-                    (f64::from_bits(c.load(Ordering::Relaxed)) + v).to_bits(),
-                    Ordering::Release,
-                );
+                add_local_f64(c, v);
             }
             true
         }
@@ -460,10 +464,7 @@ pub(crate) fn observe(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
         {
             Some((sum, b)) => {
                 b.store(b.load(Ordering::Relaxed) + 1, Ordering::Release);
-                sum.store(
-                    (f64::from_bits(sum.load(Ordering::Relaxed)) + v).to_bits(),
-                    Ordering::Release,
-                );
+                add_local_f64(sum, v);
                 true
             }
             None => false,
@@ -483,10 +484,7 @@ fn observe_slow(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
         Some(cells) => {
             if let (Some(sum), Some(b)) = (cells.first(), cells.get(1 + bucket)) {
                 b.store(b.load(Ordering::Relaxed) + 1, Ordering::Release);
-                sum.store(
-                    (f64::from_bits(sum.load(Ordering::Relaxed)) + v).to_bits(),
-                    Ordering::Release,
-                );
+                add_local_f64(sum, v);
             }
             true
         }
