@@ -2,7 +2,8 @@
 
 ``setup.py`` compiles ``promshm/_speedups.c`` (limited API, one ``abi3``
 build for every CPython >= 3.9) when a C compiler is there; in a source
-checkout, ``python3 bindings/python/setup.py build_ext --inplace`` builds it.
+checkout, ``(cd bindings/python && python3 setup.py build_ext --inplace)`` builds it
+(``scripts/test.sh`` adds ``--build-temp``/``--build-lib`` in ``target/``).
 When the module is missing, or ``PROMSHM_NO_SPEEDUPS`` is set (to anything but
 ``""`` or ``0``), every method stays the ctypes one: same results, same
 exceptions, only slower.
