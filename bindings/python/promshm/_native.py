@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from ctypes import c_void_p, cast
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from ._ffi import fast
 
@@ -75,3 +75,16 @@ def install(metrics: Any) -> None:
         cls = getattr(metrics, cls_name)
         original = cls.__dict__[method]
         setattr(cls, method, _speedups.bind(cls, kind, original))
+        # A descriptor of each existing subclass too (Counter, its series and
+        # partial classes, ...): a call on an instance of exactly the
+        # descriptor's class skips the subclass check (a walk of the MRO).
+        for sub in _subclasses(cls):
+            if method not in sub.__dict__ and getattr(sub, method) is cls.__dict__[method]:
+                setattr(sub, method, _speedups.bind(sub, kind, original))
+
+
+def _subclasses(cls: type) -> List[type]:
+    out: List[type] = []
+    for sub in cls.__subclasses__():
+        out += [sub] + _subclasses(sub)
+    return out

@@ -132,8 +132,28 @@ static PyObject *call_fallback(int which, PyObject *self, PyObject *args, PyObje
 /* The series pointer of `self` (its `_h`: a Handle, or None for NULL).
  * 1: *out set, *keep holds a reference to release after the call; 0: `_h` is
  * something else (or missing): use the Python method. */
+/* The last type seen whose attribute lookup is the generic one (no
+ * __getattribute__ or __getattr__ of its own): its instances' attributes are
+ * read with PyObject_GenericGetAttr directly (what PyObject_GetAttr would call),
+ * skipping the dispatch. A strong reference: the address cannot be reused. */
+static PyTypeObject *generic_type;
+
+static PyObject *get_attr(PyObject *self, PyObject *name) {
+    PyTypeObject *type = Py_TYPE(self);
+    if (type == generic_type)
+        return PyObject_GenericGetAttr(self, name);
+    if (PyType_GetFlags(type) & Py_TPFLAGS_HEAPTYPE) {
+        if (PyType_GetSlot(type, Py_tp_getattro) == (void *)PyObject_GenericGetAttr) {
+            Py_INCREF(type);
+            Py_XDECREF(generic_type);
+            generic_type = type;
+        }
+    }
+    return PyObject_GetAttr(self, name);
+}
+
 static int series_of(PyObject *self, void **out, PyObject **keep) {
-    PyObject *h = PyObject_GetAttr(self, str_h);
+    PyObject *h = get_attr(self, str_h);
     if (!h) {
         PyErr_Clear();
         return 0;
@@ -267,7 +287,7 @@ static PyObject *labels(PyObject *self, PyObject *args, PyObject *kwargs) {
         if (!PyUnicode_CheckExact(PyTuple_GetItem(args, i)))
             return call_fallback(M_LABELS, self, args, kwargs);
     }
-    PyObject *raw = PyObject_GetAttr(self, str_raw);
+    PyObject *raw = get_attr(self, str_raw);
     if (!raw) {
         PyErr_Clear();
         return call_fallback(M_LABELS, self, args, kwargs);
