@@ -113,6 +113,17 @@ python3 -m venv target/sdist-venv
 CARGO_TARGET_DIR="$PWD/target/sdist-target" target/sdist-venv/bin/python -m pip install -q target/dist/promshm-*.tar.gz
 (cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_DIR="$PWD" \
   "$OLDPWD/target/sdist-venv/bin/python" "$OLDPWD/bindings/python/tests/install_check.py")
+# With a C compiler the sdist builds the C fast path; without one (CC=false) it
+# installs all the same and runs on ctypes.
+impl='from promshm import _native; print(_native.IMPLEMENTATION)'
+[ "$(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH "$OLDPWD/target/sdist-venv/bin/python" -c "$impl")" = extension ]
+rm -rf target/sdist-venv-nocc
+python3 -m venv target/sdist-venv-nocc
+CC=false CARGO_TARGET_DIR="$PWD/target/sdist-target" target/sdist-venv-nocc/bin/python -m pip install -q target/dist/promshm-*.tar.gz
+(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_DIR="$PWD" \
+  "$OLDPWD/target/sdist-venv-nocc/bin/python" "$OLDPWD/bindings/python/tests/install_check.py")
+[ "$(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH "$OLDPWD/target/sdist-venv-nocc/bin/python" -c "$impl")" = ctypes ]
+echo "sdist: C fast path with a compiler, ctypes without one"
 
 # prometheus_client's own tests (its pinned PyPI sdist) with `prometheus_client`
 # resolving to promshm (promshm.compat): per-file pass counts, and a failure if a
