@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Build the Python package's binary wheel: the release libpromshm.so bundled
-# in bindings/python, tagged py3-none-<platform> by setup.py, then repaired by
-# `auditwheel repair` to the manylinux tag the library's symbol versions allow
-# (it needs only glibc and libgcc_s, which every manylinux policy allows).
+# in bindings/python and the C fast path promshm._speedups (CPython's limited
+# API: tagged cp39-abi3-<platform> by setup.py, one wheel for every CPython
+# >= 3.9; py3-none-<platform> if no C compiler could build it), then repaired
+# by `auditwheel repair` to the manylinux tag the libraries' symbol versions
+# allow (they need only glibc and libgcc_s, which every manylinux policy
+# allows).
 #
 #   bash scripts/build-wheel.sh [OUTDIR]      (default: target/wheelhouse)
 #
@@ -34,14 +37,17 @@ cp -r bindings/python/setup.py bindings/python/pyproject.toml bindings/python/MA
   bindings/python/README.md bindings/python/promshm-prometheus-client.pth bindings/python/promshm \
   "$work/src/"
 find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
+# An extension built in place (setup.py build_ext --inplace) is rebuilt here.
+find "$work/src/promshm" -name '_speedups*.so' -delete
 
 # No build isolation: setuptools and wheel come from this Python (no index
 # needed at build time).
 python3 -m pip wheel -q --no-deps --no-build-isolation -w "$work/raw" "$work/src"
 raw=$(ls "$work"/raw/promshm-*.whl)
 case $(basename "$raw") in
-  *-py3-none-linux_*.whl) ;;
-  *) echo "build-wheel: unexpected tag for $(basename "$raw") (want py3-none-linux_<arch>)" >&2; exit 1 ;;
+  *-cp39-abi3-linux_*.whl) ;;
+  *-py3-none-linux_*.whl) echo "build-wheel: no C fast path in $(basename "$raw") (no C compiler?): ctypes only" >&2 ;;
+  *) echo "build-wheel: unexpected tag for $(basename "$raw") (want cp39-abi3-linux_<arch>)" >&2; exit 1 ;;
 esac
 
 rm -f "$out"/promshm-*.whl
@@ -49,7 +55,7 @@ python3 -m auditwheel repair -w "$out" "$raw"
 wheel=$(ls "$out"/promshm-*.whl)
 python3 -m auditwheel show "$wheel" | tee "$out/auditwheel-show.txt" >&2
 case $(basename "$wheel") in
-  *-py3-none-manylinux_*.whl) ;;
+  *-cp39-abi3-manylinux_*.whl | *-py3-none-manylinux_*.whl) ;;
   *) echo "build-wheel: auditwheel did not give a manylinux tag: $(basename "$wheel")" >&2; exit 1 ;;
 esac
 echo "$wheel"

@@ -62,12 +62,20 @@ PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" \
 step "Python binding (pytest, built library via PROMSHM_LIBRARY)"
 cargo build --release --lib
 python3 bindings/python/tools/gen_bindings.py --check
+# The C fast path (promshm._speedups) built in place; PROMSHM_EXPECT_SPEEDUPS=1
+# makes the tests fail if it is not the implementation in use.
+(cd bindings/python && python3 setup.py -q build_ext --inplace --build-temp ../../target/python-speedups --build-lib ../../target/python-speedups/lib)
 # The manylinux wheel (auditwheel repair), checked by test_packaging.py in
 # both runs and installed in the next step.
 PROMSHM_WHEEL=$(PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" bash scripts/build-wheel.sh target/wheelhouse | tail -n 1)
 export PROMSHM_WHEEL
-PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" \
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" PROMSHM_EXPECT_SPEEDUPS=1 \
   python3 -m pytest -p no:cacheprovider -q bindings/python/tests
+
+step "Python binding without the C fast path (PROMSHM_NO_SPEEDUPS=1: ctypes), semantics, API, multiprocess"
+PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" PYTHONPATH="$PWD/bindings/python" PROMSHM_NO_SPEEDUPS=1 \
+  python3 -m pytest -p no:cacheprovider -q bindings/python/tests/test_speedups.py bindings/python/tests/test_semantics.py \
+  bindings/python/tests/test_api.py bindings/python/tests/test_multiprocess.py bindings/python/tests/test_fork_safety.py
 
 step "Python binding (pytest, the manylinux wheel pip-installed into a venv, no cargo on PATH)"
 venv=target/python-venv
@@ -92,7 +100,7 @@ python3 -m venv --system-site-packages "$venv"
   "$venv/bin/python" -m pip install -q --no-index --only-binary=:all: "$PROMSHM_WHEEL"
   root=$PWD
   cd "$(mktemp -d)"
-  env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_EXPECT_INSTALLED=1 PROMSHM_EXPECT_NO_CARGO=1 \
+  env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_EXPECT_INSTALLED=1 PROMSHM_EXPECT_NO_CARGO=1 PROMSHM_EXPECT_SPEEDUPS=1 \
     "$root/$venv/bin/python" -m pytest -p no:cacheprovider -q "$root/bindings/python/tests"
 )
 
@@ -105,6 +113,17 @@ python3 -m venv target/sdist-venv
 CARGO_TARGET_DIR="$PWD/target/sdist-target" target/sdist-venv/bin/python -m pip install -q target/dist/promshm-*.tar.gz
 (cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_DIR="$PWD" \
   "$OLDPWD/target/sdist-venv/bin/python" "$OLDPWD/bindings/python/tests/install_check.py")
+# With a C compiler the sdist builds the C fast path; without one (CC=false) it
+# installs all the same and runs on ctypes.
+impl='from promshm import _native; print(_native.IMPLEMENTATION)'
+[ "$(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH "$OLDPWD/target/sdist-venv/bin/python" -c "$impl")" = extension ]
+rm -rf target/sdist-venv-nocc
+python3 -m venv target/sdist-venv-nocc
+CC=false CARGO_TARGET_DIR="$PWD/target/sdist-target" target/sdist-venv-nocc/bin/python -m pip install -q target/dist/promshm-*.tar.gz
+(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH PROMSHM_DIR="$PWD" \
+  "$OLDPWD/target/sdist-venv-nocc/bin/python" "$OLDPWD/bindings/python/tests/install_check.py")
+[ "$(cd "$(mktemp -d)" && env -u PROMSHM_LIBRARY -u PYTHONPATH "$OLDPWD/target/sdist-venv-nocc/bin/python" -c "$impl")" = ctypes ]
+echo "sdist: C fast path with a compiler, ctypes without one"
 
 # prometheus_client's own tests (its pinned PyPI sdist) with `prometheus_client`
 # resolving to promshm (promshm.compat): per-file pass counts, and a failure if a

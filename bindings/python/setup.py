@@ -4,7 +4,11 @@
 repository root (two directories up) and copies ``libpromshm.so`` into the
 ``promshm`` package. With ``PROMSHM_LIBRARY=/path/to/libpromshm.so`` set, that
 file is bundled instead and cargo is not needed. The wheel holds no CPython
-extension (the library is loaded with ctypes), so it is tagged
+library is loaded with ctypes. The optional C fast path ``promshm._speedups``
+(``promshm/_speedups.c``, CPython's limited API) is compiled when a C compiler
+is there and ``PROMSHM_NO_SPEEDUPS`` is unset (or ``0``); when it cannot be
+built the package works without it (ctypes). A wheel with it is tagged
+``cp39-abi3-<platform>`` (every CPython >= 3.9), one without it
 ``py3-none-<platform>``: one wheel per OS and architecture
 (``scripts/build-wheel.sh`` turns it into a manylinux wheel with auditwheel).
 
@@ -20,7 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import Distribution, setup
+from setuptools import Distribution, Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 
@@ -105,6 +110,37 @@ class BuildWithCargo(build_py):
             subprocess.run([strip, "--strip-debug", str(dest)], check=False)
 
 
+#: The oldest CPython the limited-API extension serves (as Py_LIMITED_API and a wheel tag).
+LIMITED_API = ("0x03090000", "cp39")
+SPEEDUPS = Extension(
+    "promshm._speedups",
+    ["promshm/_speedups.c"],
+    define_macros=[("Py_LIMITED_API", LIMITED_API[0])],
+    py_limited_api=True,
+    optional=True,
+)
+
+
+def _want_speedups() -> bool:
+    return os.environ.get("PROMSHM_NO_SPEEDUPS", "") in ("", "0")
+
+
+class OptionalBuildExt(build_ext):
+    """Build the C fast path if possible; without a compiler, say so and go on."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as e:  # no compiler at all (setuptools raises before `optional` applies)
+            print(f"promshm: not building the C fast path ({e}); the package uses ctypes")
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as e:
+            print(f"promshm: not building the C fast path ({e}); the package uses ctypes")
+
+
 class BinaryDistribution(Distribution):
     """The package carries a native library: install it as platform-specific."""
 
@@ -132,7 +168,7 @@ class RustSdist(sdist):
                 shutil.copyfile(src, dest / name)
 
 
-cmdclass = {"build_py": BuildWithCargo, "sdist": RustSdist}
+cmdclass = {"build_py": BuildWithCargo, "sdist": RustSdist, "build_ext": OptionalBuildExt}
 
 try:
     try:
@@ -143,10 +179,12 @@ try:
     class PlatformWheel(bdist_wheel):
         def get_tag(self):  # type: ignore[no-untyped-def]
             _, _, plat = super().get_tag()
+            if any(Path(self.bdist_dir).glob("promshm/_speedups*")):
+                return LIMITED_API[1], "abi3", plat
             return "py3", "none", plat
 
     cmdclass["bdist_wheel"] = PlatformWheel
 except ImportError:
     pass
 
-setup(cmdclass=cmdclass, distclass=BinaryDistribution)
+setup(cmdclass=cmdclass, distclass=BinaryDistribution, ext_modules=[SPEEDUPS] if _want_speedups() else [])

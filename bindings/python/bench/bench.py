@@ -8,7 +8,9 @@ Hot path (timeit, best of N repeats, nanoseconds per call, single thread):
 ``inc()`` on an unlabelled counter, ``labels('GET', '/').inc()`` (two labels,
 cached series) and ``observe()`` on a histogram, for
 
-* promshm, buffered updates (the default) and eager (``PROMSHM_EAGER=1``),
+* promshm with its C fast path (``promshm._speedups``, the default when
+  built), buffered updates (the default) and eager (``PROMSHM_EAGER=1``),
+* promshm through ctypes only (``PROMSHM_NO_SPEEDUPS=1``), buffered,
 * prometheus_client single-process mode,
 * prometheus_client multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` in a
   temporary directory).
@@ -43,7 +45,11 @@ SERIES = 10_000
 def hot(kind: str, number: int, repeat: int) -> Dict[str, float]:
     if kind.startswith("promshm"):
         import promshm as pc
+        from promshm import _native
 
+        want = "ctypes" if os.environ.get("PROMSHM_NO_SPEEDUPS") == "1" else "extension"
+        if _native.IMPLEMENTATION != want:
+            sys.exit(f"{kind}: promshm uses {_native.IMPLEMENTATION}, not {want} (build it: see promshm/_native.py)")
         reg: Any = pc.CollectorRegistry()
     else:
         import prometheus_client as pc
@@ -56,6 +62,7 @@ def hot(kind: str, number: int, repeat: int) -> Dict[str, float]:
     cl.labels("GET", "/").inc()
     out = {}
     for name, stmt in (
+        ("empty loop (`pass`)", "pass"),
         ("inc()", "c.inc()"),
         ("labels('GET', '/').inc()", "cl.labels('GET', '/').inc()"),
         ("observe(0.1)", "h.observe(0.1)"),
@@ -66,6 +73,7 @@ def hot(kind: str, number: int, repeat: int) -> Dict[str, float]:
     if kind.startswith("promshm"):
         pc.flush()
         assert c.get() == number * repeat, (c.get(), number * repeat)
+        assert cl.labels("GET", "/").get() == number * repeat + 1
     return out
 
 
@@ -195,9 +203,13 @@ def main() -> None:
         # variants, not one variant.
         for r in range(args.rounds):
             area = os.path.join(tmp, f"bench{r}.area")
-            keep_min(runs.setdefault("promshm (buffered)", {}), run_child("promshm", "hot", {"PROMSHM_AREA": area + "1"}, args))
+            keep_min(runs.setdefault("promshm (buffered)", {}),
+                     run_child("promshm", "hot", {"PROMSHM_AREA": area + "1", "PROMSHM_NO_SPEEDUPS": "0"}, args))
             keep_min(runs.setdefault("promshm (eager)", {}),
-                     run_child("promshm-eager", "hot", {"PROMSHM_AREA": area + "2", "PROMSHM_EAGER": "1"}, args))
+                     run_child("promshm-eager", "hot",
+                               {"PROMSHM_AREA": area + "2", "PROMSHM_EAGER": "1", "PROMSHM_NO_SPEEDUPS": "0"}, args))
+            keep_min(runs.setdefault("promshm ctypes (buffered)", {}),
+                     run_child("promshm", "hot", {"PROMSHM_AREA": area + "4", "PROMSHM_NO_SPEEDUPS": "1"}, args))
             keep_min(runs.setdefault("prometheus_client", {}), run_child("pc", "hot", {}, args))
             mpdir = os.path.join(tmp, f"mp-hot{r}")
             os.mkdir(mpdir)
@@ -226,20 +238,33 @@ def main() -> None:
     except Exception:
         pcv = "?"
     w(f"Python {platform.python_version()} ({platform.machine()}, {os.cpu_count()} CPUs), promshm {promshm.__version__} "
-      f"(ctypes), prometheus_client {pcv}; `bindings/python/bench/bench.py`"
+      f"(C fast path; ctypes with PROMSHM_NO_SPEEDUPS=1), prometheus_client {pcv}; `bindings/python/bench/bench.py`"
       f"{' --quick' if args.quick else ''}: timeit, best of {args.rounds} rounds x {args.repeat} repeats x "
       f"{args.number:,} calls, one thread; each variant in a fresh interpreter.")
     w("")
     w("| operation | " + " | ".join(runs) + " |")
     w("| --- | " + " | ".join("---:" for _ in runs) + " |")
     for op in ops:
-        w(f"| `{op}` | " + " | ".join(f"{r[op]:.0f} ns" for r in runs.values()) + " |")
+        label = op if op.startswith("empty") else f"`{op}`"
+        w(f"| {label} | " + " | ".join(f"{r[op]:.0f} ns" for r in runs.values()) + " |")
     w("")
     base = runs["promshm (buffered)"]
     mp = runs["prometheus_client multiprocess"]
     sp = runs["prometheus_client"]
+    hot_ops = [op for op in ops if not op.startswith("empty")]
+    ct = runs["promshm ctypes (buffered)"]
     w("Speed-up of promshm (buffered) over prometheus_client: " + ", ".join(
-        f"`{op}` {mp[op] / base[op]:.1f}x vs multiprocess, {sp[op] / base[op]:.1f}x vs single-process" for op in ops[:3]) + ".")
+        f"`{op}` {mp[op] / base[op]:.1f}x vs multiprocess, {sp[op] / base[op]:.1f}x vs single-process" for op in hot_ops[:3]) + ".")
+    w("")
+    w("| operation | promshm / prometheus_client | promshm ctypes / prometheus_client | C fast path speed-up over ctypes |")
+    w("| --- | ---: | ---: | ---: |")
+    for op in hot_ops:
+        w(f"| `{op}` | {base[op] / sp[op]:.3f} | {ct[op] / sp[op]:.3f} | {ct[op] / base[op]:.1f}x |")
+    w("")
+    limits = {"inc()": 0.15, "labels('GET', '/').inc()": 0.1, "observe(0.1)": 0.1}
+    w("Targets (issue 13, ratios to prometheus_client single-process in this run): " + "; ".join(
+        f"`{op}` <= {lim}: {base[op] / sp[op]:.3f} -> {'met' if base[op] / sp[op] <= lim else 'NOT met'}"
+        for op, lim in limits.items()) + ".")
     w("")
     w(f"Scrape of {args.series:,} counter series, each updated by all of {args.workers} worker processes "
       f"(best of {args.rounds} x {args.repeat}):")

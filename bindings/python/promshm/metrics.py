@@ -38,7 +38,7 @@ from typing import (
     cast,
 )
 
-from . import _area
+from . import _area, _native
 from . import _bindings as B
 from ._ffi import check, encode, fast, label_array, lib, raise_for, str_array
 from .errors import (
@@ -846,7 +846,7 @@ class MetricWrapperBase(_Ops):
         arr = str_array(enc)
         h = c_void_p()
         check(lib.promshm_family_labels(self._fam, arr, len(enc), byref(h)), f"{self._name}{list(values)}")
-        return h
+        return _native.handle(h)
 
     def _rebind(self) -> None:
         """Re-register with this process's update mode and re-resolve every cached series."""
@@ -1356,3 +1356,6 @@ class Enum(_EnumOps, MetricWrapperBase):
 # registry is the layer below this one and imports nothing of it: it knows
 # what it needs of the metrics only as registered here.
 _register_metrics(MetricWrapperBase, Info, lambda: _use_created)
+
+# The C update methods when promshm._speedups is there (see promshm._native).
+_native.install(sys.modules[__name__])

@@ -63,7 +63,7 @@ def test_build_uses_promshm_library(setup_module, monkeypatch, tmp_path):
         setup_module["_built_library"]()
 
 
-def test_setup_tags_wheels_for_the_platform_not_for_any_python(setup_module):
+def test_setup_tags_wheels_for_the_platform_not_for_any_python(setup_module, tmp_path):
     cmd = setup_module["cmdclass"].get("bdist_wheel")
     assert cmd is not None, "bdist_wheel missing: install `wheel` or setuptools >= 70.1 (scripts/setup.sh)"
     from setuptools.dist import Distribution
@@ -72,9 +72,15 @@ def test_setup_tags_wheels_for_the_platform_not_for_any_python(setup_module):
     assert isinstance(dist, Distribution) and dist.has_ext_modules()
     bdist = cmd(dist)
     bdist.ensure_finalized()
+    bdist.bdist_dir = str(tmp_path)
     python, abi, plat = bdist.get_tag()
     assert (python, abi) == ("py3", "none")
     assert plat != "any" and plat.endswith(platform.machine()), plat
+    # With the C fast path (limited API) in the wheel: every CPython >= 3.9.
+    (tmp_path / "promshm").mkdir()
+    (tmp_path / "promshm" / "_speedups.abi3.so").write_bytes(b"")
+    assert bdist.get_tag() == ("cp39", "abi3", plat)
+    assert setup_module["LIMITED_API"] == ("0x03090000", "cp39")
 
 
 def _no_cargo_env(base: Dict[str, str]) -> Dict[str, str]:
@@ -123,15 +129,38 @@ def _wheel_tags(wheel: Path):
     return m["py"], m["abi"], m["plat"]
 
 
+def _speedups_in(wheel: Path):
+    with zipfile.ZipFile(wheel) as zf:
+        return [n for n in zf.namelist() if n.startswith("promshm/_speedups")]
+
+
 def test_wheel_is_tagged_manylinux_for_every_python3(wheel):
+    """py3-none without the C fast path; with it (limited API, abi3)
+    cp39-abi3: every CPython >= 3.9 either way."""
     py, abi, plat = _wheel_tags(wheel)
-    assert (py, abi) == ("py3", "none"), wheel.name
+    ext = _speedups_in(wheel)
+    if os.environ.get("PROMSHM_EXPECT_SPEEDUPS") == "1":
+        assert ext == ["promshm/_speedups.abi3.so"], (wheel.name, ext)
+    assert (py, abi) == (("cp39", "abi3") if ext else ("py3", "none")), (wheel.name, ext)
     assert re.fullmatch(r"manylinux_2_\d+_" + re.escape(platform.machine()), plat), plat
     with zipfile.ZipFile(wheel) as zf:
         meta = zf.read("promshm-%s.dist-info/WHEEL" % wheel.name.split("-")[1]).decode()
     assert "Root-Is-Purelib: false" in meta
     tags = re.findall(r"^Tag: (\S+)$", meta, re.M)
-    assert tags == [f"py3-none-{plat}"], meta
+    assert tags == [f"{py}-{abi}-{plat}"], meta
+
+
+def test_wheel_extension_needs_only_glibc_and_no_second_library(wheel, tmp_path):
+    """The C fast path links against neither libpython (abi3) nor
+    libpromshm (it calls the library ctypes loaded)."""
+    ext = _speedups_in(wheel)
+    if not ext:
+        pytest.skip("the wheel has no C fast path (built without a compiler)")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extract(ext[0], tmp_path)
+    out = subprocess.run(["readelf", "-d", str(tmp_path / ext[0])], capture_output=True, text=True, timeout=60, check=True)
+    needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out.stdout))
+    assert needed <= SYSTEM_LIBS, needed
 
 
 def test_wheel_bundles_a_working_library(wheel, wheel_lib):
@@ -238,7 +267,7 @@ def test_sdist_carries_a_standalone_crate(setup_module, tmp_path):
     with tarfile.open(sdist) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
         tf.extractall(tmp_path / "x")
-    assert {"setup.py", "pyproject.toml", "promshm/__init__.py", "rust/Cargo.toml", "rust/Cargo.lock",
+    assert {"setup.py", "pyproject.toml", "promshm/__init__.py", "promshm/_speedups.c", "rust/Cargo.toml", "rust/Cargo.lock",
             "rust/build.rs", "rust/src/lib.rs", "rust/src/ffi/promshm.map"} <= names, sorted(names)
     assert not any(n.endswith(".so") for n in names), "the sdist must not carry a built library"
     crate = next((tmp_path / "x").iterdir()) / "rust"
