@@ -574,9 +574,20 @@ pub(crate) fn hold_ids_for_fork() {
     unsafe { hold(lock(&IDS)) };
 }
 
-/// Flush at process exit (`atexit`), registered once (at load, see
-/// `area::fork`, else at a thread's first buffered update).
-pub(crate) fn install_exit_flush() {
+/// Registers the exit flush when the library is loaded, for the reason
+/// `area::fork` installs its handlers then: an installing `Once` that a
+/// `fork` interrupts would stay "running" in the child.
+#[used]
+#[link_section = ".init_array"]
+static INSTALL_EXIT_FLUSH_AT_LOAD: extern "C" fn() = install_exit_flush_at_load;
+
+extern "C" fn install_exit_flush_at_load() {
+    let _ = std::panic::catch_unwind(install_exit_flush);
+}
+
+/// Flush at process exit (`atexit`), registered once (at load, else at a
+/// thread's first buffered update).
+fn install_exit_flush() {
     AT_EXIT.call_once(|| {
         // SAFETY: registers a plain extern "C" function with no arguments.
         unsafe {

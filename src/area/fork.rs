@@ -46,8 +46,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Installs the fork handlers and the exit flush when the library is
-/// loaded (before `main`, or inside `dlopen`): no other thread of the
+/// Installs the fork handlers when the library is loaded (before `main`, or inside `dlopen`): no other thread of the
 /// process can be inside promshm then. Installed only at first use, a
 /// `fork` by one thread while another runs an installing `Once` would
 /// leave that `Once` running in the child, which waits for it forever at
@@ -61,7 +60,6 @@ static INSTALL_AT_LOAD: extern "C" fn() = install_at_load;
 extern "C" fn install_at_load() {
     let _ = std::panic::catch_unwind(|| {
         install_hooks();
-        crate::buffer::install_exit_flush();
     });
 }
 
