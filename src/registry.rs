@@ -271,9 +271,13 @@ pub(crate) fn read_series_values(
         return None;
     }
     let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
-    out.clear();
-    for _ in 0..shape.label_names.len() {
-        out.push(r.string(MAX_VALUE_LEN)?);
+    // The strings of `out` are reused: no allocation once they are long enough.
+    let n = shape.label_names.len();
+    out.truncate(n);
+    out.resize_with(n, String::new);
+    for value in out.iter_mut() {
+        value.clear();
+        r.string_into(MAX_VALUE_LEN, value)?;
     }
     r.at_end().then_some(())
 }

@@ -77,6 +77,9 @@ pub(crate) fn render_into(
     // before their family.
     let mut valid_families = std::collections::HashSet::new();
     let mut later = Vec::new();
+    // The series of a family mostly follow each other: the last family found
+    // spares a hash lookup per series.
+    let mut last_family: Option<(usize, usize)> = None;
     let end = area.walk(0, false, |rec| {
         if rec.state != STATE_LIVE {
             // Removed and free series and blobs are not read (their bytes
@@ -123,7 +126,12 @@ pub(crate) fn render_into(
                     .u32_at(rec.off + ser::FAMILY)
                     .map(|f| f.load(Ordering::Relaxed) as usize)
                     .unwrap_or(0);
-                if let Some(&i) = by_offset.get(&fam) {
+                let found = match last_family {
+                    Some((off, i)) if off == fam => Some(i),
+                    _ => by_offset.get(&fam).copied(),
+                };
+                if let Some(i) = found {
+                    last_family = Some((fam, i));
                     families[i].series.push(rec);
                 } else {
                     // Its family may follow it (a series can reuse the
@@ -238,6 +246,9 @@ fn write_family(
     enc.family(&desc)?;
     let (mut written, mut bad) = (0, 0);
     let mut values = std::mem::take(&mut sc.values);
+    // One allocation for the label pairs of every series (moved into each
+    // series' borrow of `values` and back, see the end of the loop body).
+    let mut spare_labels: Vec<(&'static str, &'static str)> = Vec::new();
     for &rec in &f.series {
         // The series as the walk saw it: a record freed since (and perhaps
         // reused, a grace period later) is skipped, checked again before
@@ -256,12 +267,16 @@ fn write_family(
             }
             continue;
         }
-        let mut labels: Vec<(&str, &str)> = shape
-            .label_names
-            .iter()
-            .map(String::as_str)
-            .zip(values.iter().map(String::as_str))
-            .collect();
+        // An info series' own pairs (declared before the labels borrowing them).
+        let info_pairs;
+        let mut labels = reuse(std::mem::take(&mut spare_labels));
+        labels.extend(
+            shape
+                .label_names
+                .iter()
+                .map(String::as_str)
+                .zip(values.iter().map(String::as_str)),
+        );
         let cells = rec.off + ser::CELLS;
         let cell = |i: usize| {
             area.u64_at(cells + 8 * i)
@@ -272,124 +287,136 @@ fn write_family(
             .u64_at(rec.off + ser::CREATED)
             .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
             .filter(|t| t.is_finite() && *t > 0.0);
-        match shape.kind {
-            MetricType::Counter => {
-                let value = f64::from_bits(cell(0));
-                if value.is_nan() || value < 0.0 {
-                    bad += 1;
-                    continue;
+        let written_one = 'point: {
+            match shape.kind {
+                MetricType::Counter => {
+                    let value = f64::from_bits(cell(0));
+                    if value.is_nan() || value < 0.0 {
+                        bad += 1;
+                        break 'point false;
+                    }
+                    if same() {
+                        enc.point(&desc, &labels, &Point::Counter { value, created })?;
+                    }
                 }
-                if same() {
-                    enc.point(&desc, &labels, &Point::Counter { value, created })?;
+                MetricType::Gauge if shape.gauge_mode == GaugeMode::All => {
+                    let mut per_worker = Vec::new();
+                    combine(area, cells, GaugeMode::All, |slot, v| {
+                        per_worker.push((slot.to_string(), v))
+                    });
+                    if !same() {
+                        break 'point false;
+                    }
+                    for (slot, value) in &per_worker {
+                        let mut with_worker = labels.clone();
+                        with_worker.push((WORKER_LABEL, slot));
+                        enc.point(&desc, &with_worker, &Point::Gauge { value: *value })?;
+                    }
+                }
+                MetricType::Gauge => {
+                    let value = combine(area, cells, shape.gauge_mode, |_, _| {});
+                    if !same() {
+                        break 'point false;
+                    }
+                    enc.point(&desc, &labels, &Point::Gauge { value })?;
+                }
+                MetricType::Histogram => {
+                    sc.buckets.clear();
+                    let mut acc = 0u64;
+                    for (i, &bound) in shape.params.iter().chain(&[f64::INFINITY]).enumerate() {
+                        acc = acc.wrapping_add(cell(1 + i));
+                        sc.buckets.push((bound, acc));
+                    }
+                    let sum = f64::from_bits(cell(0));
+                    if !same() {
+                        break 'point false;
+                    }
+                    enc.point(
+                        &desc,
+                        &labels,
+                        &Point::Histogram {
+                            buckets: &sc.buckets,
+                            sum,
+                            created,
+                        },
+                    )?;
+                }
+                MetricType::Summary => {
+                    sc.quantiles.clear();
+                    if !shape.params.is_empty() {
+                        sc.counts.clear();
+                        sc.counts.resize(SKETCH_BUCKETS, 0);
+                        merge_sketches(
+                            area,
+                            cells,
+                            shape.age_buckets,
+                            shape.max_age_ms,
+                            &mut sc.counts,
+                        );
+                        sc.qout.clear();
+                        sc.qout.resize(shape.params.len(), f64::NAN);
+                        sketch_quantiles(&sc.counts, &shape.params, &mut sc.qout);
+                        sc.quantiles
+                            .extend(shape.params.iter().copied().zip(sc.qout.iter().copied()));
+                    }
+                    if !same() {
+                        break 'point false;
+                    }
+                    enc.point(
+                        &desc,
+                        &labels,
+                        &Point::Summary {
+                            quantiles: &sc.quantiles,
+                            count: cell(0),
+                            sum: f64::from_bits(cell(1)),
+                            created,
+                        },
+                    )?;
+                }
+                MetricType::Info => {
+                    info_pairs = crate::metrics::info::read_blob(area, cell(0)).unwrap_or_default();
+                    let pairs: &[(String, String)] = &info_pairs;
+                    if pairs
+                        .iter()
+                        .any(|(k, _)| shape.label_names.iter().any(|n| n == k))
+                    {
+                        bad += 1;
+                        break 'point false;
+                    }
+                    labels.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    if !same() {
+                        break 'point false;
+                    }
+                    enc.point(&desc, &labels, &Point::Info)?;
+                }
+                MetricType::StateSet => {
+                    let current = cell(0) as usize;
+                    let states: Vec<(&str, bool)> = shape
+                        .states
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| (s.as_str(), i == current))
+                        .collect();
+                    if !same() {
+                        break 'point false;
+                    }
+                    enc.point(&desc, &labels, &Point::StateSet { states: &states })?;
                 }
             }
-            MetricType::Gauge if shape.gauge_mode == GaugeMode::All => {
-                let mut per_worker = Vec::new();
-                combine(area, cells, GaugeMode::All, |slot, v| {
-                    per_worker.push((slot.to_string(), v))
-                });
-                if !same() {
-                    continue;
-                }
-                for (slot, value) in &per_worker {
-                    let mut with_worker = labels.clone();
-                    with_worker.push((WORKER_LABEL, slot));
-                    enc.point(&desc, &with_worker, &Point::Gauge { value: *value })?;
-                }
-            }
-            MetricType::Gauge => {
-                let value = combine(area, cells, shape.gauge_mode, |_, _| {});
-                if !same() {
-                    continue;
-                }
-                enc.point(&desc, &labels, &Point::Gauge { value })?;
-            }
-            MetricType::Histogram => {
-                sc.buckets.clear();
-                let mut acc = 0u64;
-                for (i, &bound) in shape.params.iter().chain(&[f64::INFINITY]).enumerate() {
-                    acc = acc.wrapping_add(cell(1 + i));
-                    sc.buckets.push((bound, acc));
-                }
-                let sum = f64::from_bits(cell(0));
-                if !same() {
-                    continue;
-                }
-                enc.point(
-                    &desc,
-                    &labels,
-                    &Point::Histogram {
-                        buckets: &sc.buckets,
-                        sum,
-                        created,
-                    },
-                )?;
-            }
-            MetricType::Summary => {
-                sc.quantiles.clear();
-                if !shape.params.is_empty() {
-                    sc.counts.clear();
-                    sc.counts.resize(SKETCH_BUCKETS, 0);
-                    merge_sketches(
-                        area,
-                        cells,
-                        shape.age_buckets,
-                        shape.max_age_ms,
-                        &mut sc.counts,
-                    );
-                    sc.qout.clear();
-                    sc.qout.resize(shape.params.len(), f64::NAN);
-                    sketch_quantiles(&sc.counts, &shape.params, &mut sc.qout);
-                    sc.quantiles
-                        .extend(shape.params.iter().copied().zip(sc.qout.iter().copied()));
-                }
-                if !same() {
-                    continue;
-                }
-                enc.point(
-                    &desc,
-                    &labels,
-                    &Point::Summary {
-                        quantiles: &sc.quantiles,
-                        count: cell(0),
-                        sum: f64::from_bits(cell(1)),
-                        created,
-                    },
-                )?;
-            }
-            MetricType::Info => {
-                let pairs = crate::metrics::info::read_blob(area, cell(0)).unwrap_or_default();
-                if pairs
-                    .iter()
-                    .any(|(k, _)| shape.label_names.iter().any(|n| n == k))
-                {
-                    bad += 1;
-                    continue;
-                }
-                labels.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                if !same() {
-                    continue;
-                }
-                enc.point(&desc, &labels, &Point::Info)?;
-            }
-            MetricType::StateSet => {
-                let current = cell(0) as usize;
-                let states: Vec<(&str, bool)> = shape
-                    .states
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (s.as_str(), i == current))
-                    .collect();
-                if !same() {
-                    continue;
-                }
-                enc.point(&desc, &labels, &Point::StateSet { states: &states })?;
-            }
-        }
-        written += 1;
+            true
+        };
+        spare_labels = reuse(labels);
+        written += usize::from(written_one);
     }
     sc.values = values;
     Ok((written, bad))
+}
+
+/// An empty vector with the allocation of `v`, for items of another lifetime
+/// (the standard library collects in place when the layouts match).
+fn reuse<'b>(mut v: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
+    v.clear();
+    v.into_iter().map(|_| ("", "")).collect()
 }
 
 fn self_metric_values(area: &AreaInner) -> Vec<SelfMetric> {

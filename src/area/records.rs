@@ -299,12 +299,28 @@ impl<'a> RecordReader<'a> {
             return None;
         }
         let at = self.take(n)?;
-        let mut buf = vec![0u8; n];
-        if !self.area.read_bytes(at, &mut buf) {
-            return None;
+        // Read straight into `out`'s bytes (no buffer per string); on bad
+        // bytes `out` is given back as it was.
+        let mut bytes = std::mem::take(out).into_bytes();
+        let start = bytes.len();
+        bytes.resize(start + n, 0);
+        let read = self.area.read_bytes(at, &mut bytes[start..]);
+        if !read {
+            bytes.truncate(start);
         }
-        out.push_str(std::str::from_utf8(&buf).ok()?);
-        Some(())
+        // `out` was UTF-8, so the whole is UTF-8 exactly when the new part is.
+        match String::from_utf8(bytes) {
+            Ok(s) => {
+                *out = s;
+                read.then_some(())
+            }
+            Err(e) => {
+                let mut bytes = e.into_bytes();
+                bytes.truncate(start);
+                *out = String::from_utf8(bytes).unwrap_or_default();
+                None
+            }
+        }
     }
 
     /// A u32-length-prefixed UTF-8 string of at most `max` bytes.

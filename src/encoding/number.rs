@@ -42,6 +42,71 @@ struct Digits {
 
 fn shortest_digits(v: f64) -> Digits {
     debug_assert!(v.is_finite() && v >= 0.0);
+    // ryu prints the shortest round-trip digits, e.g. `1234.5`, `0.001`,
+    // `1.5e-7`, `1e16`, `0.0`: read back the digits and the position of the
+    // decimal point from that.
+    let mut rb = ryu::Buffer::new();
+    let s = rb.format_finite(v).as_bytes();
+    let mut out = Digits {
+        d: [0; 20],
+        nd: 0,
+        dp: 0,
+    };
+    let mut i = 0;
+    let mut int_digits: i32 = 0;
+    let mut seen_point = false;
+    while i < s.len() && s[i] != b'e' {
+        let c = s[i];
+        if c == b'.' {
+            seen_point = true;
+        } else if c.is_ascii_digit() {
+            if !seen_point {
+                int_digits += 1;
+            }
+            if out.nd == 0 && c == b'0' {
+                // A leading zero moves the point left instead.
+                int_digits -= 1;
+            } else if out.nd < out.d.len() {
+                out.d[out.nd] = c;
+                out.nd += 1;
+            }
+        }
+        i += 1;
+    }
+    let mut exp: i32 = 0;
+    let mut neg = false;
+    i += 1;
+    if i < s.len() && s[i] == b'-' {
+        neg = true;
+        i += 1;
+    }
+    while i < s.len() {
+        exp = exp * 10 + i32::from(s[i] - b'0');
+        i += 1;
+    }
+    if neg {
+        exp = -exp;
+    }
+    while out.nd > 1 && out.d[out.nd - 1] == b'0' {
+        out.nd -= 1;
+    }
+    if out.nd == 0 {
+        // Zero: `0e0`.
+        out.d[0] = b'0';
+        out.nd = 1;
+        out.dp = 1;
+    } else {
+        out.dp = int_digits + exp;
+    }
+    round_half_even(&mut out, v);
+    out
+}
+
+/// The digits std's `{:e}` gives (what [`shortest_digits`] gave before it
+/// used ryu), as the oracle of the tests.
+#[cfg(test)]
+fn shortest_digits_std(v: f64) -> Digits {
+    debug_assert!(v.is_finite() && v >= 0.0);
     let mut sb = StackBuf {
         buf: [0; EXP_BUF],
         len: 0,
@@ -311,18 +376,7 @@ pub fn write_canonical_f64(out: &mut Vec<u8>, v: f64) {
 
 /// Append `v` in decimal, without separators.
 pub fn write_u64(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 #[cfg(test)]
@@ -590,5 +644,52 @@ mod tests {
         assert_eq!(g(120.5), "120.5");
         assert_eq!(c(120.5), "120.5");
         assert_eq!(c(120.0), "120.0");
+    }
+
+    /// ryu's digits are std's (after the half-even fix-up) for special,
+    /// integer-valued, timestamp-like, tiny, huge and random bit patterns.
+    #[test]
+    fn ryu_digits_are_std_digits() {
+        let mut vals = vec![
+            0.0,
+            5e-324,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            1.0,
+            0.1,
+            0.5,
+            2.5,
+            1e6,
+            1e21,
+            1e22,
+            123456.0,
+            1234567.0,
+            9007199254740993.0,
+            1764650000.123456,
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..300_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bits = f64::from_bits(x & !(1 << 63));
+            if bits.is_finite() {
+                vals.push(bits);
+            }
+            vals.push(i as f64);
+            vals.push((x % 1_000_000_000) as f64 / 1000.0);
+            vals.push(1.7e9 + (x % 1_000_000) as f64 / 1e6);
+            vals.push((i as f64) * 0.5);
+            vals.push((i as f64) * 0.005);
+        }
+        for v in vals {
+            let (a, b) = (shortest_digits(v), shortest_digits_std(v));
+            assert_eq!(
+                (&a.d[..a.nd], a.dp),
+                (&b.d[..b.nd], b.dp),
+                "{v:e} ({:#x})",
+                v.to_bits()
+            );
+        }
     }
 }

@@ -2,7 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::text::{info_or_states, line_f64, line_u64, push_escaped, Extra, LineBuf};
+use super::number::write_f64;
+use super::text::{info_or_states, line_f64, line_u64, push_escaped, push_series, Extra, LineBuf};
 use super::{Encoder, FamilyDesc, Labels, MetricType, Point};
 
 /// Encoder for the OpenMetrics text format, version 1.0.0.
@@ -72,8 +73,20 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
         let buf = &mut self.lb.buf;
         match *point {
             Point::Counter { value, created } => {
-                line_f64(buf, name, "_total", labels, Extra::No, value);
-                created_line(buf, name, labels, created);
+                // The `{labels} ` of the `_total` line, escaped once and
+                // copied into the `_created` line.
+                let start = buf.len() + name.len() + "_total".len();
+                push_series(buf, name, "_total", labels, Extra::No);
+                let series = start..buf.len();
+                write_f64(buf, value);
+                buf.push(b'\n');
+                if let Some(t) = created {
+                    buf.extend_from_slice(name.as_bytes());
+                    buf.extend_from_slice(b"_created");
+                    buf.extend_from_within(series);
+                    write_f64(buf, t);
+                    buf.push(b'\n');
+                }
             }
             Point::Gauge { value } => {
                 line_f64(buf, name, "", labels, Extra::No, value);
