@@ -24,7 +24,7 @@ from promshm import Counter, Gauge, Histogram, Info
 REQUESTS = Counter("http_requests", "HTTP requests served.", ["method", "path", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "Time spent serving requests.", ["path"])
 INFLIGHT = Gauge("http_requests_inflight", "Requests being served.", multiprocess_mode="livesum")
-PER_WORKER = Gauge("worker_requests", "Requests served by each live worker.", multiprocess_mode="all")
+PER_WORKER = Gauge("worker_requests", "Requests served by each live worker.", multiprocess_mode="liveall")
 ORDERS = Counter("shop_orders", "Items ordered.", ["item"])
 BUILD = Info("example_build", "Build information.")
 BUILD.info({"version": promshm.__version__, "server": "gunicorn"})
