@@ -136,11 +136,13 @@ def scrape(kind: str, series: int, workers: int, repeat: int) -> Dict[str, float
 
 def _store_bytes(kind: str) -> int:
     """Bytes of storage the workers' series take: the blocks allocated to the
-    area file (promshm) or to the multiprocess directory's files."""
-    if kind == "promshm":
-        paths = [os.environ["PROMSHM_AREA"]]
+    area file (promshm, and prometheus_client through promshm's backend,
+    which has no multiprocess directory) or to the multiprocess directory's
+    files."""
+    d = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if kind == "promshm" or not d:
+        paths = [p for p in [os.environ.get("PROMSHM_AREA")] if p]
     else:
-        d = os.environ["PROMETHEUS_MULTIPROC_DIR"]
         paths = [os.path.join(d, f) for f in os.listdir(d)]
     return sum(os.stat(p).st_blocks * 512 for p in paths if os.path.isfile(p))
 
