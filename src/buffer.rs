@@ -62,6 +62,7 @@ pub(crate) struct BufferId {
 
 /// A buffer id for a newly resolved series; give it back with [`give_back_ids`].
 pub(crate) fn take_id() -> BufferId {
+    install_fork_hooks();
     let mut ids = lock(&IDS);
     let id = match ids.free.pop() {
         Some(id) => id,
@@ -217,7 +218,7 @@ const PRUNE_MIN: usize = 64;
 impl Local {
     fn new() -> Local {
         install_exit_flush();
-        crate::area::fork::install_hooks();
+        install_fork_hooks();
         Local {
             shared: UnsafeCell::new(register_shared()),
             index: UnsafeCell::new(Vec::new()),
@@ -551,10 +552,19 @@ pub(crate) fn release_family(family: usize) {
     sweep.finish();
 }
 
+/// Register this module's fork hooks with `area::fork` and install its
+/// handlers (at load, and lazily for a static link that leaves the load-time
+/// entry out): the buffer list and entries are taken before the areas' locks,
+/// the id pool after them. Lock-free and idempotent.
+fn install_fork_hooks() {
+    crate::area::fork::register_fork_hooks(hold_for_fork, hold_ids_for_fork);
+    crate::area::fork::install_hooks();
+}
+
 /// Hold the buffer list and every buffer's entries across `fork` so a child
-/// never inherits them locked or half-updated (called by `area::fork`'s
+/// never inherits them locked or half-updated (run by `area::fork`'s
 /// handler, which releases them after the fork).
-pub(crate) fn hold_for_fork() {
+fn hold_for_fork() {
     let all = lock(&BUFFERS);
     let list = all.clone();
     // SAFETY: BUFFERS is a static; each entries guard is held together with
@@ -569,12 +579,12 @@ pub(crate) fn hold_for_fork() {
 
 /// Hold the buffer id pool across `fork` (taken last: it is taken under a
 /// family's series cache lock).
-pub(crate) fn hold_ids_for_fork() {
+fn hold_ids_for_fork() {
     // SAFETY: IDS is a static.
     unsafe { hold(lock(&IDS)) };
 }
 
-/// Registers the exit flush when the library is loaded, for the reason
+/// Registers the exit flush and the fork hooks when the library is loaded, for the reason
 /// `area::fork` installs its handlers then: an installing `Once` that a
 /// `fork` interrupts would stay "running" in the child.
 #[used]
@@ -583,6 +593,7 @@ static INSTALL_EXIT_FLUSH_AT_LOAD: extern "C" fn() = install_exit_flush_at_load;
 
 extern "C" fn install_exit_flush_at_load() {
     let _ = std::panic::catch_unwind(install_exit_flush);
+    let _ = std::panic::catch_unwind(install_fork_hooks);
 }
 
 /// Flush at process exit (`atexit`), registered once (at load, else at a

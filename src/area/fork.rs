@@ -18,7 +18,9 @@
 //! with (the child then loops or crashes in the table). The timer flusher
 //! sleeps in `ppoll` on an eventfd for the same reason.
 
+use std::any::Any;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 
 use super::AreaInner;
@@ -37,7 +39,53 @@ thread_local! {
     /// Families whose cache guards are in `HELD`, dropped only after every
     /// guard (`AREAS` included): one of them may be the last owner of its
     /// area, whose `Drop` takes `AREAS`.
-    static KEPT: RefCell<Vec<Arc<crate::metrics::FamilyInner>>> = const { RefCell::new(Vec::new()) };
+    static KEPT: RefCell<Vec<Arc<dyn Any + Send + Sync>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most fork hooks of each kind (the layers above register one each).
+const MAX_FORK_HOOKS: usize = 4;
+
+/// Hooks run by `before_fork` before the areas' locks are taken (as `fn()`
+/// addresses; 0 is a free slot). Plain atomics: no lock and no allocation,
+/// because they are read around `fork`.
+static BEFORE_AREAS: [AtomicUsize; MAX_FORK_HOOKS] =
+    [const { AtomicUsize::new(0) }; MAX_FORK_HOOKS];
+/// Hooks run by `before_fork` after every area's locks are taken.
+static AFTER_AREAS: [AtomicUsize; MAX_FORK_HOOKS] = [const { AtomicUsize::new(0) }; MAX_FORK_HOOKS];
+
+/// Register hooks of a layer above: `before_areas` and `after_areas` run in
+/// the forking thread before `fork`, before and after the areas' locks are
+/// taken. They take their own locks and keep the guards with [`hold`], so
+/// that `after_fork` releases them (in reverse order) in parent and child.
+/// Registering the same hooks again does nothing; lock-free, so callable at
+/// load time and on any path.
+pub(crate) fn register_fork_hooks(before_areas: fn(), after_areas: fn()) {
+    add_hook(&BEFORE_AREAS, before_areas);
+    add_hook(&AFTER_AREAS, after_areas);
+}
+
+fn add_hook(slots: &[AtomicUsize; MAX_FORK_HOOKS], hook: fn()) {
+    let addr = hook as usize;
+    for slot in slots {
+        match slot.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(cur) if cur == addr => return,
+            Err(_) => {}
+        }
+    }
+    panic!("more than {MAX_FORK_HOOKS} fork hooks registered");
+}
+
+fn run_hooks(slots: &[AtomicUsize; MAX_FORK_HOOKS]) {
+    for slot in slots {
+        let addr = slot.load(Ordering::Acquire);
+        if addr == 0 {
+            break;
+        }
+        // SAFETY: only `fn()` addresses are stored in the slots (`add_hook`).
+        let hook: fn() = unsafe { std::mem::transmute::<usize, fn()>(addr) };
+        hook();
+    }
 }
 
 /// Lock a mutex, ignoring poisoning: every critical section of the crate
@@ -106,7 +154,7 @@ pub(crate) unsafe fn hold<G>(guard: G) {
 
 extern "C" fn before_fork() {
     let _ = std::panic::catch_unwind(|| {
-        crate::buffer::hold_for_fork();
+        run_hooks(&BEFORE_AREAS);
         let areas = lock(&AREAS);
         let addrs = areas.clone();
         // Held first, released last: no area can be freed while its guards are held.
@@ -119,7 +167,10 @@ extern "C" fn before_fork() {
             let index = lock(&area.index);
             for family in index.families_handed_out() {
                 // Kept (in KEPT) until after its guard is released.
-                KEPT.with(|k| k.borrow_mut().push(family.clone()));
+                KEPT.with(|k| {
+                    k.borrow_mut()
+                        .push(family.clone() as Arc<dyn Any + Send + Sync>)
+                });
                 // SAFETY: the Arc is kept in KEPT longer than its guard in HELD.
                 unsafe { hold(family.cache_guard_for_fork()) };
             }
@@ -129,7 +180,7 @@ extern "C" fn before_fork() {
                 hold(lock(&area.local_lock));
             }
         }
-        crate::buffer::hold_ids_for_fork();
+        run_hooks(&AFTER_AREAS);
     });
 }
 
