@@ -67,6 +67,22 @@ pub(crate) fn render_into(
         let _ = area.reap_dead_workers();
     }
     let mut stats = RenderStats::default();
+    let families = collect_families(area, prefix, &mut stats.bad_records);
+    let selfs = if self_metrics && prefix.is_none() {
+        self_metric_values(area)
+    } else {
+        Vec::new()
+    };
+    write_items(area, &families, &selfs, enc, &mut stats)?;
+    enc.finish()?;
+    area.set_stat(hdr::STAT_BAD_RECORDS, stats.bad_records);
+    area.set_stat(hdr::STAT_RENDER_NS, started.elapsed().as_nanos() as u64);
+    Ok(stats)
+}
+
+/// Walk the area once: the families to render (those under `prefix`), each
+/// with its live series in area order. Damaged records are added to `bad`.
+fn collect_families(area: &AreaInner, prefix: Option<&str>, bad: &mut u64) -> Vec<FamilyEntry> {
     let mut families: Vec<FamilyEntry> = Vec::new();
     let mut by_offset: HashMap<usize, usize> = HashMap::new();
     // Every name the families kept so far render.
@@ -84,7 +100,7 @@ pub(crate) fn render_into(
             // are being recycled; the walk checked their header and size
             // class). Only series and blobs are ever freed.
             if rec.kind == KIND_FAMILY && rec.state != STATE_WRITING {
-                stats.bad_records += 1;
+                *bad += 1;
             }
             return;
         }
@@ -103,7 +119,7 @@ pub(crate) fn render_into(
                             .map(move |sfx| format!("{name}{sfx}"))
                     };
                     if rendered().any(|n| names.contains_key(&n)) {
-                        stats.bad_records += 1;
+                        *bad += 1;
                         return;
                     }
                     names.extend(rendered().map(|n| (n, ())));
@@ -117,7 +133,7 @@ pub(crate) fn render_into(
                         series: Vec::new(),
                     });
                 }
-                None => stats.bad_records += 1,
+                None => *bad += 1,
             },
             KIND_SERIES => {
                 let fam = area
@@ -145,20 +161,20 @@ pub(crate) fn render_into(
                     && area.record_state(rec.off, KIND_BLOB) == Some(STATE_LIVE)
                     && area.generation(rec.off) == gen
                 {
-                    stats.bad_records += 1;
+                    *bad += 1;
                 }
             }
             _ => {}
         }
     });
-    stats.bad_records += end.bad;
+    *bad += end.bad;
     let placed_later = !later.is_empty();
     for (fam, rec) in later {
         if let Some(&i) = by_offset.get(&fam) {
             families[i].series.push(rec);
         } else if !valid_families.contains(&fam) && prefix.is_none() {
             // A series whose family is unknown (or damaged).
-            stats.bad_records += 1;
+            *bad += 1;
         }
     }
     if placed_later {
@@ -167,11 +183,17 @@ pub(crate) fn render_into(
         }
     }
 
-    let selfs = if self_metrics && prefix.is_none() {
-        self_metric_values(area)
-    } else {
-        Vec::new()
-    };
+    families
+}
+
+/// Write the families and promshm's own metrics, sorted by name.
+fn write_items(
+    area: &AreaInner,
+    families: &[FamilyEntry],
+    selfs: &[SelfMetric],
+    enc: &mut dyn Encoder,
+    stats: &mut RenderStats,
+) -> Result<()> {
     enum Item<'a> {
         Area(&'a FamilyEntry),
         Own(&'a SelfMetric),
@@ -212,10 +234,7 @@ pub(crate) fn render_into(
         }
         stats.families += 1;
     }
-    enc.finish()?;
-    area.set_stat(hdr::STAT_BAD_RECORDS, stats.bad_records);
-    area.set_stat(hdr::STAT_RENDER_NS, started.elapsed().as_nanos() as u64);
-    Ok(stats)
+    Ok(())
 }
 
 #[derive(Default)]
