@@ -13,10 +13,8 @@ use crate::area::records::Record;
 use crate::area::AreaInner;
 use crate::encoding::{self, Encoder, FamilyDesc, Format, MetricType, Point};
 use crate::error::Result;
-use crate::metrics::gauge::{combine, GaugeMode, WORKER_LABEL};
 use crate::metrics::shape::Shape;
-use crate::metrics::sketch::{sketch_quantiles, SKETCH_BUCKETS};
-use crate::metrics::summary::merge_sketches;
+use crate::metrics::view::{self, Ctx, Emitted, SeriesCells};
 use crate::registry::{read_series_values, SELF_METRICS_PREFIX};
 
 /// What a render did.
@@ -69,6 +67,22 @@ pub(crate) fn render_into(
         let _ = area.reap_dead_workers();
     }
     let mut stats = RenderStats::default();
+    let families = collect_families(area, prefix, &mut stats.bad_records);
+    let selfs = if self_metrics && prefix.is_none() {
+        self_metric_values(area)
+    } else {
+        Vec::new()
+    };
+    write_items(area, &families, &selfs, enc, &mut stats)?;
+    enc.finish()?;
+    area.set_stat(hdr::STAT_BAD_RECORDS, stats.bad_records);
+    area.set_stat(hdr::STAT_RENDER_NS, started.elapsed().as_nanos() as u64);
+    Ok(stats)
+}
+
+/// Walk the area once: the families to render (those under `prefix`), each
+/// with its live series in area order. Damaged records are added to `bad`.
+fn collect_families(area: &AreaInner, prefix: Option<&str>, bad: &mut u64) -> Vec<FamilyEntry> {
     let mut families: Vec<FamilyEntry> = Vec::new();
     let mut by_offset: HashMap<usize, usize> = HashMap::new();
     // Every name the families kept so far render.
@@ -86,7 +100,7 @@ pub(crate) fn render_into(
             // are being recycled; the walk checked their header and size
             // class). Only series and blobs are ever freed.
             if rec.kind == KIND_FAMILY && rec.state != STATE_WRITING {
-                stats.bad_records += 1;
+                *bad += 1;
             }
             return;
         }
@@ -105,7 +119,7 @@ pub(crate) fn render_into(
                             .map(move |sfx| format!("{name}{sfx}"))
                     };
                     if rendered().any(|n| names.contains_key(&n)) {
-                        stats.bad_records += 1;
+                        *bad += 1;
                         return;
                     }
                     names.extend(rendered().map(|n| (n, ())));
@@ -119,7 +133,7 @@ pub(crate) fn render_into(
                         series: Vec::new(),
                     });
                 }
-                None => stats.bad_records += 1,
+                None => *bad += 1,
             },
             KIND_SERIES => {
                 let fam = area
@@ -147,20 +161,20 @@ pub(crate) fn render_into(
                     && area.record_state(rec.off, KIND_BLOB) == Some(STATE_LIVE)
                     && area.generation(rec.off) == gen
                 {
-                    stats.bad_records += 1;
+                    *bad += 1;
                 }
             }
             _ => {}
         }
     });
-    stats.bad_records += end.bad;
+    *bad += end.bad;
     let placed_later = !later.is_empty();
     for (fam, rec) in later {
         if let Some(&i) = by_offset.get(&fam) {
             families[i].series.push(rec);
         } else if !valid_families.contains(&fam) && prefix.is_none() {
             // A series whose family is unknown (or damaged).
-            stats.bad_records += 1;
+            *bad += 1;
         }
     }
     if placed_later {
@@ -169,11 +183,17 @@ pub(crate) fn render_into(
         }
     }
 
-    let selfs = if self_metrics && prefix.is_none() {
-        self_metric_values(area)
-    } else {
-        Vec::new()
-    };
+    families
+}
+
+/// Write the families and promshm's own metrics, sorted by name.
+fn write_items(
+    area: &AreaInner,
+    families: &[FamilyEntry],
+    selfs: &[SelfMetric],
+    enc: &mut dyn Encoder,
+    stats: &mut RenderStats,
+) -> Result<()> {
     enum Item<'a> {
         Area(&'a FamilyEntry),
         Own(&'a SelfMetric),
@@ -214,19 +234,13 @@ pub(crate) fn render_into(
         }
         stats.families += 1;
     }
-    enc.finish()?;
-    area.set_stat(hdr::STAT_BAD_RECORDS, stats.bad_records);
-    area.set_stat(hdr::STAT_RENDER_NS, started.elapsed().as_nanos() as u64);
-    Ok(stats)
+    Ok(())
 }
 
 #[derive(Default)]
 struct Scratch {
     values: Vec<String>,
-    buckets: Vec<(f64, u64)>,
-    quantiles: Vec<(f64, f64)>,
-    counts: Vec<u64>,
-    qout: Vec<f64>,
+    cells: view::Scratch,
 }
 
 /// Write one family; returns (series written, bad series).
@@ -267,8 +281,6 @@ fn write_family(
             }
             continue;
         }
-        // An info series' own pairs (declared before the labels borrowing them).
-        let info_pairs;
         let mut labels = reuse(std::mem::take(&mut spare_labels));
         labels.extend(
             shape
@@ -277,136 +289,20 @@ fn write_family(
                 .map(String::as_str)
                 .zip(values.iter().map(String::as_str)),
         );
-        let cells = rec.off + ser::CELLS;
-        let cell = |i: usize| {
-            area.u64_at(cells + 8 * i)
-                .map(|c| c.load(Ordering::Acquire))
-                .unwrap_or(0)
+        let view = SeriesCells::new(area, rec.off, &same);
+        let cx = Ctx {
+            shape,
+            desc: &desc,
+            labels: &labels,
+            enc: &mut *enc,
+            sc: &mut sc.cells,
         };
-        let created = area
-            .u64_at(rec.off + ser::CREATED)
-            .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
-            .filter(|t| t.is_finite() && *t > 0.0);
-        let written_one = 'point: {
-            match shape.kind {
-                MetricType::Counter => {
-                    let value = f64::from_bits(cell(0));
-                    if value.is_nan() || value < 0.0 {
-                        bad += 1;
-                        break 'point false;
-                    }
-                    if same() {
-                        enc.point(&desc, &labels, &Point::Counter { value, created })?;
-                    }
-                }
-                MetricType::Gauge if shape.gauge_mode == GaugeMode::All => {
-                    let mut per_worker = Vec::new();
-                    combine(area, cells, GaugeMode::All, |slot, v| {
-                        per_worker.push((slot.to_string(), v))
-                    });
-                    if !same() {
-                        break 'point false;
-                    }
-                    for (slot, value) in &per_worker {
-                        let mut with_worker = labels.clone();
-                        with_worker.push((WORKER_LABEL, slot));
-                        enc.point(&desc, &with_worker, &Point::Gauge { value: *value })?;
-                    }
-                }
-                MetricType::Gauge => {
-                    let value = combine(area, cells, shape.gauge_mode, |_, _| {});
-                    if !same() {
-                        break 'point false;
-                    }
-                    enc.point(&desc, &labels, &Point::Gauge { value })?;
-                }
-                MetricType::Histogram => {
-                    sc.buckets.clear();
-                    let mut acc = 0u64;
-                    for (i, &bound) in shape.params.iter().chain(&[f64::INFINITY]).enumerate() {
-                        acc = acc.wrapping_add(cell(1 + i));
-                        sc.buckets.push((bound, acc));
-                    }
-                    let sum = f64::from_bits(cell(0));
-                    if !same() {
-                        break 'point false;
-                    }
-                    enc.point(
-                        &desc,
-                        &labels,
-                        &Point::Histogram {
-                            buckets: &sc.buckets,
-                            sum,
-                            created,
-                        },
-                    )?;
-                }
-                MetricType::Summary => {
-                    sc.quantiles.clear();
-                    if !shape.params.is_empty() {
-                        sc.counts.clear();
-                        sc.counts.resize(SKETCH_BUCKETS, 0);
-                        merge_sketches(
-                            area,
-                            cells,
-                            shape.age_buckets,
-                            shape.max_age_ms,
-                            &mut sc.counts,
-                        );
-                        sc.qout.clear();
-                        sc.qout.resize(shape.params.len(), f64::NAN);
-                        sketch_quantiles(&sc.counts, &shape.params, &mut sc.qout);
-                        sc.quantiles
-                            .extend(shape.params.iter().copied().zip(sc.qout.iter().copied()));
-                    }
-                    if !same() {
-                        break 'point false;
-                    }
-                    enc.point(
-                        &desc,
-                        &labels,
-                        &Point::Summary {
-                            quantiles: &sc.quantiles,
-                            count: cell(0),
-                            sum: f64::from_bits(cell(1)),
-                            created,
-                        },
-                    )?;
-                }
-                MetricType::Info => {
-                    info_pairs = crate::metrics::info::read_blob(area, cell(0)).unwrap_or_default();
-                    let pairs: &[(String, String)] = &info_pairs;
-                    if pairs
-                        .iter()
-                        .any(|(k, _)| shape.label_names.iter().any(|n| n == k))
-                    {
-                        bad += 1;
-                        break 'point false;
-                    }
-                    labels.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                    if !same() {
-                        break 'point false;
-                    }
-                    enc.point(&desc, &labels, &Point::Info)?;
-                }
-                MetricType::StateSet => {
-                    let current = cell(0) as usize;
-                    let states: Vec<(&str, bool)> = shape
-                        .states
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| (s.as_str(), i == current))
-                        .collect();
-                    if !same() {
-                        break 'point false;
-                    }
-                    enc.point(&desc, &labels, &Point::StateSet { states: &states })?;
-                }
-            }
-            true
-        };
+        match view::emit(&view, cx)? {
+            Emitted::Written => written += 1,
+            Emitted::Skipped => {}
+            Emitted::Bad => bad += 1,
+        }
         spare_labels = reuse(labels);
-        written += usize::from(written_one);
     }
     sc.values = values;
     Ok((written, bad))

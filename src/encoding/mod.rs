@@ -165,6 +165,11 @@ pub enum Point<'a> {
     },
 }
 
+/// A histogram's count: its cumulative `+Inf` bucket (the last), 0 if none.
+pub(crate) fn histogram_count(buckets: &[(f64, u64)]) -> u64 {
+    buckets.last().map_or(0, |b| b.1)
+}
+
 /// A streaming exposition encoder.
 ///
 /// Call [`family`](Encoder::family) once per family (families sorted by name,

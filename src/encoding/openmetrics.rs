@@ -101,7 +101,7 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
                 }
                 let negative = buckets.first().is_some_and(|b| b.0 < 0.0);
                 if !negative {
-                    let count = buckets.last().map_or(0, |b| b.1);
+                    let count = super::histogram_count(buckets);
                     line_u64(buf, name, "_count", labels, Extra::No, count);
                     line_f64(buf, name, "_sum", labels, Extra::No, sum);
                 }

@@ -367,7 +367,7 @@ fn metrics(family: &FamilyDesc<'_>, labels: Labels<'_>, point: &Point<'_>) -> Ve
         } => proto::Metric {
             label,
             histogram: Some(proto::Histogram {
-                sample_count: Some(buckets.last().map_or(0, |b| b.1)),
+                sample_count: Some(super::histogram_count(buckets)),
                 sample_sum: Some(sum),
                 bucket: buckets
                     .iter()

@@ -126,7 +126,7 @@ where
                     .collect();
                 self.emit_with_extra(family, "_bucket", labels, "le", &extras)?;
                 self.emit(family, "_sum", labels, sum)?;
-                let count = buckets.last().map_or(0, |b| b.1);
+                let count = super::histogram_count(buckets);
                 self.emit(family, "_count", labels, count as f64)
             }
             Point::Summary {

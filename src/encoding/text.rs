@@ -258,7 +258,7 @@ impl<W: Write> Encoder for TextEncoder<W> {
                     line_u64(buf, name, "_bucket", labels, Extra::Num("le", le), n);
                 }
                 line_f64(buf, name, "_sum", labels, Extra::No, sum);
-                let count = buckets.last().map_or(0, |b| b.1);
+                let count = super::histogram_count(buckets);
                 line_u64(buf, name, "_count", labels, Extra::No, count);
             }
             Point::Summary {

@@ -83,6 +83,27 @@ impl Counter {
     }
 }
 
+/// Render one counter series: cell 0 is the total (an `f64`).
+pub(crate) fn emit(
+    view: &super::view::SeriesCells<'_>,
+    cx: super::view::Ctx<'_, '_>,
+) -> Result<super::view::Emitted> {
+    use super::view::Emitted;
+    let value = view.cell_f64(0);
+    if value.is_nan() || value < 0.0 {
+        return Ok(Emitted::Bad);
+    }
+    if view.same() {
+        let created = view.created();
+        cx.enc.point(
+            cx.desc,
+            cx.labels,
+            &crate::encoding::Point::Counter { value, created },
+        )?;
+    }
+    Ok(Emitted::Written)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;

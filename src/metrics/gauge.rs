@@ -474,6 +474,39 @@ fn store_fold(area: &AreaInner, cells: usize, (value, stamp): (u64, u64), reaped
     }
 }
 
+/// Render one gauge series: its per-worker slots combined by the family's
+/// mode, or (mode `all`) one point per worker with a `worker` label.
+pub(crate) fn emit(
+    view: &super::view::SeriesCells<'_>,
+    cx: super::view::Ctx<'_, '_>,
+) -> crate::error::Result<super::view::Emitted> {
+    use super::view::Emitted;
+    use crate::encoding::Point;
+    let (area, cells) = (view.area(), view.cells_off());
+    if cx.shape.gauge_mode == GaugeMode::All {
+        let mut per_worker = Vec::new();
+        combine(area, cells, GaugeMode::All, |slot, v| {
+            per_worker.push((slot.to_string(), v))
+        });
+        if !view.same() {
+            return Ok(Emitted::Skipped);
+        }
+        for (slot, value) in &per_worker {
+            let mut with_worker = cx.labels.to_vec();
+            with_worker.push((WORKER_LABEL, slot));
+            cx.enc
+                .point(cx.desc, &with_worker, &Point::Gauge { value: *value })?;
+        }
+    } else {
+        let value = combine(area, cells, cx.shape.gauge_mode, |_, _| {});
+        if !view.same() {
+            return Ok(Emitted::Skipped);
+        }
+        cx.enc.point(cx.desc, cx.labels, &Point::Gauge { value })?;
+    }
+    Ok(Emitted::Written)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;

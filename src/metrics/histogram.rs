@@ -77,6 +77,16 @@ pub(crate) fn normalize_buckets(buckets: &[f64]) -> Result<Vec<f64>> {
     Ok(v)
 }
 
+/// The histogram's cell layout, the one place it is spelled out: cell
+/// [`SUM_CELL`] holds the sum (`f64` bits), then one count per bucket, not
+/// cumulative, at [`bucket_cell`]`(i)` for bucket `i` (the last is `+Inf`).
+pub(crate) const SUM_CELL: usize = 0;
+
+/// The cell of bucket `i`'s count (see [`SUM_CELL`]).
+pub(crate) const fn bucket_cell(i: usize) -> usize {
+    1 + i
+}
+
 /// A histogram series handle.
 #[derive(Clone)]
 pub struct Histogram {
@@ -103,7 +113,10 @@ impl Histogram {
             bounds.partition_point(|&b| b < v)
         };
         if self.series.eager {
-            if let (Some(sum), Some(b)) = (self.series.cell(0), self.series.cell(1 + bucket)) {
+            if let (Some(sum), Some(b)) = (
+                self.series.cell(SUM_CELL),
+                self.series.cell(bucket_cell(bucket)),
+            ) {
                 b.fetch_add(1, Ordering::Relaxed);
                 atomic_add_f64(sum, v);
             }
@@ -124,16 +137,45 @@ impl Histogram {
     pub fn get(&self) -> (u64, f64) {
         let n = self.series.family.shape.params.len() + 1;
         let count = (0..n)
-            .filter_map(|i| self.series.cell(1 + i))
+            .filter_map(|i| self.series.cell(bucket_cell(i)))
             .map(|c| c.load(Ordering::Relaxed))
             .fold(0u64, u64::wrapping_add);
         let sum = self
             .series
-            .cell(0)
+            .cell(SUM_CELL)
             .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
             .unwrap_or(0.0);
         (count, sum)
     }
+}
+
+/// Render one histogram series: the buckets made cumulative, the sum, the
+/// created timestamp.
+pub(crate) fn emit(
+    view: &super::view::SeriesCells<'_>,
+    cx: super::view::Ctx<'_, '_>,
+) -> Result<super::view::Emitted> {
+    let sc = cx.sc;
+    sc.buckets.clear();
+    let mut acc = 0u64;
+    for (i, &bound) in cx.shape.params.iter().chain(&[f64::INFINITY]).enumerate() {
+        acc = acc.wrapping_add(view.cell(bucket_cell(i)));
+        sc.buckets.push((bound, acc));
+    }
+    let sum = view.cell_f64(SUM_CELL);
+    if !view.same() {
+        return Ok(super::view::Emitted::Skipped);
+    }
+    cx.enc.point(
+        cx.desc,
+        cx.labels,
+        &crate::encoding::Point::Histogram {
+            buckets: &sc.buckets,
+            sum,
+            created: view.created(),
+        },
+    )?;
+    Ok(super::view::Emitted::Written)
 }
 
 #[cfg(test)]

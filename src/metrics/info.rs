@@ -147,3 +147,28 @@ pub(crate) fn read_blob_pairs(area: &AreaInner, off: usize) -> Option<Vec<(Strin
     }
     r.at_end().then_some(out)
 }
+
+/// Render one info series: cell 0 holds the blob of its pairs, added to the
+/// labels (a pair naming a label of the family makes the series bad).
+pub(crate) fn emit(
+    view: &super::view::SeriesCells<'_>,
+    cx: super::view::Ctx<'_, '_>,
+) -> Result<super::view::Emitted> {
+    use super::view::Emitted;
+    let pairs = read_blob(view.area(), view.cell(0)).unwrap_or_default();
+    if pairs
+        .iter()
+        .any(|(k, _)| cx.shape.label_names.iter().any(|n| n == k))
+    {
+        return Ok(Emitted::Bad);
+    }
+    let mut labels = Vec::with_capacity(cx.labels.len() + pairs.len());
+    labels.extend_from_slice(cx.labels);
+    labels.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if !view.same() {
+        return Ok(Emitted::Skipped);
+    }
+    cx.enc
+        .point(cx.desc, &labels, &crate::encoding::Point::Info)?;
+    Ok(Emitted::Written)
+}

@@ -11,6 +11,7 @@ pub(crate) mod shape;
 pub mod sketch;
 pub mod stateset;
 pub mod summary;
+pub(crate) mod view;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

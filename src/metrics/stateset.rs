@@ -86,3 +86,28 @@ impl StateSet {
             .unwrap_or("")
     }
 }
+
+/// Render one stateset series: cell 0 is the index of the current state.
+pub(crate) fn emit(
+    view: &super::view::SeriesCells<'_>,
+    cx: super::view::Ctx<'_, '_>,
+) -> Result<super::view::Emitted> {
+    use super::view::Emitted;
+    let current = view.cell(0) as usize;
+    let states: Vec<(&str, bool)> = cx
+        .shape
+        .states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i == current))
+        .collect();
+    if !view.same() {
+        return Ok(Emitted::Skipped);
+    }
+    cx.enc.point(
+        cx.desc,
+        cx.labels,
+        &crate::encoding::Point::StateSet { states: &states },
+    )?;
+    Ok(Emitted::Written)
+}

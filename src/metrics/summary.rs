@@ -354,6 +354,48 @@ fn count_in_bucket(ep: &AtomicU64, cell: &AtomicU64, epoch: u64) {
     }
 }
 
+/// Render one summary series: cell 0 is the count, cell 1 the sum, and the
+/// sketches after them give the quantiles.
+pub(crate) fn emit(
+    view: &super::view::SeriesCells<'_>,
+    cx: super::view::Ctx<'_, '_>,
+) -> crate::error::Result<super::view::Emitted> {
+    use super::sketch::{sketch_quantiles, SKETCH_BUCKETS};
+    use super::view::Emitted;
+    let (shape, sc) = (cx.shape, cx.sc);
+    sc.quantiles.clear();
+    if !shape.params.is_empty() {
+        sc.counts.clear();
+        sc.counts.resize(SKETCH_BUCKETS, 0);
+        merge_sketches(
+            view.area(),
+            view.cells_off(),
+            shape.age_buckets,
+            shape.max_age_ms,
+            &mut sc.counts,
+        );
+        sc.qout.clear();
+        sc.qout.resize(shape.params.len(), f64::NAN);
+        sketch_quantiles(&sc.counts, &shape.params, &mut sc.qout);
+        sc.quantiles
+            .extend(shape.params.iter().copied().zip(sc.qout.iter().copied()));
+    }
+    if !view.same() {
+        return Ok(Emitted::Skipped);
+    }
+    cx.enc.point(
+        cx.desc,
+        cx.labels,
+        &crate::encoding::Point::Summary {
+            quantiles: &sc.quantiles,
+            count: view.cell(0),
+            sum: view.cell_f64(1),
+            created: view.created(),
+        },
+    )?;
+    Ok(Emitted::Written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
