@@ -271,9 +271,20 @@ impl Area {
             let len = options.pages as usize * PAGE_SIZE;
             file.set_len(len as u64)
                 .map_err(|e| Error::io("size", path, e))?;
-            // Reserve the blocks now so a full disk fails here, not as SIGBUS later.
-            // SAFETY: valid fd, offset 0, length within the file we just sized.
-            let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+            // The file stays sparse: only the header and worker pages are
+            // reserved now; the allocator reserves data pages as it first
+            // hands them out (`AreaInner::reserve_space`), so a full disk
+            // refuses a registration instead of raising SIGBUS later.
+            let head = PAGE_SIZE * (1 + super::worker_table_pages(options.max_workers));
+            let r = match fallocate(file.as_raw_fd(), 0, head.min(len)) {
+                // No fallocate on this filesystem: reserve the whole file
+                // now, as before (glibc emulates it by writing).
+                libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL => {
+                    // SAFETY: valid fd, offset 0, length within the file we just sized.
+                    unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) }
+                }
+                r => r,
+            };
             if r != 0 && r != libc::EOPNOTSUPP && r != libc::EINVAL {
                 let _ = file.set_len(0);
                 return Err(Error::io(
@@ -440,5 +451,50 @@ impl Drop for Flock<'_> {
     fn drop(&mut self) {
         // SAFETY: valid fd owned by the borrowed file.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// `fallocate(fd, 0, off, len)` (no emulation), retried on `EINTR`: 0 or the errno.
+fn fallocate(fd: std::os::fd::RawFd, off: usize, len: usize) -> i32 {
+    loop {
+        // SAFETY: plain syscall on a descriptor; a bad one only fails.
+        let r = unsafe { libc::fallocate(fd, 0, off as libc::off_t, len as libc::off_t) };
+        if r == 0 {
+            return 0;
+        }
+        let e = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        if e != libc::EINTR {
+            return e;
+        }
+    }
+}
+
+impl AreaInner {
+    /// Reserve the file's blocks for the pages the allocator is about to
+    /// use past `cursor`, up to `end` (page-rounded). Every page below the
+    /// cursor is already reserved (the header and worker pages at creation,
+    /// data pages here before the cursor passed them), so the cursor is the
+    /// reserved high-water mark and nothing is added to the format; a
+    /// repeated reservation of a reserved range is a no-op anyway.
+    ///
+    /// False when the blocks cannot be had (`ENOSPC`, `EFBIG`, a lost
+    /// descriptor, …): the caller refuses the allocation (`AreaFull`)
+    /// rather than let a store into a hole raise SIGBUS. A filesystem
+    /// without `fallocate` had the whole file reserved at creation.
+    pub(crate) fn reserve_space(&self, cursor: usize, end: usize) -> bool {
+        let round = |x: usize| x.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let (from, to) = (round(cursor), round(end).min(self.len()));
+        if to <= from {
+            return true;
+        }
+        let Some(fd) = self.file.get(self.path.as_deref()) else {
+            return false;
+        };
+        matches!(
+            fallocate(fd, from, to - from),
+            0 | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL
+        )
     }
 }

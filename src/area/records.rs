@@ -195,6 +195,14 @@ impl AreaInner {
                 free: self.len() - cursor,
             });
         }
+        if !self.reserve_space(cursor, start + len) {
+            // No blocks for the new pages (disk full): refuse, never SIGBUS.
+            if !reusable(kind) {
+                self.bump(hdr::STAT_REFUSED, 1);
+            }
+            let free = self.len() - cursor;
+            return Err(Error::AreaFull { needed: len, free });
+        }
         if pad > 0 {
             self.write_header(cursor, tag(KIND_PADDING, STATE_LIVE), pad);
         }
