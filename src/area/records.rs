@@ -186,7 +186,10 @@ impl AreaInner {
             0
         };
         let start = cursor + pad;
-        if start + len > self.len() || len > u32::MAX as usize {
+        // Past the end, or no blocks for the new pages (disk full): refused
+        // alike, never a SIGBUS later.
+        let fits = start + len <= self.len() && len <= u32::MAX as usize;
+        if !fits || !self.reserve_space(cursor, start + len) {
             if !reusable(kind) {
                 self.bump(hdr::STAT_REFUSED, 1);
             }
@@ -194,14 +197,6 @@ impl AreaInner {
                 needed: len,
                 free: self.len() - cursor,
             });
-        }
-        if !self.reserve_space(cursor, start + len) {
-            // No blocks for the new pages (disk full): refuse, never SIGBUS.
-            if !reusable(kind) {
-                self.bump(hdr::STAT_REFUSED, 1);
-            }
-            let free = self.len() - cursor;
-            return Err(Error::AreaFull { needed: len, free });
         }
         if pad > 0 {
             self.write_header(cursor, tag(KIND_PADDING, STATE_LIVE), pad);

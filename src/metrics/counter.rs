@@ -93,14 +93,15 @@ pub(crate) fn emit(
     if value.is_nan() || value < 0.0 {
         return Ok(Emitted::Bad);
     }
-    if view.same() {
-        let created = view.created();
-        cx.enc.point(
-            cx.desc,
-            cx.labels,
-            &crate::encoding::Point::Counter { value, created },
-        )?;
+    if !view.same() {
+        return Ok(Emitted::Skipped);
     }
+    let created = view.created();
+    cx.enc.point(
+        cx.desc,
+        cx.labels,
+        &crate::encoding::Point::Counter { value, created },
+    )?;
     Ok(Emitted::Written)
 }
 
