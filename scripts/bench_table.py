@@ -120,6 +120,11 @@ def main() -> None:
     w([f"store for {n_series} series, 8 workers", f"{mib(sc['promshm']['store_bytes'])} (blocks of the area file)",
        f"prometheus_client {mib(sc['prometheus_client multiprocess']['store_bytes'])} of files; Ruby mmap {mib(rb.get('store_bytes', 0))}",
        "", f"{ratio(sc['promshm']['store_bytes'], sc['prometheus_client multiprocess']['store_bytes'])} of prometheus_client (target ≤ 0.25×)"])
+    gs = py.get("scrape_gauge")
+    if gs:
+        w([f"store for {n_series} `sum` gauge series, 8 workers", f"{mib(gs['promshm']['store_bytes'])} (blocks of the area file)",
+           f"prometheus_client {mib(gs['prometheus_client multiprocess']['store_bytes'])} of files",
+           "", f"{ratio(gs['promshm']['store_bytes'], gs['prometheus_client multiprocess']['store_bytes'])} of prometheus_client (target ≤ 0.25×)"])
     for op, label, target in (("inc()", "Python `inc()`", "0.15"), ("labels('GET', '/').inc()", "Python `labels(a, b).inc()`", "0.1"),
                               ("observe(0.1)", "Python `observe()`", "0.1")):
         w([label, ns(pbuf[op]), f"prometheus_client single-process {ns(psp[op])}, multiprocess {ns(pmp[op])}", "",

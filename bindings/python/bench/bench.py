@@ -21,7 +21,9 @@ mode at import).
 Scrape: 8 worker processes each update the same 10,000 counter series; then
 the time to render them all (best of N), promshm (``generate_latest()``)
 against prometheus_client multiprocess mode (``generate_latest`` of a registry
-with a ``MultiProcessCollector``).
+with a ``MultiProcessCollector``), and the bytes of storage each took (blocks
+allocated to the area file, or to the multiprocess directory's files). The
+same again with 10,000 ``sum`` gauge series.
 """
 
 from __future__ import annotations
@@ -82,7 +84,16 @@ def hot(kind: str, number: int, repeat: int) -> Dict[str, float]:
 _SCRAPE_FAMILY: Any = None
 
 
-def _scrape_worker(kind: str, series: int) -> None:
+def _scrape_family(pc: Any, metric: str) -> Any:
+    """The scrape benchmark's family: a counter, or a `sum` gauge (dead
+    workers' values kept, as a counter's; prometheus_client keeps one file a
+    process for both)."""
+    if metric == "gauge":
+        return pc.Gauge("bench_scrape", "Series for the scrape benchmark.", ["id"], multiprocess_mode="sum")
+    return pc.Counter("bench_scrape", "Series for the scrape benchmark.", ["id"])
+
+
+def _scrape_worker(kind: str, series: int, metric: str) -> None:
     if kind == "promshm":
         import promshm as pc
 
@@ -90,24 +101,24 @@ def _scrape_worker(kind: str, series: int) -> None:
     else:
         import prometheus_client as pc
 
-        c = pc.Counter("bench_scrape", "Series for the scrape benchmark.", ["id"])
+        c = _scrape_family(pc, metric)
     for i in range(series):
         c.labels(str(i)).inc()
     if kind == "promshm":
         pc.flush()
 
 
-def scrape(kind: str, series: int, workers: int, repeat: int) -> Dict[str, float]:
+def scrape(kind: str, series: int, workers: int, repeat: int, metric: str = "counter") -> Dict[str, float]:
     import multiprocessing as mp
 
     global _SCRAPE_FAMILY
     if kind == "promshm":
         import promshm as pc
 
-        _SCRAPE_FAMILY = pc.Counter("bench_scrape", "Series for the scrape benchmark.", ["id"])
+        _SCRAPE_FAMILY = _scrape_family(pc, metric)
     ctx = mp.get_context("fork")
     t0 = time.perf_counter()
-    procs = [ctx.Process(target=_scrape_worker, args=(kind, series)) for _ in range(workers)]
+    procs = [ctx.Process(target=_scrape_worker, args=(kind, series, metric)) for _ in range(workers)]
     for p in procs:
         p.start()
     for p in procs:
@@ -124,8 +135,10 @@ def scrape(kind: str, series: int, workers: int, repeat: int) -> Dict[str, float
         multiprocess.MultiProcessCollector(registry)
         gen = lambda: pcl.generate_latest(registry)  # noqa: E731
     text = gen()
-    assert text.count(b"bench_scrape_total{") == series, text.count(b"bench_scrape_total{")
-    assert f'bench_scrape_total{{id="0"}} {float(workers) if kind != "promshm" else workers}'.encode() in text, text[:300]
+    sample = "bench_scrape_total" if metric == "counter" else "bench_scrape"
+    assert text.count(f"{sample}{{".encode()) == series, text.count(f"{sample}{{".encode())
+    wants = [f'{sample}{{id="0"}} {v}'.encode() for v in (workers, float(workers))]
+    assert any(w in text for w in wants), text[:300]
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -147,11 +160,17 @@ def _store_bytes(kind: str) -> int:
     return sum(os.stat(p).st_blocks * 512 for p in paths if os.path.isfile(p))
 
 
+def mib(n: float) -> str:
+    """Bytes as MiB with two decimals."""
+    return f"{n / (1 << 20):.2f} MiB"
+
+
 def child(args: argparse.Namespace) -> None:
     if args.what == "hot":
         res = hot(args.kind, args.number, args.repeat)
     else:
-        res = scrape(args.kind, args.series, args.workers, args.repeat)
+        metric = "gauge" if args.what == "scrape-gauge" else "counter"
+        res = scrape(args.kind, args.series, args.workers, args.repeat, metric)
     print(json.dumps(res))
 
 
@@ -194,6 +213,8 @@ def main() -> None:
     runs: Dict[str, Dict[str, float]] = {}
     scrape_ps: Dict[str, float] = {}
     scrape_pc: Dict[str, float] = {}
+    gauge_ps: Dict[str, float] = {}
+    gauge_pc: Dict[str, float] = {}
 
     def keep_min(into: Dict[str, float], new: Dict[str, float]) -> None:
         for k, v in new.items():
@@ -221,6 +242,10 @@ def main() -> None:
             mpdir2 = os.path.join(tmp, f"mp-scrape{r}")
             os.mkdir(mpdir2)
             keep_min(scrape_pc, run_child("pc-mp", "scrape", {"PROMETHEUS_MULTIPROC_DIR": mpdir2}, args))
+            keep_min(gauge_ps, run_child("promshm", "scrape-gauge", {"PROMSHM_AREA": area + "5"}, args))
+            mpdir3 = os.path.join(tmp, f"mp-gauge{r}")
+            os.mkdir(mpdir3)
+            keep_min(gauge_pc, run_child("pc-mp", "scrape-gauge", {"PROMETHEUS_MULTIPROC_DIR": mpdir3}, args))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -276,6 +301,21 @@ def main() -> None:
     w(f"| render (`generate_latest`) | {scrape_ps['scrape_ms']:.1f} ms | {scrape_pc['scrape_ms']:.1f} ms |")
     w(f"| exposition size | {scrape_ps['bytes'] / 1024:.0f} KiB | {scrape_pc['bytes'] / 1024:.0f} KiB |")
     w(f"| workers filling the series (wall) | {scrape_ps['fill_s']:.2f} s | {scrape_pc['fill_s']:.2f} s |")
+    w(f"| store (blocks of the area file / of the multiprocess files) | {mib(scrape_ps['store_bytes'])} | "
+      f"{mib(scrape_pc['store_bytes'])} |")
+    w("")
+    w(f"The same with {args.series:,} `sum` gauge series, each set by all of {args.workers} workers:")
+    w("")
+    w("| | promshm | prometheus_client multiprocess |")
+    w("| --- | ---: | ---: |")
+    w(f"| render (`generate_latest`) | {gauge_ps['scrape_ms']:.1f} ms | {gauge_pc['scrape_ms']:.1f} ms |")
+    w(f"| store (blocks of the area file / of the multiprocess files) | {mib(gauge_ps['store_bytes'])} | "
+      f"{mib(gauge_pc['store_bytes'])} |")
+    w("")
+    for metric, ps, pc_ in (("counters", scrape_ps, scrape_pc), ("gauges", gauge_ps, gauge_pc)):
+        ratio = ps["store_bytes"] / pc_["store_bytes"]
+        w(f"Target (issue 13, store for {metric}) <= 0.25x of prometheus_client's files: {ratio:.3f}x -> "
+          f"{'met' if ratio <= 0.25 else 'NOT met'}.")
     w("")
     target_ok = base["inc()"] <= 300 and mp["inc()"] / base["inc()"] >= 4
     w(f"Targets (DESIGN.md): `inc()` <= 300 ns and >= 4x faster than prometheus_client multiprocess: "
@@ -283,7 +323,8 @@ def main() -> None:
     print("\n".join(lines))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"hot": runs, "scrape": {"promshm": scrape_ps, "prometheus_client multiprocess": scrape_pc}}, f, indent=1)
+            json.dump({"hot": runs, "scrape": {"promshm": scrape_ps, "prometheus_client multiprocess": scrape_pc},
+                       "scrape_gauge": {"promshm": gauge_ps, "prometheus_client multiprocess": gauge_pc}}, f, indent=1)
 
 
 if __name__ == "__main__":
