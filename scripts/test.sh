@@ -9,7 +9,31 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-step() { printf '\n==== %s\n' "$*"; }
+# Each step's header carries the seconds since the run began.
+step() { printf '\n==== %s  [%ss]\n' "$*" "$SECONDS"; }
+
+# Slow suites that share no port or file with the steps after them run in
+# the background; `background_results` (at the end) prints each one's whole
+# output and fails the run if any failed.
+bg_pids=()
+bg_names=()
+background() {
+  local name=$1
+  shift
+  step "$name (in the background; its output follows at the end)"
+  "$@" >"target/bg-${#bg_pids[@]}.log" 2>&1 &
+  bg_pids+=("$!")
+  bg_names+=("$name")
+}
+background_results() {
+  local i failed=0 status
+  for i in "${!bg_pids[@]}"; do
+    if wait "${bg_pids[$i]}"; then status=passed; else status=FAILED; failed=1; fi
+    step "${bg_names[$i]}: $status (background)"
+    cat "target/bg-$i.log"
+  done
+  return "$failed"
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -49,8 +73,11 @@ ASAN_OPTIONS=detect_leaks=1 \
   PROMSHM_C_TEST_FLAGS="-fsanitize=address -fno-omit-frame-pointer" \
   cargo test --test c_api
 
-step "C API under Valgrind memcheck"
-PROMSHM_C_TEST_VALGRIND=1 cargo test --test c_api
+# The test binary runs directly (no cargo holding the build directory while
+# later steps build).
+c_api_test=$(cargo test --test c_api --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\))$/\1/p' | tail -n 1)
+test -x "$c_api_test"
+background "C API under Valgrind memcheck" env PROMSHM_C_TEST_VALGRIND=1 "$c_api_test"
 
 step "C API from other languages (tests/ffi: cffi, LuaJIT, PHP FFI, ctypes, koffi, ruby-ffi, Go cgo)"
 cargo build --release --lib
@@ -194,5 +221,7 @@ timeout 300 python3 bindings/php/bench/fpm_bench.py --quick
 step "scripts/bench.sh --quick (every benchmark and peer runs once, the table is produced; no timing asserted)"
 timeout 900 bash scripts/bench.sh --quick
 test -s target/bench/table.md
+
+background_results
 
 step "all tests passed"
