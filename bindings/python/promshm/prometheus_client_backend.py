@@ -322,7 +322,19 @@ def _warn(msg: str) -> None:
 # The value class prometheus_client's Counter/Gauge/Histogram/Summary use.
 
 
-_getpid = os.getpid
+#: This process's pid, renewed in every forked child (``os.register_at_fork``:
+#: os.fork, multiprocessing, gunicorn, and uWSGI, which runs Python's
+#: after-fork handlers), so the hot paths compare two ints instead of making
+#: a ``getpid`` system call on every update.
+_PID = os.getpid()
+
+
+def _renew_pid() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_renew_pid)
 
 #: How a :class:`PromshmValue` forwards its updates.
 _PLAIN, _OBSERVE, _LOCAL, _COUNTER, _PER_PID = range(5)
@@ -406,12 +418,12 @@ class PromshmValue:
             elif how == _OBSERVE:
                 s.observe(amount)
             elif how == _PER_PID:
-                if self._pid != _getpid() and self._refork() is None:
+                if self._pid != _PID and self._refork() is None:
                     return self.inc(amount)  # stays in this process
                 self._series.inc(amount)
             else:
                 with self._lock:
-                    if self._pid != _getpid():
+                    if self._pid != _PID:
                         self._forked()
                         s = self._series
                     self._value += amount
@@ -430,14 +442,14 @@ class PromshmValue:
             if how == _PLAIN:
                 s.set(value)
             elif how == _PER_PID:
-                if self._pid != _getpid() and self._refork() is None:
+                if self._pid != _PID and self._refork() is None:
                     return self.set(value)  # stays in this process
                 self._series.set(value)
             elif how == _COUNTER:
                 s.reset()  # Counter.reset() sets 0: for every process
             else:
                 with self._lock:
-                    if self._pid != _getpid():
+                    if self._pid != _PID:
                         self._forked()
                         s = self._series
                     s.set(value)
@@ -458,7 +470,7 @@ class PromshmValue:
         how = self._how
         if s is not None and how != _OBSERVE:
             with self._lock:
-                if how in (_LOCAL, _PER_PID) and self._pid != os.getpid():
+                if how in (_LOCAL, _PER_PID) and self._pid != _PID:
                     self._forked()
                     s = self._series
                 if how == _LOCAL:
