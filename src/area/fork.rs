@@ -204,7 +204,10 @@ mod tests {
     /// under way: the family that `before_fork` kept is then the last owner
     /// of the area, and `after_fork` must release it without deadlocking on
     /// the list of areas it still holds. Run in a child process so that a
-    /// hang cannot take the other tests' locks with it.
+    /// hang cannot take the other tests' locks with it. (The last handle is
+    /// a series handle: dropping a `Family` takes its series cache's lock,
+    /// which the fork holds, so another thread's `Family` drop waits for the
+    /// fork to end.)
     #[test]
     fn after_fork_can_drop_the_last_handle_of_an_area() {
         // SAFETY: the child only runs the scenario and leaves with `_exit`.
@@ -214,9 +217,11 @@ mod tests {
             let ok = std::panic::catch_unwind(|| {
                 let area = Area::anonymous(&AreaOptions::with_pages(16)).unwrap();
                 let family = area.registry().counter(Opts::new("c", "h")).unwrap();
+                let series = family.get().unwrap();
+                drop(family);
                 super::before_fork();
                 // What another thread of the parent may do meanwhile.
-                drop(family);
+                drop(series);
                 drop(area);
                 super::after_fork();
             })

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 pub use counter::Counter;
@@ -49,14 +49,16 @@ pub(crate) struct FamilyInner {
     /// Some thread buffered an update of one of its series (so dropping the
     /// family must release buffer entries).
     buffered: AtomicBool,
+    /// `Family` handles alive: while there is one, the cache keeps a handle
+    /// of every series it resolved (see `Cached::kept`).
+    users: AtomicUsize,
 }
 
 /// The series a family object has resolved in this process.
 #[derive(Default)]
 struct SeriesCache {
-    /// Label-values hash -> series. Weak, so that series and family do not
-    /// keep each other alive.
-    by_key: HashMap<u64, Vec<Weak<SeriesInner>>, BuildHasherDefault<IdHasher>>,
+    /// Label-values hash -> the series resolved with them.
+    by_key: HashMap<u64, Vec<Cached>, BuildHasherDefault<IdHasher>>,
     /// (Series record offset, generation) -> its thread-buffer id, so that
     /// resolving a series again (its handles were dropped) does not take a
     /// new id. Ids are given back when the series is removed or the family
@@ -65,6 +67,37 @@ struct SeriesCache {
     /// Size of `ids` at which the ids of series removed by other processes
     /// are given back.
     sweep_at: usize,
+}
+
+/// A series a family resolved in this process: what a handle to it is made
+/// of, so that resolving it again after its handles were dropped (the
+/// `labels(..).inc()` pattern) needs no lookup in the area's index.
+struct Cached {
+    /// A handle the cache keeps while a `Family` handle is alive, so that
+    /// `labels(..)` hands it out again without allocating. Dropped with the
+    /// last `Family` handle: the series' handles keep their family alive,
+    /// so a kept handle with no `Family` handle left would be a cycle.
+    kept: Option<Arc<SeriesInner>>,
+    /// A handle still alive, if any (when none is kept). Weak, so that
+    /// series and family do not keep each other alive.
+    handle: Weak<SeriesInner>,
+    /// Offset and generation of the series record.
+    off: usize,
+    gen: u64,
+    /// Its thread-buffer id.
+    buffer: BufferId,
+    /// Its label values (constant labels included), shared with its handles.
+    values: Arc<[Box<str>]>,
+}
+
+impl Cached {
+    /// Whether it is the series of `values` and still live in the area.
+    #[inline]
+    fn is(&self, area: &AreaInner, values: &[&str]) -> bool {
+        self.values.len() == values.len()
+            && self.values.iter().zip(values).all(|(a, b)| &**a == *b)
+            && area.series_live(self.off, self.gen)
+    }
 }
 
 impl SeriesCache {
@@ -121,7 +154,7 @@ pub struct SeriesInner {
     /// Number of value cells.
     pub(crate) n_cells: usize,
     /// Label values (constant labels included).
-    pub(crate) values: Box<[Box<str>]>,
+    pub(crate) values: Arc<[Box<str>]>,
 }
 
 impl SeriesInner {
@@ -271,10 +304,13 @@ pub struct Family<M: Metric> {
 
 impl<M: Metric> Clone for Family<M> {
     fn clone(&self) -> Self {
-        Family {
-            inner: self.inner.clone(),
-            _m: PhantomData,
-        }
+        Family::new(self.inner.clone())
+    }
+}
+
+impl<M: Metric> Drop for Family<M> {
+    fn drop(&mut self) {
+        self.inner.family_handle_dropped();
     }
 }
 
@@ -290,6 +326,7 @@ impl<M: Metric> std::fmt::Debug for Family<M> {
 
 impl<M: Metric> Family<M> {
     pub(crate) fn new(inner: Arc<FamilyInner>) -> Self {
+        inner.users.fetch_add(1, Ordering::Relaxed);
         Family {
             inner,
             _m: PhantomData,
@@ -354,6 +391,7 @@ impl FamilyInner {
             const_values,
             cache: Default::default(),
             buffered: AtomicBool::new(false),
+            users: AtomicUsize::new(0),
         }
     }
 
@@ -419,8 +457,31 @@ impl FamilyInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The last `Family` handle is gone: the cache lets go of the handles
+    /// it kept (the decision is made under the cache lock, where `resolve`
+    /// decides whether to keep one).
+    fn family_handle_dropped(&self) {
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.users.fetch_sub(1, Ordering::Relaxed) != 1 {
+            return;
+        }
+        let kept: Vec<Arc<SeriesInner>> = cache
+            .by_key
+            .values_mut()
+            .flat_map(|list| list.iter_mut().filter_map(|c| c.kept.take()))
+            .collect();
+        drop(cache);
+        drop(kept);
+    }
+
     /// Label values -> series, through the process-local cache first.
     pub(crate) fn resolve(self: &Arc<Self>, values: &[&str]) -> Result<Arc<SeriesInner>> {
+        if let Some(s) = self.kept(values) {
+            return Ok(s);
+        }
         let all = self.full_values(values)?;
         let key = cache_key(&all);
         {
@@ -428,15 +489,18 @@ impl FamilyInner {
                 .cache
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(list) = cache.by_key.get(&key) {
-                for s in list.iter().filter_map(Weak::upgrade) {
-                    if s.values.len() == all.len()
-                        && s.values.iter().zip(all.iter()).all(|(a, b)| &**a == *b)
-                        && s.is_live()
-                    {
-                        return Ok(s);
-                    }
+            if let Some(c) = cache
+                .by_key
+                .get(&key)
+                .and_then(|list| list.iter().find(|c| c.is(&self.area, &all)))
+            {
+                if let Some(s) = &c.kept {
+                    return Ok(s.clone());
                 }
+                return match c.handle.upgrade() {
+                    Some(s) => Ok(s),
+                    None => self.handle(c.off, c.gen, c.buffer, c.values.clone()),
+                };
             }
         }
         // Miss: the area's own (FNV) hash, computed only here.
@@ -446,6 +510,55 @@ impl FamilyInner {
             .cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let buffer = cache.id_for(&self.area, off, gen);
+        let values: Arc<[Box<str>]> = all.iter().map(|v| Box::<str>::from(*v)).collect();
+        let series = self.handle(off, gen, buffer, values.clone())?;
+        let kept = (self.users.load(Ordering::Relaxed) > 0).then(|| series.clone());
+        let list = cache.by_key.entry(key).or_default();
+        list.retain(|c| self.area.series_live(c.off, c.gen));
+        match list.iter_mut().find(|c| c.off == off && c.gen == gen) {
+            Some(c) => {
+                c.handle = Arc::downgrade(&series);
+                c.kept = kept;
+            }
+            None => list.push(Cached {
+                kept,
+                handle: Arc::downgrade(&series),
+                off,
+                gen,
+                buffer,
+                values,
+            }),
+        }
+        Ok(series)
+    }
+
+    /// The hit of `resolve` for a family without constant labels, as a
+    /// handle the cache keeps: no `Result` or `Cow` to build, and values of
+    /// any length can only match values the slow path accepted.
+    #[inline]
+    fn kept(&self, values: &[&str]) -> Option<Arc<SeriesInner>> {
+        if !self.const_values.is_empty() {
+            return None;
+        }
+        let cache = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = cache.by_key.get(&cache_key(values))?;
+        let c = list.iter().find(|c| c.is(&self.area, values))?;
+        c.kept.clone()
+    }
+
+    /// A handle to the series record at `off` (generation `gen`), checked
+    /// to fit the area with all its cells.
+    fn handle(
+        self: &Arc<Self>,
+        off: usize,
+        gen: u64,
+        buffer: BufferId,
+        values: Arc<[Box<str>]>,
+    ) -> Result<Arc<SeriesInner>> {
         let n_cells = self.shape.n_cells(self.area.max_workers());
         let cells = off + crate::area::format::ser::CELLS;
         let gen_ptr = match (
@@ -459,26 +572,17 @@ impl FamilyInner {
                 )))
             }
         };
-        let series = Arc::new(SeriesInner {
+        Ok(Arc::new(SeriesInner {
             family: self.clone(),
             off,
             gen,
             cells,
             gen_ptr,
-            buffer: cache.id_for(&self.area, off, gen),
+            buffer,
             eager: self.eager,
             n_cells,
-            values: all.iter().map(|v| Box::<str>::from(*v)).collect(),
-        });
-        let list = cache.by_key.entry(key).or_default();
-        list.retain(|s| s.upgrade().is_some_and(|s| s.is_live()));
-        if !list
-            .iter()
-            .any(|s| std::ptr::eq(s.as_ptr(), Arc::as_ptr(&series)))
-        {
-            list.push(Arc::downgrade(&series));
-        }
-        Ok(series)
+            values,
+        }))
     }
 
     fn remove(self: &Arc<Self>, values: &[&str]) -> Result<bool> {
@@ -529,6 +633,52 @@ impl Drop for FamilyInner {
 mod tests {
     use super::cache_key;
     use crate::{Area, AreaOptions, Error, Opts};
+
+    /// While a `Family` handle lives, `labels(..)` hands out the same kept
+    /// series handle again after the caller dropped its own (no lookup in
+    /// the area's index, no allocation); with the last `Family` handle the
+    /// cache lets go of it, so nothing keeps the family and area alive.
+    #[test]
+    fn the_cache_keeps_handles_only_while_a_family_handle_lives() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let f = area
+            .registry()
+            .counter(Opts::new("kept", "h").labels(&["a", "b"]))
+            .unwrap();
+        let first = f.labels(&["x", "y"]).unwrap();
+        let ptr = std::sync::Arc::as_ptr(&first.series);
+        first.inc();
+        drop(first);
+        let again = f.labels(&["x", "y"]).unwrap();
+        assert_eq!(
+            std::sync::Arc::as_ptr(&again.series),
+            ptr,
+            "the kept handle"
+        );
+        again.inc();
+        crate::flush();
+        assert_eq!(again.get(), 2.0);
+        let weak = std::sync::Arc::downgrade(&again.series);
+        let clone = f.clone();
+        drop(f);
+        assert!(weak.upgrade().is_some(), "a Family clone still lives");
+        drop(again);
+        drop(clone);
+        assert!(weak.upgrade().is_none(), "no cycle keeps the series alive");
+        // A family registered again starts keeping handles again.
+        let f = area
+            .registry()
+            .counter(Opts::new("kept", "h").labels(&["a", "b"]))
+            .unwrap();
+        let s = f.labels(&["x", "y"]).unwrap();
+        assert_eq!(s.get(), 2.0);
+        let ptr = std::sync::Arc::as_ptr(&s.series);
+        drop(s);
+        assert_eq!(
+            std::sync::Arc::as_ptr(&f.labels(&["x", "y"]).unwrap().series),
+            ptr
+        );
+    }
 
     #[test]
     fn resolve_through_the_cache() {
