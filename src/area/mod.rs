@@ -5,6 +5,7 @@
 //! which bounds-check every offset: bytes in the area come from other
 //! processes and are never trusted.
 
+pub(crate) mod cells;
 mod file;
 pub(crate) mod fork;
 pub(crate) mod format;

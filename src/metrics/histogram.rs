@@ -78,9 +78,10 @@ pub(crate) fn normalize_buckets(buckets: &[f64]) -> Result<Vec<f64>> {
 }
 
 /// The histogram's cell layout, the one place it is spelled out: cell
-/// [`SUM_CELL`] holds the sum (`f64` bits), then one count per bucket, not
-/// cumulative, at [`bucket_cell`]`(i)` for bucket `i` (the last is `+Inf`).
-pub(crate) const SUM_CELL: usize = 0;
+/// [`SUM_CELL`] holds the sum (`f64` bits; the buffer's f64 cell, so that a
+/// flush adds it as an `f64`), then one count per bucket, not cumulative, at
+/// [`bucket_cell`]`(i)` for bucket `i` (the last is `+Inf`).
+pub(crate) const SUM_CELL: usize = buffer::F64_CELL;
 
 /// The cell of bucket `i`'s count (see [`SUM_CELL`]).
 pub(crate) const fn bucket_cell(i: usize) -> usize {
@@ -121,7 +122,7 @@ impl Histogram {
                 atomic_add_f64(sum, v);
             }
         } else {
-            buffer::observe(&self.series, bucket, v);
+            buffer::add_f64_and_count(&*self.series, bucket_cell(bucket), v);
         }
         Ok(())
     }

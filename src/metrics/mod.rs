@@ -27,6 +27,7 @@ pub use info::Info;
 pub use stateset::StateSet;
 pub use summary::{Summary, SummaryOpts};
 
+pub(crate) use crate::area::cells::atomic_add_f64;
 use crate::area::AreaInner;
 use crate::buffer::BufferId;
 use crate::encoding::MetricType;
@@ -151,6 +152,34 @@ impl SeriesInner {
     }
 }
 
+impl crate::buffer::BufferedSeries for SeriesInner {
+    #[inline(always)]
+    fn buffer_id(&self) -> BufferId {
+        self.buffer
+    }
+
+    #[inline(always)]
+    fn cell(&self, i: usize) -> Option<&AtomicU64> {
+        SeriesInner::cell(self, i)
+    }
+
+    fn is_live(&self) -> bool {
+        SeriesInner::is_live(self)
+    }
+
+    fn place(&self) -> crate::buffer::SeriesPlace {
+        self.family.note_buffered();
+        crate::buffer::SeriesPlace {
+            area: self.family.area.clone(),
+            family: Arc::as_ptr(&self.family) as usize,
+            off: self.off,
+            gen: self.gen,
+            cells_off: self.cells,
+            n_cells: self.n_cells,
+        }
+    }
+}
+
 // SAFETY: `gen_ptr` points into the shared mapping, which is only accessed
 // through atomics and is kept alive by `family.area`; nothing is tied to the
 // thread that resolved the series.
@@ -215,19 +244,6 @@ pub(crate) fn timed<T>(f: impl FnOnce() -> T, observe: impl FnOnce(f64)) -> T {
     let out = f();
     observe(start.elapsed().as_secs_f64());
     out
-}
-
-/// Add `v` to the f64 stored in `cell` (compare-exchange loop).
-#[inline]
-pub(crate) fn atomic_add_f64(cell: &AtomicU64, v: f64) {
-    let mut cur = cell.load(Ordering::Relaxed);
-    loop {
-        let new = (f64::from_bits(cur) + v).to_bits();
-        match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(x) => cur = x,
-        }
-    }
 }
 
 /// A metric type's series handle. Sealed: implemented by the handles of this crate.
