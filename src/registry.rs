@@ -17,13 +17,13 @@ use crate::area::{Area, AreaInner};
 use crate::encoding::{Encoder, Format, MetricType};
 use crate::error::{Error, Result};
 use crate::metrics::shape::Shape;
+use crate::metrics::view::read_series_values;
 use crate::metrics::{
     Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, StateSet, Summary, SummaryOpts,
 };
 use crate::render::{self, RenderStats};
 
-/// Prefix reserved for promshm's own metrics.
-pub const SELF_METRICS_PREFIX: &str = "promshm_";
+pub use crate::render::SELF_METRICS_PREFIX;
 
 /// What this process knows of the area's records.
 #[derive(Default)]
@@ -256,30 +256,6 @@ impl LocalIndex {
             })?;
         Some((off, gen))
     }
-}
-
-/// Read a series' label values (after checking its cell count against the shape).
-pub(crate) fn read_series_values(
-    area: &AreaInner,
-    rec: crate::area::records::Record,
-    shape: &Shape,
-    out: &mut Vec<String>,
-) -> Option<()> {
-    let n_cells = shape.n_cells(area.max_workers());
-    let stored = area.u32_at(rec.off + ser::N_CELLS)?.load(Ordering::Relaxed) as usize;
-    if stored != n_cells || rec.len < ser::CELLS + 8 * n_cells {
-        return None;
-    }
-    let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
-    // The strings of `out` are reused: no allocation once they are long enough.
-    let n = shape.label_names.len();
-    out.truncate(n);
-    out.resize_with(n, String::new);
-    for value in out.iter_mut() {
-        value.clear();
-        r.string_into(MAX_VALUE_LEN, value)?;
-    }
-    r.at_end().then_some(())
 }
 
 /// Options common to every metric type.

@@ -14,8 +14,10 @@ use crate::area::AreaInner;
 use crate::encoding::{self, Encoder, FamilyDesc, Format, MetricType, Point};
 use crate::error::Result;
 use crate::metrics::shape::Shape;
-use crate::metrics::view::{self, Ctx, Emitted, SeriesCells};
-use crate::registry::{read_series_values, SELF_METRICS_PREFIX};
+use crate::metrics::view::{self, read_series_values, Ctx, Emitted, SeriesCells};
+
+/// Prefix reserved for promshm's own metrics.
+pub const SELF_METRICS_PREFIX: &str = "promshm_";
 
 /// What a render did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

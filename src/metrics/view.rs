@@ -7,7 +7,8 @@
 use std::sync::atomic::Ordering;
 
 use super::shape::Shape;
-use crate::area::format::ser;
+use crate::area::format::{ser, MAX_VALUE_LEN};
+use crate::area::records::{Record, RecordReader};
 use crate::area::AreaInner;
 use crate::encoding::{Encoder, FamilyDesc, MetricType};
 use crate::error::Result;
@@ -71,6 +72,30 @@ impl<'a> SeriesCells<'a> {
     pub(crate) fn cells_off(&self) -> usize {
         self.cells
     }
+}
+
+/// Read a series' label values (after checking its cell count against the shape).
+pub(crate) fn read_series_values(
+    area: &AreaInner,
+    rec: Record,
+    shape: &Shape,
+    out: &mut Vec<String>,
+) -> Option<()> {
+    let n_cells = shape.n_cells(area.max_workers());
+    let stored = area.u32_at(rec.off + ser::N_CELLS)?.load(Ordering::Relaxed) as usize;
+    if stored != n_cells || rec.len < ser::CELLS + 8 * n_cells {
+        return None;
+    }
+    let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
+    // The strings of `out` are reused: no allocation once they are long enough.
+    let n = shape.label_names.len();
+    out.truncate(n);
+    out.resize_with(n, String::new);
+    for value in out.iter_mut() {
+        value.clear();
+        r.string_into(MAX_VALUE_LEN, value)?;
+    }
+    r.at_end().then_some(())
 }
 
 /// What a reader did with one series.
