@@ -688,6 +688,27 @@ extern "C" fn flush_at_exit() {
 /// and at stop; once lost, the thread sleeps in slices of at most 50 ms
 /// and watches a stop flag instead, and the number is never written to or
 /// closed (it is someone else's now).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// use promshm::{Area, AreaOptions, Flusher, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let jobs = area.registry().counter(Opts::new("jobs", "Jobs run."))?.get()?;
+/// let flusher = Flusher::start(Duration::from_millis(10))?;
+/// jobs.inc(); // buffered in this thread; the flusher publishes it
+/// let deadline = Instant::now() + Duration::from_secs(10);
+/// while jobs.get() < 1.0 {
+///     assert!(Instant::now() < deadline, "never flushed");
+///     std::thread::sleep(Duration::from_millis(1));
+/// }
+/// flusher.stop(); // or drop it
+/// // Not inherited by children of fork():
+/// let quiet = Flusher::builder().interval(Duration::from_secs(5)).inherit(false).start()?;
+/// drop(quiet);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Flusher {
     /// Written once to stop the thread (an eventfd).

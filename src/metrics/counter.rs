@@ -14,6 +14,19 @@ use crate::error::{Error, Result};
 const TOTAL_CELL: usize = buffer::F64_CELL;
 
 /// A counter series handle. Cheap to clone; updates never block.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let jobs = area.registry().counter(Opts::new("jobs", "Jobs run."))?.get()?;
+/// jobs.inc();
+/// jobs.add(2.5)?;
+/// assert!(jobs.add(-1.0).is_err()); // a counter only goes up
+/// promshm::flush(); // buffered per thread until a flush (or a render)
+/// assert_eq!(jobs.get(), 3.5);
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Counter {
     pub(crate) series: Arc<SeriesInner>,

@@ -89,6 +89,22 @@ pub(crate) const fn bucket_cell(i: usize) -> usize {
 }
 
 /// A histogram series handle.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let latency = area
+///     .registry()
+///     .histogram(Opts::new("latency", "Latency.").unit("seconds"), &[0.1, 1.0])?
+///     .get()?;
+/// latency.observe(0.25)?;
+/// latency.observe(0.5)?;
+/// assert!(latency.observe(f64::NAN).is_err());
+/// promshm::flush();
+/// assert_eq!(latency.get(), (2, 0.75)); // (count, sum)
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Histogram {
     pub(crate) series: Arc<SeriesInner>,

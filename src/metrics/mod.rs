@@ -280,6 +280,23 @@ macro_rules! metric_handle {
 pub(crate) use metric_handle;
 
 /// A registered metric family of type `M`. Cheap to clone.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let requests = area
+///     .registry()
+///     .counter(Opts::new("requests", "Requests.").labels(&["method", "code"]))?;
+/// let ok = requests.labels(&["GET", "200"])?; // resolve once, keep the handle
+/// ok.inc();
+/// let same = requests.labels_by_name(&[("code", "200"), ("method", "GET")])?;
+/// promshm::flush();
+/// assert_eq!(same.get(), 1.0);
+/// assert!(requests.labels(&["GET"]).is_err()); // one value per label name
+/// assert!(requests.remove(&["GET", "200"])?);
+/// # Ok::<(), promshm::Error>(())
+/// ```
 pub struct Family<M: Metric> {
     pub(crate) inner: Arc<FamilyInner>,
     _m: PhantomData<fn() -> M>,

@@ -97,6 +97,23 @@ pub(crate) fn check_quantiles(q: &[f64], age_buckets: u32, max_age_ms: u64) -> R
 }
 
 /// A summary series handle.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts, SummaryOpts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let sizes = area
+///     .registry()
+///     .summary(Opts::new("size", "Sizes.").unit("bytes"), &SummaryOpts::quantiles(&[0.5, 0.9]))?
+///     .get()?;
+/// for v in 1..=100 {
+///     sizes.observe(f64::from(v))?;
+/// }
+/// assert_eq!(sizes.get(), (100, 5050.0)); // (count, sum)
+/// let median = sizes.quantiles(&[0.5])[0];
+/// assert!((median - 50.0).abs() <= 50.0 * 0.01, "{median}"); // within 1 %
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Summary {
     pub(crate) series: Arc<SeriesInner>,
