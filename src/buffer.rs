@@ -576,6 +576,18 @@ pub struct FlushStats {
 /// per thread buffer. Cost: one read per buffered cell, one atomic add per
 /// changed cell. Entries of series that were removed (by any process) are
 /// dropped from the buffers on the way.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let jobs = area.registry().counter(Opts::new("jobs", "Jobs run."))?.get()?;
+/// jobs.inc(); // in this thread's buffer
+/// let stats = promshm::flush();
+/// assert_eq!(stats.dirty_series, 1);
+/// assert_eq!(jobs.get(), 1.0); // in the area, for every process
+/// # Ok::<(), promshm::Error>(())
+/// ```
 pub fn flush() -> FlushStats {
     let list = buffers();
     let mut sweep = Sweep::default();

@@ -18,6 +18,12 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
 ];
 
 /// `count` buckets `start, start + width, ...`.
+///
+/// ```
+/// assert_eq!(promshm::linear_buckets(0.5, 0.5, 3)?, [0.5, 1.0, 1.5]);
+/// assert!(promshm::linear_buckets(1.0, 0.0, 3).is_err());
+/// # Ok::<(), promshm::Error>(())
+/// ```
 pub fn linear_buckets(start: f64, width: f64, count: usize) -> Result<Vec<f64>> {
     if count == 0 || width.is_nan() || width <= 0.0 || !start.is_finite() {
         return Err(Error::InvalidBuckets(format!(
@@ -30,6 +36,12 @@ pub fn linear_buckets(start: f64, width: f64, count: usize) -> Result<Vec<f64>> 
 }
 
 /// `count` buckets `start, start * factor, ...`.
+///
+/// ```
+/// assert_eq!(promshm::exponential_buckets(0.01, 10.0, 3)?, [0.01, 0.1, 1.0]);
+/// assert!(promshm::exponential_buckets(1.0, 1.0, 3).is_err());
+/// # Ok::<(), promshm::Error>(())
+/// ```
 pub fn exponential_buckets(start: f64, factor: f64, count: usize) -> Result<Vec<f64>> {
     if count == 0 || start.is_nan() || start <= 0.0 || factor.is_nan() || factor <= 1.0 {
         return Err(Error::InvalidBuckets(format!(

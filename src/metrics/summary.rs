@@ -25,6 +25,18 @@ use crate::error::{Error, Result};
 use crate::process;
 
 /// Quantiles and window of a summary.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use promshm::SummaryOpts;
+///
+/// let all_time = SummaryOpts::quantiles(&[0.5, 0.99]);
+/// assert_eq!(all_time.max_age, None);
+/// // The quantiles of the last 10 minutes, in 5 rotating steps of 2 minutes.
+/// let recent = SummaryOpts::quantiles(&[0.5, 0.99]).window(Duration::from_secs(600), 5);
+/// assert_eq!((recent.max_age, recent.age_buckets), (Some(Duration::from_secs(600)), 5));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SummaryOpts {
     /// Quantiles to report, each in `[0, 1]`, increasing. Empty: only `_count` and `_sum`.
