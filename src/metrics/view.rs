@@ -1,6 +1,7 @@
-//! What a type's reader sees of one series while rendering: its cells, its
-//! created timestamp, and the recheck that the series is still the one the
-//! walk saw. Each type module reads its own cells through this view
+//! What a type's reader sees of one series while rendering: its label
+//! values ([`read_series_values`], also what the registry's index reads), its
+//! cells, its created timestamp, and the recheck that the series is still
+//! the one the walk saw. Each type module reads its own cells through this view
 //! (`counter::emit`, `gauge::emit`, ...) and hands points to the encoder;
 //! [`emit`] dispatches by kind, the one place that does.
 
