@@ -28,10 +28,49 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, TryLockError};
 use std::time::Duration;
 
+use crate::area::cells::atomic_add_f64;
 use crate::area::fork::{hold, lock};
 use crate::area::AreaInner;
-use crate::metrics::{atomic_add_f64, SeriesInner};
 use crate::process;
+
+/// Of a buffered series' cells, the one that holds `f64` bits; the others
+/// hold `u64` counts. The flush adds deltas by this rule, so a buffered
+/// type's layout (in its module under `metrics/`) puts its one `f64` here: a
+/// counter's total, a histogram's sum.
+pub(crate) const F64_CELL: usize = 0;
+
+/// A series as the buffers see it: its buffer id and its cells in the area,
+/// nothing of its type. `metrics::SeriesInner` implements it, so that the
+/// buffer imports nothing of the layer above (`metrics/` uses `buffer`).
+pub(crate) trait BufferedSeries {
+    /// Where its cells sit in the thread buffers.
+    fn buffer_id(&self) -> BufferId;
+    /// Cell `i` in the area, `None` once the series was removed.
+    fn cell(&self, i: usize) -> Option<&AtomicU64>;
+    /// Whether the series is still live (not removed or cleared).
+    fn is_live(&self) -> bool;
+    /// Where a thread's buffer entry for it pushes its deltas. Called on a
+    /// thread's first touch, which also tells the family that one of its
+    /// series is buffered (dropping the family releases its entries).
+    fn place(&self) -> SeriesPlace;
+}
+
+/// Where a buffered series lives in its area, for a thread's buffer entry.
+pub(crate) struct SeriesPlace {
+    /// The area (the entry keeps it mapped).
+    pub(crate) area: Arc<AreaInner>,
+    /// Address of the family object the series was resolved through (see
+    /// [`release_family`]).
+    pub(crate) family: usize,
+    /// Offset of the series record.
+    pub(crate) off: usize,
+    /// The record's generation when the series was resolved.
+    pub(crate) gen: u64,
+    /// Offset of its first value cell.
+    pub(crate) cells_off: usize,
+    /// Number of value cells.
+    pub(crate) n_cells: usize,
+}
 
 /// Every thread buffer of this process (and, until the first use after a
 /// `fork`, those inherited from the parent).
@@ -116,7 +155,8 @@ struct Entry {
     gen: u64,
     /// Offset of its first value cell.
     cells_off: usize,
-    /// Running totals written by the owner. Cell 0 holds f64 bits, the others u64.
+    /// Running totals written by the owner. Cell [`F64_CELL`] holds f64
+    /// bits, the others u64.
     cells: Arc<[AtomicU64]>,
     /// What the last flush saw, in the same encoding.
     flushed: Box<[u64]>,
@@ -134,7 +174,7 @@ impl Entry {
             }
             dirty = true;
             if let Some(target) = self.area.u64_at(self.cells_off + i * 8).filter(|_| live) {
-                if i == 0 {
+                if i == F64_CELL {
                     atomic_add_f64(target, f64::from_bits(cur) - f64::from_bits(*last));
                 } else {
                     target.fetch_add(cur.wrapping_sub(*last), Ordering::Relaxed);
@@ -230,16 +270,15 @@ impl Local {
     /// fork since: the hot path's checks only, with no call, so that the hot
     /// functions need no stack frame (everything else is in `cells`).
     #[inline(always)]
-    fn known_cells(&self, series: &SeriesInner) -> Option<&[AtomicU64]> {
+    fn known_cells(&self, series: &impl BufferedSeries) -> Option<&[AtomicU64]> {
+        let buffer = series.buffer_id();
         // SAFETY: as in `cells`.
         unsafe {
             if (&*self.shared.get()).gen != process::fork_generation() {
                 return None;
             }
-            match (&*self.index.get()).get(series.buffer.id as usize) {
-                Some(Some(slot)) if slot.serial == series.buffer.serial => {
-                    Some(slot.cells.as_ref())
-                }
+            match (&*self.index.get()).get(buffer.id as usize) {
+                Some(Some(slot)) if slot.serial == buffer.serial => Some(slot.cells.as_ref()),
                 _ => None,
             }
         }
@@ -248,7 +287,8 @@ impl Local {
     /// The cells of `series` for this thread, created on first touch; `None`
     /// for a removed series (write it through).
     #[inline]
-    fn cells(&self, series: &Arc<SeriesInner>) -> Option<&[AtomicU64]> {
+    fn cells(&self, series: &impl BufferedSeries) -> Option<&[AtomicU64]> {
+        let buffer = series.buffer_id();
         // SAFETY: `Local` lives in a thread_local and is only reached from its
         // own thread; no reference into `shared`/`index` outlives this call
         // except the returned cells, which the caller uses before it calls
@@ -260,8 +300,8 @@ impl Local {
                 self.reset_after_fork();
             }
             let index = &*self.index.get();
-            if let Some(Some(slot)) = index.get(series.buffer.id as usize) {
-                if slot.serial == series.buffer.serial {
+            if let Some(Some(slot)) = index.get(buffer.id as usize) {
+                if slot.serial == buffer.serial {
                     return Some(slot.cells.as_ref());
                 }
             }
@@ -280,19 +320,20 @@ impl Local {
     }
 
     #[cold]
-    fn first_touch(&self, series: &Arc<SeriesInner>) -> Option<&[AtomicU64]> {
+    fn first_touch(&self, series: &impl BufferedSeries) -> Option<&[AtomicU64]> {
         if !series.is_live() {
             return None;
         }
-        let n = series.n_cells;
+        let place = series.place();
+        let n = place.n_cells;
         let cells: Arc<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
-        series.family.note_buffered();
+        let buffer = series.buffer_id();
         let entry = Entry {
-            area: series.family.area.clone(),
-            family: Arc::as_ptr(&series.family) as usize,
-            off: series.off,
-            gen: series.gen,
-            cells_off: series.cells,
+            area: place.area,
+            family: place.family,
+            off: place.off,
+            gen: place.gen,
+            cells_off: place.cells_off,
             cells: cells.clone(),
             flushed: vec![0u64; n].into_boxed_slice(),
         };
@@ -312,12 +353,12 @@ impl Local {
         // SAFETY: as in `cells`; nothing borrows `index` now.
         unsafe {
             let index = &mut *self.index.get();
-            let id = series.buffer.id as usize;
+            let id = buffer.id as usize;
             if index.len() <= id {
                 index.resize_with(id + 1, || None);
             }
             index[id] = Some(Slot {
-                serial: series.buffer.serial,
+                serial: buffer.serial,
                 cells: NonNull::from(&*cells),
                 keep: cells,
             });
@@ -329,7 +370,7 @@ impl Local {
         // entry lists, never the owner's `index`.
         unsafe {
             let index = &*self.index.get();
-            index[series.buffer.id as usize].as_ref().map(|s| &*s.keep)
+            index[buffer.id as usize].as_ref().map(|s| &*s.keep)
         }
     }
 }
@@ -417,18 +458,20 @@ fn add_local_f64(c: &AtomicU64, v: f64) {
     );
 }
 
-/// Add `v` to f64 cell `i` of this thread's buffer for `series`.
+/// Add `v` to the f64 cell ([`F64_CELL`]) of this thread's buffer for `series`.
 #[inline]
-pub(crate) fn add_f64(series: &Arc<SeriesInner>, i: usize, v: f64) {
-    let fast = LOCAL.try_with(|l| match l.known_cells(series).and_then(|c| c.get(i)) {
-        Some(c) => {
-            add_local_f64(c, v);
-            true
-        }
-        None => false,
-    });
+pub(crate) fn add_f64(series: &impl BufferedSeries, v: f64) {
+    let fast = LOCAL.try_with(
+        |l| match l.known_cells(series).and_then(|c| c.get(F64_CELL)) {
+            Some(c) => {
+                add_local_f64(c, v);
+                true
+            }
+            None => false,
+        },
+    );
     if fast != Ok(true) {
-        add_f64_slow(series, i, v);
+        add_f64_slow(series, v);
     }
 }
 
@@ -436,10 +479,10 @@ pub(crate) fn add_f64(series: &Arc<SeriesInner>, i: usize, v: f64) {
 /// during thread exit.
 #[cold]
 #[inline(never)]
-fn add_f64_slow(series: &Arc<SeriesInner>, i: usize, v: f64) {
+fn add_f64_slow(series: &impl BufferedSeries, v: f64) {
     let done = LOCAL.try_with(|l| match l.cells(series) {
         Some(cells) => {
-            if let Some(c) = cells.get(i) {
+            if let Some(c) = cells.get(F64_CELL) {
                 add_local_f64(c, v);
             }
             true
@@ -449,19 +492,21 @@ fn add_f64_slow(series: &Arc<SeriesInner>, i: usize, v: f64) {
     if done != Ok(true) {
         // The thread is exiting and its buffer is gone, or the series was
         // removed: write through.
-        if let Some(c) = series.cell(i) {
+        if let Some(c) = series.cell(F64_CELL) {
             atomic_add_f64(c, v);
         }
     }
 }
 
-/// Histogram observation: f64 cell 0 (sum) += v, u64 cell `1 + bucket` += 1.
+/// Add `v` to the f64 cell ([`F64_CELL`]) and 1 to u64 cell `count` of this
+/// thread's buffer for `series` (a histogram's observation: the sum and a
+/// bucket's count).
 #[inline]
-pub(crate) fn observe(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
+pub(crate) fn add_f64_and_count(series: &impl BufferedSeries, count: usize, v: f64) {
     let fast = LOCAL.try_with(|l| {
         match l
             .known_cells(series)
-            .and_then(|c| Some((c.first()?, c.get(1 + bucket)?)))
+            .and_then(|c| Some((c.get(F64_CELL)?, c.get(count)?)))
         {
             Some((sum, b)) => {
                 b.store(b.load(Ordering::Relaxed) + 1, Ordering::Release);
@@ -472,18 +517,18 @@ pub(crate) fn observe(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
         }
     });
     if fast != Ok(true) {
-        observe_slow(series, bucket, v);
+        add_f64_and_count_slow(series, count, v);
     }
 }
 
-/// `observe` on the first touch, after a fork, for a removed series or
+/// `add_f64_and_count` on the first touch, after a fork, for a removed series or
 /// during thread exit.
 #[cold]
 #[inline(never)]
-fn observe_slow(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
+fn add_f64_and_count_slow(series: &impl BufferedSeries, count: usize, v: f64) {
     let done = LOCAL.try_with(|l| match l.cells(series) {
         Some(cells) => {
-            if let (Some(sum), Some(b)) = (cells.first(), cells.get(1 + bucket)) {
+            if let (Some(sum), Some(b)) = (cells.get(F64_CELL), cells.get(count)) {
                 b.store(b.load(Ordering::Relaxed) + 1, Ordering::Release);
                 add_local_f64(sum, v);
             }
@@ -492,7 +537,7 @@ fn observe_slow(series: &Arc<SeriesInner>, bucket: usize, v: f64) {
         None => false,
     });
     if done != Ok(true) {
-        if let (Some(sum), Some(b)) = (series.cell(0), series.cell(1 + bucket)) {
+        if let (Some(sum), Some(b)) = (series.cell(F64_CELL), series.cell(count)) {
             b.fetch_add(1, Ordering::Relaxed);
             atomic_add_f64(sum, v);
         }
@@ -531,6 +576,18 @@ pub struct FlushStats {
 /// per thread buffer. Cost: one read per buffered cell, one atomic add per
 /// changed cell. Entries of series that were removed (by any process) are
 /// dropped from the buffers on the way.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let jobs = area.registry().counter(Opts::new("jobs", "Jobs run."))?.get()?;
+/// jobs.inc(); // in this thread's buffer
+/// let stats = promshm::flush();
+/// assert_eq!(stats.dirty_series, 1);
+/// assert_eq!(jobs.get(), 1.0); // in the area, for every process
+/// # Ok::<(), promshm::Error>(())
+/// ```
 pub fn flush() -> FlushStats {
     let list = buffers();
     let mut sweep = Sweep::default();
@@ -643,6 +700,27 @@ extern "C" fn flush_at_exit() {
 /// and at stop; once lost, the thread sleeps in slices of at most 50 ms
 /// and watches a stop flag instead, and the number is never written to or
 /// closed (it is someone else's now).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// use promshm::{Area, AreaOptions, Flusher, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let jobs = area.registry().counter(Opts::new("jobs", "Jobs run."))?.get()?;
+/// let flusher = Flusher::start(Duration::from_millis(10))?;
+/// jobs.inc(); // buffered in this thread; the flusher publishes it
+/// let deadline = Instant::now() + Duration::from_secs(10);
+/// while jobs.get() < 1.0 {
+///     assert!(Instant::now() < deadline, "never flushed");
+///     std::thread::sleep(Duration::from_millis(1));
+/// }
+/// flusher.stop(); // or drop it
+/// // Not inherited by children of fork():
+/// let quiet = Flusher::builder().interval(Duration::from_secs(5)).inherit(false).start()?;
+/// drop(quiet);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Flusher {
     /// Written once to stop the thread (an eventfd).

@@ -17,13 +17,13 @@ use crate::area::{Area, AreaInner};
 use crate::encoding::{Encoder, Format, MetricType};
 use crate::error::{Error, Result};
 use crate::metrics::shape::Shape;
+use crate::metrics::view::read_series_values;
 use crate::metrics::{
     Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, StateSet, Summary, SummaryOpts,
 };
 use crate::render::{self, RenderStats};
 
-/// Prefix reserved for promshm's own metrics.
-pub const SELF_METRICS_PREFIX: &str = "promshm_";
+pub use crate::render::SELF_METRICS_PREFIX;
 
 /// What this process knows of the area's records.
 #[derive(Default)]
@@ -258,31 +258,21 @@ impl LocalIndex {
     }
 }
 
-/// Read a series' label values (after checking its cell count against the shape).
-pub(crate) fn read_series_values(
-    area: &AreaInner,
-    rec: crate::area::records::Record,
-    shape: &Shape,
-    out: &mut Vec<String>,
-) -> Option<()> {
-    let n_cells = shape.n_cells(area.max_workers());
-    let stored = area.u32_at(rec.off + ser::N_CELLS)?.load(Ordering::Relaxed) as usize;
-    if stored != n_cells || rec.len < ser::CELLS + 8 * n_cells {
-        return None;
-    }
-    let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
-    // The strings of `out` are reused: no allocation once they are long enough.
-    let n = shape.label_names.len();
-    out.truncate(n);
-    out.resize_with(n, String::new);
-    for value in out.iter_mut() {
-        value.clear();
-        r.string_into(MAX_VALUE_LEN, value)?;
-    }
-    r.at_end().then_some(())
-}
-
 /// Options common to every metric type.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts, DEFAULT_BUCKETS};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let opts = Opts::new("latency", "Request latency.")
+///     .unit("seconds")
+///     .labels(&["method"])
+///     .eager(true);
+/// let latency = area.registry().histogram(opts, &DEFAULT_BUCKETS)?;
+/// assert_eq!(latency.name(), "latency_seconds"); // the unit is part of the name
+/// assert_eq!(latency.label_names(), ["method"]);
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Opts {
     /// Metric name (the registry prefix and the unit are added to it).
@@ -327,6 +317,20 @@ impl Opts {
 }
 
 /// A view on an area with a prefix and constant labels. Cheap to clone.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Format, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let app = area
+///     .registry()
+///     .with_prefix("app")?
+///     .with_const_labels(&[("zone", "eu")])?;
+/// app.counter(Opts::new("jobs", "Jobs run."))?.get()?.inc();
+/// let text = app.render_to_string(Format::Prometheus)?;
+/// assert!(text.contains("app_jobs_total{zone=\"eu\"} 1\n"));
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Registry {
     area: Area,
@@ -348,6 +352,19 @@ impl Registry {
 
     /// Prefix every family name with `prefix_` (a namespace). Rendering this
     /// registry shows only its namespace.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// area.registry().counter(Opts::new("other", "Not in app."))?;
+    /// let app = area.registry().with_prefix("app")?;
+    /// app.counter(Opts::new("jobs", "Jobs run."))?;
+    /// let text = app.render_to_string(Format::Prometheus)?;
+    /// assert!(text.contains("app_jobs_total 0\n"));
+    /// assert!(!text.contains("other"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn with_prefix(mut self, prefix: &str) -> Result<Registry> {
         if !prefix.is_empty() {
             crate::validate::metric_name(prefix)?;
@@ -357,6 +374,18 @@ impl Registry {
     }
 
     /// Add constant labels to every family registered through this registry.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let reg = area.registry().with_const_labels(&[("zone", "eu")])?;
+    /// let hits = reg.counter(Opts::new("hits", "Hits.").labels(&["path"]))?;
+    /// hits.labels(&["/"])?.inc(); // the constant labels come first, set already
+    /// let text = reg.render_to_string(Format::Prometheus)?;
+    /// assert!(text.contains("hits_total{zone=\"eu\",path=\"/\"} 1\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn with_const_labels(mut self, labels: &[(&str, &str)]) -> Result<Registry> {
         for (k, v) in labels {
             crate::validate::label_name(k)?;
@@ -386,11 +415,41 @@ impl Registry {
     }
 
     /// Register (or find) a counter family.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let reg = area.registry();
+    /// let requests = reg.counter(Opts::new("requests", "Requests served.").labels(&["code"]))?;
+    /// requests.labels(&["200"])?.inc();
+    /// requests.labels(&["200"])?.add(2.0)?; // the same series
+    /// // Registering the same name and shape again finds the family.
+    /// reg.counter(Opts::new("requests", "Requests served.").labels(&["code"]))?;
+    /// let text = reg.render_to_string(Format::Prometheus)?;
+    /// assert!(text.contains("requests_total{code=\"200\"} 3\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn counter(&self, opts: Opts) -> Result<Family<Counter>> {
         self.register(opts, MetricType::Counter, |_| Ok(()))
     }
 
     /// Register (or find) a gauge family with its multi-process mode.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, GaugeMode, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let reg = area.registry();
+    /// // `Sum`: the family's value is the sum of every process's own value.
+    /// let in_flight = reg.gauge(Opts::new("in_flight", "Requests in flight."), GaugeMode::Sum)?.get()?;
+    /// in_flight.inc();
+    /// in_flight.inc();
+    /// in_flight.dec();
+    /// assert_eq!(in_flight.get(), 1.0);
+    /// assert!(reg.render_to_string(Format::Prometheus)?.contains("in_flight 1\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn gauge(&self, opts: Opts, mode: GaugeMode) -> Result<Family<Gauge>> {
         self.register(opts, MetricType::Gauge, |s| {
             s.gauge_mode = mode;
@@ -400,6 +459,23 @@ impl Registry {
 
     /// Register (or find) a histogram family with these upper bounds
     /// (`+Inf` is implied; see [`DEFAULT_BUCKETS`](crate::DEFAULT_BUCKETS)).
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let reg = area.registry();
+    /// let latency = reg
+    ///     .histogram(Opts::new("latency", "Latency.").unit("seconds"), &[0.1, 1.0])?
+    ///     .get()?;
+    /// latency.observe(0.05)?;
+    /// latency.observe(0.5)?;
+    /// let text = reg.render_to_string(Format::Prometheus)?;
+    /// assert!(text.contains("latency_seconds_bucket{le=\"0.1\"} 1\n"));
+    /// assert!(text.contains("latency_seconds_bucket{le=\"+Inf\"} 2\n"));
+    /// assert!(text.contains("latency_seconds_count 2\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn histogram(&self, opts: Opts, buckets: &[f64]) -> Result<Family<Histogram>> {
         let bounds = crate::metrics::histogram::normalize_buckets(buckets)?;
         self.register(opts, MetricType::Histogram, |s| {
@@ -409,6 +485,21 @@ impl Registry {
     }
 
     /// Register (or find) a summary family.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts, SummaryOpts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let reg = area.registry();
+    /// let sizes = reg
+    ///     .summary(Opts::new("size", "Sizes.").unit("bytes"), &SummaryOpts::quantiles(&[0.5]))?
+    ///     .get()?;
+    /// sizes.observe(100.0)?;
+    /// let text = reg.render_to_string(Format::Prometheus)?;
+    /// assert!(text.contains("size_bytes_count 1\n"));
+    /// assert!(text.contains("size_bytes_sum 100\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn summary(&self, opts: Opts, summary: &SummaryOpts) -> Result<Family<Summary>> {
         self.register(opts, MetricType::Summary, |s| {
             s.params = summary.quantiles.clone();
@@ -421,11 +512,39 @@ impl Registry {
     }
 
     /// Register (or find) an info family.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let reg = area.registry();
+    /// reg.info(Opts::new("build", "Build information."))?
+    ///     .get()?
+    ///     .set(&[("version", "1.2.3")])?;
+    /// let text = reg.render_to_string(Format::Prometheus)?;
+    /// assert!(text.contains("build_info{version=\"1.2.3\"} 1\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn info(&self, opts: Opts) -> Result<Family<Info>> {
         self.register(opts, MetricType::Info, |_| Ok(()))
     }
 
     /// Register (or find) a state set (enum) family.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let reg = area.registry();
+    /// let mode = reg
+    ///     .state_set(Opts::new("mode", "Serving mode."), &["normal", "degraded"])?
+    ///     .get()?;
+    /// mode.set("degraded")?;
+    /// let text = reg.render_to_string(Format::Prometheus)?;
+    /// assert!(text.contains("mode{mode=\"degraded\"} 1\n"));
+    /// assert!(text.contains("mode{mode=\"normal\"} 0\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn state_set(&self, opts: Opts, states: &[&str]) -> Result<Family<StateSet>> {
         self.register(opts, MetricType::StateSet, |s| {
             s.states = states.iter().map(|s| s.to_string()).collect();
@@ -505,6 +624,21 @@ impl Registry {
 
     /// Render this registry's families (its prefix only, if it has one) into `out`.
     /// Flushes this process's buffers and reaps dead workers first.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let app = area.registry().with_prefix("app")?;
+    /// app.counter(Opts::new("jobs", "Jobs run."))?.get()?.inc();
+    /// let mut out = Vec::new();
+    /// let stats = app.render(&mut out, Format::OpenMetrics)?;
+    /// assert_eq!((stats.families, stats.series), (1, 1));
+    /// let text = String::from_utf8(out).unwrap();
+    /// assert!(text.contains("app_jobs_total 1\n"));
+    /// assert!(text.ends_with("# EOF\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn render(&self, out: impl Write, format: Format) -> Result<RenderStats> {
         let prefix = (!self.prefix.is_empty()).then(|| format!("{}_", self.prefix));
         render::render(
@@ -521,6 +655,24 @@ impl Registry {
     /// want structured values instead of text, e.g.
     /// [`SampleEncoder`](crate::encoding::SampleEncoder) (remote-write,
     /// inspection). `enc.finish()` is called at the end.
+    ///
+    /// ```
+    /// use promshm::encoding::{Sample, SampleEncoder};
+    /// use promshm::{Area, AreaOptions, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let app = area.registry().with_prefix("app")?;
+    /// app.counter(Opts::new("jobs", "Jobs run."))?.get()?.inc();
+    /// let mut samples = Vec::new();
+    /// let mut enc = SampleEncoder::new(|s: &Sample<'_>| {
+    ///     samples.push((s.name.to_string(), s.value));
+    ///     Ok(())
+    /// });
+    /// app.render_with(&mut enc)?;
+    /// drop(enc);
+    /// assert_eq!(samples, [("app_jobs_total".to_string(), 1.0)]);
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn render_with(&self, enc: &mut dyn Encoder) -> Result<RenderStats> {
         let prefix = (!self.prefix.is_empty()).then(|| format!("{}_", self.prefix));
         render::render_into(&self.area.inner, prefix.as_deref(), self.self_metrics, enc)
@@ -529,6 +681,18 @@ impl Registry {
     /// Render into a `String` (a text format; the binary
     /// [`Format::Protobuf`] is refused with [`Error::InvalidArgument`]: use
     /// [`Registry::render`] into bytes for it).
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let app = area.registry().with_prefix("app")?;
+    /// app.counter(Opts::new("jobs", "Jobs run."))?;
+    /// let text = app.render_to_string(Format::Prometheus)?;
+    /// assert_eq!(text, "# HELP app_jobs_total Jobs run.\n# TYPE app_jobs_total counter\napp_jobs_total 0\n");
+    /// assert!(app.render_to_string(Format::Protobuf).is_err());
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn render_to_string(&self, format: Format) -> Result<String> {
         if format == Format::Protobuf {
             return Err(Error::InvalidArgument(
@@ -753,11 +917,34 @@ impl Area {
     }
 
     /// Render every family of the area.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let mut out = Vec::new();
+    /// let stats = area.render(&mut out, Format::Prometheus)?;
+    /// // promshm's own metrics are there even in an empty area.
+    /// assert!(stats.families > 0);
+    /// assert!(String::from_utf8(out).unwrap().contains("\npromshm_series 0\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn render(&self, out: impl Write, format: Format) -> Result<RenderStats> {
         render::render(&self.inner, None, true, out, format)
     }
 
     /// Render every family of the area into a `String`.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// area.registry().with_prefix("app")?.counter(Opts::new("jobs", "Jobs run."))?;
+    /// let text = area.render_to_string(Format::OpenMetrics)?;
+    /// assert!(text.contains("app_jobs_total 0\n"));
+    /// assert!(text.contains("promshm_area_pages 4096\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
     pub fn render_to_string(&self, format: Format) -> Result<String> {
         self.registry().render_to_string(format)
     }

@@ -3,7 +3,7 @@
 //! entry per live series; bytes are checked as they are read, and a damaged
 //! record is skipped and counted, never fatal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -14,8 +14,10 @@ use crate::area::AreaInner;
 use crate::encoding::{self, Encoder, FamilyDesc, Format, MetricType, Point};
 use crate::error::Result;
 use crate::metrics::shape::Shape;
-use crate::metrics::view::{self, Ctx, Emitted, SeriesCells};
-use crate::registry::{read_series_values, SELF_METRICS_PREFIX};
+use crate::metrics::view::{self, read_series_values, Ctx, Emitted, SeriesCells};
+
+/// Prefix reserved for promshm's own metrics.
+pub const SELF_METRICS_PREFIX: &str = "promshm_";
 
 /// What a render did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,107 +85,152 @@ pub(crate) fn render_into(
 /// Walk the area once: the families to render (those under `prefix`), each
 /// with its live series in area order. Damaged records are added to `bad`.
 fn collect_families(area: &AreaInner, prefix: Option<&str>, bad: &mut u64) -> Vec<FamilyEntry> {
-    let mut families: Vec<FamilyEntry> = Vec::new();
-    let mut by_offset: HashMap<usize, usize> = HashMap::new();
-    // Every name the families kept so far render.
-    let mut names: HashMap<String, ()> = HashMap::new();
-    // Offsets of the valid families (kept or not), and the series seen
-    // before their family.
-    let mut valid_families = std::collections::HashSet::new();
-    let mut later = Vec::new();
-    // The series of a family mostly follow each other: the last family found
-    // spares a hash lookup per series.
-    let mut last_family: Option<(usize, usize)> = None;
-    let end = area.walk(0, false, |rec| {
+    let mut c = Collect {
+        area,
+        prefix,
+        families: Vec::new(),
+        by_offset: HashMap::new(),
+        names: HashMap::new(),
+        valid_families: HashSet::new(),
+        later: Vec::new(),
+        last_family: None,
+        bad: 0,
+    };
+    let end = area.walk(0, false, |rec| c.record(rec));
+    c.bad += end.bad;
+    c.place_later();
+    *bad += c.bad;
+    c.families
+}
+
+/// What the walk of [`collect_families`] has found so far.
+struct Collect<'a> {
+    area: &'a AreaInner,
+    prefix: Option<&'a str>,
+    /// The families kept (those under `prefix`), in area order.
+    families: Vec<FamilyEntry>,
+    /// Family record offset -> its index in `families`.
+    by_offset: HashMap<usize, usize>,
+    /// Every name the valid families so far render.
+    names: HashMap<String, ()>,
+    /// Offsets of the valid families (kept or not).
+    valid_families: HashSet<usize>,
+    /// Series seen before their family: (family offset, record).
+    later: Vec<(usize, Record)>,
+    /// The last family a series was found in, (offset, index): the series of
+    /// a family mostly follow each other, and this spares a hash lookup each.
+    last_family: Option<(usize, usize)>,
+    /// Damaged records.
+    bad: u64,
+}
+
+impl Collect<'_> {
+    /// One record of the walk.
+    fn record(&mut self, rec: Record) {
         if rec.state != STATE_LIVE {
             // Removed and free series and blobs are not read (their bytes
             // are being recycled; the walk checked their header and size
             // class). Only series and blobs are ever freed.
             if rec.kind == KIND_FAMILY && rec.state != STATE_WRITING {
-                *bad += 1;
+                self.bad += 1;
             }
             return;
         }
         match rec.kind {
-            KIND_FAMILY => match Shape::decode(area, rec) {
-                Some(shape) => {
-                    // Every name a family renders is its own: a family that
-                    // would render one an earlier family renders (the same
-                    // name, or e.g. `s_count` next to a summary `s`) is bad,
-                    // as registration refuses it (`Error::NameTaken`).
-                    let rendered = || {
-                        let name = &shape.name;
-                        shape
-                            .kind
-                            .rendered_suffixes()
-                            .map(move |sfx| format!("{name}{sfx}"))
-                    };
-                    if rendered().any(|n| names.contains_key(&n)) {
-                        *bad += 1;
-                        return;
-                    }
-                    names.extend(rendered().map(|n| (n, ())));
-                    valid_families.insert(rec.off);
-                    if prefix.is_some_and(|p| !shape.name.starts_with(p)) {
-                        return;
-                    }
-                    by_offset.insert(rec.off, families.len());
-                    families.push(FamilyEntry {
-                        shape,
-                        series: Vec::new(),
-                    });
-                }
-                None => *bad += 1,
-            },
-            KIND_SERIES => {
-                let fam = area
-                    .u32_at(rec.off + ser::FAMILY)
-                    .map(|f| f.load(Ordering::Relaxed) as usize)
-                    .unwrap_or(0);
-                let found = match last_family {
-                    Some((off, i)) if off == fam => Some(i),
-                    _ => by_offset.get(&fam).copied(),
-                };
-                if let Some(i) = found {
-                    last_family = Some((fam, i));
-                    families[i].series.push(rec);
-                } else {
-                    // Its family may follow it (a series can reuse the
-                    // space of a record before its family's).
-                    later.push((fam, rec));
-                }
-            }
+            KIND_FAMILY => self.family(rec),
+            KIND_SERIES => self.series(rec),
             // An info blob is read through its series, but a damaged length
             // here would silently swallow the records after it: count it.
-            KIND_BLOB if prefix.is_none() => {
-                let gen = area.generation(rec.off);
-                if crate::metrics::info::read_blob_pairs(area, rec.off).is_none()
-                    && area.record_state(rec.off, KIND_BLOB) == Some(STATE_LIVE)
-                    && area.generation(rec.off) == gen
-                {
-                    *bad += 1;
-                }
-            }
+            KIND_BLOB if self.prefix.is_none() => self.blob(rec),
             _ => {}
-        }
-    });
-    *bad += end.bad;
-    let placed_later = !later.is_empty();
-    for (fam, rec) in later {
-        if let Some(&i) = by_offset.get(&fam) {
-            families[i].series.push(rec);
-        } else if !valid_families.contains(&fam) && prefix.is_none() {
-            // A series whose family is unknown (or damaged).
-            *bad += 1;
-        }
-    }
-    if placed_later {
-        for f in &mut families {
-            f.series.sort_by_key(|r| r.off);
         }
     }
 
-    families
+    /// A live family record: kept if valid, its names free and under the prefix.
+    fn family(&mut self, rec: Record) {
+        let Some(shape) = Shape::decode(self.area, rec) else {
+            self.bad += 1;
+            return;
+        };
+        // Every name a family renders is its own: a family that would render
+        // one an earlier family renders (the same name, or e.g. `s_count`
+        // next to a summary `s`) is bad, as registration refuses it
+        // (`Error::NameTaken`).
+        let rendered = || {
+            let name = &shape.name;
+            shape
+                .kind
+                .rendered_suffixes()
+                .map(move |sfx| format!("{name}{sfx}"))
+        };
+        if rendered().any(|n| self.names.contains_key(&n)) {
+            self.bad += 1;
+            return;
+        }
+        self.names.extend(rendered().map(|n| (n, ())));
+        self.valid_families.insert(rec.off);
+        if self.prefix.is_some_and(|p| !shape.name.starts_with(p)) {
+            return;
+        }
+        self.by_offset.insert(rec.off, self.families.len());
+        self.families.push(FamilyEntry {
+            shape,
+            series: Vec::new(),
+        });
+    }
+
+    /// A live series record: added to its family, or kept for later.
+    fn series(&mut self, rec: Record) {
+        let fam = self
+            .area
+            .u32_at(rec.off + ser::FAMILY)
+            .map(|f| f.load(Ordering::Relaxed) as usize)
+            .unwrap_or(0);
+        let found = match self.last_family {
+            Some((off, i)) if off == fam => Some(i),
+            _ => self.by_offset.get(&fam).copied(),
+        };
+        if let Some(i) = found {
+            self.last_family = Some((fam, i));
+            self.families[i].series.push(rec);
+        } else {
+            // Its family may follow it (a series can reuse the space of a
+            // record before its family's).
+            self.later.push((fam, rec));
+        }
+    }
+
+    /// A live blob record: bad if its pairs do not read (and it is still the
+    /// blob the walk saw).
+    fn blob(&mut self, rec: Record) {
+        let area = self.area;
+        let gen = area.generation(rec.off);
+        if crate::metrics::info::read_blob_pairs(area, rec.off).is_none()
+            && area.record_state(rec.off, KIND_BLOB) == Some(STATE_LIVE)
+            && area.generation(rec.off) == gen
+        {
+            self.bad += 1;
+        }
+    }
+
+    /// After the walk: the series seen before their family join it (each
+    /// family's series back in area order); those of no valid family are bad.
+    fn place_later(&mut self) {
+        if self.later.is_empty() {
+            return;
+        }
+        for (fam, rec) in std::mem::take(&mut self.later) {
+            if let Some(&i) = self.by_offset.get(&fam) {
+                self.families[i].series.push(rec);
+            } else if !self.valid_families.contains(&fam) && self.prefix.is_none() {
+                // A series whose family is unknown (or damaged).
+                self.bad += 1;
+            }
+        }
+        for f in &mut self.families {
+            f.series.sort_by_key(|r| r.off);
+        }
+    }
 }
 
 /// Write the families and promshm's own metrics, sorted by name.
@@ -315,110 +362,150 @@ fn reuse<'b>(mut v: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
     v.into_iter().map(|_| ("", "")).collect()
 }
 
-fn self_metric_values(area: &AreaInner) -> Vec<SelfMetric> {
-    let h = |f: usize| area.hdr(f).load(Ordering::Relaxed) as f64;
-    let used = area.cursor().div_ceil(PAGE_SIZE) as f64;
-    let live_workers = area.worker_infos().iter().filter(|w| w.alive).count() as f64;
-    let own = |name, help, kind, value| SelfMetric {
-        name,
-        help,
-        kind,
-        value,
-    };
-    debug_assert!(SELF_METRICS_PREFIX == "promshm_");
-    vec![
-        own(
-            "promshm_area_pages",
-            "Pages in the shared area.",
-            MetricType::Gauge,
-            (area.len() / PAGE_SIZE) as f64,
-        ),
-        own(
-            "promshm_area_pages_used",
-            "Pages of the shared area in use.",
-            MetricType::Gauge,
-            used,
-        ),
-        own(
-            "promshm_families",
-            "Metric families registered in the area.",
-            MetricType::Gauge,
-            h(hdr::STAT_FAMILIES),
-        ),
-        own(
-            "promshm_series",
-            "Live series in the area.",
-            MetricType::Gauge,
-            h(hdr::STAT_SERIES),
-        ),
-        own(
-            "promshm_registrations_refused",
-            "Registrations refused because the area was full.",
-            MetricType::Counter,
-            h(hdr::STAT_REFUSED),
-        ),
-        own(
-            "promshm_registrations_name_taken",
-            "Registrations refused because a name the family would render \
+/// Where the value of one of promshm's own metrics comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// A statistic of the header (`hdr::STAT_*`).
+    Stat(usize),
+    /// The area's size in pages.
+    Pages,
+    /// Pages in use (below the allocation cursor).
+    PagesUsed,
+    /// Live worker processes attached.
+    LiveWorkers,
+    /// The previous render's duration (`STAT_RENDER_NS`), in seconds.
+    RenderSeconds,
+}
+
+/// One of promshm's own metrics.
+struct SelfMetricDef {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    source: Source,
+}
+
+/// promshm's own metrics, every name under [`SELF_METRICS_PREFIX`].
+const SELF_METRICS: [SelfMetricDef; 15] = [
+    SelfMetricDef {
+        name: "promshm_area_pages",
+        help: "Pages in the shared area.",
+        kind: MetricType::Gauge,
+        source: Source::Pages,
+    },
+    SelfMetricDef {
+        name: "promshm_area_pages_used",
+        help: "Pages of the shared area in use.",
+        kind: MetricType::Gauge,
+        source: Source::PagesUsed,
+    },
+    SelfMetricDef {
+        name: "promshm_families",
+        help: "Metric families registered in the area.",
+        kind: MetricType::Gauge,
+        source: Source::Stat(hdr::STAT_FAMILIES),
+    },
+    SelfMetricDef {
+        name: "promshm_series",
+        help: "Live series in the area.",
+        kind: MetricType::Gauge,
+        source: Source::Stat(hdr::STAT_SERIES),
+    },
+    SelfMetricDef {
+        name: "promshm_registrations_refused",
+        help: "Registrations refused because the area was full.",
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_REFUSED),
+    },
+    SelfMetricDef {
+        name: "promshm_registrations_name_taken",
+        help: "Registrations refused because a name the family would render \
              (with its suffixes) is another family's.",
-            MetricType::Counter,
-            h(hdr::STAT_NAME_CLASHES),
-        ),
-        own(
-            "promshm_workers",
-            "Live worker processes attached to the area.",
-            MetricType::Gauge,
-            live_workers,
-        ),
-        own(
-            "promshm_workers_reaped",
-            "Dead worker processes whose slots were reclaimed.",
-            MetricType::Counter,
-            h(hdr::STAT_REAPED),
-        ),
-        own(
-            "promshm_flushes",
-            "Flushes of thread-local buffers into the area.",
-            MetricType::Counter,
-            h(hdr::STAT_FLUSHES),
-        ),
-        own(
-            "promshm_render_duration_seconds",
-            "Duration of the previous render.",
-            MetricType::Gauge,
-            h(hdr::STAT_RENDER_NS) / 1e9,
-        ),
-        own(
-            "promshm_bad_records",
-            "Damaged records skipped by the previous render.",
-            MetricType::Gauge,
-            h(hdr::STAT_BAD_RECORDS),
-        ),
-        own(
-            "promshm_lock_recoveries",
-            "Area locks left by dead holders and recovered.",
-            MetricType::Counter,
-            h(hdr::STAT_LOCK_RECOVERED),
-        ),
-        own(
-            "promshm_updates_dropped",
-            "Gauge updates dropped because the writing process had no worker slot \
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_NAME_CLASHES),
+    },
+    SelfMetricDef {
+        name: "promshm_workers",
+        help: "Live worker processes attached to the area.",
+        kind: MetricType::Gauge,
+        source: Source::LiveWorkers,
+    },
+    SelfMetricDef {
+        name: "promshm_workers_reaped",
+        help: "Dead worker processes whose slots were reclaimed.",
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_REAPED),
+    },
+    SelfMetricDef {
+        name: "promshm_flushes",
+        help: "Flushes of thread-local buffers into the area.",
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_FLUSHES),
+    },
+    SelfMetricDef {
+        name: "promshm_render_duration_seconds",
+        help: "Duration of the previous render.",
+        kind: MetricType::Gauge,
+        source: Source::RenderSeconds,
+    },
+    SelfMetricDef {
+        name: "promshm_bad_records",
+        help: "Damaged records skipped by the previous render.",
+        kind: MetricType::Gauge,
+        source: Source::Stat(hdr::STAT_BAD_RECORDS),
+    },
+    SelfMetricDef {
+        name: "promshm_lock_recoveries",
+        help: "Area locks left by dead holders and recovered.",
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_LOCK_RECOVERED),
+    },
+    SelfMetricDef {
+        name: "promshm_updates_dropped",
+        help: "Gauge updates dropped because the writing process had no worker slot \
              (none was free, or attaching was backing off after a failure).",
-            MetricType::Counter,
-            h(hdr::STAT_DROPPED),
-        ),
-        own(
-            "promshm_area_lock_acquisitions",
-            "Times the area lock was taken, by every process of the area.",
-            MetricType::Counter,
-            h(hdr::STAT_LOCKS_TAKEN),
-        ),
-        own(
-            "promshm_area_lock_timeouts",
-            "Waits for the area lock that gave up because another process held it \
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_DROPPED),
+    },
+    SelfMetricDef {
+        name: "promshm_area_lock_acquisitions",
+        help: "Times the area lock was taken, by every process of the area.",
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_LOCKS_TAKEN),
+    },
+    SelfMetricDef {
+        name: "promshm_area_lock_timeouts",
+        help: "Waits for the area lock that gave up because another process held it \
              too long (the call failed or backed off).",
-            MetricType::Counter,
-            h(hdr::STAT_LOCK_TIMEOUTS),
-        ),
-    ]
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_LOCK_TIMEOUTS),
+    },
+];
+
+/// promshm's own metrics with their values now.
+fn self_metric_values(area: &AreaInner) -> Vec<SelfMetric> {
+    SELF_METRICS
+        .iter()
+        .map(|d| {
+            debug_assert!(d.name.starts_with(SELF_METRICS_PREFIX));
+            SelfMetric {
+                name: d.name,
+                help: d.help,
+                kind: d.kind,
+                value: source_value(area, d.source),
+            }
+        })
+        .collect()
+}
+
+/// The value of a self-metric's source.
+fn source_value(area: &AreaInner, source: Source) -> f64 {
+    let stat = |f: usize| area.hdr(f).load(Ordering::Relaxed) as f64;
+    match source {
+        Source::Stat(f) => stat(f),
+        Source::Pages => (area.len() / PAGE_SIZE) as f64,
+        Source::PagesUsed => area.cursor().div_ceil(PAGE_SIZE) as f64,
+        Source::LiveWorkers => area.worker_infos().iter().filter(|w| w.alive).count() as f64,
+        Source::RenderSeconds => stat(hdr::STAT_RENDER_NS) / 1e9,
+    }
 }

@@ -5,6 +5,7 @@
 //! which bounds-check every offset: bytes in the area come from other
 //! processes and are never trusted.
 
+pub(crate) mod cells;
 mod file;
 pub(crate) mod fork;
 pub(crate) mod format;
@@ -31,6 +32,19 @@ pub use lock::HeldAreaLock;
 pub use workers::WorkerInfo;
 
 /// How to create an area.
+///
+/// ```
+/// use promshm::{Area, AreaOptions};
+///
+/// let options = AreaOptions {
+///     max_workers: 8,
+///     ..AreaOptions::with_pages(256) // 1 MiB
+/// };
+/// assert_eq!(Area::anonymous(&options)?.pages(), 256);
+/// // Too small for the header, the worker table and a page of records.
+/// assert!(Area::anonymous(&AreaOptions::with_pages(1)).is_err());
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AreaOptions {
     /// Number of 4 KiB pages (header and worker table included). Default 4096 (16 MiB).
@@ -101,6 +115,18 @@ pub enum OpenMode {
 ///
 /// Create it in the parent before `fork` (anonymous or file) or open the
 /// same file from every process; all of them then see one store.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?; // in the parent, before fork()
+/// let jobs = area.registry().counter(Opts::new("jobs", "Jobs run."))?.get()?;
+/// jobs.inc();
+/// promshm::flush(); // updates are buffered per thread until a flush
+/// assert_eq!(jobs.get(), 1.0);
+/// assert_eq!(area.pages(), 4096);
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Area {
     pub(crate) inner: Arc<AreaInner>,

@@ -9,7 +9,24 @@ use crate::buffer;
 use crate::encoding::MetricType;
 use crate::error::{Error, Result};
 
+/// The counter's cell layout: one cell, the total (`f64` bits), which is
+/// the buffer's f64 cell (a flush adds it as an `f64`).
+const TOTAL_CELL: usize = buffer::F64_CELL;
+
 /// A counter series handle. Cheap to clone; updates never block.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let jobs = area.registry().counter(Opts::new("jobs", "Jobs run."))?.get()?;
+/// jobs.inc();
+/// jobs.add(2.5)?;
+/// assert!(jobs.add(-1.0).is_err()); // a counter only goes up
+/// promshm::flush(); // buffered per thread until a flush (or a render)
+/// assert_eq!(jobs.get(), 3.5);
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Counter {
     pub(crate) series: Arc<SeriesInner>,
@@ -40,11 +57,11 @@ impl Counter {
     #[inline]
     fn add_unchecked(&self, v: f64) {
         if self.series.eager {
-            if let Some(c) = self.series.cell(0) {
+            if let Some(c) = self.series.cell(TOTAL_CELL) {
                 atomic_add_f64(c, v);
             }
         } else {
-            buffer::add_f64(&self.series, 0, v);
+            buffer::add_f64(&*self.series, v);
         }
     }
 
@@ -55,7 +72,7 @@ impl Counter {
     /// count this thread's earlier increments before it. A handle whose
     /// series was removed changes nothing (its record may be another's now).
     pub fn reset(&self) {
-        let Some(c) = self.series.cell(0) else {
+        let Some(c) = self.series.cell(TOTAL_CELL) else {
             return;
         };
         c.swap(0f64.to_bits(), Ordering::AcqRel);
@@ -77,19 +94,19 @@ impl Counter {
     /// The total in the area (what has been flushed, by every process).
     pub fn get(&self) -> f64 {
         self.series
-            .cell(0)
+            .cell(TOTAL_CELL)
             .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
             .unwrap_or(0.0)
     }
 }
 
-/// Render one counter series: cell 0 is the total (an `f64`).
+/// Render one counter series: cell [`TOTAL_CELL`] is the total.
 pub(crate) fn emit(
     view: &super::view::SeriesCells<'_>,
     cx: super::view::Ctx<'_, '_>,
 ) -> Result<super::view::Emitted> {
     use super::view::Emitted;
-    let value = view.cell_f64(0);
+    let value = view.cell_f64(TOTAL_CELL);
     if value.is_nan() || value < 0.0 {
         return Ok(Emitted::Bad);
     }

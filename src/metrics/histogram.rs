@@ -18,6 +18,12 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
 ];
 
 /// `count` buckets `start, start + width, ...`.
+///
+/// ```
+/// assert_eq!(promshm::linear_buckets(0.5, 0.5, 3)?, [0.5, 1.0, 1.5]);
+/// assert!(promshm::linear_buckets(1.0, 0.0, 3).is_err());
+/// # Ok::<(), promshm::Error>(())
+/// ```
 pub fn linear_buckets(start: f64, width: f64, count: usize) -> Result<Vec<f64>> {
     if count == 0 || width.is_nan() || width <= 0.0 || !start.is_finite() {
         return Err(Error::InvalidBuckets(format!(
@@ -30,6 +36,12 @@ pub fn linear_buckets(start: f64, width: f64, count: usize) -> Result<Vec<f64>> 
 }
 
 /// `count` buckets `start, start * factor, ...`.
+///
+/// ```
+/// assert_eq!(promshm::exponential_buckets(0.01, 10.0, 3)?, [0.01, 0.1, 1.0]);
+/// assert!(promshm::exponential_buckets(1.0, 1.0, 3).is_err());
+/// # Ok::<(), promshm::Error>(())
+/// ```
 pub fn exponential_buckets(start: f64, factor: f64, count: usize) -> Result<Vec<f64>> {
     if count == 0 || start.is_nan() || start <= 0.0 || factor.is_nan() || factor <= 1.0 {
         return Err(Error::InvalidBuckets(format!(
@@ -78,9 +90,10 @@ pub(crate) fn normalize_buckets(buckets: &[f64]) -> Result<Vec<f64>> {
 }
 
 /// The histogram's cell layout, the one place it is spelled out: cell
-/// [`SUM_CELL`] holds the sum (`f64` bits), then one count per bucket, not
-/// cumulative, at [`bucket_cell`]`(i)` for bucket `i` (the last is `+Inf`).
-pub(crate) const SUM_CELL: usize = 0;
+/// [`SUM_CELL`] holds the sum (`f64` bits; the buffer's f64 cell, so that a
+/// flush adds it as an `f64`), then one count per bucket, not cumulative, at
+/// [`bucket_cell`]`(i)` for bucket `i` (the last is `+Inf`).
+pub(crate) const SUM_CELL: usize = buffer::F64_CELL;
 
 /// The cell of bucket `i`'s count (see [`SUM_CELL`]).
 pub(crate) const fn bucket_cell(i: usize) -> usize {
@@ -88,6 +101,22 @@ pub(crate) const fn bucket_cell(i: usize) -> usize {
 }
 
 /// A histogram series handle.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let latency = area
+///     .registry()
+///     .histogram(Opts::new("latency", "Latency.").unit("seconds"), &[0.1, 1.0])?
+///     .get()?;
+/// latency.observe(0.25)?;
+/// latency.observe(0.5)?;
+/// assert!(latency.observe(f64::NAN).is_err());
+/// promshm::flush();
+/// assert_eq!(latency.get(), (2, 0.75)); // (count, sum)
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Histogram {
     pub(crate) series: Arc<SeriesInner>,
@@ -121,7 +150,7 @@ impl Histogram {
                 atomic_add_f64(sum, v);
             }
         } else {
-            buffer::observe(&self.series, bucket, v);
+            buffer::add_f64_and_count(&*self.series, bucket_cell(bucket), v);
         }
         Ok(())
     }

@@ -16,6 +16,19 @@ use crate::encoding::MetricType;
 use crate::error::{Error, Result};
 
 /// An info series handle.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let build = area.registry().info(Opts::new("build", "Build information."))?.get()?;
+/// assert_eq!(build.get(), None);
+/// build.set(&[("version", "1.2.3"), ("commit", "abc123")])?;
+/// let pairs = build.get().unwrap();
+/// assert_eq!(pairs[0], ("version".to_string(), "1.2.3".to_string()));
+/// assert_eq!(pairs.len(), 2);
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Info {
     pub(crate) series: Arc<SeriesInner>,

@@ -27,6 +27,7 @@ pub use info::Info;
 pub use stateset::StateSet;
 pub use summary::{Summary, SummaryOpts};
 
+pub(crate) use crate::area::cells::atomic_add_f64;
 use crate::area::AreaInner;
 use crate::buffer::BufferId;
 use crate::encoding::MetricType;
@@ -184,6 +185,34 @@ impl SeriesInner {
     }
 }
 
+impl crate::buffer::BufferedSeries for SeriesInner {
+    #[inline(always)]
+    fn buffer_id(&self) -> BufferId {
+        self.buffer
+    }
+
+    #[inline(always)]
+    fn cell(&self, i: usize) -> Option<&AtomicU64> {
+        SeriesInner::cell(self, i)
+    }
+
+    fn is_live(&self) -> bool {
+        SeriesInner::is_live(self)
+    }
+
+    fn place(&self) -> crate::buffer::SeriesPlace {
+        self.family.note_buffered();
+        crate::buffer::SeriesPlace {
+            area: self.family.area.clone(),
+            family: Arc::as_ptr(&self.family) as usize,
+            off: self.off,
+            gen: self.gen,
+            cells_off: self.cells,
+            n_cells: self.n_cells,
+        }
+    }
+}
+
 // SAFETY: `gen_ptr` points into the shared mapping, which is only accessed
 // through atomics and is kept alive by `family.area`; nothing is tied to the
 // thread that resolved the series.
@@ -250,19 +279,6 @@ pub(crate) fn timed<T>(f: impl FnOnce() -> T, observe: impl FnOnce(f64)) -> T {
     out
 }
 
-/// Add `v` to the f64 stored in `cell` (compare-exchange loop).
-#[inline]
-pub(crate) fn atomic_add_f64(cell: &AtomicU64, v: f64) {
-    let mut cur = cell.load(Ordering::Relaxed);
-    loop {
-        let new = (f64::from_bits(cur) + v).to_bits();
-        match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(x) => cur = x,
-        }
-    }
-}
-
 /// A metric type's series handle. Sealed: implemented by the handles of this crate.
 pub trait Metric: sealed::Sealed + Clone + Sized {
     /// The type this handle belongs to.
@@ -297,6 +313,23 @@ macro_rules! metric_handle {
 pub(crate) use metric_handle;
 
 /// A registered metric family of type `M`. Cheap to clone.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let requests = area
+///     .registry()
+///     .counter(Opts::new("requests", "Requests.").labels(&["method", "code"]))?;
+/// let ok = requests.labels(&["GET", "200"])?; // resolve once, keep the handle
+/// ok.inc();
+/// let same = requests.labels_by_name(&[("code", "200"), ("method", "GET")])?;
+/// promshm::flush();
+/// assert_eq!(same.get(), 1.0);
+/// assert!(requests.labels(&["GET"]).is_err()); // one value per label name
+/// assert!(requests.remove(&["GET", "200"])?);
+/// # Ok::<(), promshm::Error>(())
+/// ```
 pub struct Family<M: Metric> {
     pub(crate) inner: Arc<FamilyInner>,
     _m: PhantomData<fn() -> M>,

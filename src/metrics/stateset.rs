@@ -36,6 +36,21 @@ pub(crate) fn check_states(states: &[String]) -> Result<()> {
 }
 
 /// A state-set series handle.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let mode = area
+///     .registry()
+///     .state_set(Opts::new("mode", "Serving mode."), &["normal", "degraded"])?
+///     .get()?;
+/// assert_eq!(mode.get(), "normal"); // the first state, until set
+/// mode.set("degraded")?;
+/// assert_eq!(mode.get(), "degraded");
+/// assert!(mode.set("unknown").is_err());
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct StateSet {
     pub(crate) series: Arc<SeriesInner>,

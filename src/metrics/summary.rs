@@ -25,6 +25,18 @@ use crate::error::{Error, Result};
 use crate::process;
 
 /// Quantiles and window of a summary.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use promshm::SummaryOpts;
+///
+/// let all_time = SummaryOpts::quantiles(&[0.5, 0.99]);
+/// assert_eq!(all_time.max_age, None);
+/// // The quantiles of the last 10 minutes, in 5 rotating steps of 2 minutes.
+/// let recent = SummaryOpts::quantiles(&[0.5, 0.99]).window(Duration::from_secs(600), 5);
+/// assert_eq!((recent.max_age, recent.age_buckets), (Some(Duration::from_secs(600)), 5));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SummaryOpts {
     /// Quantiles to report, each in `[0, 1]`, increasing. Empty: only `_count` and `_sum`.
@@ -97,6 +109,23 @@ pub(crate) fn check_quantiles(q: &[f64], age_buckets: u32, max_age_ms: u64) -> R
 }
 
 /// A summary series handle.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts, SummaryOpts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let sizes = area
+///     .registry()
+///     .summary(Opts::new("size", "Sizes.").unit("bytes"), &SummaryOpts::quantiles(&[0.5, 0.9]))?
+///     .get()?;
+/// for v in 1..=100 {
+///     sizes.observe(f64::from(v))?;
+/// }
+/// assert_eq!(sizes.get(), (100, 5050.0)); // (count, sum)
+/// let median = sizes.quantiles(&[0.5])[0];
+/// assert!((median - 50.0).abs() <= 50.0 * 0.01, "{median}"); // within 1 %
+/// # Ok::<(), promshm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Summary {
     pub(crate) series: Arc<SeriesInner>,

@@ -1,13 +1,15 @@
-//! What a type's reader sees of one series while rendering: its cells, its
-//! created timestamp, and the recheck that the series is still the one the
-//! walk saw. Each type module reads its own cells through this view
+//! What a type's reader sees of one series while rendering: its label
+//! values ([`read_series_values`], also what the registry's index reads), its
+//! cells, its created timestamp, and the recheck that the series is still
+//! the one the walk saw. Each type module reads its own cells through this view
 //! (`counter::emit`, `gauge::emit`, ...) and hands points to the encoder;
 //! [`emit`] dispatches by kind, the one place that does.
 
 use std::sync::atomic::Ordering;
 
 use super::shape::Shape;
-use crate::area::format::ser;
+use crate::area::format::{ser, MAX_VALUE_LEN};
+use crate::area::records::{Record, RecordReader};
 use crate::area::AreaInner;
 use crate::encoding::{Encoder, FamilyDesc, MetricType};
 use crate::error::Result;
@@ -71,6 +73,30 @@ impl<'a> SeriesCells<'a> {
     pub(crate) fn cells_off(&self) -> usize {
         self.cells
     }
+}
+
+/// Read a series' label values (after checking its cell count against the shape).
+pub(crate) fn read_series_values(
+    area: &AreaInner,
+    rec: Record,
+    shape: &Shape,
+    out: &mut Vec<String>,
+) -> Option<()> {
+    let n_cells = shape.n_cells(area.max_workers());
+    let stored = area.u32_at(rec.off + ser::N_CELLS)?.load(Ordering::Relaxed) as usize;
+    if stored != n_cells || rec.len < ser::CELLS + 8 * n_cells {
+        return None;
+    }
+    let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
+    // The strings of `out` are reused: no allocation once they are long enough.
+    let n = shape.label_names.len();
+    out.truncate(n);
+    out.resize_with(n, String::new);
+    for value in out.iter_mut() {
+        value.clear();
+        r.string_into(MAX_VALUE_LEN, value)?;
+    }
+    r.at_end().then_some(())
 }
 
 /// What a reader did with one series.
