@@ -135,9 +135,12 @@ impl Histogram {
             });
         }
         let bounds = &self.series.family.shape.params;
-        // Buckets are few: a linear scan beats a binary search up to ~30.
+        // Buckets are few: counting the bounds below `v` (branch-free, so
+        // observations spread over the buckets cost no mispredicted branch,
+        // and the compiler vectorises it) beats a search up to ~30. The
+        // count is the index of the first bound >= v (bounds ascend).
         let bucket = if bounds.len() <= 32 {
-            bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len())
+            bounds.iter().map(|&b| usize::from(b < v)).sum()
         } else {
             bounds.partition_point(|&b| b < v)
         };
