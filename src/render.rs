@@ -401,6 +401,13 @@ fn self_metric_values(area: &AreaInner) -> Vec<SelfMetric> {
             h(hdr::STAT_LOCK_RECOVERED),
         ),
         own(
+            "promshm_native_observations_clamped",
+            "Native histogram observations outside their family's bucket window, \
+             counted in the window's edge bucket.",
+            MetricType::Counter,
+            h(hdr::STAT_NATIVE_CLAMPED),
+        ),
+        own(
             "promshm_updates_dropped",
             "Gauge updates dropped because the writing process had no worker slot \
              (none was free, or attaching was backing off after a failure).",

@@ -57,6 +57,9 @@ impl Shape {
             }
             MetricType::Info => 1,
             MetricType::StateSet => 1,
+            MetricType::NativeHistogram => {
+                super::native::Layout::from_params(&self.params).map_or(2, |l| l.n_cells())
+            }
         }
     }
 
@@ -226,6 +229,7 @@ impl Shape {
                 super::summary::check_quantiles(&self.params, self.age_buckets, self.max_age_ms)?
             }
             MetricType::StateSet => super::stateset::check_states(&self.states)?,
+            MetricType::NativeHistogram => super::native::check_params(&self.params)?,
             _ => {
                 if !self.params.is_empty() || !self.states.is_empty() {
                     return Err(Error::InvalidArgument("unexpected parameters".into()));
