@@ -268,3 +268,54 @@ fn separately_started_workers_register_and_share_exact_buckets() {
     run_children(&mut children, CHILD_TIMEOUT);
     check_scrape(&path);
 }
+
+/// Not a check: the probe behind the instruction counts of
+/// docs/PERFORMANCE.md (run under `valgrind --tool=callgrind`, once with
+/// `PROBE_N=0` to subtract the setup). `PROBE_MODE` is `native3`,
+/// `native0`, `classic_eager` or `classic_buffered`; `PROBE_N` observations
+/// of 1024 values spread log-uniformly over 1 ms .. 20 s.
+#[test]
+#[ignore]
+fn observe_probe() {
+    let n: usize = std::env::var("PROBE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mode = std::env::var("PROBE_MODE").unwrap_or_default();
+    let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+    let reg = area.registry();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let obs: Vec<f64> = (0..1024)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            10f64.powf(-3.0 + (x >> 11) as f64 / (1u64 << 53) as f64 * 4.3)
+        })
+        .collect();
+    let observe: Box<dyn Fn(f64)> = match mode.as_str() {
+        "native3" | "native0" => {
+            let schema = if mode == "native3" { 3 } else { 0 };
+            let h = reg
+                .native_histogram(Opts::new("p", "h"), NativeOpts::new().schema(schema))
+                .unwrap()
+                .get()
+                .unwrap();
+            Box::new(move |v| h.observe(v).unwrap())
+        }
+        "classic_eager" | "classic_buffered" => {
+            let eager = mode == "classic_eager";
+            let h = reg
+                .histogram(Opts::new("p", "h").eager(eager), &promshm::DEFAULT_BUCKETS)
+                .unwrap()
+                .get()
+                .unwrap();
+            Box::new(move |v| h.observe(v).unwrap())
+        }
+        other => panic!("PROBE_MODE {other:?}"),
+    };
+    for i in 0..n {
+        observe(std::hint::black_box(obs[i & 1023]));
+    }
+    promshm::flush();
+}

@@ -272,6 +272,7 @@ pub(crate) fn check_params(p: &[f64]) -> Result<()> {
 
 /// `frexp`: `v = frac * 2^exp` with `0.5 <= frac < 1`, for a finite `v > 0`
 /// (0 gives 0.5, -1022: never asked, zero is in the zero bucket).
+#[inline]
 fn frexp(v: f64) -> (f64, i32) {
     const EXP_MASK: u64 = 0x7ff << 52;
     let bits = v.to_bits();
@@ -716,6 +717,25 @@ mod tests {
         // Buckets -1, 0, 1, 2 at schema 0 are 0 (2) and 1 (2) at schema -1.
         assert_eq!((m.schema(), m.positive_delta.as_slice()), (-1, &[2, 0][..]));
         assert_eq!(m.sample_count(), 4);
+    }
+
+    /// The same name with other native parameters is another family.
+    #[test]
+    fn other_parameters_are_a_shape_mismatch() {
+        let area = crate::Area::anonymous(&crate::AreaOptions::with_pages(64)).unwrap();
+        let reg = area.registry();
+        reg.native_histogram(crate::Opts::new("m", "h"), NativeOpts::new())
+            .unwrap();
+        reg.native_histogram(crate::Opts::new("m", "h"), NativeOpts::new())
+            .unwrap();
+        let err = reg
+            .native_histogram(crate::Opts::new("m", "h"), NativeOpts::new().schema(2))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("native histogram [schema"),
+            "{err}"
+        );
+        assert!(reg.histogram(crate::Opts::new("m", "h"), &[1.0]).is_err());
     }
 
     #[test]

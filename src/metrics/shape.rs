@@ -87,6 +87,12 @@ impl Shape {
                 .iter()
                 .zip(&other.params)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same_params && self.kind == MetricType::NativeHistogram {
+            return Some(format!(
+                "native histogram [schema, zero threshold, lo, hi, max buckets] {:?} vs {:?}",
+                self.params, other.params
+            ));
+        }
         if !same_params {
             return Some(format!(
                 "buckets/quantiles {:?} vs {:?}",
