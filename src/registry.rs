@@ -411,7 +411,7 @@ impl Registry {
 
     /// Register (or find) a native (exponential-bucket) histogram family
     /// with its schema, zero threshold, bucket window and bucket limit (see
-    /// [`NativeOpts`](crate::NativeOpts) and `metrics::native`). Native
+    /// [`NativeOpts`] and `metrics::native`). Native
     /// histograms are always eager (`opts.eager` is ignored): every
     /// observation adds straight into the shared cells.
     pub fn native_histogram(
