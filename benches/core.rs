@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use promshm::{
-    Area, AreaOptions, Counter, Family, Format, GaugeMode, Opts, SummaryOpts, DEFAULT_BUCKETS,
+    Area, AreaOptions, Counter, Family, Format, GaugeMode, NativeOpts, Opts, SummaryOpts,
+    DEFAULT_BUCKETS,
 };
 
 // ---- sizes ------------------------------------------------------------------------------
@@ -651,6 +652,101 @@ fn render(c: &mut Criterion, s: &Sizes) {
     g.finish();
 }
 
+/// Native histograms beside classic ones in the same run: observe (a
+/// native observation is always eager: one atomic add into its bucket
+/// cell and one compare-exchange into the sum) and the protobuf render of
+/// `n` native series, each with the 1024 observations (about 100 populated
+/// buckets at schema 3).
+fn native(c: &mut Criterion, n: usize) {
+    let pages = (n * 3 + 512) as u32;
+    let area = Area::anonymous(&AreaOptions::with_pages(pages)).expect("area");
+    let reg = area.registry();
+    let classic = |name: &str, eager: bool| {
+        reg.histogram(Opts::new(name, "h").eager(eager), &DEFAULT_BUCKETS)
+            .expect("histogram family")
+            .get()
+            .expect("histogram")
+    };
+    let (c_buf, c_eager) = (
+        classic("nat_classic", false),
+        classic("nat_classic_eager", true),
+    );
+    let nat = |name: &str, opts: NativeOpts| {
+        reg.native_histogram(Opts::new(name, "h"), opts)
+            .expect("native family")
+            .get()
+            .expect("native histogram")
+    };
+    let n3 = nat("nat_schema3", NativeOpts::new());
+    let n0 = nat("nat_schema0", NativeOpts::new().schema(0));
+    let n8 = nat(
+        "nat_schema8",
+        NativeOpts::new().schema(8).range(1e-3, 100.0),
+    );
+    let obs = observations();
+    let mut g = Group::new(c, "native", 20, false);
+    for (id, h) in [
+        ("classic_observe_buffered", &c_buf),
+        ("classic_observe_eager", &c_eager),
+    ] {
+        g.op(id, {
+            let mut i = 0usize;
+            let obs = &obs;
+            move || {
+                i = i.wrapping_add(1);
+                black_box(h).observe(obs[i & 1023])
+            }
+        });
+    }
+    for (id, h) in [
+        ("observe_schema3", &n3),
+        ("observe_schema0", &n0),
+        ("observe_schema8", &n8),
+    ] {
+        g.op(id, {
+            let mut i = 0usize;
+            let obs = &obs;
+            move || {
+                i = i.wrapping_add(1);
+                black_box(h).observe(obs[i & 1023])
+            }
+        });
+    }
+    g.finish();
+    promshm::flush();
+
+    let fam = area
+        .registry()
+        .with_prefix("many")
+        .expect("prefix")
+        .native_histogram(Opts::new("lat", "h").labels(&["path"]), NativeOpts::new())
+        .expect("native family");
+    for i in 0..n {
+        let h = fam.labels(&[&path(i)]).expect("series");
+        for &v in &obs {
+            h.observe(v).expect("observe");
+        }
+    }
+    let many = area.registry().with_prefix("many").expect("prefix");
+    let mut out = CountingSink::default();
+    many.render(&mut out, Format::Protobuf).expect("render");
+    println!(
+        "native render: {n} series -> {} protobuf bytes ({:.0} bytes/series); {} bytes of cells a series",
+        out.0,
+        out.0 as f64 / n as f64,
+        8 * 1028
+    );
+    let id = short(n);
+    let mut g = Group::new(c, "native", 10, true);
+    g.op(&format!("render_protobuf_{id}"), || {
+        many.render(std::io::sink(), Format::Protobuf)
+    });
+    g.op(&format!("render_prometheus_{id}"), || {
+        many.render(std::io::sink(), Format::Prometheus)
+    });
+    g.finish();
+}
+
 /// Two threads updating one series.
 fn contended(c: &mut Criterion) {
     let area = Area::anonymous(&AreaOptions::default()).expect("area");
@@ -1095,6 +1191,7 @@ fn main() {
     flush(&mut c, sizes.flush);
     render(&mut c, &sizes);
     contended(&mut c);
+    native(&mut c, if sizes.full { 10_000 } else { 100 });
     let fp = footprint(sizes.footprint);
     c.final_summary();
     summary(&sizes, &fp, &load_before);

@@ -253,6 +253,10 @@ enum promshm_metric_type
      * State set (enum).
      */
     PROMSHM_METRIC_TYPE_STATE_SET = 6,
+    /**
+     * Native (exponential-bucket) histogram.
+     */
+    PROMSHM_METRIC_TYPE_NATIVE_HISTOGRAM = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1108,6 +1112,39 @@ promshm_result promshm_registry_histogram(const promshm_registry *registry,
                                           const promshm_family **out);
 
 /**
+ * Register (or find) a native (sparse, exponential-bucket) histogram
+ * family, shared by every process: each observation is an atomic add
+ * into the bucket cells in the area, so buckets, count and sum are
+ * exact across processes. Only the protobuf format carries its buckets;
+ * the text formats show its `_count`, `_sum` and a single `+Inf` bucket.
+ *
+ * With client_golang's meanings: `bucket_factor` (> 1; 0: 1.1) picks the
+ * schema, the largest whose bucket growth is at most the factor (1.1 is
+ * schema 3); `zero_threshold` is the width of the zero bucket (0:
+ * 2^-128; negative: 0, only exact zeros); `max_buckets` is the most
+ * populated buckets a scrape shows, the schema being reduced at render
+ * until they fit (0: no limit). `min_value` and `max_value` (> 0; 0:
+ * 2^-32 and 2^32) bound the window of buckets the area holds (at most
+ * 8192 a sign): a value outside it counts in the window's edge bucket
+ * and in the self-metric `promshm_native_observations_clamped`.
+ * Native families are always eager (`opts->eager` is ignored). On
+ * success `*out` receives a new family handle, owned by the caller.
+ * Thread-safe.
+ *
+ * Errors: as `promshm_registry_counter()`, plus `INVALID_BUCKETS` (a
+ * bucket factor <= 1, a range with `min_value > max_value`, or a window
+ * of more than 8192 buckets).
+ */
+promshm_result promshm_registry_native_histogram(const promshm_registry *registry,
+                                                 const promshm_metric_opts *opts,
+                                                 double bucket_factor,
+                                                 double zero_threshold,
+                                                 uint32_t max_buckets,
+                                                 double min_value,
+                                                 double max_value,
+                                                 const promshm_family **out);
+
+/**
  * Register (or find) a summary family: `_count`, `_sum` and the
  * `n_quantiles` quantiles in `quantiles` (each in [0, 1], increasing;
  * none for count and sum only; NULL allowed when `n_quantiles` is 0),
@@ -1410,12 +1447,12 @@ promshm_result promshm_family_inc_by_values(const promshm_family *family,
                                             double delta);
 
 /**
- * Record `value` (not NaN) in the histogram or summary series with these
- * label values, without a series handle; otherwise as
+ * Record `value` (not NaN) in the histogram, native histogram or summary
+ * series with these label values, without a series handle; otherwise as
  * `promshm_family_inc_by_values()`. Thread-safe.
  *
- * Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (neither a
- * histogram nor a summary family) and `INVALID_VALUE` (NaN; nothing is
+ * Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (not a
+ * histogram, native histogram or summary family) and `INVALID_VALUE` (NaN; nothing is
  * recorded).
  */
 promshm_result promshm_family_observe_by_values(const promshm_family *family,
@@ -1545,6 +1582,29 @@ promshm_result promshm_histogram_observe(const promshm_series *series, double va
 promshm_result promshm_histogram_get(const promshm_series *series,
                                      uint64_t *out_count,
                                      double *out_sum);
+
+/**
+ * Record one observation in a native histogram: one atomic add into its
+ * bucket and one into the sum, straight into the area (no buffer, no
+ * lock). A value outside the family's bucket window counts in the
+ * window's edge bucket (and in `promshm_native_observations_clamped`).
+ * Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER`, `WRONG_TYPE`, `INVALID_VALUE` (NaN; nothing
+ * is recorded).
+ */
+promshm_result promshm_native_histogram_observe(const promshm_series *series, double value);
+
+/**
+ * Write the native histogram's observation count and sum in the area
+ * (every process) to `*out_count` and `*out_sum`; either may be NULL if
+ * not wanted. Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER` (`series`), `WRONG_TYPE`.
+ */
+promshm_result promshm_native_histogram_get(const promshm_series *series,
+                                            uint64_t *out_count,
+                                            double *out_sum);
 
 /**
  * Record one observation in a summary. Summaries write through to the
@@ -1978,6 +2038,19 @@ promshm_result promshm_registry_histogram_e(const promshm_registry *registry,
                                             promshm_error *err);
 
 /**
+ * `promshm_registry_native_histogram()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_native_histogram_e(const promshm_registry *registry,
+                                                   const promshm_metric_opts *opts,
+                                                   double bucket_factor,
+                                                   double zero_threshold,
+                                                   uint32_t max_buckets,
+                                                   double min_value,
+                                                   double max_value,
+                                                   const promshm_family **out,
+                                                   promshm_error *err);
+
+/**
  * `promshm_registry_summary()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
  */
 promshm_result promshm_registry_summary_e(const promshm_registry *registry,
@@ -2161,6 +2234,21 @@ promshm_result promshm_histogram_get_e(const promshm_series *series,
                                        uint64_t *out_count,
                                        double *out_sum,
                                        promshm_error *err);
+
+/**
+ * `promshm_native_histogram_observe()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_native_histogram_observe_e(const promshm_series *series,
+                                                  double value,
+                                                  promshm_error *err);
+
+/**
+ * `promshm_native_histogram_get()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_native_histogram_get_e(const promshm_series *series,
+                                              uint64_t *out_count,
+                                              double *out_sum,
+                                              promshm_error *err);
 
 /**
  * `promshm_summary_observe()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.

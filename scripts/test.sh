@@ -66,6 +66,11 @@ step "cargo test"
 cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
 cargo test --doc
 
+# Native histograms scraped by the real Prometheus (protobuf, native-histograms
+# feature), on its own port and temporary directory; a missing binary fails.
+step "Native histograms end to end into Prometheus (tests/native_histogram_prometheus.rs)"
+PROMSHM_REQUIRE_PROMETHEUS=1 timeout 300 cargo test --test native_histogram_prometheus
+
 # The C and C++ programs of tests/c_api.rs (C tests, C++ wrapper tests, the
 # examples) again, under the sanitizers: any error or leak fails the run.
 step "C API under AddressSanitizer + LeakSanitizer"

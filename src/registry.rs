@@ -21,6 +21,7 @@ use crate::metrics::view::read_series_values;
 use crate::metrics::{
     Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, StateSet, Summary, SummaryOpts,
 };
+use crate::metrics::{NativeHistogram, NativeOpts};
 use crate::render::{self, RenderStats};
 
 pub use crate::render::SELF_METRICS_PREFIX;
@@ -480,6 +481,23 @@ impl Registry {
         let bounds = crate::metrics::histogram::normalize_buckets(buckets)?;
         self.register(opts, MetricType::Histogram, |s| {
             s.params = bounds;
+            Ok(())
+        })
+    }
+
+    /// Register (or find) a native (exponential-bucket) histogram family
+    /// with its schema, zero threshold, bucket window and bucket limit (see
+    /// [`NativeOpts`] and `metrics::native`). Native
+    /// histograms are always eager (`opts.eager` is ignored): every
+    /// observation adds straight into the shared cells.
+    pub fn native_histogram(
+        &self,
+        opts: Opts,
+        native: NativeOpts,
+    ) -> Result<Family<NativeHistogram>> {
+        let params = native.params()?;
+        self.register(opts.eager(true), MetricType::NativeHistogram, |s| {
+            s.params = params;
             Ok(())
         })
     }

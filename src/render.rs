@@ -386,7 +386,7 @@ struct SelfMetricDef {
 }
 
 /// promshm's own metrics, every name under [`SELF_METRICS_PREFIX`].
-const SELF_METRICS: [SelfMetricDef; 15] = [
+const SELF_METRICS: [SelfMetricDef; 16] = [
     SelfMetricDef {
         name: "promshm_area_pages",
         help: "Pages in the shared area.",
@@ -459,6 +459,13 @@ const SELF_METRICS: [SelfMetricDef; 15] = [
         help: "Area locks left by dead holders and recovered.",
         kind: MetricType::Counter,
         source: Source::Stat(hdr::STAT_LOCK_RECOVERED),
+    },
+    SelfMetricDef {
+        name: "promshm_native_observations_clamped",
+        help: "Native histogram observations outside their family's bucket window, \
+             counted in the window's edge bucket.",
+        kind: MetricType::Counter,
+        source: Source::Stat(hdr::STAT_NATIVE_CLAMPED),
     },
     SelfMetricDef {
         name: "promshm_updates_dropped",

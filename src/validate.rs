@@ -89,7 +89,7 @@ pub(crate) fn family_name_suffix(name: &str, kind: MetricType) -> Result<()> {
     use MetricType as T;
     let reserved: &[(&str, &str)] = match kind {
         T::Counter | T::Info => &[],
-        T::Histogram => &[("_total", "counters")],
+        T::Histogram | T::NativeHistogram => &[("_total", "counters")],
         T::Summary => &[("_total", "counters"), ("_bucket", "histograms")],
         T::Gauge | T::StateSet => &[
             ("_total", "counters"),

@@ -399,6 +399,12 @@ fn prefork_exact_totals() {
     c_test("test_prefork", &[], "prefork:");
 }
 
+/// Native histograms: 4 forked workers, exact count and sum, the errors.
+#[test]
+fn native_histogram_prefork() {
+    c_test("test_native", &[], "native:");
+}
+
 #[test]
 fn forked_children_inherit_the_flusher() {
     c_test("test_flusher_inherit", &[], "flusher_inherit:");

@@ -668,6 +668,7 @@ fn expected(format: Format, fams: &[Fam]) -> Vec<ExpFamily> {
                         }
                     }
                 }
+                Point::NativeHistogram { .. } => unreachable!("no fixture has a native histogram"),
                 Point::Summary {
                     quantiles,
                     count,

@@ -64,6 +64,10 @@ fn register(
             .state_set(opts, &["up", "down"])?
             .labels(values)?
             .set("down")?,
+        MetricType::NativeHistogram => reg
+            .native_histogram(opts, promshm::NativeOpts::new())?
+            .labels(values)?
+            .observe(0.7)?,
     }
     Ok(())
 }

@@ -106,7 +106,8 @@ fn put_metadata(out: &mut Vec<u8>, kind: MetricType, family: &str, help: &str, u
     let t = match kind {
         MetricType::Counter => 1,
         MetricType::Gauge => 2,
-        MetricType::Histogram => 3,
+        // Native histograms are sent as their classic view (count, sum, +Inf).
+        MetricType::Histogram | MetricType::NativeHistogram => 3,
         MetricType::Summary => 5,
         MetricType::Info => 6,
         MetricType::StateSet => 7,

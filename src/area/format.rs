@@ -113,6 +113,9 @@ pub mod hdr {
     pub const STAT_FREE_REBUILDS: usize = 320;
     /// u64 the last generation given to a record (generations never repeat).
     pub const GEN_COUNTER: usize = 328;
+    /// u64 native histogram observations outside their family's window,
+    /// counted in its edge bucket.
+    pub const STAT_NATIVE_CLAMPED: usize = 336;
     /// Free list heads: class `c` at `FREE_LISTS + 8 * c`: u32 head, u32 tail.
     pub const FREE_LISTS: usize = 512;
     /// Reuse log: entry `i` (u32 record offset) at `REUSE_LOG + 4 * i`.

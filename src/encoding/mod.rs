@@ -39,17 +39,21 @@ pub enum MetricType {
     Info = 5,
     /// StateSet (Enum).
     StateSet = 6,
+    /// Native (sparse, exponential-bucket) histogram. Exposed as a
+    /// histogram; only the protobuf format carries its buckets.
+    NativeHistogram = 7,
 }
 
 impl MetricType {
     /// Every metric type, in the order of their numbers.
-    pub const ALL: [MetricType; 6] = [
+    pub const ALL: [MetricType; 7] = [
         MetricType::Counter,
         MetricType::Gauge,
         MetricType::Histogram,
         MetricType::Summary,
         MetricType::Info,
         MetricType::StateSet,
+        MetricType::NativeHistogram,
     ];
 
     /// Lower-case name, as in OpenMetrics `# TYPE` lines.
@@ -57,7 +61,7 @@ impl MetricType {
         match self {
             MetricType::Counter => "counter",
             MetricType::Gauge => "gauge",
-            MetricType::Histogram => "histogram",
+            MetricType::Histogram | MetricType::NativeHistogram => "histogram",
             MetricType::Summary => "summary",
             MetricType::Info => "info",
             MetricType::StateSet => "stateset",
@@ -81,7 +85,9 @@ impl MetricType {
         match self {
             MetricType::Counter => &[c"", c"_total", c"_created"],
             MetricType::Gauge | MetricType::StateSet => &[c""],
-            MetricType::Histogram => &[c"", c"_bucket", c"_count", c"_sum", c"_created"],
+            MetricType::Histogram | MetricType::NativeHistogram => {
+                &[c"", c"_bucket", c"_count", c"_sum", c"_created"]
+            }
             MetricType::Summary => &[c"", c"_count", c"_sum", c"_created"],
             MetricType::Info => &[c"", c"_info"],
         }
@@ -96,6 +102,7 @@ impl MetricType {
             4 => MetricType::Summary,
             5 => MetricType::Info,
             6 => MetricType::StateSet,
+            7 => MetricType::NativeHistogram,
             _ => return None,
         })
     }
@@ -156,6 +163,27 @@ pub enum Point<'a> {
         /// Creation time in Unix seconds, if known.
         created: Option<f64>,
     },
+    /// A native histogram: sparse exponential buckets (see
+    /// `metrics::native`). Text formats show only its count, sum and one
+    /// `+Inf` bucket; protobuf carries it whole.
+    NativeHistogram {
+        /// The schema of the buckets (after any reduction).
+        schema: i32,
+        /// Values with `|v| <= zero_threshold` are in the zero bucket.
+        zero_threshold: f64,
+        /// The zero bucket's count.
+        zero_count: u64,
+        /// Number of observations (the zero bucket plus every bucket).
+        count: u64,
+        /// Sum of observations.
+        sum: f64,
+        /// Populated positive buckets `(index, count)`, increasing index.
+        positive: &'a [(i32, u64)],
+        /// Populated negative buckets `(index of |v|, count)`, increasing index.
+        negative: &'a [(i32, u64)],
+        /// Creation time in Unix seconds, if known.
+        created: Option<f64>,
+    },
     /// An info metric: the labels are the information, the value is 1.
     Info,
     /// A state set: every state and whether it is set.
@@ -163,6 +191,32 @@ pub enum Point<'a> {
         /// `(state name, is set)` for every state of the family.
         states: &'a [(&'a str, bool)],
     },
+}
+
+impl<'a> Point<'a> {
+    /// The point the text formats (and samples) write for this one: a
+    /// native histogram becomes a classic histogram with one `+Inf` bucket
+    /// (held in `inf`), its count and its sum, as client_golang exposes one
+    /// in text (those formats cannot carry native buckets); every other
+    /// point is itself.
+    pub(crate) fn for_text<'b>(&'b self, inf: &'b mut [(f64, u64); 1]) -> Point<'b> {
+        match *self {
+            Point::NativeHistogram {
+                count,
+                sum,
+                created,
+                ..
+            } => {
+                inf[0] = (f64::INFINITY, count);
+                Point::Histogram {
+                    buckets: &inf[..],
+                    sum,
+                    created,
+                }
+            }
+            p => p,
+        }
+    }
 }
 
 /// A histogram's count: its cumulative `+Inf` bucket (the last), 0 if none.

@@ -71,7 +71,8 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
     ) -> io::Result<()> {
         let name = family.name;
         let buf = &mut self.lb.buf;
-        match *point {
+        let mut inf = [(0.0, 0)];
+        match point.for_text(&mut inf) {
             Point::Counter { value, created } => {
                 // The `{labels} ` of the `_total` line, escaped once and
                 // copied into the `_created` line.
@@ -121,6 +122,8 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
                 created_line(buf, name, labels, created);
             }
             Point::Info | Point::StateSet { .. } => info_or_states(buf, name, labels, point),
+            // Written as the classic histogram `for_text` made of it.
+            Point::NativeHistogram { .. } => {}
         }
         self.lb.maybe_flush()
     }

@@ -309,7 +309,7 @@ fn family_name_and_type(family: &FamilyDesc<'_>) -> (String, PbType) {
     match family.kind {
         MetricType::Counter => (format!("{name}_total"), PbType::Counter),
         MetricType::Gauge | MetricType::StateSet => (name.to_owned(), PbType::Gauge),
-        MetricType::Histogram => (name.to_owned(), PbType::Histogram),
+        MetricType::Histogram | MetricType::NativeHistogram => (name.to_owned(), PbType::Histogram),
         MetricType::Summary => (name.to_owned(), PbType::Summary),
         MetricType::Info => (format!("{name}_info"), PbType::Gauge),
     }
@@ -342,6 +342,83 @@ fn gauge(labels: Vec<proto::LabelPair>, value: f64) -> proto::Metric {
     proto::Metric {
         label: labels,
         gauge: Some(proto::Gauge { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+/// Spans and deltas of sorted populated buckets `(index, count)`, as
+/// client_golang's `makeBuckets` writes them: a new span after a gap of more
+/// than two empty buckets, smaller gaps filled with zero counts.
+pub(super) fn spans_and_deltas(buckets: &[(i32, u64)]) -> (Vec<proto::BucketSpan>, Vec<i64>) {
+    let mut spans: Vec<proto::BucketSpan> = Vec::new();
+    let mut deltas = Vec::with_capacity(buckets.len());
+    let (mut prev, mut next) = (0i64, 0i32);
+    let mut push = |spans: &mut Vec<proto::BucketSpan>, count: i64| {
+        if let Some(s) = spans.last_mut() {
+            s.length = Some(s.length() + 1);
+        }
+        deltas.push(count.wrapping_sub(prev));
+        prev = count;
+    };
+    for (n, &(i, count)) in buckets.iter().enumerate() {
+        let gap = i.wrapping_sub(next);
+        if n == 0 || gap > 2 {
+            spans.push(proto::BucketSpan {
+                offset: Some(gap),
+                length: Some(0),
+            });
+        } else {
+            for _ in 0..gap {
+                push(&mut spans, 0);
+            }
+        }
+        push(&mut spans, count as i64);
+        next = i.wrapping_add(1);
+    }
+    (spans, deltas)
+}
+
+/// The `Histogram` message of a native histogram point: schema, zero
+/// bucket, spans and deltas, count, sum (no classic buckets).
+fn native_histogram(point: &Point<'_>) -> proto::Histogram {
+    let Point::NativeHistogram {
+        schema,
+        zero_threshold,
+        zero_count,
+        count,
+        sum,
+        positive,
+        negative,
+        created,
+    } = *point
+    else {
+        return proto::Histogram::default();
+    };
+    let (mut positive_span, positive_delta) = spans_and_deltas(positive);
+    let (negative_span, negative_delta) = spans_and_deltas(negative);
+    if zero_threshold == 0.0
+        && zero_count == 0
+        && positive_span.is_empty()
+        && negative_span.is_empty()
+    {
+        // As client_golang: without it, an empty native histogram with a
+        // zero threshold of 0 would look like a classic one.
+        positive_span.push(proto::BucketSpan {
+            offset: Some(0),
+            length: Some(0),
+        });
+    }
+    proto::Histogram {
+        sample_count: Some(count),
+        sample_sum: Some(sum),
+        schema: Some(schema),
+        zero_threshold: Some(zero_threshold),
+        zero_count: Some(zero_count),
+        positive_span,
+        positive_delta,
+        negative_span,
+        negative_delta,
+        created_timestamp: created.and_then(timestamp),
         ..Default::default()
     }
 }
@@ -381,6 +458,11 @@ fn metrics(family: &FamilyDesc<'_>, labels: Labels<'_>, point: &Point<'_>) -> Ve
                 created_timestamp: created.and_then(timestamp),
                 ..Default::default()
             }),
+            ..Default::default()
+        },
+        Point::NativeHistogram { .. } => proto::Metric {
+            label,
+            histogram: Some(native_histogram(point)),
             ..Default::default()
         },
         Point::Summary {

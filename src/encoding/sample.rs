@@ -116,7 +116,8 @@ where
         labels: Labels<'_>,
         point: &Point<'_>,
     ) -> io::Result<()> {
-        match *point {
+        let mut inf = [(0.0, 0)];
+        match point.for_text(&mut inf) {
             Point::Counter { value, .. } => self.emit(family, "_total", labels, value),
             Point::Gauge { value } => self.emit(family, "", labels, value),
             Point::Histogram { buckets, sum, .. } => {
@@ -154,6 +155,8 @@ where
                     .collect();
                 self.emit_with_extra(family, "", labels, family.name, &extras)
             }
+            // Written as the classic histogram `for_text` made of it.
+            Point::NativeHistogram { .. } => Ok(()),
         }
     }
 

@@ -210,7 +210,7 @@ fn text_family(kind: super::MetricType) -> (&'static str, &'static str) {
     match kind {
         T::Counter => ("_total", "counter"),
         T::Gauge => ("", "gauge"),
-        T::Histogram => ("", "histogram"),
+        T::Histogram | T::NativeHistogram => ("", "histogram"),
         T::Summary => ("", "summary"),
         T::Info => ("_info", "gauge"),
         T::StateSet => ("", "gauge"),
@@ -246,7 +246,8 @@ impl<W: Write> Encoder for TextEncoder<W> {
     ) -> io::Result<()> {
         let name = family.name;
         let buf = &mut self.lb.buf;
-        match *point {
+        let mut inf = [(0.0, 0)];
+        match point.for_text(&mut inf) {
             Point::Counter { value, .. } => {
                 line_f64(buf, name, "_total", labels, Extra::No, value);
             }
@@ -274,6 +275,8 @@ impl<W: Write> Encoder for TextEncoder<W> {
                 line_u64(buf, name, "_count", labels, Extra::No, count);
             }
             Point::Info | Point::StateSet { .. } => info_or_states(buf, name, labels, point),
+            // Written as the classic histogram `for_text` made of it.
+            Point::NativeHistogram { .. } => {}
         }
         self.lb.maybe_flush()
     }

@@ -11,7 +11,7 @@ use super::handle::{
 };
 use super::result::{check, promshm_result};
 use super::series::{promshm_series, AnySeries};
-use crate::metrics::{Counter, Family, Gauge, Histogram, Info, StateSet, Summary};
+use crate::metrics::{Counter, Family, Gauge, Histogram, Info, NativeHistogram, StateSet, Summary};
 
 /// A registered metric family of any type. Reference-counted (an `Arc` in Rust):
 /// `const`, safe to use from several threads at once; series resolved from
@@ -38,6 +38,8 @@ pub enum promshm_metric_type {
     Info = 5,
     /// State set (enum).
     StateSet = 6,
+    /// Native (exponential-bucket) histogram.
+    NativeHistogram = 7,
 }
 
 /// A family of one of the six types.
@@ -48,6 +50,7 @@ pub(crate) enum AnyFamily {
     Summary(Family<Summary>),
     Info(Family<Info>),
     StateSet(Family<StateSet>),
+    NativeHistogram(Family<NativeHistogram>),
 }
 
 /// Apply the same expression to whichever typed family is inside.
@@ -60,6 +63,7 @@ macro_rules! with_family {
             AnyFamily::Summary($f) => $e,
             AnyFamily::Info($f) => $e,
             AnyFamily::StateSet($f) => $e,
+            AnyFamily::NativeHistogram($f) => $e,
         }
     };
 }
@@ -91,6 +95,7 @@ impl FamilyHandle {
             AnyFamily::Summary(_) => promshm_metric_type::Summary,
             AnyFamily::Info(_) => promshm_metric_type::Info,
             AnyFamily::StateSet(_) => promshm_metric_type::StateSet,
+            AnyFamily::NativeHistogram(_) => promshm_metric_type::NativeHistogram,
         }
     }
 
@@ -102,6 +107,7 @@ impl FamilyHandle {
             AnyFamily::Summary(f) => AnySeries::Summary(f.labels(values)?),
             AnyFamily::Info(f) => AnySeries::Info(f.labels(values)?),
             AnyFamily::StateSet(f) => AnySeries::StateSet(f.labels(values)?),
+            AnyFamily::NativeHistogram(f) => AnySeries::NativeHistogram(f.labels(values)?),
         })
     }
 
@@ -113,6 +119,7 @@ impl FamilyHandle {
             AnyFamily::Summary(f) => AnySeries::Summary(f.labels_by_name(pairs)?),
             AnyFamily::Info(f) => AnySeries::Info(f.labels_by_name(pairs)?),
             AnyFamily::StateSet(f) => AnySeries::StateSet(f.labels_by_name(pairs)?),
+            AnyFamily::NativeHistogram(f) => AnySeries::NativeHistogram(f.labels_by_name(pairs)?),
         })
     }
 }
@@ -321,6 +328,7 @@ pub(crate) fn series_type(s: &AnySeries) -> promshm_metric_type {
         AnySeries::Summary(_) => promshm_metric_type::Summary,
         AnySeries::Info(_) => promshm_metric_type::Info,
         AnySeries::StateSet(_) => promshm_metric_type::StateSet,
+        AnySeries::NativeHistogram(_) => promshm_metric_type::NativeHistogram,
     }
 }
 
@@ -406,6 +414,7 @@ macro_rules! with_series {
             AnySeries::Summary($s) => $e,
             AnySeries::Info($s) => $e,
             AnySeries::StateSet($s) => $e,
+            AnySeries::NativeHistogram($s) => $e,
         }
     };
 }
@@ -544,12 +553,12 @@ ffi_fn! {
 }
 
 ffi_fn! {
-    /// Record `value` (not NaN) in the histogram or summary series with these
-    /// label values, without a series handle; otherwise as
+    /// Record `value` (not NaN) in the histogram, native histogram or summary
+    /// series with these label values, without a series handle; otherwise as
     /// `promshm_family_inc_by_values()`. Thread-safe.
     ///
-    /// Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (neither a
-    /// histogram nor a summary family) and `INVALID_VALUE` (NaN; nothing is
+    /// Errors: as `promshm_family_labels()`, plus `WRONG_TYPE` (not a
+    /// histogram, native histogram or summary family) and `INVALID_VALUE` (NaN; nothing is
     /// recorded).
     unsafe fn promshm_family_observe_by_values(
         family: *const promshm_family,
@@ -565,9 +574,14 @@ ffi_fn! {
                     family,
                     values,
                     n_values,
-                    &[promshm_metric_type::Histogram, promshm_metric_type::Summary],
+                    &[
+                        promshm_metric_type::Histogram,
+                        promshm_metric_type::Summary,
+                        promshm_metric_type::NativeHistogram,
+                    ],
                     |s| match s {
                         AnySeries::Histogram(h) => h.observe(value),
+                        AnySeries::NativeHistogram(h) => h.observe(value),
                         AnySeries::Summary(q) => q.observe(value),
                         _ => Ok(()),
                     },

@@ -13,7 +13,7 @@ use super::handle::{
     read_extensible, slice_arg, str_arg, with_strs, ArcHandle, Extensible, Out,
 };
 use super::result::{check, promshm_result, FfiError};
-use crate::metrics::{GaugeMode, SummaryOpts};
+use crate::metrics::{GaugeMode, NativeOpts, SummaryOpts};
 use crate::registry::{Opts, Registry};
 
 /// A registry: a view on an area with an optional prefix (namespace) and
@@ -376,6 +376,72 @@ ffi_fn! {
             register(registry, opts, out, |r, o| {
                 let buckets = slice_arg(buckets, n_buckets, "buckets")?;
                 Ok(AnyFamily::Histogram(r.histogram(o, buckets)?))
+            })
+        }
+    }
+}
+
+/// The Rust options of `promshm_registry_native_histogram()`'s arguments
+/// (client_golang's meanings: 0 picks the default).
+fn native_opts(
+    bucket_factor: f64,
+    zero_threshold: f64,
+    max_buckets: u32,
+    min_value: f64,
+    max_value: f64,
+) -> crate::Result<NativeOpts> {
+    let mut n = NativeOpts::new().max_buckets(max_buckets);
+    if bucket_factor != 0.0 {
+        n = n.bucket_factor(bucket_factor)?;
+    }
+    if zero_threshold != 0.0 {
+        n = n.zero_threshold(zero_threshold.max(0.0));
+    }
+    let or = |v: f64, d: f64| if v == 0.0 { d } else { v };
+    Ok(n.range(
+        or(min_value, crate::metrics::native::DEFAULT_MIN_VALUE),
+        or(max_value, crate::metrics::native::DEFAULT_MAX_VALUE),
+    ))
+}
+
+ffi_fn! {
+    /// Register (or find) a native (sparse, exponential-bucket) histogram
+    /// family, shared by every process: each observation is an atomic add
+    /// into the bucket cells in the area, so buckets, count and sum are
+    /// exact across processes. Only the protobuf format carries its buckets;
+    /// the text formats show its `_count`, `_sum` and a single `+Inf` bucket.
+    ///
+    /// With client_golang's meanings: `bucket_factor` (> 1; 0: 1.1) picks the
+    /// schema, the largest whose bucket growth is at most the factor (1.1 is
+    /// schema 3); `zero_threshold` is the width of the zero bucket (0:
+    /// 2^-128; negative: 0, only exact zeros); `max_buckets` is the most
+    /// populated buckets a scrape shows, the schema being reduced at render
+    /// until they fit (0: no limit). `min_value` and `max_value` (> 0; 0:
+    /// 2^-32 and 2^32) bound the window of buckets the area holds (at most
+    /// 8192 a sign): a value outside it counts in the window's edge bucket
+    /// and in the self-metric `promshm_native_observations_clamped`.
+    /// Native families are always eager (`opts->eager` is ignored). On
+    /// success `*out` receives a new family handle, owned by the caller.
+    /// Thread-safe.
+    ///
+    /// Errors: as `promshm_registry_counter()`, plus `INVALID_BUCKETS` (a
+    /// bucket factor <= 1, a range with `min_value > max_value`, or a window
+    /// of more than 8192 buckets).
+    unsafe fn promshm_registry_native_histogram(
+        registry: *const promshm_registry,
+        opts: *const promshm_metric_opts,
+        bucket_factor: f64,
+        zero_threshold: f64,
+        max_buckets: u32,
+        min_value: f64,
+        max_value: f64,
+        out: *mut *const promshm_family,
+    ) -> promshm_result {
+        // SAFETY: every pointer is NULL or valid for its use (caller contract).
+        unsafe {
+            register(registry, opts, out, |r, o| {
+                let n = native_opts(bucket_factor, zero_threshold, max_buckets, min_value, max_value)?;
+                Ok(AnyFamily::NativeHistogram(r.native_histogram(o, n)?))
             })
         }
     }

@@ -9,7 +9,7 @@ use super::family::{promshm_metric_type, series_type};
 use super::handle::{clone_handle, free_handle, label_pairs, slice_arg, str_arg, ArcHandle, Out};
 use super::registry::promshm_label;
 use super::result::{check, promshm_result, FfiError};
-use crate::metrics::{Counter, Gauge, Histogram, Info, StateSet, Summary};
+use crate::metrics::{Counter, Gauge, Histogram, Info, NativeHistogram, StateSet, Summary};
 
 /// One series (a family plus label values) of any type: what the updates
 /// take. Reference-counted (an `Arc` in Rust): `const`, safe to update from several
@@ -27,6 +27,7 @@ pub(crate) enum AnySeries {
     Summary(Summary),
     Info(Info),
     StateSet(StateSet),
+    NativeHistogram(NativeHistogram),
 }
 
 impl ArcHandle for promshm_series {
@@ -50,6 +51,7 @@ pub(crate) fn type_name(t: promshm_metric_type) -> &'static str {
         promshm_metric_type::Summary => "summary",
         promshm_metric_type::Info => "info",
         promshm_metric_type::StateSet => "state set",
+        promshm_metric_type::NativeHistogram => "native histogram",
     }
 }
 
@@ -293,6 +295,57 @@ ffi_fn! {
     ) -> promshm_result {
         check(|| {
             let (count, sum) = typed!(series, Histogram, "promshm_histogram_get")?.get();
+            // SAFETY: `out_count` and `out_sum` are NULL or writable (caller contract).
+            unsafe {
+                super::handle::write_opt(out_count, count);
+                super::handle::write_opt(out_sum, sum);
+            }
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Record one observation in a native histogram: one atomic add into its
+    /// bucket and one into the sum, straight into the area (no buffer, no
+    /// lock). A value outside the family's bucket window counts in the
+    /// window's edge bucket (and in `promshm_native_observations_clamped`).
+    /// Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`, `INVALID_VALUE` (NaN; nothing
+    /// is recorded).
+    unsafe fn promshm_native_histogram_observe(
+        series: *const promshm_series,
+        value: f64,
+    ) -> promshm_result {
+        // SAFETY: `series` is NULL or a live series handle (caller contract).
+        match unsafe { get(series) } {
+            Some(AnySeries::NativeHistogram(h)) => match h.observe(value) {
+                Ok(()) => promshm_result::Ok,
+                Err(e) => FfiError::from(e).into_code(),
+            },
+            other => {
+                let want = promshm_metric_type::NativeHistogram;
+                mismatch("promshm_native_histogram_observe", want, other).into_code()
+            }
+        }
+    }
+}
+
+ffi_fn! {
+    /// Write the native histogram's observation count and sum in the area
+    /// (every process) to `*out_count` and `*out_sum`; either may be NULL if
+    /// not wanted. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`series`), `WRONG_TYPE`.
+    unsafe fn promshm_native_histogram_get(
+        series: *const promshm_series,
+        out_count: *mut u64,
+        out_sum: *mut f64,
+    ) -> promshm_result {
+        check(|| {
+            let h = typed!(series, NativeHistogram, "promshm_native_histogram_get")?;
+            let (count, sum) = h.get();
             // SAFETY: `out_count` and `out_sum` are NULL or writable (caller contract).
             unsafe {
                 super::handle::write_opt(out_count, count);

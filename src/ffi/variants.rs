@@ -50,6 +50,7 @@ error_variants! {
     promshm_registry_counter_e => promshm_registry_counter(registry: *const promshm_registry, opts: *const promshm_metric_opts, out: *mut *const promshm_family);
     promshm_registry_gauge_e => promshm_registry_gauge(registry: *const promshm_registry, opts: *const promshm_metric_opts, mode: promshm_gauge_mode, out: *mut *const promshm_family);
     promshm_registry_histogram_e => promshm_registry_histogram(registry: *const promshm_registry, opts: *const promshm_metric_opts, buckets: *const f64, n_buckets: usize, out: *mut *const promshm_family);
+    promshm_registry_native_histogram_e => promshm_registry_native_histogram(registry: *const promshm_registry, opts: *const promshm_metric_opts, bucket_factor: f64, zero_threshold: f64, max_buckets: u32, min_value: f64, max_value: f64, out: *mut *const promshm_family);
     promshm_registry_summary_e => promshm_registry_summary(registry: *const promshm_registry, opts: *const promshm_metric_opts, quantiles: *const f64, n_quantiles: usize, max_age_ms: u64, age_buckets: u32, out: *mut *const promshm_family);
     promshm_registry_info_e => promshm_registry_info(registry: *const promshm_registry, opts: *const promshm_metric_opts, out: *mut *const promshm_family);
     promshm_registry_stateset_e => promshm_registry_stateset(registry: *const promshm_registry, opts: *const promshm_metric_opts, states: *const *const c_char, n_states: usize, out: *mut *const promshm_family);
@@ -74,6 +75,8 @@ error_variants! {
     promshm_gauge_get_local_e => promshm_gauge_get_local(series: *const promshm_series, out: *mut f64);
     promshm_histogram_observe_e => promshm_histogram_observe(series: *const promshm_series, value: f64);
     promshm_histogram_get_e => promshm_histogram_get(series: *const promshm_series, out_count: *mut u64, out_sum: *mut f64);
+    promshm_native_histogram_observe_e => promshm_native_histogram_observe(series: *const promshm_series, value: f64);
+    promshm_native_histogram_get_e => promshm_native_histogram_get(series: *const promshm_series, out_count: *mut u64, out_sum: *mut f64);
     promshm_summary_observe_e => promshm_summary_observe(series: *const promshm_series, value: f64);
     promshm_summary_get_e => promshm_summary_get(series: *const promshm_series, out_count: *mut u64, out_sum: *mut f64);
     promshm_summary_quantiles_e => promshm_summary_quantiles(series: *const promshm_series, quantiles: *const f64, n: usize, out: *mut f64);

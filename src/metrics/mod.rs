@@ -7,6 +7,8 @@ pub mod counter;
 pub mod gauge;
 pub mod histogram;
 pub mod info;
+pub mod native;
+mod native_bounds;
 pub(crate) mod shape;
 pub mod sketch;
 pub mod stateset;
@@ -24,6 +26,7 @@ pub use counter::Counter;
 pub use gauge::{Gauge, GaugeMode};
 pub use histogram::{exponential_buckets, linear_buckets, Histogram, DEFAULT_BUCKETS};
 pub use info::Info;
+pub use native::{NativeHistogram, NativeOpts};
 pub use stateset::StateSet;
 pub use summary::{Summary, SummaryOpts};
 

@@ -57,6 +57,9 @@ impl Shape {
             }
             MetricType::Info => 1,
             MetricType::StateSet => 1,
+            MetricType::NativeHistogram => {
+                super::native::Layout::from_params(&self.params).map_or(2, |l| l.n_cells())
+            }
         }
     }
 
@@ -84,6 +87,12 @@ impl Shape {
                 .iter()
                 .zip(&other.params)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same_params && self.kind == MetricType::NativeHistogram {
+            return Some(format!(
+                "native histogram [schema, zero threshold, lo, hi, max buckets] {:?} vs {:?}",
+                self.params, other.params
+            ));
+        }
         if !same_params {
             return Some(format!(
                 "buckets/quantiles {:?} vs {:?}",
@@ -226,6 +235,7 @@ impl Shape {
                 super::summary::check_quantiles(&self.params, self.age_buckets, self.max_age_ms)?
             }
             MetricType::StateSet => super::stateset::check_states(&self.states)?,
+            MetricType::NativeHistogram => super::native::check_params(&self.params)?,
             _ => {
                 if !self.params.is_empty() || !self.states.is_empty() {
                     return Err(Error::InvalidArgument("unexpected parameters".into()));

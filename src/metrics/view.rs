@@ -117,6 +117,9 @@ pub(crate) struct Scratch {
     pub(crate) quantiles: Vec<(f64, f64)>,
     pub(crate) counts: Vec<u64>,
     pub(crate) qout: Vec<f64>,
+    /// A native histogram's populated positive and negative buckets.
+    pub(crate) native_pos: Vec<(i32, u64)>,
+    pub(crate) native_neg: Vec<(i32, u64)>,
 }
 
 /// Everything a reader needs besides the cells.
@@ -137,5 +140,6 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
         MetricType::Summary => super::summary::emit(view, cx),
         MetricType::Info => super::info::emit(view, cx),
         MetricType::StateSet => super::stateset::emit(view, cx),
+        MetricType::NativeHistogram => super::native::emit(view, cx),
     }
 }

@@ -262,7 +262,7 @@ int main(void) {
         BAD(PROMSHM_RESULT_NULL_PARAMETER, promshm_area_name_taken(area, "x", PROMSHM_METRIC_TYPE_GAUGE, NULL));
         BAD(PROMSHM_RESULT_NOT_UTF8, promshm_area_name_taken(area, NOT_UTF8, PROMSHM_METRIC_TYPE_GAUGE, &taken));
         BAD(PROMSHM_RESULT_INVALID_ARGUMENT, promshm_area_name_taken(area, "x", 0, &taken));
-        BAD(PROMSHM_RESULT_INVALID_ARGUMENT, promshm_area_name_taken(area, "x", 7, &taken));
+        BAD(PROMSHM_RESULT_INVALID_ARGUMENT, promshm_area_name_taken(area, "x", 8, &taken));
         EXPECT(taken == 7);
     }
 

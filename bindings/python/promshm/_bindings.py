@@ -78,6 +78,7 @@ PROMSHM_METRIC_TYPE_HISTOGRAM = 3
 PROMSHM_METRIC_TYPE_SUMMARY = 4
 PROMSHM_METRIC_TYPE_INFO = 5
 PROMSHM_METRIC_TYPE_STATE_SET = 6
+PROMSHM_METRIC_TYPE_NATIVE_HISTOGRAM = 7
 
 # Opaque handle types (passed as c_void_p).
 OPAQUE_TYPES = ('promshm_area', 'promshm_error', 'promshm_family', 'promshm_flusher', 'promshm_registry', 'promshm_series')
@@ -380,6 +381,14 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len)'),
     'promshm_metric_type_suffix': (c_char_p, [c_uint32, c_size_t],
         'const char *promshm_metric_type_suffix(uint32_t metric_type, size_t index)'),
+    'promshm_native_histogram_get': (c_uint32, [c_void_p, POINTER(c_uint64), POINTER(c_double)],
+        'promshm_result promshm_native_histogram_get(const promshm_series *series, uint64_t *out_count, double *out_sum)'),
+    'promshm_native_histogram_get_e': (c_uint32, [c_void_p, POINTER(c_uint64), POINTER(c_double), c_void_p],
+        'promshm_result promshm_native_histogram_get_e(const promshm_series *series, uint64_t *out_count, double *out_sum, promshm_error *err)'),
+    'promshm_native_histogram_observe': (c_uint32, [c_void_p, c_double],
+        'promshm_result promshm_native_histogram_observe(const promshm_series *series, double value)'),
+    'promshm_native_histogram_observe_e': (c_uint32, [c_void_p, c_double, c_void_p],
+        'promshm_result promshm_native_histogram_observe_e(const promshm_series *series, double value, promshm_error *err)'),
     'promshm_registry_clone': (c_void_p, [c_void_p],
         'const promshm_registry *promshm_registry_clone(const promshm_registry *registry)'),
     'promshm_registry_counter': (c_uint32, [c_void_p, POINTER(promshm_metric_opts), POINTER(c_void_p)],
@@ -408,6 +417,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_registry_info_e(const promshm_registry *registry, const promshm_metric_opts *opts, const promshm_family **out, promshm_error *err)'),
     'promshm_registry_info_simple': (c_uint32, [c_void_p, c_char_p, c_char_p, POINTER(c_char_p), c_size_t, POINTER(c_void_p), c_void_p],
         'promshm_result promshm_registry_info_simple(const promshm_registry *registry, const char *name, const char *help, const char * const *label_names, size_t n_label_names, const promshm_family **out, promshm_error *err)'),
+    'promshm_registry_native_histogram': (c_uint32, [c_void_p, POINTER(promshm_metric_opts), c_double, c_double, c_uint32, c_double, c_double, POINTER(c_void_p)],
+        'promshm_result promshm_registry_native_histogram(const promshm_registry *registry, const promshm_metric_opts *opts, double bucket_factor, double zero_threshold, uint32_t max_buckets, double min_value, double max_value, const promshm_family **out)'),
+    'promshm_registry_native_histogram_e': (c_uint32, [c_void_p, POINTER(promshm_metric_opts), c_double, c_double, c_uint32, c_double, c_double, POINTER(c_void_p), c_void_p],
+        'promshm_result promshm_registry_native_histogram_e(const promshm_registry *registry, const promshm_metric_opts *opts, double bucket_factor, double zero_threshold, uint32_t max_buckets, double min_value, double max_value, const promshm_family **out, promshm_error *err)'),
     'promshm_registry_new': (c_uint32, [c_void_p, c_char_p, POINTER(promshm_label), c_size_t, POINTER(c_void_p)],
         'promshm_result promshm_registry_new(const promshm_area *area, const char *prefix, const promshm_label *const_labels, size_t n_const_labels, const promshm_registry **out)'),
     'promshm_registry_new_e': (c_uint32, [c_void_p, c_char_p, POINTER(promshm_label), c_size_t, POINTER(c_void_p), c_void_p],

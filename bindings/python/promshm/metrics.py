@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import time as _time
-from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint64, c_void_p, sizeof
+from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint32, c_uint64, c_void_p, sizeof
 from typing import (
     Any,
     Callable,
@@ -53,6 +53,7 @@ __all__ = [
     "Counter",
     "Gauge",
     "Histogram",
+    "NativeHistogram",
     "Summary",
     "Info",
     "Enum",
@@ -499,6 +500,23 @@ class _HistogramOps(_ObserveOps):
         check(lib.promshm_flush(), "flush")
         n, s = c_uint64(), c_double()
         rc = lib.promshm_histogram_get(self._h, byref(n), byref(s))
+        if rc:
+            _fail(self, rc)
+        return n.value, s.value
+
+
+class _NativeHistogramOps(_ObserveOps):
+    __slots__ = ()
+
+    def observe(self, amount: float) -> None:
+        """Record one observation: one atomic add into its bucket in the
+        shared area (no buffer), seen by every process's render."""
+        _update(self, lib.promshm_native_histogram_observe, amount)
+
+    def get(self) -> Tuple[int, float]:
+        """``(count, sum)`` over every process."""
+        n, s = c_uint64(), c_double()
+        rc = lib.promshm_native_histogram_get(self._h, byref(n), byref(s))
         if rc:
             _fail(self, rc)
         return n.value, s.value
@@ -1252,6 +1270,57 @@ class Histogram(_HistogramOps, MetricWrapperBase):
 
     #: Prometheus' default buckets (prometheus_client's class attribute).
     DEFAULT_BUCKETS: Tuple[float, ...] = DEFAULT_BUCKETS
+
+
+class NativeHistogram(_NativeHistogramOps, MetricWrapperBase):
+    """A native (sparse, exponential-bucket) histogram shared by every
+    process: each observation is an atomic add into its bucket in the area,
+    so buckets, count and sum are exact across processes. The options have
+    client_golang's meanings (0 picks the default):
+    ``native_histogram_bucket_factor`` (1.1: schema 3) picks the resolution,
+    ``native_histogram_zero_threshold`` (2^-128; negative: 0) the zero
+    bucket, ``native_histogram_max_bucket_number`` (0: no limit) the most
+    buckets a scrape shows (the schema is reduced to fit), and
+    ``native_histogram_min_value``/``native_histogram_max_value`` (2^-32 and
+    2^32) the window of buckets kept (values outside it count in its edge
+    bucket). Only the protobuf exposition carries its buckets; the text
+    formats show ``_count``, ``_sum`` and one ``+Inf`` bucket."""
+
+    _type = "histogram"
+    _c_register = "promshm_registry_native_histogram"
+    _series_cls = _series_class(_NativeHistogramOps, "NativeHistogramSeries")
+    _partial_cls = _partial_class(_NativeHistogramOps, "NativeHistogramPartial")
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str = "",
+        labelnames: Iterable[str] = (),
+        namespace: str = "",
+        subsystem: str = "",
+        unit: str = "",
+        registry: Any = _DEFAULT,
+        _labelvalues: Optional[Sequence[str]] = None,
+        native_histogram_bucket_factor: float = 1.1,
+        native_histogram_zero_threshold: float = 0.0,
+        native_histogram_max_bucket_number: int = 160,
+        native_histogram_min_value: float = 0.0,
+        native_histogram_max_value: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        self._native = (
+            c_double(float(native_histogram_bucket_factor)),
+            c_double(float(native_histogram_zero_threshold)),
+            c_uint32(int(native_histogram_max_bucket_number)),
+            c_double(float(native_histogram_min_value)),
+            c_double(float(native_histogram_max_value)),
+        )
+        check_reserved_label(labelnames, "le", "histogram")
+        super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
+
+    def _c_args(self) -> Tuple[Any, ...]:
+        return self._native
 
 
 class Summary(_SummaryOps, MetricWrapperBase):

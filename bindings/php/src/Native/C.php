@@ -70,5 +70,6 @@ final class C
     public const PROMSHM_METRIC_TYPE_SUMMARY = 4;
     public const PROMSHM_METRIC_TYPE_INFO = 5;
     public const PROMSHM_METRIC_TYPE_STATE_SET = 6;
+    public const PROMSHM_METRIC_TYPE_NATIVE_HISTOGRAM = 7;
     public const PROMSHM_VERSION_STRING = '0.1.0';
 }

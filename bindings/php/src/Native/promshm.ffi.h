@@ -70,6 +70,7 @@ enum promshm_metric_type
     PROMSHM_METRIC_TYPE_SUMMARY = 4,
     PROMSHM_METRIC_TYPE_INFO = 5,
     PROMSHM_METRIC_TYPE_STATE_SET = 6,
+    PROMSHM_METRIC_TYPE_NATIVE_HISTOGRAM = 7,
 };
 typedef uint32_t promshm_metric_type;
 typedef struct promshm_area promshm_area;
@@ -203,6 +204,14 @@ promshm_result promshm_registry_histogram(const promshm_registry *registry,
                                           const double *buckets,
                                           size_t n_buckets,
                                           const promshm_family **out);
+promshm_result promshm_registry_native_histogram(const promshm_registry *registry,
+                                                 const promshm_metric_opts *opts,
+                                                 double bucket_factor,
+                                                 double zero_threshold,
+                                                 uint32_t max_buckets,
+                                                 double min_value,
+                                                 double max_value,
+                                                 const promshm_family **out);
 promshm_result promshm_registry_summary(const promshm_registry *registry,
                                         const promshm_metric_opts *opts,
                                         const double *quantiles,
@@ -319,6 +328,10 @@ promshm_result promshm_histogram_observe(const promshm_series *series, double va
 promshm_result promshm_histogram_get(const promshm_series *series,
                                      uint64_t *out_count,
                                      double *out_sum);
+promshm_result promshm_native_histogram_observe(const promshm_series *series, double value);
+promshm_result promshm_native_histogram_get(const promshm_series *series,
+                                            uint64_t *out_count,
+                                            double *out_sum);
 promshm_result promshm_summary_observe(const promshm_series *series, double value);
 promshm_result promshm_summary_get(const promshm_series *series,
                                    uint64_t *out_count,
@@ -441,6 +454,15 @@ promshm_result promshm_registry_histogram_e(const promshm_registry *registry,
                                             size_t n_buckets,
                                             const promshm_family **out,
                                             promshm_error *err);
+promshm_result promshm_registry_native_histogram_e(const promshm_registry *registry,
+                                                   const promshm_metric_opts *opts,
+                                                   double bucket_factor,
+                                                   double zero_threshold,
+                                                   uint32_t max_buckets,
+                                                   double min_value,
+                                                   double max_value,
+                                                   const promshm_family **out,
+                                                   promshm_error *err);
 promshm_result promshm_registry_summary_e(const promshm_registry *registry,
                                           const promshm_metric_opts *opts,
                                           const double *quantiles,
@@ -530,6 +552,13 @@ promshm_result promshm_histogram_get_e(const promshm_series *series,
                                        uint64_t *out_count,
                                        double *out_sum,
                                        promshm_error *err);
+promshm_result promshm_native_histogram_observe_e(const promshm_series *series,
+                                                  double value,
+                                                  promshm_error *err);
+promshm_result promshm_native_histogram_get_e(const promshm_series *series,
+                                              uint64_t *out_count,
+                                              double *out_sum,
+                                              promshm_error *err);
 promshm_result promshm_summary_observe_e(const promshm_series *series,
                                          double value,
                                          promshm_error *err);

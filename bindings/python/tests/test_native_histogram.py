@@ -1,0 +1,119 @@
+"""promshm.NativeHistogram across processes: 4 forked workers observe known
+values; the protobuf page, decoded by the independent decoder (protoc's
+``metrics_pb2`` of the upstream metrics.proto, run by the PyPI ``protobuf``
+package), has the exact count of every native bucket, the zero bucket, the
+exact sum and count; the text page shows ``_count``, ``_sum`` and one
+``+Inf`` bucket."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import promshm
+from conftest import REPO, child_env, parse_text, value
+
+sys.path.insert(0, str(REPO / "tests" / "proto"))
+from pbdecode import compile_pb2, decode, missing  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pb2(tmp_path_factory):
+    why = missing()
+    if why and os.environ.get("CI"):
+        pytest.fail(why)
+    if why:
+        pytest.skip(why)
+    return compile_pb2(tmp_path_factory.mktemp("pb2"))
+
+
+# Dyadic values (an exact sum in any order); factor 2 is schema 0, so bucket
+# i holds (2^(i-1), 2^i].
+VALUES = (0.0, 0.25, 1.0, 3.0, 4.0, -0.5, -6.0)
+WORKERS_SCRIPT = """
+import multiprocessing as mp, sys
+import promshm
+
+H = promshm.NativeHistogram("nh_latency", "Latency.", ["route"], unit="seconds",
+                            native_histogram_bucket_factor=2.0,
+                            native_histogram_zero_threshold=0.125)
+VALUES = %r
+
+def work(i):
+    s = H.labels("/a")
+    for r in range(500):
+        for k in range(len(VALUES)):
+            s.observe(VALUES[(k + r + i) %% len(VALUES)])
+
+if __name__ == "__main__":
+    procs = [mp.get_context("fork").Process(target=work, args=(i,)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0, p.exitcode
+    assert H.labels("/a").get() == (4 * 500 * len(VALUES), 4 * 500 * sum(VALUES))
+    out = sys.stdout.buffer
+    text = promshm.REGISTRY.render("prometheus")
+    out.write(str(len(text)).encode() + b"\\n" + text)
+    out.write(promshm.REGISTRY.render("protobuf"))
+""" % (VALUES,)
+
+
+def buckets(spans, deltas):
+    out, idx, count, it = {}, 0, 0, iter(deltas)
+    for s in spans:
+        idx += s.offset
+        for _ in range(s.length):
+            count += next(it)
+            if count:
+                out[idx] = count
+            idx += 1
+    return out
+
+
+def test_forked_workers_exact_native_buckets(tmp_path: Path, pb2) -> None:
+    script = tmp_path / "workers.py"
+    script.write_text(textwrap.dedent(WORKERS_SCRIPT))
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=child_env(PROMSHM_DIR=str(tmp_path)),
+        capture_output=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    n_text, rest = proc.stdout.split(b"\n", 1)
+    text, pb = rest[: int(n_text)].decode(), rest[int(n_text) :]
+    n = 4 * 500
+    fams = decode(pb2, pb)
+    f = fams["nh_latency_seconds"]
+    assert f.type == pb2.MetricType.Value("HISTOGRAM")
+    h = f.metric[0].histogram
+    assert (h.schema, h.zero_threshold, h.zero_count) == (0, 0.125, n)
+    assert (h.sample_count, h.sample_sum) == (n * len(VALUES), n * sum(VALUES))
+    assert len(h.bucket) == 0
+    # 0.25 -> -2, 1 -> 0, 3 and 4 -> 2; negative 0.5 -> -1, 6 -> 3.
+    assert buckets(h.positive_span, h.positive_delta) == {-2: n, 0: n, 2: 2 * n}
+    assert buckets(h.negative_span, h.negative_delta) == {-1: n, 3: n}
+
+    samples = parse_text(text)
+    assert value(samples, "nh_latency_seconds_count", route="/a") == n * len(VALUES)
+    assert value(samples, "nh_latency_seconds_sum", route="/a") == n * sum(VALUES)
+    assert value(samples, "nh_latency_seconds_bucket", route="/a", le="+Inf") == n * len(VALUES)
+    assert text.count("nh_latency_seconds_bucket") == 1
+
+
+def test_options_are_checked(registry: promshm.CollectorRegistry) -> None:
+    with pytest.raises(promshm.errors.PromshmError):
+        promshm.NativeHistogram("nh_bad", "Bad.", registry=registry, native_histogram_bucket_factor=0.5)
+    h = promshm.NativeHistogram("nh_ok", "Ok.", registry=registry)
+    h.observe(2.0)
+    with pytest.raises(ValueError):
+        h.observe(float("nan"))
+    assert h.get() == (1, 2.0)

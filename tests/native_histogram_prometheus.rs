@@ -1,0 +1,281 @@
+//! End to end: the real Prometheus on this machine (Debian's
+//! `/usr/bin/prometheus`, started here on 127.0.0.1 with
+//! `--enable-feature=native-histograms` and its own temporary directory)
+//! scrapes a small HTTP server of this test that serves the protobuf render
+//! of an area into which 4 worker processes observed; `histogram_count()`
+//! and `histogram_sum()` of the native histogram come back exact, and
+//! `histogram_quantile(0.5, ...)` lands in the median's bucket.
+//!
+//! Without a `prometheus` binary the test is skipped, unless
+//! `PROMSHM_REQUIRE_PROMETHEUS=1` (scripts/test.sh sets it), which makes a
+//! missing binary a failure. Every wait is bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use promshm::{Area, AreaOptions, Format, NativeOpts, Opts};
+
+const WORKERS: usize = 4;
+const ROUNDS: u64 = 500;
+/// Dyadic values, so that the sum is exact in any order; sorted, the
+/// median (6th of 11) is 1.
+const VALUES: [f64; 11] = [
+    -3.0, -0.5, 0.0, 0.125, 0.25, 1.0, 1.0625, 1.5, 2.0, 100.0, 4096.0,
+];
+/// Bound on Prometheus getting ready and on the values showing up.
+const WAIT: Duration = Duration::from_secs(60);
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+#[test]
+fn child_entry() {
+    child_main(|role| match role {
+        "worker" => {
+            let area = Area::create(env_area(), &AreaOptions::default()).unwrap();
+            let h = family(&area).labels(&["GET"]).unwrap();
+            let w = env_u64("PROMSHM_WORKER") as usize;
+            for r in 0..ROUNDS as usize {
+                for k in 0..VALUES.len() {
+                    h.observe(VALUES[(k + r + w) % VALUES.len()]).unwrap();
+                }
+            }
+        }
+        other => panic!("unknown role {other:?}"),
+    });
+}
+
+fn family(area: &Area) -> promshm::Family<promshm::NativeHistogram> {
+    area.registry()
+        .native_histogram(
+            Opts::new("e2e_latency_seconds", "Latency.").labels(&["method"]),
+            NativeOpts::new(),
+        )
+        .unwrap()
+}
+
+/// A server answering every request with the area's protobuf render.
+struct MetricsServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    fn start(area: Area) -> MetricsServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Ok(s) = conn {
+                    let _ = serve_one(s, &area);
+                }
+            }
+        });
+        MetricsServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Read one request head, answer with the protobuf render.
+fn serve_one(mut s: TcpStream, area: &Area) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let mut body = Vec::new();
+    area.registry()
+        .render(&mut body, Format::Protobuf)
+        .map_err(std::io::Error::other)?;
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        Format::Protobuf.content_type(),
+        body.len()
+    )?;
+    s.write_all(&body)
+}
+
+/// Prometheus, SIGKILLed and reaped on drop.
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_prometheus(dir: &Path, target_port: u16) -> (Prometheus, u16) {
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: native\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+        ),
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(PROMETHEUS)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--enable-feature=native-histograms")
+        .arg("--log.level=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start prometheus");
+    let prom = Prometheus(child);
+    poll("prometheus ready", || {
+        get(port, "/-/ready")
+            .filter(|(st, _)| *st == 200)
+            .map(|_| ())
+    });
+    (prom, port)
+}
+
+/// One GET to 127.0.0.1:`port`: status and body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// The value of an instant query with exactly one result series.
+fn query(port: u16, q: &str) -> Option<f64> {
+    let enc: String = q
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let (status, body) = get(port, &format!("/api/v1/query?query={enc}"))?;
+    // Chunked or not, the JSON is in the body; one series: one "value".
+    if status != 200 || body.matches("\"value\":[").count() != 1 {
+        return None;
+    }
+    let after = body.split("\"value\":[").nth(1)?;
+    let v = after.split('"').nth(1)?;
+    v.parse().ok()
+}
+
+/// Poll `f` every 200 ms until it gives a value, at most `WAIT`.
+fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no {what} within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn prometheus_scrapes_exact_native_histograms() {
+    if !Path::new(PROMETHEUS).exists() {
+        assert!(
+            std::env::var("PROMSHM_REQUIRE_PROMETHEUS").as_deref() != Ok("1"),
+            "{PROMETHEUS} is missing and PROMSHM_REQUIRE_PROMETHEUS=1"
+        );
+        eprintln!("skipped: no {PROMETHEUS}");
+        return;
+    }
+    let dir = TempDir::new("native-prom");
+    let path = dir.join("area");
+    let area = Area::create(&path, &AreaOptions::default()).unwrap();
+    let _family = family(&area);
+    let mut workers: Vec<ChildProc> = (0..WORKERS)
+        .map(|w| {
+            ChildProc::spawn(
+                "worker",
+                &format!("worker {w}"),
+                &[
+                    (AREA_ENV, path.to_str().unwrap().to_string()),
+                    ("PROMSHM_WORKER", w.to_string()),
+                ],
+            )
+        })
+        .collect();
+    run_children(&mut workers, WAIT);
+
+    let server = MetricsServer::start(area.clone());
+    let (_prom, port) = start_prometheus(dir.path(), server.port);
+    let n = ROUNDS * WORKERS as u64;
+    let count = (n * VALUES.len() as u64) as f64;
+    let sum = n as f64 * VALUES.iter().sum::<f64>();
+    let sel = "e2e_latency_seconds{job=\"native\",method=\"GET\"}";
+    let got_count = poll("histogram_count", || {
+        query(port, &format!("histogram_count({sel})")).filter(|&c| c == count)
+    });
+    let got_sum = poll("histogram_sum", || {
+        query(port, &format!("histogram_sum({sel})"))
+    });
+    let median = poll("histogram_quantile", || {
+        query(port, &format!("histogram_quantile(0.5, {sel})"))
+    });
+    eprintln!("prometheus: count {got_count}, sum {got_sum}, median {median}");
+    assert_eq!(got_count, count);
+    assert_eq!(got_sum, sum);
+    // The median, 1, is the top of bucket 0 at schema 3 ((2^-1/8, 1]);
+    // Prometheus interpolates inside the bucket it picks: within one
+    // bucket factor (2^(1/8)) of it.
+    let base = 2f64.powf(0.125);
+    assert!(
+        median > 1.0 / base / base && median <= base * base,
+        "median {median}"
+    );
+}
