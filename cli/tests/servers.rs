@@ -8,6 +8,9 @@
 //!   [PrometheusProto]`) scraping `promshm serve` over protobuf while 4
 //!   worker processes update the area: every type, exact values;
 //! - a Prometheus receiving `promshm remote-write`: exact values;
+//! - a Prometheus with native histograms receiving `promshm remote-write`
+//!   of a native histogram as a histogram sample: exact count, sum and
+//!   zero bucket, the sample stored as a native histogram;
 //! - a Pushgateway receiving `promshm push`: the series with job and
 //!   grouping labels.
 
@@ -338,6 +341,97 @@ fn remote_write_into_prometheus() {
         err.contains("retry 2/2") && err.contains("gave up after 2 retries"),
         "{err}"
     );
+}
+
+/// Dyadic observations (the sum is exact in any order): zero, negative,
+/// positive, a value in the zero bucket, spread over distant buckets.
+const NATIVE_VALUES: [f64; 8] = [0.0, -3.0, 0.25, 1.0, 1.0, 1.5, 1024.0, 1e-300];
+
+/// One native histogram family `rw_native_seconds{path}` with
+/// [`NATIVE_VALUES`] observed `rounds` times into `path="/a"`.
+fn populate_native(path: &std::path::Path, rounds: u32) -> promshm::Area {
+    let area = promshm::Area::create(path, &promshm::AreaOptions::with_pages(256)).unwrap();
+    let fam = area
+        .registry()
+        .native_histogram(
+            promshm::Opts::new("rw_native_seconds", "Native.").labels(&["path"]),
+            promshm::NativeOpts::new().zero_threshold(1e-9),
+        )
+        .unwrap();
+    let h = fam.labels(&["/a"]).unwrap();
+    for _ in 0..rounds {
+        for v in NATIVE_VALUES {
+            h.observe(v).unwrap();
+        }
+    }
+    area
+}
+
+#[test]
+fn remote_write_native_histogram_into_prometheus() {
+    if !have("prometheus") {
+        return;
+    }
+    let dir = TempDir::new("rw-native");
+    let area = dir.path("a.promshm");
+    const ROUNDS: u32 = 25;
+    let _keep = populate_native(&area, ROUNDS);
+    let (_prom, port) = start_prometheus(
+        &dir,
+        "global:\n  scrape_interval: 1m\n",
+        &[
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=native-histograms",
+        ],
+    );
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let o = run(&[
+        "remote-write",
+        area.to_str().unwrap(),
+        "--url",
+        &url,
+        "--no-self-metrics",
+        "--external-label",
+        "source=rw",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    // One series: the histogram sample, not `_count`/`_sum`/`_bucket`.
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sent 1 series in 1 requests"),
+        "{o:?}"
+    );
+    let one = |query: &str| -> String {
+        let r = prom_query(port, query).unwrap();
+        assert_eq!(r.len(), 1, "{query}: {r:?}");
+        r[0].1.clone()
+    };
+    let sel = "rw_native_seconds{path=\"/a\",source=\"rw\"}";
+    let n = NATIVE_VALUES.len() as u32 * ROUNDS;
+    let sum: f64 = NATIVE_VALUES.iter().sum::<f64>() * f64::from(ROUNDS);
+    assert_eq!(one(&format!("histogram_count({sel})")), n.to_string());
+    assert_eq!(
+        one(&format!("histogram_sum({sel})"))
+            .parse::<f64>()
+            .unwrap(),
+        sum
+    );
+    // 0 and 1e-300 are in the zero bucket [-1e-9, 1e-9]: 2 of 8; -3 is the
+    // only negative value: the fraction at or below 0 is 3 of 8.
+    assert_eq!(
+        one(&format!("histogram_fraction(-1e-9, 1e-9, {sel})")),
+        (2.0 / 8.0).to_string()
+    );
+    assert_eq!(
+        one(&format!("histogram_fraction(-1e10, 1e-9, {sel})")),
+        (3.0 / 8.0).to_string()
+    );
+    // Stored as a native histogram: no classic series came with it.
+    assert!(prom_query(port, "rw_native_seconds_count")
+        .unwrap()
+        .is_empty());
+    assert!(prom_query(port, "rw_native_seconds_bucket")
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
