@@ -15,7 +15,8 @@
 //! spans and deltas exactly as the protobuf exposition writes them), named
 //! by the family's base name, not as its classic `_count`/`_sum`/`+Inf`
 //! view; the receiver must accept native histograms (Prometheus:
-//! `--enable-feature=native-histograms`).
+//! `--enable-feature=native-histograms`), or `--native-histograms-as-classic`
+//! sends that classic view instead.
 //!
 //! Requests go through a bounded queue to one sender thread, which retries
 //! network errors, 429 and 5xx with exponential backoff and gives up at once
@@ -59,6 +60,11 @@ pub struct Args {
     /// Do not send metric metadata (type, help, unit) with the samples.
     #[arg(long)]
     pub no_metadata: bool,
+    /// Send native histograms as their classic view (`_count`, `_sum`, one
+    /// `+Inf` bucket) instead of histogram samples, for a receiver that
+    /// drops histogram samples (e.g. VictoriaMetrics before native support).
+    #[arg(long)]
+    pub native_histograms_as_classic: bool,
     #[command(flatten)]
     pub render: RenderOpts,
     #[command(flatten)]
@@ -245,6 +251,7 @@ fn series_labels<'l>(
 struct Batcher<'a> {
     external: &'a [(String, String)],
     metadata: bool,
+    native_as_classic: bool,
     max_series: usize,
     t_ms: i64,
     req: Vec<u8>,
@@ -333,8 +340,8 @@ impl Batcher<'_> {
     }
 }
 
-/// Native histogram points become histogram samples; every other point
-/// goes through a [`SampleEncoder`] into flat samples.
+/// Native histogram points become histogram samples (unless sent as
+/// classic); every other point goes through a [`SampleEncoder`] into flat samples.
 impl Encoder for Batcher<'_> {
     fn family(&mut self, _family: &FamilyDesc<'_>) -> std::io::Result<()> {
         Ok(())
@@ -346,7 +353,7 @@ impl Encoder for Batcher<'_> {
         labels: Labels<'_>,
         point: &Point<'_>,
     ) -> std::io::Result<()> {
-        if let Point::NativeHistogram { .. } = point {
+        if matches!(point, Point::NativeHistogram { .. }) && !self.native_as_classic {
             self.native(family, labels, point);
             return Ok(());
         }
@@ -368,6 +375,7 @@ pub fn snapshot(
     render: &RenderOpts,
     external: &[(String, String)],
     metadata: bool,
+    native_as_classic: bool,
     max_series: usize,
     emit: &mut dyn FnMut(Batch),
 ) -> CliResult<usize> {
@@ -375,6 +383,7 @@ pub fn snapshot(
     let mut b = Batcher {
         external,
         metadata,
+        native_as_classic,
         max_series,
         t_ms: now_ms() as i64,
         req: Vec::with_capacity(64 * 1024),
@@ -508,6 +517,7 @@ fn take_snapshot(a: &Args, area: &AreaSource) -> CliResult<(Vec<Batch>, usize)> 
             &a.render,
             &a.external_label,
             !a.no_metadata,
+            a.native_histograms_as_classic,
             a.max_series_per_request as usize,
             &mut |b| batches.push(b),
         )
@@ -721,7 +731,10 @@ mod tests {
             ("cluster".to_string(), "eu".to_string()),
             ("Path".to_string(), "x".to_string()),
         ];
-        let n = snapshot(&area, &opts, &external, true, 1, &mut |b| batches.push(b)).unwrap();
+        let n = snapshot(&area, &opts, &external, true, false, 1, &mut |b| {
+            batches.push(b)
+        })
+        .unwrap();
         assert_eq!(n, 1);
         assert_eq!(batches.len(), 1);
         let raw = snap::raw::Decoder::new()

@@ -451,30 +451,6 @@ fn remote_write_into_prometheus() {
     );
 }
 
-/// Dyadic observations (the sum is exact in any order): zero, negative,
-/// positive, a value in the zero bucket, spread over distant buckets.
-const NATIVE_VALUES: [f64; 8] = [0.0, -3.0, 0.25, 1.0, 1.0, 1.5, 1024.0, 1e-300];
-
-/// One native histogram family `rw_native_seconds{path}` with
-/// [`NATIVE_VALUES`] observed `rounds` times into `path="/a"`.
-fn populate_native(path: &std::path::Path, rounds: u32) -> promshm::Area {
-    let area = promshm::Area::create(path, &promshm::AreaOptions::with_pages(256)).unwrap();
-    let fam = area
-        .registry()
-        .native_histogram(
-            promshm::Opts::new("rw_native_seconds", "Native.").labels(&["path"]),
-            promshm::NativeOpts::new().zero_threshold(1e-9),
-        )
-        .unwrap();
-    let h = fam.labels(&["/a"]).unwrap();
-    for _ in 0..rounds {
-        for v in NATIVE_VALUES {
-            h.observe(v).unwrap();
-        }
-    }
-    area
-}
-
 #[test]
 fn remote_write_native_histogram_into_prometheus() {
     if !have("prometheus") {
