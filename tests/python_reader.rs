@@ -4,6 +4,10 @@
 //! by three processes (this one and two children that exit), before and
 //! after the dead children are reaped.
 //!
+//! A second test does the same for native histograms (type 7): the
+//! reader's zero bucket, buckets (after the render's schema reduction),
+//! count and sum against the library's protobuf render.
+//!
 //! Without `python3` the test prints SKIP and passes, unless `CI` is set.
 
 use std::collections::BTreeMap;
@@ -224,6 +228,12 @@ impl Json {
     fn u64(&self) -> u64 {
         match self {
             Json::Num(n) => n.parse().unwrap_or_else(|_| panic!("not a u64: {n}")),
+            _ => panic!("not a number: {self:?}"),
+        }
+    }
+    fn i64(&self) -> i64 {
+        match self {
+            Json::Num(n) => n.parse().unwrap_or_else(|_| panic!("not an i64: {n}")),
             _ => panic!("not a number: {self:?}"),
         }
     }
@@ -755,6 +765,145 @@ fn python_reader_agrees_with_rust() {
     if let Some(keep) = std::env::var_os("PROMSHM_KEEP_AREA") {
         std::fs::copy(&path, keep).unwrap();
     }
+    drop(area);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- native histograms (type 7) ---------------------------------------------------
+
+/// `(index, count)` of the populated buckets that protobuf spans and deltas encode.
+fn pb_buckets(
+    spans: &[promshm::encoding::protobuf::proto::BucketSpan],
+    deltas: &[i64],
+) -> Vec<(i64, u64)> {
+    let (mut out, mut idx, mut count, mut d) = (Vec::new(), 0i64, 0i64, deltas.iter());
+    for s in spans {
+        idx += i64::from(s.offset());
+        for _ in 0..s.length() {
+            count += d.next().unwrap();
+            if count != 0 {
+                out.push((idx, count as u64));
+            }
+            idx += 1;
+        }
+    }
+    out
+}
+
+fn json_buckets(j: &Json) -> Vec<(i64, u64)> {
+    j.arr()
+        .iter()
+        .map(|b| (b.arr()[0].i64(), b.arr()[1].u64()))
+        .collect()
+}
+
+#[test]
+fn python_reader_reads_native_histograms() {
+    if !have_python() {
+        if std::env::var_os("CI").is_some() {
+            panic!("python3 is required in CI for the FORMAT.md reader test");
+        }
+        println!("SKIP python_reader_reads_native_histograms: python3 not found");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("python-reader-native-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("area.promshm");
+    let area = Area::create(&path, &AreaOptions::with_pages(160)).unwrap();
+    let reg = area.registry();
+    let wide = reg
+        .native_histogram(
+            Opts::new("nh_wide", "Default options.").labels(&["kind"]),
+            promshm::NativeOpts::new(),
+        )
+        .unwrap();
+    // Factor 2 (schema 0), at most 2 buckets shown: the render reduces.
+    let narrow = reg
+        .native_histogram(
+            Opts::new("nh_narrow", "Reduced.").unit("seconds"),
+            promshm::NativeOpts::new()
+                .bucket_factor(2.0)
+                .unwrap()
+                .zero_threshold(0.5)
+                .max_buckets(2),
+        )
+        .unwrap();
+    let mixed = wide.labels(&["mixed"]).unwrap();
+    for (v, times) in [
+        (0.0, 3),
+        (1e-300, 1),
+        (-0.75, 2),
+        (1.0, 5),
+        (1.09, 1),
+        (3.0, 4),
+        (-1e20, 1),
+        (1e20, 2),
+        (f64::INFINITY, 1),
+    ] {
+        for _ in 0..times {
+            mixed.observe(v).unwrap();
+        }
+    }
+    let _empty = wide.labels(&["empty"]).unwrap();
+    let n = narrow.get().unwrap();
+    for v in [0.25, 1.0, 4.0, 4.0, 100.0, -8.0] {
+        n.observe(v).unwrap();
+    }
+
+    let doc = run_reader(&path, now_ms());
+    assert_eq!(doc.get("bad_records").u64(), 0);
+    let ro = Area::open(&path, OpenMode::ReadOnly).unwrap();
+    let mut page = Vec::new();
+    ro.registry()
+        .without_self_metrics()
+        .render(&mut page, promshm::Format::Protobuf)
+        .unwrap();
+    let fams = promshm::encoding::protobuf::decode_families(&page).unwrap();
+    let mut series_seen = 0;
+    for mf in &fams {
+        let fam = family(&doc, mf.name());
+        assert_eq!(fam.get("type").str(), "native_histogram");
+        for m in &mf.metric {
+            let labels: Vec<(&str, &str)> = m.label.iter().map(|l| (l.name(), l.value())).collect();
+            let s = series(fam, &labels);
+            let h = m.histogram.as_ref().unwrap();
+            let what = format!("{} {labels:?}", mf.name());
+            assert_eq!(s.get("schema").i64(), i64::from(h.schema()), "{what}");
+            assert!(
+                same(s.get("zero_threshold").f64(), h.zero_threshold()),
+                "{what}"
+            );
+            assert_eq!(s.get("zero_count").u64(), h.zero_count(), "{what}");
+            assert_eq!(s.get("count").u64(), h.sample_count(), "{what}");
+            assert!(same(s.get("sum").f64(), h.sample_sum()), "{what}");
+            assert_eq!(
+                json_buckets(s.get("positive")),
+                pb_buckets(&h.positive_span, &h.positive_delta),
+                "{what}"
+            );
+            assert_eq!(
+                json_buckets(s.get("negative")),
+                pb_buckets(&h.negative_span, &h.negative_delta),
+                "{what}"
+            );
+            series_seen += 1;
+        }
+    }
+    assert_eq!(series_seen, 3);
+    // The values themselves, independently of the render.
+    let s = series(family(&doc, "nh_narrow_seconds"), &[]);
+    // Schema 0 buckets {0: 1, 2: 2, 7: 1} and negative {3: 1}: 4 > 2, so
+    // halved (i -> (i+1)>>1): -1: {0, 1, 4} {2}; -2: {0, 1, 2} {1};
+    // -3: {0: 1, 1: 3} {1}, still 3 > 2; -4 is the lowest schema.
+    assert_eq!(s.get("schema").i64(), -4);
+    assert_eq!(json_buckets(s.get("positive")), [(0, 1), (1, 3)]);
+    assert_eq!(json_buckets(s.get("negative")), [(1, 1)]);
+    assert_eq!((s.get("zero_count").u64(), s.get("count").u64()), (1, 6));
+    let m = series(family(&doc, "nh_wide"), &[("kind", "mixed")]);
+    assert_eq!((m.get("zero_count").u64(), m.get("count").u64()), (4, 20));
+    assert_eq!(m.get("sum").f64(), f64::INFINITY);
     drop(area);
     let _ = std::fs::remove_dir_all(&dir);
 }

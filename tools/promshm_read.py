@@ -24,7 +24,8 @@ Output (one JSON object):
      "families": [ {"name", "type", "help", "unit", "labels": [..],
                     "gauge_mode" (gauge), "buckets" (histogram),
                     "quantiles", "age_buckets", "max_age_ms" (summary),
-                    "states" (stateset),
+                    "states" (stateset), "native": {"schema",
+                    "zero_threshold", "lo", "hi", "max_buckets"} (native_histogram),
                     "series": [ {"labels": {name: value}, "created": f, ...} ]} ]}
 
 Per type, each series carries:
@@ -36,6 +37,10 @@ Per type, each series carries:
     summary    "count", "sum", "quantiles": [[q, value], ...]
     info       "info": [[name, value], ...]
     stateset   "index" and "states": {state: true|false}
+    native_histogram (type 7, FORMAT.md 8.8; exposed as a histogram)
+               "schema" (after the render's reduction), "zero_threshold",
+               "zero_count", "count", "sum", "positive" and "negative":
+               [[bucket index, count], ...] (populated ones, increasing)
 
 Floats that JSON cannot carry are written as the strings "NaN", "+Inf",
 "-Inf". Families are sorted by name; series are in area order.
@@ -79,7 +84,7 @@ FREE_LISTS = 512  # header: u32 head, u32 tail per class
 REUSABLE = (KIND_SERIES, KIND_BLOB)
 SERIES_CELLS = 40  # first value cell of a series record
 
-TYPES = {1: "counter", 2: "gauge", 3: "histogram", 4: "summary", 5: "info", 6: "stateset"}
+TYPES = {1: "counter", 2: "gauge", 3: "histogram", 4: "summary", 5: "info", 6: "stateset", 7: "native_histogram"}
 GAUGE_MODES = {0: "sum", 1: "livesum", 2: "max", 3: "min", 4: "mostrecent", 5: "all", 6: "livemax", 7: "livemin", 8: "livemostrecent"}
 
 MAX_NAME_LEN = 1024
@@ -363,14 +368,20 @@ def decode_family(area, off, length):
     elif ftype == "stateset":
         if not states or len(set(states)) != len(states):
             raise Bad("states empty or repeated")
-    if ftype not in ("histogram", "summary") and params:
+    elif ftype == "native_histogram":
+        native_layout(params)
+    if ftype not in ("histogram", "summary", "native_histogram") and params:
         raise Bad("unexpected parameters")
     if ftype != "stateset" and states:
         raise Bad("unexpected states")
     mode = GAUGE_MODES[mode_b]
     if ftype == "gauge" and mode == "all" and "worker" in labels:
         raise Bad("an all-mode gauge cannot have a worker label")
-    if n_cells != n_cells_for(ftype, n_params, age_buckets, area.max_workers):
+    if ftype == "native_histogram":
+        want_cells = native_n_cells(native_layout(params))
+    else:
+        want_cells = n_cells_for(ftype, n_params, age_buckets, area.max_workers)
+    if n_cells != want_cells:
         raise Bad("cell count does not match the type")
     return {
         "off": off,
@@ -633,11 +644,79 @@ def read_series(area, off, length, fam, now_ms):
         if any(k in fam["labels"] for k, _ in pairs):
             raise Bad("info pair named like a family label")
         out["info"] = [[k, v] for k, v in pairs]
+    elif ftype == "native_histogram":
+        out.update(read_native(area, cells_off, native_layout(fam["params"])))
     elif ftype == "stateset":
         current = area.u64(cells_off)
         out["index"] = current
         out["states"] = {s: i == current for i, s in enumerate(fam["states"])}
     return out
+
+
+# ---- native histograms (FORMAT.md 8.8) ------------------------------------------
+
+NATIVE_MIN_SCHEMA, NATIVE_MAX_SCHEMA = -4, 8
+NATIVE_MAX_INDEX = 1 << 20
+NATIVE_MAX_WINDOW = 8192
+
+
+def native_layout(params):
+    """(schema, zero_threshold, lo, hi, max_buckets) of a type-7 family's
+    params, or Bad unless every one is valid."""
+    if len(params) != 5:
+        raise Bad("native histogram needs 5 parameters")
+    schema, zt, lo, hi, max_buckets = params
+
+    def integer(v, lo_, hi_):
+        if not (math.isfinite(v) and v == math.floor(v) and lo_ <= v <= hi_):
+            raise Bad("native histogram parameter out of range")
+        return int(v)
+
+    schema = integer(schema, NATIVE_MIN_SCHEMA, NATIVE_MAX_SCHEMA)
+    lo = integer(lo, -NATIVE_MAX_INDEX, NATIVE_MAX_INDEX)
+    hi = integer(hi, -NATIVE_MAX_INDEX, NATIVE_MAX_INDEX)
+    max_buckets = integer(max_buckets, 0, 0xFFFFFFFF)
+    if not (math.isfinite(zt) and zt >= 0.0) or not (lo <= hi and hi - lo < NATIVE_MAX_WINDOW):
+        raise Bad("native histogram zero threshold or window out of range")
+    return schema, zt, lo, hi, max_buckets
+
+
+def native_n_cells(layout):
+    _, _, lo, hi, _ = layout
+    return 2 + 2 * (hi - lo + 1)
+
+
+def halve(buckets):
+    """One schema down: bucket i goes to (i + 1) >> 1, counts that meet added."""
+    out = {}
+    for i, c in buckets:
+        j = (i + 1) >> 1
+        out[j] = (out.get(j, 0) + c) % (1 << 64)
+    return sorted(out.items())
+
+
+def read_native(area, cells_off, layout):
+    """A native series as a render shows it: the zero bucket, the sorted
+    populated buckets of each sign, reduced while more than max_buckets."""
+    schema, zt, lo, _hi, max_buckets = layout
+    width = native_n_cells(layout) // 2 - 1
+    cells = area.cells(cells_off, 2 + 2 * width)
+    zero = cells[1]
+    pos = [(lo + k, c) for k, c in enumerate(cells[2 : 2 + width]) if c]
+    neg = [(lo + k, c) for k, c in enumerate(cells[2 + width :]) if c]
+    total = f64_bits(cells[0])
+    while max_buckets and len(pos) + len(neg) > max_buckets and schema > NATIVE_MIN_SCHEMA:
+        pos, neg, schema = halve(pos), halve(neg), schema - 1
+    count = (zero + sum(c for _, c in pos) + sum(c for _, c in neg)) % (1 << 64)
+    return {
+        "schema": schema,
+        "zero_threshold": jf(zt),
+        "zero_count": zero,
+        "count": count,
+        "sum": jf(total),
+        "positive": [[i, c] for i, c in pos],
+        "negative": [[i, c] for i, c in neg],
+    }
 
 
 def read_area(path, now_ms=None):
@@ -705,6 +784,9 @@ def read_area(path, now_ms=None):
             f["max_age_ms"] = fam["max_age_ms"]
         elif fam["type"] == "stateset":
             f["states"] = fam["states"]
+        elif fam["type"] == "native_histogram":
+            keys = ("schema", "zero_threshold", "lo", "hi", "max_buckets")
+            f["native"] = dict(zip(keys, native_layout(fam["params"])))
         out_families.append(f)
     workers = []
     for s in range(area.max_workers):

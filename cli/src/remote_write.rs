@@ -10,6 +10,14 @@
 //! snappy-compressed (block format). All samples of a snapshot carry the same
 //! timestamp, taken when the walk starts.
 //!
+//! A native histogram series is sent as one remote-write 1.0 histogram
+//! sample (`TimeSeries.histograms`, integer counts: schema, zero bucket,
+//! spans and deltas exactly as the protobuf exposition writes them), named
+//! by the family's base name, not as its classic `_count`/`_sum`/`+Inf`
+//! view; the receiver must accept native histograms (Prometheus:
+//! `--enable-feature=native-histograms`), or `--native-histograms-as-classic`
+//! sends that classic view instead.
+//!
 //! Requests go through a bounded queue to one sender thread, which retries
 //! network errors, 429 and 5xx with exponential backoff and gives up at once
 //! on any other 4xx. When the queue is full the oldest request is dropped
@@ -20,7 +28,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use promshm::encoding::{MetricType, Sample, SampleEncoder};
+use promshm::encoding::protobuf::spans_and_deltas;
+use promshm::encoding::{Encoder, FamilyDesc, Labels, MetricType, Point, Sample, SampleEncoder};
 
 use crate::client::{check_url, Client, ClientOpts, SendError};
 use crate::common::{
@@ -51,6 +60,11 @@ pub struct Args {
     /// Do not send metric metadata (type, help, unit) with the samples.
     #[arg(long)]
     pub no_metadata: bool,
+    /// Send native histograms as their classic view (`_count`, `_sum`, one
+    /// `+Inf` bucket) instead of histogram samples, for a receiver that
+    /// drops histogram samples (e.g. VictoriaMetrics before native support).
+    #[arg(long)]
+    pub native_histograms_as_classic: bool,
     #[command(flatten)]
     pub render: RenderOpts,
     #[command(flatten)]
@@ -72,6 +86,23 @@ fn put_bytes(buf: &mut Vec<u8>, field: u32, data: &[u8]) {
     put_varint(buf, u64::from(field << 3 | 2));
     put_varint(buf, data.len() as u64);
     buf.extend_from_slice(data);
+}
+
+/// Field `field` of wire type 0 (varint).
+fn put_varint_field(buf: &mut Vec<u8>, field: u32, v: u64) {
+    put_varint(buf, u64::from(field << 3));
+    put_varint(buf, v);
+}
+
+/// Field `field` of wire type 1 (64-bit), a double.
+fn put_double_field(buf: &mut Vec<u8>, field: u32, v: f64) {
+    put_varint(buf, u64::from(field << 3 | 1));
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// The zigzag encoding of `sint32`/`sint64`.
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
 }
 
 /// `prometheus.Label { string name = 1; string value = 2; }`
@@ -100,13 +131,76 @@ fn put_series(out: &mut Vec<u8>, ts: &mut Vec<u8>, labels: &[(&str, &str)], valu
     put_bytes(out, 1, ts);
 }
 
+/// What a remote-write histogram sample carries of a native histogram point.
+struct NativeSample<'a> {
+    schema: i32,
+    zero_threshold: f64,
+    zero_count: u64,
+    count: u64,
+    sum: f64,
+    positive: &'a [(i32, u64)],
+    negative: &'a [(i32, u64)],
+}
+
+/// `BucketSpan { sint32 offset = 1; uint32 length = 2; }` fields `spans`,
+/// then the packed `sint64` deltas as field `deltas`, of the buckets `b`.
+fn put_buckets(h: &mut Vec<u8>, spans: u32, deltas: u32, b: &[(i32, u64)]) {
+    let (sp, de) = spans_and_deltas(b);
+    let mut m = Vec::with_capacity(8);
+    for s in &sp {
+        m.clear();
+        put_varint_field(&mut m, 1, zigzag(i64::from(s.offset())));
+        put_varint_field(&mut m, 2, u64::from(s.length()));
+        put_bytes(h, spans, &m);
+    }
+    if !de.is_empty() {
+        m.clear();
+        for d in de {
+            put_varint(&mut m, zigzag(d));
+        }
+        put_bytes(h, deltas, &m);
+    }
+}
+
+/// `prometheus.Histogram { uint64 count_int = 1; double sum = 3; sint32
+/// schema = 4; double zero_threshold = 5; uint64 zero_count_int = 6;
+/// repeated BucketSpan negative_spans = 8; repeated sint64 negative_deltas
+/// = 9; repeated BucketSpan positive_spans = 11; repeated sint64
+/// positive_deltas = 12; int64 timestamp = 15; }` (prompb/types.proto; the
+/// float variants and the reset hint are left unset), as field 4 of a
+/// `TimeSeries` with `labels`, as field 1 of `WriteRequest`.
+fn put_histogram_series(
+    out: &mut Vec<u8>,
+    ts: &mut Vec<u8>,
+    labels: &[(&str, &str)],
+    n: &NativeSample<'_>,
+    t_ms: i64,
+) {
+    ts.clear();
+    let mut scratch = Vec::with_capacity(64);
+    for (k, v) in labels {
+        put_label(ts, &mut scratch, k, v);
+    }
+    let mut h = Vec::with_capacity(64 + 4 * (n.positive.len() + n.negative.len()));
+    // proto3 always writes the member of a oneof that is set, even 0.
+    put_varint_field(&mut h, 1, n.count);
+    put_double_field(&mut h, 3, n.sum);
+    put_varint_field(&mut h, 4, zigzag(i64::from(n.schema)));
+    put_double_field(&mut h, 5, n.zero_threshold);
+    put_varint_field(&mut h, 6, n.zero_count);
+    put_buckets(&mut h, 8, 9, n.negative);
+    put_buckets(&mut h, 11, 12, n.positive);
+    put_varint_field(&mut h, 15, t_ms as u64);
+    put_bytes(ts, 4, &h);
+    put_bytes(out, 1, ts);
+}
+
 /// `prometheus.MetricMetadata { MetricType type = 1; string metric_family_name = 2;
 /// string help = 4; string unit = 5; }` as field 3 of `WriteRequest`.
 fn put_metadata(out: &mut Vec<u8>, kind: MetricType, family: &str, help: &str, unit: &str) {
     let t = match kind {
         MetricType::Counter => 1,
         MetricType::Gauge => 2,
-        // Native histograms are sent as their classic view (count, sum, +Inf).
         MetricType::Histogram | MetricType::NativeHistogram => 3,
         MetricType::Summary => 5,
         MetricType::Info => 6,
@@ -133,10 +227,31 @@ pub struct Batch {
     pub series: usize,
 }
 
+/// `__name__`, the series' labels and the `external` ones it does not
+/// have, sorted by name; labels with empty values are dropped (as a scrape
+/// and the spec do).
+fn series_labels<'l>(
+    external: &'l [(String, String)],
+    name: &'l str,
+    labels: Labels<'l>,
+) -> Vec<(&'l str, &'l str)> {
+    let mut all: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 1 + external.len());
+    all.push(("__name__", name));
+    all.extend(labels.iter().copied().filter(|(_, v)| !v.is_empty()));
+    for (k, v) in external {
+        if !v.is_empty() && !all.iter().any(|(n, _)| n == k) {
+            all.push((k, v));
+        }
+    }
+    all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    all
+}
+
 /// Cuts the samples of one snapshot into requests.
 struct Batcher<'a> {
     external: &'a [(String, String)],
     metadata: bool,
+    native_as_classic: bool,
     max_series: usize,
     t_ms: i64,
     req: Vec<u8>,
@@ -148,36 +263,60 @@ struct Batcher<'a> {
 }
 
 impl Batcher<'_> {
+    /// The family's metadata, once, before its first series.
+    fn metadata(&mut self, family: &FamilyDesc<'_>) {
+        if !self.metadata || self.last_family == family.name {
+            return;
+        }
+        self.last_family.clear();
+        self.last_family.push_str(family.name);
+        // The family name a 0.0.4 scrape reports in its TYPE line.
+        let name = match family.kind {
+            MetricType::Counter => format!("{}_total", family.name),
+            MetricType::Info => format!("{}_info", family.name),
+            _ => family.name.to_owned(),
+        };
+        put_metadata(&mut self.req, family.kind, &name, family.help, family.unit);
+    }
+
     fn sample(&mut self, s: &Sample<'_>) {
-        if self.metadata && self.last_family != s.family.name {
-            self.last_family.clear();
-            self.last_family.push_str(s.family.name);
-            // The family name a 0.0.4 scrape reports in its TYPE line.
-            let family = match s.family.kind {
-                MetricType::Counter => format!("{}_total", s.family.name),
-                MetricType::Info => format!("{}_info", s.family.name),
-                _ => s.family.name.to_owned(),
-            };
-            put_metadata(
-                &mut self.req,
-                s.family.kind,
-                &family,
-                s.family.help,
-                s.family.unit,
-            );
-        }
-        let mut labels: Vec<(&str, &str)> =
-            Vec::with_capacity(s.labels.len() + 1 + self.external.len());
-        labels.push(("__name__", s.name));
-        // A scrape drops labels with empty values; so does the spec.
-        labels.extend(s.labels.iter().copied().filter(|(_, v)| !v.is_empty()));
-        for (k, v) in self.external {
-            if !v.is_empty() && !labels.iter().any(|(n, _)| n == k) {
-                labels.push((k, v));
-            }
-        }
-        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        self.metadata(s.family);
+        let labels = series_labels(self.external, s.name, s.labels);
         put_series(&mut self.req, &mut self.ts, &labels, s.value, self.t_ms);
+        self.counted();
+    }
+
+    /// A native histogram series: one histogram sample named by the family.
+    fn native(&mut self, family: &FamilyDesc<'_>, labels: Labels<'_>, p: &Point<'_>) {
+        let Point::NativeHistogram {
+            schema,
+            zero_threshold,
+            zero_count,
+            count,
+            sum,
+            positive,
+            negative,
+            ..
+        } = *p
+        else {
+            return;
+        };
+        self.metadata(family);
+        let labels = series_labels(self.external, family.name, labels);
+        let n = NativeSample {
+            schema,
+            zero_threshold,
+            zero_count,
+            count,
+            sum,
+            positive,
+            negative,
+        };
+        put_histogram_series(&mut self.req, &mut self.ts, &labels, &n, self.t_ms);
+        self.counted();
+    }
+
+    fn counted(&mut self) {
         self.n += 1;
         self.total += 1;
         if self.n >= self.max_series {
@@ -201,12 +340,42 @@ impl Batcher<'_> {
     }
 }
 
+/// Native histogram points become histogram samples (unless sent as
+/// classic); every other point goes through a [`SampleEncoder`] into flat samples.
+impl Encoder for Batcher<'_> {
+    fn family(&mut self, _family: &FamilyDesc<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn point(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+    ) -> std::io::Result<()> {
+        if matches!(point, Point::NativeHistogram { .. }) && !self.native_as_classic {
+            self.native(family, labels, point);
+            return Ok(());
+        }
+        SampleEncoder::new(|s: &Sample<'_>| {
+            self.sample(s);
+            Ok(())
+        })
+        .point(family, labels, point)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Walk the area once and hand out its requests; returns the number of series.
 pub fn snapshot(
     area: &promshm::Area,
     render: &RenderOpts,
     external: &[(String, String)],
     metadata: bool,
+    native_as_classic: bool,
     max_series: usize,
     emit: &mut dyn FnMut(Batch),
 ) -> CliResult<usize> {
@@ -214,6 +383,7 @@ pub fn snapshot(
     let mut b = Batcher {
         external,
         metadata,
+        native_as_classic,
         max_series,
         t_ms: now_ms() as i64,
         req: Vec::with_capacity(64 * 1024),
@@ -223,12 +393,8 @@ pub fn snapshot(
         emit,
         total: 0,
     };
-    let mut enc = SampleEncoder::new(|s: &Sample<'_>| {
-        b.sample(s);
-        Ok(())
-    });
     registry
-        .render_with(&mut enc)
+        .render_with(&mut b)
         .map_err(|e| area_error(area.path().unwrap_or(std::path::Path::new("(area)")), e))?;
     b.cut();
     Ok(b.total)
@@ -351,6 +517,7 @@ fn take_snapshot(a: &Args, area: &AreaSource) -> CliResult<(Vec<Batch>, usize)> 
             &a.render,
             &a.external_label,
             !a.no_metadata,
+            a.native_histograms_as_classic,
             a.max_series_per_request as usize,
             &mut |b| batches.push(b),
         )
@@ -497,6 +664,46 @@ mod tests {
     }
 
     #[test]
+    fn native_histogram_bytes() {
+        let n = NativeSample {
+            schema: 3,
+            zero_threshold: 0.5,
+            zero_count: 1,
+            count: 7,
+            sum: 2.5,
+            positive: &[(0, 2), (1, 1), (5, 3)],
+            negative: &[(-1, 1)],
+        };
+        let mut out = Vec::new();
+        let mut ts = Vec::new();
+        put_histogram_series(&mut out, &mut ts, &[("__name__", "h")], &n, 1000);
+        let label = [&[0x0a, 8][..], b"__name__", &[0x12, 1], b"h"].concat();
+        let h = [
+            &[0x08, 7, 0x19][..],
+            &2.5f64.to_le_bytes(),
+            &[0x20, 6, 0x29], // schema 3, zigzag
+            &0.5f64.to_le_bytes(),
+            &[0x30, 1],
+            // negative: one span at offset -1 (zigzag 1), delta +1 (zigzag 2)
+            &[0x42, 4, 0x08, 1, 0x10, 1, 0x4a, 1, 2],
+            // positive: spans {0, 2} and, after a gap of 3, {3, 1}; deltas 2, -1, 2
+            &[0x5a, 4, 0x08, 0, 0x10, 2, 0x5a, 4, 0x08, 6, 0x10, 1],
+            &[0x62, 3, 4, 1, 4],
+            &[0x78, 0xe8, 0x07],
+        ]
+        .concat();
+        let series = [
+            &[0x0a, label.len() as u8][..],
+            &label,
+            &[0x22, h.len() as u8],
+            &h,
+        ]
+        .concat();
+        let want = [&[0x0a, series.len() as u8][..], &series].concat();
+        assert_eq!(out, want);
+    }
+
+    #[test]
     fn metadata_bytes() {
         let mut out = Vec::new();
         put_metadata(&mut out, MetricType::Counter, "a_total", "", "");
@@ -524,7 +731,10 @@ mod tests {
             ("cluster".to_string(), "eu".to_string()),
             ("Path".to_string(), "x".to_string()),
         ];
-        let n = snapshot(&area, &opts, &external, true, 1, &mut |b| batches.push(b)).unwrap();
+        let n = snapshot(&area, &opts, &external, true, false, 1, &mut |b| {
+            batches.push(b)
+        })
+        .unwrap();
         assert_eq!(n, 1);
         assert_eq!(batches.len(), 1);
         let raw = snap::raw::Decoder::new()

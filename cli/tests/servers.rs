@@ -8,6 +8,13 @@
 //!   [PrometheusProto]`) scraping `promshm serve` over protobuf while 4
 //!   worker processes update the area: every type, exact values;
 //! - a Prometheus receiving `promshm remote-write`: exact values;
+//! - a Prometheus with native histograms receiving `promshm remote-write`
+//!   of a native histogram as a histogram sample: exact count, sum and
+//!   zero bucket, the sample stored as a native histogram;
+//! - a Prometheus with native histograms scraping `promshm serve` (over
+//!   protobuf) while 4 worker processes observe into a native histogram:
+//!   exact `histogram_count`/`histogram_sum`, `histogram_quantile(0.5)`
+//!   within the schema's relative error;
 //! - a Pushgateway receiving `promshm push`: the series with job and
 //!   grouping labels.
 
@@ -21,6 +28,110 @@ use common::*;
 #[test]
 fn worker_entry() {
     worker_body();
+}
+
+#[test]
+fn native_worker_entry() {
+    native_worker_body();
+}
+
+/// Dyadic observations of the native workers (the sum is exact in any
+/// order); sorted, the median (5th of 9) is 1.
+const NATIVE_WORKER_VALUES: [f64; 9] = [0.0, 0.25, 0.5, 1.0, 1.0, 1.0, 2.0, 4.0, 1024.0];
+
+fn native_family(area: &promshm::Area) -> promshm::Family<promshm::NativeHistogram> {
+    area.registry()
+        .native_histogram(
+            promshm::Opts::new("app_native_seconds", "Native.").labels(&["path"]),
+            promshm::NativeOpts::new().bucket_factor(1.1).unwrap(),
+        )
+        .unwrap()
+}
+
+/// Body of a native worker process (spawned by [`spawn_workers`] on
+/// `native_worker_entry`): registers the native family itself and observes
+/// [`NATIVE_WORKER_VALUES`] `per_worker` times over, pausing every round
+/// so that scrapes see it move.
+fn native_worker_body() {
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
+        return;
+    };
+    let mut parts = spec.split('|');
+    let path = std::path::PathBuf::from(parts.next().unwrap());
+    let idx: usize = parts.next().unwrap().parse().unwrap();
+    let n: u64 = parts.next().unwrap().parse().unwrap();
+    let area = promshm::Area::open(&path, promshm::OpenMode::ReadWrite).unwrap();
+    let h = native_family(&area).labels(&["/"]).unwrap();
+    for round in 0..n {
+        for k in 0..NATIVE_WORKER_VALUES.len() {
+            h.observe(NATIVE_WORKER_VALUES[(k + idx) % NATIVE_WORKER_VALUES.len()])
+                .unwrap();
+        }
+        if round % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    std::process::exit(0);
+}
+
+#[test]
+fn prometheus_scrapes_native_histogram_from_serve() {
+    if !have("prometheus") {
+        return;
+    }
+    let dir = TempDir::new("scrape-native");
+    let area = dir.path("a.promshm");
+    let keep = promshm::Area::create(&area, &promshm::AreaOptions::with_pages(256)).unwrap();
+    native_family(&keep);
+    let (_serve, addr) = start_serve(&area, &["--no-self-metrics"]);
+    // 2.x with native histograms asks for protobuf first (3.x would say
+    // `scrape_protocols: [PrometheusProto]`); serve answers it.
+    let r = http_get(addr, "/metrics", &[("Accept", PROMETHEUS_PROTOBUF_ACCEPT)]).unwrap();
+    assert_eq!(
+        r.header("content-type"),
+        Some(promshm::Format::Protobuf.content_type())
+    );
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: promshm\n    static_configs:\n      - targets: ['{addr}']\n"
+    );
+    let (_prom, port) = start_prometheus(&dir, &config, &["--enable-feature=native-histograms"]);
+    const ROUNDS: u64 = 300;
+    let mut workers = spawn_workers("native_worker_entry", &area, 4, ROUNDS);
+    join_workers(&mut workers);
+
+    let n = 4 * ROUNDS * NATIVE_WORKER_VALUES.len() as u64;
+    let sum = NATIVE_WORKER_VALUES.iter().sum::<f64>() * (4 * ROUNDS) as f64;
+    let one = |query: &str| -> Option<f64> {
+        let r = prom_query(port, query)?;
+        (r.len() == 1).then(|| r[0].1.parse().ok())?
+    };
+    let sel = "app_native_seconds{job=\"promshm\",path=\"/\"}";
+    wait_for(
+        Duration::from_secs(30),
+        "the exact final count and sum",
+        || {
+            let count = one(&format!("histogram_count({sel})"));
+            let got = one(&format!("histogram_sum({sel})"));
+            if count != Some(n as f64) || got != Some(sum) {
+                eprintln!("not yet: count {count:?} sum {got:?}");
+                return None;
+            }
+            Some(())
+        },
+    );
+    // Schema 3 (factor 1.1): a bucket spans a factor 2^(1/8), so any point
+    // inside the median's bucket (0.917.., 1] is within that of the median.
+    let q = one(&format!("histogram_quantile(0.5, {sel})")).unwrap();
+    let rel = 2f64.powf(1.0 / 8.0) - 1.0;
+    assert!(
+        (q - 1.0).abs() / 1.0 <= rel,
+        "median {q}, relative error > {rel}"
+    );
+    eprintln!("Prometheus: count {n}, sum {sum}, median {q}");
+    // Only the native series: a protobuf scrape of it stores no classic ones.
+    assert!(prom_query(port, "app_native_seconds_count")
+        .unwrap()
+        .is_empty());
 }
 
 /// `name{...}` series of a query, keyed by the value of `label`.
@@ -338,6 +449,73 @@ fn remote_write_into_prometheus() {
         err.contains("retry 2/2") && err.contains("gave up after 2 retries"),
         "{err}"
     );
+}
+
+#[test]
+fn remote_write_native_histogram_into_prometheus() {
+    if !have("prometheus") {
+        return;
+    }
+    let dir = TempDir::new("rw-native");
+    let area = dir.path("a.promshm");
+    const ROUNDS: u32 = 25;
+    let _keep = populate_native(&area, ROUNDS);
+    let (_prom, port) = start_prometheus(
+        &dir,
+        "global:\n  scrape_interval: 1m\n",
+        &[
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=native-histograms",
+        ],
+    );
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let o = run(&[
+        "remote-write",
+        area.to_str().unwrap(),
+        "--url",
+        &url,
+        "--no-self-metrics",
+        "--external-label",
+        "source=rw",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    // One series: the histogram sample, not `_count`/`_sum`/`_bucket`.
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sent 1 series in 1 requests"),
+        "{o:?}"
+    );
+    let one = |query: &str| -> String {
+        let r = prom_query(port, query).unwrap();
+        assert_eq!(r.len(), 1, "{query}: {r:?}");
+        r[0].1.clone()
+    };
+    let sel = "rw_native_seconds{path=\"/a\",source=\"rw\"}";
+    let n = NATIVE_VALUES.len() as u32 * ROUNDS;
+    let sum: f64 = NATIVE_VALUES.iter().sum::<f64>() * f64::from(ROUNDS);
+    assert_eq!(one(&format!("histogram_count({sel})")), n.to_string());
+    assert_eq!(
+        one(&format!("histogram_sum({sel})"))
+            .parse::<f64>()
+            .unwrap(),
+        sum
+    );
+    // 0 and 1e-300 are in the zero bucket [-1e-9, 1e-9]: 2 of 8; -3 is the
+    // only negative value: the fraction at or below 0 is 3 of 8.
+    assert_eq!(
+        one(&format!("histogram_fraction(-1e-9, 1e-9, {sel})")),
+        (2.0 / 8.0).to_string()
+    );
+    assert_eq!(
+        one(&format!("histogram_fraction(-1e10, 1e-9, {sel})")),
+        (3.0 / 8.0).to_string()
+    );
+    // Stored as a native histogram: no classic series came with it.
+    assert!(prom_query(port, "rw_native_seconds_count")
+        .unwrap()
+        .is_empty());
+    assert!(prom_query(port, "rw_native_seconds_bucket")
+        .unwrap()
+        .is_empty());
 }
 
 #[test]

@@ -169,3 +169,51 @@ fn remote_write_into_victoria_metrics() {
         "without --namespace the self-metrics come along: {got:?}"
     );
 }
+
+/// A native histogram into a receiver without native histograms: the
+/// histogram samples are dropped (VictoriaMetrics stores nothing of them),
+/// and `--native-histograms-as-classic` sends the classic view instead,
+/// stored exactly.
+#[test]
+fn native_histogram_into_victoria_metrics() {
+    if !have("victoria-metrics") {
+        return;
+    }
+    let dir = TempDir::new("vm-native");
+    let area = dir.path("a.promshm");
+    const ROUNDS: u32 = 5;
+    let _keep = populate_native(&area, ROUNDS);
+    let a = area.to_str().unwrap();
+    let (_vm, addr) = start_victoria_metrics(&dir);
+    let url = format!("http://{addr}/api/v1/write");
+    let send = |source: &str, extra: &[&str]| {
+        let label = format!("source={source}");
+        let mut args = vec!["remote-write", a, "--url", &url, "--no-self-metrics"];
+        args.extend_from_slice(&["--external-label", &label]);
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    assert!(send("classic", &["--native-histograms-as-classic"]).contains("sent 3 series"));
+    let n = (NATIVE_VALUES.len() as u32 * ROUNDS) as f64;
+    let sum = NATIVE_VALUES.iter().sum::<f64>() * f64::from(ROUNDS);
+    let want: BTreeMap<String, f64> = [
+        ("rw_native_seconds_bucket{le=\"+Inf\",path=\"/a\"}", n),
+        ("rw_native_seconds_count{path=\"/a\"}", n),
+        ("rw_native_seconds_sum{path=\"/a\"}", sum),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let got = wait_for(Duration::from_secs(30), "the classic view", || {
+        export(addr, "classic").filter(|m| m.len() >= want.len())
+    });
+    assert_eq!(got, want);
+
+    // As a histogram sample (the default): Debian's VictoriaMetrics accepts
+    // the request and stores nothing of it (a newer one may convert it).
+    assert!(send("native", &[]).contains("sent 1 series"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(export(addr, "native"), Some(BTreeMap::new()));
+}

@@ -349,7 +349,7 @@ fn gauge(labels: Vec<proto::LabelPair>, value: f64) -> proto::Metric {
 /// Spans and deltas of sorted populated buckets `(index, count)`, as
 /// client_golang's `makeBuckets` writes them: a new span after a gap of more
 /// than two empty buckets, smaller gaps filled with zero counts.
-pub(super) fn spans_and_deltas(buckets: &[(i32, u64)]) -> (Vec<proto::BucketSpan>, Vec<i64>) {
+pub fn spans_and_deltas(buckets: &[(i32, u64)]) -> (Vec<proto::BucketSpan>, Vec<i64>) {
     let mut spans: Vec<proto::BucketSpan> = Vec::new();
     let mut deltas = Vec::with_capacity(buckets.len());
     let (mut prev, mut next) = (0i64, 0i32);

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time as _time
+import warnings
 from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint32, c_uint64, c_void_p, sizeof
 from typing import (
     Any,
@@ -1218,11 +1219,39 @@ class Gauge(_GaugeOps, MetricWrapperBase):
         return self._mode_name
 
 
+#: ``Histogram``'s keyword arguments that make it native (prometheus_client's
+#: and client_golang's names); the positional parameters before ``buckets``.
+_NATIVE_OPTIONS = (
+    "native_histogram_bucket_factor",
+    "native_histogram_zero_threshold",
+    "native_histogram_max_bucket_number",
+    "native_histogram_min_value",
+    "native_histogram_max_value",
+)
+_HISTOGRAM_POSITIONAL = 8
+
+
 class Histogram(_HistogramOps, MetricWrapperBase):
     """Observations counted in buckets, with ``_count`` and ``_sum``.
 
     ``buckets`` are the upper bounds, increasing (``+Inf`` is added if
-    missing); default :data:`DEFAULT_BUCKETS`."""
+    missing); default :data:`DEFAULT_BUCKETS`.
+
+    **Native histograms** (prometheus_client's and client_golang's option
+    names): ``Histogram(..., native_histogram_bucket_factor=1.1)`` with a
+    factor above 1 makes a native histogram family instead, and returns a
+    :class:`NativeHistogram` (so ``isinstance(h, Histogram)`` is false),
+    with ``native_histogram_zero_threshold``,
+    ``native_histogram_max_bucket_number`` (default 160),
+    ``native_histogram_min_value`` and ``native_histogram_max_value`` as
+    :class:`NativeHistogram` documents them. A family in the area is either
+    classic or native, never both (not supported yet): with the factor,
+    ``buckets=`` is not used, and giving it explicitly warns
+    (``UserWarning``); the text formats then show only ``_count``, ``_sum``
+    and one ``+Inf`` bucket, and only the protobuf format carries the
+    native buckets. Without the factor, or with one of at most 1 (as
+    client_golang: no native histogram), the other ``native_histogram_*``
+    options are ignored and the histogram is classic."""
 
     _type = "histogram"
     _c_register = "promshm_registry_histogram"
@@ -1230,6 +1259,20 @@ class Histogram(_HistogramOps, MetricWrapperBase):
     _partial_cls = _partial_class(_HistogramOps, "HistogramPartial")
     _buffered = True
     __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        factor = kwargs.get("native_histogram_bucket_factor")
+        if cls is not Histogram or factor is None or float(factor) <= 1.0:
+            return super().__new__(cls)
+        if len(args) > _HISTOGRAM_POSITIONAL or "buckets" in kwargs:
+            warnings.warn(
+                "Histogram: buckets= is not used with native_histogram_bucket_factor "
+                "(a family is classic or native, not both)",
+                UserWarning,
+                stacklevel=2,
+            )
+        kwargs.pop("buckets", None)
+        return NativeHistogram(*args[:_HISTOGRAM_POSITIONAL], **kwargs)
 
     def __init__(
         self,
@@ -1244,6 +1287,8 @@ class Histogram(_HistogramOps, MetricWrapperBase):
         buckets: Sequence[Union[float, str]] = DEFAULT_BUCKETS,
         **kwargs: Any,
     ) -> None:
+        for option in _NATIVE_OPTIONS:  # no factor above 1: a classic histogram
+            kwargs.pop(option, None)
         bs = [float(b) for b in buckets]
         if bs != sorted(bs):
             raise InvalidArgumentError("invalid buckets", B.PROMSHM_RESULT_INVALID_BUCKETS, f"buckets not in sorted order: {list(buckets)}")
@@ -1270,6 +1315,13 @@ class Histogram(_HistogramOps, MetricWrapperBase):
 
     #: Prometheus' default buckets (prometheus_client's class attribute).
     DEFAULT_BUCKETS: Tuple[float, ...] = DEFAULT_BUCKETS
+
+
+# What ``inspect.signature(Histogram)`` shows: ``__init__``'s (prometheus_client's)
+# parameters, not ``__new__``'s catch-all.
+Histogram.__signature__ = inspect.signature(Histogram.__init__).replace(  # type: ignore[attr-defined]
+    parameters=list(inspect.signature(Histogram.__init__).parameters.values())[1:]
+)
 
 
 class NativeHistogram(_NativeHistogramOps, MetricWrapperBase):

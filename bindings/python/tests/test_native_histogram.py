@@ -1,4 +1,5 @@
-"""promshm.NativeHistogram across processes: 4 forked workers observe known
+"""promshm.NativeHistogram, and promshm.Histogram with prometheus_client's
+``native_histogram_*`` options, across processes: 4 forked workers observe known
 values; the protobuf page, decoded by the independent decoder (protoc's
 ``metrics_pb2`` of the upstream metrics.proto, run by the PyPI ``protobuf``
 package), has the exact count of every native bucket, the zero bucket, the
@@ -39,9 +40,10 @@ WORKERS_SCRIPT = """
 import multiprocessing as mp, sys
 import promshm
 
-H = promshm.NativeHistogram("nh_latency", "Latency.", ["route"], unit="seconds",
-                            native_histogram_bucket_factor=2.0,
-                            native_histogram_zero_threshold=0.125)
+H = promshm.%s("nh_latency", "Latency.", ["route"], unit="seconds",
+                native_histogram_bucket_factor=2.0,
+                native_histogram_zero_threshold=0.125)
+assert type(H) is promshm.NativeHistogram, type(H)
 VALUES = %r
 
 def work(i):
@@ -62,7 +64,7 @@ if __name__ == "__main__":
     text = promshm.REGISTRY.render("prometheus")
     out.write(str(len(text)).encode() + b"\\n" + text)
     out.write(promshm.REGISTRY.render("protobuf"))
-""" % (VALUES,)
+"""
 
 
 def buckets(spans, deltas):
@@ -77,9 +79,10 @@ def buckets(spans, deltas):
     return out
 
 
-def test_forked_workers_exact_native_buckets(tmp_path: Path, pb2) -> None:
+@pytest.mark.parametrize("cls", ["NativeHistogram", "Histogram"])
+def test_forked_workers_exact_native_buckets(tmp_path: Path, pb2, cls: str) -> None:
     script = tmp_path / "workers.py"
-    script.write_text(textwrap.dedent(WORKERS_SCRIPT))
+    script.write_text(textwrap.dedent(WORKERS_SCRIPT % (cls, VALUES)))
     proc = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
@@ -117,3 +120,47 @@ def test_options_are_checked(registry: promshm.CollectorRegistry) -> None:
     with pytest.raises(ValueError):
         h.observe(float("nan"))
     assert h.get() == (1, 2.0)
+
+
+def native_of(pb2, registry: promshm.CollectorRegistry, name: str):
+    """The one series' protobuf ``Histogram`` of family ``name``."""
+    return decode(pb2, registry.render("protobuf"))[name].metric[0].histogram
+
+
+def test_histogram_options_by_prometheus_client_names(registry: promshm.CollectorRegistry, pb2) -> None:
+    h = promshm.Histogram(
+        "nh_opts",
+        "Options.",
+        registry=registry,
+        native_histogram_bucket_factor=2.0,
+        native_histogram_zero_threshold=0.5,
+        native_histogram_max_bucket_number=2,
+        native_histogram_max_value=1024.0,
+    )
+    assert isinstance(h, promshm.NativeHistogram)
+    # Schema 0: 1 -> bucket 0, 4 -> 2, 2^20 clamped into max_value's bucket 10;
+    # 0.25 is in the zero bucket [-0.5, 0.5].
+    for v in (0.25, 1.0, 4.0, 2.0**20):
+        h.observe(v)
+    pb = native_of(pb2, registry, "nh_opts")
+    assert (pb.zero_threshold, pb.zero_count, pb.sample_count, pb.sample_sum) == (0.5, 1, 4, 5.25 + 2.0**20)
+    # 3 buckets > max 2: each halving maps i -> (i+1)>>1: {0, 2, 10} at
+    # schema 0, {0, 1, 5} at -1, {0, 1, 3} at -2, {0, 1, 2} at -3, {0, 1} at -4.
+    assert pb.schema == -4
+    assert buckets(pb.positive_span, pb.positive_delta) == {0: 1, 1: 2}
+
+
+def test_histogram_without_factor_stays_classic(registry: promshm.CollectorRegistry) -> None:
+    for factor in (None, 1.0):
+        kw = {} if factor is None else {"native_histogram_bucket_factor": factor}
+        h = promshm.Histogram(
+            f"classic_{int(factor or 0)}", "Classic.", registry=registry, buckets=(1.0, 2.0),
+            native_histogram_zero_threshold=0.5, **kw,
+        )
+        assert type(h) is promshm.Histogram and h.buckets == (1.0, 2.0, float("inf"))
+
+
+def test_histogram_buckets_with_factor_warn(registry: promshm.CollectorRegistry) -> None:
+    with pytest.warns(UserWarning, match="buckets= is not used"):
+        h = promshm.Histogram("nh_both", "Both.", registry=registry, buckets=(1.0, 2.0), native_histogram_bucket_factor=1.1)
+    assert type(h) is promshm.NativeHistogram

@@ -358,6 +358,30 @@ pub fn populate(path: &Path) -> Area {
     area
 }
 
+/// Dyadic observations (the sum is exact in any order): zero, negative,
+/// positive, a value in the zero bucket, spread over distant buckets.
+pub const NATIVE_VALUES: [f64; 8] = [0.0, -3.0, 0.25, 1.0, 1.0, 1.5, 1024.0, 1e-300];
+
+/// One native histogram family `rw_native_seconds{path}` with
+/// [`NATIVE_VALUES`] observed `rounds` times into `path="/a"`.
+pub fn populate_native(path: &Path, rounds: u32) -> Area {
+    let area = Area::create(path, &AreaOptions::with_pages(256)).unwrap();
+    let fam = area
+        .registry()
+        .native_histogram(
+            promshm::Opts::new("rw_native_seconds", "Native.").labels(&["path"]),
+            promshm::NativeOpts::new().zero_threshold(1e-9),
+        )
+        .unwrap();
+    let h = fam.labels(&["/a"]).unwrap();
+    for _ in 0..rounds {
+        for v in NATIVE_VALUES {
+            h.observe(v).unwrap();
+        }
+    }
+    area
+}
+
 // ---- worker processes -----------------------------------------------------------------
 
 /// Environment variable that turns the test binary into a worker.
