@@ -159,35 +159,68 @@ static CLAIM_BACKOFF_UNTIL: AtomicU64 = AtomicU64::new(0);
 const CLAIM_BACKOFF_MS: u64 = 1_000;
 
 impl Gauge {
-    /// This process's entry in the series: `(tagstamp word, value word,
-    /// tag)`. `None` when the series was removed (nothing visible), or when
-    /// no entry can be had (counted as a dropped update).
-    #[inline]
-    fn my_entry(&self) -> Option<(&AtomicU64, &AtomicU64, u64)> {
+    /// The cached entry, if it still is this process's slot's entry of the
+    /// series (and the series was not removed): `(tagstamp word, value
+    /// word, tag)`. The hot path: a few loads and compares, inlined into
+    /// each update.
+    #[inline(always)]
+    fn cached_entry(&self) -> Option<(&AtomicU64, &AtomicU64, u64)> {
+        let s = &*self.series;
+        let slot = s.area().worker_slot().ok()?;
+        // SAFETY: `gen_ptr` is an 8-aligned word of the mapping (checked
+        // when the series was resolved), which lives as long as `s.family.area`.
+        let gen = unsafe { &*s.gen_ptr };
+        // The generation check: a removed series' entries are not ours.
+        if gen.load(Ordering::Acquire) != s.gen {
+            return None;
+        }
+        let tag = slot_tag(slot);
+        let c = self.entry.load(Ordering::Relaxed);
+        if c & !gx::STAMP_MASK != tag {
+            return None;
+        }
+        let (ts, v) = self.words(c & gx::STAMP_MASK);
+        (ts.load(Ordering::Relaxed) & !gx::STAMP_MASK == tag).then_some((ts, v, tag))
+    }
+
+    /// Update this process's value with `f(value word)`, then its stamp.
+    #[inline(always)]
+    fn update(&self, f: impl FnOnce(&AtomicU64)) {
+        match self.cached_entry() {
+            Some((ts, v, tag)) => {
+                f(v);
+                ts.store(tag | self.stamp(), Ordering::Release);
+            }
+            None => self.update_slow(f),
+        }
+    }
+
+    /// `update` without a cached entry: attach, find or claim the entry
+    /// (`my_entry_slow`); nothing if the series was removed; dropped and
+    /// counted if there is no slot or no entry.
+    #[cold]
+    #[inline(never)]
+    fn update_slow(&self, f: impl FnOnce(&AtomicU64)) {
         let s = &*self.series;
         let slot = match s.area().worker_slot() {
             Ok(slot) => slot,
             Err(_) => {
                 s.area().bump(hdr::STAT_DROPPED, 1);
-                return None;
+                return;
             }
         };
-        // The generation check: a removed series' entries are not ours.
-        s.cell(gx::RETAINED_VALUE)?;
-        let tag = slot_tag(slot);
-        let c = self.entry.load(Ordering::Relaxed);
-        if c & !gx::STAMP_MASK == tag {
-            let (ts, v) = self.words(c & gx::STAMP_MASK);
-            if ts.load(Ordering::Relaxed) & !gx::STAMP_MASK == tag {
-                return Some((ts, v, tag));
-            }
+        if s.cell(gx::RETAINED_VALUE).is_none() {
+            return;
         }
-        self.my_entry_slow(slot, tag, true)
+        if let Some((ts, v, tag)) = self.my_entry_slow(slot, slot_tag(slot), true) {
+            f(v);
+            ts.store(tag | self.stamp(), Ordering::Release);
+        }
     }
 
     /// The two words of the entry at area offset `off`, one that
     /// `my_entry_slow` checked and cached.
-    #[inline]
+    #[inline(always)]
     fn words(&self, off: u64) -> (&AtomicU64, &AtomicU64) {
         let s = &*self.series;
         // The mapping's first byte: `gen_ptr` is its word at `off + GEN`.
@@ -206,7 +239,6 @@ impl Gauge {
 
     /// Find this slot's entry in the series (or, with `claim`, claim one,
     /// under the area lock) and cache it.
-    #[cold]
     fn my_entry_slow(
         &self,
         slot: u32,
@@ -244,19 +276,13 @@ impl Gauge {
     /// Set this worker's value.
     #[inline]
     pub fn set(&self, v: f64) {
-        if let Some((ts, val, tag)) = self.my_entry() {
-            val.store(v.to_bits(), Ordering::Relaxed);
-            ts.store(tag | self.stamp(), Ordering::Release);
-        }
+        self.update(|val| val.store(v.to_bits(), Ordering::Relaxed));
     }
 
     /// Add `v` (may be negative) to this worker's value.
     #[inline]
     pub fn add(&self, v: f64) {
-        if let Some((ts, val, tag)) = self.my_entry() {
-            atomic_add_f64(val, v);
-            ts.store(tag | self.stamp(), Ordering::Release);
-        }
+        self.update(|val| atomic_add_f64(val, v));
     }
 
     /// Add 1.
@@ -914,5 +940,52 @@ mod tests {
             assert_eq!(snapshot(), b_bytes, "damaged link {bad}: b untouched");
             assert_eq!(b.get(), 12.0);
         }
+    }
+
+    /// Removing a gauge series frees its extension with it; a rebuild frees
+    /// an extension whose owner is gone (its freer died between the two)
+    /// and keeps the extensions of live series.
+    #[test]
+    fn extensions_are_freed_with_their_series() {
+        use crate::area::format::{KIND_GAUGE_EXT, KIND_SERIES, STATE_FREE, STATE_LIVE};
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let a = &area.inner;
+        let f = area
+            .registry()
+            .gauge(
+                Opts::new("extended", "A gauge.").labels(&["k"]),
+                GaugeMode::Sum,
+            )
+            .unwrap();
+        let series: Vec<_> = ["x", "y", "z"]
+            .iter()
+            .map(|k| {
+                let g = f.labels(&[k]).unwrap();
+                assert_eq!(fill_free_entries(&g, 1), 2);
+                g.set(4.0);
+                let ext = a.gauge_extensions(g.series.off);
+                assert_eq!(ext.len(), 1);
+                (g, ext[0])
+            })
+            .collect();
+        let ext_state = |e: usize| a.record_state(e, KIND_GAUGE_EXT);
+        let freed = area.stats().records_freed;
+        assert!(f.remove(&["x"]).unwrap());
+        assert_eq!(ext_state(series[0].1), Some(STATE_FREE));
+        assert_eq!(area.stats().records_freed, freed + 2);
+        // y's freer "dies" after freeing the series record.
+        {
+            let guard = a.lock().unwrap();
+            assert!(a.free_record(&guard, series[1].0.series.off));
+            assert_eq!(ext_state(series[1].1), Some(STATE_LIVE));
+            a.rebuild_free_lists(&guard);
+        }
+        assert_eq!(ext_state(series[1].1), Some(STATE_FREE), "orphan freed");
+        let (z, z_ext) = &series[2];
+        assert_eq!(ext_state(*z_ext), Some(STATE_LIVE), "a live series' kept");
+        assert_eq!(a.record_state(z.series.off, KIND_SERIES), Some(STATE_LIVE));
+        assert_eq!(z.get(), 6.0);
+        assert_eq!(series[0].0.get(), 0.0);
+        assert_eq!(area.stats().records_freed, freed + 4);
     }
 }
