@@ -8,10 +8,12 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use promshm::{Area, AreaOptions, Gauge, GaugeMode, Opts};
+use promshm::{Area, AreaOptions, Gauge, GaugeMode, OpenMode, Opts};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -20,6 +22,7 @@ fn child_entry() {
     child_main(|role| match role {
         "bytes" => bytes_child(),
         "modes" => modes_child(),
+        "reader" => reader_child(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -199,6 +202,91 @@ fn modes_child() {
 fn every_mode_is_exact_across_processes_before_and_after_reaping() {
     let msgs = run_child("modes", "modes", &[], TIMEOUT);
     assert_eq!(msgs, ["ok"]);
+}
+
+/// In the file area: 12 forked workers set series `a`, `b` and `c` of a
+/// `sum` gauge (worker `i` to `i + 1`: each has two extensions), then `b`
+/// is removed.
+fn reader_child() {
+    let area = Area::create(env_area(), &AreaOptions::with_pages(64)).unwrap();
+    let f = area
+        .registry()
+        .gauge(
+            Opts::new("read_g", "A gauge.").labels(&["k"]),
+            GaugeMode::Sum,
+        )
+        .unwrap();
+    let series: Vec<Gauge> = ["a", "b", "c"]
+        .iter()
+        .map(|k| f.labels(&[k]).unwrap())
+        .collect();
+    for i in 0..12 {
+        fork_worker(|| {
+            for g in &series {
+                g.set((i + 1) as f64);
+            }
+        });
+    }
+    let freed = area.stats().records_freed;
+    assert!(f.remove(&["b"]).unwrap());
+    assert_eq!(
+        area.stats().records_freed,
+        freed + 3,
+        "b and its 2 extensions"
+    );
+    send("ok");
+}
+
+/// Run `tools/promshm_read.py` on `area` with `args`, then the Python
+/// expression `expr` on its JSON output `d` (none with `--check-free`).
+fn reader(area: &Path, args: &[&str], expr: &str) -> String {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/promshm_read.py");
+    let script = format!(
+        "import json, subprocess, sys\n\
+         p = subprocess.run([sys.executable, {tool:?}, {area:?}] + {args:?}, capture_output=True, text=True)\n\
+         assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)\n\
+         d = p.stdout if {check} else json.loads(p.stdout)\n\
+         print({expr})",
+        check = if args.is_empty() { "False" } else { "True" },
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "reader: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The independent reader follows the extensions (the values of series
+/// written by 12 workers), and after a series with extensions was removed
+/// finds no record both free and live and no orphan extension.
+#[test]
+fn the_independent_reader_follows_the_chain() {
+    let dir = TempDir::new("gauge-reader");
+    let path = dir.join("area.promshm");
+    let msgs = run_child(
+        "reader",
+        "reader",
+        &[(AREA_ENV, path.display().to_string())],
+        TIMEOUT,
+    );
+    assert_eq!(msgs, ["ok"]);
+    let values = reader(
+        &path,
+        &[],
+        "sorted((s['labels']['k'], s['value']) for f in d['families'] for s in f['series'])",
+    );
+    assert_eq!(values, "[('a', 78.0), ('c', 78.0)]");
+    let check = reader(&path, &["--check-free"], "d");
+    assert!(check.contains(" bad_records=0 "), "{check}");
+    assert!(check.contains("orphan_gauge_extensions=0"), "{check}");
+    assert!(!check.contains("problem"), "{check}");
+    let area = Area::open(&path, OpenMode::ReadOnly).unwrap();
+    assert_eq!(area.stats().records_freed, 3);
 }
 
 /// Hot-path probe for callgrind (see docs/PERFORMANCE.md): `PROBE_N` gauge
