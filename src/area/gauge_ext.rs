@@ -1,8 +1,9 @@
 //! The entries of a gauge series (`docs/FORMAT.md` §6.6): `gx::INLINE_ENTRIES`
 //! inside the series record, then extension records (`KIND_GAUGE_EXT`)
 //! linked from it, each naming its owner (series offset and generation).
-//! An entry belongs to one worker slot (its tag) and is claimed under the
-//! area lock, so a slot has at most one entry per series.
+//! An entry belongs to one worker slot (its tag), claimed by a
+//! compare-exchange of its tag word (`metrics::gauge`); extensions are
+//! linked under the area lock.
 //!
 //! Nothing read from the area is trusted: a link is followed only to a LIVE
 //! extension record of the right size that names this series and its

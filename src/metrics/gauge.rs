@@ -5,8 +5,9 @@
 //! Series cells: `[retained value, retained stamp, link]` then
 //! `gx::INLINE_ENTRIES` entries `[slot tag | stamp, value]`; more entries
 //! live in extension records linked from the series (`area::gauge_ext`).
-//! A worker slot claims an entry on its first write to the series (under
-//! the area lock) and keeps it; a handle caches it, so a write is a check
+//! A worker slot claims an entry on its first write to the series (a
+//! compare-exchange of a free entry's tag; the area lock only to link an
+//! extension when none is free) and keeps it; a handle caches it, so a write is a check
 //! of the generation and of the entry's tag, and two stores. A stamp is the
 //! Unix time in ms of the last write (or 1; 0 = not written). When a dead
 //! worker is reaped its value is folded into the retained pair as the mode
@@ -14,11 +15,12 @@
 //! agree through a sequence counter in the header (see `combine` and
 //! `fold_dead_slots`). A series costs 16 bytes per slot that wrote it.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{atomic_add_f64, SeriesInner};
 use crate::area::format::{gx, hdr, rec, ser, KIND_FAMILY, KIND_SERIES, STATE_LIVE};
+use crate::area::gauge_ext::ChainEnd;
 use crate::area::AreaInner;
 use crate::encoding::MetricType;
 use crate::process;
@@ -342,17 +344,111 @@ fn find_entry(area: &AreaInner, series: usize, gen: u64, tag: u64) -> Option<usi
     .hit
 }
 
-/// Claim an entry of the series for `slot`, under the area lock (so a slot
-/// never gets two, and no reaper releases entries meanwhile): the slot's
-/// own if another thread of this process claimed it first, else the first
-/// free one, else the first of a new extension. The lock wait is bounded;
-/// on a timeout, a full area or a damaged chain the update is dropped and
-/// counted, and (timeout) claims back off for `CLAIM_BACKOFF_MS`.
+/// Serializes the claims of this process's threads (they share one slot,
+/// which must get at most one entry per series): a spin lock holding the
+/// holder's fork generation + 1. A value of another generation was left by
+/// a thread of the parent process, which does not exist in this child: it
+/// is taken over. Held only around a walk of one chain and a
+/// compare-exchange, never while waiting for anything else.
+static CLAIMING: AtomicU32 = AtomicU32::new(0);
+/// Attempts to take `CLAIMING` before the update is dropped.
+const CLAIM_SPINS: u32 = 100_000;
+
+/// `CLAIMING`, held until dropped.
+struct ClaimGuard;
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        CLAIMING.store(0, Ordering::Release);
+    }
+}
+
+fn claim_guard() -> Option<ClaimGuard> {
+    let me = process::fork_generation().wrapping_add(1).max(1);
+    for attempt in 0..CLAIM_SPINS {
+        let cur = CLAIMING.load(Ordering::Relaxed);
+        if cur != me
+            && CLAIMING
+                .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(ClaimGuard);
+        }
+        if attempt < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    None
+}
+
+/// Under `CLAIMING`: this slot's entry (`tag`) in the series, or else the
+/// first free one, claimed by compare-exchange of its tag word 0 →
+/// `tag` (a writer of another slot may win it: then the next). `Err` with
+/// where the chain ended when it has no free entry.
+fn claim_free(
+    area: &AreaInner,
+    series: usize,
+    gen: u64,
+    tag: u64,
+    _claiming: &ClaimGuard,
+) -> Result<usize, ChainEnd> {
+    let mut end;
+    let mut tries = 0;
+    loop {
+        let mut free = None;
+        end = area.visit_gauge_entries(series, gen, |e| {
+            let w = area
+                .u64_at(e)
+                .map_or(u64::MAX, |w| w.load(Ordering::Acquire));
+            if free.is_none() && w == 0 && area.u64_at(e + 8).is_some() {
+                free = Some(e);
+            }
+            w & !gx::STAMP_MASK == tag
+        });
+        if let Some(e) = end.hit {
+            return Ok(e);
+        }
+        let (Some(e), Some(ts)) = (free, free.and_then(|e| area.u64_at(e))) else {
+            return Err(end);
+        };
+        if ts
+            .compare_exchange(0, tag, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Ours (stamp 0: readers skip it). A free entry's value is 0
+            // already (released entries are zeroed); make sure of it.
+            if let Some(v) = area.u64_at(e + 8) {
+                v.store(0, Ordering::Relaxed);
+            }
+            return Ok(e);
+        }
+        // Another slot took it: look again (each loss is another slot's
+        // entry, so this ends; bounded anyway).
+        tries += 1;
+        if tries > 2 * area.max_workers() + 2 {
+            return Err(end);
+        }
+    }
+}
+
+/// Claim an entry of the series for `slot` (see `claim_free`); if the
+/// chain has none free, under the area lock (bounded wait) link a new
+/// extension and claim there. On a lock timeout (then claims back off for
+/// `CLAIM_BACKOFF_MS`), a full area or a damaged chain the update is
+/// dropped and counted.
 fn claim_entry(area: &AreaInner, series: usize, gen: u64, slot: u32) -> Option<usize> {
     let drop_update = || {
         area.bump(hdr::STAT_DROPPED, 1);
         None
     };
+    let tag = slot_tag(slot);
+    match claim_guard().map(|c| claim_free(area, series, gen, tag, &c)) {
+        Some(Ok(e)) => return Some(e),
+        Some(Err(_)) => {}
+        None => return drop_update(),
+    }
     if process::monotonic_ms() < CLAIM_BACKOFF_UNTIL.load(Ordering::Relaxed) {
         return drop_update();
     }
@@ -369,36 +465,22 @@ fn claim_entry(area: &AreaInner, series: usize, gen: u64, slot: u32) -> Option<u
     if !area.series_live(series, gen) {
         return None;
     }
-    let tag = slot_tag(slot);
-    let mut free = None;
-    let end = area.visit_gauge_entries(series, gen, |e| {
-        let w = area
-            .u64_at(e)
-            .map_or(u64::MAX, |w| w.load(Ordering::Acquire));
-        if free.is_none() && w == 0 && area.u64_at(e + 8).is_some() {
-            free = Some(e);
-        }
-        w & !gx::STAMP_MASK == tag
-    });
-    if let Some(e) = end.hit {
-        return Some(e);
-    }
-    let e = match free {
-        Some(e) => e,
-        None => match area.extend_gauge_chain(&guard, series, gen, &end) {
-            Ok(e) => e,
-            Err(_) => return drop_update(),
-        },
-    };
-    let (Some(ts), Some(v)) = (area.u64_at(e), area.u64_at(e + 8)) else {
+    let Some(claiming) = claim_guard() else {
         return drop_update();
     };
-    // Unclaimed entries are zero; a released one was zeroed by the fold.
-    v.store(0, Ordering::Relaxed);
-    match ts.compare_exchange(0, tag, Ordering::AcqRel, Ordering::Relaxed) {
-        Ok(_) => Some(e),
-        Err(_) => drop_update(),
+    // Only this process extends (the area lock is ours); writers of other
+    // slots may claim the new entries as soon as they are linked.
+    for _ in 0..2 {
+        match claim_free(area, series, gen, tag, &claiming) {
+            Ok(e) => return Some(e),
+            Err(end) => {
+                if area.extend_gauge_chain(&guard, series, gen, &end).is_err() {
+                    return drop_update();
+                }
+            }
+        }
     }
+    drop_update()
 }
 
 /// Reads of one series that may retry while a reaper folds gauges.
@@ -987,5 +1069,53 @@ mod tests {
         assert_eq!(z.get(), 6.0);
         assert_eq!(series[0].0.get(), 0.0);
         assert_eq!(area.stats().records_freed, freed + 4);
+    }
+
+    /// Threads of one process (one slot) writing fresh series at once get
+    /// one entry per series between them, also when the inline entries are
+    /// taken and they must extend the chain.
+    #[test]
+    fn threads_of_one_slot_claim_one_entry_per_series() {
+        let area = Area::anonymous(&AreaOptions::with_pages(256)).unwrap();
+        let a = &area.inner;
+        let f = area
+            .registry()
+            .gauge(
+                Opts::new("raced", "A gauge.").labels(&["k"]),
+                GaugeMode::Sum,
+            )
+            .unwrap();
+        let keys: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let handles: Vec<super::Gauge> = keys.iter().map(|k| f.labels(&[k]).unwrap()).collect();
+        for g in handles.iter().step_by(2) {
+            assert_eq!(fill_free_entries(g, 1), 2, "even series must extend");
+        }
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    // Handles of their own: no shared cache.
+                    let mine: Vec<super::Gauge> =
+                        keys.iter().map(|k| f.labels(&[k]).unwrap()).collect();
+                    barrier.wait();
+                    for g in &mine {
+                        g.add(1.0);
+                    }
+                });
+            }
+        });
+        let slot = area.attach().unwrap();
+        for (i, g) in handles.iter().enumerate() {
+            let mut ours = 0;
+            a.visit_gauge_entries(g.series.off, g.series.gen, |e| {
+                let w = a.u64_at(e).unwrap().load(Ordering::Relaxed);
+                ours += usize::from(w >> gx::TAG_SHIFT == u64::from(slot) + 1);
+                false
+            });
+            assert_eq!(ours, 1, "series {i}");
+            assert_eq!(g.get_local(), 8.0, "series {i}");
+            let fake = if i % 2 == 0 { 2.0 } else { 0.0 };
+            assert_eq!(g.get(), 8.0 + fake, "series {i}");
+        }
     }
 }
