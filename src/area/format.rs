@@ -332,7 +332,7 @@ pub mod gx {
     /// Fewest entries a new extension asks for.
     pub const EXT_MIN_ENTRIES: usize = 8;
     /// Most entries of one extension (it fits in a page).
-    pub const EXT_MAX_ENTRIES: usize = (super::PAGE_SIZE - EXT_ENTRIES) / ENTRY_SIZE;
+    pub const EXT_MAX_ENTRIES: usize = (crate::area::format::PAGE_SIZE - EXT_ENTRIES) / ENTRY_SIZE;
     /// Most extensions a walk of one series' chain follows.
     pub const MAX_HOPS: usize = 64;
 }
