@@ -863,7 +863,7 @@ pub(crate) fn remove_series(
 }
 
 /// Free the LIVE series record at `off` of `family` (under the lock):
-/// first its info blob, then the record. `false` if it was not live.
+/// the record, then its info blob or gauge extensions. `false` if it was not live.
 fn free_series(
     area: &AreaInner,
     guard: &crate::area::AreaLockGuard<'_>,
@@ -879,11 +879,19 @@ fn free_series(
                 .map(|c| c.load(Ordering::Acquire))
         })
         .flatten();
+    let exts = if family.shape.kind == MetricType::Gauge {
+        area.gauge_extensions(off)
+    } else {
+        Vec::new()
+    };
     if !area.free_record(guard, off) {
         return false;
     }
     if let Some(b) = blob {
         crate::metrics::info::free_blob(area, guard, b);
+    }
+    for e in exts {
+        area.free_record(guard, e);
     }
     area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
     true

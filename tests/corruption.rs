@@ -71,6 +71,7 @@ const KIND_FAMILY: u8 = 1;
 const KIND_SERIES: u8 = 2;
 const KIND_PADDING: u8 = 3;
 const KIND_BLOB: u8 = 4;
+const KIND_GAUGE_EXT: u8 = 5;
 
 /// Pages and worker slots of the test area.
 const PAGES: u32 = 64;
@@ -184,6 +185,8 @@ struct Base {
     series_family: HashMap<usize, usize>,
     /// Blob record offset -> offsets of the info families whose series point at it.
     blob_users: HashMap<usize, Vec<usize>>,
+    /// Gauge extension record offset -> its owner series' family record offset.
+    ext_family: HashMap<usize, usize>,
 }
 
 fn walk_pristine(bytes: &[u8]) -> Vec<Rec> {
@@ -293,6 +296,12 @@ impl Base {
                     {
                         hot.push((at, i));
                     }
+                    if family_type[&fam] == 2 {
+                        // A gauge's link word and inline entries' tag words.
+                        for f in [56, 64, 80] {
+                            hot.push((r.off + f, i));
+                        }
+                    }
                     if family_type[&fam] == 5 {
                         // The info cell: blob offset, low 32 bits.
                         let blob = u32le(&bytes, r.off + 40) as usize;
@@ -307,9 +316,21 @@ impl Base {
                         hot.push((at, i));
                     }
                 }
+                KIND_GAUGE_EXT => {
+                    // Owner, entries, owner generation, link, first tag.
+                    for f in [8, 16, 20, 24, 32, 40] {
+                        hot.push((r.off + f, i));
+                    }
+                }
                 _ => {}
             }
         }
+        let ext_family: HashMap<usize, usize> = records
+            .iter()
+            .filter(|r| r.kind == KIND_GAUGE_EXT && r.state == STATE_LIVE)
+            .map(|r| (r.off, series_family[&(u32le(&bytes, r.off + 16) as usize)]))
+            .collect();
+        assert_eq!(ext_family.len(), 1, "the base has one gauge extension");
         Base {
             _area: area,
             dir,
@@ -319,6 +340,7 @@ impl Base {
             family_names,
             series_family,
             blob_users,
+            ext_family,
         }
     }
 }
@@ -488,8 +510,54 @@ fn build_area(path: &Path) -> Area {
     hits.labels(&["/a"]).unwrap().inc();
     hits.labels(&["/b"]).unwrap().add(2.0).unwrap();
 
+    // A gauge series with an extension record (format 4): the entries of
+    // two other slots fill its inline ones, so this process's first write
+    // links an extension.
+    let c = chained(&reg).labels(&[CHAIN_LABEL]).unwrap();
+    fake_inline_writers(path, CHAIN_LABEL);
+    c.set(4.0);
+
     promshm::flush();
     area
+}
+
+/// The label value of the gauge series with an extension.
+const CHAIN_LABEL: &str = "chain-series";
+
+fn chained(reg: &promshm::Registry) -> promshm::Family<promshm::Gauge> {
+    reg.gauge(
+        Opts::new("chained", "Linked entries.").labels(&["k"]),
+        GaugeMode::Sum,
+    )
+    .unwrap()
+}
+
+/// Write, through the file, entries of slots 1 and 2 (value 1, written)
+/// into both inline entries of the gauge series labelled `label` (7 cells:
+/// retained pair, link, two entries of `[slot + 1 << 48 | stamp, value]`).
+fn fake_inline_writers(path: &Path, label: &str) {
+    use std::os::unix::fs::FileExt;
+    let bytes = std::fs::read(path).unwrap();
+    let mut needle = (label.len() as u32).to_le_bytes().to_vec();
+    needle.extend_from_slice(label.as_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .expect("the chained series");
+    let off = at - 40 - 7 * 8;
+    assert_eq!(
+        u32le(&bytes, off),
+        u32::from(KIND_SERIES) | (u32::from(STATE_LIVE) << 8)
+    );
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    for (i, slot) in [1u64, 2].into_iter().enumerate() {
+        let e = off + 40 + 8 * (3 + 2 * i);
+        let words = [((slot + 1) << 48) | 1, 1.0f64.to_bits()];
+        for (j, w) in words.iter().enumerate() {
+            file.write_all_at(&w.to_le_bytes(), (e + 8 * j) as u64)
+                .unwrap();
+        }
+    }
 }
 
 // ---- corruption ------------------------------------------------------------------
@@ -927,6 +995,22 @@ fn exercise_read_write(path: &Path, len: usize) {
             }
         }
     }
+    if let Some(f) = tolerate(
+        "chained gauge",
+        reg.gauge(
+            Opts::new("chained", "Linked entries.").labels(&["k"]),
+            GaugeMode::Sum,
+        ),
+    ) {
+        let g = f.clone();
+        clears.push(Box::new(move || drop(g.clear())));
+        // A fresh handle: finds (or claims) its entry through the chain.
+        if let Some(g) = tolerate("chained series", f.labels(&[CHAIN_LABEL])) {
+            g.set(2.0);
+            g.inc();
+            let _ = g.get();
+        }
+    }
     phase("read-write: histogram, summaries");
     if let Some(f) = tolerate(
         "histogram",
@@ -1294,6 +1378,12 @@ fn record_iteration(base: &Base, seed: u64, pristine: &mut Option<Pristine>) {
                     allowed.insert(base.family_names[fam].clone());
                 }
             }
+            // Its entries are its owner series' values.
+            KIND_GAUGE_EXT => {
+                if let Some(fam) = base.ext_family.get(&rec.off) {
+                    allowed.insert(base.family_names[fam].clone());
+                }
+            }
             _ => {}
         }
         if kind_now == KIND_SERIES {
@@ -1582,8 +1672,9 @@ fn wrong_magic_is_incompatible() {
 
 #[test]
 fn other_version_is_incompatible_and_named() {
-    // Version 2 (no space reuse) and a future version 4.
-    for v in [2u32, 4] {
+    // Version 2 (no space reuse), version 3 (a cell pair per slot in every
+    // gauge series) and a future version 5.
+    for v in [2u32, 3, 5] {
         let dir = TempDir::new("version");
         let mut bytes = small_area(&dir);
         put_u32(&mut bytes, H_VERSION, v);
@@ -1593,7 +1684,7 @@ fn other_version_is_incompatible_and_named() {
             match r {
                 Err(Error::IncompatibleArea(m)) => {
                     assert!(m.contains(&format!("version {v}")), "{m}");
-                    assert!(m.contains("reads version 3"), "{m}");
+                    assert!(m.contains("reads version 4"), "{m}");
                 }
                 other => panic!("expected IncompatibleArea, got {other:?}"),
             }

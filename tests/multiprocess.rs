@@ -668,8 +668,11 @@ fn many_short_lived_workers_never_exhaust_the_slots() {
         assert!(slot < 8);
         let st = area.stats();
         let used = (st.bytes_free, st.pages_used, st.families, st.series);
+        // A gauge series grows with the slots that wrote it (format 4), so
+        // up to the table's 8; from then on nothing grows.
         match after_first {
-            None => after_first = Some(used),
+            None if i + 1 >= 8 => after_first = Some(used),
+            None => {}
             Some(first) => assert_eq!(used, first, "nothing grows with workers started"),
         }
         assert!(area.workers().len() <= 8);

@@ -73,7 +73,11 @@ fn gauge_create_remove_cycles_never_fill_a_small_area() {
     }
     let stats = area.stats();
     assert_eq!(stats.series, 0);
-    assert!(stats.records_reused >= 19_000, "{stats:?}");
+    // Every cycle allocates one 112-byte series record (format 4; 1,280
+    // bytes in format 3): at most 36 a page, 254 data pages, come from the
+    // cursor (while freed ones wait out their grace period); the others are
+    // reused.
+    assert!(stats.records_reused >= 20_000 - 36 * 254, "{stats:?}");
     // Then a counter's create+remove loop works too (on version 2 it was
     // refused at the first new series).
     let c = area

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read a promshm area file and print its families and series as JSON.
 
-An independent reader written from docs/FORMAT.md (format version 3) only,
+An independent reader written from docs/FORMAT.md (format version 4) only,
 with the Python standard library (mmap, struct). It never writes to the area,
 takes no lock but the shared flock while validating the header, and trusts
 nothing it reads: every offset and length is checked, damaged records are
@@ -12,15 +12,16 @@ Usage:
     promshm_read.py AREA --check-free
 
 --check-free prints one line, "free_records=N listed=N series=N
-bad_records=N", after a "problem: ..." line for each record that is both in
+bad_records=N orphan_gauge_extensions=N", after a "problem: ..." line for each record that is both in
 a free list and live and for each damaged free list; exit status 4 if there
 was any problem.
 
 Output (one JSON object):
-    {"format_version": 3, "pages": .., "max_workers": .., "data_offset": ..,
+    {"format_version": 4, "pages": .., "max_workers": .., "data_offset": ..,
      "alloc_cursor": .., "bad_records": .., "stats": {..}, "workers": [..],
      "free": {"records": [off, ..], "bytes": n, "lists": {size: [off, ..]},
               "free_and_live": [off, ..], "problems": [text, ..]},
+     "orphan_gauge_extensions": [off, ..] (LIVE, reached by no gauge series),
      "families": [ {"name", "type", "help", "unit", "labels": [..],
                     "gauge_mode" (gauge), "buckets" (histogram),
                     "quantiles", "age_buckets", "max_age_ms" (summary),
@@ -66,13 +67,13 @@ PAGE = 4096
 MIN_PAGES = 3
 MAX_PAGES = 0xFFFFFFFF // PAGE
 MAGIC = b"PROMSHM1"
-VERSION = 3
+VERSION = 4
 ENDIAN_TAG = 0x01020304
 INIT_READY = 2
 MAX_WORKERS = 4096
 SLOT_SIZE = 64
 
-KIND_FAMILY, KIND_SERIES, KIND_PADDING, KIND_BLOB = 1, 2, 3, 4
+KIND_FAMILY, KIND_SERIES, KIND_PADDING, KIND_BLOB, KIND_GAUGE_EXT = 1, 2, 3, 4, 5
 STATE_WRITING, STATE_LIVE, STATE_REMOVED, STATE_FREE = 0, 1, 2, 3
 
 # Reuse (section 6.5): size classes of series and blob records, free lists.
@@ -81,7 +82,7 @@ SMALL_CLASSES = [32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448
 MAX_CLASS_PAGES = 16
 CLASS_SIZES = SMALL_CLASSES + [p * PAGE for p in range(2, MAX_CLASS_PAGES + 1)]
 FREE_LISTS = 512  # header: u32 head, u32 tail per class
-REUSABLE = (KIND_SERIES, KIND_BLOB)
+REUSABLE = (KIND_SERIES, KIND_BLOB, KIND_GAUGE_EXT)
 SERIES_CELLS = 40  # first value cell of a series record
 
 TYPES = {1: "counter", 2: "gauge", 3: "histogram", 4: "summary", 5: "info", 6: "stateset", 7: "native_histogram"}
@@ -279,7 +280,7 @@ def walk(area):
         kind, state = tag & 0xFF, (tag >> 8) & 0xFF
         in_page = off % PAGE
         if (
-            not KIND_FAMILY <= kind <= KIND_BLOB
+            not KIND_FAMILY <= kind <= KIND_GAUGE_EXT
             or state > STATE_FREE
             or tag >> 16 != 0
             or (kind in REUSABLE and state != STATE_FREE and class_size(length) != length)
@@ -305,7 +306,7 @@ def walk(area):
 
 def n_cells_for(ftype, n_params, age_buckets, max_workers):
     if ftype == "gauge":
-        return 2 + 2 * max_workers
+        return GAUGE_CELLS
     if ftype == "histogram":
         return n_params + 2
     if ftype == "summary":
@@ -474,6 +475,57 @@ FOLD_SEQ, FOLD_CELLS, FOLD_VALUE, FOLD_STAMP = 152, 160, 168, 176
 SLOT_REAPING = 2
 
 
+# Gauge series (section 6.6): retained value, retained stamp, link, then
+# inline entries [tag << 48 | stamp, value]; more entries in extension
+# records (kind 5): u32 owner at 16, u32 entries at 20, u64 owner
+# generation at 24, u64 link at 32, entries from 40.
+GAUGE_INLINE = 2
+GAUGE_CELLS = 3 + 2 * GAUGE_INLINE
+GAUGE_MAX_HOPS = 64
+GAUGE_EXT_MAX = (PAGE - 40) // 16
+STAMP_MASK = (1 << 48) - 1
+
+
+def gauge_extension(area, off, owner, gen):
+    """Entries of the extension at `off` if it is a LIVE extension of the
+    series `owner` of generation `gen`, else None (the chain ends)."""
+    if off % 8 or off < area.data_offset or off + 40 > area.cursor():
+        return None
+    tag, length = area.u32(off), area.u32(off + 4)
+    if tag != KIND_GAUGE_EXT | (STATE_LIVE << 8) or class_size(length) != length:
+        return None
+    if off + length > area.cursor() or (length <= PAGE and off % PAGE + length > PAGE):
+        return None
+    n = area.u32(off + 20)
+    if area.u32(off + 16) != owner or area.u64(off + 24) != gen:
+        return None
+    if not 1 <= n <= GAUGE_EXT_MAX or 40 + 16 * n > length:
+        return None
+    return n
+
+
+def gauge_chain(area, series_off):
+    """(entry offsets, extension offsets) of a gauge series: the inline
+    entries, then those of each valid extension, at most GAUGE_MAX_HOPS
+    hops, never one seen before."""
+    cells = series_off + SERIES_CELLS
+    gen = area.u64(series_off + 8)
+    entries = [cells + 8 * (3 + 2 * i) for i in range(GAUGE_INLINE)]
+    exts = []
+    link = cells + 16
+    while len(exts) < GAUGE_MAX_HOPS:
+        nxt = area.u64(link)
+        if nxt == 0 or nxt in exts:
+            break
+        n = gauge_extension(area, nxt, series_off, gen)
+        if n is None:
+            break
+        exts.append(nxt)
+        entries.extend(nxt + 40 + 16 * i for i in range(n))
+        link = nxt + 32
+    return entries, exts
+
+
 def read_gauge(area, cells_off, fam):
     """Read a gauge series consistently with the reaper's folds (section 8.3):
     retry while the fold sequence changes; while it is odd, read the series
@@ -484,28 +536,35 @@ def read_gauge(area, cells_off, fam):
         if seq & 1 and area.u64(FOLD_CELLS) == cells_off:
             reaping = {s for s in range(area.max_workers) if area.u32(PAGE + 64 * s) == SLOT_REAPING}
             folding = (area.u64(FOLD_VALUE), area.u64(FOLD_STAMP), reaping)
-        cells = area.cells(cells_off, fam["n_cells"])
-        result = gauge_value(cells, fam["gauge_mode"], area.max_workers, folding)
+        retained = area.cells(cells_off, 2)
+        entries = []
+        for e in gauge_chain(area, cells_off - SERIES_CELLS)[0]:
+            word, value = area.cells(e, 2)
+            entries.append((word >> 48, word & STAMP_MASK, value))
+        result = gauge_value(retained, entries, fam["gauge_mode"], area.max_workers, folding)
         if area.u64(FOLD_SEQ) == seq:
             break
     return result
 
 
-def gauge_value(cells, mode, max_workers, folding=None):
-    """Combine a gauge's cells by its mode (section 8.3): (value, {slot: value}).
-    `folding`: (retained value bits, retained stamp, reaped slots) of a fold in progress."""
+def gauge_value(retained_pair, entries, mode, max_workers, folding=None):
+    """Combine a gauge's entries by its mode (section 8.3): (value, {slot: value}).
+    `entries`: (tag, stamp, value bits); `folding`: (retained value bits,
+    retained stamp, reaped slots) of a fold in progress. Workers combine in
+    slot order."""
     acc = None
     workers = {}
-    retained, retained_stamp, skip = cells[0], cells[1], set()
+    (retained, retained_stamp), skip = retained_pair, set()
     if folding is not None:
         retained, retained_stamp, skip = folding
     if mode in ("sum", "max", "min", "mostrecent") and retained_stamp != 0:
         acc = (f64_bits(retained), retained_stamp)
-    for s in range(max_workers):
-        stamp = cells[3 + 2 * s]
-        if stamp == 0 or s in skip:
+    written = sorted((tag - 1, stamp, bits) for tag, stamp, bits in entries
+                     if stamp != 0 and 1 <= tag <= max_workers)
+    for s, stamp, bits in written:
+        if s in skip:
             continue
-        v = f64_bits(cells[2 + 2 * s])
+        v = f64_bits(bits)
         if mode == "all":
             workers[str(s)] = v
         if acc is None:
@@ -727,6 +786,7 @@ def read_area(path, now_ms=None):
     families = {}  # record offset -> family
     names = set()
     series_records = []
+    gauge_exts = set()
     for off, kind, state, length in records:
         if state != STATE_LIVE:
             # WRITING: being written, or its writer died. REMOVED / FREE:
@@ -751,6 +811,8 @@ def read_area(path, now_ms=None):
         elif kind == KIND_BLOB:
             if read_blob(area, off, any_generation=True) is None:
                 bad += 1
+        elif kind == KIND_GAUGE_EXT:
+            gauge_exts.add(off)
     for fam_off, off, length in series_records:
         fam = families.get(fam_off)
         if fam is None:
@@ -766,6 +828,9 @@ def read_area(path, now_ms=None):
                 series.append(read_series(area, off, length, fam, now_ms))
             except Bad:
                 bad += 1
+                continue
+            if fam["type"] == "gauge":
+                gauge_exts.difference_update(gauge_chain(area, off)[1])
         f = {
             "name": fam["name"],
             "type": fam["type"],
@@ -822,6 +887,9 @@ def read_area(path, now_ms=None):
         "stats": {n: area.header_u64(80 + 8 * i) for i, n in enumerate(stat_names)},
         "workers": workers,
         "free": free,
+        # LIVE gauge extensions no rendered gauge series' chain reaches: left
+        # by a process killed while freeing a series, until the next rebuild.
+        "orphan_gauge_extensions": sorted(gauge_exts),
         "families": out_families,
     }
 
@@ -928,7 +996,8 @@ def main(argv):
         series = sum(len(f["series"]) for f in result["families"])
         print(
             f"free_records={len(free['records'])} listed={listed} series={series} "
-            f"bad_records={result['bad_records']}"
+            f"bad_records={result['bad_records']} "
+            f"orphan_gauge_extensions={len(result['orphan_gauge_extensions'])}"
         )
         return 4 if problems else 0
     json.dump(result, sys.stdout, indent=indent, allow_nan=False)

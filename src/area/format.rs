@@ -1,4 +1,4 @@
-//! Byte layout of an area, version 3. `docs/FORMAT.md` is the prose version
+//! Byte layout of an area, version 4. `docs/FORMAT.md` is the prose version
 //! of this file; keep the two in step.
 //!
 //! All integers are little-endian on the machines we build for and are
@@ -9,11 +9,13 @@
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PROMSHM1");
 /// Layout version written by this build; an area of another version is refused.
 ///
+/// Version 4: a gauge series holds entries only for the worker slots that
+/// wrote it (inline, then in linked extension records, `KIND_GAUGE_EXT`).
 /// Version 3: the space of removed series and replaced info blobs is
 /// reused (size classes, free lists, record generations, the reuse log).
 /// Version 2: liveness by open-file-description locks (`FLAG_OFD_LOCKS`,
 /// `LOCK_BYTE`, `SLOT_LOCK_BASE`); version 1 areas used a takeover word.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Page size of every area.
 pub const PAGE_SIZE: usize = 4096;
 /// Written in native byte order; a reader of the other endianness sees it swapped.
@@ -234,6 +236,8 @@ pub const KIND_SERIES: u8 = 2;
 pub const KIND_PADDING: u8 = 3;
 /// Record kind: an info payload (label pairs), referenced from a series.
 pub const KIND_BLOB: u8 = 4;
+/// Record kind: more entries of one gauge series (`gx`), linked from it.
+pub const KIND_GAUGE_EXT: u8 = 5;
 /// Record state: being written (or its writer died).
 pub const STATE_WRITING: u8 = 0;
 /// Record state: committed and live.
@@ -292,6 +296,48 @@ pub mod blob {
     pub const N_PAIRS: usize = 16;
     /// Start of the pairs (after a zero u32).
     pub const PAIRS: usize = 24;
+}
+
+/// Gauge series layout: the series' cells, and its extension records
+/// (`KIND_GAUGE_EXT`). An entry is two u64 words `[tagstamp, value]`:
+/// `tagstamp = (slot + 1) << TAG_SHIFT | stamp`, tag 0 = free, stamp 0 =
+/// claimed but not written (readers skip it).
+pub mod gx {
+    /// Cell: retained value (f64 bits) of reaped workers.
+    pub const RETAINED_VALUE: usize = 0;
+    /// Cell: retained stamp (0 = nothing retained).
+    pub const RETAINED_STAMP: usize = 1;
+    /// Cell: u64 offset of the first extension record (0 = none).
+    pub const LINK: usize = 2;
+    /// Cell: the first inline entry.
+    pub const ENTRIES: usize = 3;
+    /// Entries inside the series record.
+    pub const INLINE_ENTRIES: usize = 2;
+    /// Cells of a gauge series.
+    pub const CELLS: usize = ENTRIES + 2 * INLINE_ENTRIES;
+    /// Bytes of one entry.
+    pub const ENTRY_SIZE: usize = 16;
+    /// The slot tag's position in an entry's first word.
+    pub const TAG_SHIFT: u32 = 48;
+    /// The stamp bits of an entry's first word.
+    pub const STAMP_MASK: u64 = (1 << TAG_SHIFT) - 1;
+    // Extension record: 8: u64 generation, `rec::GEN`.
+    /// Extension: u32 offset of the series record that owns it.
+    pub const EXT_OWNER: usize = 16;
+    /// Extension: u32 number of entries in it.
+    pub const EXT_N_ENTRIES: usize = 20;
+    /// Extension: u64 generation of the owner when the extension was made.
+    pub const EXT_OWNER_GEN: usize = 24;
+    /// Extension: u64 offset of the next extension (0 = none).
+    pub const EXT_LINK: usize = 32;
+    /// Extension: the first entry.
+    pub const EXT_ENTRIES: usize = 40;
+    /// Fewest entries a new extension asks for.
+    pub const EXT_MIN_ENTRIES: usize = 8;
+    /// Most entries of one extension (it fits in a page).
+    pub const EXT_MAX_ENTRIES: usize = (crate::area::format::PAGE_SIZE - EXT_ENTRIES) / ENTRY_SIZE;
+    /// Most extensions a walk of one series' chain follows.
+    pub const MAX_HOPS: usize = 64;
 }
 
 /// Largest metric name, label name, unit or state name, in bytes.

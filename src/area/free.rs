@@ -356,6 +356,23 @@ impl AreaInner {
         true
     }
 
+    /// Whether the rebuild keeps the LIVE gauge extension at `off`: its
+    /// owner is still the series that made it (a series record of the
+    /// generation it names, not freed). An owner freed, or reused with a
+    /// new generation, leaves it an orphan (its freer died before freeing
+    /// it). Decided after the rebuild freed the series it frees.
+    fn gauge_extension_kept(&self, off: usize) -> bool {
+        let owner = self.u32_at(off + gx::EXT_OWNER);
+        let gen = self.u64_at(off + gx::EXT_OWNER_GEN);
+        let (Some(owner), Some(gen)) = (owner, gen) else {
+            return false;
+        };
+        let owner = owner.load(Ordering::Relaxed) as usize;
+        let state = self.record_state(owner, KIND_SERIES);
+        state.is_some_and(|s| s != STATE_FREE)
+            && self.generation(owner) == gen.load(Ordering::Relaxed)
+    }
+
     /// Whether a gauge fold step is open on the series at `off`.
     fn fold_pins(&self, off: usize) -> bool {
         self.hdr(hdr::FOLD_SEQ).load(Ordering::Acquire) & 1 == 1
@@ -368,9 +385,10 @@ impl AreaInner {
     }
 
     /// The rebuild: free the records that are not LIVE but not free either
-    /// (REMOVED; WRITING, whose writer died: the lock is ours) and the LIVE
+    /// (REMOVED; WRITING, whose writer died: the lock is ours), the LIVE
     /// blobs no LIVE info series refers to (their replacer died before
-    /// freeing them); merge neighbouring holes of a page into one; link
+    /// freeing them) and the LIVE gauge extensions whose owner series is
+    /// gone (`gauge_extension_kept`); merge neighbouring holes of a page into one; link
     /// every hole, in walk order. Bounded by the walk.
     fn rebuild_lists_now(&self) {
         for c in 0..FREE_CLASSES {
@@ -418,7 +436,18 @@ impl AreaInner {
             .collect();
         // Free what is neither live nor free (and damaged holes afresh).
         let mut holes: Vec<(usize, usize, u64)> = Vec::new();
+        let freed_at = |off: usize| {
+            self.u64_at(off + rec::FREE_AT_MS)
+                .map(|a| a.load(Ordering::Relaxed))
+                .unwrap_or(0)
+        };
+        let mut exts = Vec::new();
         for r in &records {
+            if r.kind == KIND_GAUGE_EXT && r.state == STATE_LIVE {
+                // Decided once the series are done (its owner may be freed).
+                exts.push(r.off);
+                continue;
+            }
             let class = hole_class(r.len);
             let valid_hole =
                 r.state == STATE_FREE && class.is_some_and(|c| self.hole(r.off, c).is_some());
@@ -432,13 +461,16 @@ impl AreaInner {
             let freed =
                 valid_hole || ((r.state != STATE_LIVE || orphan_blob) && self.mark_free(r.off));
             if freed {
-                let at = self
-                    .u64_at(r.off + rec::FREE_AT_MS)
-                    .map(|a| a.load(Ordering::Relaxed))
-                    .unwrap_or(0);
-                holes.push((r.off, r.len, at));
+                holes.push((r.off, r.len, freed_at(r.off)));
             }
         }
+        for off in exts {
+            if !self.gauge_extension_kept(off) && self.mark_free(off) {
+                let len = self.u32_at(off + 4).map(|l| l.load(Ordering::Relaxed));
+                holes.push((off, len.unwrap_or(0) as usize, freed_at(off)));
+            }
+        }
+        holes.sort_unstable_by_key(|h| h.0);
         // Merge holes that follow each other inside a page, then link.
         let mut i = 0;
         while i < holes.len() {

@@ -10,6 +10,7 @@ mod file;
 pub(crate) mod fork;
 pub(crate) mod format;
 mod free;
+pub(crate) mod gauge_ext;
 mod lock;
 pub(crate) mod ofd;
 pub(crate) mod records;
@@ -29,6 +30,7 @@ pub use file::FileOptions;
 pub(crate) use lock::AreaLockGuard;
 #[doc(hidden)]
 pub use lock::HeldAreaLock;
+pub(crate) use lock::ATTACH_WAIT;
 pub use workers::WorkerInfo;
 
 /// How to create an area.

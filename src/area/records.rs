@@ -45,7 +45,7 @@ impl AreaInner {
         let len = self.u32_at(off + 4)?.load(Ordering::Acquire) as usize;
         let kind = (t & 0xff) as u8;
         let state = ((t >> 8) & 0xff) as u8;
-        if !(KIND_FAMILY..=KIND_BLOB).contains(&kind)
+        if !(KIND_FAMILY..=KIND_GAUGE_EXT).contains(&kind)
             || state > STATE_FREE
             || t >> 16 != 0
             || len < RECORD_HEADER
@@ -241,7 +241,7 @@ impl AreaInner {
 
 /// Whether records of `kind` are reused (size-classed, with a generation).
 pub(crate) fn reusable(kind: u8) -> bool {
-    kind == KIND_SERIES || kind == KIND_BLOB
+    kind == KIND_SERIES || kind == KIND_BLOB || kind == KIND_GAUGE_EXT
 }
 
 /// Reads fields out of one record, bounds-checked against the record.

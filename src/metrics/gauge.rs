@@ -2,18 +2,25 @@
 //! [`GaugeMode`]. Gauge updates write through to this process's cell in the
 //! area (a set cannot be buffered per thread without losing its order).
 //!
-//! Series cells: `[retained value, retained stamp]` then, per worker slot,
-//! `[value, stamp]`. A stamp is the Unix time in ms of the last write (0 =
-//! never written). When a dead worker is reaped its value is folded into the
-//! retained pair as the mode says, and its cells are zeroed for the next
-//! process that takes the slot; readers and the fold agree through a
-//! sequence counter in the header (see `combine` and `fold_dead_slots`).
+//! Series cells: `[retained value, retained stamp, link]` then
+//! `gx::INLINE_ENTRIES` entries `[slot tag | stamp, value]`; more entries
+//! live in extension records linked from the series (`area::gauge_ext`).
+//! A worker slot claims an entry on its first write to the series (a
+//! compare-exchange of a free entry's tag; the area lock only to link an
+//! extension when none is free) and keeps it; a handle caches it, so a write is a check
+//! of the generation and of the entry's tag, and two stores. A stamp is the
+//! Unix time in ms of the last write (or 1; 0 = not written). When a dead
+//! worker is reaped its value is folded into the retained pair as the mode
+//! says, and its entry is released for another slot; readers and the fold
+//! agree through a sequence counter in the header (see `combine` and
+//! `fold_dead_slots`). A series costs 16 bytes per slot that wrote it.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{atomic_add_f64, metric_handle, SeriesInner};
-use crate::area::format::{hdr, ser, KIND_FAMILY, KIND_SERIES, STATE_LIVE};
+use super::{atomic_add_f64, SeriesInner};
+use crate::area::format::{gx, hdr, rec, ser, KIND_FAMILY, KIND_SERIES, STATE_LIVE};
+use crate::area::gauge_ext::ChainEnd;
 use crate::area::AreaInner;
 use crate::encoding::MetricType;
 use crate::process;
@@ -96,33 +103,163 @@ impl GaugeMode {
     }
 }
 
-/// Cells per gauge series.
-pub(crate) fn cells(max_workers: u32) -> usize {
-    2 + 2 * max_workers as usize
+/// Cells per gauge series: the retained pair, the link to the first
+/// extension, and `gx::INLINE_ENTRIES` entries (whatever the number of slots).
+pub(crate) fn cells() -> usize {
+    gx::CELLS
 }
 
 /// A gauge series handle.
-#[derive(Clone)]
 pub struct Gauge {
     pub(crate) series: Arc<SeriesInner>,
+    /// This handle's entry in the series for this process's slot:
+    /// `(slot + 1) << gx::TAG_SHIFT | offset of the entry` (0 = none yet).
+    /// Only offsets whose two words were checked to be in the mapping are
+    /// stored; a hit is still checked against the entry's tag.
+    entry: AtomicU64,
 }
 
-metric_handle!(Gauge, MetricType::Gauge);
+impl Clone for Gauge {
+    fn clone(&self) -> Self {
+        Gauge {
+            series: self.series.clone(),
+            entry: AtomicU64::new(self.entry.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl super::sealed::Sealed for Gauge {}
+impl super::Metric for Gauge {
+    const TYPE: MetricType = MetricType::Gauge;
+    fn from_series(series: Arc<SeriesInner>) -> Self {
+        Gauge {
+            series,
+            entry: AtomicU64::new(0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gauge")
+            .field("family", &self.series.family.shape.name)
+            .field("labels", &self.series.values)
+            .finish()
+    }
+}
+
+/// The tag bits of an entry word for `slot`.
+#[inline]
+fn slot_tag(slot: u32) -> u64 {
+    u64::from(slot + 1) << gx::TAG_SHIFT
+}
+
+/// Monotonic ms before which no entry is claimed (after the area lock
+/// could not be had: updates of unclaimed series are dropped meanwhile).
+static CLAIM_BACKOFF_UNTIL: AtomicU64 = AtomicU64::new(0);
+/// How long claims back off after a lock timeout.
+const CLAIM_BACKOFF_MS: u64 = 1_000;
 
 impl Gauge {
-    #[inline]
-    fn my_cells(&self) -> Option<(&AtomicU64, &AtomicU64)> {
-        let area = self.series.area();
-        match area.worker_slot() {
-            Ok(slot) => {
-                let base = 2 + 2 * slot as usize;
-                Some((self.series.cell(base)?, self.series.cell(base + 1)?))
-            }
-            Err(_) => {
-                area.bump(crate::area::format::hdr::STAT_DROPPED, 1);
-                None
-            }
+    /// The cached entry, if it still is this process's slot's entry of the
+    /// series (and the series was not removed): `(tagstamp word, value
+    /// word, tag)`. The hot path: a few loads and compares, inlined into
+    /// each update.
+    #[inline(always)]
+    fn cached_entry(&self) -> Option<(&AtomicU64, &AtomicU64, u64)> {
+        let s = &*self.series;
+        let slot = s.area().worker_slot().ok()?;
+        // SAFETY: `gen_ptr` is an 8-aligned word of the mapping (checked
+        // when the series was resolved), which lives as long as `s.family.area`.
+        let gen = unsafe { &*s.gen_ptr };
+        // The generation check: a removed series' entries are not ours.
+        if gen.load(Ordering::Acquire) != s.gen {
+            return None;
         }
+        let tag = slot_tag(slot);
+        let c = self.entry.load(Ordering::Relaxed);
+        if c & !gx::STAMP_MASK != tag {
+            return None;
+        }
+        let (ts, v) = self.words(c & gx::STAMP_MASK);
+        (ts.load(Ordering::Relaxed) & !gx::STAMP_MASK == tag).then_some((ts, v, tag))
+    }
+
+    /// Update this process's value with `f(value word)`, then its stamp.
+    #[inline(always)]
+    fn update(&self, f: impl FnOnce(&AtomicU64)) {
+        match self.cached_entry() {
+            Some((ts, v, tag)) => {
+                f(v);
+                ts.store(tag | self.stamp(), Ordering::Release);
+            }
+            None => self.update_slow(f),
+        }
+    }
+
+    /// `update` without a cached entry: attach, find or claim the entry
+    /// (`my_entry_slow`); nothing if the series was removed; dropped and
+    /// counted if there is no slot or no entry.
+    #[cold]
+    #[inline(never)]
+    fn update_slow(&self, f: impl FnOnce(&AtomicU64)) {
+        let s = &*self.series;
+        let slot = match s.area().worker_slot() {
+            Ok(slot) => slot,
+            Err(_) => {
+                s.area().bump(hdr::STAT_DROPPED, 1);
+                return;
+            }
+        };
+        if s.cell(gx::RETAINED_VALUE).is_none() {
+            return;
+        }
+        if let Some((ts, v, tag)) = self.my_entry_slow(slot, slot_tag(slot), true) {
+            f(v);
+            ts.store(tag | self.stamp(), Ordering::Release);
+        }
+    }
+
+    /// The two words of the entry at area offset `off`, one that
+    /// `my_entry_slow` checked and cached.
+    #[inline(always)]
+    fn words(&self, off: u64) -> (&AtomicU64, &AtomicU64) {
+        let s = &*self.series;
+        // The mapping's first byte: `gen_ptr` is its word at `off + GEN`.
+        let base = s.gen_ptr.cast::<u8>().wrapping_sub(s.off + rec::GEN);
+        let at = base.wrapping_add(off as usize);
+        // SAFETY: `off` was stored in `entry` only after `u64_at(off)` and
+        // `u64_at(off + 8)` returned words of this area's mapping (aligned,
+        // in bounds), and the mapping lives as long as `s.family.area`.
+        unsafe {
+            (
+                &*at.cast::<AtomicU64>(),
+                &*at.wrapping_add(8).cast::<AtomicU64>(),
+            )
+        }
+    }
+
+    /// Find this slot's entry in the series (or, with `claim`, claim one,
+    /// under the area lock) and cache it.
+    fn my_entry_slow(
+        &self,
+        slot: u32,
+        tag: u64,
+        claim: bool,
+    ) -> Option<(&AtomicU64, &AtomicU64, u64)> {
+        let s = &*self.series;
+        let area = s.area();
+        let found = find_entry(area, s.off, s.gen, tag);
+        let off = match found {
+            Some(off) => off,
+            None if claim => claim_entry(area, s.off, s.gen, slot)?,
+            None => return None,
+        };
+        area.u64_at(off)?;
+        area.u64_at(off + 8)?;
+        self.entry.store(tag | off as u64, Ordering::Relaxed);
+        let (ts, v) = self.words(off as u64);
+        Some((ts, v, tag))
     }
 
     /// The stamp to write: the time for `mostrecent`, else just "written".
@@ -132,7 +269,7 @@ impl Gauge {
             self.series.family.shape.gauge_mode,
             GaugeMode::MostRecent | GaugeMode::LiveMostRecent
         ) {
-            process::now_ms().max(1)
+            process::now_ms().clamp(1, gx::STAMP_MASK)
         } else {
             1
         }
@@ -141,19 +278,13 @@ impl Gauge {
     /// Set this worker's value.
     #[inline]
     pub fn set(&self, v: f64) {
-        if let Some((val, stamp)) = self.my_cells() {
-            val.store(v.to_bits(), Ordering::Relaxed);
-            stamp.store(self.stamp(), Ordering::Release);
-        }
+        self.update(|val| val.store(v.to_bits(), Ordering::Relaxed));
     }
 
     /// Add `v` (may be negative) to this worker's value.
     #[inline]
     pub fn add(&self, v: f64) {
-        if let Some((val, stamp)) = self.my_cells() {
-            atomic_add_f64(val, v);
-            stamp.store(self.stamp(), Ordering::Release);
-        }
+        self.update(|val| atomic_add_f64(val, v));
     }
 
     /// Add 1.
@@ -179,10 +310,17 @@ impl Gauge {
         self.set(process::now_secs());
     }
 
-    /// This worker's own value.
+    /// This worker's own value (0 if it never wrote the series).
     pub fn get_local(&self) -> f64 {
-        self.my_cells()
-            .map(|(v, _)| f64::from_bits(v.load(Ordering::Relaxed)))
+        let s = &*self.series;
+        let Ok(slot) = s.area().worker_slot() else {
+            return 0.0;
+        };
+        if s.cell(gx::RETAINED_VALUE).is_none() {
+            return 0.0;
+        }
+        self.my_entry_slow(slot, slot_tag(slot), false)
+            .map(|(_, v, _)| f64::from_bits(v.load(Ordering::Relaxed)))
             .unwrap_or(0.0)
     }
 
@@ -197,11 +335,160 @@ impl Gauge {
     }
 }
 
+/// The entry of the series at `series` (generation `gen`) tagged `tag`.
+fn find_entry(area: &AreaInner, series: usize, gen: u64, tag: u64) -> Option<usize> {
+    area.visit_gauge_entries(series, gen, |e| {
+        area.u64_at(e)
+            .is_some_and(|w| w.load(Ordering::Acquire) & !gx::STAMP_MASK == tag)
+    })
+    .hit
+}
+
+/// Serializes the claims of this process's threads (they share one slot,
+/// which must get at most one entry per series): a spin lock holding the
+/// holder's fork generation + 1. A value of another generation was left by
+/// a thread of the parent process, which does not exist in this child: it
+/// is taken over. Held only around a walk of one chain and a
+/// compare-exchange, never while waiting for anything else.
+static CLAIMING: AtomicU32 = AtomicU32::new(0);
+/// Attempts to take `CLAIMING` before the update is dropped.
+const CLAIM_SPINS: u32 = 100_000;
+
+/// `CLAIMING`, held until dropped.
+struct ClaimGuard;
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        CLAIMING.store(0, Ordering::Release);
+    }
+}
+
+fn claim_guard() -> Option<ClaimGuard> {
+    let me = process::fork_generation().wrapping_add(1).max(1);
+    for attempt in 0..CLAIM_SPINS {
+        let cur = CLAIMING.load(Ordering::Relaxed);
+        if cur != me
+            && CLAIMING
+                .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(ClaimGuard);
+        }
+        if attempt < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    None
+}
+
+/// Under `CLAIMING`: this slot's entry (`tag`) in the series, or else the
+/// first free one, claimed by compare-exchange of its tag word 0 →
+/// `tag` (a writer of another slot may win it: then the next). `Err` with
+/// where the chain ended when it has no free entry.
+fn claim_free(
+    area: &AreaInner,
+    series: usize,
+    gen: u64,
+    tag: u64,
+    _claiming: &ClaimGuard,
+) -> Result<usize, ChainEnd> {
+    let mut end;
+    let mut tries = 0;
+    loop {
+        let mut free = None;
+        end = area.visit_gauge_entries(series, gen, |e| {
+            let w = area
+                .u64_at(e)
+                .map_or(u64::MAX, |w| w.load(Ordering::Acquire));
+            if free.is_none() && w == 0 && area.u64_at(e + 8).is_some() {
+                free = Some(e);
+            }
+            w & !gx::STAMP_MASK == tag
+        });
+        if let Some(e) = end.hit {
+            return Ok(e);
+        }
+        let (Some(e), Some(ts)) = (free, free.and_then(|e| area.u64_at(e))) else {
+            return Err(end);
+        };
+        if ts
+            .compare_exchange(0, tag, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Ours (stamp 0: readers skip it). A free entry's value is 0
+            // already (released entries are zeroed); make sure of it.
+            if let Some(v) = area.u64_at(e + 8) {
+                v.store(0, Ordering::Relaxed);
+            }
+            return Ok(e);
+        }
+        // Another slot took it: look again (each loss is another slot's
+        // entry, so this ends; bounded anyway).
+        tries += 1;
+        if tries > 2 * area.max_workers() + 2 {
+            return Err(end);
+        }
+    }
+}
+
+/// Claim an entry of the series for `slot` (see `claim_free`); if the
+/// chain has none free, under the area lock (bounded wait) link a new
+/// extension and claim there. On a lock timeout (then claims back off for
+/// `CLAIM_BACKOFF_MS`), a full area or a damaged chain the update is
+/// dropped and counted.
+fn claim_entry(area: &AreaInner, series: usize, gen: u64, slot: u32) -> Option<usize> {
+    let drop_update = || {
+        area.bump(hdr::STAT_DROPPED, 1);
+        None
+    };
+    let tag = slot_tag(slot);
+    match claim_guard().map(|c| claim_free(area, series, gen, tag, &c)) {
+        Some(Ok(e)) => return Some(e),
+        Some(Err(_)) => {}
+        None => return drop_update(),
+    }
+    if process::monotonic_ms() < CLAIM_BACKOFF_UNTIL.load(Ordering::Relaxed) {
+        return drop_update();
+    }
+    let guard = match area.lock_within(crate::area::ATTACH_WAIT) {
+        Ok(g) => g,
+        Err(_) => {
+            CLAIM_BACKOFF_UNTIL.store(
+                process::monotonic_ms() + CLAIM_BACKOFF_MS,
+                Ordering::Relaxed,
+            );
+            return drop_update();
+        }
+    };
+    if !area.series_live(series, gen) {
+        return None;
+    }
+    let Some(claiming) = claim_guard() else {
+        return drop_update();
+    };
+    // Only this process extends (the area lock is ours); writers of other
+    // slots may claim the new entries as soon as they are linked.
+    for _ in 0..2 {
+        match claim_free(area, series, gen, tag, &claiming) {
+            Ok(e) => return Some(e),
+            Err(end) => {
+                if area.extend_gauge_chain(&guard, series, gen, &end).is_err() {
+                    return drop_update();
+                }
+            }
+        }
+    }
+    drop_update()
+}
+
 /// Reads of one series that may retry while a reaper folds gauges.
 const COMBINE_TRIES: u32 = 10_000;
 
 /// Combine a gauge series' cells at `cells` by `mode`. For `All`, calls
-/// `per_worker(slot, value)` for each live worker that wrote, and returns their sum.
+/// `per_worker(slot, value)` for each live worker that wrote (in slot
+/// order), and returns their sum.
 ///
 /// The read is consistent with the reaper's folds (`fold_dead_slots`): it
 /// retries while the area's fold sequence changes under it, and while one
@@ -230,10 +517,7 @@ pub(crate) fn combine(
                     area.hdr(hdr::FOLD_STAMP).load(Ordering::Relaxed),
                 )
             });
-        workers.clear();
-        value = combine_once(area, cells, mode, folding, |slot, v| {
-            workers.push((slot, v))
-        });
+        value = combine_once(area, cells, mode, folding, &mut workers);
         fence(Ordering::Acquire);
         if seq.load(Ordering::Relaxed) == before {
             break;
@@ -244,20 +528,25 @@ pub(crate) fn combine(
             std::thread::yield_now();
         }
     }
-    for (slot, v) in workers {
-        per_worker(slot, v);
+    if mode == GaugeMode::All {
+        for &(slot, v, _) in &workers {
+            per_worker(slot, v);
+        }
     }
     value
 }
 
-/// One read of the cells. `folding`: the retained pair to use instead of
-/// cells 0/1 when this series is being folded (its reaped slots are skipped).
+/// One read of the series. `folding`: the retained pair to use instead of
+/// the series' own when it is being folded (its reaped slots are skipped).
+/// `workers` gets `(slot, value, stamp)` of every written entry, in slot
+/// order, which is also the order they combine in (ties of `mostrecent`
+/// go to the higher slot, whatever entry a slot holds).
 fn combine_once(
     area: &AreaInner,
     cells: usize,
     mode: GaugeMode,
     folding: Option<(u64, u64)>,
-    mut per_worker: impl FnMut(u32, f64),
+    workers: &mut Vec<(u32, f64, u64)>,
 ) -> f64 {
     let read = |i: usize| {
         area.u64_at(cells + 8 * i)
@@ -266,27 +555,45 @@ fn combine_once(
     };
     let (retained, retained_stamp) = match folding {
         Some((v, s)) => (f64::from_bits(v), s),
-        None => (f64::from_bits(read(0)), read(1)),
+        None => (
+            f64::from_bits(read(gx::RETAINED_VALUE)),
+            read(gx::RETAINED_STAMP),
+        ),
     };
+    workers.clear();
+    let series = cells.wrapping_sub(ser::CELLS);
+    area.visit_gauge_entries(series, area.generation(series), |e| {
+        if let Some((slot, v, stamp)) = read_entry(area, e) {
+            if folding.is_none() || !area.slot_reaping(slot) {
+                workers.push((slot, v, stamp));
+            }
+        }
+        false
+    });
+    workers.sort_unstable_by_key(|w| w.0);
     let mut acc: Option<(f64, u64)> = None;
     if keeps_dead(mode) && retained_stamp != 0 {
         acc = Some((retained, retained_stamp));
     }
-    for slot in 0..area.max_workers() {
-        let stamp = read(3 + 2 * slot as usize);
-        if stamp == 0 || (folding.is_some() && area.slot_reaping(slot)) {
-            continue;
-        }
-        let v = f64::from_bits(read(2 + 2 * slot as usize));
-        if mode == GaugeMode::All {
-            per_worker(slot, v);
-        }
+    for &(_, v, stamp) in workers.iter() {
         acc = Some(match acc {
             None => (v, stamp),
             Some(a) => merge(mode, a, (v, stamp)),
         });
     }
     acc.map(|(v, _)| v).unwrap_or(0.0)
+}
+
+/// A written entry at `e`: `(slot, value, stamp)`; `None` if it is free,
+/// claimed but not written yet, or tagged with no slot of the area.
+fn read_entry(area: &AreaInner, e: usize) -> Option<(u32, f64, u64)> {
+    let ts = area.u64_at(e)?.load(Ordering::Acquire);
+    let (tag, stamp) = ((ts >> gx::TAG_SHIFT) as u32, ts & gx::STAMP_MASK);
+    if stamp == 0 || tag == 0 || tag > area.max_workers() {
+        return None;
+    }
+    let v = f64::from_bits(area.u64_at(e + 8)?.load(Ordering::Relaxed));
+    Some((tag - 1, v, stamp))
 }
 
 /// Whether `mode` keeps dead workers' values (in the retained pair).
@@ -315,7 +622,7 @@ fn merge(mode: GaugeMode, (a, s): (f64, u64), (v, stamp): (f64, u64)) -> (f64, u
 
 /// Test hook: the process kills itself (SIGKILL) in the middle of its
 /// `n`-th gauge fold step from now (after the series' retained value is
-/// stored, before its reaped slots are zeroed); 0 turns it off.
+/// stored, before its reaped slots' entries are released); 0 turns it off.
 #[doc(hidden)]
 pub fn die_in_fold_step(n: u64) {
     DIE_IN_FOLD_STEP.store(n, Ordering::Relaxed);
@@ -342,9 +649,9 @@ fn maybe_die_in_fold() {
 /// still odd), if any, by storing its result from the header again: a step
 /// is never applied twice. `unfinished` are the slots that reaper was
 /// reaping (those REAPING now): the step's result holds their values only,
-/// so only theirs are zeroed. Run it under the area lock before any other
-/// slot turns REAPING: while the sequence is odd, readers of the step's
-/// series skip every REAPING slot.
+/// so only their entries are released. Run it under the area lock before
+/// any other slot turns REAPING: while the sequence is odd, readers of the
+/// step's series skip every REAPING slot.
 pub(crate) fn finish_open_fold(area: &AreaInner, unfinished: &[u32]) {
     let seq = area.hdr(hdr::FOLD_SEQ);
     if seq.load(Ordering::Acquire) & 1 == 0 {
@@ -363,17 +670,17 @@ pub(crate) fn finish_open_fold(area: &AreaInner, unfinished: &[u32]) {
     seq.fetch_add(1, Ordering::Release);
 }
 
-/// Fold the gauge cells of the worker slots `reaped` (all in state
+/// Fold the entries of the worker slots `reaped` (all in state
 /// `SLOT_REAPING`) into each gauge series' retained value, as its mode
-/// says, and zero them. Runs under the area lock, after
-/// [`finish_open_fold`].
+/// says, and release them (tag 0) for other slots. Runs under the area
+/// lock, after [`finish_open_fold`].
 ///
 /// Each series is one step, bracketed by the fold sequence: the step's
 /// result (the series and its new retained pair) is written to the header
-/// first, then the sequence turns odd, then the series' cells change, then
-/// the sequence turns even. Readers use the header's result while it is
-/// odd. A finished step leaves the reaped slots' cells zero, so folding a
-/// series again for the same slots does nothing.
+/// first, then the sequence turns odd, then the series' entries change,
+/// then the sequence turns even. Readers use the header's result while it
+/// is odd. A finished step leaves the reaped slots without entries, so
+/// folding a series again for the same slots does nothing.
 pub(crate) fn fold_dead_slots(area: &AreaInner, reaped: &[u32]) {
     for_each_gauge_series(area, |cells, mode| fold_series(area, cells, mode, reaped));
 }
@@ -395,7 +702,7 @@ fn for_each_gauge_series(area: &AreaInner, mut f: impl FnMut(usize, GaugeMode)) 
             }
             return;
         }
-        if rec.kind != KIND_SERIES || rec.len < ser::CELLS + 8 * cells(area.max_workers()) {
+        if rec.kind != KIND_SERIES || rec.len < ser::CELLS + 8 * cells() {
             return;
         }
         if let Some(fam) = area.u32_at(rec.off + ser::FAMILY) {
@@ -409,28 +716,51 @@ fn for_each_gauge_series(area: &AreaInner, mut f: impl FnMut(usize, GaugeMode)) 
     }
 }
 
+/// The entries of the series at `cells` tagged with a slot of `slots`.
+fn entries_of(area: &AreaInner, cells: usize, slots: &[u32]) -> Vec<(usize, u64)> {
+    let series = cells - ser::CELLS;
+    let mut out = Vec::new();
+    area.visit_gauge_entries(series, area.generation(series), |e| {
+        if let Some(ts) = area.u64_at(e).map(|w| w.load(Ordering::Acquire)) {
+            let tag = (ts >> gx::TAG_SHIFT) as u32;
+            if tag != 0 && slots.contains(&(tag - 1)) {
+                out.push((e, ts));
+            }
+        }
+        false
+    });
+    out
+}
+
+/// Release the entry at `e` (zero value, then tag and stamp).
+fn release_entry(area: &AreaInner, e: usize) {
+    if let (Some(ts), Some(v)) = (area.u64_at(e), area.u64_at(e + 8)) {
+        v.store(0, Ordering::Relaxed);
+        ts.store(0, Ordering::Release);
+    }
+}
+
 /// Fold the `reaped` slots of the series at `cells` (one step, see
 /// [`fold_dead_slots`]).
 fn fold_series(area: &AreaInner, cells: usize, mode: GaugeMode, reaped: &[u32]) {
     let cell = |i: usize| area.u64_at(cells + 8 * i);
-    let (Some(rv), Some(rs)) = (cell(0), cell(1)) else {
+    let (Some(rv), Some(rs)) = (cell(gx::RETAINED_VALUE), cell(gx::RETAINED_STAMP)) else {
         return;
     };
     let mut retained = (rv.load(Ordering::Relaxed), rs.load(Ordering::Relaxed));
     let mut written = false;
-    for &slot in reaped {
-        let (Some(v), Some(s)) = (cell(2 + 2 * slot as usize), cell(3 + 2 * slot as usize)) else {
-            continue;
-        };
-        let stamp = s.load(Ordering::Acquire);
+    for (e, ts) in entries_of(area, cells, reaped) {
+        let stamp = ts & gx::STAMP_MASK;
         if stamp == 0 {
-            // Never written (or already folded): nothing a reader counts.
-            v.store(0, Ordering::Relaxed);
+            // Claimed, never written: nothing a reader counts.
+            release_entry(area, e);
             continue;
         }
         written = true;
         if keeps_dead(mode) {
-            let val = f64::from_bits(v.load(Ordering::Relaxed));
+            let val = area
+                .u64_at(e + 8)
+                .map_or(0.0, |v| f64::from_bits(v.load(Ordering::Relaxed)));
             let (old, old_stamp) = (f64::from_bits(retained.0), retained.1);
             let (new, new_stamp) = if old_stamp == 0 {
                 (val, stamp)
@@ -458,19 +788,17 @@ fn fold_series(area: &AreaInner, cells: usize, mode: GaugeMode, reaped: &[u32]) 
     seq.store((s | 1) + 1, Ordering::Release);
 }
 
-/// Store a fold's result: the retained pair, and zero the reaped slots.
+/// Store a fold's result: the retained pair, and release the reaped
+/// slots' entries.
 fn store_fold(area: &AreaInner, cells: usize, (value, stamp): (u64, u64), reaped: &[u32]) {
     let cell = |i: usize| area.u64_at(cells + 8 * i);
-    if let (Some(rv), Some(rs)) = (cell(0), cell(1)) {
+    if let (Some(rv), Some(rs)) = (cell(gx::RETAINED_VALUE), cell(gx::RETAINED_STAMP)) {
         rv.store(value, Ordering::Relaxed);
         rs.store(stamp, Ordering::Release);
     }
     maybe_die_in_fold();
-    for &slot in reaped {
-        if let (Some(v), Some(s)) = (cell(2 + 2 * slot as usize), cell(3 + 2 * slot as usize)) {
-            v.store(0, Ordering::Relaxed);
-            s.store(0, Ordering::Release);
-        }
+    for (e, _) in entries_of(area, cells, reaped) {
+        release_entry(area, e);
     }
 }
 
@@ -512,7 +840,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::GaugeMode;
-    use crate::area::format::{hdr, slot, PAGE_SIZE, SLOT_LIVE, SLOT_REAPING};
+    use crate::area::format::{gx, hdr, slot, PAGE_SIZE, SLOT_LIVE, SLOT_REAPING};
     use crate::{Area, AreaOptions, Opts};
 
     /// A reaper killed in the middle of a fold step leaves slot 1 REAPING
@@ -537,9 +865,11 @@ mod tests {
         };
         // Slot 1's worker wrote 5, slot 2's worker 7 (neither holds its
         // slot lock: both are dead).
-        for (s, v) in [(1usize, 5.0f64), (2, 7.0)] {
-            cell(2 + 2 * s).store(v.to_bits(), Ordering::Relaxed);
-            cell(3 + 2 * s).store(1_000, Ordering::Relaxed);
+        // Their entries are the two inline ones.
+        for (i, (s, v)) in [(1u64, 5.0f64), (2, 7.0)].into_iter().enumerate() {
+            let e = gx::ENTRIES + 2 * i;
+            cell(e).store(((s + 1) << gx::TAG_SHIFT) | 1_000, Ordering::Relaxed);
+            cell(e + 1).store(v.to_bits(), Ordering::Relaxed);
         }
         // The killed reaper: slot 1 REAPING, its step for this series
         // announced (sequence odd, result 5 in the header), nothing stored.
@@ -584,10 +914,15 @@ mod tests {
                     .get()
                     .unwrap();
                 g.set(mine);
-                // Slot 1's worker (dead: it holds no slot lock) wrote later.
+                // Slot 1's worker (dead: it holds no slot lock) wrote later,
+                // into the second inline entry (this process has the first).
                 let cell = |i: usize| a.u64_at(g.series.cells + 8 * i).unwrap();
-                cell(4).store(dead.to_bits(), Ordering::Relaxed);
-                cell(5).store(u64::MAX / 2, Ordering::Relaxed);
+                let e = gx::ENTRIES + 2;
+                cell(e).store(
+                    (2 << gx::TAG_SHIFT) | (gx::STAMP_MASK / 2),
+                    Ordering::Relaxed,
+                );
+                cell(e + 1).store(dead.to_bits(), Ordering::Relaxed);
                 g
             })
             .collect();
@@ -602,6 +937,185 @@ mod tests {
             assert_eq!(g.get(), after, "{} after the reap", mode.as_str());
             assert_eq!(GaugeMode::parse(mode.as_str()), Some(mode));
             assert_eq!(GaugeMode::from_u8(mode as u8), Some(mode));
+        }
+    }
+
+    /// Fake writers: slots from `first_slot` on take the free entries of
+    /// `g`'s chain (value 1 each, written); how many.
+    fn fill_free_entries(g: &super::Gauge, first_slot: u64) -> u64 {
+        let a = g.series.area();
+        let mut slot = first_slot;
+        a.visit_gauge_entries(g.series.off, g.series.gen, |e| {
+            let ts = a.u64_at(e).unwrap();
+            if ts.load(Ordering::Relaxed) == 0 {
+                ts.store(((slot + 1) << gx::TAG_SHIFT) | 1, Ordering::Relaxed);
+                a.u64_at(e + 8)
+                    .unwrap()
+                    .store(1.0f64.to_bits(), Ordering::Relaxed);
+                slot += 1;
+            }
+            false
+        });
+        slot - first_slot
+    }
+
+    /// Damaged links — to another series' record, to another series'
+    /// extension, back to their own extension, outside the area — end the
+    /// chain: a writer that needs a new entry links a fresh extension in
+    /// their place, and never writes a byte of another series.
+    #[test]
+    fn a_damaged_chain_never_leads_a_writer_into_another_series() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let a = &area.inner;
+        let f = area
+            .registry()
+            .gauge(
+                Opts::new("chained", "A gauge.").labels(&["k"]),
+                GaugeMode::Sum,
+            )
+            .unwrap();
+        // Series `b`: two fake writers inline, this process in an extension.
+        let b = f.labels(&["b"]).unwrap();
+        assert_eq!(fill_free_entries(&b, 1), 2);
+        b.set(10.0);
+        let b_exts = a.gauge_extensions(b.series.off);
+        assert_eq!(b_exts.len(), 1);
+        let snapshot = || {
+            // The series record (96 bytes) and its extension (192).
+            let mut bytes = vec![0u8; 96 + 192];
+            assert!(a.read_bytes(b.series.off, &mut bytes[..96]));
+            assert!(a.read_bytes(b_exts[0], &mut bytes[96..]));
+            bytes
+        };
+        let b_bytes = snapshot();
+        let targets = [b.series.off, b_exts[0], 0, 1 << 40];
+        for (i, &target) in targets.iter().enumerate() {
+            let g = f.labels(&[&format!("a{i}")]).unwrap();
+            let filled = fill_free_entries(&g, 1);
+            g.set(5.0);
+            let ext = a.gauge_extensions(g.series.off);
+            assert_eq!((filled, ext.len()), (2, 1));
+            // Every entry of the extension taken but this process's, which
+            // is given back: the next write must claim a new entry.
+            assert_eq!(fill_free_entries(&g, 10), 8);
+            let own = super::find_entry(a, g.series.off, g.series.gen, 1 << gx::TAG_SHIFT);
+            super::release_entry(a, own.unwrap());
+            assert_eq!(fill_free_entries(&g, 20), 1);
+            let n = 9;
+            let bad = if target == 0 { ext[0] } else { target };
+            a.u64_at(ext[0] + gx::EXT_LINK)
+                .unwrap()
+                .store(bad as u64, Ordering::Relaxed);
+            assert_eq!(
+                g.get(),
+                2.0 + n as f64,
+                "damaged link {bad}: the chain ends"
+            );
+            // A fresh handle (no cached entry) writes: a new extension.
+            let fresh = f.labels(&[&format!("a{i}")]).unwrap();
+            fresh.set(100.0);
+            assert_eq!(g.get(), 2.0 + n as f64 + 100.0, "damaged link {bad}");
+            let now = a.gauge_extensions(g.series.off);
+            assert_eq!(now.len(), 2, "damaged link {bad}: replaced");
+            assert_eq!(now[0], ext[0]);
+            assert_ne!(now[1], bad);
+            assert_eq!(snapshot(), b_bytes, "damaged link {bad}: b untouched");
+            assert_eq!(b.get(), 12.0);
+        }
+    }
+
+    /// Removing a gauge series frees its extension with it; a rebuild frees
+    /// an extension whose owner is gone (its freer died between the two)
+    /// and keeps the extensions of live series.
+    #[test]
+    fn extensions_are_freed_with_their_series() {
+        use crate::area::format::{KIND_GAUGE_EXT, KIND_SERIES, STATE_FREE, STATE_LIVE};
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let a = &area.inner;
+        let f = area
+            .registry()
+            .gauge(
+                Opts::new("extended", "A gauge.").labels(&["k"]),
+                GaugeMode::Sum,
+            )
+            .unwrap();
+        let series: Vec<_> = ["x", "y", "z"]
+            .iter()
+            .map(|k| {
+                let g = f.labels(&[k]).unwrap();
+                assert_eq!(fill_free_entries(&g, 1), 2);
+                g.set(4.0);
+                let ext = a.gauge_extensions(g.series.off);
+                assert_eq!(ext.len(), 1);
+                (g, ext[0])
+            })
+            .collect();
+        let ext_state = |e: usize| a.record_state(e, KIND_GAUGE_EXT);
+        let freed = area.stats().records_freed;
+        assert!(f.remove(&["x"]).unwrap());
+        assert_eq!(ext_state(series[0].1), Some(STATE_FREE));
+        assert_eq!(area.stats().records_freed, freed + 2);
+        // y's freer "dies" after freeing the series record.
+        {
+            let guard = a.lock().unwrap();
+            assert!(a.free_record(&guard, series[1].0.series.off));
+            assert_eq!(ext_state(series[1].1), Some(STATE_LIVE));
+            a.rebuild_free_lists(&guard);
+        }
+        assert_eq!(ext_state(series[1].1), Some(STATE_FREE), "orphan freed");
+        let (z, z_ext) = &series[2];
+        assert_eq!(ext_state(*z_ext), Some(STATE_LIVE), "a live series' kept");
+        assert_eq!(a.record_state(z.series.off, KIND_SERIES), Some(STATE_LIVE));
+        assert_eq!(z.get(), 6.0);
+        assert_eq!(series[0].0.get(), 0.0);
+        assert_eq!(area.stats().records_freed, freed + 4);
+    }
+
+    /// Threads of one process (one slot) writing fresh series at once get
+    /// one entry per series between them, also when the inline entries are
+    /// taken and they must extend the chain.
+    #[test]
+    fn threads_of_one_slot_claim_one_entry_per_series() {
+        let area = Area::anonymous(&AreaOptions::with_pages(256)).unwrap();
+        let a = &area.inner;
+        let f = area
+            .registry()
+            .gauge(
+                Opts::new("raced", "A gauge.").labels(&["k"]),
+                GaugeMode::Sum,
+            )
+            .unwrap();
+        let keys: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let handles: Vec<super::Gauge> = keys.iter().map(|k| f.labels(&[k]).unwrap()).collect();
+        for g in handles.iter().step_by(2) {
+            assert_eq!(fill_free_entries(g, 1), 2, "even series must extend");
+        }
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    // Handles of their own: no shared cache.
+                    let mine: Vec<super::Gauge> =
+                        keys.iter().map(|k| f.labels(&[k]).unwrap()).collect();
+                    barrier.wait();
+                    for g in &mine {
+                        g.add(1.0);
+                    }
+                });
+            }
+        });
+        let slot = area.attach().unwrap();
+        for (i, g) in handles.iter().enumerate() {
+            let mut ours = 0;
+            a.visit_gauge_entries(g.series.off, g.series.gen, |e| {
+                let w = a.u64_at(e).unwrap().load(Ordering::Relaxed);
+                ours += usize::from(w >> gx::TAG_SHIFT == u64::from(slot) + 1);
+                false
+            });
+            assert_eq!(ours, 1, "series {i}");
+            assert_eq!(g.get_local(), 8.0, "series {i}");
+            let fake = if i % 2 == 0 { 2.0 } else { 0.0 };
+            assert_eq!(g.get(), 8.0 + fake, "series {i}");
         }
     }
 }

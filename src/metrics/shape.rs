@@ -44,11 +44,12 @@ impl Shape {
         }
     }
 
-    /// Number of u64 value cells in each series record.
-    pub(crate) fn n_cells(&self, max_workers: u32) -> usize {
+    /// Number of u64 value cells in each series record (since format 4 the
+    /// same for any number of worker slots).
+    pub(crate) fn n_cells(&self, _max_workers: u32) -> usize {
         match self.kind {
             MetricType::Counter => 1,
-            MetricType::Gauge => super::gauge::cells(max_workers),
+            MetricType::Gauge => super::gauge::cells(),
             MetricType::Histogram => 1 + self.params.len() + 1,
             MetricType::Summary => {
                 let windows = self.age_buckets.max(1) as usize;
