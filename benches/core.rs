@@ -514,6 +514,17 @@ fn reuse(c: &mut Criterion) {
         )
         .expect("family");
     let g = gauges.labels(&["x"]).expect("series");
+    let hists = reg
+        .histogram(
+            Opts::new("reuse_hist", "Histograms.").labels(&["k"]),
+            &[1.0, 2.0],
+        )
+        .expect("family");
+    let info = reg
+        .info(Opts::new("reuse_info", "Info."))
+        .expect("family")
+        .get()
+        .expect("series");
     let mut grp = Group::new(c, "reuse", 20, false);
     grp.op("eager_inc/generation_checked", || black_box(&e).inc());
     grp.op("eager_inc/unchecked_before", || {
@@ -537,6 +548,18 @@ fn reuse(c: &mut Criterion) {
             s.set(1.0);
         }
         let _ = gauges.remove(&[&k]);
+    });
+    grp.op("cycle/histogram_create_observe_remove", || {
+        n += 1;
+        let k = n.to_string();
+        if let Ok(s) = hists.labels(&[&k]) {
+            let _ = s.observe(1.5);
+        }
+        let _ = hists.remove(&[&k]);
+    });
+    grp.op("cycle/info_replace", || {
+        n += 1;
+        let _ = info.set(&[("version", &n.to_string())]);
     });
     grp.finish();
 }

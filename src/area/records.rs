@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering;
 
 use super::format::*;
+use super::free::{Classes, HoleTake};
 use super::{AreaInner, AreaLockGuard};
 use crate::error::{Error, Result};
 
@@ -122,39 +123,80 @@ impl AreaInner {
 
     /// Allocate a zeroed record for `len` bytes of `kind`, in state
     /// WRITING. Call [`commit`](Self::commit) when it is filled in. Series
-    /// and blobs get their size class's size, from its free list first;
-    /// families and larger records come from the cursor.
+    /// and blobs get their size class's size (see [`try_alloc`](Self::try_alloc));
+    /// if only holes in their grace period would do, this waits for them
+    /// under the lock (a few rounds of at most `FREE_GRACE_MS`).
     pub(crate) fn alloc(&self, lock: &AreaLockGuard<'_>, kind: u8, len: usize) -> Result<usize> {
+        for _ in 0..3 {
+            match self.try_alloc(lock, kind, len)? {
+                Alloc::At(off) => return Ok(off),
+                Alloc::ReadyAt(ready) => sleep_until_ms(ready),
+            }
+        }
+        match self.try_alloc(lock, kind, len)? {
+            Alloc::At(off) => Ok(off),
+            Alloc::ReadyAt(_) => Err(self.refuse(size_class(len.max(rec::MIN_LEN)).1)),
+        }
+    }
+
+    /// Allocate as [`alloc`](Self::alloc), never waiting: families and
+    /// larger records from the cursor; series and blobs from a hole of their
+    /// own class that is past its grace period, else from the cursor (fresh
+    /// space), else by splitting a larger ready hole; if none is ready but
+    /// one will be, `ReadyAt` (the caller waits, without the lock if it
+    /// can, and asks again); if none would do, after a rebuild of the free
+    /// lists (which reclaims what dead holders left and merges neighbouring
+    /// holes) the same once more, then `AreaFull`.
+    pub(crate) fn try_alloc(
+        &self,
+        lock: &AreaLockGuard<'_>,
+        kind: u8,
+        len: usize,
+    ) -> Result<Alloc> {
         if !reusable(kind) {
-            return self.alloc_at_cursor(kind, align8(len.max(RECORD_HEADER)));
+            return self
+                .alloc_at_cursor(kind, align8(len.max(RECORD_HEADER)))
+                .map(Alloc::At);
         }
         let (_, size) = size_class(len.max(rec::MIN_LEN));
-        if let Some(off) = self.take_hole(lock, size, false) {
-            return Ok(self.reuse(off, kind, size));
+        let own = self.take_hole(lock, size, Classes::Own);
+        if let HoleTake::Taken(off) = own {
+            return Ok(Alloc::At(self.reuse(off, kind, size)));
         }
         match self.alloc_at_cursor(kind, size) {
             Ok(off) => {
                 self.new_generation(off);
-                Ok(off)
+                return Ok(Alloc::At(off));
             }
-            Err(Error::AreaFull { .. }) => {
-                if let Some(off) = self.take_hole(lock, size, true) {
-                    return Ok(self.reuse(off, kind, size));
-                }
-                // Reclaim what dead holders left (REMOVED, abandoned
-                // records, unlinked holes), merge neighbouring holes, and
-                // try again.
-                self.rebuild_free_lists(lock);
-                match self.take_hole(lock, size, true) {
-                    Some(off) => Ok(self.reuse(off, kind, size)),
-                    None => {
-                        let free = self.len() - self.cursor();
-                        self.bump(hdr::STAT_REFUSED, 1);
-                        Err(Error::AreaFull { needed: size, free })
-                    }
-                }
-            }
-            other => other,
+            Err(Error::AreaFull { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let larger = self.take_hole(lock, size, Classes::Larger);
+        if let HoleTake::Taken(off) = larger {
+            return Ok(Alloc::At(self.reuse(off, kind, size)));
+        }
+        let soonest = match (own.ready_at(), larger.ready_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(ready) = soonest {
+            return Ok(Alloc::ReadyAt(ready));
+        }
+        self.rebuild_free_lists(lock);
+        match self.take_hole(lock, size, Classes::All) {
+            HoleTake::Taken(off) => Ok(Alloc::At(self.reuse(off, kind, size))),
+            HoleTake::ReadyAt(ready) => Ok(Alloc::ReadyAt(ready)),
+            HoleTake::Nothing => Err(self.refuse(size)),
+        }
+    }
+
+    /// A refused registration of a record of `size` bytes: counted in
+    /// `stat_refused`.
+    pub(crate) fn refuse(&self, size: usize) -> Error {
+        self.bump(hdr::STAT_REFUSED, 1);
+        Error::AreaFull {
+            needed: size,
+            free: self.len() - self.cursor(),
         }
     }
 
@@ -236,6 +278,24 @@ impl AreaInner {
     pub(crate) fn record_state(&self, off: usize, kind: u8) -> Option<u8> {
         let t = self.u32_at(off)?.load(Ordering::Acquire);
         ((t & 0xff) as u8 == kind).then_some(((t >> 8) & 0xff) as u8)
+    }
+}
+
+/// What [`AreaInner::try_alloc`] gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alloc {
+    /// The record, in state WRITING.
+    At(usize),
+    /// No room now; a hole that would do is ready at this `monotonic_ms`.
+    ReadyAt(u64),
+}
+
+/// Sleep until `monotonic_ms` reaches `ready` (at most the grace period).
+pub(crate) fn sleep_until_ms(ready: u64) {
+    let now = crate::process::monotonic_ms();
+    if ready > now {
+        let ms = (ready - now).min(super::format::FREE_GRACE_MS);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 
@@ -382,10 +442,6 @@ impl RecordWriter {
     /// Append an f64.
     pub(crate) fn push_f64(&mut self, v: f64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
-    }
-    /// Append `n` zeroed u64 cells.
-    pub(crate) fn push_zero_cells(&mut self, n: usize) {
-        self.buf.resize(self.buf.len() + n * 8, 0);
     }
     /// Append a u32-length-prefixed string.
     pub(crate) fn push_str(&mut self, s: &str) {
