@@ -43,12 +43,76 @@ impl std::hash::Hasher for OffsetHasher {
         self.write_u64(n as u64);
     }
     fn finish(&self) -> u64 {
-        self.0
+        // murmur3's finaliser: every input bit reaches the low bits (the
+        // bucket) and the top ones (hashbrown's tag); offsets are multiples of 8.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
 /// A map keyed by record offsets.
 type OffsetMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<OffsetHasher>>;
+
+/// Hashes `(family offset, label hash)` keys from a per-map random seed:
+/// the label hash is FNV of caller-given values, so the buckets must not
+/// be predictable from them.
+#[derive(Clone)]
+pub(crate) struct SeededState(u64);
+
+impl Default for SeededState {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        SeededState(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl std::hash::BuildHasher for SeededState {
+    type Hasher = OffsetHasher;
+    fn build_hasher(&self) -> OffsetHasher {
+        OffsetHasher(self.0)
+    }
+}
+
+/// The series records under one `(family, label hash)` key: almost always
+/// one (no allocation), more only for label hashes that collide.
+#[derive(Debug, Clone)]
+pub(crate) enum Offsets {
+    /// One record.
+    One(usize),
+    /// Colliding records.
+    Many(Vec<usize>),
+}
+
+impl Offsets {
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Offsets::One(o) => std::slice::from_ref(o),
+            Offsets::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, off: usize) {
+        match self {
+            Offsets::One(o) => *self = Offsets::Many(vec![*o, off]),
+            Offsets::Many(v) => v.push(off),
+        }
+    }
+
+    /// Drop `off`; whether none is left.
+    fn remove(&mut self, off: usize) -> bool {
+        match self {
+            Offsets::One(o) => *o == off,
+            Offsets::Many(v) => {
+                v.retain(|&o| o != off);
+                v.is_empty()
+            }
+        }
+    }
+}
 
 /// What this process knows of the area's records.
 #[derive(Default)]
@@ -67,7 +131,7 @@ pub(crate) struct LocalIndex {
     /// request from a dynamic language) reuses one object and its series cache.
     handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
     /// (family offset, label hash) -> series record offsets.
-    series: HashMap<(usize, u64), Vec<usize>>,
+    series: HashMap<(usize, u64), Offsets, SeededState>,
     /// Series record offset -> its key in `series` (records are reused:
     /// a reused one leaves its old key).
     keys: OffsetMap<(usize, u64)>,
@@ -205,11 +269,8 @@ impl LocalIndex {
     /// Drop the series record at `off` from the index.
     fn forget(&mut self, off: usize) {
         if let Some(key) = self.keys.remove(&off) {
-            if let Some(offs) = self.series.get_mut(&key) {
-                offs.retain(|&o| o != off);
-                if offs.is_empty() {
-                    self.series.remove(&key);
-                }
+            if self.series.get_mut(&key).is_some_and(|o| o.remove(off)) {
+                self.series.remove(&key);
             }
         }
     }
@@ -261,7 +322,10 @@ impl LocalIndex {
     /// Index the series record at `off` under `(fam, hash)`.
     fn add_series(&mut self, fam: usize, hash: u64, off: usize) {
         self.forget(off);
-        self.series.entry((fam, hash)).or_default().push(off);
+        self.series
+            .entry((fam, hash))
+            .and_modify(|o| o.push(off))
+            .or_insert(Offsets::One(off));
         self.keys.insert(off, (fam, hash));
     }
 
@@ -274,13 +338,13 @@ impl LocalIndex {
         values: &[&str],
         hash: u64,
     ) -> Option<(usize, u64)> {
-        let mut scratch = Vec::new();
         let shape = self.by_offset.get(&fam)?;
         let n_cells = shape.n_cells(area.max_workers());
         let mut gen = 0;
         let off = self
             .series
             .get(&(fam, hash))?
+            .as_slice()
             .iter()
             .copied()
             .find(|&off| {
@@ -306,9 +370,7 @@ impl LocalIndex {
                     len,
                 };
                 let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
-                values
-                    .iter()
-                    .all(|v| r.string_eq(v, &mut scratch) == Some(true))
+                values.iter().all(|v| r.string_eq(v) == Some(true))
                     && area.record_state(off, KIND_SERIES) == Some(STATE_LIVE)
                     && area.generation(off) == gen
             })?;
@@ -803,7 +865,7 @@ pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
         .series
         .iter()
         .filter(|((fam, _), _)| *fam == family.off)
-        .flat_map(|(_, offs)| offs.iter().copied())
+        .flat_map(|(_, offs)| offs.as_slice().iter().copied())
         .collect();
     let mut n = 0;
     for off in offs {

@@ -80,11 +80,27 @@ pub(crate) fn hole_class(len: usize) -> Option<usize> {
         return None;
     }
     if len <= PAGE_SIZE {
-        return SMALL_CLASSES.iter().rposition(|&c| c <= len);
+        return Some(SMALL_CLASS_AT[len / 16] as usize);
     }
     let pages = (len / PAGE_SIZE).min(MAX_CLASS_PAGES);
     Some(SMALL_CLASSES.len() + pages - 2)
 }
+
+/// `SMALL_CLASS_AT[len / 16]`: the largest small class of at most `len`
+/// bytes (`32 <= len <= PAGE_SIZE`; the classes are multiples of 16).
+const SMALL_CLASS_AT: [u8; PAGE_SIZE / 16 + 1] = {
+    let mut t = [0u8; PAGE_SIZE / 16 + 1];
+    let mut i = 0;
+    while i < t.len() {
+        let mut c = 0;
+        while c + 1 < SMALL_CLASSES.len() && SMALL_CLASSES[c + 1] <= i * 16 {
+            c += 1;
+        }
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Whether a free record of `len` bytes at `off` obeys the page rules.
 pub(crate) fn hole_shape_ok(off: usize, len: usize) -> bool {
@@ -579,5 +595,20 @@ impl AreaInner {
             return (None, after);
         }
         (Some(out), now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_class_table_gives_the_largest_class_that_fits() {
+        for len in rec::MIN_LEN..=PAGE_SIZE {
+            let want = SMALL_CLASSES.iter().rposition(|&c| c <= len);
+            assert_eq!(hole_class(len), want, "{len}");
+        }
+        assert_eq!(hole_class(rec::MIN_LEN - 8), None);
+        assert_eq!(hole_class(2 * PAGE_SIZE), Some(SMALL_CLASSES.len()));
     }
 }

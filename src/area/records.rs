@@ -393,19 +393,25 @@ impl<'a> RecordReader<'a> {
         Some(s)
     }
 
-    /// Compare the next length-prefixed string with `expected`, consuming it.
-    pub(crate) fn string_eq(&mut self, expected: &str, scratch: &mut Vec<u8>) -> Option<bool> {
+    /// Compare the next length-prefixed string with `expected`, consuming
+    /// it (copied out a chunk at a time onto the stack: no allocation).
+    pub(crate) fn string_eq(&mut self, expected: &str) -> Option<bool> {
         let n = self.u32()? as usize;
         let at = self.take(n)?;
         if n != expected.len() {
             return Some(false);
         }
-        scratch.clear();
-        scratch.resize(n, 0);
-        if !self.area.read_bytes(at, scratch) {
-            return None;
+        let mut chunk = [0u8; 128];
+        for (i, want) in expected.as_bytes().chunks(chunk.len()).enumerate() {
+            let got = &mut chunk[..want.len()];
+            if !self.area.read_bytes(at + i * 128, got) {
+                return None;
+            }
+            if got != want {
+                return Some(false);
+            }
         }
-        Some(scratch.as_slice() == expected.as_bytes())
+        Some(true)
     }
 }
 
