@@ -652,7 +652,8 @@ fn hot_path_probe() {
 
 /// Instruction-count probe for the create+remove cycle of one type (run by
 /// hand under callgrind, see docs/PERFORMANCE.md): `PROBE_TYPE` = `counter`,
-/// `gauge`, `histogram` or `info` (a replacement); `PROBE_N` cycles in an
+/// `gauge`, `histogram` or `info` (a replacement), or several of them
+/// separated by commas (one phase after the other); `PROBE_N` cycles in an
 /// area of `PROBE_PAGES` pages (default 256; a large area keeps the grace
 /// period out of the measure).
 #[test]
@@ -678,11 +679,29 @@ fn cycle_probe() {
         .histogram(Opts::new("ph", "h").labels(&["w", "k"]), &[1.0, 2.0])
         .unwrap();
     let info = reg.info(Opts::new("pi", "i")).unwrap().get().unwrap();
+    for kind in kind.split(',') {
+        cycle_probe_phase(kind, n, pages, (&c, &g, &h, &info));
+        eprintln!("{:?}", area.stats());
+    }
+}
+
+/// One phase of `cycle_probe`: `n` cycles of `kind`.
+fn cycle_probe_phase(
+    kind: &str,
+    n: u64,
+    pages: u64,
+    (c, g, h, info): (
+        &promshm::Family<promshm::Counter>,
+        &promshm::Family<promshm::Gauge>,
+        &promshm::Family<promshm::Histogram>,
+        &promshm::Info,
+    ),
+) {
     let started = Instant::now();
     for i in 0..n {
-        let k = i.to_string();
+        let k = format!("{kind}{i}");
         let l = ["0", k.as_str()];
-        match kind.as_str() {
+        match kind {
             "counter" => {
                 c.labels(&l).unwrap().inc();
                 assert!(c.remove(&l).unwrap());
@@ -700,7 +719,6 @@ fn cycle_probe() {
     }
     let per = started.elapsed() / n as u32;
     eprintln!("{kind}: {n} cycles in {pages} pages, {per:?} per cycle");
-    eprintln!("{:?}", area.stats());
 }
 
 /// The independent reader notices a free list that links a live record
