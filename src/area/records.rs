@@ -180,7 +180,17 @@ impl AreaInner {
             (a, b) => a.or(b),
         };
         if let Some(ready) = soonest {
-            return Ok(Alloc::ReadyAt(ready));
+            if !self.merge_due(size) {
+                return Ok(Alloc::ReadyAt(ready));
+            }
+            // Holes of smaller classes may sit side by side (freed by a
+            // phase of smaller records): merged, they may hold this one.
+            self.rebuild_free_lists(lock);
+            return Ok(match self.take_hole(lock, size, Classes::All) {
+                HoleTake::Taken(off) => Alloc::At(self.reuse(off, kind, size)),
+                HoleTake::ReadyAt(r) => Alloc::ReadyAt(r),
+                HoleTake::Nothing => Alloc::ReadyAt(ready),
+            });
         }
         self.rebuild_free_lists(lock);
         match self.take_hole(lock, size, Classes::All) {
@@ -188,6 +198,23 @@ impl AreaInner {
             HoleTake::ReadyAt(ready) => Ok(Alloc::ReadyAt(ready)),
             HoleTake::Nothing => Err(self.refuse(size)),
         }
+    }
+
+    /// Whether an allocation of `size` bytes that would wait should first
+    /// merge neighbouring holes (a rebuild): when the listed holes hold at
+    /// least 4 such records, at most once per `MERGE_EVERY_MS` in this
+    /// process (a rebuild walks the area, and makes every process re-walk
+    /// its index).
+    fn merge_due(&self, size: usize) -> bool {
+        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let free = self.hdr(hdr::FREE_BYTES).load(Ordering::Relaxed);
+        let now = crate::process::monotonic_ms();
+        let last = LAST.load(Ordering::Relaxed);
+        if free < 4 * size as u64 || now < last.saturating_add(MERGE_EVERY_MS) {
+            return false;
+        }
+        LAST.store(now, Ordering::Relaxed);
+        true
     }
 
     /// A refused registration of a record of `size` bytes: counted in
@@ -280,6 +307,10 @@ impl AreaInner {
         ((t & 0xff) as u8 == kind).then_some(((t >> 8) & 0xff) as u8)
     }
 }
+
+/// The least time (ms) between two merges of holes by allocations that
+/// would otherwise wait, in one process.
+const MERGE_EVERY_MS: u64 = 10_000;
 
 /// What [`AreaInner::try_alloc`] gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
