@@ -491,30 +491,34 @@ fn resolve(c: &mut Criterion) {
 
 /// Space reuse (issue 16): the eager hot path with and without the
 /// generation check, in the same run, and create+remove cycles in a 1 MiB
-/// area (steady state: every record comes from a hole).
+/// area (steady state: every record comes from a hole, and the grace
+/// period bounds the rate, see docs/PERFORMANCE.md) and in a 64 MiB one
+/// (`cycle_64mib/`: the grace period out of the way, the cost of the code).
 fn reuse(c: &mut Criterion) {
     let area = Area::anonymous(&AreaOptions::with_pages(256)).expect("area");
     let reg = area.registry();
-    let eager = reg
+    let e = reg
         .counter(
             Opts::new("reuse_eager", "Eager.")
                 .labels(&["k"])
                 .eager(true),
         )
-        .expect("family");
-    let e = eager.labels(&["x"]).expect("series");
+        .expect("family")
+        .labels(&["x"])
+        .expect("series");
     let buffered = reg
         .counter(Opts::new("reuse_buffered", "Buffered.").labels(&["k"]))
         .expect("family")
         .labels(&["x"])
         .expect("series");
-    let gauges = reg
+    let g = reg
         .gauge(
             Opts::new("reuse_gauge", "Gauges.").labels(&["k"]),
             GaugeMode::LiveSum,
         )
-        .expect("family");
-    let g = gauges.labels(&["x"]).expect("series");
+        .expect("family")
+        .labels(&["x"])
+        .expect("series");
     let mut grp = Group::new(c, "reuse", 20, false);
     grp.op("eager_inc/generation_checked", || black_box(&e).inc());
     grp.op("eager_inc/unchecked_before", || {
@@ -522,24 +526,58 @@ fn reuse(c: &mut Criterion) {
     });
     grp.op("buffered_inc", || black_box(&buffered).inc());
     grp.op("gauge_set/generation_checked", || black_box(&g).set(1.0));
+    reuse_cycles(&mut grp, "cycle", &reg);
+    let big = Area::anonymous(&AreaOptions::with_pages(16384)).expect("area");
+    reuse_cycles(&mut grp, "cycle_64mib", &big.registry());
+    grp.finish();
+}
+
+/// The create+remove cycle of each type, and an info replacement, in `reg`.
+fn reuse_cycles(grp: &mut Group<'_>, prefix: &str, reg: &promshm::Registry) {
+    let labels = |name: &str| Opts::new(name, "Cycles.").labels(&["k"]);
+    let eager = reg
+        .counter(labels("cyc_eager").eager(true))
+        .expect("family");
+    let gauges = reg
+        .gauge(labels("cyc_gauge"), GaugeMode::LiveSum)
+        .expect("family");
+    let hists = reg
+        .histogram(labels("cyc_hist"), &[1.0, 2.0])
+        .expect("family");
+    let info = reg
+        .info(Opts::new("cyc_info", "Info."))
+        .expect("family")
+        .get()
+        .expect("series");
     let mut n = 0u64;
-    grp.op("cycle/counter_create_inc_remove", || {
+    let mut key = move || {
         n += 1;
-        let k = n.to_string();
+        n.to_string()
+    };
+    grp.op(&format!("{prefix}/counter_create_inc_remove"), || {
+        let k = key();
         if let Ok(s) = eager.labels(&[&k]) {
             s.inc();
         }
         let _ = eager.remove(&[&k]);
     });
-    grp.op("cycle/gauge_create_set_remove", || {
-        n += 1;
-        let k = n.to_string();
+    grp.op(&format!("{prefix}/gauge_create_set_remove"), || {
+        let k = key();
         if let Ok(s) = gauges.labels(&[&k]) {
             s.set(1.0);
         }
         let _ = gauges.remove(&[&k]);
     });
-    grp.finish();
+    grp.op(&format!("{prefix}/histogram_create_observe_remove"), || {
+        let k = key();
+        if let Ok(s) = hists.labels(&[&k]) {
+            let _ = s.observe(1.5);
+        }
+        let _ = hists.remove(&[&k]);
+    });
+    grp.op(&format!("{prefix}/info_replace"), || {
+        let _ = info.set(&[("version", &key())]);
+    });
 }
 
 /// `promshm::flush()` with `n` buffered series of this thread, dirty or clean.

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::area::format::*;
-use crate::area::records::{hash_strings, RecordReader, RecordWriter};
+use crate::area::records::{hash_strings, Alloc, RecordReader, RecordWriter};
 use crate::area::{Area, AreaInner};
 use crate::encoding::{Encoder, Format, MetricType};
 use crate::error::{Error, Result};
@@ -26,6 +26,95 @@ use crate::render::{self, RenderStats};
 
 pub use crate::render::SELF_METRICS_PREFIX;
 
+/// Hashes record offsets (never chosen by a caller) for the index's
+/// offset-keyed maps: one multiply instead of SipHash's rounds.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct OffsetHasher(u64);
+
+impl std::hash::Hasher for OffsetHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        // murmur3's finaliser: every input bit reaches the low bits (the
+        // bucket) and the top ones (hashbrown's tag); offsets are multiples of 8.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// A map keyed by record offsets.
+type OffsetMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<OffsetHasher>>;
+
+/// Hashes `(family offset, label hash)` keys from a per-map random seed:
+/// the label hash is FNV of caller-given values, so the buckets must not
+/// be predictable from them.
+#[derive(Clone)]
+pub(crate) struct SeededState(u64);
+
+impl Default for SeededState {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        SeededState(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl std::hash::BuildHasher for SeededState {
+    type Hasher = OffsetHasher;
+    fn build_hasher(&self) -> OffsetHasher {
+        OffsetHasher(self.0)
+    }
+}
+
+/// The series records under one `(family, label hash)` key: almost always
+/// one (no allocation), more only for label hashes that collide.
+#[derive(Debug, Clone)]
+pub(crate) enum Offsets {
+    /// One record.
+    One(usize),
+    /// Colliding records.
+    Many(Vec<usize>),
+}
+
+impl Offsets {
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Offsets::One(o) => std::slice::from_ref(o),
+            Offsets::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, off: usize) {
+        match self {
+            Offsets::One(o) => *self = Offsets::Many(vec![*o, off]),
+            Offsets::Many(v) => v.push(off),
+        }
+    }
+
+    /// Drop `off`; whether none is left.
+    fn remove(&mut self, off: usize) -> bool {
+        match self {
+            Offsets::One(o) => *o == off,
+            Offsets::Many(v) => {
+                v.retain(|&o| o != off);
+                v.is_empty()
+            }
+        }
+    }
+}
+
 /// What this process knows of the area's records.
 #[derive(Default)]
 pub(crate) struct LocalIndex {
@@ -34,7 +123,7 @@ pub(crate) struct LocalIndex {
     /// Family name -> (record offset, shape).
     families: HashMap<String, (usize, Arc<Shape>)>,
     /// Family record offset -> shape.
-    by_offset: HashMap<usize, Arc<Shape>>,
+    by_offset: OffsetMap<Arc<Shape>>,
     /// Every name a family of the area renders (its name plus each of its
     /// type's [`rendered_suffixes`](MetricType::rendered_suffixes)) -> that
     /// family's name; the first family in record order keeps a name.
@@ -43,10 +132,10 @@ pub(crate) struct LocalIndex {
     /// request from a dynamic language) reuses one object and its series cache.
     handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
     /// (family offset, label hash) -> series record offsets.
-    series: HashMap<(usize, u64), Vec<usize>>,
+    series: HashMap<(usize, u64), Offsets, SeededState>,
     /// Series record offset -> its key in `series` (records are reused:
     /// a reused one leaves its old key).
-    keys: HashMap<usize, (usize, u64)>,
+    keys: OffsetMap<(usize, u64)>,
     /// Reuse log entries consumed (see `AreaInner::reuse_log_since`).
     reuse_seq: u64,
     /// Reused records that were still being written at the last catch-up.
@@ -91,11 +180,19 @@ impl LocalIndex {
     /// log names (reallocated in place). Without the area lock, stop at a
     /// record still being written; under it, skip such records (their
     /// writer died). A log that wrapped since the last call means a re-walk
-    /// of every series.
-    fn catch_up(&mut self, area: &AreaInner, locked: bool) {
+    /// of every series. `false` if there was nothing new to look at.
+    fn catch_up(&mut self, area: &AreaInner, locked: bool) -> bool {
         let (logged, seq) = area.reuse_log_since(self.reuse_seq);
-        let mut redo = std::mem::take(&mut self.pending);
         let rebuilds = area.hdr(hdr::STAT_FREE_REBUILDS).load(Ordering::Acquire);
+        if seq == self.reuse_seq
+            && rebuilds == self.rebuilds
+            && self.pending.is_empty()
+            && self.orphans.is_empty()
+            && area.cursor() <= self.scanned
+        {
+            return false;
+        }
+        let mut redo = std::mem::take(&mut self.pending);
         match logged {
             Some(offs) if rebuilds == self.rebuilds => redo.extend(offs),
             _ => {
@@ -143,16 +240,38 @@ impl LocalIndex {
                 self.index(area, rec, &mut values);
             }
         }
+        true
+    }
+
+    /// Index the series record at `off` that this process just created
+    /// under the lock, with `(seq, cursor)` the reuse sequence and
+    /// allocation cursor before its allocation: if the index was caught up
+    /// then, the allocation (a reuse logged or the cursor moved, by this
+    /// process alone) needs no second look at the next catch-up.
+    fn add_own_series(
+        &mut self,
+        area: &AreaInner,
+        (fam, hash, off): (usize, u64, usize),
+        (seq, cursor): (u64, usize),
+    ) {
+        self.add_series(fam, hash, off);
+        let rebuilds = area.hdr(hdr::STAT_FREE_REBUILDS).load(Ordering::Acquire);
+        if self.reuse_seq != seq || self.scanned != cursor || self.rebuilds != rebuilds {
+            return;
+        }
+        let now_seq = area.hdr(hdr::REUSE_SEQ).load(Ordering::Acquire);
+        let now_cursor = area.cursor();
+        if now_seq == seq + 1 || (now_seq == seq && off + 8 <= now_cursor && off >= cursor) {
+            self.reuse_seq = now_seq;
+            self.scanned = now_cursor;
+        }
     }
 
     /// Drop the series record at `off` from the index.
     fn forget(&mut self, off: usize) {
         if let Some(key) = self.keys.remove(&off) {
-            if let Some(offs) = self.series.get_mut(&key) {
-                offs.retain(|&o| o != off);
-                if offs.is_empty() {
-                    self.series.remove(&key);
-                }
+            if self.series.get_mut(&key).is_some_and(|o| o.remove(off)) {
+                self.series.remove(&key);
             }
         }
     }
@@ -204,7 +323,10 @@ impl LocalIndex {
     /// Index the series record at `off` under `(fam, hash)`.
     fn add_series(&mut self, fam: usize, hash: u64, off: usize) {
         self.forget(off);
-        self.series.entry((fam, hash)).or_default().push(off);
+        self.series
+            .entry((fam, hash))
+            .and_modify(|o| o.push(off))
+            .or_insert(Offsets::One(off));
         self.keys.insert(off, (fam, hash));
     }
 
@@ -217,13 +339,13 @@ impl LocalIndex {
         values: &[&str],
         hash: u64,
     ) -> Option<(usize, u64)> {
-        let mut scratch = Vec::new();
         let shape = self.by_offset.get(&fam)?;
         let n_cells = shape.n_cells(area.max_workers());
         let mut gen = 0;
         let off = self
             .series
             .get(&(fam, hash))?
+            .as_slice()
             .iter()
             .copied()
             .find(|&off| {
@@ -249,9 +371,7 @@ impl LocalIndex {
                     len,
                 };
                 let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
-                values
-                    .iter()
-                    .all(|v| r.string_eq(v, &mut scratch) == Some(true))
+                values.iter().all(|v| r.string_eq(v) == Some(true))
                     && area.record_state(off, KIND_SERIES) == Some(STATE_LIVE)
                     && area.generation(off) == gen
             })?;
@@ -777,38 +897,60 @@ fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
     }
 }
 
+/// The longest a registration waits for holes to leave their grace period
+/// (as long as a wait for the area lock) before it is refused.
+const GRACE_WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Find or create the series of `family` with label values `values`
 /// (constant labels included); the offset and generation of its record.
+/// When only holes still in their grace period would hold it, wait for
+/// them without the area lock (other processes and threads go on), and
+/// try again, for at most [`GRACE_WAIT_BOUND`].
 pub(crate) fn resolve_series(
     family: &Arc<FamilyInner>,
     values: &[&str],
     hash: u64,
 ) -> Result<(usize, u64)> {
+    let started = std::time::Instant::now();
+    loop {
+        match try_resolve_series(family, values, hash)? {
+            Alloc::At(found) => return Ok((found, family.area.generation(found))),
+            Alloc::ReadyAt(_) if started.elapsed() >= GRACE_WAIT_BOUND => {
+                let size = ser::CELLS + family.shape.n_cells(family.area.max_workers()) * 8;
+                return Err(family.area.refuse(size));
+            }
+            Alloc::ReadyAt(ready) => crate::area::records::sleep_until_ms(ready),
+        }
+    }
+}
+
+/// One attempt of [`resolve_series`]: the series record, or when to try again.
+fn try_resolve_series(family: &Arc<FamilyInner>, values: &[&str], hash: u64) -> Result<Alloc> {
     let area = &family.area;
     let mut idx = crate::area::fork::lock(&area.index);
-    let found = match idx.find_series(area, family.off, values, hash) {
-        Some(found) => Some(found),
-        None => {
-            idx.catch_up(area, false);
-            idx.find_series(area, family.off, values, hash)
+    if let Some((off, _)) = idx.find_series(area, family.off, values, hash) {
+        return Ok(Alloc::At(off));
+    }
+    if idx.catch_up(area, false) {
+        if let Some((off, _)) = idx.find_series(area, family.off, values, hash) {
+            return Ok(Alloc::At(off));
         }
-    };
-    let off = match found {
-        Some(found) => found,
-        None => {
-            let guard = area.lock()?;
-            idx.catch_up(area, true);
-            match idx.find_series(area, family.off, values, hash) {
-                Some(found) => found,
-                None => {
-                    let off = create_series(area, &guard, family, values, hash)?;
-                    idx.add_series(family.off, hash, off);
-                    (off, area.generation(off))
-                }
-            }
+    }
+    let guard = area.lock()?;
+    if idx.catch_up(area, true) {
+        if let Some((off, _)) = idx.find_series(area, family.off, values, hash) {
+            return Ok(Alloc::At(off));
         }
-    };
-    Ok(off)
+    }
+    let before = (
+        area.hdr(hdr::REUSE_SEQ).load(Ordering::Acquire),
+        area.cursor(),
+    );
+    let made = create_series(area, &guard, family, values, hash)?;
+    if let Alloc::At(off) = made {
+        idx.add_own_series(area, (family.off, hash, off), before);
+    }
+    Ok(made)
 }
 
 fn create_series(
@@ -817,23 +959,28 @@ fn create_series(
     family: &FamilyInner,
     values: &[&str],
     hash: u64,
-) -> Result<usize> {
+) -> Result<Alloc> {
     let n_cells = family.shape.n_cells(area.max_workers());
+    let cells = ser::CELLS + 8 * n_cells;
     let mut w = RecordWriter::with_fixed(ser::CELLS);
     w.put_u64(ser::HASH, hash);
     // The generation stays what the record had (`alloc` keeps it).
     w.put_u32(ser::FAMILY, family.off as u32);
     w.put_u32(ser::N_CELLS, n_cells as u32);
     w.put_u64(ser::CREATED, crate::process::now_secs().to_bits());
-    w.push_zero_cells(n_cells);
     for v in values {
         w.push_str(v);
     }
-    let off = area.alloc(guard, KIND_SERIES, w.len())?;
-    area.write_bytes(off + ser::FAMILY, &w.buf[ser::FAMILY..]);
-    area.commit(off, KIND_SERIES);
-    area.bump(hdr::STAT_SERIES, 1);
-    Ok(off)
+    let len = cells + (w.buf.len() - ser::CELLS);
+    let made = area.try_alloc(guard, KIND_SERIES, align8(len))?;
+    if let Alloc::At(off) = made {
+        // The record comes zeroed: the cells are not written again.
+        area.write_bytes(off + ser::FAMILY, &w.buf[ser::FAMILY..ser::CELLS]);
+        area.write_bytes(off + cells, &w.buf[ser::CELLS..]);
+        area.commit(off, KIND_SERIES);
+        area.bump(hdr::STAT_SERIES, 1);
+    }
+    Ok(made)
 }
 
 /// Remove the live series with these values and free its record (and an
@@ -908,7 +1055,7 @@ pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
         .series
         .iter()
         .filter(|((fam, _), _)| *fam == family.off)
-        .flat_map(|(_, offs)| offs.iter().copied())
+        .flat_map(|(_, offs)| offs.as_slice().iter().copied())
         .collect();
     let mut n = 0;
     for off in offs {

@@ -33,17 +33,74 @@ struct Hole {
     freed_at: u64,
 }
 
+/// Which free lists [`take_hole`](AreaInner::take_hole) looks at.
+#[derive(Clone, Copy)]
+pub(crate) enum Classes {
+    /// The record's own size class only.
+    Own,
+    /// The classes above it (a hole that is split).
+    Larger,
+    /// Both.
+    All,
+}
+
+/// What [`take_hole`](AreaInner::take_hole) found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HoleTake {
+    /// A hole, taken: the record's offset.
+    Taken(usize),
+    /// None ready; the first one that would do is ready at this
+    /// `monotonic_ms`.
+    ReadyAt(u64),
+    /// No hole of these lists would do.
+    Nothing,
+}
+
+impl HoleTake {
+    /// When a hole is ready, if one will be.
+    pub(crate) fn ready_at(self) -> Option<u64> {
+        match self {
+            HoleTake::ReadyAt(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// One look at list heads.
+enum Scan {
+    Ready(usize, Hole),
+    Soonest(u64),
+    None,
+    Damaged,
+}
+
 /// The free list of a hole of `len` bytes: the largest class it can serve.
 pub(crate) fn hole_class(len: usize) -> Option<usize> {
     if len < rec::MIN_LEN {
         return None;
     }
     if len <= PAGE_SIZE {
-        return SMALL_CLASSES.iter().rposition(|&c| c <= len);
+        return Some(SMALL_CLASS_AT[len / 16] as usize);
     }
     let pages = (len / PAGE_SIZE).min(MAX_CLASS_PAGES);
     Some(SMALL_CLASSES.len() + pages - 2)
 }
+
+/// `SMALL_CLASS_AT[len / 16]`: the largest small class of at most `len`
+/// bytes (`32 <= len <= PAGE_SIZE`; the classes are multiples of 16).
+const SMALL_CLASS_AT: [u8; PAGE_SIZE / 16 + 1] = {
+    let mut t = [0u8; PAGE_SIZE / 16 + 1];
+    let mut i = 0;
+    while i < t.len() {
+        let mut c = 0;
+        while c + 1 < SMALL_CLASSES.len() && SMALL_CLASSES[c + 1] <= i * 16 {
+            c += 1;
+        }
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Whether a free record of `len` bytes at `off` obeys the page rules.
 pub(crate) fn hole_shape_ok(off: usize, len: usize) -> bool {
@@ -129,68 +186,71 @@ impl AreaInner {
         })
     }
 
-    /// Take a hole for a record of `size` bytes (a class size): the oldest
-    /// hole of the first list, from `size`'s own upwards, whose grace period
-    /// is over and that splits into `size` and a valid remainder (which
-    /// becomes a hole of its own). With `wait`, if none is ready, wait (at
-    /// most `FREE_GRACE_MS`) for the one ready first. A list found damaged
-    /// is rebuilt (once). Returns the record, in state WRITING, of `size`.
+    /// Take a hole for a record of `size` bytes (a class size) from the
+    /// lists `classes` picks (`size`'s own, or the larger ones): the head of
+    /// the first of them whose grace period is over and that splits into
+    /// `size` and a valid remainder (which becomes a hole of its own), or
+    /// else when the first head that would do is ready. Never waits. A list
+    /// found damaged is rebuilt (once). A hole taken is in state WRITING,
+    /// of `size`.
     pub(crate) fn take_hole(
         &self,
         guard: &AreaLockGuard<'_>,
         size: usize,
-        wait: bool,
-    ) -> Option<usize> {
-        let first = hole_class(size)?;
+        classes: Classes,
+    ) -> HoleTake {
+        let Some(own) = hole_class(size) else {
+            return HoleTake::Nothing;
+        };
         let last = if size <= PAGE_SIZE {
             SMALL_CLASSES.len() - 1
         } else {
             FREE_CLASSES - 1
         };
-        for attempt in 0..3 {
-            let now = process::monotonic_ms();
-            let mut soonest: Option<(u64, usize)> = None;
-            let mut damaged = false;
-            for class in first..=last {
-                let head = self.list_word(class, false)?.load(Ordering::Relaxed) as usize;
-                if head == 0 {
-                    continue;
-                }
-                let Some(h) = self.hole(head, class) else {
-                    damaged = true;
-                    break;
-                };
-                let rest = h.len.saturating_sub(size);
-                if h.len < size || (rest != 0 && !hole_shape_ok(h.off + size, rest)) {
-                    continue;
-                }
-                // A stamp in the future (damage) counts as now.
-                let ready = h.freed_at.min(now) + FREE_GRACE_MS;
-                if ready <= now {
-                    return Some(self.split_hole(class, h, size));
-                }
-                if soonest.map_or(true, |(r, _)| ready < r) {
-                    soonest = Some((ready, class));
-                }
-            }
-            if damaged {
-                if attempt > 0 {
-                    return None;
-                }
-                self.rebuild_free_lists(guard);
-                continue;
-            }
-            match soonest {
-                Some((ready, _)) if wait && attempt < 2 => {
-                    let now = process::monotonic_ms();
-                    if ready > now {
-                        std::thread::sleep(std::time::Duration::from_millis(ready - now));
-                    }
-                }
-                _ => return None,
+        let range = match classes {
+            Classes::Own => own..=own,
+            Classes::Larger => own + 1..=last,
+            Classes::All => own..=last,
+        };
+        for attempt in 0..2 {
+            match self.scan_heads(size, range.clone()) {
+                Scan::Damaged if attempt == 0 => self.rebuild_free_lists(guard),
+                Scan::Damaged => return HoleTake::Nothing,
+                Scan::Ready(class, h) => return HoleTake::Taken(self.split_hole(class, h, size)),
+                Scan::Soonest(ready) => return HoleTake::ReadyAt(ready),
+                Scan::None => return HoleTake::Nothing,
             }
         }
-        None
+        HoleTake::Nothing
+    }
+
+    /// One look at the heads of the lists `range` for a record of `size`.
+    fn scan_heads(&self, size: usize, range: std::ops::RangeInclusive<usize>) -> Scan {
+        let now = process::monotonic_ms();
+        let mut soonest: Option<u64> = None;
+        for class in range {
+            let Some(head) = self.list_word(class, false) else {
+                return Scan::Damaged;
+            };
+            let head = head.load(Ordering::Relaxed) as usize;
+            if head == 0 {
+                continue;
+            }
+            let Some(h) = self.hole(head, class) else {
+                return Scan::Damaged;
+            };
+            let rest = h.len.saturating_sub(size);
+            if h.len < size || (rest != 0 && !hole_shape_ok(h.off + size, rest)) {
+                continue;
+            }
+            // A stamp in the future (damage) counts as now.
+            let ready = h.freed_at.min(now) + FREE_GRACE_MS;
+            if ready <= now {
+                return Scan::Ready(class, h);
+            }
+            soonest = Some(soonest.map_or(ready, |r| r.min(ready)));
+        }
+        soonest.map_or(Scan::None, Scan::Soonest)
     }
 
     /// Unlink hole `h` (the head of `class`), cut a record of `size` from
@@ -221,7 +281,9 @@ impl AreaInner {
             t.store(tag(KIND_BLOB, STATE_WRITING), Ordering::Release);
         }
         if rest > 0 {
-            self.link_or_repair(h.off + size, rest, false);
+            // The remainder is ready (its donor was): at the head of its
+            // list, not behind holes still in their grace period.
+            self.link_or_repair(h.off + size, rest, false, true);
         }
         h.off
     }
@@ -261,7 +323,7 @@ impl AreaInner {
             .u32_at(off + 4)
             .map(|l| l.load(Ordering::Relaxed) as usize)
             .unwrap_or(0);
-        self.link_or_repair(off, len, true);
+        self.link_or_repair(off, len, true, false);
         let _ = guard;
         true
     }
@@ -302,14 +364,21 @@ impl AreaInner {
         true
     }
 
-    /// Link hole `off` of `len` bytes into its list; if the list is
-    /// damaged, rebuild every list (which links it too), or, while
-    /// rebuilding, restart that list.
-    fn link_or_repair(&self, off: usize, len: usize, may_rebuild: bool) {
+    /// Link hole `off` of `len` bytes into its list (at its tail, or with
+    /// `front` at its head); if the list is damaged, rebuild every list
+    /// (which links it too), or, while rebuilding, restart that list.
+    fn link_or_repair(&self, off: usize, len: usize, may_rebuild: bool, front: bool) {
         let Some(class) = hole_class(len) else {
             return;
         };
-        if self.link_hole(class, off) {
+        let link = |area: &Self| {
+            if front {
+                area.link_hole_front(class, off)
+            } else {
+                area.link_hole(class, off)
+            }
+        };
+        if link(self) {
             self.hdr(hdr::FREE_BYTES)
                 .fetch_add(len as u64, Ordering::Relaxed);
             return;
@@ -371,6 +440,33 @@ impl AreaInner {
         let state = self.record_state(owner, KIND_SERIES);
         state.is_some_and(|s| s != STATE_FREE)
             && self.generation(owner) == gen.load(Ordering::Relaxed)
+    }
+
+    /// Push hole `off` at the head of list `class`: its `next` is the old
+    /// head, then the head is `off` (then the tail, if the list was empty:
+    /// a holder killed between leaves a head without a tail, which the next
+    /// link finds damaged). `false` (nothing written) if the head is damaged.
+    fn link_hole_front(&self, class: usize, off: usize) -> bool {
+        let (Some(head), Some(tail)) = (self.list_word(class, false), self.list_word(class, true))
+        else {
+            return false;
+        };
+        let first = head.load(Ordering::Relaxed) as usize;
+        let empty = first == 0;
+        if (empty && tail.load(Ordering::Relaxed) != 0)
+            || (!empty && (first == off || self.hole(first, class).is_none()))
+        {
+            return false;
+        }
+        match self.u32_at(off + rec::FREE_NEXT) {
+            Some(n) => n.store(first as u32, Ordering::Relaxed),
+            None => return false,
+        }
+        head.store(off as u32, Ordering::Relaxed);
+        if empty {
+            tail.store(off as u32, Ordering::Relaxed);
+        }
+        true
     }
 
     /// Whether a gauge fold step is open on the series at `off`.
@@ -494,7 +590,7 @@ impl AreaInner {
                 // One store of the length swallows the holes after it.
                 self.make_hole(off, len, at, kind);
             }
-            self.link_or_repair(off, len, false);
+            self.link_or_repair(off, len, false, false);
             i = j;
         }
     }
@@ -531,5 +627,20 @@ impl AreaInner {
             return (None, after);
         }
         (Some(out), now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_class_table_gives_the_largest_class_that_fits() {
+        for len in rec::MIN_LEN..=PAGE_SIZE {
+            let want = SMALL_CLASSES.iter().rposition(|&c| c <= len);
+            assert_eq!(hole_class(len), want, "{len}");
+        }
+        assert_eq!(hole_class(rec::MIN_LEN - 8), None);
+        assert_eq!(hole_class(2 * PAGE_SIZE), Some(SMALL_CLASSES.len()));
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering;
 
 use super::format::*;
+use super::free::{Classes, HoleTake};
 use super::{AreaInner, AreaLockGuard};
 use crate::error::{Error, Result};
 
@@ -122,39 +123,107 @@ impl AreaInner {
 
     /// Allocate a zeroed record for `len` bytes of `kind`, in state
     /// WRITING. Call [`commit`](Self::commit) when it is filled in. Series
-    /// and blobs get their size class's size, from its free list first;
-    /// families and larger records come from the cursor.
+    /// and blobs get their size class's size (see [`try_alloc`](Self::try_alloc));
+    /// if only holes in their grace period would do, this waits for them
+    /// under the lock (a few rounds of at most `FREE_GRACE_MS`).
     pub(crate) fn alloc(&self, lock: &AreaLockGuard<'_>, kind: u8, len: usize) -> Result<usize> {
+        for _ in 0..3 {
+            match self.try_alloc(lock, kind, len)? {
+                Alloc::At(off) => return Ok(off),
+                Alloc::ReadyAt(ready) => sleep_until_ms(ready),
+            }
+        }
+        match self.try_alloc(lock, kind, len)? {
+            Alloc::At(off) => Ok(off),
+            Alloc::ReadyAt(_) => Err(self.refuse(size_class(len.max(rec::MIN_LEN)).1)),
+        }
+    }
+
+    /// Allocate as [`alloc`](Self::alloc), never waiting: families and
+    /// larger records from the cursor; series and blobs from a hole of their
+    /// own class that is past its grace period, else from the cursor (fresh
+    /// space), else by splitting a larger ready hole; if none is ready but
+    /// one will be, `ReadyAt` (the caller waits, without the lock if it
+    /// can, and asks again); if none would do, after a rebuild of the free
+    /// lists (which reclaims what dead holders left and merges neighbouring
+    /// holes) the same once more, then `AreaFull`.
+    pub(crate) fn try_alloc(
+        &self,
+        lock: &AreaLockGuard<'_>,
+        kind: u8,
+        len: usize,
+    ) -> Result<Alloc> {
         if !reusable(kind) {
-            return self.alloc_at_cursor(kind, align8(len.max(RECORD_HEADER)));
+            return self
+                .alloc_at_cursor(kind, align8(len.max(RECORD_HEADER)))
+                .map(Alloc::At);
         }
         let (_, size) = size_class(len.max(rec::MIN_LEN));
-        if let Some(off) = self.take_hole(lock, size, false) {
-            return Ok(self.reuse(off, kind, size));
+        let own = self.take_hole(lock, size, Classes::Own);
+        if let HoleTake::Taken(off) = own {
+            return Ok(Alloc::At(self.reuse(off, kind, size)));
         }
         match self.alloc_at_cursor(kind, size) {
             Ok(off) => {
                 self.new_generation(off);
-                Ok(off)
+                return Ok(Alloc::At(off));
             }
-            Err(Error::AreaFull { .. }) => {
-                if let Some(off) = self.take_hole(lock, size, true) {
-                    return Ok(self.reuse(off, kind, size));
-                }
-                // Reclaim what dead holders left (REMOVED, abandoned
-                // records, unlinked holes), merge neighbouring holes, and
-                // try again.
-                self.rebuild_free_lists(lock);
-                match self.take_hole(lock, size, true) {
-                    Some(off) => Ok(self.reuse(off, kind, size)),
-                    None => {
-                        let free = self.len() - self.cursor();
-                        self.bump(hdr::STAT_REFUSED, 1);
-                        Err(Error::AreaFull { needed: size, free })
-                    }
-                }
+            Err(Error::AreaFull { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let larger = self.take_hole(lock, size, Classes::Larger);
+        if let HoleTake::Taken(off) = larger {
+            return Ok(Alloc::At(self.reuse(off, kind, size)));
+        }
+        let soonest = match (own.ready_at(), larger.ready_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(ready) = soonest {
+            if !self.merge_due(size) {
+                return Ok(Alloc::ReadyAt(ready));
             }
-            other => other,
+            // Holes of smaller classes may sit side by side (freed by a
+            // phase of smaller records): merged, they may hold this one.
+            self.rebuild_free_lists(lock);
+            return Ok(match self.take_hole(lock, size, Classes::All) {
+                HoleTake::Taken(off) => Alloc::At(self.reuse(off, kind, size)),
+                HoleTake::ReadyAt(r) => Alloc::ReadyAt(r),
+                HoleTake::Nothing => Alloc::ReadyAt(ready),
+            });
+        }
+        self.rebuild_free_lists(lock);
+        match self.take_hole(lock, size, Classes::All) {
+            HoleTake::Taken(off) => Ok(Alloc::At(self.reuse(off, kind, size))),
+            HoleTake::ReadyAt(ready) => Ok(Alloc::ReadyAt(ready)),
+            HoleTake::Nothing => Err(self.refuse(size)),
+        }
+    }
+
+    /// Whether an allocation of `size` bytes that would wait should first
+    /// merge neighbouring holes (a rebuild): when the listed holes hold at
+    /// least 4 such records, at most once per `MERGE_EVERY_MS` in this
+    /// process (a rebuild walks the area, and makes every process re-walk
+    /// its index).
+    fn merge_due(&self, size: usize) -> bool {
+        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let free = self.hdr(hdr::FREE_BYTES).load(Ordering::Relaxed);
+        let now = crate::process::monotonic_ms();
+        let last = LAST.load(Ordering::Relaxed);
+        if free < 4 * size as u64 || now < last.saturating_add(MERGE_EVERY_MS) {
+            return false;
+        }
+        LAST.store(now, Ordering::Relaxed);
+        true
+    }
+
+    /// A refused registration of a record of `size` bytes: counted in
+    /// `stat_refused`.
+    pub(crate) fn refuse(&self, size: usize) -> Error {
+        self.bump(hdr::STAT_REFUSED, 1);
+        Error::AreaFull {
+            needed: size,
+            free: self.len() - self.cursor(),
         }
     }
 
@@ -236,6 +305,28 @@ impl AreaInner {
     pub(crate) fn record_state(&self, off: usize, kind: u8) -> Option<u8> {
         let t = self.u32_at(off)?.load(Ordering::Acquire);
         ((t & 0xff) as u8 == kind).then_some(((t >> 8) & 0xff) as u8)
+    }
+}
+
+/// The least time (ms) between two merges of holes by allocations that
+/// would otherwise wait, in one process.
+const MERGE_EVERY_MS: u64 = 10_000;
+
+/// What [`AreaInner::try_alloc`] gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alloc {
+    /// The record, in state WRITING.
+    At(usize),
+    /// No room now; a hole that would do is ready at this `monotonic_ms`.
+    ReadyAt(u64),
+}
+
+/// Sleep until `monotonic_ms` reaches `ready` (at most the grace period).
+pub(crate) fn sleep_until_ms(ready: u64) {
+    let now = crate::process::monotonic_ms();
+    if ready > now {
+        let ms = (ready - now).min(super::format::FREE_GRACE_MS);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 
@@ -333,19 +424,25 @@ impl<'a> RecordReader<'a> {
         Some(s)
     }
 
-    /// Compare the next length-prefixed string with `expected`, consuming it.
-    pub(crate) fn string_eq(&mut self, expected: &str, scratch: &mut Vec<u8>) -> Option<bool> {
+    /// Compare the next length-prefixed string with `expected`, consuming
+    /// it (copied out a chunk at a time onto the stack: no allocation).
+    pub(crate) fn string_eq(&mut self, expected: &str) -> Option<bool> {
         let n = self.u32()? as usize;
         let at = self.take(n)?;
         if n != expected.len() {
             return Some(false);
         }
-        scratch.clear();
-        scratch.resize(n, 0);
-        if !self.area.read_bytes(at, scratch) {
-            return None;
+        let mut chunk = [0u8; 128];
+        for (i, want) in expected.as_bytes().chunks(chunk.len()).enumerate() {
+            let got = &mut chunk[..want.len()];
+            if !self.area.read_bytes(at + i * 128, got) {
+                return None;
+            }
+            if got != want {
+                return Some(false);
+            }
         }
-        Some(scratch.as_slice() == expected.as_bytes())
+        Some(true)
     }
 }
 
@@ -382,10 +479,6 @@ impl RecordWriter {
     /// Append an f64.
     pub(crate) fn push_f64(&mut self, v: f64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
-    }
-    /// Append `n` zeroed u64 cells.
-    pub(crate) fn push_zero_cells(&mut self, n: usize) {
-        self.buf.resize(self.buf.len() + n * 8, 0);
     }
     /// Append a u32-length-prefixed string.
     pub(crate) fn push_str(&mut self, s: &str) {
