@@ -14,7 +14,7 @@ use crate::area::AreaInner;
 use crate::encoding::{self, Encoder, FamilyDesc, Format, MetricType, Point};
 use crate::error::Result;
 use crate::metrics::shape::Shape;
-use crate::metrics::view::{self, read_series_values, Ctx, Emitted, SeriesCells};
+use crate::metrics::view::{self, read_series_labels, Ctx, Emitted, LabelScratch, SeriesCells};
 
 /// Prefix reserved for promshm's own metrics.
 pub const SELF_METRICS_PREFIX: &str = "promshm_";
@@ -286,7 +286,7 @@ fn write_items(
 
 #[derive(Default)]
 struct Scratch {
-    values: Vec<String>,
+    labels: LabelScratch,
     cells: view::Scratch,
 }
 
@@ -306,36 +306,27 @@ fn write_family(
     };
     enc.family(&desc)?;
     let (mut written, mut bad) = (0, 0);
-    let mut values = std::mem::take(&mut sc.values);
     // One allocation for the label pairs of every series (moved into each
-    // series' borrow of `values` and back, see the end of the loop body).
+    // series' borrow of the label scratch and back, see the end of the loop).
     let mut spare_labels: Vec<(&'static str, &'static str)> = Vec::new();
     for &rec in &f.series {
         // The series as the walk saw it: a record freed since (and perhaps
         // reused, a grace period later) is skipped, checked again before
         // each value is written.
         let gen = area.generation(rec.off);
-        let same = || {
-            area.record_state(rec.off, KIND_SERIES) == Some(STATE_LIVE)
-                && area.generation(rec.off) == gen
-        };
+        let same = || area.series_live(rec.off, gen);
         if !same() {
             continue;
         }
-        if read_series_values(area, rec, shape, &mut values).is_none() {
+        let Some(values) = read_series_labels(area, rec, shape, &mut sc.labels) else {
             if same() {
                 bad += 1;
             }
             continue;
-        }
+        };
         let mut labels = reuse(std::mem::take(&mut spare_labels));
-        labels.extend(
-            shape
-                .label_names
-                .iter()
-                .map(String::as_str)
-                .zip(values.iter().map(String::as_str)),
-        );
+        let names = shape.label_names.iter().map(String::as_str);
+        labels.extend(names.zip(values.iter()));
         let view = SeriesCells::new(area, rec.off, &same);
         let cx = Ctx {
             shape,
@@ -351,7 +342,6 @@ fn write_family(
         }
         spare_labels = reuse(labels);
     }
-    sc.values = values;
     Ok((written, bad))
 }
 

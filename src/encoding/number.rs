@@ -43,49 +43,32 @@ struct Digits {
 fn shortest_digits(v: f64) -> Digits {
     debug_assert!(v.is_finite() && v >= 0.0);
     // ryu prints the shortest round-trip digits, e.g. `1234.5`, `0.001`,
-    // `1.5e-7`, `1e16`, `0.0`: read back the digits and the position of the
-    // decimal point from that.
+    // `1.5e-7`, `1e16`, `0.0`: a mantissa `int[.frac]`, perhaps an exponent.
+    // Read back the digits and the position of the decimal point from that.
     let mut rb = ryu::Buffer::new();
     let s = rb.format_finite(v).as_bytes();
+    let (mant, exp) = match s.iter().position(|&c| c == b'e') {
+        Some(e) => (&s[..e], parse_exp(&s[e + 1..])),
+        None => (s, 0),
+    };
+    let point = mant.iter().position(|&c| c == b'.').unwrap_or(mant.len());
     let mut out = Digits {
         d: [0; 20],
         nd: 0,
         dp: 0,
     };
-    let mut i = 0;
-    let mut int_digits: i32 = 0;
-    let mut seen_point = false;
-    while i < s.len() && s[i] != b'e' {
-        let c = s[i];
+    // Leading zeros move the point left instead.
+    let mut lead: i32 = 0;
+    for &c in mant {
         if c == b'.' {
-            seen_point = true;
-        } else if c.is_ascii_digit() {
-            if !seen_point {
-                int_digits += 1;
-            }
-            if out.nd == 0 && c == b'0' {
-                // A leading zero moves the point left instead.
-                int_digits -= 1;
-            } else if out.nd < out.d.len() {
-                out.d[out.nd] = c;
-                out.nd += 1;
-            }
+            continue;
         }
-        i += 1;
-    }
-    let mut exp: i32 = 0;
-    let mut neg = false;
-    i += 1;
-    if i < s.len() && s[i] == b'-' {
-        neg = true;
-        i += 1;
-    }
-    while i < s.len() {
-        exp = exp * 10 + i32::from(s[i] - b'0');
-        i += 1;
-    }
-    if neg {
-        exp = -exp;
+        if out.nd == 0 && c == b'0' {
+            lead += 1;
+        } else if out.nd < out.d.len() {
+            out.d[out.nd] = c;
+            out.nd += 1;
+        }
     }
     while out.nd > 1 && out.d[out.nd - 1] == b'0' {
         out.nd -= 1;
@@ -96,10 +79,26 @@ fn shortest_digits(v: f64) -> Digits {
         out.nd = 1;
         out.dp = 1;
     } else {
-        out.dp = int_digits + exp;
+        out.dp = point as i32 - lead + exp;
     }
     round_half_even(&mut out, v);
     out
+}
+
+/// The exponent ryu writes after `e`: an optional `-`, then digits.
+fn parse_exp(s: &[u8]) -> i32 {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let e = digits
+        .iter()
+        .fold(0i32, |e, &c| e * 10 + i32::from(c.wrapping_sub(b'0')));
+    if neg {
+        -e
+    } else {
+        e
+    }
 }
 
 /// The digits std's `{:e}` gives (what [`shortest_digits`] gave before it
@@ -343,7 +342,9 @@ fn write_g(out: &mut Vec<u8>, v: f64, canonical: bool) {
     let a = v.abs();
     // Fast path for the common case, whole numbers below 1e6 (Go prints them
     // without an exponent): counts, most counters and gauges.
-    if a < 1e6 && a.fract() == 0.0 {
+    // (`a as u64` saturates and truncates: equal back only for a whole
+    // number; no call to `trunc`, which is a libm call without SSE4.1.)
+    if a < 1e6 && (a as u64) as f64 == a {
         write_u64(out, a as u64);
         if canonical {
             out.extend_from_slice(b".0");
