@@ -50,7 +50,10 @@ pub(crate) fn render(
     out: impl Write,
     format: Format,
 ) -> Result<RenderStats> {
-    let mut enc = encoding::encoder(format, std::io::BufWriter::with_capacity(64 * 1024, out));
+    // Every encoder buffers its output and writes it in chunks of 32 KiB or
+    // more (`LineBuf`): no `BufWriter` in front of `out`, which would copy
+    // every byte once more.
+    let mut enc = encoding::encoder(format, out);
     render_into(area, prefix, self_metrics, &mut *enc)
 }
 

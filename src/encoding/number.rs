@@ -51,25 +51,29 @@ fn shortest_digits(v: f64) -> Digits {
         Some(e) => (&s[..e], parse_exp(&s[e + 1..])),
         None => (s, 0),
     };
-    let point = mant.iter().position(|&c| c == b'.').unwrap_or(mant.len());
+    let (int, frac) = match mant.iter().position(|&c| c == b'.') {
+        Some(p) => (&mant[..p], &mant[p + 1..]),
+        None => (mant, &[][..]),
+    };
+    // ryu's integer part is `0` or starts with a non-zero digit; below 1,
+    // the fraction's leading zeros move the point left instead.
+    let (int, lead) = if int == b"0" {
+        (&[][..], frac.iter().take_while(|&&c| c == b'0').count())
+    } else {
+        (int, 0)
+    };
+    let frac = &frac[lead..];
     let mut out = Digits {
         d: [0; 20],
         nd: 0,
         dp: 0,
     };
-    // Leading zeros move the point left instead.
-    let mut lead: i32 = 0;
-    for &c in mant {
-        if c == b'.' {
-            continue;
-        }
-        if out.nd == 0 && c == b'0' {
-            lead += 1;
-        } else if out.nd < out.d.len() {
-            out.d[out.nd] = c;
-            out.nd += 1;
-        }
-    }
+    // At most 17 digits from ryu; the bounds only guard the copy.
+    let a = int.len().min(out.d.len());
+    let nd = (a + frac.len()).min(out.d.len());
+    out.d[..a].copy_from_slice(&int[..a]);
+    out.d[a..nd].copy_from_slice(&frac[..nd - a]);
+    out.nd = nd;
     while out.nd > 1 && out.d[out.nd - 1] == b'0' {
         out.nd -= 1;
     }
@@ -79,7 +83,7 @@ fn shortest_digits(v: f64) -> Digits {
         out.nd = 1;
         out.dp = 1;
     } else {
-        out.dp = point as i32 - lead + exp;
+        out.dp = int.len() as i32 - lead as i32 + exp;
     }
     round_half_even(&mut out, v);
     out
