@@ -309,9 +309,6 @@ fn write_family(
     };
     enc.family(&desc)?;
     let (mut written, mut bad) = (0, 0);
-    // One allocation for the label pairs of every series (moved into each
-    // series' borrow of the label scratch and back, see the end of the loop).
-    let mut spare_labels: Vec<(&'static str, &'static str)> = Vec::new();
     for &rec in &f.series {
         // The series as the walk saw it: a record freed since (and perhaps
         // reused, a grace period later) is skipped, checked again before
@@ -327,14 +324,27 @@ fn write_family(
             }
             continue;
         };
-        let mut labels = reuse(std::mem::take(&mut spare_labels));
-        let names = shape.label_names.iter().map(String::as_str);
-        labels.extend(names.zip(values.iter()));
+        // The label pairs on the stack (a family has rarely more than a few
+        // labels), in a vector past that.
+        let pairs = shape
+            .label_names
+            .iter()
+            .map(String::as_str)
+            .zip(values.iter());
+        let mut inline = [("", ""); INLINE_LABELS];
+        let many: Vec<(&str, &str)>;
+        let labels = if shape.label_names.len() <= INLINE_LABELS {
+            let n = inline.iter_mut().zip(pairs).map(|(s, p)| *s = p).count();
+            &inline[..n]
+        } else {
+            many = pairs.collect();
+            &many[..]
+        };
         let view = SeriesCells::new(area, rec.off, &same);
         let cx = Ctx {
             shape,
             desc: &desc,
-            labels: &labels,
+            labels,
             enc: &mut *enc,
             sc: &mut sc.cells,
         };
@@ -343,17 +353,12 @@ fn write_family(
             Emitted::Skipped => {}
             Emitted::Bad => bad += 1,
         }
-        spare_labels = reuse(labels);
     }
     Ok((written, bad))
 }
 
-/// An empty vector with the allocation of `v`, for items of another lifetime
-/// (the standard library collects in place when the layouts match).
-fn reuse<'b>(mut v: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
-    v.clear();
-    v.into_iter().map(|_| ("", "")).collect()
-}
+/// Label pairs of a series held on the stack while it is written.
+const INLINE_LABELS: usize = 8;
 
 /// Where the value of one of promshm's own metrics comes from.
 #[derive(Clone, Copy)]

@@ -86,7 +86,7 @@ fn needs_escaping(bytes: &[u8], quote: bool) -> bool {
         x.wrapping_sub(ONES) & !x & HIGH != 0
     };
     let word = |c: &[u8]| {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let w = <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes);
         has(w, b'\\') | has(w, b'\n') | has(w, third)
     };
     if bytes.len() < 8 {

@@ -102,8 +102,8 @@ pub(crate) fn read_series_values(
 pub(crate) struct LabelScratch {
     /// The record's bytes after its cells, copied out of the area at once.
     raw: Vec<u8>,
-    /// The values alone, when the copy as a whole is not UTF-8 (a length
-    /// of 128 bytes or more, or a value that is not UTF-8).
+    /// The values alone, when the copy as a whole is not ASCII (a length of
+    /// 128 bytes or more, or a value that is not ASCII).
     text: String,
     /// Where each value is in the text (checked: in bounds, on char boundaries).
     spans: Vec<(usize, usize)>,
@@ -167,21 +167,22 @@ pub(crate) fn read_series_labels<'s>(
     if !RecordReader::new(area, rec, start + pos).at_end() {
         return None;
     }
-    // The copy as a whole is UTF-8 in the common case (lengths below 128,
-    // zero padding); then each value is, exactly when it starts and ends on
-    // a char boundary. Otherwise each value is checked and copied alone.
-    let text = match std::str::from_utf8(raw) {
-        Ok(all) if sc.spans.iter().all(|&(a, b)| all.get(a..b).is_some()) => all,
-        _ => {
-            sc.text.clear();
-            for span in sc.spans.iter_mut() {
-                let v = std::str::from_utf8(&raw[span.0..span.1]).ok()?;
-                let at = sc.text.len();
-                sc.text.push_str(v);
-                *span = (at, sc.text.len());
-            }
-            &sc.text
+    // The copy as a whole is ASCII in the common case (ASCII values, lengths
+    // below 128, zero padding): then every value is UTF-8 and every index a
+    // char boundary. Otherwise each value is checked and copied alone.
+    let text = if raw.is_ascii() {
+        // SAFETY: ASCII bytes are UTF-8 (checked just above, on the private
+        // copy, which nothing changes while it is borrowed).
+        unsafe { std::str::from_utf8_unchecked(raw) }
+    } else {
+        sc.text.clear();
+        for span in sc.spans.iter_mut() {
+            let v = std::str::from_utf8(&raw[span.0..span.1]).ok()?;
+            let at = sc.text.len();
+            sc.text.push_str(v);
+            *span = (at, sc.text.len());
         }
+        &sc.text
     };
     Some(LabelValues {
         text,
@@ -234,9 +235,9 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
 mod tests {
     use crate::{Area, AreaOptions, Format, Opts};
 
-    /// Values whose record bytes are not UTF-8 as a whole (a length of 128
-    /// bytes or more has a byte >= 0x80) read through the value-by-value
-    /// path, next to ASCII and non-ASCII values read from the copy at once.
+    /// Values whose record bytes are not ASCII as a whole (a length of 128
+    /// bytes or more has a byte >= 0x80, or a value is not ASCII) read
+    /// through the value-by-value path, next to ASCII ones read at once.
     #[test]
     fn label_values_long_and_non_ascii() {
         let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
@@ -254,5 +255,25 @@ mod tests {
             let line = format!("c_total{{a=\"{a}\",b=\"{b}\"}} 1\n");
             assert!(text.contains(&line), "{line} not in {text}");
         }
+    }
+
+    /// A series with more labels than the render keeps on the stack (8)
+    /// renders them all, in family order.
+    #[test]
+    fn many_labels() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let names: Vec<String> = (0..10).map(|i| format!("l{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let fam = area
+            .registry()
+            .counter(Opts::new("m", "M.").labels(&names))
+            .unwrap();
+        let values: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        fam.labels(&values).unwrap().inc();
+        let text = area.render_to_string(Format::Prometheus).unwrap();
+        let pairs: Vec<String> = (0..10).map(|i| format!("l{i}=\"v{i}\"")).collect();
+        let line = format!("m_total{{{}}} 1\n", pairs.join(","));
+        assert!(text.contains(&line), "{line} not in {text}");
     }
 }
