@@ -47,8 +47,10 @@ fn shortest_digits(v: f64) -> Digits {
     // Read back the digits and the position of the decimal point from that.
     let mut rb = ryu::Buffer::new();
     let s = rb.format_finite(v).as_bytes();
-    let (mant, exp) = match s.iter().position(|&c| c == b'e') {
-        Some(e) => (&s[..e], parse_exp(&s[e + 1..])),
+    // The exponent, if any, is the end: `e` and at most 4 more (`e-324`).
+    let from = s.len().saturating_sub(5);
+    let (mant, exp) = match s[from..].iter().position(|&c| c == b'e') {
+        Some(e) => (&s[..from + e], parse_exp(&s[from + e + 1..])),
         None => (s, 0),
     };
     let (int, frac) = match mant.iter().position(|&c| c == b'.') {
@@ -218,15 +220,13 @@ fn is_half_point(v: f64, n: u64, s: i32) -> bool {
 /// one. Detect that rare case exactly and switch to the even neighbour when
 /// it still round-trips.
 fn round_half_even(dg: &mut Digits, v: f64) {
-    if v == 0.0 || dg.nd > 17 {
+    // An even last digit is already the even candidate (no number to build).
+    if v == 0.0 || dg.nd == 0 || dg.nd > 17 || dg.d[dg.nd - 1] % 2 == 0 {
         return;
     }
     let mut r: u64 = 0;
     for &c in &dg.d[..dg.nd] {
         r = r * 10 + u64::from(c - b'0');
-    }
-    if r % 2 == 0 {
-        return;
     }
     let s = dg.nd as i32 - dg.dp;
     let alt = if is_half_point(v, 2 * r - 1, s) {
