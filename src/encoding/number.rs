@@ -330,8 +330,27 @@ fn layout_fixed(out: &mut Vec<u8>, dg: &Digits) -> bool {
     }
 }
 
-/// Shared body of [`write_f64`] and [`write_canonical_f64`].
+/// Shared body of [`write_f64`] and [`write_canonical_f64`]: whole numbers
+/// from 0 to 1e6 (Go prints them without an exponent; counts, most counters
+/// and gauges) here, where it is called, the rest out of line.
+#[inline]
 fn write_g(out: &mut Vec<u8>, v: f64, canonical: bool) {
+    // (`v as u64` saturates and truncates: equal back only for a whole
+    // number; no call to `trunc`, which is a libm call without SSE4.1. NaN
+    // and the infinities fail `v < 1e6` or the compare; -0 the sign test.)
+    if v.is_sign_positive() && v < 1e6 && (v as u64) as f64 == v {
+        write_u64(out, v as u64);
+        if canonical {
+            out.extend_from_slice(b".0");
+        }
+        return;
+    }
+    write_g_slow(out, v, canonical);
+}
+
+/// [`write_g`] past its fast path.
+#[inline(never)]
+fn write_g_slow(out: &mut Vec<u8>, v: f64, canonical: bool) {
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
         return;
@@ -344,10 +363,7 @@ fn write_g(out: &mut Vec<u8>, v: f64, canonical: bool) {
         out.push(b'-');
     }
     let a = v.abs();
-    // Fast path for the common case, whole numbers below 1e6 (Go prints them
-    // without an exponent): counts, most counters and gauges.
-    // (`a as u64` saturates and truncates: equal back only for a whole
-    // number; no call to `trunc`, which is a libm call without SSE4.1.)
+    // Whole numbers below 1e6 (here: the negative ones) without an exponent.
     if a < 1e6 && (a as u64) as f64 == a {
         write_u64(out, a as u64);
         if canonical {

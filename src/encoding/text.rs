@@ -50,12 +50,21 @@ impl<W: Write> LineBuf<W> {
 }
 
 /// Append `s`, escaping `\` as `\\`, newline as `\n` and, if `quote`, `"` as `\"`.
+#[inline]
 pub(super) fn push_escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
     let bytes = s.as_bytes();
-    if !needs_escaping(bytes, quote) {
+    if needs_escaping(bytes, quote) {
+        push_escaped_slow(buf, bytes, quote);
+    } else {
         buf.extend_from_slice(bytes);
-        return;
     }
+}
+
+/// [`push_escaped`] of bytes that need it: out of line, so that the common
+/// case is a scan and a copy where it is called.
+#[cold]
+#[inline(never)]
+fn push_escaped_slow(buf: &mut Vec<u8>, bytes: &[u8], quote: bool) {
     let needs = |b: u8| b == b'\\' || b == b'\n' || (quote && b == b'"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -75,6 +84,7 @@ pub(super) fn push_escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
 /// Whether a byte of `bytes` is `\`, a newline or, if `quote`, `"`: eight
 /// bytes at a time (the last eight overlap the ones before), byte by byte
 /// under eight.
+#[inline]
 fn needs_escaping(bytes: &[u8], quote: bool) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
