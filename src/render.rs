@@ -14,7 +14,7 @@ use crate::area::AreaInner;
 use crate::encoding::{self, Encoder, FamilyDesc, Format, MetricType, Point};
 use crate::error::Result;
 use crate::metrics::shape::Shape;
-use crate::metrics::view::{self, read_series_values, Ctx, Emitted, SeriesCells};
+use crate::metrics::view::{self, read_series_labels, Ctx, Emitted, LabelScratch, SeriesCells};
 
 /// Prefix reserved for promshm's own metrics.
 pub const SELF_METRICS_PREFIX: &str = "promshm_";
@@ -50,7 +50,10 @@ pub(crate) fn render(
     out: impl Write,
     format: Format,
 ) -> Result<RenderStats> {
-    let mut enc = encoding::encoder(format, std::io::BufWriter::with_capacity(64 * 1024, out));
+    // Every encoder buffers its output and writes it in chunks of 32 KiB or
+    // more (`LineBuf`): no `BufWriter` in front of `out`, which would copy
+    // every byte once more.
+    let mut enc = encoding::encoder(format, out);
     render_into(area, prefix, self_metrics, &mut *enc)
 }
 
@@ -286,7 +289,7 @@ fn write_items(
 
 #[derive(Default)]
 struct Scratch {
-    values: Vec<String>,
+    labels: LabelScratch,
     cells: view::Scratch,
 }
 
@@ -306,41 +309,42 @@ fn write_family(
     };
     enc.family(&desc)?;
     let (mut written, mut bad) = (0, 0);
-    let mut values = std::mem::take(&mut sc.values);
-    // One allocation for the label pairs of every series (moved into each
-    // series' borrow of `values` and back, see the end of the loop body).
-    let mut spare_labels: Vec<(&'static str, &'static str)> = Vec::new();
     for &rec in &f.series {
         // The series as the walk saw it: a record freed since (and perhaps
         // reused, a grace period later) is skipped, checked again before
         // each value is written.
         let gen = area.generation(rec.off);
-        let same = || {
-            area.record_state(rec.off, KIND_SERIES) == Some(STATE_LIVE)
-                && area.generation(rec.off) == gen
-        };
+        let same = || area.series_live(rec.off, gen);
         if !same() {
             continue;
         }
-        if read_series_values(area, rec, shape, &mut values).is_none() {
+        let Some(values) = read_series_labels(area, rec, shape, &mut sc.labels) else {
             if same() {
                 bad += 1;
             }
             continue;
-        }
-        let mut labels = reuse(std::mem::take(&mut spare_labels));
-        labels.extend(
-            shape
-                .label_names
-                .iter()
-                .map(String::as_str)
-                .zip(values.iter().map(String::as_str)),
-        );
+        };
+        // The label pairs on the stack (a family has rarely more than a few
+        // labels), in a vector past that.
+        let pairs = shape
+            .label_names
+            .iter()
+            .map(String::as_str)
+            .zip(values.iter());
+        let mut inline = [("", ""); INLINE_LABELS];
+        let many: Vec<(&str, &str)>;
+        let labels = if shape.label_names.len() <= INLINE_LABELS {
+            let n = inline.iter_mut().zip(pairs).map(|(s, p)| *s = p).count();
+            &inline[..n]
+        } else {
+            many = pairs.collect();
+            &many[..]
+        };
         let view = SeriesCells::new(area, rec.off, &same);
         let cx = Ctx {
             shape,
             desc: &desc,
-            labels: &labels,
+            labels,
             enc: &mut *enc,
             sc: &mut sc.cells,
         };
@@ -349,18 +353,12 @@ fn write_family(
             Emitted::Skipped => {}
             Emitted::Bad => bad += 1,
         }
-        spare_labels = reuse(labels);
     }
-    sc.values = values;
     Ok((written, bad))
 }
 
-/// An empty vector with the allocation of `v`, for items of another lifetime
-/// (the standard library collects in place when the layouts match).
-fn reuse<'b>(mut v: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
-    v.clear();
-    v.into_iter().map(|_| ("", "")).collect()
-}
+/// Label pairs of a series held on the stack while it is written.
+const INLINE_LABELS: usize = 8;
 
 /// Where the value of one of promshm's own metrics comes from.
 #[derive(Clone, Copy)]

@@ -43,50 +43,39 @@ struct Digits {
 fn shortest_digits(v: f64) -> Digits {
     debug_assert!(v.is_finite() && v >= 0.0);
     // ryu prints the shortest round-trip digits, e.g. `1234.5`, `0.001`,
-    // `1.5e-7`, `1e16`, `0.0`: read back the digits and the position of the
-    // decimal point from that.
+    // `1.5e-7`, `1e16`, `0.0`: a mantissa `int[.frac]`, perhaps an exponent.
+    // Read back the digits and the position of the decimal point from that.
     let mut rb = ryu::Buffer::new();
     let s = rb.format_finite(v).as_bytes();
+    // The exponent, if any, is the end: `e` and at most 4 more (`e-324`).
+    let from = s.len().saturating_sub(5);
+    let (mant, exp) = match s[from..].iter().position(|&c| c == b'e') {
+        Some(e) => (&s[..from + e], parse_exp(&s[from + e + 1..])),
+        None => (s, 0),
+    };
+    let (int, frac) = match mant.iter().position(|&c| c == b'.') {
+        Some(p) => (&mant[..p], &mant[p + 1..]),
+        None => (mant, &[][..]),
+    };
+    // ryu's integer part is `0` or starts with a non-zero digit; below 1,
+    // the fraction's leading zeros move the point left instead.
+    let (int, lead) = if int == b"0" {
+        (&[][..], frac.iter().take_while(|&&c| c == b'0').count())
+    } else {
+        (int, 0)
+    };
+    let frac = &frac[lead..];
     let mut out = Digits {
         d: [0; 20],
         nd: 0,
         dp: 0,
     };
-    let mut i = 0;
-    let mut int_digits: i32 = 0;
-    let mut seen_point = false;
-    while i < s.len() && s[i] != b'e' {
-        let c = s[i];
-        if c == b'.' {
-            seen_point = true;
-        } else if c.is_ascii_digit() {
-            if !seen_point {
-                int_digits += 1;
-            }
-            if out.nd == 0 && c == b'0' {
-                // A leading zero moves the point left instead.
-                int_digits -= 1;
-            } else if out.nd < out.d.len() {
-                out.d[out.nd] = c;
-                out.nd += 1;
-            }
-        }
-        i += 1;
-    }
-    let mut exp: i32 = 0;
-    let mut neg = false;
-    i += 1;
-    if i < s.len() && s[i] == b'-' {
-        neg = true;
-        i += 1;
-    }
-    while i < s.len() {
-        exp = exp * 10 + i32::from(s[i] - b'0');
-        i += 1;
-    }
-    if neg {
-        exp = -exp;
-    }
+    // At most 17 digits from ryu; the bounds only guard the copy.
+    let a = int.len().min(out.d.len());
+    let nd = (a + frac.len()).min(out.d.len());
+    out.d[..a].copy_from_slice(&int[..a]);
+    out.d[a..nd].copy_from_slice(&frac[..nd - a]);
+    out.nd = nd;
     while out.nd > 1 && out.d[out.nd - 1] == b'0' {
         out.nd -= 1;
     }
@@ -96,10 +85,26 @@ fn shortest_digits(v: f64) -> Digits {
         out.nd = 1;
         out.dp = 1;
     } else {
-        out.dp = int_digits + exp;
+        out.dp = int.len() as i32 - lead as i32 + exp;
     }
     round_half_even(&mut out, v);
     out
+}
+
+/// The exponent ryu writes after `e`: an optional `-`, then digits.
+fn parse_exp(s: &[u8]) -> i32 {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let e = digits
+        .iter()
+        .fold(0i32, |e, &c| e * 10 + i32::from(c.wrapping_sub(b'0')));
+    if neg {
+        -e
+    } else {
+        e
+    }
 }
 
 /// The digits std's `{:e}` gives (what [`shortest_digits`] gave before it
@@ -215,15 +220,13 @@ fn is_half_point(v: f64, n: u64, s: i32) -> bool {
 /// one. Detect that rare case exactly and switch to the even neighbour when
 /// it still round-trips.
 fn round_half_even(dg: &mut Digits, v: f64) {
-    if v == 0.0 || dg.nd > 17 {
+    // An even last digit is already the even candidate (no number to build).
+    if v == 0.0 || dg.nd == 0 || dg.nd > 17 || dg.d[dg.nd - 1] % 2 == 0 {
         return;
     }
     let mut r: u64 = 0;
     for &c in &dg.d[..dg.nd] {
         r = r * 10 + u64::from(c - b'0');
-    }
-    if r % 2 == 0 {
-        return;
     }
     let s = dg.nd as i32 - dg.dp;
     let alt = if is_half_point(v, 2 * r - 1, s) {
@@ -327,8 +330,27 @@ fn layout_fixed(out: &mut Vec<u8>, dg: &Digits) -> bool {
     }
 }
 
-/// Shared body of [`write_f64`] and [`write_canonical_f64`].
+/// Shared body of [`write_f64`] and [`write_canonical_f64`]: whole numbers
+/// from 0 to 1e6 (Go prints them without an exponent; counts, most counters
+/// and gauges) here, where it is called, the rest out of line.
+#[inline]
 fn write_g(out: &mut Vec<u8>, v: f64, canonical: bool) {
+    // (`v as u64` saturates and truncates: equal back only for a whole
+    // number; no call to `trunc`, which is a libm call without SSE4.1. NaN
+    // and the infinities fail `v < 1e6` or the compare; -0 the sign test.)
+    if v.is_sign_positive() && v < 1e6 && (v as u64) as f64 == v {
+        write_u64(out, v as u64);
+        if canonical {
+            out.extend_from_slice(b".0");
+        }
+        return;
+    }
+    write_g_slow(out, v, canonical);
+}
+
+/// [`write_g`] past its fast path.
+#[inline(never)]
+fn write_g_slow(out: &mut Vec<u8>, v: f64, canonical: bool) {
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
         return;
@@ -341,9 +363,8 @@ fn write_g(out: &mut Vec<u8>, v: f64, canonical: bool) {
         out.push(b'-');
     }
     let a = v.abs();
-    // Fast path for the common case, whole numbers below 1e6 (Go prints them
-    // without an exponent): counts, most counters and gauges.
-    if a < 1e6 && a.fract() == 0.0 {
+    // Whole numbers below 1e6 (here: the negative ones) without an exponent.
+    if a < 1e6 && (a as u64) as f64 == a {
         write_u64(out, a as u64);
         if canonical {
             out.extend_from_slice(b".0");

@@ -50,14 +50,22 @@ impl<W: Write> LineBuf<W> {
 }
 
 /// Append `s`, escaping `\` as `\\`, newline as `\n` and, if `quote`, `"` as `\"`.
+#[inline]
 pub(super) fn push_escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
     let bytes = s.as_bytes();
-    let needs = |b: u8| b == b'\\' || b == b'\n' || (quote && b == b'"');
-    // A fold with no early exit: the compiler checks many bytes at a time.
-    if !bytes.iter().fold(false, |any, &b| any | needs(b)) {
+    if needs_escaping(bytes, quote) {
+        push_escaped_slow(buf, bytes, quote);
+    } else {
         buf.extend_from_slice(bytes);
-        return;
     }
+}
+
+/// [`push_escaped`] of bytes that need it: out of line, so that the common
+/// case is a scan and a copy where it is called.
+#[cold]
+#[inline(never)]
+fn push_escaped_slow(buf: &mut Vec<u8>, bytes: &[u8], quote: bool) {
+    let needs = |b: u8| b == b'\\' || b == b'\n' || (quote && b == b'"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if needs(b) {
@@ -71,6 +79,32 @@ pub(super) fn push_escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
         }
     }
     buf.extend_from_slice(&bytes[start..]);
+}
+
+/// Whether a byte of `bytes` is `\`, a newline or, if `quote`, `"`: eight
+/// bytes at a time (the last eight overlap the ones before), byte by byte
+/// under eight.
+#[inline]
+fn needs_escaping(bytes: &[u8], quote: bool) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Without `quote`, the third byte looked for is the backslash again.
+    let third = if quote { b'"' } else { b'\\' };
+    // Exact test for a byte of `w` equal to `b`: a zero byte of `w ^ b..b`.
+    let has = |w: u64, b: u8| {
+        let x = w ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGH != 0
+    };
+    let word = |c: &[u8]| {
+        let w = <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes);
+        has(w, b'\\') | has(w, b'\n') | has(w, third)
+    };
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .any(|&b| b == b'\\' || b == b'\n' || b == third);
+    }
+    bytes.chunks_exact(8).any(word) || word(&bytes[bytes.len() - 8..])
 }
 
 /// The label appended after a series' own labels.
@@ -677,6 +711,24 @@ pub(super) mod tests {
             include_str!("../../tests/golden/all_types.prom"),
             &text(&all_types_fixture()),
         );
+    }
+
+    /// The word-at-a-time scan finds every byte to escape, at every
+    /// position of every length up to 24, and nothing else.
+    #[test]
+    fn needs_escaping_at_every_position() {
+        for len in 0..24 {
+            for at in 0..len {
+                for b in [b'\\', b'\n', b'"', b'a', 0, 0x80, 0xff, b'\\' + 1, b'"' - 1] {
+                    let mut v = vec![b'x'; len];
+                    v[at] = b;
+                    let escaped = b == b'\\' || b == b'\n';
+                    assert_eq!(needs_escaping(&v, false), escaped, "{v:?}");
+                    assert_eq!(needs_escaping(&v, true), escaped || b == b'"', "{v:?}");
+                }
+            }
+            assert!(!needs_escaping(&vec![b'y'; len], true));
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What a type's reader sees of one series while rendering: its label
-//! values ([`read_series_values`], also what the registry's index reads), its
-//! cells, its created timestamp, and the recheck that the series is still
-//! the one the walk saw. Each type module reads its own cells through this view
-//! (`counter::emit`, `gauge::emit`, ...) and hands points to the encoder;
-//! [`emit`] dispatches by kind, the one place that does.
+//! values ([`read_series_labels`]; [`read_series_values`] is what the
+//! registry's index reads), its cells, its created timestamp, and the
+//! recheck that the series is still the one the walk saw. Each type module
+//! reads its own cells through this view (`counter::emit`, `gauge::emit`,
+//! ...) and hands points to the encoder; [`emit`] dispatches by kind, the one
+//! place that does.
 
 use std::sync::atomic::Ordering;
 
@@ -75,28 +76,118 @@ impl<'a> SeriesCells<'a> {
     }
 }
 
-/// Read a series' label values (after checking its cell count against the shape).
+/// Read a series' label values (after checking its cell count against the
+/// shape) into `out`, one `String` each: what the registry's index reads.
+/// The same checks as [`read_series_labels`], which the render uses.
 pub(crate) fn read_series_values(
     area: &AreaInner,
     rec: Record,
     shape: &Shape,
     out: &mut Vec<String>,
 ) -> Option<()> {
-    let n_cells = shape.n_cells(area.max_workers());
-    let stored = area.u32_at(rec.off + ser::N_CELLS)?.load(Ordering::Relaxed) as usize;
-    if stored != n_cells || rec.len < ser::CELLS + 8 * n_cells {
-        return None;
-    }
-    let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
-    // The strings of `out` are reused: no allocation once they are long enough.
+    let mut sc = LabelScratch::default();
+    let values = read_series_labels(area, rec, shape, &mut sc)?;
     let n = shape.label_names.len();
     out.truncate(n);
     out.resize_with(n, String::new);
-    for value in out.iter_mut() {
-        value.clear();
-        r.string_into(MAX_VALUE_LEN, value)?;
+    for (o, v) in out.iter_mut().zip(values.iter()) {
+        o.clear();
+        o.push_str(v);
     }
-    r.at_end().then_some(())
+    Some(())
+}
+
+/// Buffers [`read_series_labels`] reuses from series to series.
+#[derive(Default)]
+pub(crate) struct LabelScratch {
+    /// The record's bytes after its cells, copied out of the area at once.
+    raw: Vec<u8>,
+    /// The values alone, when the copy as a whole is not ASCII (a length of
+    /// 128 bytes or more, or a value that is not ASCII).
+    text: String,
+    /// Where each value is in the text (checked: in bounds, on char boundaries).
+    spans: Vec<(usize, usize)>,
+}
+
+/// A series' label values, in family order, borrowed from a [`LabelScratch`].
+#[derive(Clone, Copy)]
+pub(crate) struct LabelValues<'s> {
+    text: &'s str,
+    spans: &'s [(usize, usize)],
+}
+
+impl<'s> LabelValues<'s> {
+    /// The values, in family order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'s str> {
+        // Every span was checked by `read_series_labels`: `get` cannot fail.
+        self.spans
+            .iter()
+            .map(move |&(a, b)| self.text.get(a..b).unwrap_or(""))
+    }
+}
+
+/// Read a series' label values: its stored cell count must be the shape's,
+/// then `u32` length and bytes for each label (at most [`MAX_VALUE_LEN`],
+/// UTF-8), nothing after them but the padding. The bytes after the cells are
+/// copied out of the area once and checked on that private copy (a writer
+/// changing them meanwhile can only make the copy wrong, never unchecked);
+/// the values are then borrowed from it, no allocation once `sc` is warm.
+pub(crate) fn read_series_labels<'s>(
+    area: &AreaInner,
+    rec: Record,
+    shape: &Shape,
+    sc: &'s mut LabelScratch,
+) -> Option<LabelValues<'s>> {
+    let n_cells = shape.n_cells(area.max_workers());
+    let stored = area.u32_at(rec.off + ser::N_CELLS)?.load(Ordering::Relaxed) as usize;
+    let start = ser::CELLS + 8 * n_cells;
+    if stored != n_cells || rec.len < start {
+        return None;
+    }
+    let tail = rec.len - start;
+    if sc.raw.len() < tail {
+        sc.raw.resize(tail, 0);
+    }
+    let raw = &mut sc.raw[..tail];
+    if !area.read_bytes(rec.off + start, raw) {
+        return None;
+    }
+    let raw = &sc.raw[..tail];
+    sc.spans.clear();
+    let mut pos = 0;
+    for _ in 0..shape.label_names.len() {
+        let len = raw.get(pos..pos + 4)?;
+        let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if n > MAX_VALUE_LEN || n > tail - pos - 4 {
+            return None;
+        }
+        sc.spans.push((pos + 4, pos + 4 + n));
+        pos += 4 + n;
+    }
+    if !RecordReader::new(area, rec, start + pos).at_end() {
+        return None;
+    }
+    // The copy as a whole is ASCII in the common case (ASCII values, lengths
+    // below 128, zero padding): then every value is UTF-8 and every index a
+    // char boundary. Otherwise each value is checked and copied alone.
+    let text = if raw.is_ascii() {
+        // SAFETY: ASCII bytes are UTF-8 (checked just above, on the private
+        // copy, which nothing changes while it is borrowed).
+        unsafe { std::str::from_utf8_unchecked(raw) }
+    } else {
+        sc.text.clear();
+        for span in sc.spans.iter_mut() {
+            let v = std::str::from_utf8(&raw[span.0..span.1]).ok()?;
+            let at = sc.text.len();
+            sc.text.push_str(v);
+            *span = (at, sc.text.len());
+        }
+        &sc.text
+    };
+    Some(LabelValues {
+        text,
+        spans: &sc.spans,
+    })
 }
 
 /// What a reader did with one series.
@@ -141,5 +232,52 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
         MetricType::Info => super::info::emit(view, cx),
         MetricType::StateSet => super::stateset::emit(view, cx),
         MetricType::NativeHistogram => super::native::emit(view, cx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Area, AreaOptions, Format, Opts};
+
+    /// Values whose record bytes are not ASCII as a whole (a length of 128
+    /// bytes or more has a byte >= 0x80, or a value is not ASCII) read
+    /// through the value-by-value path, next to ASCII ones read at once.
+    #[test]
+    fn label_values_long_and_non_ascii() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let fam = area
+            .registry()
+            .counter(Opts::new("c", "C.").labels(&["a", "b"]))
+            .unwrap();
+        let long = "x".repeat(200);
+        let cases = [("plain", "1"), ("größe ✓", "日本"), (long.as_str(), "é")];
+        for (a, b) in cases {
+            fam.labels(&[a, b]).unwrap().inc();
+        }
+        let text = area.render_to_string(Format::Prometheus).unwrap();
+        for (a, b) in cases {
+            let line = format!("c_total{{a=\"{a}\",b=\"{b}\"}} 1\n");
+            assert!(text.contains(&line), "{line} not in {text}");
+        }
+    }
+
+    /// A series with more labels than the render keeps on the stack (8)
+    /// renders them all, in family order.
+    #[test]
+    fn many_labels() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let names: Vec<String> = (0..10).map(|i| format!("l{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let fam = area
+            .registry()
+            .counter(Opts::new("m", "M.").labels(&names))
+            .unwrap();
+        let values: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        fam.labels(&values).unwrap().inc();
+        let text = area.render_to_string(Format::Prometheus).unwrap();
+        let pairs: Vec<String> = (0..10).map(|i| format!("l{i}=\"v{i}\"")).collect();
+        let line = format!("m_total{{{}}} 1\n", pairs.join(","));
+        assert!(text.contains(&line), "{line} not in {text}");
     }
 }
