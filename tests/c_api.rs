@@ -394,6 +394,13 @@ fn declared_functions(h: &str) -> BTreeSet<String> {
     out
 }
 
+/// Local counters: the header's inline increments, init / flush / release
+/// and their errors, 4 forked workers with exact totals.
+#[test]
+fn local_counter_prefork() {
+    c_test("test_local", &[], "local:");
+}
+
 #[test]
 fn prefork_exact_totals() {
     c_test("test_prefork", &[], "prefork:");

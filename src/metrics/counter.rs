@@ -189,7 +189,7 @@ impl LocalCounter {
     /// docs for a fork).
     pub fn flush(&mut self) {
         let pending = std::mem::take(&mut self.pending);
-        flush_pending(&self.counter, pending, &mut self.generation);
+        self.counter.__flush_local(pending, &mut self.generation);
     }
 }
 
@@ -199,17 +199,28 @@ impl Drop for LocalCounter {
     }
 }
 
-/// Add `pending` to `counter` unless `generation`, the fork generation it was
-/// counted in, is another process's (then it is dropped); `generation`
-/// becomes this process's. Shared by [`LocalCounter`] and the C API's.
-pub(crate) fn flush_pending(counter: &Counter, pending: f64, generation: &mut u32) {
-    let now = crate::process::fork_generation();
-    if *generation != now {
-        *generation = now;
-        return;
+impl Counter {
+    /// C API support (`promshm_local_counter`): the fork generation a local
+    /// delta is counted in, for [`Counter::__flush_local`]. Do not use.
+    #[doc(hidden)]
+    pub fn __local_generation() -> u32 {
+        crate::process::fork_generation()
     }
-    if pending != 0.0 {
-        counter.add_unchecked(pending);
+
+    /// C API support: add `pending`, counted in fork generation
+    /// `generation`, unless that is another process's (then it is dropped,
+    /// the parent's to flush); `generation` becomes this process's. What
+    /// [`LocalCounter::flush`] does. Do not use.
+    #[doc(hidden)]
+    pub fn __flush_local(&self, pending: f64, generation: &mut u32) {
+        let now = crate::process::fork_generation();
+        if *generation != now {
+            *generation = now;
+            return;
+        }
+        if pending != 0.0 {
+            self.add_unchecked(pending);
+        }
     }
 }
 
