@@ -108,6 +108,7 @@ impl Counter {
     /// counter.
     pub fn local(&self) -> LocalCounter {
         LocalCounter {
+            incs: 0,
             pending: 0.0,
             counter: self.clone(),
             generation: crate::process::fork_generation(),
@@ -117,8 +118,10 @@ impl Counter {
 }
 
 /// A counter's local handle, like the `prometheus` crate's `LocalCounter`:
-/// one `f64` pending delta owned by the caller (neither `Send` nor `Sync`),
-/// so an increment is a plain add with no atomic and no buffer lookup.
+/// a pending delta owned by the caller (neither `Send` nor `Sync`), so an
+/// increment is a plain add with no atomic and no buffer lookup. `inc` adds
+/// to an integer count (an integer add: no floating-point latency chain),
+/// `add` to an `f64`; a flush hands their sum to the counter.
 ///
 /// Nothing reaches the series until [`flush`](LocalCounter::flush), which
 /// adds the pending delta through the counter's normal update path (the
@@ -148,6 +151,7 @@ impl Counter {
 /// # Ok::<(), promshm::Error>(())
 /// ```
 pub struct LocalCounter {
+    incs: u64,
     pending: f64,
     counter: Counter,
     generation: u32,
@@ -159,7 +163,7 @@ impl LocalCounter {
     /// Add 1 to the pending delta.
     #[inline]
     pub fn inc(&mut self) {
-        self.pending += 1.0;
+        self.incs += 1;
     }
 
     /// Add `v`, which must be `>= 0` and not NaN, to the pending delta.
@@ -177,7 +181,7 @@ impl LocalCounter {
 
     /// What was added since the last flush.
     pub fn pending(&self) -> f64 {
-        self.pending
+        self.incs as f64 + self.pending
     }
 
     /// The counter this local handle flushes to.
@@ -188,7 +192,7 @@ impl LocalCounter {
     /// Add the pending delta to the counter and zero it (see the type's
     /// docs for a fork).
     pub fn flush(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
+        let pending = std::mem::take(&mut self.incs) as f64 + std::mem::take(&mut self.pending);
         self.counter.__flush_local(pending, &mut self.generation);
     }
 }
