@@ -593,22 +593,27 @@ typedef uint32_t promshm_gauge_mode;
  * caller (on the stack, in a struct, in thread-local storage) and used by
  * one thread at a time, so `promshm_local_counter_inc()` and
  * `promshm_local_counter_add()`, defined `static inline` in this header,
- * are a plain add to `pending`. Nothing reaches the series until
- * `promshm_local_counter_flush()`, which adds `pending` as
+ * are a plain add (`inc` to the integer `count`, `add` to `pending`).
+ * Nothing reaches the series until
+ * `promshm_local_counter_flush()`, which adds `count + pending` as
  * `promshm_counter_add()` would (to the thread's buffer or, on an eager
- * family, the area) and zeroes it. Set it up with
+ * family, the area) and zeroes both. Set it up with
  * `promshm_local_counter_init()` and end it with
  * `promshm_local_counter_release()`. It belongs to the process that
  * initialised it: in a child after `fork()`, its first flush drops what is
  * pending (the parent's to flush), so initialise it after the fork. The
- * fields are the header's inline functions' business: read `pending` if you
- * like, change none.
+ * fields are the header's inline functions' business: read `count` and
+ * `pending` if you like, change none.
  */
 typedef struct {
     /**
-     * Added since the last flush.
+     * Added by `promshm_local_counter_add()` since the last flush.
      */
     double pending;
+    /**
+     * `promshm_local_counter_inc()` calls since the last flush.
+     */
+    uint64_t count;
     /**
      * The counter series (a reference this struct holds), NULL before
      * `promshm_local_counter_init()` and after `promshm_local_counter_release()`.
@@ -1744,7 +1749,7 @@ promshm_result promshm_local_counter_init(promshm_local_counter *l, const promsh
 /**
  * Add what `*l` has pending to its counter, as `promshm_counter_add()`
  * (buffered: the area sees it at the next `promshm_flush()`; a removed
- * series takes nothing), and zero `pending`. Call it as often as you
+ * series takes nothing), and zero `count` and `pending`. Call it as often as you
  * like (at request end, say): it costs one buffered add. Not
  * thread-safe on `*l`.
  *
@@ -2464,11 +2469,11 @@ promshm_result promshm_flush_e(promshm_error *err);
 
 /* ---- inline functions (not for FFI parsers) ---- */
 
-/** Add 1 to what `*l` (initialised with promshm_local_counter_init()) has pending: a plain add. Not thread-safe on `*l`. */
-static inline void promshm_local_counter_inc(promshm_local_counter *l) { l->pending += 1.0; }
+/** Add 1 to what `*l` (initialised with promshm_local_counter_init()) has pending: a plain integer add to `count`. Not thread-safe on `*l`. */
+static inline void promshm_local_counter_inc(promshm_local_counter *l) { l->count += 1; }
 
 /**
- * Add `value` (>= 0, not NaN) to what `*l` has pending: a plain add. Not thread-safe on `*l`.
+ * Add `value` (>= 0, not NaN) to what `*l` has pending: a plain add to `pending`. Not thread-safe on `*l`.
  *
  * Errors: `INVALID_VALUE` (negative or NaN; nothing is added; reported by
  * promshm_counter_add(), so promshm_last_error() has the detail).

@@ -142,6 +142,7 @@ typedef uint32_t promshm_gauge_mode;
 
 typedef struct {
     double pending;
+    uint64_t count;
     const promshm_series *series;
     uint32_t generation;
 } promshm_local_counter;

@@ -1,7 +1,7 @@
 //! `promshm_local_counter`: a caller-owned local handle on a counter series.
 //!
 //! The increments are `static inline` functions of the header (`trailer` in
-//! cbindgen.toml): a plain add to `pending`. The functions here make one,
+//! cbindgen.toml): a plain add to `count` or `pending`. The functions here make one,
 //! flush it through the counter's normal update path (the Rust
 //! `LocalCounter::flush`) and release it.
 
@@ -14,20 +14,23 @@ use crate::Counter;
 /// caller (on the stack, in a struct, in thread-local storage) and used by
 /// one thread at a time, so `promshm_local_counter_inc()` and
 /// `promshm_local_counter_add()`, defined `static inline` in this header,
-/// are a plain add to `pending`. Nothing reaches the series until
-/// `promshm_local_counter_flush()`, which adds `pending` as
+/// are a plain add (`inc` to the integer `count`, `add` to `pending`).
+/// Nothing reaches the series until
+/// `promshm_local_counter_flush()`, which adds `count + pending` as
 /// `promshm_counter_add()` would (to the thread's buffer or, on an eager
-/// family, the area) and zeroes it. Set it up with
+/// family, the area) and zeroes both. Set it up with
 /// `promshm_local_counter_init()` and end it with
 /// `promshm_local_counter_release()`. It belongs to the process that
 /// initialised it: in a child after `fork()`, its first flush drops what is
 /// pending (the parent's to flush), so initialise it after the fork. The
-/// fields are the header's inline functions' business: read `pending` if you
-/// like, change none.
+/// fields are the header's inline functions' business: read `count` and
+/// `pending` if you like, change none.
 #[repr(C)]
 pub struct promshm_local_counter {
-    /// Added since the last flush.
+    /// Added by `promshm_local_counter_add()` since the last flush.
     pub pending: f64,
+    /// `promshm_local_counter_inc()` calls since the last flush.
+    pub count: u64,
     /// The counter series (a reference this struct holds), NULL before
     /// `promshm_local_counter_init()` and after `promshm_local_counter_release()`.
     pub series: *const promshm_series,
@@ -66,6 +69,7 @@ ffi_fn! {
             }
             *l = promshm_local_counter {
                 pending: 0.0,
+                count: 0,
                 // SAFETY: a live series handle (checked above).
                 series: unsafe { clone_handle(series) },
                 generation: Counter::__local_generation(),
@@ -84,7 +88,7 @@ fn not_a_counter(func: &'static str) -> FfiError {
     )
 }
 
-/// Add `l.pending` to its counter (dropped in another process than the one
+/// Add `l.count + l.pending` to its counter (dropped in another process than the one
 /// that initialised it) and zero it.
 unsafe fn flush(l: &mut promshm_local_counter, func: &'static str) -> Result<(), FfiError> {
     // SAFETY: NULL or the live series reference `init` stored (caller contract).
@@ -92,14 +96,15 @@ unsafe fn flush(l: &mut promshm_local_counter, func: &'static str) -> Result<(),
         AnySeries::Counter(c) => c,
         _ => return Err(not_a_counter(func)),
     };
-    counter.__flush_local(std::mem::take(&mut l.pending), &mut l.generation);
+    let pending = std::mem::take(&mut l.count) as f64 + std::mem::take(&mut l.pending);
+    counter.__flush_local(pending, &mut l.generation);
     Ok(())
 }
 
 ffi_fn! {
     /// Add what `*l` has pending to its counter, as `promshm_counter_add()`
     /// (buffered: the area sees it at the next `promshm_flush()`; a removed
-    /// series takes nothing), and zero `pending`. Call it as often as you
+    /// series takes nothing), and zero `count` and `pending`. Call it as often as you
     /// like (at request end, say): it costs one buffered add. Not
     /// thread-safe on `*l`.
     ///

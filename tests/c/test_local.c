@@ -47,10 +47,10 @@ static void single_process(const promshm_family *counters, const promshm_family 
     OK(promshm_local_counter_add(&l, 0.5));
     EXPECT_RC(PROMSHM_RESULT_INVALID_VALUE, promshm_local_counter_add(&l, -1.0));
     EXPECT_RC(PROMSHM_RESULT_INVALID_VALUE, promshm_local_counter_add(&l, NAN));
-    EXPECT(l.pending == 1000.5);
+    EXPECT(l.count == 1000 && l.pending == 0.5);
     EXPECT(total_of(l.series) == 0.0); /* nothing before a flush */
     OK(promshm_local_counter_flush(&l));
-    EXPECT(l.pending == 0.0);
+    EXPECT(l.count == 0 && l.pending == 0.0);
     OK(promshm_local_counter_flush(&l)); /* nothing twice */
     EXPECT(total_of(l.series) == 1000.5);
 
@@ -81,7 +81,7 @@ static void single_process(const promshm_family *counters, const promshm_family 
 static void worker(int id, const promshm_family *counters, promshm_local_counter *inherited) {
     /* The parent's pending 7: dropped by the first flush in this process. */
     if (promshm_local_counter_flush(inherited) != PROMSHM_RESULT_OK) _exit(10);
-    if (inherited->pending != 0.0) _exit(11);
+    if (inherited->count != 0 || inherited->pending != 0.0) _exit(11);
     const promshm_series *s = NULL;
     if (promshm_family_labels(counters, NULL, 0, &s) != PROMSHM_RESULT_OK) _exit(12);
     promshm_local_counter l;
@@ -117,7 +117,9 @@ int main(void) {
     OK(promshm_family_labels(counters, NULL, 0, &s));
     promshm_local_counter inherited;
     OK(promshm_local_counter_init(&inherited, s));
-    OK(promshm_local_counter_add(&inherited, 7.0));
+    OK(promshm_local_counter_add(&inherited, 5.0));
+    promshm_local_counter_inc(&inherited);
+    promshm_local_counter_inc(&inherited);
 
     fflush(stdout);
     fflush(stderr);

@@ -174,6 +174,7 @@ class promshm_local_counter(Structure):
 
     _fields_ = [
         ('pending', c_double),  # double
+        ('count', c_uint64),  # uint64_t
         ('series', c_void_p),  # const promshm_series *
         ('generation', c_uint32),  # uint32_t
     ]
