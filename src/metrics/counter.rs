@@ -315,6 +315,45 @@ mod tests {
         }
     }
 
+    /// A local counter kept in thread-local storage is flushed when the
+    /// thread exits, whatever order the thread's locals are destroyed in.
+    #[test]
+    fn local_counter_in_a_thread_local_counts_at_thread_exit() {
+        use std::cell::RefCell;
+        thread_local! {
+            static LOCAL: RefCell<Option<super::LocalCounter>> = const { RefCell::new(None) };
+        }
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let c = area
+            .registry()
+            .counter(Opts::new("tls", "A counter."))
+            .unwrap()
+            .get()
+            .unwrap();
+        // Joined explicitly: `join` waits for the thread's TLS destructors
+        // (the end of a scope alone does not).
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        LOCAL.with(|l| {
+                            let mut l = l.borrow_mut();
+                            let l = l.get_or_insert_with(|| c.local());
+                            for _ in 0..500 {
+                                l.inc();
+                            }
+                        })
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        });
+        crate::flush();
+        assert_eq!(c.get(), 1000.0);
+    }
+
     /// A local counter on a removed series adds nothing to the record, which
     /// may be another series' by then.
     #[test]
