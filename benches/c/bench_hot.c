@@ -115,7 +115,7 @@ NOINLINE static double bench_plain_add(volatile double *cell, long n) {
 
 /* The local counter: promshm_local_counter_inc(), static inline in the
  * header, on a caller-owned struct. The empty asm (a compiler barrier) keeps
- * each increment a load, add and store of `pending`, as the volatile plain
+ * each increment a read-modify-write of `count`, as the volatile plain
  * add is, instead of one add of n after the loop; the flush (one buffered
  * add) is outside the timing, as a server flushes once per request. */
 NOINLINE static double bench_local_counter_inc(promshm_local_counter *l, long n) {
