@@ -332,6 +332,11 @@ fn hot(c: &mut Criterion) {
         move || *black_box(&mut x) += 1
     });
     g.op("promshm/counter_inc_buffered", || black_box(&c_buf).inc());
+    // The caller-owned local counter (flushed when the closure is dropped).
+    g.op("promshm/local_counter_inc", {
+        let mut l = c_buf.local();
+        move || black_box(&mut l).inc()
+    });
     // The same, spread over 4 series: no chain of dependent adds on one cell.
     let c4: Vec<Counter> = ["200", "201", "304", "404"]
         .iter()
@@ -995,6 +1000,14 @@ fn summary(s: &Sizes, fp: &Footprint, load_before: &str) {
             stat("hot/promshm/counter_inc_buffered"),
         )
         .target("≤ 3 ns", |v| v <= 3.0)
+        .reference(
+            "prometheus `LocalIntCounter::inc`",
+            stat("hot/prometheus/local_int_counter_inc"),
+        ),
+        Line::new(
+            "local counter inc (`Counter::local()`)",
+            stat("hot/promshm/local_counter_inc"),
+        )
         .reference(
             "prometheus `LocalIntCounter::inc`",
             stat("hot/prometheus/local_int_counter_inc"),

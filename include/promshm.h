@@ -589,6 +589,43 @@ typedef struct {
 typedef uint32_t promshm_gauge_mode;
 
 /**
+ * A counter's local handle, like the Rust `LocalCounter`: owned by the
+ * caller (on the stack, in a struct, in thread-local storage) and used by
+ * one thread at a time, so `promshm_local_counter_inc()` and
+ * `promshm_local_counter_add()`, defined `static inline` in this header,
+ * are a plain add (`inc` to the integer `count`, `add` to `pending`).
+ * Nothing reaches the series until
+ * `promshm_local_counter_flush()`, which adds `count + pending` as
+ * `promshm_counter_add()` would (to the thread's buffer or, on an eager
+ * family, the area) and zeroes both. Set it up with
+ * `promshm_local_counter_init()` and end it with
+ * `promshm_local_counter_release()`. It belongs to the process that
+ * initialised it: in a child after `fork()`, its first flush drops what is
+ * pending (the parent's to flush), so initialise it after the fork. The
+ * fields are the header's inline functions' business: read `count` and
+ * `pending` if you like, change none.
+ */
+typedef struct {
+    /**
+     * Added by `promshm_local_counter_add()` since the last flush.
+     */
+    double pending;
+    /**
+     * `promshm_local_counter_inc()` calls since the last flush.
+     */
+    uint64_t count;
+    /**
+     * The counter series (a reference this struct holds), NULL before
+     * `promshm_local_counter_init()` and after `promshm_local_counter_release()`.
+     */
+    const promshm_series *series;
+    /**
+     * The fork generation of the process that initialised it.
+     */
+    uint32_t generation;
+} promshm_local_counter;
+
+/**
  * How to start a flusher (`promshm_flusher_start_ex()`). Initialise it
  * with `PROMSHM_FLUSHER_OPTIONS_INIT` (or zero it and set `size`): zero in
  * a field means its default. Extensible: see "Extensible structs" in
@@ -1699,6 +1736,40 @@ const promshm_series *promshm_series_clone(const promshm_series *series);
 void promshm_series_free(const promshm_series *series);
 
 /**
+ * Make `*l` a local handle on the counter series `series`, with nothing
+ * pending. `*l` takes a reference to the series (the caller may free its
+ * own), given back by `promshm_local_counter_release()`; initialising a
+ * struct that holds one already leaks it. Not thread-safe on `*l`.
+ *
+ * Errors: `NULL_PARAMETER` (`l` or `series`), `WRONG_TYPE` (not a
+ * counter); `*l` is left as it was.
+ */
+promshm_result promshm_local_counter_init(promshm_local_counter *l, const promshm_series *series);
+
+/**
+ * Add what `*l` has pending to its counter, as `promshm_counter_add()`
+ * (buffered: the area sees it at the next `promshm_flush()`; a removed
+ * series takes nothing), and zero `count` and `pending`. Call it as often as you
+ * like (at request end, say): it costs one buffered add. Not
+ * thread-safe on `*l`.
+ *
+ * Errors: `NULL_PARAMETER` (`l`, or `l->series`: not initialised),
+ * `WRONG_TYPE` (`l->series` changed to another type's series).
+ */
+promshm_result promshm_local_counter_flush(promshm_local_counter *l);
+
+/**
+ * Flush `*l` (as `promshm_local_counter_flush()`), give back its
+ * reference to the series and set `l->series` to NULL: the end of a
+ * local counter (it may be initialised again). A released struct (series
+ * NULL) is left alone; `l` NULL is a no-op. Not thread-safe on `*l`.
+ *
+ * Errors: `WRONG_TYPE` (`l->series` changed to another type's series;
+ * the reference is given back all the same).
+ */
+promshm_result promshm_local_counter_release(promshm_local_counter *l);
+
+/**
  * Push every thread's buffered counter and histogram updates of this
  * process into the shared areas, so that other processes see them.
  * Call it at request end (or run a `promshm_flusher`). It also runs
@@ -2304,6 +2375,25 @@ promshm_result promshm_stateset_get_e(const promshm_series *series,
                                       promshm_error *err);
 
 /**
+ * `promshm_local_counter_init()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_local_counter_init_e(promshm_local_counter *l,
+                                            const promshm_series *series,
+                                            promshm_error *err);
+
+/**
+ * `promshm_local_counter_flush()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_local_counter_flush_e(promshm_local_counter *l,
+                                             promshm_error *err);
+
+/**
+ * `promshm_local_counter_release()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_local_counter_release_e(promshm_local_counter *l,
+                                               promshm_error *err);
+
+/**
  * `promshm_flusher_start()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
  */
 promshm_result promshm_flusher_start_e(uint32_t interval_ms,
@@ -2377,8 +2467,28 @@ promshm_result promshm_registry_render_to_file_e(const promshm_registry *registr
  */
 promshm_result promshm_flush_e(promshm_error *err);
 
+/* ---- inline functions (not for FFI parsers) ---- */
+
+/** Add 1 to what `*l` (initialised with promshm_local_counter_init()) has pending: a plain integer add to `count`. Not thread-safe on `*l`. */
+static inline void promshm_local_counter_inc(promshm_local_counter *l) { l->count += 1; }
+
+/**
+ * Add `value` (>= 0, not NaN) to what `*l` has pending: a plain add to `pending`. Not thread-safe on `*l`.
+ *
+ * Errors: `INVALID_VALUE` (negative or NaN; nothing is added; reported by
+ * promshm_counter_add(), so promshm_last_error() has the detail).
+ */
+static inline promshm_result promshm_local_counter_add(promshm_local_counter *l, double value) {
+    if (!(value >= 0.0)) return promshm_counter_add(l->series, value); /* INVALID_VALUE */
+    l->pending += value; /* the plain add */
+    return PROMSHM_RESULT_OK; /* (a line of its own for the header's doc check) */
+}
+
+/* ---- end of inline functions ---- */
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
 
 #endif  /* PROMSHM_H */
+

@@ -63,4 +63,7 @@ row "counter inc (buffered)" counter_inc counter_inc
 row "histogram observe (buffered)" histogram_observe histogram_observe
 row "counter inc (eager, into the area)" counter_inc_eager counter_inc
 printf '%-34s %11s %11s %14s %9s %9s\n' "plain add (volatile double, floor)" "$(val shared plain_add)" "$(val static plain_add)" "-" "-" "-"
+printf '%-34s %11s %11s %14s %9s %9s\n' "local counter inc (static inline)" "$(val shared local_counter_inc)" "$(val static local_counter_inc)" "-" \
+  "$(ratio "$(val shared local_counter_inc)" "$(val shared plain_add)")" "$(ratio "$(val static local_counter_inc)" "$(val static plain_add)")"
+echo "(local counter row: its time over the plain add's in the last two columns; target <= 2x)"
 echo "(cpp/x: prometheus-cpp's time over promshm's; above 1 means promshm is faster)"

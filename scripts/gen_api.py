@@ -104,6 +104,28 @@ def constants_as_enums(header: str) -> str:
     return "\n".join(out) + "\n"
 
 
+# The header's static inline functions (cbindgen.toml's trailer): C only;
+# FFI parsers take no function bodies, so promshm_ffi.h and the JSON leave
+# them out.
+INLINE_SECTION = re.compile(
+    r"/\* ---- inline functions \(not for FFI parsers\) ---- \*/.*?/\* ---- end of inline functions ---- \*/",
+    flags=re.S,
+)
+
+
+def inline_inside_guard(header: str) -> str:
+    """Move the inline section (after the guard's #endif, where cbindgen puts
+    its trailer) to the end of the declarations, inside the guard."""
+    m = INLINE_SECTION.search(header)
+    if not m:
+        return header
+    rest = header[: m.start()].rstrip() + "\n" + header[m.end():]
+    close = '#ifdef __cplusplus\n}  // extern "C"'
+    if close not in rest:
+        raise GenError("no closing extern \"C\" block to put the inline functions before")
+    return rest.replace(close, m.group(0) + "\n\n" + close, 1)
+
+
 def ffi_header(header: str, version: str) -> str:
     """Evaluate the conditionals, drop comments and every directive."""
     text = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
@@ -400,12 +422,17 @@ def main(argv: List[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     raw, out = Path(argv[1]), Path(argv[2])
-    header = constants_as_enums(raw.read_text())
+    try:
+        header = inline_inside_guard(constants_as_enums(raw.read_text()))
+    except GenError as e:
+        print(f"gen_api.py: {e}", file=sys.stderr)
+        return 1
     m = re.search(r'#define PROMSHM_VERSION_STRING "([^"]+)"', header)
     version = m.group(1) if m else "?"
-    ffi = ffi_header(header, version)
+    declarations = INLINE_SECTION.sub("", header)
+    ffi = ffi_header(declarations, version)
     try:
-        api = describe(ffi, header, version)
+        api = describe(ffi, declarations, version)
     except GenError as e:
         print(f"gen_api.py: {e}", file=sys.stderr)
         return 1

@@ -58,6 +58,6 @@ pub use metrics::{
     exponential_buckets, linear_buckets, Counter, Family, Gauge, GaugeMode, Histogram, Info,
     StateSet, Summary, SummaryOpts, DEFAULT_BUCKETS,
 };
-pub use metrics::{NativeHistogram, NativeOpts};
+pub use metrics::{LocalCounter, NativeHistogram, NativeOpts};
 pub use registry::{Opts, Registry};
 pub use render::RenderStats;

@@ -50,6 +50,8 @@ mod family;
 
 mod series;
 
+mod local;
+
 mod flusher;
 
 mod render;

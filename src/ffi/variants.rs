@@ -11,6 +11,7 @@ use super::area::*;
 use super::error::{capture, promshm_error};
 use super::family::*;
 use super::flusher::*;
+use super::local::*;
 use super::registry::*;
 use super::render::*;
 use super::result::promshm_result;
@@ -84,6 +85,9 @@ error_variants! {
     promshm_stateset_set_e => promshm_stateset_set(series: *const promshm_series, state: *const c_char);
     promshm_stateset_set_index_e => promshm_stateset_set_index(series: *const promshm_series, index: usize);
     promshm_stateset_get_e => promshm_stateset_get(series: *const promshm_series, out: *mut usize);
+    promshm_local_counter_init_e => promshm_local_counter_init(l: *mut promshm_local_counter, series: *const promshm_series);
+    promshm_local_counter_flush_e => promshm_local_counter_flush(l: *mut promshm_local_counter);
+    promshm_local_counter_release_e => promshm_local_counter_release(l: *mut promshm_local_counter);
     promshm_flusher_start_e => promshm_flusher_start(interval_ms: u32, out: *mut *mut promshm_flusher);
     promshm_flusher_start_ex_e => promshm_flusher_start_ex(options: *const promshm_flusher_options, out: *mut *mut promshm_flusher);
     promshm_area_render_e => promshm_area_render(area: *const promshm_area, format: promshm_format, buf: *mut c_char, len: usize, out_len: *mut usize);

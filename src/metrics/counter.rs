@@ -1,5 +1,6 @@
 //! Counter: a monotonic total (`_total`), buffered per thread by default.
 
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -100,6 +101,133 @@ impl Counter {
     }
 }
 
+impl Counter {
+    /// A [`LocalCounter`] on this series: a caller-owned pending delta that
+    /// [`LocalCounter::inc`] and [`LocalCounter::add`] change with a plain
+    /// add, and that [`LocalCounter::flush`] (or dropping it) hands to this
+    /// counter.
+    pub fn local(&self) -> LocalCounter {
+        LocalCounter {
+            incs: 0,
+            pending: 0.0,
+            counter: self.clone(),
+            generation: crate::process::fork_generation(),
+            _single_thread: PhantomData,
+        }
+    }
+}
+
+/// A counter's local handle, like the `prometheus` crate's `LocalCounter`:
+/// a pending delta owned by the caller (neither `Send` nor `Sync`), so an
+/// increment is a plain add with no atomic and no buffer lookup. `inc` adds
+/// to an integer count (an integer add: no floating-point latency chain),
+/// `add` to an `f64`; a flush hands their sum to the counter.
+///
+/// Nothing reaches the series until [`flush`](LocalCounter::flush), which
+/// adds the pending delta through the counter's normal update path (the
+/// thread's buffer or, on an eager family, the area; a removed series takes
+/// nothing) and zeroes it; dropping the value flushes too. A local counter
+/// belongs to the process that made it: in a child after `fork`, its first
+/// flush drops what is pending (what the parent held is the parent's to
+/// flush), so make local counters after the fork.
+///
+/// ```
+/// use promshm::{Area, AreaOptions, Opts};
+///
+/// let area = Area::anonymous(&AreaOptions::default())?;
+/// let jobs = area.registry().counter(Opts::new("jobs", "Jobs run."))?.get()?;
+/// let mut local = jobs.local();
+/// local.inc();
+/// local.add(2.5)?;
+/// assert!(local.add(-1.0).is_err()); // a counter only goes up
+/// assert_eq!(local.pending(), 3.5);
+/// promshm::flush();
+/// assert_eq!(jobs.get(), 0.0); // not flushed yet: still local
+/// local.flush();
+/// assert_eq!(local.pending(), 0.0);
+/// promshm::flush(); // the counter is buffered per thread, as always
+/// assert_eq!(jobs.get(), 3.5);
+/// drop(local); // dropping flushes too (nothing left here)
+/// # Ok::<(), promshm::Error>(())
+/// ```
+pub struct LocalCounter {
+    incs: u64,
+    pending: f64,
+    counter: Counter,
+    generation: u32,
+    /// Neither `Send` nor `Sync`: one thread's value.
+    _single_thread: PhantomData<*const ()>,
+}
+
+impl LocalCounter {
+    /// Add 1 to the pending delta.
+    #[inline]
+    pub fn inc(&mut self) {
+        self.incs += 1;
+    }
+
+    /// Add `v`, which must be `>= 0` and not NaN, to the pending delta.
+    #[inline]
+    pub fn add(&mut self, v: f64) -> Result<()> {
+        if v.is_nan() || v < 0.0 {
+            return Err(Error::InvalidValue {
+                what: "counter increment",
+                value: v,
+            });
+        }
+        self.pending += v;
+        Ok(())
+    }
+
+    /// What was added since the last flush.
+    pub fn pending(&self) -> f64 {
+        self.incs as f64 + self.pending
+    }
+
+    /// The counter this local handle flushes to.
+    pub fn counter(&self) -> &Counter {
+        &self.counter
+    }
+
+    /// Add the pending delta to the counter and zero it (see the type's
+    /// docs for a fork).
+    pub fn flush(&mut self) {
+        let pending = std::mem::take(&mut self.incs) as f64 + std::mem::take(&mut self.pending);
+        self.counter.__flush_local(pending, &mut self.generation);
+    }
+}
+
+impl Drop for LocalCounter {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl Counter {
+    /// C API support (`promshm_local_counter`): the fork generation a local
+    /// delta is counted in, for [`Counter::__flush_local`]. Do not use.
+    #[doc(hidden)]
+    pub fn __local_generation() -> u32 {
+        crate::process::fork_generation()
+    }
+
+    /// C API support: add `pending`, counted in fork generation
+    /// `generation`, unless that is another process's (then it is dropped,
+    /// the parent's to flush); `generation` becomes this process's. What
+    /// [`LocalCounter::flush`] does. Do not use.
+    #[doc(hidden)]
+    pub fn __flush_local(&self, pending: f64, generation: &mut u32) {
+        let now = crate::process::fork_generation();
+        if *generation != now {
+            *generation = now;
+            return;
+        }
+        if pending != 0.0 {
+            self.add_unchecked(pending);
+        }
+    }
+}
+
 /// Render one counter series: cell [`TOTAL_CELL`] is the total.
 pub(crate) fn emit(
     view: &super::view::SeriesCells<'_>,
@@ -153,5 +281,147 @@ mod tests {
         a.inc();
         b.add(2.0).unwrap();
         assert_eq!(a.get(), 3.0);
+    }
+
+    /// A local counter adds nothing until flushed; a flush adds the pending
+    /// delta exactly once (buffered or eager), and a drop flushes the rest.
+    #[test]
+    fn local_counter_flushes_its_pending_delta_once() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        for eager in [false, true] {
+            let name = if eager { "eager" } else { "buffered" };
+            let fam = area
+                .registry()
+                .counter(Opts::new(name, "A counter.").eager(eager))
+                .unwrap();
+            let c = fam.get().unwrap();
+            let mut local = c.local();
+            for _ in 0..1000 {
+                local.inc();
+            }
+            local.add(0.5).unwrap();
+            assert!(local.add(f64::NAN).is_err());
+            assert!(local.add(-1.0).is_err());
+            crate::flush();
+            assert_eq!(c.get(), 0.0, "{name}: nothing before the flush");
+            local.flush();
+            local.flush();
+            crate::flush();
+            assert_eq!(c.get(), 1000.5, "{name}");
+            local.add(2.0).unwrap();
+            drop(local);
+            crate::flush();
+            assert_eq!(c.get(), 1002.5, "{name}: the drop flushed");
+        }
+    }
+
+    /// A local counter kept in thread-local storage is flushed when the
+    /// thread exits, whatever order the thread's locals are destroyed in.
+    #[test]
+    fn local_counter_in_a_thread_local_counts_at_thread_exit() {
+        use std::cell::RefCell;
+        thread_local! {
+            static LOCAL: RefCell<Option<super::LocalCounter>> = const { RefCell::new(None) };
+        }
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let c = area
+            .registry()
+            .counter(Opts::new("tls", "A counter."))
+            .unwrap()
+            .get()
+            .unwrap();
+        // Joined explicitly: `join` waits for the thread's TLS destructors
+        // (the end of a scope alone does not).
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        LOCAL.with(|l| {
+                            let mut l = l.borrow_mut();
+                            let l = l.get_or_insert_with(|| c.local());
+                            for _ in 0..500 {
+                                l.inc();
+                            }
+                        })
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        });
+        crate::flush();
+        assert_eq!(c.get(), 1000.0);
+    }
+
+    /// A local counter on a removed series adds nothing to the record, which
+    /// may be another series' by then.
+    #[test]
+    fn local_counter_of_a_removed_series_adds_nothing() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let fam = area
+            .registry()
+            .counter(Opts::new("gone", "A counter.").labels(&["k"]).eager(true))
+            .unwrap();
+        let old = fam.labels(&["a"]).unwrap();
+        let mut local = old.local();
+        local.add(5.0).unwrap();
+        assert!(fam.remove(&["a"]).unwrap());
+        let new = fam.labels(&["b"]).unwrap();
+        local.flush();
+        assert_eq!(new.get(), 0.0);
+        assert_eq!(old.get(), 0.0);
+    }
+
+    /// Forked workers each count on their own local counter and flush: the
+    /// area holds the exact total. What the parent had pending at the fork
+    /// is not counted again by the children.
+    #[test]
+    fn local_counters_of_forked_workers_add_up_exactly() {
+        const WORKERS: usize = 4;
+        const PER_WORKER: usize = 25_000;
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let c = area
+            .registry()
+            .counter(Opts::new("forked", "A counter."))
+            .unwrap()
+            .get()
+            .unwrap();
+        let mut inherited = c.local();
+        inherited.add(7.0).unwrap();
+        let mut pids = Vec::new();
+        for w in 0..WORKERS {
+            // SAFETY: the child only counts, flushes and leaves with `_exit`.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    inherited.flush(); // the parent's 7: dropped here
+                    let mut local = c.local();
+                    for i in 0..PER_WORKER {
+                        local.inc();
+                        if i % 1000 == w {
+                            local.flush();
+                        }
+                    }
+                    drop(local);
+                    crate::flush();
+                }))
+                .is_ok();
+                // SAFETY: leave the child without running the harness's exit path.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            pids.push(pid);
+        }
+        for pid in pids {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        }
+        assert_eq!(c.get(), (WORKERS * PER_WORKER) as f64);
+        drop(inherited);
+        crate::flush();
+        assert_eq!(c.get(), (WORKERS * PER_WORKER) as f64 + 7.0);
     }
 }

@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-pub use counter::Counter;
+pub use counter::{Counter, LocalCounter};
 pub use gauge::{Gauge, GaugeMode};
 pub use histogram::{exponential_buckets, linear_buckets, Histogram, DEFAULT_BUCKETS};
 pub use info::Info;

@@ -150,7 +150,16 @@ def enumerators(c_lines: List[str]) -> List[Tuple[str, int]]:
     return found
 
 
+# The header's static inline functions (between these markers, written by
+# cbindgen.toml's trailer) are C only: FFI declarations leave them out.
+INLINE_SECTION = re.compile(
+    r"/\* ---- inline functions \(not for FFI parsers\) ---- \*/.*?/\* ---- end of inline functions ---- \*/",
+    flags=re.S,
+)
+
+
 def generate(header_text: str) -> Tuple[str, str]:
+    header_text = INLINE_SECTION.sub("", header_text)
     c_lines, defines = preprocess(strip_comments(header_text))
     ints, strings = parse_defines(defines)
     enums = enumerators(c_lines)

@@ -169,6 +169,17 @@ class promshm_metric_opts(Structure):
     ]
 
 
+class promshm_local_counter(Structure):
+    """``promshm_local_counter``."""
+
+    _fields_ = [
+        ('pending', c_double),  # double
+        ('count', c_uint64),  # uint64_t
+        ('series', c_void_p),  # const promshm_series *
+        ('generation', c_uint32),  # uint32_t
+    ]
+
+
 class promshm_flusher_options(Structure):
     """``promshm_flusher_options``."""
 
@@ -379,6 +390,18 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_info_set_e(const promshm_series *series, const promshm_label *labels, size_t n_labels, promshm_error *err)'),
     'promshm_last_error': (c_uint32, [POINTER(c_char), c_size_t, POINTER(c_size_t)],
         'promshm_result promshm_last_error(char *buf, size_t len, size_t *out_len)'),
+    'promshm_local_counter_flush': (c_uint32, [POINTER(promshm_local_counter)],
+        'promshm_result promshm_local_counter_flush(promshm_local_counter *l)'),
+    'promshm_local_counter_flush_e': (c_uint32, [POINTER(promshm_local_counter), c_void_p],
+        'promshm_result promshm_local_counter_flush_e(promshm_local_counter *l, promshm_error *err)'),
+    'promshm_local_counter_init': (c_uint32, [POINTER(promshm_local_counter), c_void_p],
+        'promshm_result promshm_local_counter_init(promshm_local_counter *l, const promshm_series *series)'),
+    'promshm_local_counter_init_e': (c_uint32, [POINTER(promshm_local_counter), c_void_p, c_void_p],
+        'promshm_result promshm_local_counter_init_e(promshm_local_counter *l, const promshm_series *series, promshm_error *err)'),
+    'promshm_local_counter_release': (c_uint32, [POINTER(promshm_local_counter)],
+        'promshm_result promshm_local_counter_release(promshm_local_counter *l)'),
+    'promshm_local_counter_release_e': (c_uint32, [POINTER(promshm_local_counter), c_void_p],
+        'promshm_result promshm_local_counter_release_e(promshm_local_counter *l, promshm_error *err)'),
     'promshm_metric_type_suffix': (c_char_p, [c_uint32, c_size_t],
         'const char *promshm_metric_type_suffix(uint32_t metric_type, size_t index)'),
     'promshm_native_histogram_get': (c_uint32, [c_void_p, POINTER(c_uint64), POINTER(c_double)],

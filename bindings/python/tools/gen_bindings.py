@@ -169,8 +169,16 @@ class _Types:
         return self.py(ctype)
 
 
+# The header's static inline functions (between these markers, written by
+# cbindgen.toml's trailer) are C only: FFI declarations leave them out.
+INLINE_SECTION = re.compile(
+    r"/\* ---- inline functions \(not for FFI parsers\) ---- \*/.*?/\* ---- end of inline functions ---- \*/",
+    flags=re.S,
+)
+
+
 def parse(text: str) -> Header:
-    body, defines = _strip(text)
+    body, defines = _strip(INLINE_SECTION.sub("", text))
     h = Header(defines=defines)
 
     # `enum { PROMSHM_X = 1 };` repeats a `#define PROMSHM_X 1` (read above).

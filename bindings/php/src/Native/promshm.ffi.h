@@ -140,6 +140,12 @@ typedef struct {
 } promshm_metric_opts;
 typedef uint32_t promshm_gauge_mode;
 typedef struct {
+    double pending;
+    uint64_t count;
+    const promshm_series *series;
+    uint32_t generation;
+} promshm_local_counter;
+typedef struct {
     uint32_t size;
     uint32_t interval_ms;
     uint32_t no_inherit;
@@ -349,6 +355,9 @@ promshm_result promshm_stateset_get(const promshm_series *series, size_t *out);
 promshm_metric_type promshm_series_type(const promshm_series *series);
 const promshm_series *promshm_series_clone(const promshm_series *series);
 void promshm_series_free(const promshm_series *series);
+promshm_result promshm_local_counter_init(promshm_local_counter *l, const promshm_series *series);
+promshm_result promshm_local_counter_flush(promshm_local_counter *l);
+promshm_result promshm_local_counter_release(promshm_local_counter *l);
 promshm_result promshm_flush(void);
 promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out);
 promshm_result promshm_flusher_start_ex(const promshm_flusher_options *options,
@@ -584,6 +593,13 @@ promshm_result promshm_stateset_set_index_e(const promshm_series *series,
 promshm_result promshm_stateset_get_e(const promshm_series *series,
                                       size_t *out,
                                       promshm_error *err);
+promshm_result promshm_local_counter_init_e(promshm_local_counter *l,
+                                            const promshm_series *series,
+                                            promshm_error *err);
+promshm_result promshm_local_counter_flush_e(promshm_local_counter *l,
+                                             promshm_error *err);
+promshm_result promshm_local_counter_release_e(promshm_local_counter *l,
+                                               promshm_error *err);
 promshm_result promshm_flusher_start_e(uint32_t interval_ms,
                                        promshm_flusher **out,
                                        promshm_error *err);
