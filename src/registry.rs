@@ -914,43 +914,52 @@ pub(crate) fn resolve_series(
     let started = std::time::Instant::now();
     loop {
         match try_resolve_series(family, values, hash)? {
-            Alloc::At(found) => return Ok((found, family.area.generation(found))),
-            Alloc::ReadyAt(_) if started.elapsed() >= GRACE_WAIT_BOUND => {
+            Ok(found) => return Ok(found),
+            Err(_) if started.elapsed() >= GRACE_WAIT_BOUND => {
                 let size = ser::CELLS + family.shape.n_cells(family.area.max_workers()) * 8;
                 return Err(family.area.refuse(size));
             }
-            Alloc::ReadyAt(ready) => crate::area::records::sleep_until_ms(ready),
+            Err(ready) => crate::area::records::sleep_until_ms(ready),
         }
     }
 }
 
-/// One attempt of [`resolve_series`]: the series record, or when to try again.
-fn try_resolve_series(family: &Arc<FamilyInner>, values: &[&str], hash: u64) -> Result<Alloc> {
+/// One attempt of [`resolve_series`]: the series' offset and generation
+/// (the one its lookup checked, or read under the lock that created it),
+/// or the `monotonic_ms` at which to try again.
+fn try_resolve_series(
+    family: &Arc<FamilyInner>,
+    values: &[&str],
+    hash: u64,
+) -> Result<std::result::Result<(usize, u64), u64>> {
     let area = &family.area;
     let mut idx = crate::area::fork::lock(&area.index);
-    if let Some((off, _)) = idx.find_series(area, family.off, values, hash) {
-        return Ok(Alloc::At(off));
+    if let Some(found) = idx.find_series(area, family.off, values, hash) {
+        return Ok(Ok(found));
     }
     if idx.catch_up(area, false) {
-        if let Some((off, _)) = idx.find_series(area, family.off, values, hash) {
-            return Ok(Alloc::At(off));
+        if let Some(found) = idx.find_series(area, family.off, values, hash) {
+            return Ok(Ok(found));
         }
     }
     let guard = area.lock()?;
     if idx.catch_up(area, true) {
-        if let Some((off, _)) = idx.find_series(area, family.off, values, hash) {
-            return Ok(Alloc::At(off));
+        if let Some(found) = idx.find_series(area, family.off, values, hash) {
+            return Ok(Ok(found));
         }
     }
     let before = (
         area.hdr(hdr::REUSE_SEQ).load(Ordering::Acquire),
         area.cursor(),
     );
-    let made = create_series(area, &guard, family, values, hash)?;
-    if let Alloc::At(off) = made {
-        idx.add_own_series(area, (family.off, hash, off), before);
+    match create_series(area, &guard, family, values, hash)? {
+        Alloc::At(off) => {
+            idx.add_own_series(area, (family.off, hash, off), before);
+            // Under the lock: nobody has removed it yet.
+            Ok(Ok((off, area.generation(off))))
+        }
+        Alloc::ReadyAt(ready) => Ok(Err(ready)),
     }
-    Ok(made)
 }
 
 fn create_series(
