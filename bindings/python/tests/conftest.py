@@ -46,11 +46,29 @@ import promshm  # noqa: E402
 faulthandler.dump_traceback_later(int(os.environ.get("PROMSHM_TEST_TIMEOUT", "900")), exit=True)
 
 
+def _gunicorn_args() -> Dict[str, str]:
+    """gunicorn 27 and later open a control socket by default, at one fixed
+    path (``~/.gunicorn/gunicorn.ctl``) that every test server running at the
+    same time would share, served by a thread of the arbiter, which forks
+    its workers beside that thread. The tests' gunicorn servers do without
+    it (older releases do not know the option)."""
+    try:
+        from importlib.metadata import version
+
+        major = int(version("gunicorn").split(".")[0])
+    except Exception:
+        return {}
+    return {"GUNICORN_CMD_ARGS": "--no-control-socket"} if major >= 27 else {}
+
+
 def child_env(**extra: str) -> Dict[str, str]:
     """An environment for a child process: this one without the test
-    process's shared area, with promshm importable as in this process."""
+    process's shared area, with promshm importable as in this process
+    (and gunicorn's control socket off, see ``_gunicorn_args``)."""
     env = dict(os.environ)
     env.pop("PROMSHM_AREA", None)
+    for k, v in _gunicorn_args().items():
+        env.setdefault(k, v)
     pkg_parent = str(Path(promshm.__file__).resolve().parent.parent)
     paths = [pkg_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
