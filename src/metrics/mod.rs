@@ -493,15 +493,19 @@ impl FamilyInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The last `Family` handle is gone: the cache lets go of the handles
-    /// it kept (the decision is made under the cache lock, where `resolve`
-    /// decides whether to keep one).
+    /// A `Family` handle is gone; with the last one the cache lets go of
+    /// the handles it kept. Only the last drop takes the cache lock, and it
+    /// checks again under it (where `resolve` decides whether to keep one)
+    /// that no handle was made meanwhile.
     fn family_handle_dropped(&self) {
+        if self.users.fetch_sub(1, Ordering::Relaxed) != 1 {
+            return;
+        }
         let mut cache = self
             .cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.users.fetch_sub(1, Ordering::Relaxed) != 1 {
+        if self.users.load(Ordering::Relaxed) != 0 {
             return;
         }
         let kept: Vec<Arc<SeriesInner>> = cache
