@@ -302,6 +302,7 @@ enum class metric_type : uint32_t {
     summary = PROMSHM_METRIC_TYPE_SUMMARY,
     info = PROMSHM_METRIC_TYPE_INFO,
     state_set = PROMSHM_METRIC_TYPE_STATE_SET,
+    native_histogram = PROMSHM_METRIC_TYPE_NATIVE_HISTOGRAM,
 };
 
 /// A label given by name (constant labels, info pairs, `labels_by_name`).
@@ -321,6 +322,16 @@ struct area_options {
 struct sample_stats {
     uint64_t count = 0;
     double sum = 0;
+};
+
+/// A native histogram family's options, with client_golang's meanings; 0
+/// keeps the default of each (see `promshm_registry_native_histogram`).
+struct native_opts {
+    double bucket_factor = 0;   ///< > 1; the schema's bucket growth is at most this (0: 1.1)
+    double zero_threshold = 0;  ///< width of the zero bucket (0: 2^-128; negative: exact zeros only)
+    uint32_t max_buckets = 0;   ///< most populated buckets a scrape shows (0: no limit)
+    double min_value = 0;       ///< smallest magnitude with a bucket of its own (0: 2^-32)
+    double max_value = 0;       ///< largest magnitude with a bucket of its own (0: 2^32)
 };
 
 /// What every family needs: name, help, unit, label names, update mode. The
@@ -683,6 +694,26 @@ public:
 
 };
 
+/// A native (sparse, exponential-bucket) histogram series. Observations
+/// write through to the area; only the protobuf format carries its buckets.
+class NativeHistogram
+    : public detail::series_base<NativeHistogram, metric_type::native_histogram> {
+public:
+    NativeHistogram() noexcept = default;
+    /// Record one observation (an atomic add into its bucket, no lock).
+    void observe(double v) const { detail::check(promshm_native_histogram_observe(handle(), v)); }
+    /// Count and sum in the area (every process).
+    sample_stats stats() const {
+        sample_stats s;
+        detail::check(promshm_native_histogram_get(handle(), &s.count, &s.sum));
+        return s;
+    }
+    /// Observe the seconds until the returned guard is destroyed.
+    using timer = detail::timer<promshm_native_histogram_observe>;
+    timer time() const { return timer(handle()); }
+
+};
+
 /// A summary series: count, sum and cross-process quantiles.
 class Summary : public detail::series_base<Summary, metric_type::summary> {
 public:
@@ -867,6 +898,17 @@ public:
     /// ... with these upper bounds (+Inf is implied).
     Family<Histogram> histogram(const Opts& opts, const std::vector<double>& buckets) const {
         return histogram_raw(opts, buckets.data(), buckets.size());
+    }
+
+    /// Register (or find) a native histogram family.
+    Family<NativeHistogram> native_histogram(const Opts& opts,
+                                             const native_opts& native = {}) const {
+        return make<NativeHistogram>(
+            opts, [&](const promshm_metric_opts* o, const promshm_family** f) {
+                return promshm_registry_native_histogram(
+                    handle(), o, native.bucket_factor, native.zero_threshold, native.max_buckets,
+                    native.min_value, native.max_value, f);
+            });
     }
 
     /// Register (or find) a summary family with these quantiles, over every

@@ -94,6 +94,8 @@ static_assert(move_only_raii<promshm::Family<promshm::StateSet>>);
 static_assert(move_only_raii<promshm::Counter>);
 static_assert(move_only_raii<promshm::Gauge>);
 static_assert(move_only_raii<promshm::Histogram>);
+static_assert(move_only_raii<promshm::NativeHistogram>);
+static_assert(move_only_raii<promshm::Family<promshm::NativeHistogram>>);
 static_assert(move_only_raii<promshm::Summary>);
 static_assert(move_only_raii<promshm::Info>);
 static_assert(move_only_raii<promshm::StateSet>);
@@ -105,6 +107,7 @@ constexpr bool move_only_guard =
 
 static_assert(move_only_guard<promshm::Histogram::timer>);
 static_assert(move_only_guard<promshm::Summary::timer>);
+static_assert(move_only_guard<promshm::NativeHistogram::timer>);
 static_assert(move_only_guard<promshm::Gauge::in_progress>);
 static_assert(std::is_base_of_v<std::runtime_error, promshm::error>);
 static_assert(promshm::Counter::type == promshm::metric_type::counter);
@@ -501,6 +504,73 @@ void test_prefork() {
     EXPECT(area.workers().empty());
 }
 
+// A native histogram family: 4 forked workers observe dyadic values (an exact
+// sum in any order) into one series; count, sum and the text formats' view
+// (_count, _sum, one +Inf bucket) are exact in the parent; the protobuf page
+// names the family; a bucket factor <= 1 is refused.
+void test_native_histogram() {
+    auto area = promshm::Area::anonymous({1024, 16, false});
+    auto reg = area.registry("nat");
+    promshm::native_opts no;
+    no.bucket_factor = 2.0;  // schema 0
+    no.zero_threshold = 0.125;
+    auto latency =
+        reg.native_histogram(promshm::Opts("latency", "x").unit("seconds").labels({"route"}), no);
+    EXPECT(latency.type() == promshm::metric_type::native_histogram);
+    const double values[] = {0.0, 0.25, 1.0, 3.0, 4.0, -0.5, -6.0};
+    const long rounds = iterations(2000);
+    const int workers = 4;
+    std::cout.flush();
+    std::vector<pid_t> pids;
+    for (int w = 0; w < workers; w++) {
+        pid_t pid = fork();
+        if (pid < 0) fail(__FILE__, __LINE__, "fork");
+        if (pid == 0) {
+            int status = 0;
+            try {
+                auto s = latency.labels({"/a"});
+                for (long r = 0; r < rounds; r++)
+                    for (size_t k = 0; k < 7; k++) s.observe(values[(k + r + w) % 7]);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "worker %d: %s\n", w, e.what());
+                status = 1;
+            }
+            std::exit(status);
+        }
+        pids.push_back(pid);
+    }
+    for (pid_t pid : pids) {
+        int status = 0;
+        EXPECT(waitpid(pid, &status, 0) == pid);
+        EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    auto s = latency.labels({"/a"});
+    const uint64_t count = static_cast<uint64_t>(workers * rounds * 7);
+    const double sum = static_cast<double>(workers * rounds) * (0.0 + 0.25 + 1 + 3 + 4 - 0.5 - 6);
+    promshm::sample_stats st = s.stats();
+    EXPECT(st.count == count);
+    EXPECT(st.sum == sum);
+    { auto t = s.time(); }  // one more, written through
+    EXPECT(s.stats().count == count + 1);
+
+    std::string text = reg.render();
+    EXPECT(sample(text, "nat_latency_seconds_count{route=\"/a\"}") == static_cast<double>(count + 1));
+    EXPECT(sample(text, "nat_latency_seconds_bucket{route=\"/a\",le=\"+Inf\"}") ==
+           static_cast<double>(count + 1));
+    EXPECT(!contains(text, "le=\"1\""));  // no classic buckets in the text formats
+    std::string pb = reg.render(promshm::format::protobuf);
+    EXPECT(contains(pb, "nat_latency_seconds"));
+    EXPECT(!contains(pb, "# HELP"));
+
+    promshm::native_opts bad;
+    bad.bucket_factor = 0.5;
+    EXPECT_ERROR(PROMSHM_RESULT_INVALID_BUCKETS,
+                 reg.native_histogram(promshm::Opts("bad_factor", "x"), bad));
+    // The name is taken by a native histogram: a classic one is refused.
+    EXPECT_ERROR(PROMSHM_RESULT_SHAPE_MISMATCH,
+                 reg.histogram(promshm::Opts("latency", "x").unit("seconds").labels({"route"})));
+}
+
 }  // namespace
 
 int main() {
@@ -511,6 +581,7 @@ int main() {
         test_errors();
         test_threads_and_flusher();
         test_prefork();
+        test_native_histogram();
     } catch (const promshm::error& e) {
         std::fprintf(stderr, "unexpected promshm::error %u: %s\n", static_cast<unsigned>(e.code()),
                      e.what());
