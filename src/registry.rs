@@ -753,7 +753,8 @@ impl Registry {
     /// read zero, like a removed series' handles; `labels(..)` on such a
     /// family never creates a series. Renders no longer show it once this
     /// returns. Returns whether it was registered (`false` if some process
-    /// unregistered it already).
+    /// unregistered it already). A family of another area is refused
+    /// ([`Error::InvalidArgument`]).
     ///
     /// ```
     /// use promshm::{Area, AreaOptions, Format, GaugeMode, Opts};
@@ -772,6 +773,12 @@ impl Registry {
     /// # Ok::<(), promshm::Error>(())
     /// ```
     pub fn unregister<M: crate::metrics::Metric>(&self, family: &Family<M>) -> Result<bool> {
+        if !Arc::ptr_eq(&self.area.inner, &family.inner.area) {
+            return Err(Error::InvalidArgument(format!(
+                "family {} belongs to another area than this registry's",
+                family.name()
+            )));
+        }
         unregister(&family.inner)
     }
 
