@@ -1432,6 +1432,33 @@ promshm_result promshm_family_remove_u32(const promshm_family *family,
 promshm_result promshm_family_clear(const promshm_family *family, size_t *out_removed);
 
 /**
+ * Unregister `family` from the area, in every process: its series and
+ * its record are freed (their space is reused by later registrations),
+ * it is no longer rendered, and its name is free for a new
+ * registration of any type and labels. Handles to the family and to
+ * its series (in any process) stay valid but update nothing and read
+ * zero, like a removed series' handles; `promshm_family_labels()` on
+ * it never creates a series. The handles still need their
+ * `promshm_family_free()` / `promshm_series_free()`. Writes whether it
+ * was registered (0 if some process unregistered it already) to
+ * `*out_unregistered` if that is not NULL. Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER` (`registry`, `family`), `INVALID_ARGUMENT`
+ * (a family of another area than the registry's), `READ_ONLY`,
+ * `LOCK_TIMEOUT`.
+ */
+promshm_result promshm_registry_unregister(const promshm_registry *registry,
+                                           const promshm_family *family,
+                                           bool *out_unregistered);
+
+/**
+ * Whether the family is still registered in the area: 0 once any
+ * process unregistered it (`promshm_registry_unregister()`), and for
+ * NULL. Thread-safe.
+ */
+bool promshm_family_is_registered(const promshm_family *family);
+
+/**
  * The family's type; `PROMSHM_METRIC_TYPE_INVALID` for NULL. Thread-safe.
  */
 promshm_metric_type promshm_family_type(const promshm_family *family);
@@ -2211,6 +2238,14 @@ promshm_result promshm_family_observe_by_values_e(const promshm_family *family,
 promshm_result promshm_family_clear_e(const promshm_family *family,
                                       size_t *out_removed,
                                       promshm_error *err);
+
+/**
+ * `promshm_registry_unregister()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_unregister_e(const promshm_registry *registry,
+                                             const promshm_family *family,
+                                             bool *out_unregistered,
+                                             promshm_error *err);
 
 /**
  * `promshm_counter_inc()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.

@@ -120,8 +120,9 @@ impl Offsets {
 pub(crate) struct LocalIndex {
     /// Records before this offset have been indexed.
     scanned: usize,
-    /// Family name -> (record offset, shape).
-    families: HashMap<String, (usize, Arc<Shape>)>,
+    /// Family name -> (record offset, generation, shape). A family may be
+    /// unregistered by any process: checked (`family_live`) at lookup.
+    families: HashMap<String, (usize, u64, Arc<Shape>)>,
     /// Family record offset -> shape.
     by_offset: OffsetMap<Arc<Shape>>,
     /// Every name a family of the area renders (its name plus each of its
@@ -213,12 +214,17 @@ impl LocalIndex {
             else {
                 continue;
             };
-            match area.record_state(off, KIND_SERIES) {
+            // A reused record is a series, or a family (`alloc_family`).
+            let kind = match area.record_state(off, KIND_FAMILY) {
+                Some(_) => KIND_FAMILY,
+                None => KIND_SERIES,
+            };
+            match area.record_state(off, kind) {
                 Some(STATE_LIVE) => self.index(
                     area,
                     crate::area::records::Record {
                         off,
-                        kind: KIND_SERIES,
+                        kind,
                         state: STATE_LIVE,
                         len,
                     },
@@ -241,6 +247,52 @@ impl LocalIndex {
             }
         }
         true
+    }
+
+    /// The family `name` of the index if it is still registered in the area
+    /// (its record LIVE, of the generation indexed).
+    fn live_family(&self, area: &AreaInner, name: &str) -> Option<(usize, u64, Arc<Shape>)> {
+        let (off, gen, shape) = self.families.get(name)?;
+        area.family_live(*off, *gen)
+            .then(|| (*off, *gen, shape.clone()))
+    }
+
+    /// Forget the families that a family `name` of type `kind` would meet
+    /// (its own name, and the owners of the names it would render) if
+    /// they were unregistered (by any process), so their names are free.
+    fn prune_dead(&mut self, area: &AreaInner, name: &str, kind: MetricType) {
+        let mut owners: Vec<String> = kind
+            .rendered_suffixes()
+            .filter_map(|sfx| self.rendered.get(&format!("{name}{sfx}")).cloned())
+            .collect();
+        owners.push(name.to_owned());
+        for owner in owners {
+            if self.families.contains_key(&owner) && self.live_family(area, &owner).is_none() {
+                self.drop_family(&owner);
+            }
+        }
+    }
+
+    /// Forget the family `name` (unregistered): its names, its offset's
+    /// shape (unless a newer family holds the offset), its series.
+    fn drop_family(&mut self, name: &str) {
+        let Some((off, _, _)) = self.families.remove(name) else {
+            return;
+        };
+        self.rendered.retain(|_, owner| owner != name);
+        if self.by_offset.get(&off).is_some_and(|s| s.name == name) {
+            self.by_offset.remove(&off);
+            let offs: Vec<usize> = self
+                .series
+                .iter()
+                .filter(|((fam, _), _)| *fam == off)
+                .flat_map(|(_, o)| o.as_slice().to_vec())
+                .collect();
+            for o in offs {
+                self.forget(o);
+            }
+        }
+        self.handed_out.retain(|k, _| k.0 != off);
     }
 
     /// Index the series record at `off` that this process just created
@@ -287,7 +339,10 @@ impl LocalIndex {
             match rec.kind {
                 KIND_FAMILY => {
                     if let Some(shape) = Shape::decode(area, rec) {
+                        let gen = area.generation(rec.off);
                         let shape = Arc::new(shape);
+                        // Names of unregistered families are free again.
+                        self.prune_dead(area, &shape.name, shape.kind);
                         for sfx in shape.kind.rendered_suffixes() {
                             self.rendered
                                 .entry(format!("{}{sfx}", shape.name))
@@ -296,7 +351,7 @@ impl LocalIndex {
                         self.by_offset.insert(rec.off, shape.clone());
                         self.families
                             .entry(shape.name.clone())
-                            .or_insert((rec.off, shape));
+                            .or_insert((rec.off, gen, shape));
                     }
                 }
                 KIND_SERIES => {
@@ -690,6 +745,43 @@ impl Registry {
         })
     }
 
+    /// Unregister a family from the area, in every process: its series
+    /// and its record are freed (their space is reused by later
+    /// registrations, like a removed series'), and its name is free for a
+    /// new registration, of any type and labels. Handles to the family and
+    /// to its series, in any process, keep working but update nothing and
+    /// read zero, like a removed series' handles; `labels(..)` on such a
+    /// family never creates a series. Renders no longer show it once this
+    /// returns. Returns whether it was registered (`false` if some process
+    /// unregistered it already). A family of another area is refused
+    /// ([`Error::InvalidArgument`]).
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, GaugeMode, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let reg = area.registry();
+    /// let jobs = reg.counter(Opts::new("job_42", "Per-job counter.").labels(&["step"]))?;
+    /// let step = jobs.labels(&["load"])?;
+    /// step.inc();
+    /// assert!(reg.unregister(&jobs)?);
+    /// step.inc(); // updates nothing
+    /// assert!(!reg.render_to_string(Format::Prometheus)?.contains("job_42"));
+    /// // The name is free again, for another type.
+    /// reg.gauge(Opts::new("job_42", "Now a gauge."), GaugeMode::Sum)?.get()?.set(3.0);
+    /// assert!(reg.render_to_string(Format::Prometheus)?.contains("\njob_42 3\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
+    pub fn unregister<M: crate::metrics::Metric>(&self, family: &Family<M>) -> Result<bool> {
+        if !Arc::ptr_eq(&self.area.inner, &family.inner.area) {
+            return Err(Error::InvalidArgument(format!(
+                "family {} belongs to another area than this registry's",
+                family.name()
+            )));
+        }
+        unregister(&family.inner)
+    }
+
     fn full_name(&self, opts: &Opts, kind: MetricType) -> Result<String> {
         crate::validate::metric_name(&opts.name)?;
         // Before the unit becomes part of the name: a bad unit is InvalidUnit.
@@ -735,16 +827,19 @@ impl Registry {
         let area = &self.area.inner;
         area.check_writable()?;
         let eager = opts.eager.unwrap_or_else(|| area.eager_default());
-        let off = register_family(area, &shape, eager)?;
+        let (off, gen) = register_family(area, &shape, eager)?;
         let const_values: Vec<String> = self.const_labels.iter().map(|(_, v)| v.clone()).collect();
         let key = (off, eager, const_values.clone());
         let mut idx = crate::area::fork::lock(&area.index);
         if let Some(existing) = idx.handed_out.get(&key).and_then(std::sync::Weak::upgrade) {
-            return Ok(Family::new(existing));
+            // The same family, not an unregistered one whose record it reuses.
+            if existing.gen == gen {
+                return Ok(Family::new(existing));
+            }
         }
         let family = Arc::new(FamilyInner::new(
             area.clone(),
-            off,
+            (off, gen),
             shape,
             eager,
             const_values,
@@ -845,7 +940,7 @@ impl Registry {
 
 /// Find or create the family record for `shape`; its offset. A refusal
 /// because of a name clash is counted in `stat_name_clashes`.
-fn register_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<usize> {
+fn register_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<(usize, u64)> {
     let found = find_or_create_family(area, shape, eager);
     if let Err(Error::NameTaken { .. }) = found {
         area.bump(hdr::STAT_NAME_CLASHES, 1);
@@ -853,34 +948,46 @@ fn register_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<
     found
 }
 
-fn find_or_create_family(area: &Arc<AreaInner>, shape: &Shape, eager: bool) -> Result<usize> {
+fn find_or_create_family(
+    area: &Arc<AreaInner>,
+    shape: &Shape,
+    eager: bool,
+) -> Result<(usize, u64)> {
     let mut idx = crate::area::fork::lock(&area.index);
     idx.catch_up(area, false);
-    if let Some(off) = existing_family(&idx, shape)? {
-        return Ok(off);
+    if let Some(found) = existing_family(&mut idx, area, shape)? {
+        return Ok(found);
     }
     let guard = area.lock()?;
     idx.catch_up(area, true);
-    if let Some(off) = existing_family(&idx, shape)? {
-        return Ok(off);
+    if let Some(found) = existing_family(&mut idx, area, shape)? {
+        return Ok(found);
     }
     let w = shape.encode(eager, area.max_workers());
-    let off = area.alloc(&guard, KIND_FAMILY, w.len())?;
-    area.write_bytes(off + RECORD_HEADER, &w.buf[RECORD_HEADER..]);
+    // From a hole (an unregistered family's, a removed series') or the
+    // cursor; its generation (record offset 8) is the record's, not written.
+    let off = area.alloc_family(&guard, w.len())?;
+    area.write_bytes(off + fam::TYPE, &w.buf[fam::TYPE..]);
+    let gen = area.generation(off);
     area.commit(off, KIND_FAMILY);
     area.bump(hdr::STAT_FAMILIES, 1);
     drop(guard);
     idx.catch_up(area, false);
-    Ok(off)
+    Ok((off, gen))
 }
 
 /// The family of this name if it exists with this shape; `ShapeMismatch` if
 /// with another; `NameTaken` if none exists but one of the names it would
 /// render is another family's; `None` if it is free to create.
-fn existing_family(idx: &LocalIndex, shape: &Shape) -> Result<Option<usize>> {
+fn existing_family(
+    idx: &mut LocalIndex,
+    area: &AreaInner,
+    shape: &Shape,
+) -> Result<Option<(usize, u64)>> {
+    idx.prune_dead(area, &shape.name, shape.kind);
     match idx.families.get(&shape.name) {
-        Some((off, existing)) => match existing.difference(shape) {
-            None => Ok(Some(*off)),
+        Some((off, gen, existing)) => match existing.difference(shape) {
+            None => Ok(Some((*off, *gen))),
             Some(detail) => Err(Error::ShapeMismatch {
                 name: shape.name.clone(),
                 detail,
@@ -924,6 +1031,12 @@ pub(crate) fn resolve_series(
     }
 }
 
+// What a family that was unregistered resolves every series to:
+// `DEAD_GEN`, a generation no record ever has, so that its handles update
+// nothing and read zero, like a removed series' (`SeriesInner::cell`), and
+// the dead family's own offset (in the mapping; never read through).
+use crate::metrics::DEAD_GEN;
+
 /// One attempt of [`resolve_series`]: the series' offset and generation
 /// (the one its lookup checked, or read under the lock that created it),
 /// or the `monotonic_ms` at which to try again.
@@ -933,20 +1046,40 @@ fn try_resolve_series(
     hash: u64,
 ) -> Result<std::result::Result<(usize, u64), u64>> {
     let area = &family.area;
+    let dead = (family.off, DEAD_GEN);
     let mut idx = crate::area::fork::lock(&area.index);
-    if let Some(found) = idx.find_series(area, family.off, values, hash) {
+    // A series found is the family's if the family is still registered
+    // after the lookup (its record cannot have been reused meanwhile: a
+    // hole waits out its grace period).
+    let found = |idx: &LocalIndex| {
+        idx.find_series(area, family.off, values, hash).map(|s| {
+            if family.is_registered() {
+                s
+            } else {
+                dead
+            }
+        })
+    };
+    if !family.is_registered() {
+        return Ok(Ok(dead));
+    }
+    if let Some(found) = found(&idx) {
         return Ok(Ok(found));
     }
     if idx.catch_up(area, false) {
-        if let Some(found) = idx.find_series(area, family.off, values, hash) {
+        if let Some(found) = found(&idx) {
             return Ok(Ok(found));
         }
     }
     let guard = area.lock()?;
     if idx.catch_up(area, true) {
-        if let Some(found) = idx.find_series(area, family.off, values, hash) {
+        if let Some(found) = found(&idx) {
             return Ok(Ok(found));
         }
+    }
+    if !family.is_registered() {
+        // Unregistered (by any process): no series is ever created in it.
+        return Ok(Ok(dead));
     }
     let before = (
         area.hdr(hdr::REUSE_SEQ).load(Ordering::Acquire),
@@ -1076,6 +1209,54 @@ pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
     Ok(n)
 }
 
+/// Unregister `family` in the area (`docs/FORMAT.md` §7, "Unregistering"):
+/// under the lock, its record LIVE -> REMOVED (from then on it is gone
+/// for every reader and writer), then every series of it freed (with
+/// their blobs and gauge extensions), then the record itself becomes a
+/// hole. A holder killed between leaves a REMOVED family whose leftover
+/// series the next rebuild of the free lists frees before the family
+/// record (`reclaim_unregistered_families`). `false` if it was not
+/// registered any more (unregistered before, by any process).
+pub(crate) fn unregister(family: &Arc<FamilyInner>) -> Result<bool> {
+    let done = unregister_family(family)?;
+    family.forget_resolved();
+    Ok(done)
+}
+
+fn unregister_family(family: &Arc<FamilyInner>) -> Result<bool> {
+    let area = &family.area;
+    area.check_writable()?;
+    let mut idx = crate::area::fork::lock(&area.index);
+    let guard = area.lock()?;
+    // Under the lock the index is complete: every series of the family.
+    idx.catch_up(area, true);
+    if !area.mark_family_removed(family.off, family.gen) {
+        return Ok(false);
+    }
+    let offs: Vec<usize> = idx
+        .series
+        .iter()
+        .filter(|((fam, _), _)| *fam == family.off)
+        .flat_map(|(_, offs)| offs.as_slice().iter().copied())
+        .collect();
+    for off in offs {
+        idx.forget(off);
+        let of_family = area
+            .u32_at(off + ser::FAMILY)
+            .is_some_and(|f| f.load(Ordering::Relaxed) as usize == family.off);
+        if of_family {
+            free_series(area, &guard, family, off);
+        }
+    }
+    if area.free_family_record(&guard, family.off) {
+        let n = area.hdr(hdr::STAT_FAMILIES);
+        let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+    }
+    drop(guard);
+    idx.drop_family(&family.shape.name);
+    Ok(true)
+}
+
 impl Area {
     /// A registry on this area with no prefix.
     pub fn registry(&self) -> Registry {
@@ -1189,6 +1370,58 @@ mod tests {
         assert_eq!(stats.bad_records, 1, "{text}");
         // And the index agrees: the name stays the summary's.
         assert!(area.name_taken("s_count", MetricType::Gauge));
+    }
+
+    /// A holder killed in the middle of an unregister (after the family's
+    /// record became REMOVED, before its series were freed) leaves the
+    /// family gone for readers and writers; the next rebuild of the free
+    /// lists frees its series, then its record, and the name is free again.
+    #[test]
+    fn a_rebuild_reclaims_what_a_killed_unregister_left() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let reg = area.registry();
+        let c = reg.counter(Opts::new("job", "h").labels(&["k"])).unwrap();
+        let s = c.labels(&["a"]).unwrap();
+        s.inc();
+        c.labels(&["b"]).unwrap().inc();
+        crate::flush();
+        let inner = &area.inner;
+        let (off, gen) = (c.inner.off, c.inner.gen);
+        let before = area.stats();
+        {
+            let _guard = inner.lock().unwrap();
+            assert!(inner.mark_family_removed(off, gen));
+        }
+        // Gone, for writers and readers, before anything is freed.
+        assert!(!c.is_registered());
+        assert_eq!(c.labels(&["c"]).unwrap().get(), 0.0);
+        let text = area.render_to_string(Format::Prometheus).unwrap();
+        assert!(!text.contains("\njob_total"), "{text}");
+        {
+            let guard = inner.lock().unwrap();
+            inner.rebuild_free_lists(&guard);
+        }
+        let after = area.stats();
+        assert_eq!(after.series, before.series - 2, "{after:?}");
+        assert_eq!(after.families, before.families - 1, "{after:?}");
+        assert_eq!(after.records_freed, before.records_freed + 3, "{after:?}");
+        assert_eq!(
+            inner.record_state(off, KIND_FAMILY),
+            None,
+            "the family record is a hole (of kind BLOB)"
+        );
+        s.inc();
+        assert_eq!(s.get(), 0.0);
+        let stats = area.render(std::io::sink(), Format::Prometheus).unwrap();
+        assert_eq!(stats.bad_records, 0);
+        // The name is free again, for another type.
+        let g = reg
+            .gauge(Opts::new("job", "g"), crate::GaugeMode::Sum)
+            .unwrap();
+        g.get().unwrap().set(2.0);
+        crate::flush();
+        let text = area.render_to_string(Format::Prometheus).unwrap();
+        assert!(text.contains("\njob 2\n"), "{text}");
     }
 
     /// Thread buffers are indexed by a series' id: a series resolved again

@@ -471,6 +471,15 @@ fn updates_by_label_values() {
     c_test("test_by_values", &[], "by_values:");
 }
 
+/// Unregistering families (`promshm_registry_unregister`): 4 forked
+/// workers register, update and unregister a family of one name, as a
+/// counter then a gauge, in a 1 MiB area: exact totals, never AREA_FULL,
+/// stale handles update nothing; the errors.
+#[test]
+fn unregister_families_in_forked_workers() {
+    c_test("test_unregister", &[], "unregister:");
+}
+
 #[test]
 fn basic_api_coverage() {
     c_test("test_basic", &[], "basic:");

@@ -787,11 +787,16 @@ def read_area(path, now_ms=None):
     names = set()
     series_records = []
     gauge_exts = set()
+    unregistered = set()  # REMOVED families (section 7, unregistering)
     for off, kind, state, length in records:
         if state != STATE_LIVE:
-            # WRITING: being written, or its writer died. REMOVED / FREE:
-            # a series or blob being recycled (a family is never freed).
-            if kind == KIND_FAMILY and state in (STATE_REMOVED, STATE_FREE):
+            # WRITING: being written, or its writer died. REMOVED: a series
+            # or blob being recycled, or a family being unregistered (its
+            # series follow it, then its record becomes a FREE record of
+            # kind BLOB). A FREE family is damage.
+            if kind == KIND_FAMILY and state == STATE_REMOVED:
+                unregistered.add(off)
+            elif kind == KIND_FAMILY and state == STATE_FREE:
                 bad += 1
             continue
         if kind == KIND_FAMILY:
@@ -816,6 +821,8 @@ def read_area(path, now_ms=None):
     for fam_off, off, length in series_records:
         fam = families.get(fam_off)
         if fam is None:
+            if fam_off in unregistered:
+                continue  # left by an unregister (not rendered, not damage)
             if names:
                 bad += 1  # a series whose family is unknown or damaged
             continue

@@ -496,6 +496,7 @@ impl AreaInner {
         }
         self.set_stat(hdr::FREE_BYTES, 0);
         self.bump(hdr::STAT_FREE_REBUILDS, 1);
+        self.reclaim_unregistered_families();
         let mut info_families = std::collections::HashSet::new();
         let mut info_cells = Vec::new();
         let mut records = Vec::new();
@@ -627,6 +628,189 @@ impl AreaInner {
             return (None, after);
         }
         (Some(out), now)
+    }
+}
+
+/// Family records (unregistering, `docs/FORMAT.md` §7): a family's record
+/// carries a generation at record offset 8 like a reusable record; an
+/// unregistered family becomes a hole (of kind BLOB, so the lists only ever
+/// hold reusable kinds), and families are allocated from holes too. A
+/// family record larger than a page is allocated in whole pages, the rest
+/// of its last page a PADDING record, so that its hole is whole pages.
+impl AreaInner {
+    /// Whether the family record at `off` is LIVE and of generation `gen`.
+    #[inline]
+    pub(crate) fn family_live(&self, off: usize, gen: u64) -> bool {
+        self.record_state(off, KIND_FAMILY) == Some(STATE_LIVE) && self.generation(off) == gen
+    }
+
+    /// The bytes a family record of `len` bytes occupies: `len`, or whole
+    /// pages above a page.
+    fn family_span(len: usize) -> usize {
+        if len > PAGE_SIZE {
+            len.div_ceil(PAGE_SIZE) * PAGE_SIZE
+        } else {
+            len
+        }
+    }
+
+    /// Allocate a zeroed family record of `len` bytes (`align8`), WRITING,
+    /// with a generation no record had: from a hole past its grace period
+    /// (logged for the other processes' indexes), else from the cursor;
+    /// if only holes in their grace period would do, wait for them (under
+    /// the lock, at most 3 rounds of the grace period, as for blobs).
+    pub(crate) fn alloc_family(
+        &self,
+        guard: &AreaLockGuard<'_>,
+        len: usize,
+    ) -> crate::Result<usize> {
+        let span = Self::family_span(len);
+        let mut rounds = 0;
+        let off = loop {
+            let from_hole = self.take_hole(guard, span, Classes::All);
+            if let HoleTake::Taken(off) = from_hole {
+                if let Some(t) = self.u32_at(off) {
+                    t.store(tag(KIND_FAMILY, STATE_WRITING), Ordering::Release);
+                }
+                self.log_reuse(off);
+                // Zero the body (the generation stays the hole's).
+                let zeros = vec![0u8; span - rec::GEN - 8];
+                self.write_bytes(off + rec::GEN + 8, &zeros);
+                break off;
+            }
+            if rounds < 3 && !self.cursor_fits(span) {
+                match from_hole.ready_at() {
+                    Some(ready) => crate::area::records::sleep_until_ms(ready),
+                    None => {
+                        // Reclaim and merge, then one more look.
+                        self.rebuild_free_lists(guard);
+                        rounds = 3;
+                        continue;
+                    }
+                }
+                rounds += 1;
+                continue;
+            }
+            let off = self.alloc(guard, KIND_FAMILY, span)?;
+            self.new_generation(off);
+            break off;
+        };
+        if span > len {
+            // The rest of the last page: padding, written inside the
+            // record before its length shrinks (a walk sees either).
+            if let (Some(t), Some(l)) = (self.u32_at(off + len), self.u32_at(off + len + 4)) {
+                l.store((span - len) as u32, Ordering::Relaxed);
+                t.store(tag(KIND_PADDING, STATE_LIVE), Ordering::Release);
+            }
+            if let Some(l) = self.u32_at(off + 4) {
+                l.store(len as u32, Ordering::Release);
+            }
+        }
+        Ok(off)
+    }
+
+    /// Whether a record of `len` bytes fits at the cursor (page rules).
+    fn cursor_fits(&self, len: usize) -> bool {
+        let cursor = self.cursor();
+        let in_page = cursor % PAGE_SIZE;
+        let pad = if in_page != 0 && (len > PAGE_SIZE || in_page + len > PAGE_SIZE) {
+            PAGE_SIZE - in_page
+        } else {
+            0
+        };
+        cursor + pad + len <= self.len()
+    }
+
+    /// The first step of unregistering the family at `off` of generation
+    /// `gen`: compare-exchange its tag LIVE -> REMOVED. From then on it is
+    /// gone for every reader and writer; `false` if it was not live.
+    pub(crate) fn mark_family_removed(&self, off: usize, gen: u64) -> bool {
+        if self.generation(off) != gen {
+            return false;
+        }
+        self.u32_at(off).is_some_and(|t| {
+            t.compare_exchange(
+                tag(KIND_FAMILY, STATE_LIVE),
+                tag(KIND_FAMILY, STATE_REMOVED),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        })
+    }
+
+    /// The last step of unregistering: the REMOVED family record at `off`
+    /// (its series freed) becomes a hole (a fresh generation, kind BLOB)
+    /// and is linked; with `link` false it is left unlinked (the rebuild,
+    /// which links every hole). `false` if it is not a REMOVED family or its
+    /// span is not a valid hole (a family above a page without its padding,
+    /// written before families were freed: it stays REMOVED).
+    fn free_family_record_at(&self, off: usize, link: bool) -> bool {
+        if self.record_state(off, KIND_FAMILY) != Some(STATE_REMOVED) {
+            return false;
+        }
+        let len = self
+            .u32_at(off + 4)
+            .map(|l| l.load(Ordering::Relaxed) as usize)
+            .unwrap_or(0);
+        let span = Self::family_span(len);
+        if span > len {
+            let padding = self.u32_at(off + len).map(|t| t.load(Ordering::Acquire));
+            let pad_len = self
+                .u32_at(off + len + 4)
+                .map(|l| l.load(Ordering::Relaxed));
+            if padding != Some(tag(KIND_PADDING, STATE_LIVE))
+                || pad_len != Some((span - len) as u32)
+            {
+                return false;
+            }
+        }
+        if !hole_shape_ok(off, span) || off + span > self.cursor() {
+            return false;
+        }
+        self.make_hole(off, span, process::monotonic_ms(), KIND_BLOB);
+        self.bump(hdr::STAT_FREED, 1);
+        if link {
+            self.link_or_repair(off, span, true, false);
+        }
+        true
+    }
+
+    /// [`free_family_record_at`](Self::free_family_record_at), linked.
+    pub(crate) fn free_family_record(&self, _guard: &AreaLockGuard<'_>, off: usize) -> bool {
+        self.free_family_record_at(off, true)
+    }
+
+    /// The rebuild's share of unregistering (its first step, before its
+    /// walk): what a holder killed mid-unregister left. Every LIVE series
+    /// whose family is not a LIVE family record is freed (its family was
+    /// unregistered, or is damaged), then every REMOVED family becomes a
+    /// hole (unlinked: the rebuild's walk links it). Series first, so no
+    /// series ever names a family record that was reused.
+    fn reclaim_unregistered_families(&self) {
+        let mut removed = Vec::new();
+        let mut series = Vec::new();
+        self.walk(0, false, |r| match (r.kind, r.state) {
+            (KIND_FAMILY, STATE_REMOVED) => removed.push(r.off),
+            (KIND_SERIES, STATE_LIVE) => {
+                if let Some(f) = self.u32_at(r.off + ser::FAMILY) {
+                    series.push((r.off, f.load(Ordering::Relaxed) as usize));
+                }
+            }
+            _ => {}
+        });
+        for (off, fam) in series {
+            if self.record_state(fam, KIND_FAMILY) != Some(STATE_LIVE) && self.mark_free(off) {
+                let n = self.hdr(hdr::STAT_SERIES);
+                let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+            }
+        }
+        for off in removed {
+            if self.free_family_record_at(off, false) {
+                let n = self.hdr(hdr::STAT_FAMILIES);
+                let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+            }
+        }
     }
 }
 

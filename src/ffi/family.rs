@@ -267,6 +267,51 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Unregister `family` from the area, in every process: its series and
+    /// its record are freed (their space is reused by later registrations),
+    /// it is no longer rendered, and its name is free for a new
+    /// registration of any type and labels. Handles to the family and to
+    /// its series (in any process) stay valid but update nothing and read
+    /// zero, like a removed series' handles; `promshm_family_labels()` on
+    /// it never creates a series. The handles still need their
+    /// `promshm_family_free()` / `promshm_series_free()`. Writes whether it
+    /// was registered (0 if some process unregistered it already) to
+    /// `*out_unregistered` if that is not NULL. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER` (`registry`, `family`), `INVALID_ARGUMENT`
+    /// (a family of another area than the registry's), `READ_ONLY`,
+    /// `LOCK_TIMEOUT`.
+    unsafe fn promshm_registry_unregister(
+        registry: *const super::registry::promshm_registry,
+        family: *const promshm_family,
+        out_unregistered: *mut bool,
+    ) -> promshm_result {
+        check(|| {
+            // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
+            let registry = unsafe { borrow(registry)? };
+            // SAFETY: `family` is NULL or a live handle from this library (caller contract).
+            let family = unsafe { borrow(family)? };
+            let done = with_family!(&family.family, f => registry.unregister(f))?;
+            // SAFETY: `out_unregistered` is NULL or writable (caller contract).
+            unsafe { write_opt(out_unregistered, done) };
+            Ok(())
+        })
+    }
+}
+
+ffi_fn! {
+    /// Whether the family is still registered in the area: 0 once any
+    /// process unregistered it (`promshm_registry_unregister()`), and for
+    /// NULL. Thread-safe.
+    unsafe fn promshm_family_is_registered(family: *const promshm_family) -> bool {
+        // SAFETY: `family` is NULL or a live handle from this library (caller contract).
+        unsafe { borrow(family) }
+            .map(|f| with_family!(&f.family, f => f.is_registered()))
+            .unwrap_or(false)
+    }
+}
+
+ffi_fn! {
     /// The family's type; `PROMSHM_METRIC_TYPE_INVALID` for NULL. Thread-safe.
     unsafe fn promshm_family_type(family: *const promshm_family) -> promshm_metric_type {
         // SAFETY: `family` is NULL or a live handle from this library (caller contract).

@@ -37,12 +37,21 @@ use crate::encoding::MetricType;
 use crate::error::{Error, Result};
 use shape::Shape;
 
+/// The generation of the series handles of a family that was unregistered
+/// (`registry::try_resolve_series`): no record ever has it, so that they
+/// update nothing and read zero, like a removed series' handles.
+pub(crate) const DEAD_GEN: u64 = u64::MAX;
+
 /// A family registered in an area, shared by every clone and every
 /// `register` call for the same name in this process.
 pub(crate) struct FamilyInner {
     pub area: Arc<AreaInner>,
     /// Offset of the family record.
     pub off: usize,
+    /// Generation of the family record when it was registered: once the
+    /// family is unregistered (by any process) the record is no longer LIVE
+    /// of this generation (`is_registered`).
+    pub gen: u64,
     pub shape: Shape,
     /// Updates go straight to the area instead of the thread-local buffer.
     pub eager: bool,
@@ -409,12 +418,18 @@ impl<M: Metric> Family<M> {
     pub fn clear(&self) -> Result<usize> {
         self.inner.clear()
     }
+
+    /// Whether the family is still registered in the area: `false` once
+    /// any process unregistered it ([`Registry::unregister`](crate::Registry::unregister)).
+    pub fn is_registered(&self) -> bool {
+        self.inner.is_registered()
+    }
 }
 
 impl FamilyInner {
     pub(crate) fn new(
         area: Arc<AreaInner>,
-        off: usize,
+        (off, gen): (usize, u64),
         shape: Shape,
         eager: bool,
         const_values: Vec<String>,
@@ -422,6 +437,7 @@ impl FamilyInner {
         FamilyInner {
             area,
             off,
+            gen,
             shape,
             eager,
             const_values,
@@ -429,6 +445,25 @@ impl FamilyInner {
             buffered: AtomicBool::new(false),
             users: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether the family is still registered in the area (no process
+    /// unregistered it).
+    #[inline]
+    pub(crate) fn is_registered(&self) -> bool {
+        self.area.family_live(self.off, self.gen)
+    }
+
+    /// The family was unregistered (see `Registry::unregister`): forget
+    /// the series this process resolved, give back their buffer ids.
+    pub(crate) fn forget_resolved(&self) {
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.by_key.clear();
+        let area = &self.area;
+        cache.give_back(|o, g| !area.series_live(o, g));
     }
 
     /// A thread is about to buffer an update of one of its series.
@@ -601,9 +636,19 @@ impl FamilyInner {
     ) -> Result<Arc<SeriesInner>> {
         let n_cells = self.shape.n_cells(self.area.max_workers());
         let cells = off + crate::area::format::ser::CELLS;
+        // A series of an unregistered family: its generation word (the
+        // family record's) never holds `DEAD_GEN`, so no cell is ever used.
+        let dead = gen == DEAD_GEN;
         let gen_ptr = match (
             self.area.u64_at(off + crate::area::format::rec::GEN),
-            self.area.u64_at(cells + 8 * n_cells.saturating_sub(1)),
+            dead.then_some(()).map_or_else(
+                || {
+                    self.area
+                        .u64_at(cells + 8 * n_cells.saturating_sub(1))
+                        .map(|_| ())
+                },
+                Some,
+            ),
         ) {
             (Some(g), Some(_)) => g as *const AtomicU64,
             _ => {

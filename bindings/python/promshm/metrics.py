@@ -882,6 +882,31 @@ class MetricWrapperBase(_Ops):
                 if old is not None:
                     lib.promshm_series_free(old)
 
+    def _unregister_family(self) -> None:
+        """Unregister the family from the area, in every process: its series
+        and its record are freed (their space is reused), it leaves every
+        render, and its name is free for any registration. This object's
+        series handles (and every other process's) update nothing from then
+        on; registering the metric again makes a fresh family
+        (:meth:`_reregister`)."""
+        with self._lock:
+            fam = self._fam
+            if fam is not None and not getattr(self, "_unregistered", False):
+                check(lib.promshm_registry_unregister(self._registry._handle(), fam, None), f"unregistering {self._name}")
+            self._unregistered = True
+            self._raw.clear()
+            self._rawkw.clear()
+
+    def _reregister(self) -> None:
+        """Register the family again after :meth:`_unregister_family` (a
+        fresh family: its values start over) and re-resolve every series
+        this object holds."""
+        if not getattr(self, "_unregistered", False):
+            return
+        self._unregistered = False
+        self._fam_mode = None
+        self._rebind()
+
     # -- labels
     def labels(self: _M, *labelvalues: Any, **labelkwargs: Any) -> _M:
         """The series with these label values: ``labels('GET', '/')``,

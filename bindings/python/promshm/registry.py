@@ -200,6 +200,10 @@ class CollectorRegistry:
         another registry (then this registry renders it too)."""
         with self._lock:
             if getattr(collector, "_registry", None) is self:
+                if getattr(collector, "_unregistered", False):
+                    # Unregistered before: a fresh family in the area.
+                    self._claim(collector)
+                    collector._reregister()
                 return
             if any(c is collector for c in self._collectors):
                 raise ValueError(f"Collector already registered: {collector!r}")
@@ -230,8 +234,12 @@ class CollectorRegistry:
         return out
 
     def unregister(self, collector: Any) -> None:
-        """Remove a collector. For a metric of this registry: its series are
-        removed from the area (a family cannot be deleted from a shared area)."""
+        """Remove a collector. For a metric of this registry: its family is
+        unregistered from the area, in every process (its series and its
+        record are freed, their space reused; it leaves every render; its
+        name is free for a new metric of any type). The metric object's
+        updates change nothing from then on; registering it again with
+        :meth:`register` makes a fresh family (its values start over)."""
         with self._lock:
             for i, c in enumerate(self._collectors):
                 if c is collector:
@@ -241,7 +249,7 @@ class CollectorRegistry:
             for m in self._metrics:
                 if m is collector:
                     self._release(m)
-                    m.clear()
+                    m._unregister_family()
                     return
         raise KeyError(f"not registered: {collector!r}")
 

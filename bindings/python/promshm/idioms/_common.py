@@ -79,8 +79,9 @@ def sum_gauge_class(base: type, name: str) -> type:
 def families_with_samples(text: bytes, prefix: str = "") -> bytes:
     """The family blocks of an exposition ``text`` whose names start with
     ``prefix`` and that have samples: a family whose series were all removed
-    (an unregistered metric: a family cannot be deleted from a shared area)
-    is left out, as the libraries' registries left it out."""
+    (or that has none yet) is left out, as the libraries' registries leave
+    it out. (An unregistered metric's family is gone from the area itself:
+    ``CollectorRegistry.unregister`` frees it.)"""
     out: List[bytes] = []
     head: List[bytes] = []  # the comment lines of the current family
     body: List[bytes] = []

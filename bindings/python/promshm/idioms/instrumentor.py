@@ -202,8 +202,7 @@ class CollectorRegistry:
 
     def render(self, format: str = "prometheus") -> bytes:
         """This namespace's metrics as exposition text (every process's
-        values; an unregistered metric's family, which has no series, is
-        left out)."""
+        values; a family with no series is left out, as the library does)."""
         return families_with_samples(self.registry.render(format), self.namespace + "_")
 
     def collect(self) -> Iterable[Any]:
@@ -272,7 +271,7 @@ class Metric:
         self.registry = None
         if m is not None:
             m._registry._release(m)  # the names are free again in the namespace
-            m._clear_series()  # every series leaves the page (the default one too)
+            m._unregister_family()  # the family leaves the area (its space is reused)
 
     # -- series
     def _child(self, labels: Optional[Mapping[str, Any]]) -> Any:

@@ -43,6 +43,8 @@ class BaseRegistry:
             raise RuntimeError(f"Collector {uid} already registered")
         if getattr(collector, "_registry", None) is not self.registry:
             self.registry.register(collector)  # a custom collector
+        elif getattr(collector, "_unregistered", False):
+            self.registry.register(collector)  # unregistered before: a fresh family
         self._collectors[uid] = collector
 
     def unregister(self, collector: Any) -> None:
@@ -52,7 +54,7 @@ class BaseRegistry:
             return
         if getattr(collector, "_registry", None) is self.registry:
             self.registry._release(collector)
-            collector._clear_series()
+            collector._unregister_family()  # the family leaves the area
         else:
             self.registry.unregister(collector)
 
@@ -71,7 +73,7 @@ class BaseRegistry:
 
     def render(self, format: str = "prometheus") -> bytes:
         """The exposition text (promshm's exposition helpers call this);
-        families with no series (unregistered metrics) are left out."""
+        families with no series are left out, as pyprometheus does."""
         return families_with_samples(self.registry.render(format))
 
     def get_sample_value(self, name: str, labels: Optional[Dict[str, str]] = None) -> Optional[float]:
