@@ -1691,6 +1691,22 @@ promshm_result promshm_native_histogram_observe_exemplar(const promshm_series *s
                                                          size_t n_labels);
 
 /**
+ * Store an exemplar of `value` with `n_labels` labels on a counter,
+ * histogram or native histogram series, without changing its value:
+ * for callers that counted the increment or observation already (a
+ * counter's one exemplar; a histogram's, of the bucket `value` falls
+ * in). Labels as `promshm_counter_add_exemplar()`. Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER`, `WRONG_TYPE` (another type), `INVALID_VALUE`
+ * (NaN), and the label and storage errors of
+ * `promshm_counter_add_exemplar()`.
+ */
+promshm_result promshm_series_set_exemplar(const promshm_series *series,
+                                           double value,
+                                           const promshm_label *labels,
+                                           size_t n_labels);
+
+/**
  * Write the native histogram's observation count and sum in the area
  * (every process) to `*out_count` and `*out_sum`; either may be NULL if
  * not wanted. Thread-safe.
@@ -2379,6 +2395,15 @@ promshm_result promshm_counter_add_exemplar_e(const promshm_series *series,
                                               const promshm_label *labels,
                                               size_t n_labels,
                                               promshm_error *err);
+
+/**
+ * `promshm_series_set_exemplar()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_series_set_exemplar_e(const promshm_series *series,
+                                             double value,
+                                             const promshm_label *labels,
+                                             size_t n_labels,
+                                             promshm_error *err);
 
 /**
  * `promshm_counter_inc_exemplar()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.

@@ -46,9 +46,19 @@ fn exemplar_suffix(buf: &mut Vec<u8>, e: &Exemplar) {
     }
     buf.extend_from_slice(b"} ");
     write_f64(buf, e.value);
-    if e.timestamp.is_finite() {
+    // Seconds with milliseconds, in plain decimal (parsers such as
+    // prometheus_client's read an exemplar timestamp without an exponent).
+    if e.timestamp.is_finite() && (0.0..1e15).contains(&e.timestamp) {
+        let ms = (e.timestamp * 1000.0).round() as u64;
         buf.push(b' ');
-        write_f64(buf, e.timestamp);
+        super::number::write_u64(buf, ms / 1000);
+        buf.push(b'.');
+        let frac = ms % 1000;
+        buf.extend_from_slice(&[
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ]);
     }
     buf.push(b'\n');
 }

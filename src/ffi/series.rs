@@ -432,6 +432,41 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Store an exemplar of `value` with `n_labels` labels on a counter,
+    /// histogram or native histogram series, without changing its value:
+    /// for callers that counted the increment or observation already (a
+    /// counter's one exemplar; a histogram's, of the bucket `value` falls
+    /// in). Labels as `promshm_counter_add_exemplar()`. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE` (another type), `INVALID_VALUE`
+    /// (NaN), and the label and storage errors of
+    /// `promshm_counter_add_exemplar()`.
+    unsafe fn promshm_series_set_exemplar(
+        series: *const promshm_series,
+        value: f64,
+        labels: *const super::registry::promshm_label,
+        n_labels: usize,
+    ) -> promshm_result {
+        check(|| {
+            // SAFETY: `labels` covers `n_labels` labels, their strings NULL or NUL-terminated
+            // (caller contract).
+            let pairs = unsafe { super::handle::label_pairs(labels, n_labels, "labels")? };
+            // SAFETY: `series` is NULL or a live series handle (caller contract).
+            match unsafe { get(series) } {
+                Some(AnySeries::Counter(c)) => Ok(c.set_exemplar(value, &pairs)?),
+                Some(AnySeries::Histogram(h)) => Ok(h.set_exemplar(value, &pairs)?),
+                Some(AnySeries::NativeHistogram(h)) => Ok(h.set_exemplar(value, &pairs)?),
+                other => Err(mismatch(
+                    "promshm_series_set_exemplar",
+                    promshm_metric_type::Counter,
+                    other,
+                )),
+            }
+        })
+    }
+}
+
+ffi_fn! {
     /// Write the native histogram's observation count and sum in the area
     /// (every process) to `*out_count` and `*out_sum`; either may be NULL if
     /// not wanted. Thread-safe.

@@ -83,6 +83,12 @@ impl Counter {
         self.add_with_exemplar(1.0, labels)
     }
 
+    /// Store an exemplar of `value` (the increment it goes with, counted
+    /// already) as the series' newest, without adding anything.
+    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        super::exemplar::set(&self.series, value, labels)
+    }
+
     /// Reset the total to 0 for every process, with `_created` now: the one
     /// cell every process adds to is swapped to 0, so every handle (in any
     /// process) keeps counting from there; increments still in another

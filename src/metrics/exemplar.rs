@@ -112,6 +112,36 @@ pub(crate) fn store(
     Ok(())
 }
 
+/// Store an exemplar of `value` with `labels` in the slot `value` falls
+/// in (a counter's one slot, a histogram's bucket), without changing the
+/// series' value: for callers that counted the value already (the
+/// prometheus_client backend, whose `set_exemplar` follows its `inc`).
+pub(crate) fn set(series: &SeriesInner, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+    let ex = encode(labels)?;
+    if value.is_nan() {
+        return Err(Error::InvalidValue {
+            what: "exemplar value",
+            value,
+        });
+    }
+    let shape = &series.family.shape;
+    let slot = match shape.kind {
+        MetricType::Counter => 0,
+        MetricType::Histogram => shape.params.partition_point(|&b| b < value),
+        MetricType::NativeHistogram => {
+            let l = super::native::Layout::from_params(&shape.params).unwrap_or_default();
+            l.cell_of(value).0 % ex::NATIVE_SLOTS
+        }
+        other => {
+            return Err(Error::WrongType {
+                op: "set_exemplar",
+                kind: other.as_str(),
+            })
+        }
+    };
+    store(series, slot, value, ex)
+}
+
 /// Under the lock: the series' exemplar record, made (or replaced by one
 /// with large slots) if it has none whose slots hold `need` bytes; `None`
 /// if the series was removed.

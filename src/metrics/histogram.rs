@@ -140,6 +140,12 @@ impl Histogram {
         super::exemplar::store(&self.series, bucket, v, ex)
     }
 
+    /// Store an exemplar of `value` (an observation counted already) as the
+    /// newest of the bucket `value` falls in, without observing it.
+    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        super::exemplar::set(&self.series, value, labels)
+    }
+
     /// [`observe`](Self::observe), giving the bucket it counted in.
     #[inline]
     fn observe_in_bucket(&self, v: f64) -> Result<usize> {

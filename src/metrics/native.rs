@@ -398,6 +398,12 @@ impl NativeHistogram {
         super::exemplar::store(&self.series, slot, v, ex)
     }
 
+    /// Store an exemplar of `value` (an observation counted already)
+    /// without observing it (see [`observe_with_exemplar`](Self::observe_with_exemplar)).
+    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        super::exemplar::set(&self.series, value, labels)
+    }
+
     /// Time `f` and observe its duration in seconds.
     pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
         super::timed(f, |secs| {
