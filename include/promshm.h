@@ -1660,6 +1660,80 @@ promshm_result promshm_histogram_get(const promshm_series *series,
 promshm_result promshm_native_histogram_observe(const promshm_series *series, double value);
 
 /**
+ * Add `value` (>= 0, not NaN) to a counter, as `promshm_counter_add()`
+ * (buffered or eager), with an exemplar: `n_labels` name/value pairs
+ * (say `{"trace_id", "abc"}`) stored at once in the area as the series'
+ * newest exemplar, for every process, rendered in OpenMetrics and
+ * protobuf. `labels` may be NULL when `n_labels` is 0. The labels must
+ * be valid label names, each once, with at most 128 UTF-8 characters of
+ * names and values together. The series' first exemplar takes the area
+ * lock (to make its exemplar record); later ones take no lock.
+ * Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER`, `WRONG_TYPE`, `INVALID_VALUE` (nothing is
+ * added), `NOT_UTF8`, `INVALID_LABEL_NAME`, `RESERVED_LABEL_NAME`,
+ * `INVALID_ARGUMENT` (a name twice, over 128 characters; nothing is
+ * added), `LOCK_TIMEOUT`, `AREA_FULL`, `READ_ONLY` (the exemplar was not
+ * stored; the value was added).
+ */
+promshm_result promshm_counter_add_exemplar(const promshm_series *series,
+                                            double value,
+                                            const promshm_label *labels,
+                                            size_t n_labels);
+
+/**
+ * Add 1 to a counter with an exemplar: `promshm_counter_add_exemplar()`
+ * with a value of 1.
+ *
+ * Errors: as `promshm_counter_add_exemplar()`.
+ */
+promshm_result promshm_counter_inc_exemplar(const promshm_series *series,
+                                            const promshm_label *labels,
+                                            size_t n_labels);
+
+/**
+ * Record one observation in a histogram, as
+ * `promshm_histogram_observe()`, with an exemplar stored as its
+ * bucket's newest (see `promshm_counter_add_exemplar()` for the labels).
+ * Thread-safe.
+ *
+ * Errors: as `promshm_counter_add_exemplar()` (`INVALID_VALUE`: NaN).
+ */
+promshm_result promshm_histogram_observe_exemplar(const promshm_series *series,
+                                                  double value,
+                                                  const promshm_label *labels,
+                                                  size_t n_labels);
+
+/**
+ * Record one observation in a native histogram, as
+ * `promshm_native_histogram_observe()`, with an exemplar (the series
+ * keeps 4, chosen by the observation's bucket; see
+ * `promshm_counter_add_exemplar()` for the labels). Thread-safe.
+ *
+ * Errors: as `promshm_histogram_observe_exemplar()`.
+ */
+promshm_result promshm_native_histogram_observe_exemplar(const promshm_series *series,
+                                                         double value,
+                                                         const promshm_label *labels,
+                                                         size_t n_labels);
+
+/**
+ * Store an exemplar of `value` with `n_labels` labels on a counter,
+ * histogram or native histogram series, without changing its value:
+ * for callers that counted the increment or observation already (a
+ * counter's one exemplar; a histogram's, of the bucket `value` falls
+ * in). Labels as `promshm_counter_add_exemplar()`. Thread-safe.
+ *
+ * Errors: `NULL_PARAMETER`, `WRONG_TYPE` (another type), `INVALID_VALUE`
+ * (NaN), and the label and storage errors of
+ * `promshm_counter_add_exemplar()`.
+ */
+promshm_result promshm_series_set_exemplar(const promshm_series *series,
+                                           double value,
+                                           const promshm_label *labels,
+                                           size_t n_labels);
+
+/**
  * Write the native histogram's observation count and sum in the area
  * (every process) to `*out_count` and `*out_sum`; either may be NULL if
  * not wanted. Thread-safe.
@@ -2347,6 +2421,50 @@ promshm_result promshm_histogram_get_e(const promshm_series *series,
 promshm_result promshm_native_histogram_observe_e(const promshm_series *series,
                                                   double value,
                                                   promshm_error *err);
+
+/**
+ * `promshm_counter_add_exemplar()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_counter_add_exemplar_e(const promshm_series *series,
+                                              double value,
+                                              const promshm_label *labels,
+                                              size_t n_labels,
+                                              promshm_error *err);
+
+/**
+ * `promshm_series_set_exemplar()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_series_set_exemplar_e(const promshm_series *series,
+                                             double value,
+                                             const promshm_label *labels,
+                                             size_t n_labels,
+                                             promshm_error *err);
+
+/**
+ * `promshm_counter_inc_exemplar()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_counter_inc_exemplar_e(const promshm_series *series,
+                                              const promshm_label *labels,
+                                              size_t n_labels,
+                                              promshm_error *err);
+
+/**
+ * `promshm_histogram_observe_exemplar()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_histogram_observe_exemplar_e(const promshm_series *series,
+                                                    double value,
+                                                    const promshm_label *labels,
+                                                    size_t n_labels,
+                                                    promshm_error *err);
+
+/**
+ * `promshm_native_histogram_observe_exemplar()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_native_histogram_observe_exemplar_e(const promshm_series *series,
+                                                           double value,
+                                                           const promshm_label *labels,
+                                                           size_t n_labels,
+                                                           promshm_error *err);
 
 /**
  * `promshm_native_histogram_get()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.

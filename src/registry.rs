@@ -1152,7 +1152,7 @@ pub(crate) fn remove_series(
 }
 
 /// Free the LIVE series record at `off` of `family` (under the lock):
-/// the record, then its info blob or gauge extensions. `false` if it was not live.
+/// the record, then its info blob, gauge extensions or exemplar record. `false` if it was not live.
 fn free_series(
     area: &AreaInner,
     guard: &crate::area::AreaLockGuard<'_>,
@@ -1168,11 +1168,16 @@ fn free_series(
                 .map(|c| c.load(Ordering::Acquire))
         })
         .flatten();
-    let exts = if family.shape.kind == MetricType::Gauge {
+    let mut exts = if family.shape.kind == MetricType::Gauge {
         area.gauge_extensions(off)
     } else {
         Vec::new()
     };
+    exts.extend(crate::metrics::exemplar::record_of_series(
+        area,
+        off,
+        &family.shape,
+    ));
     if !area.free_record(guard, off) {
         return false;
     }

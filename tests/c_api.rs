@@ -416,6 +416,12 @@ fn native_histogram_prefork() {
     c_test("test_native", &[], "native:");
 }
 
+/// Exemplars: 4 forked workers, exact totals, whole exemplars, the errors.
+#[test]
+fn exemplar_prefork() {
+    c_test("test_exemplar", &[], "exemplar:");
+}
+
 #[test]
 fn forked_children_inherit_the_flusher() {
     c_test("test_flusher_inherit", &[], "flusher_inherit:");

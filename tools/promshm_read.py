@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read a promshm area file and print its families and series as JSON.
 
-An independent reader written from docs/FORMAT.md (format version 4) only,
+An independent reader written from docs/FORMAT.md (format version 5) only,
 with the Python standard library (mmap, struct). It never writes to the area,
 takes no lock but the shared flock while validating the header, and trusts
 nothing it reads: every offset and length is checked, damaged records are
@@ -17,7 +17,7 @@ a free list and live and for each damaged free list; exit status 4 if there
 was any problem.
 
 Output (one JSON object):
-    {"format_version": 4, "pages": .., "max_workers": .., "data_offset": ..,
+    {"format_version": 5, "pages": .., "max_workers": .., "data_offset": ..,
      "alloc_cursor": .., "bad_records": .., "stats": {..}, "workers": [..],
      "free": {"records": [off, ..], "bytes": n, "lists": {size: [off, ..]},
               "free_and_live": [off, ..], "problems": [text, ..]},
@@ -67,13 +67,14 @@ PAGE = 4096
 MIN_PAGES = 3
 MAX_PAGES = 0xFFFFFFFF // PAGE
 MAGIC = b"PROMSHM1"
-VERSION = 4
+VERSION = 5
 ENDIAN_TAG = 0x01020304
 INIT_READY = 2
 MAX_WORKERS = 4096
 SLOT_SIZE = 64
 
 KIND_FAMILY, KIND_SERIES, KIND_PADDING, KIND_BLOB, KIND_GAUGE_EXT = 1, 2, 3, 4, 5
+KIND_EXEMPLAR = 6  # section 6.8: read past (exemplars are not reported)
 STATE_WRITING, STATE_LIVE, STATE_REMOVED, STATE_FREE = 0, 1, 2, 3
 
 # Reuse (section 6.5): size classes of series and blob records, free lists.
@@ -82,7 +83,7 @@ SMALL_CLASSES = [32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448
 MAX_CLASS_PAGES = 16
 CLASS_SIZES = SMALL_CLASSES + [p * PAGE for p in range(2, MAX_CLASS_PAGES + 1)]
 FREE_LISTS = 512  # header: u32 head, u32 tail per class
-REUSABLE = (KIND_SERIES, KIND_BLOB, KIND_GAUGE_EXT)
+REUSABLE = (KIND_SERIES, KIND_BLOB, KIND_GAUGE_EXT, KIND_EXEMPLAR)
 SERIES_CELLS = 40  # first value cell of a series record
 
 TYPES = {1: "counter", 2: "gauge", 3: "histogram", 4: "summary", 5: "info", 6: "stateset", 7: "native_histogram"}
@@ -280,7 +281,7 @@ def walk(area):
         kind, state = tag & 0xFF, (tag >> 8) & 0xFF
         in_page = off % PAGE
         if (
-            not KIND_FAMILY <= kind <= KIND_GAUGE_EXT
+            not KIND_FAMILY <= kind <= KIND_EXEMPLAR
             or state > STATE_FREE
             or tag >> 16 != 0
             or (kind in REUSABLE and state != STATE_FREE and class_size(length) != length)
@@ -308,11 +309,13 @@ def n_cells_for(ftype, n_params, age_buckets, max_workers):
     if ftype == "gauge":
         return GAUGE_CELLS
     if ftype == "histogram":
-        return n_params + 2
+        return n_params + 2 + 1  # + the exemplar link (section 6.8)
     if ftype == "summary":
         windows = max(age_buckets, 1)
         epoch = 1 if age_buckets > 0 else 0
         return 2 + windows * (epoch + SKETCH_BUCKETS)
+    if ftype == "counter":
+        return 2  # the total, the exemplar link (section 6.8)
     return 1
 
 
@@ -379,7 +382,7 @@ def decode_family(area, off, length):
     if ftype == "gauge" and mode == "all" and "worker" in labels:
         raise Bad("an all-mode gauge cannot have a worker label")
     if ftype == "native_histogram":
-        want_cells = native_n_cells(native_layout(params))
+        want_cells = native_n_cells(native_layout(params)) + 1  # + the exemplar link
     else:
         want_cells = n_cells_for(ftype, n_params, age_buckets, area.max_workers)
     if n_cells != want_cells:

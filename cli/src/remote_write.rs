@@ -18,6 +18,12 @@
 //! `--enable-feature=native-histograms`), or `--native-histograms-as-classic`
 //! sends that classic view instead.
 //!
+//! Exemplars (`TimeSeries.exemplars`: labels, value, timestamp in ms) go
+//! with the series they belong to: a counter's with its `_total` series, a
+//! classic histogram's with its bucket's `_bucket{le}` series, a native
+//! histogram's with its histogram sample (the receiver must keep them:
+//! Prometheus `--enable-feature=exemplar-storage`).
+//!
 //! Requests go through a bounded queue to one sender thread, which retries
 //! network errors, 429 and 5xx with exponential backoff and gives up at once
 //! on any other 4xx. When the queue is full the oldest request is dropped
@@ -29,7 +35,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use promshm::encoding::protobuf::spans_and_deltas;
-use promshm::encoding::{Encoder, FamilyDesc, Labels, MetricType, Point, Sample, SampleEncoder};
+use promshm::encoding::{
+    Encoder, Exemplar, FamilyDesc, Labels, MetricType, Point, Sample, SampleEncoder,
+};
 
 use crate::client::{check_url, Client, ClientOpts, SendError};
 use crate::common::{
@@ -116,7 +124,20 @@ fn put_label(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, name: &str, value: &str) 
 /// `prometheus.TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }`
 /// with one `Sample { double value = 1; int64 timestamp = 2; }`, as field 1 of
 /// `WriteRequest`. `labels` must be sorted by name.
+#[cfg(test)]
 fn put_series(out: &mut Vec<u8>, ts: &mut Vec<u8>, labels: &[(&str, &str)], value: f64, t_ms: i64) {
+    put_series_with(out, ts, labels, value, t_ms, &[]);
+}
+
+/// [`put_series`] with `repeated Exemplar exemplars = 3`.
+fn put_series_with(
+    out: &mut Vec<u8>,
+    ts: &mut Vec<u8>,
+    labels: &[(&str, &str)],
+    value: f64,
+    t_ms: i64,
+    exemplars: &[&Exemplar],
+) {
     ts.clear();
     let mut scratch = Vec::with_capacity(64);
     for (k, v) in labels {
@@ -128,7 +149,24 @@ fn put_series(out: &mut Vec<u8>, ts: &mut Vec<u8>, labels: &[(&str, &str)], valu
     scratch.push(2 << 3); // field 2, varint
     put_varint(&mut scratch, t_ms as u64);
     put_bytes(ts, 2, &scratch);
+    put_exemplars(ts, exemplars);
     put_bytes(out, 1, ts);
+}
+
+/// `prometheus.Exemplar { repeated Label labels = 1; double value = 2;
+/// int64 timestamp = 3; }` (ms), each as field 3 of a `TimeSeries`.
+fn put_exemplars(ts: &mut Vec<u8>, exemplars: &[&Exemplar]) {
+    let mut m = Vec::with_capacity(64);
+    let mut scratch = Vec::with_capacity(64);
+    for e in exemplars {
+        m.clear();
+        for (k, v) in &e.labels {
+            put_label(&mut m, &mut scratch, k, v);
+        }
+        put_double_field(&mut m, 2, e.value);
+        put_varint_field(&mut m, 3, (e.timestamp * 1000.0).round() as i64 as u64);
+        put_bytes(ts, 3, &m);
+    }
 }
 
 /// What a remote-write histogram sample carries of a native histogram point.
@@ -140,6 +178,7 @@ struct NativeSample<'a> {
     sum: f64,
     positive: &'a [(i32, u64)],
     negative: &'a [(i32, u64)],
+    exemplars: &'a [&'a Exemplar],
 }
 
 /// `BucketSpan { sint32 offset = 1; uint32 length = 2; }` fields `spans`,
@@ -192,6 +231,7 @@ fn put_histogram_series(
     put_buckets(&mut h, 11, 12, n.positive);
     put_varint_field(&mut h, 15, t_ms as u64);
     put_bytes(ts, 4, &h);
+    put_exemplars(ts, n.exemplars);
     put_bytes(out, 1, ts);
 }
 
@@ -260,9 +300,37 @@ struct Batcher<'a> {
     last_family: String,
     emit: &'a mut dyn FnMut(Batch),
     total: usize,
+    /// The exemplars of the point being written, and how many `_bucket`
+    /// samples of it were written so far (the index of the next bucket).
+    exemplars: Vec<Exemplar>,
+    bucket: usize,
 }
 
 impl Batcher<'_> {
+    /// The exemplars that go with sample `s` of the current point.
+    fn exemplars_of(&mut self, s: &Sample<'_>) -> Vec<&Exemplar> {
+        if self.exemplars.is_empty() {
+            return Vec::new();
+        }
+        let slot = match s.family.kind {
+            MetricType::Counter if s.name.ends_with("_total") => Some(0),
+            MetricType::Histogram | MetricType::NativeHistogram
+                if s.name.len() == s.family.name.len() + "_bucket".len()
+                    && s.name.ends_with("_bucket") =>
+            {
+                self.bucket += 1;
+                Some(self.bucket - 1)
+            }
+            _ => None,
+        };
+        let native = s.family.kind == MetricType::NativeHistogram;
+        self.exemplars
+            .iter()
+            .filter(|e| native || Some(e.bucket) == slot)
+            .filter(|_| slot.is_some())
+            .collect()
+    }
+
     /// The family's metadata, once, before its first series.
     fn metadata(&mut self, family: &FamilyDesc<'_>) {
         if !self.metadata || self.last_family == family.name {
@@ -282,7 +350,16 @@ impl Batcher<'_> {
     fn sample(&mut self, s: &Sample<'_>) {
         self.metadata(s.family);
         let labels = series_labels(self.external, s.name, s.labels);
-        put_series(&mut self.req, &mut self.ts, &labels, s.value, self.t_ms);
+        let mine: Vec<Exemplar> = self.exemplars_of(s).into_iter().cloned().collect();
+        let refs: Vec<&Exemplar> = mine.iter().collect();
+        put_series_with(
+            &mut self.req,
+            &mut self.ts,
+            &labels,
+            s.value,
+            self.t_ms,
+            &refs,
+        );
         self.counted();
     }
 
@@ -303,6 +380,8 @@ impl Batcher<'_> {
         };
         self.metadata(family);
         let labels = series_labels(self.external, family.name, labels);
+        let exemplars = std::mem::take(&mut self.exemplars);
+        let refs: Vec<&Exemplar> = exemplars.iter().collect();
         let n = NativeSample {
             schema,
             zero_threshold,
@@ -311,6 +390,7 @@ impl Batcher<'_> {
             sum,
             positive,
             negative,
+            exemplars: &refs,
         };
         put_histogram_series(&mut self.req, &mut self.ts, &labels, &n, self.t_ms);
         self.counted();
@@ -364,6 +444,21 @@ impl Encoder for Batcher<'_> {
         .point(family, labels, point)
     }
 
+    fn point_with_exemplars(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+        exemplars: &[Exemplar],
+    ) -> std::io::Result<()> {
+        self.exemplars.clear();
+        self.exemplars.extend_from_slice(exemplars);
+        self.bucket = 0;
+        let r = self.point(family, labels, point);
+        self.exemplars.clear();
+        r
+    }
+
     fn finish(&mut self) -> std::io::Result<()> {
         Ok(())
     }
@@ -392,6 +487,8 @@ pub fn snapshot(
         last_family: String::new(),
         emit,
         total: 0,
+        exemplars: Vec::new(),
+        bucket: 0,
     };
     registry
         .render_with(&mut b)
@@ -673,6 +770,7 @@ mod tests {
             sum: 2.5,
             positive: &[(0, 2), (1, 1), (5, 3)],
             negative: &[(-1, 1)],
+            exemplars: &[],
         };
         let mut out = Vec::new();
         let mut ts = Vec::new();
@@ -701,6 +799,63 @@ mod tests {
         .concat();
         let want = [&[0x0a, series.len() as u8][..], &series].concat();
         assert_eq!(out, want);
+    }
+
+    /// A counter's exemplar goes with its `_total` series, a histogram's
+    /// with its bucket's series: `Exemplar { labels, value, timestamp ms }`
+    /// as field 3 of that `TimeSeries`, and nowhere else.
+    #[test]
+    fn exemplars_go_with_their_series() {
+        let area = promshm::Area::anonymous(&promshm::AreaOptions::with_pages(64)).unwrap();
+        let reg = area.registry();
+        let c = reg
+            .counter(promshm::Opts::new("reqs", "R."))
+            .unwrap()
+            .get()
+            .unwrap();
+        c.add_with_exemplar(2.0, &[("trace_id", "abc")]).unwrap();
+        let h = reg
+            .histogram(promshm::Opts::new("lat", "L.").eager(true), &[1.0])
+            .unwrap()
+            .get()
+            .unwrap();
+        h.observe_with_exemplar(3.0, &[("trace_id", "def")])
+            .unwrap();
+        promshm::flush();
+        let opts = RenderOpts {
+            namespace: None,
+            no_self_metrics: true,
+        };
+        let mut batches = Vec::new();
+        snapshot(&area, &opts, &[], false, false, 1000, &mut |b| {
+            batches.push(b)
+        })
+        .unwrap();
+        let body = snap::raw::Decoder::new()
+            .decompress_vec(&batches[0].body)
+            .unwrap();
+        // The encoding of each expected series with its exemplar: find the
+        // exemplar's bytes right after the series' sample.
+        let ex = |trace: &str, v: f64| {
+            let mut m = Vec::new();
+            let mut scratch = Vec::new();
+            put_label(&mut m, &mut scratch, "trace_id", trace);
+            put_double_field(&mut m, 2, v);
+            m
+        };
+        let find = |needle: &[u8]| body.windows(needle.len()).position(|w| w == needle);
+        let (abc, def) = (ex("abc", 2.0), ex("def", 3.0));
+        let at_abc = find(&abc).expect("the counter's exemplar");
+        let at_def = find(&def).expect("the histogram's exemplar");
+        let total = find(b"reqs_total").unwrap();
+        let inf = find(b"+Inf").unwrap();
+        let created = find(b"reqs_created");
+        assert!(total < at_abc && created.is_none_or(|c| at_abc < c));
+        assert!(inf < at_def && find(b"lat_count").unwrap() > at_def);
+        assert_eq!(
+            body.windows(abc.len()).filter(|w| *w == &abc[..]).count(),
+            1
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Byte layout of an area, version 4. `docs/FORMAT.md` is the prose version
+//! Byte layout of an area, version 5. `docs/FORMAT.md` is the prose version
 //! of this file; keep the two in step.
 //!
 //! All integers are little-endian on the machines we build for and are
@@ -9,13 +9,16 @@
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PROMSHM1");
 /// Layout version written by this build; an area of another version is refused.
 ///
+/// Version 5: counter, histogram and native histogram series end with an
+/// exemplar link cell (`ex`), and exemplar records (`KIND_EXEMPLAR`) hold
+/// the newest exemplar of a series (per bucket for classic histograms).
 /// Version 4: a gauge series holds entries only for the worker slots that
 /// wrote it (inline, then in linked extension records, `KIND_GAUGE_EXT`).
 /// Version 3: the space of removed series and replaced info blobs is
 /// reused (size classes, free lists, record generations, the reuse log).
 /// Version 2: liveness by open-file-description locks (`FLAG_OFD_LOCKS`,
 /// `LOCK_BYTE`, `SLOT_LOCK_BASE`); version 1 areas used a takeover word.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Page size of every area.
 pub const PAGE_SIZE: usize = 4096;
 /// Written in native byte order; a reader of the other endianness sees it swapped.
@@ -238,6 +241,10 @@ pub const KIND_PADDING: u8 = 3;
 pub const KIND_BLOB: u8 = 4;
 /// Record kind: more entries of one gauge series (`gx`), linked from it.
 pub const KIND_GAUGE_EXT: u8 = 5;
+/// Record kind: the exemplars of one counter or histogram series (`ex`), linked from it.
+pub const KIND_EXEMPLAR: u8 = 6;
+/// The last record kind.
+pub const KIND_LAST: u8 = KIND_EXEMPLAR;
 /// Record state: being written (or its writer died).
 pub const STATE_WRITING: u8 = 0;
 /// Record state: committed and live.
@@ -338,6 +345,54 @@ pub mod gx {
     pub const EXT_MAX_ENTRIES: usize = (crate::area::format::PAGE_SIZE - EXT_ENTRIES) / ENTRY_SIZE;
     /// Most extensions a walk of one series' chain follows.
     pub const MAX_HOPS: usize = 64;
+}
+
+/// Exemplar records (`KIND_EXEMPLAR`) and the link to them: the last cell
+/// of a counter, histogram or native histogram series holds the u64 offset
+/// of its exemplar record (0 = none yet). The record names its owner like a
+/// gauge extension (`gx::EXT_OWNER`, `gx::EXT_OWNER_GEN`) and holds
+/// `n_slots` slots of `slot_size` bytes, each a seqlock-protected exemplar:
+/// `[seq, value, timestamp, check, len | n_pairs << 32, payload...]`.
+pub mod ex {
+    /// Record: u32 offset of the owning series record (as `gx::EXT_OWNER`).
+    pub const OWNER: usize = 16;
+    /// Record: u32 number of slots.
+    pub const N_SLOTS: usize = 20;
+    /// Record: u64 generation of the owner when the record was made.
+    pub const OWNER_GEN: usize = 24;
+    /// Record: u32 bytes of one slot (`SMALL_SLOT` or `LARGE_SLOT`).
+    pub const SLOT_SIZE: usize = 32;
+    /// Record: the first slot.
+    pub const SLOTS: usize = 40;
+    /// Slot: u64 sequence. Even: stable (0: never written); odd: a writer
+    /// holds the slot.
+    pub const SEQ: usize = 0;
+    /// Slot: f64 bits of the exemplar's value.
+    pub const VALUE: usize = 8;
+    /// Slot: f64 bits of its timestamp, Unix seconds.
+    pub const TIMESTAMP: usize = 16;
+    /// Slot: u64 check word over value, timestamp, lengths and payload
+    /// (`metrics::exemplar::check_word`).
+    pub const CHECK: usize = 24;
+    /// Slot: u32 payload length in bytes, u32 number of label pairs.
+    pub const LEN: usize = 32;
+    /// Slot: the payload: each label name and value followed by a 0xFF byte.
+    pub const PAYLOAD: usize = 40;
+    /// Payload bytes of a small slot (what the first exemplar of a series
+    /// gets when its labels fit).
+    pub const SMALL_PAYLOAD: usize = 128;
+    /// Payload bytes of a large slot: any 128 characters of label names and
+    /// values (4 bytes each at most) with their 0xFF terminators.
+    pub const LARGE_PAYLOAD: usize = 768;
+    /// A small slot.
+    pub const SMALL_SLOT: usize = PAYLOAD + SMALL_PAYLOAD;
+    /// A large slot.
+    pub const LARGE_SLOT: usize = PAYLOAD + LARGE_PAYLOAD;
+    /// Slots of a native histogram series' record (chosen by the
+    /// observation's bucket index).
+    pub const NATIVE_SLOTS: usize = 4;
+    /// Most characters of label names and values of one exemplar (OpenMetrics).
+    pub const MAX_CHARS: usize = 128;
 }
 
 /// Largest metric name, label name, unit or state name, in bytes.

@@ -442,6 +442,16 @@ impl AreaInner {
             && self.generation(owner) == gen.load(Ordering::Relaxed)
     }
 
+    /// Whether the rebuild keeps the LIVE record at `off` that a series
+    /// links to (a gauge extension or an exemplar record).
+    fn linked_record_kept(&self, off: usize) -> bool {
+        if self.record_state(off, KIND_EXEMPLAR).is_some() {
+            self.exemplar_record_kept(off)
+        } else {
+            self.gauge_extension_kept(off)
+        }
+    }
+
     /// Push hole `off` at the head of list `class`: its `next` is the old
     /// head, then the head is `off` (then the tail, if the list was empty:
     /// a holder killed between leaves a head without a tail, which the next
@@ -540,7 +550,7 @@ impl AreaInner {
         };
         let mut exts = Vec::new();
         for r in &records {
-            if r.kind == KIND_GAUGE_EXT && r.state == STATE_LIVE {
+            if (r.kind == KIND_GAUGE_EXT || r.kind == KIND_EXEMPLAR) && r.state == STATE_LIVE {
                 // Decided once the series are done (its owner may be freed).
                 exts.push(r.off);
                 continue;
@@ -562,7 +572,7 @@ impl AreaInner {
             }
         }
         for off in exts {
-            if !self.gauge_extension_kept(off) && self.mark_free(off) {
+            if !self.linked_record_kept(off) && self.mark_free(off) {
                 let len = self.u32_at(off + 4).map(|l| l.load(Ordering::Relaxed));
                 holes.push((off, len.unwrap_or(0) as usize, freed_at(off)));
             }

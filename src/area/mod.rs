@@ -6,6 +6,7 @@
 //! processes and are never trusted.
 
 pub(crate) mod cells;
+pub(crate) mod exemplar_rec;
 mod file;
 pub(crate) mod fork;
 pub(crate) mod format;

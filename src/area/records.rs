@@ -46,7 +46,7 @@ impl AreaInner {
         let len = self.u32_at(off + 4)?.load(Ordering::Acquire) as usize;
         let kind = (t & 0xff) as u8;
         let state = ((t >> 8) & 0xff) as u8;
-        if !(KIND_FAMILY..=KIND_GAUGE_EXT).contains(&kind)
+        if !(KIND_FAMILY..=KIND_LAST).contains(&kind)
             || state > STATE_FREE
             || t >> 16 != 0
             || len < RECORD_HEADER
@@ -332,7 +332,7 @@ pub(crate) fn sleep_until_ms(ready: u64) {
 
 /// Whether records of `kind` are reused (size-classed, with a generation).
 pub(crate) fn reusable(kind: u8) -> bool {
-    kind == KIND_SERIES || kind == KIND_BLOB || kind == KIND_GAUGE_EXT
+    kind == KIND_SERIES || kind == KIND_BLOB || kind == KIND_GAUGE_EXT || kind == KIND_EXEMPLAR
 }
 
 /// Reads fields out of one record, bounds-checked against the record.

@@ -219,6 +219,21 @@ impl<'a> Point<'a> {
     }
 }
 
+/// An exemplar of a series, as the area holds it: the newest one any
+/// process saw for its slot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    /// The slot: 0 for a counter, the bucket's index (into the point's
+    /// buckets) for a classic histogram, the slot for a native one.
+    pub bucket: usize,
+    /// Its labels, e.g. `trace_id`.
+    pub labels: Vec<(String, String)>,
+    /// The increment or observation it was given with.
+    pub value: f64,
+    /// When it was stored, Unix seconds.
+    pub timestamp: f64,
+}
+
 /// A histogram's count: its cumulative `+Inf` bucket (the last), 0 if none.
 pub(crate) fn histogram_count(buckets: &[(f64, u64)]) -> u64 {
     buckets.last().map_or(0, |b| b.1)
@@ -239,6 +254,19 @@ pub trait Encoder {
         labels: Labels<'_>,
         point: &Point<'_>,
     ) -> io::Result<()>;
+    /// Write one series with its exemplars (none: the same as
+    /// [`point`](Encoder::point)). Formats without exemplars (0.0.4 text,
+    /// samples) ignore them: this default.
+    fn point_with_exemplars(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+        exemplars: &[Exemplar],
+    ) -> io::Result<()> {
+        let _ = exemplars;
+        self.point(family, labels, point)
+    }
     /// End the exposition (OpenMetrics writes `# EOF`) and flush the writer.
     fn finish(&mut self) -> io::Result<()>;
 }

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::number::write_f64;
 use super::text::{info_or_states, line_f64, line_u64, push_escaped, push_series, Extra, LineBuf};
-use super::{Encoder, FamilyDesc, Labels, MetricType, Point};
+use super::{Encoder, Exemplar, FamilyDesc, Labels, MetricType, Point};
 
 /// Encoder for the OpenMetrics text format, version 1.0.0.
 ///
@@ -26,6 +26,48 @@ impl<W: Write> OpenMetricsEncoder<W> {
             lb: LineBuf::new(out),
         }
     }
+}
+
+/// Append ` # {labels} value timestamp` before the line's newline (the
+/// line just written ends with one).
+fn exemplar_suffix(buf: &mut Vec<u8>, e: &Exemplar) {
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    buf.extend_from_slice(b" # {");
+    for (i, (k, v)) in e.labels.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(k.as_bytes());
+        buf.extend_from_slice(b"=\"");
+        push_escaped(buf, v, true);
+        buf.push(b'"');
+    }
+    buf.extend_from_slice(b"} ");
+    write_f64(buf, e.value);
+    // Seconds with milliseconds, in plain decimal (parsers such as
+    // prometheus_client's read an exemplar timestamp without an exponent).
+    if e.timestamp.is_finite() && (0.0..1e15).contains(&e.timestamp) {
+        let ms = (e.timestamp * 1000.0).round() as u64;
+        buf.push(b' ');
+        super::number::write_u64(buf, ms / 1000);
+        buf.push(b'.');
+        let frac = ms % 1000;
+        buf.extend_from_slice(&[
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ]);
+    }
+    buf.push(b'\n');
+}
+
+/// The newest exemplar of a list.
+fn newest(exemplars: &[Exemplar]) -> Option<&Exemplar> {
+    exemplars
+        .iter()
+        .max_by(|a, b| a.timestamp.total_cmp(&b.timestamp))
 }
 
 /// Append `_created <secs>` when known.
@@ -69,6 +111,19 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
         labels: Labels<'_>,
         point: &Point<'_>,
     ) -> io::Result<()> {
+        self.point_with_exemplars(family, labels, point, &[])
+    }
+
+    /// Exemplars follow the counter's `_total` line and a histogram's
+    /// bucket lines (a native histogram's newest on its one `+Inf` line).
+    fn point_with_exemplars(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+        exemplars: &[Exemplar],
+    ) -> io::Result<()> {
+        let native = matches!(point, Point::NativeHistogram { .. });
         let name = family.name;
         let buf = &mut self.lb.buf;
         let mut inf = [(0.0, 0)];
@@ -81,6 +136,9 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
                 let series = start..buf.len();
                 write_f64(buf, value);
                 buf.push(b'\n');
+                if let Some(e) = exemplars.iter().find(|e| e.bucket == 0) {
+                    exemplar_suffix(buf, e);
+                }
                 if let Some(t) = created {
                     buf.extend_from_slice(name.as_bytes());
                     buf.extend_from_slice(b"_created");
@@ -97,8 +155,16 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
                 sum,
                 created,
             } => {
-                for &(le, n) in buckets {
+                for (i, &(le, n)) in buckets.iter().enumerate() {
                     line_u64(buf, name, "_bucket", labels, Extra::Num("le", le), n);
+                    let e = if native {
+                        newest(exemplars)
+                    } else {
+                        exemplars.iter().find(|e| e.bucket == i)
+                    };
+                    if let Some(e) = e {
+                        exemplar_suffix(buf, e);
+                    }
                 }
                 let negative = buckets.first().is_some_and(|b| b.0 < 0.0);
                 if !negative {

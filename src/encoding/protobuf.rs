@@ -7,7 +7,9 @@
 //! scalar is optional and present only when set), instead of generated from
 //! the `.proto` file at build time: no `protoc` is needed to build the
 //! library, and the file is small and frozen (fields are only ever added).
-//! The native-histogram and exemplar fields are there too, unset for now.
+//! Exemplars: a counter's in `Counter.exemplar`, a classic histogram's in
+//! its buckets' `exemplar` (an exemplar of the `+Inf` bucket adds that
+//! bucket, as client_golang does), a native histogram's in `exemplars`.
 //!
 //! How each type maps, following client_golang and the 0.0.4 text format
 //! (so a scrape stores the same series whichever format it negotiated):
@@ -29,7 +31,7 @@ use std::io::{self, Write};
 use prost::Message;
 
 use super::text::LineBuf;
-use super::{Encoder, FamilyDesc, Labels, MetricType, Point};
+use super::{Encoder, Exemplar, FamilyDesc, Labels, MetricType, Point};
 
 /// The messages of `io/prometheus/client/metrics.proto`.
 pub mod proto {
@@ -423,6 +425,49 @@ fn native_histogram(point: &Point<'_>) -> proto::Histogram {
     }
 }
 
+fn exemplar(e: &Exemplar) -> proto::Exemplar {
+    proto::Exemplar {
+        label: e
+            .labels
+            .iter()
+            .map(|(k, v)| proto::LabelPair {
+                name: Some(k.clone()),
+                value: Some(v.clone()),
+            })
+            .collect(),
+        value: Some(e.value),
+        timestamp: timestamp(e.timestamp),
+    }
+}
+
+/// Put the exemplars of a series into its metric (see the module docs).
+fn add_exemplars(m: &mut proto::Metric, point: &Point<'_>, exemplars: &[Exemplar]) {
+    if let Some(c) = m.counter.as_mut() {
+        c.exemplar = exemplars.iter().find(|e| e.bucket == 0).map(exemplar);
+    }
+    let Some(h) = m.histogram.as_mut() else {
+        return;
+    };
+    match *point {
+        Point::NativeHistogram { .. } => h.exemplars = exemplars.iter().map(exemplar).collect(),
+        Point::Histogram { buckets, .. } => {
+            for e in exemplars {
+                if let Some(b) = h.bucket.get_mut(e.bucket) {
+                    b.exemplar = Some(exemplar(e));
+                } else if e.bucket + 1 == buckets.len() {
+                    h.bucket.push(proto::Bucket {
+                        cumulative_count: Some(super::histogram_count(buckets)),
+                        upper_bound: Some(f64::INFINITY),
+                        exemplar: Some(exemplar(e)),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The metrics (one, or one per state of a state set) of one series.
 fn metrics(family: &FamilyDesc<'_>, labels: Labels<'_>, point: &Point<'_>) -> Vec<proto::Metric> {
     let label = label_pairs(labels);
@@ -530,6 +575,24 @@ impl<W: Write> Encoder for ProtobufEncoder<W> {
             return Err(io::Error::other("a point before its family"));
         };
         mf.metric.extend(metrics(family, labels, point));
+        Ok(())
+    }
+
+    fn point_with_exemplars(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+        exemplars: &[Exemplar],
+    ) -> io::Result<()> {
+        let Some(mf) = self.current.as_mut() else {
+            return Err(io::Error::other("a point before its family"));
+        };
+        let mut ms = metrics(family, labels, point);
+        if let (false, [m]) = (exemplars.is_empty(), &mut ms[..]) {
+            add_exemplars(m, point, exemplars);
+        }
+        mf.metric.extend(ms);
         Ok(())
     }
 

@@ -333,6 +333,140 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Add `value` (>= 0, not NaN) to a counter, as `promshm_counter_add()`
+    /// (buffered or eager), with an exemplar: `n_labels` name/value pairs
+    /// (say `{"trace_id", "abc"}`) stored at once in the area as the series'
+    /// newest exemplar, for every process, rendered in OpenMetrics and
+    /// protobuf. `labels` may be NULL when `n_labels` is 0. The labels must
+    /// be valid label names, each once, with at most 128 UTF-8 characters of
+    /// names and values together. The series' first exemplar takes the area
+    /// lock (to make its exemplar record); later ones take no lock.
+    /// Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE`, `INVALID_VALUE` (nothing is
+    /// added), `NOT_UTF8`, `INVALID_LABEL_NAME`, `RESERVED_LABEL_NAME`,
+    /// `INVALID_ARGUMENT` (a name twice, over 128 characters; nothing is
+    /// added), `LOCK_TIMEOUT`, `AREA_FULL`, `READ_ONLY` (the exemplar was not
+    /// stored; the value was added).
+    unsafe fn promshm_counter_add_exemplar(
+        series: *const promshm_series,
+        value: f64,
+        labels: *const super::registry::promshm_label,
+        n_labels: usize,
+    ) -> promshm_result {
+        check(|| {
+            let c = typed!(series, Counter, "promshm_counter_add_exemplar")?;
+            // SAFETY: `labels` covers `n_labels` labels, their strings NULL or NUL-terminated
+            // (caller contract).
+            let pairs = unsafe { super::handle::label_pairs(labels, n_labels, "labels")? };
+            Ok(c.add_with_exemplar(value, &pairs)?)
+        })
+    }
+}
+
+ffi_fn! {
+    /// Add 1 to a counter with an exemplar: `promshm_counter_add_exemplar()`
+    /// with a value of 1.
+    ///
+    /// Errors: as `promshm_counter_add_exemplar()`.
+    unsafe fn promshm_counter_inc_exemplar(
+        series: *const promshm_series,
+        labels: *const super::registry::promshm_label,
+        n_labels: usize,
+    ) -> promshm_result {
+        check(|| {
+            let c = typed!(series, Counter, "promshm_counter_inc_exemplar")?;
+            // SAFETY: as in `promshm_counter_add_exemplar`.
+            let pairs = unsafe { super::handle::label_pairs(labels, n_labels, "labels")? };
+            Ok(c.inc_with_exemplar(&pairs)?)
+        })
+    }
+}
+
+ffi_fn! {
+    /// Record one observation in a histogram, as
+    /// `promshm_histogram_observe()`, with an exemplar stored as its
+    /// bucket's newest (see `promshm_counter_add_exemplar()` for the labels).
+    /// Thread-safe.
+    ///
+    /// Errors: as `promshm_counter_add_exemplar()` (`INVALID_VALUE`: NaN).
+    unsafe fn promshm_histogram_observe_exemplar(
+        series: *const promshm_series,
+        value: f64,
+        labels: *const super::registry::promshm_label,
+        n_labels: usize,
+    ) -> promshm_result {
+        check(|| {
+            let h = typed!(series, Histogram, "promshm_histogram_observe_exemplar")?;
+            // SAFETY: as in `promshm_counter_add_exemplar`.
+            let pairs = unsafe { super::handle::label_pairs(labels, n_labels, "labels")? };
+            Ok(h.observe_with_exemplar(value, &pairs)?)
+        })
+    }
+}
+
+ffi_fn! {
+    /// Record one observation in a native histogram, as
+    /// `promshm_native_histogram_observe()`, with an exemplar (the series
+    /// keeps 4, chosen by the observation's bucket; see
+    /// `promshm_counter_add_exemplar()` for the labels). Thread-safe.
+    ///
+    /// Errors: as `promshm_histogram_observe_exemplar()`.
+    unsafe fn promshm_native_histogram_observe_exemplar(
+        series: *const promshm_series,
+        value: f64,
+        labels: *const super::registry::promshm_label,
+        n_labels: usize,
+    ) -> promshm_result {
+        check(|| {
+            let h = typed!(
+                series,
+                NativeHistogram,
+                "promshm_native_histogram_observe_exemplar"
+            )?;
+            // SAFETY: as in `promshm_counter_add_exemplar`.
+            let pairs = unsafe { super::handle::label_pairs(labels, n_labels, "labels")? };
+            Ok(h.observe_with_exemplar(value, &pairs)?)
+        })
+    }
+}
+
+ffi_fn! {
+    /// Store an exemplar of `value` with `n_labels` labels on a counter,
+    /// histogram or native histogram series, without changing its value:
+    /// for callers that counted the increment or observation already (a
+    /// counter's one exemplar; a histogram's, of the bucket `value` falls
+    /// in). Labels as `promshm_counter_add_exemplar()`. Thread-safe.
+    ///
+    /// Errors: `NULL_PARAMETER`, `WRONG_TYPE` (another type), `INVALID_VALUE`
+    /// (NaN), and the label and storage errors of
+    /// `promshm_counter_add_exemplar()`.
+    unsafe fn promshm_series_set_exemplar(
+        series: *const promshm_series,
+        value: f64,
+        labels: *const super::registry::promshm_label,
+        n_labels: usize,
+    ) -> promshm_result {
+        check(|| {
+            // SAFETY: `labels` covers `n_labels` labels, their strings NULL or NUL-terminated
+            // (caller contract).
+            let pairs = unsafe { super::handle::label_pairs(labels, n_labels, "labels")? };
+            // SAFETY: `series` is NULL or a live series handle (caller contract).
+            match unsafe { get(series) } {
+                Some(AnySeries::Counter(c)) => Ok(c.set_exemplar(value, &pairs)?),
+                Some(AnySeries::Histogram(h)) => Ok(h.set_exemplar(value, &pairs)?),
+                Some(AnySeries::NativeHistogram(h)) => Ok(h.set_exemplar(value, &pairs)?),
+                other => Err(mismatch(
+                    "promshm_series_set_exemplar",
+                    promshm_metric_type::Counter,
+                    other,
+                )),
+            }
+        })
+    }
+}
+
+ffi_fn! {
     /// Write the native histogram's observation count and sum in the area
     /// (every process) to `*out_count` and `*out_sum`; either may be NULL if
     /// not wanted. Thread-safe.

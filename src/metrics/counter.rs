@@ -66,6 +66,29 @@ impl Counter {
         }
     }
 
+    /// Add `v` (as [`add`](Self::add): buffered or eager) and store the
+    /// exemplar `labels` with it, e.g. `&[("trace_id", "abc")]`, written
+    /// through to the area: the series' newest exemplar, for every process.
+    /// Invalid labels (see [`exemplar`](super::exemplar)) change nothing;
+    /// an error storing the exemplar (area lock, area full) comes after the
+    /// increment was counted.
+    pub fn add_with_exemplar(&self, v: f64, labels: &[(&str, &str)]) -> Result<()> {
+        let ex = super::exemplar::encode(labels)?;
+        self.add(v)?;
+        super::exemplar::store(&self.series, 0, v, ex)
+    }
+
+    /// Add 1 with an exemplar (see [`add_with_exemplar`](Self::add_with_exemplar)).
+    pub fn inc_with_exemplar(&self, labels: &[(&str, &str)]) -> Result<()> {
+        self.add_with_exemplar(1.0, labels)
+    }
+
+    /// Store an exemplar of `value` (the increment it goes with, counted
+    /// already) as the series' newest, without adding anything.
+    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        super::exemplar::set(&self.series, value, labels)
+    }
+
     /// Reset the total to 0 for every process, with `_created` now: the one
     /// cell every process adds to is swapped to 0, so every handle (in any
     /// process) keeps counting from there; increments still in another
@@ -238,14 +261,16 @@ pub(crate) fn emit(
     if value.is_nan() || value < 0.0 {
         return Ok(Emitted::Bad);
     }
+    super::exemplar::read(view, cx.shape, &mut cx.sc.exemplars);
     if !view.same() {
         return Ok(Emitted::Skipped);
     }
     let created = view.created();
-    cx.enc.point(
+    cx.enc.point_with_exemplars(
         cx.desc,
         cx.labels,
         &crate::encoding::Point::Counter { value, created },
+        &cx.sc.exemplars,
     )?;
     Ok(Emitted::Written)
 }

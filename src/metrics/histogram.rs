@@ -128,6 +128,27 @@ impl Histogram {
     /// Record one observation. NaN is rejected.
     #[inline]
     pub fn observe(&self, v: f64) -> Result<()> {
+        self.observe_in_bucket(v).map(|_| ())
+    }
+
+    /// Record one observation (as [`observe`](Self::observe)) and store the
+    /// exemplar `labels` with it as its bucket's newest exemplar, for every
+    /// process (written through; see [`Counter::add_with_exemplar`](super::Counter::add_with_exemplar)).
+    pub fn observe_with_exemplar(&self, v: f64, labels: &[(&str, &str)]) -> Result<()> {
+        let ex = super::exemplar::encode(labels)?;
+        let bucket = self.observe_in_bucket(v)?;
+        super::exemplar::store(&self.series, bucket, v, ex)
+    }
+
+    /// Store an exemplar of `value` (an observation counted already) as the
+    /// newest of the bucket `value` falls in, without observing it.
+    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        super::exemplar::set(&self.series, value, labels)
+    }
+
+    /// [`observe`](Self::observe), giving the bucket it counted in.
+    #[inline]
+    fn observe_in_bucket(&self, v: f64) -> Result<usize> {
         if v.is_nan() {
             return Err(Error::InvalidValue {
                 what: "histogram observation",
@@ -155,7 +176,7 @@ impl Histogram {
         } else {
             buffer::add_f64_and_count(&*self.series, bucket_cell(bucket), v);
         }
-        Ok(())
+        Ok(bucket)
     }
 
     /// Time `f` and observe its duration in seconds.
@@ -195,10 +216,11 @@ pub(crate) fn emit(
         sc.buckets.push((bound, acc));
     }
     let sum = view.cell_f64(SUM_CELL);
+    super::exemplar::read(view, cx.shape, &mut sc.exemplars);
     if !view.same() {
         return Ok(super::view::Emitted::Skipped);
     }
-    cx.enc.point(
+    cx.enc.point_with_exemplars(
         cx.desc,
         cx.labels,
         &crate::encoding::Point::Histogram {
@@ -206,6 +228,7 @@ pub(crate) fn emit(
             sum,
             created: view.created(),
         },
+        &sc.exemplars,
     )?;
     Ok(super::view::Emitted::Written)
 }

@@ -4,6 +4,7 @@
 //! [`StateSet`] — whose updates are the fast path.
 
 pub mod counter;
+pub mod exemplar;
 pub mod gauge;
 pub mod histogram;
 pub mod info;

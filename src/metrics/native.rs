@@ -387,6 +387,23 @@ impl NativeHistogram {
         Ok(())
     }
 
+    /// Record one observation (as [`observe`](Self::observe)) and store the
+    /// exemplar `labels` with it, for every process, in one of the series'
+    /// `ex::NATIVE_SLOTS` exemplar slots (chosen by the observation's
+    /// bucket, so that exemplars of different sizes are kept side by side).
+    pub fn observe_with_exemplar(&self, v: f64, labels: &[(&str, &str)]) -> Result<()> {
+        let ex = super::exemplar::encode(labels)?;
+        self.observe(v)?;
+        let slot = self.layout.cell_of(v).0 % crate::area::format::ex::NATIVE_SLOTS;
+        super::exemplar::store(&self.series, slot, v, ex)
+    }
+
+    /// Store an exemplar of `value` (an observation counted already)
+    /// without observing it (see [`observe_with_exemplar`](Self::observe_with_exemplar)).
+    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        super::exemplar::set(&self.series, value, labels)
+    }
+
     /// Time `f` and observe its duration in seconds.
     pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
         super::timed(f, |secs| {
@@ -431,6 +448,7 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
     read_side(view, &l, FIRST_BUCKET_CELL, &mut sc.native_pos);
     read_side(view, &l, FIRST_BUCKET_CELL + l.width(), &mut sc.native_neg);
     let sum = view.cell_f64(SUM_CELL);
+    super::exemplar::read(view, cx.shape, &mut sc.exemplars);
     if !view.same() {
         return Ok(Emitted::Skipped);
     }
@@ -445,7 +463,7 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
         .iter()
         .chain(&sc.native_neg)
         .fold(zero_count, |acc, b| acc.wrapping_add(b.1));
-    cx.enc.point(
+    cx.enc.point_with_exemplars(
         cx.desc,
         cx.labels,
         &Point::NativeHistogram {
@@ -458,6 +476,7 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
             negative: &sc.native_neg,
             created: view.created(),
         },
+        &sc.exemplars,
     )?;
     Ok(Emitted::Written)
 }

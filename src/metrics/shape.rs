@@ -46,11 +46,13 @@ impl Shape {
 
     /// Number of u64 value cells in each series record (since format 4 the
     /// same for any number of worker slots).
+    /// Counters and histograms end with their exemplar link cell
+    /// (`super::exemplar`).
     pub(crate) fn n_cells(&self, _max_workers: u32) -> usize {
         match self.kind {
-            MetricType::Counter => 1,
+            MetricType::Counter => 1 + super::exemplar::LINK_CELLS,
             MetricType::Gauge => super::gauge::cells(),
-            MetricType::Histogram => 1 + self.params.len() + 1,
+            MetricType::Histogram => 1 + self.params.len() + 1 + super::exemplar::LINK_CELLS,
             MetricType::Summary => {
                 let windows = self.age_buckets.max(1) as usize;
                 let epoch = usize::from(self.age_buckets > 0);
@@ -60,6 +62,7 @@ impl Shape {
             MetricType::StateSet => 1,
             MetricType::NativeHistogram => {
                 super::native::Layout::from_params(&self.params).map_or(2, |l| l.n_cells())
+                    + super::exemplar::LINK_CELLS
             }
         }
     }

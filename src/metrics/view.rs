@@ -211,6 +211,8 @@ pub(crate) struct Scratch {
     /// A native histogram's populated positive and negative buckets.
     pub(crate) native_pos: Vec<(i32, u64)>,
     pub(crate) native_neg: Vec<(i32, u64)>,
+    /// The series' exemplars (`super::exemplar::read`).
+    pub(crate) exemplars: Vec<crate::encoding::Exemplar>,
 }
 
 /// Everything a reader needs besides the cells.

@@ -304,17 +304,15 @@ def _check_exemplar(exemplar: Mapping[str, str]) -> Dict[str, str]:
 
 
 def _keep_exemplar(obj: Any, exemplar: Mapping[str, str], amount: float) -> None:
-    """Validate ``exemplar`` and keep it as the series' (or, for a histogram,
-    the observation's bucket's) last exemplar in this process."""
-    from .samples import Exemplar
-
+    """Validate ``exemplar`` and store it in the shared area as the series'
+    (or, for a histogram, the observation's bucket's) newest exemplar, for
+    every process: OpenMetrics renders of any process show it."""
     labels = _check_exemplar(exemplar)
     _check_observable(obj)
-    fam = obj._family
-    bound: Optional[float] = None
-    if fam._type == "histogram":
-        bound = next(b for b in fam.buckets if float(amount) <= b)
-    fam._exemplars.setdefault(obj._values(), {})[bound] = Exemplar(labels, float(amount), _time.time())
+    arr, n = label_array((encode(k, "exemplar label name"), encode(v, "exemplar label value")) for k, v in labels.items())
+    rc = lib.promshm_series_set_exemplar(obj._h, float(amount), arr, n)
+    if rc:
+        _fail(obj, rc)
 
 
 def _label_str(v: Any) -> str:
@@ -345,18 +343,24 @@ class _Ops:
 class _CounterOps(_Ops):
     __slots__ = ()
 
+    def _set_exemplar(self, exemplar: Mapping[str, str], value: float) -> None:
+        """Store an exemplar of ``value`` (counted already) in the area."""
+        _keep_exemplar(self, exemplar, value)
+
     def inc(self, amount: float = 1, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Add ``amount`` (>= 0) to the counter. ``exemplar`` (labels) is
-        validated as prometheus_client does, and this process keeps the last
-        one of the series (shown by this process's OpenMetrics renders)."""
+        validated as prometheus_client does and stored in the shared area:
+        the series' newest exemplar of any process (OpenMetrics renders)."""
         if exemplar is not None:
-            _keep_exemplar(self, exemplar, amount)
+            _check_exemplar(exemplar)
         if amount == 1:
             rc = fast.counter_inc(self._h)
             if rc:
                 _fail(self, rc)
         else:
             _update(self, fast.counter_add, amount)
+        if exemplar is not None:
+            _keep_exemplar(self, exemplar, amount)
 
     def count_exceptions(self, exception: Union[Type[BaseException], Tuple[Type[BaseException], ...]] = Exception) -> _Guard:
         """Count exceptions of type ``exception`` raised in a block or function
@@ -487,13 +491,19 @@ class _ObserveOps(_Ops):
 class _HistogramOps(_ObserveOps):
     __slots__ = ()
 
+    def _set_exemplar(self, exemplar: Mapping[str, str], value: float) -> None:
+        """Store an exemplar of ``value`` (observed already) in the area, on its bucket."""
+        _keep_exemplar(self, exemplar, value)
+
     def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Record one observation. ``exemplar`` (labels) is validated as
-        prometheus_client does, and this process keeps the last one of the
-        bucket (shown by this process's OpenMetrics renders)."""
+        prometheus_client does and stored in the shared area: the bucket's
+        newest exemplar of any process (OpenMetrics renders)."""
+        if exemplar is not None:
+            _check_exemplar(exemplar)
+        _update(self, fast.histogram_observe, amount)
         if exemplar is not None:
             _keep_exemplar(self, exemplar, amount)
-        _update(self, fast.histogram_observe, amount)
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` in the area: every process's flushed observations,

@@ -12,7 +12,7 @@ import re
 from typing import Dict, Iterable, Iterator, List, Optional, TextIO, Tuple
 
 from .metrics_core import Metric
-from .samples import Sample
+from .samples import Exemplar, Sample
 from .validation import TYPE_SUFFIXES
 
 __all__ = ["parse_openmetrics", "text_string_to_metric_families", "text_fd_to_metric_families"]
@@ -189,6 +189,51 @@ def _parse_labels(text: str) -> Dict[str, str]:
     return labels
 
 
+def _label_set_end(line: str, i: int) -> int:
+    """The index after the label set that starts with ``{`` at ``i``
+    (quoted values skipped, escapes included)."""
+    n = len(line)
+    j = i + 1
+    while j < n and line[j] != "}":
+        if line[j] == '"':
+            j += 1
+            while j < n and line[j] != '"':
+                j += 2 if line[j] == "\\" else 1
+        j += 1
+    return j + 1
+
+
+_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _parse_om_sample(line: str) -> Optional[Sample]:
+    """An OpenMetrics sample line, with its exemplar if it has one."""
+    m = _NAME_RE.match(line)
+    if not m:
+        return None
+    name, i = m.group(0), m.end()
+    labels: Dict[str, str] = {}
+    if i < len(line) and line[i] == "{":
+        end = _label_set_end(line, i)
+        labels = _parse_labels(line[i:end])
+        i = end
+    rest, _, ex_text = line[i:].partition(" # ")
+    parts = rest.split()
+    if not parts:
+        return None
+    ts = float(parts[1]) if len(parts) > 1 else None
+    exemplar = None
+    ex_text = ex_text.strip()
+    if ex_text.startswith("{"):
+        end = _label_set_end(ex_text, 0)
+        nums = ex_text[end:].split()
+        if nums:
+            exemplar = Exemplar(
+                _parse_labels(ex_text[:end]), _parse_value(nums[0]), float(nums[1]) if len(nums) > 1 else None
+            )
+    return Sample(name, labels, _parse_value(parts[0]), ts, exemplar)
+
+
 def _parse_value(v: str) -> float:
     if v in ("+Inf", "Inf"):
         return math.inf
@@ -223,11 +268,10 @@ def parse_openmetrics(text: str) -> Iterator[Metric]:
             elif kind == "UNIT":
                 fam.unit = rest
             continue
-        m = _SAMPLE_RE.match(line)
-        if not m:
+        parsed = _parse_om_sample(line)
+        if parsed is None:
             continue
-        name, lbl, value, ts = m.group(1), m.group(2), m.group(3), m.group(4)
-        sample = Sample(name, _parse_labels(lbl) if lbl else {}, _parse_value(value), float(ts) if ts else None)
+        sample, name = parsed, parsed.name
         if fam is None or not _belongs(fam, name):
             if fam is not None:
                 yield fam

@@ -53,8 +53,13 @@ one series per live worker, labelled ``worker`` and ``pid``, plus the
 ``process_workers_*`` totals, from any worker (see
 :mod:`promshm.process_collector`).
 
-Limits: exemplars are kept per process only and not rendered (as in
-prometheus_client's multiprocess mode); ``Gauge.set_function`` is evaluated
+Exemplars (``Counter.inc(1, exemplar={...})``, ``Histogram.observe(v,
+exemplar={...})``) are stored in the area: the newest of any process, per
+counter series and per histogram bucket, is what OpenMetrics shows
+(``prometheus_client.openmetrics.exposition.generate_latest``), in every
+worker (prometheus_client's multiprocess mode has none).
+
+Limits: ``Gauge.set_function`` is evaluated
 in the process that scrapes. A metric whose name promshm reserves (a gauge named ``*_total`` or
 ``*_sum``, ...) is kept in the area as ``<name>:promshm_renamed`` and
 rendered under its own name. A metric whose name is already used in the area
@@ -354,7 +359,7 @@ class PromshmValue:
     per-process, is a plain local float."""
 
     _multiprocess = False
-    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_how", "_metric", "_pid")
+    __slots__ = ("_value", "_exemplar", "_lock", "_series", "_how", "_metric", "_pid", "_ex_series")
 
     def __init__(
         self,
@@ -374,9 +379,13 @@ class PromshmValue:
         self._how = _PLAIN
         self._metric: Any = None
         self._pid = os.getpid()
+        self._ex_series: Any = None  # where set_exemplar stores (a histogram bucket's series)
         metric = getattr(_tls, "metric", None)
         if metric is None:
             return
+        if typ == "histogram" and name == metric_name + "_bucket":
+            self._ex_series = _series_of(metric)
+            self._metric = metric
         if typ in ("counter", "gauge"):
             self._series = _series_of(metric)
             self._metric = metric
@@ -464,6 +473,18 @@ class PromshmValue:
     def set_exemplar(self, exemplar: Any) -> None:
         with self._lock:
             self._exemplar = exemplar
+        if self._how == _COUNTER:
+            s = self._series
+        else:
+            if self._ex_series is None and self._metric is not None:
+                self._ex_series = _series_of(self._metric)
+            s = self._ex_series
+        if s is None:
+            return
+        try:
+            s._set_exemplar(exemplar.labels, exemplar.value)
+        except PromshmError as e:
+            _warn(f"exemplar {exemplar.labels!r} not shared: {e}")
 
     def get(self) -> float:
         s = self._series
@@ -587,7 +608,7 @@ def _convert(
                 sname = sname.replace(f.name, fname, 1)
                 if f.name in labels:  # an Enum's state label
                     labels[fname] = labels.pop(f.name)
-            m.add_sample(sname, labels, v, smp.timestamp)
+            m.add_sample(sname, labels, v, smp.timestamp, smp.exemplar)
         out.append(m)
     return out
 

@@ -339,6 +339,25 @@ promshm_result promshm_histogram_get(const promshm_series *series,
                                      uint64_t *out_count,
                                      double *out_sum);
 promshm_result promshm_native_histogram_observe(const promshm_series *series, double value);
+promshm_result promshm_counter_add_exemplar(const promshm_series *series,
+                                            double value,
+                                            const promshm_label *labels,
+                                            size_t n_labels);
+promshm_result promshm_counter_inc_exemplar(const promshm_series *series,
+                                            const promshm_label *labels,
+                                            size_t n_labels);
+promshm_result promshm_histogram_observe_exemplar(const promshm_series *series,
+                                                  double value,
+                                                  const promshm_label *labels,
+                                                  size_t n_labels);
+promshm_result promshm_native_histogram_observe_exemplar(const promshm_series *series,
+                                                         double value,
+                                                         const promshm_label *labels,
+                                                         size_t n_labels);
+promshm_result promshm_series_set_exemplar(const promshm_series *series,
+                                           double value,
+                                           const promshm_label *labels,
+                                           size_t n_labels);
 promshm_result promshm_native_histogram_get(const promshm_series *series,
                                             uint64_t *out_count,
                                             double *out_sum);
@@ -572,6 +591,30 @@ promshm_result promshm_histogram_get_e(const promshm_series *series,
 promshm_result promshm_native_histogram_observe_e(const promshm_series *series,
                                                   double value,
                                                   promshm_error *err);
+promshm_result promshm_counter_add_exemplar_e(const promshm_series *series,
+                                              double value,
+                                              const promshm_label *labels,
+                                              size_t n_labels,
+                                              promshm_error *err);
+promshm_result promshm_series_set_exemplar_e(const promshm_series *series,
+                                             double value,
+                                             const promshm_label *labels,
+                                             size_t n_labels,
+                                             promshm_error *err);
+promshm_result promshm_counter_inc_exemplar_e(const promshm_series *series,
+                                              const promshm_label *labels,
+                                              size_t n_labels,
+                                              promshm_error *err);
+promshm_result promshm_histogram_observe_exemplar_e(const promshm_series *series,
+                                                    double value,
+                                                    const promshm_label *labels,
+                                                    size_t n_labels,
+                                                    promshm_error *err);
+promshm_result promshm_native_histogram_observe_exemplar_e(const promshm_series *series,
+                                                           double value,
+                                                           const promshm_label *labels,
+                                                           size_t n_labels,
+                                                           promshm_error *err);
 promshm_result promshm_native_histogram_get_e(const promshm_series *series,
                                               uint64_t *out_count,
                                               double *out_sum,
