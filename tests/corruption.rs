@@ -1673,8 +1673,8 @@ fn wrong_magic_is_incompatible() {
 #[test]
 fn other_version_is_incompatible_and_named() {
     // Version 2 (no space reuse), version 3 (a cell pair per slot in every
-    // gauge series) and a future version 5.
-    for v in [2u32, 3, 5] {
+    // gauge series), version 4 (no in-flight write lanes) and a future version 6.
+    for v in [2u32, 3, 4, 6] {
         let dir = TempDir::new("version");
         let mut bytes = small_area(&dir);
         put_u32(&mut bytes, H_VERSION, v);
@@ -1684,7 +1684,7 @@ fn other_version_is_incompatible_and_named() {
             match r {
                 Err(Error::IncompatibleArea(m)) => {
                     assert!(m.contains(&format!("version {v}")), "{m}");
-                    assert!(m.contains("reads version 4"), "{m}");
+                    assert!(m.contains("reads version 5"), "{m}");
                 }
                 other => panic!("expected IncompatibleArea, got {other:?}"),
             }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read a promshm area file and print its families and series as JSON.
 
-An independent reader written from docs/FORMAT.md (format version 4) only,
+An independent reader written from docs/FORMAT.md (format version 5) only,
 with the Python standard library (mmap, struct). It never writes to the area,
 takes no lock but the shared flock while validating the header, and trusts
 nothing it reads: every offset and length is checked, damaged records are
@@ -67,7 +67,7 @@ PAGE = 4096
 MIN_PAGES = 3
 MAX_PAGES = 0xFFFFFFFF // PAGE
 MAGIC = b"PROMSHM1"
-VERSION = 4
+VERSION = 5
 ENDIAN_TAG = 0x01020304
 INIT_READY = 2
 MAX_WORKERS = 4096
