@@ -324,6 +324,10 @@ impl AreaInner {
                 && o.compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
+                // Before any announcement in it (the reuse check reads
+                // lanes below `LANE_HIGH` only).
+                self.hdr(hdr::LANE_HIGH)
+                    .fetch_max(i as u64 + 1, Ordering::SeqCst);
                 self.lane_word(i, lane::EPOCH).store(0, Ordering::Release);
                 let claimed = CLAIMED.try_with(|cl| {
                     cl.borrow_mut().0.push(ClaimedLane {
@@ -394,7 +398,8 @@ impl AreaInner {
         // a check and a store of a record that may be this one.
         let c = LANE.try_with(Cell::get).unwrap_or(NO_LANE);
         let own = (c.area == self.id && c.fork == process::fork_generation()).then_some(c.lane);
-        for i in 0..LANE_COUNT {
+        let high = (self.hdr(hdr::LANE_HIGH).load(Ordering::Acquire) as usize).min(LANE_COUNT);
+        for i in 0..high {
             let e = self.lane_word(i, lane::EPOCH);
             let v = e.load(Ordering::Acquire);
             if v == 0 || v > gen || own == Some(e as *const AtomicU64) {

@@ -127,6 +127,9 @@ pub mod hdr {
     pub const LANE_EPOCH: usize = 344;
     /// u64 writes in flight without a lane (no hole is reused while not 0).
     pub const LANE_OVERFLOW: usize = 352;
+    /// u64 lanes ever claimed are below this index (claims take the first
+    /// free lane, so they stay at the front): the reuse check reads no further.
+    pub const LANE_HIGH: usize = 360;
     /// Free list heads: class `c` at `FREE_LISTS + 8 * c`: u32 head, u32 tail.
     pub const FREE_LISTS: usize = 512;
     /// Reuse log: entry `i` (u32 record offset) at `REUSE_LOG + 4 * i`.
