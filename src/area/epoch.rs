@@ -264,6 +264,8 @@ impl AreaInner {
                 None => {
                     let w = self.hdr(hdr::LANE_OVERFLOW);
                     w.fetch_add(1, Ordering::SeqCst);
+                    // Ordered before the generation load (as with `LANE_SEQCST`).
+                    fence(Ordering::SeqCst);
                     return WriteGuard {
                         word: Some(w),
                         overflow: true,

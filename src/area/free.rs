@@ -13,9 +13,10 @@
 //! no record of the area ever had before (a counter in the header); a
 //! freed record gets a new one before anything else changes, and handles
 //! check theirs before every write. A hole is not reused before
-//! `FREE_GRACE_MS` have passed since it was freed, so a writer that read
-//! the old generation just before the free has made its (single) store
-//! into the dead record by then.
+//! `FREE_GRACE_MS` have passed since it was freed, nor while a write that
+//! may have read one of its old generations is still in flight (the lanes
+//! of `epoch`): a writer stopped between its check and its store, however
+//! long, never stores into the record's new owner.
 
 use std::sync::atomic::Ordering;
 
