@@ -65,6 +65,8 @@ echo "no promshm_* symbol without the capi feature"
 step "cargo test"
 cargo test --workspace --all-targets 2>&1 | tee target/cargo-test.log
 cargo test --doc
+step "No stale writes (tests/stale_writes.rs, test-only hooks)"
+cargo test --features test-hooks --test stale_writes
 
 # Native histograms scraped by the real Prometheus (protobuf, native-histograms
 # feature), on its own port and temporary directory; a missing binary fails.

@@ -47,6 +47,8 @@ pub(crate) trait BufferedSeries {
     fn buffer_id(&self) -> BufferId;
     /// Cell `i` in the area, `None` once the series was removed.
     fn cell(&self, i: usize) -> Option<&AtomicU64>;
+    /// Announce a write-through to its cells (held around `cell` and the store).
+    fn writing(&self) -> crate::area::WriteGuard<'_>;
     /// Whether the series is still live (not removed or cleared).
     fn is_live(&self) -> bool;
     /// Where a thread's buffer entry for it pushes its deltas. Called on a
@@ -166,6 +168,9 @@ impl Entry {
     /// Push the deltas into the area. Returns whether anything was dirty.
     fn flush(&mut self) -> bool {
         let mut dirty = false;
+        // One announcement for the series' cells (`area::epoch`), before
+        // the generation check.
+        let _w = self.area.begin_write();
         let live = self.area.generation(self.off) == self.gen;
         for (i, (cell, last)) in self.cells.iter().zip(self.flushed.iter_mut()).enumerate() {
             let cur = cell.load(Ordering::Acquire);
@@ -492,6 +497,7 @@ fn add_f64_slow(series: &impl BufferedSeries, v: f64) {
     if done != Ok(true) {
         // The thread is exiting and its buffer is gone, or the series was
         // removed: write through.
+        let _w = series.writing();
         if let Some(c) = series.cell(F64_CELL) {
             atomic_add_f64(c, v);
         }
@@ -537,6 +543,7 @@ fn add_f64_and_count_slow(series: &impl BufferedSeries, count: usize, v: f64) {
         None => false,
     });
     if done != Ok(true) {
+        let _w = series.writing();
         if let (Some(sum), Some(b)) = (series.cell(F64_CELL), series.cell(count)) {
             b.fetch_add(1, Ordering::Relaxed);
             atomic_add_f64(sum, v);

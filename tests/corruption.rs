@@ -1673,7 +1673,8 @@ fn wrong_magic_is_incompatible() {
 #[test]
 fn other_version_is_incompatible_and_named() {
     // Version 2 (no space reuse), version 3 (a cell pair per slot in every
-    // gauge series), version 4 (no exemplar link cell) and a future version 6.
+    // gauge series), version 4 (no exemplar link cell, no in-flight write
+    // lanes) and a future version 6.
     for v in [2u32, 3, 4, 6] {
         let dir = TempDir::new("version");
         let mut bytes = small_area(&dir);

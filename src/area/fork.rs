@@ -137,6 +137,19 @@ impl Drop for AreaInner {
     }
 }
 
+/// Run `f` on the live area at `addr` if it has id `id`, with AREAS held
+/// (so it is not freed meanwhile).
+pub(crate) fn with_live_area(addr: usize, id: u64, f: impl FnOnce(&AreaInner)) {
+    let areas = lock(&AREAS);
+    if areas.contains(&addr) {
+        // SAFETY: addresses leave AREAS (held) before their AreaInner is freed.
+        let a = unsafe { &*(addr as *const AreaInner) };
+        if a.id == id {
+            f(a);
+        }
+    }
+}
+
 /// Keep `guard` until the fork is over.
 ///
 /// # Safety

@@ -18,6 +18,9 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"PROMSHM1");
 /// reused (size classes, free lists, record generations, the reuse log).
 /// Version 2: liveness by open-file-description locks (`FLAG_OFD_LOCKS`,
 /// `LOCK_BYTE`, `SLOT_LOCK_BASE`); version 1 areas used a takeover word.
+/// Version 5: in-flight write lanes (`LANES`, `hdr::LANE_EPOCH`,
+/// `hdr::LANE_OVERFLOW`): a hole is not reused while a write that may have
+/// checked its old generation is in flight.
 pub const FORMAT_VERSION: u32 = 5;
 /// Page size of every area.
 pub const PAGE_SIZE: usize = 4096;
@@ -121,11 +124,32 @@ pub mod hdr {
     /// u64 native histogram observations outside their family's window,
     /// counted in its edge bucket.
     pub const STAT_NATIVE_CLAMPED: usize = 336;
+    /// u64 lane epoch: bits 0..63 the latest generation published (stored
+    /// after that record's generation, under the lock); bit 63
+    /// (`LANE_SEQCST`) writers store their lanes with SeqCst.
+    pub const LANE_EPOCH: usize = 344;
+    /// u64 writes in flight without a lane (no hole is reused while not 0).
+    pub const LANE_OVERFLOW: usize = 352;
+    /// u64 lanes ever claimed are below this index (claims take the first
+    /// free lane, so they stay at the front): the reuse check reads no further.
+    pub const LANE_HIGH: usize = 360;
     /// Free list heads: class `c` at `FREE_LISTS + 8 * c`: u32 head, u32 tail.
     pub const FREE_LISTS: usize = 512;
     /// Reuse log: entry `i` (u32 record offset) at `REUSE_LOG + 4 * i`.
     pub const REUSE_LOG: usize = 1024;
 }
+
+/// In-flight write lanes: `LANE_COUNT` lanes of `LANE_SIZE` bytes from
+/// header offset `LANES` (u64 owner `slot + 1 | slot_generation << 32`, 0 =
+/// free; u64 epoch, 0 = idle, else the announced epoch + 1).
+pub const LANES: usize = 2048;
+/// Bytes of one lane.
+pub const LANE_SIZE: usize = 16;
+/// Lanes of an area.
+pub const LANE_COUNT: usize = (PAGE_SIZE - LANES) / LANE_SIZE;
+/// `hdr::LANE_EPOCH` bit: writers store their lanes with SeqCst (the
+/// area's creator could not issue `membarrier`).
+pub const LANE_SEQCST: u64 = 1 << 63;
 
 /// Entries of the reuse log (a ring; a reader that fell further behind re-walks).
 pub const REUSE_LOG_LEN: usize = 256;

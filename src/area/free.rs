@@ -13,16 +13,22 @@
 //! no record of the area ever had before (a counter in the header); a
 //! freed record gets a new one before anything else changes, and handles
 //! check theirs before every write. A hole is not reused before
-//! `FREE_GRACE_MS` have passed since it was freed, so a writer that read
-//! the old generation just before the free has made its (single) store
-//! into the dead record by then.
+//! `FREE_GRACE_MS` have passed since it was freed, nor while a write that
+//! may have read one of its old generations is still in flight (the lanes
+//! of `epoch`): a writer stopped between its check and its store, however
+//! long, never stores into the record's new owner.
 
 use std::sync::atomic::Ordering;
 
+use super::epoch::Reuse;
 use super::format::*;
 use super::records::{reusable, tag};
 use super::{AreaInner, AreaLockGuard};
 use crate::process;
+
+/// How long a hole deferred by an in-flight write waits before it is looked
+/// at again (ms).
+const LANE_RETRY_MS: u64 = 1;
 
 /// A node of a free list that passed the checks.
 #[derive(Clone, Copy)]
@@ -31,6 +37,7 @@ struct Hole {
     len: usize,
     next: usize,
     freed_at: u64,
+    gen: u64,
 }
 
 /// Which free lists [`take_hole`](AreaInner::take_hole) looks at.
@@ -154,6 +161,7 @@ impl AreaInner {
         let g = self.fresh_generation(off);
         if let Some(w) = self.u64_at(off + rec::GEN) {
             w.store(g, Ordering::Release);
+            self.publish_generation(g);
         }
     }
 
@@ -175,12 +183,14 @@ impl AreaInner {
             return None;
         }
         let check = self.u32_at(off + rec::FREE_CHECK)?.load(Ordering::Relaxed);
-        if check != free_check(off, self.generation(off)) {
+        let gen = self.generation(off);
+        if check != free_check(off, gen) {
             return None;
         }
         Some(Hole {
             off,
             len,
+            gen,
             next: self.u32_at(off + rec::FREE_NEXT)?.load(Ordering::Relaxed) as usize,
             freed_at: self.u64_at(off + rec::FREE_AT_MS)?.load(Ordering::Relaxed),
         })
@@ -244,9 +254,15 @@ impl AreaInner {
                 continue;
             }
             // A stamp in the future (damage) counts as now.
-            let ready = h.freed_at.min(now) + FREE_GRACE_MS;
+            let mut ready = h.freed_at.min(now) + FREE_GRACE_MS;
             if ready <= now {
-                return Scan::Ready(class, h);
+                // Past its grace period: unless a write that may have
+                // checked its old generation is still in flight (§6.5).
+                match self.reuse_check(h.gen) {
+                    Reuse::Safe => return Scan::Ready(class, h),
+                    Reuse::Defer => ready = now + LANE_RETRY_MS,
+                    Reuse::Never => continue,
+                }
             }
             soonest = Some(soonest.map_or(ready, |r| r.min(ready)));
         }
@@ -302,6 +318,8 @@ impl AreaInner {
         );
         if let (Some(g), Some(n), Some(c), Some(a), Some(l), Some(t)) = fields {
             g.store(gen, Ordering::Release);
+            // Writers announcing this epoch or later see `gen` (epoch).
+            self.publish_generation(gen);
             n.store(0, Ordering::Relaxed);
             a.store(freed_at, Ordering::Relaxed);
             c.store(free_check(off, gen), Ordering::Relaxed);

@@ -6,6 +6,7 @@
 //! processes and are never trusted.
 
 pub(crate) mod cells;
+mod epoch;
 pub(crate) mod exemplar_rec;
 mod file;
 pub(crate) mod fork;
@@ -27,6 +28,10 @@ use crate::error::{Error, Result};
 use crate::process;
 use format::*;
 
+pub(crate) use epoch::WriteGuard;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub use epoch::{hook as __write_hook, test_disable_membarrier as __test_disable_membarrier};
 pub use file::FileOptions;
 pub(crate) use lock::AreaLockGuard;
 #[doc(hidden)]
@@ -175,6 +180,10 @@ pub(crate) struct AreaInner {
     reap_backoff: workers::Backoff,
     /// Process-local index of families and series (see `registry`).
     pub(crate) index: std::sync::Mutex<crate::registry::LocalIndex>,
+    /// Process-unique id (keys the threads' cached lanes, `epoch`).
+    id: u64,
+    /// Generations published before this process's last barrier (`epoch`).
+    barrier_gen: AtomicU64,
 }
 
 // SAFETY: the mapping is only accessed through atomics or through copies of
@@ -381,6 +390,8 @@ impl AreaInner {
             attach_backoff: Default::default(),
             reap_backoff: Default::default(),
             index: std::sync::Mutex::new(Default::default()),
+            id: epoch::new_area_id(),
+            barrier_gen: AtomicU64::new(0),
         }
     }
 
@@ -426,6 +437,10 @@ impl AreaInner {
             .store(process::pid_namespace(), Ordering::Relaxed);
         a.hdr(hdr::CREATED_MS)
             .store(process::now_ms(), Ordering::Relaxed);
+        if !epoch::barrier_available() {
+            // Writers then order their lane stores themselves (SeqCst).
+            a.hdr(hdr::LANE_EPOCH).store(LANE_SEQCST, Ordering::Relaxed);
+        }
         a.hdr32(hdr::INIT_STATE)
             .store(INIT_READY, Ordering::Release);
         a.hdr(hdr::MAGIC).store(MAGIC, Ordering::Release);

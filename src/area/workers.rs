@@ -150,6 +150,17 @@ impl AreaInner {
         (slot < self.max_workers()).then(|| self.workers_offset + slot as usize * slot::SIZE)
     }
 
+    /// Whether `slot` is in the table and live.
+    pub(super) fn slot_is_live(&self, slot: u32) -> bool {
+        self.slot_state(slot) == Some(SLOT_LIVE)
+    }
+
+    /// The generation of `slot` (times it was taken).
+    pub(super) fn slot_generation(&self, slot: u32) -> Option<u32> {
+        self.slot_u32(slot, slot::GENERATION)
+            .map(|a| a.load(Ordering::Acquire))
+    }
+
     fn slot_state(&self, slot: u32) -> Option<u32> {
         self.slot_u32(slot, slot::STATE)
             .map(|a| a.load(Ordering::Acquire))
@@ -270,7 +281,7 @@ impl AreaInner {
 
     /// Whether the holder of a live slot is alive, as far as we can tell:
     /// `false` only when that is certain.
-    fn slot_holder_alive(&self, s: u32) -> bool {
+    pub(super) fn slot_holder_alive(&self, s: u32) -> bool {
         if self.ofd {
             return self.slot_locked(s) != Some(false);
         }
@@ -444,6 +455,7 @@ impl AreaInner {
             if let Some(a) = self.slot_u32(s, slot::STATE) {
                 a.store(SLOT_FREE, Ordering::Release);
             }
+            self.clear_lanes_of_slot(s);
         }
         self.bump(hdr::STAT_REAPED, reaped.len() as u64);
         reaped.len() as u32

@@ -58,6 +58,7 @@ impl Counter {
     #[inline]
     fn add_unchecked(&self, v: f64) {
         if self.series.eager {
+            let _w = self.series.writing();
             if let Some(c) = self.series.cell(TOTAL_CELL) {
                 atomic_add_f64(c, v);
             }
@@ -96,6 +97,7 @@ impl Counter {
     /// count this thread's earlier increments before it. A handle whose
     /// series was removed changes nothing (its record may be another's now).
     pub fn reset(&self) {
+        let _w = self.series.writing();
         let Some(c) = self.series.cell(TOTAL_CELL) else {
             return;
         };

@@ -188,6 +188,7 @@ impl Gauge {
     /// Update this process's value with `f(value word)`, then its stamp.
     #[inline(always)]
     fn update(&self, f: impl FnOnce(&AtomicU64)) {
+        let _w = self.series.writing();
         match self.cached_entry() {
             Some((ts, v, tag)) => {
                 f(v);

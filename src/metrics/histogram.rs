@@ -166,6 +166,7 @@ impl Histogram {
             bounds.partition_point(|&b| b < v)
         };
         if self.series.eager {
+            let _w = self.series.writing();
             if let (Some(sum), Some(b)) = (
                 self.series.cell(SUM_CELL),
                 self.series.cell(bucket_cell(bucket)),

@@ -183,9 +183,18 @@ impl SeriesInner {
         if gen.load(Ordering::Acquire) != self.gen || i >= self.n_cells {
             return None;
         }
+        #[cfg(feature = "test-hooks")]
+        crate::area::__write_hook::after_check();
         // SAFETY: cells `0..n_cells` follow the generation word at +32
         // bytes and were checked to be inside the mapping when resolved.
         Some(unsafe { &*self.gen_ptr.add(CELLS_AFTER_GEN + i) })
+    }
+
+    /// Announce a write to the series' cells (`area::epoch`): hold the guard
+    /// from before the first `cell` until after the last store.
+    #[inline(always)]
+    pub(crate) fn writing(&self) -> crate::area::WriteGuard<'_> {
+        self.family.area.begin_write()
     }
 
     /// Whether the series is still live (not removed or cleared).
@@ -211,6 +220,11 @@ impl crate::buffer::BufferedSeries for SeriesInner {
 
     fn is_live(&self) -> bool {
         SeriesInner::is_live(self)
+    }
+
+    #[inline(always)]
+    fn writing(&self) -> crate::area::WriteGuard<'_> {
+        SeriesInner::writing(self)
     }
 
     fn place(&self) -> crate::buffer::SeriesPlace {

@@ -374,6 +374,7 @@ impl NativeHistogram {
             });
         }
         let (cell, clamped) = self.layout.cell_of(v);
+        let _w = self.series.writing();
         if let (Some(b), Some(sum)) = (self.series.cell(cell), self.series.cell(SUM_CELL)) {
             b.fetch_add(1, Ordering::Relaxed);
             atomic_add_f64(sum, v);

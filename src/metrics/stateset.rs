@@ -80,6 +80,7 @@ impl StateSet {
             )));
         }
         self.series.area().check_writable()?;
+        let _w = self.series.writing();
         if let Some(c) = self.series.cell(0) {
             c.store(i as u64, Ordering::Release);
         }

@@ -152,6 +152,7 @@ impl Summary {
         let s = &self.series;
         let shape = &s.family.shape;
         let idx = sketch_index(v);
+        let _w = s.writing();
         if shape.age_buckets == 0 {
             if let Some(c) = s.cell(2 + idx) {
                 c.fetch_add(1, Ordering::Relaxed);

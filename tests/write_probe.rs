@@ -1,0 +1,58 @@
+//! Instruction-count probe of the writes guarded by the in-flight lanes
+//! (docs/FORMAT.md §6.5, docs/PERFORMANCE.md). Built without the test-only
+//! hooks (unlike tests/stale_writes.rs), so it measures the shipped code.
+
+use promshm::{Area, AreaOptions, Opts};
+
+const PAGES: u32 = 256;
+
+/// Instruction-count probe of the guarded writes (run by hand under
+/// callgrind, docs/PERFORMANCE.md): `PROBE_MODE` = `counter` (eager
+/// `inc`), `gauge` (`set`), `histogram` (eager `observe`), `flush` (a
+/// buffered `inc` and a flush of its one series) or `none`; `PROBE_N` updates.
+#[test]
+#[ignore]
+fn write_probe() {
+    let n: u64 = std::env::var("PROBE_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let mode = std::env::var("PROBE_MODE").unwrap_or_else(|_| "counter".into());
+    let area = Area::anonymous(&AreaOptions::with_pages(PAGES)).unwrap();
+    let reg = area.registry();
+    let c = reg
+        .counter(Opts::new("pc", "c").eager(true))
+        .unwrap()
+        .get()
+        .unwrap();
+    let b = reg.counter(Opts::new("pb", "b")).unwrap().get().unwrap();
+    let g = reg
+        .gauge(Opts::new("pg", "g"), promshm::GaugeMode::Sum)
+        .unwrap()
+        .get()
+        .unwrap();
+    let h = reg
+        .histogram(Opts::new("ph", "h").eager(true), &[0.5, 1.0, 2.0])
+        .unwrap()
+        .get()
+        .unwrap();
+    // First writes outside the loop (claims, attach).
+    c.inc();
+    g.set(1.0);
+    h.observe(1.0).unwrap();
+    b.inc();
+    promshm::flush();
+    for i in 0..n {
+        match mode.as_str() {
+            "counter" => std::hint::black_box(&c).inc(),
+            "gauge" => std::hint::black_box(&g).set(i as f64),
+            "histogram" => std::hint::black_box(&h).observe(0.7).unwrap(),
+            "flush" => {
+                std::hint::black_box(&b).inc();
+                std::hint::black_box(promshm::flush());
+            }
+            _ => {}
+        }
+    }
+    std::hint::black_box((c.get(), g.get(), h.get(), b.get()));
+}
