@@ -369,3 +369,38 @@ fn unregister_churn_with_random_kills_leaves_no_record_both_free_and_live() {
     let area = Area::open(&path, OpenMode::ReadWrite).unwrap();
     assert_eq!(area.stats().refused, 0, "{text}");
 }
+
+/// The names an unregistered family rendered are free in every index: a
+/// second mapping of the area (its own index, as another process has)
+/// that saw the summary `s` refuses a gauge `s_created` while `s` is
+/// registered, and registers it once `s` was unregistered through the
+/// first mapping.
+#[test]
+fn the_names_an_unregistered_family_rendered_are_free_in_other_indexes() {
+    let dir = TempDir::new("unreg-names");
+    let path = dir.join("area");
+    let a = Area::create(&path, &AreaOptions::with_pages(64)).unwrap();
+    let b = Area::open(&path, OpenMode::ReadWrite).unwrap();
+    let s = a
+        .registry()
+        .summary(Opts::new("s", "h"), &promshm::SummaryOpts::quantiles(&[]))
+        .unwrap();
+    s.get().unwrap().observe(1.0).unwrap();
+    let gauge = || {
+        b.registry()
+            .gauge(Opts::new("s_created", "g"), GaugeMode::Sum)
+    };
+    assert!(matches!(gauge(), Err(Error::NameTaken { .. })));
+    assert!(a.registry().unregister(&s).unwrap());
+    gauge().unwrap().get().unwrap().set(4.0);
+    promshm::flush();
+    let (scrape, stats) = scrape(&a);
+    assert_eq!(stats.bad_records, 0);
+    assert_eq!(scrape.value("s_created", &[]), 4.0);
+    assert_eq!(scrape.get("s_sum", &[]), None);
+    // And the other way round: the summary's name is taken by the gauge's.
+    let again = a
+        .registry()
+        .summary(Opts::new("s", "h"), &promshm::SummaryOpts::quantiles(&[]));
+    assert!(matches!(again, Err(Error::NameTaken { .. })), "{again:?}");
+}
