@@ -1440,7 +1440,7 @@ promshm_result promshm_family_clear(const promshm_family *family, size_t *out_re
  * zero, like a removed series' handles; `promshm_family_labels()` on
  * it never creates a series. The handles still need their
  * `promshm_family_free()` / `promshm_series_free()`. Writes whether it
- * was registered (0 if some process unregistered it already) to
+ * was registered (1, or 0 if some process unregistered it already) to
  * `*out_unregistered` if that is not NULL. Thread-safe.
  *
  * Errors: `NULL_PARAMETER` (`registry`, `family`), `INVALID_ARGUMENT`
@@ -1449,14 +1449,14 @@ promshm_result promshm_family_clear(const promshm_family *family, size_t *out_re
  */
 promshm_result promshm_registry_unregister(const promshm_registry *registry,
                                            const promshm_family *family,
-                                           bool *out_unregistered);
+                                           uint32_t *out_unregistered);
 
 /**
- * Whether the family is still registered in the area: 0 once any
- * process unregistered it (`promshm_registry_unregister()`), and for
- * NULL. Thread-safe.
+ * Whether the family is still registered in the area: 1, or 0 once
+ * any process unregistered it (`promshm_registry_unregister()`), and
+ * for NULL. Thread-safe.
  */
-bool promshm_family_is_registered(const promshm_family *family);
+uint32_t promshm_family_is_registered(const promshm_family *family);
 
 /**
  * The family's type; `PROMSHM_METRIC_TYPE_INVALID` for NULL. Thread-safe.
@@ -2318,7 +2318,7 @@ promshm_result promshm_family_clear_e(const promshm_family *family,
  */
 promshm_result promshm_registry_unregister_e(const promshm_registry *registry,
                                              const promshm_family *family,
-                                             bool *out_unregistered,
+                                             uint32_t *out_unregistered,
                                              promshm_error *err);
 
 /**

@@ -394,9 +394,9 @@ promshm_result promshm_family_clear(const promshm_family *family, size_t *out_re
 
 promshm_result promshm_registry_unregister(const promshm_registry *registry,
                                            const promshm_family *family,
-                                           bool *out_unregistered);
+                                           uint32_t *out_unregistered);
 
-bool promshm_family_is_registered(const promshm_family *family);
+uint32_t promshm_family_is_registered(const promshm_family *family);
 
 promshm_metric_type promshm_family_type(const promshm_family *family);
 
@@ -720,7 +720,7 @@ promshm_result promshm_family_clear_e(const promshm_family *family,
 
 promshm_result promshm_registry_unregister_e(const promshm_registry *registry,
                                              const promshm_family *family,
-                                             bool *out_unregistered,
+                                             uint32_t *out_unregistered,
                                              promshm_error *err);
 
 promshm_result promshm_counter_inc_e(const promshm_series *series,

@@ -276,10 +276,10 @@ impl LocalIndex {
     /// Forget the family `name` (unregistered): its names, its offset's
     /// shape (unless a newer family holds the offset), its series.
     fn drop_family(&mut self, name: &str) {
+        self.rendered.retain(|_, owner| owner != name);
         let Some((off, _, _)) = self.families.remove(name) else {
             return;
         };
-        self.rendered.retain(|_, owner| owner != name);
         if self.by_offset.get(&off).is_some_and(|s| s.name == name) {
             self.by_offset.remove(&off);
             let offs: Vec<usize> = self
@@ -984,24 +984,34 @@ fn existing_family(
     area: &AreaInner,
     shape: &Shape,
 ) -> Result<Option<(usize, u64)>> {
-    idx.prune_dead(area, &shape.name, shape.kind);
-    match idx.families.get(&shape.name) {
-        Some((off, gen, existing)) => match existing.difference(shape) {
-            None => Ok(Some((*off, *gen))),
-            Some(detail) => Err(Error::ShapeMismatch {
-                name: shape.name.clone(),
-                detail,
-            }),
-        },
-        None => match idx.clash(&shape.name, shape.kind) {
-            Some((taken, owner)) => Err(Error::NameTaken {
+    if let Some((off, gen, existing)) = idx.families.get(&shape.name) {
+        if area.family_live(*off, *gen) {
+            return match existing.difference(shape) {
+                None => Ok(Some((*off, *gen))),
+                Some(detail) => Err(Error::ShapeMismatch {
+                    name: shape.name.clone(),
+                    detail,
+                }),
+            };
+        }
+        // Unregistered (by any process): the name is free.
+        idx.drop_family(&shape.name);
+    }
+    // Each round forgets one unregistered owner of a clashing name.
+    for _ in 0..=shape.kind.rendered_suffixes_c().len() {
+        let Some((taken, owner)) = idx.clash(&shape.name, shape.kind) else {
+            return Ok(None);
+        };
+        if idx.live_family(area, &owner).is_some() {
+            return Err(Error::NameTaken {
                 name: shape.name.clone(),
                 taken,
                 owner,
-            }),
-            None => Ok(None),
-        },
+            });
+        }
+        idx.drop_family(&owner);
     }
+    Ok(None)
 }
 
 /// The longest a registration waits for holes to leave their grace period

@@ -193,7 +193,11 @@ fn four_processes_unregister_and_reregister_in_a_one_mib_area() {
         );
     }
     let page = area.render_to_string(Format::Prometheus).unwrap();
-    for line in page.lines().filter(|l| !l.starts_with('#')) {
+    // (promshm's own metrics and the cycle totals reach a million themselves.)
+    let churn_lines = |l: &&str| {
+        !l.starts_with('#') && !l.starts_with("promshm_") && !l.starts_with("unreg_cycles")
+    };
+    for line in page.lines().filter(churn_lines) {
         let churned = line.starts_with('u') && line[1..].starts_with(|c: char| c.is_ascii_digit());
         assert!(!churned, "an unregistered family shows: {line}");
         let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
@@ -368,4 +372,39 @@ fn unregister_churn_with_random_kills_leaves_no_record_both_free_and_live() {
     let text = assert_free_lists_sane(&path);
     let area = Area::open(&path, OpenMode::ReadWrite).unwrap();
     assert_eq!(area.stats().refused, 0, "{text}");
+}
+
+/// The names an unregistered family rendered are free in every index: a
+/// second mapping of the area (its own index, as another process has)
+/// that saw the summary `s` refuses a gauge `s_created` while `s` is
+/// registered, and registers it once `s` was unregistered through the
+/// first mapping.
+#[test]
+fn the_names_an_unregistered_family_rendered_are_free_in_other_indexes() {
+    let dir = TempDir::new("unreg-names");
+    let path = dir.join("area");
+    let a = Area::create(&path, &AreaOptions::with_pages(64)).unwrap();
+    let b = Area::open(&path, OpenMode::ReadWrite).unwrap();
+    let s = a
+        .registry()
+        .summary(Opts::new("s", "h"), &promshm::SummaryOpts::quantiles(&[]))
+        .unwrap();
+    s.get().unwrap().observe(1.0).unwrap();
+    let gauge = || {
+        b.registry()
+            .gauge(Opts::new("s_created", "g"), GaugeMode::Sum)
+    };
+    assert!(matches!(gauge(), Err(Error::NameTaken { .. })));
+    assert!(a.registry().unregister(&s).unwrap());
+    gauge().unwrap().get().unwrap().set(4.0);
+    promshm::flush();
+    let (scrape, stats) = scrape(&a);
+    assert_eq!(stats.bad_records, 0);
+    assert_eq!(scrape.value("s_created", &[]), 4.0);
+    assert_eq!(scrape.get("s_sum", &[]), None);
+    // And the other way round: the summary's name is taken by the gauge's.
+    let again = a
+        .registry()
+        .summary(Opts::new("s", "h"), &promshm::SummaryOpts::quantiles(&[]));
+    assert!(matches!(again, Err(Error::NameTaken { .. })), "{again:?}");
 }

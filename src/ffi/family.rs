@@ -275,7 +275,7 @@ ffi_fn! {
     /// zero, like a removed series' handles; `promshm_family_labels()` on
     /// it never creates a series. The handles still need their
     /// `promshm_family_free()` / `promshm_series_free()`. Writes whether it
-    /// was registered (0 if some process unregistered it already) to
+    /// was registered (1, or 0 if some process unregistered it already) to
     /// `*out_unregistered` if that is not NULL. Thread-safe.
     ///
     /// Errors: `NULL_PARAMETER` (`registry`, `family`), `INVALID_ARGUMENT`
@@ -284,7 +284,7 @@ ffi_fn! {
     unsafe fn promshm_registry_unregister(
         registry: *const super::registry::promshm_registry,
         family: *const promshm_family,
-        out_unregistered: *mut bool,
+        out_unregistered: *mut u32,
     ) -> promshm_result {
         check(|| {
             // SAFETY: `registry` is NULL or a live handle from this library (caller contract).
@@ -293,21 +293,21 @@ ffi_fn! {
             let family = unsafe { borrow(family)? };
             let done = with_family!(&family.family, f => registry.unregister(f))?;
             // SAFETY: `out_unregistered` is NULL or writable (caller contract).
-            unsafe { write_opt(out_unregistered, done) };
+            unsafe { write_opt(out_unregistered, u32::from(done)) };
             Ok(())
         })
     }
 }
 
 ffi_fn! {
-    /// Whether the family is still registered in the area: 0 once any
-    /// process unregistered it (`promshm_registry_unregister()`), and for
-    /// NULL. Thread-safe.
-    unsafe fn promshm_family_is_registered(family: *const promshm_family) -> bool {
+    /// Whether the family is still registered in the area: 1, or 0 once
+    /// any process unregistered it (`promshm_registry_unregister()`), and
+    /// for NULL. Thread-safe.
+    unsafe fn promshm_family_is_registered(family: *const promshm_family) -> u32 {
         // SAFETY: `family` is NULL or a live handle from this library (caller contract).
         unsafe { borrow(family) }
-            .map(|f| with_family!(&f.family, f => f.is_registered()))
-            .unwrap_or(false)
+            .map(|f| u32::from(with_family!(&f.family, f => f.is_registered())))
+            .unwrap_or(0)
     }
 }
 

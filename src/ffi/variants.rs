@@ -62,7 +62,7 @@ error_variants! {
     promshm_family_inc_by_values_e => promshm_family_inc_by_values(family: *const promshm_family, values: *const *const c_char, n_values: usize, delta: f64);
     promshm_family_observe_by_values_e => promshm_family_observe_by_values(family: *const promshm_family, values: *const *const c_char, n_values: usize, value: f64);
     promshm_family_clear_e => promshm_family_clear(family: *const promshm_family, out_removed: *mut usize);
-    promshm_registry_unregister_e => promshm_registry_unregister(registry: *const promshm_registry, family: *const promshm_family, out_unregistered: *mut bool);
+    promshm_registry_unregister_e => promshm_registry_unregister(registry: *const promshm_registry, family: *const promshm_family, out_unregistered: *mut u32);
     promshm_counter_inc_e => promshm_counter_inc(series: *const promshm_series);
     promshm_counter_add_e => promshm_counter_add(series: *const promshm_series, value: f64);
     promshm_counter_get_e => promshm_counter_get(series: *const promshm_series, out: *mut f64);

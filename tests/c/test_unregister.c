@@ -38,7 +38,7 @@ static void worker(const promshm_registry *reg, int w) {
         const promshm_family *f = NULL;
         const promshm_series *sa = NULL, *sb = NULL;
         double va = 0, vb = 0;
-        bool done = false;
+        uint32_t done = 0;
         if (i % 2 == 0) {
             OK(promshm_registry_counter(reg, &o, &f));
             OK(promshm_family_labels(f, a, 1, &sa));
@@ -136,7 +136,7 @@ int main(void) {
     promshm_metric_opts o = metric_opts("once", "Once.", labels, 1);
     const promshm_family *f = NULL;
     OK(promshm_registry_counter(reg, &o, &f));
-    bool done = true;
+    uint32_t done = 1;
     EXPECT_RC(PROMSHM_RESULT_NULL_PARAMETER, promshm_registry_unregister(NULL, f, &done));
     EXPECT_RC(PROMSHM_RESULT_NULL_PARAMETER, promshm_registry_unregister(reg, NULL, &done));
     EXPECT(!promshm_family_is_registered(NULL));

@@ -307,8 +307,8 @@ promshm_result promshm_family_remove_u32(const promshm_family *family,
 promshm_result promshm_family_clear(const promshm_family *family, size_t *out_removed);
 promshm_result promshm_registry_unregister(const promshm_registry *registry,
                                            const promshm_family *family,
-                                           bool *out_unregistered);
-bool promshm_family_is_registered(const promshm_family *family);
+                                           uint32_t *out_unregistered);
+uint32_t promshm_family_is_registered(const promshm_family *family);
 promshm_metric_type promshm_family_type(const promshm_family *family);
 const char *promshm_family_name(const promshm_family *family);
 size_t promshm_family_label_count(const promshm_family *family);
@@ -548,7 +548,7 @@ promshm_result promshm_family_clear_e(const promshm_family *family,
                                       promshm_error *err);
 promshm_result promshm_registry_unregister_e(const promshm_registry *registry,
                                              const promshm_family *family,
-                                             bool *out_unregistered,
+                                             uint32_t *out_unregistered,
                                              promshm_error *err);
 promshm_result promshm_counter_inc_e(const promshm_series *series,
                                      promshm_error *err);
