@@ -136,8 +136,9 @@ fn stopped_writer_never_writes_into_new_owners(path: &Path, child_env: &[(&str, 
     // The deferred hole is not lost: once the writer is done it is reused.
     let reused_after = area.stats().records_reused;
     std::thread::sleep(Duration::from_millis(150));
-    for i in 0..4 {
-        fam.labels(&[&format!("later{i}")]).unwrap().inc();
+    // Label values as long as "s"'s: records of its size class.
+    for v in ["w", "x", "y", "z"] {
+        fam.labels(&[v]).unwrap().inc();
     }
     assert!(
         area.stats().records_reused > reused_after || area.stats().bytes_in_free_records == 0,
@@ -200,8 +201,9 @@ fn a_process_without_membarrier_on_a_plain_area_does_not_reuse_holes() {
     let fam = family(&area);
     std::thread::sleep(Duration::from_millis(150));
     let before = area.stats().records_reused;
+    // Label values as long as the churned ones: records of their size class.
     for i in 0..10 {
-        fam.labels(&[&format!("x{i}")]).unwrap().inc();
+        fam.labels(&[&format!("churn{}", 100 + i)]).unwrap().inc();
     }
     assert!(area.stats().records_reused > before);
 }
@@ -328,7 +330,7 @@ fn more_threads_than_lanes_stay_exact_and_give_their_lanes_back() {
     }
     std::thread::sleep(Duration::from_millis(150));
     let before = area.stats().records_reused;
-    fam.labels(&["after"]).unwrap().inc();
+    fam.labels(&["r9"]).unwrap().inc(); // the size class of "r0".."r2"
     assert!(area.stats().records_reused > before);
 }
 
