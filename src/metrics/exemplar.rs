@@ -41,7 +41,8 @@ pub(crate) fn slots(shape: &Shape) -> usize {
 /// payload: `(number of pairs, bytes)`.
 pub(crate) fn encode(labels: &[(&str, &str)]) -> Result<(u32, Vec<u8>)> {
     let mut chars = 0;
-    let mut payload = Vec::new();
+    let bytes: usize = labels.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut payload = Vec::with_capacity(bytes);
     for (i, &(name, value)) in labels.iter().enumerate() {
         crate::validate::label_name(name)?;
         if labels[..i].iter().any(|&(n, _)| n == name) {
