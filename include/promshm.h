@@ -1722,7 +1722,8 @@ promshm_result promshm_native_histogram_observe_exemplar(const promshm_series *s
  * histogram or native histogram series, without changing its value:
  * for callers that counted the increment or observation already (a
  * counter's one exemplar; a histogram's, of the bucket `value` falls
- * in). Labels as `promshm_counter_add_exemplar()`. Thread-safe.
+ * in), timestamped `timestamp` (Unix seconds; 0, negative or NaN: now).
+ * Labels as `promshm_counter_add_exemplar()`. Thread-safe.
  *
  * Errors: `NULL_PARAMETER`, `WRONG_TYPE` (another type), `INVALID_VALUE`
  * (NaN), and the label and storage errors of
@@ -1730,6 +1731,7 @@ promshm_result promshm_native_histogram_observe_exemplar(const promshm_series *s
  */
 promshm_result promshm_series_set_exemplar(const promshm_series *series,
                                            double value,
+                                           double timestamp,
                                            const promshm_label *labels,
                                            size_t n_labels);
 
@@ -2436,6 +2438,7 @@ promshm_result promshm_counter_add_exemplar_e(const promshm_series *series,
  */
 promshm_result promshm_series_set_exemplar_e(const promshm_series *series,
                                              double value,
+                                             double timestamp,
                                              const promshm_label *labels,
                                              size_t n_labels,
                                              promshm_error *err);

@@ -471,6 +471,7 @@ promshm_result promshm_native_histogram_observe_exemplar(const promshm_series *s
 
 promshm_result promshm_series_set_exemplar(const promshm_series *series,
                                            double value,
+                                           double timestamp,
                                            const promshm_label *labels,
                                            size_t n_labels);
 
@@ -787,6 +788,7 @@ promshm_result promshm_counter_add_exemplar_e(const promshm_series *series,
 
 promshm_result promshm_series_set_exemplar_e(const promshm_series *series,
                                              double value,
+                                             double timestamp,
                                              const promshm_label *labels,
                                              size_t n_labels,
                                              promshm_error *err);

@@ -6,6 +6,12 @@
 //! and `histogram_sum()` of the native histogram come back exact, and
 //! `histogram_quantile(0.5, ...)` lands in the median's bucket.
 //!
+//! Exemplars too: Prometheus runs with `exemplar-storage` as well, the
+//! workers also increment a counter and observe the native histogram with
+//! exemplars naming the worker and the round, and `/api/v1/query_exemplars`
+//! returns exemplars of both series, each one a worker wrote whole (its
+//! value is what that round gave).
+//!
 //! Without a `prometheus` binary the test is skipped, unless
 //! `PROMSHM_REQUIRE_PROMETHEUS=1` (scripts/test.sh sets it), which makes a
 //! missing binary a failure. Every wait is bounded.
@@ -40,12 +46,22 @@ fn child_entry() {
         "worker" => {
             let area = Area::create(env_area(), &AreaOptions::default()).unwrap();
             let h = family(&area).labels(&["GET"]).unwrap();
+            let c = jobs(&area);
             let w = env_u64("PROMSHM_WORKER") as usize;
             for r in 0..ROUNDS as usize {
+                let trace = format!("w{w}-r{r}");
                 for k in 0..VALUES.len() {
-                    h.observe(VALUES[(k + r + w) % VALUES.len()]).unwrap();
+                    let v = VALUES[(k + r + w) % VALUES.len()];
+                    if k == 0 {
+                        h.observe_with_exemplar(v, &[("trace_id", &trace)]).unwrap();
+                    } else {
+                        h.observe(v).unwrap();
+                    }
                 }
+                c.add_with_exemplar((w + 1) as f64, &[("trace_id", &trace)])
+                    .unwrap();
             }
+            promshm::flush();
         }
         other => panic!("unknown role {other:?}"),
     });
@@ -57,6 +73,15 @@ fn family(area: &Area) -> promshm::Family<promshm::NativeHistogram> {
             Opts::new("e2e_latency_seconds", "Latency.").labels(&["method"]),
             NativeOpts::new(),
         )
+        .unwrap()
+}
+
+/// The counter the workers increment with exemplars (worker `w` adds `w + 1`).
+fn jobs(area: &Area) -> promshm::Counter {
+    area.registry()
+        .counter(Opts::new("e2e_jobs", "Jobs."))
+        .unwrap()
+        .get()
         .unwrap()
 }
 
@@ -158,7 +183,7 @@ fn start_prometheus(dir: &Path, target_port: u16) -> (Prometheus, u16) {
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--enable-feature=native-histograms")
+        .arg("--enable-feature=native-histograms,exemplar-storage")
         .arg("--log.level=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -212,6 +237,32 @@ fn query(port: u16, q: &str) -> Option<f64> {
     v.parse().ok()
 }
 
+/// `(trace_id, value)` of every exemplar `/api/v1/query_exemplars` returns
+/// for `q` over the last hour.
+fn exemplars(port: u16, q: &str) -> Option<Vec<(String, f64)>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let path = format!(
+        "/api/v1/query_exemplars?query={q}&start={}&end={}",
+        now - 3600,
+        now + 60
+    );
+    let (status, body) = get(port, &path)?;
+    if status != 200 {
+        return None;
+    }
+    // `"labels":{"trace_id":"w1-r2"},"value":"3","timestamp":...` per exemplar.
+    let mut out = Vec::new();
+    for part in body.split("\"trace_id\":\"").skip(1) {
+        let trace = part.split('"').next()?.to_owned();
+        let value = part.split("\"value\":\"").nth(1)?.split('"').next()?;
+        out.push((trace, value.parse().ok()?));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// Poll `f` every 200 ms until it gives a value, at most `WAIT`.
 fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
@@ -238,6 +289,7 @@ fn prometheus_scrapes_exact_native_histograms() {
     let path = dir.join("area");
     let area = Area::create(&path, &AreaOptions::default()).unwrap();
     let _family = family(&area);
+    let jobs_counter = jobs(&area);
     let mut workers: Vec<ChildProc> = (0..WORKERS)
         .map(|w| {
             ChildProc::spawn(
@@ -277,5 +329,36 @@ fn prometheus_scrapes_exact_native_histograms() {
     assert!(
         median > 1.0 / base / base && median <= base * base,
         "median {median}"
+    );
+
+    // Exemplars: the counter's and the native histogram's, each whole.
+    let total: f64 = (0..WORKERS).map(|w| ((w + 1) as u64 * ROUNDS) as f64).sum();
+    assert_eq!(jobs_counter.get(), total);
+    let parse = |trace: &str| -> (usize, usize) {
+        let (w, r) = trace.split_once('-').expect("w-r");
+        (w[1..].parse().unwrap(), r[1..].parse().unwrap())
+    };
+    let counter_ex = poll("counter exemplars", || exemplars(port, "e2e_jobs_total"));
+    for (trace, value) in &counter_ex {
+        let (w, r) = parse(trace);
+        assert!(w < WORKERS && (r as u64) < ROUNDS, "{trace}");
+        assert_eq!(*value, (w + 1) as f64, "{trace}: a mixed exemplar");
+    }
+    let native_ex = poll("native histogram exemplars", || {
+        exemplars(port, "e2e_latency_seconds")
+    });
+    for (trace, value) in &native_ex {
+        let (w, r) = parse(trace);
+        assert!(w < WORKERS && (r as u64) < ROUNDS, "{trace}");
+        assert_eq!(
+            *value,
+            VALUES[(r + w) % VALUES.len()],
+            "{trace}: a mixed exemplar"
+        );
+    }
+    eprintln!(
+        "prometheus: {} counter exemplars, {} native histogram exemplars",
+        counter_ex.len(),
+        native_ex.len()
     );
 }

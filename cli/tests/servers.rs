@@ -666,3 +666,119 @@ fn push_to_pushgateway() {
         "{o:?}"
     );
 }
+
+/// `promshm remote-write` sends exemplars with their series: into a real
+/// Prometheus (remote-write receiver, `exemplar-storage`, native
+/// histograms), `/api/v1/query_exemplars` returns the counter's, each
+/// classic bucket's and the native histogram's, with their labels and values.
+#[test]
+fn remote_write_exemplars_into_prometheus() {
+    if !have("prometheus") {
+        return;
+    }
+    let dir = TempDir::new("rw-exemplars");
+    let path = dir.path("a.promshm");
+    let area = promshm::Area::create(&path, &promshm::AreaOptions::with_pages(256)).unwrap();
+    let reg = area.registry();
+    let c = reg
+        .counter(promshm::Opts::new("rw_ex_jobs", "Jobs."))
+        .unwrap()
+        .get()
+        .unwrap();
+    c.add_with_exemplar(3.0, &[("trace_id", "c1")]).unwrap();
+    let h = reg
+        .histogram(
+            promshm::Opts::new("rw_ex_latency", "Latency.").eager(true),
+            &[1.0],
+        )
+        .unwrap()
+        .get()
+        .unwrap();
+    h.observe_with_exemplar(0.5, &[("trace_id", "h1")]).unwrap();
+    h.observe_with_exemplar(7.0, &[("trace_id", "h2")]).unwrap();
+    let n = reg
+        .native_histogram(
+            promshm::Opts::new("rw_ex_native", "Native."),
+            promshm::NativeOpts::new(),
+        )
+        .unwrap()
+        .get()
+        .unwrap();
+    n.observe_with_exemplar(1.5, &[("trace_id", "n1")]).unwrap();
+    promshm::flush();
+    let (_prom, port) = start_prometheus(
+        &dir,
+        "global:\n  scrape_interval: 1m\n",
+        &[
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=native-histograms,exemplar-storage",
+        ],
+    );
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let o = run(&[
+        "remote-write",
+        path.to_str().unwrap(),
+        "--url",
+        &url,
+        "--no-self-metrics",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // (series name, trace_id, value) of every exemplar Prometheus holds for `q`.
+    let exemplars = |q: &str| -> Vec<(String, String, f64)> {
+        let path = format!(
+            "/api/v1/query_exemplars?query={q}&start={}&end={}",
+            now - 600,
+            now + 600
+        );
+        let resp = http_get(addr, &path, &[]).unwrap();
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        let mut out = Vec::new();
+        for s in v["data"].as_array().unwrap() {
+            let name = s["seriesLabels"]["__name__"].as_str().unwrap().to_owned();
+            for e in s["exemplars"].as_array().unwrap() {
+                out.push((
+                    name.clone(),
+                    e["labels"]["trace_id"].as_str().unwrap().to_owned(),
+                    e["value"].as_str().unwrap().parse().unwrap(),
+                ));
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    };
+    // Prometheus 2.42 stores a native histogram's exemplar only for a series
+    // it has already (its receiver appends a request's exemplars before its
+    // histogram samples): a second snapshot brings it; the others' second
+    // copies are duplicates, which Prometheus keeps once.
+    let o = run(&[
+        "remote-write",
+        path.to_str().unwrap(),
+        "--url",
+        &url,
+        "--no-self-metrics",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let got = wait_for(Duration::from_secs(30), "exemplars", || {
+        let mut all = exemplars("rw_ex_jobs_total");
+        all.extend(exemplars("rw_ex_latency_bucket"));
+        all.extend(exemplars("rw_ex_native"));
+        (all.len() >= 4).then_some(all)
+    });
+    let want = [
+        ("rw_ex_jobs_total", "c1", 3.0),
+        ("rw_ex_latency_bucket", "h1", 0.5),
+        ("rw_ex_latency_bucket", "h2", 7.0),
+        ("rw_ex_native", "n1", 1.5),
+    ];
+    let got: Vec<(&str, &str, f64)> = got
+        .iter()
+        .map(|(a, b, v)| (a.as_str(), b.as_str(), *v))
+        .collect();
+    assert_eq!(got, want);
+}

@@ -58,20 +58,18 @@ const READ_TRIES: usize = 16;
 const HOLDER_SPINS: usize = 1 << 14;
 
 /// The check word of a slot's contents (never 0, so that a zeroed slot
-/// never checks).
+/// never checks): a multiply-rotate mix of the value, timestamp and length
+/// words, then the payload as little-endian words (the last zero-padded).
 pub(crate) fn check_word(value: u64, timestamp: u64, len_word: u64, payload: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    eat(&value.to_le_bytes());
-    eat(&timestamp.to_le_bytes());
-    eat(&len_word.to_le_bytes());
-    eat(payload);
-    h | 1
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(29);
+    let mut h = mix(mix(mix(0x6578_656d_706c_6172, value), timestamp), len_word);
+    for chunk in payload.chunks(8) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        h = mix(h, u64::from_le_bytes(b));
+    }
+    (h ^ (h >> 32)) | 1
 }
 
 impl AreaInner {

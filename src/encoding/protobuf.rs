@@ -9,7 +9,9 @@
 //! library, and the file is small and frozen (fields are only ever added).
 //! Exemplars: a counter's in `Counter.exemplar`, a classic histogram's in
 //! its buckets' `exemplar` (an exemplar of the `+Inf` bucket adds that
-//! bucket, as client_golang does), a native histogram's in `exemplars`.
+//! bucket, as client_golang does), a native histogram's in `exemplars` and
+//! its newest also on a `+Inf` bucket (what receivers older than the
+//! `exemplars` field read; the text formats show that bucket too).
 //!
 //! How each type maps, following client_golang and the 0.0.4 text format
 //! (so a scrape stores the same series whichever format it negotiated):
@@ -449,7 +451,24 @@ fn add_exemplars(m: &mut proto::Metric, point: &Point<'_>, exemplars: &[Exemplar
         return;
     };
     match *point {
-        Point::NativeHistogram { .. } => h.exemplars = exemplars.iter().map(exemplar).collect(),
+        Point::NativeHistogram { count, .. } => {
+            h.exemplars = exemplars.iter().map(exemplar).collect();
+            // Receivers that predate `exemplars` (Prometheus before 2.49)
+            // read a native histogram's exemplars from its classic buckets:
+            // the one `+Inf` bucket the text formats show too, with the
+            // newest exemplar.
+            let newest = exemplars
+                .iter()
+                .max_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+            if let (true, Some(e)) = (h.bucket.is_empty(), newest) {
+                h.bucket.push(proto::Bucket {
+                    cumulative_count: Some(count),
+                    upper_bound: Some(f64::INFINITY),
+                    exemplar: Some(exemplar(e)),
+                    ..Default::default()
+                });
+            }
+        }
         Point::Histogram { buckets, .. } => {
             for e in exemplars {
                 if let Some(b) = h.bucket.get_mut(e.bucket) {

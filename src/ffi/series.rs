@@ -436,7 +436,8 @@ ffi_fn! {
     /// histogram or native histogram series, without changing its value:
     /// for callers that counted the increment or observation already (a
     /// counter's one exemplar; a histogram's, of the bucket `value` falls
-    /// in). Labels as `promshm_counter_add_exemplar()`. Thread-safe.
+    /// in), timestamped `timestamp` (Unix seconds; 0, negative or NaN: now).
+    /// Labels as `promshm_counter_add_exemplar()`. Thread-safe.
     ///
     /// Errors: `NULL_PARAMETER`, `WRONG_TYPE` (another type), `INVALID_VALUE`
     /// (NaN), and the label and storage errors of
@@ -444,6 +445,7 @@ ffi_fn! {
     unsafe fn promshm_series_set_exemplar(
         series: *const promshm_series,
         value: f64,
+        timestamp: f64,
         labels: *const super::registry::promshm_label,
         n_labels: usize,
     ) -> promshm_result {
@@ -453,9 +455,11 @@ ffi_fn! {
             let pairs = unsafe { super::handle::label_pairs(labels, n_labels, "labels")? };
             // SAFETY: `series` is NULL or a live series handle (caller contract).
             match unsafe { get(series) } {
-                Some(AnySeries::Counter(c)) => Ok(c.set_exemplar(value, &pairs)?),
-                Some(AnySeries::Histogram(h)) => Ok(h.set_exemplar(value, &pairs)?),
-                Some(AnySeries::NativeHistogram(h)) => Ok(h.set_exemplar(value, &pairs)?),
+                Some(AnySeries::Counter(c)) => Ok(c.set_exemplar(value, Some(timestamp), &pairs)?),
+                Some(AnySeries::Histogram(h)) => Ok(h.set_exemplar(value, Some(timestamp), &pairs)?),
+                Some(AnySeries::NativeHistogram(h)) => {
+                    Ok(h.set_exemplar(value, Some(timestamp), &pairs)?)
+                }
                 other => Err(mismatch(
                     "promshm_series_set_exemplar",
                     promshm_metric_type::Counter,

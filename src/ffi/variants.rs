@@ -79,7 +79,7 @@ error_variants! {
     promshm_histogram_get_e => promshm_histogram_get(series: *const promshm_series, out_count: *mut u64, out_sum: *mut f64);
     promshm_native_histogram_observe_e => promshm_native_histogram_observe(series: *const promshm_series, value: f64);
     promshm_counter_add_exemplar_e => promshm_counter_add_exemplar(series: *const promshm_series, value: f64, labels: *const promshm_label, n_labels: usize);
-    promshm_series_set_exemplar_e => promshm_series_set_exemplar(series: *const promshm_series, value: f64, labels: *const promshm_label, n_labels: usize);
+    promshm_series_set_exemplar_e => promshm_series_set_exemplar(series: *const promshm_series, value: f64, timestamp: f64, labels: *const promshm_label, n_labels: usize);
     promshm_counter_inc_exemplar_e => promshm_counter_inc_exemplar(series: *const promshm_series, labels: *const promshm_label, n_labels: usize);
     promshm_histogram_observe_exemplar_e => promshm_histogram_observe_exemplar(series: *const promshm_series, value: f64, labels: *const promshm_label, n_labels: usize);
     promshm_native_histogram_observe_exemplar_e => promshm_native_histogram_observe_exemplar(series: *const promshm_series, value: f64, labels: *const promshm_label, n_labels: usize);

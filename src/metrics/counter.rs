@@ -85,9 +85,14 @@ impl Counter {
     }
 
     /// Store an exemplar of `value` (the increment it goes with, counted
-    /// already) as the series' newest, without adding anything.
-    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
-        super::exemplar::set(&self.series, value, labels)
+    /// already) as the series' newest, without adding anything, timestamped `timestamp` (Unix seconds; `None`: now).
+    pub fn set_exemplar(
+        &self,
+        value: f64,
+        timestamp: Option<f64>,
+        labels: &[(&str, &str)],
+    ) -> Result<()> {
+        super::exemplar::set(&self.series, value, timestamp, labels)
     }
 
     /// Reset the total to 0 for every process, with `_created` now: the one

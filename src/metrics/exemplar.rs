@@ -41,7 +41,8 @@ pub(crate) fn slots(shape: &Shape) -> usize {
 /// payload: `(number of pairs, bytes)`.
 pub(crate) fn encode(labels: &[(&str, &str)]) -> Result<(u32, Vec<u8>)> {
     let mut chars = 0;
-    let mut payload = Vec::new();
+    let bytes: usize = labels.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut payload = Vec::with_capacity(bytes);
     for (i, &(name, value)) in labels.iter().enumerate() {
         crate::validate::label_name(name)?;
         if labels[..i].iter().any(|&(n, _)| n == name) {
@@ -87,6 +88,17 @@ pub(crate) fn store(
     series: &SeriesInner,
     slot: usize,
     value: f64,
+    ex: (u32, Vec<u8>),
+) -> Result<()> {
+    store_at(series, slot, value, crate::process::now_secs(), ex)
+}
+
+/// [`store`] with the exemplar's timestamp (Unix seconds).
+fn store_at(
+    series: &SeriesInner,
+    slot: usize,
+    value: f64,
+    timestamp: f64,
     (n_pairs, payload): (u32, Vec<u8>),
 ) -> Result<()> {
     let area = series.area();
@@ -97,7 +109,7 @@ pub(crate) fn store(
     }
     let e = RawExemplar {
         value,
-        timestamp: crate::process::now_secs(),
+        timestamp,
         n_pairs,
         payload,
     };
@@ -115,9 +127,19 @@ pub(crate) fn store(
 /// Store an exemplar of `value` with `labels` in the slot `value` falls
 /// in (a counter's one slot, a histogram's bucket), without changing the
 /// series' value: for callers that counted the value already (the
-/// prometheus_client backend, whose `set_exemplar` follows its `inc`).
-pub(crate) fn set(series: &SeriesInner, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+/// prometheus_client backend, whose `set_exemplar` follows its `inc`),
+/// timestamped `timestamp` (Unix seconds; `None`, or not finite and
+/// positive: now).
+pub(crate) fn set(
+    series: &SeriesInner,
+    value: f64,
+    timestamp: Option<f64>,
+    labels: &[(&str, &str)],
+) -> Result<()> {
     let ex = encode(labels)?;
+    let timestamp = timestamp
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .unwrap_or_else(crate::process::now_secs);
     if value.is_nan() {
         return Err(Error::InvalidValue {
             what: "exemplar value",
@@ -139,7 +161,7 @@ pub(crate) fn set(series: &SeriesInner, value: f64, labels: &[(&str, &str)]) -> 
             })
         }
     };
-    store(series, slot, value, ex)
+    store_at(series, slot, value, timestamp, ex)
 }
 
 /// Under the lock: the series' exemplar record, made (or replaced by one
@@ -315,9 +337,12 @@ mod tests {
         assert!(hb[1].exemplar.is_none());
         assert_eq!(hb[2].exemplar.as_ref().unwrap().value(), 7.0);
         assert_eq!(hb[2].upper_bound(), f64::INFINITY);
-        let ne = fam("n").histogram.unwrap().exemplars;
-        assert_eq!(ne.len(), 1);
-        assert_eq!(ne[0].value(), 1.5);
+        let nh = fam("n").histogram.unwrap();
+        assert_eq!(nh.exemplars.len(), 1);
+        assert_eq!(nh.exemplars[0].value(), 1.5);
+        assert_eq!(nh.bucket.len(), 1, "the +Inf bucket, for older receivers");
+        assert_eq!(nh.bucket[0].exemplar.as_ref().unwrap().value(), 1.5);
+        assert_eq!(nh.bucket[0].cumulative_count(), 1);
 
         // Grow: a long (non-ASCII) label moves the series to large slots.
         let small = area

@@ -141,9 +141,15 @@ impl Histogram {
     }
 
     /// Store an exemplar of `value` (an observation counted already) as the
-    /// newest of the bucket `value` falls in, without observing it.
-    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
-        super::exemplar::set(&self.series, value, labels)
+    /// newest of the bucket `value` falls in, without observing it
+    /// (`timestamp`: Unix seconds; `None`: now).
+    pub fn set_exemplar(
+        &self,
+        value: f64,
+        timestamp: Option<f64>,
+        labels: &[(&str, &str)],
+    ) -> Result<()> {
+        super::exemplar::set(&self.series, value, timestamp, labels)
     }
 
     /// [`observe`](Self::observe), giving the bucket it counted in.

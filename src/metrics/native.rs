@@ -400,9 +400,15 @@ impl NativeHistogram {
     }
 
     /// Store an exemplar of `value` (an observation counted already)
-    /// without observing it (see [`observe_with_exemplar`](Self::observe_with_exemplar)).
-    pub fn set_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<()> {
-        super::exemplar::set(&self.series, value, labels)
+    /// without observing it (see [`observe_with_exemplar`](Self::observe_with_exemplar);
+    /// `timestamp`: Unix seconds, `None`: now).
+    pub fn set_exemplar(
+        &self,
+        value: f64,
+        timestamp: Option<f64>,
+        labels: &[(&str, &str)],
+    ) -> Result<()> {
+        super::exemplar::set(&self.series, value, timestamp, labels)
     }
 
     /// Time `f` and observe its duration in seconds.

@@ -303,14 +303,14 @@ def _check_exemplar(exemplar: Mapping[str, str]) -> Dict[str, str]:
     return out
 
 
-def _keep_exemplar(obj: Any, exemplar: Mapping[str, str], amount: float) -> None:
+def _keep_exemplar(obj: Any, exemplar: Mapping[str, str], amount: float, timestamp: Optional[float] = None) -> None:
     """Validate ``exemplar`` and store it in the shared area as the series'
     (or, for a histogram, the observation's bucket's) newest exemplar, for
     every process: OpenMetrics renders of any process show it."""
     labels = _check_exemplar(exemplar)
     _check_observable(obj)
     arr, n = label_array((encode(k, "exemplar label name"), encode(v, "exemplar label value")) for k, v in labels.items())
-    rc = lib.promshm_series_set_exemplar(obj._h, float(amount), arr, n)
+    rc = lib.promshm_series_set_exemplar(obj._h, float(amount), _time.time() if timestamp is None else float(timestamp), arr, n)
     if rc:
         _fail(obj, rc)
 
@@ -343,9 +343,9 @@ class _Ops:
 class _CounterOps(_Ops):
     __slots__ = ()
 
-    def _set_exemplar(self, exemplar: Mapping[str, str], value: float) -> None:
+    def _set_exemplar(self, exemplar: Mapping[str, str], value: float, timestamp: Optional[float] = None) -> None:
         """Store an exemplar of ``value`` (counted already) in the area."""
-        _keep_exemplar(self, exemplar, value)
+        _keep_exemplar(self, exemplar, value, timestamp)
 
     def inc(self, amount: float = 1, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Add ``amount`` (>= 0) to the counter. ``exemplar`` (labels) is
@@ -491,9 +491,9 @@ class _ObserveOps(_Ops):
 class _HistogramOps(_ObserveOps):
     __slots__ = ()
 
-    def _set_exemplar(self, exemplar: Mapping[str, str], value: float) -> None:
+    def _set_exemplar(self, exemplar: Mapping[str, str], value: float, timestamp: Optional[float] = None) -> None:
         """Store an exemplar of ``value`` (observed already) in the area, on its bucket."""
-        _keep_exemplar(self, exemplar, value)
+        _keep_exemplar(self, exemplar, value, timestamp)
 
     def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Record one observation. ``exemplar`` (labels) is validated as

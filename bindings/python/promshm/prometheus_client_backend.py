@@ -482,7 +482,7 @@ class PromshmValue:
         if s is None:
             return
         try:
-            s._set_exemplar(exemplar.labels, exemplar.value)
+            s._set_exemplar(exemplar.labels, exemplar.value, exemplar.timestamp)
         except PromshmError as e:
             _warn(f"exemplar {exemplar.labels!r} not shared: {e}")
 

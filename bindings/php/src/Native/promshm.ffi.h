@@ -356,6 +356,7 @@ promshm_result promshm_native_histogram_observe_exemplar(const promshm_series *s
                                                          size_t n_labels);
 promshm_result promshm_series_set_exemplar(const promshm_series *series,
                                            double value,
+                                           double timestamp,
                                            const promshm_label *labels,
                                            size_t n_labels);
 promshm_result promshm_native_histogram_get(const promshm_series *series,
@@ -598,6 +599,7 @@ promshm_result promshm_counter_add_exemplar_e(const promshm_series *series,
                                               promshm_error *err);
 promshm_result promshm_series_set_exemplar_e(const promshm_series *series,
                                              double value,
+                                             double timestamp,
                                              const promshm_label *labels,
                                              size_t n_labels,
                                              promshm_error *err);
