@@ -519,10 +519,16 @@ class _HistogramOps(_ObserveOps):
 class _NativeHistogramOps(_ObserveOps):
     __slots__ = ()
 
-    def observe(self, amount: float) -> None:
+    def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Record one observation: one atomic add into its bucket in the
-        shared area (no buffer), seen by every process's render."""
+        shared area (no buffer), seen by every process's render. ``exemplar``
+        (labels), validated as prometheus_client does, becomes one of the
+        series' newest exemplars of any process (protobuf renders)."""
+        if exemplar is not None:
+            _check_exemplar(exemplar)
         _update(self, lib.promshm_native_histogram_observe, amount)
+        if exemplar is not None:
+            _keep_exemplar(self, exemplar, amount)
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` over every process."""

@@ -6,7 +6,11 @@ started by the test on 127.0.0.1 with ``--enable-feature=native-histograms``
 (it then asks for the protobuf format first), scrapes that ``/metrics``;
 ``histogram_count()`` and ``histogram_sum()`` of the native histogram come
 back exact, and ``histogram_quantile(0.5, ...)`` lies within the schema's
-relative error of the median.
+relative error of the median. Exemplars too (prometheus_client's
+``inc(exemplar=...)`` and ``observe(..., exemplar=...)``): Prometheus runs
+with ``exemplar-storage`` as well, and ``/api/v1/query_exemplars`` returns
+exemplars of both series, each one a worker wrote whole (its trace id names
+the request, whose value and amount it carries).
 
 Without a ``prometheus`` binary the test is skipped, except under CI, where
 that is a failure. Every wait is bounded; both servers are stopped by the test.
@@ -25,7 +29,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -60,9 +64,10 @@ def app(environ, start_response):
     if environ.get("PATH_INFO") == "/metrics":
         return METRICS(environ, start_response)
     q = parse_qs(environ.get("QUERY_STRING", ""))
+    r = q.get("r", ["0"])[0]
     for v in q.get("v", []):
-        LATENCY.labels("/work").observe(float(v))
-    SERVED.labels(str(os.getpid())).inc()
+        LATENCY.labels("/work").observe(float(v), exemplar={"trace_id": "r%s-v%s" % (r, v)})
+    SERVED.labels(str(os.getpid())).inc(1 + int(r) % 3, exemplar={"trace_id": "r" + r})
     promshm.flush()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok\\n"]
@@ -112,7 +117,7 @@ class Prometheus:
                 f"--config.file={cfg}",
                 f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
-                "--enable-feature=native-histograms",
+                "--enable-feature=native-histograms,exemplar-storage",
                 "--log.level=warn",
             ],
             stdin=subprocess.DEVNULL,
@@ -136,6 +141,14 @@ class Prometheus:
             return None
         result = json.loads(body)["data"]["result"]
         return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    def exemplars(self, q: str) -> List[Tuple[str, float]]:
+        """``(trace_id, value)`` of every exemplar of ``q`` stored so far."""
+        now = time.time()
+        body = self.get(f"/api/v1/query_exemplars?query={urllib.parse.quote(q)}&start={now - 600}&end={now + 60}")
+        if body is None:
+            return []
+        return [(e["labels"]["trace_id"], float(e["value"])) for series in json.loads(body)["data"] for e in series["exemplars"]]
 
     def wait_for(self, what: str, ok: Callable[[], bool]) -> None:
         deadline = time.monotonic() + WAIT
@@ -172,7 +185,8 @@ def test_gunicorn_native_histogram_scraped_by_prometheus(prometheus_binary, guni
     # workers busy at once.
     def one(r: int) -> int:
         vs = [VALUES[(k + r) % len(VALUES)] for k in range(len(VALUES))]
-        return gunicorn.get("/work?" + urllib.parse.urlencode([("v", repr(v)) for v in vs]))[0]
+        query = [("r", str(r))] + [("v", repr(v)) for v in vs]
+        return gunicorn.get("/work?" + urllib.parse.urlencode(query))[0]
 
     with ThreadPoolExecutor(WORKERS) as pool:
         statuses = list(pool.map(one, range(ROUNDS)))
@@ -194,7 +208,7 @@ def test_gunicorn_native_histogram_scraped_by_prometheus(prometheus_binary, guni
         # Several workers observed: their counts added up in one series.
         workers = prom.query("count(e2e_py_served_total)")
         assert workers is not None and workers >= 2, workers
-        assert prom.query("sum(e2e_py_served_total)") == ROUNDS
+        assert prom.query("sum(e2e_py_served_total)") == sum(1 + r % 3 for r in range(ROUNDS))
         # Factor 1.1 is schema 3 (growth 2^(1/8)): the median interpolated
         # in its bucket is within that bucket of 1.0.
         median = prom.query(f"histogram_quantile(0.5, {sel})")
@@ -202,6 +216,15 @@ def test_gunicorn_native_histogram_scraped_by_prometheus(prometheus_binary, guni
         # Scraped as protobuf, the series is a native histogram only: no
         # classic _count series was ingested beside it.
         assert prom.query('e2e_py_latency_seconds_count{route="/work"}') is None
+        # The newest exemplar of any worker, whole: request r added 1 + r % 3
+        # with trace id "r<r>", and observed v with trace id "r<r>-v<v>".
+        prom.wait_for("counter exemplars", lambda: bool(prom.exemplars("e2e_py_served_total")))
+        for trace, amount in prom.exemplars("e2e_py_served_total"):
+            assert trace.startswith("r") and amount == 1 + int(trace[1:]) % 3, (trace, amount)
+        prom.wait_for("histogram exemplars", lambda: bool(prom.exemplars("e2e_py_latency_seconds")))
+        for trace, v in prom.exemplars("e2e_py_latency_seconds"):
+            r, _, written = trace.partition("-v")
+            assert r.startswith("r") and float(written) == v and v in VALUES, (trace, v)
     finally:
         prom.stop()
     assert gunicorn.stop() == 0
