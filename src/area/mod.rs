@@ -174,6 +174,8 @@ pub(crate) struct AreaInner {
     reap_backoff: workers::Backoff,
     /// Process-local index of families and series (see `registry`).
     pub(crate) index: std::sync::Mutex<crate::registry::LocalIndex>,
+    /// Process-local text of series kept by renders (see `render`).
+    pub(crate) series_text: std::sync::Mutex<crate::encoding::SeriesTextCache>,
 }
 
 // SAFETY: the mapping is only accessed through atomics or through copies of
@@ -380,6 +382,7 @@ impl AreaInner {
             attach_backoff: Default::default(),
             reap_backoff: Default::default(),
             index: std::sync::Mutex::new(Default::default()),
+            series_text: std::sync::Mutex::new(Default::default()),
         }
     }
 

@@ -21,7 +21,9 @@ pub use number::{write_canonical_f64, write_f64, write_u64};
 pub use openmetrics::OpenMetricsEncoder;
 pub use protobuf::ProtobufEncoder;
 pub use sample::{Sample, SampleEncoder};
+pub(crate) use text::SeriesTextCache;
 pub use text::TextEncoder;
+pub use text::{CreatedText, SeriesText};
 
 /// The type of a metric family, as stored in the area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -239,6 +241,26 @@ pub trait Encoder {
         labels: Labels<'_>,
         point: &Point<'_>,
     ) -> io::Result<()>;
+    /// Write one series of the current family like [`point`](Encoder::point),
+    /// with the text the render keeps for the series from one render to the
+    /// next ([`SeriesText`]: `labels` already encoded, the last `_created`
+    /// text). The text encoders use it for counters and gauges; the default
+    /// (and every other point) is `point`.
+    fn point_text(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        text: SeriesText<'_>,
+        point: &Point<'_>,
+    ) -> io::Result<()> {
+        let _ = text;
+        self.point(family, labels, point)
+    }
+    /// Whether [`point_text`](Encoder::point_text) uses the text (if not,
+    /// the render keeps none for this encoder).
+    fn keeps_series_text(&self) -> bool {
+        false
+    }
     /// End the exposition (OpenMetrics writes `# EOF`) and flush the writer.
     fn finish(&mut self) -> io::Result<()>;
 }

@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use super::number::{write_canonical_f64, write_f64, write_u64};
-use super::{Encoder, FamilyDesc, Labels, Point};
+use super::{Encoder, FamilyDesc, Labels, MetricType, Point};
 
 /// Flush the line buffer to the writer once it holds more than this.
 pub(super) const FLUSH_AT: usize = 32 * 1024;
@@ -170,6 +170,341 @@ pub(super) fn push_series(
     buf.extend_from_slice(b"} ");
 }
 
+/// Append the label block of a series: `{k="v",...} ` with every value
+/// escaped, or a space alone without labels: what [`push_series`] writes
+/// after the name without an extra label, the same in both text formats.
+pub(crate) fn encode_label_block(buf: &mut Vec<u8>, labels: Labels<'_>) {
+    for (i, &(k, v)) in labels.iter().enumerate() {
+        buf.push(if i == 0 { b'{' } else { b',' });
+        buf.extend_from_slice(k.as_bytes());
+        buf.extend_from_slice(b"=\"");
+        push_escaped(buf, v, true);
+        buf.push(b'"');
+    }
+    buf.extend_from_slice(if labels.is_empty() { b" " } else { b"} " });
+}
+
+/// The sample names of the current family's counter or gauge lines
+/// (`name_total` and `name_created`, or `name`), made once per family.
+#[derive(Default)]
+pub(super) struct Heads {
+    bytes: Vec<u8>,
+    split: usize,
+    /// The family they were made for: its name's address and kind.
+    of: Option<(usize, MetricType)>,
+}
+
+impl Heads {
+    /// Make the names of `family`: its name followed by `first`, and by `second`.
+    pub(super) fn set(&mut self, family: &FamilyDesc<'_>, first: &str, second: &str) {
+        let name = family.name.as_bytes();
+        self.bytes.clear();
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(first.as_bytes());
+        self.split = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(second.as_bytes());
+        self.of = Some((family.name.as_ptr() as usize, family.kind));
+    }
+
+    /// The two names, if made for `family` (the one the last `family` call
+    /// started, as the points that follow it are).
+    #[inline]
+    pub(super) fn get(&self, family: &FamilyDesc<'_>) -> Option<(&[u8], &[u8])> {
+        if self.of != Some((family.name.as_ptr() as usize, family.kind)) {
+            return None;
+        }
+        Some(self.bytes.split_at(self.split))
+    }
+}
+
+/// A sample line's series, its labels already encoded by
+/// [`encode_label_block`]: `head` (the sample name) and `block`, with room
+/// reserved for the value and newline after them. Byte for byte what
+/// `push_series` writes without an extra label.
+#[inline]
+pub(super) fn push_series_block(buf: &mut Vec<u8>, head: &[u8], block: &[u8]) {
+    // The value is at most 24 bytes: the copies and the value reserve nothing.
+    buf.reserve(head.len() + block.len() + 32);
+    put(buf, head);
+    put(buf, block);
+}
+
+/// Append `s`: a slice of up to 64 bytes (the pieces of a sample line) by
+/// a few overlapping word copies where it is called, a longer one by
+/// `extend_from_slice` (a call to `memcpy`, which is slower for a few bytes).
+#[inline(always)]
+pub(super) fn put(buf: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len();
+    if n > 64 {
+        buf.extend_from_slice(s);
+        return;
+    }
+    buf.reserve(n);
+    let at = buf.len();
+    let src = s.as_ptr();
+    // SAFETY: `n` bytes of capacity are free from `at` (reserved just
+    // above). Every copy below reads inside `s` (offsets and widths within
+    // `0..n` by the branch it is in) and writes the same range of those `n`
+    // bytes, and together they cover all `n`: the length then covers only
+    // bytes written.
+    unsafe {
+        let dst = buf.as_mut_ptr().add(at);
+        let copy16 = |o: usize| {
+            dst.add(o)
+                .cast::<u128>()
+                .write_unaligned(src.add(o).cast::<u128>().read_unaligned())
+        };
+        if n >= 32 {
+            copy16(0);
+            copy16(16);
+            copy16(n - 32);
+            copy16(n - 16);
+        } else if n >= 16 {
+            copy16(0);
+            copy16(n - 16);
+        } else if n >= 8 {
+            let w = |o: usize| {
+                dst.add(o)
+                    .cast::<u64>()
+                    .write_unaligned(src.add(o).cast::<u64>().read_unaligned())
+            };
+            w(0);
+            w(n - 8);
+        } else if n >= 4 {
+            let w = |o: usize| {
+                dst.add(o)
+                    .cast::<u32>()
+                    .write_unaligned(src.add(o).cast::<u32>().read_unaligned())
+            };
+            w(0);
+            w(n - 4);
+        } else if n > 0 {
+            *dst = *src;
+            *dst.add(n / 2) = *src.add(n / 2);
+            *dst.add(n - 1) = *src.add(n - 1);
+        }
+        buf.set_len(at + n);
+    }
+}
+
+/// What the text encoders keep of one series across renders (see
+/// [`SeriesText`]): the text of its last `_created` value.
+#[derive(Clone, Copy, Default)]
+pub struct CreatedText {
+    /// The bits of the `f64` written, valid when `len > 0`.
+    bits: u64,
+    len: u8,
+    text: [u8; CREATED_TEXT],
+}
+
+/// Room for the text of a `_created` value: a Unix timestamp with its
+/// shortest fraction (`1764694800.1234567`, 18 bytes), or any other
+/// `f64` in Go's `%g` layout (at most 24 bytes: `-1.2345678901234567e-308`).
+const CREATED_TEXT: usize = 24;
+
+impl CreatedText {
+    /// Append `t` as [`write_f64`] does, from the text kept for the same
+    /// value, or formatting it (and keeping its text).
+    #[inline]
+    pub(super) fn write(&mut self, buf: &mut Vec<u8>, t: f64) {
+        if self.len > 0 && self.bits == t.to_bits() {
+            buf.extend_from_slice(&self.text[..usize::from(self.len)]);
+            return;
+        }
+        let at = buf.len();
+        write_f64(buf, t);
+        let text = &buf[at..];
+        if text.len() <= CREATED_TEXT {
+            self.text[..text.len()].copy_from_slice(text);
+            self.len = text.len() as u8;
+            self.bits = t.to_bits();
+        } else {
+            self.len = 0;
+        }
+    }
+}
+
+/// The text of one series the render keeps from one render to the next
+/// (its labels never change while it lives): its label block, encoded once
+/// by [`encode_label_block`], and its last `_created` text.
+pub struct SeriesText<'a> {
+    /// The label block (`{k="v",...`, or empty).
+    pub labels: &'a [u8],
+    /// The last `_created` value written and its text.
+    pub created: &'a mut CreatedText,
+}
+
+/// The text of series that renders keep from one render to the next, by
+/// record offset (each entry for one generation of its record: a series'
+/// labels never change while it lives, and a record reused is of a new
+/// generation). Process-local, one per area. Bounded by the series the
+/// renders see: a render drops the entries of its families' series it did
+/// not see.
+#[derive(Default)]
+pub(crate) struct SeriesTextCache {
+    map: std::collections::HashMap<usize, CachedSeries, BuildOffsetHasher>,
+    /// The current render's number.
+    epoch: u64,
+    /// Entries seen by the current render.
+    seen: usize,
+}
+
+/// One series' kept text.
+pub(crate) struct CachedSeries {
+    gen: u64,
+    /// The family record's offset.
+    family: usize,
+    /// The last render that saw it.
+    epoch: u64,
+    /// The label values, one after the other, then the label block.
+    text: Box<str>,
+    /// Each value's range in `text`.
+    spans: Box<[(u32, u32)]>,
+    /// Where the label block starts in `text`.
+    block_at: usize,
+    /// The last `_created` value written and its text.
+    pub(crate) created: CreatedText,
+}
+
+impl CachedSeries {
+    /// The label values, the label block and the `_created` text, borrowed
+    /// at once.
+    pub(crate) fn parts(&mut self) -> (CachedValues<'_>, SeriesText<'_>) {
+        let text = &self.text[..];
+        let values = CachedValues {
+            text,
+            spans: &self.spans,
+        };
+        let labels = text.as_bytes().get(self.block_at..).unwrap_or(&[]);
+        (
+            values,
+            SeriesText {
+                labels,
+                created: &mut self.created,
+            },
+        )
+    }
+}
+
+/// A cached series' label values (see [`CachedSeries::parts`]).
+#[derive(Clone, Copy)]
+pub(crate) struct CachedValues<'a> {
+    text: &'a str,
+    spans: &'a [(u32, u32)],
+}
+
+impl<'a> CachedValues<'a> {
+    /// The label values, in family order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'a str> {
+        let text = self.text;
+        self.spans
+            .iter()
+            .map(move |&(a, b)| text.get(a as usize..b as usize).unwrap_or(""))
+    }
+}
+
+impl SeriesTextCache {
+    /// Start a render.
+    pub(crate) fn begin(&mut self) {
+        self.epoch += 1;
+        self.seen = 0;
+    }
+
+    /// The entry of the series at `off` if it is of generation `gen`.
+    #[inline]
+    pub(crate) fn get(&mut self, off: usize, gen: u64) -> Option<&mut CachedSeries> {
+        let e = self.map.get_mut(&off).filter(|e| e.gen == gen)?;
+        e.epoch = self.epoch;
+        self.seen += 1;
+        Some(e)
+    }
+
+    /// Keep the series at `off` (of generation `gen`, in the family at
+    /// `family`) with its label pairs, replacing what was kept there.
+    pub(crate) fn insert(
+        &mut self,
+        off: usize,
+        gen: u64,
+        family: usize,
+        labels: Labels<'_>,
+    ) -> &mut CachedSeries {
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(labels.len());
+        for &(_, v) in labels {
+            let a = text.len();
+            text.push_str(v);
+            spans.push((a as u32, text.len() as u32));
+        }
+        let block_at = text.len();
+        let mut block = std::mem::take(&mut text).into_bytes();
+        encode_label_block(&mut block, labels);
+        // The values are UTF-8 and so is their escaped block.
+        let text = String::from_utf8(block).unwrap_or_default();
+        let e = CachedSeries {
+            gen,
+            family,
+            epoch: self.epoch,
+            text: text.into_boxed_str(),
+            spans: spans.into_boxed_slice(),
+            block_at,
+            created: CreatedText::default(),
+        };
+        self.seen += 1;
+        match self.map.entry(off) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                o.insert(e);
+                o.into_mut()
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(e),
+        }
+    }
+
+    /// End a render: drop the entries it did not see of the families it
+    /// rendered (`rendered(family offset)`), and every entry it did not
+    /// see once they outnumber those it saw by far.
+    pub(crate) fn end(&mut self, rendered: impl Fn(usize) -> bool) {
+        let epoch = self.epoch;
+        let all = self.map.len() > 4 * self.seen + 4096;
+        self.map
+            .retain(|_, e| e.epoch == epoch || !(all || rendered(e.family)));
+    }
+
+    /// Series kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// The hasher of [`SeriesTextCache`]'s offsets: a multiply and a fold (the
+/// keys are record offsets of one process's area, not chosen by anyone
+/// else; SipHash's cost per lookup would be a good part of a series').
+#[derive(Default, Clone, Copy)]
+pub(crate) struct OffsetHasher(u64);
+
+impl std::hash::Hasher for OffsetHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        let m = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = m ^ (m >> 29);
+    }
+    #[inline]
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+type BuildOffsetHasher = std::hash::BuildHasherDefault<OffsetHasher>;
+
 /// The lines of an info or state-set point: the same in both formats (only
 /// their `# TYPE` lines differ).
 pub(super) fn info_or_states(buf: &mut Vec<u8>, name: &str, labels: Labels<'_>, point: &Point<'_>) {
@@ -227,6 +562,7 @@ pub(super) fn line_u64(
 /// Output is buffered; call [`Encoder::finish`] to write the rest and flush.
 pub struct TextEncoder<W: Write> {
     lb: LineBuf<W>,
+    heads: Heads,
 }
 
 impl<W: Write> TextEncoder<W> {
@@ -234,6 +570,7 @@ impl<W: Write> TextEncoder<W> {
     pub fn new(out: W) -> Self {
         TextEncoder {
             lb: LineBuf::new(out),
+            heads: Heads::default(),
         }
     }
 }
@@ -269,6 +606,7 @@ impl<W: Write> Encoder for TextEncoder<W> {
         buf.push(b' ');
         buf.extend_from_slice(ty.as_bytes());
         buf.push(b'\n');
+        self.heads.set(family, suffix, "");
         self.lb.maybe_flush()
     }
 
@@ -313,6 +651,35 @@ impl<W: Write> Encoder for TextEncoder<W> {
             Point::NativeHistogram { .. } => {}
         }
         self.lb.maybe_flush()
+    }
+
+    fn point_text(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        text: SeriesText<'_>,
+        point: &Point<'_>,
+    ) -> io::Result<()> {
+        let Some((head, _)) = self.heads.get(family) else {
+            return self.point(family, labels, point);
+        };
+        let buf = &mut self.lb.buf;
+        match (*point, family.kind) {
+            // Text 0.0.4 has no `_created`; the head is `name_total` for a
+            // counter, `name` for a gauge.
+            (Point::Counter { value, .. }, MetricType::Counter)
+            | (Point::Gauge { value }, MetricType::Gauge) => {
+                push_series_block(buf, head, text.labels);
+                write_f64(buf, value);
+                buf.push(b'\n');
+            }
+            _ => return self.point(family, labels, point),
+        }
+        self.lb.maybe_flush()
+    }
+
+    fn keeps_series_text(&self) -> bool {
+        true
     }
 
     fn finish(&mut self) -> io::Result<()> {
