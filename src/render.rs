@@ -12,9 +12,11 @@ use crate::area::format::*;
 use crate::area::records::Record;
 use crate::area::AreaInner;
 use crate::encoding::{
-    self, Encoder, FamilyDesc, Format, Labels, MetricType, Point, SeriesText, SeriesTextCache,
+    self, Encoder, FamilyDesc, Format, KeptFamily, Labels, MetricType, Point, SeriesText,
+    SeriesTextCache,
 };
 use crate::error::Result;
+use crate::metrics::gauge::GaugeMode;
 use crate::metrics::shape::Shape;
 use crate::metrics::view::{self, read_series_labels, Ctx, Emitted, LabelScratch, SeriesCells};
 
@@ -102,8 +104,7 @@ pub(crate) fn render_into(
         &mut stats,
     );
     if let Some(k) = kept.as_deref_mut() {
-        let rendered: HashSet<usize> = families.iter().map(|f| f.off).collect();
-        k.end(|fam| prefix.is_none() || rendered.contains(&fam));
+        k.end(prefix.is_none());
     }
     drop(kept);
     written?;
@@ -329,7 +330,7 @@ fn write_family(
     f: &FamilyEntry,
     enc: &mut dyn Encoder,
     sc: &mut Scratch,
-    mut kept: Option<&mut SeriesTextCache>,
+    kept: Option<&mut SeriesTextCache>,
 ) -> Result<(usize, u64)> {
     let shape = &f.shape;
     let desc = FamilyDesc {
@@ -339,6 +340,12 @@ fn write_family(
         kind: shape.kind,
     };
     enc.family(&desc)?;
+    // The kept text is for the points the text encoders write from it:
+    // counters and gauges (but not a gauge's points per worker), whose
+    // readers hand the series' labels to the encoder untouched.
+    let keeps = matches!(shape.kind, MetricType::Counter)
+        || (shape.kind == MetricType::Gauge && shape.gauge_mode != GaugeMode::All);
+    let mut kept = kept.filter(|_| keeps).map(|k| k.family(f.off));
     let (mut written, mut bad) = (0, 0);
     for &rec in &f.series {
         // The series as the walk saw it: a record freed since (and perhaps
@@ -356,8 +363,8 @@ fn write_family(
             shape,
             same: &same,
         };
-        let emitted = match kept.as_deref_mut() {
-            Some(k) => s.write_kept(f.off, gen, enc, sc, k)?,
+        let emitted = match kept.as_mut() {
+            Some(k) => s.write_kept(gen, enc, sc, k)?,
             None => s.write_read(enc, sc)?,
         };
         match emitted {
@@ -368,6 +375,9 @@ fn write_family(
             None if !same() => {}
             Some(Emitted::Bad) | None => bad += 1,
         }
+    }
+    if let Some(k) = kept {
+        k.finish();
     }
     Ok((written, bad))
 }
@@ -398,34 +408,34 @@ impl Series<'_> {
     /// labels first if none is kept for its generation.
     fn write_kept(
         &self,
-        family: usize,
         gen: u64,
         enc: &mut dyn Encoder,
         sc: &mut Scratch,
-        kept: &mut SeriesTextCache,
+        kept: &mut KeptFamily<'_>,
     ) -> Result<Option<Emitted>> {
         let off = self.rec.off;
         // A series' labels are written once, before it is committed, and
         // never change while it lives (its generation with it): the text kept
         // for this generation is the text of these labels.
-        let entry = match kept.get(off, gen) {
-            Some(e) => e,
-            None => {
-                let Some(values) =
-                    read_series_labels(self.area, self.rec, self.shape, &mut sc.labels)
-                else {
-                    return Ok(None);
-                };
-                with_pairs(self.shape, values.iter(), |labels| {
-                    kept.insert(off, gen, family, labels)
-                })
-            }
+        if !kept.take(off, gen) {
+            let Some(values) = read_series_labels(self.area, self.rec, self.shape, &mut sc.labels)
+            else {
+                return Ok(None);
+            };
+            with_pairs(self.shape, values.iter(), |labels| {
+                kept.insert(off, gen, labels)
+            });
+        }
+        let Some(entry) = kept.last() else {
+            return Ok(None);
         };
-        let (values, text) = entry.parts();
-        with_pairs(self.shape, values.iter(), |labels| {
-            let mut enc = WithText { enc, labels, text };
-            self.emit(labels, &mut enc, &mut sc.cells).map(Some)
-        })
+        let mut enc = WithText {
+            enc,
+            text: entry.text(),
+            series: self,
+            labels: &mut sc.labels,
+        };
+        self.emit(KEPT_LABELS, &mut enc, &mut sc.cells).map(Some)
     }
 
     /// Its type's reader writes its point(s).
@@ -471,13 +481,21 @@ fn with_pairs<'v, R>(
     }
 }
 
+/// What a series' reader is given as its labels when its text is kept:
+/// the reader hands them to the encoder untouched, and [`WithText`] knows
+/// them by their address (of this static, which no other slice has).
+static KEPT: [(&str, &str); 1] = [("", "")];
+const KEPT_LABELS: Labels<'static> = KEPT.split_at(0).0;
+
 /// The encoder a series is written through with its kept text: a point of
-/// the series' own labels goes to `point_text`, any other (a gauge's points
-/// per worker, with a `worker` label added) to `point`.
-struct WithText<'a, 'l> {
+/// [`KEPT_LABELS`] is written from the text (`point_text`) or, if the
+/// encoder does not write that point from it, with the series' labels read
+/// from the area; any other point as it comes.
+struct WithText<'a, 's> {
     enc: &'a mut dyn Encoder,
-    labels: Labels<'l>,
     text: SeriesText<'a>,
+    series: &'a Series<'s>,
+    labels: &'a mut LabelScratch,
 }
 
 impl Encoder for WithText<'_, '_> {
@@ -491,14 +509,24 @@ impl Encoder for WithText<'_, '_> {
         labels: Labels<'_>,
         point: &Point<'_>,
     ) -> std::io::Result<()> {
-        if std::ptr::eq(labels, self.labels) {
-            let text = SeriesText {
-                labels: self.text.labels,
-                created: &mut *self.text.created,
-            };
-            self.enc.point_text(family, labels, text, point)
-        } else {
-            self.enc.point(family, labels, point)
+        if !std::ptr::eq(labels, KEPT_LABELS) {
+            return self.enc.point(family, labels, point);
+        }
+        let text = SeriesText {
+            labels: self.text.labels,
+            created: &mut *self.text.created,
+        };
+        if self.enc.point_text(family, text, point)? {
+            return Ok(());
+        }
+        let s = self.series;
+        match read_series_labels(s.area, s.rec, s.shape, self.labels) {
+            Some(values) => with_pairs(s.shape, values.iter(), |labels| {
+                self.enc.point(family, labels, point)
+            }),
+            // They read when the text was kept, for this generation; the
+            // record is damaged since: the point is left out.
+            None => Ok(()),
         }
     }
 

@@ -21,9 +21,9 @@ pub use number::{write_canonical_f64, write_f64, write_u64};
 pub use openmetrics::OpenMetricsEncoder;
 pub use protobuf::ProtobufEncoder;
 pub use sample::{Sample, SampleEncoder};
-pub(crate) use text::SeriesTextCache;
 pub use text::TextEncoder;
 pub use text::{CreatedText, SeriesText};
+pub(crate) use text::{KeptFamily, SeriesTextCache};
 
 /// The type of a metric family, as stored in the area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,20 +241,20 @@ pub trait Encoder {
         labels: Labels<'_>,
         point: &Point<'_>,
     ) -> io::Result<()>;
-    /// Write one series of the current family like [`point`](Encoder::point),
-    /// with the text the render keeps for the series from one render to the
-    /// next ([`SeriesText`]: `labels` already encoded, the last `_created`
-    /// text). The text encoders use it for counters and gauges; the default
-    /// (and every other point) is `point`.
+    /// Write one series of the current family like [`point`](Encoder::point)
+    /// would with the series' labels, from the text the render keeps for the
+    /// series from one render to the next ([`SeriesText`]: its labels
+    /// already encoded, its last `_created` text). `Ok(false)`: not written
+    /// (the default; the text encoders write counters and gauges), the
+    /// caller writes it with `point`.
     fn point_text(
         &mut self,
         family: &FamilyDesc<'_>,
-        labels: Labels<'_>,
         text: SeriesText<'_>,
         point: &Point<'_>,
-    ) -> io::Result<()> {
-        let _ = text;
-        self.point(family, labels, point)
+    ) -> io::Result<bool> {
+        let _ = (family, text, point);
+        Ok(false)
     }
     /// Whether [`point_text`](Encoder::point_text) uses the text (if not,
     /// the render keeps none for this encoder).

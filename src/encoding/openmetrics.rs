@@ -140,16 +140,15 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
     fn point_text(
         &mut self,
         family: &FamilyDesc<'_>,
-        labels: Labels<'_>,
         text: SeriesText<'_>,
         point: &Point<'_>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let Some((head, created_head)) = self.heads.get(family) else {
-            return self.point(family, labels, point);
+            return Ok(false);
         };
         let buf = &mut self.lb.buf;
         // Every field named: a field added to these points must be written
-        // here too (as `point` writes it), or this falls back to `point`.
+        // here too (as `point` writes it), or left to `point`.
         match (*point, family.kind) {
             (Point::Counter { value, created }, MetricType::Counter) => {
                 push_series_block(buf, head, text.labels);
@@ -166,9 +165,9 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
                 write_f64(buf, value);
                 buf.push(b'\n');
             }
-            _ => return self.point(family, labels, point),
+            _ => return Ok(false),
         }
-        self.lb.maybe_flush()
+        self.lb.maybe_flush().map(|()| true)
     }
 
     fn keeps_series_text(&self) -> bool {

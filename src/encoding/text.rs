@@ -335,72 +335,47 @@ pub struct SeriesText<'a> {
     pub created: &'a mut CreatedText,
 }
 
-/// The text of series that renders keep from one render to the next, by
-/// record offset (each entry for one generation of its record: a series'
-/// labels never change while it lives, and a record reused is of a new
-/// generation). Process-local, one per area. Bounded by the series the
-/// renders see: a render drops the entries of its families' series it did
-/// not see.
+/// The text of series that renders keep from one render to the next: per
+/// family (by its record's offset), its series' entries in area order (by
+/// record offset), each for one generation of its record (a series' labels
+/// never change while it lives, and a record reused is of a new
+/// generation). Process-local, one per area. A render of a family keeps
+/// the entries of the series it wrote and drops the others; a render of
+/// the whole area drops the families it did not render. Memory follows the
+/// series rendered.
 #[derive(Default)]
 pub(crate) struct SeriesTextCache {
-    map: std::collections::HashMap<usize, CachedSeries, BuildOffsetHasher>,
+    families: std::collections::HashMap<usize, FamilyText>,
     /// The current render's number.
     epoch: u64,
-    /// Entries seen by the current render.
-    seen: usize,
+}
+
+/// One family's kept series, in area order.
+#[derive(Default)]
+struct FamilyText {
+    series: Vec<CachedSeries>,
+    /// The last render that rendered the family.
+    epoch: u64,
 }
 
 /// One series' kept text.
 pub(crate) struct CachedSeries {
+    /// Its record's offset and generation.
+    off: usize,
     gen: u64,
-    /// The family record's offset.
-    family: usize,
-    /// The last render that saw it.
-    epoch: u64,
-    /// The label values, one after the other, then the label block.
-    text: Box<str>,
-    /// Each value's range in `text`.
-    spans: Box<[(u32, u32)]>,
-    /// Where the label block starts in `text`.
-    block_at: usize,
+    /// The label block ([`encode_label_block`]).
+    block: Box<[u8]>,
     /// The last `_created` value written and its text.
-    pub(crate) created: CreatedText,
+    created: CreatedText,
 }
 
 impl CachedSeries {
-    /// The label values, the label block and the `_created` text, borrowed
-    /// at once.
-    pub(crate) fn parts(&mut self) -> (CachedValues<'_>, SeriesText<'_>) {
-        let text = &self.text[..];
-        let values = CachedValues {
-            text,
-            spans: &self.spans,
-        };
-        let labels = text.as_bytes().get(self.block_at..).unwrap_or(&[]);
-        (
-            values,
-            SeriesText {
-                labels,
-                created: &mut self.created,
-            },
-        )
-    }
-}
-
-/// A cached series' label values (see [`CachedSeries::parts`]).
-#[derive(Clone, Copy)]
-pub(crate) struct CachedValues<'a> {
-    text: &'a str,
-    spans: &'a [(u32, u32)],
-}
-
-impl<'a> CachedValues<'a> {
-    /// The label values, in family order.
-    pub(crate) fn iter(self) -> impl Iterator<Item = &'a str> {
-        let text = self.text;
-        self.spans
-            .iter()
-            .map(move |&(a, b)| text.get(a as usize..b as usize).unwrap_or(""))
+    /// The text of the series for [`Encoder::point_text`].
+    pub(crate) fn text(&mut self) -> SeriesText<'_> {
+        SeriesText {
+            labels: &self.block,
+            created: &mut self.created,
+        }
     }
 }
 
@@ -408,102 +383,126 @@ impl SeriesTextCache {
     /// Start a render.
     pub(crate) fn begin(&mut self) {
         self.epoch += 1;
-        self.seen = 0;
     }
 
-    /// The entry of the series at `off` if it is of generation `gen`.
-    #[inline]
-    pub(crate) fn get(&mut self, off: usize, gen: u64) -> Option<&mut CachedSeries> {
-        let e = self.map.get_mut(&off).filter(|e| e.gen == gen)?;
-        e.epoch = self.epoch;
-        self.seen += 1;
-        Some(e)
-    }
-
-    /// Keep the series at `off` (of generation `gen`, in the family at
-    /// `family`) with its label pairs, replacing what was kept there.
-    pub(crate) fn insert(
-        &mut self,
-        off: usize,
-        gen: u64,
-        family: usize,
-        labels: Labels<'_>,
-    ) -> &mut CachedSeries {
-        let mut text = String::new();
-        let mut spans = Vec::with_capacity(labels.len());
-        for &(_, v) in labels {
-            let a = text.len();
-            text.push_str(v);
-            spans.push((a as u32, text.len() as u32));
-        }
-        let block_at = text.len();
-        let mut block = std::mem::take(&mut text).into_bytes();
-        encode_label_block(&mut block, labels);
-        // The values are UTF-8 and so is their escaped block.
-        let text = String::from_utf8(block).unwrap_or_default();
-        let e = CachedSeries {
-            gen,
-            family,
-            epoch: self.epoch,
-            text: text.into_boxed_str(),
-            spans: spans.into_boxed_slice(),
-            block_at,
-            created: CreatedText::default(),
-        };
-        self.seen += 1;
-        match self.map.entry(off) {
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                o.insert(e);
-                o.into_mut()
-            }
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(e),
+    /// Start writing the family at `family`: its entries are looked up in
+    /// area order ([`KeptFamily::take`]).
+    pub(crate) fn family(&mut self, family: usize) -> KeptFamily<'_> {
+        let f = self.families.entry(family).or_default();
+        f.epoch = self.epoch;
+        KeptFamily {
+            family: f,
+            pos: 0,
+            moved: None,
         }
     }
 
-    /// End a render: drop the entries it did not see of the families it
-    /// rendered (`rendered(family offset)`), and every entry it did not
-    /// see once they outnumber those it saw by far.
-    pub(crate) fn end(&mut self, rendered: impl Fn(usize) -> bool) {
-        let epoch = self.epoch;
-        let all = self.map.len() > 4 * self.seen + 4096;
-        self.map
-            .retain(|_, e| e.epoch == epoch || !(all || rendered(e.family)));
+    /// End a render: drop the families it did not render if it rendered
+    /// the whole area.
+    pub(crate) fn end(&mut self, whole_area: bool) {
+        if whole_area {
+            let epoch = self.epoch;
+            self.families.retain(|_, f| f.epoch == epoch);
+        }
     }
 
     /// Series kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.families.values().map(|f| f.series.len()).sum()
     }
 }
 
-/// The hasher of [`SeriesTextCache`]'s offsets: a multiply and a fold (the
-/// keys are record offsets of one process's area, not chosen by anyone
-/// else; SipHash's cost per lookup would be a good part of a series').
-#[derive(Default, Clone, Copy)]
-pub(crate) struct OffsetHasher(u64);
+/// The kept series of one family while it is written. While its series
+/// are those of the previous render, in the same order, each is used where
+/// it is (`pos`: the entries before it are this render's). At the first
+/// that differs (a series added, removed or of a new generation), the
+/// entries after `pos` are moved one by one to this render's list as their
+/// series are written, the others dropped.
+pub(crate) struct KeptFamily<'a> {
+    family: &'a mut FamilyText,
+    pos: usize,
+    /// The previous render's entries not yet looked at, and this render's.
+    moved: Option<(std::vec::IntoIter<CachedSeries>, Vec<CachedSeries>)>,
+}
 
-impl std::hash::Hasher for OffsetHasher {
-    fn finish(&self) -> u64 {
-        self.0
+impl KeptFamily<'_> {
+    /// Make this render's entry of the series at `off` the kept one, if it
+    /// is of generation `gen` (then [`last`](KeptFamily::last)); `false` if
+    /// none is kept for it. Series are asked for in area order.
+    #[inline]
+    pub(crate) fn take(&mut self, off: usize, gen: u64) -> bool {
+        if self.moved.is_none() {
+            if let Some(e) = self.family.series.get(self.pos) {
+                if e.off == off && e.gen == gen {
+                    self.pos += 1;
+                    return true;
+                }
+            }
+            self.start_moving();
+        }
+        let Some((old, new)) = self.moved.as_mut() else {
+            return false;
+        };
+        // Entries of series before this one were not written: dropped.
+        while old.as_slice().first().is_some_and(|e| e.off < off) {
+            old.next();
+        }
+        let kept = match old.as_slice().first() {
+            Some(e) if e.off == off => old.next().filter(|e| e.gen == gen),
+            _ => None,
+        };
+        kept.map(|e| new.push(e)).is_some()
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
+
+    /// Stop using entries where they are: the ones before `pos` are this
+    /// render's, the rest is moved from.
+    #[cold]
+    fn start_moving(&mut self) {
+        let mut this = std::mem::take(&mut self.family.series);
+        let rest = this.split_off(self.pos.min(this.len()));
+        self.moved = Some((rest.into_iter(), this));
+    }
+
+    /// Keep the series at `off` (of generation `gen`) with its label pairs,
+    /// after [`take`](KeptFamily::take) found none.
+    pub(crate) fn insert(&mut self, off: usize, gen: u64, labels: Labels<'_>) {
+        if self.moved.is_none() {
+            self.start_moving();
+        }
+        let mut block = Vec::new();
+        encode_label_block(&mut block, labels);
+        if let Some((_, new)) = self.moved.as_mut() {
+            new.push(CachedSeries {
+                off,
+                gen,
+                block: block.into_boxed_slice(),
+                created: CreatedText::default(),
+            });
         }
     }
+
+    /// The entry taken or inserted last.
     #[inline]
-    fn write_u64(&mut self, x: u64) {
-        let m = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = m ^ (m >> 29);
+    pub(crate) fn last(&mut self) -> Option<&mut CachedSeries> {
+        match self.moved.as_mut() {
+            None => self
+                .pos
+                .checked_sub(1)
+                .and_then(|i| self.family.series.get_mut(i)),
+            Some((_, new)) => new.last_mut(),
+        }
     }
-    #[inline]
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
+
+    /// Put this render's entries into the cache (the series not written
+    /// are dropped).
+    pub(crate) fn finish(self) {
+        match self.moved {
+            None => self.family.series.truncate(self.pos),
+            Some((_, new)) => self.family.series = new,
+        }
     }
 }
-
-type BuildOffsetHasher = std::hash::BuildHasherDefault<OffsetHasher>;
 
 /// The lines of an info or state-set point: the same in both formats (only
 /// their `# TYPE` lines differ).
@@ -656,12 +655,11 @@ impl<W: Write> Encoder for TextEncoder<W> {
     fn point_text(
         &mut self,
         family: &FamilyDesc<'_>,
-        labels: Labels<'_>,
         text: SeriesText<'_>,
         point: &Point<'_>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let Some((head, _)) = self.heads.get(family) else {
-            return self.point(family, labels, point);
+            return Ok(false);
         };
         let buf = &mut self.lb.buf;
         match (*point, family.kind) {
@@ -673,9 +671,9 @@ impl<W: Write> Encoder for TextEncoder<W> {
                 write_f64(buf, value);
                 buf.push(b'\n');
             }
-            _ => return self.point(family, labels, point),
+            _ => return Ok(false),
         }
-        self.lb.maybe_flush()
+        self.lb.maybe_flush().map(|()| true)
     }
 
     fn keeps_series_text(&self) -> bool {
