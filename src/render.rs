@@ -11,8 +11,12 @@ use std::time::Instant;
 use crate::area::format::*;
 use crate::area::records::Record;
 use crate::area::AreaInner;
-use crate::encoding::{self, Encoder, FamilyDesc, Format, MetricType, Point};
+use crate::encoding::{
+    self, Encoder, Exemplar, FamilyDesc, Format, KeptFamily, Labels, MetricType, Point, SeriesText,
+    SeriesTextCache,
+};
 use crate::error::Result;
+use crate::metrics::gauge::GaugeMode;
 use crate::metrics::shape::Shape;
 use crate::metrics::view::{self, read_series_labels, Ctx, Emitted, LabelScratch, SeriesCells};
 
@@ -31,6 +35,8 @@ pub struct RenderStats {
 }
 
 struct FamilyEntry {
+    /// The family record's offset.
+    off: usize,
     shape: Shape,
     series: Vec<Record>,
 }
@@ -78,7 +84,30 @@ pub(crate) fn render_into(
     } else {
         Vec::new()
     };
-    write_items(area, &families, &selfs, enc, &mut stats)?;
+    // The text kept of each series from one render to the next, for the
+    // encoders that use it; a render that finds it taken by another thread
+    // of this process reads every series' labels instead.
+    let mut kept = if enc.keeps_series_text() {
+        area.series_text.try_lock().ok()
+    } else {
+        None
+    };
+    if let Some(k) = kept.as_deref_mut() {
+        k.begin();
+    }
+    let written = write_items(
+        area,
+        &families,
+        &selfs,
+        enc,
+        kept.as_deref_mut(),
+        &mut stats,
+    );
+    if let Some(k) = kept.as_deref_mut() {
+        k.end(prefix.is_none());
+    }
+    drop(kept);
+    written?;
     enc.finish()?;
     area.set_stat(hdr::STAT_BAD_RECORDS, stats.bad_records);
     area.set_stat(hdr::STAT_RENDER_NS, started.elapsed().as_nanos() as u64);
@@ -177,6 +206,7 @@ impl Collect<'_> {
         }
         self.by_offset.insert(rec.off, self.families.len());
         self.families.push(FamilyEntry {
+            off: rec.off,
             shape,
             series: Vec::new(),
         });
@@ -242,6 +272,7 @@ fn write_items(
     families: &[FamilyEntry],
     selfs: &[SelfMetric],
     enc: &mut dyn Encoder,
+    mut kept: Option<&mut SeriesTextCache>,
     stats: &mut RenderStats,
 ) -> Result<()> {
     enum Item<'a> {
@@ -259,7 +290,7 @@ fn write_items(
     for (_, item) in &items {
         match item {
             Item::Area(f) => {
-                let (n, bad) = write_family(area, f, enc, &mut scratch)?;
+                let (n, bad) = write_family(area, f, enc, &mut scratch, kept.as_deref_mut())?;
                 stats.series += n;
                 stats.bad_records += bad;
             }
@@ -299,6 +330,7 @@ fn write_family(
     f: &FamilyEntry,
     enc: &mut dyn Encoder,
     sc: &mut Scratch,
+    kept: Option<&mut SeriesTextCache>,
 ) -> Result<(usize, u64)> {
     let shape = &f.shape;
     let desc = FamilyDesc {
@@ -308,6 +340,12 @@ fn write_family(
         kind: shape.kind,
     };
     enc.family(&desc)?;
+    // The kept text is for the points the text encoders write from it:
+    // counters and gauges (but not a gauge's points per worker), whose
+    // readers hand the series' labels to the encoder untouched.
+    let keeps = matches!(shape.kind, MetricType::Counter)
+        || (shape.kind == MetricType::Gauge && shape.gauge_mode != GaugeMode::All);
+    let mut kept = kept.filter(|_| keeps).map(|k| k.family(f.off));
     let (mut written, mut bad) = (0, 0);
     for &rec in &f.series {
         // The series as the walk saw it: a record freed since (and perhaps
@@ -318,43 +356,216 @@ fn write_family(
         if !same() {
             continue;
         }
-        let Some(values) = read_series_labels(area, rec, shape, &mut sc.labels) else {
-            if same() {
-                bad += 1;
-            }
-            continue;
-        };
-        // The label pairs on the stack (a family has rarely more than a few
-        // labels), in a vector past that.
-        let pairs = shape
-            .label_names
-            .iter()
-            .map(String::as_str)
-            .zip(values.iter());
-        let mut inline = [("", ""); INLINE_LABELS];
-        let many: Vec<(&str, &str)>;
-        let labels = if shape.label_names.len() <= INLINE_LABELS {
-            let n = inline.iter_mut().zip(pairs).map(|(s, p)| *s = p).count();
-            &inline[..n]
-        } else {
-            many = pairs.collect();
-            &many[..]
-        };
-        let view = SeriesCells::new(area, rec.off, &same);
-        let cx = Ctx {
-            shape,
+        let s = Series {
+            area,
+            rec,
             desc: &desc,
-            labels,
-            enc: &mut *enc,
-            sc: &mut sc.cells,
+            shape,
+            same: &same,
         };
-        match view::emit(&view, cx)? {
-            Emitted::Written => written += 1,
-            Emitted::Skipped => {}
-            Emitted::Bad => bad += 1,
+        let emitted = match kept.as_mut() {
+            Some(k) => s.write_kept(gen, enc, sc, k)?,
+            None => s.write_read(enc, sc)?,
+        };
+        match emitted {
+            Some(Emitted::Written) => written += 1,
+            Some(Emitted::Skipped) => {}
+            // Labels that do not read are bad if the series is still the one
+            // the walk saw.
+            None if !same() => {}
+            Some(Emitted::Bad) | None => bad += 1,
         }
     }
+    if let Some(k) = kept {
+        k.finish();
+    }
     Ok((written, bad))
+}
+
+/// One series being written.
+struct Series<'a> {
+    area: &'a AreaInner,
+    rec: Record,
+    desc: &'a FamilyDesc<'a>,
+    shape: &'a Shape,
+    same: &'a dyn Fn() -> bool,
+}
+
+impl Series<'_> {
+    /// Read its labels from the area and write it (`None`: the labels do
+    /// not read).
+    fn write_read(&self, enc: &mut dyn Encoder, sc: &mut Scratch) -> Result<Option<Emitted>> {
+        let Some(values) = read_series_labels(self.area, self.rec, self.shape, &mut sc.labels)
+        else {
+            return Ok(None);
+        };
+        with_pairs(self.shape, values.iter(), |labels| {
+            self.emit(labels, enc, &mut sc.cells).map(Some)
+        })
+    }
+
+    /// Write it with the text kept for it (`kept`), reading and keeping its
+    /// labels first if none is kept for its generation.
+    fn write_kept(
+        &self,
+        gen: u64,
+        enc: &mut dyn Encoder,
+        sc: &mut Scratch,
+        kept: &mut KeptFamily<'_>,
+    ) -> Result<Option<Emitted>> {
+        let off = self.rec.off;
+        // A series' labels are written once, before it is committed, and
+        // never change while it lives (its generation with it): the text kept
+        // for this generation is the text of these labels.
+        if !kept.take(off, gen) {
+            let Some(values) = read_series_labels(self.area, self.rec, self.shape, &mut sc.labels)
+            else {
+                return Ok(None);
+            };
+            with_pairs(self.shape, values.iter(), |labels| {
+                kept.insert(off, gen, labels)
+            });
+        }
+        let Some(entry) = kept.last() else {
+            return Ok(None);
+        };
+        let mut enc = WithText {
+            enc,
+            text: entry.text(),
+            series: self,
+            labels: &mut sc.labels,
+        };
+        self.emit(KEPT_LABELS, &mut enc, &mut sc.cells).map(Some)
+    }
+
+    /// Its type's reader writes its point(s).
+    fn emit(
+        &self,
+        labels: Labels<'_>,
+        enc: &mut dyn Encoder,
+        cells: &mut view::Scratch,
+    ) -> Result<Emitted> {
+        let view = SeriesCells::new(self.area, self.rec.off, self.same);
+        let cx = Ctx {
+            shape: self.shape,
+            desc: self.desc,
+            labels,
+            enc,
+            sc: cells,
+        };
+        view::emit(&view, cx)
+    }
+}
+
+/// Call `f` with the label pairs of a series (the family's names with
+/// `values`): on the stack (a family has rarely more than a few labels), in
+/// a vector past that.
+fn with_pairs<'v, R>(
+    shape: &Shape,
+    values: impl Iterator<Item = &'v str>,
+    f: impl FnOnce(Labels<'_>) -> R,
+) -> R {
+    let pairs = shape.label_names.iter().map(String::as_str).zip(values);
+    let n = shape.label_names.len();
+    if n <= 2 {
+        let mut inline = [("", ""); 2];
+        let n = inline.iter_mut().zip(pairs).map(|(s, p)| *s = p).count();
+        f(&inline[..n])
+    } else if n <= INLINE_LABELS {
+        let mut inline = [("", ""); INLINE_LABELS];
+        let n = inline.iter_mut().zip(pairs).map(|(s, p)| *s = p).count();
+        f(&inline[..n])
+    } else {
+        let many: Vec<(&str, &str)> = pairs.collect();
+        f(&many)
+    }
+}
+
+/// What a series' reader is given as its labels when its text is kept:
+/// the reader hands them to the encoder untouched, and [`WithText`] knows
+/// them by their address (of this static, which no other slice has).
+static KEPT: [(&str, &str); 1] = [("", "")];
+const KEPT_LABELS: Labels<'static> = KEPT.split_at(0).0;
+
+/// The encoder a series is written through with its kept text: a point of
+/// [`KEPT_LABELS`] is written from the text (`point_text`) or, if the
+/// encoder does not write that point from it, with the series' labels read
+/// from the area; any other point as it comes.
+struct WithText<'a, 's> {
+    enc: &'a mut dyn Encoder,
+    text: SeriesText<'a>,
+    series: &'a Series<'s>,
+    labels: &'a mut LabelScratch,
+}
+
+impl Encoder for WithText<'_, '_> {
+    fn family(&mut self, family: &FamilyDesc<'_>) -> std::io::Result<()> {
+        self.enc.family(family)
+    }
+
+    fn point(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+    ) -> std::io::Result<()> {
+        if !std::ptr::eq(labels, KEPT_LABELS) {
+            return self.enc.point(family, labels, point);
+        }
+        let text = SeriesText {
+            labels: self.text.labels,
+            created: &mut *self.text.created,
+        };
+        if self.enc.point_text(family, text, point)? {
+            return Ok(());
+        }
+        self.with_area_labels(family, point, &[])
+    }
+
+    /// A point with exemplars is never written from the kept text (which
+    /// has no room for them): its labels are read from the area.
+    fn point_with_exemplars(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        labels: Labels<'_>,
+        point: &Point<'_>,
+        exemplars: &[Exemplar],
+    ) -> std::io::Result<()> {
+        if exemplars.is_empty() {
+            return self.point(family, labels, point);
+        }
+        if !std::ptr::eq(labels, KEPT_LABELS) {
+            return self
+                .enc
+                .point_with_exemplars(family, labels, point, exemplars);
+        }
+        self.with_area_labels(family, point, exemplars)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.enc.finish()
+    }
+}
+
+impl WithText<'_, '_> {
+    /// Write a kept-text series' point with its labels read from the area.
+    fn with_area_labels(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        point: &Point<'_>,
+        exemplars: &[Exemplar],
+    ) -> std::io::Result<()> {
+        let s = self.series;
+        match read_series_labels(s.area, s.rec, s.shape, self.labels) {
+            Some(values) => with_pairs(s.shape, values.iter(), |labels| {
+                self.enc
+                    .point_with_exemplars(family, labels, point, exemplars)
+            }),
+            // They read when the text was kept, for this generation; the
+            // record is damaged since: the point is left out.
+            None => Ok(()),
+        }
+    }
 }
 
 /// Label pairs of a series held on the stack while it is written.
@@ -512,5 +723,194 @@ fn source_value(area: &AreaInner, source: Source) -> f64 {
         Source::PagesUsed => area.cursor().div_ceil(PAGE_SIZE) as f64,
         Source::LiveWorkers => area.worker_infos().iter().filter(|w| w.alive).count() as f64,
         Source::RenderSeconds => stat(hdr::STAT_RENDER_NS) / 1e9,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::GaugeMode;
+    use crate::{Area, AreaOptions, Format, Opts};
+
+    /// Renders of `area` in both text formats: one that reads every label
+    /// (the kept text is held by the test, as by another render thread),
+    /// then two that keep and use the kept text; all three the same bytes.
+    fn kept_equals_read(area: &Area) -> (String, String) {
+        // Without the self-metrics (the render's duration changes).
+        let reg = area.registry().without_self_metrics();
+        let mut outs = Vec::new();
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            let read = {
+                let _held = area.inner.series_text.lock().unwrap();
+                reg.render_to_string(format).unwrap()
+            };
+            let first = reg.render_to_string(format).unwrap();
+            let second = reg.render_to_string(format).unwrap();
+            assert_eq!(first, read, "{format:?}: first render with kept text");
+            assert_eq!(second, read, "{format:?}: second render with kept text");
+            outs.push(read);
+        }
+        let om = outs.pop().unwrap();
+        (outs.pop().unwrap(), om)
+    }
+
+    /// Every type, escaping, no labels, `_created`, gauges per worker: the
+    /// A counter's exemplar shows in every OpenMetrics render, the ones that
+    /// write its series from the kept text included, beside a series
+    /// without one.
+    #[test]
+    fn kept_text_keeps_exemplars() {
+        let area = Area::anonymous(&AreaOptions::with_pages(256)).unwrap();
+        let reg = area.registry().without_self_metrics();
+        let c = reg
+            .counter(Opts::new("c", "C.").labels(&["path"]).eager(true))
+            .unwrap();
+        c.labels(&["/plain"]).unwrap().inc();
+        c.labels(&["/ex"])
+            .unwrap()
+            .add_with_exemplar(2.0, &[("trace_id", "abc")])
+            .unwrap();
+        for round in 0..3 {
+            let text = reg.render_to_string(Format::OpenMetrics).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("c_total{path=\"/ex\"}"))
+                .unwrap();
+            assert!(
+                line.contains(" # {trace_id=\"abc\"} 2"),
+                "render {round}: {line}"
+            );
+            assert!(text.contains("c_total{path=\"/plain\"} 1\n"), "{text}");
+        }
+    }
+
+    /// text kept from one render to the next gives the bytes the labels
+    /// read from the area give.
+    #[test]
+    fn kept_text_renders_the_same_bytes() {
+        let area = Area::anonymous(&AreaOptions::with_pages(256)).unwrap();
+        let reg = area.registry().without_self_metrics();
+        let c = reg
+            .counter(Opts::new("c", "C.").labels(&["path", "code"]).eager(true))
+            .unwrap();
+        for (p, code) in [
+            ("/a", "200"),
+            ("q\"uo\\te\nnl", "500"),
+            ("größe ✓", ""),
+            ("", "x"),
+        ] {
+            c.labels(&[p, code]).unwrap().add(1.5).unwrap();
+        }
+        c.labels(&["/big", "200"])
+            .unwrap()
+            .add(123_456_789.0)
+            .unwrap();
+        reg.counter(Opts::new("bare", "No labels.").eager(true))
+            .unwrap()
+            .get()
+            .unwrap()
+            .inc();
+        let g = reg
+            .gauge(Opts::new("g", "G.").labels(&["k"]), GaugeMode::Sum)
+            .unwrap();
+        g.labels(&["v"]).unwrap().set(-2.25);
+        g.labels(&["w"]).unwrap().set(7.0);
+        let ga = reg
+            .gauge(
+                Opts::new("ga", "Per worker.").labels(&["k"]),
+                GaugeMode::All,
+            )
+            .unwrap();
+        ga.labels(&["v"]).unwrap().set(3.0);
+        let h = reg
+            .histogram(Opts::new("h", "H.").labels(&["k"]), &[0.5, 1.0])
+            .unwrap();
+        h.labels(&["v"]).unwrap().observe(0.7).unwrap();
+        reg.info(Opts::new("build", "Build.").labels(&["version"]))
+            .unwrap()
+            .labels(&["1.2.3"])
+            .unwrap();
+        reg.state_set(Opts::new("st", "S.").labels(&["k"]), &["on", "off"])
+            .unwrap()
+            .labels(&["v"])
+            .unwrap()
+            .set("on")
+            .unwrap();
+        crate::buffer::flush();
+        let (text, om) = kept_equals_read(&area);
+        assert!(
+            text.contains("c_total{path=\"q\\\"uo\\\\te\\nnl\",code=\"500\"} 1.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("c_total{path=\"/big\",code=\"200\"} 1.23456789e+08\n"),
+            "{text}"
+        );
+        assert!(text.contains("bare_total 1\n"), "{text}");
+        assert!(text.contains("g{k=\"v\"} -2.25\n"), "{text}");
+        assert!(om.contains("bare_created "), "{om}");
+        assert!(om.contains("c_created{path=\"/a\",code=\"200\"} "), "{om}");
+        assert!(text.contains("ga{k=\"v\",worker=\""), "{text}");
+    }
+
+    /// A series removed and its record reused by another (a new
+    /// generation) renders with its own labels, not the kept ones; the text
+    /// kept of series gone is dropped by the next render.
+    #[test]
+    fn kept_text_follows_generations_and_removals() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let reg = area.registry().without_self_metrics();
+        let c = reg
+            .counter(Opts::new("c", "C.").labels(&["k"]).eager(true))
+            .unwrap();
+        for i in 0..20 {
+            c.labels(&[&format!("old{i}")]).unwrap().inc();
+        }
+        let text = area.render_to_string(Format::Prometheus).unwrap();
+        assert!(text.contains("c_total{k=\"old7\"} 1\n"), "{text}");
+        assert_eq!(area.inner.series_text.lock().unwrap().len(), 20);
+        for i in 0..20 {
+            assert!(c.remove(&[&format!("old{i}")]).unwrap());
+        }
+        // Past the grace period, new series may take the removed records.
+        std::thread::sleep(std::time::Duration::from_millis(
+            crate::area::format::FREE_GRACE_MS + 50,
+        ));
+        for i in 0..20 {
+            c.labels(&[&format!("new{i}")]).unwrap().add(2.0).unwrap();
+        }
+        let (text, _) = kept_equals_read(&area);
+        assert!(!text.contains("old"), "{text}");
+        for i in 0..20 {
+            assert!(
+                text.contains(&format!("c_total{{k=\"new{i}\"}} 2\n")),
+                "{text}"
+            );
+        }
+        assert_eq!(area.inner.series_text.lock().unwrap().len(), 20);
+        assert!(area.stats().records_reused > 0, "no record was reused");
+    }
+
+    /// A render with a prefix keeps the text of the other families' series.
+    #[test]
+    fn prefix_render_keeps_other_families() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let reg = area.registry().without_self_metrics();
+        let a = reg
+            .counter(Opts::new("a_x", "A.").labels(&["k"]).eager(true))
+            .unwrap();
+        let b = reg
+            .counter(Opts::new("b_x", "B.").labels(&["k"]).eager(true))
+            .unwrap();
+        a.labels(&["1"]).unwrap().inc();
+        b.labels(&["2"]).unwrap().inc();
+        area.render_to_string(Format::Prometheus).unwrap();
+        assert_eq!(area.inner.series_text.lock().unwrap().len(), 2);
+        let only_a = area.registry().with_prefix("a").unwrap();
+        let text = only_a.render_to_string(Format::Prometheus).unwrap();
+        assert!(
+            text.contains("a_x_total{k=\"1\"} 1\n") && !text.contains("b_x"),
+            "{text}"
+        );
+        assert_eq!(area.inner.series_text.lock().unwrap().len(), 2);
     }
 }

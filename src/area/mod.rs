@@ -184,6 +184,8 @@ pub(crate) struct AreaInner {
     id: u64,
     /// Generations published before this process's last barrier (`epoch`).
     barrier_gen: AtomicU64,
+    /// Process-local text of series kept by renders (see `render`).
+    pub(crate) series_text: std::sync::Mutex<crate::encoding::SeriesTextCache>,
 }
 
 // SAFETY: the mapping is only accessed through atomics or through copies of
@@ -392,6 +394,7 @@ impl AreaInner {
             index: std::sync::Mutex::new(Default::default()),
             id: epoch::new_area_id(),
             barrier_gen: AtomicU64::new(0),
+            series_text: std::sync::Mutex::new(Default::default()),
         }
     }
 

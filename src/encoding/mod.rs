@@ -22,6 +22,8 @@ pub use openmetrics::OpenMetricsEncoder;
 pub use protobuf::ProtobufEncoder;
 pub use sample::{Sample, SampleEncoder};
 pub use text::TextEncoder;
+pub use text::{CreatedText, SeriesText};
+pub(crate) use text::{KeptFamily, SeriesTextCache};
 
 /// The type of a metric family, as stored in the area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -266,6 +268,26 @@ pub trait Encoder {
     ) -> io::Result<()> {
         let _ = exemplars;
         self.point(family, labels, point)
+    }
+    /// Write one series of the current family like [`point`](Encoder::point)
+    /// would with the series' labels, from the text the render keeps for the
+    /// series from one render to the next ([`SeriesText`]: its labels
+    /// already encoded, its last `_created` text). `Ok(false)`: not written
+    /// (the default; the text encoders write counters and gauges), the
+    /// caller writes it with `point`.
+    fn point_text(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        text: SeriesText<'_>,
+        point: &Point<'_>,
+    ) -> io::Result<bool> {
+        let _ = (family, text, point);
+        Ok(false)
+    }
+    /// Whether [`point_text`](Encoder::point_text) uses the text (if not,
+    /// the render keeps none for this encoder).
+    fn keeps_series_text(&self) -> bool {
+        false
     }
     /// End the exposition (OpenMetrics writes `# EOF`) and flush the writer.
     fn finish(&mut self) -> io::Result<()>;

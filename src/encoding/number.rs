@@ -338,14 +338,64 @@ fn write_g(out: &mut Vec<u8>, v: f64, canonical: bool) {
     // (`v as u64` saturates and truncates: equal back only for a whole
     // number; no call to `trunc`, which is a libm call without SSE4.1. NaN
     // and the infinities fail `v < 1e6` or the compare; -0 the sign test.)
-    if v.is_sign_positive() && v < 1e6 && (v as u64) as f64 == v {
-        write_u64(out, v as u64);
-        if canonical {
-            out.extend_from_slice(b".0");
+    if (0.0..1e6).contains(&v) && v.is_sign_positive() {
+        // SAFETY: 0 <= v < 1e6 (so not NaN, not infinite): its truncation
+        // fits a u32.
+        let n = unsafe { v.to_int_unchecked::<u32>() };
+        if f64::from(n) == v {
+            write_below_1e6(out, n);
+            if canonical {
+                out.extend_from_slice(b".0");
+            }
+            return;
         }
-        return;
     }
     write_g_slow(out, v, canonical);
+}
+
+/// The decimal digits of 0 to 99, two bytes each.
+const PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Append `n` (below 1,000,000) in decimal: its digits made in a word and
+/// stored at once, where it is called (no call to `memcpy` for at most six
+/// bytes).
+#[inline]
+fn write_below_1e6(out: &mut Vec<u8>, n: u32) {
+    debug_assert!(n < 1_000_000);
+    let len = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        10_000..=99_999 => 5,
+        _ => 6,
+    };
+    // The six digits of `n` (leading zeros included) in the low six bytes
+    // of `w`, most significant first, by pairs; then the leading zeros
+    // shifted out.
+    let pair = |p: u32| {
+        let p = p as usize * 2;
+        u64::from(u16::from_le_bytes([PAIRS[p], PAIRS[p + 1]]))
+    };
+    let w = pair(n / 10_000) | pair(n / 100 % 100) << 16 | pair(n % 100) << 32;
+    let w = w >> (8 * (6 - len));
+    out.reserve(8);
+    let at = out.len();
+    // SAFETY: 8 bytes of capacity are free from `at` (reserved just above);
+    // the unaligned store writes exactly those, and the length then covers
+    // only the first `len <= 6` of them, which it initialized.
+    unsafe {
+        out.as_mut_ptr()
+            .add(at)
+            .cast::<u64>()
+            .write_unaligned(w.to_le());
+        out.set_len(at + len);
+    }
 }
 
 /// [`write_g`] past its fast path.

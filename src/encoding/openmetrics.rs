@@ -3,7 +3,10 @@
 use std::io::{self, Write};
 
 use super::number::write_f64;
-use super::text::{info_or_states, line_f64, line_u64, push_escaped, push_series, Extra, LineBuf};
+use super::text::{
+    info_or_states, line_f64, line_u64, push_escaped, push_series, push_series_block, Extra, Heads,
+    LineBuf, SeriesText,
+};
 use super::{Encoder, Exemplar, FamilyDesc, Labels, MetricType, Point};
 
 /// Encoder for the OpenMetrics text format, version 1.0.0.
@@ -17,6 +20,7 @@ use super::{Encoder, Exemplar, FamilyDesc, Labels, MetricType, Point};
 /// still carries the count. [`Encoder::finish`] writes `# EOF` and flushes.
 pub struct OpenMetricsEncoder<W: Write> {
     lb: LineBuf<W>,
+    heads: Heads,
 }
 
 impl<W: Write> OpenMetricsEncoder<W> {
@@ -24,6 +28,7 @@ impl<W: Write> OpenMetricsEncoder<W> {
     pub fn new(out: W) -> Self {
         OpenMetricsEncoder {
             lb: LineBuf::new(out),
+            heads: Heads::default(),
         }
     }
 }
@@ -101,6 +106,10 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
             buf.push(b' ');
             push_escaped(buf, family.help, true);
             buf.push(b'\n');
+        }
+        match family.kind {
+            MetricType::Counter => self.heads.set(family, "_total", "_created"),
+            _ => self.heads.set(family, "", ""),
         }
         self.lb.maybe_flush()
     }
@@ -192,6 +201,43 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
             Point::NativeHistogram { .. } => {}
         }
         self.lb.maybe_flush()
+    }
+
+    fn point_text(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        text: SeriesText<'_>,
+        point: &Point<'_>,
+    ) -> io::Result<bool> {
+        let Some((head, created_head)) = self.heads.get(family) else {
+            return Ok(false);
+        };
+        let buf = &mut self.lb.buf;
+        // Every field named: a field added to these points must be written
+        // here too (as `point` writes it), or left to `point`.
+        match (*point, family.kind) {
+            (Point::Counter { value, created }, MetricType::Counter) => {
+                push_series_block(buf, head, text.labels);
+                write_f64(buf, value);
+                buf.push(b'\n');
+                if let Some(t) = created {
+                    push_series_block(buf, created_head, text.labels);
+                    text.created.write(buf, t);
+                    buf.push(b'\n');
+                }
+            }
+            (Point::Gauge { value }, MetricType::Gauge) => {
+                push_series_block(buf, head, text.labels);
+                write_f64(buf, value);
+                buf.push(b'\n');
+            }
+            _ => return Ok(false),
+        }
+        self.lb.maybe_flush().map(|()| true)
+    }
+
+    fn keeps_series_text(&self) -> bool {
+        true
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use super::number::{write_canonical_f64, write_f64, write_u64};
-use super::{Encoder, FamilyDesc, Labels, Point};
+use super::{Encoder, FamilyDesc, Labels, MetricType, Point};
 
 /// Flush the line buffer to the writer once it holds more than this.
 pub(super) const FLUSH_AT: usize = 32 * 1024;
@@ -170,6 +170,340 @@ pub(super) fn push_series(
     buf.extend_from_slice(b"} ");
 }
 
+/// Append the label block of a series: `{k="v",...} ` with every value
+/// escaped, or a space alone without labels: what [`push_series`] writes
+/// after the name without an extra label, the same in both text formats.
+pub(crate) fn encode_label_block(buf: &mut Vec<u8>, labels: Labels<'_>) {
+    for (i, &(k, v)) in labels.iter().enumerate() {
+        buf.push(if i == 0 { b'{' } else { b',' });
+        buf.extend_from_slice(k.as_bytes());
+        buf.extend_from_slice(b"=\"");
+        push_escaped(buf, v, true);
+        buf.push(b'"');
+    }
+    buf.extend_from_slice(if labels.is_empty() { b" " } else { b"} " });
+}
+
+/// The sample names of the current family's counter or gauge lines
+/// (`name_total` and `name_created`, or `name`), made once per family.
+#[derive(Default)]
+pub(super) struct Heads {
+    bytes: Vec<u8>,
+    split: usize,
+    /// The family they were made for: its name's address and kind.
+    of: Option<(usize, MetricType)>,
+}
+
+impl Heads {
+    /// Make the names of `family`: its name followed by `first`, and by `second`.
+    pub(super) fn set(&mut self, family: &FamilyDesc<'_>, first: &str, second: &str) {
+        let name = family.name.as_bytes();
+        self.bytes.clear();
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(first.as_bytes());
+        self.split = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(second.as_bytes());
+        self.of = Some((family.name.as_ptr() as usize, family.kind));
+    }
+
+    /// The two names, if made for `family` (the one the last `family` call
+    /// started, as the points that follow it are).
+    #[inline]
+    pub(super) fn get(&self, family: &FamilyDesc<'_>) -> Option<(&[u8], &[u8])> {
+        if self.of != Some((family.name.as_ptr() as usize, family.kind)) {
+            return None;
+        }
+        Some(self.bytes.split_at(self.split))
+    }
+}
+
+/// A sample line's series, its labels already encoded by
+/// [`encode_label_block`]: `head` (the sample name) and `block`, with room
+/// reserved for the value and newline after them. Byte for byte what
+/// `push_series` writes without an extra label.
+#[inline]
+pub(super) fn push_series_block(buf: &mut Vec<u8>, head: &[u8], block: &[u8]) {
+    // The value is at most 24 bytes: the copies and the value reserve nothing.
+    buf.reserve(head.len() + block.len() + 32);
+    put(buf, head);
+    put(buf, block);
+}
+
+/// Append `s`: a slice of up to 64 bytes (the pieces of a sample line) by
+/// a few overlapping word copies where it is called, a longer one by
+/// `extend_from_slice` (a call to `memcpy`, which is slower for a few bytes).
+#[inline(always)]
+pub(super) fn put(buf: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len();
+    if n > 64 {
+        buf.extend_from_slice(s);
+        return;
+    }
+    buf.reserve(n);
+    let at = buf.len();
+    let src = s.as_ptr();
+    // SAFETY: `n` bytes of capacity are free from `at` (reserved just
+    // above). Every copy below reads inside `s` (offsets and widths within
+    // `0..n` by the branch it is in) and writes the same range of those `n`
+    // bytes, and together they cover all `n`: the length then covers only
+    // bytes written.
+    unsafe {
+        let dst = buf.as_mut_ptr().add(at);
+        let copy16 = |o: usize| {
+            dst.add(o)
+                .cast::<u128>()
+                .write_unaligned(src.add(o).cast::<u128>().read_unaligned())
+        };
+        if n >= 32 {
+            copy16(0);
+            copy16(16);
+            copy16(n - 32);
+            copy16(n - 16);
+        } else if n >= 16 {
+            copy16(0);
+            copy16(n - 16);
+        } else if n >= 8 {
+            let w = |o: usize| {
+                dst.add(o)
+                    .cast::<u64>()
+                    .write_unaligned(src.add(o).cast::<u64>().read_unaligned())
+            };
+            w(0);
+            w(n - 8);
+        } else if n >= 4 {
+            let w = |o: usize| {
+                dst.add(o)
+                    .cast::<u32>()
+                    .write_unaligned(src.add(o).cast::<u32>().read_unaligned())
+            };
+            w(0);
+            w(n - 4);
+        } else if n > 0 {
+            *dst = *src;
+            *dst.add(n / 2) = *src.add(n / 2);
+            *dst.add(n - 1) = *src.add(n - 1);
+        }
+        buf.set_len(at + n);
+    }
+}
+
+/// What the text encoders keep of one series across renders (see
+/// [`SeriesText`]): the text of its last `_created` value.
+#[derive(Clone, Copy, Default)]
+pub struct CreatedText {
+    /// The bits of the `f64` written, valid when `len > 0`.
+    bits: u64,
+    len: u8,
+    text: [u8; CREATED_TEXT],
+}
+
+/// Room for the text of a `_created` value: a Unix timestamp with its
+/// shortest fraction (`1764694800.1234567`, 18 bytes), or any other
+/// `f64` in Go's `%g` layout (at most 24 bytes: `-1.2345678901234567e-308`).
+const CREATED_TEXT: usize = 24;
+
+impl CreatedText {
+    /// Append `t` as [`write_f64`] does, from the text kept for the same
+    /// value, or formatting it (and keeping its text).
+    #[inline]
+    pub(super) fn write(&mut self, buf: &mut Vec<u8>, t: f64) {
+        if self.len > 0 && self.bits == t.to_bits() {
+            buf.extend_from_slice(&self.text[..usize::from(self.len)]);
+            return;
+        }
+        let at = buf.len();
+        write_f64(buf, t);
+        let text = &buf[at..];
+        if text.len() <= CREATED_TEXT {
+            self.text[..text.len()].copy_from_slice(text);
+            self.len = text.len() as u8;
+            self.bits = t.to_bits();
+        } else {
+            self.len = 0;
+        }
+    }
+}
+
+/// The text of one series the render keeps from one render to the next
+/// (its labels never change while it lives): its label block, encoded once
+/// by [`encode_label_block`], and its last `_created` text.
+pub struct SeriesText<'a> {
+    /// The label block (`{k="v",...`, or empty).
+    pub labels: &'a [u8],
+    /// The last `_created` value written and its text.
+    pub created: &'a mut CreatedText,
+}
+
+/// The text of series that renders keep from one render to the next: per
+/// family (by its record's offset), its series' entries in area order (by
+/// record offset), each for one generation of its record (a series' labels
+/// never change while it lives, and a record reused is of a new
+/// generation). Process-local, one per area. A render of a family keeps
+/// the entries of the series it wrote and drops the others; a render of
+/// the whole area drops the families it did not render. Memory follows the
+/// series rendered.
+#[derive(Default)]
+pub(crate) struct SeriesTextCache {
+    families: std::collections::HashMap<usize, FamilyText>,
+    /// The current render's number.
+    epoch: u64,
+}
+
+/// One family's kept series, in area order.
+#[derive(Default)]
+struct FamilyText {
+    series: Vec<CachedSeries>,
+    /// The last render that rendered the family.
+    epoch: u64,
+}
+
+/// One series' kept text.
+pub(crate) struct CachedSeries {
+    /// Its record's offset and generation.
+    off: usize,
+    gen: u64,
+    /// The label block ([`encode_label_block`]).
+    block: Box<[u8]>,
+    /// The last `_created` value written and its text.
+    created: CreatedText,
+}
+
+impl CachedSeries {
+    /// The text of the series for [`Encoder::point_text`].
+    pub(crate) fn text(&mut self) -> SeriesText<'_> {
+        SeriesText {
+            labels: &self.block,
+            created: &mut self.created,
+        }
+    }
+}
+
+impl SeriesTextCache {
+    /// Start a render.
+    pub(crate) fn begin(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// Start writing the family at `family`: its entries are looked up in
+    /// area order ([`KeptFamily::take`]).
+    pub(crate) fn family(&mut self, family: usize) -> KeptFamily<'_> {
+        let f = self.families.entry(family).or_default();
+        f.epoch = self.epoch;
+        KeptFamily {
+            family: f,
+            pos: 0,
+            moved: None,
+        }
+    }
+
+    /// End a render: drop the families it did not render if it rendered
+    /// the whole area.
+    pub(crate) fn end(&mut self, whole_area: bool) {
+        if whole_area {
+            let epoch = self.epoch;
+            self.families.retain(|_, f| f.epoch == epoch);
+        }
+    }
+
+    /// Series kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.families.values().map(|f| f.series.len()).sum()
+    }
+}
+
+/// The kept series of one family while it is written. While its series
+/// are those of the previous render, in the same order, each is used where
+/// it is (`pos`: the entries before it are this render's). At the first
+/// that differs (a series added, removed or of a new generation), the
+/// entries after `pos` are moved one by one to this render's list as their
+/// series are written, the others dropped.
+pub(crate) struct KeptFamily<'a> {
+    family: &'a mut FamilyText,
+    pos: usize,
+    /// The previous render's entries not yet looked at, and this render's.
+    moved: Option<(std::vec::IntoIter<CachedSeries>, Vec<CachedSeries>)>,
+}
+
+impl KeptFamily<'_> {
+    /// Make this render's entry of the series at `off` the kept one, if it
+    /// is of generation `gen` (then [`last`](KeptFamily::last)); `false` if
+    /// none is kept for it. Series are asked for in area order.
+    #[inline]
+    pub(crate) fn take(&mut self, off: usize, gen: u64) -> bool {
+        if self.moved.is_none() {
+            if let Some(e) = self.family.series.get(self.pos) {
+                if e.off == off && e.gen == gen {
+                    self.pos += 1;
+                    return true;
+                }
+            }
+            self.start_moving();
+        }
+        let Some((old, new)) = self.moved.as_mut() else {
+            return false;
+        };
+        // Entries of series before this one were not written: dropped.
+        while old.as_slice().first().is_some_and(|e| e.off < off) {
+            old.next();
+        }
+        let kept = match old.as_slice().first() {
+            Some(e) if e.off == off => old.next().filter(|e| e.gen == gen),
+            _ => None,
+        };
+        kept.map(|e| new.push(e)).is_some()
+    }
+
+    /// Stop using entries where they are: the ones before `pos` are this
+    /// render's, the rest is moved from.
+    #[cold]
+    fn start_moving(&mut self) {
+        let mut this = std::mem::take(&mut self.family.series);
+        let rest = this.split_off(self.pos.min(this.len()));
+        self.moved = Some((rest.into_iter(), this));
+    }
+
+    /// Keep the series at `off` (of generation `gen`) with its label pairs,
+    /// after [`take`](KeptFamily::take) found none.
+    pub(crate) fn insert(&mut self, off: usize, gen: u64, labels: Labels<'_>) {
+        if self.moved.is_none() {
+            self.start_moving();
+        }
+        let mut block = Vec::new();
+        encode_label_block(&mut block, labels);
+        if let Some((_, new)) = self.moved.as_mut() {
+            new.push(CachedSeries {
+                off,
+                gen,
+                block: block.into_boxed_slice(),
+                created: CreatedText::default(),
+            });
+        }
+    }
+
+    /// The entry taken or inserted last.
+    #[inline]
+    pub(crate) fn last(&mut self) -> Option<&mut CachedSeries> {
+        match self.moved.as_mut() {
+            None => self
+                .pos
+                .checked_sub(1)
+                .and_then(|i| self.family.series.get_mut(i)),
+            Some((_, new)) => new.last_mut(),
+        }
+    }
+
+    /// Put this render's entries into the cache (the series not written
+    /// are dropped).
+    pub(crate) fn finish(self) {
+        match self.moved {
+            None => self.family.series.truncate(self.pos),
+            Some((_, new)) => self.family.series = new,
+        }
+    }
+}
+
 /// The lines of an info or state-set point: the same in both formats (only
 /// their `# TYPE` lines differ).
 pub(super) fn info_or_states(buf: &mut Vec<u8>, name: &str, labels: Labels<'_>, point: &Point<'_>) {
@@ -227,6 +561,7 @@ pub(super) fn line_u64(
 /// Output is buffered; call [`Encoder::finish`] to write the rest and flush.
 pub struct TextEncoder<W: Write> {
     lb: LineBuf<W>,
+    heads: Heads,
 }
 
 impl<W: Write> TextEncoder<W> {
@@ -234,6 +569,7 @@ impl<W: Write> TextEncoder<W> {
     pub fn new(out: W) -> Self {
         TextEncoder {
             lb: LineBuf::new(out),
+            heads: Heads::default(),
         }
     }
 }
@@ -269,6 +605,7 @@ impl<W: Write> Encoder for TextEncoder<W> {
         buf.push(b' ');
         buf.extend_from_slice(ty.as_bytes());
         buf.push(b'\n');
+        self.heads.set(family, suffix, "");
         self.lb.maybe_flush()
     }
 
@@ -313,6 +650,34 @@ impl<W: Write> Encoder for TextEncoder<W> {
             Point::NativeHistogram { .. } => {}
         }
         self.lb.maybe_flush()
+    }
+
+    fn point_text(
+        &mut self,
+        family: &FamilyDesc<'_>,
+        text: SeriesText<'_>,
+        point: &Point<'_>,
+    ) -> io::Result<bool> {
+        let Some((head, _)) = self.heads.get(family) else {
+            return Ok(false);
+        };
+        let buf = &mut self.lb.buf;
+        match (*point, family.kind) {
+            // Text 0.0.4 has no `_created`; the head is `name_total` for a
+            // counter, `name` for a gauge.
+            (Point::Counter { value, .. }, MetricType::Counter)
+            | (Point::Gauge { value }, MetricType::Gauge) => {
+                push_series_block(buf, head, text.labels);
+                write_f64(buf, value);
+                buf.push(b'\n');
+            }
+            _ => return Ok(false),
+        }
+        self.lb.maybe_flush().map(|()| true)
+    }
+
+    fn keeps_series_text(&self) -> bool {
+        true
     }
 
     fn finish(&mut self) -> io::Result<()> {
