@@ -60,31 +60,9 @@ fn stopper() {
     wait_for_parent();
 }
 
-/// Wait until `pid` (our child) is stopped.
+/// Wait until our child stopped itself at the hook.
 fn wait_stopped(child: &mut ChildProc) {
-    let pid = child.pid() as libc::pid_t;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointer; WNOWAIT leaves the event pending.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WSTOPPED | libc::WNOWAIT | libc::WNOHANG,
-            )
-        };
-        // SAFETY: reading the pid field of a siginfo filled in by waitid.
-        if r == 0 && unsafe { info.si_pid() } == pid {
-            return;
-        }
-        if Instant::now() > deadline {
-            child.fail("did not stop itself at the hook");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    child.wait_stopped(Duration::from_secs(20), "did not stop itself at the hook");
 }
 
 fn cont(child: &ChildProc) {

@@ -367,10 +367,18 @@ impl ChildProc {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: signalling our own child, which has not been reaped.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_stopped(Duration::from_secs(10), "did not stop after SIGSTOP");
+    }
+
+    /// Wait (at most `within`) until the child is stopped, by `stop` or by
+    /// itself; fail with `why` otherwise. The stop event stays pending.
+    pub fn wait_stopped(&mut self, within: Duration, why: &str) {
+        let pid = self.child.id() as libc::pid_t;
+        let deadline = Instant::now() + within;
         loop {
-            // SAFETY: as in `kill_no_reap`; WNOWAIT leaves the event pending.
+            // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pointer; WNOWAIT leaves the event pending.
             let r = unsafe {
                 libc::waitid(
                     libc::P_PID,
@@ -384,7 +392,7 @@ impl ChildProc {
                 return;
             }
             if Instant::now() > deadline {
-                self.fail("did not stop after SIGSTOP");
+                self.fail(why);
             }
             std::thread::sleep(Duration::from_micros(100));
         }
