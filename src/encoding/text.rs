@@ -327,7 +327,7 @@ impl CreatedText {
 
 /// The text of one series the render keeps from one render to the next
 /// (its labels never change while it lives): its label block, encoded once
-/// by [`encode_label_block`], and its last `_created` text.
+/// by `encode_label_block`, and its last `_created` text.
 pub struct SeriesText<'a> {
     /// The label block (`{k="v",...`, or empty).
     pub labels: &'a [u8],
