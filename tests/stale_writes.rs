@@ -32,6 +32,7 @@ fn child_entry() {
         "holder" => holder(),
         "forker" => forker(),
         "overflower" => overflower(),
+        "slotless" => slotless(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -368,6 +369,67 @@ fn an_overflow_writer_killed_in_flight_never_blocks_reuse_once_reaped() {
     );
     assert_eq!(h.get(), 1.0);
     assert_eq!(n0.get(), 1.0);
+}
+
+/// Child: 1,000 eager increments of "z" in an area whose only worker slot
+/// the parent holds (each write holds the area lock instead of a lane).
+fn slotless() {
+    let area = Area::open(env_area(), OpenMode::ReadWrite).unwrap();
+    let z = family(&area).labels(&["z"]).unwrap();
+    for _ in 0..1000 {
+        z.inc();
+    }
+    send("done");
+    wait_for_parent();
+}
+
+/// A process without a worker slot (the table is full) still writes, every
+/// write under the area lock: exact, and never stuck.
+#[test]
+fn a_process_without_a_worker_slot_writes_under_the_lock() {
+    let dir = TempDir::new("stale-slotless");
+    let path = dir.join("area");
+    let opts = AreaOptions {
+        max_workers: 1,
+        ..AreaOptions::with_pages(PAGES)
+    };
+    let area = Area::create(&path, &opts).unwrap();
+    let z = family(&area).labels(&["z"]).unwrap();
+    z.inc(); // the parent takes the only slot
+    let before = area.stats().lock_timeouts;
+    let locks = area.stats().locks_taken;
+    let t = Instant::now();
+    let mut child = ChildProc::spawn(
+        "slotless",
+        "slotless",
+        &[(AREA_ENV, path.display().to_string())],
+    );
+    child.expect("done", Duration::from_secs(60));
+    child.release();
+    child.expect_success(Duration::from_secs(30));
+    assert_eq!(z.get(), 1001.0);
+    assert!(
+        area.stats().locks_taken - locks >= 1000,
+        "the slotless writes did not take the lock"
+    );
+    assert_eq!(
+        area.stats().lock_timeouts,
+        before,
+        "a write waited for the lock"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t.elapsed()
+    );
+    // Reuse goes on afterwards.
+    let fam = family(&area);
+    fam.labels(&["gone"]).unwrap().inc();
+    assert!(fam.remove(&["gone"]).unwrap());
+    std::thread::sleep(Duration::from_millis(150));
+    let reused = area.stats().records_reused;
+    fam.labels(&["back"]).unwrap().inc();
+    assert!(area.stats().records_reused > reused);
 }
 
 /// More writing threads than lanes: the threads without one count their
