@@ -31,6 +31,8 @@ fn child_entry() {
         "stopper" => stopper(),
         "holder" => holder(),
         "forker" => forker(),
+        "overflower" => overflower(),
+        "slotless" => slotless(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -264,8 +266,154 @@ fn a_writer_killed_in_flight_never_blocks_reuse_once_reaped() {
     assert_eq!(h.get(), 1.0);
 }
 
+/// Child: 128 threads take every lane (each writes "x" once, then waits),
+/// then the main thread, without a lane, writes `STALE` into "s" and stops
+/// itself (the hook) after the check: its write is in flight in its slot's
+/// overflow count. The parent SIGKILLs it there.
+fn overflower() {
+    let area = Area::open(env_area(), OpenMode::ReadWrite).unwrap();
+    let fam = family(&area);
+    let s = fam.labels(&["s"]).unwrap();
+    let x = fam.labels(&["x"]).unwrap();
+    const LANE_THREADS: usize = 128; // every lane (the parent holds some)
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(LANE_THREADS + 1));
+    let (_keep, park) = std::sync::mpsc::channel::<()>();
+    let park = std::sync::Arc::new(std::sync::Mutex::new(park));
+    let _threads: Vec<_> = (0..LANE_THREADS)
+        .map(|_| {
+            let (x, ready, park) = (x.clone(), ready.clone(), park.clone());
+            std::thread::spawn(move || {
+                x.inc();
+                ready.wait();
+                // Keep the lane: alive until the process dies.
+                let _ = park.lock().unwrap().recv();
+            })
+        })
+        .collect();
+    ready.wait();
+    send("ready");
+    assert_eq!(read_parent_line().as_deref(), Some("go"));
+    promshm::area::__write_hook::stop_after_next_check();
+    s.add(STALE).unwrap();
+    unreachable!("killed while stopped");
+}
+
+/// A writer without a lane (more threads than lanes) SIGKILLed with its
+/// write in flight: while it is stopped the hole waits; once it is dead and
+/// its slot reaped, holes are reused again (its count went with its slot;
+/// an area-wide count would stay raised for ever).
+#[test]
+fn an_overflow_writer_killed_in_flight_never_blocks_reuse_once_reaped() {
+    let dir = TempDir::new("stale-overflow-kill");
+    let path = dir.join("area");
+    let area = Area::create(&path, &AreaOptions::with_pages(PAGES)).unwrap();
+    let fam = family(&area);
+    let mut child = ChildProc::spawn(
+        "overflower",
+        "overflower",
+        &[(AREA_ENV, path.display().to_string())],
+    );
+    child.expect("ready", Duration::from_secs(60));
+    assert_eq!(lane_owners(&path).len(), 128, "every lane is taken");
+    child.send_line("go");
+    wait_stopped(&mut child);
+    // The child checked "s"'s generation (through its slot's overflow
+    // count) and stopped before its store.
+    assert!(fam.remove(&["s"]).unwrap());
+    std::thread::sleep(Duration::from_millis(250)); // past the grace period
+    let before = area.stats().records_reused;
+    let n0 = fam.labels(&["n0"]).unwrap();
+    n0.inc();
+    assert_eq!(
+        area.stats().records_reused,
+        before,
+        "the hole of a write in flight (overflow) was reused"
+    );
+    child.kill();
+    assert!(
+        area.reap_dead_workers().unwrap() >= 1,
+        "the writer's slot was reaped"
+    );
+    std::thread::sleep(Duration::from_millis(150));
+    let t = Instant::now();
+    let h = fam.labels(&["new"]).unwrap();
+    h.inc();
+    assert!(
+        area.stats().records_reused > before,
+        "the dead overflow writer's hole was not reused"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "reuse waited {:?}",
+        t.elapsed()
+    );
+    assert_eq!(h.get(), 1.0);
+    assert_eq!(n0.get(), 1.0);
+}
+
+/// Child: 1,000 eager increments of "z" in an area whose only worker slot
+/// the parent holds (each write holds the area lock instead of a lane).
+fn slotless() {
+    let area = Area::open(env_area(), OpenMode::ReadWrite).unwrap();
+    let z = family(&area).labels(&["z"]).unwrap();
+    for _ in 0..1000 {
+        z.inc();
+    }
+    send("done");
+    wait_for_parent();
+}
+
+/// A process without a worker slot (the table is full) still writes, every
+/// write under the area lock: exact, and never stuck.
+#[test]
+fn a_process_without_a_worker_slot_writes_under_the_lock() {
+    let dir = TempDir::new("stale-slotless");
+    let path = dir.join("area");
+    let opts = AreaOptions {
+        max_workers: 1,
+        ..AreaOptions::with_pages(PAGES)
+    };
+    let area = Area::create(&path, &opts).unwrap();
+    let z = family(&area).labels(&["z"]).unwrap();
+    z.inc(); // the parent takes the only slot
+    let before = area.stats().lock_timeouts;
+    let locks = area.stats().locks_taken;
+    let t = Instant::now();
+    let mut child = ChildProc::spawn(
+        "slotless",
+        "slotless",
+        &[(AREA_ENV, path.display().to_string())],
+    );
+    child.expect("done", Duration::from_secs(60));
+    child.release();
+    child.expect_success(Duration::from_secs(30));
+    assert_eq!(z.get(), 1001.0);
+    assert!(
+        area.stats().locks_taken - locks >= 1000,
+        "the slotless writes did not take the lock"
+    );
+    assert_eq!(
+        area.stats().lock_timeouts,
+        before,
+        "a write waited for the lock"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t.elapsed()
+    );
+    // Reuse goes on afterwards.
+    let fam = family(&area);
+    fam.labels(&["gone"]).unwrap().inc();
+    assert!(fam.remove(&["gone"]).unwrap());
+    std::thread::sleep(Duration::from_millis(150));
+    let reused = area.stats().records_reused;
+    fam.labels(&["back"]).unwrap().inc();
+    assert!(area.stats().records_reused > reused);
+}
+
 /// More writing threads than lanes: the threads without one count their
-/// writes in the overflow word; totals stay exact, and lanes given back at
+/// writes in their process's slot (`slot::OVERFLOW`); totals stay exact, and lanes given back at
 /// thread exit are claimed again (reuse goes on afterwards).
 #[test]
 fn more_threads_than_lanes_stay_exact_and_give_their_lanes_back() {

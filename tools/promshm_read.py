@@ -878,7 +878,7 @@ def read_area(path, now_ms=None):
                 "heartbeat_ms": area.u64(base + 32),
                 "last_flush_ms": area.u64(base + 40),
                 "attached_ms": area.u64(base + 48),
-                "flushes": area.u64(base + 56),
+                "flushes": area.u32(base + 56),
             }
         )
     stat_names = [

@@ -28,9 +28,13 @@
 //! keyed by the area and the fork generation (a child of `fork` claims its
 //! own); it gives it back at thread exit. A lane whose owner slot is not
 //! live with that generation is dead: it never defers a hole and may be
-//! claimed again. Threads without a lane (no slot, or every lane taken)
-//! count themselves in `hdr::LANE_OVERFLOW` (atomic add, a full fence)
-//! around their write; while it is not 0 no hole is reused.
+//! claimed again. Threads without a lane (every lane taken, or the thread
+//! is exiting) count themselves in their process's worker slot
+//! (`slot::OVERFLOW`, atomic add, a full fence) around their write; while a
+//! live slot with a live holder has a count that is not 0 no hole is
+//! reused, and a reap clears a dead process's count with its slot. A
+//! process without a slot (the table is full) holds the area lock instead
+//! (a dead holder's lock goes with it).
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
@@ -103,23 +107,39 @@ pub(crate) fn new_area_id() -> u64 {
     NEXT_AREA_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A write in flight: the lane (or the overflow count) is cleared when it
-/// is dropped. Hold it from before the generation check until after the
-/// last store.
+/// A write in flight: the lane (or the overflow count, or the area lock)
+/// is cleared when it is dropped. Hold it from before the generation check
+/// until after the last store.
 pub(crate) struct WriteGuard<'a> {
     word: Option<&'a AtomicU64>,
-    overflow: bool,
+    /// Dropped after `word` (nothing to do on the fast path).
+    _slow: Option<SlowGuard<'a>>,
+}
+
+/// A write in flight without a lane of its own.
+enum SlowGuard<'a> {
+    /// Counted in this process's worker slot (`slot::OVERFLOW`).
+    Overflow(&'a AtomicU32),
+    /// No worker slot: the write holds the area lock, under which every
+    /// reuse check runs (a dead holder's lock goes with it).
+    Locked(#[allow(dead_code)] super::AreaLockGuard<'a>),
+    /// Neither could be had (see `overflow_write`).
+    Unannounced,
+}
+
+impl Drop for SlowGuard<'_> {
+    fn drop(&mut self) {
+        if let SlowGuard::Overflow(w) = self {
+            w.fetch_sub(1, Ordering::Release);
+        }
+    }
 }
 
 impl Drop for WriteGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
         if let Some(w) = self.word {
-            if self.overflow {
-                w.fetch_sub(1, Ordering::Release);
-            } else {
-                w.store(0, Ordering::Release);
-            }
+            w.store(0, Ordering::Release);
         }
     }
 }
@@ -237,7 +257,7 @@ impl AreaInner {
             compiler_fence(Ordering::SeqCst);
             return WriteGuard {
                 word: Some(lane),
-                overflow: false,
+                _slow: None,
             };
         }
         self.begin_write_slow(epoch)
@@ -250,7 +270,7 @@ impl AreaInner {
             // Nothing is written through a read-only mapping.
             return WriteGuard {
                 word: None,
-                overflow: false,
+                _slow: None,
             };
         }
         let fork = process::fork_generation();
@@ -262,13 +282,9 @@ impl AreaInner {
                     LANE.with(|l| l.set(c));
                 }
                 None => {
-                    let w = self.hdr(hdr::LANE_OVERFLOW);
-                    w.fetch_add(1, Ordering::SeqCst);
-                    // Ordered before the generation load (as with `LANE_SEQCST`).
-                    fence(Ordering::SeqCst);
                     return WriteGuard {
-                        word: Some(w),
-                        overflow: true,
+                        word: None,
+                        _slow: Some(self.overflow_write()),
                     };
                 }
             }
@@ -285,7 +301,37 @@ impl AreaInner {
         }
         WriteGuard {
             word: Some(lane),
-            overflow: false,
+            _slow: None,
+        }
+    }
+
+    /// A write without a lane (every lane taken, or no worker slot): count
+    /// it in this process's slot, or else hold the area lock.
+    fn overflow_write(&self) -> SlowGuard<'_> {
+        if let Some((slot, count)) = self
+            .worker_slot()
+            .ok()
+            .and_then(|s| Some((s, self.slot_overflow(s)?)))
+        {
+            let high = self.hdr(hdr::OVERFLOW_HIGH);
+            if high.load(Ordering::Acquire) <= u64::from(slot) {
+                // Before the count is raised: the reuse check reads the
+                // counts of the slots below it.
+                high.fetch_max(u64::from(slot) + 1, Ordering::SeqCst);
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            // Ordered before the generation load (as with `LANE_SEQCST`).
+            fence(Ordering::SeqCst);
+            return SlowGuard::Overflow(count);
+        }
+        // No slot (the worker table is full): the area lock, under which
+        // every reuse check runs. If it cannot be had briefly (another
+        // process holds it that long, or this thread does — then no reuse
+        // check runs meanwhile either), the write goes on unannounced; the
+        // wait is counted in `stat_lock_timeouts`.
+        match self.lock_within(super::lock::BRIEF_WAIT) {
+            Ok(g) => SlowGuard::Locked(g),
+            Err(_) => SlowGuard::Unannounced,
         }
     }
 
@@ -393,8 +439,22 @@ impl AreaInner {
             }
             self.barrier_gen.store(published, Ordering::Relaxed);
         }
-        if self.hdr(hdr::LANE_OVERFLOW).load(Ordering::Acquire) != 0 {
-            return Reuse::Defer;
+        // Writes without a lane, counted in their process's slot: only a
+        // live slot with a live holder defers (a dead writer's count is
+        // cleared with its slot when it is reaped).
+        let high = self
+            .hdr(hdr::OVERFLOW_HIGH)
+            .load(Ordering::Acquire)
+            .min(u64::from(MAX_WORKERS)) as u32;
+        for s in 0..high {
+            if self
+                .slot_overflow(s)
+                .is_some_and(|c| c.load(Ordering::Acquire) != 0)
+                && self.slot_is_live(s)
+                && self.slot_holder_alive(s)
+            {
+                return Reuse::Defer;
+            }
         }
         // This thread's own lane: it is here, in the allocator, not between
         // a check and a store of a record that may be this one.

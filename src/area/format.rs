@@ -19,7 +19,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"PROMSHM1");
 /// Version 2: liveness by open-file-description locks (`FLAG_OFD_LOCKS`,
 /// `LOCK_BYTE`, `SLOT_LOCK_BASE`); version 1 areas used a takeover word.
 /// Version 5: in-flight write lanes (`LANES`, `hdr::LANE_EPOCH`,
-/// `hdr::LANE_OVERFLOW`): a hole is not reused while a write that may have
+/// `hdr::OVERFLOW_HIGH`, `slot::OVERFLOW`): a hole is not reused while a write that may have
 /// checked its old generation is in flight.
 pub const FORMAT_VERSION: u32 = 5;
 /// Page size of every area.
@@ -128,8 +128,10 @@ pub mod hdr {
     /// after that record's generation, under the lock); bit 63
     /// (`LANE_SEQCST`) writers store their lanes with SeqCst.
     pub const LANE_EPOCH: usize = 344;
-    /// u64 writes in flight without a lane (no hole is reused while not 0).
-    pub const LANE_OVERFLOW: usize = 352;
+    /// u64 every worker slot whose `slot::OVERFLOW` count was ever raised
+    /// is below this index (`fetch_max` before the first raise): the reuse
+    /// check reads those counts of slots below it only.
+    pub const OVERFLOW_HIGH: usize = 352;
     /// u64 lanes ever claimed are below this index (claims take the first
     /// free lane, so they stay at the front): the reuse check reads no further.
     pub const LANE_HIGH: usize = 360;
@@ -242,8 +244,13 @@ pub mod slot {
     pub const LAST_FLUSH_MS: usize = 40;
     /// u64 attach time (Unix ms).
     pub const ATTACHED_MS: usize = 48;
-    /// u64 flushes by this worker.
+    /// u32 flushes by this worker (wraps).
     pub const FLUSHES: usize = 56;
+    /// u32 writes in flight by threads of this worker without a lane of
+    /// their own (every lane taken); 0 when the slot is taken or reaped, and
+    /// ignored unless the slot is live with a live holder (`docs/FORMAT.md`
+    /// §6.5).
+    pub const OVERFLOW: usize = 60;
 }
 
 /// Slot state: free.

@@ -146,6 +146,11 @@ impl AreaInner {
         self.u32_at(self.slot_offset(slot)? + field)
     }
 
+    /// The in-flight overflow count of `slot` (`slot::OVERFLOW`).
+    pub(super) fn slot_overflow(&self, slot: u32) -> Option<&AtomicU32> {
+        self.slot_u32(slot, slot::OVERFLOW)
+    }
+
     fn slot_offset(&self, slot: u32) -> Option<usize> {
         (slot < self.max_workers()).then(|| self.workers_offset + slot as usize * slot::SIZE)
     }
@@ -253,6 +258,7 @@ impl AreaInner {
         set(slot::HEARTBEAT_MS, now);
         set(slot::LAST_FLUSH_MS, 0);
         set(slot::ATTACHED_MS, now);
+        // `FLUSHES` and `OVERFLOW` (two u32 words).
         set(slot::FLUSHES, 0);
         if let Some(g) = self.slot_u32(slot, slot::GENERATION) {
             g.fetch_add(1, Ordering::Relaxed);
@@ -334,7 +340,7 @@ impl AreaInner {
             if let Some(a) = self.slot_u64(s, slot::HEARTBEAT_MS) {
                 a.store(now, Ordering::Relaxed);
             }
-            if let Some(a) = self.slot_u64(s, slot::FLUSHES) {
+            if let Some(a) = self.slot_u32(s, slot::FLUSHES) {
                 a.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -364,7 +370,10 @@ impl AreaInner {
                 attached_ms: get(slot::ATTACHED_MS),
                 last_flush_ms: get(slot::LAST_FLUSH_MS),
                 heartbeat_ms: get(slot::HEARTBEAT_MS),
-                flushes: get(slot::FLUSHES),
+                flushes: self
+                    .slot_u32(s, slot::FLUSHES)
+                    .map(|a| u64::from(a.load(Ordering::Relaxed)))
+                    .unwrap_or(0),
             });
         }
         out
@@ -456,6 +465,10 @@ impl AreaInner {
                 a.store(SLOT_FREE, Ordering::Release);
             }
             self.clear_lanes_of_slot(s);
+            // A dead writer's in-flight overflow count goes with its slot.
+            if let Some(a) = self.slot_overflow(s) {
+                a.store(0, Ordering::Release);
+            }
         }
         self.bump(hdr::STAT_REAPED, reaped.len() as u64);
         reaped.len() as u32
