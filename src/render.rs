@@ -124,6 +124,7 @@ fn collect_families(area: &AreaInner, prefix: Option<&str>, bad: &mut u64) -> Ve
         by_offset: HashMap::new(),
         names: HashMap::new(),
         valid_families: HashSet::new(),
+        removed_families: HashSet::new(),
         later: Vec::new(),
         last_family: None,
         bad: 0,
@@ -147,6 +148,8 @@ struct Collect<'a> {
     names: HashMap<String, ()>,
     /// Offsets of the valid families (kept or not).
     valid_families: HashSet<usize>,
+    /// Offsets of the families being unregistered (REMOVED).
+    removed_families: HashSet<usize>,
     /// Series seen before their family: (family offset, record).
     later: Vec<(usize, Record)>,
     /// The last family a series was found in, (offset, index): the series of
@@ -160,11 +163,16 @@ impl Collect<'_> {
     /// One record of the walk.
     fn record(&mut self, rec: Record) {
         if rec.state != STATE_LIVE {
-            // Removed and free series and blobs are not read (their bytes
-            // are being recycled; the walk checked their header and size
-            // class). Only series and blobs are ever freed.
-            if rec.kind == KIND_FAMILY && rec.state != STATE_WRITING {
-                self.bad += 1;
+            // Removed and free records are not read (their bytes are being
+            // recycled; the walk checked their header and size class). A
+            // REMOVED family is being unregistered: its series still live
+            // are freed after it, and are not bad meanwhile.
+            // A freed family is a hole of another kind: a FREE family
+            // record is damaged.
+            match (rec.kind, rec.state) {
+                (KIND_FAMILY, STATE_REMOVED) => _ = self.removed_families.insert(rec.off),
+                (KIND_FAMILY, STATE_FREE) => self.bad += 1,
+                _ => {}
             }
             return;
         }
@@ -255,7 +263,10 @@ impl Collect<'_> {
         for (fam, rec) in std::mem::take(&mut self.later) {
             if let Some(&i) = self.by_offset.get(&fam) {
                 self.families[i].series.push(rec);
-            } else if !self.valid_families.contains(&fam) && self.prefix.is_none() {
+            } else if !self.valid_families.contains(&fam)
+                && !self.removed_families.contains(&fam)
+                && self.prefix.is_none()
+            {
                 // A series whose family is unknown (or damaged).
                 self.bad += 1;
             }
@@ -753,7 +764,34 @@ mod tests {
         (outs.pop().unwrap(), om)
     }
 
-    /// Every type, escaping, no labels, `_created`, gauges per worker: the
+    /// A family caught between the two steps of an unregister (its record
+    /// REMOVED, its series still live: the window of every unregister, and
+    /// what a holder killed in it leaves) is gone from the render and is
+    /// not a damaged record, nor are its series.
+    #[test]
+    fn a_family_being_unregistered_is_not_bad() {
+        let area = Area::anonymous(&AreaOptions::with_pages(256)).unwrap();
+        let reg = area.registry().without_self_metrics();
+        let gone = reg
+            .counter(Opts::new("gone", "G.").labels(&["k"]).eager(true))
+            .unwrap();
+        for k in ["a", "b", "c"] {
+            gone.labels(&[k]).unwrap().inc();
+        }
+        // A family registered after it: its series follow the removed ones.
+        let kept = reg.counter(Opts::new("kept", "K.").eager(true)).unwrap();
+        kept.get().unwrap().inc();
+        assert!(area
+            .inner
+            .mark_family_removed(gone.inner.off, gone.inner.gen));
+        let mut out = Vec::new();
+        let stats = reg.render(&mut out, Format::Prometheus).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(stats.bad_records, 0, "{text}");
+        assert!(!text.contains("gone"), "{text}");
+        assert!(text.contains("kept_total 1\n"), "{text}");
+    }
+
     /// A counter's exemplar shows in every OpenMetrics render, the ones that
     /// write its series from the kept text included, beside a series
     /// without one.
@@ -783,6 +821,7 @@ mod tests {
         }
     }
 
+    /// Every type, escaping, no labels, `_created`, gauges per worker: the
     /// text kept from one render to the next gives the bytes the labels
     /// read from the area give.
     #[test]
