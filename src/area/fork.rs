@@ -150,6 +150,22 @@ pub(crate) fn with_live_area(addr: usize, id: u64, f: impl FnOnce(&AreaInner)) {
     }
 }
 
+/// Keep the items whose area (`key`: address and id) is live. Never waits:
+/// if the list of areas is busy, keeps them all (callable on any path,
+/// inside the fork handlers included).
+pub(crate) fn retain_live_areas<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (usize, u64)) {
+    let areas = match AREAS.try_lock() {
+        Ok(a) => a,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    items.retain(|item| {
+        let (addr, id) = key(item);
+        // SAFETY: addresses leave AREAS (held) before their AreaInner is freed.
+        areas.contains(&addr) && unsafe { &*(addr as *const AreaInner) }.id == id
+    });
+}
+
 /// Keep `guard` until the fork is over.
 ///
 /// # Safety
