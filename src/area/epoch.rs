@@ -333,11 +333,16 @@ impl AreaInner {
     /// A write without a lane (every lane taken, or no worker slot): count
     /// it in this process's slot, or else hold the area lock.
     fn overflow_write(&self) -> SlowGuard<'_> {
-        if let Some((slot, count)) = self
-            .worker_slot()
-            .ok()
-            .and_then(|s| Some((s, self.slot_overflow(s)?)))
-        {
+        let slot = match self.worker_slot() {
+            Ok(slot) => Some(slot),
+            Err(crate::error::Error::WorkersFull(_)) => None,
+            // The attach timed out on the area lock just now, or backs off
+            // after it did: waiting for that lock again on every write would
+            // stall each one behind a slow holder. Unannounced (counted in
+            // `stat_lock_timeouts` by the attach).
+            Err(_) => return SlowGuard::Unannounced,
+        };
+        if let Some((slot, count)) = slot.and_then(|s| Some((s, self.slot_overflow(s)?))) {
             let high = self.hdr(hdr::OVERFLOW_HIGH);
             if high.load(Ordering::Acquire) <= u64::from(slot) {
                 // Before the count is raised: the reuse check reads the
