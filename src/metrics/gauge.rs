@@ -166,9 +166,8 @@ impl Gauge {
     /// word, tag)`. The hot path: a few loads and compares, inlined into
     /// each update.
     #[inline(always)]
-    fn cached_entry(&self) -> Option<(&AtomicU64, &AtomicU64, u64)> {
+    fn cached_entry(&self, slot: u32) -> Option<(&AtomicU64, &AtomicU64, u64)> {
         let s = &*self.series;
-        let slot = s.area().worker_slot().ok()?;
         // SAFETY: `gen_ptr` is an 8-aligned word of the mapping (checked
         // when the series was resolved), which lives as long as `s.family.area`.
         let gen = unsafe { &*s.gen_ptr };
@@ -188,30 +187,29 @@ impl Gauge {
     /// Update this process's value with `f(value word)`, then its stamp.
     #[inline(always)]
     fn update(&self, f: impl FnOnce(&AtomicU64)) {
+        // Without a slot the update is dropped: nothing to announce (a
+        // slotless write would hold the area lock, `area::epoch`).
+        let Ok(slot) = self.series.area().worker_slot() else {
+            self.series.area().bump(hdr::STAT_DROPPED, 1);
+            return;
+        };
         let _w = self.series.writing();
-        match self.cached_entry() {
+        match self.cached_entry(slot) {
             Some((ts, v, tag)) => {
                 f(v);
                 ts.store(tag | self.stamp(), Ordering::Release);
             }
-            None => self.update_slow(f),
+            None => self.update_slow(slot, f),
         }
     }
 
-    /// `update` without a cached entry: attach, find or claim the entry
+    /// `update` without a cached entry: find or claim the entry
     /// (`my_entry_slow`); nothing if the series was removed; dropped and
-    /// counted if there is no slot or no entry.
+    /// counted if there is no entry.
     #[cold]
     #[inline(never)]
-    fn update_slow(&self, f: impl FnOnce(&AtomicU64)) {
+    fn update_slow(&self, slot: u32, f: impl FnOnce(&AtomicU64)) {
         let s = &*self.series;
-        let slot = match s.area().worker_slot() {
-            Ok(slot) => slot,
-            Err(_) => {
-                s.area().bump(hdr::STAT_DROPPED, 1);
-                return;
-            }
-        };
         if s.cell(gx::RETAINED_VALUE).is_none() {
             return;
         }
