@@ -63,6 +63,7 @@ class Server:
     ) -> None:
         self.port = port
         self.kill_group = kill_group
+        self.log_path = log_path
         self.log = open(log_path, "w+")
         self.proc = subprocess.Popen(
             list(cmd), cwd=cwd, env=dict(env), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
@@ -94,11 +95,11 @@ class Server:
         return status, body
 
     def logs(self) -> str:
-        if self.log.closed:
-            return ""
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-5000:]
+        """The end of the server's output (after ``stop`` too)."""
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return f.read()[-5000:]
 
     def stop(self) -> Optional[int]:
         if self.proc.poll() is None:
