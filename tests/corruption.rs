@@ -1987,3 +1987,398 @@ fn resolved_series_do_not_pin_the_mapping() {
         "the area is still mapped after its last handle"
     );
 }
+
+// ---- exemplar records (format 5) ---------------------------------------------------
+
+const KIND_EXEMPLAR: u8 = 6;
+/// Exemplar record fields (docs/FORMAT.md §6.8): owner, slots, generation,
+/// slot size, first slot; slot fields: sequence, value, timestamp, check,
+/// length word, payload.
+const EX_OWNER: usize = 16;
+const EX_N_SLOTS: usize = 20;
+const EX_OWNER_GEN: usize = 24;
+const EX_SLOT_SIZE: usize = 32;
+const EX_SLOTS: usize = 40;
+const SL_SEQ: usize = 0;
+const SL_VALUE: usize = 8;
+const SL_TIMESTAMP: usize = 16;
+const SL_LEN: usize = 32;
+const SL_PAYLOAD: usize = 40;
+
+/// An area whose counter, histogram and native histogram series carry
+/// exemplars, and a removed series whose exemplar record was freed.
+fn exemplar_area(path: &Path) -> Area {
+    let area = Area::create(path, &AreaOptions::with_pages(PAGES)).unwrap();
+    let reg = area.registry();
+    let c = reg
+        .counter(Opts::new("ex_c", "C.").labels(&["k"]).eager(true))
+        .unwrap();
+    c.labels(&["a"])
+        .unwrap()
+        .add_with_exemplar(2.0, &[("trace_id", "ca")])
+        .unwrap();
+    c.labels(&["b"])
+        .unwrap()
+        .add_with_exemplar(3.0, &[("trace_id", "cb"), ("span", "größe")])
+        .unwrap();
+    let gone = c.labels(&["gone"]).unwrap();
+    gone.add_with_exemplar(1.0, &[("trace_id", "gone")])
+        .unwrap();
+    assert!(c.remove(&["gone"]).unwrap());
+    let h = reg
+        .histogram(Opts::new("ex_h", "H.").eager(true), &[1.0, 2.0])
+        .unwrap()
+        .get()
+        .unwrap();
+    h.observe_with_exemplar(0.5, &[("t", "h1")]).unwrap();
+    h.observe_with_exemplar(7.0, &[("t", &"L".repeat(100))])
+        .unwrap();
+    let n = reg
+        .native_histogram(
+            Opts::new("ex_n", "N.").eager(true),
+            promshm::NativeOpts::new(),
+        )
+        .unwrap()
+        .get()
+        .unwrap();
+    n.observe_with_exemplar(1.5, &[("t", "n1")]).unwrap();
+    n.observe(0.25).unwrap();
+    promshm::flush();
+    area
+}
+
+/// Render `f` of the area at `path` on a thread; fails if it takes longer
+/// than `WATCHDOG` (a reader spinning on a stuck seqlock) or panics.
+fn render_bounded(path: &Path, f: Format) -> (Vec<u8>, RenderStats) {
+    let path = path.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let area = Area::open(&path, OpenMode::ReadOnly).expect("open read-only");
+        let mut out = Vec::new();
+        let stats = area
+            .registry()
+            .without_self_metrics()
+            .render(&mut out, f)
+            .unwrap_or_else(|e| panic!("render {f:?}: {e}"));
+        let _ = tx.send((out, stats));
+    });
+    rx.recv_timeout(WATCHDOG)
+        .unwrap_or_else(|e| panic!("render {f:?} did not finish ({e}): a reader spins"))
+}
+
+/// `(line without its exemplar, exemplar)` of each OpenMetrics sample line.
+fn split_exemplars(om: &str) -> (Vec<String>, BTreeSet<String>) {
+    let mut lines = Vec::new();
+    let mut exemplars = BTreeSet::new();
+    for l in om.lines() {
+        match l.split_once(" # {") {
+            Some((sample, ex)) if !l.starts_with('#') => {
+                lines.push(sample.to_string());
+                exemplars.insert(ex.to_string());
+            }
+            _ => lines.push(l.to_string()),
+        }
+    }
+    (lines, exemplars)
+}
+
+/// Bytes to write over the area: `(offset, bytes)`.
+type Damage = Vec<(usize, Vec<u8>)>;
+
+/// One damage to the exemplar parts of the area, by name.
+fn exemplar_damages(bytes: &[u8], records: &[Rec]) -> Vec<(String, Damage)> {
+    let cursor = u64le(bytes, H_CURSOR) as usize;
+    let live_ex: Vec<Rec> = records
+        .iter()
+        .copied()
+        .filter(|r| r.kind == KIND_EXEMPLAR && r.state == STATE_LIVE)
+        .collect();
+    let freed_ex = records
+        .iter()
+        .find(|r| r.kind == KIND_EXEMPLAR && r.state == STATE_FREE)
+        .expect("the removed series' exemplar record is freed");
+    let family = records.iter().find(|r| r.kind == KIND_FAMILY).unwrap();
+    assert_eq!(
+        live_ex.len(),
+        4,
+        "two counters, a histogram, a native histogram"
+    );
+    let link_of = |r: &Rec| {
+        let series = u32le(bytes, r.off + EX_OWNER) as usize;
+        let n = u32le(bytes, series + 20) as usize;
+        series + 40 + 8 * (n - 1)
+    };
+    let u64v = |v: u64| v.to_le_bytes().to_vec();
+    let u32v = |v: u32| v.to_le_bytes().to_vec();
+    let mut out: Vec<(String, Damage)> = Vec::new();
+    for (ri, r) in live_ex.iter().enumerate() {
+        let link = link_of(r);
+        let other = live_ex[(ri + 1) % live_ex.len()];
+        for (what, v) in [
+            ("0", 0u64),
+            ("past the cursor", cursor as u64 + 64),
+            ("past the file", u64::MAX - 7),
+            ("inside the record", r.off as u64 + 48),
+            ("at a family record", family.off as u64),
+            ("at another series' exemplar record", other.off as u64),
+            ("at a freed exemplar record", freed_ex.off as u64),
+            (
+                "at its own series record",
+                u64::from(u32le(bytes, r.off + EX_OWNER)),
+            ),
+        ] {
+            out.push((format!("rec {ri}: link {what}"), vec![(link, u64v(v))]));
+        }
+        let n_slots = u32le(bytes, r.off + EX_N_SLOTS);
+        let size = u32le(bytes, r.off + EX_SLOT_SIZE) as usize;
+        for (what, at, v) in [
+            ("kind", r.off, vec![KIND_SERIES]),
+            ("state FREE", r.off + 1, vec![STATE_FREE]),
+            ("state WRITING", r.off + 1, vec![0]),
+            ("length 8", r.off + 4, u32v(8)),
+            ("length huge", r.off + 4, u32v(u32::MAX - 7)),
+            ("length short", r.off + 4, u32v(r.len as u32 - 8)),
+            ("owner", r.off + EX_OWNER, u32v(family.off as u32)),
+            ("slots +1", r.off + EX_N_SLOTS, u32v(n_slots + 1)),
+            ("slots huge", r.off + EX_N_SLOTS, u32v(u32::MAX)),
+            (
+                "generation",
+                r.off + EX_OWNER_GEN,
+                u64v(u64le(bytes, r.off + EX_OWNER_GEN) + 1),
+            ),
+            ("slot size 8", r.off + EX_SLOT_SIZE, u32v(8)),
+            ("slot size huge", r.off + EX_SLOT_SIZE, u32v(u32::MAX)),
+        ] {
+            out.push((format!("rec {ri}: {what}"), vec![(at, v)]));
+        }
+        for s in 0..n_slots as usize {
+            let slot = r.off + EX_SLOTS + s * size;
+            let len = u32le(bytes, slot + SL_LEN) as usize;
+            if u64le(bytes, slot + SL_SEQ) == 0 {
+                continue;
+            }
+            let seq = u64le(bytes, slot + SL_SEQ);
+            let payload_at = slot + SL_PAYLOAD;
+            for (what, at, v) in [
+                ("seq stuck odd", slot + SL_SEQ, u64v(seq | 1)),
+                ("seq odd max", slot + SL_SEQ, u64v(u64::MAX)),
+                ("value NaN", slot + SL_VALUE, u64v(f64::NAN.to_bits())),
+                ("value inf", slot + SL_VALUE, u64v(f64::INFINITY.to_bits())),
+                (
+                    "timestamp NaN",
+                    slot + SL_TIMESTAMP,
+                    u64v(f64::NAN.to_bits()),
+                ),
+                (
+                    "timestamp -inf",
+                    slot + SL_TIMESTAMP,
+                    u64v(f64::NEG_INFINITY.to_bits()),
+                ),
+                ("length past capacity", slot + SL_LEN, u32v(size as u32)),
+                ("length max", slot + SL_LEN, u32v(u32::MAX)),
+                (
+                    "length shorter",
+                    slot + SL_LEN,
+                    u32v(len.saturating_sub(1) as u32),
+                ),
+                ("pairs huge", slot + SL_LEN + 4, u32v(u32::MAX)),
+                ("pairs 0", slot + SL_LEN + 4, u32v(0)),
+                ("invalid UTF-8", payload_at + 1, vec![0xc3, 0x28]),
+                ("no terminator", payload_at, vec![b'x'; len.max(1)]),
+                ("terminator in a name", payload_at, vec![0xff]),
+            ] {
+                out.push((format!("rec {ri} slot {s}: {what}"), vec![(at, v)]));
+            }
+        }
+    }
+    out
+}
+
+/// Every damage of `exemplar_damages`, and random bytes in the exemplar
+/// records and link cells: all three formats render promptly and without
+/// panic; OpenMetrics shows only exemplars the pristine area has (never a
+/// part of one, never a damaged one); with no bad record counted, every
+/// sample renders as before; then a new exemplar written to every series
+/// either works (and renders) or is refused with an error, and no LIVE
+/// record other than the series' own exemplar record changes.
+#[test]
+fn damaged_exemplars_are_left_out_never_trusted() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("corruption-{}-exemplars", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base_path = dir.join("base.promshm");
+    let _keep = exemplar_area(&base_path);
+    let bytes = std::fs::read(&base_path).unwrap();
+    let records = walk_pristine(&bytes);
+    let (want_om, _) = render_bounded(&base_path, Format::OpenMetrics);
+    let (want_lines, want_ex) = split_exemplars(&String::from_utf8(want_om).unwrap());
+    assert_eq!(want_ex.len(), 5, "{want_ex:?}");
+
+    let mut damages = exemplar_damages(&bytes, &records);
+    let targets: Vec<(usize, usize)> = records
+        .iter()
+        .filter(|r| r.kind == KIND_EXEMPLAR && r.state == STATE_LIVE)
+        .flat_map(|r| {
+            let series = u32le(&bytes, r.off + EX_OWNER) as usize;
+            let n = u32le(&bytes, series + 20) as usize;
+            [(r.off, r.len), (series + 40 + 8 * (n - 1), 8)]
+        })
+        .collect();
+    let mut rng = Rng::new(seed_of(0x5EED_C0DE_00E8, 0));
+    for i in 0..iterations(600) {
+        let mut d = Vec::new();
+        for _ in 0..1 + rng.below(4) {
+            let &(off, len) = rng.pick(&targets);
+            // Inside the target (records and cells are 8-aligned).
+            let at = off + rng.below(len);
+            match rng.below(3) {
+                0 => d.push((at, vec![bytes[at] ^ (1 << rng.below(8))])),
+                1 => d.push((at, vec![rng.next() as u8])),
+                _ => {
+                    let at = at & !3;
+                    let v = interesting_u32(&mut rng, u32le(&bytes, at), bytes.len());
+                    d.push((at, v.to_le_bytes().to_vec()));
+                }
+            }
+        }
+        damages.push((format!("random {i}"), d));
+    }
+
+    let (mut refused, mut with_bad, mut shown) = (0, 0, 0);
+    let mut lost: Vec<String> = Vec::new();
+    for (name, d) in &damages {
+        let mut buf = bytes.clone();
+        for (at, v) in d {
+            let end = (at + v.len()).min(buf.len());
+            buf[*at..end].copy_from_slice(&v[..end - at]);
+        }
+        let path = dir.join("damaged.promshm");
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, &buf).unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let mut bad = false;
+            for f in [Format::Prometheus, Format::OpenMetrics, Format::Protobuf] {
+                let (out, stats) = render_bounded(&path, f);
+                assert!(out.len() < 1 << 20, "{f:?}: {} bytes", out.len());
+                bad |= stats.bad_records > 0;
+                if f == Format::Protobuf {
+                    continue;
+                }
+                let text = String::from_utf8(out).expect("UTF-8 output");
+                let (lines, exemplars) = split_exemplars(&text);
+                for e in &exemplars {
+                    assert!(
+                        want_ex.contains(e),
+                        "{f:?}: exemplar not in the pristine area: {e}"
+                    );
+                }
+                if f == Format::Prometheus {
+                    assert!(exemplars.is_empty());
+                }
+                if f == Format::OpenMetrics && !bad {
+                    assert_eq!(lines, want_lines, "samples changed, no bad record counted");
+                }
+            }
+            if bad {
+                with_bad += 1;
+            }
+            // A writer: every series gets a new exemplar, or an error.
+            let area = Area::open(&path, OpenMode::ReadWrite).expect("open read-write");
+            let before = std::fs::read(&path).unwrap();
+            let reg = area.registry();
+            let mut oks = Vec::new();
+            let c = reg
+                .counter(Opts::new("ex_c", "C.").labels(&["k"]).eager(true))
+                .and_then(|f| Ok((f.labels(&["a"])?, f.labels(&["b"])?)));
+            if let Ok((a, b)) = c {
+                oks.push(("new_ca", a.add_with_exemplar(1.0, &[("w", "new_ca")])));
+                oks.push(("new_cb", b.add_with_exemplar(1.0, &[("w", "new_cb")])));
+            }
+            if let Ok(h) = reg
+                .histogram(Opts::new("ex_h", "H.").eager(true), &[1.0, 2.0])
+                .and_then(|f| f.get())
+            {
+                oks.push(("new_h", h.observe_with_exemplar(1.5, &[("w", "new_h")])));
+            }
+            if let Ok(n) = reg
+                .native_histogram(
+                    Opts::new("ex_n", "N.").eager(true),
+                    promshm::NativeOpts::new(),
+                )
+                .and_then(|f| f.get())
+            {
+                oks.push(("new_n", n.observe_with_exemplar(3.0, &[("w", "new_n")])));
+            }
+            let after = std::fs::read(&path).unwrap();
+            // The writes touch series cells and exemplar records only: every
+            // LIVE family record (what a damaged link may point at) stays
+            // byte for byte.
+            for r in walk_pristine_lenient(&before) {
+                if r.kind == KIND_FAMILY && r.state == STATE_LIVE {
+                    assert_eq!(
+                        before[r.off..r.off + r.len],
+                        after[r.off..r.off + r.len],
+                        "a writer changed the family record at {}",
+                        r.off
+                    );
+                }
+            }
+            let (om, stats) = render_bounded(&path, Format::OpenMetrics);
+            let om = String::from_utf8(om).unwrap();
+            for (label, ok) in &oks {
+                if ok.is_err() {
+                    refused += 1;
+                } else if om.contains(&format!("{{w=\"{label}\"}}")) {
+                    shown += 1;
+                } else if stats.bad_records == 0 {
+                    lost.push(format!("{name}: {label}"));
+                }
+            }
+            let (_, exemplars) = split_exemplars(&om);
+            for e in &exemplars {
+                assert!(
+                    want_ex.contains(e)
+                        || oks
+                            .iter()
+                            .any(|(l, _)| e.starts_with(&format!("w=\"{l}\"}}"))),
+                    "after the writes: unexpected exemplar {e}"
+                );
+            }
+        }));
+        if let Err(p) = r {
+            eprintln!("exemplar damage {name:?}: {d:?}");
+            std::panic::resume_unwind(p);
+        }
+    }
+    eprintln!(
+        "{} exemplar damages: {with_bad} with bad records, {refused} writes refused, {shown} new exemplars shown, {} lost: {lost:?}",
+        damages.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "accepted, yet not shown: {lost:?}");
+    drop(_keep);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The records of a (possibly damaged) area, stopping at the first bad length.
+fn walk_pristine_lenient(bytes: &[u8]) -> Vec<Rec> {
+    let mut off = u32le(bytes, H_DATA_OFFSET) as usize;
+    let cursor = (u64le(bytes, H_CURSOR) as usize).min(bytes.len());
+    let mut out = Vec::new();
+    while off + 8 <= cursor {
+        let tag = u32le(bytes, off);
+        let len = u32le(bytes, off + 4) as usize;
+        if len < 8 || len % 8 != 0 || off + len > cursor {
+            break;
+        }
+        out.push(Rec {
+            off,
+            kind: tag as u8,
+            state: (tag >> 8) as u8,
+            len,
+        });
+        off += len;
+    }
+    out
+}

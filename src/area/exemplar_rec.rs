@@ -216,8 +216,15 @@ impl AreaInner {
                 return false; // someone else is writing (or took it over)
             }
         }
-        // From even `s` to odd `s + 1`, or from a stuck odd `s` to odd `s + 2`.
-        let taken = if s & 1 == 0 { s + 1 } else { s + 2 };
+        // From even `s` to odd `s + 1`, or from a stuck odd `s` to odd `s + 2`
+        // (wrapping: the word is read from the shared file and may be any
+        // value, `u64::MAX` included; the release never makes it 0, "never
+        // written").
+        let taken = s.wrapping_add(if s & 1 == 0 { 1 } else { 2 });
+        let released = match taken.wrapping_add(1) {
+            0 => 2,
+            r => r,
+        };
         if seq
             .compare_exchange(s, taken, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
@@ -247,7 +254,7 @@ impl AreaInner {
         }
         // A CAS, not a store: if another writer took the slot over
         // meanwhile, its release is the one that counts.
-        seq.compare_exchange(taken, taken + 1, Ordering::Release, Ordering::Relaxed)
+        seq.compare_exchange(taken, released, Ordering::Release, Ordering::Relaxed)
             .is_ok()
     }
 
