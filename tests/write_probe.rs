@@ -9,7 +9,10 @@ const PAGES: u32 = 256;
 /// Instruction-count probe of the guarded writes (run by hand under
 /// callgrind, docs/PERFORMANCE.md): `PROBE_MODE` = `counter` (eager
 /// `inc`), `gauge` (`set`), `histogram` (eager `observe`), `flush` (a
-/// buffered `inc` and a flush of its one series) or `none`; `PROBE_N` updates.
+/// buffered `inc` and a flush of its one series), `labels` (a buffered
+/// counter's `labels(2 values).inc()` among 20 series), `prometheus_labels`
+/// (the `prometheus` crate's `with_label_values(2 values).inc()`, the same
+/// series) or `none`; `PROBE_N` updates.
 #[test]
 #[ignore]
 fn write_probe() {
@@ -36,6 +39,18 @@ fn write_probe() {
         .unwrap()
         .get()
         .unwrap();
+    let fam = reg
+        .counter(Opts::new("pl", "l").labels(&["method", "code"]))
+        .unwrap();
+    let p_vec =
+        prometheus::IntCounterVec::new(prometheus::Opts::new("pl", "l"), &["method", "code"])
+            .unwrap();
+    for m in ["GET", "POST", "PUT", "DELETE"] {
+        for code in ["200", "201", "404", "500", "503"] {
+            fam.labels(&[m, code]).unwrap().inc();
+            p_vec.with_label_values(&[m, code]).inc();
+        }
+    }
     // First writes outside the loop (claims, attach).
     c.inc();
     g.set(1.0);
@@ -47,6 +62,16 @@ fn write_probe() {
             "counter" => std::hint::black_box(&c).inc(),
             "gauge" => std::hint::black_box(&g).set(i as f64),
             "histogram" => std::hint::black_box(&h).observe(0.7).unwrap(),
+            "labels" => {
+                if let Ok(c) =
+                    std::hint::black_box(&fam).labels(std::hint::black_box(&["GET", "200"]))
+                {
+                    c.inc();
+                }
+            }
+            "prometheus_labels" => std::hint::black_box(&p_vec)
+                .with_label_values(std::hint::black_box(&["GET", "200"]))
+                .inc(),
             "flush" => {
                 std::hint::black_box(&b).inc();
                 std::hint::black_box(promshm::flush());

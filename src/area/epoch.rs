@@ -25,8 +25,10 @@
 //!
 //! A thread claims a lane once (compare-exchange of its owner word to its
 //! process's slot and slot generation) and caches it in a thread-local
-//! keyed by the area and the fork generation (a child of `fork` claims its
-//! own); it gives it back at thread exit. A lane whose owner slot is not
+//! under the area's lane key, a process-unique number that changes
+//! whenever the process's worker word does (the fast path compares that one
+//! word); the child of a `fork` forgets the forking thread's cache and
+//! claims its own. A thread gives its lanes back at thread exit. A lane whose owner slot is not
 //! live with that generation is dead: it never defers a hole and may be
 //! claimed again. Threads without a lane (every lane taken, or the thread
 //! is exiting) count themselves in their process's worker slot
@@ -47,6 +49,11 @@ use crate::process;
 /// generation, and the lane's epoch word.
 #[derive(Clone, Copy)]
 struct LaneCache {
+    /// The area's `lane_key` when the lane was cached, or 0 (never a key)
+    /// where the fast path must not take it (`seqcst`). The fast path
+    /// compares only this: the key changes with the worker word, and the
+    /// forking thread's cache is forgotten in the child (`forget_in_child`).
+    key: u64,
     area: u64,
     fork: u32,
     /// The area's `worker` word (slot and fork generation) at the claim: a
@@ -59,6 +66,7 @@ struct LaneCache {
 }
 
 const NO_LANE: LaneCache = LaneCache {
+    key: 0,
     area: 0,
     fork: u32::MAX,
     worker: u64::MAX,
@@ -122,6 +130,24 @@ impl Drop for Claimed {
             });
         }
     }
+}
+
+/// Make the child of a `fork` forget the forking thread's cached lane (the
+/// parent's; the child claims its own). Registered once, before any lane
+/// is cached; the handler only writes a `Copy` thread-local without
+/// destructor (no allocation, no lock).
+fn forget_in_child() {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget() {
+        let _ = LANE.try_with(|l| l.set(NO_LANE));
+    }
+    REGISTER.call_once(|| {
+        // SAFETY: registers a child handler that only stores a thread-local
+        // `Cell` of plain data; no prepare or parent handler.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forget));
+        }
+    });
 }
 
 /// Ids of `AreaInner`s: never 0, never reused in a process.
@@ -273,20 +299,19 @@ impl AreaInner {
     }
 
     /// Announce a write (see the module). Cheap: a thread-local read, the
-    /// epoch load, one plain store (and a compiler fence).
+    /// key and epoch loads, one plain store (and a compiler fence).
     #[inline(always)]
     pub(crate) fn begin_write(&self) -> WriteGuard<'_> {
-        let c = LANE.with(Cell::get);
+        let (key, lane) = LANE.with(|l| {
+            let c = l.get();
+            (c.key, c.lane)
+        });
         let epoch = self.hdr(hdr::LANE_EPOCH).load(Ordering::Acquire);
-        if c.area == self.id
-            && c.worker == self.worker.load(Ordering::Relaxed)
-            && c.fork == process::fork_generation()
-            && epoch & LANE_SEQCST == 0
-            && !c.seqcst
-        {
-            // SAFETY: `lane` is a word of this area's header page (the
-            // cache is keyed by this area's id), which lives as long as self.
-            let lane = unsafe { &*c.lane };
+        if key == self.lane_key.load(Ordering::Acquire) && epoch & LANE_SEQCST == 0 {
+            // SAFETY: `lane` is a word of this area's header page (the key
+            // is this area's, unique in the process), which lives as long
+            // as self.
+            let lane = unsafe { &*lane };
             lane.store(epoch + 1, Ordering::Relaxed);
             // The StoreLoad order with the generation load that follows is
             // the reclaimer's barrier's business; the compiler must keep it.
@@ -310,8 +335,16 @@ impl AreaInner {
             };
         }
         let fork = process::fork_generation();
+        // The key before the worker word, as in `lane_for_thread`.
+        let key = self.lane_key.load(Ordering::Acquire);
         let mut c = LANE.with(Cell::get);
-        if c.area != self.id || c.fork != fork || c.worker != self.worker.load(Ordering::Relaxed) {
+        if c.area == self.id && c.fork == fork && c.worker == self.worker.load(Ordering::Relaxed) {
+            if !c.seqcst && c.key != key {
+                // The word was stored again with the same value: same lane.
+                c.key = key;
+                LANE.with(|l| l.set(c));
+            }
+        } else {
             match self.lane_for_thread(fork) {
                 Some(found) => {
                     c = found;
@@ -381,13 +414,18 @@ impl AreaInner {
         if self.read_only {
             return None;
         }
+        forget_in_child();
         let me = self as *const AreaInner as usize;
+        // The key before the worker word (`set_worker` stores them the
+        // other way round): a key read here is never newer than the word.
+        let key = self.lane_key.load(Ordering::Acquire);
         let worker = self.worker.load(Ordering::Relaxed);
         let known = CLAIMED
             .try_with(|cl| {
                 cl.borrow().lanes.iter().find_map(|l| {
                     (l.addr == me && l.area == self.id && l.fork == fork && l.worker == worker)
                         .then(|| LaneCache {
+                            key: if l.seqcst { 0 } else { key },
                             area: self.id,
                             fork,
                             worker,
@@ -401,6 +439,7 @@ impl AreaInner {
             return known;
         }
         let slot = self.worker_slot().ok()?;
+        let key = self.lane_key.load(Ordering::Acquire);
         let worker = self.worker.load(Ordering::Relaxed);
         let sgen = self.slot_generation(slot)?;
         let owner = u64::from(slot + 1) | u64::from(sgen) << 32;
@@ -435,6 +474,7 @@ impl AreaInner {
                     return None;
                 }
                 return Some(LaneCache {
+                    key: if seqcst { 0 } else { key },
                     area: self.id,
                     fork,
                     worker,
@@ -555,8 +595,74 @@ pub(crate) mod lane {
 
 #[cfg(test)]
 mod tests {
-    use super::CLAIMED;
+    use std::cell::Cell;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use super::{lane, CLAIMED, LANE, LANE_COUNT};
     use crate::{Area, AreaOptions, Opts};
+
+    /// The thread that forks keeps its cached lane in the child's memory,
+    /// under the same area key: the child must claim a lane of its own (a
+    /// write announced in the parent's lane would neither defer a reuse for
+    /// the child, once the parent clears it, nor be the child's to clear).
+    #[test]
+    fn a_forked_child_claims_its_own_lane() {
+        let area = Area::anonymous(&AreaOptions::with_pages(16)).unwrap();
+        let counter = area
+            .registry()
+            .counter(Opts::new("c", "C.").eager(true))
+            .unwrap()
+            .get()
+            .unwrap();
+        counter.inc();
+        let parent_lane = LANE.with(Cell::get).lane as usize;
+        assert_ne!(parent_lane, 0, "the parent's write cached a lane");
+        // SAFETY: the child only writes, checks and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(|| {
+                counter.inc();
+                let c = LANE.with(Cell::get);
+                let inner = &area.inner;
+                let owners: Vec<u64> = (0..LANE_COUNT)
+                    .map(|i| inner.lane_word(i, lane::OWNER).load(Ordering::Acquire))
+                    .filter(|&o| o != 0)
+                    .collect();
+                c.lane as usize != parent_lane
+                    && owners.len() == 2
+                    && owners[0] as u32 != owners[1] as u32
+            });
+            // SAFETY: leave the child without running the harness's exit path.
+            unsafe { libc::_exit(if matches!(ok, Ok(true)) { 0 } else { 1 }) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        loop {
+            // SAFETY: waiting for our own child.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                panic!("the child hung");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child wrote through the parent's lane (status {status:#x})"
+        );
+        counter.inc();
+        assert_eq!(counter.get(), 3.0);
+        assert_eq!(LANE.with(Cell::get).lane as usize, parent_lane);
+    }
 
     /// A thread that writes to many areas one after the other (a private
     /// area for each `registry=None` metric of a collector, on every scrape)

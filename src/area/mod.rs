@@ -182,6 +182,9 @@ pub(crate) struct AreaInner {
     pub(crate) index: std::sync::Mutex<crate::registry::LocalIndex>,
     /// Process-unique id (keys the threads' cached lanes, `epoch`).
     id: u64,
+    /// Process-unique key of this area's lanes as cached by threads: new
+    /// whenever `worker` changes (`epoch`'s fast path compares only this).
+    lane_key: AtomicU64,
     /// Generations published before this process's last barrier (`epoch`).
     barrier_gen: AtomicU64,
     /// Process-local text of series kept by renders (see `render`).
@@ -393,6 +396,7 @@ impl AreaInner {
             reap_backoff: Default::default(),
             index: std::sync::Mutex::new(Default::default()),
             id: epoch::new_area_id(),
+            lane_key: AtomicU64::new(epoch::new_area_id()),
             barrier_gen: AtomicU64::new(0),
             series_text: std::sync::Mutex::new(Default::default()),
         }

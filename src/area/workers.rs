@@ -213,8 +213,7 @@ impl AreaInner {
             Ok(s)
         };
         let mine = |s: u32| {
-            self.worker
-                .store((u64::from(gen) << 32) | u64::from(s + 1), Ordering::Relaxed);
+            self.set_worker((u64::from(gen) << 32) | u64::from(s + 1));
             s
         };
         // A slot already ours (the area mapped twice in this process)? Only
@@ -318,8 +317,18 @@ impl AreaInner {
                 Ok(true)
             ))
         {
-            self.worker.store(0, Ordering::Relaxed);
+            self.set_worker(0);
         }
+    }
+
+    /// Change this process's worker word, and with it the key under which
+    /// threads cache their lanes (a lane belongs to the slot it was claimed
+    /// for): first the word, then the key, so that a thread that reads the
+    /// new key sees the new word.
+    fn set_worker(&self, word: u64) {
+        self.worker.store(word, Ordering::Relaxed);
+        self.lane_key
+            .store(super::epoch::new_area_id(), Ordering::Release);
     }
 
     /// Note a flush by this process in its slot (if attached).
