@@ -13,6 +13,7 @@ pub(crate) mod fork;
 pub(crate) mod format;
 mod free;
 pub(crate) mod gauge_ext;
+pub(crate) mod gauge_fold;
 mod lock;
 pub(crate) mod ofd;
 pub(crate) mod records;
