@@ -1,23 +1,17 @@
 //! Registries: views on an area with an optional prefix (namespace) and
-//! constant labels, where families are registered and series resolved.
-//!
-//! Each process keeps a `LocalIndex` of the records it has seen, caught up
-//! incrementally by walking the records added since (records are only ever
-//! appended). Lookups never take the area lock; creating a family or series
-//! does, after a last catch-up, so two processes never create the same one.
+//! constant labels, where families are registered (through the area's
+//! series index, `area::index`, which also resolves their series).
 
-use std::collections::HashMap;
+use std::any::Any;
 use std::io::Write;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::area::format::*;
-use crate::area::records::{hash_strings, Alloc, RecordReader, RecordWriter};
+use crate::area::index::{HandedOut, LocalIndex};
 use crate::area::{Area, AreaInner};
 use crate::encoding::{Encoder, Format, MetricType};
 use crate::error::{Error, Result};
-use crate::metrics::shape::Shape;
-use crate::metrics::view::read_series_values;
+use crate::metrics::shape::{decode_family, Shape};
 use crate::metrics::{
     Counter, Family, FamilyInner, Gauge, GaugeMode, Histogram, Info, StateSet, Summary, SummaryOpts,
 };
@@ -25,414 +19,6 @@ use crate::metrics::{NativeHistogram, NativeOpts};
 use crate::render::{self, RenderStats};
 
 pub use crate::render::SELF_METRICS_PREFIX;
-
-/// Hashes record offsets (never chosen by a caller) for the index's
-/// offset-keyed maps: one multiply instead of SipHash's rounds.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct OffsetHasher(u64);
-
-impl std::hash::Hasher for OffsetHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    fn finish(&self) -> u64 {
-        // murmur3's finaliser: every input bit reaches the low bits (the
-        // bucket) and the top ones (hashbrown's tag); offsets are multiples of 8.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-/// A map keyed by record offsets.
-type OffsetMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<OffsetHasher>>;
-
-/// Hashes `(family offset, label hash)` keys from a per-map random seed:
-/// the label hash is FNV of caller-given values, so the buckets must not
-/// be predictable from them.
-#[derive(Clone)]
-pub(crate) struct SeededState(u64);
-
-impl Default for SeededState {
-    fn default() -> Self {
-        use std::hash::BuildHasher;
-        SeededState(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
-    }
-}
-
-impl std::hash::BuildHasher for SeededState {
-    type Hasher = OffsetHasher;
-    fn build_hasher(&self) -> OffsetHasher {
-        OffsetHasher(self.0)
-    }
-}
-
-/// The series records under one `(family, label hash)` key: almost always
-/// one (no allocation), more only for label hashes that collide.
-#[derive(Debug, Clone)]
-pub(crate) enum Offsets {
-    /// One record.
-    One(usize),
-    /// Colliding records.
-    Many(Vec<usize>),
-}
-
-impl Offsets {
-    fn as_slice(&self) -> &[usize] {
-        match self {
-            Offsets::One(o) => std::slice::from_ref(o),
-            Offsets::Many(v) => v,
-        }
-    }
-
-    fn push(&mut self, off: usize) {
-        match self {
-            Offsets::One(o) => *self = Offsets::Many(vec![*o, off]),
-            Offsets::Many(v) => v.push(off),
-        }
-    }
-
-    /// Drop `off`; whether none is left.
-    fn remove(&mut self, off: usize) -> bool {
-        match self {
-            Offsets::One(o) => *o == off,
-            Offsets::Many(v) => {
-                v.retain(|&o| o != off);
-                v.is_empty()
-            }
-        }
-    }
-}
-
-/// What this process knows of the area's records.
-#[derive(Default)]
-pub(crate) struct LocalIndex {
-    /// Records before this offset have been indexed.
-    scanned: usize,
-    /// Family name -> (record offset, generation, shape). A family may be
-    /// unregistered by any process: checked (`family_live`) at lookup.
-    families: HashMap<String, (usize, u64, Arc<Shape>)>,
-    /// Family record offset -> shape.
-    by_offset: OffsetMap<Arc<Shape>>,
-    /// Every name a family of the area renders (its name plus each of its
-    /// type's [`rendered_suffixes`](MetricType::rendered_suffixes)) -> that
-    /// family's name; the first family in record order keeps a name.
-    rendered: HashMap<String, String>,
-    /// Family objects handed out, so that registering again (e.g. once per
-    /// request from a dynamic language) reuses one object and its series cache.
-    handed_out: HashMap<(usize, bool, Vec<String>), std::sync::Weak<FamilyInner>>,
-    /// (family offset, label hash) -> series record offsets.
-    series: HashMap<(usize, u64), Offsets, SeededState>,
-    /// Series record offset -> its key in `series` (records are reused:
-    /// a reused one leaves its old key).
-    keys: OffsetMap<(usize, u64)>,
-    /// Reuse log entries consumed (see `AreaInner::reuse_log_since`).
-    reuse_seq: u64,
-    /// Reused records that were still being written at the last catch-up.
-    pending: Vec<usize>,
-    /// Series seen before their family (a series may reuse space before
-    /// its family's record): indexed once the family is.
-    orphans: Vec<usize>,
-    /// Free list rebuilds seen (`STAT_FREE_REBUILDS`): a rebuild merges
-    /// holes, so `scanned` may no longer be a record boundary.
-    rebuilds: u64,
-}
-
-impl LocalIndex {
-    /// The first name a family `name` of type `kind` would render that a
-    /// family of another name already renders: `(rendered name, owner)`.
-    fn clash(&self, name: &str, kind: MetricType) -> Option<(String, String)> {
-        kind.rendered_suffixes().find_map(|sfx| {
-            let rendered = format!("{name}{sfx}");
-            match self.rendered.get(&rendered) {
-                Some(owner) if owner != name => Some((rendered, owner.clone())),
-                _ => None,
-            }
-        })
-    }
-
-    /// Whether a family `name` of type `kind` would render a name some
-    /// family of the area renders (that family itself included).
-    fn taken(&self, name: &str, kind: MetricType) -> bool {
-        kind.rendered_suffixes()
-            .any(|sfx| self.rendered.contains_key(&format!("{name}{sfx}")))
-    }
-
-    /// The family objects of this index that are still alive.
-    pub(crate) fn families_handed_out(&self) -> Vec<Arc<FamilyInner>> {
-        self.handed_out
-            .values()
-            .filter_map(std::sync::Weak::upgrade)
-            .collect()
-    }
-
-    /// Index the records appended since the last call, and those the reuse
-    /// log names (reallocated in place). Without the area lock, stop at a
-    /// record still being written; under it, skip such records (their
-    /// writer died). A log that wrapped since the last call means a re-walk
-    /// of every series. `false` if there was nothing new to look at.
-    fn catch_up(&mut self, area: &AreaInner, locked: bool) -> bool {
-        let (logged, seq) = area.reuse_log_since(self.reuse_seq);
-        let rebuilds = area.hdr(hdr::STAT_FREE_REBUILDS).load(Ordering::Acquire);
-        if seq == self.reuse_seq
-            && rebuilds == self.rebuilds
-            && self.pending.is_empty()
-            && self.orphans.is_empty()
-            && area.cursor() <= self.scanned
-        {
-            return false;
-        }
-        let mut redo = std::mem::take(&mut self.pending);
-        match logged {
-            Some(offs) if rebuilds == self.rebuilds => redo.extend(offs),
-            _ => {
-                self.rebuilds = rebuilds;
-                self.series.clear();
-                self.keys.clear();
-                redo.clear();
-                self.scanned = 0;
-            }
-        }
-        self.reuse_seq = seq;
-        let mut values = Vec::new();
-        for off in redo {
-            self.forget(off);
-            let Some(len) = area
-                .u32_at(off + 4)
-                .map(|l| l.load(Ordering::Relaxed) as usize)
-            else {
-                continue;
-            };
-            // A reused record is a series, or a family (`alloc_family`).
-            let kind = match area.record_state(off, KIND_FAMILY) {
-                Some(_) => KIND_FAMILY,
-                None => KIND_SERIES,
-            };
-            match area.record_state(off, kind) {
-                Some(STATE_LIVE) => self.index(
-                    area,
-                    crate::area::records::Record {
-                        off,
-                        kind,
-                        state: STATE_LIVE,
-                        len,
-                    },
-                    &mut values,
-                ),
-                Some(STATE_WRITING) if !locked => self.pending.push(off),
-                _ => {}
-            }
-        }
-        let end = area.walk(self.scanned, !locked, |rec| {
-            if rec.state != STATE_LIVE {
-                return;
-            }
-            self.index(area, rec, &mut values);
-        });
-        self.scanned = end.end;
-        for off in std::mem::take(&mut self.orphans) {
-            if let Some(rec) = area.live_record(off, KIND_SERIES) {
-                self.index(area, rec, &mut values);
-            }
-        }
-        true
-    }
-
-    /// The family `name` of the index if it is still registered in the area
-    /// (its record LIVE, of the generation indexed).
-    fn live_family(&self, area: &AreaInner, name: &str) -> Option<(usize, u64, Arc<Shape>)> {
-        let (off, gen, shape) = self.families.get(name)?;
-        area.family_live(*off, *gen)
-            .then(|| (*off, *gen, shape.clone()))
-    }
-
-    /// Forget the families that a family `name` of type `kind` would meet
-    /// (its own name, and the owners of the names it would render) if
-    /// they were unregistered (by any process), so their names are free.
-    fn prune_dead(&mut self, area: &AreaInner, name: &str, kind: MetricType) {
-        let mut owners: Vec<String> = kind
-            .rendered_suffixes()
-            .filter_map(|sfx| self.rendered.get(&format!("{name}{sfx}")).cloned())
-            .collect();
-        owners.push(name.to_owned());
-        for owner in owners {
-            if self.families.contains_key(&owner) && self.live_family(area, &owner).is_none() {
-                self.drop_family(&owner);
-            }
-        }
-    }
-
-    /// Forget the family `name` (unregistered): its names, its offset's
-    /// shape (unless a newer family holds the offset), its series.
-    fn drop_family(&mut self, name: &str) {
-        self.rendered.retain(|_, owner| owner != name);
-        let Some((off, _, _)) = self.families.remove(name) else {
-            return;
-        };
-        if self.by_offset.get(&off).is_some_and(|s| s.name == name) {
-            self.by_offset.remove(&off);
-            let offs: Vec<usize> = self
-                .series
-                .iter()
-                .filter(|((fam, _), _)| *fam == off)
-                .flat_map(|(_, o)| o.as_slice().to_vec())
-                .collect();
-            for o in offs {
-                self.forget(o);
-            }
-        }
-        self.handed_out.retain(|k, _| k.0 != off);
-    }
-
-    /// Index the series record at `off` that this process just created
-    /// under the lock, with `(seq, cursor)` the reuse sequence and
-    /// allocation cursor before its allocation: if the index was caught up
-    /// then, the allocation (a reuse logged or the cursor moved, by this
-    /// process alone) needs no second look at the next catch-up.
-    fn add_own_series(
-        &mut self,
-        area: &AreaInner,
-        (fam, hash, off): (usize, u64, usize),
-        (seq, cursor): (u64, usize),
-    ) {
-        self.add_series(fam, hash, off);
-        let rebuilds = area.hdr(hdr::STAT_FREE_REBUILDS).load(Ordering::Acquire);
-        if self.reuse_seq != seq || self.scanned != cursor || self.rebuilds != rebuilds {
-            return;
-        }
-        let now_seq = area.hdr(hdr::REUSE_SEQ).load(Ordering::Acquire);
-        let now_cursor = area.cursor();
-        if now_seq == seq + 1 || (now_seq == seq && off + 8 <= now_cursor && off >= cursor) {
-            self.reuse_seq = now_seq;
-            self.scanned = now_cursor;
-        }
-    }
-
-    /// Drop the series record at `off` from the index.
-    fn forget(&mut self, off: usize) {
-        if let Some(key) = self.keys.remove(&off) {
-            if self.series.get_mut(&key).is_some_and(|o| o.remove(off)) {
-                self.series.remove(&key);
-            }
-        }
-    }
-
-    /// Index one LIVE record.
-    fn index(
-        &mut self,
-        area: &AreaInner,
-        rec: crate::area::records::Record,
-        values: &mut Vec<String>,
-    ) {
-        {
-            match rec.kind {
-                KIND_FAMILY => {
-                    if let Some(shape) = Shape::decode(area, rec) {
-                        let gen = area.generation(rec.off);
-                        let shape = Arc::new(shape);
-                        // Names of unregistered families are free again.
-                        self.prune_dead(area, &shape.name, shape.kind);
-                        for sfx in shape.kind.rendered_suffixes() {
-                            self.rendered
-                                .entry(format!("{}{sfx}", shape.name))
-                                .or_insert_with(|| shape.name.clone());
-                        }
-                        self.by_offset.insert(rec.off, shape.clone());
-                        self.families
-                            .entry(shape.name.clone())
-                            .or_insert((rec.off, gen, shape));
-                    }
-                }
-                KIND_SERIES => {
-                    let Some(fam) = area.u32_at(rec.off + ser::FAMILY) else {
-                        return;
-                    };
-                    let fam = fam.load(Ordering::Relaxed) as usize;
-                    let Some(shape) = self.by_offset.get(&fam) else {
-                        if !self.orphans.contains(&rec.off) {
-                            self.orphans.push(rec.off);
-                        }
-                        return;
-                    };
-                    if read_series_values(area, rec, shape, values).is_some() {
-                        let h = hash_strings(values.iter().map(String::as_str));
-                        self.add_series(fam, h, rec.off);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Index the series record at `off` under `(fam, hash)`.
-    fn add_series(&mut self, fam: usize, hash: u64, off: usize) {
-        self.forget(off);
-        self.series
-            .entry((fam, hash))
-            .and_modify(|o| o.push(off))
-            .or_insert(Offsets::One(off));
-        self.keys.insert(off, (fam, hash));
-    }
-
-    /// A live series of `fam` with exactly these values: its offset and
-    /// generation (read before the checks and unchanged after them).
-    fn find_series(
-        &self,
-        area: &AreaInner,
-        fam: usize,
-        values: &[&str],
-        hash: u64,
-    ) -> Option<(usize, u64)> {
-        let shape = self.by_offset.get(&fam)?;
-        let n_cells = shape.n_cells(area.max_workers());
-        let mut gen = 0;
-        let off = self
-            .series
-            .get(&(fam, hash))?
-            .as_slice()
-            .iter()
-            .copied()
-            .find(|&off| {
-                gen = area.generation(off);
-                if area.record_state(off, KIND_SERIES) != Some(STATE_LIVE)
-                    || area
-                        .u32_at(off + ser::FAMILY)
-                        .map(|f| f.load(Ordering::Relaxed) as usize)
-                        != Some(fam)
-                {
-                    return false;
-                }
-                let Some(len) = area
-                    .u32_at(off + 4)
-                    .map(|l| l.load(Ordering::Relaxed) as usize)
-                else {
-                    return false;
-                };
-                let rec = crate::area::records::Record {
-                    off,
-                    kind: KIND_SERIES,
-                    state: STATE_LIVE,
-                    len,
-                };
-                let mut r = RecordReader::new(area, rec, ser::CELLS + 8 * n_cells);
-                values.iter().all(|v| r.string_eq(v) == Some(true))
-                    && area.record_state(off, KIND_SERIES) == Some(STATE_LIVE)
-                    && area.generation(off) == gen
-            })?;
-        Some((off, gen))
-    }
-}
 
 /// Options common to every metric type.
 ///
@@ -831,7 +417,10 @@ impl Registry {
         let const_values: Vec<String> = self.const_labels.iter().map(|(_, v)| v.clone()).collect();
         let key = (off, eager, const_values.clone());
         let mut idx = crate::area::fork::lock(&area.index);
-        if let Some(existing) = idx.handed_out.get(&key).and_then(std::sync::Weak::upgrade) {
+        let existing = idx
+            .handed_out(&key)
+            .map(|f| f as Arc<dyn Any + Send + Sync>);
+        if let Some(existing) = existing.and_then(|f| f.downcast::<FamilyInner>().ok()) {
             // The same family, not an unregistered one whose record it reuses.
             if existing.gen == gen {
                 return Ok(Family::new(existing));
@@ -844,8 +433,8 @@ impl Registry {
             eager,
             const_values,
         ));
-        idx.handed_out.retain(|_, w| w.strong_count() > 0);
-        idx.handed_out.insert(key, Arc::downgrade(&family));
+        let handed: Arc<dyn HandedOut> = family.clone();
+        idx.hand_out(key, Arc::downgrade(&handed));
         drop(idx);
         let family = Family::new(family);
         if opts.labels.is_empty() {
@@ -954,12 +543,12 @@ fn find_or_create_family(
     eager: bool,
 ) -> Result<(usize, u64)> {
     let mut idx = crate::area::fork::lock(&area.index);
-    idx.catch_up(area, false);
+    idx.catch_up(area, false, decode_family);
     if let Some(found) = existing_family(&mut idx, area, shape)? {
         return Ok(found);
     }
     let guard = area.lock()?;
-    idx.catch_up(area, true);
+    idx.catch_up(area, true, decode_family);
     if let Some(found) = existing_family(&mut idx, area, shape)? {
         return Ok(found);
     }
@@ -972,7 +561,7 @@ fn find_or_create_family(
     area.commit(off, KIND_FAMILY);
     area.bump(hdr::STAT_FAMILIES, 1);
     drop(guard);
-    idx.catch_up(area, false);
+    idx.catch_up(area, false, decode_family);
     Ok((off, gen))
 }
 
@@ -984,9 +573,15 @@ fn existing_family(
     area: &AreaInner,
     shape: &Shape,
 ) -> Result<Option<(usize, u64)>> {
-    if let Some((off, gen, existing)) = idx.families.get(&shape.name) {
+    if let Some((off, gen, existing)) = idx.family(&shape.name) {
         if area.family_live(*off, *gen) {
-            return match existing.difference(shape) {
+            // The index holds the shapes `decode_family` made.
+            let existing: &dyn Any = &**existing;
+            let difference = existing.downcast_ref::<Shape>().map_or_else(
+                || Some("not a family shape".into()),
+                |e| e.difference(shape),
+            );
+            return match difference {
                 None => Ok(Some((*off, *gen))),
                 Some(detail) => Err(Error::ShapeMismatch {
                     name: shape.name.clone(),
@@ -1014,216 +609,6 @@ fn existing_family(
     Ok(None)
 }
 
-/// The longest a registration waits for holes to leave their grace period
-/// (as long as a wait for the area lock) before it is refused.
-const GRACE_WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Find or create the series of `family` with label values `values`
-/// (constant labels included); the offset and generation of its record.
-/// When only holes still in their grace period would hold it, wait for
-/// them without the area lock (other processes and threads go on), and
-/// try again, for at most [`GRACE_WAIT_BOUND`].
-pub(crate) fn resolve_series(
-    family: &Arc<FamilyInner>,
-    values: &[&str],
-    hash: u64,
-) -> Result<(usize, u64)> {
-    let started = std::time::Instant::now();
-    loop {
-        match try_resolve_series(family, values, hash)? {
-            Ok(found) => return Ok(found),
-            Err(_) if started.elapsed() >= GRACE_WAIT_BOUND => {
-                let size = ser::CELLS + family.shape.n_cells(family.area.max_workers()) * 8;
-                return Err(family.area.refuse(size));
-            }
-            Err(ready) => crate::area::records::sleep_until_ms(ready),
-        }
-    }
-}
-
-// What a family that was unregistered resolves every series to:
-// `DEAD_GEN`, a generation no record ever has, so that its handles update
-// nothing and read zero, like a removed series' (`SeriesInner::cell`), and
-// the dead family's own offset (in the mapping; never read through).
-use crate::metrics::DEAD_GEN;
-
-/// One attempt of [`resolve_series`]: the series' offset and generation
-/// (the one its lookup checked, or read under the lock that created it),
-/// or the `monotonic_ms` at which to try again.
-fn try_resolve_series(
-    family: &Arc<FamilyInner>,
-    values: &[&str],
-    hash: u64,
-) -> Result<std::result::Result<(usize, u64), u64>> {
-    let area = &family.area;
-    let dead = (family.off, DEAD_GEN);
-    let mut idx = crate::area::fork::lock(&area.index);
-    // A series found is the family's if the family is still registered
-    // after the lookup (its record cannot have been reused meanwhile: a
-    // hole waits out its grace period).
-    let found = |idx: &LocalIndex| {
-        idx.find_series(area, family.off, values, hash).map(|s| {
-            if family.is_registered() {
-                s
-            } else {
-                dead
-            }
-        })
-    };
-    if !family.is_registered() {
-        return Ok(Ok(dead));
-    }
-    if let Some(found) = found(&idx) {
-        return Ok(Ok(found));
-    }
-    if idx.catch_up(area, false) {
-        if let Some(found) = found(&idx) {
-            return Ok(Ok(found));
-        }
-    }
-    let guard = area.lock()?;
-    if idx.catch_up(area, true) {
-        if let Some(found) = found(&idx) {
-            return Ok(Ok(found));
-        }
-    }
-    if !family.is_registered() {
-        // Unregistered (by any process): no series is ever created in it.
-        return Ok(Ok(dead));
-    }
-    let before = (
-        area.hdr(hdr::REUSE_SEQ).load(Ordering::Acquire),
-        area.cursor(),
-    );
-    match create_series(area, &guard, family, values, hash)? {
-        Alloc::At(off) => {
-            idx.add_own_series(area, (family.off, hash, off), before);
-            // Under the lock: nobody has removed it yet.
-            Ok(Ok((off, area.generation(off))))
-        }
-        Alloc::ReadyAt(ready) => Ok(Err(ready)),
-    }
-}
-
-fn create_series(
-    area: &AreaInner,
-    guard: &crate::area::AreaLockGuard<'_>,
-    family: &FamilyInner,
-    values: &[&str],
-    hash: u64,
-) -> Result<Alloc> {
-    let n_cells = family.shape.n_cells(area.max_workers());
-    let cells = ser::CELLS + 8 * n_cells;
-    let mut w = RecordWriter::with_fixed(ser::CELLS);
-    w.put_u64(ser::HASH, hash);
-    // The generation stays what the record had (`alloc` keeps it).
-    w.put_u32(ser::FAMILY, family.off as u32);
-    w.put_u32(ser::N_CELLS, n_cells as u32);
-    w.put_u64(ser::CREATED, crate::process::now_secs().to_bits());
-    for v in values {
-        w.push_str(v);
-    }
-    let len = cells + (w.buf.len() - ser::CELLS);
-    let made = area.try_alloc(guard, KIND_SERIES, align8(len))?;
-    if let Alloc::At(off) = made {
-        // The record comes zeroed: the cells are not written again.
-        area.write_bytes(off + ser::FAMILY, &w.buf[ser::FAMILY..ser::CELLS]);
-        area.write_bytes(off + cells, &w.buf[ser::CELLS..]);
-        area.commit(off, KIND_SERIES);
-        area.bump(hdr::STAT_SERIES, 1);
-    }
-    Ok(made)
-}
-
-/// Remove the live series with these values and free its record (and an
-/// info series' blob); its offset and generation if it was live.
-pub(crate) fn remove_series(
-    family: &Arc<FamilyInner>,
-    values: &[&str],
-    hash: u64,
-) -> Result<Option<(usize, u64)>> {
-    let area = &family.area;
-    area.check_writable()?;
-    let mut idx = crate::area::fork::lock(&area.index);
-    // Under the lock the index is complete (an unlocked catch-up stops at
-    // a record another process is writing).
-    let guard = area.lock()?;
-    idx.catch_up(area, true);
-    let Some((off, gen)) = idx.find_series(area, family.off, values, hash) else {
-        return Ok(None);
-    };
-    // A removed series is never found again: forget it (lookups stay as
-    // fast as the live series, however often labels are removed and re-added).
-    idx.forget(off);
-    if !free_series(area, &guard, family, off) {
-        return Ok(None);
-    }
-    Ok(Some((off, gen)))
-}
-
-/// Free the LIVE series record at `off` of `family` (under the lock):
-/// the record, then its info blob, gauge extensions or exemplar record. `false` if it was not live.
-fn free_series(
-    area: &AreaInner,
-    guard: &crate::area::AreaLockGuard<'_>,
-    family: &FamilyInner,
-    off: usize,
-) -> bool {
-    if area.record_state(off, KIND_SERIES) != Some(STATE_LIVE) {
-        return false;
-    }
-    let blob = (family.shape.kind == MetricType::Info)
-        .then(|| {
-            area.u64_at(off + ser::CELLS)
-                .map(|c| c.load(Ordering::Acquire))
-        })
-        .flatten();
-    let mut exts = if family.shape.kind == MetricType::Gauge {
-        area.gauge_extensions(off)
-    } else {
-        Vec::new()
-    };
-    exts.extend(crate::metrics::exemplar::record_of_series(
-        area,
-        off,
-        &family.shape,
-    ));
-    if !area.free_record(guard, off) {
-        return false;
-    }
-    if let Some(b) = blob {
-        crate::metrics::info::free_blob(area, guard, b);
-    }
-    for e in exts {
-        area.free_record(guard, e);
-    }
-    area.hdr(hdr::STAT_SERIES).fetch_sub(1, Ordering::Relaxed);
-    true
-}
-
-/// Remove every live series of the family and free their records; how many.
-pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
-    let area = &family.area;
-    let mut idx = crate::area::fork::lock(&area.index);
-    // Under the lock no process can add a series while we clear.
-    let guard = area.lock()?;
-    idx.catch_up(area, true);
-    let offs: Vec<usize> = idx
-        .series
-        .iter()
-        .filter(|((fam, _), _)| *fam == family.off)
-        .flat_map(|(_, offs)| offs.as_slice().iter().copied())
-        .collect();
-    let mut n = 0;
-    for off in offs {
-        idx.forget(off);
-        if free_series(area, &guard, family, off) {
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
 /// Unregister `family` in the area (`docs/FORMAT.md` §7, "Unregistering"):
 /// under the lock, its record LIVE -> REMOVED (from then on it is gone
 /// for every reader and writer), then every series of it freed (with
@@ -1233,43 +618,9 @@ pub(crate) fn clear_family(family: &Arc<FamilyInner>) -> Result<usize> {
 /// record (`reclaim_unregistered_families`). `false` if it was not
 /// registered any more (unregistered before, by any process).
 pub(crate) fn unregister(family: &Arc<FamilyInner>) -> Result<bool> {
-    let done = unregister_family(family)?;
+    let done = crate::area::index::unregister_family(&family.index_view())?;
     family.forget_resolved();
     Ok(done)
-}
-
-fn unregister_family(family: &Arc<FamilyInner>) -> Result<bool> {
-    let area = &family.area;
-    area.check_writable()?;
-    let mut idx = crate::area::fork::lock(&area.index);
-    let guard = area.lock()?;
-    // Under the lock the index is complete: every series of the family.
-    idx.catch_up(area, true);
-    if !area.mark_family_removed(family.off, family.gen) {
-        return Ok(false);
-    }
-    let offs: Vec<usize> = idx
-        .series
-        .iter()
-        .filter(|((fam, _), _)| *fam == family.off)
-        .flat_map(|(_, offs)| offs.as_slice().iter().copied())
-        .collect();
-    for off in offs {
-        idx.forget(off);
-        let of_family = area
-            .u32_at(off + ser::FAMILY)
-            .is_some_and(|f| f.load(Ordering::Relaxed) as usize == family.off);
-        if of_family {
-            free_series(area, &guard, family, off);
-        }
-    }
-    if area.free_family_record(&guard, family.off) {
-        let n = area.hdr(hdr::STAT_FAMILIES);
-        let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
-    }
-    drop(guard);
-    idx.drop_family(&family.shape.name);
-    Ok(true)
 }
 
 impl Area {
@@ -1290,7 +641,7 @@ impl Area {
         }
         let area = &self.inner;
         let mut idx = crate::area::fork::lock(&area.index);
-        idx.catch_up(area, false);
+        idx.catch_up(area, false, decode_family);
         idx.taken(name, kind)
     }
 

@@ -195,13 +195,13 @@ extern "C" fn before_fork() {
             let area = unsafe { &*(addr as *const AreaInner) };
             let index = lock(&area.index);
             for family in index.families_handed_out() {
-                // Kept (in KEPT) until after its guard is released.
+                // Kept (in KEPT) until after its guards are released.
                 KEPT.with(|k| {
                     k.borrow_mut()
                         .push(family.clone() as Arc<dyn Any + Send + Sync>)
                 });
-                // SAFETY: the Arc is kept in KEPT longer than its guard in HELD.
-                unsafe { hold(family.cache_guard_for_fork()) };
+                // SAFETY: the Arc is kept in KEPT longer than its guards in HELD.
+                unsafe { family.hold_for_fork() };
             }
             // SAFETY: the area outlives the handlers (AREAS is held).
             unsafe {

@@ -13,6 +13,8 @@ pub(crate) mod fork;
 pub(crate) mod format;
 mod free;
 pub(crate) mod gauge_ext;
+pub(crate) mod gauge_fold;
+pub(crate) mod index;
 mod lock;
 pub(crate) mod ofd;
 pub(crate) mod records;
@@ -178,8 +180,8 @@ pub(crate) struct AreaInner {
     attach_backoff: workers::Backoff,
     /// Backoff of reaping by renders after a failure.
     reap_backoff: workers::Backoff,
-    /// Process-local index of families and series (see `registry`).
-    pub(crate) index: std::sync::Mutex<crate::registry::LocalIndex>,
+    /// Process-local index of families and series (see `index`).
+    pub(crate) index: std::sync::Mutex<index::LocalIndex>,
     /// Process-unique id (keys the threads' cached lanes, `epoch`).
     id: u64,
     /// Process-unique key of this area's lanes as cached by threads: new

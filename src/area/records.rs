@@ -40,6 +40,19 @@ pub(crate) fn tag(kind: u8, state: u8) -> u32 {
 }
 
 impl AreaInner {
+    /// Free the blob an info cell holding `cell` referred to (offset in the
+    /// low 32 bits, the blob's generation in the high ones), if it is still
+    /// that blob (under the area lock).
+    pub(crate) fn free_blob(&self, guard: &AreaLockGuard<'_>, cell: u64) {
+        let off = cell as u32 as usize;
+        if off != 0
+            && self.record_state(off, KIND_BLOB) == Some(STATE_LIVE)
+            && self.generation(off) as u32 == (cell >> 32) as u32
+        {
+            self.free_record(guard, off);
+        }
+    }
+
     /// Read and check the record header at `off` (below `limit`).
     fn record_at(&self, off: usize, limit: usize) -> Option<Record> {
         let t = self.u32_at(off)?.load(Ordering::Acquire);

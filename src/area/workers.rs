@@ -455,7 +455,7 @@ impl AreaInner {
         let unfinished: Vec<u32> = (0..self.max_workers())
             .filter(|&s| self.slot_reaping(s))
             .collect();
-        crate::metrics::gauge::finish_open_fold(self, &unfinished);
+        super::gauge_fold::finish_open_fold(self, &unfinished);
         // Mark the slots first: a reaper killed from here on leaves them
         // REAPING (never taken, never judged again), and the next reaper
         // finishes their fold (folding a slot twice adds nothing: a folded
@@ -468,7 +468,7 @@ impl AreaInner {
         let reaped: Vec<u32> = (0..self.max_workers())
             .filter(|&s| self.slot_reaping(s))
             .collect();
-        crate::metrics::gauge::fold_dead_slots(self, &reaped);
+        super::gauge_fold::fold_dead_slots(self, &reaped);
         for &s in &reaped {
             if let Some(a) = self.slot_u32(s, slot::STATE) {
                 a.store(SLOT_FREE, Ordering::Release);

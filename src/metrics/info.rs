@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::{metric_handle, SeriesInner};
 use crate::area::format::{blob, KIND_BLOB, MAX_LABELS, MAX_NAME_LEN, MAX_VALUE_LEN, STATE_LIVE};
 use crate::area::records::{Record, RecordReader, RecordWriter};
-use crate::area::{AreaInner, AreaLockGuard};
+use crate::area::AreaInner;
 use crate::encoding::MetricType;
 use crate::error::{Error, Result};
 
@@ -87,7 +87,7 @@ impl Info {
         area.commit(off, KIND_BLOB);
         let new = (area.generation(off) as u32 as u64) << 32 | off as u64;
         let old = cell.swap(new, Ordering::AcqRel);
-        free_blob(area, &guard, old);
+        area.free_blob(&guard, old);
         Ok(())
     }
 
@@ -96,18 +96,6 @@ impl Info {
         let s = &self.series;
         let cell = s.cell(0)?.load(Ordering::Acquire);
         read_blob(s.area(), cell)
-    }
-}
-
-/// Free the blob an info cell holding `cell` referred to, if it is still
-/// that blob (under the area lock).
-pub(crate) fn free_blob(area: &AreaInner, guard: &AreaLockGuard<'_>, cell: u64) {
-    let off = cell as u32 as usize;
-    if off != 0
-        && area.record_state(off, KIND_BLOB) == Some(STATE_LIVE)
-        && area.generation(off) as u32 == (cell >> 32) as u32
-    {
-        area.free_record(guard, off);
     }
 }
 

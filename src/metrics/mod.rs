@@ -38,10 +38,7 @@ use crate::encoding::MetricType;
 use crate::error::{Error, Result};
 use shape::Shape;
 
-/// The generation of the series handles of a family that was unregistered
-/// (`registry::try_resolve_series`): no record ever has it, so that they
-/// update nothing and read zero, like a removed series' handles.
-pub(crate) const DEAD_GEN: u64 = u64::MAX;
+use crate::area::index::{FamilyView, HandedOut, DEAD_GEN};
 
 /// A family registered in an area, shared by every clone and every
 /// `register` call for the same name in this process.
@@ -536,11 +533,15 @@ impl FamilyInner {
         Ok(out)
     }
 
-    /// Write-lock the series cache for `fork` (see `area::fork`).
-    pub(crate) fn cache_guard_for_fork(&self) -> impl Sized + '_ {
-        self.cache
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The family as the area's series index sees it.
+    pub(crate) fn index_view(&self) -> FamilyView<'_> {
+        FamilyView {
+            area: &self.area,
+            off: self.off,
+            gen: self.gen,
+            shape: &self.shape,
+            decode: shape::decode_family,
+        }
     }
 
     /// A `Family` handle is gone; with the last one the cache lets go of
@@ -595,7 +596,7 @@ impl FamilyInner {
         }
         // Miss: the area's own (FNV) hash, computed only here.
         let hash = crate::area::records::hash_strings(all.iter().copied());
-        let (off, gen) = crate::registry::resolve_series(self, &all, hash)?;
+        let (off, gen) = crate::area::index::resolve_series(&self.index_view(), &all, hash)?;
         let mut cache = self
             .cache
             .write()
@@ -688,7 +689,7 @@ impl FamilyInner {
     fn remove(self: &Arc<Self>, values: &[&str]) -> Result<bool> {
         let all = self.full_values(values)?;
         let hash = crate::area::records::hash_strings(all.iter().copied());
-        let removed = crate::registry::remove_series(self, &all, hash)?;
+        let removed = crate::area::index::remove_series(&self.index_view(), &all, hash)?;
         let mut cache = self
             .cache
             .write()
@@ -701,7 +702,7 @@ impl FamilyInner {
     }
 
     fn clear(self: &Arc<Self>) -> Result<usize> {
-        let n = crate::registry::clear_family(self)?;
+        let n = crate::area::index::clear_family(&self.index_view())?;
         let mut cache = self
             .cache
             .write()
@@ -710,6 +711,19 @@ impl FamilyInner {
         let area = &self.area;
         cache.give_back(|o, g| !area.series_live(o, g));
         Ok(n)
+    }
+}
+
+impl HandedOut for FamilyInner {
+    /// Write-lock the series cache for `fork` (see `area::fork`).
+    unsafe fn hold_for_fork(&self) {
+        let cache = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SAFETY: per this function's contract, `self` outlives the guard's
+        // stay in the fork handlers' list.
+        unsafe { crate::area::fork::hold(cache) };
     }
 }
 

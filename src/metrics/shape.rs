@@ -1,8 +1,12 @@
 //! The shape of a family (everything but its series), and its record encoding.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use super::gauge::GaugeMode;
 use super::sketch::SKETCH_BUCKETS;
 use crate::area::format::*;
+use crate::area::index::{FamilyShape, SeriesLinks};
 use crate::area::records::{Record, RecordReader, RecordWriter};
 use crate::area::AreaInner;
 use crate::encoding::MetricType;
@@ -257,4 +261,48 @@ impl Shape {
         }
         Ok(())
     }
+}
+
+/// What the area's series index needs of a family: the shape is the one
+/// place that knows its type's cells and the records hanging off a series.
+impl FamilyShape for Shape {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> MetricType {
+        self.kind
+    }
+
+    fn n_cells(&self, max_workers: u32) -> usize {
+        Shape::n_cells(self, max_workers)
+    }
+
+    fn series_values(&self, area: &AreaInner, rec: Record, out: &mut Vec<String>) -> Option<()> {
+        super::view::read_series_values(area, rec, self, out)
+    }
+
+    /// An info series' blob (its cell 0), a gauge series' extensions, a
+    /// counter's or histogram's exemplar record.
+    fn series_links(&self, area: &AreaInner, off: usize) -> SeriesLinks {
+        let blob = (self.kind == MetricType::Info)
+            .then(|| {
+                area.u64_at(off + ser::CELLS)
+                    .map(|c| c.load(Ordering::Acquire))
+            })
+            .flatten();
+        let mut records = if self.kind == MetricType::Gauge {
+            area.gauge_extensions(off)
+        } else {
+            Vec::new()
+        };
+        records.extend(super::exemplar::record_of_series(area, off, self));
+        SeriesLinks { blob, records }
+    }
+}
+
+/// Decode a family record for the area's series index
+/// (`area::index::DecodeFamily`).
+pub(crate) fn decode_family(area: &AreaInner, rec: Record) -> Option<Arc<dyn FamilyShape>> {
+    Shape::decode(area, rec).map(|s| Arc::new(s) as Arc<dyn FamilyShape>)
 }

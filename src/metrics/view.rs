@@ -1,6 +1,6 @@
 //! What a type's reader sees of one series while rendering: its label
 //! values ([`read_series_labels`]; [`read_series_values`] is what the
-//! registry's index reads), its cells, its created timestamp, and the
+//! area's series index reads), its cells, its created timestamp, and the
 //! recheck that the series is still the one the walk saw. Each type module
 //! reads its own cells through this view (`counter::emit`, `gauge::emit`,
 //! ...) and hands points to the encoder; [`emit`] dispatches by kind, the one
@@ -77,7 +77,8 @@ impl<'a> SeriesCells<'a> {
 }
 
 /// Read a series' label values (after checking its cell count against the
-/// shape) into `out`, one `String` each: what the registry's index reads.
+/// shape) into `out`, one `String` each: what the area's series index reads
+/// (through `Shape`'s `FamilyShape::series_values`).
 /// The same checks as [`read_series_labels`], which the render uses.
 pub(crate) fn read_series_values(
     area: &AreaInner,
