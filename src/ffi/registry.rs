@@ -437,12 +437,21 @@ ffi_fn! {
         max_value: f64,
         out: *mut *const promshm_family,
     ) -> promshm_result {
-        // SAFETY: every pointer is NULL or valid for its use (caller contract).
+        // SAFETY: the same pointers, valid for the same uses (caller
+        // contract); no classic bucket (NULL with a count of 0).
         unsafe {
-            register(registry, opts, out, |r, o| {
-                let n = native_opts(bucket_factor, zero_threshold, max_buckets, min_value, max_value)?;
-                Ok(AnyFamily::NativeHistogram(r.native_histogram(o, n)?))
-            })
+            promshm_registry_native_histogram_buckets(
+                registry,
+                opts,
+                bucket_factor,
+                zero_threshold,
+                max_buckets,
+                min_value,
+                max_value,
+                std::ptr::null(),
+                0,
+                out,
+            )
         }
     }
 }

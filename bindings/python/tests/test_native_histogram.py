@@ -44,7 +44,7 @@ import promshm
 
 H = promshm.%s("nh_latency", "Latency.", ["route"], unit="seconds",
                 native_histogram_bucket_factor=2.0,
-                native_histogram_zero_threshold=0.125)
+                native_histogram_zero_threshold=0.125, %s)
 assert type(H) is promshm.NativeHistogram, type(H)
 VALUES = %r
 
@@ -52,7 +52,11 @@ def work(i):
     s = H.labels("/a")
     for r in range(500):
         for k in range(len(VALUES)):
-            s.observe(VALUES[(k + r + i) %% len(VALUES)])
+            v = VALUES[(k + r + i) %% len(VALUES)]
+            if r == 0 and v == 3.0:
+                s.observe(v, {"trace_id": "w%%d" %% i})
+            else:
+                s.observe(v)
 
 if __name__ == "__main__":
     procs = [mp.get_context("fork").Process(target=work, args=(i,)) for i in range(4)]
@@ -81,10 +85,11 @@ def buckets(spans, deltas):
     return out
 
 
-@pytest.mark.parametrize("cls", ["NativeHistogram", "Histogram"])
-def test_forked_workers_exact_native_buckets(tmp_path: Path, pb2, cls: str) -> None:
+def run_workers(tmp_path: Path, cls: str, options: str = ""):
+    """Run the 4 forked workers of ``WORKERS_SCRIPT`` (``options``: more
+    keyword arguments of the histogram); their text and protobuf pages."""
     script = tmp_path / "workers.py"
-    script.write_text(textwrap.dedent(WORKERS_SCRIPT % (cls, VALUES)))
+    script.write_text(textwrap.dedent(WORKERS_SCRIPT % (cls, options, VALUES)))
     proc = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
@@ -94,7 +99,12 @@ def test_forked_workers_exact_native_buckets(tmp_path: Path, pb2, cls: str) -> N
     )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     n_text, rest = proc.stdout.split(b"\n", 1)
-    text, pb = rest[: int(n_text)].decode(), rest[int(n_text) :]
+    return rest[: int(n_text)].decode(), rest[int(n_text) :]
+
+
+@pytest.mark.parametrize("cls", ["NativeHistogram", "Histogram"])
+def test_forked_workers_exact_native_buckets(tmp_path: Path, pb2, cls: str) -> None:
+    text, pb = run_workers(tmp_path, cls)
     n = 4 * 500
     fams = decode(pb2, pb)
     f = fams["nh_latency_seconds"]
@@ -102,7 +112,10 @@ def test_forked_workers_exact_native_buckets(tmp_path: Path, pb2, cls: str) -> N
     h = f.metric[0].histogram
     assert (h.schema, h.zero_threshold, h.zero_count) == (0, 0.125, n)
     assert (h.sample_count, h.sample_sum) == (n * len(VALUES), n * sum(VALUES))
-    assert len(h.bucket) == 0
+    # No classic bucket: only the +Inf one that carries the newest exemplar
+    # (for receivers older than ``exemplars``); 3.0's, from one worker.
+    assert [(b.upper_bound, b.cumulative_count) for b in h.bucket] == [(float("inf"), n * len(VALUES))]
+    assert h.bucket[0].exemplar.value == 3.0 and [e.value for e in h.exemplars] == [3.0]
     # 0.25 -> -2, 1 -> 0, 3 and 4 -> 2; negative 0.5 -> -1, 6 -> 3.
     assert buckets(h.positive_span, h.positive_delta) == {-2: n, 0: n, 2: 2 * n}
     assert buckets(h.negative_span, h.negative_delta) == {-1: n, 3: n}
@@ -191,57 +204,12 @@ def test_histogram_buckets_with_factor_give_both_views(registry: promshm.Collect
         promshm.Histogram("nh_bad_b", "B.", registry=registry, buckets=(2.0, 1.0), native_histogram_bucket_factor=2.0)
 
 
-DUAL_SCRIPT = """
-import multiprocessing as mp, sys
-import promshm
-
-H = promshm.Histogram("nh_dual", "Dual.", ["route"], unit="seconds",
-                      buckets=[0.5, 2.0, 5.0],
-                      native_histogram_bucket_factor=2.0,
-                      native_histogram_zero_threshold=0.125)
-assert type(H) is promshm.NativeHistogram, type(H)
-VALUES = %r
-
-def work(i):
-    s = H.labels("/a")
-    for r in range(500):
-        for k in range(len(VALUES)):
-            v = VALUES[(k + r + i) %% len(VALUES)]
-            if r == 0 and v == 3.0:
-                s.observe(v, {"trace_id": "w%%d" %% i})
-            else:
-                s.observe(v)
-
-if __name__ == "__main__":
-    procs = [mp.get_context("fork").Process(target=work, args=(i,)) for i in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0, p.exitcode
-    assert H.labels("/a").get() == (4 * 500 * len(VALUES), 4 * 500 * sum(VALUES))
-    out = sys.stdout.buffer
-    text = promshm.REGISTRY.render("prometheus")
-    out.write(str(len(text)).encode() + b"\\n" + text)
-    out.write(promshm.REGISTRY.render("protobuf"))
-"""
 
 
 def test_forked_workers_exact_classic_and_native_buckets(tmp_path: Path, pb2) -> None:
-    script = tmp_path / "dual.py"
-    script.write_text(textwrap.dedent(DUAL_SCRIPT % (VALUES,)))
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=child_env(PROMSHM_DIR=str(tmp_path)),
-        capture_output=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    n_text, rest = proc.stdout.split(b"\n", 1)
-    text, pb = rest[: int(n_text)].decode(), rest[int(n_text) :]
+    text, pb = run_workers(tmp_path, "Histogram", "buckets=[0.5, 2.0, 5.0]")
     n = 4 * 500
-    h = decode(pb2, pb)["nh_dual_seconds"].metric[0].histogram
+    h = decode(pb2, pb)["nh_latency_seconds"].metric[0].histogram
     assert (h.schema, h.zero_threshold, h.zero_count) == (0, 0.125, n)
     assert (h.sample_count, h.sample_sum) == (n * len(VALUES), n * sum(VALUES))
     # Native: 0.25 -> -2, 1 -> 0, 3 and 4 -> 2; negative 0.5 -> -1, 6 -> 3.
@@ -257,9 +225,9 @@ def test_forked_workers_exact_classic_and_native_buckets(tmp_path: Path, pb2) ->
     assert [e.value for e in h.exemplars] == [3.0]
 
     samples = parse_text(text)
-    assert value(samples, "nh_dual_seconds_bucket", route="/a", le="0.5") == 4 * n
-    assert value(samples, "nh_dual_seconds_bucket", route="/a", le="2.0") == 5 * n
-    assert value(samples, "nh_dual_seconds_bucket", route="/a", le="5.0") == 7 * n
-    assert value(samples, "nh_dual_seconds_bucket", route="/a", le="+Inf") == 7 * n
-    assert value(samples, "nh_dual_seconds_count", route="/a") == 7 * n
-    assert value(samples, "nh_dual_seconds_sum", route="/a") == n * sum(VALUES)
+    assert value(samples, "nh_latency_seconds_bucket", route="/a", le="0.5") == 4 * n
+    assert value(samples, "nh_latency_seconds_bucket", route="/a", le="2.0") == 5 * n
+    assert value(samples, "nh_latency_seconds_bucket", route="/a", le="5.0") == 7 * n
+    assert value(samples, "nh_latency_seconds_bucket", route="/a", le="+Inf") == 7 * n
+    assert value(samples, "nh_latency_seconds_count", route="/a") == 7 * n
+    assert value(samples, "nh_latency_seconds_sum", route="/a") == n * sum(VALUES)
