@@ -663,8 +663,9 @@ impl Registry {
     /// Register (or find) a native (exponential-bucket) histogram family
     /// with its schema, zero threshold, bucket window and bucket limit (see
     /// [`NativeOpts`] and `metrics::native`). Native
-    /// histograms are always eager (`opts.eager` is ignored): every
-    /// observation adds straight into the shared cells.
+    /// histograms are eager (`opts.eager` is ignored): every observation
+    /// adds straight into the shared cells, unless
+    /// [`NativeOpts::buffered`] asks for per-thread buffers.
     pub fn native_histogram(
         &self,
         opts: Opts,
@@ -703,7 +704,8 @@ impl Registry {
         buckets: &[f64],
     ) -> Result<Family<NativeHistogram>> {
         let params = native.params_with_buckets(buckets)?;
-        self.register(opts.eager(true), MetricType::NativeHistogram, |s| {
+        let eager = !native.buffered;
+        self.register(opts.eager(eager), MetricType::NativeHistogram, |s| {
             s.params = params;
             Ok(())
         })

@@ -24,10 +24,12 @@
 //! bits), cell 1 the zero bucket's count, cells `2 .. 2 + W` the positive
 //! buckets `lo ..= hi`, cells `2 + W .. 2 + 2W` the negative ones. Every
 //! observation is one atomic add into its bucket cell and a compare-exchange
-//! add into the sum: there is no per-process copy and no thread buffer
-//! (native histograms are always eager). The count is not a cell: a render
-//! derives it from the buckets, so it always equals their sum (which
-//! Prometheus checks).
+//! add into the sum, straight into the area (eager), unless the family was
+//! registered [`buffered`](NativeOpts::buffered): then each thread adds into
+//! its own copy of the cells and a flush pushes the differences, as for a
+//! buffered classic histogram. The count is not a cell: a render derives it
+//! from the buckets, so it always equals their sum (which Prometheus
+//! checks).
 //!
 //! **Schema reduction.** A render reads the populated buckets; while there
 //! are more than the family's `max_buckets` (0 = no limit), it merges them
@@ -41,7 +43,8 @@
 //! `+Inf` bucket is the native count). One observation adds into its native
 //! bucket, then into its classic bucket (the latter with `Release`; a render
 //! reads the classic cells first, with `Acquire`, so a classic count never
-//! runs ahead of the native count). Protobuf carries both views in one
+//! runs ahead of the native count; a flush of buffered observations gives no
+//! such order, so a render also caps each classic count at the count). Protobuf carries both views in one
 //! `Histogram` message; the text formats show the classic buckets. Its
 //! exemplar slots are the classic buckets' (one per bucket, `+Inf` last).
 //!
@@ -104,6 +107,10 @@ pub struct NativeOpts {
     /// Most populated buckets a render shows before it reduces the schema
     /// (0 = no limit).
     pub max_buckets: u32,
+    /// Buffer observations per thread (flushed as other buffered types'
+    /// updates) instead of adding them straight into the area. Not part of
+    /// the family's shape: processes may differ.
+    pub buffered: bool,
 }
 
 impl Default for NativeOpts {
@@ -114,6 +121,7 @@ impl Default for NativeOpts {
             min_value: DEFAULT_MIN_VALUE,
             max_value: DEFAULT_MAX_VALUE,
             max_buckets: DEFAULT_MAX_BUCKETS,
+            buffered: false,
         }
     }
 }
@@ -167,6 +175,17 @@ impl NativeOpts {
     /// Set the maximum number of populated buckets a render shows.
     pub fn max_buckets(mut self, n: u32) -> Self {
         self.max_buckets = n;
+        self
+    }
+
+    /// Buffer observations in a per-thread copy of the series' cells,
+    /// flushed like a buffered classic histogram's (`promshm::flush`, the
+    /// flusher), instead of the default eager adds into the area. Each
+    /// thread that observes a series keeps two copies of its cells
+    /// (`16 * n_cells` bytes: about 16 KiB with the default window) and a
+    /// flush compares every cell.
+    pub fn buffered(mut self, buffered: bool) -> Self {
+        self.buffered = buffered;
         self
     }
 
@@ -438,6 +457,20 @@ impl NativeHistogram {
         let l = &self.layout;
         let (cell, clamped) = l.cell_of(v);
         let classic = super::histogram::bucket_of(self.classic_bounds(), v);
+        if clamped {
+            self.series
+                .area()
+                .hdr(hdr::STAT_NATIVE_CLAMPED)
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.series.eager {
+            crate::buffer::add_f64_and_count(&*self.series, cell, v);
+            if classic < l.n_classic {
+                // The classic count, with nothing (0.0) added to the sum.
+                crate::buffer::add_f64_and_count(&*self.series, l.classic_cell(classic), 0.0);
+            }
+            return Ok(classic);
+        }
         let _w = self.series.writing();
         if let (Some(b), Some(sum)) = (self.series.cell(cell), self.series.cell(SUM_CELL)) {
             b.fetch_add(1, Ordering::Relaxed);
@@ -447,12 +480,6 @@ impl NativeHistogram {
                 if let Some(c) = self.series.cell(l.classic_cell(classic)) {
                     c.fetch_add(1, Ordering::Release);
                 }
-            }
-            if clamped {
-                self.series
-                    .area()
-                    .hdr(hdr::STAT_NATIVE_CLAMPED)
-                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(classic)
@@ -561,6 +588,11 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
         .chain(&sc.native_neg)
         .fold(zero_count, |acc, b| acc.wrapping_add(b.1));
     if l.n_classic > 0 {
+        // A flush of buffered observations may have pushed a classic count
+        // before its native one: never more than `count` (see the module docs).
+        for b in sc.buckets.iter_mut() {
+            b.1 = b.1.min(count);
+        }
         sc.buckets.push((f64::INFINITY, count));
     }
     cx.enc.point_with_exemplars(
@@ -914,6 +946,56 @@ mod tests {
             om.contains("d_bucket{le=\"1.0\"} 3 # {trace_id=\"s\"} 0.9 1500000000.000\n"),
             "{om}"
         );
+    }
+
+    /// Buffered: nothing in the area until a flush (or the thread's end),
+    /// then exact, both views; 4 threads, exact totals.
+    #[test]
+    fn buffered_observations_flush_exactly() {
+        let area = crate::Area::anonymous(&crate::AreaOptions::with_pages(64)).unwrap();
+        let opts = NativeOpts::new().schema(0).buffered(true);
+        let f = area
+            .registry()
+            .native_histogram_with_buckets(crate::Opts::new("b", "B."), opts, &[1.0, 2.0])
+            .unwrap();
+        let h = f.get().unwrap();
+        assert!(!h.series.eager);
+        for v in [0.5, 1.5, 3.0] {
+            h.observe(v).unwrap();
+        }
+        assert_eq!(h.get(), (0, 0.0));
+        crate::flush();
+        assert_eq!(h.get(), (3, 5.0));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let h = h.clone();
+                s.spawn(move || {
+                    for k in 0..1000 {
+                        h.observe([0.5, 1.5, 3.0, -1.0][k % 4]).unwrap();
+                    }
+                });
+            }
+        });
+        crate::flush();
+        assert_eq!(h.get(), (4003, 5.0 + 4.0 * 250.0 * 4.0));
+        let m = pb(&area)
+            .into_iter()
+            .find(|f| f.name() == "b")
+            .unwrap()
+            .metric[0]
+            .histogram
+            .clone()
+            .unwrap();
+        let classic: Vec<(f64, u64)> = m
+            .bucket
+            .iter()
+            .map(|b| (b.upper_bound(), b.cumulative_count()))
+            .collect();
+        // <= 1: 0.5 and -1 (1 + 2000); <= 2: and 1.5 (+ 1001).
+        assert_eq!(classic, [(1.0, 2001), (2.0, 3002)]);
+        // Schema 0: 0.5 -> -1, 1.5 -> 1, 3 -> 2; -1 -> negative 0.
+        assert_eq!(m.positive_delta, [1001, -1001, 1001, 0]);
+        assert_eq!(m.negative_delta, [1000]);
     }
 
     /// A render reduces the schema of a series with more populated buckets
