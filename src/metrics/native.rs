@@ -456,7 +456,12 @@ impl NativeHistogram {
         }
         let l = &self.layout;
         let (cell, clamped) = l.cell_of(v);
-        let classic = super::histogram::bucket_of(self.classic_bounds(), v);
+        // A native-only family (the common case) reads no classic bound.
+        let classic = if l.n_classic > 0 {
+            super::histogram::bucket_of(self.classic_bounds(), v)
+        } else {
+            0
+        };
         if clamped {
             self.series
                 .area()
