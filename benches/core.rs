@@ -696,7 +696,7 @@ fn render(c: &mut Criterion, s: &Sizes) {
 }
 
 /// Native histograms beside classic ones in the same run: observe (a
-/// native observation is always eager: one atomic add into its bucket
+/// native observation, eager by default: one atomic add into its bucket
 /// cell and one compare-exchange into the sum) and the protobuf render of
 /// `n` native series, each with the 1024 observations (about 100 populated
 /// buckets at schema 3).

@@ -1182,6 +1182,40 @@ promshm_result promshm_registry_native_histogram(const promshm_registry *registr
                                                  const promshm_family **out);
 
 /**
+ * Register (or find) a native histogram family that has classic
+ * buckets too (client_golang's `Buckets` beside
+ * `NativeHistogramBucketFactor`): every observation counts, exactly
+ * across processes, in its native bucket and in its classic bucket.
+ * The native arguments are those of
+ * `promshm_registry_native_histogram()`; `buckets` are the classic
+ * upper bounds as for `promshm_registry_histogram()` (`n_buckets` finite
+ * values, strictly increasing, a trailing +Inf allowed, `+Inf` implied;
+ * NULL when `n_buckets` is 0, which registers a native-only family, as
+ * `promshm_registry_native_histogram()`). The array is copied.
+ *
+ * The protobuf format carries both views in one histogram (the classic
+ * cumulative buckets beside the native spans; a Prometheus scraping it
+ * stores the native histogram, and with `scrape_classic_histograms`
+ * the `_bucket` series too); the text formats show the classic buckets,
+ * `_count` and `_sum`. Exemplars (`promshm_native_histogram_observe_exemplar()`)
+ * are kept per classic bucket. On success `*out` receives a new family
+ * handle, owned by the caller. Thread-safe.
+ *
+ * Errors: as `promshm_registry_native_histogram()`; the same name with
+ * other classic bounds (or none) is `SHAPE_MISMATCH`.
+ */
+promshm_result promshm_registry_native_histogram_buckets(const promshm_registry *registry,
+                                                         const promshm_metric_opts *opts,
+                                                         double bucket_factor,
+                                                         double zero_threshold,
+                                                         uint32_t max_buckets,
+                                                         double min_value,
+                                                         double max_value,
+                                                         const double *buckets,
+                                                         size_t n_buckets,
+                                                         const promshm_family **out);
+
+/**
  * Register (or find) a summary family: `_count`, `_sum` and the
  * `n_quantiles` quantiles in `quantiles` (each in [0, 1], increasing;
  * none for count and sum only; NULL allowed when `n_quantiles` is 0),
@@ -2223,6 +2257,21 @@ promshm_result promshm_registry_native_histogram_e(const promshm_registry *regis
                                                    double max_value,
                                                    const promshm_family **out,
                                                    promshm_error *err);
+
+/**
+ * `promshm_registry_native_histogram_buckets()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_registry_native_histogram_buckets_e(const promshm_registry *registry,
+                                                           const promshm_metric_opts *opts,
+                                                           double bucket_factor,
+                                                           double zero_threshold,
+                                                           uint32_t max_buckets,
+                                                           double min_value,
+                                                           double max_value,
+                                                           const double *buckets,
+                                                           size_t n_buckets,
+                                                           const promshm_family **out,
+                                                           promshm_error *err);
 
 /**
  * `promshm_registry_summary()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.

@@ -288,6 +288,17 @@ promshm_result promshm_registry_native_histogram(const promshm_registry *registr
                                                  double max_value,
                                                  const promshm_family **out);
 
+promshm_result promshm_registry_native_histogram_buckets(const promshm_registry *registry,
+                                                         const promshm_metric_opts *opts,
+                                                         double bucket_factor,
+                                                         double zero_threshold,
+                                                         uint32_t max_buckets,
+                                                         double min_value,
+                                                         double max_value,
+                                                         const double *buckets,
+                                                         size_t n_buckets,
+                                                         const promshm_family **out);
+
 promshm_result promshm_registry_summary(const promshm_registry *registry,
                                         const promshm_metric_opts *opts,
                                         const double *quantiles,
@@ -657,6 +668,18 @@ promshm_result promshm_registry_native_histogram_e(const promshm_registry *regis
                                                    double max_value,
                                                    const promshm_family **out,
                                                    promshm_error *err);
+
+promshm_result promshm_registry_native_histogram_buckets_e(const promshm_registry *registry,
+                                                           const promshm_metric_opts *opts,
+                                                           double bucket_factor,
+                                                           double zero_threshold,
+                                                           uint32_t max_buckets,
+                                                           double min_value,
+                                                           double max_value,
+                                                           const double *buckets,
+                                                           size_t n_buckets,
+                                                           const promshm_family **out,
+                                                           promshm_error *err);
 
 promshm_result promshm_registry_summary_e(const promshm_registry *registry,
                                           const promshm_metric_opts *opts,

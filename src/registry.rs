@@ -249,15 +249,49 @@ impl Registry {
     /// Register (or find) a native (exponential-bucket) histogram family
     /// with its schema, zero threshold, bucket window and bucket limit (see
     /// [`NativeOpts`] and `metrics::native`). Native
-    /// histograms are always eager (`opts.eager` is ignored): every
-    /// observation adds straight into the shared cells.
+    /// histograms are eager (`opts.eager` is ignored): every observation
+    /// adds straight into the shared cells, unless
+    /// [`NativeOpts::buffered`] asks for per-thread buffers.
     pub fn native_histogram(
         &self,
         opts: Opts,
         native: NativeOpts,
     ) -> Result<Family<NativeHistogram>> {
-        let params = native.params()?;
-        self.register(opts.eager(true), MetricType::NativeHistogram, |s| {
+        self.native_histogram_with_buckets(opts, native, &[])
+    }
+
+    /// Register (or find) a native histogram family that has classic
+    /// buckets too (client_golang's `Buckets` beside
+    /// `NativeHistogramBucketFactor`): every observation counts in its
+    /// native bucket and in its classic bucket (`buckets`, upper bounds as
+    /// for [`histogram`](Self::histogram); empty: native only). Protobuf
+    /// carries both views in one message, the text formats the classic one.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Format, NativeOpts, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let h = area
+    ///     .registry()
+    ///     .native_histogram_with_buckets(Opts::new("lat", "Latency."), NativeOpts::new(), &[0.1, 1.0])?
+    ///     .get()?;
+    /// h.observe(0.05)?;
+    /// h.observe(0.5)?;
+    /// h.observe(5.0)?;
+    /// let text = area.render_to_string(Format::Prometheus)?;
+    /// assert!(text.contains("lat_bucket{le=\"1.0\"} 2\n"));
+    /// assert!(text.contains("lat_count 3\n"));
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
+    pub fn native_histogram_with_buckets(
+        &self,
+        opts: Opts,
+        native: NativeOpts,
+        buckets: &[f64],
+    ) -> Result<Family<NativeHistogram>> {
+        let params = native.params_with_buckets(buckets)?;
+        let eager = !native.buffered;
+        self.register(opts.eager(eager), MetricType::NativeHistogram, |s| {
             s.params = params;
             Ok(())
         })

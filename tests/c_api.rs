@@ -416,6 +416,71 @@ fn native_histogram_prefork() {
     c_test("test_native", &[], "native:");
 }
 
+/// A native histogram with classic buckets too: 4 forked workers; the C
+/// program checks the classic view in text, this the protobuf message it
+/// wrote: exact native buckets and classic buckets, side by side.
+#[test]
+fn native_histogram_with_classic_buckets_prefork() {
+    use promshm::encoding::protobuf::{decode_families, proto::BucketSpan};
+    for lang in [Lang::C, Lang::Cxx] {
+        for link in [Link::Shared, Link::Static] {
+            let exe = build("test_native_dual", lang, link, &[]);
+            let pb = exe.with_extension("pb");
+            let out = run_with_args(
+                &exe,
+                &[pb.to_str().unwrap()],
+                limit(Duration::from_secs(300)),
+            );
+            let last = out.lines().last().unwrap_or("");
+            assert!(
+                last.starts_with("native_dual:") && last.contains("checks passed"),
+                "test_native_dual ({lang:?}, {link:?}): unexpected output:\n{out}"
+            );
+            // "native_dual: 4 workers x N rounds, ..."
+            let rounds: u64 = last.split_whitespace().nth(4).unwrap().parse().unwrap();
+            let n = 4 * rounds;
+            let fams = decode_families(&std::fs::read(&pb).unwrap()).unwrap();
+            let fam = fams.iter().find(|f| f.name() == "latency_seconds").unwrap();
+            let h = fam.metric[0].histogram.as_ref().unwrap();
+            assert_eq!(h.sample_count(), 6 * n);
+            assert_eq!(
+                h.sample_sum(),
+                n as f64 * (0.5 + 1.0 + 3.0 - 2.0 + 1073741824.0)
+            );
+            // Native, schema 0: 0 in the zero bucket (threshold 0.25); 0.5 in
+            // bucket -1, 1 in 0, 3 in 2, 2^30 clamped to 20 (2^20); -2 in 1.
+            assert_eq!(
+                (h.schema(), h.zero_threshold(), h.zero_count()),
+                (0, 0.25, n)
+            );
+            let span = |o, l| BucketSpan {
+                offset: Some(o),
+                length: Some(l),
+            };
+            assert_eq!(h.positive_span, [span(-1, 4), span(17, 1)]);
+            let n = n as i64;
+            assert_eq!(h.positive_delta, [n, 0, -n, n, 0]);
+            assert_eq!(h.negative_span, [span(1, 1)]);
+            assert_eq!(h.negative_delta, [n]);
+            // Classic, cumulative, in the same message.
+            let classic: Vec<(f64, u64)> = h
+                .bucket
+                .iter()
+                .map(|b| (b.upper_bound(), b.cumulative_count()))
+                .collect();
+            let n = n as u64;
+            assert_eq!(
+                classic,
+                [(0.5, 3 * n), (1.0, 4 * n), (2.5, 4 * n), (10.0, 5 * n)]
+            );
+            let ex = h.bucket[3].exemplar.as_ref().expect("the exemplar of 3.0");
+            assert_eq!((ex.value(), ex.label[0].value()), (3.0, "w"));
+            assert_eq!(h.exemplars.len(), 1);
+            eprintln!("test_native_dual ({lang:?}, {link:?}): {last}");
+        }
+    }
+}
+
 /// Exemplars: 4 forked workers, exact totals, whole exemplars, the errors.
 #[test]
 fn exemplar_prefork() {

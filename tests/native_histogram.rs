@@ -51,15 +51,19 @@ fn child_entry() {
         "prefork_master" => prefork_master(),
         "worker" => {
             let area = Area::create(env_area(), &AreaOptions::default()).unwrap();
-            observe_all(&area.registry(), env_u64("PROMSHM_WORKER"));
+            let buffered = std::env::var("PROMSHM_BUFFERED").is_ok_and(|v| v == "1");
+            observe_all(&area.registry(), env_u64("PROMSHM_WORKER"), buffered);
+            promshm::flush();
         }
         other => panic!("unknown role {other:?}"),
     });
 }
 
-/// Register the two families (the same in every process).
+/// Register the two families (the same in every process), eager or
+/// buffered (this process's choice: not part of the family).
 fn families(
     reg: &Registry,
+    buffered: bool,
 ) -> (
     promshm::Family<promshm::NativeHistogram>,
     promshm::Family<promshm::NativeHistogram>,
@@ -67,13 +71,13 @@ fn families(
     let wide = reg
         .native_histogram(
             Opts::new("latency_seconds", "Latency.").labels(&["route"]),
-            NativeOpts::new(),
+            NativeOpts::new().buffered(buffered),
         )
         .unwrap();
     let small = reg
         .native_histogram(
             Opts::new("small", "Few buckets."),
-            NativeOpts::new().max_buckets(SMALL_MAX),
+            NativeOpts::new().max_buckets(SMALL_MAX).buffered(buffered),
         )
         .unwrap();
     (wide, small)
@@ -81,8 +85,8 @@ fn families(
 
 /// One worker's observations: every value `ROUNDS` times, in an order that
 /// depends on the worker, into both families.
-fn observe_all(reg: &Registry, worker: u64) {
-    let (wide, small) = families(reg);
+fn observe_all(reg: &Registry, worker: u64, buffered: bool) {
+    let (wide, small) = families(reg, buffered);
     let (wide, small) = (wide.labels(&["/a"]).unwrap(), small.get().unwrap());
     for r in 0..ROUNDS {
         for k in 0..VALUES.len() {
@@ -97,7 +101,7 @@ fn observe_all(reg: &Registry, worker: u64) {
 /// handles and leave with `_exit`), wait for them.
 fn prefork_master() {
     let area = Area::create(env_area(), &AreaOptions::default()).unwrap();
-    let (wide, small) = families(&area.registry());
+    let (wide, small) = families(&area.registry(), false);
     let (wide, small) = (wide.labels(&["/a"]).unwrap(), small.get().unwrap());
     let mut pids = Vec::new();
     for w in 0..WORKERS as u64 {
@@ -249,10 +253,9 @@ fn forked_workers_share_exact_buckets() {
     check_scrape(&path);
 }
 
-#[test]
-fn separately_started_workers_register_and_share_exact_buckets() {
-    let dir = TempDir::new("native-spawn");
-    let path = dir.join("area");
+/// Start `WORKERS` workers observing into the area at `path` (buffered:
+/// through thread buffers, flushed before they exit), wait for them.
+fn run_workers(path: &std::path::Path, buffered: bool) {
     let mut children: Vec<ChildProc> = (0..WORKERS)
         .map(|w| {
             ChildProc::spawn(
@@ -261,18 +264,37 @@ fn separately_started_workers_register_and_share_exact_buckets() {
                 &[
                     (AREA_ENV, path.to_str().unwrap().to_string()),
                     ("PROMSHM_WORKER", w.to_string()),
+                    ("PROMSHM_BUFFERED", u8::from(buffered).to_string()),
                 ],
             )
         })
         .collect();
     run_children(&mut children, CHILD_TIMEOUT);
+}
+
+#[test]
+fn separately_started_workers_register_and_share_exact_buckets() {
+    let dir = TempDir::new("native-spawn");
+    let path = dir.join("area");
+    run_workers(&path, false);
+    check_scrape(&path);
+}
+
+/// The same with buffered observations ([`NativeOpts::buffered`]): each
+/// worker's thread buffer, flushed, adds up to the same exact buckets.
+#[test]
+fn buffered_workers_share_exact_buckets() {
+    let dir = TempDir::new("native-buffered");
+    let path = dir.join("area");
+    run_workers(&path, true);
     check_scrape(&path);
 }
 
 /// Not a check: the probe behind the instruction counts of
 /// docs/PERFORMANCE.md (run under `valgrind --tool=callgrind`, once with
 /// `PROBE_N=0` to subtract the setup). `PROBE_MODE` is `native3`,
-/// `native0`, `classic_eager` or `classic_buffered`; `PROBE_N` observations
+/// `native0`, `native3_buffered`, `dual3` (schema 3 and the 11 default
+/// classic buckets), `classic_eager` or `classic_buffered`; `PROBE_N` observations
 /// of 1024 values spread log-uniformly over 1 ms .. 20 s.
 #[test]
 #[ignore]
@@ -294,10 +316,19 @@ fn observe_probe() {
         })
         .collect();
     let observe: Box<dyn Fn(f64)> = match mode.as_str() {
-        "native3" | "native0" => {
-            let schema = if mode == "native3" { 3 } else { 0 };
+        "native3" | "native0" | "native3_buffered" | "dual3" => {
+            let schema = if mode == "native0" { 0 } else { 3 };
+            let native = NativeOpts::new()
+                .schema(schema)
+                .buffered(mode == "native3_buffered");
+            // `dual3`: classic buckets too (the 11 default ones).
+            let classic: &[f64] = if mode == "dual3" {
+                &promshm::DEFAULT_BUCKETS
+            } else {
+                &[]
+            };
             let h = reg
-                .native_histogram(Opts::new("p", "h"), NativeOpts::new().schema(schema))
+                .native_histogram_with_buckets(Opts::new("p", "h"), native, classic)
                 .unwrap()
                 .get()
                 .unwrap();

@@ -12,6 +12,17 @@
 //! returns exemplars of both series, each one a worker wrote whole (its
 //! value is what that round gave).
 //!
+//! Both views of one family: a native histogram with classic buckets too
+//! (`native_histogram_with_buckets`), 4 workers observing, scraped by a
+//! second Prometheus twice: in protobuf (job `native`: Prometheus stores the
+//! native histogram; `histogram_count()`/`histogram_sum()` exact) and in
+//! text 0.0.4 from the same area (job `classic`: the real classic buckets;
+//! every `_bucket`, `sum(..._bucket)`, `_count` and `_sum` exact). Debian's
+//! Prometheus (2.42) has no `scrape_classic_histograms` (2.45+), which would
+//! store the classic `_bucket` series of the protobuf scrape too; the
+//! protobuf message's classic buckets are checked by the independent
+//! decoder of bindings/python/tests/test_native_histogram.py instead.
+//!
 //! Without a `prometheus` binary the test is skipped, unless
 //! `PROMSHM_REQUIRE_PROMETHEUS=1` (scripts/test.sh sets it), which makes a
 //! missing binary a failure. Every wait is bounded.
@@ -63,6 +74,16 @@ fn child_entry() {
             }
             promshm::flush();
         }
+        "dual_worker" => {
+            let area = Area::create(env_area(), &AreaOptions::default()).unwrap();
+            let h = dual_family(&area).labels(&["GET"]).unwrap();
+            let w = env_u64("PROMSHM_WORKER") as usize;
+            for r in 0..ROUNDS as usize {
+                for k in 0..VALUES.len() {
+                    h.observe(VALUES[(k + r + w) % VALUES.len()]).unwrap();
+                }
+            }
+        }
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -76,6 +97,22 @@ fn family(area: &Area) -> promshm::Family<promshm::NativeHistogram> {
         .unwrap()
 }
 
+/// Classic bounds of the family with both views, and how many of `VALUES`
+/// each cumulative bucket holds (`+Inf` last).
+const DUAL_BOUNDS: [f64; 4] = [0.0, 1.0, 2.0, 100.0];
+const DUAL_CUMULATIVE: [u64; 5] = [3, 6, 9, 10, 11];
+
+/// A native histogram with classic buckets too.
+fn dual_family(area: &Area) -> promshm::Family<promshm::NativeHistogram> {
+    area.registry()
+        .native_histogram_with_buckets(
+            Opts::new("e2e_dual_seconds", "Latency, both views.").labels(&["method"]),
+            NativeOpts::new(),
+            &DUAL_BOUNDS,
+        )
+        .unwrap()
+}
+
 /// The counter the workers increment with exemplars (worker `w` adds `w + 1`).
 fn jobs(area: &Area) -> promshm::Counter {
     area.registry()
@@ -85,7 +122,8 @@ fn jobs(area: &Area) -> promshm::Counter {
         .unwrap()
 }
 
-/// A server answering every request with the area's protobuf render.
+/// A server answering every request with the area's protobuf render
+/// (`GET /text`: its text 0.0.4 render).
 struct MetricsServer {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -139,14 +177,19 @@ fn serve_one(mut s: TcpStream, area: &Area) -> std::io::Result<()> {
         }
         head.extend_from_slice(&buf[..n]);
     }
+    let format = if head.starts_with(b"GET /text ") {
+        Format::Prometheus
+    } else {
+        Format::Protobuf
+    };
     let mut body = Vec::new();
     area.registry()
-        .render(&mut body, Format::Protobuf)
+        .render(&mut body, format)
         .map_err(std::io::Error::other)?;
     write!(
         s,
         "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        Format::Protobuf.content_type(),
+        format.content_type(),
         body.len()
     )?;
     s.write_all(&body)
@@ -162,13 +205,21 @@ impl Drop for Prometheus {
     }
 }
 
-fn start_prometheus(dir: &Path, target_port: u16) -> (Prometheus, u16) {
+/// Prometheus scraping job `native` (protobuf) of 127.0.0.1:`target_port`,
+/// and with `classic_job` also job `classic` (`/text`: text 0.0.4).
+fn start_prometheus(dir: &Path, target_port: u16, classic_job: bool) -> (Prometheus, u16) {
     let cfg = dir.join("prometheus.yml");
+    let mut jobs = format!(
+        "  - job_name: native\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+    );
+    if classic_job {
+        jobs.push_str(&format!(
+            "  - job_name: classic\n    metrics_path: /text\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+        ));
+    }
     std::fs::write(
         &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: native\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
-        ),
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}"),
     )
     .unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
@@ -275,26 +326,27 @@ fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-#[test]
-fn prometheus_scrapes_exact_native_histograms() {
+/// Whether the test can run: `false` (skip) without a `prometheus` binary,
+/// a failure then if `PROMSHM_REQUIRE_PROMETHEUS=1`.
+fn have_prometheus() -> bool {
     if !Path::new(PROMETHEUS).exists() {
         assert!(
             std::env::var("PROMSHM_REQUIRE_PROMETHEUS").as_deref() != Ok("1"),
             "{PROMETHEUS} is missing and PROMSHM_REQUIRE_PROMETHEUS=1"
         );
         eprintln!("skipped: no {PROMETHEUS}");
-        return;
+        return false;
     }
-    let dir = TempDir::new("native-prom");
-    let path = dir.join("area");
-    let area = Area::create(&path, &AreaOptions::default()).unwrap();
-    let _family = family(&area);
-    let jobs_counter = jobs(&area);
+    true
+}
+
+/// Run `WORKERS` children of `role` on the area at `path`.
+fn run_workers(role: &str, path: &Path) {
     let mut workers: Vec<ChildProc> = (0..WORKERS)
         .map(|w| {
             ChildProc::spawn(
-                "worker",
-                &format!("worker {w}"),
+                role,
+                &format!("{role} {w}"),
                 &[
                     (AREA_ENV, path.to_str().unwrap().to_string()),
                     ("PROMSHM_WORKER", w.to_string()),
@@ -303,9 +355,76 @@ fn prometheus_scrapes_exact_native_histograms() {
         })
         .collect();
     run_children(&mut workers, WAIT);
+}
+
+/// One family with native and classic buckets: the native histogram of a
+/// protobuf scrape and the classic buckets of a text scrape, all exact.
+#[test]
+fn prometheus_scrapes_native_and_classic_buckets_of_one_family() {
+    if !have_prometheus() {
+        return;
+    }
+    let dir = TempDir::new("dual-prom");
+    let path = dir.join("area");
+    let area = Area::create(&path, &AreaOptions::default()).unwrap();
+    let _family = dual_family(&area);
+    run_workers("dual_worker", &path);
 
     let server = MetricsServer::start(area.clone());
-    let (_prom, port) = start_prometheus(dir.path(), server.port);
+    let (_prom, port) = start_prometheus(dir.path(), server.port, true);
+    let n = ROUNDS * WORKERS as u64;
+    let count = (n * VALUES.len() as u64) as f64;
+    let sum = n as f64 * VALUES.iter().sum::<f64>();
+    let native = "e2e_dual_seconds{job=\"native\",method=\"GET\"}";
+    let got_count = poll("histogram_count", || {
+        query(port, &format!("histogram_count({native})")).filter(|&c| c == count)
+    });
+    let got_sum = poll("histogram_sum", || {
+        query(port, &format!("histogram_sum({native})"))
+    });
+    assert_eq!((got_count, got_sum), (count, sum));
+    // The classic view, from the text scrape of the same family.
+    let classic = |what: &str| format!("e2e_dual_seconds_{what}{{job=\"classic\",method=\"GET\"}}");
+    let total: u64 = DUAL_CUMULATIVE.iter().map(|c| c * n).sum();
+    let got_total = poll("sum of the classic buckets", || {
+        query(port, &format!("sum({})", classic("bucket"))).filter(|&t| t == total as f64)
+    });
+    for (i, want) in DUAL_CUMULATIVE.iter().enumerate() {
+        let le = DUAL_BOUNDS
+            .get(i)
+            .map_or("+Inf".to_owned(), |b| format!("{b:?}"));
+        let sel = format!("e2e_dual_seconds_bucket{{job=\"classic\",method=\"GET\",le=\"{le}\"}}");
+        assert_eq!(query(port, &sel), Some((want * n) as f64), "{sel}");
+    }
+    assert_eq!(query(port, &classic("count")), Some(count));
+    assert_eq!(query(port, &classic("sum")), Some(sum));
+    // The median, 1, is the top of the classic bucket (0, 1]: Prometheus
+    // interpolates inside it (rank 5.5 of 11: 0 + (5.5 - 3) / 3).
+    let median = query(
+        port,
+        &format!("histogram_quantile(0.5, {})", classic("bucket")),
+    )
+    .unwrap();
+    assert!((median - 2.5 / 3.0).abs() < 1e-9, "median {median}");
+    eprintln!(
+        "prometheus: native count {got_count}, sum {got_sum}; classic buckets sum {got_total}, median {median}"
+    );
+}
+
+#[test]
+fn prometheus_scrapes_exact_native_histograms() {
+    if !have_prometheus() {
+        return;
+    }
+    let dir = TempDir::new("native-prom");
+    let path = dir.join("area");
+    let area = Area::create(&path, &AreaOptions::default()).unwrap();
+    let _family = family(&area);
+    let jobs_counter = jobs(&area);
+    run_workers("worker", &path);
+
+    let server = MetricsServer::start(area.clone());
+    let (_prom, port) = start_prometheus(dir.path(), server.port, false);
     let n = ROUNDS * WORKERS as u64;
     let count = (n * VALUES.len() as u64) as f64;
     let sum = n as f64 * VALUES.iter().sum::<f64>();

@@ -332,6 +332,9 @@ struct native_opts {
     uint32_t max_buckets = 0;   ///< most populated buckets a scrape shows (0: no limit)
     double min_value = 0;       ///< smallest magnitude with a bucket of its own (0: 2^-32)
     double max_value = 0;       ///< largest magnitude with a bucket of its own (0: 2^32)
+    /// Classic bucket upper bounds too (+Inf implied; none: native only): the
+    /// family then has both views (see `promshm_registry_native_histogram_buckets`).
+    std::vector<double> buckets = {};
 };
 
 /// What every family needs: name, help, unit, label names, update mode. The
@@ -900,14 +903,16 @@ public:
         return histogram_raw(opts, buckets.data(), buckets.size());
     }
 
-    /// Register (or find) a native histogram family.
+    /// Register (or find) a native histogram family (with classic buckets
+    /// too if `native.buckets` has any).
     Family<NativeHistogram> native_histogram(const Opts& opts,
                                              const native_opts& native = {}) const {
         return make<NativeHistogram>(
             opts, [&](const promshm_metric_opts* o, const promshm_family** f) {
-                return promshm_registry_native_histogram(
+                return promshm_registry_native_histogram_buckets(
                     handle(), o, native.bucket_factor, native.zero_threshold, native.max_buckets,
-                    native.min_value, native.max_value, f);
+                    native.min_value, native.max_value, native.buckets.data(),
+                    native.buckets.size(), f);
             });
     }
 

@@ -304,6 +304,9 @@ struct Batcher<'a> {
     /// samples of it were written so far (the index of the next bucket).
     exemplars: Vec<Exemplar>,
     bucket: usize,
+    /// Whether the point being written is a native histogram with classic
+    /// buckets too (its exemplar slots are those buckets).
+    classic_slots: bool,
 }
 
 impl Batcher<'_> {
@@ -323,7 +326,9 @@ impl Batcher<'_> {
             }
             _ => None,
         };
-        let native = s.family.kind == MetricType::NativeHistogram;
+        // A native-only histogram's slots are not buckets: its one `+Inf`
+        // bucket sample carries them all.
+        let native = s.family.kind == MetricType::NativeHistogram && !self.classic_slots;
         self.exemplars
             .iter()
             .filter(|e| native || Some(e.bucket) == slot)
@@ -454,6 +459,8 @@ impl Encoder for Batcher<'_> {
         self.exemplars.clear();
         self.exemplars.extend_from_slice(exemplars);
         self.bucket = 0;
+        self.classic_slots =
+            matches!(point, Point::NativeHistogram { classic, .. } if !classic.is_empty());
         let r = self.point(family, labels, point);
         self.exemplars.clear();
         r
@@ -489,6 +496,7 @@ pub fn snapshot(
         total: 0,
         exemplars: Vec::new(),
         bucket: 0,
+        classic_slots: false,
     };
     registry
         .render_with(&mut b)
@@ -856,6 +864,46 @@ mod tests {
             body.windows(abc.len()).filter(|w| *w == &abc[..]).count(),
             1
         );
+    }
+
+    /// A native histogram with classic buckets too, sent as classic: its
+    /// exemplar goes with its own classic bucket's series, once.
+    #[test]
+    fn classic_view_exemplars_go_with_their_bucket() {
+        let area = promshm::Area::anonymous(&promshm::AreaOptions::with_pages(64)).unwrap();
+        let h = area
+            .registry()
+            .native_histogram_with_buckets(
+                promshm::Opts::new("dual", "D."),
+                promshm::NativeOpts::new(),
+                &[1.0, 2.0],
+            )
+            .unwrap()
+            .get()
+            .unwrap();
+        h.observe_with_exemplar(1.5, &[("trace_id", "mid")])
+            .unwrap();
+        let opts = RenderOpts {
+            namespace: None,
+            no_self_metrics: true,
+        };
+        let mut batches = Vec::new();
+        snapshot(&area, &opts, &[], false, true, 1000, &mut |b| {
+            batches.push(b)
+        })
+        .unwrap();
+        let body = snap::raw::Decoder::new()
+            .decompress_vec(&batches[0].body)
+            .unwrap();
+        let mut ex = Vec::new();
+        let mut scratch = Vec::new();
+        put_label(&mut ex, &mut scratch, "trace_id", "mid");
+        put_double_field(&mut ex, 2, 1.5);
+        let find = |needle: &[u8]| body.windows(needle.len()).position(|w| w == needle);
+        let at = find(&ex).expect("the exemplar");
+        assert_eq!(body.windows(ex.len()).filter(|w| *w == &ex[..]).count(), 1);
+        // le="2.0" is the series written after le="1.0" and before +Inf.
+        assert!(find(b"2.0").unwrap() < at && at < find(b"+Inf").unwrap());
     }
 
     #[test]

@@ -166,8 +166,9 @@ pub enum Point<'a> {
         created: Option<f64>,
     },
     /// A native histogram: sparse exponential buckets (see
-    /// `metrics::native`). Text formats show only its count, sum and one
-    /// `+Inf` bucket; protobuf carries it whole.
+    /// `metrics::native`), perhaps with classic buckets too. Text formats
+    /// show its classic buckets (or only one `+Inf` bucket), count and sum;
+    /// protobuf carries it whole.
     NativeHistogram {
         /// The schema of the buckets (after any reduction).
         schema: i32,
@@ -183,6 +184,10 @@ pub enum Point<'a> {
         positive: &'a [(i32, u64)],
         /// Populated negative buckets `(index of |v|, count)`, increasing index.
         negative: &'a [(i32, u64)],
+        /// The classic buckets of a family that has them too, as
+        /// [`Point::Histogram`]'s (cumulative, ending with `+Inf` = `count`);
+        /// empty for a native-only family.
+        classic: &'a [(f64, u64)],
         /// Creation time in Unix seconds, if known.
         created: Option<f64>,
     },
@@ -197,21 +202,26 @@ pub enum Point<'a> {
 
 impl<'a> Point<'a> {
     /// The point the text formats (and samples) write for this one: a
-    /// native histogram becomes a classic histogram with one `+Inf` bucket
-    /// (held in `inf`), its count and its sum, as client_golang exposes one
-    /// in text (those formats cannot carry native buckets); every other
-    /// point is itself.
+    /// native histogram becomes a classic histogram with its classic
+    /// buckets or else one `+Inf` bucket (held in `inf`), its count and its
+    /// sum, as client_golang exposes one in text (those formats cannot carry
+    /// native buckets); every other point is itself.
     pub(crate) fn for_text<'b>(&'b self, inf: &'b mut [(f64, u64); 1]) -> Point<'b> {
         match *self {
             Point::NativeHistogram {
                 count,
                 sum,
+                classic,
                 created,
                 ..
             } => {
                 inf[0] = (f64::INFINITY, count);
                 Point::Histogram {
-                    buckets: &inf[..],
+                    buckets: if classic.is_empty() {
+                        &inf[..]
+                    } else {
+                        classic
+                    },
                     sum,
                     created,
                 }

@@ -124,7 +124,7 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
     }
 
     /// Exemplars follow the counter's `_total` line and a histogram's
-    /// bucket lines (a native histogram's newest on its one `+Inf` line).
+    /// bucket lines (a native-only histogram's newest on its one `+Inf` line).
     fn point_with_exemplars(
         &mut self,
         family: &FamilyDesc<'_>,
@@ -132,7 +132,7 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
         point: &Point<'_>,
         exemplars: &[Exemplar],
     ) -> io::Result<()> {
-        let native = matches!(point, Point::NativeHistogram { .. });
+        let native = matches!(point, Point::NativeHistogram { classic: [], .. });
         let name = family.name;
         let buf = &mut self.lb.buf;
         let mut inf = [(0.0, 0)];

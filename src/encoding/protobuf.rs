@@ -11,7 +11,9 @@
 //! its buckets' `exemplar` (an exemplar of the `+Inf` bucket adds that
 //! bucket, as client_golang does), a native histogram's in `exemplars` and
 //! its newest also on a `+Inf` bucket (what receivers older than the
-//! `exemplars` field read; the text formats show that bucket too).
+//! `exemplars` field read; the text formats show that bucket too); a native
+//! histogram with classic buckets too has each on its classic bucket and all
+//! in `exemplars`.
 //!
 //! How each type maps, following client_golang and the 0.0.4 text format
 //! (so a scrape stores the same series whichever format it negotiated):
@@ -20,6 +22,9 @@
 //! - histogram: `HISTOGRAM` with `sample_count`, `sample_sum`, the finite
 //!   cumulative buckets (the `+Inf` bucket is `sample_count`, as
 //!   client_golang leaves it out) and `created_timestamp`;
+//! - native histogram: `HISTOGRAM` with the count, sum, schema, zero bucket,
+//!   spans and deltas, and, for a family with classic buckets too, those
+//!   finite cumulative buckets in the same message (as client_golang);
 //! - summary: `SUMMARY` with the quantiles, count, sum, `created_timestamp`;
 //! - info: `GAUGE` named `name_info` with value 1 (protobuf has no info type);
 //! - stateset: `GAUGE` named `name`, one metric per state with the label
@@ -382,8 +387,24 @@ pub fn spans_and_deltas(buckets: &[(i32, u64)]) -> (Vec<proto::BucketSpan>, Vec<
     (spans, deltas)
 }
 
+/// The classic buckets of a `Histogram` message: `(bound, cumulative
+/// count)` without the `+Inf` one (implied by `sample_count`).
+fn classic_buckets(buckets: &[(f64, u64)]) -> Vec<proto::Bucket> {
+    buckets
+        .iter()
+        .filter(|b| b.0 != f64::INFINITY)
+        .map(|&(le, n)| proto::Bucket {
+            cumulative_count: Some(n),
+            upper_bound: Some(le),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// The `Histogram` message of a native histogram point: schema, zero
-/// bucket, spans and deltas, count, sum (no classic buckets).
+/// bucket, spans and deltas, count, sum, and the classic buckets of a
+/// family that has them too (client_golang's `Buckets` beside
+/// `NativeHistogramBucketFactor`: both views in one message).
 fn native_histogram(point: &Point<'_>) -> proto::Histogram {
     let Point::NativeHistogram {
         schema,
@@ -393,6 +414,7 @@ fn native_histogram(point: &Point<'_>) -> proto::Histogram {
         sum,
         positive,
         negative,
+        classic,
         created,
     } = *point
     else {
@@ -422,6 +444,7 @@ fn native_histogram(point: &Point<'_>) -> proto::Histogram {
         positive_delta,
         negative_span,
         negative_delta,
+        bucket: classic_buckets(classic),
         created_timestamp: created.and_then(timestamp),
         ..Default::default()
     }
@@ -451,6 +474,12 @@ fn add_exemplars(m: &mut proto::Metric, point: &Point<'_>, exemplars: &[Exemplar
         return;
     };
     match *point {
+        Point::NativeHistogram { classic, .. } if !classic.is_empty() => {
+            // Both views: each classic bucket's exemplar on its bucket, and
+            // all of them as the native histogram's.
+            bucket_exemplars(h, classic, exemplars);
+            h.exemplars = exemplars.iter().map(exemplar).collect();
+        }
         Point::NativeHistogram { count, .. } => {
             h.exemplars = exemplars.iter().map(exemplar).collect();
             // Receivers that predate `exemplars` (Prometheus before 2.49)
@@ -469,21 +498,26 @@ fn add_exemplars(m: &mut proto::Metric, point: &Point<'_>, exemplars: &[Exemplar
                 });
             }
         }
-        Point::Histogram { buckets, .. } => {
-            for e in exemplars {
-                if let Some(b) = h.bucket.get_mut(e.bucket) {
-                    b.exemplar = Some(exemplar(e));
-                } else if e.bucket + 1 == buckets.len() {
-                    h.bucket.push(proto::Bucket {
-                        cumulative_count: Some(super::histogram_count(buckets)),
-                        upper_bound: Some(f64::INFINITY),
-                        exemplar: Some(exemplar(e)),
-                        ..Default::default()
-                    });
-                }
-            }
-        }
+        Point::Histogram { buckets, .. } => bucket_exemplars(h, buckets, exemplars),
         _ => {}
+    }
+}
+
+/// Put each exemplar of a classic histogram (slot = bucket index into
+/// `buckets`, `+Inf` last) on its bucket of `h`; the `+Inf` one on a `+Inf`
+/// bucket added for it.
+fn bucket_exemplars(h: &mut proto::Histogram, buckets: &[(f64, u64)], exemplars: &[Exemplar]) {
+    for e in exemplars {
+        if let Some(b) = h.bucket.get_mut(e.bucket) {
+            b.exemplar = Some(exemplar(e));
+        } else if e.bucket + 1 == buckets.len() {
+            h.bucket.push(proto::Bucket {
+                cumulative_count: Some(super::histogram_count(buckets)),
+                upper_bound: Some(f64::INFINITY),
+                exemplar: Some(exemplar(e)),
+                ..Default::default()
+            });
+        }
     }
 }
 
@@ -510,15 +544,7 @@ fn metrics(family: &FamilyDesc<'_>, labels: Labels<'_>, point: &Point<'_>) -> Ve
             histogram: Some(proto::Histogram {
                 sample_count: Some(super::histogram_count(buckets)),
                 sample_sum: Some(sum),
-                bucket: buckets
-                    .iter()
-                    .filter(|b| b.0 != f64::INFINITY)
-                    .map(|&(le, n)| proto::Bucket {
-                        cumulative_count: Some(n),
-                        upper_bound: Some(le),
-                        ..Default::default()
-                    })
-                    .collect(),
+                bucket: classic_buckets(buckets),
                 created_timestamp: created.and_then(timestamp),
                 ..Default::default()
             }),

@@ -437,11 +437,67 @@ ffi_fn! {
         max_value: f64,
         out: *mut *const promshm_family,
     ) -> promshm_result {
+        // SAFETY: the same pointers, valid for the same uses (caller
+        // contract); no classic bucket (NULL with a count of 0).
+        unsafe {
+            promshm_registry_native_histogram_buckets(
+                registry,
+                opts,
+                bucket_factor,
+                zero_threshold,
+                max_buckets,
+                min_value,
+                max_value,
+                std::ptr::null(),
+                0,
+                out,
+            )
+        }
+    }
+}
+
+ffi_fn! {
+    /// Register (or find) a native histogram family that has classic
+    /// buckets too (client_golang's `Buckets` beside
+    /// `NativeHistogramBucketFactor`): every observation counts, exactly
+    /// across processes, in its native bucket and in its classic bucket.
+    /// The native arguments are those of
+    /// `promshm_registry_native_histogram()`; `buckets` are the classic
+    /// upper bounds as for `promshm_registry_histogram()` (`n_buckets` finite
+    /// values, strictly increasing, a trailing +Inf allowed, `+Inf` implied;
+    /// NULL when `n_buckets` is 0, which registers a native-only family, as
+    /// `promshm_registry_native_histogram()`). The array is copied.
+    ///
+    /// The protobuf format carries both views in one histogram (the classic
+    /// cumulative buckets beside the native spans; a Prometheus scraping it
+    /// stores the native histogram, and with `scrape_classic_histograms`
+    /// the `_bucket` series too); the text formats show the classic buckets,
+    /// `_count` and `_sum`. Exemplars (`promshm_native_histogram_observe_exemplar()`)
+    /// are kept per classic bucket. On success `*out` receives a new family
+    /// handle, owned by the caller. Thread-safe.
+    ///
+    /// Errors: as `promshm_registry_native_histogram()`; the same name with
+    /// other classic bounds (or none) is `SHAPE_MISMATCH`.
+    unsafe fn promshm_registry_native_histogram_buckets(
+        registry: *const promshm_registry,
+        opts: *const promshm_metric_opts,
+        bucket_factor: f64,
+        zero_threshold: f64,
+        max_buckets: u32,
+        min_value: f64,
+        max_value: f64,
+        buckets: *const f64,
+        n_buckets: usize,
+        out: *mut *const promshm_family,
+    ) -> promshm_result {
         // SAFETY: every pointer is NULL or valid for its use (caller contract).
         unsafe {
             register(registry, opts, out, |r, o| {
                 let n = native_opts(bucket_factor, zero_threshold, max_buckets, min_value, max_value)?;
-                Ok(AnyFamily::NativeHistogram(r.native_histogram(o, n)?))
+                let buckets = slice_arg(buckets, n_buckets, "buckets")?;
+                Ok(AnyFamily::NativeHistogram(
+                    r.native_histogram_with_buckets(o, n, buckets)?,
+                ))
             })
         }
     }

@@ -32,7 +32,10 @@ pub(crate) fn slots(shape: &Shape) -> usize {
     match shape.kind {
         MetricType::Counter => 1,
         MetricType::Histogram => shape.params.len() + 1,
-        MetricType::NativeHistogram => ex::NATIVE_SLOTS,
+        MetricType::NativeHistogram => match super::native::classic_bounds(&shape.params) {
+            [] => ex::NATIVE_SLOTS,
+            classic => classic.len() + 1,
+        },
         _ => 0,
     }
 }
@@ -149,10 +152,11 @@ pub(crate) fn set(
     let shape = &series.family.shape;
     let slot = match shape.kind {
         MetricType::Counter => 0,
-        MetricType::Histogram => shape.params.partition_point(|&b| b < value),
+        MetricType::Histogram => super::histogram::bucket_of(&shape.params, value),
         MetricType::NativeHistogram => {
             let l = super::native::Layout::from_params(&shape.params).unwrap_or_default();
-            l.cell_of(value).0 % ex::NATIVE_SLOTS
+            let classic = super::native::classic_bounds(&shape.params);
+            l.exemplar_slot(value, super::histogram::bucket_of(classic, value))
         }
         other => {
             return Err(Error::WrongType {

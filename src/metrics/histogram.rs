@@ -100,6 +100,20 @@ pub(crate) const fn bucket_cell(i: usize) -> usize {
     1 + i
 }
 
+/// The bucket of `v` among the ascending `bounds`: the index of the first
+/// bound `>= v` (`bounds.len()` for `+Inf`).
+#[inline]
+pub(crate) fn bucket_of(bounds: &[f64], v: f64) -> usize {
+    // Buckets are few: counting the bounds below `v` (branch-free, so
+    // observations spread over the buckets cost no mispredicted branch,
+    // and the compiler vectorises it) beats a search up to ~30.
+    if bounds.len() <= 32 {
+        bounds.iter().map(|&b| usize::from(b < v)).sum()
+    } else {
+        bounds.partition_point(|&b| b < v)
+    }
+}
+
 /// A histogram series handle.
 ///
 /// ```
@@ -161,16 +175,7 @@ impl Histogram {
                 value: v,
             });
         }
-        let bounds = &self.series.family.shape.params;
-        // Buckets are few: counting the bounds below `v` (branch-free, so
-        // observations spread over the buckets cost no mispredicted branch,
-        // and the compiler vectorises it) beats a search up to ~30. The
-        // count is the index of the first bound >= v (bounds ascend).
-        let bucket = if bounds.len() <= 32 {
-            bounds.iter().map(|&b| usize::from(b < v)).sum()
-        } else {
-            bounds.partition_point(|&b| b < v)
-        };
+        let bucket = bucket_of(&self.series.family.shape.params, v);
         if self.series.eager {
             let _w = self.series.writing();
             if let (Some(sum), Some(b)) = (

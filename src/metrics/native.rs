@@ -24,10 +24,12 @@
 //! bits), cell 1 the zero bucket's count, cells `2 .. 2 + W` the positive
 //! buckets `lo ..= hi`, cells `2 + W .. 2 + 2W` the negative ones. Every
 //! observation is one atomic add into its bucket cell and a compare-exchange
-//! add into the sum: there is no per-process copy and no thread buffer
-//! (native histograms are always eager). The count is not a cell: a render
-//! derives it from the buckets, so it always equals their sum (which
-//! Prometheus checks).
+//! add into the sum, straight into the area (eager), unless the family was
+//! registered [`buffered`](NativeOpts::buffered): then each thread adds into
+//! its own copy of the cells and a flush pushes the differences, as for a
+//! buffered classic histogram. The count is not a cell: a render derives it
+//! from the buckets, so it always equals their sum (which Prometheus
+//! checks).
 //!
 //! **Schema reduction.** A render reads the populated buckets; while there
 //! are more than the family's `max_buckets` (0 = no limit), it merges them
@@ -35,8 +37,20 @@
 //! schema -4, as client_golang's `NativeHistogramMaxBucketNumber` does. The
 //! cells keep the family's schema: the reduction is per render.
 //!
-//! **Parameters** are stored in the family record as five `f64` params:
-//! `[schema, zero_threshold, lo, hi, max_buckets]`.
+//! **Classic buckets too.** A family registered with classic bucket bounds
+//! (client_golang's `Buckets` beside `NativeHistogramBucketFactor`) keeps,
+//! after the native cells, one count per classic bound (not cumulative; the
+//! `+Inf` bucket is the native count). One observation adds into its native
+//! bucket, then into its classic bucket (the latter with `Release`; a render
+//! reads the classic cells first, with `Acquire`, so a classic count never
+//! runs ahead of the native count; a flush of buffered observations gives no
+//! such order, so a render also caps each classic count at the count). Protobuf carries both views in one
+//! `Histogram` message; the text formats show the classic buckets. Its
+//! exemplar slots are the classic buckets' (one per bucket, `+Inf` last).
+//!
+//! **Parameters** are stored in the family record as `f64` params:
+//! `[schema, zero_threshold, lo, hi, max_buckets]`, then the classic bounds
+//! (none for a native-only family).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -73,7 +87,7 @@ const SUM_CELL: usize = 0;
 const ZERO_CELL: usize = 1;
 /// The first bucket cell (bucket `lo`, positive).
 const FIRST_BUCKET_CELL: usize = 2;
-/// Number of params a native family stores.
+/// Number of native params a family stores (its classic bounds follow).
 const N_PARAMS: usize = 5;
 /// Bound on any bucket index stored in a family (the largest possible is
 /// about `1075 * 256`).
@@ -93,6 +107,10 @@ pub struct NativeOpts {
     /// Most populated buckets a render shows before it reduces the schema
     /// (0 = no limit).
     pub max_buckets: u32,
+    /// Buffer observations per thread (flushed as other buffered types'
+    /// updates) instead of adding them straight into the area. Not part of
+    /// the family's shape: processes may differ.
+    pub buffered: bool,
 }
 
 impl Default for NativeOpts {
@@ -103,6 +121,7 @@ impl Default for NativeOpts {
             min_value: DEFAULT_MIN_VALUE,
             max_value: DEFAULT_MAX_VALUE,
             max_buckets: DEFAULT_MAX_BUCKETS,
+            buffered: false,
         }
     }
 }
@@ -159,7 +178,28 @@ impl NativeOpts {
         self
     }
 
-    /// The family params (checked): `[schema, zero_threshold, lo, hi, max_buckets]`.
+    /// Buffer observations in a per-thread copy of the series' cells,
+    /// flushed like a buffered classic histogram's (`promshm::flush`, the
+    /// flusher), instead of the default eager adds into the area. Each
+    /// thread that observes a series keeps two copies of its cells
+    /// (`16 * n_cells` bytes: about 16 KiB with the default window) and a
+    /// flush compares every cell.
+    pub fn buffered(mut self, buffered: bool) -> Self {
+        self.buffered = buffered;
+        self
+    }
+
+    /// The family params (checked): `[schema, zero_threshold, lo, hi,
+    /// max_buckets]`, then the classic bucket bounds `classic` (normalised:
+    /// a trailing `+Inf` dropped; none for a native-only family).
+    pub(crate) fn params_with_buckets(&self, classic: &[f64]) -> Result<Vec<f64>> {
+        let mut p = self.params()?;
+        p.extend(super::histogram::normalize_buckets(classic)?);
+        check_params(&p)?;
+        Ok(p)
+    }
+
+    /// The native params (checked): `[schema, zero_threshold, lo, hi, max_buckets]`.
     pub(crate) fn params(&self) -> Result<Vec<f64>> {
         let bad = |why: String| Err(Error::InvalidBuckets(why));
         if !(MIN_SCHEMA..=MAX_SCHEMA).contains(&self.schema) {
@@ -204,15 +244,22 @@ pub(crate) struct Layout {
     pub(crate) lo: i32,
     pub(crate) hi: i32,
     pub(crate) max_buckets: u32,
+    /// Number of classic bucket bounds (0: native only); the bounds are
+    /// the family's params after the first [`N_PARAMS`].
+    pub(crate) n_classic: usize,
 }
 
 impl Layout {
     /// Decode params; `None` unless [`check_params`] accepts them.
     pub(crate) fn from_params(p: &[f64]) -> Option<Layout> {
         let int = |v: f64, lo: f64, hi: f64| (v.fract() == 0.0 && lo <= v && v <= hi).then_some(v);
-        let [schema, zt, lo, hi, max] = *p else {
+        let [schema, zt, lo, hi, max] = *p.get(..N_PARAMS)? else {
             return None;
         };
+        let classic = &p[N_PARAMS..];
+        if super::histogram::check_buckets(classic).is_err() {
+            return None;
+        }
         let schema = int(schema, f64::from(MIN_SCHEMA), f64::from(MAX_SCHEMA))? as i32;
         let lo = int(lo, -MAX_INDEX, MAX_INDEX)? as i32;
         let hi = int(hi, -MAX_INDEX, MAX_INDEX)? as i32;
@@ -224,6 +271,7 @@ impl Layout {
             lo,
             hi,
             max_buckets,
+            n_classic: classic.len(),
         })
     }
 
@@ -235,9 +283,32 @@ impl Layout {
         (self.hi - self.lo) as usize + 1
     }
 
-    /// Cells of a series.
-    pub(crate) fn n_cells(&self) -> usize {
+    /// Native cells of a series (the sum, the zero bucket, the buckets).
+    fn native_cells(&self) -> usize {
         FIRST_BUCKET_CELL + 2 * self.width()
+    }
+
+    /// Cells of a series: the native ones, then the classic buckets'.
+    pub(crate) fn n_cells(&self) -> usize {
+        self.native_cells() + self.n_classic
+    }
+
+    /// The cell of classic bucket `k` (`k < n_classic`; bucket `n_classic`,
+    /// `+Inf`, has none: its cumulative count is the native count).
+    #[inline]
+    fn classic_cell(&self, k: usize) -> usize {
+        self.native_cells() + k
+    }
+
+    /// The exemplar slot of an observation `v` that counted in classic
+    /// bucket `classic`: that bucket in a family with classic buckets, else
+    /// one of `ex::NATIVE_SLOTS` chosen by its native cell.
+    pub(crate) fn exemplar_slot(&self, v: f64, classic: usize) -> usize {
+        if self.n_classic > 0 {
+            classic
+        } else {
+            self.cell_of(v).0 % crate::area::format::ex::NATIVE_SLOTS
+        }
     }
 
     /// The cell `v` (not NaN) counts in, and whether it was clamped to the
@@ -262,9 +333,12 @@ impl Layout {
 
 /// Check a native family's params (registration and decode).
 pub(crate) fn check_params(p: &[f64]) -> Result<()> {
-    if p.len() != N_PARAMS || Layout::from_params(p).is_none() {
+    let fits = p.len() <= crate::area::format::MAX_PARAMS;
+    if !fits || Layout::from_params(p).is_none() {
         return Err(Error::InvalidBuckets(format!(
-            "native histogram parameters {p:?} are out of range (window at most {MAX_WINDOW} buckets)"
+            "native histogram parameters {p:?} are out of range (window at most {MAX_WINDOW} buckets, \
+             classic bounds finite and increasing, at most {} params)",
+            crate::area::format::MAX_PARAMS
         )));
     }
     Ok(())
@@ -367,36 +441,70 @@ impl NativeHistogram {
     /// window count in its edge bucket (see the module docs).
     #[inline]
     pub fn observe(&self, v: f64) -> Result<()> {
+        self.observe_in_slot(v).map(|_| ())
+    }
+
+    /// [`observe`](Self::observe), giving the classic bucket
+    /// it counted in (`n_classic` for `+Inf`; 0 for a native-only family).
+    #[inline]
+    fn observe_in_slot(&self, v: f64) -> Result<usize> {
         if v.is_nan() {
             return Err(Error::InvalidValue {
                 what: "native histogram observation",
                 value: v,
             });
         }
-        let (cell, clamped) = self.layout.cell_of(v);
+        let l = &self.layout;
+        let (cell, clamped) = l.cell_of(v);
+        // A native-only family (the common case) reads no classic bound.
+        let classic = if l.n_classic > 0 {
+            super::histogram::bucket_of(self.classic_bounds(), v)
+        } else {
+            0
+        };
+        if clamped {
+            self.series
+                .area()
+                .hdr(hdr::STAT_NATIVE_CLAMPED)
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.series.eager {
+            crate::buffer::add_f64_and_count(&*self.series, cell, v);
+            if classic < l.n_classic {
+                // The classic count, with nothing (0.0) added to the sum.
+                crate::buffer::add_f64_and_count(&*self.series, l.classic_cell(classic), 0.0);
+            }
+            return Ok(classic);
+        }
         let _w = self.series.writing();
         if let (Some(b), Some(sum)) = (self.series.cell(cell), self.series.cell(SUM_CELL)) {
             b.fetch_add(1, Ordering::Relaxed);
             atomic_add_f64(sum, v);
-            if clamped {
-                self.series
-                    .area()
-                    .hdr(hdr::STAT_NATIVE_CLAMPED)
-                    .fetch_add(1, Ordering::Relaxed);
+            if classic < l.n_classic {
+                // After the native add (see the module docs).
+                if let Some(c) = self.series.cell(l.classic_cell(classic)) {
+                    c.fetch_add(1, Ordering::Release);
+                }
             }
         }
-        Ok(())
+        Ok(classic)
+    }
+
+    /// The family's classic bucket bounds (empty for a native-only family).
+    fn classic_bounds(&self) -> &[f64] {
+        classic_bounds(&self.series.family.shape.params)
     }
 
     /// Record one observation (as [`observe`](Self::observe)) and store the
     /// exemplar `labels` with it, for every process, in one of the series'
     /// `ex::NATIVE_SLOTS` exemplar slots (chosen by the observation's
-    /// bucket, so that exemplars of different sizes are kept side by side).
+    /// bucket, so that exemplars of different sizes are kept side by side),
+    /// or, in a family with classic buckets, as the newest exemplar of its
+    /// classic bucket.
     pub fn observe_with_exemplar(&self, v: f64, labels: &[(&str, &str)]) -> Result<()> {
         let ex = super::exemplar::encode(labels)?;
-        self.observe(v)?;
-        let slot = self.layout.cell_of(v).0 % crate::area::format::ex::NATIVE_SLOTS;
-        super::exemplar::store(&self.series, slot, v, ex)
+        let classic = self.observe_in_slot(v)?;
+        super::exemplar::store(&self.series, self.layout.exemplar_slot(v, classic), v, ex)
     }
 
     /// Store an exemplar of `value` (an observation counted already)
@@ -420,7 +528,7 @@ impl NativeHistogram {
 
     /// `(count, sum)` in the area (all processes).
     pub fn get(&self) -> (u64, f64) {
-        let count = (ZERO_CELL..self.layout.n_cells())
+        let count = (ZERO_CELL..self.layout.native_cells())
             .filter_map(|i| self.series.cell(i))
             .map(|c| c.load(Ordering::Relaxed))
             .fold(0u64, u64::wrapping_add);
@@ -431,6 +539,12 @@ impl NativeHistogram {
             .unwrap_or(0.0);
         (count, sum)
     }
+}
+
+/// The classic bucket bounds in a native family's params (after the native
+/// ones; none for a native-only family).
+pub(crate) fn classic_bounds(params: &[f64]) -> &[f64] {
+    params.get(N_PARAMS..).unwrap_or(&[])
 }
 
 /// The populated buckets of one sign, from `first` (the cell of bucket `lo`).
@@ -451,6 +565,14 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
         return Ok(Emitted::Bad);
     };
     let sc = cx.sc;
+    // The classic cells first: each observation was added to them after its
+    // native bucket, so none is counted here and missing there.
+    sc.buckets.clear();
+    let mut acc = 0u64;
+    for (k, &bound) in classic_bounds(&cx.shape.params).iter().enumerate() {
+        acc = acc.wrapping_add(view.cell(l.classic_cell(k)));
+        sc.buckets.push((bound, acc));
+    }
     let zero_count = view.cell(ZERO_CELL);
     read_side(view, &l, FIRST_BUCKET_CELL, &mut sc.native_pos);
     read_side(view, &l, FIRST_BUCKET_CELL + l.width(), &mut sc.native_neg);
@@ -470,6 +592,14 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
         .iter()
         .chain(&sc.native_neg)
         .fold(zero_count, |acc, b| acc.wrapping_add(b.1));
+    if l.n_classic > 0 {
+        // A flush of buffered observations may have pushed a classic count
+        // before its native one: never more than `count` (see the module docs).
+        for b in sc.buckets.iter_mut() {
+            b.1 = b.1.min(count);
+        }
+        sc.buckets.push((f64::INFINITY, count));
+    }
     cx.enc.point_with_exemplars(
         cx.desc,
         cx.labels,
@@ -481,6 +611,7 @@ pub(crate) fn emit(view: &SeriesCells<'_>, cx: Ctx<'_, '_>) -> Result<Emitted> {
             sum,
             positive: &sc.native_pos,
             negative: &sc.native_neg,
+            classic: &sc.buckets,
             created: view.created(),
         },
         &sc.exemplars,
@@ -647,6 +778,12 @@ mod tests {
         assert!(check_params(&[3.0, 0.0, 1.0, 2.0]).is_err());
         assert!(check_params(&[3.0, f64::NAN, 1.0, 2.0, 0.0]).is_err());
         assert!(check_params(&[3.0, 0.0, 1.0, 2.0, 0.0]).is_ok());
+        // Classic bounds after the five: finite, strictly increasing.
+        assert!(check_params(&[3.0, 0.0, 1.0, 2.0, 0.0, 0.5, 1.0]).is_ok());
+        assert!(check_params(&[3.0, 0.0, 1.0, 2.0, 0.0, 1.0, 1.0]).is_err());
+        assert!(check_params(&[3.0, 0.0, 1.0, 2.0, 0.0, f64::INFINITY]).is_err());
+        let l = Layout::from_params(&[3.0, 0.0, 1.0, 2.0, 0.0, 0.5, 1.0]).unwrap();
+        assert_eq!((l.n_classic, l.n_cells(), l.classic_cell(1)), (2, 8, 7));
     }
 
     fn pb(area: &crate::Area) -> Vec<crate::encoding::protobuf::proto::MetricFamily> {
@@ -708,6 +845,162 @@ mod tests {
         assert_eq!(text.matches("lat_bucket").count(), 1);
         let om = area.render_to_string(crate::Format::OpenMetrics).unwrap();
         assert!(om.contains("lat_bucket{m=\"a\",le=\"+Inf\"} 9\n"), "{om}");
+    }
+
+    /// A family with classic buckets too: one observation counts in both
+    /// views; protobuf has both in one message, text the classic buckets;
+    /// exemplars go on their classic buckets and into `exemplars`.
+    #[test]
+    fn classic_buckets_beside_native_ones() {
+        use crate::encoding::protobuf::proto::BucketSpan;
+        let area = crate::Area::anonymous(&crate::AreaOptions::with_pages(64)).unwrap();
+        let opts = NativeOpts::new()
+            .schema(0)
+            .zero_threshold(0.0)
+            .range(0.75, 1024.0);
+        let reg = area.registry();
+        let f = reg
+            .native_histogram_with_buckets(
+                crate::Opts::new("d", "Dual."),
+                opts,
+                &[1.0, 2.5, f64::INFINITY],
+            )
+            .unwrap();
+        let h = f.get().unwrap();
+        for v in [-1.0, 0.5, 1.0, 2.0, 3.0, 4.0, 4.0] {
+            h.observe(v).unwrap();
+        }
+        h.observe_with_exemplar(2.0, &[("trace_id", "b")]).unwrap();
+        h.observe_with_exemplar(9.0, &[("trace_id", "inf")])
+            .unwrap();
+        assert!(h.observe(f64::NAN).is_err());
+        assert_eq!(h.get(), (9, 24.5));
+        // The same bounds again find it; other bounds (or none) are another family.
+        assert!(reg
+            .native_histogram_with_buckets(crate::Opts::new("d", "Dual."), opts, &[1.0, 2.5])
+            .is_ok());
+        assert!(reg
+            .native_histogram(crate::Opts::new("d", "Dual."), opts)
+            .is_err());
+        assert!(reg
+            .native_histogram_with_buckets(crate::Opts::new("d", "Dual."), opts, &[1.0])
+            .is_err());
+        assert!(reg
+            .native_histogram_with_buckets(crate::Opts::new("e", "h"), opts, &[2.0, 1.0])
+            .is_err());
+        let fams = pb(&area);
+        let m = fams.iter().find(|f| f.name() == "d").unwrap().metric[0]
+            .histogram
+            .clone()
+            .unwrap();
+        assert_eq!((m.sample_count(), m.sample_sum()), (9, 24.5));
+        assert_eq!((m.schema(), m.zero_count()), (0, 0));
+        // 0.5 clamped to 0 (0.75 is in bucket 0); 1 -> 0; 2, 2 -> 1; 3, 4, 4 -> 2; 9 -> 4.
+        let span = |o, l| BucketSpan {
+            offset: Some(o),
+            length: Some(l),
+        };
+        assert_eq!(m.positive_span, [span(0, 5)]);
+        assert_eq!(m.positive_delta, [2, 0, 1, -3, 1]);
+        assert_eq!(m.negative_span, [span(0, 1)]);
+        assert_eq!(m.negative_delta, [1]);
+        let classic: Vec<(f64, u64)> = m
+            .bucket
+            .iter()
+            .map(|b| (b.upper_bound(), b.cumulative_count()))
+            .collect();
+        // -1, 0.5, 1 <= 1; 2, 2 <= 2.5; the +Inf bucket added for its exemplar.
+        assert_eq!(classic, [(1.0, 3), (2.5, 5), (f64::INFINITY, 9)]);
+        let ex = |b: &crate::encoding::protobuf::proto::Bucket| {
+            b.exemplar
+                .as_ref()
+                .map(|e| (e.value(), e.label[0].value().to_owned()))
+        };
+        assert_eq!(ex(&m.bucket[0]), None);
+        assert_eq!(ex(&m.bucket[1]), Some((2.0, "b".to_owned())));
+        assert_eq!(ex(&m.bucket[2]), Some((9.0, "inf".to_owned())));
+        let mut native: Vec<f64> = m.exemplars.iter().map(|e| e.value()).collect();
+        native.sort_by(f64::total_cmp);
+        assert_eq!(native, [2.0, 9.0]);
+        let text = area.render_to_string(crate::Format::Prometheus).unwrap();
+        for want in [
+            "d_bucket{le=\"1.0\"} 3\n",
+            "d_bucket{le=\"2.5\"} 5\n",
+            "d_bucket{le=\"+Inf\"} 9\n",
+            "d_sum 24.5\n",
+            "d_count 9\n",
+        ] {
+            assert!(text.contains(want), "no {want:?} in\n{text}");
+        }
+        assert_eq!(text.matches("d_bucket").count(), 3);
+        let om = area.render_to_string(crate::Format::OpenMetrics).unwrap();
+        assert!(om.contains("d_bucket{le=\"1.0\"} 3\n"), "{om}");
+        assert!(
+            om.contains("d_bucket{le=\"2.5\"} 5 # {trace_id=\"b\"} 2 "),
+            "{om}"
+        );
+        assert!(
+            om.contains("d_bucket{le=\"+Inf\"} 9 # {trace_id=\"inf\"} 9 "),
+            "{om}"
+        );
+        // A set exemplar goes to its classic bucket's slot.
+        h.set_exemplar(0.9, Some(1.5e9), &[("trace_id", "s")])
+            .unwrap();
+        let om = area.render_to_string(crate::Format::OpenMetrics).unwrap();
+        assert!(
+            om.contains("d_bucket{le=\"1.0\"} 3 # {trace_id=\"s\"} 0.9 1500000000.000\n"),
+            "{om}"
+        );
+    }
+
+    /// Buffered: nothing in the area until a flush (or the thread's end),
+    /// then exact, both views; 4 threads, exact totals.
+    #[test]
+    fn buffered_observations_flush_exactly() {
+        let area = crate::Area::anonymous(&crate::AreaOptions::with_pages(64)).unwrap();
+        let opts = NativeOpts::new().schema(0).buffered(true);
+        let f = area
+            .registry()
+            .native_histogram_with_buckets(crate::Opts::new("b", "B."), opts, &[1.0, 2.0])
+            .unwrap();
+        let h = f.get().unwrap();
+        assert!(!h.series.eager);
+        for v in [0.5, 1.5, 3.0] {
+            h.observe(v).unwrap();
+        }
+        assert_eq!(h.get(), (0, 0.0));
+        crate::flush();
+        assert_eq!(h.get(), (3, 5.0));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let h = h.clone();
+                s.spawn(move || {
+                    for k in 0..1000 {
+                        h.observe([0.5, 1.5, 3.0, -1.0][k % 4]).unwrap();
+                    }
+                });
+            }
+        });
+        crate::flush();
+        assert_eq!(h.get(), (4003, 5.0 + 4.0 * 250.0 * 4.0));
+        let m = pb(&area)
+            .into_iter()
+            .find(|f| f.name() == "b")
+            .unwrap()
+            .metric[0]
+            .histogram
+            .clone()
+            .unwrap();
+        let classic: Vec<(f64, u64)> = m
+            .bucket
+            .iter()
+            .map(|b| (b.upper_bound(), b.cumulative_count()))
+            .collect();
+        // <= 1: 0.5 and -1 (1 + 2000); <= 2: and 1.5 (+ 1001).
+        assert_eq!(classic, [(1.0, 2001), (2.0, 3002)]);
+        // Schema 0: 0.5 -> -1, 1.5 -> 1, 3 -> 2; -1 -> negative 0.
+        assert_eq!(m.positive_delta, [1001, -1001, 1001, 0]);
+        assert_eq!(m.negative_delta, [1000]);
     }
 
     /// A render reduces the schema of a series with more populated buckets

@@ -97,7 +97,7 @@ impl Shape {
                 .all(|(a, b)| a.to_bits() == b.to_bits());
         if !same_params && self.kind == MetricType::NativeHistogram {
             return Some(format!(
-                "native histogram [schema, zero threshold, lo, hi, max buckets] {:?} vs {:?}",
+                "native histogram [schema, zero threshold, lo, hi, max buckets, classic bounds...] {:?} vs {:?}",
                 self.params, other.params
             ));
         }

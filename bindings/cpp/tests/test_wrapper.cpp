@@ -571,6 +571,26 @@ void test_native_histogram() {
                  reg.histogram(promshm::Opts("latency", "x").unit("seconds").labels({"route"})));
 }
 
+// A native histogram with classic buckets too: the text formats show the
+// classic buckets, exact; other bounds under the name are refused.
+void test_native_histogram_buckets() {
+    auto area = promshm::Area::anonymous({1024, 16, false});
+    auto reg = area.registry("dual");
+    promshm::native_opts no;
+    no.bucket_factor = 2.0;
+    no.buckets = {1.0, 2.0};
+    auto h = reg.native_histogram(promshm::Opts("lat", "x"), no).get();
+    for (double v : {0.5, 1.0, 1.5, 3.0}) h.observe(v);
+    EXPECT(h.stats().count == 4 && h.stats().sum == 6.0);
+    std::string text = reg.render();
+    EXPECT(sample(text, "dual_lat_bucket{le=\"1.0\"}") == 2.0);
+    EXPECT(sample(text, "dual_lat_bucket{le=\"2.0\"}") == 3.0);
+    EXPECT(sample(text, "dual_lat_bucket{le=\"+Inf\"}") == 4.0);
+    EXPECT(sample(text, "dual_lat_count") == 4.0);
+    no.buckets = {1.0};
+    EXPECT_ERROR(PROMSHM_RESULT_SHAPE_MISMATCH, reg.native_histogram(promshm::Opts("lat", "x"), no));
+}
+
 }  // namespace
 
 int main() {
@@ -582,6 +602,7 @@ int main() {
         test_threads_and_flusher();
         test_prefork();
         test_native_histogram();
+        test_native_histogram_buckets();
     } catch (const promshm::error& e) {
         std::fprintf(stderr, "unexpected promshm::error %u: %s\n", static_cast<unsigned>(e.code()),
                      e.what());

@@ -21,7 +21,6 @@ import os
 import sys
 import threading
 import time as _time
-import warnings
 from ctypes import byref, c_bool, c_char_p, c_double, c_size_t, c_uint32, c_uint64, c_void_p, sizeof
 from typing import (
     Any,
@@ -1272,6 +1271,19 @@ _NATIVE_OPTIONS = (
 _HISTOGRAM_POSITIONAL = 8
 
 
+def _classic_bounds(buckets: Sequence[Union[float, str]]) -> Tuple[float, ...]:
+    """A histogram's ``buckets`` checked as prometheus_client checks them,
+    without the trailing ``+Inf``."""
+    bs = [float(b) for b in buckets]
+    if bs != sorted(bs):
+        raise InvalidArgumentError("invalid buckets", B.PROMSHM_RESULT_INVALID_BUCKETS, f"buckets not in sorted order: {list(buckets)}")
+    if bs and bs[-1] == INF:
+        bs = bs[:-1]
+    if not bs:
+        raise InvalidArgumentError("invalid buckets", B.PROMSHM_RESULT_INVALID_BUCKETS, "must have at least two buckets (one besides +Inf)")
+    return tuple(bs)
+
+
 class Histogram(_HistogramOps, MetricWrapperBase):
     """Observations counted in buckets, with ``_count`` and ``_sum``.
 
@@ -1285,14 +1297,16 @@ class Histogram(_HistogramOps, MetricWrapperBase):
     with ``native_histogram_zero_threshold``,
     ``native_histogram_max_bucket_number`` (default 160),
     ``native_histogram_min_value`` and ``native_histogram_max_value`` as
-    :class:`NativeHistogram` documents them. A family in the area is either
-    classic or native, never both (not supported yet): with the factor,
-    ``buckets=`` is not used, and giving it explicitly warns
-    (``UserWarning``); the text formats then show only ``_count``, ``_sum``
-    and one ``+Inf`` bucket, and only the protobuf format carries the
-    native buckets. Without the factor, or with one of at most 1 (as
-    client_golang: no native histogram), the other ``native_histogram_*``
-    options are ignored and the histogram is classic."""
+    :class:`NativeHistogram` documents them. As in client_golang, a native
+    histogram has no classic buckets unless ``buckets=`` is given
+    explicitly: with it, the one family has both (every observation counts
+    in its native bucket and in its classic one; the protobuf format carries
+    both views in one histogram, the text formats show the classic buckets);
+    without it, the text formats show only ``_count``, ``_sum`` and one
+    ``+Inf`` bucket, and only the protobuf format carries the native
+    buckets. Without the factor, or with one of at most 1 (as client_golang:
+    no native histogram), the other ``native_histogram_*`` options are
+    ignored and the histogram is classic."""
 
     _type = "histogram"
     _c_register = "promshm_registry_histogram"
@@ -1305,14 +1319,9 @@ class Histogram(_HistogramOps, MetricWrapperBase):
         factor = kwargs.get("native_histogram_bucket_factor")
         if cls is not Histogram or factor is None or float(factor) <= 1.0:
             return super().__new__(cls)
-        if len(args) > _HISTOGRAM_POSITIONAL or "buckets" in kwargs:
-            warnings.warn(
-                "Histogram: buckets= is not used with native_histogram_bucket_factor "
-                "(a family is classic or native, not both)",
-                UserWarning,
-                stacklevel=2,
-            )
-        kwargs.pop("buckets", None)
+        # As client_golang: explicit buckets give both views, none native only.
+        if len(args) > _HISTOGRAM_POSITIONAL:
+            kwargs["buckets"] = args[_HISTOGRAM_POSITIONAL]
         return NativeHistogram(*args[:_HISTOGRAM_POSITIONAL], **kwargs)
 
     def __init__(
@@ -1330,14 +1339,8 @@ class Histogram(_HistogramOps, MetricWrapperBase):
     ) -> None:
         for option in _NATIVE_OPTIONS:  # no factor above 1: a classic histogram
             kwargs.pop(option, None)
-        bs = [float(b) for b in buckets]
-        if bs != sorted(bs):
-            raise InvalidArgumentError("invalid buckets", B.PROMSHM_RESULT_INVALID_BUCKETS, f"buckets not in sorted order: {list(buckets)}")
-        if bs and bs[-1] == INF:
-            bs = bs[:-1]
-        if not bs:
-            raise InvalidArgumentError("invalid buckets", B.PROMSHM_RESULT_INVALID_BUCKETS, "must have at least two buckets (one besides +Inf)")
-        self._buckets = tuple(bs)
+        bs = _classic_bounds(buckets)
+        self._buckets = bs
         self._bucket_arr = (c_double * max(len(bs), 1))(*bs)
         check_reserved_label(labelnames, "le", "histogram")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
@@ -1377,10 +1380,17 @@ class NativeHistogram(_NativeHistogramOps, MetricWrapperBase):
     ``native_histogram_min_value``/``native_histogram_max_value`` (2^-32 and
     2^32) the window of buckets kept (values outside it count in its edge
     bucket). Only the protobuf exposition carries its buckets; the text
-    formats show ``_count``, ``_sum`` and one ``+Inf`` bucket."""
+    formats show ``_count``, ``_sum`` and one ``+Inf`` bucket.
+
+    ``buckets`` (classic upper bounds, as :class:`Histogram`'s; default
+    none) adds classic buckets to the same family, as client_golang's
+    ``Buckets`` beside ``NativeHistogramBucketFactor``: each observation
+    then also counts in its classic bucket, the protobuf exposition carries
+    both views in one histogram and the text formats show the classic
+    buckets; exemplars are kept per classic bucket."""
 
     _type = "histogram"
-    _c_register = "promshm_registry_native_histogram"
+    _c_register = "promshm_registry_native_histogram_buckets"
     _series_cls = _series_class(_NativeHistogramOps, "NativeHistogramSeries")
     _partial_cls = _partial_class(_NativeHistogramOps, "NativeHistogramPartial")
     __slots__ = ()
@@ -1400,20 +1410,30 @@ class NativeHistogram(_NativeHistogramOps, MetricWrapperBase):
         native_histogram_max_bucket_number: int = 160,
         native_histogram_min_value: float = 0.0,
         native_histogram_max_value: float = 0.0,
+        buckets: Optional[Sequence[Union[float, str]]] = None,
         **kwargs: Any,
     ) -> None:
+        bs = () if buckets is None else _classic_bounds(buckets)
+        self._buckets = bs
         self._native = (
             c_double(float(native_histogram_bucket_factor)),
             c_double(float(native_histogram_zero_threshold)),
             c_uint32(int(native_histogram_max_bucket_number)),
             c_double(float(native_histogram_min_value)),
             c_double(float(native_histogram_max_value)),
+            (c_double * max(len(bs), 1))(*bs),
+            len(bs),
         )
         check_reserved_label(labelnames, "le", "histogram")
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, **kwargs)
 
     def _c_args(self) -> Tuple[Any, ...]:
         return self._native
+
+    @property
+    def buckets(self) -> Tuple[float, ...]:
+        """The classic bucket bounds with ``+Inf`` (empty: native only)."""
+        return self._buckets + (INF,) if self._buckets else ()
 
 
 class Summary(_SummaryOps, MetricWrapperBase):
