@@ -403,6 +403,20 @@ fn write_family(
         if !view.same() {
             continue;
         }
+        // A counter or gauge whose text is kept, with nothing but its one
+        // point to write: that point from the kept text, at once.
+        let mut taken = false;
+        if let Some(k) = kept.as_mut() {
+            if let Some(entry) = k.take_entry(rec.off, view.generation()) {
+                taken = true;
+                if let Some(point) = view::plain_point(&view, shape) {
+                    if enc.point_text(&desc, entry.text(), &point)? {
+                        written += 1;
+                        continue;
+                    }
+                }
+            }
+        }
         let s = Series {
             area,
             rec,
@@ -411,7 +425,7 @@ fn write_family(
             view: &view,
         };
         let emitted = match kept.as_mut() {
-            Some(k) => s.write_kept(enc, sc, k)?,
+            Some(k) => s.write_kept(taken, enc, sc, k)?,
             None => s.write_read(enc, sc)?,
         };
         match emitted {
@@ -452,10 +466,12 @@ impl Series<'_> {
         })
     }
 
-    /// Write it with the text kept for it (`kept`), reading and keeping its
+    /// Write it with the text kept for it (`kept`; `taken`: its entry was
+    /// taken already, by [`write_family`]'s look), reading and keeping its
     /// labels first if none is kept for its generation.
     fn write_kept(
         &self,
+        taken: bool,
         enc: &mut dyn Encoder,
         sc: &mut Scratch,
         kept: &mut KeptFamily<'_>,
@@ -465,7 +481,7 @@ impl Series<'_> {
         // A series' labels are written once, before it is committed, and
         // never change while it lives (its generation with it): the text kept
         // for this generation is the text of these labels.
-        if !kept.take(off, gen) {
+        if !taken && !kept.take(off, gen) {
             let Some(values) = read_series_labels(self.area, self.rec, self.shape, &mut sc.labels)
             else {
                 return Ok(None);
@@ -477,11 +493,13 @@ impl Series<'_> {
         let Some(entry) = kept.last() else {
             return Ok(None);
         };
-        // A counter or gauge with nothing but its one point to write: that
-        // point from the kept text, at once.
-        if let Some(point) = view::plain_point(self.view, self.shape) {
-            if enc.point_text(self.desc, entry.text(), &point)? {
-                return Ok(Some(Emitted::Written));
+        // A counter or gauge with nothing but its one point to write (its
+        // entry just made): that point from the kept text, at once.
+        if !taken {
+            if let Some(point) = view::plain_point(self.view, self.shape) {
+                if enc.point_text(self.desc, entry.text(), &point)? {
+                    return Ok(Some(Emitted::Written));
+                }
             }
         }
         let mut enc = WithText {

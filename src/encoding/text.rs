@@ -568,6 +568,22 @@ impl KeptFamily<'_> {
         kept.map(|e| new.push(e)).is_some()
     }
 
+    /// [`take`](KeptFamily::take), and the entry if one is kept.
+    #[inline]
+    pub(crate) fn take_entry(&mut self, off: usize, gen: u64) -> Option<&mut CachedSeries> {
+        let pos = self.pos;
+        let here = |e: &CachedSeries| e.off == off && e.gen == gen;
+        if self.moved.is_none() && self.family.series.get(pos).is_some_and(here) {
+            self.pos += 1;
+            return self.family.series.get_mut(pos);
+        }
+        if self.take(off, gen) {
+            self.last()
+        } else {
+            None
+        }
+    }
+
     /// Stop using entries where they are: the ones before `pos` are this
     /// render's, the rest is moved from.
     #[cold]

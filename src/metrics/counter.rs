@@ -271,7 +271,7 @@ fn total(view: &super::view::SeriesCells<'_>) -> Option<f64> {
 /// same way (a sane total, the series still the one the walk saw), for
 /// the render's kept-text path; `None` if the series has an exemplar or
 /// does not read (then `emit` reads it and says why).
-#[inline]
+#[inline(always)]
 pub(crate) fn plain_point(
     view: &super::view::SeriesCells<'_>,
     shape: &super::shape::Shape,

@@ -26,7 +26,6 @@ pub(crate) struct SeriesCells<'a> {
     words: &'a [AtomicU64],
     /// The record's generation when the view was made.
     gen: u64,
-    created: Option<f64>,
 }
 
 impl<'a> SeriesCells<'a> {
@@ -39,13 +38,8 @@ impl<'a> SeriesCells<'a> {
             off: rec.off,
             words,
             gen: 0,
-            created: None,
         };
         view.gen = view.word(rec::GEN).unwrap_or(u64::MAX);
-        view.created = view
-            .word(ser::CREATED)
-            .map(f64::from_bits)
-            .filter(|t| t.is_finite() && *t > 0.0);
         view
     }
 
@@ -74,8 +68,11 @@ impl<'a> SeriesCells<'a> {
     }
 
     /// The series' created timestamp, if set and sane.
+    #[inline]
     pub(crate) fn created(&self) -> Option<f64> {
-        self.created
+        self.word(ser::CREATED)
+            .map(f64::from_bits)
+            .filter(|t| t.is_finite() && *t > 0.0)
     }
 
     /// Whether the series is still the one the walk saw: live, of the same
@@ -257,7 +254,7 @@ pub(crate) struct Ctx<'e, 'l> {
 /// reads it: for the render's kept-text path, which writes it from the
 /// series' kept text. `None` for the other types, or when the reader must
 /// decide (then [`emit`]).
-#[inline]
+#[inline(always)]
 pub(crate) fn plain_point(
     view: &SeriesCells<'_>,
     shape: &Shape,
