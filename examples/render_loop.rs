@@ -1,5 +1,9 @@
 //! A small render loop for instruction counts (`valgrind --tool=callgrind`):
-//! `render_loop [prometheus|openmetrics|gauge-livesum|gauge-all] [series] [renders] [max_workers]`.
+//! `render_loop [prometheus|openmetrics|gauge-livesum|gauge-all] [series] [renders] [max_workers] [vec|string]`.
+//! `vec` (the default) renders into a fresh `Vec` through `Area::render`
+//! (any writer: the encoder's buffer is copied into it), `string` with
+//! `Area::render_to_string` (the text written into its vector directly, as
+//! the C API's buffer renders do).
 //! The gauge kinds render (text 0.0.4) a gauge family of that mode, set by
 //! this one process, in an area of `max_workers` worker slots (default 8).
 
@@ -19,6 +23,7 @@ fn main() {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let renders: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
     let workers: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let to_string = args.next().as_deref() == Some("string");
     let pages = (n / 40 + 256) as u32;
     let mut opts = AreaOptions::with_pages(pages);
     opts.max_workers = workers;
@@ -42,6 +47,10 @@ fn main() {
     }
     let mut bytes = 0;
     for _ in 0..renders {
+        if to_string {
+            bytes += area.render_to_string(format).expect("render").len();
+            continue;
+        }
         let mut out = Vec::new();
         area.render(&mut out, format).expect("render");
         bytes += out.len();

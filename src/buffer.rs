@@ -167,6 +167,15 @@ struct Entry {
 impl Entry {
     /// Push the deltas into the area. Returns whether anything was dirty.
     fn flush(&mut self) -> bool {
+        // A clean entry (every cell what the last flush saw: most entries
+        // of most flushes) has nothing to announce, check or add: one load
+        // and compare a cell. A store the owner makes after this look is
+        // the next flush's, as after the loop below.
+        let clean = (self.cells.iter().zip(self.flushed.iter()))
+            .all(|(cell, last)| cell.load(Ordering::Acquire) == *last);
+        if clean {
+            return false;
+        }
         let mut dirty = false;
         // One announcement for the series' cells (`area::epoch`), before
         // the generation check.

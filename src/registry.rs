@@ -556,8 +556,21 @@ impl Registry {
             ));
         }
         let mut out = Vec::new();
-        self.render(&mut out, format)?;
+        self.render_to_vec(&mut out, format)?;
         String::from_utf8(out).map_err(|e| Error::CorruptArea(e.to_string()))
+    }
+
+    /// [`render`](Registry::render) appending to `out`, the text formats
+    /// written into it directly.
+    pub(crate) fn render_to_vec(&self, out: &mut Vec<u8>, format: Format) -> Result<RenderStats> {
+        let prefix = (!self.prefix.is_empty()).then(|| format!("{}_", self.prefix));
+        render::render_to_vec(
+            &self.area.inner,
+            prefix.as_deref(),
+            self.self_metrics,
+            out,
+            format,
+        )
     }
 }
 
@@ -694,6 +707,12 @@ impl Area {
     /// ```
     pub fn render(&self, out: impl Write, format: Format) -> Result<RenderStats> {
         render::render(&self.inner, None, true, out, format)
+    }
+
+    /// [`render`](Area::render) appending to `out`, the text formats
+    /// written into it directly.
+    pub(crate) fn render_to_vec(&self, out: &mut Vec<u8>, format: Format) -> Result<RenderStats> {
+        render::render_to_vec(&self.inner, None, true, out, format)
     }
 
     /// Render every family of the area into a `String`.

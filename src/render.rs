@@ -63,6 +63,20 @@ pub(crate) fn render(
     render_into(area, prefix, self_metrics, &mut *enc)
 }
 
+/// [`render`] appending to `out`: the text formats write into `out`
+/// itself, no copy of the text from an encoder's buffer into it.
+pub(crate) fn render_to_vec(
+    area: &AreaInner,
+    prefix: Option<&str>,
+    self_metrics: bool,
+    out: &mut Vec<u8>,
+    format: Format,
+) -> Result<RenderStats> {
+    encoding::with_vec_encoder(format, out, |enc| {
+        render_into(area, prefix, self_metrics, enc)
+    })
+}
+
 /// Render into any [`Encoder`] (the exposition encoders, or a
 /// [`SampleEncoder`](crate::encoding::SampleEncoder) that hands out samples):
 /// the same walk, families in the same order. Calls `enc.finish()` at the end.
@@ -78,12 +92,6 @@ pub(crate) fn render_into(
         let _ = area.reap_dead_workers();
     }
     let mut stats = RenderStats::default();
-    let families = collect_families(area, prefix, &mut stats.bad_records);
-    let selfs = if self_metrics && prefix.is_none() {
-        self_metric_values(area)
-    } else {
-        Vec::new()
-    };
     // The text kept of each series from one render to the next, for the
     // encoders that use it; a render that finds it taken by another thread
     // of this process reads every series' labels instead.
@@ -91,6 +99,12 @@ pub(crate) fn render_into(
         area.series_text.try_lock().ok()
     } else {
         None
+    };
+    let families = collect_families(area, prefix, kept.as_deref(), &mut stats.bad_records);
+    let selfs = if self_metrics && prefix.is_none() {
+        self_metric_values(area)
+    } else {
+        Vec::new()
     };
     if let Some(k) = kept.as_deref_mut() {
         k.begin();
@@ -116,10 +130,18 @@ pub(crate) fn render_into(
 
 /// Walk the area once: the families to render (those under `prefix`), each
 /// with its live series in area order. Damaged records are added to `bad`.
-fn collect_families(area: &AreaInner, prefix: Option<&str>, bad: &mut u64) -> Vec<FamilyEntry> {
+/// `kept` (the text kept by earlier renders) tells how many series a family
+/// had, room made for them at once.
+fn collect_families(
+    area: &AreaInner,
+    prefix: Option<&str>,
+    kept: Option<&SeriesTextCache>,
+    bad: &mut u64,
+) -> Vec<FamilyEntry> {
     let mut c = Collect {
         area,
         prefix,
+        kept,
         families: Vec::new(),
         by_offset: HashMap::new(),
         names: HashMap::new(),
@@ -140,6 +162,8 @@ fn collect_families(area: &AreaInner, prefix: Option<&str>, bad: &mut u64) -> Ve
 struct Collect<'a> {
     area: &'a AreaInner,
     prefix: Option<&'a str>,
+    /// The text earlier renders kept: the number of series of a family.
+    kept: Option<&'a SeriesTextCache>,
     /// The families kept (those under `prefix`), in area order.
     families: Vec<FamilyEntry>,
     /// Family record offset -> its index in `families`.
@@ -160,8 +184,20 @@ struct Collect<'a> {
 }
 
 impl Collect<'_> {
-    /// One record of the walk.
+    /// One record of the walk: a live series here, where the walk calls
+    /// it (most records are), the rest out of line.
+    #[inline(always)]
     fn record(&mut self, rec: Record) {
+        if rec.kind == KIND_SERIES && rec.state == STATE_LIVE {
+            self.series(rec);
+        } else {
+            self.other(rec);
+        }
+    }
+
+    /// A record of the walk other than a live series.
+    #[inline(never)]
+    fn other(&mut self, rec: Record) {
         if rec.state != STATE_LIVE {
             // Removed and free records are not read (their bytes are being
             // recycled; the walk checked their header and size class). A
@@ -216,11 +252,12 @@ impl Collect<'_> {
         self.families.push(FamilyEntry {
             off: rec.off,
             shape,
-            series: Vec::new(),
+            series: Vec::with_capacity(self.kept.map_or(0, |k| k.series_of(rec.off))),
         });
     }
 
     /// A live series record: added to its family, or kept for later.
+    #[inline(always)]
     fn series(&mut self, rec: Record) {
         let fam = self
             .area
@@ -362,20 +399,33 @@ fn write_family(
         // The series as the walk saw it: a record freed since (and perhaps
         // reused, a grace period later) is skipped, checked again before
         // each value is written.
-        let gen = area.generation(rec.off);
-        let same = || area.series_live(rec.off, gen);
-        if !same() {
+        let view = SeriesCells::new(area, rec);
+        if !view.same() {
             continue;
+        }
+        // A counter or gauge whose text is kept, with nothing but its one
+        // point to write: that point from the kept text, at once.
+        let mut taken = false;
+        if let Some(k) = kept.as_mut() {
+            if let Some(entry) = k.take_entry(rec.off, view.generation()) {
+                taken = true;
+                if let Some(point) = view::plain_point(&view, shape) {
+                    if enc.point_text(&desc, entry.text(), &point)? {
+                        written += 1;
+                        continue;
+                    }
+                }
+            }
         }
         let s = Series {
             area,
             rec,
             desc: &desc,
             shape,
-            same: &same,
+            view: &view,
         };
         let emitted = match kept.as_mut() {
-            Some(k) => s.write_kept(gen, enc, sc, k)?,
+            Some(k) => s.write_kept(taken, enc, sc, k)?,
             None => s.write_read(enc, sc)?,
         };
         match emitted {
@@ -383,7 +433,7 @@ fn write_family(
             Some(Emitted::Skipped) => {}
             // Labels that do not read are bad if the series is still the one
             // the walk saw.
-            None if !same() => {}
+            None if !view.same() => {}
             Some(Emitted::Bad) | None => bad += 1,
         }
     }
@@ -399,7 +449,8 @@ struct Series<'a> {
     rec: Record,
     desc: &'a FamilyDesc<'a>,
     shape: &'a Shape,
-    same: &'a dyn Fn() -> bool,
+    /// Its cells, of the generation the render saw.
+    view: &'a SeriesCells<'a>,
 }
 
 impl Series<'_> {
@@ -415,20 +466,22 @@ impl Series<'_> {
         })
     }
 
-    /// Write it with the text kept for it (`kept`), reading and keeping its
+    /// Write it with the text kept for it (`kept`; `taken`: its entry was
+    /// taken already, by [`write_family`]'s look), reading and keeping its
     /// labels first if none is kept for its generation.
     fn write_kept(
         &self,
-        gen: u64,
+        taken: bool,
         enc: &mut dyn Encoder,
         sc: &mut Scratch,
         kept: &mut KeptFamily<'_>,
     ) -> Result<Option<Emitted>> {
         let off = self.rec.off;
+        let gen = self.view.generation();
         // A series' labels are written once, before it is committed, and
         // never change while it lives (its generation with it): the text kept
         // for this generation is the text of these labels.
-        if !kept.take(off, gen) {
+        if !taken && !kept.take(off, gen) {
             let Some(values) = read_series_labels(self.area, self.rec, self.shape, &mut sc.labels)
             else {
                 return Ok(None);
@@ -440,6 +493,15 @@ impl Series<'_> {
         let Some(entry) = kept.last() else {
             return Ok(None);
         };
+        // A counter or gauge with nothing but its one point to write (its
+        // entry just made): that point from the kept text, at once.
+        if !taken {
+            if let Some(point) = view::plain_point(self.view, self.shape) {
+                if enc.point_text(self.desc, entry.text(), &point)? {
+                    return Ok(Some(Emitted::Written));
+                }
+            }
+        }
         let mut enc = WithText {
             enc,
             text: entry.text(),
@@ -456,7 +518,6 @@ impl Series<'_> {
         enc: &mut dyn Encoder,
         cells: &mut view::Scratch,
     ) -> Result<Emitted> {
-        let view = SeriesCells::new(self.area, self.rec.off, self.same);
         let cx = Ctx {
             shape: self.shape,
             desc: self.desc,
@@ -464,7 +525,7 @@ impl Series<'_> {
             enc,
             sc: cells,
         };
-        view::emit(&view, cx)
+        view::emit(self.view, cx)
     }
 }
 
@@ -525,6 +586,7 @@ impl Encoder for WithText<'_, '_> {
         }
         let text = SeriesText {
             labels: self.text.labels,
+            value: &mut *self.text.value,
             created: &mut *self.text.created,
         };
         if self.enc.point_text(family, text, point)? {
@@ -889,6 +951,43 @@ mod tests {
         assert!(om.contains("bare_created "), "{om}");
         assert!(om.contains("c_created{path=\"/a\",code=\"200\"} "), "{om}");
         assert!(text.contains("ga{k=\"v\",worker=\""), "{text}");
+    }
+
+    /// Values that change between renders (whole numbers, fractions,
+    /// large, negative gauges, NaN) are written anew, not from the text
+    /// kept for the previous value; a render into a writer and one into a
+    /// string (the encoder's buffer is the string's) give the same bytes.
+    #[test]
+    fn kept_value_text_follows_the_value() {
+        let area = Area::anonymous(&AreaOptions::with_pages(256)).unwrap();
+        let reg = area.registry().without_self_metrics();
+        let c = reg
+            .counter(Opts::new("c", "C.").labels(&["k"]).eager(true))
+            .unwrap();
+        let g = reg
+            .gauge(Opts::new("g", "G.").labels(&["k"]), GaugeMode::LiveSum)
+            .unwrap();
+        let steps = [1.0, 0.5, 999_998.5, 1e9, 0.0];
+        let gauges = [3.0, -2.5, f64::NAN, 1e-7, 3.0];
+        for (round, (&add, &set)) in steps.iter().zip(&gauges).enumerate() {
+            c.labels(&["a"]).unwrap().add(add).unwrap();
+            c.labels(&["b"]).unwrap().add(add * 2.0).unwrap();
+            g.labels(&["a"]).unwrap().set(set);
+            crate::buffer::flush();
+            let (text, om) = kept_equals_read(&area);
+            let total: f64 = steps[..=round].iter().sum();
+            let mut want = Vec::new();
+            crate::encoding::write_f64(&mut want, total);
+            let want = format!("c_total{{k=\"a\"}} {}\n", String::from_utf8(want).unwrap());
+            assert!(text.contains(&want), "round {round}: {want} not in {text}");
+            for format in [Format::Prometheus, Format::OpenMetrics] {
+                let mut out = Vec::new();
+                reg.render(&mut out, format).unwrap();
+                let string = reg.render_to_string(format).unwrap();
+                assert_eq!(String::from_utf8(out).unwrap(), string, "{format:?}");
+            }
+            assert!(om.ends_with("# EOF\n"), "{om}");
+        }
     }
 
     /// A series removed and its record reused by another (a new

@@ -182,6 +182,29 @@ pub fn size_class(len: usize) -> (Option<usize>, usize) {
     }
 }
 
+/// Whether a reusable record of `len` bytes has its size class's size
+/// (`size_class(len).1 == len`): by a table for a page or less, the
+/// search of [`size_class`] past that.
+#[inline(always)]
+pub fn is_class_size(len: usize) -> bool {
+    /// Bit `len / 8` set for the size of every small class.
+    const SMALL: [u64; PAGE_SIZE / 8 / 64 + 1] = {
+        let mut t = [0u64; PAGE_SIZE / 8 / 64 + 1];
+        let mut i = 0;
+        while i < SMALL_CLASSES.len() {
+            let b = SMALL_CLASSES[i] / 8;
+            t[b / 64] |= 1 << (b % 64);
+            i += 1;
+        }
+        t
+    };
+    if len <= PAGE_SIZE {
+        let b = len / 8;
+        return len % 8 == 0 && SMALL[b / 64] & (1 << (b % 64)) != 0;
+    }
+    size_class(len).1 == len
+}
+
 /// A free record stays unused this long (ms) after it was freed, so that a
 /// writer that checked the record's generation just before the free has
 /// finished its store before the record is zeroed for a new owner.
@@ -442,4 +465,24 @@ pub const MAX_STATES: usize = 1024;
 /// Round `n` up to a multiple of 8.
 pub const fn align8(n: usize) -> usize {
     (n + 7) & !7
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table says what the search says, for every length up to past
+    /// the largest class (odd lengths and lengths not a multiple of 8
+    /// included).
+    #[test]
+    fn is_class_size_is_the_search() {
+        let mut sizes = 0;
+        for len in 0..=(MAX_CLASS_PAGES + 2) * PAGE_SIZE {
+            let want = size_class(len).1 == len;
+            assert_eq!(is_class_size(len), want, "len {len}");
+            sizes += usize::from(want);
+        }
+        // The 27 small classes and every whole number of pages from 2 up.
+        assert_eq!(sizes, SMALL_CLASSES.len() + MAX_CLASS_PAGES + 1);
+    }
 }

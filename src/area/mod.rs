@@ -560,6 +560,31 @@ impl AreaInner {
         Some(unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) })
     }
 
+    /// The `len / 8` u64 words from `off` (a record's), or `None` if they
+    /// are out of bounds or misaligned: reads within a record with one
+    /// bounds check.
+    #[inline]
+    pub(crate) fn u64_words(&self, off: usize, len: usize) -> Option<&[AtomicU64]> {
+        if off % 8 != 0 || off.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: checked just above: aligned and inside the mapping, which
+        // lives as long as `self`; every access is atomic (the bytes are
+        // shared with other processes).
+        Some(unsafe { std::slice::from_raw_parts(self.base.add(off).cast(), len / 8) })
+    }
+
+    /// The `len / 4` u32 words from `off`, or `None` if they are out of
+    /// bounds or misaligned (as [`u64_words`](Self::u64_words)).
+    #[inline]
+    pub(crate) fn u32_words(&self, off: usize, len: usize) -> Option<&[AtomicU32]> {
+        if off % 4 != 0 || off.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: as in `u64_words`, with 4-byte alignment.
+        Some(unsafe { std::slice::from_raw_parts(self.base.add(off).cast(), len / 4) })
+    }
+
     /// The u32 at `off`, or `None` if it is out of bounds or misaligned.
     #[inline]
     pub(crate) fn u32_at(&self, off: usize) -> Option<&AtomicU32> {

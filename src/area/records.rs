@@ -55,8 +55,10 @@ impl AreaInner {
 
     /// Read and check the record header at `off` (below `limit`).
     fn record_at(&self, off: usize, limit: usize) -> Option<Record> {
-        let t = self.u32_at(off)?.load(Ordering::Acquire);
-        let len = self.u32_at(off + 4)?.load(Ordering::Acquire) as usize;
+        // The tag and the length, with one bounds check.
+        let header = self.u32_words(off, RECORD_HEADER)?;
+        let t = header[0].load(Ordering::Acquire);
+        let len = header[1].load(Ordering::Acquire) as usize;
         let kind = (t & 0xff) as u8;
         let state = ((t >> 8) & 0xff) as u8;
         if !(KIND_FAMILY..=KIND_LAST).contains(&kind)
@@ -69,7 +71,7 @@ impl AreaInner {
                 && if state == STATE_FREE {
                     !super::free::hole_shape_ok(off, len)
                 } else {
-                    len < rec::MIN_LEN || size_class(len).1 != len
+                    len < rec::MIN_LEN || !is_class_size(len)
                 })
         {
             return None;

@@ -303,6 +303,31 @@ pub trait Encoder {
     fn finish(&mut self) -> io::Result<()>;
 }
 
+/// Run `f` with the encoder for `format` appending to `out`: the text
+/// formats write into `out` itself (no copy of the text from a line buffer
+/// into it), protobuf through its line buffer as [`encoder`] does.
+pub(crate) fn with_vec_encoder<R>(
+    format: Format,
+    out: &mut Vec<u8>,
+    f: impl FnOnce(&mut dyn Encoder) -> R,
+) -> R {
+    match format {
+        Format::Prometheus => {
+            let mut enc = TextEncoder::into_vec(std::mem::take(out));
+            let r = f(&mut enc);
+            *out = enc.into_buffer();
+            r
+        }
+        Format::OpenMetrics => {
+            let mut enc = OpenMetricsEncoder::into_vec(std::mem::take(out));
+            let r = f(&mut enc);
+            *out = enc.into_buffer();
+            r
+        }
+        Format::Protobuf => f(&mut ProtobufEncoder::new(out)),
+    }
+}
+
 /// Make the encoder for `format` over `out`.
 pub fn encoder<'w, W: io::Write + 'w>(format: Format, out: W) -> Box<dyn Encoder + 'w> {
     match format {

@@ -434,6 +434,7 @@ fn write_g_slow(out: &mut Vec<u8>, v: f64, canonical: bool) {
 /// Append `v` as Go's `strconv.FormatFloat(v, 'g', -1, 64)` would, except that
 /// infinities are `+Inf`/`-Inf` and NaN is `NaN`: `0`, `-0`, `1`, `0.1`,
 /// `1e-05`, `123456`, `1e+06`, `1.7976931348623157e+308`.
+#[inline]
 pub fn write_f64(out: &mut Vec<u8>, v: f64) {
     write_g(out, v, false);
 }

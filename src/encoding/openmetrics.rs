@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use super::number::write_f64;
 use super::text::{
-    info_or_states, line_f64, line_u64, push_escaped, push_series, push_series_block, Extra, Heads,
-    LineBuf, SeriesText,
+    info_or_states, kept_line, line_f64, line_u64, push_escaped, push_series, push_series_block,
+    Extra, Heads, LineBuf, SeriesText,
 };
 use super::{Encoder, Exemplar, FamilyDesc, Labels, MetricType, Point};
 
@@ -79,6 +79,21 @@ fn newest(exemplars: &[Exemplar]) -> Option<&Exemplar> {
 fn created_line(buf: &mut Vec<u8>, name: &str, labels: Labels<'_>, created: Option<f64>) {
     if let Some(t) = created {
         line_f64(buf, name, "_created", labels, Extra::No, t);
+    }
+}
+
+impl OpenMetricsEncoder<io::Sink> {
+    /// An encoder appending to `buf` itself (see [`LineBuf::whole`]).
+    pub(super) fn into_vec(buf: Vec<u8>) -> Self {
+        OpenMetricsEncoder {
+            lb: LineBuf::whole(io::sink(), buf),
+            heads: Heads::default(),
+        }
+    }
+
+    /// The text (after `buf`'s bytes).
+    pub(super) fn into_buffer(self) -> Vec<u8> {
+        self.lb.into_buffer()
     }
 }
 
@@ -206,7 +221,7 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
     fn point_text(
         &mut self,
         family: &FamilyDesc<'_>,
-        text: SeriesText<'_>,
+        mut text: SeriesText<'_>,
         point: &Point<'_>,
     ) -> io::Result<bool> {
         let Some((head, created_head)) = self.heads.get(family) else {
@@ -215,21 +230,17 @@ impl<W: Write> Encoder for OpenMetricsEncoder<W> {
         let buf = &mut self.lb.buf;
         // Every field named: a field added to these points must be written
         // here too (as `point` writes it), or left to `point`.
-        match (*point, family.kind) {
-            (Point::Counter { value, created }, MetricType::Counter) => {
-                push_series_block(buf, head, text.labels);
-                write_f64(buf, value);
-                buf.push(b'\n');
+        match (point, family.kind) {
+            (&Point::Counter { value, created }, MetricType::Counter) => {
+                kept_line(buf, head, &mut text, value);
                 if let Some(t) = created {
                     push_series_block(buf, created_head, text.labels);
                     text.created.write(buf, t);
                     buf.push(b'\n');
                 }
             }
-            (Point::Gauge { value }, MetricType::Gauge) => {
-                push_series_block(buf, head, text.labels);
-                write_f64(buf, value);
-                buf.push(b'\n');
+            (&Point::Gauge { value }, MetricType::Gauge) => {
+                kept_line(buf, head, &mut text, value);
             }
             _ => return Ok(false),
         }

@@ -11,10 +11,13 @@ use super::{Encoder, FamilyDesc, Labels, MetricType, Point};
 /// Flush the line buffer to the writer once it holds more than this.
 pub(super) const FLUSH_AT: usize = 32 * 1024;
 
-/// A reusable line buffer in front of a writer.
+/// A reusable line buffer in front of a writer, or the caller's vector
+/// itself ([`LineBuf::whole`]).
 pub(super) struct LineBuf<W: Write> {
     out: W,
     pub(super) buf: Vec<u8>,
+    /// The buffer is the output: never handed to `out`.
+    whole: bool,
 }
 
 impl<W: Write> LineBuf<W> {
@@ -22,12 +25,30 @@ impl<W: Write> LineBuf<W> {
         LineBuf {
             out,
             buf: Vec::with_capacity(4096),
+            whole: false,
         }
     }
 
+    /// A line buffer that is `buf` itself (its bytes kept, the text
+    /// appended), never drained into `out`: the whole text is taken back
+    /// with [`into_buffer`](LineBuf::into_buffer), not copied.
+    pub(super) fn whole(out: W, buf: Vec<u8>) -> Self {
+        LineBuf {
+            out,
+            buf,
+            whole: true,
+        }
+    }
+
+    /// The buffer (all the text of a [`whole`](LineBuf::whole) one).
+    pub(super) fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// Hand the buffer to the writer if it is past the threshold.
+    #[inline]
     pub(super) fn maybe_flush(&mut self) -> io::Result<()> {
-        if self.buf.len() > FLUSH_AT {
+        if self.buf.len() > FLUSH_AT && !self.whole {
             self.drain()?;
         }
         Ok(())
@@ -42,8 +63,12 @@ impl<W: Write> LineBuf<W> {
         Ok(())
     }
 
-    /// Write everything out and flush the writer.
+    /// Write everything out and flush the writer (a
+    /// [`whole`](LineBuf::whole) buffer keeps its text).
     pub(super) fn finish(&mut self) -> io::Result<()> {
+        if self.whole {
+            return Ok(());
+        }
         self.drain()?;
         self.out.flush()
     }
@@ -242,14 +267,30 @@ pub(super) fn put(buf: &mut Vec<u8>, s: &[u8]) {
     }
     buf.reserve(n);
     let at = buf.len();
-    let src = s.as_ptr();
-    // SAFETY: `n` bytes of capacity are free from `at` (reserved just
-    // above). Every copy below reads inside `s` (offsets and widths within
-    // `0..n` by the branch it is in) and writes the same range of those `n`
-    // bytes, and together they cover all `n`: the length then covers only
-    // bytes written.
+    // SAFETY: `n <= 64` bytes of capacity are free from `at` (reserved just
+    // above); `copy_small` writes exactly those, and the length then covers
+    // only bytes written.
     unsafe {
-        let dst = buf.as_mut_ptr().add(at);
+        copy_small(buf.as_mut_ptr().add(at), s);
+        buf.set_len(at + n);
+    }
+}
+
+/// Copy `s` (at most 64 bytes) to `dst` by a few overlapping word copies.
+///
+/// # Safety
+///
+/// `dst` is valid for writes of `s.len() <= 64` bytes, apart from `s`.
+#[inline(always)]
+unsafe fn copy_small(dst: *mut u8, s: &[u8]) {
+    let n = s.len();
+    debug_assert!(n <= 64);
+    let src = s.as_ptr();
+    // SAFETY: every copy below reads inside `s` (offsets and widths within
+    // `0..n` by the branch it is in) and writes the same range of the `n`
+    // bytes at `dst` (valid by the caller's contract), and together they
+    // cover all `n`.
+    unsafe {
         let copy16 = |o: usize| {
             dst.add(o)
                 .cast::<u128>()
@@ -284,12 +325,55 @@ pub(super) fn put(buf: &mut Vec<u8>, s: &[u8]) {
             *dst.add(n / 2) = *src.add(n / 2);
             *dst.add(n - 1) = *src.add(n - 1);
         }
-        buf.set_len(at + n);
+    }
+}
+
+/// [`kept_line`] of a value other than the kept one (or of a long head or
+/// label block), out of line.
+#[inline(never)]
+fn kept_line_new(buf: &mut Vec<u8>, head: &[u8], text: &mut SeriesText<'_>, value: f64) {
+    push_series_block(buf, head, text.labels);
+    text.value.write(buf, value);
+    buf.push(b'\n');
+}
+
+/// Append a counter or gauge sample line from its kept text: `head` (the
+/// sample name), the label block, the value (from its kept text if it is
+/// the same number), a newline. Byte for byte what [`push_series_block`],
+/// [`write_f64`] and the newline write.
+#[inline(always)]
+pub(super) fn kept_line(buf: &mut Vec<u8>, head: &[u8], text: &mut SeriesText<'_>, value: f64) {
+    let (block, kept) = (text.labels, &*text.value);
+    let short = head.len() <= 64 && block.len() <= 64;
+    if !(short && kept.len > 0 && kept.bits == value.to_bits()) {
+        kept_line_new(buf, head, text, value);
+        return;
+    }
+    let (h, b, v) = (head.len(), block.len(), usize::from(kept.len));
+    buf.reserve(h + b + CREATED_TEXT + 1);
+    let at = buf.len();
+    // SAFETY: `h + b + CREATED_TEXT + 1` bytes of capacity are free from
+    // `at` (reserved just above): the head and the block (each at most 64
+    // bytes, checked above) are copied to the first `h + b`, the kept
+    // value's whole array stored after them (`v <= CREATED_TEXT` of its
+    // bytes are its text), the newline after the text; the length then
+    // covers only those `h + b + v + 1` bytes, all written.
+    unsafe {
+        let dst = buf.as_mut_ptr().add(at);
+        copy_small(dst, head);
+        copy_small(dst.add(h), block);
+        dst.add(h + b)
+            .cast::<[u8; CREATED_TEXT]>()
+            .write_unaligned(kept.text);
+        *dst.add(h + b + v) = b'\n';
+        buf.set_len(at + h + b + v + 1);
     }
 }
 
 /// What the text encoders keep of one series across renders (see
-/// [`SeriesText`]): the text of its last `_created` value.
+/// [`SeriesText`]): the text of a number last written for it (its value,
+/// its `_created` value), written again from it while the number is the
+/// same.
 #[derive(Clone, Copy, Default)]
 pub struct CreatedText {
     /// The bits of the `f64` written, valid when `len > 0`.
@@ -309,9 +393,28 @@ impl CreatedText {
     #[inline]
     pub(super) fn write(&mut self, buf: &mut Vec<u8>, t: f64) {
         if self.len > 0 && self.bits == t.to_bits() {
-            buf.extend_from_slice(&self.text[..usize::from(self.len)]);
+            // The whole array is stored, the length covers the text.
+            buf.reserve(CREATED_TEXT);
+            let at = buf.len();
+            // SAFETY: `CREATED_TEXT` bytes of capacity are free from `at`
+            // (reserved just above): the unaligned store writes exactly
+            // those, and the length then covers only the first `len <=
+            // CREATED_TEXT` of them, which it initialized.
+            unsafe {
+                buf.as_mut_ptr()
+                    .add(at)
+                    .cast::<[u8; CREATED_TEXT]>()
+                    .write_unaligned(self.text);
+                buf.set_len(at + usize::from(self.len));
+            }
             return;
         }
+        self.write_new(buf, t);
+    }
+
+    /// [`write`](CreatedText::write) of a number other than the kept one.
+    #[inline(never)]
+    fn write_new(&mut self, buf: &mut Vec<u8>, t: f64) {
         let at = buf.len();
         write_f64(buf, t);
         let text = &buf[at..];
@@ -327,10 +430,12 @@ impl CreatedText {
 
 /// The text of one series the render keeps from one render to the next
 /// (its labels never change while it lives): its label block, encoded once
-/// by `encode_label_block`, and its last `_created` text.
+/// by `encode_label_block`, and the text of its last value and `_created`.
 pub struct SeriesText<'a> {
     /// The label block (`{k="v",...`, or empty).
     pub labels: &'a [u8],
+    /// The last value written and its text.
+    pub value: &'a mut CreatedText,
     /// The last `_created` value written and its text.
     pub created: &'a mut CreatedText,
 }
@@ -365,6 +470,8 @@ pub(crate) struct CachedSeries {
     gen: u64,
     /// The label block ([`encode_label_block`]).
     block: Box<[u8]>,
+    /// The last value written and its text.
+    value: CreatedText,
     /// The last `_created` value written and its text.
     created: CreatedText,
 }
@@ -374,6 +481,7 @@ impl CachedSeries {
     pub(crate) fn text(&mut self) -> SeriesText<'_> {
         SeriesText {
             labels: &self.block,
+            value: &mut self.value,
             created: &mut self.created,
         }
     }
@@ -404,6 +512,11 @@ impl SeriesTextCache {
             let epoch = self.epoch;
             self.families.retain(|_, f| f.epoch == epoch);
         }
+    }
+
+    /// Series kept of the family at `family` (by the last render of it).
+    pub(crate) fn series_of(&self, family: usize) -> usize {
+        self.families.get(&family).map_or(0, |f| f.series.len())
     }
 
     /// Series kept.
@@ -455,6 +568,22 @@ impl KeptFamily<'_> {
         kept.map(|e| new.push(e)).is_some()
     }
 
+    /// [`take`](KeptFamily::take), and the entry if one is kept.
+    #[inline]
+    pub(crate) fn take_entry(&mut self, off: usize, gen: u64) -> Option<&mut CachedSeries> {
+        let pos = self.pos;
+        let here = |e: &CachedSeries| e.off == off && e.gen == gen;
+        if self.moved.is_none() && self.family.series.get(pos).is_some_and(here) {
+            self.pos += 1;
+            return self.family.series.get_mut(pos);
+        }
+        if self.take(off, gen) {
+            self.last()
+        } else {
+            None
+        }
+    }
+
     /// Stop using entries where they are: the ones before `pos` are this
     /// render's, the rest is moved from.
     #[cold]
@@ -477,6 +606,7 @@ impl KeptFamily<'_> {
                 off,
                 gen,
                 block: block.into_boxed_slice(),
+                value: CreatedText::default(),
                 created: CreatedText::default(),
             });
         }
@@ -574,6 +704,21 @@ impl<W: Write> TextEncoder<W> {
     }
 }
 
+impl TextEncoder<io::Sink> {
+    /// An encoder appending to `buf` itself (see [`LineBuf::whole`]).
+    pub(super) fn into_vec(buf: Vec<u8>) -> Self {
+        TextEncoder {
+            lb: LineBuf::whole(io::sink(), buf),
+            heads: Heads::default(),
+        }
+    }
+
+    /// The text (after `buf`'s bytes).
+    pub(super) fn into_buffer(self) -> Vec<u8> {
+        self.lb.into_buffer()
+    }
+}
+
 /// The sample/family name suffix and the TYPE word used in 0.0.4.
 fn text_family(kind: super::MetricType) -> (&'static str, &'static str) {
     use super::MetricType as T;
@@ -655,21 +800,19 @@ impl<W: Write> Encoder for TextEncoder<W> {
     fn point_text(
         &mut self,
         family: &FamilyDesc<'_>,
-        text: SeriesText<'_>,
+        mut text: SeriesText<'_>,
         point: &Point<'_>,
     ) -> io::Result<bool> {
         let Some((head, _)) = self.heads.get(family) else {
             return Ok(false);
         };
         let buf = &mut self.lb.buf;
-        match (*point, family.kind) {
+        match (point, family.kind) {
             // Text 0.0.4 has no `_created`; the head is `name_total` for a
             // counter, `name` for a gauge.
-            (Point::Counter { value, .. }, MetricType::Counter)
-            | (Point::Gauge { value }, MetricType::Gauge) => {
-                push_series_block(buf, head, text.labels);
-                write_f64(buf, value);
-                buf.push(b'\n');
+            (&Point::Counter { value, .. }, MetricType::Counter)
+            | (&Point::Gauge { value }, MetricType::Gauge) => {
+                kept_line(buf, head, &mut text, value);
             }
             _ => return Ok(false),
         }

@@ -70,17 +70,25 @@ impl promshm_format {
 /// Something that renders: an area (everything) or a registry (its namespace).
 trait Source {
     fn render_into(&self, out: &mut dyn Write, format: Format) -> crate::Result<()>;
+    /// The same, appended to `out` (the text formats written into it directly).
+    fn render_vec(&self, out: &mut Vec<u8>, format: Format) -> crate::Result<()>;
 }
 
 impl Source for crate::Area {
     fn render_into(&self, out: &mut dyn Write, format: Format) -> crate::Result<()> {
         self.render(out, format).map(drop)
     }
+    fn render_vec(&self, out: &mut Vec<u8>, format: Format) -> crate::Result<()> {
+        self.render_to_vec(out, format).map(drop)
+    }
 }
 
 impl Source for crate::Registry {
     fn render_into(&self, out: &mut dyn Write, format: Format) -> crate::Result<()> {
         self.render(out, format).map(drop)
+    }
+    fn render_vec(&self, out: &mut Vec<u8>, format: Format) -> crate::Result<()> {
+        self.render_to_vec(out, format).map(drop)
     }
 }
 
@@ -174,7 +182,7 @@ where
             Some(text) => text,
             None => {
                 let mut text = Vec::new();
-                source.render_into(&mut text, format)?;
+                source.render_vec(&mut text, format)?;
                 text
             }
         };
@@ -217,7 +225,7 @@ where
             let source = unsafe { borrow(handle)? };
             let format = format.to_rust()?;
             let mut text = Vec::new();
-            source.render_into(&mut text, format)?;
+            source.render_vec(&mut text, format)?;
             // SAFETY: plain allocation of text.len() + 1 bytes, checked for NULL.
             let p = unsafe { libc::malloc(text.len() + 1) }.cast::<u8>();
             if p.is_null() {

@@ -259,15 +259,41 @@ impl Counter {
 }
 
 /// Render one counter series: cell [`TOTAL_CELL`] is the total.
+/// The counter's total as the render reads it: `None` if it is damaged
+/// (NaN or negative).
+#[inline]
+fn total(view: &super::view::SeriesCells<'_>) -> Option<f64> {
+    let value = view.cell_f64(TOTAL_CELL);
+    (!value.is_nan() && value >= 0.0).then_some(value)
+}
+
+/// The point [`emit`] writes for a series without an exemplar, read the
+/// same way (a sane total, the series still the one the walk saw), for
+/// the render's kept-text path; `None` if the series has an exemplar or
+/// does not read (then `emit` reads it and says why).
+#[inline(always)]
+pub(crate) fn plain_point(
+    view: &super::view::SeriesCells<'_>,
+    shape: &super::shape::Shape,
+) -> Option<crate::encoding::Point<'static>> {
+    let value = total(view)?;
+    if super::exemplar::linked(view, shape) || !view.same() {
+        return None;
+    }
+    Some(crate::encoding::Point::Counter {
+        value,
+        created: view.created(),
+    })
+}
+
 pub(crate) fn emit(
     view: &super::view::SeriesCells<'_>,
     cx: super::view::Ctx<'_, '_>,
 ) -> Result<super::view::Emitted> {
     use super::view::Emitted;
-    let value = view.cell_f64(TOTAL_CELL);
-    if value.is_nan() || value < 0.0 {
+    let Some(value) = total(view) else {
         return Ok(Emitted::Bad);
-    }
+    };
     super::exemplar::read(view, cx.shape, &mut cx.sc.exemplars);
     if !view.same() {
         return Ok(Emitted::Skipped);

@@ -215,14 +215,21 @@ pub(crate) fn record_of_series(area: &AreaInner, off: usize, shape: &Shape) -> O
 /// Read the exemplars of the series `view` shows into `out` (cleared
 /// first), each with its slot as `bucket`. Slots never written, being
 /// written through every retry, or damaged are left out.
+/// Whether the series has an exemplar record to read: its type has slots
+/// and its link cell (the last) is set.
+#[inline]
+pub(crate) fn linked(view: &SeriesCells<'_>, shape: &Shape) -> bool {
+    slots(shape) != 0 && view.cell(shape.n_cells(view.area().max_workers()) - 1) != 0
+}
+
 pub(crate) fn read(view: &SeriesCells<'_>, shape: &Shape, out: &mut Vec<Exemplar>) {
     out.clear();
+    if !linked(view, shape) {
+        return;
+    }
     let n = slots(shape);
     let area = view.area();
     let series = view.cells_off() - crate::area::format::ser::CELLS;
-    if n == 0 || view.cell(shape.n_cells(area.max_workers()) - 1) == 0 {
-        return;
-    }
     let Some(rec) = area.exemplar_record_of(series, area.generation(series), n) else {
         return;
     };

@@ -550,13 +550,28 @@ pub(crate) fn emit(
                 .point(cx.desc, &with_worker, &Point::Gauge { value: *value })?;
         }
     } else {
-        let value = combine(area, cells, cx.shape.gauge_mode, |_, _| {});
-        if !view.same() {
+        let Some(point) = plain_point(view, cx.shape) else {
             return Ok(Emitted::Skipped);
-        }
-        cx.enc.point(cx.desc, cx.labels, &Point::Gauge { value })?;
+        };
+        cx.enc.point(cx.desc, cx.labels, &point)?;
     }
     Ok(Emitted::Written)
+}
+
+/// The one point [`emit`] writes for a gauge not of mode `all`, if the
+/// series is still the one the walk saw after its cells are read (for the
+/// render's kept-text path too); `None` for mode `all`.
+#[inline]
+pub(crate) fn plain_point(
+    view: &super::view::SeriesCells<'_>,
+    shape: &super::shape::Shape,
+) -> Option<crate::encoding::Point<'static>> {
+    if shape.gauge_mode == GaugeMode::All {
+        return None;
+    }
+    let value = combine(view.area(), view.cells_off(), shape.gauge_mode, |_, _| {});
+    view.same()
+        .then_some(crate::encoding::Point::Gauge { value })
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ impl Shape {
     /// same for any number of worker slots).
     /// Counters and histograms end with their exemplar link cell
     /// (`super::exemplar`).
+    #[inline]
     pub(crate) fn n_cells(&self, _max_workers: u32) -> usize {
         match self.kind {
             MetricType::Counter => 1 + super::exemplar::LINK_CELLS,

@@ -6,46 +6,60 @@
 //! ...) and hands points to the encoder; [`emit`] dispatches by kind, the one
 //! place that does.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::shape::Shape;
-use crate::area::format::{ser, MAX_VALUE_LEN};
+use crate::area::format::{rec, ser, KIND_SERIES, MAX_VALUE_LEN, STATE_LIVE};
 use crate::area::records::{Record, RecordReader};
 use crate::area::AreaInner;
 use crate::encoding::{Encoder, FamilyDesc, MetricType};
 use crate::error::Result;
 
-/// One series' cells as a reader sees them.
+/// One series' cells as a reader sees them: the series record the walk
+/// found, of the generation it had then.
 pub(crate) struct SeriesCells<'a> {
     area: &'a AreaInner,
-    /// The offset of cell 0.
-    cells: usize,
-    created: Option<f64>,
-    same: &'a dyn Fn() -> bool,
+    /// The record's offset.
+    off: usize,
+    /// The record's words (empty if they are not in the area): the reads
+    /// inside the record, with one bounds check.
+    words: &'a [AtomicU64],
+    /// The record's generation when the view was made.
+    gen: u64,
 }
 
 impl<'a> SeriesCells<'a> {
-    /// The view of the series record at `rec_off`; `same` tells whether it is
-    /// still the series the walk saw.
-    pub(crate) fn new(area: &'a AreaInner, rec_off: usize, same: &'a dyn Fn() -> bool) -> Self {
-        let created = area
-            .u64_at(rec_off + ser::CREATED)
-            .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
-            .filter(|t| t.is_finite() && *t > 0.0);
-        SeriesCells {
+    /// The view of the series record `rec`, of the generation it has now.
+    #[inline]
+    pub(crate) fn new(area: &'a AreaInner, rec: Record) -> Self {
+        let words = area.u64_words(rec.off, rec.len).unwrap_or(&[]);
+        let mut view = SeriesCells {
             area,
-            cells: rec_off + ser::CELLS,
-            created,
-            same,
+            off: rec.off,
+            words,
+            gen: 0,
+        };
+        view.gen = view.word(rec::GEN).unwrap_or(u64::MAX);
+        view
+    }
+
+    /// The u64 at `at` in the record, or in the area past it (`None`
+    /// outside the area).
+    #[inline]
+    fn word(&self, at: usize) -> Option<u64> {
+        match self.words.get(at / 8) {
+            Some(w) => Some(w.load(Ordering::Acquire)),
+            None => self
+                .area
+                .u64_at(self.off + at)
+                .map(|c| c.load(Ordering::Acquire)),
         }
     }
 
     /// Cell `i` (0 if out of the area).
+    #[inline]
     pub(crate) fn cell(&self, i: usize) -> u64 {
-        self.area
-            .u64_at(self.cells + 8 * i)
-            .map(|c| c.load(Ordering::Acquire))
-            .unwrap_or(0)
+        self.word(ser::CELLS + 8 * i).unwrap_or(0)
     }
 
     /// Cell `i` as an `f64`.
@@ -54,14 +68,25 @@ impl<'a> SeriesCells<'a> {
     }
 
     /// The series' created timestamp, if set and sane.
+    #[inline]
     pub(crate) fn created(&self) -> Option<f64> {
-        self.created
+        self.word(ser::CREATED)
+            .map(f64::from_bits)
+            .filter(|t| t.is_finite() && *t > 0.0)
     }
 
-    /// Whether the series is still the one the walk saw (check it after
-    /// reading the cells, before writing the point).
+    /// Whether the series is still the one the walk saw: live, of the same
+    /// generation (check it before reading the cells, and after, before
+    /// writing the point).
+    #[inline]
     pub(crate) fn same(&self) -> bool {
-        (self.same)()
+        self.area.record_state(self.off, KIND_SERIES) == Some(STATE_LIVE)
+            && self.word(rec::GEN).unwrap_or(u64::MAX) == self.gen
+    }
+
+    /// The generation the series had when the view was made.
+    pub(crate) fn generation(&self) -> u64 {
+        self.gen
     }
 
     /// The area, for readers that read more than plain cells (the gauge's
@@ -72,7 +97,7 @@ impl<'a> SeriesCells<'a> {
 
     /// The offset of cell 0 in the area.
     pub(crate) fn cells_off(&self) -> usize {
-        self.cells
+        self.off + ser::CELLS
     }
 }
 
@@ -223,6 +248,23 @@ pub(crate) struct Ctx<'e, 'l> {
     pub(crate) labels: &'e [(&'l str, &'l str)],
     pub(crate) enc: &'e mut dyn Encoder,
     pub(crate) sc: &'e mut Scratch,
+}
+
+/// The one point a counter or gauge series (not of mode `all`) writes when
+/// its reader has nothing else to write (no exemplar), read as its reader
+/// reads it: for the render's kept-text path, which writes it from the
+/// series' kept text. `None` for the other types, or when the reader must
+/// decide (then [`emit`]).
+#[inline(always)]
+pub(crate) fn plain_point(
+    view: &SeriesCells<'_>,
+    shape: &Shape,
+) -> Option<crate::encoding::Point<'static>> {
+    match shape.kind {
+        MetricType::Counter => super::counter::plain_point(view, shape),
+        MetricType::Gauge => super::gauge::plain_point(view, shape),
+        _ => None,
+    }
 }
 
 /// Read one series with its type's reader and write its point(s).
