@@ -258,8 +258,7 @@ impl Counter {
     }
 }
 
-/// Render one counter series: cell [`TOTAL_CELL`] is the total.
-/// The counter's total as the render reads it: `None` if it is damaged
+/// The counter's total (cell [`TOTAL_CELL`]) as the render reads it: `None` if it is damaged
 /// (NaN or negative).
 #[inline]
 fn total(view: &super::view::SeriesCells<'_>) -> Option<f64> {
@@ -286,6 +285,7 @@ pub(crate) fn plain_point(
     })
 }
 
+/// Render one counter series: cell [`TOTAL_CELL`] is the total.
 pub(crate) fn emit(
     view: &super::view::SeriesCells<'_>,
     cx: super::view::Ctx<'_, '_>,
