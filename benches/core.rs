@@ -697,9 +697,10 @@ fn render(c: &mut Criterion, s: &Sizes) {
 
 /// Native histograms beside classic ones in the same run: observe (a
 /// native observation, eager by default: one atomic add into its bucket
-/// cell and one compare-exchange into the sum) and the protobuf render of
-/// `n` native series, each with the 1024 observations (about 100 populated
-/// buckets at schema 3).
+/// cell and one compare-exchange into the sum; buffered: into the thread's
+/// copy) and the protobuf and text renders of `n` native series, each with
+/// the 1024 observations (about 100 populated buckets at schema 3), and of
+/// `n` classic ones with the same observations.
 fn native(c: &mut Criterion, n: usize) {
     let pages = (n * 3 + 512) as u32;
     let area = Area::anonymous(&AreaOptions::with_pages(pages)).expect("area");
@@ -721,6 +722,7 @@ fn native(c: &mut Criterion, n: usize) {
             .expect("native histogram")
     };
     let n3 = nat("nat_schema3", NativeOpts::new());
+    let n3_buffered = nat("nat_schema3_buffered", NativeOpts::new().buffered(true));
     let n0 = nat("nat_schema0", NativeOpts::new().schema(0));
     let n8 = nat(
         "nat_schema8",
@@ -743,6 +745,7 @@ fn native(c: &mut Criterion, n: usize) {
     }
     for (id, h) in [
         ("observe_schema3", &n3),
+        ("observe_schema3_buffered", &n3_buffered),
         ("observe_schema0", &n0),
         ("observe_schema8", &n8),
     ] {
@@ -770,6 +773,22 @@ fn native(c: &mut Criterion, n: usize) {
             h.observe(v).expect("observe");
         }
     }
+    // The same observations into as many classic histograms (11 buckets),
+    // rendered beside the native ones.
+    let classic_fam = area
+        .registry()
+        .with_prefix("classic")
+        .expect("prefix")
+        .histogram(Opts::new("lat", "h").labels(&["path"]), &DEFAULT_BUCKETS)
+        .expect("classic family");
+    for i in 0..n {
+        let h = classic_fam.labels(&[&path(i)]).expect("series");
+        for &v in &obs {
+            h.observe(v).expect("observe");
+        }
+    }
+    promshm::flush();
+    let classic = area.registry().with_prefix("classic").expect("prefix");
     let many = area.registry().with_prefix("many").expect("prefix");
     let mut out = CountingSink::default();
     many.render(&mut out, Format::Protobuf).expect("render");
@@ -786,6 +805,12 @@ fn native(c: &mut Criterion, n: usize) {
     });
     g.op(&format!("render_prometheus_{id}"), || {
         many.render(std::io::sink(), Format::Prometheus)
+    });
+    g.op(&format!("render_classic_protobuf_{id}"), || {
+        classic.render(std::io::sink(), Format::Protobuf)
+    });
+    g.op(&format!("render_classic_prometheus_{id}"), || {
+        classic.render(std::io::sink(), Format::Prometheus)
     });
     g.finish();
 }
