@@ -3,6 +3,9 @@
 //! rendering and registering. Nothing but a killed writer's unflushed batch
 //! is lost, nobody blocks, the area stays readable, and every lock left by a
 //! dead holder is taken over exactly once (`promshm_lock_recoveries`).
+//! Each writer also observes into a native histogram (eager): a killed
+//! writer's count and sum are what it logged, plus at most its one
+//! observation in flight.
 //!
 //! Processes are re-executions of this test binary (see `common`).
 
@@ -16,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use promshm::{Area, AreaOptions, Counter, Family, Format, OpenMode, Opts};
+use promshm::{
+    Area, AreaOptions, Counter, Family, Format, NativeHistogram, NativeOpts, OpenMode, Opts,
+};
 
 /// Most time any one registration, flush or render may take.
 const OP_BOUND: Duration = Duration::from_secs(2);
@@ -47,6 +52,27 @@ fn writer_family(area: &Area) -> Family<Counter> {
         .unwrap()
 }
 
+/// Writers' native histogram (eager, the default schema): one series a writer.
+fn native_family(area: &Area) -> Family<NativeHistogram> {
+    area.registry()
+        .native_histogram(
+            Opts::new("death_native", "Writer observations.").labels(&["writer"]),
+            NativeOpts::new(),
+        )
+        .unwrap()
+}
+
+/// The value batch `k` observes into the native histogram: negative, zero
+/// and positive in turn, multiples of 0.75 (their sums are exact).
+fn native_value(k: u64) -> f64 {
+    (k % 7) as f64 * 0.75 - 2.25
+}
+
+/// Count and sum of the native observations of batches `0..batches`.
+fn native_totals(batches: u64) -> (f64, f64) {
+    (batches as f64, (0..batches).map(native_value).sum())
+}
+
 fn hog_family(area: &Area) -> Family<Counter> {
     area.registry()
         .counter(Opts::new("death_hog", "Lock hog series.").labels(&["hog", "n"]))
@@ -64,7 +90,8 @@ fn check_bound(what: &str, d: Duration) {
 }
 
 /// Loop: register a new series, add `n` to it and to the running total,
-/// log `P k n cum` (the batch about to be flushed), flush, log `F k`.
+/// observe `native_value(k)` (eager), log `P k n cum` (the batch about to
+/// be flushed), flush, log `F k`.
 /// A log line is one `write(2)`: SIGKILL cannot undo it, so the log tells
 /// exactly what was confirmed flushed and which batch was in flight.
 fn death_writer() {
@@ -82,6 +109,7 @@ fn death_writer() {
     let area = Area::create(env_area(), &death_options()).unwrap();
     let fam = writer_family(&area);
     let all = fam.labels(&[&wid, "all"]).unwrap();
+    let native = native_family(&area).labels(&[&wid]).unwrap();
     let mut cum = 0u64;
     let timed = |what: &str, f: &mut dyn FnMut()| {
         let t = Instant::now();
@@ -96,6 +124,7 @@ fn death_writer() {
         let n = 1 + k % 5;
         s.unwrap().add(n as f64).unwrap();
         all.add(n as f64).unwrap();
+        native.observe(native_value(k)).unwrap();
         cum += n;
         log.write_all(format!("P {k} {n} {cum}\n").as_bytes())
             .unwrap();
@@ -241,6 +270,25 @@ fn check_killed_writer(s: &Scrape, wid: &str, log: &WriterLog) {
         per_series >= confirmed && per_series <= confirmed + in_flight as f64,
         "{wid}: series sum {per_series}, confirmed {confirmed}, in flight {in_flight}"
     );
+    // The native histogram: every logged batch observed once (its
+    // observation precedes its `P` line); the next batch's observation may
+    // have landed whole, or only its bucket (killed before the sum's add).
+    let logged = log.last_k.map_or(0, |k| k + 1);
+    let (count, sum) = native_of(s, wid);
+    let (c0, s0) = native_totals(logged);
+    let next = native_value(logged);
+    assert!(
+        (count, sum) == (c0, s0) || (count == c0 + 1.0 && (sum == s0 || sum == s0 + next)),
+        "{wid}: native count {count} sum {sum}, logged {logged} batches (count {c0}, sum {s0}, next {next})"
+    );
+}
+
+/// A writer's native histogram count and sum, as the text format shows them.
+fn native_of(s: &Scrape, wid: &str) -> (f64, f64) {
+    (
+        s.value("death_native_count", &[("writer", wid)]),
+        s.value("death_native_sum", &[("writer", wid)]),
+    )
 }
 
 struct Killed {
@@ -509,6 +557,11 @@ fn sigkilled_writers_lose_at_most_their_unflushed_batch() {
     for (k, n) in &log.flushed {
         assert_eq!(values[&k.to_string()], *n as f64, "survivor batch {k}");
     }
+    assert_eq!(
+        native_of(&s, "survivor"),
+        native_totals(fields[0] + 1),
+        "survivor native histogram"
+    );
     // This process's own series: one each.
     let mine = s.series("death_parent_total");
     assert_eq!(mine.len() as u64, p.series);
