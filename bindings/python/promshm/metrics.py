@@ -674,12 +674,13 @@ class _PartialLabels:
         return f"<partial {type(self._family).__name__} {self._family._name} {self._given}>"
 
 
-def _series_class(ops: type, name: str) -> type:
-    return type(name, (ops, _Series), {"__slots__": ()})
-
-
-def _partial_class(ops: type, name: str) -> type:
-    return type(name, (ops, _PartialLabels), {"__slots__": ()})
+def _child_classes(ops: type, kind: str) -> Tuple[type, type]:
+    """A metric class's series class (``<kind>Series``) and partial-labels
+    class (``<kind>Partial``), both with the operations ``ops``."""
+    return (
+        type(kind + "Series", (ops, _Series), {"__slots__": ()}),
+        type(kind + "Partial", (ops, _PartialLabels), {"__slots__": ()}),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -1160,8 +1161,7 @@ class Counter(_CounterOps, MetricWrapperBase):
 
     _type = "counter"
     _c_register = "promshm_registry_counter"
-    _series_cls = _series_class(_CounterOps, "CounterSeries")
-    _partial_cls = _partial_class(_CounterOps, "CounterPartial")
+    _series_cls, _partial_cls = _child_classes(_CounterOps, "Counter")
     _buffered = True
     __slots__ = ()
 
@@ -1186,8 +1186,7 @@ class Gauge(_GaugeOps, MetricWrapperBase):
 
     _type = "gauge"
     _c_register = "promshm_registry_gauge"
-    _series_cls = _series_class(_GaugeOps, "GaugeSeries")
-    _partial_cls = _partial_class(_GaugeOps, "GaugePartial")
+    _series_cls, _partial_cls = _child_classes(_GaugeOps, "Gauge")
     __slots__ = ()
 
     def __init__(
@@ -1285,8 +1284,7 @@ class Histogram(_HistogramOps, MetricWrapperBase):
 
     _type = "histogram"
     _c_register = "promshm_registry_histogram"
-    _series_cls = _series_class(_HistogramOps, "HistogramSeries")
-    _partial_cls = _partial_class(_HistogramOps, "HistogramPartial")
+    _series_cls, _partial_cls = _child_classes(_HistogramOps, "Histogram")
     _buffered = True
     __slots__ = ()
 
@@ -1370,8 +1368,7 @@ class NativeHistogram(_NativeHistogramOps, MetricWrapperBase):
 
     _type = "histogram"
     _c_register = "promshm_registry_native_histogram"
-    _series_cls = _series_class(_NativeHistogramOps, "NativeHistogramSeries")
-    _partial_cls = _partial_class(_NativeHistogramOps, "NativeHistogramPartial")
+    _series_cls, _partial_cls = _child_classes(_NativeHistogramOps, "NativeHistogram")
     __slots__ = ()
 
     def __init__(
@@ -1415,8 +1412,7 @@ class Summary(_SummaryOps, MetricWrapperBase):
 
     _type = "summary"
     _c_register = "promshm_registry_summary"
-    _series_cls = _series_class(_SummaryOps, "SummarySeries")
-    _partial_cls = _partial_class(_SummaryOps, "SummaryPartial")
+    _series_cls, _partial_cls = _child_classes(_SummaryOps, "Summary")
     __slots__ = ()
 
     def __init__(
@@ -1454,8 +1450,7 @@ class Info(_InfoOps, MetricWrapperBase):
 
     _type = "info"
     _c_register = "promshm_registry_info"
-    _series_cls = _series_class(_InfoOps, "InfoSeries")
-    _partial_cls = _partial_class(_InfoOps, "InfoPartial")
+    _series_cls, _partial_cls = _child_classes(_InfoOps, "Info")
     __slots__ = ()
 
 
@@ -1469,8 +1464,7 @@ class Enum(_EnumOps, MetricWrapperBase):
 
     _type = "stateset"
     _c_register = "promshm_registry_stateset"
-    _series_cls = _series_class(_EnumOps, "EnumSeries")
-    _partial_cls = _partial_class(_EnumOps, "EnumPartial")
+    _series_cls, _partial_cls = _child_classes(_EnumOps, "Enum")
     __slots__ = ()
 
     def __init__(
