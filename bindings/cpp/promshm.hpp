@@ -198,43 +198,65 @@ private:
     size_t n_ = 0;
 };
 
-/// Move-only owner of one reference-counted C handle.
-template <class T, void (*Free)(const T*), const T* (*Clone)(const T*)>
-class shared_handle {
+/// Move-only owner of one C handle `P` (a pointer, NULL when empty), given
+/// back with `Free` (which takes NULL): the move, free and release code of
+/// every wrapper class (`Flusher` directly, the others through
+/// `shared_handle`).
+template <class P, void (*Free)(P)>
+class unique_handle {
 public:
-    shared_handle() noexcept = default;
-    shared_handle(const shared_handle&) = delete;
-    shared_handle& operator=(const shared_handle&) = delete;
-    shared_handle(shared_handle&& other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
-    shared_handle& operator=(shared_handle&& other) noexcept {
-        if (this != &other) {
-            Free(p_);
-            p_ = std::exchange(other.p_, nullptr);
-        }
+    unique_handle() noexcept = default;
+    unique_handle(const unique_handle&) = delete;
+    unique_handle& operator=(const unique_handle&) = delete;
+    unique_handle(unique_handle&& other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
+    unique_handle& operator=(unique_handle&& other) noexcept {
+        if (this != &other) reset(std::exchange(other.p_, nullptr));
         return *this;
     }
-    ~shared_handle() { Free(p_); }
+    ~unique_handle() { Free(p_); }
 
     /// The C handle, still owned by this object (NULL if moved from).
-    const T* handle() const noexcept { return p_; }
+    P handle() const noexcept { return p_; }
     /// Whether this object holds a handle (false once moved from).
     explicit operator bool() const noexcept { return p_ != nullptr; }
     /// Give up ownership: the caller must `*_free` the returned handle.
-    const T* release() noexcept { return std::exchange(p_, nullptr); }
+    P release() noexcept { return std::exchange(p_, nullptr); }
 
 protected:
-    explicit shared_handle(const T* p) noexcept : p_(p) {}
+    explicit unique_handle(P p) noexcept : p_(p) {}
     /// Own `p` instead of the current handle (which is freed).
-    void reset(const T* p) noexcept { Free(std::exchange(p_, p)); }
-    /// A new owner of the same C object (throws on a moved-from handle).
-    const T* clone_raw() const {
-        if (!p_) throw error(PROMSHM_RESULT_NULL_PARAMETER, "cannot clone a moved-from handle");
-        return Clone(p_);
-    }
+    void reset(P p) noexcept { Free(std::exchange(p_, p)); }
 
 private:
-    const T* p_ = nullptr;
+    P p_ = nullptr;
 };
+
+/// Move-only owner of one reference-counted C handle, which `clone_raw`
+/// shares with a new owner.
+template <class T, void (*Free)(const T*), const T* (*Clone)(const T*)>
+class shared_handle : public unique_handle<const T*, Free> {
+    using base = unique_handle<const T*, Free>;
+
+public:
+    shared_handle() noexcept = default;
+
+protected:
+    explicit shared_handle(const T* p) noexcept : base(p) {}
+    /// A new owner of the same C object (throws on a moved-from handle).
+    const T* clone_raw() const {
+        if (!*this) throw error(PROMSHM_RESULT_NULL_PARAMETER, "cannot clone a moved-from handle");
+        return Clone(this->handle());
+    }
+};
+
+/// What the C getter `get(h, &out)` writes to `out`, after checking its
+/// result (`Counter::value`, `Area::attach`, ...).
+template <class H, class T>
+T read(promshm_result (*get)(H, T*), H h) {
+    T out{};
+    check(get(h, &out));
+    return out;
+}
 
 /// An owned reference to a series, taken by the guards (`Histogram::timer`,
 /// `Gauge::in_progress`) so that they stay valid after the series object
@@ -598,11 +620,7 @@ public:
     /// Add `v` (>= 0).
     void add(double v) const { detail::check(promshm_counter_add(handle(), v)); }
     /// The total in the area (every process, flushed).
-    double value() const {
-        double v = 0;
-        detail::check(promshm_counter_get(handle(), &v));
-        return v;
-    }
+    double value() const { return detail::read(promshm_counter_get, handle()); }
 
 };
 
@@ -618,17 +636,9 @@ public:
     void sub(double v) const { detail::check(promshm_gauge_sub(handle(), v)); }
     void set_to_current_time() const { detail::check(promshm_gauge_set_to_current_time(handle())); }
     /// The value as a render shows it (the mode applied over the workers).
-    double value() const {
-        double v = 0;
-        detail::check(promshm_gauge_get(handle(), &v));
-        return v;
-    }
+    double value() const { return detail::read(promshm_gauge_get, handle()); }
     /// This process's own value.
-    double local_value() const {
-        double v = 0;
-        detail::check(promshm_gauge_get_local(handle(), &v));
-        return v;
-    }
+    double local_value() const { return detail::read(promshm_gauge_get_local, handle()); }
 
     /// `inc()` now and `dec()` when the guard goes out of scope. The guard
     /// holds its own reference to the series: it may outlive the `Gauge` it
@@ -677,56 +687,55 @@ private:
     series_ref s_;
     std::chrono::steady_clock::time_point start_;
 };
-}  // namespace detail
 
-/// A histogram series.
-class Histogram : public detail::series_base<Histogram, metric_type::histogram> {
+/// The base of the series that take observations (histogram, native
+/// histogram, summary): their `observe`, `stats` and `time` differ only by
+/// the C functions `Observe` and `Get`.
+template <class Self, metric_type Type, promshm_result (*Observe)(const promshm_series*, double),
+          promshm_result (*Get)(const promshm_series*, uint64_t*, double*)>
+class observed_series : public series_base<Self, Type> {
 public:
-    Histogram() noexcept = default;
-    /// Record one observation (buffered: nanoseconds, no lock).
-    void observe(double v) const { detail::check(promshm_histogram_observe(handle(), v)); }
-    /// Count and sum in the area (every process, flushed).
+    /// Record one observation.
+    void observe(double v) const { check(Observe(this->handle(), v)); }
+    /// Count and sum in the area (every process; flushed ones for the
+    /// buffered types).
     sample_stats stats() const {
         sample_stats s;
-        detail::check(promshm_histogram_get(handle(), &s.count, &s.sum));
+        check(Get(this->handle(), &s.count, &s.sum));
         return s;
     }
+    /// Observes the seconds until it is destroyed.
+    using timer = detail::timer<Observe>;
     /// Observe the seconds until the returned guard is destroyed.
-    using timer = detail::timer<promshm_histogram_observe>;
-    timer time() const { return timer(handle()); }
+    timer time() const { return timer(this->handle()); }
+};
+}  // namespace detail
 
+/// A histogram series. `observe` is buffered (nanoseconds, no lock);
+/// `stats` reads the area (every process, flushed).
+class Histogram
+    : public detail::observed_series<Histogram, metric_type::histogram, promshm_histogram_observe,
+                                     promshm_histogram_get> {
+public:
+    Histogram() noexcept = default;
 };
 
 /// A native (sparse, exponential-bucket) histogram series. Observations
-/// write through to the area; only the protobuf format carries its buckets.
+/// write through to the area (an atomic add into its bucket, no lock); only
+/// the protobuf format carries its buckets.
 class NativeHistogram
-    : public detail::series_base<NativeHistogram, metric_type::native_histogram> {
+    : public detail::observed_series<NativeHistogram, metric_type::native_histogram,
+                                     promshm_native_histogram_observe,
+                                     promshm_native_histogram_get> {
 public:
     NativeHistogram() noexcept = default;
-    /// Record one observation (an atomic add into its bucket, no lock).
-    void observe(double v) const { detail::check(promshm_native_histogram_observe(handle(), v)); }
-    /// Count and sum in the area (every process).
-    sample_stats stats() const {
-        sample_stats s;
-        detail::check(promshm_native_histogram_get(handle(), &s.count, &s.sum));
-        return s;
-    }
-    /// Observe the seconds until the returned guard is destroyed.
-    using timer = detail::timer<promshm_native_histogram_observe>;
-    timer time() const { return timer(handle()); }
-
 };
 
 /// A summary series: count, sum and cross-process quantiles.
-class Summary : public detail::series_base<Summary, metric_type::summary> {
+class Summary : public detail::observed_series<Summary, metric_type::summary,
+                                               promshm_summary_observe, promshm_summary_get> {
 public:
     Summary() noexcept = default;
-    void observe(double v) const { detail::check(promshm_summary_observe(handle(), v)); }
-    sample_stats stats() const {
-        sample_stats s;
-        detail::check(promshm_summary_get(handle(), &s.count, &s.sum));
-        return s;
-    }
     /// Estimates of the quantiles `qs` (each in [0, 1]) across every process.
     std::vector<double> quantiles(std::initializer_list<double> qs) const {
         std::vector<double> out(qs.size());
@@ -735,10 +744,6 @@ public:
     }
     /// One quantile estimate (NaN without observations).
     double quantile(double q) const { return quantiles({q})[0]; }
-    /// Observe the seconds until the returned guard is destroyed.
-    using timer = detail::timer<promshm_summary_observe>;
-    timer time() const { return timer(handle()); }
-
 };
 
 /// An info series (`<name>_info 1` with the information as labels).
@@ -765,11 +770,7 @@ public:
     /// Make the `index`-th state (registration order) the current one.
     void set(size_t index) const { detail::check(promshm_stateset_set_index(handle(), index)); }
     /// The index of the current state.
-    size_t state() const {
-        size_t i = 0;
-        detail::check(promshm_stateset_get(handle(), &i));
-        return i;
-    }
+    size_t state() const { return detail::read(promshm_stateset_get, handle()); }
 
 };
 
@@ -825,11 +826,7 @@ public:
     }
 
     /// Remove every series of the family in every process; how many.
-    size_t clear() const {
-        size_t n = 0;
-        detail::check(promshm_family_clear(handle(), &n));
-        return n;
-    }
+    size_t clear() const { return detail::read(promshm_family_clear, handle()); }
 
     /// Full name (prefix and unit included); empty if moved from.
     std::string_view name() const noexcept {
@@ -947,9 +944,7 @@ public:
 
     /// A copy whose renders leave out promshm's own metrics.
     Registry without_self_metrics() const {
-        const promshm_registry* r = nullptr;
-        detail::check(promshm_registry_without_self_metrics(handle(), &r));
-        return Registry{r};
+        return Registry{detail::read(promshm_registry_without_self_metrics, handle())};
     }
 
     /// Another owner of the same registry.
@@ -1022,18 +1017,10 @@ public:
     bool read_only() const noexcept { return promshm_area_is_read_only(handle()); }
 
     /// Attach this process to a worker slot now; the slot index.
-    uint32_t attach() const {
-        uint32_t slot = 0;
-        detail::check(promshm_area_attach(handle(), &slot));
-        return slot;
-    }
+    uint32_t attach() const { return detail::read(promshm_area_attach, handle()); }
 
     /// Reap dead workers; how many.
-    uint32_t reap() const {
-        uint32_t n = 0;
-        detail::check(promshm_area_reap(handle(), &n));
-        return n;
-    }
+    uint32_t reap() const { return detail::read(promshm_area_reap, handle()); }
 
     /// Usage and self-metric counters.
     promshm_area_stats stats() const {
@@ -1063,11 +1050,7 @@ public:
     }
 
     /// A registry with no prefix and no constant labels.
-    Registry registry() const {
-        const promshm_registry* r = nullptr;
-        detail::check(promshm_area_registry(handle(), &r));
-        return Registry{r};
-    }
+    Registry registry() const { return Registry{detail::read(promshm_area_registry, handle())}; }
 
     /// A registry whose families are `<prefix>_<name>` with these constant
     /// labels.
@@ -1093,33 +1076,25 @@ private:
 
 /// A background thread flushing this process's buffers every `interval`;
 /// stopped (with a last flush) when destroyed. Start it after `fork()`.
-class Flusher {
+class Flusher : private detail::unique_handle<promshm_flusher*, promshm_flusher_stop> {
+    using base = detail::unique_handle<promshm_flusher*, promshm_flusher_stop>;
+
 public:
     Flusher() noexcept = default;
-    explicit Flusher(std::chrono::milliseconds interval) {
-        if (interval.count() <= 0 || interval.count() > UINT32_MAX)
-            throw error(PROMSHM_RESULT_INVALID_ARGUMENT, "flusher interval out of range");
-        detail::check(promshm_flusher_start(static_cast<uint32_t>(interval.count()), &f_));
-    }
-    Flusher(const Flusher&) = delete;
-    Flusher& operator=(const Flusher&) = delete;
-    Flusher(Flusher&& other) noexcept : f_(std::exchange(other.f_, nullptr)) {}
-    Flusher& operator=(Flusher&& other) noexcept {
-        if (this != &other) {
-            promshm_flusher_stop(f_);
-            f_ = std::exchange(other.f_, nullptr);
-        }
-        return *this;
-    }
-    ~Flusher() { promshm_flusher_stop(f_); }
+    explicit Flusher(std::chrono::milliseconds interval)
+        : base(detail::read(promshm_flusher_start, checked_interval_ms(interval))) {}
 
     /// Stop now (flushing once more); the destructor then does nothing.
-    void stop() noexcept { promshm_flusher_stop(std::exchange(f_, nullptr)); }
+    void stop() noexcept { reset(nullptr); }
     /// Whether it is running.
-    explicit operator bool() const noexcept { return f_ != nullptr; }
+    using base::operator bool;
 
 private:
-    promshm_flusher* f_ = nullptr;
+    static uint32_t checked_interval_ms(std::chrono::milliseconds interval) {
+        if (interval.count() <= 0 || interval.count() > UINT32_MAX)
+            throw error(PROMSHM_RESULT_INVALID_ARGUMENT, "flusher interval out of range");
+        return static_cast<uint32_t>(interval.count());
+    }
 };
 
 }  // namespace promshm

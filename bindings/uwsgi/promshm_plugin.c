@@ -81,37 +81,30 @@ static struct {
 	char *listen;
 } conf;
 
+/* An option --promshm-NAME: with a value (ARG required_argument, SET
+ * uwsgi_opt_set_str or _int) or a flag (no_argument, uwsgi_opt_true), stored
+ * into conf.FIELD. */
+#define PROMSHM_OPTION(name, arg, set, field, flags, help) {"promshm-" name, arg, 0, help, set, &conf.field, flags}
+#define PROMSHM_FLAG(name, field, help) PROMSHM_OPTION(name, no_argument, uwsgi_opt_true, field, 0, help)
+
 static struct uwsgi_option promshm_options[] = {
-	{"promshm-file", required_argument, 0,
-	 "keep the promshm area in this file (created 0600 if missing); its counts survive reloads",
-	 uwsgi_opt_set_str, &conf.file, 0},
-	{"promshm-pages", required_argument, 0,
-	 "size of a new promshm area in 4 KiB pages (default 4096 = 16 MiB, allocated as touched)",
-	 uwsgi_opt_set_int, &conf.pages, 0},
-	{"promshm-max-workers", required_argument, 0,
-	 "worker slots of a new promshm area (default: max(64, 2 x processes + mules + 16))",
-	 uwsgi_opt_set_int, &conf.max_workers, 0},
-	{"promshm-namespace", required_argument, 0,
-	 "prefix of the plugin's metric names (default uwsgi; empty for none)",
-	 uwsgi_opt_set_str, &conf.ns, 0},
-	{"promshm-buckets", required_argument, 0,
-	 "request duration histogram buckets in seconds, comma-separated (default Prometheus' 0.005..10)",
-	 uwsgi_opt_set_str, &conf.buckets, 0},
-	{"promshm-no-request-metrics", no_argument, 0,
-	 "do not count requests (no after-request metrics)",
-	 uwsgi_opt_true, &conf.no_request_metrics, 0},
-	{"promshm-no-request-hook", no_argument, 0,
-	 "same as --promshm-no-request-metrics",
-	 uwsgi_opt_true, &conf.no_request_metrics, 0},
-	{"promshm-no-worker-metrics", no_argument, 0,
-	 "do not export worker metrics from the master",
-	 uwsgi_opt_true, &conf.no_worker_metrics, 0},
-	{"promshm-no-app-flush", no_argument, 0,
-	 "do not flush the application's promshm library (e.g. the Python package) at request end",
-	 uwsgi_opt_true, &conf.no_app_flush, 0},
-	{"promshm-listen", required_argument, 0,
-	 "serve /metrics from a thread of the master on ADDR ([HOST]:PORT; host defaults to 127.0.0.1)",
-	 uwsgi_opt_set_str, &conf.listen, UWSGI_OPT_MASTER},
+	PROMSHM_OPTION("file", required_argument, uwsgi_opt_set_str, file, 0,
+		       "keep the promshm area in this file (created 0600 if missing); its counts survive reloads"),
+	PROMSHM_OPTION("pages", required_argument, uwsgi_opt_set_int, pages, 0,
+		       "size of a new promshm area in 4 KiB pages (default 4096 = 16 MiB, allocated as touched)"),
+	PROMSHM_OPTION("max-workers", required_argument, uwsgi_opt_set_int, max_workers, 0,
+		       "worker slots of a new promshm area (default: max(64, 2 x processes + mules + 16))"),
+	PROMSHM_OPTION("namespace", required_argument, uwsgi_opt_set_str, ns, 0,
+		       "prefix of the plugin's metric names (default uwsgi; empty for none)"),
+	PROMSHM_OPTION("buckets", required_argument, uwsgi_opt_set_str, buckets, 0,
+		       "request duration histogram buckets in seconds, comma-separated (default Prometheus' 0.005..10)"),
+	PROMSHM_FLAG("no-request-metrics", no_request_metrics, "do not count requests (no after-request metrics)"),
+	PROMSHM_FLAG("no-request-hook", no_request_metrics, "same as --promshm-no-request-metrics"),
+	PROMSHM_FLAG("no-worker-metrics", no_worker_metrics, "do not export worker metrics from the master"),
+	PROMSHM_FLAG("no-app-flush", no_app_flush,
+		     "do not flush the application's promshm library (e.g. the Python package) at request end"),
+	PROMSHM_OPTION("listen", required_argument, uwsgi_opt_set_str, listen, UWSGI_OPT_MASTER,
+		       "serve /metrics from a thread of the master on ADDR ([HOST]:PORT; host defaults to 127.0.0.1)"),
 	UWSGI_END_OF_OPTIONS
 };
 
@@ -386,17 +379,11 @@ static const promshm_family *register_family(int type, const char *name, const c
 	return f;
 }
 
-static const promshm_series *series0(const promshm_family *f) {
+/* The series of f with no label (value NULL) or with the one label value
+ * `value`; a failure stops the start. */
+static const promshm_series *series_of(const promshm_family *f, const char *value) {
 	const promshm_series *s = NULL;
-	promshm_result rc = promshm_family_labels(f, NULL, 0, &s);
-	if (rc != PROMSHM_RESULT_OK)
-		fatal_promshm_error("resolving a series", rc);
-	return s;
-}
-
-static const promshm_series *series1(const promshm_family *f, const char *value) {
-	const promshm_series *s = NULL;
-	promshm_result rc = promshm_family_labels(f, &value, 1, &s);
+	promshm_result rc = promshm_family_labels(f, value ? &value : NULL, value ? 1 : 0, &s);
 	if (rc != PROMSHM_RESULT_OK)
 		fatal_promshm_error("resolving a series", rc);
 	return s;
@@ -423,11 +410,11 @@ static void register_request_metrics(void) {
 			    "Time from the start of a request to its end, seconds.", "seconds", NULL, 0, bounds,
 			    n_buckets, 0);
 	free(buckets);
-	g.duration = series0(f);
+	g.duration = series_of(f, NULL);
 	promshm_family_free(f);
 	f = register_family(PROMSHM_METRIC_TYPE_HISTOGRAM, "response_size", "Response body size, bytes.", "bytes",
 			    NULL, 0, size_buckets, sizeof size_buckets / sizeof size_buckets[0], 0);
-	g.size = series0(f);
+	g.size = series_of(f, NULL);
 	promshm_family_free(f);
 }
 
@@ -442,9 +429,9 @@ static void register_worker_metrics(void) {
 	f = register_family(PROMSHM_METRIC_TYPE_GAUGE, "workers",
 			    "uWSGI workers by state: busy (in a request), idle, cheap (not running).", NULL, state, 1,
 			    NULL, 0, PROMSHM_GAUGE_MODE_LIVESUM);
-	g.workers_busy = series1(f, "busy");
-	g.workers_idle = series1(f, "idle");
-	g.workers_cheap = series1(f, "cheap");
+	g.workers_busy = series_of(f, "busy");
+	g.workers_idle = series_of(f, "idle");
+	g.workers_cheap = series_of(f, "cheap");
 	promshm_family_free(f);
 
 	req = register_family(PROMSHM_METRIC_TYPE_COUNTER, "worker_requests",
@@ -460,8 +447,8 @@ static void register_worker_metrics(void) {
 	for (i = 1; i <= n; i++) {
 		char id[16];
 		snprintf(id, sizeof id, "%d", i);
-		g.worker_requests[i] = series1(req, id);
-		g.worker_respawns[i] = series1(resp, id);
+		g.worker_requests[i] = series_of(req, id);
+		g.worker_respawns[i] = series_of(resp, id);
 	}
 	promshm_family_free(req);
 	promshm_family_free(resp);
@@ -648,9 +635,30 @@ static int render(promshm_format fmt, char **buf, size_t *cap, size_t *len) {
 	return -1;
 }
 
-/* `promshm:` (negotiated from Accept, protobuf included: every render here
- * goes out by its length), `promshm:prometheus`, `promshm:openmetrics` or
- * `promshm:protobuf`. */
+/* The format to answer with for an Accept header of `len` bytes at `accept`
+ * (not NUL-terminated; NULL or empty: none), protobuf included: every render
+ * here goes out by its length. The first 1023 bytes are read. */
+static promshm_format format_for(const char *accept, size_t len) {
+	char tmp[1024];
+	if (!accept || !len)
+		return PROMSHM_FORMAT_PROMETHEUS;
+	if (len > sizeof tmp - 1)
+		len = sizeof tmp - 1;
+	memcpy(tmp, accept, len);
+	tmp[len] = 0;
+	return promshm_format_from_accept_any(tmp);
+}
+
+/* A plain-text answer of the route action that ends the request. */
+static int route_text(struct wsgi_request *wsgi_req, const char *status, const char *body) {
+	uwsgi_response_prepare_headers(wsgi_req, (char *) status, (uint16_t) strlen(status));
+	uwsgi_response_add_content_type(wsgi_req, "text/plain", 10);
+	uwsgi_response_write_body_do(wsgi_req, (char *) body, strlen(body));
+	return UWSGI_ROUTE_BREAK;
+}
+
+/* `promshm:` (negotiated from Accept), `promshm:prometheus`,
+ * `promshm:openmetrics` or `promshm:protobuf`. */
 static int route_promshm(struct wsgi_request *wsgi_req, struct uwsgi_route *ur) {
 	static __thread char *buf;
 	static __thread size_t cap;
@@ -659,34 +667,18 @@ static int route_promshm(struct wsgi_request *wsgi_req, struct uwsgi_route *ur) 
 	const char *ct;
 	int head = wsgi_req->method_len == 4 && memcmp(wsgi_req->method, "HEAD", 4) == 0;
 
-	if (!g.area) {
-		uwsgi_response_prepare_headers(wsgi_req, "503 Service Unavailable", 23);
-		uwsgi_response_add_content_type(wsgi_req, "text/plain", 10);
-		uwsgi_response_write_body_do(wsgi_req, "promshm: no area\n", 17);
-		return UWSGI_ROUTE_BREAK;
-	}
+	if (!g.area)
+		return route_text(wsgi_req, "503 Service Unavailable", "promshm: no area\n");
 	if (ur->custom) {
 		fmt = (promshm_format) (ur->custom - 1);
 	} else {
 		uint16_t alen = 0;
 		char *accept = uwsgi_get_var(wsgi_req, "HTTP_ACCEPT", 11, &alen);
-		char tmp[1024];
-		if (accept && alen > 0) {
-			size_t n = alen < sizeof tmp - 1 ? alen : sizeof tmp - 1;
-			memcpy(tmp, accept, n);
-			tmp[n] = 0;
-			fmt = promshm_format_from_accept_any(tmp);
-		} else {
-			fmt = PROMSHM_FORMAT_PROMETHEUS;
-		}
+		fmt = format_for(accept, alen);
 	}
 	flush_app(uwsgi_micros());
-	if (render(fmt, &buf, &cap, &len) != 0) {
-		uwsgi_response_prepare_headers(wsgi_req, "500 Internal Server Error", 25);
-		uwsgi_response_add_content_type(wsgi_req, "text/plain", 10);
-		uwsgi_response_write_body_do(wsgi_req, "promshm: render failed\n", 23);
-		return UWSGI_ROUTE_BREAK;
-	}
+	if (render(fmt, &buf, &cap, &len) != 0)
+		return route_text(wsgi_req, "500 Internal Server Error", "promshm: render failed\n");
 	ct = promshm_format_content_type(fmt);
 	if (uwsgi_response_prepare_headers(wsgi_req, "200 OK", 6))
 		return UWSGI_ROUTE_BREAK;
@@ -853,35 +845,32 @@ static void conn_reply(struct listen_conn *c, const char *status, const char *ct
 	conn_send(c);
 }
 
-/* The value of header `name` (case-insensitive) in a request head, copied. */
-static int header_value(const char *head, const char *name, char *out, size_t cap) {
+/* The value of header `name` (case-insensitive) in a request head, and its
+ * length in *len; NULL if there is none. */
+static const char *header_value(const char *head, const char *name, size_t *len) {
 	size_t nlen = strlen(name);
 	const char *line = strchr(head, '\n');
 	while (line) {
 		line++;
 		if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
 			const char *v = line + nlen + 1;
-			const char *end = v;
-			size_t n;
+			const char *end;
 			while (*v == ' ' || *v == '\t')
 				v++;
 			end = v;
 			while (*end && *end != '\r' && *end != '\n')
 				end++;
-			n = (size_t) (end - v) < cap - 1 ? (size_t) (end - v) : cap - 1;
-			memcpy(out, v, n);
-			out[n] = 0;
-			return 1;
+			*len = (size_t) (end - v);
+			return v;
 		}
 		line = strchr(line, '\n');
 	}
-	return 0;
+	return NULL;
 }
 
 /* The request head is complete: answer it. */
 static void conn_respond(struct listen_conn *c) {
 	char method[16], target[2048];
-	char accept[1024];
 	int head;
 	if (sscanf(c->req, "%15s %2047s", method, target) != 2) {
 		conn_reply(c, "400 Bad Request", "text/plain", "bad request\n", 12, 0);
@@ -898,10 +887,9 @@ static void conn_respond(struct listen_conn *c) {
 			*q = 0;
 	}
 	if (!strcmp(target, "/metrics")) {
-		size_t len = 0;
-		promshm_format fmt = PROMSHM_FORMAT_PROMETHEUS;
-		if (header_value(c->req, "Accept", accept, sizeof accept))
-			fmt = promshm_format_from_accept_any(accept);
+		size_t len = 0, alen = 0;
+		const char *accept = header_value(c->req, "Accept", &alen);
+		promshm_format fmt = format_for(accept, alen);
 		c->buf = spare_buf;
 		c->cap = spare_cap;
 		spare_buf = NULL;
@@ -1119,13 +1107,8 @@ static int listener_bind(void) {
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, (struct sockaddr *) &L.addr, L.addrlen) != 0 || listen(fd, 64) != 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	if (pipe2(L.wake, O_CLOEXEC) != 0) {
+	if (bind(fd, (struct sockaddr *) &L.addr, L.addrlen) != 0 || listen(fd, 64) != 0 ||
+	    pipe2(L.wake, O_CLOEXEC) != 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -1136,6 +1119,13 @@ static int listener_bind(void) {
 	L.wake_ino[0] = fd_ino(L.wake[0]);
 	L.wake_ino[1] = fd_ino(L.wake[1]);
 	return 0;
+}
+
+/* Close the listener's socket and wake-up pipe, as far as they are still ours. */
+static void listener_close(void) {
+	close_if_ours(&L.fd, L.fd_ino);
+	close_if_ours(&L.wake[0], L.wake_ino[0]);
+	close_if_ours(&L.wake[1], L.wake_ino[1]);
 }
 
 /* In the master loop: bind (retrying every 5 s if the port is taken) and
@@ -1163,9 +1153,7 @@ static void listener_start(void) {
 		uwsgi_log(PSH "master listener on http://%s/metrics\n", L.shown);
 	} else {
 		uwsgi_log(PSH "cannot start the listener thread\n");
-		close_if_ours(&L.fd, L.fd_ino);
-		close_if_ours(&L.wake[0], L.wake_ino[0]);
-		close_if_ours(&L.wake[1], L.wake_ino[1]);
+		listener_close();
 		L.next_try = now + 5;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1180,13 +1168,20 @@ static void listener_stop(void) {
 			pthread_join(L.tid, NULL);
 		L.started = 0;
 	}
-	close_if_ours(&L.fd, L.fd_ino);
-	close_if_ours(&L.wake[0], L.wake_ino[0]);
-	close_if_ours(&L.wake[1], L.wake_ino[1]);
+	listener_close();
 }
 
 /* ------------------------------------------------------------------------ */
 /* Worker metrics (master)                                                  */
+
+/* Counters only go up: add to `s` what uWSGI counted (`now`) since the last
+ * time (`*last`); a smaller value means uWSGI's counter restarted. */
+static void add_since_last(const promshm_series *s, uint64_t now, uint64_t *last) {
+	if (now == *last)
+		return;
+	promshm_counter_add(s, (double) (now > *last ? now - *last : now));
+	*last = now;
+}
 
 static void update_worker_metrics(void) {
 	int i, busy = 0, idle = 0, cheap = 0;
@@ -1201,18 +1196,8 @@ static void update_worker_metrics(void) {
 			busy++;
 		else
 			idle++;
-		/* Counters only go up: add what uWSGI counted since last time
-		 * (a smaller value means uWSGI's counter restarted). */
-		if (req != g.last_requests[i]) {
-			uint64_t d = req > g.last_requests[i] ? req - g.last_requests[i] : req;
-			promshm_counter_add(g.worker_requests[i], (double) d);
-			g.last_requests[i] = req;
-		}
-		if (respawns != g.last_respawns[i]) {
-			uint64_t d = respawns > g.last_respawns[i] ? respawns - g.last_respawns[i] : respawns;
-			promshm_counter_add(g.worker_respawns[i], (double) d);
-			g.last_respawns[i] = respawns;
-		}
+		add_since_last(g.worker_requests[i], req, &g.last_requests[i]);
+		add_since_last(g.worker_respawns[i], respawns, &g.last_respawns[i]);
 	}
 	promshm_gauge_set(g.workers_busy, busy);
 	promshm_gauge_set(g.workers_idle, idle);
@@ -1356,9 +1341,7 @@ static void child_setup(void) {
 	promshm_result rc;
 	/* The master's listener socket is no business of a worker (one
 	 * respawned after the listener started inherits it). */
-	close_if_ours(&L.fd, L.fd_ino);
-	close_if_ours(&L.wake[0], L.wake_ino[0]);
-	close_if_ours(&L.wake[1], L.wake_ino[1]);
+	listener_close();
 	L.started = 0;
 	g.private_dir[0] = 0; /* only the master removes it */
 	rc = promshm_area_attach(g.area, &slot);
@@ -1367,10 +1350,20 @@ static void child_setup(void) {
 	find_app_flush();
 }
 
-static void promshm_post_fork(void) {
-	if (!g.area || getpid() == g.master_pid)
-		return;
+/* In a process forked from the master: whether the plugin has an area here. */
+static int in_child(void) {
+	return g.area && getpid() != g.master_pid;
+}
+
+/* A mule or spooler (`what`): child_setup(), and a flusher of the application's library. */
+static void child_setup_flushing(const char *what) {
 	child_setup();
+	start_app_flusher(what);
+}
+
+static void promshm_post_fork(void) {
+	if (in_child())
+		child_setup();
 }
 
 /* The as-mule hook (init adds "call:promshm_uwsgi_as_mule" to
@@ -1379,19 +1372,16 @@ void promshm_uwsgi_as_mule(void);
 
 void promshm_uwsgi_as_mule(void) {
 	char what[32];
-	if (!g.area || getpid() == g.master_pid)
+	if (!in_child())
 		return;
-	child_setup();
 	snprintf(what, sizeof what, "mule %d", uwsgi.muleid);
-	start_app_flusher(what);
+	child_setup_flushing(what);
 }
 
 /* Spoolers: uWSGI calls generic plugins' spooler_init (not post_fork). */
 static void promshm_spooler_init(void) {
-	if (!g.area || getpid() == g.master_pid)
-		return;
-	child_setup();
-	start_app_flusher("spooler");
+	if (in_child())
+		child_setup_flushing("spooler");
 }
 
 static void promshm_master_cycle(void) {

@@ -26,9 +26,12 @@ from urllib.parse import parse_qs, urlparse
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from socketserver import ThreadingMixIn
 
-from . import _area
+from . import _area, compat
 from . import _bindings as B
 from ._ffi import encode, lib
+from ._formats import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PROTOBUF
+from ._formats import render as _render
+from .openmetrics.exposition import generate_latest as generate_openmetrics
 from .push import (
     basic_auth_handler,
     default_handler,
@@ -67,12 +70,8 @@ __all__ = [
     "passthrough_redirect_handler",
 ]
 
-CONTENT_TYPE_PLAIN_0_0_4: str = lib.promshm_format_content_type(B.PROMSHM_FORMAT_PROMETHEUS).decode()
 #: The content type of :func:`generate_latest`'s output (text format 0.0.4).
 CONTENT_TYPE_LATEST: str = CONTENT_TYPE_PLAIN_0_0_4
-CONTENT_TYPE_OPENMETRICS: str = lib.promshm_format_content_type(B.PROMSHM_FORMAT_OPENMETRICS).decode()
-#: The Prometheus protobuf format (length-delimited ``MetricFamily`` messages).
-CONTENT_TYPE_PROTOBUF: str = lib.promshm_format_content_type(B.PROMSHM_FORMAT_PROTOBUF).decode()
 
 
 def generate_latest(registry: Any = REGISTRY, escaping: Any = None) -> bytes:
@@ -89,30 +88,10 @@ def generate_metrics(registry: Any = REGISTRY) -> str:
 registry_to_text = generate_metrics
 
 
-def _render(registry: Any, fmt: str) -> bytes:
-    """The text of ``registry`` (or any object with ``collect()``). With
-    :mod:`promshm.compat` installed, every render goes through ``collect()``
-    and prometheus_client's encoders (its order, ``1.0`` for 1, ``_created``
-    in 0.0.4 as gauges, exemplars): ``prometheus_client`` programs' golden
-    outputs keep matching. Otherwise a registry renders its area directly."""
-    from . import compat
-
-    if hasattr(registry, "render") and not compat.installed():
-        return registry.render(fmt)
-    # Any other collector: a prometheus_client-style object with collect().
-    from .encoding import encode_families
-
-    text = encode_families(registry.collect(), fmt == "openmetrics").encode("utf-8")
-    return text + (b"# EOF\n" if fmt == "openmetrics" else b"")
-
-
 def _renders_protobuf(registry: Any) -> bool:
     """Whether ``registry`` renders protobuf itself: a promshm registry without
     custom collectors, or an area, and :mod:`promshm.compat` not installed
     (prometheus_client's encoders are text only)."""
-    from . import compat
-    from .registry import CollectorRegistry
-
     if compat.installed():
         return False
     if isinstance(registry, CollectorRegistry):
@@ -137,8 +116,6 @@ def choose_encoder(accept_header: Optional[str], registry: Any = None) -> Tuple[
     if fmt == B.PROMSHM_FORMAT_PROTOBUF:
         return _generate_protobuf, CONTENT_TYPE_PROTOBUF
     if fmt == B.PROMSHM_FORMAT_OPENMETRICS:
-        from .openmetrics.exposition import generate_latest as generate_openmetrics
-
         return generate_openmetrics, CONTENT_TYPE_OPENMETRICS
     return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
 

@@ -38,7 +38,7 @@ from typing import (
     cast,
 )
 
-from . import _area, _native
+from . import _area, _native, compat
 from . import _bindings as B
 from ._ffi import check, encode, fast, label_array, lib, raise_for, str_array
 from .errors import (
@@ -46,8 +46,8 @@ from .errors import (
     LabelError,
     UnobservableMetricError,
 )
-from .registry import _register_metrics
-from .validation import RENAMED, TYPE_SUFFIXES, check_reserved_label
+from .registry import REGISTRY, CollectorRegistry, _families_of, _register_metrics
+from .validation import RENAMED, TYPE_SUFFIXES, check_reserved_label, valid_label_name
 
 __all__ = [
     "Counter",
@@ -285,8 +285,6 @@ _EXEMPLAR_MAX_RUNES = 128
 def _check_exemplar(exemplar: Mapping[str, str]) -> Dict[str, str]:
     """Validate an exemplar's labels as prometheus_client does: valid label
     names, at most 128 characters in names and values together."""
-    from .validation import valid_label_name
-
     runes = 0
     out: Dict[str, str] = {}
     for k, v in exemplar.items():
@@ -309,9 +307,17 @@ def _keep_exemplar(obj: Any, exemplar: Mapping[str, str], amount: float, timesta
     labels = _check_exemplar(exemplar)
     _check_observable(obj)
     arr, n = label_array((encode(k, "exemplar label name"), encode(v, "exemplar label value")) for k, v in labels.items())
-    rc = lib.promshm_series_set_exemplar(obj._h, float(amount), _time.time() if timestamp is None else float(timestamp), arr, n)
-    if rc:
-        _fail(obj, rc)
+    _succeed(obj, lib.promshm_series_set_exemplar(obj._h, float(amount), _time.time() if timestamp is None else float(timestamp), arr, n))
+
+
+def _label_count_error(detail: str) -> LabelError:
+    """The error of label values that do not match the label names in number."""
+    return LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, detail)
+
+
+def _unknown_label_error(detail: str) -> LabelError:
+    """The error of a label name the family does not have."""
+    return LabelError("unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, detail)
 
 
 def _label_str(v: Any) -> str:
@@ -329,6 +335,62 @@ def _update(obj: Any, func: Any, value: Any) -> None:
         _fail(obj, rc)
 
 
+def _method(func: Callable[..., None], qualname: str, doc: str) -> Callable[..., None]:
+    """``func`` named as the method ``qualname`` (``Class.name``), with ``doc``."""
+    func.__name__ = qualname.rsplit(".", 1)[-1]
+    func.__qualname__ = qualname
+    func.__doc__ = doc
+    return func
+
+
+def _step(qualname: str, one: Any, by: Any, doc: str) -> Callable[..., None]:
+    """An ``inc``/``dec`` method: ``one(series)`` for the default amount 1,
+    else ``by(series, float(amount))`` (the C functions differ by method)."""
+
+    def step(self: Any, amount: float = 1) -> None:
+        if amount == 1:
+            rc = one(self._h)
+            if rc:
+                _fail(self, rc)
+        else:
+            _update(self, by, amount)
+
+    return _method(step, qualname, doc)
+
+
+def _observe_keeping_exemplar(qualname: str, observe_c: Any, doc: str) -> Callable[..., None]:
+    """A histogram's ``observe(amount, exemplar=None)``: one ``observe_c``
+    call; ``exemplar`` validated before it and kept in the area after it."""
+
+    def observe(self: Any, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
+        if exemplar is not None:
+            _check_exemplar(exemplar)
+        _update(self, observe_c, amount)
+        if exemplar is not None:
+            _keep_exemplar(self, exemplar, amount)
+
+    return _method(observe, qualname, doc)
+
+
+def _succeed(obj: Any, rc: int) -> None:
+    """Raise for ``rc``, the result of a C call on ``obj``'s series, unless it is OK."""
+    if rc:
+        _fail(obj, rc)
+
+
+def _read(obj: Any, get: Any, out: Any) -> Any:
+    """``get(series, &out)`` (a C getter), then ``out``'s value."""
+    _succeed(obj, get(obj._h, byref(out)))
+    return out.value
+
+
+def _read_count_sum(obj: Any, get: Any) -> Tuple[int, float]:
+    """``(count, sum)`` from ``get(series, &count, &sum)`` (a histogram's or summary's getter)."""
+    n, s = c_uint64(), c_double()
+    _succeed(obj, get(obj._h, byref(n), byref(s)))
+    return n.value, s.value
+
+
 class _Ops:
     __slots__ = ()
     _h: Optional[c_void_p]
@@ -342,9 +404,9 @@ class _Ops:
 class _CounterOps(_Ops):
     __slots__ = ()
 
-    def _set_exemplar(self, exemplar: Mapping[str, str], value: float, timestamp: Optional[float] = None) -> None:
-        """Store an exemplar of ``value`` (counted already) in the area."""
-        _keep_exemplar(self, exemplar, value, timestamp)
+    #: ``_set_exemplar(exemplar, value, timestamp=None)``: store an exemplar
+    #: of ``value`` (counted already) in the area.
+    _set_exemplar = _keep_exemplar
 
     def inc(self, amount: float = 1, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Add ``amount`` (>= 0) to the counter. ``exemplar`` (labels) is
@@ -381,20 +443,14 @@ class _CounterOps(_Ops):
         still buffered are counted after it."""
         _check_observable(self)
         check(lib.promshm_flush(), "flush")
-        rc = lib.promshm_counter_reset(self._h)
-        if rc:
-            _fail(self, rc)
+        _succeed(self, lib.promshm_counter_reset(self._h))
         self._family._created_at[self._values()] = (_time.time(), _real_time())
 
     def get(self) -> float:
         """The counter's total in the area: every process's flushed updates,
         this process's included (it flushes first)."""
         check(lib.promshm_flush(), "flush")
-        v = c_double()
-        rc = lib.promshm_counter_get(self._h, byref(v))
-        if rc:
-            _fail(self, rc)
-        return v.value
+        return cast(float, _read(self, lib.promshm_counter_get, c_double()))
 
     def __call__(self, func: Optional[F] = None, *, exceptions: Any = Exception) -> Any:
         """pytheus: ``@counter`` / ``@counter(exceptions=(...))`` counts exceptions."""
@@ -406,23 +462,8 @@ class _CounterOps(_Ops):
 class _GaugeOps(_Ops):
     __slots__ = ()
 
-    def inc(self, amount: float = 1) -> None:
-        """Add ``amount`` to this process's value."""
-        if amount == 1:
-            rc = fast.gauge_inc(self._h)
-            if rc:
-                _fail(self, rc)
-        else:
-            _update(self, fast.gauge_add, amount)
-
-    def dec(self, amount: float = 1) -> None:
-        """Subtract ``amount`` from this process's value."""
-        if amount == 1:
-            rc = fast.gauge_dec(self._h)
-            if rc:
-                _fail(self, rc)
-        else:
-            _update(self, fast.gauge_sub, amount)
+    inc = _step("_GaugeOps.inc", fast.gauge_inc, fast.gauge_add, "Add ``amount`` to this process's value.")
+    dec = _step("_GaugeOps.dec", fast.gauge_dec, fast.gauge_sub, "Subtract ``amount`` from this process's value.")
 
     def set(self, value: float) -> None:
         """Set this process's value."""
@@ -430,9 +471,7 @@ class _GaugeOps(_Ops):
 
     def set_to_current_time(self) -> None:
         """Set this process's value to the current Unix time in seconds."""
-        rc = fast.gauge_set_to_current_time(self._h)
-        if rc:
-            _fail(self, rc)
+        _succeed(self, fast.gauge_set_to_current_time(self._h))
 
     def track_inprogress(self) -> _Guard:
         """Increment on entry, decrement on exit (context manager and decorator)."""
@@ -455,19 +494,11 @@ class _GaugeOps(_Ops):
 
     def get(self) -> float:
         """The value as a render shows it (the family's mode over every process)."""
-        v = c_double()
-        rc = lib.promshm_gauge_get(self._h, byref(v))
-        if rc:
-            _fail(self, rc)
-        return v.value
+        return cast(float, _read(self, lib.promshm_gauge_get, c_double()))
 
     def get_local(self) -> float:
         """This process's own value."""
-        v = c_double()
-        rc = lib.promshm_gauge_get_local(self._h, byref(v))
-        if rc:
-            _fail(self, rc)
-        return v.value
+        return cast(float, _read(self, lib.promshm_gauge_get_local, c_double()))
 
     def __call__(self, func: F) -> F:
         """pytheus: ``@gauge`` sets the gauge to the call's duration."""
@@ -476,7 +507,6 @@ class _GaugeOps(_Ops):
 
 class _ObserveOps(_Ops):
     __slots__ = ()
-    _observe_name = "histogram_observe"
 
     def time(self) -> Timer:
         """Observe the duration of a block or call, in seconds (context manager and decorator)."""
@@ -490,52 +520,40 @@ class _ObserveOps(_Ops):
 class _HistogramOps(_ObserveOps):
     __slots__ = ()
 
-    def _set_exemplar(self, exemplar: Mapping[str, str], value: float, timestamp: Optional[float] = None) -> None:
-        """Store an exemplar of ``value`` (observed already) in the area, on its bucket."""
-        _keep_exemplar(self, exemplar, value, timestamp)
+    #: ``_set_exemplar(exemplar, value, timestamp=None)``: store an exemplar
+    #: of ``value`` (observed already) in the area, on its bucket.
+    _set_exemplar = _keep_exemplar
 
-    def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
+    observe = _observe_keeping_exemplar(
+        "_HistogramOps.observe",
+        fast.histogram_observe,
         """Record one observation. ``exemplar`` (labels) is validated as
         prometheus_client does and stored in the shared area: the bucket's
-        newest exemplar of any process (OpenMetrics renders)."""
-        if exemplar is not None:
-            _check_exemplar(exemplar)
-        _update(self, fast.histogram_observe, amount)
-        if exemplar is not None:
-            _keep_exemplar(self, exemplar, amount)
+        newest exemplar of any process (OpenMetrics renders).""",
+    )
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` in the area: every process's flushed observations,
         this process's included (it flushes first)."""
         check(lib.promshm_flush(), "flush")
-        n, s = c_uint64(), c_double()
-        rc = lib.promshm_histogram_get(self._h, byref(n), byref(s))
-        if rc:
-            _fail(self, rc)
-        return n.value, s.value
+        return _read_count_sum(self, lib.promshm_histogram_get)
 
 
 class _NativeHistogramOps(_ObserveOps):
     __slots__ = ()
 
-    def observe(self, amount: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
+    observe = _observe_keeping_exemplar(
+        "_NativeHistogramOps.observe",
+        lib.promshm_native_histogram_observe,
         """Record one observation: one atomic add into its bucket in the
         shared area (no buffer), seen by every process's render. ``exemplar``
         (labels), validated as prometheus_client does, becomes one of the
-        series' newest exemplars of any process (protobuf renders)."""
-        if exemplar is not None:
-            _check_exemplar(exemplar)
-        _update(self, lib.promshm_native_histogram_observe, amount)
-        if exemplar is not None:
-            _keep_exemplar(self, exemplar, amount)
+        series' newest exemplars of any process (protobuf renders).""",
+    )
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` over every process."""
-        n, s = c_uint64(), c_double()
-        rc = lib.promshm_native_histogram_get(self._h, byref(n), byref(s))
-        if rc:
-            _fail(self, rc)
-        return n.value, s.value
+        return _read_count_sum(self, lib.promshm_native_histogram_get)
 
 
 class _SummaryOps(_ObserveOps):
@@ -547,20 +565,14 @@ class _SummaryOps(_ObserveOps):
 
     def get(self) -> Tuple[int, float]:
         """``(count, sum)`` over every process."""
-        n, s = c_uint64(), c_double()
-        rc = lib.promshm_summary_get(self._h, byref(n), byref(s))
-        if rc:
-            _fail(self, rc)
-        return n.value, s.value
+        return _read_count_sum(self, lib.promshm_summary_get)
 
     def quantiles(self, qs: Sequence[float]) -> List[float]:
         """Estimates of the quantiles ``qs`` across every process (NaN if empty)."""
         n = len(qs)
         arr = (c_double * max(n, 1))(*qs)
         out = (c_double * max(n, 1))()
-        rc = lib.promshm_summary_quantiles(self._h, arr, n, out)
-        if rc:
-            _fail(self, rc)
+        _succeed(self, lib.promshm_summary_quantiles(self._h, arr, n, out))
         return list(out[:n])
 
 
@@ -577,9 +589,7 @@ class _InfoOps(_Ops):
         if bad:
             raise LabelError("invalid label value", 114, f"Label value cannot be None: {bad} of info metric {fam._name}")
         arr, n = label_array((encode(k, "info name"), encode(v, "info value")) for k, v in val.items())
-        rc = lib.promshm_info_set(self._h, arr, n)
-        if rc:
-            _fail(self, rc)
+        _succeed(self, lib.promshm_info_set(self._h, arr, n))
 
 
 class _EnumOps(_Ops):
@@ -593,17 +603,11 @@ class _EnumOps(_Ops):
             raise InvalidArgumentError(
                 "invalid state", B.PROMSHM_RESULT_INVALID_STATE, f"{state!r} is not a state of {self._family._name}"
             ) from None
-        rc = lib.promshm_stateset_set_index(self._h, idx)
-        if rc:
-            _fail(self, rc)
+        _succeed(self, lib.promshm_stateset_set_index(self._h, idx))
 
     def get(self) -> str:
         """The current state."""
-        v = c_size_t()
-        rc = lib.promshm_stateset_get(self._h, byref(v))
-        if rc:
-            _fail(self, rc)
-        return self._family._states[v.value]
+        return cast(str, self._family._states[_read(self, lib.promshm_stateset_get, c_size_t())])
 
 
 # --------------------------------------------------------------------------
@@ -659,7 +663,7 @@ class _PartialLabels:
         elif args:
             missing = [n for n in self._family._labelnames if n not in self._given]
             if len(args) != len(missing):
-                raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"expected values for {missing}")
+                raise _label_count_error(f"expected values for {missing}")
             more = dict(zip(missing, args))
         else:
             more = dict(kwargs)
@@ -669,24 +673,19 @@ class _PartialLabels:
         return f"<partial {type(self._family).__name__} {self._family._name} {self._given}>"
 
 
-def _series_class(ops: type, name: str) -> type:
-    return type(name, (ops, _Series), {"__slots__": ()})
-
-
-def _partial_class(ops: type, name: str) -> type:
-    return type(name, (ops, _PartialLabels), {"__slots__": ()})
+def _child_classes(ops: type, kind: str) -> Tuple[type, type]:
+    """A metric class's series class (``<kind>Series``) and partial-labels
+    class (``<kind>Partial``), both with the operations ``ops``."""
+    return (
+        type(kind + "Series", (ops, _Series), {"__slots__": ()}),
+        type(kind + "Partial", (ops, _PartialLabels), {"__slots__": ()}),
+    )
 
 
 # --------------------------------------------------------------------------
 # Families.
 
 _DEFAULT = object()  # "registry not given": the default REGISTRY
-
-
-def _compat_installed() -> bool:
-    """Whether ``prometheus_client`` resolves to promshm (:mod:`promshm.compat`)."""
-    mod = sys.modules.get("prometheus_client")
-    return mod is not None and mod.__name__ == "promshm"
 
 
 class MetricWrapperBase(_Ops):
@@ -739,8 +738,6 @@ class MetricWrapperBase(_Ops):
         default_labels: Optional[Mapping[str, Any]] = None,
         **kwargs: Any,
     ) -> None:
-        from .registry import REGISTRY, CollectorRegistry
-
         if _labelvalues is not None:  # prometheus_client's private child constructor
             raise InvalidArgumentError("invalid argument", 114, "_labelvalues is not supported; use .labels()")
         if description is not None:
@@ -761,9 +758,7 @@ class MetricWrapperBase(_Ops):
         self._default_labels = {str(k): str(v) for k, v in (default_labels or {}).items()}
         unknown = set(self._default_labels) - set(names)
         if unknown:
-            raise LabelError(
-                "unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, f"default labels {sorted(unknown)} are not label names {list(names)}"
-            )
+            raise _unknown_label_error(f"default labels {sorted(unknown)} are not label names {list(names)}")
         self._children: Dict[Tuple[str, ...], Any] = {}
         self._raw: Dict[Any, Any] = {}  # labels(*values) as given -> series
         self._rawkw: Dict[Any, Any] = {}  # labels(**kv) items as given -> series
@@ -788,9 +783,7 @@ class MetricWrapperBase(_Ops):
             registry._release(self)
             raise
         _area._families.add(self)
-        if not names or all(n in self._default_labels for n in names):
-            key = tuple(self._default_labels[n] for n in names)
-            self._h = self._resolve(key)
+        self._resolve_default()
 
     def _sample_names(self) -> List[str]:
         """Every sample name this family renders (before the registry prefix):
@@ -855,7 +848,7 @@ class MetricWrapperBase(_Ops):
         fam = c_void_p()
         func = getattr(lib, self._c_register)
         rc = func(reg, byref(opts), *self._c_args(), byref(fam))
-        if rc == B.PROMSHM_RESULT_INVALID_METRIC_NAME and _compat_installed():
+        if rc == B.PROMSHM_RESULT_INVALID_METRIC_NAME and compat.installed():
             # A name prometheus_client accepts but the area reserves (a gauge
             # named *_total or *_count): kept in the area as <name>:promshm_renamed,
             # rendered under its own name by collect() (how the drop-in renders).
@@ -882,20 +875,43 @@ class MetricWrapperBase(_Ops):
         check(lib.promshm_family_labels(self._fam, arr, len(enc), byref(h)), f"{self._name}{list(values)}")
         return _native.handle(h)
 
+    def _resolve_default(self) -> None:
+        """Resolve the default series: the one of a family without labels, or
+        whose every label has a default value (``default_labels``)."""
+        if all(n in self._default_labels for n in self._labelnames):
+            self._h = self._resolve(self._values())
+
+    def _reresolve(self, freed_too: bool) -> None:
+        """Resolve again (under the lock) the default series, if held, and
+        every cached series (``freed_too``: a child whose handle is gone as
+        well), freeing the handles they replace."""
+        if self._h is not None:
+            old, self._h = self._h, self._resolve(self._values())
+            lib.promshm_series_free(old)
+        for values, child in list(self._children.items()):
+            if child._h is not None or freed_too:
+                old, child._h = child._h, self._resolve(values)
+                if old is not None:
+                    lib.promshm_series_free(old)
+
+    def _forget(self, key: Optional[Tuple[str, ...]] = None) -> None:
+        """Forget (under the lock) this process's state of the series ``key``
+        (None: of every series) and the caches of ``labels()`` as given."""
+        self._raw.clear()
+        self._rawkw.clear()
+        for state in (self._children, self._functions, self._exemplars, self._created_at):
+            if key is None:
+                state.clear()
+            else:
+                state.pop(key, None)
+
     def _rebind(self) -> None:
         """Re-register with this process's update mode and re-resolve every cached series."""
         if self._fam_mode == self._update_mode():
             return
         with self._lock:
             self._register()
-            if self._h is not None:
-                key = tuple(self._default_labels[n] for n in self._labelnames)
-                old, self._h = self._h, self._resolve(key)
-                lib.promshm_series_free(old)
-            for values, child in list(self._children.items()):
-                old, child._h = child._h, self._resolve(values)
-                if old is not None:
-                    lib.promshm_series_free(old)
+            self._reresolve(freed_too=True)
 
     def _unregister_family(self) -> None:
         """Unregister the family from the area, in every process: its series
@@ -963,13 +979,17 @@ class MetricWrapperBase(_Ops):
                     return child
         return cast(_M, self._labels_slow(labelvalues, labelkwargs))
 
+    def _no_labels_error(self) -> LabelError:
+        """What ``labels()`` and ``remove_by_labels()`` raise on a family without labels."""
+        return _label_count_error(f"no label names were set when constructing {self!r}")
+
     def _labels_slow(self, labelvalues: Tuple[Any, ...], labelkwargs: Dict[str, Any]) -> Any:
         names = self._labelnames
         if not names:
-            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"no label names were set when constructing {self!r}")
+            raise self._no_labels_error()
         partial_ok = False
         if labelvalues and labelkwargs:
-            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, "can't pass both *args and **kwargs")
+            raise _label_count_error("can't pass both *args and **kwargs")
         if len(labelvalues) == 1 and isinstance(labelvalues[0], Mapping):
             given = {str(k): v for k, v in labelvalues[0].items()}
             partial_ok = True
@@ -977,15 +997,13 @@ class MetricWrapperBase(_Ops):
             given = labelkwargs
         else:
             if len(labelvalues) != len(names):
-                raise LabelError(
-                    "wrong label count",
-                    B.PROMSHM_RESULT_LABEL_COUNT,
+                raise _label_count_error(
                     f"incorrect label count for {self._name}: expected {len(names)} values for {list(names)}, got {len(labelvalues)}",
                 )
             given = dict(zip(names, labelvalues))
         unknown = [k for k in given if k not in names]
         if unknown:
-            raise LabelError("unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, f"incorrect label names {unknown} for {self._name} (labels: {list(names)})")
+            raise _unknown_label_error(f"incorrect label names {unknown} for {self._name} (labels: {list(names)})")
         merged = dict(self._default_labels)
         for k, v in given.items():
             merged[k] = _label_str(v)
@@ -993,7 +1011,7 @@ class MetricWrapperBase(_Ops):
             if partial_ok:
                 return self._partial_cls(self, merged)
             missing = [n for n in names if n not in merged]
-            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"missing label values for {missing} of {self._name}")
+            raise _label_count_error(f"missing label values for {missing} of {self._name}")
         key = tuple(merged[n] for n in names)
         child = self._children.get(key)
         if child is None:
@@ -1017,11 +1035,9 @@ class MetricWrapperBase(_Ops):
             try:
                 labelvalues = tuple(d[n] for n in self._labelnames)
             except KeyError as e:
-                raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"missing label value for {e}") from None
+                raise _label_count_error(f"missing label value for {e}") from None
         if len(labelvalues) != len(self._labelnames):
-            raise LabelError(
-                "wrong label count",
-                B.PROMSHM_RESULT_LABEL_COUNT,
+            raise _label_count_error(
                 f"incorrect label count for {self._name}: expected {len(self._labelnames)}, got {len(labelvalues)}",
             )
         self._remove_key(tuple(_label_str(v) for v in labelvalues))
@@ -1036,23 +1052,18 @@ class MetricWrapperBase(_Ops):
         removed = c_bool()
         with self._lock:
             check(lib.promshm_family_remove(self._fam, str_array(enc), len(enc), byref(removed)))
-            self._children.pop(key, None)
-            self._raw.clear()
-            self._rawkw.clear()
-            self._functions.pop(key, None)
-            self._exemplars.pop(key, None)
-            self._created_at.pop(key, None)
+            self._forget(key)
 
     def remove_by_labels(self, labels: Mapping[str, Any]) -> None:
         """Remove every series whose labels include ``labels`` (prometheus_client
         0.21+), in every process: series made by other processes too."""
         if not self._labelnames:
-            raise LabelError("wrong label count", B.PROMSHM_RESULT_LABEL_COUNT, f"no label names were set when constructing {self!r}")
+            raise self._no_labels_error()
         if not isinstance(labels, Mapping):
             raise TypeError("labels must be a dict of {label_name: label_value}")
         unknown = [k for k in labels if k not in self._labelnames]
         if unknown:
-            raise LabelError("unknown label", B.PROMSHM_RESULT_UNKNOWN_LABEL, f"unknown label names {unknown}; expected {list(self._labelnames)}")
+            raise _unknown_label_error(f"unknown label names {unknown}; expected {list(self._labelnames)}")
         if not labels:
             return
         want = [(self._labelnames.index(k), _label_str(v)) for k, v in labels.items()]
@@ -1063,8 +1074,6 @@ class MetricWrapperBase(_Ops):
     def _series_keys(self) -> List[Tuple[str, ...]]:
         """The label values of every series of the family in the area (every
         process's, read from a render) and of every series cached here."""
-        from .registry import _families_of
-
         names = self._labelnames
         keys = dict.fromkeys(self._children)
         for fam in _families_of(self):
@@ -1076,19 +1085,13 @@ class MetricWrapperBase(_Ops):
     def clear(self) -> None:
         """Remove every series of the family, in every process."""
         self._clear_series()
-        if not self._labelnames or all(n in self._default_labels for n in self._labelnames):
-            self._h = self._resolve(tuple(self._default_labels[n] for n in self._labelnames))
+        self._resolve_default()
 
     def _clear_series(self) -> None:
         """Remove every series, the default one included (not re-created)."""
         with self._lock:
             check(lib.promshm_family_clear(self._fam, None))
-            self._children.clear()
-            self._raw.clear()
-            self._rawkw.clear()
-            self._functions.clear()
-            self._exemplars.clear()
-            self._created_at.clear()
+            self._forget()
             old, self._h = self._h, None
         if old is not None:
             lib.promshm_series_free(old)
@@ -1127,13 +1130,9 @@ class MetricWrapperBase(_Ops):
 
     def collect(self) -> List[Any]:
         """The family as prometheus_client-style metric objects (from a render)."""
-        from .registry import _families_of
-
         return _families_of(self)
 
     def __repr__(self) -> str:
-        from . import compat
-
         module = "prometheus_client.metrics" if compat.installed() else type(self).__module__
         return f"{module}.{type(self).__name__}({self._sample_names()[0]})"
 
@@ -1161,8 +1160,7 @@ class Counter(_CounterOps, MetricWrapperBase):
 
     _type = "counter"
     _c_register = "promshm_registry_counter"
-    _series_cls = _series_class(_CounterOps, "CounterSeries")
-    _partial_cls = _partial_class(_CounterOps, "CounterPartial")
+    _series_cls, _partial_cls = _child_classes(_CounterOps, "Counter")
     _buffered = True
     __slots__ = ()
 
@@ -1187,8 +1185,7 @@ class Gauge(_GaugeOps, MetricWrapperBase):
 
     _type = "gauge"
     _c_register = "promshm_registry_gauge"
-    _series_cls = _series_class(_GaugeOps, "GaugeSeries")
-    _partial_cls = _partial_class(_GaugeOps, "GaugePartial")
+    _series_cls, _partial_cls = _child_classes(_GaugeOps, "Gauge")
     __slots__ = ()
 
     def __init__(
@@ -1231,21 +1228,12 @@ class Gauge(_GaugeOps, MetricWrapperBase):
         if not self._per_pid():
             return
         with self._lock:
-            if self._h is not None:
-                key = tuple(self._default_labels.get(n, "") for n in self._labelnames)
-                old, self._h = self._h, self._resolve(key)
-                lib.promshm_series_free(old)
-            for values, child in list(self._children.items()):
-                if child._h is not None:
-                    old, child._h = child._h, self._resolve(values)
-                    lib.promshm_series_free(old)
+            self._reresolve(freed_too=False)
 
     def _remove_key(self, key: Tuple[str, ...]) -> None:
         if not self._per_pid():
             return super()._remove_key(key)
         # every process's series of these label values
-        from .registry import _families_of
-
         pids = {str(os.getpid())}
         for fam in _families_of(self):
             for smp in fam.samples:
@@ -1310,8 +1298,7 @@ class Histogram(_HistogramOps, MetricWrapperBase):
 
     _type = "histogram"
     _c_register = "promshm_registry_histogram"
-    _series_cls = _series_class(_HistogramOps, "HistogramSeries")
-    _partial_cls = _partial_class(_HistogramOps, "HistogramPartial")
+    _series_cls, _partial_cls = _child_classes(_HistogramOps, "Histogram")
     _buffered = True
     __slots__ = ()
 
@@ -1391,8 +1378,7 @@ class NativeHistogram(_NativeHistogramOps, MetricWrapperBase):
 
     _type = "histogram"
     _c_register = "promshm_registry_native_histogram_buckets"
-    _series_cls = _series_class(_NativeHistogramOps, "NativeHistogramSeries")
-    _partial_cls = _partial_class(_NativeHistogramOps, "NativeHistogramPartial")
+    _series_cls, _partial_cls = _child_classes(_NativeHistogramOps, "NativeHistogram")
     __slots__ = ()
 
     def __init__(
@@ -1446,8 +1432,7 @@ class Summary(_SummaryOps, MetricWrapperBase):
 
     _type = "summary"
     _c_register = "promshm_registry_summary"
-    _series_cls = _series_class(_SummaryOps, "SummarySeries")
-    _partial_cls = _partial_class(_SummaryOps, "SummaryPartial")
+    _series_cls, _partial_cls = _child_classes(_SummaryOps, "Summary")
     __slots__ = ()
 
     def __init__(
@@ -1485,8 +1470,7 @@ class Info(_InfoOps, MetricWrapperBase):
 
     _type = "info"
     _c_register = "promshm_registry_info"
-    _series_cls = _series_class(_InfoOps, "InfoSeries")
-    _partial_cls = _partial_class(_InfoOps, "InfoPartial")
+    _series_cls, _partial_cls = _child_classes(_InfoOps, "Info")
     __slots__ = ()
 
 
@@ -1500,8 +1484,7 @@ class Enum(_EnumOps, MetricWrapperBase):
 
     _type = "stateset"
     _c_register = "promshm_registry_stateset"
-    _series_cls = _series_class(_EnumOps, "EnumSeries")
-    _partial_cls = _partial_class(_EnumOps, "EnumPartial")
+    _series_cls, _partial_cls = _child_classes(_EnumOps, "Enum")
     __slots__ = ()
 
     def __init__(

@@ -155,6 +155,9 @@ _SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(?:\s+(\S+
 
 
 def _unescape(s: str) -> str:
+    """An OpenMetrics label value or HELP text unescaped (``\\n``, ``\\\\``,
+    ``\\"``; a backslash before anything else is kept): here and in
+    :mod:`promshm.openmetrics.parser`."""
     out = []
     i = 0
     while i < len(s):

@@ -724,6 +724,15 @@ def _wrap_init(cls: type) -> None:
     cls.__init__ = __init__  # type: ignore[misc]
 
 
+def _install(cls: type, name: str, orig: Any, method: Any) -> None:
+    """Make ``method`` (which calls ``orig``) ``cls``'s method ``name``,
+    marked as promshm's so that it is wrapped once."""
+    method._promshm = True
+    method.__name__ = name
+    method.__doc__ = orig.__doc__
+    setattr(cls, name, method)
+
+
 def _wrap_method(cls: type, name: str, forward: Any) -> None:
     orig = cls.__dict__.get(name)
     if orig is None or getattr(orig, "_promshm", False):
@@ -739,10 +748,7 @@ def _wrap_method(cls: type, name: str, forward: Any) -> None:
                 _warn(f"{name}() not shared: {e}")
         return r
 
-    method._promshm = True  # type: ignore[attr-defined]
-    method.__name__ = name
-    method.__doc__ = orig.__doc__
-    setattr(cls, name, method)
+    _install(cls, name, orig, method)
 
 
 def _wrap_parent_method(cls: type, name: str, forward: Any) -> None:
@@ -768,10 +774,7 @@ def _wrap_parent_method(cls: type, name: str, forward: Any) -> None:
                 _warn(f"{name}() not shared: {e}")
         return r
 
-    method._promshm = True  # type: ignore[attr-defined]
-    method.__name__ = name
-    method.__doc__ = orig.__doc__
-    setattr(cls, name, method)
+    _install(cls, name, orig, method)
 
 
 def install() -> None:
@@ -820,10 +823,7 @@ def _route(cls: type, name: str, through: Any) -> None:
     def method(self: Any) -> Any:
         return through(self, orig)
 
-    method._promshm = True  # type: ignore[attr-defined]
-    method.__name__ = name
-    method.__doc__ = orig.__doc__
-    setattr(cls, name, method)
+    _install(cls, name, orig, method)
 
 
 def _wrap_process_collector() -> None:

@@ -21,6 +21,9 @@ from urllib.error import HTTPError
 from urllib.parse import quote_plus, urlparse
 from urllib.request import BaseHandler, HTTPHandler, HTTPRedirectHandler, HTTPSHandler, Request, build_opener
 
+from ._formats import CONTENT_TYPE_PLAIN_0_0_4, render
+from .registry import REGISTRY
+
 __all__ = [
     "push_to_gateway",
     "pushadd_to_gateway",
@@ -157,9 +160,6 @@ def delete_from_gateway(
 def _use_gateway(
     method: str, gateway: str, job: str, registry: Any, grouping_key: Optional[Dict[str, Any]], timeout: Optional[float], handler: Handler
 ) -> None:
-    from .exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-    from .registry import REGISTRY
-
     parsed = urlparse(gateway)
     if not parsed.scheme or parsed.scheme not in ("http", "https"):
         gateway = f"http://{gateway}"
@@ -167,7 +167,7 @@ def _use_gateway(
     url = "{}/metrics/{}/{}".format(gateway, *_escape_grouping_key("job", job))
     data = b""
     if method != "DELETE":
-        data = generate_latest(REGISTRY if registry is None else registry)
+        data = render(REGISTRY if registry is None else registry, "prometheus")
     url += "".join("/{}/{}".format(*_escape_grouping_key(str(k), str(v))) for k, v in sorted((grouping_key or {}).items()))
     handler(url=url, method=method, timeout=timeout, headers=[("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)], data=data)()
 

@@ -485,13 +485,8 @@ class _Restricted:
                 out.append(r)
         return iter(out)
 
-    def get_sample_value(self, name: str, labels: Optional[Mapping[str, str]] = None) -> Optional[float]:
-        want = dict(labels or {})
-        for fam in self.collect():
-            for smp in fam.samples:
-                if smp.name == name and smp.labels == want:
-                    return smp.value
-        return None
+    #: The value of one sample of :meth:`collect`, or None (as the registry's).
+    get_sample_value = CollectorRegistry.get_sample_value
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..exposition import CONTENT_TYPE_OPENMETRICS, _render
+from .._formats import CONTENT_TYPE_OPENMETRICS, render
 from ..registry import REGISTRY
 
 __all__ = ["CONTENT_TYPE_LATEST", "generate_latest"]
@@ -15,4 +15,4 @@ CONTENT_TYPE_LATEST: str = CONTENT_TYPE_OPENMETRICS
 
 def generate_latest(registry: Any = REGISTRY, escaping: Any = None, version: str = "1.0.0") -> bytes:
     """The registry in the OpenMetrics text format (ending in ``# EOF``)."""
-    return _render(registry, "openmetrics")
+    return render(registry, "openmetrics")

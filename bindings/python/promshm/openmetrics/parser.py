@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Un
 
 from ..encoding import float_to_go_string
 from ..metrics_core import Metric
+from ..parser import _unescape as _unescape_help
 from ..samples import Exemplar, Sample, Timestamp
 
 __all__ = ["text_string_to_metric_families", "text_fd_to_metric_families"]
@@ -39,21 +40,6 @@ _COUNTER_LIKE = ("_total", "_sum", "_count", "_bucket", "_gcount", "_gsum")
 def text_string_to_metric_families(text: str) -> Iterator[Metric]:
     """The families of an OpenMetrics text (see :func:`text_fd_to_metric_families`)."""
     yield from text_fd_to_metric_families(io.StringIO(text))
-
-
-def _unescape_help(text: str) -> str:
-    out: List[str] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            n = text[i + 1]
-            out.append({"\\": "\\", '"': '"', "n": "\n"}.get(n, "\\" + n))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 def _number(token: str) -> Union[int, float]:

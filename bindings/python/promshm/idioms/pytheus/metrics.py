@@ -173,9 +173,8 @@ class _SummaryOps(_Labelled, _m._SummaryOps):
     __slots__ = ()
 
 
-def _classes(ops: type, kind: str) -> Tuple[type, type]:
-    """The series and partial-labels classes of a pytheus metric type."""
-    return _m._series_class(ops, kind + "Series"), _m._partial_class(ops, kind + "Partial")
+#: The series and partial-labels classes of a pytheus metric type.
+_classes = _m._child_classes
 
 
 class _Metric:
