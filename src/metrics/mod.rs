@@ -106,7 +106,7 @@ impl Cached {
     #[inline]
     fn is(&self, area: &AreaInner, values: &[&str]) -> bool {
         self.values.len() == values.len()
-            && self.values.iter().zip(values).all(|(a, b)| &**a == *b)
+            && self.values.iter().zip(values).all(|(a, b)| same_text(a, b))
             && area.series_live(self.off, self.gen)
     }
 }
@@ -248,6 +248,19 @@ unsafe impl Sync for SeriesInner {}
 const CELLS_AFTER_GEN: usize =
     (crate::area::format::ser::CELLS - crate::area::format::rec::GEN) / 8;
 
+/// `a == b`, short label values compared inline (most are a few bytes: a
+/// `memcmp` call costs more than the compare).
+#[inline]
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            a.iter().zip(b).all(|(x, y)| x == y)
+        } else {
+            a == b
+        }
+}
+
 /// Key of the process-local series cache: a fast word-at-a-time hash of the
 /// label values (lengths included), not the FNV hash stored in the area,
 /// which a hit does not need. Collisions only cost a compare.
@@ -267,9 +280,9 @@ fn cache_key(values: &[&str]) -> u64 {
         }
         let rest = words.remainder();
         if !rest.is_empty() {
-            let mut a = [0u8; 8];
-            a[..rest.len()].copy_from_slice(rest);
-            eat(u64::from_le_bytes(a));
+            // The little-endian word of the zero-padded tail, byte by byte
+            // (a copy of a variable length is a `memcpy` call).
+            eat(rest.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)));
         }
     }
     // Fold the high bits down: the map indexes buckets by the low bits.
@@ -826,6 +839,22 @@ mod tests {
             assert!(!std::sync::Arc::ptr_eq(&x.series, &x3.series));
             assert_eq!(x3.get(), 0.0);
             assert_eq!(y.get(), 0.0);
+        }
+    }
+
+    #[test]
+    fn same_text_is_string_equality() {
+        let long = "/api/item/12345678/detail";
+        for (a, b) in [
+            ("", ""),
+            ("GET", "GET"),
+            ("GET", "GEt"),
+            ("GET", "GETS"),
+            ("0123456789abcdef", "0123456789abcdeg"),
+            (long, long),
+            (long, "/api/item/12345678/detaim"),
+        ] {
+            assert_eq!(super::same_text(a, b), a == b, "{a:?} {b:?}");
         }
     }
 
