@@ -597,7 +597,6 @@ pub(crate) mod lane {
 mod tests {
     use std::cell::Cell;
     use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant};
 
     use super::{lane, CLAIMED, LANE, LANE_COUNT};
     use crate::{Area, AreaOptions, Opts};
@@ -637,24 +636,7 @@ mod tests {
             // SAFETY: leave the child without running the harness's exit path.
             unsafe { libc::_exit(if matches!(ok, Ok(true)) { 0 } else { 1 }) };
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut status = 0;
-        loop {
-            // SAFETY: waiting for our own child.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == pid {
-                break;
-            }
-            if Instant::now() > deadline {
-                // SAFETY: our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                panic!("the child hung");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = crate::area::fork::tests::wait_for_child(pid, "the child hung");
         assert!(
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "the child wrote through the parent's lane (status {status:#x})"

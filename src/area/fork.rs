@@ -224,7 +224,7 @@ extern "C" fn after_fork() {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, Instant};
 
     use crate::{Area, AreaOptions, Opts};
@@ -258,13 +258,26 @@ mod tests {
             // SAFETY: leave the child without running the harness's exit path.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
+        let status = wait_for_child(
+            pid,
+            "after_fork deadlocked dropping the last handle of an area",
+        );
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child failed: status {status:#x}"
+        );
+    }
+
+    /// Wait at most 10 s for the forked child `pid` and return its wait
+    /// status; past that, kill it and panic with `hung`.
+    pub(crate) fn wait_for_child(pid: libc::pid_t, hung: &str) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut status = 0;
         loop {
             // SAFETY: waiting for our own child.
             let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
             if r == pid {
-                break;
+                return status;
             }
             if Instant::now() > deadline {
                 // SAFETY: our own child.
@@ -272,13 +285,9 @@ mod tests {
                     libc::kill(pid, libc::SIGKILL);
                     libc::waitpid(pid, &mut status, 0);
                 }
-                panic!("after_fork deadlocked dropping the last handle of an area");
+                panic!("{hung}");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "child failed: status {status:#x}"
-        );
     }
 }

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "promshm.h"
 
@@ -44,6 +47,29 @@ static int g_checks = 0;
     do {                                                                       \
         g_checks++;                                                            \
         if (!(cond)) FAIL("expected %s", #cond);                               \
+    } while (0)
+
+/* Fork `n` worker processes, each running `call` with `w` (its index,
+ * 0..n-1) in scope; `call` ends the child (`_exit`). stdio is flushed first,
+ * so nothing buffered in the parent reaches the children. Then wait for
+ * every one and fail unless each exited with status 0. */
+#define RUN_WORKERS(n, call)                                                   \
+    do {                                                                       \
+        fflush(stdout);                                                        \
+        fflush(stderr);                                                        \
+        pid_t pids_[n];                                                        \
+        for (int w = 0; w < (n); w++) {                                        \
+            pid_t pid_ = fork();                                               \
+            if (pid_ < 0) FAIL("fork");                                        \
+            if (pid_ == 0) call;                                               \
+            pids_[w] = pid_;                                                   \
+        }                                                                      \
+        for (int w = 0; w < (n); w++) {                                        \
+            int status_ = 0;                                                   \
+            if (waitpid(pids_[w], &status_, 0) != pids_[w]) FAIL("waitpid");   \
+            if (!WIFEXITED(status_) || WEXITSTATUS(status_) != 0)              \
+                FAIL("worker %d ended with status %d", w, status_);            \
+        }                                                                      \
     } while (0)
 
 /* A promshm_metric_opts with its size set, the rest zero (C and C++ alike). */

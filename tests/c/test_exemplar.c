@@ -105,21 +105,7 @@ int main(void) {
               promshm_counter_add_exemplar_e(c, 1.0, too_long, 1, err));
     promshm_error_free(err);
 
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pids[WORKERS];
-    for (int w = 0; w < WORKERS; w++) {
-        pid_t pid = fork();
-        if (pid < 0) FAIL("fork");
-        if (pid == 0) worker(w, c, h);
-        pids[w] = pid;
-    }
-    for (int w = 0; w < WORKERS; w++) {
-        int status = 0;
-        if (waitpid(pids[w], &status, 0) != pids[w]) FAIL("waitpid");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            FAIL("worker %d ended with status %d", w, status);
-    }
+    RUN_WORKERS(WORKERS, worker(w, c, h));
     OK(promshm_flush());
 
     double total = 0;

@@ -121,21 +121,7 @@ int main(void) {
     promshm_local_counter_inc(&inherited);
     promshm_local_counter_inc(&inherited);
 
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pids[WORKERS];
-    for (int w = 0; w < WORKERS; w++) {
-        pid_t pid = fork();
-        if (pid < 0) FAIL("fork");
-        if (pid == 0) worker(w, counters, &inherited);
-        pids[w] = pid;
-    }
-    for (int w = 0; w < WORKERS; w++) {
-        int status = 0;
-        if (waitpid(pids[w], &status, 0) != pids[w]) FAIL("waitpid");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            FAIL("worker %d ended with status %d", w, status);
-    }
+    RUN_WORKERS(WORKERS, worker(w, counters, &inherited));
     const double want = (double)WORKERS * ITERATIONS;
     EXPECT(total_of(s) == want);
     char *text = render_text(area, NULL, PROMSHM_FORMAT_PROMETHEUS);

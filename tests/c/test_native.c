@@ -71,21 +71,7 @@ int main(void) {
               promshm_registry_native_histogram(reg, &ob, 1.0001, 0, 0, 1e-300, 1e300, &bad));
     EXPECT(bad == NULL);
 
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pids[WORKERS];
-    for (int w = 0; w < WORKERS; w++) {
-        pid_t pid = fork();
-        if (pid < 0) FAIL("fork");
-        if (pid == 0) worker(w, fam, s);
-        pids[w] = pid;
-    }
-    for (int w = 0; w < WORKERS; w++) {
-        int status = 0;
-        if (waitpid(pids[w], &status, 0) != pids[w]) FAIL("waitpid");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            FAIL("worker %d ended with status %d", w, status);
-    }
+    RUN_WORKERS(WORKERS, worker(w, fam, s));
 
     const double n = (double)WORKERS * ROUNDS;
     double sum_values = 0;

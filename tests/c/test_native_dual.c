@@ -93,21 +93,7 @@ int main(int argc, char **argv) {
     EXPECT(bad == NULL);
     EXPECT_RC(PROMSHM_RESULT_INVALID_VALUE, promshm_native_histogram_observe(s, NAN));
 
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pids[WORKERS];
-    for (int w = 0; w < WORKERS; w++) {
-        pid_t pid = fork();
-        if (pid < 0) FAIL("fork");
-        if (pid == 0) worker(w, fam, s);
-        pids[w] = pid;
-    }
-    for (int w = 0; w < WORKERS; w++) {
-        int status = 0;
-        if (waitpid(pids[w], &status, 0) != pids[w]) FAIL("waitpid");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            FAIL("worker %d ended with status %d", w, status);
-    }
+    RUN_WORKERS(WORKERS, worker(w, fam, s));
 
     const double n = (double)WORKERS * ROUNDS;
     double sum_values = 0;

@@ -75,21 +75,7 @@ int main(void) {
     OK(promshm_registry_histogram(reg, &o, buckets, 4, &latency));
 
     /* Nothing buffered in the parent may reach the children. */
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pids[WORKERS];
-    for (int w = 0; w < WORKERS; w++) {
-        pid_t pid = fork();
-        if (pid < 0) FAIL("fork");
-        if (pid == 0) worker(w, requests, latency);
-        pids[w] = pid;
-    }
-    for (int w = 0; w < WORKERS; w++) {
-        int status = 0;
-        if (waitpid(pids[w], &status, 0) != pids[w]) FAIL("waitpid");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            FAIL("worker %d ended with status %d", w, status);
-    }
+    RUN_WORKERS(WORKERS, worker(w, requests, latency));
 
     char *text = render_text(area, NULL, PROMSHM_FORMAT_PROMETHEUS);
     const double per_path = (double)WORKERS * ITERATIONS / 4;

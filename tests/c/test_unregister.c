@@ -102,19 +102,7 @@ int main(void) {
     const promshm_registry *reg = NULL;
     OK(promshm_registry_new(area, "u", NULL, 0, &reg));
 
-    pid_t pids[WORKERS];
-    for (int w = 0; w < WORKERS; w++) {
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid < 0) FAIL("fork");
-        if (pid == 0) worker(reg, w);
-        pids[w] = pid;
-    }
-    for (int w = 0; w < WORKERS; w++) {
-        int status = 0;
-        if (waitpid(pids[w], &status, 0) != pids[w]) FAIL("waitpid");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) FAIL("worker %d failed", w);
-    }
+    RUN_WORKERS(WORKERS, worker(reg, w));
     OK(promshm_flush());
     char *text = render_text(area, NULL, PROMSHM_FORMAT_PROMETHEUS);
     for (int w = 0; w < WORKERS; w++) {
