@@ -409,11 +409,9 @@ fn write_family(
         if let Some(k) = kept.as_mut() {
             if let Some(entry) = k.take_entry(rec.off, view.generation()) {
                 taken = true;
-                if let Some(point) = view::plain_point(&view, shape) {
-                    if enc.point_text(&desc, entry.text(), &point)? {
-                        written += 1;
-                        continue;
-                    }
+                if write_plain(&view, shape, &desc, entry.text(), enc)? {
+                    written += 1;
+                    continue;
                 }
             }
         }
@@ -441,6 +439,23 @@ fn write_family(
         k.finish();
     }
     Ok((written, bad))
+}
+
+/// Write a counter or gauge series that has nothing but its one point to
+/// write from its kept `text`; whether it was (`false`: the caller writes
+/// it through the type's reader).
+#[inline(always)]
+fn write_plain(
+    view: &SeriesCells<'_>,
+    shape: &Shape,
+    desc: &FamilyDesc<'_>,
+    text: SeriesText<'_>,
+    enc: &mut dyn Encoder,
+) -> Result<bool> {
+    match view::plain_point(view, shape) {
+        Some(point) => Ok(enc.point_text(desc, text, &point)?),
+        None => Ok(false),
+    }
 }
 
 /// One series being written.
@@ -495,12 +510,8 @@ impl Series<'_> {
         };
         // A counter or gauge with nothing but its one point to write (its
         // entry just made): that point from the kept text, at once.
-        if !taken {
-            if let Some(point) = view::plain_point(self.view, self.shape) {
-                if enc.point_text(self.desc, entry.text(), &point)? {
-                    return Ok(Some(Emitted::Written));
-                }
-            }
+        if !taken && write_plain(self.view, self.shape, self.desc, entry.text(), enc)? {
+            return Ok(Some(Emitted::Written));
         }
         let mut enc = WithText {
             enc,
