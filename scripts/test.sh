@@ -40,6 +40,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# The crate as a Rust dependency sees it (without the C API; the workspace
+# build above unifies the features and would hide what only capi uses).
+cargo clippy -p promshm --no-default-features --all-targets -- -D warnings
 
 step "cargo doc (library, warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p promshm --quiet

@@ -710,7 +710,8 @@ impl Area {
     }
 
     /// [`render`](Area::render) appending to `out`, the text formats
-    /// written into it directly.
+    /// written into it directly (for the C API's buffer renders).
+    #[cfg(feature = "capi")]
     pub(crate) fn render_to_vec(&self, out: &mut Vec<u8>, format: Format) -> Result<RenderStats> {
         render::render_to_vec(&self.inner, None, true, out, format)
     }
