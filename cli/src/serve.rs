@@ -4,8 +4,9 @@
 //! connections that bounds what clients can take, whatever they do:
 //! - at most `--max-connections` connections; when all are taken, one is
 //!   closed to make room, in the order of `pick_victim`: long idle or
-//!   slow-loris ones first, then stalled response writers, ... and the
-//!   connections that have just arrived last; a request being rendered is
+//!   slow-loris ones first, then stalled response writers, ..., then the
+//!   requests being answered, and last the connections that have just
+//!   arrived or whose request waits unread; a request being rendered is
 //!   never closed, and if only those are open the newcomer gets a 503;
 //! - a request head (and a TLS handshake) must arrive within
 //!   `--header-timeout` of its first byte, within `--max-request-bytes` and
@@ -87,7 +88,7 @@ pub struct Args {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Most open connections.
+    /// Most open connections (each holds two file descriptors).
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_connections: u32,
     /// Most renders at once, each in a thread of its own (default: the number of CPUs).
@@ -158,6 +159,8 @@ const STALLED: Duration = Duration::from_secs(1);
 const WAITING_GRACE: Duration = Duration::from_millis(500);
 /// ... and so may one whose request head has been arriving for this long.
 const TRICKLE_GRACE: Duration = Duration::from_millis(100);
+/// A connection this young is taken to have its request on the way.
+const ARRIVAL_GRACE: Duration = Duration::from_millis(50);
 
 /// What a connection is doing.
 mod phase {
@@ -181,10 +184,13 @@ struct ConnState {
     phase: AtomicU8,
     /// When the phase began (ms).
     since: AtomicU64,
-    /// When the body last handed out data (ms).
+    /// When the body last handed out data or bytes went to the socket (ms).
     progress: AtomicU64,
     /// Bytes arrived while a request was being answered (a pipelined head).
     read_while_busy: AtomicBool,
+    /// The body is over but hyper may still hold its end: the response is
+    /// written at the next flush of the socket.
+    body_done: AtomicBool,
 }
 
 impl ConnState {
@@ -195,6 +201,7 @@ impl ConnState {
             since: AtomicU64::new(now),
             progress: AtomicU64::new(now),
             read_while_busy: AtomicBool::new(false),
+            body_done: AtomicBool::new(false),
         })
     }
 
@@ -214,6 +221,7 @@ impl ConnState {
 
     fn begin_request(&self) {
         self.read_while_busy.store(false, Ordering::Relaxed);
+        self.body_done.store(false, Ordering::Relaxed);
         self.progress.store(now_ms(), Ordering::Relaxed);
         self.set(phase::BUSY);
     }
@@ -227,6 +235,25 @@ impl ConnState {
             _ => {}
         }
     }
+
+    /// Bytes went to the socket: a response being written makes progress.
+    fn wrote(&self) {
+        self.progress.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// The socket was flushed: hyper holds nothing more. The response whose
+    /// body is over is written now; the connection waits for the next
+    /// request (already arriving if bytes came meanwhile).
+    fn flushed(&self) {
+        if self.body_done.swap(false, Ordering::Relaxed) {
+            let next = if self.read_while_busy.load(Ordering::Relaxed) {
+                phase::HEAD
+            } else {
+                phase::IDLE
+            };
+            self.set(next);
+        }
+    }
 }
 
 impl Progress for ConnState {
@@ -237,13 +264,12 @@ impl Progress for ConnState {
         }
     }
 
+    /// hyper drops the body when it has taken its last chunk, before that
+    /// chunk (and the end of the response) is written: the connection stays
+    /// a response writer until the socket is flushed (see [`Self::flushed`]),
+    /// so that it is not closed as idle with the page's end unsent.
     fn finished(&self) {
-        let next = if self.read_while_busy.load(Ordering::Relaxed) {
-            phase::HEAD
-        } else {
-            phase::IDLE
-        };
-        self.set(next);
+        self.body_done.store(true, Ordering::Relaxed);
     }
 }
 
@@ -274,10 +300,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.note_written(&r);
+        r
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            self.state.flushed();
+        }
+        r
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
@@ -287,15 +319,29 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.note_written(&r);
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
 }
 
+impl<T> Watched<T> {
+    fn note_written(&self, r: &Poll<std::io::Result<usize>>) {
+        if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
+            self.state.wrote();
+        }
+    }
+}
+
 struct Entry {
     state: Arc<ConnState>,
+    /// A second descriptor of a plain-HTTP socket, to see whether a whole
+    /// request waits in it that the connection's task has not read yet
+    /// (the task has not run since the accept: a loaded machine).
+    peer: Option<std::net::TcpStream>,
     /// Set right after the task is spawned.
     abort: Option<AbortHandle>,
 }
@@ -376,37 +422,95 @@ struct Lane {
 ///    trickling in for 0.1 s (oldest first);
 /// 1. a response writer stalled for 1 s (least recent progress first);
 /// 2. any head still arriving (legitimate heads come in one packet);
-/// 3. any response writer (least recent progress first);
-/// 4. a scrape waiting for a render (the last to queue first);
-/// 5. a connection that has just arrived (its request is on the way).
+/// 3. a connection that arrived 50 ms ago or more and has sent nothing
+///    (oldest first): a flood of them makes room among themselves;
+/// 4. any response writer (least recent progress first);
+/// 5. a scrape waiting for a render (the last to queue first);
+/// 6. a connection that has just arrived: its request is on the way
+///    (oldest first);
+/// 7. a connection whose whole request waits unread in its socket (oldest
+///    first).
 ///
-/// A request being rendered is never closed, nor a connection whose task
-/// is not registered yet.
+/// What waits unread in a plain-HTTP socket counts as sent: the task of a
+/// connection may not have run since the accept on a loaded machine. So a
+/// connection silent for 50 ms never outlasts one that has sent a whole
+/// request (unless that one stalls), and only more than `--max-connections`
+/// connections arriving within 50 ms close a response writer. A request
+/// being rendered is never closed, nor a connection whose task is not
+/// registered yet.
 fn pick_victim(conns: &HashMap<u64, Entry>, now: u64) -> Option<u64> {
-    let ms = |d: Duration| d.as_millis() as u64;
-    let rank = |e: &Entry| -> Option<(u8, u64)> {
-        let st = &e.state;
-        let since = st.since.load(Ordering::Relaxed);
-        let age = now.saturating_sub(since);
-        let progress = st.progress.load(Ordering::Relaxed);
-        let stalled = now.saturating_sub(progress) >= ms(STALLED);
-        Some(match st.phase() {
-            phase::HEAD if age >= ms(TRICKLE_GRACE) => (0, since),
-            phase::HANDSHAKE | phase::IDLE if age >= ms(WAITING_GRACE) => (0, since),
-            phase::STREAMING if stalled => (1, progress),
-            phase::HEAD => (2, since),
-            phase::STREAMING => (3, progress),
-            phase::QUEUED => (4, u64::MAX - since),
-            phase::HANDSHAKE | phase::IDLE => (5, since),
-            _ => return None,
-        })
-    };
-    conns
+    use std::cmp::Reverse;
+    // Ranked without looking into sockets first, each idle socket at the
+    // lowest rank a look could give it; a look (one peek) only raises it.
+    let mut order: std::collections::BinaryHeap<_> = conns
         .iter()
         .filter(|(_, e)| e.abort.is_some())
-        .filter_map(|(id, e)| rank(e).map(|r| (r, *id)))
-        .min()
-        .map(|(_, id)| id)
+        .filter_map(|(id, e)| {
+            let look = e.peer.is_some() && e.state.phase() == phase::IDLE;
+            let unseen = look.then_some(Unread::Partial);
+            rank_for_room(e, now, unseen).map(|r| Reverse((r, *id, look)))
+        })
+        .collect();
+    while let Some(Reverse((rank, id, look))) = order.pop() {
+        if !look {
+            return Some(id);
+        }
+        let e = &conns[&id];
+        let seen = rank_for_room(e, now, Some(unread(e)));
+        match seen {
+            Some(r) if r > rank => order.push(Reverse((r, id, false))),
+            Some(_) => return Some(id),
+            None => {}
+        }
+    }
+    None
+}
+
+/// What waits unread in an idle connection's socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unread {
+    Nothing,
+    /// The start of a request head (a slow client's, or a whole head too
+    /// long to see).
+    Partial,
+    Whole,
+}
+
+/// Peek into the socket of `e` (non-blocking, as tokio's sockets are).
+fn unread(e: &Entry) -> Unread {
+    let mut buf = [0u8; 4096];
+    match e.peer.as_ref().map(|s| s.peek(&mut buf)) {
+        Some(Ok(n)) if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") => Unread::Whole,
+        Some(Ok(n)) if n > 0 => Unread::Partial,
+        _ => Unread::Nothing,
+    }
+}
+
+/// The rank of `e` in [`pick_victim`]'s order, given what waits unread in
+/// its socket (None: not looked at); None: never closed to make room.
+fn rank_for_room(e: &Entry, now: u64, unread: Option<Unread>) -> Option<(u8, u64)> {
+    let ms = |d: Duration| d.as_millis() as u64;
+    let st = &e.state;
+    let since = st.since.load(Ordering::Relaxed);
+    let age = now.saturating_sub(since);
+    let progress = st.progress.load(Ordering::Relaxed);
+    let stalled = now.saturating_sub(progress) >= ms(STALLED);
+    let phase = match (st.phase(), unread) {
+        (phase::IDLE, Some(Unread::Partial)) => phase::HEAD,
+        (phase::IDLE, Some(Unread::Whole)) => return Some((7, since)),
+        (p, _) => p,
+    };
+    Some(match phase {
+        phase::HEAD if age >= ms(TRICKLE_GRACE) => (0, since),
+        phase::HANDSHAKE | phase::IDLE if age >= ms(WAITING_GRACE) => (0, since),
+        phase::STREAMING if stalled => (1, progress),
+        phase::HEAD => (2, since),
+        phase::HANDSHAKE | phase::IDLE if age >= ms(ARRIVAL_GRACE) => (3, since),
+        phase::STREAMING => (4, progress),
+        phase::QUEUED => (5, u64::MAX - since),
+        phase::HANDSHAKE | phase::IDLE => (6, since),
+        _ => return None,
+    })
 }
 
 struct Server {
@@ -430,7 +534,11 @@ struct Server {
 impl Server {
     /// Register a new connection, making room if the table is full (None:
     /// nothing could be closed).
-    fn admit(&self, first_phase: u8) -> Option<(u64, Arc<ConnState>)> {
+    fn admit(
+        &self,
+        first_phase: u8,
+        peer: Option<std::net::TcpStream>,
+    ) -> Option<(u64, Arc<ConnState>)> {
         let victim;
         let id;
         let state = ConnState::new(first_phase);
@@ -448,6 +556,7 @@ impl Server {
                 id,
                 Entry {
                     state: state.clone(),
+                    peer,
                     abort: None,
                 },
             );
@@ -1108,7 +1217,11 @@ impl Server {
         } else {
             phase::IDLE
         };
-        let Some((id, state)) = self.admit(first) else {
+        let peer = match self.tls {
+            None => peer_descriptor(&sock),
+            Some(_) => None,
+        };
+        let Some((id, state)) = self.admit(first, peer) else {
             // Full of busy connections: a quick 503 for plain HTTP, then close.
             if self.tls.is_none() {
                 let _ = sock.try_write(
@@ -1124,9 +1237,89 @@ impl Server {
     }
 }
 
+/// A second descriptor of `sock` (see [`Entry::peer`]); None if the process
+/// is short of descriptors (the connection is then ranked without it).
+fn peer_descriptor(sock: &TcpStream) -> Option<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    let fd = sock.as_fd().try_clone_to_owned().ok()?;
+    Some(std::net::TcpStream::from(fd))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
+
+    /// A connection in `phase` for `age_ms` at time `now`, whose client has
+    /// sent `sent` (unread by the server), and the client's end.
+    fn conn(
+        rt: &tokio::runtime::Runtime,
+        now: u64,
+        (phase, age_ms, sent): (u8, u64, &[u8]),
+    ) -> (Entry, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server_end, _) = listener.accept().unwrap();
+        server_end.set_nonblocking(true).unwrap();
+        client.write_all(sent).unwrap();
+        let state = ConnState::new(phase);
+        state.since.store(now - age_ms, Ordering::Relaxed);
+        state.progress.store(now - age_ms, Ordering::Relaxed);
+        let abort = Some(rt.spawn(std::future::pending::<()>()).abort_handle());
+        let entry = Entry {
+            state,
+            peer: Some(server_end),
+            abort,
+        };
+        (entry, client)
+    }
+
+    /// Which of `conns` goes first, second ... at time `now`, when each
+    /// victim is removed.
+    fn eviction_order(mut conns: HashMap<u64, Entry>, now: u64) -> Vec<u64> {
+        std::thread::sleep(Duration::from_millis(20)); // the bytes are in
+        let mut order = Vec::new();
+        while let Some(id) = pick_victim(&conns, now) {
+            conns.remove(&id);
+            order.push(id);
+        }
+        order
+    }
+
+    #[test]
+    fn room_is_made_by_what_each_connection_has_sent() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let whole = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        let cases = [
+            // 1: idle, its whole request unread (its task has not run).
+            (phase::IDLE, 200, &whole[..]),
+            // 2: a response written at a steady pace.
+            (phase::STREAMING, 20, b""),
+            // 3: idle 200 ms with the start of a head unread: a slow loris.
+            (phase::IDLE, 200, b"GET /metrics HTTP/1.1\r\nX-Slow: a"),
+            // 4: a scrape waiting for its render.
+            (phase::QUEUED, 20, b""),
+            // 5: silent for 200 ms.
+            (phase::IDLE, 200, b""),
+            // 6: has just arrived, nothing yet.
+            (phase::IDLE, 0, b""),
+            // 7: a head that began 30 ms ago, unread: still arriving.
+            (phase::IDLE, 30, b"GET /"),
+            // 8: being rendered: never closed.
+            (phase::BUSY, 20, b""),
+        ];
+        let now = now_ms() + 10_000;
+        let mut clients = Vec::new();
+        let mut conns = HashMap::new();
+        for (id, case) in cases.into_iter().enumerate() {
+            let (entry, client) = conn(&rt, now, case);
+            conns.insert(id as u64 + 1, entry);
+            clients.push(client);
+        }
+        assert_eq!(eviction_order(conns, now), [3, 7, 5, 2, 4, 6, 1]);
+    }
 
     #[test]
     fn sizes() {

@@ -3,6 +3,9 @@
 //!   memory stays under the bound stated in `--help` and the README, and
 //!   `/healthz` answers every probe, within 100 ms throughout (at most 2 %
 //!   of probes a scheduler tick later on a loaded 2-vCPU machine, none near 1 s);
+//! - connections that open and send nothing, faster than they age, never
+//!   cut off a response being read at a steady pace: they make room among
+//!   themselves;
 //! - the area file truncated while scrapes run: serve keeps running,
 //!   answers 503 while the file is broken and serves again once it is
 //!   restored in place or recreated;
@@ -125,6 +128,9 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
                 let t = Instant::now();
                 let r = get_within(addr, "/healthz", Duration::from_secs(2));
                 let took = t.elapsed();
+                if let Err(e) = &r {
+                    eprintln!("probe at {:?} failed: {e}", t.duration_since(t0));
+                }
                 let status = r.map(|r| r.status).unwrap_or(0);
                 if took > Duration::from_millis(40) {
                     eprintln!("slow probe at {:?}: {took:?}", t.duration_since(t0));
@@ -217,6 +223,99 @@ fn slow_readers_keep_memory_bounded_and_healthz_fast() {
             .filter(|r| r.status == 200)
     });
     assert_eq!(r.body.len(), page_len);
+}
+
+/// A reader that takes `bytes_per_ms` on average: a client on a slow but
+/// steady link.
+struct Steady<'a> {
+    s: &'a mut TcpStream,
+    bytes_per_ms: u64,
+    owed: u64,
+}
+
+impl std::io::Read for Steady<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.s.read(buf)?;
+        self.owed += n as u64;
+        let ms = self.owed / self.bytes_per_ms;
+        if ms > 0 {
+            self.owed %= self.bytes_per_ms;
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        Ok(n)
+    }
+}
+
+/// A scrape of /metrics read at `bytes_per_ms` (see [`Steady`]).
+fn steady_scrape(addr: SocketAddr, bytes_per_ms: u64) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    read_response(&mut Steady {
+        s: &mut s,
+        bytes_per_ms,
+        owed: 0,
+    })
+}
+
+/// Connections that open and send nothing, faster than they age, never
+/// close a response that is being written at a steady pace (nor a scrape
+/// waiting for its render): they make room among themselves. Before, a
+/// connection that had just arrived outranked a response in flight.
+#[test]
+fn a_connect_flood_never_cuts_a_response_in_flight() {
+    let _serial = serial();
+    let dir = TempDir::new("flood");
+    let path = dir.path("a.promshm");
+    drop(area_with_series(&path, 40_000, 4096));
+    let (mut serve, addr) = start_serve(&path, &["--max-connections", "8"]);
+    let page_len = get_within(addr, "/metrics", Duration::from_secs(30))
+        .unwrap()
+        .body
+        .len();
+    assert!(page_len > 2_000_000, "page of {page_len} bytes");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flood = {
+        let (stop, opened) = (stop.clone(), opened.clone());
+        std::thread::spawn(move || {
+            let mut held = std::collections::VecDeque::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    held.push_back(s);
+                    if held.len() > 64 {
+                        held.pop_front();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Scrapes in a row, read at 1.6 MB/s and at 400 kB/s (a 64 KiB chunk
+    // taken every 40 or 160 ms: never a stalled writer). At the slower pace
+    // the end of the page waits in the server for more than 0.5 s after
+    // its body is over: the connection is still writing, not idle.
+    for (round, bytes_per_ms) in [1600, 400, 1600].into_iter().enumerate() {
+        let t = Instant::now();
+        let r = steady_scrape(addr, bytes_per_ms)
+            .unwrap_or_else(|e| panic!("scrape {round} cut off after {:?}: {e}", t.elapsed()));
+        assert_eq!(r.status, 200, "scrape {round}");
+        assert_eq!(r.body.len(), page_len, "scrape {round}");
+        eprintln!("scrape {round}: {page_len} bytes in {:?}", t.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    let opened = opened.load(Ordering::Relaxed);
+    eprintln!("{opened} connections opened by the flood");
+    assert!(opened > 8 * 4, "the flood opened only {opened} connections");
+    still_running(&mut serve);
 }
 
 /// Copy `from` over `to` atomically (write a temp file, rename).
