@@ -48,6 +48,8 @@ BENCH_ITERATIONS="$iters" BENCH_REPEATS="$repeats" bash scripts/bench-c.sh >"$ou
 cp target/bench-c/shared.txt target/bench-c/static.txt target/bench-c/promcpp.txt "$out/"
 
 step "bindings/python/bench/bench.py (promshm, prometheus_client)"
+# The bench measures the C fast path (and ctypes, by PROMSHM_NO_SPEEDUPS=1): build it.
+bash scripts/build-speedups.sh
 PROMSHM_LIBRARY="$root/target/release/libpromshm.so" PYTHONPATH="$root/bindings/python" \
   python3 bindings/python/bench/bench.py "${py_args[@]}" --json "$out/python.json" >"$out/python.log" 2>&1 \
   || { cat "$out/python.log" >&2; exit 1; }

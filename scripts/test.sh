@@ -101,7 +101,7 @@ cargo build --release --lib
 python3 bindings/python/tools/gen_bindings.py --check
 # The C fast path (promshm._speedups) built in place; PROMSHM_EXPECT_SPEEDUPS=1
 # makes the tests fail if it is not the implementation in use.
-(cd bindings/python && python3 setup.py -q build_ext --inplace --build-temp ../../target/python-speedups --build-lib ../../target/python-speedups/lib)
+bash scripts/build-speedups.sh
 # The manylinux wheel (auditwheel repair), checked by test_packaging.py in
 # both runs and installed in the next step.
 PROMSHM_WHEEL=$(PROMSHM_LIBRARY="$PWD/target/release/libpromshm.so" bash scripts/build-wheel.sh target/wheelhouse | tail -n 1)
