@@ -2813,19 +2813,14 @@ static inline promshm_result promshm_local_counter_add(promshm_local_counter *l,
 static inline promshm_result promshm_local_histogram_observe(promshm_local_histogram *l, double value) {
     if (value != value || l->counts == NULL) /* NaN, or not initialised */
         return promshm_histogram_observe(l->series, value); /* INVALID_VALUE or NULL_PARAMETER */
-    size_t bucket = 0, n = l->n_bounds; /* bucket: how many bounds are below value */
-    if (n <= 32) { /* few bounds: count those below, branch-free */
-        for (size_t i = 0; i < n; i++) bucket += l->bounds[i] < value; /* 0 or 1 */
-    } else { /* many: a binary search for the first bound >= value */
-        while (n > 0) {
-            size_t half = n / 2; /* the middle of bounds[bucket .. bucket + n] */
-            if (l->bounds[bucket + half] < value) {
-                bucket += half + 1; /* the upper half */
-                n -= half + 1; /* (its length) */
-            } else {
-                n = half; /* the lower half */
-            }
+    size_t bucket = 0, n = l->n_bounds; /* the first bound >= value is in bounds[bucket .. bucket + n] */
+    if (n > 0) { /* a branch-free binary search: the same steps whatever the value */
+        while (n > 1) {
+            size_t half = n / 2; /* halve the range */
+            bucket = l->bounds[bucket + half] < value ? bucket + half : bucket; /* a cmov */
+            n -= half; /* what is left of it */
         }
+        bucket += l->bounds[bucket] < value; /* the last one */
     }
     l->counts[bucket] += 1; /* the plain adds: the bucket's count */
     l->sum += value; /* and the sum */

@@ -529,6 +529,43 @@ mod tests {
         }
     }
 
+    /// A local histogram counts in the buckets `observe` uses, on and
+    /// between the bounds, whatever their number (0, padded to 4, searched
+    /// past 32).
+    #[test]
+    fn local_histogram_buckets_are_observes() {
+        let area = Area::anonymous(&AreaOptions::with_pages(256)).unwrap();
+        for n in [0usize, 1, 2, 3, 4, 5, 11, 32, 33, 40] {
+            let bounds: Vec<f64> = (1..=n).map(|b| b as f64).collect();
+            let opts = Opts::new(format!("b{n}"), "h").labels(&["via"]).eager(true);
+            let fam = area.registry().histogram(opts, &bounds).unwrap();
+            let (direct, local) = (
+                fam.labels(&["direct"]).unwrap(),
+                fam.labels(&["local"]).unwrap(),
+            );
+            let mut l = local.local();
+            let mut v = -0.5;
+            while v <= n as f64 + 1.0 {
+                direct.observe(v).unwrap();
+                l.observe(v).unwrap();
+                v += 0.25;
+            }
+            drop(l);
+            let cells = |h: &super::Histogram| -> Vec<u64> {
+                (0..=n)
+                    .map(|i| {
+                        h.series
+                            .cell(super::bucket_cell(i))
+                            .unwrap()
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                    })
+                    .collect()
+            };
+            assert_eq!(cells(&local), cells(&direct), "{n} bounds");
+            assert_eq!(local.get(), direct.get(), "{n} bounds");
+        }
+    }
+
     /// The sum of a flush is the pending observations' sum.
     #[test]
     fn local_histogram_adds_its_sum() {

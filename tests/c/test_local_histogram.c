@@ -1,7 +1,7 @@
 /*
  * Local histograms (promshm_local_histogram): the header's static inline
- * observe (its buckets the same as promshm_histogram_observe()'s, with 3
- * bounds and with 40, past its linear count), init / flush / release and
+ * observe (its buckets the same as promshm_histogram_observe()'s, with 0 to
+ * 40 bounds), init / flush / release and
  * their errors (NULL, another type's series, flush and observe after
  * release), then 4 forked workers that each observe 1,000,000 values
  * (fewer with PROMSHM_C_TEST_ITERATIONS, as under Valgrind) on their own
@@ -107,14 +107,14 @@ static void single_process(const promshm_series *h) {
 }
 
 /* The inline search picks promshm_histogram_observe()'s bucket, on and
- * between the bounds, with `n` bounds 1, 2, ..., n. */
+ * between the bounds, with `n` bounds 1, 2, ..., n (at most 64). */
 static void same_buckets(const promshm_registry *reg, const char *name, size_t n) {
     double bounds[64];
-    OK(promshm_buckets_linear(1.0, 1.0, n, bounds));
+    if (n > 0) OK(promshm_buckets_linear(1.0, 1.0, n, bounds));
     const char *labels[] = {"via"};
     promshm_metric_opts o = metric_opts(name, "Same buckets.", labels, 1);
     const promshm_family *fam = NULL;
-    OK(promshm_registry_histogram(reg, &o, bounds, n, &fam));
+    OK(promshm_registry_histogram(reg, &o, n > 0 ? bounds : NULL, n, &fam));
     const promshm_series *direct = series_of(fam, "direct"), *local = series_of(fam, "local");
     promshm_local_histogram l;
     OK(promshm_local_histogram_init(&l, local));
@@ -201,8 +201,12 @@ int main(void) {
     bad_input(counters, h);
     single_process(h);
     promshm_series_free(h);
-    same_buckets(reg, "few", 3);
-    same_buckets(reg, "many", 40);
+    const size_t sizes[] = {0, 1, 2, 3, 11, 33, 40};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "b%zu", sizes[i]);
+        same_buckets(reg, name, sizes[i]);
+    }
     h = series_of(hists, "workers");
     prefork(area, h);
 
