@@ -43,9 +43,15 @@ static const promshm_series *series_of(const promshm_family *family, const char 
     return s;
 }
 
-/* The bad input: NULL, another type's series, a zeroed struct, the _e forms. */
-static void bad_input(const promshm_family *counters, const promshm_series *h) {
-    const promshm_series *c = series_of(counters, "local");
+/* The bad input: NULL, another type's series (a counter, a native
+ * histogram), a zeroed struct, the _e forms. */
+static void bad_input(const promshm_registry *reg, const promshm_family *counters,
+                      const promshm_series *h) {
+    const promshm_series *c = series_of(counters, "local"), *native = NULL;
+    promshm_metric_opts o = metric_opts("native", "A native histogram.", NULL, 0);
+    const promshm_family *natives = NULL;
+    OK(promshm_registry_native_histogram(reg, &o, 0, 0, 0, 0, 0, &natives));
+    OK(promshm_family_labels(natives, NULL, 0, &native));
     promshm_local_histogram l;
     memset(&l, 0, sizeof l);
     EXPECT_RC(PROMSHM_RESULT_NULL_PARAMETER, promshm_local_histogram_flush(&l)); /* not initialised */
@@ -53,6 +59,7 @@ static void bad_input(const promshm_family *counters, const promshm_series *h) {
     EXPECT_RC(PROMSHM_RESULT_NULL_PARAMETER, promshm_local_histogram_init(NULL, h));
     EXPECT_RC(PROMSHM_RESULT_NULL_PARAMETER, promshm_local_histogram_init(&l, NULL));
     EXPECT_RC(PROMSHM_RESULT_WRONG_TYPE, promshm_local_histogram_init(&l, c));
+    EXPECT_RC(PROMSHM_RESULT_WRONG_TYPE, promshm_local_histogram_init(&l, native));
     EXPECT(l.series == NULL && l.counts == NULL); /* left as it was */
     EXPECT_RC(PROMSHM_RESULT_NULL_PARAMETER, promshm_local_histogram_flush(NULL));
     OK(promshm_local_histogram_release(NULL));
@@ -75,6 +82,8 @@ static void bad_input(const promshm_family *counters, const promshm_series *h) {
     OK(promshm_local_histogram_release_e(&l, err));
     promshm_error_free(err);
     promshm_series_free(c);
+    promshm_series_free(native);
+    promshm_family_free(natives);
 }
 
 /* One process: observe, flush, release and the errors on `h` (bounds 1, 2, 3). */
@@ -198,7 +207,7 @@ int main(void) {
     OK(promshm_registry_counter(reg, &o, &counters));
 
     const promshm_series *h = series_of(hists, "local");
-    bad_input(counters, h);
+    bad_input(reg, counters, h);
     single_process(h);
     promshm_series_free(h);
     const size_t sizes[] = {0, 1, 2, 3, 11, 33, 40};
