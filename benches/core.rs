@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use promshm::{
-    Area, AreaOptions, Counter, Family, Format, GaugeMode, NativeOpts, Opts, SummaryOpts,
-    DEFAULT_BUCKETS,
+    Area, AreaOptions, Counter, Family, Format, GaugeMode, Histogram, NativeOpts, Opts,
+    SummaryOpts, DEFAULT_BUCKETS,
 };
 
 // ---- sizes ------------------------------------------------------------------------------
@@ -262,6 +262,43 @@ fn two_threads(iters: u64, body: impl Fn(u64) + Sync) -> Duration {
 
 // ---- benchmarks ---------------------------------------------------------------------------
 
+/// The local histogram's observe (`Histogram::local()`, 11 buckets, the
+/// same observations as the other histogram cases; flushed when the closure
+/// is dropped), beside the references' in the same group.
+fn local_histogram_ops(g: &mut Group<'_>, h: &Histogram, obs: &[f64]) {
+    g.op("promshm/local_histogram_observe", {
+        let mut i = 0usize;
+        let mut l = h.local();
+        move || {
+            i = i.wrapping_add(1);
+            black_box(&mut l).observe(obs[i & 1023])
+        }
+    });
+}
+
+/// The summary's lines of [`local_histogram_ops`].
+fn local_histogram_lines() -> Vec<Line> {
+    let ours = || stat("hot/promshm/local_histogram_observe");
+    vec![
+        Line::new(
+            "local histogram observe, 11 buckets (`Histogram::local()`)",
+            ours(),
+        )
+        .reference(
+            "prometheus `LocalHistogram::observe`",
+            stat("hot/prometheus/local_histogram_observe"),
+        ),
+        Line::new(
+            "local histogram observe, 11 buckets (`Histogram::local()`)",
+            ours(),
+        )
+        .reference(
+            "prometheus-client `Histogram::observe`",
+            stat("hot/prometheus_client/histogram_observe"),
+        ),
+    ]
+}
+
 /// Updates on a resolved handle, and the references' equivalents.
 fn hot(c: &mut Criterion) {
     let area = Area::anonymous(&AreaOptions::default()).expect("area");
@@ -356,6 +393,7 @@ fn hot(c: &mut Criterion) {
         }
     });
     g.op("promshm/counter_inc_eager", || black_box(&c_eager).inc());
+    local_histogram_ops(&mut g, &h_buf, &obs);
     g.op("promshm/histogram_observe_buffered", {
         let mut i = 0usize;
         let obs = &obs;
@@ -1006,7 +1044,7 @@ fn summary(s: &Sizes, fp: &Footprint, load_before: &str) {
     let nf = short(s.flush);
     let (rs, rl) = (short(s.render_small), short(s.render_large));
     let render_small = |what: &str| stat(&format!("render/{what}_{rs}"));
-    let lines = vec![
+    let mut lines = vec![
         Line::new(
             "plain add, `*black_box(&mut x) += 1` (floor)",
             stat("hot/floor/plain_add"),
@@ -1205,6 +1243,7 @@ fn summary(s: &Sizes, fp: &Footprint, load_before: &str) {
             stat("contended_2_threads/prometheus/local_int_counter_inc_flush_1024"),
         ),
     ];
+    lines.extend(local_histogram_lines());
 
     println!();
     if !s.full {

@@ -626,6 +626,56 @@ typedef struct {
 } promshm_local_counter;
 
 /**
+ * A histogram's local handle, like the Rust `LocalHistogram`: owned by
+ * the caller (on the stack, in a struct, in thread-local storage) and used
+ * by one thread at a time, so `promshm_local_histogram_observe()`, defined
+ * `static inline` in this header, is a search of `bounds` and two plain
+ * adds (1 to the observation's bucket in `counts`, the value to `sum`),
+ * with no call. `promshm_local_histogram_init()` points `bounds` at the
+ * histogram's own bounds (valid while the struct holds its reference to
+ * the series) and `counts` at an array of `n_bounds + 1` zeroed counts
+ * that it allocates (`+Inf` last) and `promshm_local_histogram_release()`
+ * frees. Nothing reaches the series until
+ * `promshm_local_histogram_flush()`, which adds the pending counts and
+ * sum straight to the area (as an eager observe: one write announcement,
+ * an atomic add a bucket observed and one for the sum) and zeroes them.
+ * It belongs to the process that initialised it: in a child after
+ * `fork()`, its first flush drops what is pending (the parent's to
+ * flush), so initialise it after the fork. The fields are the header's
+ * inline function's business: read them if you like, change none.
+ */
+typedef struct {
+    /**
+     * Sum of the observations since the last flush.
+     */
+    double sum;
+    /**
+     * Observations a bucket since the last flush, `n_bounds + 1` of them
+     * (the `+Inf` bucket last), allocated by `promshm_local_histogram_init()`;
+     * NULL before it and after `promshm_local_histogram_release()`.
+     */
+    uint64_t *counts;
+    /**
+     * The histogram's bounds, ascending, `n_bounds` of them (the `+Inf`
+     * bucket's is not among them); the series' own array.
+     */
+    const double *bounds;
+    /**
+     * The number of bounds.
+     */
+    size_t n_bounds;
+    /**
+     * The histogram series (a reference this struct holds), NULL before
+     * `promshm_local_histogram_init()` and after `promshm_local_histogram_release()`.
+     */
+    const promshm_series *series;
+    /**
+     * The fork generation of the process that initialised it.
+     */
+    uint32_t generation;
+} promshm_local_histogram;
+
+/**
  * How to start a flusher (`promshm_flusher_start_ex()`). Initialise it
  * with `PROMSHM_FLUSHER_OPTIONS_INIT` (or zero it and set `size`): zero in
  * a field means its default. Extensible: see "Extensible structs" in
@@ -1907,6 +1957,47 @@ promshm_result promshm_local_counter_flush(promshm_local_counter *l);
 promshm_result promshm_local_counter_release(promshm_local_counter *l);
 
 /**
+ * Make `*l` a local handle on the histogram series `series`, with
+ * nothing pending: `counts` a new zeroed array of `n_bounds + 1`,
+ * `bounds` the histogram's bounds. `*l` takes a reference to the
+ * series (the caller may free its own); `promshm_local_histogram_release()`
+ * gives it back and frees `counts`, and initialising a struct that
+ * holds them already leaks them. Not thread-safe on `*l`.
+ *
+ * Errors: `NULL_PARAMETER` (`l` or `series`), `WRONG_TYPE` (not a
+ * classic histogram: a native histogram is refused too); `*l` is left
+ * as it was.
+ */
+promshm_result promshm_local_histogram_init(promshm_local_histogram *l,
+                                            const promshm_series *series);
+
+/**
+ * Add what `*l` has pending to its histogram, straight to the area (as
+ * an eager `promshm_histogram_observe()`: every process sees it at
+ * once; a removed series takes nothing), and zero `counts` and `sum`.
+ * Call it as often as you like (at request end, say): it costs one
+ * write announcement, an atomic add a bucket observed since the last
+ * flush and one for the sum (nothing when nothing is pending). Not
+ * thread-safe on `*l`.
+ *
+ * Errors: `NULL_PARAMETER` (`l`, or `l->series`: not initialised, or
+ * released), `WRONG_TYPE` (`l->series` changed to another type's series).
+ */
+promshm_result promshm_local_histogram_flush(promshm_local_histogram *l);
+
+/**
+ * Flush `*l` (as `promshm_local_histogram_flush()`), free `counts`,
+ * give back its reference to the series and set `counts`, `bounds` and
+ * `series` to NULL and `n_bounds` to 0: the end of a local histogram
+ * (it may be initialised again). A released struct (series NULL) is
+ * left alone; `l` NULL is a no-op. Not thread-safe on `*l`.
+ *
+ * Errors: `WRONG_TYPE` (`l->series` changed to another type's series;
+ * the array is freed and the reference given back all the same).
+ */
+promshm_result promshm_local_histogram_release(promshm_local_histogram *l);
+
+/**
  * Push every thread's buffered counter and histogram updates of this
  * process into the shared areas, so that other processes see them.
  * Call it at request end (or run a `promshm_flusher`). It also runs
@@ -2599,6 +2690,25 @@ promshm_result promshm_local_counter_release_e(promshm_local_counter *l,
                                                promshm_error *err);
 
 /**
+ * `promshm_local_histogram_init()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_local_histogram_init_e(promshm_local_histogram *l,
+                                              const promshm_series *series,
+                                              promshm_error *err);
+
+/**
+ * `promshm_local_histogram_flush()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_local_histogram_flush_e(promshm_local_histogram *l,
+                                               promshm_error *err);
+
+/**
+ * `promshm_local_histogram_release()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
+ */
+promshm_result promshm_local_histogram_release_e(promshm_local_histogram *l,
+                                                 promshm_error *err);
+
+/**
  * `promshm_flusher_start()` with an error object: the same call, which also stores its status and, on failure, its detail in `err` (NULL: none; see `promshm_error_new()`). For callers whose threads are not OS threads.
  */
 promshm_result promshm_flusher_start_e(uint32_t interval_ms,
@@ -2686,6 +2796,34 @@ static inline void promshm_local_counter_inc(promshm_local_counter *l) { l->coun
 static inline promshm_result promshm_local_counter_add(promshm_local_counter *l, double value) {
     if (!(value >= 0.0)) return promshm_counter_add(l->series, value); /* INVALID_VALUE */
     l->pending += value; /* the plain add */
+    return PROMSHM_RESULT_OK; /* (a line of its own for the header's doc check) */
+}
+
+/**
+ * Record the observation `value` (not NaN) in what `*l` (initialised with
+ * promshm_local_histogram_init()) has pending: the bucket is the first of
+ * `l->bounds` >= `value` (`l->n_bounds`, the `+Inf` bucket, if none), as
+ * promshm_histogram_observe() picks it; then a plain add of 1 to
+ * `l->counts[bucket]` and of `value` to `l->sum`. Not thread-safe on `*l`.
+ *
+ * Errors: `INVALID_VALUE` (NaN; nothing is recorded), `NULL_PARAMETER`
+ * (`*l` not initialised (zeroed) or released); reported by
+ * promshm_histogram_observe(), so promshm_last_error() has the detail.
+ */
+static inline promshm_result promshm_local_histogram_observe(promshm_local_histogram *l, double value) {
+    if (value != value || l->counts == NULL) /* NaN, or not initialised */
+        return promshm_histogram_observe(l->series, value); /* INVALID_VALUE or NULL_PARAMETER */
+    size_t bucket = 0, n = l->n_bounds; /* the first bound >= value is in bounds[bucket .. bucket + n] */
+    if (n > 0) { /* a branch-free binary search: the same steps whatever the value */
+        while (n > 1) {
+            size_t half = n / 2; /* halve the range */
+            bucket = l->bounds[bucket + half] < value ? bucket + half : bucket; /* a cmov */
+            n -= half; /* what is left of it */
+        }
+        bucket += l->bounds[bucket] < value; /* the last one */
+    }
+    l->counts[bucket] += 1; /* the plain adds: the bucket's count */
+    l->sum += value; /* and the sum */
     return PROMSHM_RESULT_OK; /* (a line of its own for the header's doc check) */
 }
 

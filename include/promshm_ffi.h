@@ -148,6 +148,15 @@ typedef struct {
 } promshm_local_counter;
 
 typedef struct {
+    double sum;
+    uint64_t *counts;
+    const double *bounds;
+    size_t n_bounds;
+    const promshm_series *series;
+    uint32_t generation;
+} promshm_local_histogram;
+
+typedef struct {
     uint32_t size;
     uint32_t interval_ms;
     uint32_t no_inherit;
@@ -523,6 +532,13 @@ promshm_result promshm_local_counter_flush(promshm_local_counter *l);
 
 promshm_result promshm_local_counter_release(promshm_local_counter *l);
 
+promshm_result promshm_local_histogram_init(promshm_local_histogram *l,
+                                            const promshm_series *series);
+
+promshm_result promshm_local_histogram_flush(promshm_local_histogram *l);
+
+promshm_result promshm_local_histogram_release(promshm_local_histogram *l);
+
 promshm_result promshm_flush(void);
 
 promshm_result promshm_flusher_start(uint32_t interval_ms, promshm_flusher **out);
@@ -879,6 +895,16 @@ promshm_result promshm_local_counter_flush_e(promshm_local_counter *l,
 
 promshm_result promshm_local_counter_release_e(promshm_local_counter *l,
                                                promshm_error *err);
+
+promshm_result promshm_local_histogram_init_e(promshm_local_histogram *l,
+                                              const promshm_series *series,
+                                              promshm_error *err);
+
+promshm_result promshm_local_histogram_flush_e(promshm_local_histogram *l,
+                                               promshm_error *err);
+
+promshm_result promshm_local_histogram_release_e(promshm_local_histogram *l,
+                                                 promshm_error *err);
 
 promshm_result promshm_flusher_start_e(uint32_t interval_ms,
                                        promshm_flusher **out,

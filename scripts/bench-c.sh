@@ -61,6 +61,7 @@ row() { # label, promshm op, prometheus-cpp op
 }
 row "counter inc (buffered)" counter_inc counter_inc
 row "histogram observe (buffered)" histogram_observe histogram_observe
+row "local histogram observe (inline)" local_histogram_observe histogram_observe
 row "counter inc (eager, into the area)" counter_inc_eager counter_inc
 printf '%-34s %11s %11s %14s %9s %9s\n' "plain add (volatile double, floor)" "$(val shared plain_add)" "$(val static plain_add)" "-" "-" "-"
 printf '%-34s %11s %11s %14s %9s %9s\n' "local counter inc (static inline)" "$(val shared local_counter_inc)" "$(val static local_counter_inc)" "-" \

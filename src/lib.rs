@@ -54,6 +54,7 @@ pub use area::{Area, AreaOptions, AreaStats, FileOptions, OpenMode, WorkerInfo};
 pub use buffer::{flush, FlushStats, Flusher, FlusherBuilder};
 pub use encoding::Format;
 pub use error::{Error, Result};
+pub use metrics::histogram::LocalHistogram;
 pub use metrics::{
     exponential_buckets, linear_buckets, Counter, Family, Gauge, GaugeMode, Histogram, Info,
     StateSet, Summary, SummaryOpts, DEFAULT_BUCKETS,

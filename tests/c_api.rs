@@ -405,6 +405,14 @@ fn local_counter_prefork() {
     c_test("test_local", &[], "local:");
 }
 
+/// Local histograms: the header's inline observe (the same buckets as
+/// `promshm_histogram_observe`), init / flush / release and their errors,
+/// 4 forked workers with exact buckets, count and sum.
+#[test]
+fn local_histogram_prefork() {
+    c_test("test_local_histogram", &[], "local histogram:");
+}
+
 #[test]
 fn prefork_exact_totals() {
     c_test("test_prefork", &[], "prefork:");

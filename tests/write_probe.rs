@@ -85,3 +85,56 @@ fn write_probe() {
     }
     std::hint::black_box((c.get(), g.get(), h.get(), b.get()));
 }
+
+/// Instruction-count probe of histogram observes, 11 buckets (the
+/// Prometheus defaults), the values cycling through 16 spread over them
+/// (run by hand under callgrind, docs/PERFORMANCE.md): `PROBE_MODE` =
+/// `local_histogram` (`Histogram::local()`'s `observe`), `histogram_eager`,
+/// `histogram_buffered`, `prometheus_local_histogram` (the `prometheus`
+/// crate's `LocalHistogram::observe`), `prometheus_histogram`,
+/// `prometheus_client_histogram` (prometheus-client's `Histogram::observe`)
+/// or `none`; `PROBE_N` observations. A local histogram is flushed once at
+/// the end (outside the loop, as a request's end would).
+#[test]
+#[ignore]
+fn histogram_probe() {
+    let n: u64 = std::env::var("PROBE_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let mode = std::env::var("PROBE_MODE").unwrap_or_else(|_| "local_histogram".into());
+    let values: [f64; 16] = std::array::from_fn(|i| 0.003 * 1.6f64.powi(i as i32));
+    let area = Area::anonymous(&AreaOptions::with_pages(PAGES)).unwrap();
+    let hist = |name: &str, eager: bool| {
+        let opts = Opts::new(name, "h").eager(eager);
+        let fam = area.registry().histogram(opts, &promshm::DEFAULT_BUCKETS);
+        fam.unwrap().get().unwrap()
+    };
+    let (eager, buffered) = (hist("he", true), hist("hb", false));
+    let mut local = buffered.local();
+    let p_hist =
+        prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("h", "h")).unwrap();
+    let p_local = p_hist.local();
+    let pc_hist = prometheus_client::metrics::histogram::Histogram::new(promshm::DEFAULT_BUCKETS);
+    // First writes outside the loop (claims, attach).
+    eager.observe(1.0).unwrap();
+    buffered.observe(1.0).unwrap();
+    promshm::flush();
+    for i in 0..n {
+        let v = values[(i & 15) as usize];
+        match mode.as_str() {
+            "local_histogram" => std::hint::black_box(&mut local).observe(v).unwrap(),
+            "histogram_eager" => std::hint::black_box(&eager).observe(v).unwrap(),
+            "histogram_buffered" => std::hint::black_box(&buffered).observe(v).unwrap(),
+            "prometheus_local_histogram" => std::hint::black_box(&p_local).observe(v),
+            "prometheus_histogram" => std::hint::black_box(&p_hist).observe(v),
+            "prometheus_client_histogram" => std::hint::black_box(&pc_hist).observe(v),
+            _ => {}
+        }
+    }
+    local.flush();
+    p_local.flush();
+    promshm::flush();
+    let total = eager.get().0 + buffered.get().0 + p_hist.get_sample_count();
+    std::hint::black_box(total);
+}

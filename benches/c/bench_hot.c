@@ -13,7 +13,8 @@
  * Also measured, as floors: a plain add and a relaxed atomic fetch_add on a
  * MAP_SHARED page; and, resolving 2 label values on every call, the labelled
  * inc through promshm_family_labels() + inc + free, and through
- * promshm_family_inc_by_values() (no handle).
+ * promshm_family_inc_by_values() (no handle). The local counter's inc and
+ * the local histogram's observe (static inline in the header) too.
  *
  * BENCH_ONLY=<name> runs only that operation (once, BENCH_ITERATIONS calls)
  * and prints nothing: scripts/bench.sh counts its instructions with
@@ -129,6 +130,20 @@ NOINLINE static double bench_local_counter_inc(promshm_local_counter *l, long n)
     return (t1 - t0) / (double)n;
 }
 
+/* The local histogram: promshm_local_histogram_observe(), static inline in
+ * the header, on a caller-owned struct (the same values as
+ * bench_histogram_observe). Its flush (straight to the area) is outside
+ * the timing, as a server flushes once per request. */
+NOINLINE static double bench_local_histogram_observe(promshm_local_histogram *l, long n) {
+    uint32_t bad = 0;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) bad |= promshm_local_histogram_observe(l, VALUES[i & 1023]);
+    double t1 = now_ns();
+    if (bad) check(PROMSHM_RESULT_PANIC, "local_histogram_observe in the loop");
+    check(promshm_local_histogram_flush(l), "local_histogram_flush");
+    return (t1 - t0) / (double)n;
+}
+
 /* The shared-memory floor: a relaxed fetch_add on a MAP_SHARED page. */
 NOINLINE static double bench_fetch_add_shared(_Atomic uint64_t *cell, long n) {
     double t0 = now_ns();
@@ -185,6 +200,8 @@ int main(void) {
     volatile double cell = 0;
     promshm_local_counter local;
     check(promshm_local_counter_init(&local, c), "local_counter_init");
+    promshm_local_histogram local_h;
+    check(promshm_local_histogram_init(&local_h, h), "local_histogram_init");
     const char *only = getenv("BENCH_ONLY");
     if (only && *only) {
         if (!strcmp(only, "plain_add")) bench_plain_add(&cell, n);
@@ -193,6 +210,7 @@ int main(void) {
         else if (!strcmp(only, "local_counter_inc")) bench_local_counter_inc(&local, n);
         else if (!strcmp(only, "counter_inc_eager")) bench_counter_inc_eager(e, n);
         else if (!strcmp(only, "histogram_observe")) bench_histogram_observe(h, n);
+        else if (!strcmp(only, "local_histogram_observe")) bench_local_histogram_observe(&local_h, n);
         else if (!strcmp(only, "labels_inc")) bench_labels_inc(requests, values, n);
         else if (!strcmp(only, "labels_by_values_inc")) bench_labels_by_values_inc(requests, values, n);
         else {
@@ -203,7 +221,7 @@ int main(void) {
     }
 
     double local_inc = 1e9, inc = 1e9, inc_eager = 1e9, observe = 1e9, plain = 1e9, shared = 1e9, labels = 1e9,
-           by_values = 1e9;
+           by_values = 1e9, local_observe = 1e9;
     const long n_labels = n / 10 > 0 ? n / 10 : 1;
     for (long r = 0; r < repeats; r++) {
         plain = best(plain, bench_plain_add(&cell, n));
@@ -212,6 +230,7 @@ int main(void) {
         local_inc = best(local_inc, bench_local_counter_inc(&local, n));
         inc_eager = best(inc_eager, bench_counter_inc_eager(e, n));
         observe = best(observe, bench_histogram_observe(h, n));
+        local_observe = best(local_observe, bench_local_histogram_observe(&local_h, n));
         labels = best(labels, bench_labels_inc(requests, values, n_labels));
         by_values = best(by_values, bench_labels_by_values_inc(requests, values, n_labels));
         check(promshm_flush(), "flush");
@@ -223,8 +242,9 @@ int main(void) {
     check(promshm_counter_get(c, &total), "counter_get");
     check(promshm_histogram_get(h, &count, NULL), "histogram_get");
     double want = (double)n * (double)repeats;
-    /* The counter took the buffered incs, the labelled ones and the local ones. */
-    if (total != 2.0 * want + 2.0 * (double)n_labels * (double)repeats || (double)count != want ||
+    /* The counter took the buffered incs, the labelled ones and the local ones;
+     * the histogram the observations and the local histogram's. */
+    if (total != 2.0 * want + 2.0 * (double)n_labels * (double)repeats || (double)count != 2.0 * want ||
         atomic_load(page) != (uint64_t)(n * repeats)) {
         fprintf(stderr, "bench_hot: totals %.0f/%llu, expected %.0f\n", total,
                 (unsigned long long)count, want);
@@ -241,8 +261,10 @@ int main(void) {
     printf("local_counter_inc %.3f\n", local_inc);
     printf("counter_inc_eager %.3f\n", inc_eager);
     printf("histogram_observe %.3f\n", observe);
+    printf("local_histogram_observe %.3f\n", local_observe);
 
     check(promshm_local_counter_release(&local), "local_counter_release");
+    check(promshm_local_histogram_release(&local_h), "local_histogram_release");
     promshm_series_free(c);
     promshm_series_free(e);
     promshm_series_free(h);

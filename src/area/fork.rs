@@ -268,6 +268,20 @@ pub(crate) mod tests {
         );
     }
 
+    /// Fork a child that runs `f` and leaves with `_exit` (1 if `f` panicked).
+    pub(crate) fn fork_child(f: impl FnOnce()) -> libc::pid_t {
+        // SAFETY: the child only runs `f` (no lock another thread may hold)
+        // and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+            // SAFETY: leave the child without running the harness's exit path.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        pid
+    }
+
     /// Wait at most 10 s for the forked child `pid` and return its wait
     /// status; past that, kill it and panic with `hung`.
     pub(crate) fn wait_for_child(pid: libc::pid_t, hung: &str) -> i32 {

@@ -95,6 +95,9 @@ error_variants! {
     promshm_local_counter_init_e => promshm_local_counter_init(l: *mut promshm_local_counter, series: *const promshm_series);
     promshm_local_counter_flush_e => promshm_local_counter_flush(l: *mut promshm_local_counter);
     promshm_local_counter_release_e => promshm_local_counter_release(l: *mut promshm_local_counter);
+    promshm_local_histogram_init_e => promshm_local_histogram_init(l: *mut promshm_local_histogram, series: *const promshm_series);
+    promshm_local_histogram_flush_e => promshm_local_histogram_flush(l: *mut promshm_local_histogram);
+    promshm_local_histogram_release_e => promshm_local_histogram_release(l: *mut promshm_local_histogram);
     promshm_flusher_start_e => promshm_flusher_start(interval_ms: u32, out: *mut *mut promshm_flusher);
     promshm_flusher_start_ex_e => promshm_flusher_start_ex(options: *const promshm_flusher_options, out: *mut *mut promshm_flusher);
     promshm_area_render_e => promshm_area_render(area: *const promshm_area, format: promshm_format, buf: *mut c_char, len: usize, out_len: *mut usize);

@@ -180,6 +180,19 @@ class promshm_local_counter(Structure):
     ]
 
 
+class promshm_local_histogram(Structure):
+    """``promshm_local_histogram``."""
+
+    _fields_ = [
+        ('sum', c_double),  # double
+        ('counts', POINTER(c_uint64)),  # uint64_t *
+        ('bounds', POINTER(c_double)),  # const double *
+        ('n_bounds', c_size_t),  # size_t
+        ('series', c_void_p),  # const promshm_series *
+        ('generation', c_uint32),  # uint32_t
+    ]
+
+
 class promshm_flusher_options(Structure):
     """``promshm_flusher_options``."""
 
@@ -416,6 +429,18 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any], str]] = {
         'promshm_result promshm_local_counter_release(promshm_local_counter *l)'),
     'promshm_local_counter_release_e': (c_uint32, [POINTER(promshm_local_counter), c_void_p],
         'promshm_result promshm_local_counter_release_e(promshm_local_counter *l, promshm_error *err)'),
+    'promshm_local_histogram_flush': (c_uint32, [POINTER(promshm_local_histogram)],
+        'promshm_result promshm_local_histogram_flush(promshm_local_histogram *l)'),
+    'promshm_local_histogram_flush_e': (c_uint32, [POINTER(promshm_local_histogram), c_void_p],
+        'promshm_result promshm_local_histogram_flush_e(promshm_local_histogram *l, promshm_error *err)'),
+    'promshm_local_histogram_init': (c_uint32, [POINTER(promshm_local_histogram), c_void_p],
+        'promshm_result promshm_local_histogram_init(promshm_local_histogram *l, const promshm_series *series)'),
+    'promshm_local_histogram_init_e': (c_uint32, [POINTER(promshm_local_histogram), c_void_p, c_void_p],
+        'promshm_result promshm_local_histogram_init_e(promshm_local_histogram *l, const promshm_series *series, promshm_error *err)'),
+    'promshm_local_histogram_release': (c_uint32, [POINTER(promshm_local_histogram)],
+        'promshm_result promshm_local_histogram_release(promshm_local_histogram *l)'),
+    'promshm_local_histogram_release_e': (c_uint32, [POINTER(promshm_local_histogram), c_void_p],
+        'promshm_result promshm_local_histogram_release_e(promshm_local_histogram *l, promshm_error *err)'),
     'promshm_metric_type_suffix': (c_char_p, [c_uint32, c_size_t],
         'const char *promshm_metric_type_suffix(uint32_t metric_type, size_t index)'),
     'promshm_native_histogram_get': (c_uint32, [c_void_p, POINTER(c_uint64), POINTER(c_double)],
