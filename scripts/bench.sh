@@ -62,7 +62,8 @@ step "callgrind: instructions per call ($cg_iters calls each)"
 # op, the function whose calls are counted (benches/c/bench_hot.c)
 cg_ops="plain_add:bench_plain_add fetch_add_shared:bench_fetch_add_shared counter_inc:bench_counter_inc
 counter_inc_eager:bench_counter_inc histogram_observe:bench_histogram_observe labels_inc:bench_labels_inc
-labels_by_values_inc:bench_labels_by_values_inc"
+labels_by_values_inc:bench_labels_by_values_inc
+local_counter_inc:bench_local_counter_inc local_histogram_observe:bench_local_histogram_observe"
 : >"$out/callgrind.txt"
 for kind in shared static; do
   for pair in $cg_ops; do

@@ -105,6 +105,15 @@ def main() -> None:
        f"{ns(st.get('histogram_observe'))} (`.a`), {ns(so.get('histogram_observe'))} (`.so`), {ns(c('hot/promshm/histogram_observe_buffered'))} (Rust); {irs('histogram_observe')}",
        f"Rust `prometheus-client` {ns(pc_obs)}; prometheus-cpp {ns(cpp.get('histogram_observe'))}", "",
        f"C `.a` {ratio(st.get('histogram_observe'), pc_obs)}, Rust {ratio(c('hot/promshm/histogram_observe_buffered'), pc_obs)} of `prometheus-client` (target ≤ 0.6×)"])
+    lc, lh = "local_counter_inc", "local_histogram_observe"
+    w(["local handles (caller-owned; `static inline` in C, inline in Rust): counter inc, histogram observe (11 buckets)",
+       f"C counter {ns(st.get(lc))} (`.a`), {ns(so.get(lc))} (`.so`), {cg['static'].get(lc, 0):.0f} instr; "
+       f"C histogram {ns(st.get(lh))} (`.a`), {ns(so.get(lh))} (`.so`), {cg['static'].get(lh, 0):.0f} instr; "
+       f"Rust counter {ns(c('hot/promshm/local_counter_inc'))}, histogram {ns(c('hot/promshm/local_histogram_observe'))}",
+       f"Rust `prometheus` `LocalIntCounter` {ns(c('hot/prometheus/local_int_counter_inc'))}, `LocalHistogram` {ns(c('hot/prometheus/local_histogram_observe'))}",
+       f"plain add {ns(plain)}",
+       f"C counter {ratio(st.get(lc), plain)} (`.a`) of the plain add (target ≤ 2×); histogram C `.a` {ratio(st.get(lh), pc_obs)}, "
+       f"Rust {ratio(c('hot/promshm/local_histogram_observe'), pc_obs)} of `prometheus-client`'s observe (target ≤ 0.6×)"])
     w([f"render, text 0.0.4, per series ({small} series, cargo bench)", ns(per_series(f"render/promshm/prometheus_{small}")),
        f"Rust `prometheus` `gather()` + text {ns(per_series(f'render/prometheus/gather_text_{small}'))}", "~60 bytes to write", ""])
     om_peer = per_series(f"render/prometheus_client/openmetrics_{small}")
