@@ -97,12 +97,12 @@ const LABELLED_THREADS: u64 = 3;
 /// Series each fresh thread updates (new to the thread, some new to the process).
 const LABELLED_SERIES: u64 = 6;
 /// Children forked in a round while the fresh threads update.
-const LABELLED_FORKS: u64 = 4;
+const LABELLED_FORKS: usize = 4;
 
 /// Fresh threads make their first labelled updates (a series' first
 /// resolution in the process, a thread's first touch of a series: the
 /// series cache, the buffer id pool, the thread's buffer entries and the
-/// list of buffers) through `labels(..).inc()` while another thread forks
+/// list of buffers) through `inc_labels` and `labels(..).inc()` while another thread forks
 /// children that make a labelled update and `_exit`: no child may wait for
 /// a lock a parent thread held at the fork. Each child is bounded (killed
 /// and failed past the bound); every count is exact at the end.
@@ -117,8 +117,11 @@ fn a_child_forked_while_fresh_threads_first_touch_labelled_series_never_hangs() 
     assert_eq!(msgs, ["done"]);
 }
 
-/// One labelled update of `fam`'s series `(a, b)`.
+/// Two labelled updates of `fam`'s series `(a, b)`: the handle-less
+/// `inc_labels` (first, so that it makes the thread's first touch) and
+/// `labels(..).inc()`.
 fn labelled_inc(fam: &promshm::Family<promshm::Counter>, a: &str, b: &str) {
+    fam.inc_labels(&[a, b]).unwrap();
     fam.labels(&[a, b]).unwrap().inc();
 }
 
@@ -142,9 +145,9 @@ fn fork_during_labelled_first_touch() {
                         std::hint::spin_loop();
                     }
                     for n in 0..LABELLED_SERIES {
-                        // `n` names a series every round shares (known to
-                        // the process, new to this thread); the round one
-                        // new to the process.
+                        // `t{t}`: a series every round shares (known to
+                        // the process, new to this fresh thread); `r{round}`:
+                        // one new to the process.
                         labelled_inc(fam, &format!("t{t}"), &n.to_string());
                         labelled_inc(fam, &format!("r{round}"), &n.to_string());
                     }
@@ -152,36 +155,10 @@ fn fork_during_labelled_first_touch() {
             }
             let forker = scope.spawn(|| {
                 go.store(true, Ordering::Release);
-                let mut pids = Vec::new();
-                for _ in 0..LABELLED_FORKS {
-                    // SAFETY: the child makes one labelled update and leaves with `_exit`.
-                    let pid = unsafe { libc::fork() };
-                    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-                    if pid == 0 {
-                        let ok = std::panic::catch_unwind(|| {
-                            labelled_inc(&fam, "child", "0");
-                            promshm::flush();
-                        })
-                        .is_ok();
-                        // SAFETY: leave without running the harness's exit path.
-                        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-                    }
-                    pids.push(pid);
-                }
-                let failures = pids
-                    .into_iter()
-                    .filter_map(|pid| {
-                        std::panic::catch_unwind(|| {
-                            wait_forked(
-                                pid,
-                                &format!("a child of round {round}"),
-                                FIRST_USE_CHILD_TIMEOUT,
-                            )
-                        })
-                        .err()
-                    })
-                    .count();
-                assert_eq!(failures, 0, "{failures} children of round {round} failed");
+                fork_children(LABELLED_FORKS, &format!("a child of round {round}"), || {
+                    labelled_inc(&fam, "child", "0");
+                    promshm::flush();
+                });
             });
             forker.join().unwrap();
         });
@@ -193,13 +170,42 @@ fn fork_during_labelled_first_touch() {
                 .labels(&[&format!("t{t}"), &n.to_string()])
                 .unwrap()
                 .get();
-            assert_eq!(got, LABELLED_ROUNDS as f64, "series t{t} {n}");
+            assert_eq!(got, (2 * LABELLED_ROUNDS) as f64, "series t{t} {n}");
         }
     }
     // The anonymous mapping is shared with the children: their flushes land here.
     let children = fam.labels(&["child", "0"]).unwrap().get();
-    assert_eq!(children, (LABELLED_ROUNDS * LABELLED_FORKS) as f64);
+    assert_eq!(
+        children,
+        (2 * LABELLED_ROUNDS * LABELLED_FORKS as u64) as f64
+    );
     send("done");
+}
+
+/// Fork `n` children back to back, each running `child` and leaving with
+/// `_exit` (status 1 if it panicked), then wait for each at most
+/// `FIRST_USE_CHILD_TIMEOUT` (a hung one is killed): every child is waited
+/// for before any failure is reported.
+fn fork_children(n: usize, what: &str, child: impl Fn() + std::panic::RefUnwindSafe) {
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        // SAFETY: the child runs `child` (promshm calls) and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(&child).is_ok();
+            // SAFETY: leave without running the harness's exit path.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        pids.push(pid);
+    }
+    let failures = pids
+        .into_iter()
+        .filter(|&pid| {
+            std::panic::catch_unwind(|| wait_forked(pid, what, FIRST_USE_CHILD_TIMEOUT)).is_err()
+        })
+        .count();
+    assert_eq!(failures, 0, "{failures} of {n} children failed: {what}");
 }
 
 /// One thread's first use of promshm: kind 0 an area and a buffered
@@ -241,36 +247,10 @@ fn fork_during_first_use() {
             std::hint::spin_loop();
         }
         go.store(true, Ordering::Release);
-        let mut pids = Vec::new();
-        for _ in 0..FIRST_USE_FORKS {
-            // SAFETY: the child makes its own first use and leaves with `_exit`.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-            if pid == 0 {
-                let ok = std::panic::catch_unwind(|| first_use(0)).is_ok();
-                // SAFETY: leave without running the harness's exit path.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-            }
-            pids.push(pid);
-        }
-        // Every child is waited for (a hung one is killed) before any failure is reported.
-        let failures: Vec<_> = pids
-            .into_iter()
-            .filter_map(|pid| {
-                std::panic::catch_unwind(|| {
-                    wait_forked(
-                        pid,
-                        "a child forked during the first use",
-                        FIRST_USE_CHILD_TIMEOUT,
-                    )
-                })
-                .err()
-            })
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "{} of {FIRST_USE_FORKS} children failed",
-            failures.len()
+        fork_children(
+            FIRST_USE_FORKS,
+            "a child forked during the first use",
+            || first_use(0),
         );
     });
     send("done");
