@@ -172,6 +172,8 @@ pub struct SeriesInner {
     /// which its cells follow (at +32 bytes): checked to be inside the
     /// mapping, with all `n_cells` cells, when the series was resolved.
     gen_ptr: *const AtomicU64,
+    /// Its liveness check (`off` and `gen`), the record's words checked once.
+    live: SeriesLiveness,
     /// Where its cells sit in the thread-local buffers.
     pub(crate) buffer: BufferId,
     /// Copy of `family.eager`, one load closer to the hot path.
@@ -209,8 +211,10 @@ impl SeriesInner {
     }
 
     /// Whether the series is still live (not removed or cleared).
+    #[inline]
     pub(crate) fn is_live(&self) -> bool {
-        self.family.area.series_live(self.off, self.gen)
+        // SAFETY: `self.family` holds the area the check was made in.
+        unsafe { self.live.is_live() }
     }
 
     pub(crate) fn area(&self) -> &AreaInner {
@@ -774,10 +778,7 @@ impl FamilyInner {
         let buffer = cache.id_for(&self.area, off, gen);
         let values: Arc<[Box<str>]> = all.iter().map(|v| Box::<str>::from(*v)).collect();
         let series = self.handle(off, gen, buffer, values.clone())?;
-        // Inside the mapping: `handle` checked the record's words.
-        let live = self.area.series_liveness(off, gen).ok_or_else(|| {
-            Error::CorruptArea(format!("series record at {off} does not fit the area"))
-        })?;
+        let live = series.live;
         let kept = (self.users.load(Ordering::Relaxed) > 0).then(|| series.clone());
         let list = cache.by_key.entry(key.hash).or_default();
         list.retain(|c| self.area.series_live(c.off, c.gen));
@@ -814,8 +815,9 @@ impl FamilyInner {
         // A series of an unregistered family: its generation word (the
         // family record's) never holds `DEAD_GEN`, so no cell is ever used.
         let dead = gen == DEAD_GEN;
-        let gen_ptr = match (
+        let (gen_ptr, live) = match (
             self.area.u64_at(off + crate::area::format::rec::GEN),
+            self.area.series_liveness(off, gen),
             dead.then_some(()).map_or_else(
                 || {
                     self.area
@@ -825,7 +827,7 @@ impl FamilyInner {
                 Some,
             ),
         ) {
-            (Some(g), Some(_)) => g as *const AtomicU64,
+            (Some(g), Some(live), Some(_)) => (g as *const AtomicU64, live),
             _ => {
                 return Err(Error::CorruptArea(format!(
                     "series record at {off} does not fit the area"
@@ -838,6 +840,7 @@ impl FamilyInner {
             gen,
             cells,
             gen_ptr,
+            live,
             buffer,
             eager: self.eager,
             n_cells,
