@@ -518,6 +518,9 @@ fn resolve(c: &mut Criterion) {
             c.inc();
         }
     });
+    g.op("promshm/inc_labels_2", || {
+        let _ = black_box(&fam).inc_labels(black_box(&["GET", "200"]));
+    });
     g.op("prometheus/with_label_values_2_inc", || {
         black_box(&p_vec)
             .with_label_values(black_box(&["GET", "200"]))

@@ -284,8 +284,7 @@ impl Local {
     /// fork since: the hot path's checks only, with no call, so that the hot
     /// functions need no stack frame (everything else is in `cells`).
     #[inline(always)]
-    fn known_cells(&self, series: &impl BufferedSeries) -> Option<&[AtomicU64]> {
-        let buffer = series.buffer_id();
+    fn known_cells(&self, buffer: BufferId) -> Option<&[AtomicU64]> {
         // SAFETY: as in `cells`.
         unsafe {
             if (&*self.shared.get()).gen != process::fork_generation() {
@@ -475,18 +474,28 @@ fn add_local_f64(c: &AtomicU64, v: f64) {
 /// Add `v` to the f64 cell ([`F64_CELL`]) of this thread's buffer for `series`.
 #[inline]
 pub(crate) fn add_f64(series: &impl BufferedSeries, v: f64) {
-    let fast = LOCAL.try_with(
-        |l| match l.known_cells(series).and_then(|c| c.get(F64_CELL)) {
+    if !try_add_f64(series.buffer_id(), v) {
+        add_f64_slow(series, v);
+    }
+}
+
+/// [`add_f64`] of the series with buffer id `buffer` if this thread has
+/// its cells already (and did not fork since): `false`, adding nothing,
+/// otherwise (make the update with the series itself then). No call into
+/// the series; no lock and no allocation once the thread has its buffer
+/// (made at the thread's first use here, which takes the list of buffers:
+/// so never call this under a lock that the fork handlers take after it).
+#[inline]
+pub(crate) fn try_add_f64(buffer: BufferId, v: f64) -> bool {
+    LOCAL.try_with(
+        |l| match l.known_cells(buffer).and_then(|c| c.get(F64_CELL)) {
             Some(c) => {
                 add_local_f64(c, v);
                 true
             }
             None => false,
         },
-    );
-    if fast != Ok(true) {
-        add_f64_slow(series, v);
-    }
+    ) == Ok(true)
 }
 
 /// `add_f64` on the first touch, after a fork, for a removed series or
@@ -520,7 +529,7 @@ fn add_f64_slow(series: &impl BufferedSeries, v: f64) {
 pub(crate) fn add_f64_and_count(series: &impl BufferedSeries, count: usize, v: f64) {
     let fast = LOCAL.try_with(|l| {
         match l
-            .known_cells(series)
+            .known_cells(series.buffer_id())
             .and_then(|c| Some((c.get(F64_CELL)?, c.get(count)?)))
         {
             Some((sum, b)) => {

@@ -37,6 +37,7 @@ fn child_entry() {
         "fork_parent" => fork_parent(),
         "fork_during_table_build" => fork_during_table_build(),
         "fork_during_first_use" => fork_during_first_use(),
+        "fork_during_labelled_first_touch" => fork_during_labelled_first_touch(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -89,6 +90,124 @@ fn a_child_forked_while_other_threads_first_use_the_library_never_hangs() {
     }
 }
 
+/// Rounds of [`fork_during_labelled_first_touch`] in one process.
+const LABELLED_ROUNDS: u64 = 150;
+/// Fresh threads of a round, each making its first labelled updates.
+const LABELLED_THREADS: u64 = 3;
+/// Series each fresh thread updates (new to the thread, some new to the process).
+const LABELLED_SERIES: u64 = 6;
+/// Children forked in a round while the fresh threads update.
+const LABELLED_FORKS: usize = 4;
+
+/// Fresh threads make their first labelled updates (a series' first
+/// resolution in the process, a thread's first touch of a series: the
+/// series cache, the buffer id pool, the thread's buffer entries and the
+/// list of buffers) through `inc_labels` and `labels(..).inc()` while another thread forks
+/// children that make a labelled update and `_exit`: no child may wait for
+/// a lock a parent thread held at the fork. Each child is bounded (killed
+/// and failed past the bound); every count is exact at the end.
+#[test]
+fn a_child_forked_while_fresh_threads_first_touch_labelled_series_never_hangs() {
+    let msgs = run_child(
+        "fork_during_labelled_first_touch",
+        "labelled-first-touch",
+        &[],
+        Duration::from_secs(50),
+    );
+    assert_eq!(msgs, ["done"]);
+}
+
+/// Two labelled updates of `fam`'s series `(a, b)`: the handle-less
+/// `inc_labels` (first, so that it makes the thread's first touch) and
+/// `labels(..).inc()`.
+fn labelled_inc(fam: &promshm::Family<promshm::Counter>, a: &str, b: &str) {
+    fam.inc_labels(&[a, b]).unwrap();
+    fam.labels(&[a, b]).unwrap().inc();
+}
+
+fn fork_during_labelled_first_touch() {
+    let area = Area::anonymous(&AreaOptions::with_pages(256)).unwrap();
+    let fam = area
+        .registry()
+        .counter(
+            Opts::new("touch", "Touch.")
+                .labels(&["who", "n"])
+                .eager(false),
+        )
+        .unwrap();
+    for round in 0..LABELLED_ROUNDS {
+        let go = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for t in 0..LABELLED_THREADS {
+                let (go, fam) = (&go, &fam);
+                scope.spawn(move || {
+                    while !go.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                    for n in 0..LABELLED_SERIES {
+                        // `t{t}`: a series every round shares (known to
+                        // the process, new to this fresh thread); `r{round}`:
+                        // one new to the process.
+                        labelled_inc(fam, &format!("t{t}"), &n.to_string());
+                        labelled_inc(fam, &format!("r{round}"), &n.to_string());
+                    }
+                });
+            }
+            let forker = scope.spawn(|| {
+                go.store(true, Ordering::Release);
+                fork_children(LABELLED_FORKS, &format!("a child of round {round}"), || {
+                    labelled_inc(&fam, "child", "0");
+                    promshm::flush();
+                });
+            });
+            forker.join().unwrap();
+        });
+    }
+    promshm::flush();
+    for t in 0..LABELLED_THREADS {
+        for n in 0..LABELLED_SERIES {
+            let got = fam
+                .labels(&[&format!("t{t}"), &n.to_string()])
+                .unwrap()
+                .get();
+            assert_eq!(got, (2 * LABELLED_ROUNDS) as f64, "series t{t} {n}");
+        }
+    }
+    // The anonymous mapping is shared with the children: their flushes land here.
+    let children = fam.labels(&["child", "0"]).unwrap().get();
+    assert_eq!(
+        children,
+        (2 * LABELLED_ROUNDS * LABELLED_FORKS as u64) as f64
+    );
+    send("done");
+}
+
+/// Fork `n` children back to back, each running `child` and leaving with
+/// `_exit` (status 1 if it panicked), then wait for each at most
+/// `FIRST_USE_CHILD_TIMEOUT` (a hung one is killed): every child is waited
+/// for before any failure is reported.
+fn fork_children(n: usize, what: &str, child: impl Fn() + std::panic::RefUnwindSafe) {
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        // SAFETY: the child runs `child` (promshm calls) and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(&child).is_ok();
+            // SAFETY: leave without running the harness's exit path.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        pids.push(pid);
+    }
+    let failures = pids
+        .into_iter()
+        .filter(|&pid| {
+            std::panic::catch_unwind(|| wait_forked(pid, what, FIRST_USE_CHILD_TIMEOUT)).is_err()
+        })
+        .count();
+    assert_eq!(failures, 0, "{failures} of {n} children failed: {what}");
+}
+
 /// One thread's first use of promshm: kind 0 an area and a buffered
 /// update, 1 a flusher, 2 an area dropped at once.
 fn first_use(kind: usize) {
@@ -128,36 +247,10 @@ fn fork_during_first_use() {
             std::hint::spin_loop();
         }
         go.store(true, Ordering::Release);
-        let mut pids = Vec::new();
-        for _ in 0..FIRST_USE_FORKS {
-            // SAFETY: the child makes its own first use and leaves with `_exit`.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-            if pid == 0 {
-                let ok = std::panic::catch_unwind(|| first_use(0)).is_ok();
-                // SAFETY: leave without running the harness's exit path.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-            }
-            pids.push(pid);
-        }
-        // Every child is waited for (a hung one is killed) before any failure is reported.
-        let failures: Vec<_> = pids
-            .into_iter()
-            .filter_map(|pid| {
-                std::panic::catch_unwind(|| {
-                    wait_forked(
-                        pid,
-                        "a child forked during the first use",
-                        FIRST_USE_CHILD_TIMEOUT,
-                    )
-                })
-                .err()
-            })
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "{} of {FIRST_USE_FORKS} children failed",
-            failures.len()
+        fork_children(
+            FIRST_USE_FORKS,
+            "a child forked during the first use",
+            || first_use(0),
         );
     });
     send("done");

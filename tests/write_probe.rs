@@ -10,7 +10,8 @@ const PAGES: u32 = 256;
 /// callgrind, docs/PERFORMANCE.md): `PROBE_MODE` = `counter` (eager
 /// `inc`), `gauge` (`set`), `histogram` (eager `observe`), `flush` (a
 /// buffered `inc` and a flush of its one series), `labels` (a buffered
-/// counter's `labels(2 values).inc()` among 20 series), `prometheus_labels`
+/// counter's `labels(2 values).inc()` among 20 series), `inc_labels` (its
+/// `inc_labels(2 values)`, the same series), `prometheus_labels`
 /// (the `prometheus` crate's `with_label_values(2 values).inc()`, the same
 /// series) or `none`; `PROBE_N` updates.
 #[test]
@@ -72,6 +73,10 @@ fn write_probe() {
                 {
                     c.inc();
                 }
+            }
+            "inc_labels" => {
+                let _ =
+                    std::hint::black_box(&fam).inc_labels(std::hint::black_box(&["GET", "200"]));
             }
             "prometheus_labels" => std::hint::black_box(&p_vec)
                 .with_label_values(std::hint::black_box(&["GET", "200"]))

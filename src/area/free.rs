@@ -140,9 +140,60 @@ impl AreaInner {
     /// `gen` (not removed, cleared or reused since a handle resolved it).
     #[inline]
     pub(crate) fn series_live(&self, off: usize, gen: u64) -> bool {
-        self.record_state(off, KIND_SERIES) == Some(STATE_LIVE) && self.generation(off) == gen
+        // SAFETY: `self` is the area the words were checked in, mapped
+        // for as long as this call.
+        self.series_liveness(off, gen)
+            .is_some_and(|l| unsafe { l.is_live() })
     }
 
+    /// The liveness check of the series record at `off` (generation `gen`)
+    /// with its tag and generation words checked to be inside the mapping
+    /// once, here: `None` if they are not. Valid as long as this area is
+    /// mapped (its user keeps the area, as a family's series cache does).
+    #[inline]
+    pub(crate) fn series_liveness(&self, off: usize, gen: u64) -> Option<SeriesLiveness> {
+        Some(SeriesLiveness {
+            tag: self.u32_at(off)?.into(),
+            gen_word: self.u64_at(off + rec::GEN)?.into(),
+            gen,
+        })
+    }
+}
+
+/// [`AreaInner::series_live`] of one series record, whose words were
+/// checked once ([`AreaInner::series_liveness`]): two loads and compares.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SeriesLiveness {
+    /// The record's tag word.
+    tag: std::ptr::NonNull<std::sync::atomic::AtomicU32>,
+    /// The record's generation word.
+    gen_word: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+    /// The generation it must still have.
+    gen: u64,
+}
+
+// SAFETY: the pointers are words of a shared mapping, only read through
+// atomics; nothing is tied to the thread that made them.
+unsafe impl Send for SeriesLiveness {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SeriesLiveness {}
+
+impl SeriesLiveness {
+    /// Whether the series record is live and still of its generation.
+    ///
+    /// # Safety
+    /// The area it was made from is still mapped.
+    #[inline(always)]
+    pub(crate) unsafe fn is_live(&self) -> bool {
+        // SAFETY: aligned words inside the mapping (checked when made),
+        // still mapped (caller contract).
+        let (tag, gen) = unsafe { (self.tag.as_ref(), self.gen_word.as_ref()) };
+        super::records::tag_state(tag.load(Ordering::Acquire), KIND_SERIES) == Some(STATE_LIVE)
+            && gen.load(Ordering::Acquire) == self.gen
+    }
+}
+
+impl AreaInner {
     /// A generation no record of the area has had (for the record at
     /// `off`, whatever generation it holds now).
     fn fresh_generation(&self, off: usize) -> u64 {

@@ -12,6 +12,7 @@ mod file;
 pub(crate) mod fork;
 pub(crate) mod format;
 mod free;
+pub(crate) use free::SeriesLiveness;
 pub(crate) mod gauge_ext;
 pub(crate) mod gauge_fold;
 pub(crate) mod index;

@@ -318,9 +318,15 @@ impl AreaInner {
 
     /// The state of the record at `off` if it is of `kind`.
     pub(crate) fn record_state(&self, off: usize, kind: u8) -> Option<u8> {
-        let t = self.u32_at(off)?.load(Ordering::Acquire);
-        ((t & 0xff) as u8 == kind).then_some(((t >> 8) & 0xff) as u8)
+        tag_state(self.u32_at(off)?.load(Ordering::Acquire), kind)
     }
+}
+
+/// The state in a record's tag word `t` if the record is of `kind` (the
+/// one decoder of a tag: `record_state`, `free::SeriesLiveness`).
+#[inline(always)]
+pub(crate) fn tag_state(t: u32, kind: u8) -> Option<u8> {
+    ((t & 0xff) as u8 == kind).then_some(((t >> 8) & 0xff) as u8)
 }
 
 /// The least time (ms) between two merges of holes by allocations that

@@ -45,17 +45,12 @@ impl Counter {
     /// Add `v`, which must be `>= 0` and not NaN.
     #[inline]
     pub fn add(&self, v: f64) -> Result<()> {
-        if v.is_nan() || v < 0.0 {
-            return Err(Error::InvalidValue {
-                what: "counter increment",
-                value: v,
-            });
-        }
+        check_increment(v)?;
         self.add_unchecked(v);
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn add_unchecked(&self, v: f64) {
         if self.series.eager {
             let _w = self.series.writing();
@@ -131,6 +126,64 @@ impl Counter {
     }
 }
 
+impl super::Family<Counter> {
+    /// Add 1 to the series with these label values (as
+    /// [`labels`](super::Family::labels)), creating it if no process has,
+    /// without a series handle: a series this family resolved before, that
+    /// this thread has updated before, is found and buffered with no
+    /// validation, allocation or reference count. Otherwise (the thread's
+    /// first update of it, an eager family) this resolves a handle and
+    /// updates through it.
+    ///
+    /// ```
+    /// use promshm::{Area, AreaOptions, Opts};
+    ///
+    /// let area = Area::anonymous(&AreaOptions::default())?;
+    /// let requests = area
+    ///     .registry()
+    ///     .counter(Opts::new("requests", "Requests.").labels(&["method", "code"]))?;
+    /// requests.inc_labels(&["GET", "200"])?;
+    /// requests.add_labels(&["GET", "200"], 2.0)?;
+    /// assert!(requests.add_labels(&["GET", "200"], -1.0).is_err());
+    /// promshm::flush();
+    /// assert_eq!(requests.labels(&["GET", "200"])?.get(), 3.0);
+    /// # Ok::<(), promshm::Error>(())
+    /// ```
+    #[inline]
+    pub fn inc_labels(&self, values: &[&str]) -> Result<()> {
+        self.add_labels_unchecked(values, 1.0)
+    }
+
+    /// Add `v` (`>= 0`, not NaN) to the series with these label values,
+    /// without a series handle (see [`inc_labels`](Self::inc_labels)).
+    #[inline]
+    pub fn add_labels(&self, values: &[&str], v: f64) -> Result<()> {
+        check_increment(v)?;
+        self.add_labels_unchecked(values, v)
+    }
+
+    #[inline]
+    fn add_labels_unchecked(&self, values: &[&str], v: f64) -> Result<()> {
+        if !self.inner.eager && self.inner.try_add_f64(values, v) {
+            return Ok(());
+        }
+        self.labels(values)?.add_unchecked(v);
+        Ok(())
+    }
+}
+
+/// `Ok` for a counter increment `v` (`>= 0`, not NaN).
+#[inline]
+fn check_increment(v: f64) -> Result<()> {
+    if v.is_nan() || v < 0.0 {
+        return Err(Error::InvalidValue {
+            what: "counter increment",
+            value: v,
+        });
+    }
+    Ok(())
+}
+
 impl Counter {
     /// A [`LocalCounter`] on this series: a caller-owned pending delta that
     /// [`LocalCounter::inc`] and [`LocalCounter::add`] change with a plain
@@ -199,12 +252,7 @@ impl LocalCounter {
     /// Add `v`, which must be `>= 0` and not NaN, to the pending delta.
     #[inline]
     pub fn add(&mut self, v: f64) -> Result<()> {
-        if v.is_nan() || v < 0.0 {
-            return Err(Error::InvalidValue {
-                what: "counter increment",
-                value: v,
-            });
-        }
+        check_increment(v)?;
         self.pending += v;
         Ok(())
     }
@@ -314,6 +362,58 @@ mod tests {
 
     use crate::area::format::ser;
     use crate::{Area, AreaOptions, Opts};
+
+    /// `inc_labels`/`add_labels` count exactly what handles would, for
+    /// buffered and eager families, with and without constant labels: on a
+    /// series new to the process and to a thread, again (the handle-less
+    /// hit), after the series was removed (a fresh one), from other
+    /// threads; errors change nothing.
+    #[test]
+    fn updates_by_label_values_without_a_handle() {
+        let area = Area::anonymous(&AreaOptions::with_pages(64)).unwrap();
+        let consts = area.registry().with_const_labels(&[("env", "p")]).unwrap();
+        for (i, (reg, eager)) in [
+            (area.registry(), false),
+            (area.registry(), true),
+            (consts.clone(), false),
+            (consts, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let f = reg
+                .counter(
+                    Opts::new(format!("by_values_{i}"), "h")
+                        .labels(&["a", "b"])
+                        .eager(eager),
+                )
+                .unwrap();
+            let long = "a value longer than the key words keep whole";
+            for values in [["x", "y"], ["xy", ""], [long, "y"]] {
+                f.inc_labels(&values).unwrap();
+                f.add_labels(&values, 2.5).unwrap();
+                f.inc_labels(&values).unwrap();
+                assert!(f.add_labels(&values, -1.0).is_err());
+                assert!(f.add_labels(&values, f64::NAN).is_err());
+                std::thread::scope(|s| {
+                    s.spawn(|| f.inc_labels(&values).unwrap());
+                });
+                crate::flush();
+                assert_eq!(f.labels(&values).unwrap().get(), 5.5, "{i} {values:?}");
+            }
+            assert!(f.inc_labels(&["x"]).is_err());
+            assert!(f.inc_labels(&["x", "y", "z"]).is_err());
+            assert!(f.remove(&["x", "y"]).unwrap());
+            f.inc_labels(&["x", "y"]).unwrap();
+            crate::flush();
+            assert_eq!(
+                f.labels(&["x", "y"]).unwrap().get(),
+                1.0,
+                "{i}: a fresh series"
+            );
+            assert_eq!(f.labels(&["y", "x"]).unwrap().get(), 0.0);
+        }
+    }
 
     /// A reset zeroes the one total every handle adds to (a handle resolved
     /// before the reset keeps counting from 0) and moves `_created` on.

@@ -32,7 +32,7 @@ pub use stateset::StateSet;
 pub use summary::{Summary, SummaryOpts};
 
 pub(crate) use crate::area::cells::atomic_add_f64;
-use crate::area::AreaInner;
+use crate::area::{AreaInner, SeriesLiveness};
 use crate::buffer::BufferId;
 use crate::encoding::MetricType;
 use crate::error::{Error, Result};
@@ -95,19 +95,33 @@ struct Cached {
     /// Offset and generation of the series record.
     off: usize,
     gen: u64,
+    /// Its liveness check (`off` and `gen`), the record's words checked once.
+    live: SeriesLiveness,
     /// Its thread-buffer id.
     buffer: BufferId,
     /// Its label values (constant labels included), shared with its handles.
     values: Arc<[Box<str>]>,
+    /// Its key: the caller's values (constant labels excluded) as words.
+    words: ValueWords,
 }
 
 impl Cached {
-    /// Whether it is the series of `values` and still live in the area.
-    #[inline]
-    fn is(&self, area: &AreaInner, values: &[&str]) -> bool {
-        self.values.len() == values.len()
-            && self.values.iter().zip(values).all(|(a, b)| same_text(a, b))
-            && area.series_live(self.off, self.gen)
+    /// Whether it is the series of the caller's `values` (key `key`; the
+    /// family has `n_const` constant labels) and still live in the area.
+    #[inline(always)]
+    fn is(&self, key: &ValueWords, values: &[&str], n_const: usize) -> bool {
+        self.words.same_words(key)
+            && (key.whole() || self.same_values(values, n_const))
+            // SAFETY: the family that holds this cache holds its area.
+            && unsafe { self.live.is_live() }
+    }
+
+    /// Whether its values past the `n_const` constant ones are `values`
+    /// (for keys too long to be kept whole).
+    #[cold]
+    fn same_values(&self, values: &[&str], n_const: usize) -> bool {
+        let own = &self.values[n_const.min(self.values.len())..];
+        own.len() == values.len() && own.iter().zip(values).all(|(a, b)| a[..] == b[..])
     }
 }
 
@@ -158,6 +172,8 @@ pub struct SeriesInner {
     /// which its cells follow (at +32 bytes): checked to be inside the
     /// mapping, with all `n_cells` cells, when the series was resolved.
     gen_ptr: *const AtomicU64,
+    /// Its liveness check (`off` and `gen`), the record's words checked once.
+    live: SeriesLiveness,
     /// Where its cells sit in the thread-local buffers.
     pub(crate) buffer: BufferId,
     /// Copy of `family.eager`, one load closer to the hot path.
@@ -195,8 +211,10 @@ impl SeriesInner {
     }
 
     /// Whether the series is still live (not removed or cleared).
+    #[inline]
     pub(crate) fn is_live(&self) -> bool {
-        self.family.area.series_live(self.off, self.gen)
+        // SAFETY: `self.family` holds the area the check was made in.
+        unsafe { self.live.is_live() }
     }
 
     pub(crate) fn area(&self) -> &AreaInner {
@@ -248,46 +266,147 @@ unsafe impl Sync for SeriesInner {}
 const CELLS_AFTER_GEN: usize =
     (crate::area::format::ser::CELLS - crate::area::format::rec::GEN) / 8;
 
-/// `a == b`, short label values compared inline (most are a few bytes: a
-/// `memcmp` call costs more than the compare).
-#[inline]
-fn same_text(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len()
-        && if a.len() <= 16 {
-            a.iter().zip(b).all(|(x, y)| x == y)
-        } else {
-            a == b
-        }
+/// Key words kept whole in a [`ValueWords`].
+const KEY_WORDS: usize = 4;
+
+/// The key of the process-local series cache: the caller's label values
+/// (constant labels, the same for every series of a family, left out)
+/// encoded as machine words, one-to-one (equal words, equal values): a
+/// value of fewer than 8 bytes is one word (its length in the low byte, its
+/// bytes above), a longer one a word `8 | len << 8` and its bytes, 8 a word,
+/// the last zero-padded. A hit compares words, never text, when they fit in
+/// `KEY_WORDS`; the hash of all of them indexes the map (not the FNV hash
+/// stored in the area, which a hit does not need).
+#[derive(Clone, Copy, Debug)]
+struct ValueWords {
+    /// The first `KEY_WORDS` words, 0 past `n`.
+    w: [u64; KEY_WORDS],
+    /// How many words the encoding has (more than `KEY_WORDS`: only the
+    /// first are kept, and a hit compares the values' text too).
+    n: usize,
+    /// Hash of every word.
+    hash: u64,
 }
 
-/// Key of the process-local series cache: a fast word-at-a-time hash of the
-/// label values (lengths included), not the FNV hash stored in the area,
-/// which a hit does not need. Collisions only cost a compare.
-#[inline]
-fn cache_key(values: &[&str]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = values.len() as u64;
-    let mut eat = |w: u64| h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-    for v in values {
-        let b = v.as_bytes();
-        eat(b.len() as u64);
-        let mut words = b.chunks_exact(8);
-        for w in &mut words {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(w);
-            eat(u64::from_le_bytes(a));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            // The little-endian word of the zero-padded tail, byte by byte
-            // (a copy of a variable length is a `memcpy` call).
-            eat(rest.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)));
-        }
+impl ValueWords {
+    /// The key of `values`. A short value (the common case) is one word
+    /// kept in registers; a longer one goes through [`long_value`](Self::long_value).
+    #[inline(always)]
+    fn of(values: &[&str]) -> ValueWords {
+        let mut k = ValueWords::EMPTY;
+        k.fill(values);
+        k
     }
-    // Fold the high bits down: the map indexes buckets by the low bits.
-    let m = u128::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (m as u64) ^ ((m >> 64) as u64)
+
+    /// Make this empty key (all zero) the key of `values`: in place, so
+    /// that a caller's key is never copied.
+    #[inline(always)]
+    fn fill(&mut self, values: &[&str]) {
+        let k = self;
+        let (mut n, mut hash) = (0, 0);
+        for v in values {
+            let b = v.as_bytes();
+            match k.w.get_mut(n) {
+                Some(slot) if b.len() < 8 => {
+                    let w = b.len() as u64 | short_word(b) << 8;
+                    *slot = w;
+                    n += 1;
+                    hash = mix(hash, w);
+                }
+                _ => (n, hash) = k.long_value(n, hash, b),
+            }
+        }
+        // Fold the high bits down: the map indexes buckets by the low bits.
+        let m = u128::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        k.n = n;
+        k.hash = (m as u64) ^ ((m >> 64) as u64);
+    }
+
+    /// The key of no values, to [`fill`](Self::fill).
+    const EMPTY: ValueWords = ValueWords {
+        w: [0; KEY_WORDS],
+        n: 0,
+        hash: 0,
+    };
+
+    /// Add the words of value `b` to the key's `n` words of hash `hash`
+    /// (any length; past `KEY_WORDS` words only counted and hashed).
+    /// Returns the new count and hash.
+    #[inline(never)]
+    fn long_value(&mut self, mut n: usize, mut hash: u64, b: &[u8]) -> (usize, u64) {
+        let mut push = |w: u64| {
+            if let Some(slot) = self.w.get_mut(n) {
+                *slot = w;
+            }
+            n += 1;
+            hash = mix(hash, w);
+        };
+        let len = b.len();
+        if len < 8 {
+            push(len as u64 | short_word(b) << 8);
+        } else {
+            push(8 | (len as u64) << 8);
+            let mut words = b.chunks_exact(8);
+            for w in &mut words {
+                push(word_at(w));
+            }
+            let rest = words.remainder().len();
+            if rest > 0 {
+                // The last 8 bytes (overlapping the last whole word), shifted
+                // down to the `rest` bytes past it.
+                push(word_at(&b[len - 8..]) >> (8 * (8 - rest)));
+            }
+        }
+        (n, hash)
+    }
+
+    /// Whether every word is kept (then equal words mean equal values).
+    #[inline(always)]
+    fn whole(&self) -> bool {
+        self.n <= KEY_WORDS
+    }
+
+    /// Whether the kept words (and the count) are the same.
+    #[inline(always)]
+    fn same_words(&self, other: &ValueWords) -> bool {
+        self.n == other.n && self.w == other.w
+    }
+}
+
+/// One step of the key's hash.
+#[inline(always)]
+fn mix(hash: u64, w: u64) -> u64 {
+    (hash.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+/// The little-endian word of the 8 bytes `b`.
+#[inline(always)]
+fn word_at(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// The little-endian word of the bytes `b` (fewer than 8), zero-padded,
+/// from two loads that may overlap (no byte loop, no `memcpy` call).
+#[inline(always)]
+fn short_word(b: &[u8]) -> u64 {
+    let n = b.len();
+    let quad = |at: usize| {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&b[at..at + 4]);
+        u64::from(u32::from_le_bytes(a))
+    };
+    if n >= 4 {
+        quad(0) | quad(n - 4) << (8 * (n - 4))
+    } else if n >= 2 {
+        let pair = |at: usize| u64::from(u16::from_le_bytes([b[at], b[at + 1]]));
+        pair(0) | pair(n - 2) << (8 * (n - 2))
+    } else if n == 1 {
+        u64::from(b[0])
+    } else {
+        0
+    }
 }
 
 /// Hasher for keys that are already hashes.
@@ -415,6 +534,7 @@ impl<M: Metric> Family<M> {
 
     /// Resolve the series for `values` (in label-name order), creating it in
     /// the area if no process has. Validating and comparatively slow: keep the handle.
+    #[inline(always)]
     pub fn labels(&self, values: &[&str]) -> Result<M> {
         self.inner.resolve(values).map(M::from_series)
     }
@@ -581,31 +701,72 @@ impl FamilyInner {
         drop(kept);
     }
 
-    /// Label values -> series, through the process-local cache first.
+    /// Label values -> series, through the process-local cache first: a
+    /// hit (a handle the cache keeps) needs no validation, since the values
+    /// of a cached series were validated when it was resolved.
+    #[inline(always)]
     pub(crate) fn resolve(self: &Arc<Self>, values: &[&str]) -> Result<Arc<SeriesInner>> {
-        if let Some(s) = self.kept(values) {
+        let mut key = ValueWords::EMPTY;
+        key.fill(values);
+        if let Some(Some(s)) = self.find(&key, values, |c| c.kept.clone()) {
             return Ok(s);
         }
+        self.resolve_slow(&key, values)
+    }
+
+    /// `f` of the live cached series of the caller's `values` (key `key`),
+    /// run under the cache's read lock. `f` must not lock or allocate: a
+    /// thread buffer's lock (taken on a thread's first touch of a series)
+    /// comes before the cache locks in the fork handlers' order, so it is
+    /// never taken under one.
+    #[inline(always)]
+    fn find<R>(
+        &self,
+        key: &ValueWords,
+        values: &[&str],
+        f: impl FnOnce(&Cached) -> R,
+    ) -> Option<R> {
+        let cache = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = cache.by_key.get(&key.hash)?;
+        let n_const = self.const_values.len();
+        list.iter().find(|c| c.is(key, values, n_const)).map(f)
+    }
+
+    /// Add `v` to the f64 cell of the series of `values` in this thread's
+    /// buffer if the cache has the series and this thread has its cells:
+    /// `false` otherwise, adding nothing (update through a handle then).
+    /// The buffer id is found under the cache's read lock and the add made
+    /// after it is released; no handle, no reference count.
+    #[inline]
+    pub(crate) fn try_add_f64(&self, values: &[&str], v: f64) -> bool {
+        let mut key = ValueWords::EMPTY;
+        key.fill(values);
+        match self.find(&key, values, |c| c.buffer) {
+            Some(buffer) => crate::buffer::try_add_f64(buffer, v),
+            None => false,
+        }
+    }
+
+    /// `resolve` past a hit on a kept handle: validate, then a cached
+    /// series without a kept handle, or the area's index.
+    #[inline(never)]
+    fn resolve_slow(
+        self: &Arc<Self>,
+        key: &ValueWords,
+        values: &[&str],
+    ) -> Result<Arc<SeriesInner>> {
         let all = self.full_values(values)?;
-        let key = cache_key(&all);
-        {
-            let cache = self
-                .cache
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(c) = cache
-                .by_key
-                .get(&key)
-                .and_then(|list| list.iter().find(|c| c.is(&self.area, &all)))
-            {
-                if let Some(s) = &c.kept {
-                    return Ok(s.clone());
-                }
-                return match c.handle.upgrade() {
-                    Some(s) => Ok(s),
-                    None => self.handle(c.off, c.gen, c.buffer, c.values.clone()),
-                };
-            }
+        let cached = self.find(key, values, |c| {
+            (c.handle.upgrade(), c.off, c.gen, c.buffer, c.values.clone())
+        });
+        if let Some((handle, off, gen, buffer, values)) = cached {
+            return match handle {
+                Some(s) => Ok(s),
+                None => self.handle(off, gen, buffer, values),
+            };
         }
         // Miss: the area's own (FNV) hash, computed only here.
         let hash = crate::area::records::hash_strings(all.iter().copied());
@@ -617,8 +778,9 @@ impl FamilyInner {
         let buffer = cache.id_for(&self.area, off, gen);
         let values: Arc<[Box<str>]> = all.iter().map(|v| Box::<str>::from(*v)).collect();
         let series = self.handle(off, gen, buffer, values.clone())?;
+        let live = series.live;
         let kept = (self.users.load(Ordering::Relaxed) > 0).then(|| series.clone());
-        let list = cache.by_key.entry(key).or_default();
+        let list = cache.by_key.entry(key.hash).or_default();
         list.retain(|c| self.area.series_live(c.off, c.gen));
         match list.iter_mut().find(|c| c.off == off && c.gen == gen) {
             Some(c) => {
@@ -630,28 +792,13 @@ impl FamilyInner {
                 handle: Arc::downgrade(&series),
                 off,
                 gen,
+                live,
                 buffer,
                 values,
+                words: *key,
             }),
         }
         Ok(series)
-    }
-
-    /// The hit of `resolve` for a family without constant labels, as a
-    /// handle the cache keeps: no `Result` or `Cow` to build, and values of
-    /// any length can only match values the slow path accepted.
-    #[inline]
-    fn kept(&self, values: &[&str]) -> Option<Arc<SeriesInner>> {
-        if !self.const_values.is_empty() {
-            return None;
-        }
-        let cache = self
-            .cache
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let list = cache.by_key.get(&cache_key(values))?;
-        let c = list.iter().find(|c| c.is(&self.area, values))?;
-        c.kept.clone()
     }
 
     /// A handle to the series record at `off` (generation `gen`), checked
@@ -668,8 +815,9 @@ impl FamilyInner {
         // A series of an unregistered family: its generation word (the
         // family record's) never holds `DEAD_GEN`, so no cell is ever used.
         let dead = gen == DEAD_GEN;
-        let gen_ptr = match (
+        let (gen_ptr, live) = match (
             self.area.u64_at(off + crate::area::format::rec::GEN),
+            self.area.series_liveness(off, gen),
             dead.then_some(()).map_or_else(
                 || {
                     self.area
@@ -679,7 +827,7 @@ impl FamilyInner {
                 Some,
             ),
         ) {
-            (Some(g), Some(_)) => g as *const AtomicU64,
+            (Some(g), Some(live), Some(_)) => (g as *const AtomicU64, live),
             _ => {
                 return Err(Error::CorruptArea(format!(
                     "series record at {off} does not fit the area"
@@ -692,6 +840,7 @@ impl FamilyInner {
             gen,
             cells,
             gen_ptr,
+            live,
             buffer,
             eager: self.eager,
             n_cells,
@@ -707,7 +856,7 @@ impl FamilyInner {
             .cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.by_key.remove(&cache_key(&all));
+        cache.by_key.remove(&ValueWords::of(values).hash);
         if let Some((off, gen)) = removed {
             cache.give_back(|o, g| o == off && g == gen);
         }
@@ -758,7 +907,7 @@ impl Drop for FamilyInner {
 
 #[cfg(test)]
 mod tests {
-    use super::cache_key;
+    use super::ValueWords;
     use crate::{Area, AreaOptions, Error, Opts};
 
     /// While a `Family` handle lives, `labels(..)` hands out the same kept
@@ -842,31 +991,56 @@ mod tests {
         }
     }
 
+    /// Equal words only for equal values: lengths and boundaries are part
+    /// of the encoding, and values too long to keep whole keep their hash
+    /// apart (a hit on them compares the text too).
     #[test]
-    fn same_text_is_string_equality() {
+    fn value_words_are_one_to_one() {
         let long = "/api/item/12345678/detail";
-        for (a, b) in [
-            ("", ""),
-            ("GET", "GET"),
-            ("GET", "GEt"),
-            ("GET", "GETS"),
-            ("0123456789abcdef", "0123456789abcdeg"),
-            (long, long),
-            (long, "/api/item/12345678/detaim"),
-        ] {
-            assert_eq!(super::same_text(a, b), a == b, "{a:?} {b:?}");
+        let sets: &[&[&str]] = &[
+            &[],
+            &[""],
+            &["", ""],
+            &["a"],
+            &["a", ""],
+            &["", "a"],
+            &["ab", "c"],
+            &["a", "bc"],
+            &["GET", "200"],
+            &["GET", "201"],
+            &["1234567"],
+            &["12345678"],
+            &["1234567\0"],
+            &["12345678", ""],
+            &["/api/item/12345678"],
+            &["/api/item/12345679"],
+            &[long],
+            &[long, "x"],
+        ];
+        for (i, a) in sets.iter().enumerate() {
+            for (j, b) in sets.iter().enumerate() {
+                let (ka, kb) = (ValueWords::of(a), ValueWords::of(b));
+                let same = ka.same_words(&kb) && (ka.whole() || ka.hash == kb.hash);
+                assert_eq!(same, i == j, "{a:?} {b:?}");
+            }
         }
-    }
-
-    #[test]
-    fn cache_key_separates_values() {
-        assert_ne!(cache_key(&["ab", "c"]), cache_key(&["a", "bc"]));
-        assert_ne!(cache_key(&["", "a"]), cache_key(&["a", ""]));
-        assert_ne!(cache_key(&["a"]), cache_key(&["a", ""]));
-        assert_ne!(
-            cache_key(&["/api/item/12345678"]),
-            cache_key(&["/api/item/12345679"])
-        );
-        assert_eq!(cache_key(&["GET", "200"]), cache_key(&["GET", "200"]));
+        // The words are the zero-padded little-endian bytes.
+        let fold = |b: &[u8]| b.iter().rev().fold(0u64, |w, &x| w << 8 | u64::from(x));
+        let text = b"0123456789abcdefghij";
+        for n in 0..8 {
+            assert_eq!(super::short_word(&text[..n]), fold(&text[..n]), "{n}");
+        }
+        for n in 8..text.len() {
+            let k = ValueWords::of(&[std::str::from_utf8(&text[..n]).unwrap()]);
+            let mut want = vec![8 | (n as u64) << 8];
+            want.extend(text[..n].chunks(8).map(fold));
+            assert_eq!(k.n, want.len(), "{n}");
+            assert_eq!(
+                &k.w[..k.n.min(super::KEY_WORDS)],
+                &want[..k.n.min(super::KEY_WORDS)]
+            );
+        }
+        assert!(ValueWords::of(&["GET", "200"]).whole());
+        assert!(!ValueWords::of(&[long]).whole());
     }
 }
