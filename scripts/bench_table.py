@@ -94,12 +94,15 @@ def main() -> None:
     lab_c = [f"{ns(so.get('labels_inc'))} through C (`labels` + inc + free; {irs('labels_inc')})"]
     if "labels_by_values_inc" in so:
         lab_c.append(f"{ns(so.get('labels_by_values_inc'))} through C (`promshm_family_inc_by_values`; {irs('labels_by_values_inc')})")
-    lab_c.append(f"{ns(c('resolve/promshm/labels_2_inc'))} in Rust")
+    lab_c.append(f"{ns(c('resolve/promshm/labels_2_inc'))} in Rust (`labels(..)` + inc)")
+    if c("resolve/promshm/inc_labels_2") is not None:
+        lab_c.append(f"{ns(c('resolve/promshm/inc_labels_2'))} in Rust (`inc_labels`, no handle)")
     best_c = so.get("labels_by_values_inc", so.get("labels_inc"))
     tikv = c("resolve/prometheus/with_label_values_2_inc")
     w(["labelled inc, 2 label values looked up on every call", "; ".join(lab_c),
        f"Rust `prometheus` {ns(tikv)}; prometheus-cpp {ns(cpp.get('labels_inc'))}", "",
-       f"C {ratio(best_c, tikv)}, Rust {ratio(c('resolve/promshm/labels_2_inc'), tikv)} of `prometheus` (target ≤ 1.2×)"])
+       f"C {ratio(best_c, tikv)}, Rust {ratio(c('resolve/promshm/labels_2_inc'), tikv)} (`inc_labels` "
+       f"{ratio(c('resolve/promshm/inc_labels_2'), tikv)}) of `prometheus` (target ≤ 1.2×)"])
     pc_obs = c("hot/prometheus_client/histogram_observe")
     w(["histogram observe, 11 buckets, buffered",
        f"{ns(st.get('histogram_observe'))} (`.a`), {ns(so.get('histogram_observe'))} (`.so`), {ns(c('hot/promshm/histogram_observe_buffered'))} (Rust); {irs('histogram_observe')}",

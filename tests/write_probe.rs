@@ -6,6 +6,23 @@ use promshm::{Area, AreaOptions, Opts};
 
 const PAGES: u32 = 256;
 
+/// `PROBE_N` (updates, default 1,000,000) and `PROBE_MODE` (default `default_mode`).
+fn probe_args(default_mode: &str) -> (u64, String) {
+    let n = std::env::var("PROBE_N").ok().and_then(|s| s.parse().ok());
+    let mode = std::env::var("PROBE_MODE").unwrap_or_else(|_| default_mode.into());
+    (n.unwrap_or(1_000_000), mode)
+}
+
+/// `op(i)` for `i` in `0..n`. Each mode's closure makes its own copy of this
+/// loop, with no dispatch inside it, so a mode's count does not move when
+/// modes are added (a `match` in the loop did: ±10 instructions a call).
+#[inline(never)]
+fn repeat(n: u64, mut op: impl FnMut(u64)) {
+    for i in 0..n {
+        op(i);
+    }
+}
+
 /// Instruction-count probe of the guarded writes (run by hand under
 /// callgrind, docs/PERFORMANCE.md): `PROBE_MODE` = `counter` (eager
 /// `inc`), `gauge` (`set`), `histogram` (eager `observe`), `flush` (a
@@ -17,11 +34,7 @@ const PAGES: u32 = 256;
 #[test]
 #[ignore]
 fn write_probe() {
-    let n: u64 = std::env::var("PROBE_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
-    let mode = std::env::var("PROBE_MODE").unwrap_or_else(|_| "counter".into());
+    let (n, mode) = probe_args("counter");
     let area = Area::anonymous(&AreaOptions::with_pages(PAGES)).unwrap();
     let reg = area.registry();
     let c = reg
@@ -62,31 +75,31 @@ fn write_probe() {
     h.observe(1.0).unwrap();
     b.inc();
     promshm::flush();
-    for i in 0..n {
-        match mode.as_str() {
-            "counter" => std::hint::black_box(&c).inc(),
-            "gauge" => std::hint::black_box(&g).set(i as f64),
-            "histogram" => std::hint::black_box(&h).observe(0.7).unwrap(),
-            "labels" => {
-                if let Ok(c) =
-                    std::hint::black_box(&fam).labels(std::hint::black_box(&["GET", "200"]))
-                {
-                    c.inc();
-                }
+    use std::hint::black_box;
+    match mode.as_str() {
+        "counter" => repeat(n, |_| black_box(&c).inc()),
+        "gauge" => repeat(n, |i| black_box(&g).set(i as f64)),
+        "histogram" => repeat(n, |_| black_box(&h).observe(0.7).unwrap()),
+        "labels" => repeat(n, |_| {
+            if let Ok(c) = black_box(&fam).labels(black_box(&["GET", "200"])) {
+                c.inc();
             }
-            "inc_labels" => {
-                let _ =
-                    std::hint::black_box(&fam).inc_labels(std::hint::black_box(&["GET", "200"]));
-            }
-            "prometheus_labels" => std::hint::black_box(&p_vec)
-                .with_label_values(std::hint::black_box(&["GET", "200"]))
-                .inc(),
-            "flush" => {
-                std::hint::black_box(&b).inc();
-                std::hint::black_box(promshm::flush());
-            }
-            _ => {}
-        }
+        }),
+        "inc_labels" => repeat(n, |_| {
+            let _ = black_box(&fam).inc_labels(black_box(&["GET", "200"]));
+        }),
+        "prometheus_labels" => repeat(n, |_| {
+            black_box(&p_vec)
+                .with_label_values(black_box(&["GET", "200"]))
+                .inc()
+        }),
+        "flush" => repeat(n, |_| {
+            black_box(&b).inc();
+            black_box(promshm::flush());
+        }),
+        _ => repeat(n, |i| {
+            black_box(i);
+        }),
     }
     std::hint::black_box((c.get(), g.get(), h.get(), b.get()));
 }
@@ -103,11 +116,7 @@ fn write_probe() {
 #[test]
 #[ignore]
 fn histogram_probe() {
-    let n: u64 = std::env::var("PROBE_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
-    let mode = std::env::var("PROBE_MODE").unwrap_or_else(|_| "local_histogram".into());
+    let (n, mode) = probe_args("local_histogram");
     let values: [f64; 16] = std::array::from_fn(|i| 0.003 * 1.6f64.powi(i as i32));
     let area = Area::anonymous(&AreaOptions::with_pages(PAGES)).unwrap();
     let hist = |name: &str, eager: bool| {
@@ -125,17 +134,18 @@ fn histogram_probe() {
     eager.observe(1.0).unwrap();
     buffered.observe(1.0).unwrap();
     promshm::flush();
-    for i in 0..n {
-        let v = values[(i & 15) as usize];
-        match mode.as_str() {
-            "local_histogram" => std::hint::black_box(&mut local).observe(v).unwrap(),
-            "histogram_eager" => std::hint::black_box(&eager).observe(v).unwrap(),
-            "histogram_buffered" => std::hint::black_box(&buffered).observe(v).unwrap(),
-            "prometheus_local_histogram" => std::hint::black_box(&p_local).observe(v),
-            "prometheus_histogram" => std::hint::black_box(&p_hist).observe(v),
-            "prometheus_client_histogram" => std::hint::black_box(&pc_hist).observe(v),
-            _ => {}
-        }
+    use std::hint::black_box;
+    let v = |i: u64| values[(i & 15) as usize];
+    match mode.as_str() {
+        "local_histogram" => repeat(n, |i| black_box(&mut local).observe(v(i)).unwrap()),
+        "histogram_eager" => repeat(n, |i| black_box(&eager).observe(v(i)).unwrap()),
+        "histogram_buffered" => repeat(n, |i| black_box(&buffered).observe(v(i)).unwrap()),
+        "prometheus_local_histogram" => repeat(n, |i| black_box(&p_local).observe(v(i))),
+        "prometheus_histogram" => repeat(n, |i| black_box(&p_hist).observe(v(i))),
+        "prometheus_client_histogram" => repeat(n, |i| black_box(&pc_hist).observe(v(i))),
+        _ => repeat(n, |i| {
+            black_box(v(i));
+        }),
     }
     local.flush();
     p_local.flush();
