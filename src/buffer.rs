@@ -36,7 +36,7 @@ use crate::process;
 /// Of a buffered series' cells, the one that holds `f64` bits; the others
 /// hold `u64` counts. The flush adds deltas by this rule, so a buffered
 /// type's layout (in its module under `metrics/`) puts its one `f64` here: a
-/// counter's total, a histogram's sum.
+/// counter's fractional part, a histogram's sum.
 pub(crate) const F64_CELL: usize = 0;
 
 /// A series as the buffers see it: its buffer id and its cells in the area,
@@ -471,11 +471,39 @@ fn add_local_f64(c: &AtomicU64, v: f64) {
     );
 }
 
+/// Add `n` to a u64 cell of this thread's own buffer (as [`add_local_f64`]).
+#[inline(always)]
+fn add_local_u64(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Release);
+}
+
 /// Add `v` to the f64 cell ([`F64_CELL`]) of this thread's buffer for `series`.
 #[inline]
 pub(crate) fn add_f64(series: &impl BufferedSeries, v: f64) {
     if !try_add_f64(series.buffer_id(), v) {
-        add_f64_slow(series, v);
+        add_slow(
+            series,
+            F64_CELL,
+            |c| add_local_f64(c, v),
+            |c| atomic_add_f64(c, v),
+        );
+    }
+}
+
+/// Add `n` to u64 cell `i` (not [`F64_CELL`]) of this thread's buffer for
+/// `series` (a counter's whole increments: the flush adds them with one
+/// `fetch_add`).
+#[inline]
+pub(crate) fn add_u64(series: &impl BufferedSeries, i: usize, n: u64) {
+    if !try_add_u64(series.buffer_id(), i, n) {
+        add_slow(
+            series,
+            i,
+            |c| add_local_u64(c, n),
+            |c| {
+                c.fetch_add(n, Ordering::Relaxed);
+            },
+        );
     }
 }
 
@@ -487,26 +515,43 @@ pub(crate) fn add_f64(series: &impl BufferedSeries, v: f64) {
 /// so never call this under a lock that the fork handlers take after it).
 #[inline]
 pub(crate) fn try_add_f64(buffer: BufferId, v: f64) -> bool {
-    LOCAL.try_with(
-        |l| match l.known_cells(buffer).and_then(|c| c.get(F64_CELL)) {
-            Some(c) => {
-                add_local_f64(c, v);
-                true
-            }
-            None => false,
-        },
-    ) == Ok(true)
+    try_local(buffer, F64_CELL, |c| add_local_f64(c, v))
 }
 
-/// `add_f64` on the first touch, after a fork, for a removed series or
-/// during thread exit.
+/// [`add_u64`] as [`try_add_f64`] is [`add_f64`].
+#[inline]
+pub(crate) fn try_add_u64(buffer: BufferId, i: usize, n: u64) -> bool {
+    try_local(buffer, i, |c| add_local_u64(c, n))
+}
+
+/// `local` on cell `i` of this thread's known buffer for `buffer`, if it
+/// has one: whether it did.
+#[inline(always)]
+fn try_local(buffer: BufferId, i: usize, local: impl FnOnce(&AtomicU64)) -> bool {
+    LOCAL.try_with(|l| match l.known_cells(buffer).and_then(|c| c.get(i)) {
+        Some(c) => {
+            local(c);
+            true
+        }
+        None => false,
+    }) == Ok(true)
+}
+
+/// An update of cell `i` on the first touch, after a fork, for a removed
+/// series or during thread exit: `local` on this thread's buffer cell, or
+/// `shared` on the area's.
 #[cold]
 #[inline(never)]
-fn add_f64_slow(series: &impl BufferedSeries, v: f64) {
+fn add_slow(
+    series: &impl BufferedSeries,
+    i: usize,
+    local: impl FnOnce(&AtomicU64),
+    shared: impl FnOnce(&AtomicU64),
+) {
     let done = LOCAL.try_with(|l| match l.cells(series) {
         Some(cells) => {
-            if let Some(c) = cells.get(F64_CELL) {
-                add_local_f64(c, v);
+            if let Some(c) = cells.get(i) {
+                local(c);
             }
             true
         }
@@ -516,8 +561,8 @@ fn add_f64_slow(series: &impl BufferedSeries, v: f64) {
         // The thread is exiting and its buffer is gone, or the series was
         // removed: write through.
         let _w = series.writing();
-        if let Some(c) = series.cell(F64_CELL) {
-            atomic_add_f64(c, v);
+        if let Some(c) = series.cell(i) {
+            shared(c);
         }
     }
 }

@@ -1674,8 +1674,9 @@ fn wrong_magic_is_incompatible() {
 fn other_version_is_incompatible_and_named() {
     // Version 2 (no space reuse), version 3 (a cell pair per slot in every
     // gauge series), version 4 (no exemplar link cell, no in-flight write
-    // lanes) and a future version 6.
-    for v in [2u32, 3, 4, 6] {
+    // lanes), version 5 (a counter's total in one f64 cell) and a future
+    // version 7.
+    for v in [2u32, 3, 4, 5, 7] {
         let dir = TempDir::new("version");
         let mut bytes = small_area(&dir);
         put_u32(&mut bytes, H_VERSION, v);
@@ -1685,7 +1686,7 @@ fn other_version_is_incompatible_and_named() {
             match r {
                 Err(Error::IncompatibleArea(m)) => {
                     assert!(m.contains(&format!("version {v}")), "{m}");
-                    assert!(m.contains("reads version 5"), "{m}");
+                    assert!(m.contains("reads version 6"), "{m}");
                 }
                 other => panic!("expected IncompatibleArea, got {other:?}"),
             }

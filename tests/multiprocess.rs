@@ -35,6 +35,7 @@ fn child_entry() {
         "fork_threaded" => fork_threaded_child(),
         "racer" => racer_child(),
         "xreg" => xreg_child(),
+        "mixed" => mixed_child(),
         other => panic!("unknown role {other:?}"),
     });
 }
@@ -266,6 +267,122 @@ fn exact_totals_across_processes() {
     }
     // Flushes are counted in the area (each child flushed many times).
     assert!(area.stats().flushes >= EX_PROCS);
+}
+
+// ---- 1b. whole and fractional increments on one counter (format 6) ---------------
+
+const MX_PROCS: u64 = 4;
+const MX_N: u64 = 60_001;
+
+/// An eager and a buffered counter (docs/FORMAT.md §8.2: whole increments in
+/// the integer cell, the others in the f64 cell).
+fn mx_counters(area: &Area) -> [Counter; 2] {
+    let reg = area.registry();
+    [true, false].map(|eager| {
+        let name = if eager { "mx_eager" } else { "mx_buffered" };
+        reg.counter(Opts::new(name, "Mixed increments.").eager(eager))
+            .unwrap()
+            .get()
+            .unwrap()
+    })
+}
+
+/// What update `i` adds to each counter: `inc()` (1), `add(0.5)` or `add(3.0)`.
+fn mx_step(i: u64) -> f64 {
+    match i % 5 {
+        0 | 2 => 0.5,
+        4 => 3.0,
+        _ => 1.0,
+    }
+}
+
+fn mixed_child() {
+    let area = Area::create(env_area(), &AreaOptions::default()).unwrap();
+    let counters = mx_counters(&area);
+    std::thread::scope(|scope| {
+        for t in 0..2u64 {
+            let counters = &counters;
+            scope.spawn(move || {
+                for i in 0..MX_N {
+                    let v = mx_step(i);
+                    for c in counters {
+                        if v == 1.0 {
+                            c.inc();
+                        } else {
+                            c.add(v).unwrap();
+                        }
+                    }
+                    if i % 4099 == t {
+                        promshm::flush();
+                    }
+                }
+            });
+        }
+    });
+    promshm::flush();
+}
+
+/// Several processes (two threads each) mixing `inc()`, `add(0.5)` and
+/// `add(3.0)` on one eager and one buffered counter: both totals are exact,
+/// in the render and through `get`.
+#[test]
+fn whole_and_fractional_increments_add_up_exactly_across_processes() {
+    let dir = TempDir::new("mixed");
+    let path = dir.join("area.promshm");
+    let area = Area::create(&path, &AreaOptions::default()).unwrap();
+    let mut kids: Vec<ChildProc> = (0..MX_PROCS)
+        .map(|p| ChildProc::spawn("mixed", &format!("mixed-{p}"), &[area_env(&path)]))
+        .collect();
+    run_children(&mut kids, CHILD_TIMEOUT);
+    let per_thread: f64 = (0..MX_N).map(mx_step).sum();
+    let want = per_thread * (2 * MX_PROCS) as f64;
+    assert_ne!(
+        per_thread.fract(),
+        0.0,
+        "fractional increments in the f64 cell"
+    );
+    let (s, stats) = scrape(&area);
+    assert_eq!(stats.bad_records, 0);
+    for (name, c) in ["mx_eager", "mx_buffered"].iter().zip(mx_counters(&area)) {
+        assert_eq!(s.value(&format!("{name}_total"), &[]), want, "{name}");
+        assert_eq!(c.get(), want, "{name}");
+    }
+}
+
+/// A total past `2^53` in the integer cell renders as the nearest `f64`, and
+/// a fractional increment on top adds to it as an `f64`.
+#[test]
+fn integer_cell_past_2_pow_53_renders_as_f64() {
+    let area = Area::anonymous(&AreaOptions::default()).unwrap();
+    let [eager, buffered] = mx_counters(&area);
+    let big = (1u64 << 52) as f64;
+    for c in [&eager, &buffered] {
+        for _ in 0..3 {
+            c.add(big).unwrap();
+        }
+        c.inc();
+        c.inc();
+        c.add(u64::MAX as f64).unwrap(); // not below 2^53: the f64 cell
+    }
+    promshm::flush();
+    let int = 3 * (1u64 << 52) + 2;
+    let want = int as f64 + u64::MAX as f64;
+    let (s, stats) = scrape(&area);
+    assert_eq!(stats.bad_records, 0);
+    for (name, c) in [("mx_eager", &eager), ("mx_buffered", &buffered)] {
+        assert_eq!(s.value(&format!("{name}_total"), &[]), want, "{name}");
+        assert_eq!(c.get(), want, "{name}");
+        c.reset();
+        c.add(big).unwrap();
+        c.add(big).unwrap();
+        c.inc();
+        promshm::flush();
+        let want = ((2u64 << 52) + 1) as f64;
+        assert_eq!(want, 9_007_199_254_740_992.0, "2^53 + 1 rounds to 2^53");
+        assert_eq!(c.get(), want, "{name}");
+        let (s, _) = scrape(&area);
+        assert_eq!(s.value(&format!("{name}_total"), &[]), want, "{name}");
+    }
 }
 
 // ---- 2. summary quantiles across processes ------------------------------------------

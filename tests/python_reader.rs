@@ -365,7 +365,12 @@ fn write_as(area: &Area, n: u32) {
         }
         c.add(0.25 * (k + 1.0)).unwrap();
     }
-    f.plain.get().unwrap().add(1.5 + k).unwrap();
+    let plain = f.plain.get().unwrap();
+    plain.add(1.5 + k).unwrap();
+    // The integer cell past 2^53 by the end (docs/FORMAT.md §8.2): a total
+    // of f64(int) + frac, as the render computes it.
+    plain.add((1u64 << 52) as f64).unwrap();
+    plain.inc();
     for (i, (mode, g)) in f.gauges.iter().enumerate() {
         let v = 10.0 * k - 3.5 + i as f64;
         g.labels(&["kitchen"]).unwrap().set(v);
@@ -518,6 +523,9 @@ fn compare(area: &Area, doc: &Json, now: u64, reaped: bool) {
     }
     let jobs = series(family(doc, "jobs"), &[]).get("value").f64();
     assert!(same(jobs, f.plain.get().unwrap().get()));
+    // Processes 0, 1, 2: an integer cell of 3 * 2^52 + 3 (past 2^53), an
+    // f64 cell of 1.5 + 2.5 + 3.5.
+    assert_eq!(jobs, (3 * (1u64 << 52) + 3) as f64 + 7.5);
     let hits = series(family(doc, "app_hits"), &[("env", "prod"), ("route", "/a")]);
     assert!(same(
         hits.get("value").f64(),

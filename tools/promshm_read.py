@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read a promshm area file and print its families and series as JSON.
 
-An independent reader written from docs/FORMAT.md (format version 5) only,
+An independent reader written from docs/FORMAT.md (format version 6) only,
 with the Python standard library (mmap, struct). It never writes to the area,
 takes no lock but the shared flock while validating the header, and trusts
 nothing it reads: every offset and length is checked, damaged records are
@@ -17,7 +17,7 @@ a free list and live and for each damaged free list; exit status 4 if there
 was any problem.
 
 Output (one JSON object):
-    {"format_version": 5, "pages": .., "max_workers": .., "data_offset": ..,
+    {"format_version": 6, "pages": .., "max_workers": .., "data_offset": ..,
      "alloc_cursor": .., "bad_records": .., "stats": {..}, "workers": [..],
      "free": {"records": [off, ..], "bytes": n, "lists": {size: [off, ..]},
               "free_and_live": [off, ..], "problems": [text, ..]},
@@ -67,7 +67,7 @@ PAGE = 4096
 MIN_PAGES = 3
 MAX_PAGES = 0xFFFFFFFF // PAGE
 MAGIC = b"PROMSHM1"
-VERSION = 5
+VERSION = 6
 ENDIAN_TAG = 0x01020304
 INIT_READY = 2
 MAX_WORKERS = 4096
@@ -315,7 +315,7 @@ def n_cells_for(ftype, n_params, age_buckets, max_workers):
         epoch = 1 if age_buckets > 0 else 0
         return 2 + windows * (epoch + SKETCH_BUCKETS)
     if ftype == "counter":
-        return 2  # the total, the exemplar link (section 6.8)
+        return 3  # frac (f64), int (u64), the exemplar link (sections 8.2, 8.9)
     return 1
 
 
@@ -673,10 +673,11 @@ def read_series(area, off, length, fam, now_ms):
     cells_off = off + SERIES_CELLS
     ftype = fam["type"]
     if ftype == "counter":
-        v = f64_bits(area.u64(cells_off))
-        if v != v or v < 0:
+        # Section 8.2: total = f64(int) + frac; a NaN or negative frac is damage.
+        frac = f64_bits(area.u64(cells_off))
+        if frac != frac or frac < 0:
             raise Bad("counter total is NaN or negative")
-        out["value"] = jf(v)
+        out["value"] = jf(float(area.u64(cells_off + 8)) + frac)
     elif ftype == "gauge":
         value, workers = read_gauge(area, cells_off, fam)
         out["value"] = jf(value)

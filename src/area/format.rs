@@ -1,4 +1,4 @@
-//! Byte layout of an area, version 5. `docs/FORMAT.md` is the prose version
+//! Byte layout of an area, version 6. `docs/FORMAT.md` is the prose version
 //! of this file; keep the two in step.
 //!
 //! All integers are little-endian on the machines we build for and are
@@ -21,7 +21,9 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"PROMSHM1");
 /// Version 5: in-flight write lanes (`LANES`, `hdr::LANE_EPOCH`,
 /// `hdr::OVERFLOW_HIGH`, `slot::OVERFLOW`): a hole is not reused while a write that may have
 /// checked its old generation is in flight.
-pub const FORMAT_VERSION: u32 = 5;
+/// Version 6: a counter series' total is an integer cell plus an `f64` cell
+/// (whole increments are one `fetch_add`), before its exemplar link.
+pub const FORMAT_VERSION: u32 = 6;
 /// Page size of every area.
 pub const PAGE_SIZE: usize = 4096;
 /// Written in native byte order; a reader of the other endianness sees it swapped.

@@ -143,8 +143,11 @@ impl LocalStruct for promshm_local_counter {
             AnySeries::Counter(c) => c,
             _ => return Err(not_a(func, "counter")),
         };
-        let pending = std::mem::take(&mut self.count) as f64 + std::mem::take(&mut self.pending);
-        counter.__flush_local(pending, &mut self.generation);
+        let (count, pending) = (
+            std::mem::take(&mut self.count),
+            std::mem::take(&mut self.pending),
+        );
+        counter.__flush_local(count, pending, &mut self.generation);
         Ok(())
     }
 }

@@ -10,9 +10,34 @@ use crate::buffer;
 use crate::encoding::MetricType;
 use crate::error::{Error, Result};
 
-/// The counter's cell layout: one cell, the total (`f64` bits), which is
-/// the buffer's f64 cell (a flush adds it as an `f64`).
-const TOTAL_CELL: usize = buffer::F64_CELL;
+/// The counter's cell layout (docs/FORMAT.md §8.2): the total is
+/// `INT_CELL + FRAC_CELL`. Whole increments ([`whole`]) go to the `u64`
+/// [`INT_CELL`] with one `fetch_add`; the others to the `f64` [`FRAC_CELL`],
+/// the buffer's f64 cell (a flush adds it as an `f64`, the integer cell as a
+/// `u64`). The exemplar link is the last cell.
+const FRAC_CELL: usize = buffer::F64_CELL;
+/// The counter's `u64` cell: the sum of its whole increments.
+const INT_CELL: usize = 1;
+/// Cells of a counter series before the exemplar link.
+pub(crate) const VALUE_CELLS: usize = 2;
+
+/// Increments at most this (`2^53`, exclusive) that are whole numbers go
+/// to the integer cell: every one converts exactly.
+const WHOLE_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+/// `v` (`>= 0`, not NaN) as a whole number for the integer cell, if it is one
+/// below [`WHOLE_LIMIT`].
+#[inline(always)]
+fn whole(v: f64) -> Option<u64> {
+    let n = v as u64;
+    (v < WHOLE_LIMIT && n as f64 == v).then_some(n)
+}
+
+/// The total of an integer and an `f64` cell.
+#[inline]
+fn sum_of(int: u64, frac: f64) -> f64 {
+    int as f64 + frac
+}
 
 /// A counter series handle. Cheap to clone; updates never block.
 ///
@@ -39,7 +64,7 @@ impl Counter {
     /// Add 1.
     #[inline]
     pub fn inc(&self) {
-        self.add_unchecked(1.0);
+        self.add_int(1);
     }
 
     /// Add `v`, which must be `>= 0` and not NaN.
@@ -52,9 +77,32 @@ impl Counter {
 
     #[inline(always)]
     fn add_unchecked(&self, v: f64) {
+        match whole(v) {
+            Some(n) => self.add_int(n),
+            None => self.add_frac(v),
+        }
+    }
+
+    /// Add the whole number `n` to the integer cell (or this thread's
+    /// buffer of it).
+    #[inline(always)]
+    fn add_int(&self, n: u64) {
         if self.series.eager {
             let _w = self.series.writing();
-            if let Some(c) = self.series.cell(TOTAL_CELL) {
+            if let Some(c) = self.series.cell(INT_CELL) {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        } else {
+            buffer::add_u64(&*self.series, INT_CELL, n);
+        }
+    }
+
+    /// Add `v` to the `f64` cell (or this thread's buffer of it).
+    #[inline]
+    fn add_frac(&self, v: f64) {
+        if self.series.eager {
+            let _w = self.series.writing();
+            if let Some(c) = self.series.cell(FRAC_CELL) {
                 atomic_add_f64(c, v);
             }
         } else {
@@ -98,10 +146,12 @@ impl Counter {
     /// series was removed changes nothing (its record may be another's now).
     pub fn reset(&self) {
         let _w = self.series.writing();
-        let Some(c) = self.series.cell(TOTAL_CELL) else {
+        let (Some(int), Some(frac)) = (self.series.cell(INT_CELL), self.series.cell(FRAC_CELL))
+        else {
             return;
         };
-        c.swap(0f64.to_bits(), Ordering::AcqRel);
+        int.swap(0, Ordering::AcqRel);
+        frac.swap(0f64.to_bits(), Ordering::AcqRel);
         if let Some(t) = self.series.area().u64_at(self.series.off + ser::CREATED) {
             t.store(crate::process::now_secs().to_bits(), Ordering::Relaxed);
         }
@@ -112,17 +162,31 @@ impl Counter {
     #[doc(hidden)]
     #[inline]
     pub fn __eager_add_without_generation_check(&self, v: f64) {
-        if let Some(c) = self.series.area().u64_at(self.series.cells) {
-            atomic_add_f64(c, v);
+        let area = self.series.area();
+        match whole(v) {
+            Some(n) => {
+                if let Some(c) = area.u64_at(self.series.cells + INT_CELL * 8) {
+                    c.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            None => {
+                if let Some(c) = area.u64_at(self.series.cells + FRAC_CELL * 8) {
+                    atomic_add_f64(c, v);
+                }
+            }
         }
     }
 
     /// The total in the area (what has been flushed, by every process).
     pub fn get(&self) -> f64 {
-        self.series
-            .cell(TOTAL_CELL)
-            .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
-            .unwrap_or(0.0)
+        let load = |i| {
+            self.series
+                .cell(i)
+                .map_or(0, |c: &std::sync::atomic::AtomicU64| {
+                    c.load(Ordering::Relaxed)
+                })
+        };
+        sum_of(load(INT_CELL), f64::from_bits(load(FRAC_CELL)))
     }
 }
 
@@ -164,7 +228,12 @@ impl super::Family<Counter> {
 
     #[inline]
     fn add_labels_unchecked(&self, values: &[&str], v: f64) -> Result<()> {
-        if !self.inner.eager && self.inner.try_add_f64(values, v) {
+        if !self.inner.eager
+            && self.inner.try_buffered(values, |b| match whole(v) {
+                Some(n) => buffer::try_add_u64(b, INT_CELL, n),
+                None => buffer::try_add_f64(b, v),
+            })
+        {
             return Ok(());
         }
         self.labels(values)?.add_unchecked(v);
@@ -204,7 +273,8 @@ impl Counter {
 /// a pending delta owned by the caller (neither `Send` nor `Sync`), so an
 /// increment is a plain add with no atomic and no buffer lookup. `inc` adds
 /// to an integer count (an integer add: no floating-point latency chain),
-/// `add` to an `f64`; a flush hands their sum to the counter.
+/// `add` to an `f64`; a flush hands both to the counter (the count to its
+/// integer cell).
 ///
 /// Nothing reaches the series until [`flush`](LocalCounter::flush), which
 /// adds the pending delta through the counter's normal update path (the
@@ -270,8 +340,12 @@ impl LocalCounter {
     /// Add the pending delta to the counter and zero it (see the type's
     /// docs for a fork).
     pub fn flush(&mut self) {
-        let pending = std::mem::take(&mut self.incs) as f64 + std::mem::take(&mut self.pending);
-        self.counter.__flush_local(pending, &mut self.generation);
+        let (incs, pending) = (
+            std::mem::take(&mut self.incs),
+            std::mem::take(&mut self.pending),
+        );
+        self.counter
+            .__flush_local(incs, pending, &mut self.generation);
     }
 }
 
@@ -289,16 +363,19 @@ impl Counter {
         crate::process::fork_generation()
     }
 
-    /// C API support: add `pending`, counted in fork generation
-    /// `generation`, unless that is another process's (then it is dropped,
-    /// the parent's to flush); `generation` becomes this process's. What
-    /// [`LocalCounter::flush`] does. Do not use.
+    /// C API support: add `incs` (to the integer cell) and `pending`,
+    /// counted in fork generation `generation`, unless that is another
+    /// process's (then they are dropped, the parent's to flush); `generation`
+    /// becomes this process's. What [`LocalCounter::flush`] does. Do not use.
     #[doc(hidden)]
-    pub fn __flush_local(&self, pending: f64, generation: &mut u32) {
+    pub fn __flush_local(&self, incs: u64, pending: f64, generation: &mut u32) {
         let now = crate::process::fork_generation();
         if *generation != now {
             *generation = now;
             return;
+        }
+        if incs != 0 {
+            self.add_int(incs);
         }
         if pending != 0.0 {
             self.add_unchecked(pending);
@@ -306,12 +383,12 @@ impl Counter {
     }
 }
 
-/// The counter's total (cell [`TOTAL_CELL`]) as the render reads it: `None` if it is damaged
-/// (NaN or negative).
+/// The counter's total (cells [`INT_CELL`] + [`FRAC_CELL`]) as the render
+/// reads it: `None` if it is damaged (the `f64` cell NaN or negative).
 #[inline]
 fn total(view: &super::view::SeriesCells<'_>) -> Option<f64> {
-    let value = view.cell_f64(TOTAL_CELL);
-    (!value.is_nan() && value >= 0.0).then_some(value)
+    let frac = view.cell_f64(FRAC_CELL);
+    (!frac.is_nan() && frac >= 0.0).then(|| sum_of(view.cell(INT_CELL), frac))
 }
 
 /// The point [`emit`] writes for a series without an exemplar, read the
@@ -333,7 +410,7 @@ pub(crate) fn plain_point(
     })
 }
 
-/// Render one counter series: cell [`TOTAL_CELL`] is the total.
+/// Render one counter series: its [`total`].
 pub(crate) fn emit(
     view: &super::view::SeriesCells<'_>,
     cx: super::view::Ctx<'_, '_>,
@@ -362,6 +439,31 @@ mod tests {
 
     use crate::area::format::ser;
     use crate::{Area, AreaOptions, Opts};
+
+    /// Whole increments below `2^53` go to the integer cell, exactly; the
+    /// others (fractions, `2^53` and up, infinity) to the f64 cell.
+    #[test]
+    fn whole_increments_are_the_exact_ones_below_2_pow_53() {
+        use super::whole;
+        for (v, want) in [
+            (0.0, Some(0)),
+            (1.0, Some(1)),
+            (12345.0, Some(12345)),
+            (9_007_199_254_740_991.0, Some((1 << 53) - 1)),
+        ] {
+            assert_eq!(whole(v), want, "{v}");
+        }
+        for v in [
+            0.5,
+            1e-300,
+            1.0 + f64::EPSILON,
+            9_007_199_254_740_992.0,
+            1e300,
+        ] {
+            assert_eq!(whole(v), None, "{v}");
+        }
+        assert_eq!(whole(f64::INFINITY), None);
+    }
 
     /// `inc_labels`/`add_labels` count exactly what handles would, for
     /// buffered and eager families, with and without constant labels: on a

@@ -735,17 +735,17 @@ impl FamilyInner {
         list.iter().find(|c| c.is(key, values, n_const)).map(f)
     }
 
-    /// Add `v` to the f64 cell of the series of `values` in this thread's
-    /// buffer if the cache has the series and this thread has its cells:
-    /// `false` otherwise, adding nothing (update through a handle then).
-    /// The buffer id is found under the cache's read lock and the add made
-    /// after it is released; no handle, no reference count.
+    /// `add` (a `buffer::try_add_*`) on the buffer id of the series of
+    /// `values` if the cache has the series: what it returns, `false`
+    /// otherwise, adding nothing (update through a handle then). The buffer
+    /// id is found under the cache's read lock and the add made after it is
+    /// released; no handle, no reference count.
     #[inline]
-    pub(crate) fn try_add_f64(&self, values: &[&str], v: f64) -> bool {
+    pub(crate) fn try_buffered(&self, values: &[&str], add: impl FnOnce(BufferId) -> bool) -> bool {
         let mut key = ValueWords::EMPTY;
         key.fill(values);
         match self.find(&key, values, |c| c.buffer) {
-            Some(buffer) => crate::buffer::try_add_f64(buffer, v),
+            Some(buffer) => add(buffer),
             None => false,
         }
     }

@@ -55,7 +55,7 @@ impl Shape {
     #[inline]
     pub(crate) fn n_cells(&self, _max_workers: u32) -> usize {
         match self.kind {
-            MetricType::Counter => 1 + super::exemplar::LINK_CELLS,
+            MetricType::Counter => super::counter::VALUE_CELLS + super::exemplar::LINK_CELLS,
             MetricType::Gauge => super::gauge::cells(),
             MetricType::Histogram => 1 + self.params.len() + 1 + super::exemplar::LINK_CELLS,
             MetricType::Summary => {
