@@ -12,8 +12,10 @@
  * positional values that are exact str and already cached) and hands every
  * other call to the Python method it replaced, unchanged. A failing library call
  * raises through metrics._fail, as the Python methods do. Nothing here holds a
- * lock or a cache, so there is nothing to renew after fork(): the handles are
- * read from the objects on every call (metrics.py re-resolves them in a child).
+ * lock or a cache of its own (labels() keeps its cache in the family's `_raw`
+ * dict, see cached_child()), so there is nothing to renew after fork(): the
+ * handles are read from the objects on every call (metrics.py re-resolves them
+ * in a child).
  *
  * Built with the limited API (abi3): one build serves every CPython >= 3.9.
  */
@@ -23,6 +25,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifndef METH_FASTCALL
+/* The limited API declares METH_FASTCALL from 3.10 on; CPython has had it,
+ * with this value and calling convention, since 3.7, and 3.9 runs its own
+ * builtins with it: the abi3 build for 3.9 uses it too. */
+#define METH_FASTCALL 0x0080
+#endif
 
 typedef uint32_t (*update0_fn)(const void *series);
 typedef uint32_t (*update1_fn)(const void *series, double value);
@@ -111,49 +120,87 @@ static PyType_Spec handle_spec = {"promshm._speedups.Handle", sizeof(Handle), 0,
 
 /* ---------------------------------------------------------------- helpers */
 
+/* The C methods take CPython's METH_FASTCALL | METH_KEYWORDS arguments: the
+ * nargs positional values, then the values of the keywords named in kwnames
+ * (NULL, or a tuple that may be empty: none). The interpreter calls such a
+ * method descriptor without building an argument tuple (3.11+ specialise the
+ * call when the instance's type is exactly the descriptor's class, which is why
+ * _native.py binds one descriptor per class). */
+typedef PyObject *(*fastcall_fn)(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+
+static int no_kwargs(PyObject *kwnames) {
+    return kwnames == NULL || PyTuple_Size(kwnames) == 0;
+}
+
+/* The tuple (first, *args), or (*args) if first is NULL. */
+static PyObject *pack(PyObject *first, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t skip = first != NULL;
+    PyObject *t = PyTuple_New(nargs + skip);
+    if (!t)
+        return NULL;
+    if (first) {
+        Py_INCREF(first);
+        PyTuple_SetItem(t, 0, first);
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SetItem(t, i + skip, args[i]);
+    }
+    return t;
+}
+
 /* Call the Python method `which` replaced: fallback(self, *args, **kwargs). */
-static PyObject *call_fallback(int which, PyObject *self, PyObject *args, PyObject *kwargs) {
-    Py_ssize_t n = PyTuple_Size(args);
-    PyObject *full = PyTuple_New(n + 1);
+static PyObject *call_fallback(int which, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames) {
+    PyObject *kwargs = NULL, *r = NULL;
+    PyObject *full = pack(self, args, nargs);
     if (!full)
         return NULL;
-    Py_INCREF(self);
-    PyTuple_SetItem(full, 0, self);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *a = PyTuple_GetItem(args, i);
-        Py_INCREF(a);
-        PyTuple_SetItem(full, i + 1, a);
+    if (!no_kwargs(kwnames)) {
+        kwargs = PyDict_New();
+        if (!kwargs)
+            goto done;
+        for (Py_ssize_t i = 0; i < PyTuple_Size(kwnames); i++) {
+            if (PyDict_SetItem(kwargs, PyTuple_GetItem(kwnames, i), args[nargs + i]) < 0)
+                goto done;
+        }
     }
-    PyObject *r = PyObject_Call(fallback[which], full, kwargs);
+    r = PyObject_Call(fallback[which], full, kwargs);
+done:
     Py_DECREF(full);
+    Py_XDECREF(kwargs);
     return r;
 }
 
-/* The series pointer of `self` (its `_h`: a Handle, or None for NULL).
- * 1: *out set, *keep holds a reference to release after the call; 0: `_h` is
- * something else (or missing): use the Python method. */
-/* The last type seen whose attribute lookup is the generic one (no
- * __getattribute__ or __getattr__ of its own): its instances' attributes are
- * read with PyObject_GenericGetAttr directly (what PyObject_GetAttr would call),
- * skipping the dispatch. A strong reference: the address cannot be reused. */
-static PyTypeObject *generic_type;
-
-static PyObject *get_attr(PyObject *self, PyObject *name) {
+/* The attribute `name` of `self`. *generic is the last type this caller saw
+ * whose attribute lookup is the generic one (no __getattribute__ or
+ * __getattr__ of its own): its instances' attributes are read with
+ * PyObject_GenericGetAttr directly (what PyObject_GetAttr would call),
+ * skipping the dispatch. One per caller (labels() sees families, the update
+ * methods series: `labels(...).inc()` alternates them). A strong reference:
+ * the address cannot be reused. */
+static PyObject *get_attr(PyObject *self, PyObject *name, PyTypeObject **generic) {
     PyTypeObject *type = Py_TYPE(self);
-    if (type == generic_type)
+    if (type == *generic)
         return PyObject_GenericGetAttr(self, name);
     if (PyType_GetFlags(type) & Py_TPFLAGS_HEAPTYPE) {
         if (PyType_GetSlot(type, Py_tp_getattro) == (void *)PyObject_GenericGetAttr) {
             Py_INCREF(type);
-            Py_XDECREF(generic_type);
-            generic_type = type;
+            Py_XDECREF(*generic);
+            *generic = type;
         }
     }
     return PyObject_GetAttr(self, name);
 }
 
+/* get_attr()'s type of the update methods (series and unlabelled metrics) and of labels() (families). */
+static PyTypeObject *generic_series, *generic_family;
+
+/* The series pointer of `self` (its `_h`: a Handle, or None for NULL).
+ * 1: *out set, *keep holds a reference to release after the call; 0: `_h` is
+ * something else (or missing): use the Python method. */
 static int series_of(PyObject *self, void **out, PyObject **keep) {
-    PyObject *h = get_attr(self, str_h);
+    PyObject *h = get_attr(self, str_h, &generic_series);
     if (!h) {
         PyErr_Clear();
         return 0;
@@ -199,122 +246,177 @@ static int exact_number(PyObject *v, double *out) {
     return 0;
 }
 
-static int no_kwargs(PyObject *kwargs) {
-    return kwargs == NULL || PyDict_Size(kwargs) == 0;
-}
-
 /* `inc(amount=1)` shape: amount == 1 -> one(), else many(float(amount)). */
-static PyObject *update_by(int which, update0_fn one, update1_fn many, PyObject *self, PyObject *args,
-                           PyObject *kwargs) {
-    Py_ssize_t n = PyTuple_Size(args);
+static PyObject *update_by(int which, update0_fn one, update1_fn many, PyObject *self, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames) {
     double d = 1.0;
-    if (n > 1 || !no_kwargs(kwargs))
-        return call_fallback(which, self, args, kwargs);
-    if (n == 1) {
-        int ok = exact_number(PyTuple_GetItem(args, 0), &d);
+    if (nargs > 1 || !no_kwargs(kwnames))
+        return call_fallback(which, self, args, nargs, kwnames);
+    if (nargs == 1) {
+        int ok = exact_number(args[0], &d);
         if (ok < 0)
             return NULL;
         if (ok == 0)
-            return call_fallback(which, self, args, kwargs);
+            return call_fallback(which, self, args, nargs, kwnames);
     }
     void *s;
     PyObject *keep;
     if (!series_of(self, &s, &keep))
-        return call_fallback(which, self, args, kwargs);
+        return call_fallback(which, self, args, nargs, kwnames);
     return finish(self, d == 1.0 ? one(s) : many(s, d), keep);
 }
 
 /* `set(value)` / `observe(amount)` shape: fn(float(value)). */
-static PyObject *update_with(int which, update1_fn fn, PyObject *self, PyObject *args, PyObject *kwargs) {
+static PyObject *update_with(int which, update1_fn fn, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames) {
     double d;
-    if (PyTuple_Size(args) != 1 || !no_kwargs(kwargs))
-        return call_fallback(which, self, args, kwargs);
-    int ok = exact_number(PyTuple_GetItem(args, 0), &d);
+    if (nargs != 1 || !no_kwargs(kwnames))
+        return call_fallback(which, self, args, nargs, kwnames);
+    int ok = exact_number(args[0], &d);
     if (ok < 0)
         return NULL;
     if (ok == 0)
-        return call_fallback(which, self, args, kwargs);
+        return call_fallback(which, self, args, nargs, kwnames);
     void *s;
     PyObject *keep;
     if (!series_of(self, &s, &keep))
-        return call_fallback(which, self, args, kwargs);
+        return call_fallback(which, self, args, nargs, kwnames);
     return finish(self, fn(s, d), keep);
 }
 
 /* ---------------------------------------------------------------- methods */
 
-static PyObject *counter_inc(PyObject *self, PyObject *args, PyObject *kwargs) {
-    return update_by(M_COUNTER_INC, counter_inc_fn, counter_add_fn, self, args, kwargs);
+#define FASTCALL_ARGS PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+
+static PyObject *counter_inc(FASTCALL_ARGS) {
+    return update_by(M_COUNTER_INC, counter_inc_fn, counter_add_fn, self, args, nargs, kwnames);
 }
 
-static PyObject *gauge_inc(PyObject *self, PyObject *args, PyObject *kwargs) {
-    return update_by(M_GAUGE_INC, gauge_inc_fn, gauge_add_fn, self, args, kwargs);
+static PyObject *gauge_inc(FASTCALL_ARGS) {
+    return update_by(M_GAUGE_INC, gauge_inc_fn, gauge_add_fn, self, args, nargs, kwnames);
 }
 
-static PyObject *gauge_dec(PyObject *self, PyObject *args, PyObject *kwargs) {
-    return update_by(M_GAUGE_DEC, gauge_dec_fn, gauge_sub_fn, self, args, kwargs);
+static PyObject *gauge_dec(FASTCALL_ARGS) {
+    return update_by(M_GAUGE_DEC, gauge_dec_fn, gauge_sub_fn, self, args, nargs, kwnames);
 }
 
-static PyObject *gauge_set(PyObject *self, PyObject *args, PyObject *kwargs) {
-    return update_with(M_GAUGE_SET, gauge_set_fn, self, args, kwargs);
+static PyObject *gauge_set(FASTCALL_ARGS) {
+    return update_with(M_GAUGE_SET, gauge_set_fn, self, args, nargs, kwnames);
 }
 
-static PyObject *gauge_set_to_current_time(PyObject *self, PyObject *args, PyObject *kwargs) {
-    if (PyTuple_Size(args) != 0 || !no_kwargs(kwargs))
-        return call_fallback(M_GAUGE_NOW, self, args, kwargs);
+static PyObject *gauge_set_to_current_time(FASTCALL_ARGS) {
+    if (nargs != 0 || !no_kwargs(kwnames))
+        return call_fallback(M_GAUGE_NOW, self, args, nargs, kwnames);
     void *s;
     PyObject *keep;
     if (!series_of(self, &s, &keep))
-        return call_fallback(M_GAUGE_NOW, self, args, kwargs);
+        return call_fallback(M_GAUGE_NOW, self, args, nargs, kwnames);
     return finish(self, gauge_now_fn(s), keep);
 }
 
-static PyObject *histogram_observe(PyObject *self, PyObject *args, PyObject *kwargs) {
-    return update_with(M_HISTOGRAM_OBSERVE, histogram_observe_fn, self, args, kwargs);
+static PyObject *histogram_observe(FASTCALL_ARGS) {
+    return update_with(M_HISTOGRAM_OBSERVE, histogram_observe_fn, self, args, nargs, kwnames);
 }
 
-static PyObject *summary_observe(PyObject *self, PyObject *args, PyObject *kwargs) {
-    return update_with(M_SUMMARY_OBSERVE, summary_observe_fn, self, args, kwargs);
+static PyObject *summary_observe(FASTCALL_ARGS) {
+    return update_with(M_SUMMARY_OBSERVE, summary_observe_fn, self, args, nargs, kwnames);
+}
+
+/* labels()'s own cache, kept in the family's `_raw` dict next to the Python
+ * method's entries (a tuple of the values as given -> the series): the first
+ * value, a str key (never equal to a tuple), maps to a dict of the second
+ * value, and so on; the last value maps to the series. So the lookup hashes no
+ * tuple (each str caches its hash), and whatever clears `_raw` (remove(),
+ * clear(), unregistering) clears this cache too. */
+
+/* Whether every value is an exact str (the only values either cache holds). */
+static int all_str(PyObject *const *args, Py_ssize_t nargs) {
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (!PyUnicode_CheckExact(args[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* The series cached for exact-str `args` (borrowed), or NULL (error cleared). */
+static PyObject *cached_child(PyObject *raw, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *v = raw;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (!PyDict_CheckExact(v))
+            return NULL;
+        v = PyDict_GetItemWithError(v, args[i]);
+        if (!v) {
+            PyErr_Clear();
+            return NULL;
+        }
+    }
+    return PyDict_CheckExact(v) ? NULL : v; /* a dict: fewer values than labels */
+}
+
+/* After the Python method returned `child` for exact-str `args`: cache it in
+ * the nested dicts if the Python method cached it for `args` as given (so the
+ * C cache holds what the Python one does, and nothing a clear() since removed). */
+static void remember(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *child) {
+    PyObject *raw = get_attr(self, str_raw, &generic_family);
+    PyObject *key = pack(NULL, args, nargs);
+    PyObject *d = raw;
+    if (!raw || !key || !PyDict_CheckExact(raw))
+        goto done;
+    if (PyDict_GetItemWithError(raw, key) != child)
+        goto done;
+    for (Py_ssize_t i = 0; i + 1 < nargs; i++) {
+        PyObject *next = PyDict_GetItemWithError(d, args[i]); /* borrowed */
+        if (!next && !PyErr_Occurred()) {
+            next = PyDict_New();
+            if (!next || PyDict_SetItem(d, args[i], next) < 0) {
+                Py_XDECREF(next);
+                goto done;
+            }
+            Py_DECREF(next); /* d holds it */
+        }
+        if (!next || !PyDict_CheckExact(next))
+            goto done;
+        d = next;
+    }
+    PyDict_SetItem(d, args[nargs - 1], child);
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(raw);
+    PyErr_Clear(); /* a cache that could not be filled is only slower */
 }
 
 /* A family's labels(*values): the series cached for these exact-str values
- * as given (`_raw`), else the Python method (which resolves and caches). */
-static PyObject *labels(PyObject *self, PyObject *args, PyObject *kwargs) {
-    Py_ssize_t n = PyTuple_Size(args);
-    if (n == 0 || !no_kwargs(kwargs))
-        return call_fallback(M_LABELS, self, args, kwargs);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyUnicode_CheckExact(PyTuple_GetItem(args, i)))
-            return call_fallback(M_LABELS, self, args, kwargs);
-    }
-    PyObject *raw = get_attr(self, str_raw);
+ * as given, else the Python method (which resolves and caches). */
+static PyObject *labels(FASTCALL_ARGS) {
+    if (nargs == 0 || !no_kwargs(kwnames) || !all_str(args, nargs))
+        return call_fallback(M_LABELS, self, args, nargs, kwnames);
+    PyObject *raw = get_attr(self, str_raw, &generic_family);
     if (!raw) {
         PyErr_Clear();
-        return call_fallback(M_LABELS, self, args, kwargs);
+        return call_fallback(M_LABELS, self, args, nargs, kwnames);
     }
-    PyObject *child = PyDict_Check(raw) ? PyDict_GetItemWithError(raw, args) : NULL; /* borrowed */
-    if (child) {
-        Py_INCREF(child);
-        Py_DECREF(raw);
-        return child;
-    }
+    PyObject *child = cached_child(raw, args, nargs); /* borrowed */
+    Py_XINCREF(child);
     Py_DECREF(raw);
-    PyErr_Clear();
-    return call_fallback(M_LABELS, self, args, kwargs);
+    if (child)
+        return child;
+    child = call_fallback(M_LABELS, self, args, nargs, kwnames);
+    if (child)
+        remember(self, args, nargs, child);
+    return child;
 }
 
+#define FASTCALL_METHOD(name, fn) {name, (PyCFunction)(void (*)(void))(fastcall_fn)fn, METH_FASTCALL | METH_KEYWORDS, NULL}
+
 static PyMethodDef method_defs[M_COUNT] = {
-    [M_COUNTER_INC] = {"inc", (PyCFunction)(void (*)(void))counter_inc, METH_VARARGS | METH_KEYWORDS, NULL},
-    [M_GAUGE_INC] = {"inc", (PyCFunction)(void (*)(void))gauge_inc, METH_VARARGS | METH_KEYWORDS, NULL},
-    [M_GAUGE_DEC] = {"dec", (PyCFunction)(void (*)(void))gauge_dec, METH_VARARGS | METH_KEYWORDS, NULL},
-    [M_GAUGE_SET] = {"set", (PyCFunction)(void (*)(void))gauge_set, METH_VARARGS | METH_KEYWORDS, NULL},
-    [M_GAUGE_NOW] = {"set_to_current_time", (PyCFunction)(void (*)(void))gauge_set_to_current_time,
-                     METH_VARARGS | METH_KEYWORDS, NULL},
-    [M_HISTOGRAM_OBSERVE] = {"observe", (PyCFunction)(void (*)(void))histogram_observe,
-                             METH_VARARGS | METH_KEYWORDS, NULL},
-    [M_SUMMARY_OBSERVE] = {"observe", (PyCFunction)(void (*)(void))summary_observe,
-                           METH_VARARGS | METH_KEYWORDS, NULL},
-    [M_LABELS] = {"labels", (PyCFunction)(void (*)(void))labels, METH_VARARGS | METH_KEYWORDS, NULL},
+    [M_COUNTER_INC] = FASTCALL_METHOD("inc", counter_inc),
+    [M_GAUGE_INC] = FASTCALL_METHOD("inc", gauge_inc),
+    [M_GAUGE_DEC] = FASTCALL_METHOD("dec", gauge_dec),
+    [M_GAUGE_SET] = FASTCALL_METHOD("set", gauge_set),
+    [M_GAUGE_NOW] = FASTCALL_METHOD("set_to_current_time", gauge_set_to_current_time),
+    [M_HISTOGRAM_OBSERVE] = FASTCALL_METHOD("observe", histogram_observe),
+    [M_SUMMARY_OBSERVE] = FASTCALL_METHOD("observe", summary_observe),
+    [M_LABELS] = FASTCALL_METHOD("labels", labels),
 };
 
 /* The method kinds bind() accepts, by name (index into method_defs). */

@@ -760,7 +760,10 @@ class MetricWrapperBase(_Ops):
         if unknown:
             raise _unknown_label_error(f"default labels {sorted(unknown)} are not label names {list(names)}")
         self._children: Dict[Tuple[str, ...], Any] = {}
-        self._raw: Dict[Any, Any] = {}  # labels(*values) as given -> series
+        # labels(*values) as given -> series; with the C fast path also its own
+        # cache, nested dicts under str keys (_speedups.c: cached_child), which
+        # every self._raw.clear() clears with the rest
+        self._raw: Dict[Any, Any] = {}
         self._rawkw: Dict[Any, Any] = {}  # labels(**kv) items as given -> series
         self._lock = threading.Lock()
         self._functions: Dict[Tuple[str, ...], Tuple[Any, Callable[[], float]]] = {}

@@ -217,3 +217,39 @@ def test_forked_and_multiprocessing_children_count_through_the_extension():
     assert values == "5.0 3000.0 2000.0 (3004, 1506.0)", out
     handle = "Handle" if not _OFF and _extension_built() else "c_void_p"
     assert impl == f"{'ctypes' if handle == 'c_void_p' else 'extension'} ['{handle}'] {handle}", out
+
+
+def test_labels_returns_no_series_that_remove_or_clear_dropped(registry):
+    """labels() hands out a cached series only while the family has it: after
+    remove(), remove_by_labels() and clear(), the same values give a fresh
+    series (the C method's cache, nested dicts of the values in the family's
+    `_raw`, goes with the Python method's). Equal values that are other str
+    objects find the cached series; another number of values still raises."""
+    c = promshm.Counter("cache_c", "C.", ["a", "b"], registry=registry)
+
+    def total(a: str, b: str):
+        promshm.flush()
+        return registry.get_sample_value("cache_c_total", {"a": a, "b": b})
+
+    x, z = c.labels("x", "y"), c.labels("x", "z")
+    assert c.labels("x", "y") is x and c.labels("".join(["x"]), "".join(["y"])) is x
+    assert c.labels("x", "z") is z is not x
+    for wrong in (("x",), ("x", "y", "z")):
+        with pytest.raises(ValueError, match="label"):
+            c.labels(*wrong)
+    c.remove("x", "y")
+    x.inc()  # a kept series still counts, but is no longer rendered
+    assert total("x", "y") is None
+    x2 = c.labels("x", "y")
+    assert x2 is not x and c.labels("x", "y") is x2 and c.labels("x", "z") is z
+    x2.inc(2)
+    z.inc()
+    assert (total("x", "y"), total("x", "z")) == (2, 1)
+    c.remove_by_labels({"a": "x"})
+    z2 = c.labels("x", "z")
+    assert z2 is not z and c.labels("x", "z") is z2 and c.labels("x", "y") is not x2
+    c.clear()
+    z3 = c.labels("x", "z")
+    assert z3 is not z2 and c.labels("x", "z") is z3
+    z3.inc(5)
+    assert (total("x", "y"), total("x", "z")) == (None, 5)
