@@ -101,6 +101,15 @@ pub(crate) fn fork_generation() -> u32 {
     FORK_GEN.load(Ordering::Relaxed)
 }
 
+/// Whether `generation` (kept by a caller-owned local handle) is this
+/// process's; it becomes this process's either way. A local handle's
+/// pending counts from another generation are its parent's to flush.
+#[inline]
+pub(crate) fn claim_generation(generation: &mut u32) -> bool {
+    let now = fork_generation();
+    std::mem::replace(generation, now) == now
+}
+
 /// This process's pid (in its own pid namespace).
 pub(crate) fn pid() -> u32 {
     // SAFETY: getpid has no preconditions.

@@ -369,9 +369,7 @@ impl Counter {
     /// becomes this process's. What [`LocalCounter::flush`] does. Do not use.
     #[doc(hidden)]
     pub fn __flush_local(&self, incs: u64, pending: f64, generation: &mut u32) {
-        let now = crate::process::fork_generation();
-        if *generation != now {
-            *generation = now;
+        if !crate::process::claim_generation(generation) {
             return;
         }
         if incs != 0 {

@@ -292,13 +292,12 @@ impl Histogram {
     #[doc(hidden)]
     pub fn __flush_local(&self, counts: &mut [u64], sum: &mut f64, generation: &mut u32) {
         let pending_sum = std::mem::take(sum);
-        let now = crate::process::fork_generation();
         let buckets = self.bounds().len() + 1;
-        if *generation == now && counts.iter().take(buckets).any(|&n| n != 0) {
+        let ours = crate::process::claim_generation(generation);
+        if ours && counts.iter().take(buckets).any(|&n| n != 0) {
             let pending = counts.iter().take(buckets).copied().enumerate();
             self.add_in_area(pending.filter(|&(_, n)| n != 0), pending_sum);
         }
-        *generation = now;
         counts.fill(0);
     }
 }
@@ -609,7 +608,7 @@ mod tests {
     fn flush_local_ignores_counts_beyond_the_buckets() {
         let (area, h) = area_and_histogram(Opts::new("extra", "h"));
         let mut counts = [1, 0, 0, 2, 9, 9, 9];
-        let (mut sum, mut generation) = (10.0, super::Histogram::__local_generation());
+        let (mut sum, mut generation) = (10.0, crate::process::fork_generation());
         h.__flush_local(&mut counts, &mut sum, &mut generation);
         assert_eq!((counts, sum), ([0; 7], 0.0));
         assert_rendered(&area, "extra", [1, 1, 1, 3], 10.0);
